@@ -1,0 +1,167 @@
+// Lowering: an IR node evaluated at a symbolic index becomes a kernel expression. This is where
+// movement ops stop being nodes: each is an index function that rewrites the index it is read
+// at (and may add a validity predicate, for pad and unfoldTranspose), so a chain of views costs
+// nothing but index arithmetic. Nodes the schedule materializes, and buffers, become loads.
+//
+// Rules:
+// - elementwise ops lower their sources at the same index;
+// - a reduce over axes becomes nested `reduce` expressions, one fresh loop variable per axis,
+//   the last (contiguous) axis innermost;
+// - reshape goes through the flat index; the builder folds the div/mod away when the axes merge
+//   or split cleanly;
+// - pad reads `valid ? x[i - before] : value`; any boolean predicate is allowed, so adjoint views
+//   such as unfoldTranspose (`0 <= i - s < L*step`, divisible by step) fit the same scheme.
+
+import type { Node, PadArg, UnfoldArg, UnfoldTransposeArg } from "../src/ir/node.ts";
+import { stridesOf } from "../src/ir/node.ts";
+import type { BinaryOp, UnaryOp } from "../src/ir/ops.ts";
+import { type Expr, type ExprBuilder, type KUnaryOp, scalarTypeOf } from "./kernel.ts";
+
+/** What lowering needs to know about the kernel being built. */
+export interface LowerContext {
+  readonly builder: ExprBuilder;
+  /** Whether `node` is read from memory (a buffer or a node materialized by another kernel). */
+  isLoaded(node: Node): boolean;
+  /** The input slot of a loaded node (allocated on first use). */
+  slotOf(node: Node): number;
+}
+
+/** Row-major linear index of `idx` in an array of `shape`, outer terms first (for hoisting). */
+export function linearIndex(b: ExprBuilder, idx: readonly Expr[], shape: readonly number[]): Expr {
+  const strides = stridesOf(shape);
+  let flat = b.int(0);
+  for (let i = 0; i < idx.length; i++) {
+    if (shape[i] !== 1) flat = b.add(flat, b.mul(idx[i], b.int(strides[i])));
+  }
+  return flat;
+}
+
+const UNARY_LOWERING: Record<UnaryOp, (b: ExprBuilder, x: Expr) => Expr> = {
+  neg: (b, x) => b.unary("neg", x),
+  exp: (b, x) => b.unary("exp", x),
+  log: (b, x) => b.unary("log", x),
+  sqrt: (b, x) => b.unary("sqrt", x),
+  rsqrt: (b, x) => b.unary("rsqrt", x),
+  recip: (b, x) => b.unary("recip", x),
+  square: (b, x) => b.mul(x, x), // square is a product: the printers need no square op
+  abs: (b, x) => b.unary("abs", x),
+  relu: (b, x) => b.binary("max", x, b.constant(0, x.type)), // relu(x) = max(x, 0), NaN propagates
+  sigmoid: (b, x) => b.unary("sigmoid", x),
+  tanh: (b, x) => b.unary("tanh", x),
+  sign: (b, x) => b.unary("sign" as KUnaryOp, x),
+};
+
+const BINARY_LOWERING: Record<BinaryOp, (b: ExprBuilder, x: Expr, y: Expr) => Expr> = {
+  add: (b, x, y) => b.add(x, y),
+  sub: (b, x, y) => b.sub(x, y),
+  mul: (b, x, y) => b.mul(x, y),
+  div: (b, x, y) => b.binary("div", x, y),
+  pow: (b, x, y) => b.binary("pow", x, y),
+  maximum: (b, x, y) => b.binary("max", x, y),
+  minimum: (b, x, y) => b.binary("min", x, y),
+  // comparisons give 1 or 0 in the operands' type
+  cmplt: (b, x, y) => b.select(b.lt(x, y), b.constant(1, x.type), b.constant(0, x.type)),
+  cmpeq: (b, x, y) => b.select(b.binary("eq", x, y), b.constant(1, x.type), b.constant(0, x.type)),
+};
+
+/** Lowers `root` (computed here, not loaded) at the index `idx`. */
+export function lowerKernelValue(root: Node, idx: readonly Expr[], ctx: LowerContext): Expr {
+  const memo = new Map<string, Expr>();
+  const lower = (node: Node, at: readonly Expr[], isRoot = false): Expr => {
+    const key = `${node.id}@${at.map((e) => e.id).join(",")}`;
+    const hit = memo.get(key);
+    if (hit) return hit;
+    const e = lowerOnce(node, at, isRoot);
+    memo.set(key, e);
+    return e;
+  };
+  const lowerOnce = (node: Node, at: readonly Expr[], isRoot: boolean): Expr => {
+    const b = ctx.builder;
+    const type = scalarTypeOf(node.dtype);
+    if (!isRoot && ctx.isLoaded(node)) {
+      return b.load(ctx.slotOf(node), linearIndex(b, at, node.shape), type);
+    }
+    const src = node.srcs[0];
+    switch (node.op) {
+      case "buffer":
+        return b.load(ctx.slotOf(node), linearIndex(b, at, node.shape), type);
+      case "const":
+        return b.constant(node.arg as number, type);
+      case "detach":
+        return lower(src, at);
+      case "cast":
+        return b.cast(lower(src, at), type);
+      case "affine": {
+        const [scale, shift] = node.arg as [number, number];
+        return b.add(b.mul(lower(src, at), b.constant(scale, type)), b.constant(shift, type));
+      }
+      case "sum":
+      case "max": {
+        const axes = node.arg as number[];
+        const inner = [...at];
+        const vars = axes.map((a) => b.variable("r", src.shape[a]));
+        axes.forEach((a, i) => (inner[a] = vars[i]));
+        let body = lower(src, inner);
+        for (let i = vars.length - 1; i >= 0; i--) body = b.reduce(node.op, vars[i], body);
+        return body;
+      }
+      case "reshape": {
+        const flat = linearIndex(b, at, node.shape);
+        const strides = stridesOf(src.shape);
+        const inner = src.shape.map((
+          d,
+          i,
+        ) => (d === 1
+          ? b.int(0)
+          : b.binary("imod", b.binary("idiv", flat, b.int(strides[i])), b.int(d)))
+        );
+        return lower(src, inner);
+      }
+      case "permute": {
+        const inner = new Array<Expr>(at.length);
+        (node.arg as number[]).forEach((p, i) => (inner[p] = at[i]));
+        return lower(src, inner);
+      }
+      case "expand":
+        return lower(src, at.map((e, i) => (src.shape[i] === 1 ? b.int(0) : e)));
+      case "shrink":
+        return lower(
+          src,
+          at.map((e, i) => b.add(e, b.int((node.arg as [number, number][])[i][0]))),
+        );
+      case "pad": {
+        const { pads, value } = node.arg as PadArg;
+        let valid = b.constant(1, "bool");
+        const inner = at.map((e, i) => {
+          const shifted = b.add(e, b.int(-pads[i][0]));
+          valid = b.and(valid, b.and(b.le(b.int(0), shifted), b.lt(shifted, b.int(src.shape[i]))));
+          return shifted;
+        });
+        return b.select(valid, lower(src, inner), b.constant(value, type));
+      }
+      case "unfoldDim": {
+        const { dim, step } = node.arg as UnfoldArg;
+        const inner = at.slice(0, -1);
+        inner[dim] = b.add(b.mul(at[dim], b.int(step)), at[at.length - 1]);
+        return lower(src, inner);
+      }
+      case "unfoldTranspose": {
+        const { dim, step } = node.arg as UnfoldTransposeArg;
+        const windows = src.shape[dim];
+        const offset = b.sub(at[dim], at[at.length - 1]);
+        let valid = b.and(b.le(b.int(0), offset), b.lt(offset, b.int((windows - 1) * step + 1)));
+        if (step > 1) {
+          valid = b.and(valid, b.binary("eq", b.binary("imod", offset, b.int(step)), b.int(0)));
+        }
+        const inner = [...at];
+        inner[dim] = step > 1 ? b.binary("idiv", offset, b.int(step)) : offset;
+        return b.select(valid, lower(src, inner), b.constant(0, type));
+      }
+      default: {
+        if (node.srcs.length === 1) return UNARY_LOWERING[node.op as UnaryOp](b, lower(src, at));
+        return BINARY_LOWERING[node.op as BinaryOp](b, lower(src, at), lower(node.srcs[1], at));
+      }
+    }
+  };
+  return lower(root, idx, true);
+}

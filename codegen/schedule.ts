@@ -1,0 +1,259 @@
+// Fusion: the graph below the requested outputs is cut into kernels. A node is either computed
+// inline by the kernels that read it, or materialized: computed by a kernel of its own into a
+// buffer that later kernels load. Each rule that materializes is a named constant below; all
+// other nodes fuse. Kernels come out in an order where every buffer is written before it is read.
+
+import { type Node, numelOf } from "../src/ir/node.ts";
+import { isMovement, isReduce } from "../src/ir/ops.ts";
+import { topoSort } from "../src/ir/reference.ts";
+import { type Expr, ExprBuilder, type Kernel, scalarTypeOf } from "./kernel.ts";
+import { linearIndex, lowerKernelValue } from "./lower.ts";
+
+/**
+ * Rule RECOMPUTE_BUDGET: a node that fused kernels would compute more often than it has
+ * elements (it is read through a broadcasting or windowing view, or by several consumers) is
+ * materialized once the extra work exceeds this many op-units per element of the node.
+ * Small windows (LRN's D read by the neighbouring channels of its backward) stay fused; a row
+ * reduction broadcast over its row (softmax's max and sum) is materialized.
+ */
+export const RECOMPUTE_BUDGET = 48;
+
+/**
+ * Rule MAX_KERNEL_BUFFERS: a kernel binds at most this many buffers, output included (WebGPU's
+ * default maxStorageBuffersPerShaderStage). A kernel that would read more is split by
+ * materializing the fused subexpression that reads the most of them.
+ */
+export const MAX_KERNEL_BUFFERS = 8;
+
+/** Op-units of one evaluation of a node's own op (loads and cheap ALU ops are 1). */
+const OP_COST: Partial<Record<string, number>> = {
+  exp: 4,
+  log: 4,
+  pow: 8,
+  sigmoid: 5,
+  tanh: 5,
+  sqrt: 2,
+  rsqrt: 2,
+  div: 2,
+};
+
+/** One kernel of a schedule: what it computes and which nodes its buffers hold. */
+export interface ScheduledKernel {
+  readonly kernel: Kernel;
+  /** The node whose value the kernel writes. */
+  readonly output: Node;
+  /** The nodes whose buffers the kernel reads, in input-slot order. */
+  readonly inputs: readonly Node[];
+}
+
+/** Options of {@link scheduleKernels}. */
+export interface ScheduleOptions {
+  /** False: every op is its own kernel (for comparisons and fused == unfused tests). */
+  readonly fusion: boolean;
+  /** Whether a node already has a buffer (it is loaded, never recomputed). */
+  readonly isRealized: (node: Node) => boolean;
+}
+
+/** Cuts the graph below `outputs` into kernels. */
+export function scheduleKernels(
+  outputs: readonly Node[],
+  options: ScheduleOptions,
+): ScheduledKernel[] {
+  const isSource = (n: Node) => n.op === "buffer" || n.op === "const" || options.isRealized(n);
+  const order = topoSortUntil(outputs, isSource);
+  const materialized = new Set<Node>(outputs.filter((n) => !isSource(n) && n.numel > 0));
+  if (!options.fusion) {
+    for (const n of order) if (!isSource(n) && n.op !== "detach") materialized.add(n);
+  } else {
+    applyRecomputeBudget(order, materialized, isSource);
+  }
+  for (;;) {
+    const kernels: ScheduledKernel[] = [];
+    let split: Node | null = null;
+    for (const node of order) {
+      if (!materialized.has(node) || node.numel === 0) continue;
+      const built = buildKernel(
+        node,
+        kernels.length,
+        (n) => n.op !== "const" && (isSource(n) || (materialized.has(n) && n !== node)),
+      );
+      if (built.inputs.length + 1 > MAX_KERNEL_BUFFERS) {
+        split = pickSplit(node, (n) => n.op !== "const" && (isSource(n) || materialized.has(n)));
+        if (split === null) {
+          throw new Error(
+            `scheduleKernels: a kernel needs ${
+              built.inputs.length + 1
+            } buffers, more than the limit of ${MAX_KERNEL_BUFFERS}, and cannot be split`,
+          );
+        }
+        break;
+      }
+      kernels.push(built);
+    }
+    if (split === null) return kernels;
+    materialized.add(split);
+  }
+}
+
+function topoSortUntil(outputs: readonly Node[], isSource: (n: Node) => boolean): Node[] {
+  // topoSort walks everything; keep only what is reachable without passing through a source
+  const reachable = new Set<Node>();
+  const stack = [...outputs];
+  while (stack.length > 0) {
+    const n = stack.pop()!;
+    if (reachable.has(n)) continue;
+    reachable.add(n);
+    if (!isSource(n)) stack.push(...n.srcs);
+  }
+  return topoSort(outputs).filter((n) => reachable.has(n));
+}
+
+/**
+ * Walks consumers before producers, counting how many times fused kernels would evaluate each
+ * node (`evaluations`), and materializes a node when the evaluations beyond one per element
+ * cost more than RECOMPUTE_BUDGET. Movement ops are free views and pass the count through.
+ */
+function applyRecomputeBudget(
+  order: readonly Node[],
+  materialized: Set<Node>,
+  isSource: (n: Node) => boolean,
+): void {
+  const evaluations = new Map<Node, number>();
+  for (let i = order.length - 1; i >= 0; i--) {
+    const node = order[i];
+    if (isSource(node)) continue;
+    let count = evaluations.get(node) ?? 0;
+    if (
+      !materialized.has(node) && !isMovement(node.op) && node.op !== "detach" && node.op !== "cast"
+    ) {
+      const extra = count - node.numel;
+      const ownCost = isReduce(node.op)
+        ? numelOf(node.srcs[0].shape) / Math.max(1, node.numel)
+        : OP_COST[node.op] ?? 1;
+      if (extra > 0 && extra * ownCost > RECOMPUTE_BUDGET * node.numel) materialized.add(node);
+    }
+    if (materialized.has(node)) count = node.numel;
+    // each evaluation of this node reads each source this many times
+    const perEval = isReduce(node.op) ? numelOf(node.srcs[0].shape) / Math.max(1, node.numel) : 1;
+    for (const src of new Set(node.srcs)) {
+      evaluations.set(src, (evaluations.get(src) ?? 0) + count * perEval);
+    }
+  }
+}
+
+/** The fused non-source node below `root` that reads the most distinct buffers (for a split). */
+function pickSplit(root: Node, isLoaded: (n: Node) => boolean): Node | null {
+  const leaves = new Map<Node, Set<Node>>();
+  const leavesOf = (n: Node): Set<Node> => {
+    let set = leaves.get(n);
+    if (set) return set;
+    set = new Set();
+    if (n !== root && isLoaded(n)) {
+      if (n.op !== "const") set.add(n);
+    } else for (const s of n.srcs) for (const l of leavesOf(s)) set.add(l);
+    leaves.set(n, set);
+    return set;
+  };
+  const total = leavesOf(root).size;
+  let best: Node | null = null;
+  for (const [n, set] of leaves) {
+    if (n === root || isLoaded(n) || isMovement(n.op) || set.size >= total || set.size < 2) {
+      continue;
+    }
+    if (best === null || set.size > leaves.get(best)!.size) best = n;
+  }
+  return best;
+}
+
+/** Builds the kernel computing `node`, loading every node for which `isLoaded` holds. */
+export function buildKernel(
+  node: Node,
+  index: number,
+  isLoaded: (n: Node) => boolean,
+): ScheduledKernel {
+  const builder = new ExprBuilder();
+  const inputs: Node[] = [];
+  const slots = new Map<Node, number>();
+  const outVars = node.shape.map((d) => builder.variable("o", d));
+  const value = lowerKernelValue(node, outVars, {
+    builder,
+    isLoaded,
+    slotOf(n) {
+      let slot = slots.get(n);
+      if (slot === undefined) {
+        slot = inputs.length;
+        slots.set(n, slot);
+        inputs.push(n);
+      }
+      return slot;
+    },
+  });
+  const outIndex = linearIndex(builder, outVars, node.shape);
+  const kernel: Kernel = {
+    name: `k${index}_${describeOps(node, isLoaded)}`,
+    comment: describeKernel(node, inputs),
+    outShape: node.shape,
+    outType: scalarTypeOf(node.dtype),
+    outVars,
+    value,
+    outIndex,
+    inputs: inputs.map((n) => ({ type: scalarTypeOf(n.dtype), numel: n.numel })),
+  };
+  return { kernel, output: node, inputs };
+}
+
+function fusedRegion(root: Node, isLoaded: (n: Node) => boolean): Node[] {
+  const region: Node[] = [];
+  const seen = new Set<Node>();
+  const walk = (n: Node) => {
+    if (seen.has(n) || (n !== root && isLoaded(n)) || n.op === "const") return;
+    seen.add(n);
+    n.srcs.forEach(walk);
+    region.push(n);
+  };
+  walk(root);
+  return region;
+}
+
+function describeOps(root: Node, isLoaded: (n: Node) => boolean): string {
+  const ops = [
+    ...new Set(fusedRegion(root, isLoaded).filter((n) => n.op !== "detach").map((n) => n.op)),
+  ];
+  const shown = ops.length > 5 ? [...ops.slice(0, 2), ...ops.slice(-3)] : ops;
+  return shown.join("_") || "copy";
+}
+
+function describeKernel(root: Node, inputs: readonly Node[]): string {
+  const expr = (n: Node, depth: number): string => {
+    const slot = inputs.indexOf(n);
+    if (n !== root && slot >= 0) return `in${slot}`;
+    if (n.op === "const") return String(n.arg);
+    if (depth > 12) return "...";
+    const args = n.srcs.map((s) => expr(s, depth + 1));
+    if (n.op === "affine") {
+      const [scale, shift] = n.arg as number[];
+      args.push(String(scale), String(shift));
+    } else if (n.arg !== null && typeof n.arg === "object") {
+      args.push(JSON.stringify(n.arg).replace(/"(\w+)":/g, "$1="));
+    }
+    return `${n.op}(${args.join(", ")})`;
+  };
+  const inputText = inputs.map((n, i) => `in${i}: ${n.dtype}[${n.shape.join(",")}]`).join(", ");
+  return [
+    `lucid kernel: out ${root.dtype}[${root.shape.join(",")}] from ${inputText || "no inputs"}`,
+    `out = ${expr(root, 0)}`,
+  ].join("\n");
+}
+
+/** The expressions of a kernel (for tests and debugging): every node reachable from its value. */
+export function kernelExprs(kernel: Kernel): Expr[] {
+  const seen = new Set<Expr>();
+  const walk = (e: Expr) => {
+    if (seen.has(e)) return;
+    seen.add(e);
+    e.srcs.forEach(walk);
+    if (e.op === "reduce") walk((e.arg as { v: Expr; }).v);
+  };
+  walk(kernel.value);
+  return [...seen];
+}

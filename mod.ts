@@ -1,0 +1,44 @@
+/**
+ * @lucid/nn: a tensor library that compiles. Tensor operations build a lazy graph; realizing a
+ * tensor cuts the graph into fused kernels, generates them as JavaScript (cpu) or WGSL
+ * (webgpu) and runs them. Autodiff transforms the graph, so backward passes fuse too.
+ *
+ * @example
+ * ```ts
+ * import { nn, randn, kernels } from "@lucid/nn";
+ * const lrn = new nn.LocalResponseNorm(5, 1e-4, 0.75, 2);
+ * const y = lrn.forward(randn(2, 96, 27, 27));
+ * console.log(kernels(y).length); // 1
+ * console.log(await y.data());
+ * ```
+ *
+ * @module
+ */
+
+export {
+  arange,
+  full,
+  grad,
+  type NestedArray,
+  ones,
+  rand,
+  randn,
+  Tensor,
+  tensor,
+  type TensorDataOptions,
+  type TensorOptions,
+  zeros,
+} from "./src/tensor.ts";
+export { manualSeed } from "./src/random.ts";
+export { noGrad } from "./src/autodiff.ts";
+export type { DType, TypedArray } from "./src/ir/dtype.ts";
+export type { DeviceName } from "./src/runtime/device.ts";
+export {
+  graph,
+  graphDot,
+  type KernelInfo,
+  kernels,
+  realize,
+  setDebug,
+  setFusion,
+} from "./src/inspect.ts";

@@ -1,0 +1,161 @@
+// Reverse-mode autodiff as a transformation of the IR: from a root node and a seed gradient it
+// walks the graph in reverse topological order and builds gradient nodes with one vjp rule per
+// op (the table below). Gradients are ordinary lazy IR, so they schedule and fuse like forward
+// code. Movement ops differentiate to movement ops, and unfoldDim to a gather over the
+// transposed window (unfoldTranspose, then a sum), never a scatter. As in JAX, a vjp rule may
+// use the node's own output (`out`), which the scheduler inlines or loads.
+
+import * as ir from "./ir/node.ts";
+import type { Node, PadArg, UnfoldArg } from "./ir/node.ts";
+import { topoSort } from "./ir/reference.ts";
+
+let enabled = true;
+
+/** Whether ops record graph for gradients (false inside `noGrad`). */
+export function gradEnabled(): boolean {
+  return enabled;
+}
+
+/** Runs `fn` with gradient tracking off and returns its result. */
+export function noGrad<T>(fn: () => T): T {
+  if (typeof fn !== "function") throw new Error(`noGrad: fn must be a function, got ${typeof fn}`);
+  const before = enabled;
+  enabled = false;
+  try {
+    return fn();
+  } finally {
+    enabled = before;
+  }
+}
+
+const c = (value: number, like: Node) => ir.constant(value, like.shape, like.dtype);
+const mul = (a: Node, b: Node) => ir.binary("mul", a, b);
+const div = (a: Node, b: Node) => ir.binary("div", a, b);
+const sub = (a: Node, b: Node) => ir.binary("sub", a, b);
+const neg = (a: Node) => ir.unary("neg", a);
+
+/** The vjp of one node: the gradient of each source (null where none flows). */
+type Vjp = (g: Node, node: Node) => (Node | null)[];
+
+/** One rule per op: given the output gradient `g` and the node, the sources' gradients. */
+const VJP: Record<string, Vjp> = {
+  // sources and stops: nothing flows further
+  buffer: () => [],
+  const: () => [],
+  detach: () => [null],
+  // casts: back to the source's dtype (no gradient to integers)
+  cast: (g, n) => [n.srcs[0].dtype === "int32" ? null : ir.castTo(g, n.srcs[0].dtype)],
+  // unary
+  neg: (g) => [neg(g)],
+  exp: (g, n) => [mul(g, n)], // d e^x = e^x
+  log: (g, n) => [div(g, n.srcs[0])], // d log x = 1/x
+  sqrt: (g, n) => [div(mul(g, c(0.5, n)), n)], // d sqrt x = 0.5 / sqrt x
+  rsqrt: (g, n) => [mul(mul(g, c(-0.5, n)), div(n, n.srcs[0]))], // d x^-1/2 = -1/2 x^-1/2 / x
+  recip: (g, n) => [neg(mul(g, mul(n, n)))], // d 1/x = -1/x^2
+  square: (g, n) => [mul(g, mul(n.srcs[0], c(2, n)))], // d x^2 = 2x
+  abs: (g, n) => [mul(g, ir.unary("sign", n.srcs[0]))], // d |x| = sign x
+  relu: (g, n) => [mul(g, ir.binary("cmplt", c(0, n), n.srcs[0]))], // d relu x = [x > 0]
+  sigmoid: (g, n) => [mul(g, mul(n, sub(c(1, n), n)))], // d s = s (1 - s)
+  tanh: (g, n) => [mul(g, sub(c(1, n), mul(n, n)))], // d tanh = 1 - tanh^2
+  sign: () => [null], // piecewise constant
+  // binary (operands have equal shapes: broadcasting is an explicit expand)
+  add: (g) => [g, g],
+  sub: (g) => [g, neg(g)],
+  mul: (g, n) => [mul(g, n.srcs[1]), mul(g, n.srcs[0])],
+  div: (g, n) => [div(g, n.srcs[1]), neg(div(mul(g, n), n.srcs[1]))], // d(a/b)/db = -(a/b)/b
+  pow: (g, n) => {
+    const [a, b] = n.srcs;
+    const da = mul(g, mul(b, ir.binary("pow", a, sub(b, c(1, n))))); // b a^(b-1)
+    const db = b.op === "const" ? null : mul(g, mul(n, ir.unary("log", a))); // a^b log a
+    return [da, db];
+  },
+  maximum: (g, n) => {
+    // the larger operand takes the gradient; ties split it evenly
+    const [a, b] = n.srcs;
+    const share = ir.affine(ir.binary("cmplt", b, a), 1, 0);
+    const wa = ir.binary("add", share, mul(ir.binary("cmpeq", a, b), c(0.5, n)));
+    return [mul(g, wa), mul(g, sub(c(1, n), wa))];
+  },
+  minimum: (g, n) => {
+    const [a, b] = n.srcs;
+    const wa = ir.binary("add", ir.binary("cmplt", a, b), mul(ir.binary("cmpeq", a, b), c(0.5, n)));
+    return [mul(g, wa), mul(g, sub(c(1, n), wa))];
+  },
+  cmplt: () => [null, null],
+  cmpeq: () => [null, null],
+  affine: (g, n) => [mul(g, c((n.arg as number[])[0], n))], // d(x*s + t) = s
+  // reductions
+  sum: (g, n) => [ir.expand(g, n.srcs[0].shape)],
+  max: (g, n) => {
+    // the maxima share the gradient evenly
+    const x = n.srcs[0];
+    const hit = ir.binary("cmpeq", x, ir.expand(n, x.shape));
+    const count = ir.expand(ir.reduce("sum", hit, n.arg as number[]), x.shape);
+    return [div(mul(ir.expand(g, x.shape), hit), count)];
+  },
+  // movement: the adjoint view
+  reshape: (g, n) => [ir.reshape(g, n.srcs[0].shape)],
+  permute: (g, n) => {
+    const perm = n.arg as number[];
+    const inverse = perm.map((_, i) => perm.indexOf(i));
+    return [ir.permute(g, inverse)];
+  },
+  expand: (g, n) => {
+    const src = n.srcs[0];
+    const axes = src.shape.flatMap((d, i) => (d === 1 && n.shape[i] !== 1 ? [i] : []));
+    return [ir.reduce("sum", g, axes)];
+  },
+  pad: (g, n) => {
+    const { pads } = n.arg as PadArg;
+    return [ir.shrink(g, pads.map(([b], i) => [b, b + n.srcs[0].shape[i]]))];
+  },
+  shrink: (g, n) => {
+    const ranges = n.arg as [number, number][];
+    return [ir.pad(g, ranges.map(([s, e], i) => [s, n.srcs[0].shape[i] - e]), 0)];
+  },
+  unfoldDim: (g, n) => {
+    // gather: dx[i] = sum over s of g[(i - s) / step, s], where that window exists
+    const { dim, step } = n.arg as UnfoldArg;
+    const src = n.srcs[0];
+    const gathered = ir.unfoldTranspose(g, dim, src.shape[dim], step);
+    const summed = ir.reduce("sum", gathered, [gathered.shape.length - 1]);
+    return [ir.reshape(summed, src.shape)];
+  },
+  unfoldTranspose: () => {
+    throw new Error("backward: second derivatives through unfoldDim are not supported");
+  },
+};
+
+/**
+ * Gradients of `root` (seeded with `seed`, same shape) with respect to every node for which
+ * `isTarget` holds and that `root` depends on. Only paths that reach a target are walked.
+ */
+export function backwardNodes(
+  root: Node,
+  seed: Node,
+  isTarget: (n: Node) => boolean,
+): Map<Node, Node> {
+  const order = topoSort([root]);
+  // which nodes lie on a path to a target
+  const reaches = new Set<Node>();
+  for (const n of order) {
+    if (n.op === "detach") continue;
+    if (isTarget(n) || n.srcs.some((s) => reaches.has(s))) reaches.add(n);
+  }
+  const grads = new Map<Node, Node>([[root, seed]]);
+  const result = new Map<Node, Node>();
+  for (let i = order.length - 1; i >= 0; i--) {
+    const n = order[i];
+    const g = grads.get(n);
+    if (g === undefined || !reaches.has(n)) continue;
+    if (isTarget(n)) result.set(n, g);
+    const srcGrads = VJP[n.op](g, n);
+    n.srcs.forEach((s, j) => {
+      const sg = srcGrads[j];
+      if (sg === null || sg === undefined || !reaches.has(s)) return;
+      const prev = grads.get(s);
+      grads.set(s, prev === undefined ? sg : ir.binary("add", prev, sg));
+    });
+  }
+  return result;
+}

@@ -1,0 +1,57 @@
+// Seeing what the compiler does: the IR as text or DOT, the kernels a realization would run
+// (with their generated source), and the switches for fusion and debug output.
+
+import { graphToDot, printGraph } from "./ir/print.ts";
+import { backendFor } from "./runtime/backends.ts";
+import { type KernelInfo, plannedKernels, setFusion as setFusionFlag } from "./runtime/realize.ts";
+import { fail, realizeTensors, Tensor } from "./tensor.ts";
+
+export type { KernelInfo } from "./runtime/realize.ts";
+export { setDebug } from "./runtime/debug.ts";
+
+function checkTensors(fn: string, tensors: readonly unknown[]): Tensor[] {
+  tensors.forEach((t, i) => {
+    if (!(t instanceof Tensor)) fail(fn, `argument ${i} must be a Tensor`, t);
+  });
+  return tensors as Tensor[];
+}
+
+/** The IR below the tensors as text, one node per line with op, arguments, dtype and shape. */
+export function graph(...tensors: Tensor[]): string {
+  return printGraph(checkTensors("graph", tensors).map((t) => t.node));
+}
+
+/** The IR below the tensors in Graphviz DOT. */
+export function graphDot(...tensors: Tensor[]): string {
+  return graphToDot(checkTensors("graphDot", tensors).map((t) => t.node));
+}
+
+/**
+ * The kernels that realizing these tensors together would run, in order, each with its name,
+ * target language (`"js"` or `"wgsl"`) and generated source. Nothing runs; compiling for the
+ * plan is cached, so a later realization reuses it.
+ */
+export function kernels(...tensors: Tensor[]): KernelInfo[] {
+  const list = checkTensors("kernels", tensors);
+  const out: KernelInfo[] = [];
+  for (const device of new Set(list.map((t) => t.device))) {
+    out.push(
+      ...plannedKernels(
+        list.filter((t) => t.device === device).map((t) => t.node),
+        backendFor(device),
+      ),
+    );
+  }
+  return out;
+}
+
+/** Computes several tensors in one schedule (shared work is done once). */
+export async function realize(...tensors: Tensor[]): Promise<void> {
+  await realizeTensors(checkTensors("realize", tensors));
+}
+
+/** Turns kernel fusion on (default) or off (every op its own kernel, for comparison). */
+export function setFusion(enabled: boolean): void {
+  if (typeof enabled !== "boolean") fail("setFusion", "enabled must be a boolean", enabled);
+  setFusionFlag(enabled);
+}

@@ -1,0 +1,271 @@
+// IR nodes: immutable and hash-consed, so structurally equal nodes are the same object and a
+// node (or its key) can key every cache of what is compiled from it. The constructors below
+// hold the shape and dtype rule of each op; they assume validated arguments (the Tensor layer
+// validates user input and words the errors) and only guard their own invariants.
+// Ideas from tinygrad's UOp (hash-consed graph nodes) and jax's abstract evaluation rules.
+
+import { type DType, floatOf, promote } from "./dtype.ts";
+import {
+  BINARY_OPS,
+  type BinaryOp,
+  isBinary,
+  isUnary,
+  type Op,
+  type ReduceOp,
+  UNARY_OPS,
+  type UnaryOp,
+} from "./ops.ts";
+
+/** What a `buffer` node points at: realized storage, identified by a unique id. */
+export interface BufferRef {
+  /** Unique per storage; part of the node key. */
+  readonly id: number;
+}
+
+/** Arguments of `pad`: per-axis `[before, after]` (non-negative) and the fill value. */
+export interface PadArg {
+  readonly pads: readonly (readonly [number, number])[];
+  readonly value: number;
+}
+
+/** Arguments of `unfoldDim`: `out[.., l, .., s] = in[.., l*step + s, ..]`, window axis last. */
+export interface UnfoldArg {
+  readonly dim: number;
+  readonly size: number;
+  readonly step: number;
+}
+
+/** Arguments of `unfoldTranspose`, the adjoint view of `unfoldDim` (see `unfoldTranspose`). */
+export interface UnfoldTransposeArg {
+  readonly dim: number;
+  readonly length: number;
+  readonly step: number;
+}
+
+/** A shape: non-negative integer axis lengths. */
+export type Shape = readonly number[];
+
+let nextId = 1;
+const table = new Map<string, WeakRef<Node>>();
+const registry = new FinalizationRegistry<string>((key) => {
+  const ref = table.get(key);
+  if (ref !== undefined && ref.deref() === undefined) table.delete(key);
+});
+
+/** One immutable, hash-consed IR node. Create nodes with the functions of this module. */
+export class Node {
+  /** Unique, increasing; a node's sources always have smaller ids. */
+  readonly id: number;
+  private constructor(
+    readonly op: Op,
+    readonly srcs: readonly Node[],
+    readonly arg: unknown,
+    readonly shape: Shape,
+    readonly dtype: DType,
+    readonly key: string,
+  ) {
+    this.id = nextId++;
+  }
+
+  /** Number of elements. */
+  get numel(): number {
+    return numelOf(this.shape);
+  }
+
+  /** The node for (op, srcs, arg, shape, dtype): an existing equal node or a new one. */
+  static make(op: Op, srcs: readonly Node[], arg: unknown, shape: Shape, dtype: DType): Node {
+    const key = `${op}|${dtype}|${shape.join(",")}|${argKey(arg)}|${
+      srcs.map((s) => s.id).join(",")
+    }`;
+    const existing = table.get(key)?.deref();
+    if (existing !== undefined) return existing;
+    const node = new Node(
+      op,
+      Object.freeze([...srcs]),
+      freezeDeep(arg),
+      Object.freeze([...shape]),
+      dtype,
+      key,
+    );
+    table.set(key, new WeakRef(node));
+    registry.register(node, key);
+    return node;
+  }
+}
+
+function argKey(arg: unknown): string {
+  if (typeof arg === "number") return Object.is(arg, -0) ? "-0" : String(arg);
+  if (arg !== null && typeof arg === "object" && "id" in arg) return `#${(arg as BufferRef).id}`;
+  return JSON.stringify(
+    arg,
+    (_k, v) => typeof v === "number" && !Number.isFinite(v) ? String(v) : v,
+  ) ?? "";
+}
+
+function freezeDeep<T>(value: T): T {
+  if (value === null || typeof value !== "object" || "id" in value) return value;
+  for (const v of Object.values(value)) freezeDeep(v);
+  return Object.freeze(value);
+}
+
+/** The number of elements of a shape. */
+export function numelOf(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Row-major strides of a contiguous array of `shape`. */
+export function stridesOf(shape: Shape): number[] {
+  const strides = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    strides[i] = s;
+    s *= shape[i];
+  }
+  return strides;
+}
+
+function check(cond: boolean, message: string): void {
+  if (!cond) throw new Error(`internal IR error: ${message}`);
+}
+
+function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+// ---- sources -----------------------------------------------------------------------------
+
+/** A realized buffer of `shape` and `dtype`. */
+export function buffer(ref: BufferRef, shape: Shape, dtype: DType): Node {
+  return Node.make("buffer", [], ref, shape, dtype);
+}
+
+/** The scalar `value` broadcast to `shape`. */
+export function constant(value: number, shape: Shape, dtype: DType): Node {
+  return Node.make("const", [], value, shape, dtype);
+}
+
+// ---- elementwise -------------------------------------------------------------------------
+
+/** A unary elementwise op; float-only ops promote int32 to float32. */
+export function unary(op: UnaryOp, x: Node): Node {
+  check(isUnary(op), `unknown unary op ${op}`);
+  const dtype = UNARY_OPS[op].float ? floatOf(x.dtype) : x.dtype;
+  return Node.make(op, [castTo(x, dtype)], null, x.shape, dtype);
+}
+
+/** A binary elementwise op on operands of equal shape, computed in their promoted dtype. */
+export function binary(op: BinaryOp, a: Node, b: Node): Node {
+  check(isBinary(op), `unknown binary op ${op}`);
+  check(sameShape(a.shape, b.shape), `${op} of shapes [${a.shape}] and [${b.shape}]`);
+  const common = promote(a.dtype, b.dtype);
+  const dtype = BINARY_OPS[op].float ? floatOf(common) : common;
+  return Node.make(op, [castTo(a, dtype), castTo(b, dtype)], null, a.shape, dtype);
+}
+
+/** `x * scale + shift` with scalar constants (promotes int32 to float32). */
+export function affine(x: Node, scale: number, shift: number): Node {
+  const dtype = floatOf(x.dtype);
+  return Node.make("affine", [castTo(x, dtype)], [scale, shift], x.shape, dtype);
+}
+
+/** `x` converted to `dtype` (the node itself when it already has it). */
+export function castTo(x: Node, dtype: DType): Node {
+  return x.dtype === dtype ? x : Node.make("cast", [x], null, x.shape, dtype);
+}
+
+/** `x` with gradients stopped: evaluates to x, differentiates to nothing. */
+export function detach(x: Node): Node {
+  return x.op === "detach" ? x : Node.make("detach", [x], null, x.shape, x.dtype);
+}
+
+// ---- reductions --------------------------------------------------------------------------
+
+/** Reduces `axes` with `op`; the reduced axes keep length 1 (reshape to drop them). */
+export function reduce(op: ReduceOp, x: Node, axes: readonly number[]): Node {
+  const sorted = [...new Set(axes)].sort((p, q) => p - q);
+  check(
+    sorted.every((a) => a >= 0 && a < x.shape.length),
+    `reduce axes ${axes} of rank ${x.shape.length}`,
+  );
+  if (sorted.length === 0) return x;
+  const shape = x.shape.map((d, i) => (sorted.includes(i) ? 1 : d));
+  return Node.make(op, [x], sorted, shape, x.dtype);
+}
+
+// ---- movement ----------------------------------------------------------------------------
+
+/** The same elements in a new shape of equal size. */
+export function reshape(x: Node, shape: Shape): Node {
+  check(numelOf(shape) === x.numel, `reshape [${x.shape}] to [${shape}]`);
+  if (sameShape(shape, x.shape)) return x;
+  return Node.make("reshape", [x], null, shape, x.dtype);
+}
+
+/** Axes reordered: output axis i is input axis `perm[i]`. */
+export function permute(x: Node, perm: readonly number[]): Node {
+  check(perm.length === x.shape.length && new Set(perm).size === perm.length, `permute ${perm}`);
+  if (perm.every((p, i) => p === i)) return x;
+  return Node.make("permute", [x], perm, perm.map((p) => x.shape[p]), x.dtype);
+}
+
+/** Axes of length 1 repeated to `shape` (same rank). */
+export function expand(x: Node, shape: Shape): Node {
+  check(
+    shape.length === x.shape.length && x.shape.every((d, i) => d === shape[i] || d === 1),
+    `expand [${x.shape}] to [${shape}]`,
+  );
+  if (sameShape(shape, x.shape)) return x;
+  return Node.make("expand", [x], null, shape, x.dtype);
+}
+
+/** Each axis extended by `[before, after]` elements of `value` (non-negative amounts). */
+export function pad(x: Node, pads: readonly (readonly [number, number])[], value = 0): Node {
+  check(pads.length === x.shape.length && pads.every(([b, a]) => b >= 0 && a >= 0), `pad ${pads}`);
+  if (pads.every(([b, a]) => b === 0 && a === 0)) return x;
+  const shape = x.shape.map((d, i) => d + pads[i][0] + pads[i][1]);
+  return Node.make("pad", [x], { pads: pads.map(([b, a]) => [b, a]), value }, shape, x.dtype);
+}
+
+/** Each axis cut to `[start, end)`. */
+export function shrink(x: Node, ranges: readonly (readonly [number, number])[]): Node {
+  check(
+    ranges.length === x.shape.length &&
+      ranges.every(([s, e], i) => 0 <= s && s <= e && e <= x.shape[i]),
+    `shrink ${ranges} of [${x.shape}]`,
+  );
+  if (ranges.every(([s, e], i) => s === 0 && e === x.shape[i])) return x;
+  return Node.make(
+    "shrink",
+    [x],
+    ranges.map(([s, e]) => [s, e]),
+    ranges.map(([s, e]) => e - s),
+    x.dtype,
+  );
+}
+
+/**
+ * Sliding windows along `dim`: that axis becomes `L = floor((n - size) / step) + 1` and a new
+ * last axis of length `size` is added; `out[.., l, .., s] = in[.., l*step + s, ..]`.
+ */
+export function unfoldDim(x: Node, dim: number, size: number, step: number): Node {
+  const n = x.shape[dim];
+  check(size >= 1 && step >= 1 && size <= n, `unfoldDim size ${size} step ${step} of length ${n}`);
+  const shape = [...x.shape];
+  shape[dim] = Math.floor((n - size) / step) + 1;
+  shape.push(size);
+  return Node.make("unfoldDim", [x], { dim, size, step }, shape, x.dtype);
+}
+
+/**
+ * The adjoint view of `unfoldDim`: from windows `g` of shape `[.., L, .., size]` it gives
+ * `[.., length, .., size]` with `out[.., i, .., s] = g[.., (i - s) / step, .., s]` where that
+ * is a whole window index in `[0, L)`, else 0. Summing its last axis is the gradient of
+ * `unfoldDim`: a gather (masked reduction), never a scatter.
+ */
+export function unfoldTranspose(g: Node, dim: number, length: number, step: number): Node {
+  const shape = [...g.shape];
+  shape[dim] = length;
+  return Node.make("unfoldTranspose", [g], { dim, length, step }, shape, g.dtype);
+}

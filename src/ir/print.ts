@@ -1,0 +1,55 @@
+// Readable forms of an IR graph: text (one node per line, sources before users) and Graphviz
+// DOT. Nodes are numbered locally (%0, %1, ...) so the same structure prints the same text.
+
+import type { Node } from "./node.ts";
+import { topoSort } from "./reference.ts";
+
+function describeArg(node: Node): string {
+  const arg = node.arg;
+  if (arg === null || arg === undefined) return "";
+  if (node.op === "buffer") return "";
+  if (typeof arg === "number") return String(arg);
+  return JSON.stringify(arg).replace(/"(\w+)":/g, "$1=");
+}
+
+/**
+ * The graph below `roots` as text, one node per line:
+ * `%3 = sum(%2) axes=[4] : float32[2,8,3,3,1]`.
+ */
+export function printGraph(roots: readonly Node[]): string {
+  const order = topoSort(roots);
+  const names = new Map<Node, string>();
+  const lines: string[] = [];
+  for (const node of order) {
+    const name = `%${names.size}`;
+    names.set(node, name);
+    const srcs = node.srcs.map((s) => names.get(s)).join(", ");
+    const arg = describeArg(node);
+    lines.push(
+      `${name} = ${node.op}(${srcs})${arg ? " " + arg : ""} : ${node.dtype}[${
+        node.shape.join(",")
+      }]`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/** The graph below `roots` in Graphviz DOT (`dot -Tsvg`). */
+export function graphToDot(roots: readonly Node[]): string {
+  const order = topoSort(roots);
+  const ids = new Map<Node, number>();
+  const lines = ["digraph lucid {", "  node [shape=box, fontname=monospace];"];
+  for (const node of order) {
+    const id = ids.size;
+    ids.set(node, id);
+    const arg = describeArg(node).replace(/"/g, "'");
+    lines.push(
+      `  n${id} [label="${node.op}${arg ? " " + arg : ""}\\n${node.dtype}[${
+        node.shape.join(",")
+      }]"];`,
+    );
+    for (const s of node.srcs) lines.push(`  n${ids.get(s)} -> n${id};`);
+  }
+  lines.push("}");
+  return lines.join("\n");
+}

@@ -1,0 +1,39 @@
+// Seeded random numbers for rand/randn: a 32-bit xorshift-multiply generator (in the style of
+// splitmix32) for uniforms and the Box-Muller transform for normals. manualSeed resets it.
+
+let state = 0x9e3779b9;
+let spareNormal: number | null = null;
+
+/** Reseeds the generator: equal seeds give equal random tensors. */
+export function manualSeed(seed: number): void {
+  if (typeof seed !== "number" || !Number.isInteger(seed)) {
+    throw new Error(`manualSeed: seed must be an integer, got ${String(seed)}`);
+  }
+  state = seed | 0;
+  spareNormal = null;
+}
+
+/** A uniform number in [0, 1). */
+export function nextUniform(): number {
+  state = (state + 0x9e3779b9) | 0;
+  let z = state;
+  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+  z ^= z >>> 16;
+  return (z >>> 0) / 4294967296;
+}
+
+/** A standard normal number. */
+export function nextNormal(): number {
+  if (spareNormal !== null) {
+    const v = spareNormal;
+    spareNormal = null;
+    return v;
+  }
+  let u = 0;
+  while (u === 0) u = nextUniform();
+  const v = nextUniform();
+  const r = Math.sqrt(-2 * Math.log(u));
+  spareNormal = r * Math.sin(2 * Math.PI * v);
+  return r * Math.cos(2 * Math.PI * v);
+}

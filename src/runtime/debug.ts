@@ -1,0 +1,35 @@
+// Debug output: LUCID_DEBUG=1 prints each kernel launch, 2 also the IR of each new plan, 3 also
+// the generated source. Read once from the environment when permission allows; settable from
+// code with setDebug.
+
+let level: number | null = null;
+
+function readEnv(): number {
+  try {
+    const status = Deno.permissions.querySync?.({ name: "env", variable: "LUCID_DEBUG" });
+    if (status && status.state !== "granted") return 0;
+    const value = Number(Deno.env.get("LUCID_DEBUG") ?? "0");
+    return Number.isInteger(value) && value > 0 ? value : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** The current debug level (0: quiet). */
+export function debugLevel(): number {
+  if (level === null) level = readEnv();
+  return level;
+}
+
+/** Sets the debug level: 0 quiet, 1 launches, 2 also IR, 3 also generated source. */
+export function setDebug(value: number): void {
+  if (!Number.isInteger(value) || value < 0) {
+    throw new Error(`setDebug: level must be a non-negative integer, got ${String(value)}`);
+  }
+  level = value;
+}
+
+/** Prints one debug message. */
+export function debugLog(message: string): void {
+  console.error(`[lucid] ${message}`);
+}

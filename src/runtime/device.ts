@@ -1,0 +1,63 @@
+// What a device is to the rest of the library: storage handles, a language to print kernels
+// in, and a way to run them. `cpu` (JavaScript kernels) and `webgpu` (WGSL) implement it; the
+// realizer (realize.ts) drives either through this interface only.
+
+import type { DType, TypedArray } from "../ir/dtype.ts";
+import type { BufferRef } from "../ir/node.ts";
+import type { Kernel } from "../../codegen/kernel.ts";
+
+/** A device name: `"cpu"` or `"webgpu"`. */
+export type DeviceName = "cpu" | "webgpu";
+
+/** Every device name. */
+export const DEVICES: readonly DeviceName[] = ["cpu", "webgpu"];
+
+/** Storage on a device: a handle, never the bytes themselves. */
+export interface DeviceBuffer extends BufferRef {
+  readonly device: DeviceName;
+  readonly dtype: DType;
+  /** Number of elements. */
+  readonly length: number;
+}
+
+/** One kernel launch: compiled kernel, output buffer and input buffers in slot order. */
+export interface Launch {
+  readonly kernel: Kernel;
+  readonly source: string;
+  readonly output: DeviceBuffer;
+  readonly inputs: readonly DeviceBuffer[];
+}
+
+/** A backend: storage, a printer for its kernel language, and execution. */
+export interface Backend {
+  readonly name: DeviceName;
+  /** The target name reported by `kernels()`: "js" or "wgsl". */
+  readonly target: string;
+  /** The source of `kernel` in this backend's language. */
+  print(kernel: Kernel): string;
+  /** A buffer of `length` elements (contents unspecified), from the pool when possible. */
+  allocate(dtype: DType, length: number): DeviceBuffer;
+  /** Returns a buffer to the pool; it must not be used afterwards. */
+  release(buffer: DeviceBuffer): void;
+  /** A new buffer holding a copy of `data`. */
+  upload(data: TypedArray, dtype: DType): DeviceBuffer;
+  /** A new buffer that will hold `data` once it arrives (a copy between devices). */
+  uploadLater(data: Promise<TypedArray>, dtype: DType, length: number): DeviceBuffer;
+  /** Null when `buffer` can be read now, else a promise that settles when it can. */
+  pending(buffer: DeviceBuffer): Promise<void> | null;
+  /** Runs launches in order; throws before running any if one cannot run. */
+  run(launches: readonly Launch[]): void | Promise<void>;
+  /** A copy of the buffer's contents. */
+  read(buffer: DeviceBuffer): Promise<TypedArray>;
+  /** A copy of the buffer's contents, synchronously (cpu only). */
+  readSync?(buffer: DeviceBuffer): TypedArray;
+  /** Number of live (allocated, not released) buffers. */
+  liveBuffers(): number;
+}
+
+let nextBufferId = 1;
+
+/** A fresh buffer id (buffer ids are unique across devices). */
+export function newBufferId(): number {
+  return nextBufferId++;
+}
