@@ -42,3 +42,4 @@ export {
   setDebug,
   setFusion,
 } from "./src/inspect.ts";
+export * as nn from "./src/nn/mod.ts";

@@ -53,10 +53,12 @@ export class JsPrinter extends CStylePrinter {
       case "not":
         return `!${a}`;
       case "add":
+        if (e.srcs[1].isConst() && e.srcs[1].value < 0) return wrap(`${a} - ${-e.srcs[1].value}`);
         return wrap(`${a} + ${b}`);
       case "sub":
         return wrap(`${a} - ${b}`);
       case "mul":
+        if (e.srcs[1].isConst(-1)) return wrap(`-${a}`);
         return mayOverflow(e) ? `Math.imul(${a}, ${b})` : `${a} * ${b}`;
       case "div":
         return `${a} / ${b}`;

@@ -233,11 +233,28 @@ export class ExprBuilder {
   load(slot: number, index: Expr, type: ScalarType): Expr {
     return this.intern(
       "load",
-      [index],
+      [this.canonicalIndex(index)],
       slot,
       type,
       isInt(type) ? INT_MIN : -Infinity,
       isInt(type) ? -INT_MIN : Infinity,
+    );
+  }
+
+  /**
+   * An index as a sum of terms ordered by their innermost variable (outer loops first): the
+   * partial sums over outer variables are then loop-invariant and get hoisted, leaving one add
+   * per inner loop variable.
+   */
+  canonicalIndex(index: Expr): Expr {
+    const terms = linearTerms(index);
+    if (terms === null || terms.size < 2) return index;
+    const depth = (e: Expr): number =>
+      e.op === "var" ? e.id : e.srcs.reduce((m, s) => Math.max(m, depth(s)), -1);
+    const ordered = [...terms].sort((a, b) => depth(a[0]) - depth(b[0]));
+    return ordered.reduce(
+      (acc, [term, coef]) => this.add(acc, this.mul(term, this.int(coef))),
+      this.int(0),
     );
   }
 

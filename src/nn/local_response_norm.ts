@@ -1,0 +1,84 @@
+// LocalResponseNorm with Lucid's semantics (DESIGN.md section 6): across channels (axis 1) of
+// an (N, C, *) input, y = x / (k + alpha * S) ^ beta where S sums x^2 over the window
+// [c - floor((size-1)/2), c + floor(size/2)] clipped to the channels. alpha is NOT divided by
+// size (unlike PyTorch and ONNX); even sizes put the extra channel after c.
+//
+// It is written with ordinary tensor ops, pad -> unfoldDim -> square -> sum -> affine -> pow ->
+// div, and nothing LRN-specific exists below this file: the compiler fuses it into one kernel,
+// clips the window loop to the valid channels and specializes the constant pow, as it would
+// for any graph of this shape.
+
+import { fail, Tensor } from "../tensor.ts";
+import { Module } from "./module.ts";
+import { pythonFloat } from "./format.ts";
+
+function checkParams(fn: string, size: unknown, alpha: unknown, beta: unknown, k: unknown): void {
+  if (typeof size !== "number" || !Number.isInteger(size) || size < 1) {
+    fail(fn, "size must be a positive integer", size);
+  }
+  for (const [name, v] of [["alpha", alpha], ["beta", beta], ["k", k]] as const) {
+    if (typeof v !== "number" || !Number.isFinite(v)) {
+      fail(fn, `${name} must be a finite number`, v);
+    }
+  }
+}
+
+/**
+ * Local response normalization across channels, functional form. `x` has shape (N, C, *);
+ * inputs of rank < 2 are returned unchanged (the same object); int32 input is promoted to
+ * float32. Lucid's semantics: alpha is not divided by size.
+ */
+export function localResponseNorm(
+  x: Tensor,
+  size: number,
+  alpha = 1e-4,
+  beta = 0.75,
+  k = 1.0,
+): Tensor {
+  checkParams("localResponseNorm", size, alpha, beta, k);
+  if (!(x instanceof Tensor)) fail("localResponseNorm", "x must be a Tensor", x);
+  if (x.ndim < 2) return x;
+  const input = x.dtype === "int32" ? x.cast("float32") : x;
+  const before = Math.floor((size - 1) / 2);
+  const after = Math.floor(size / 2);
+  const pads = input.shape.map((_, i): [number, number] => (i === 1 ? [before, after] : [0, 0]));
+  const windows = input.pad(pads).unfoldDim(1, size, 1); // (N, C, *, size)
+  const sumSquares = windows.square().sum(-1); // S
+  const denominator = sumSquares.affine(alpha, k).pow(beta); // (k + alpha S) ^ beta
+  return input.div(denominator);
+}
+
+/** `nn.LocalResponseNorm(size, alpha = 1e-4, beta = 0.75, k = 1.0)` with Lucid's semantics. */
+export class LocalResponseNorm extends Module {
+  /** Number of channels in each window. */
+  readonly size: number;
+  /** Scale of the sum of squares (not divided by size). */
+  readonly alpha: number;
+  /** Exponent of the denominator. */
+  readonly beta: number;
+  /** Additive constant of the denominator. */
+  readonly k: number;
+
+  /** A module normalizing over windows of `size` channels. */
+  constructor(size: number, alpha = 1e-4, beta = 0.75, k = 1.0) {
+    super();
+    checkParams("LocalResponseNorm", size, alpha, beta, k);
+    this.size = size;
+    this.alpha = alpha;
+    this.beta = beta;
+    this.k = k;
+  }
+
+  /** Normalizes `x` of shape (N, C, *); rank < 2 input is returned unchanged. */
+  forward(x: Tensor): Tensor {
+    if (!(x instanceof Tensor)) fail("LocalResponseNorm.forward", "x must be a Tensor", x);
+    return localResponseNorm(x, this.size, this.alpha, this.beta, this.k);
+  }
+
+  /** `size=5, alpha=0.0001, beta=0.75, k=2.0`. */
+  override extraRepr(): string {
+    return `size=${this.size}, alpha=${pythonFloat(this.alpha)}, beta=${
+      pythonFloat(this.beta)
+    }, k=${pythonFloat(this.k)}`;
+  }
+}

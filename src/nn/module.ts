@@ -1,0 +1,105 @@
+// nn.Module: the base of layers, after Lucid's (and PyTorch's) Module. Children and parameters
+// are found by looking at the module's own fields: a Module field is a child, a Tensor field
+// that requires grad is a parameter, any other Tensor field is state (a buffer).
+
+import { fail, Tensor } from "../tensor.ts";
+
+const inspect = Symbol.for("Deno.customInspect");
+
+/** The base class of layers. Subclasses implement `forward` and may override `extraRepr`. */
+export abstract class Module {
+  /** Whether the module is in training mode (see `train` and `eval`). */
+  training = true;
+
+  /** Computes the module's output. */
+  abstract forward(...inputs: Tensor[]): Tensor;
+
+  /** Direct child modules with their field names. */
+  *namedChildren(): Generator<[string, Module]> {
+    for (const [name, value] of Object.entries(this)) {
+      if (value instanceof Module) yield [name, value];
+    }
+  }
+
+  /** Direct child modules. */
+  *children(): Generator<Module> {
+    for (const [, m] of this.namedChildren()) yield m;
+  }
+
+  /** This module and every module below it, depth first. */
+  *modules(): Generator<Module> {
+    yield this;
+    for (const child of this.children()) yield* child.modules();
+  }
+
+  /** Parameters (tensors requiring grad) of this module and its children, with dotted names. */
+  *namedParameters(prefix = ""): Generator<[string, Tensor]> {
+    for (const [name, value] of Object.entries(this)) {
+      if (value instanceof Tensor && value.requiresGrad) yield [prefix + name, value];
+    }
+    for (const [name, child] of this.namedChildren()) {
+      yield* child.namedParameters(`${prefix}${name}.`);
+    }
+  }
+
+  /** Parameters of this module and its children. */
+  *parameters(): Generator<Tensor> {
+    for (const [, p] of this.namedParameters()) yield p;
+  }
+
+  /** Every tensor of the module tree (parameters and state) by dotted name. */
+  stateDict(): Record<string, Tensor> {
+    const state: Record<string, Tensor> = {};
+    const walk = (m: Module, prefix: string) => {
+      for (const [name, value] of Object.entries(m)) {
+        if (value instanceof Tensor) state[prefix + name] = value;
+      }
+      for (const [name, child] of m.namedChildren()) walk(child, `${prefix}${name}.`);
+    };
+    walk(this, "");
+    return state;
+  }
+
+  /** Sets training mode on this module and its children; returns this module. */
+  train(mode = true): this {
+    if (typeof mode !== "boolean") {
+      fail(`${this.constructor.name}.train`, "mode must be a boolean", mode);
+    }
+    for (const m of this.modules()) m.training = mode;
+    return this;
+  }
+
+  /** Sets evaluation mode (`train(false)`); returns this module. */
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Clears the gradients of every parameter. */
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.grad = null;
+  }
+
+  /** The text inside the parentheses of `toString()`; empty by default. */
+  extraRepr(): string {
+    return "";
+  }
+
+  /** `Name(extra)`, or the multi-line `(name): Child(...)` form when there are children. */
+  toString(): string {
+    const children = [...this.namedChildren()];
+    const name = this.constructor.name;
+    if (children.length === 0) return `${name}(${this.extraRepr()})`;
+    const lines = [`${name}(`];
+    if (this.extraRepr()) lines.push(`  ${this.extraRepr()}`);
+    for (const [childName, child] of children) {
+      lines.push(`  (${childName}): ${child.toString().split("\n").join("\n  ")}`);
+    }
+    lines.push(")");
+    return lines.join("\n");
+  }
+
+  /** Deno's inspect shows `toString()`. */
+  [inspect](): string {
+    return this.toString();
+  }
+}

@@ -1,0 +1,84 @@
+// Shared test helpers: the devices to run on, the float64 reference of a tensor, and a
+// tolerance comparison that reports the worst element.
+
+import { evaluateReference } from "../src/ir/reference.ts";
+import { realizedBuffer } from "../src/runtime/realize.ts";
+import { cpuBackend } from "../src/runtime/cpu.ts";
+import type { Tensor } from "../mod.ts";
+import type { DeviceName } from "../mod.ts";
+
+async function probeWebgpu(): Promise<boolean> {
+  try {
+    const adapter = await (navigator as { gpu?: GPU; }).gpu?.requestAdapter();
+    return adapter !== null && adapter !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether this machine has a WebGPU adapter. */
+export const webgpuAvailable: boolean = await probeWebgpu();
+
+const required = (() => {
+  try {
+    return Deno.env.get("LUCID_REQUIRE_WEBGPU") === "1";
+  } catch {
+    return false;
+  }
+})();
+
+if (!webgpuAvailable) {
+  if (required) throw new Error("LUCID_REQUIRE_WEBGPU=1 but navigator.gpu has no adapter");
+  console.log("webgpu: no adapter on this machine; the webgpu half of the device tests is skipped");
+}
+
+/** The devices every device-table test runs on. */
+export const testDevices: DeviceName[] = webgpuAvailable ? ["cpu", "webgpu"] : ["cpu"];
+
+/** The float64 reference value of a cpu tensor's graph (no fusion, no code generation). */
+export function reference(t: Tensor): Float64Array {
+  return evaluateReference(t.node, (node) => {
+    const buffer = realizedBuffer(node);
+    if (buffer === undefined || buffer.device !== "cpu") {
+      throw new Error("reference: needs realized cpu inputs");
+    }
+    return cpuBackend.readSync(buffer);
+  });
+}
+
+/** Options of {@link assertClose}. */
+export interface CloseOptions {
+  /** Relative tolerance (default 1e-5). */
+  rtol?: number;
+  /** Absolute tolerance (default 1e-6). */
+  atol?: number;
+  /** Prefix for the failure message. */
+  msg?: string;
+}
+
+/**
+ * Asserts `|actual - expected| <= atol + rtol * |expected|` elementwise; NaN matches NaN and
+ * infinities must match exactly.
+ */
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  options: CloseOptions = {},
+): void {
+  const { rtol = 1e-5, atol = 1e-6, msg = "" } = options;
+  if (actual.length !== expected.length) {
+    throw new Error(`${msg} length ${actual.length} != expected ${expected.length}`);
+  }
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i];
+    const e = expected[i];
+    if (
+      Number.isNaN(e)
+        ? Number.isNaN(a)
+        : !Number.isFinite(e)
+        ? a === e
+        : Math.abs(a - e) <= atol + rtol * Math.abs(e)
+    ) continue;
+    throw new Error(`${msg} element ${i}: got ${a}, expected ${e} (rtol ${rtol}, atol ${atol})`);
+  }
+}
