@@ -12,9 +12,10 @@ import { linearIndex, lowerKernelValue } from "./lower.ts";
 /**
  * Rule RECOMPUTE_BUDGET: a node that fused kernels would compute more often than it has
  * elements (it is read through a broadcasting or windowing view, or by several consumers) is
- * materialized once the extra work exceeds this many op-units per element of the node.
- * Small windows (LRN's D read by the neighbouring channels of its backward) stay fused; a row
- * reduction broadcast over its row (softmax's max and sum) is materialized.
+ * materialized once the extra work, counting everything inlined below it, exceeds this many
+ * op-units per element of the node. Cheap elementwise values read by a few neighbours stay
+ * fused; a row reduction broadcast over its row (softmax's max) is stored, and so is LRN's
+ * backward term g*y/D, which each channel's window reads `size` times.
  */
 export const RECOMPUTE_BUDGET = 48;
 
@@ -109,34 +110,47 @@ function topoSortUntil(outputs: readonly Node[], isSource: (n: Node) => boolean)
 }
 
 /**
- * Walks consumers before producers, counting how many times fused kernels would evaluate each
- * node (`evaluations`), and materializes a node when the evaluations beyond one per element
- * cost more than RECOMPUTE_BUDGET. Movement ops are free views and pass the count through.
+ * Decides RECOMPUTE_BUDGET. Rules, in the order they apply:
+ * - `inlineCost(n)`: op-units to compute one element of n with everything below it inlined
+ *   (sources cost a load, views nothing, a reduction its extent times its body);
+ * - walking consumers before producers, `evaluations(n)` counts how often fused kernels would
+ *   compute n (a reduction reads its source extent times per element; views pass counts on);
+ * - n is materialized when its evaluations beyond one per element, times its inline cost,
+ *   exceed RECOMPUTE_BUDGET per element. Consumers decide first, so the highest expensive
+ *   node is stored and everything below it is then computed once per element.
  */
 function applyRecomputeBudget(
   order: readonly Node[],
   materialized: Set<Node>,
   isSource: (n: Node) => boolean,
 ): void {
+  const extentOf = (n: Node) =>
+    isReduce(n.op) ? numelOf(n.srcs[0].shape) / Math.max(1, n.numel) : 1;
+  const inlineCost = new Map<Node, number>();
+  for (const node of order) {
+    if (isSource(node)) {
+      inlineCost.set(node, node.op === "const" ? 0 : 1);
+      continue;
+    }
+    const own = isMovement(node.op) || node.op === "detach" ? 0 : OP_COST[node.op] ?? 1;
+    const below = [...new Set(node.srcs)].reduce((sum, s) => sum + (inlineCost.get(s) ?? 1), 0);
+    inlineCost.set(node, own + extentOf(node) * below);
+  }
   const evaluations = new Map<Node, number>();
   for (let i = order.length - 1; i >= 0; i--) {
     const node = order[i];
     if (isSource(node)) continue;
     let count = evaluations.get(node) ?? 0;
-    if (
-      !materialized.has(node) && !isMovement(node.op) && node.op !== "detach" && node.op !== "cast"
-    ) {
+    const computes = !isMovement(node.op) && node.op !== "detach" && node.op !== "cast";
+    if (computes && !materialized.has(node)) {
       const extra = count - node.numel;
-      const ownCost = isReduce(node.op)
-        ? numelOf(node.srcs[0].shape) / Math.max(1, node.numel)
-        : OP_COST[node.op] ?? 1;
-      if (extra > 0 && extra * ownCost > RECOMPUTE_BUDGET * node.numel) materialized.add(node);
+      if (extra > 0 && extra * inlineCost.get(node)! > RECOMPUTE_BUDGET * node.numel) {
+        materialized.add(node);
+      }
     }
     if (materialized.has(node)) count = node.numel;
-    // each evaluation of this node reads each source this many times
-    const perEval = isReduce(node.op) ? numelOf(node.srcs[0].shape) / Math.max(1, node.numel) : 1;
     for (const src of new Set(node.srcs)) {
-      evaluations.set(src, (evaluations.get(src) ?? 0) + count * perEval);
+      evaluations.set(src, (evaluations.get(src) ?? 0) + count * extentOf(node));
     }
   }
 }

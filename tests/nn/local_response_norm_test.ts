@@ -1,0 +1,302 @@
+// LocalResponseNorm: the golden cases (forward y and gradient dx, float64 values cross-checked
+// with PyTorch), every size against the float64 reference evaluator, shapes, dtypes, the
+// printed IR, the kernel counts and every bad input.
+
+import {
+  graph,
+  kernels,
+  manualSeed,
+  nn,
+  randn,
+  setFusion,
+  Tensor,
+  tensor,
+  zeros,
+} from "../../mod.ts";
+import type { DeviceName } from "../../mod.ts";
+import { assert, assertEquals, assertStrictEquals, assertThrows } from "../assert.ts";
+import { assertClose, reference, testDevices } from "../helpers.ts";
+
+interface GoldenCase {
+  name: string;
+  shape: number[];
+  size: number;
+  alpha: number;
+  beta: number;
+  k: number;
+  x: number[];
+  g: number[];
+  y: number[];
+  dx: number[];
+}
+
+const golden: { cases: GoldenCase[]; } = JSON.parse(
+  await Deno.readTextFile(new URL("../fixtures/lrn_golden.json", import.meta.url)),
+);
+
+/** The golden README's float32 tolerance: |got - want| <= 1e-4 |want| + 1e-5 max|want|. */
+function assertGolden(got: ArrayLike<number>, want: readonly number[], what: string): void {
+  const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  for (let i = 0; i < want.length; i++) {
+    const bound = 1e-4 * Math.abs(want[i]) + 1e-5 * scale;
+    if (!(Math.abs(got[i] - want[i]) <= bound)) {
+      throw new Error(`${what}: element ${i} is ${got[i]}, want ${want[i]} (bound ${bound})`);
+    }
+  }
+}
+
+const forms = {
+  module: (c: GoldenCase, x: Tensor) =>
+    new nn.LocalResponseNorm(c.size, c.alpha, c.beta, c.k).forward(x),
+  functional: (c: GoldenCase, x: Tensor) =>
+    nn.functional.localResponseNorm(x, c.size, c.alpha, c.beta, c.k),
+};
+
+for (const device of testDevices) {
+  for (const [formName, form] of Object.entries(forms)) {
+    Deno.test(`LocalResponseNorm golden cases, ${formName}, ${device}`, async (t) => {
+      for (const c of golden.cases) {
+        await t.step(c.name, async () => {
+          const x = tensor(Float32Array.from(c.x), { shape: c.shape, device, requiresGrad: true });
+          const g = tensor(Float32Array.from(c.g), { shape: c.shape, device });
+          const y = form(c, x);
+          y.backward(g);
+          assertGolden(await y.data(), c.y, `${c.name} y`);
+          assertGolden(await x.grad!.data(), c.dx, `${c.name} dx`);
+        });
+      }
+    });
+  }
+
+  Deno.test(`LocalResponseNorm kernel counts, ${device}`, () => {
+    const x = randn([2, 12, 4, 4], { device, requiresGrad: true });
+    const lrn = new nn.LocalResponseNorm(5, 1e-4, 0.75, 2);
+    const y = lrn.forward(x);
+    assertEquals(kernels(y).length, 1);
+    y.backward(randn([2, 12, 4, 4]).to(device));
+    const both = kernels(y, x.grad!);
+    assert(both.length <= 3, `forward + backward took ${both.length} kernels`);
+  });
+}
+
+/** y of LRN on `x` (cpu) compared with the float64 reference of the same graph. */
+async function checkAgainstReference(
+  x: Tensor,
+  size: number,
+  alpha: number,
+  beta: number,
+  k: number,
+) {
+  const y = nn.functional.localResponseNorm(x, size, alpha, beta, k);
+  assertClose(await y.data(), reference(y), {
+    rtol: 1e-5,
+    atol: 0,
+    msg: `size ${size} shape [${x.shape}]`,
+  });
+}
+
+Deno.test("LocalResponseNorm sizes 1-7, betas with and without fast paths, against the reference", async () => {
+  manualSeed(7);
+  for (let size = 1; size <= 7; size++) {
+    for (const beta of [0.5, 0.75, 1, 2, 0.6]) {
+      await checkAgainstReference(randn(2, 9, 3, 4).mul(2), size, 0.3, beta, 1.5);
+    }
+  }
+});
+
+Deno.test("LocalResponseNorm: C smaller than size, 2-D to 5-D inputs", async () => {
+  manualSeed(3);
+  await checkAgainstReference(randn(3, 2, 5), 7, 0.5, 0.75, 1);
+  await checkAgainstReference(randn(4, 6), 3, 0.5, 0.75, 1);
+  await checkAgainstReference(randn(2, 5, 7), 4, 0.5, 0.75, 1);
+  await checkAgainstReference(randn(2, 5, 3, 3), 5, 0.5, 0.75, 1);
+  await checkAgainstReference(randn(1, 6, 2, 3, 2), 6, 0.5, 0.75, 1);
+});
+
+Deno.test("LocalResponseNorm: a 2-D input equals the hand-computed formula", async () => {
+  // (N, C) = (1, 3), size 2: W(c) = {c, c+1}; y_c = x_c / (k + alpha S_c)^beta
+  const x = tensor([[1, 2, 3]]);
+  const y = nn.functional.localResponseNorm(x, 2, 0.5, 1, 1);
+  const want = [1 / (1 + 0.5 * (1 + 4)), 2 / (1 + 0.5 * (4 + 9)), 3 / (1 + 0.5 * 9)];
+  assertClose(await y.data(), want, { rtol: 1e-6 });
+});
+
+Deno.test("LocalResponseNorm: values from 1e-20 to 1e15 sum as accurately as direct window sums", async () => {
+  // alternating huge and tiny channels: a running window sum would cancel here
+  const C = 12;
+  const data = new Float32Array(2 * C * 3);
+  for (let i = 0; i < data.length; i++) {
+    const c = Math.floor(i / 3) % C;
+    data[i] = (c % 2 === 0 ? 1e15 : 1e-20) * (1 + (i % 5) / 7);
+  }
+  const x = tensor(data, { shape: [2, C, 3] });
+  for (const size of [2, 3, 5]) {
+    const y = nn.functional.localResponseNorm(x, size, 1e-4, 0.75, 1);
+    assertClose(await y.data(), reference(y), { rtol: 1e-5, atol: 0 });
+  }
+});
+
+Deno.test("LocalResponseNorm: rank 0 and 1 inputs are returned as the same object", () => {
+  const lrn = new nn.LocalResponseNorm(3);
+  const scalar = tensor(2);
+  const vector = tensor([1, 2, 3]);
+  assertStrictEquals(lrn.forward(scalar), scalar);
+  assertStrictEquals(lrn.forward(vector), vector);
+  assertStrictEquals(nn.functional.localResponseNorm(vector, 3), vector);
+});
+
+Deno.test("LocalResponseNorm: an empty batch gives an empty result without kernels", async () => {
+  const y = new nn.LocalResponseNorm(3).forward(zeros(0, 4, 2));
+  assertEquals(y.shape, [0, 4, 2]);
+  assertEquals(kernels(y).length, 0);
+  assertEquals((await y.data()).length, 0);
+});
+
+Deno.test("LocalResponseNorm: int32 input is promoted to float32; float64 stays float64", async () => {
+  const xi = tensor([[1, 2], [3, 4]], { dtype: "int32" });
+  const yi = new nn.LocalResponseNorm(2, 0.5, 1, 1).forward(xi);
+  assertEquals(yi.dtype, "float32");
+  assertClose(await yi.data(), [
+    1 / (1 + 0.5 * 5),
+    2 / (1 + 0.5 * 4),
+    3 / (1 + 0.5 * 25),
+    4 / (1 + 0.5 * 16),
+  ]);
+  const x64 = randn([2, 5, 3], { dtype: "float64" });
+  const y64 = new nn.LocalResponseNorm(3, 0.5, 0.75, 1).forward(x64);
+  assertEquals(y64.dtype, "float64");
+  assertClose(await y64.data(), reference(y64), { rtol: 1e-12, atol: 0 });
+});
+
+Deno.test("LocalResponseNorm: NaN and Infinity propagate", async () => {
+  const x = tensor([[NaN, 1, 2, Infinity]]);
+  const y = await new nn.LocalResponseNorm(1, 0.5, 1, 1).forward(x).data();
+  assert(Number.isNaN(y[0]));
+  assertClose([y[1], y[2]], [1 / 1.5, 2 / 3]);
+  assert(Number.isNaN(y[3]), "inf / inf is NaN");
+});
+
+Deno.test("LocalResponseNorm: the printed IR is pad, unfoldDim, square, sum, affine, pow, div", () => {
+  const y = new nn.LocalResponseNorm(5, 1e-4, 0.75, 2).forward(randn(2, 8, 3, 3));
+  const ops = graph(y).split("\n").map((line) => line.split(" = ")[1].split("(")[0]);
+  const compute = ops.filter((op) => !["buffer", "const", "reshape", "expand"].includes(op));
+  assertEquals(compute, ["pad", "unfoldDim", "square", "sum", "affine", "pow", "div"]);
+});
+
+Deno.test("LocalResponseNorm: the kernel is specialized (constant pow forms, clipped window)", () => {
+  const source = (beta: number) =>
+    kernels(new nn.LocalResponseNorm(5, 1e-4, beta, 2).forward(randn(2, 8, 3, 3)))[0].source;
+  for (const beta of [0.5, 0.75, 1, 2]) {
+    assert(!source(beta).includes("Math.pow"), `beta ${beta} uses Math.pow`);
+  }
+  assert(source(0.6).includes("Math.pow"), "a general beta uses pow");
+  assert(source(0.75).includes("Math.sqrt"));
+  // the window loop runs over clipped bounds: no validity test inside it
+  const inner = source(0.75).split("for (let r")[1].split("{")[1].split("}")[0];
+  assert(
+    !inner.includes("?") && !inner.includes("<"),
+    `validity test inside the window loop:\n${inner}`,
+  );
+});
+
+Deno.test("LocalResponseNorm: fused and unfused give the same values and gradients", async () => {
+  manualSeed(11);
+  const xData = randn(2, 7, 3, 2);
+  const g = randn(2, 7, 3, 2);
+  const run = async (fusion: boolean) => {
+    setFusion(fusion);
+    try {
+      const x = tensor(await xData.data(), { shape: [2, 7, 3, 2], requiresGrad: true });
+      const y = new nn.LocalResponseNorm(4, 0.5, 0.6, 1.5).forward(x);
+      y.backward(g);
+      const count = kernels(y, x.grad!).length;
+      return { y: await y.data(), dx: await x.grad!.data(), count };
+    } finally {
+      setFusion(true);
+    }
+  };
+  const fused = await run(true);
+  const unfused = await run(false);
+  assert(unfused.count > 10, `unfused ran ${unfused.count} kernels`);
+  assertClose(fused.y, unfused.y, { rtol: 1e-5 });
+  assertClose(fused.dx, unfused.dx, { rtol: 1e-4, atol: 1e-6 });
+});
+
+Deno.test("LocalResponseNorm: toString prints Python floats", () => {
+  assertEquals(
+    String(new nn.LocalResponseNorm(5, 1e-4, 0.75, 2)),
+    "LocalResponseNorm(size=5, alpha=0.0001, beta=0.75, k=2.0)",
+  );
+  assertEquals(
+    String(new nn.LocalResponseNorm(3)),
+    "LocalResponseNorm(size=3, alpha=0.0001, beta=0.75, k=1.0)",
+  );
+  assertEquals(
+    String(new nn.LocalResponseNorm(2, 1e-5, 1, 1e16)),
+    "LocalResponseNorm(size=2, alpha=1e-05, beta=1.0, k=1e+16)",
+  );
+  assertEquals(
+    Deno.inspect(new nn.LocalResponseNorm(4, 0.5, 0.6, 0)),
+    "LocalResponseNorm(size=4, alpha=0.5, beta=0.6, k=0.0)",
+  );
+});
+
+Deno.test("LocalResponseNorm: no parameters and an empty state dict", () => {
+  const lrn = new nn.LocalResponseNorm(5);
+  assertEquals([...lrn.parameters()], []);
+  assertEquals(lrn.stateDict(), {});
+});
+
+Deno.test("LocalResponseNorm: bad input names the argument, the expectation and the value", () => {
+  assertThrows(() => new nn.LocalResponseNorm(0), Error, "size must be a positive integer, got 0");
+  assertThrows(
+    () => new nn.LocalResponseNorm(2.5),
+    Error,
+    "size must be a positive integer, got 2.5",
+  );
+  assertThrows(
+    () => new nn.LocalResponseNorm("5" as unknown as number),
+    Error,
+    'size must be a positive integer, got "5"',
+  );
+  assertThrows(
+    () => new nn.LocalResponseNorm(5, NaN),
+    Error,
+    "alpha must be a finite number, got NaN",
+  );
+  assertThrows(
+    () => new nn.LocalResponseNorm(5, 1e-4, Infinity),
+    Error,
+    "beta must be a finite number, got Infinity",
+  );
+  assertThrows(
+    () => new nn.LocalResponseNorm(5, 1e-4, 0.75, "2" as unknown as number),
+    Error,
+    'k must be a finite number, got "2"',
+  );
+  const lrn = new nn.LocalResponseNorm(5);
+  assertThrows(
+    () => lrn.forward([1, 2] as unknown as Tensor),
+    Error,
+    "x must be a Tensor, got [1, 2]",
+  );
+  assertThrows(
+    () => nn.functional.localResponseNorm(null as unknown as Tensor, 3),
+    Error,
+    "x must be a Tensor, got null",
+  );
+  assertThrows(
+    () => nn.functional.localResponseNorm(randn(1, 3, 2), -1),
+    Error,
+    "size must be a positive integer, got -1",
+  );
+});
+
+Deno.test("LocalResponseNorm: the input is not modified", async () => {
+  const x = randn(2, 6, 3);
+  const before = await x.data();
+  await new nn.LocalResponseNorm(3, 0.5, 0.75, 1).forward(x).data();
+  assertEquals(await x.data(), before);
+});
+
+export type { DeviceName };
