@@ -43,3 +43,4 @@ export {
   setFusion,
 } from "./src/inspect.ts";
 export * as nn from "./src/nn/mod.ts";
+export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./src/gradcheck.ts";

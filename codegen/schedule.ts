@@ -62,7 +62,10 @@ export function scheduleKernels(
 ): ScheduledKernel[] {
   const isSource = (n: Node) => n.op === "buffer" || n.op === "const" || options.isRealized(n);
   const order = topoSortUntil(outputs, isSource);
-  const materialized = new Set<Node>(outputs.filter((n) => !isSource(n) && n.numel > 0));
+  // a constant requested as an output still needs a kernel to fill its buffer
+  const materialized = new Set<Node>(
+    outputs.filter((n) => n.op !== "buffer" && !options.isRealized(n) && n.numel > 0),
+  );
   if (!options.fusion) {
     for (const n of order) if (!isSource(n) && n.op !== "detach") materialized.add(n);
   } else {

@@ -139,8 +139,7 @@ export function backwardNodes(
   // which nodes lie on a path to a target
   const reaches = new Set<Node>();
   for (const n of order) {
-    if (n.op === "detach") continue;
-    if (isTarget(n) || n.srcs.some((s) => reaches.has(s))) reaches.add(n);
+    if (isTarget(n) || (n.op !== "detach" && n.srcs.some((s) => reaches.has(s)))) reaches.add(n);
   }
   const grads = new Map<Node, Node>([[root, seed]]);
   const result = new Map<Node, Node>();

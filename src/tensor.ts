@@ -40,7 +40,18 @@ export interface TensorDataOptions extends TensorOptions {
   shape?: readonly number[];
 }
 
+/** A description of a received value, printed as is (plain strings are quoted as values). */
+class Described {
+  constructor(readonly text: string) {}
+}
+
+/** Wraps a description of what was received, e.g. `described("shape [2, 3]")`. */
+export function described(text: string): Described {
+  return new Described(text);
+}
+
 const fmt = (v: unknown): string => {
+  if (v instanceof Described) return v.text;
   if (typeof v === "string") return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map(fmt).join(", ")}]`;
   if (v === null || v === undefined) return String(v);
@@ -116,7 +127,7 @@ function broadcastShapes(fn: string, a: Shape, b: Shape): number[] {
         `shapes [${a.join(", ")}] and [${
           b.join(", ")
         }] must broadcast (equal or 1 in each trailing axis)`,
-        `[${a.join(", ")}] and [${b.join(", ")}]`,
+        described(`[${a.join(", ")}] and [${b.join(", ")}]`),
       );
     }
     out.push(da === 1 ? db : da);
@@ -185,7 +196,7 @@ export class Tensor {
       fail(
         "requiresGrad",
         "can only be set on a leaf tensor (one not computed by an op)",
-        "a computed tensor",
+        described("a computed tensor"),
       );
     }
     if (value && !isFloat(this.dtype)) fail("requiresGrad", "needs a float tensor", this.dtype);
@@ -215,7 +226,7 @@ export class Tensor {
       fail(
         "backward",
         "the tensor must require grad (create an input with requiresGrad: true)",
-        "a tensor that does not require grad",
+        described("a tensor that does not require grad"),
       );
     }
     let seed: Node;
@@ -224,7 +235,7 @@ export class Tensor {
         fail(
           "backward",
           "a non-scalar tensor needs an explicit gradient of its shape",
-          `shape [${this.shape.join(", ")}] and no gradient`,
+          described(`shape [${this.shape.join(", ")}] and no gradient`),
         );
       }
       seed = ir.constant(1, this.node.shape, this.dtype);
@@ -234,7 +245,7 @@ export class Tensor {
         fail(
           "backward",
           `gradient must have shape [${this.shape.join(", ")}]`,
-          `shape [${gradient.shape.join(", ")}]`,
+          described(`shape [${gradient.shape.join(", ")}]`),
         );
       }
       if (gradient.device !== this.device) {
@@ -317,7 +328,7 @@ export class Tensor {
         fail(
           fn,
           `both operands must be on one device (move one with .to("${this.device}"))`,
-          `"${this.device}" and "${other.device}"`,
+          described(`"${this.device}" and "${other.device}"`),
         );
       }
       otherNode = other.node;
@@ -396,7 +407,7 @@ export class Tensor {
     if (typeof keepdim !== "boolean") fail(fn, "keepdim must be a boolean", keepdim);
     const axes = this.reduceAxes(fn, axis);
     if (op === "max" && axes.some((a) => this.shape[a] === 0)) {
-      fail(fn, "cannot take the max over an empty axis", `axis of length 0`);
+      fail(fn, "cannot take the max over an empty axis", described(`axis of length 0`));
     }
     let node = ir.reduce(op, this.node, axes);
     if (!keepdim) node = ir.reshape(node, this.shape.filter((_, i) => !axes.includes(i)));
@@ -518,7 +529,13 @@ export class Tensor {
     if (this.ndim === 0) return this.reshape([1]);
     const s = normalizeAxis("flatten", startDim, this.ndim, "startDim");
     const e = normalizeAxis("flatten", endDim, this.ndim, "endDim");
-    if (s > e) fail("flatten", "startDim must not come after endDim", `${startDim} and ${endDim}`);
+    if (s > e) {
+      fail(
+        "flatten",
+        "startDim must not come after endDim",
+        described(`${startDim} and ${endDim}`),
+      );
+    }
     const shape = [
       ...this.shape.slice(0, s),
       numelOf(this.shape.slice(s, e + 1)),
@@ -647,7 +664,7 @@ export class Tensor {
       fail(
         "dataSync",
         "inputs that are ready now (this tensor depends on data still being copied from another device; use await data())",
-        "a pending copy",
+        described("a pending copy"),
       );
     }
     return backendFor("cpu").readSync!(realizedBuffer(this.node)!);
@@ -661,7 +678,11 @@ export class Tensor {
   /** The single value of a one-element tensor. */
   async item(): Promise<number> {
     if (this.numel !== 1) {
-      fail("item", "needs a tensor with exactly one element", `shape [${this.shape.join(", ")}]`);
+      fail(
+        "item",
+        "needs a tensor with exactly one element",
+        described(`shape [${this.shape.join(", ")}]`),
+      );
     }
     return (await this.data())[0];
   }
@@ -726,7 +747,11 @@ export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[])
     const out = fn(...vars);
     if (!(out instanceof Tensor)) fail("grad", "fn must return a Tensor", out);
     if (out.numel !== 1) {
-      fail("grad", "fn must return a one-element tensor", `shape [${out.shape.join(", ")}]`);
+      fail(
+        "grad",
+        "fn must return a one-element tensor",
+        described(`shape [${out.shape.join(", ")}]`),
+      );
     }
     const targets = new Set(vars.map((v) => v.node));
     const grads = out.requiresGrad
@@ -781,7 +806,7 @@ function inferNested(fn: string, data: unknown): { flat: number[]; shape: number
       fail(
         fn,
         `nested arrays must be rectangular (every row of shape [${inner.join(", ")}])`,
-        `a row of shape [${p.shape.join(", ")}]`,
+        described(`a row of shape [${p.shape.join(", ")}]`),
       );
     }
   }
@@ -825,7 +850,7 @@ export function tensor(
       fail(
         "tensor",
         `data length must equal the product of shape [${given.join(", ")}] = ${numelOf(given)}`,
-        `${flat.length} elements`,
+        described(`${flat.length} elements`),
       );
     }
     shape = given;

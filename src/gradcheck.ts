@@ -1,0 +1,82 @@
+// gradcheck: the autodiff gradient of a function against float64 central finite differences.
+// A non-scalar output is contracted with fixed random weights, L = sum(f(x) * w), so one check
+// covers the whole vector-Jacobian product. Inputs are copied to float64 on the cpu device.
+
+import { grad, randn, Tensor, tensor } from "./tensor.ts";
+import { fail } from "./tensor.ts";
+
+/** Options of {@link gradcheck}. */
+export interface GradcheckOptions {
+  /** Finite-difference step (default 1e-6). */
+  eps?: number;
+  /** Absolute tolerance (default 1e-6). */
+  atol?: number;
+  /** Relative tolerance (default 1e-4). */
+  rtol?: number;
+}
+
+/** What {@link gradcheck} found. */
+export interface GradcheckResult {
+  /** Whether every element was within `atol + rtol * |numeric|`. */
+  readonly passed: boolean;
+  /** The largest |autodiff - numeric| over all inputs' elements. */
+  readonly maxError: number;
+  /** Where it was: input index and flat element index. */
+  readonly worst: {
+    readonly input: number;
+    readonly index: number;
+    readonly analytic: number;
+    readonly numeric: number;
+  };
+}
+
+/**
+ * Compares the autodiff gradient of `fn` at `inputs` with float64 central finite differences
+ * and reports the largest error. `fn` may return any shape.
+ */
+export function gradcheck(
+  fn: (...inputs: Tensor[]) => Tensor,
+  inputs: readonly Tensor[],
+  options: GradcheckOptions = {},
+): GradcheckResult {
+  if (typeof fn !== "function") fail("gradcheck", "fn must be a function", fn);
+  if (!Array.isArray(inputs) || !inputs.every((t) => t instanceof Tensor)) {
+    fail("gradcheck", "inputs must be an array of Tensors", inputs);
+  }
+  const { eps = 1e-6, atol = 1e-6, rtol = 1e-4 } = options;
+  for (const [name, v] of [["eps", eps], ["atol", atol], ["rtol", rtol]] as const) {
+    if (typeof v !== "number" || !(v >= 0) || !Number.isFinite(v)) {
+      fail("gradcheck", `${name} must be a non-negative number`, v);
+    }
+  }
+  const values = inputs.map((t) => Float64Array.from(t.to("cpu").cast("float64").dataSync()));
+  const shapes = inputs.map((t) => t.shape);
+  const make = (vals: Float64Array[]) =>
+    vals.map((v, i) => tensor(v, { shape: shapes[i], dtype: "float64" }));
+  const outShape = fn(...make(values)).shape;
+  const weights = randn(outShape, { dtype: "float64" });
+  const loss = (...xs: Tensor[]) => fn(...xs).cast("float64").mul(weights).sum();
+  const analytic = grad(loss)(...make(values)).map((g) => g.dataSync());
+  const evaluate = (vals: Float64Array[]) => loss(...make(vals)).dataSync()[0];
+  let maxError = 0;
+  let passed = true;
+  let worst = { input: -1, index: -1, analytic: 0, numeric: 0 };
+  values.forEach((v, input) => {
+    for (let index = 0; index < v.length; index++) {
+      const original = v[index];
+      v[index] = original + eps;
+      const plus = evaluate(values);
+      v[index] = original - eps;
+      const minus = evaluate(values);
+      v[index] = original;
+      const numeric = (plus - minus) / (2 * eps);
+      const error = Math.abs(analytic[input][index] - numeric);
+      if (!(error <= atol + rtol * Math.abs(numeric))) passed = false;
+      if (error > maxError || Number.isNaN(error)) {
+        maxError = Number.isNaN(error) ? Infinity : error;
+        worst = { input, index, analytic: analytic[input][index], numeric };
+      }
+    }
+  });
+  return { passed, maxError, worst };
+}

@@ -1,0 +1,206 @@
+// Autodiff: every differentiable op against float64 central finite differences (gradcheck),
+// broadcasting, movement ops, unfoldDim with step 1 and > 1, accumulation, zeroGrad, detach,
+// noGrad, the functional grad() and every bad input.
+
+import { grad, gradcheck, manualSeed, noGrad, randn, Tensor, tensor } from "../mod.ts";
+import { assert, assertEquals, assertStrictEquals, assertThrows } from "./assert.ts";
+import { assertClose } from "./helpers.ts";
+
+manualSeed(2024);
+const f64 = (...shape: number[]) => randn(shape, { dtype: "float64" });
+const positive = (...shape: number[]) => f64(...shape).abs().add(0.5);
+
+function check(name: string, fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[]): void {
+  const result = gradcheck(fn, inputs);
+  assert(result.passed, `${name}: max error ${result.maxError} at ${JSON.stringify(result.worst)}`);
+}
+
+Deno.test("gradcheck: unary ops", async (t) => {
+  const cases: [string, (x: Tensor) => Tensor, Tensor][] = [
+    ["neg", (x) => x.neg(), f64(3, 4)],
+    ["exp", (x) => x.exp(), f64(3, 4)],
+    ["log", (x) => x.log(), positive(3, 4)],
+    ["sqrt", (x) => x.sqrt(), positive(3, 4)],
+    ["rsqrt", (x) => x.rsqrt(), positive(3, 4)],
+    ["recip", (x) => x.recip(), positive(3, 4)],
+    ["square", (x) => x.square(), f64(3, 4)],
+    ["abs", (x) => x.abs(), positive(3, 4).mul(tensor([1, -1, 1, -1], { dtype: "float64" }))],
+    ["relu", (x) => x.relu(), positive(3, 4).mul(tensor([1, -1, 1, -1], { dtype: "float64" }))],
+    ["sigmoid", (x) => x.sigmoid(), f64(3, 4)],
+    ["tanh", (x) => x.tanh(), f64(3, 4)],
+    ["affine", (x) => x.affine(-2.5, 3), f64(3, 4)],
+  ];
+  for (const [name, fn, x] of cases) await t.step(name, () => check(name, fn, [x]));
+});
+
+Deno.test("gradcheck: binary ops with broadcasting", async (t) => {
+  const shapes: [number[], number[]][] = [[[3, 4], [3, 4]], [[3, 4], [4]], [[3, 1], [1, 4]], [[
+    2,
+    3,
+    4,
+  ], [3, 1]], [[], [2, 3]]];
+  const ops: [string, (a: Tensor, b: Tensor) => Tensor][] = [
+    ["add", (a, b) => a.add(b)],
+    ["sub", (a, b) => a.sub(b)],
+    ["mul", (a, b) => a.mul(b)],
+    ["div", (a, b) => a.div(b)],
+    ["pow", (a, b) => a.pow(b)],
+    ["maximum", (a, b) => a.maximum(b)],
+    ["minimum", (a, b) => a.minimum(b)],
+  ];
+  for (const [name, fn] of ops) {
+    for (const [sa, sb] of shapes) {
+      await t.step(
+        `${name} [${sa}] [${sb}]`,
+        () => check(name, fn, [positive(...sa), positive(...sb)]),
+      );
+    }
+  }
+  await t.step(
+    "number operands",
+    () => check("x * 3 - 1 / x", (x) => x.mul(3).sub(x.recip()), [positive(5)]),
+  );
+  await t.step(
+    "pow with a constant exponent",
+    () => check("pow", (x) => x.pow(-0.75), [positive(2, 3)]),
+  );
+});
+
+Deno.test("gradcheck: reductions", async (t) => {
+  await t.step("sum one axis", () => check("sum", (x) => x.sum(1), [f64(2, 3, 4)]));
+  await t.step(
+    "sum several axes keepdim",
+    () => check("sum", (x) => x.sum([0, 2], true), [f64(2, 3, 4)]),
+  );
+  await t.step("sum all", () => check("sum", (x) => x.sum(), [f64(2, 3)]));
+  await t.step("mean", () => check("mean", (x) => x.mean(-1), [f64(2, 5)]));
+  await t.step("max", () => check("max", (x) => x.max(1), [f64(3, 6)]));
+  await t.step("max all", () => check("max", (x) => x.max(), [f64(3, 4)]));
+});
+
+Deno.test("gradcheck: movement ops", async (t) => {
+  const x = f64(2, 3, 4);
+  const weights = f64(4, 2, 3);
+  await t.step("reshape", () => check("reshape", (v) => v.reshape(4, -1).square(), [x]));
+  await t.step("permute", () => check("permute", (v) => v.permute(2, 0, 1).mul(weights), [x]));
+  await t.step("transpose", () => check("transpose", (v) => v.transpose(0, 2).square(), [x]));
+  await t.step("expand", () => check("expand", (v) => v.expand(5, 2, 3, 4).square(), [x]));
+  await t.step(
+    "squeeze/unsqueeze",
+    () => check("unsqueeze", (v) => v.unsqueeze(1).squeeze(1).square(), [x]),
+  );
+  await t.step("flatten", () => check("flatten", (v) => v.flatten(1).square(), [x]));
+  await t.step("pad", () => check("pad", (v) => v.pad([[1, 0], [0, 2], [1, 1]], 3).square(), [x]));
+  await t.step(
+    "negative pad (crop)",
+    () => check("pad", (v) => v.pad([[0, 0], [-1, 0], [1, -2]]).square(), [x]),
+  );
+  await t.step(
+    "shrink",
+    () => check("shrink", (v) => v.shrink([[0, 1], [1, 3], null]).square(), [x]),
+  );
+  await t.step("slice", () => check("slice", (v) => v.slice(2, 1, -1).square(), [x]));
+  await t.step(
+    "unfoldDim step 1",
+    () => check("unfoldDim", (v) => v.unfoldDim(2, 3).square(), [x]),
+  );
+  await t.step(
+    "unfoldDim step 2",
+    () => check("unfoldDim", (v) => v.unfoldDim(2, 2, 2).square(), [x]),
+  );
+  await t.step(
+    "unfoldDim step 3 over axis 1",
+    () => check("unfoldDim", (v) => v.unfoldDim(1, 1, 3).exp(), [f64(2, 7, 2)]),
+  );
+});
+
+Deno.test("backward: accumulates across calls until zeroGrad", async () => {
+  const x = tensor([1, 2, 3], { dtype: "float64", requiresGrad: true });
+  x.square().sum().backward();
+  assertClose(await x.grad!.data(), [2, 4, 6]);
+  x.mul(3).sum().backward();
+  assertClose(await x.grad!.data(), [5, 7, 9]);
+  x.grad = null;
+  x.sum().backward();
+  assertClose(await x.grad!.data(), [1, 1, 1]);
+});
+
+Deno.test("backward: an explicit gradient for a non-scalar output", async () => {
+  const x = tensor([[1, 2], [3, 4]], { requiresGrad: true });
+  x.mul(x).backward(tensor([[1, 0], [0, 2]]));
+  assertClose(await x.grad!.data(), [2, 0, 0, 16]);
+});
+
+Deno.test("detach and noGrad cut the graph", async () => {
+  const x = tensor([1, 2], { requiresGrad: true });
+  const d = x.detach();
+  assertEquals(d.requiresGrad, false);
+  x.mul(d).sum().backward(); // d/dx of x * stop(x) = stop(x)
+  assertClose(await x.grad!.data(), [1, 2]);
+  const y = noGrad(() => x.mul(5));
+  assertEquals(y.requiresGrad, false);
+  x.grad = null;
+  x.mul(y).sum().backward(); // y is a constant 5x
+  assertClose(await x.grad!.data(), [5, 10]);
+  assertEquals(noGrad(() => 42), 42);
+});
+
+Deno.test("requiresGrad flags, isLeaf, requiresGrad_()", () => {
+  const x = randn(2);
+  assertEquals(x.requiresGrad, false);
+  assertStrictEquals(x.requiresGrad_(), x);
+  assertEquals(x.requiresGrad, true);
+  assertEquals(x.isLeaf, true);
+  const y = x.mul(2);
+  assertEquals(y.requiresGrad, true);
+  assertEquals(y.isLeaf, false);
+  assertThrows(() => (y.requiresGrad = false), Error, "leaf");
+  assertThrows(() => tensor([1], { dtype: "int32" }).requiresGrad_(), Error, "float");
+});
+
+Deno.test("grad(fn) returns gradients without touching .grad", async () => {
+  const x = tensor([1, 2, 3], { dtype: "float64" });
+  const y = tensor([4, 5, 6], { dtype: "float64" });
+  const [gx, gy] = grad((a, b) => a.mul(b).sum())(x, y);
+  assertClose(await gx.data(), [4, 5, 6]);
+  assertClose(await gy.data(), [1, 2, 3]);
+  assertEquals(x.grad, null);
+  const [unused] = grad((_a) => tensor(3))(x);
+  assertClose(await unused.data(), [0, 0, 0]);
+});
+
+Deno.test("autodiff bad input", () => {
+  assertThrows(() => randn(2).sum().backward(), Error, "backward: the tensor must require grad");
+  const x = randn([2, 3], { requiresGrad: true });
+  assertThrows(
+    () => x.mul(2).backward(),
+    Error,
+    "non-scalar tensor needs an explicit gradient of its shape, got shape [2, 3] and no gradient",
+  );
+  assertThrows(
+    () => x.mul(2).backward(randn(3, 2)),
+    Error,
+    "gradient must have shape [2, 3], got shape [3, 2]",
+  );
+  assertThrows(
+    () => x.mul(2).backward([1] as unknown as Tensor),
+    Error,
+    "gradient must be a Tensor",
+  );
+  assertThrows(
+    () => grad((a) => a.mul(2))(randn(3)),
+    Error,
+    "grad: fn must return a one-element tensor, got shape [3]",
+  );
+  assertThrows(() => grad(42 as unknown as () => Tensor), Error, "grad: fn must be a function");
+  assertThrows(
+    () => gradcheck((a) => a, [1 as unknown as Tensor]),
+    Error,
+    "gradcheck: inputs must be an array of Tensors",
+  );
+  assertThrows(() => noGrad(3 as unknown as () => void), Error, "noGrad: fn must be a function");
+  // the library stays usable after every error above
+  const z = tensor([1, 2], { requiresGrad: true });
+  z.square().sum().backward();
+  assertEquals(Array.from(z.grad!.dataSync()), [2, 4]);
+});
