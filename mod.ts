@@ -23,6 +23,7 @@ export {
   ones,
   rand,
   randn,
+  type ShapeAndOptions,
   Tensor,
   tensor,
   type TensorDataOptions,
@@ -42,5 +43,18 @@ export {
   setDebug,
   setFusion,
 } from "./src/inspect.ts";
+/** Neural-network modules (`nn.Module`, `nn.LocalResponseNorm`) and `nn.functional`. */
 export * as nn from "./src/nn/mod.ts";
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./src/gradcheck.ts";
+export { webgpu, type WebGpuInfo } from "./src/runtime/webgpu.ts";
+export type {
+  Expr,
+  ExprOp,
+  KBinaryOp,
+  Kernel,
+  KUnaryOp,
+  ReduceArg,
+  ScalarType,
+  VarArg,
+} from "./codegen/kernel.ts";
+export type { Shape } from "./src/ir/node.ts";

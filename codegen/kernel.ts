@@ -51,28 +51,38 @@ export type KBinaryOp =
   | "idiv"
   | "imod";
 
-/** Every expression op. */
+/** Every expression op: sources, selection, reduction, casts and ALU ops. */
 export type ExprOp = "const" | "var" | "load" | "select" | "reduce" | "cast" | KUnaryOp | KBinaryOp;
 
 /** A loop variable: output axis or reduction. */
 export interface VarArg {
+  /** The variable's name in generated code (`o0`, `r3`). */
   readonly name: string;
+  /** It ranges over `[0, extent)`. */
   readonly extent: number;
 }
 
 /** What a `reduce` expression does: combine `body` with `op` for `v` in `[lo, hi)`. */
 export interface ReduceArg {
+  /** How values combine. */
   readonly op: "sum" | "max";
+  /** The loop variable the reduction owns. */
   readonly v: Expr;
 }
 
 /** One hash-consed scalar expression. Make them with an {@link ExprBuilder}. */
 export class Expr {
+  /** Made only by {@link ExprBuilder}, which hash-conses. */
   constructor(
+    /** The operation. */
     readonly op: ExprOp,
+    /** Operands. */
     readonly srcs: readonly Expr[],
+    /** Op argument: a constant's value, a load's slot, a variable or a reduction's VarArg/ReduceArg. */
     readonly arg: unknown,
+    /** Scalar type of the value. */
     readonly type: ScalarType,
+    /** Unique within its builder. */
     readonly id: number,
     /** Smallest value (integers and bools; -Infinity for floats). */
     readonly min: number,
@@ -97,7 +107,9 @@ export interface Kernel {
   readonly name: string;
   /** The kernel's header: what it computes, in words and in IR ops. */
   readonly comment: string;
+  /** Shape of the output. */
   readonly outShape: Shape;
+  /** Element type of the output. */
   readonly outType: ScalarType;
   /** One variable per output axis, outermost first. */
   readonly outVars: readonly Expr[];
@@ -248,7 +260,7 @@ export class ExprBuilder {
    */
   canonicalIndex(index: Expr): Expr {
     const terms = linearTerms(index);
-    if (terms === null || terms.size < 2) return index;
+    if (terms === null || (terms.size < 2 && !hasDivMod(index))) return index;
     const depth = (e: Expr): number =>
       e.op === "var" ? e.id : e.srcs.reduce((m, s) => Math.max(m, depth(s)), -1);
     const ordered = [...terms].sort((a, b) => depth(a[0]) - depth(b[0]));
@@ -409,14 +421,38 @@ export class ExprBuilder {
     if (x.min >= 0 && x.max < n) return op === "idiv" ? this.int(0) : x;
     const terms = linearTerms(x);
     if (terms === null) return null;
-    let big = this.int(0);
-    let small = this.int(0);
-    for (const [term, coef] of terms) {
-      if (coef % n === 0) big = this.add(big, this.mul(term, this.int(coef / n)));
-      else small = this.add(small, this.mul(term, this.int(coef)));
+    // x = k*T + small with 0 <= small < k: for k = n the division is T and the remainder small;
+    // for a k dividing n it is T / (n/k) and k * (T % (n/k)) + small (a reshape merging axes
+    // that a later split divides again). k = n first, then the largest coefficient dividing n.
+    const ks = [n, ...[...terms.values()].filter((c) => c > 1 && c < n && n % c === 0)];
+    for (const k of [...new Set(ks)].sort((p, q) => (p === n ? -1 : q === n ? 1 : q - p))) {
+      let big = this.int(0);
+      let small = this.int(0);
+      for (const [term, coef] of terms) {
+        if (coef % k === 0) big = this.add(big, this.mul(term, this.int(coef / k)));
+        else small = this.add(small, this.mul(term, this.int(coef)));
+      }
+      if (small.min < 0 || small.max >= k) continue;
+      if (k === n) return op === "idiv" ? big : small;
+      const m = this.int(n / k);
+      return op === "idiv"
+        ? this.binary("idiv", big, m)
+        : this.add(this.mul(this.binary("imod", big, m), this.int(k)), small);
     }
-    if (small.min < 0 || small.max >= n) return null;
-    return op === "idiv" ? big : small;
+    // otherwise multiples of n still pass through whole: (n*B + s) / n = B + s / n
+    let whole = this.int(0);
+    let rest = this.int(0);
+    let moved = false;
+    for (const [term, coef] of terms) {
+      if (coef % n === 0) {
+        whole = this.add(whole, this.mul(term, this.int(coef / n)));
+        moved = true;
+      } else rest = this.add(rest, this.mul(term, this.int(coef)));
+    }
+    if (!moved) return null;
+    return op === "idiv"
+      ? this.add(whole, this.binary("idiv", rest, nExpr))
+      : this.binary("imod", rest, nExpr);
   }
 
   /** `p ? a : b`. */
@@ -525,8 +561,39 @@ function linearTerms(e: Expr): Map<Expr, number> | null {
     else addTerm(x, c);
   };
   walk(e, 1);
+  // (x idiv n) * n*c + (x imod n) * c = x * c: a reshape that merges axes recombines the index
+  // it split, so the division and the remainder cancel (floor division, n > 0). Also
+  // (x idiv a*b) * b*c + ((x idiv a) imod b) * c = (x idiv a) * c, as x idiv a*b is
+  // (x idiv a) idiv b; merging three or more axes peels them off one at a time this way.
+  const divisor = (e: Expr) => (e.srcs[1].isConst() ? e.srcs[1].value : 0);
+  for (let merged = true; merged;) {
+    merged = false;
+    for (const [q, qc] of terms) {
+      if (q.op !== "idiv" || divisor(q) <= 0) continue;
+      for (const [r, rc] of terms) {
+        if (r.op !== "imod" || divisor(r) <= 0) continue;
+        const b = divisor(r);
+        const y = r.srcs[0];
+        const same = y === q.srcs[0] && b === divisor(q);
+        const nested = y.op === "idiv" && y.srcs[0] === q.srcs[0] && divisor(y) > 0 &&
+          divisor(y) * b === divisor(q);
+        if ((!same && !nested) || qc !== rc * b) continue;
+        terms.delete(q);
+        terms.delete(r);
+        walk(y, rc);
+        merged = true;
+        break;
+      }
+      if (merged) break;
+    }
+  }
   for (const [t, c] of terms) if (c === 0) terms.delete(t);
   return terms;
+}
+
+/** Whether an integer expression mentions a division or remainder (canonicalIndex may fold it). */
+function hasDivMod(e: Expr): boolean {
+  return e.op === "idiv" || e.op === "imod" || e.srcs.some(hasDivMod);
 }
 
 function rangeOf(op: KBinaryOp, a: Expr, b: Expr, type: ScalarType): [number, number] {

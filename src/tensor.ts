@@ -266,6 +266,7 @@ export class Tensor {
 
   // ---- elementwise -------------------------------------------------------------------------
 
+  /** Applies a unary op. */
   private unaryOp(op: UnaryOp): Tensor {
     return this.derive(ir.unary(op, this.node), [this]);
   }
@@ -318,6 +319,7 @@ export class Tensor {
     return this.unaryOp("sign");
   }
 
+  /** Applies a binary op with broadcasting; `fn` names the public method in errors. */
   private binaryOp(fn: string, op: BinaryOp, other: Tensor | number, reversed = false): Tensor {
     let otherNode: Node;
     if (typeof other === "number") {
@@ -396,6 +398,7 @@ export class Tensor {
 
   // ---- reductions --------------------------------------------------------------------------
 
+  /** The validated, non-negative axes of a reduction (all axes when omitted). */
   private reduceAxes(fn: string, axis: unknown): number[] {
     if (axis === undefined || axis === null) return this.shape.map((_, i) => i);
     const list = Array.isArray(axis) ? axis : [axis];
@@ -403,6 +406,7 @@ export class Tensor {
     if (new Set(axes).size !== axes.length) fail(fn, "axes must be distinct", axis);
     return axes;
   }
+  /** Applies a reduction over validated axes, dropping them unless `keepdim`. */
   private reduceOp(fn: string, op: "sum" | "max", axis: unknown, keepdim: unknown): Tensor {
     if (typeof keepdim !== "boolean") fail(fn, "keepdim must be a boolean", keepdim);
     const axes = this.reduceAxes(fn, axis);
@@ -860,7 +864,8 @@ export function tensor(
   return fromTyped("tensor", typed, shape, { ...o, dtype: dtype ?? "float32" });
 }
 
-type ShapeAndOptions = number[] | [readonly number[], TensorOptions?];
+/** Shape arguments: varargs `(2, 3)` or an array with options `([2, 3], {dtype})`. */
+export type ShapeAndOptions = number[] | [readonly number[], TensorOptions?];
 
 function splitShapeArgs(fn: string, args: unknown[]): { shape: number[]; options: TensorOptions; } {
   if (args.length > 0 && Array.isArray(args[0])) {
