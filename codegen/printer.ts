@@ -15,6 +15,9 @@
 import type { Expr, Kernel, ReduceArg, ScalarType, VarArg } from "./kernel.ts";
 import { reduceIdentity } from "./kernel.ts";
 
+/** Names a statement never gets (type names of the target languages). */
+const RESERVED_NAMES: ReadonlySet<string> = new Set(["i8", "i16", "i32", "i64", "f16", "f32", "f64"]);
+
 interface Scope {
   readonly depth: number;
   readonly items: Expr[];
@@ -180,7 +183,10 @@ export abstract class CStylePrinter {
         : e.type === "i32" && e.op !== "cast"
         ? "i"
         : "v";
-      const n = this.counters.get(prefix) ?? 0;
+      let n = this.counters.get(prefix) ?? 0;
+      // never shadow a type name of a target language: WGSL's `let i33: i32 = ...` fails to
+      // parse once a value is called `i32`
+      while (RESERVED_NAMES.has(`${prefix}${n}`)) n++;
       this.counters.set(prefix, n + 1);
       name = `${prefix}${n}`;
       this.names.set(e, name);

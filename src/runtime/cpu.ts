@@ -101,8 +101,10 @@ class CpuBackend implements Backend {
     );
   }
 
-  read(buffer: DeviceBuffer): Promise<TypedArray> {
-    return Promise.resolve(this.readSync(buffer));
+  async read(buffer: DeviceBuffer): Promise<TypedArray> {
+    const pending = (buffer as CpuBuffer).pending;
+    if (pending) await pending; // a copy from another device still arriving
+    return this.readSync(buffer);
   }
 
   readSync(buffer: DeviceBuffer): TypedArray {

@@ -1,0 +1,510 @@
+// The webgpu runtime: results against the float64 reference evaluator (or values worked out by
+// hand), the 2-D grid, buffer pooling and liveBuffers, limits, device mismatch, copies between
+// devices, device loss and a missing adapter. Tests that need an adapter are skipped without
+// one (see helpers.ts); the missing-adapter tests run everywhere.
+
+import {
+  assert,
+  assertEquals,
+  assertLessOrEqual,
+  assertNotStrictEquals,
+  assertRejects,
+  assertStrictEquals,
+  assertStringIncludes,
+  assertThrows,
+} from "./assert.ts";
+import { assertClose, reference, testDevices, webgpuAvailable } from "./helpers.ts";
+import { type DType, kernels, type Tensor, tensor, webgpu } from "../mod.ts";
+import { type Expr, ExprBuilder, type Kernel, type ScalarType } from "../codegen/kernel.ts";
+import { printWgsl } from "../codegen/wgsl.ts";
+import type { Launch } from "../src/runtime/device.ts";
+import { WebGpuBackend, webgpuBackend, type WebGpuBuffer } from "../src/runtime/webgpu.ts";
+
+const ignore = !webgpuAvailable;
+const gpuTest = { ignore };
+
+/** Deterministic pseudo-random values in [lo, hi). */
+function values(n: number, lo = -2, hi = 2, seed = 1): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = lo + (hi - lo) * (s / 2 ** 32);
+  }
+  return out;
+}
+
+/** Deterministic pseudo-random integers in [lo, hi). */
+function ints(n: number, lo: number, hi: number, seed = 7): Int32Array {
+  return Int32Array.from(values(n, 0, 1, seed), (v) => lo + Math.floor(v * (hi - lo)));
+}
+
+/**
+ * Builds `fn` on cpu inputs (for the float64 reference) and on copies of them moved to webgpu,
+ * and compares the webgpu result with the reference.
+ */
+async function matchesReference(
+  what: string,
+  inputs: readonly Tensor[],
+  fn: (...xs: Tensor[]) => Tensor,
+  tolerance: { rtol?: number; atol?: number; } = {},
+): Promise<void> {
+  const onCpu = fn(...inputs);
+  const expected = reference(onCpu);
+  const onGpu = fn(...inputs.map((t) => t.to("webgpu")));
+  assertEquals(onGpu.device, "webgpu", what);
+  assertEquals(onGpu.shape, onCpu.shape, what);
+  assertEquals(onGpu.dtype, onCpu.dtype, what);
+  const actual = await onGpu.data();
+  assertClose(actual, expected, { rtol: 2e-5, atol: 2e-6, ...tolerance, msg: what });
+}
+
+/** A hand-built elementwise kernel over `n` elements: `out[o] = value(b, o)`. */
+function elementwiseKernel(
+  name: string,
+  n: number,
+  outType: ScalarType,
+  inputs: readonly ScalarType[],
+  value: (b: ExprBuilder, o: Expr) => Expr,
+): Kernel {
+  const b = new ExprBuilder();
+  const o = b.variable("o", n);
+  return {
+    name,
+    comment: name,
+    outShape: [n],
+    outType,
+    outVars: [o],
+    value: value(b, o),
+    outIndex: o,
+    inputs: inputs.map((type) => ({ type, numel: n })),
+  };
+}
+
+/** One launch of `kernel` on `backend` with the given input data. */
+function launchOf(
+  backend: WebGpuBackend,
+  kernel: Kernel,
+  inputs: readonly (Float32Array | Int32Array)[],
+): Launch {
+  const dtypeOf = (t: ScalarType): DType => (t === "i32" ? "int32" : "float32");
+  const numel = kernel.outShape.reduce((a, d) => a * d, 1);
+  return {
+    kernel,
+    source: printWgsl(kernel),
+    output: backend.allocate(dtypeOf(kernel.outType), numel),
+    inputs: inputs.map((data, i) => backend.upload(data, dtypeOf(kernel.inputs[i].type))),
+  };
+}
+
+Deno.test("webgpu: the test device table includes webgpu when there is an adapter", () => {
+  assertEquals(testDevices.includes("webgpu"), webgpuAvailable);
+});
+
+Deno.test("webgpu: available() agrees with the adapter probe", async () => {
+  assertEquals(await webgpu.available(), webgpuAvailable);
+});
+
+Deno.test("webgpu: elementwise ops and broadcasting match the reference", gpuTest, async () => {
+  const x = tensor(values(24), { shape: [2, 3, 4] });
+  const pos = tensor(values(24, 0.1, 3, 2), { shape: [2, 3, 4] });
+  const row = tensor(values(4, -1, 1, 3), { shape: [4] });
+  const cases: [string, Tensor[], (...t: Tensor[]) => Tensor][] = [
+    ["neg", [x], (a) => a.neg()],
+    ["exp", [x], (a) => a.exp()],
+    ["log", [pos], (a) => a.log()],
+    ["sqrt", [pos], (a) => a.sqrt()],
+    ["rsqrt", [pos], (a) => a.rsqrt()],
+    ["recip", [pos], (a) => a.recip()],
+    ["square", [x], (a) => a.square()],
+    ["abs", [x], (a) => a.abs()],
+    ["relu", [x], (a) => a.relu()],
+    ["sigmoid", [x], (a) => a.sigmoid()],
+    ["tanh", [x], (a) => a.tanh()],
+    ["sign", [x], (a) => a.sign()],
+    ["add broadcast", [x, row], (a, r) => a.add(r.expand(2, 3, 4))],
+    ["sub", [x, pos], (a, p) => a.sub(p)],
+    ["mul scalar", [x], (a) => a.mul(-1.5)],
+    ["div", [x, pos], (a, p) => a.div(p)],
+    ["pow", [pos, x], (p, a) => p.pow(a)],
+    ["pow -0.75", [pos], (p) => p.pow(-0.75)],
+    ["negative base, integer exponent", [x, tensor(3)], (a, e) => a.pow(e.expand(2, 3, 4))],
+    ["maximum", [x, pos], (a, p) => a.maximum(p)],
+    ["minimum", [x, pos], (a, p) => a.minimum(p)],
+    ["lt", [x, pos], (a, p) => a.lt(p)],
+    ["gt", [x], (a) => a.gt(0.5)],
+    ["eq", [x], (a) => a.eq(a.mul(1))],
+    ["affine", [x], (a) => a.affine(0.25, 1e-4)],
+    ["chain", [x, pos], (a, p) => a.mul(p).add(1).div(p.add(a.abs())).sigmoid().mul(a)],
+  ];
+  for (const [what, inputs, fn] of cases) await matchesReference(what, inputs, fn);
+});
+
+Deno.test("webgpu: reductions match the reference", gpuTest, async () => {
+  const x = tensor(values(2 * 5 * 7), { shape: [2, 5, 7] });
+  await matchesReference("sum all", [x], (a) => a.sum());
+  await matchesReference("sum axis 1", [x], (a) => a.sum(1));
+  await matchesReference("sum axes 0,2 keepdim", [x], (a) => a.sum([0, 2], true));
+  await matchesReference("max axis -1", [x], (a) => a.max(-1));
+  await matchesReference("max all", [x], (a) => a.max());
+  await matchesReference("mean axis 0", [x], (a) => a.mean(0));
+  await matchesReference("softmax", [x], (a) => {
+    const e = a.sub(a.max(-1, true).expand(2, 5, 7)).exp();
+    return e.div(e.sum(-1, true).expand(2, 5, 7));
+  });
+  const long = tensor(values(10_000, -1, 1, 5), { shape: [10_000] });
+  await matchesReference("sum of 10000", [long], (a) => a.sum(), { rtol: 1e-4, atol: 1e-4 });
+});
+
+Deno.test("webgpu: pad, unfoldDim and other views match the reference", gpuTest, async () => {
+  const x = tensor(values(2 * 6 * 3 * 4), { shape: [2, 6, 3, 4] });
+  await matchesReference("pad", [x], (a) => a.pad([[0, 0], [2, 1], [0, 0], [1, 0]], -3));
+  await matchesReference("permute", [x], (a) => a.permute(2, 0, 3, 1).exp());
+  await matchesReference("transpose", [x], (a) => a.transpose().add(1));
+  await matchesReference("slice", [x], (a) => a.slice(1, 2, 5).mul(2));
+  await matchesReference("unfoldDim", [x], (a) => a.unfoldDim(1, 3, 2).sum(-1));
+  // LRN-like: the sum of squares over a window of 5 channels, padded by 2 on each side
+  await matchesReference("lrn window", [x], (a) => {
+    const windows = a.square().pad([[0, 0], [2, 2], [0, 0], [0, 0]]).unfoldDim(1, 5, 1);
+    const scale = windows.sum(-1).mul(1e-4 / 5).add(2).pow(-0.75);
+    return a.mul(scale);
+  });
+});
+
+Deno.test("webgpu: int32 ops match the reference, with 32-bit wrap-around", gpuTest, async () => {
+  const a = tensor(ints(30, -1000, 1000), { shape: [5, 6] });
+  const b = tensor(ints(30, -50, 50, 11), { shape: [5, 6] });
+  const big = tensor([2147483647, -2147483648, 1 << 30, -7], { dtype: "int32" });
+  await matchesReference("add", [a, b], (x, y) => x.add(y));
+  await matchesReference("mul", [a, b], (x, y) => x.mul(y));
+  await matchesReference("neg abs", [a], (x) => x.neg().abs());
+  await matchesReference("max min", [a, b], (x, y) => x.maximum(y).sub(x.minimum(y)));
+  await matchesReference("square", [b], (x) => x.square());
+  await matchesReference("sign", [a], (x) => x.sign());
+  await matchesReference("lt eq", [a, b], (x, y) => x.lt(y).add(x.eq(y)));
+  await matchesReference("sum axis", [a], (x) => x.sum(1));
+  await matchesReference("max axis", [a], (x) => x.max(0));
+  await matchesReference(
+    "pad window sum",
+    [a],
+    (x) => x.pad([[1, 1], [0, 0]]).unfoldDim(0, 3).sum(-1),
+  );
+  await matchesReference("cast from float", [a], (x) => x.cast("float32").mul(0.37).cast("int32"));
+  await matchesReference("to float", [a], (x) => x.div(7));
+  await matchesReference("wrap", [big], (x) => x.add(1).mul(3));
+  // hand-worked: 2147483647 + 1 wraps to -2147483648; -2147483648 * 2 wraps to 0
+  const wrapped = tensor([2147483647, -2147483648], { dtype: "int32", device: "webgpu" });
+  assertEquals(Array.from(await wrapped.add(1).data()), [-2147483648, -2147483647]);
+  assertEquals(Array.from(await wrapped.mul(2).data()), [-2, 0]);
+});
+
+Deno.test("webgpu: floor division, literals and pow run as printed", gpuTest, async () => {
+  const backend = webgpuBackend();
+  const xs = Int32Array.from([-7, -6, -1, 0, 1, 5, 6, 7]);
+  const n = xs.length;
+  const floorDiv = elementwiseKernel("k_floor_div", n, "i32", ["i32"], (b, o) => {
+    const x = b.load(0, o, "i32");
+    return b.add(b.mul(b.binary("idiv", x, b.int(3)), b.int(100)), b.binary("imod", x, b.int(3)));
+  });
+  const l1 = launchOf(backend, floorDiv, [xs]);
+  await backend.run([l1]);
+  const expectedDiv = Array.from(xs, (x) => Math.floor(x / 3) * 100 + (x - Math.floor(x / 3) * 3));
+  assertEquals(Array.from(await backend.read(l1.output)), expectedDiv);
+  // special constants: +inf, -inf, NaN, -0, tiny and huge finite values, INT_MIN
+  const specials = [Infinity, -Infinity, NaN, -0, 1e-5, 3.4028234663852886e38, -1e-30, 0.1];
+  const pick = elementwiseKernel("k_specials", specials.length, "f32", ["f32"], (b, o) => {
+    let value = b.constant(specials[specials.length - 1], "f32");
+    for (let i = specials.length - 2; i >= 0; i--) {
+      value = b.select(b.binary("eq", o, b.int(i)), b.constant(specials[i], "f32"), value);
+    }
+    return b.add(value, b.load(0, o, "f32")); // + 0 read at run time: nothing folds
+  });
+  const l2 = launchOf(backend, pick, [new Float32Array(specials.length)]);
+  await backend.run([l2]);
+  const got = await backend.read(l2.output);
+  assertClose(got, specials.map((v) => Math.fround(v)), { rtol: 0, atol: 0 });
+  const intMin = elementwiseKernel(
+    "k_int_min",
+    2,
+    "i32",
+    ["i32"],
+    (b, o) => b.add(b.load(0, o, "i32"), b.int(-2147483648)),
+  );
+  const l3 = launchOf(backend, intMin, [Int32Array.from([0, 5])]);
+  await backend.run([l3]);
+  assertEquals(Array.from(await backend.read(l3.output)), [-2147483648, -2147483643]);
+  // pow as in JavaScript: negative bases with integer exponents, and x ** 0 = 1
+  const bases = Float32Array.from([-2, -2, -0.5, 0, 3, -3, 2]);
+  const exps = Float32Array.from([3, 2, -1, 0, 0.5, 0, 1.5]);
+  const pow = elementwiseKernel(
+    "k_pow",
+    7,
+    "f32",
+    ["f32", "f32"],
+    (b, o) => b.binary("pow", b.load(0, o, "f32"), b.load(1, o, "f32")),
+  );
+  const l4 = launchOf(backend, pow, [bases, exps]);
+  await backend.run([l4]);
+  assertClose(await backend.read(l4.output), Array.from(bases, (x, i) => x ** exps[i]));
+  // more than 32 index temporaries: the one the shared printer calls i32 is renamed
+  const table = Int32Array.from([10, 11, 12, 13, 14, 15, 16]);
+  const deep = elementwiseKernel("k_deep_index", 16, "i32", ["i32"], (b, o) => {
+    let index: Expr = o;
+    for (let k = 1; k <= 20; k++) index = b.add(b.mul(index, o), b.int(k));
+    return b.load(0, b.binary("imod", index, b.int(7)), "i32");
+  });
+  const l5 = launchOf(backend, deep, [table]);
+  await backend.run([l5]);
+  const expectedDeep = Array.from({ length: 16 }, (_, o) => {
+    let index = o;
+    for (let k = 1; k <= 20; k++) index = (Math.imul(index, o) + k) | 0;
+    return table[index - Math.floor(index / 7) * 7];
+  });
+  assertEquals(Array.from(await backend.read(l5.output)), expectedDeep);
+  for (const l of [l1, l2, l3, l4, l5]) for (const b of [l.output, ...l.inputs]) backend.release(b);
+});
+
+Deno.test("webgpu: a kernel over 4.5M elements runs on a 2-D grid", gpuTest, async () => {
+  const rows = 1500;
+  const cols = 3000;
+  const n = rows * cols; // 70313 workgroups of 64: more than 65535
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; i++) data[i] = (i % 9973) - 4986;
+  using x = tensor(data, { shape: [rows, cols], device: "webgpu" });
+  const colTerm = tensor(Float32Array.from({ length: cols }, (_, j) => j), { device: "webgpu" });
+  using y = x.mul(2).add(colTerm.expand(rows, cols));
+  assertStringIncludes(kernels(y)[0].source, "nwg.x * 64u");
+  const out = await y.data();
+  assertEquals(out.length, n);
+  let bad = -1;
+  for (let i = 0; i < n; i++) {
+    if (out[i] !== data[i] * 2 + (i % cols)) {
+      bad = i;
+      break;
+    }
+  }
+  assertEquals(bad, -1, `first wrong element ${bad}: ${out[bad]}`);
+});
+
+Deno.test("webgpu: gradients computed on webgpu match the reference", gpuTest, async () => {
+  const data = values(12);
+  const run = (device: "cpu" | "webgpu") => {
+    const x = tensor(data, { shape: [3, 4], device, requiresGrad: true });
+    x.mul(x).sigmoid().sum(1).exp().sum().backward();
+    return x.grad!;
+  };
+  const expected = reference(run("cpu"));
+  assertClose(await run("webgpu").data(), expected, { rtol: 2e-5, atol: 2e-6 });
+});
+
+Deno.test(
+  "webgpu: 2,000 realize+dispose iterations keep liveBuffers bounded",
+  gpuTest,
+  async () => {
+    const before = webgpu.liveBuffers();
+    let peak = before;
+    let last: ArrayLike<number> = [];
+    for (let i = 0; i < 2000; i++) {
+      const v = (i % 10) * 0.1;
+      using x = tensor([v, v + 1, v + 2, v + 3], { device: "webgpu" });
+      using y = x.mul(2).exp().add(x).sum();
+      using z = y.add(x.max());
+      await z.realize();
+      peak = Math.max(peak, webgpu.liveBuffers());
+      if (i === 1999) last = await z.data();
+    }
+    // earlier tests' garbage may be collected meanwhile, so the count may also drop
+    assertLessOrEqual(webgpu.liveBuffers(), before);
+    assertLessOrEqual(peak, before + 2); // x and z of one iteration
+    const v = 0.9;
+    const xs = [v, v + 1, v + 2, v + 3].map(Math.fround);
+    const expected = xs.reduce((s, x) => s + Math.exp(2 * x) + x, 0) + xs[3];
+    assertClose(last, [expected]);
+    // the same structure compiled once
+    const pipelines = webgpuBackend().cachedPipelines();
+    using a = tensor([4, 3, 2, 1], { device: "webgpu" });
+    using b = a.mul(2).exp().add(a).sum().add(a.max());
+    await b.realize();
+    assertEquals(webgpuBackend().cachedPipelines(), pipelines);
+  },
+);
+
+Deno.test(
+  "webgpu: released storage is pooled and handed out under a new handle",
+  gpuTest,
+  async () => {
+    const backend = new WebGpuBackend();
+    await backend.acquireDevice();
+    const a = backend.upload(Float32Array.from([1, 2, 3]), "float32");
+    const storage = a.storage.gpu;
+    assert(storage !== null);
+    backend.release(a);
+    assertEquals(backend.liveBuffers(), 0);
+    const b = backend.upload(Float32Array.from([4, 5, 6]), "float32");
+    assertNotStrictEquals<WebGpuBuffer>(b, a);
+    assert(b.id !== a.id);
+    assertStrictEquals(b.storage.gpu, storage);
+    assertEquals(Array.from(await backend.read(b)), [4, 5, 6]);
+    backend.release(b);
+    backend.release(b); // a second release does nothing
+    assertEquals(backend.liveBuffers(), 0);
+  },
+);
+
+Deno.test("webgpu: mixing devices in one op throws", { ignore }, () => {
+  const a = tensor([1, 2, 3], { device: "webgpu" });
+  const b = tensor([1, 2, 3]);
+  const error = assertThrows(() => a.add(b), Error);
+  assertStringIncludes((error as Error).message, "webgpu");
+  assertStringIncludes((error as Error).message, "cpu");
+  assertThrows(() => b.mul(a), Error, "device");
+});
+
+Deno.test("webgpu: float64 tensors are refused with an error naming float64", () => {
+  assertThrows(
+    () => tensor([1.5], { dtype: "float64", device: "webgpu" }),
+    Error,
+    "float64",
+  );
+  assertThrows(() => new WebGpuBackend().allocate("float64", 4), Error, "webgpu");
+});
+
+Deno.test("webgpu: a limit error is reported and the next call works", gpuTest, async () => {
+  const device = await webgpuBackend().acquireDevice();
+  const maxBinding = Math.min(
+    device.limits.maxStorageBufferBindingSize,
+    device.limits.maxBufferSize,
+  );
+  const before = webgpu.liveBuffers();
+  // a broadcast view costs no memory; its sum with 1 would need an output above the limit
+  const n = Math.floor(maxBinding / 4) + 64;
+  const one = tensor([1], { device: "webgpu" });
+  const tooBig = one.expand(n).add(1);
+  const error = await assertRejects(() => tooBig.data(), Error, "maxStorageBufferBindingSize");
+  assertStringIncludes((error as Error).message, String(n * 4));
+  assertEquals(webgpu.liveBuffers(), before + 1); // only `one`; the failed output was released
+  // more storage buffers than one shader stage may bind
+  const backend = webgpuBackend();
+  const count = device.limits.maxStorageBuffersPerShaderStage; // inputs; + 1 output is too many
+  const wide = elementwiseKernel("k_wide", 4, "f32", Array(count).fill("f32"), (b, o) => {
+    let sum = b.load(0, o, "f32");
+    for (let i = 1; i < count; i++) sum = b.add(sum, b.load(i, o, "f32"));
+    return sum;
+  });
+  const launch = launchOf(backend, wide, Array.from({ length: count }, () => new Float32Array(4)));
+  await assertRejects(() => backend.run([launch]), Error, "maxStorageBuffersPerShaderStage");
+  for (const b of [launch.output, ...launch.inputs]) backend.release(b);
+  // the backend is still usable
+  assertEquals(
+    Array.from(await one.expand(3).add(tensor([1, 2, 3], { device: "webgpu" })).data()),
+    [2, 3, 4],
+  );
+});
+
+Deno.test("webgpu: to('webgpu') and to('cpu') round trips keep the values", gpuTest, async () => {
+  const f = values(50);
+  const i = ints(50, -100000, 100000);
+  const cpuF = tensor(f, { shape: [5, 10] });
+  const cpuI = tensor(i, { shape: [5, 10] });
+  const gpuF = cpuF.to("webgpu");
+  assertEquals(gpuF.device, "webgpu");
+  assertStrictEquals(gpuF.to("webgpu"), gpuF);
+  assertEquals(await gpuF.to("cpu").data(), f);
+  assertEquals(await cpuI.to("webgpu").to("cpu").data(), i);
+  assertEquals(cpuI.to("webgpu").to("cpu").dtype, "int32");
+  // compute on webgpu, continue on cpu, and back
+  const back = cpuF.to("webgpu").mul(3).to("cpu").add(1).to("webgpu").sum(1);
+  const expected = reference(cpuF.mul(3).add(1).sum(1));
+  assertClose(await back.data(), expected);
+  // a cpu tensor moved to webgpu is a leaf on webgpu, read back exactly
+  assertEquals(await tensor(f).to("webgpu").data(), f);
+});
+
+Deno.test("webgpu: empty tensors never launch and read back empty", gpuTest, async () => {
+  const empty = tensor(new Float32Array(0), { shape: [0, 3], device: "webgpu" });
+  assertEquals((await empty.data()).length, 0);
+  assertEquals((await empty.exp().data()).length, 0);
+  // a reduction over an empty axis reads an empty buffer and gives the identity
+  assertEquals(Array.from(await empty.sum(0).data()), [0, 0, 0]);
+});
+
+Deno.test(
+  "webgpu: a lost device is reported once, then a new one is acquired",
+  gpuTest,
+  async () => {
+    const backend = new WebGpuBackend();
+    const add1 = elementwiseKernel(
+      "k_add1",
+      3,
+      "f32",
+      ["f32"],
+      (b, o) => b.add(b.load(0, o, "f32"), b.constant(1, "f32")),
+    );
+    const first = launchOf(backend, add1, [Float32Array.from([1, 2, 3])]);
+    await backend.run([first]);
+    assertEquals(Array.from(await backend.read(first.output)), [2, 3, 4]);
+    const device = await backend.acquireDevice();
+    device.destroy();
+    await device.lost;
+    const second = launchOf(backend, add1, [Float32Array.from([5, 6, 7])]);
+    await assertRejects(
+      () => backend.run([second]),
+      Error,
+      "lost",
+    );
+    // the next call acquires a new device; data uploaded meanwhile is still on the host
+    await backend.run([second]);
+    assertEquals(Array.from(await backend.read(second.output)), [6, 7, 8]);
+    assertNotStrictEquals(await backend.acquireDevice(), device);
+    // what lived on the old device is gone, and saying so is an error
+    await assertRejects(() => backend.read(first.output), Error, "lost with the device");
+    for (const b of [first.output, ...first.inputs, second.output, ...second.inputs]) {
+      backend.release(b);
+    }
+    assertEquals(backend.liveBuffers(), 0);
+  },
+);
+
+Deno.test("webgpu: without navigator.gpu or an adapter, running names what is missing", async () => {
+  const add1 = elementwiseKernel(
+    "k_add1",
+    3,
+    "f32",
+    ["f32"],
+    (b, o) => b.add(b.load(0, o, "f32"), b.constant(1, "f32")),
+  );
+  const noGpu = new WebGpuBackend(() => undefined);
+  assertEquals(await noGpu.available(), false);
+  // creating buffers is synchronous and works; the data waits on the host
+  const launch = launchOf(noGpu, add1, [Float32Array.from([1, 2, 3])]);
+  assertEquals(Array.from(await noGpu.read(launch.inputs[0])), [1, 2, 3]);
+  await assertRejects(() => noGpu.run([launch]), Error, "navigator.gpu");
+  const noAdapter = new WebGpuBackend(() =>
+    ({ requestAdapter: () => Promise.resolve(null) }) as unknown as GPU
+  );
+  assertEquals(await noAdapter.available(), false);
+  const launch2 = launchOf(noAdapter, add1, [Float32Array.from([1, 2, 3])]);
+  await assertRejects(() => noAdapter.run([launch2]), Error, "adapter");
+  // the error repeats: nothing is cached from a failed acquisition
+  await assertRejects(() => noAdapter.run([launch2]), Error, "adapter");
+});
+
+const gc = (globalThis as { gc?: () => void; }).gc;
+
+Deno.test({
+  name: "webgpu: leaf storage dropped without dispose() is released at garbage collection",
+  // needs `deno test --v8-flags=--expose-gc`; no adapter needed (the data stays on the host)
+  ignore: gc === undefined,
+  fn: async () => {
+    const backend = new WebGpuBackend(() => undefined);
+    (() => {
+      for (let i = 0; i < 100; i++) backend.upload(Float32Array.from([i, i + 1]), "float32");
+    })();
+    assertEquals(backend.liveBuffers(), 100);
+    for (let i = 0; i < 10 && backend.liveBuffers() > 0; i++) {
+      gc!();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assertEquals(backend.liveBuffers(), 0);
+  },
+});
