@@ -663,15 +663,18 @@ export class Tensor {
     if (this.device !== "cpu") {
       fail("dataSync", `needs a cpu tensor (use await data() on "${this.device}")`, this.device);
     }
-    const r = realizeNodes([this.node], backendFor("cpu"));
-    if (r instanceof Promise) {
+    const cpu = backendFor("cpu");
+    const ran = realizeNodes([this.node], cpu);
+    if (ran instanceof Promise || cpu.pending(realizedBuffer(this.node)!) !== null) {
+      // a copy from another device is still arriving: only the async path can wait for it
+      ran?.catch(() => {});
       fail(
         "dataSync",
         "inputs that are ready now (this tensor depends on data still being copied from another device; use await data())",
         described("a pending copy"),
       );
     }
-    return backendFor("cpu").readSync!(realizedBuffer(this.node)!);
+    return cpu.readSync!(realizedBuffer(this.node)!);
   }
 
   /** The values as nested arrays (a number for a 0-D tensor). */

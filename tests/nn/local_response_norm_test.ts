@@ -8,14 +8,16 @@ import {
   manualSeed,
   nn,
   randn,
+  realize,
   setFusion,
   Tensor,
   tensor,
+  webgpu,
   zeros,
 } from "../../mod.ts";
 import type { DeviceName } from "../../mod.ts";
 import { assert, assertEquals, assertStrictEquals, assertThrows } from "../assert.ts";
-import { assertClose, reference, testDevices } from "../helpers.ts";
+import { assertClose, reference, testDevices, webgpuAvailable } from "../helpers.ts";
 
 interface GoldenCase {
   name: string;
@@ -300,3 +302,37 @@ Deno.test("LocalResponseNorm: the input is not modified", async () => {
 });
 
 export type { DeviceName };
+
+Deno.test({
+  name:
+    "LocalResponseNorm: 2,000 forward + backward iterations on webgpu keep live GPU buffers bounded",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    const lrn = new nn.LocalResponseNorm(5, 1e-4, 0.75, 2);
+    const shape = [1, 8, 4, 4];
+    const xData = randn(shape).dataSync();
+    const gData = randn(shape).dataSync();
+    const baseline = webgpu.liveBuffers();
+    let peak = 0;
+    let last: Float32Array | null = null;
+    for (let i = 0; i < 2000; i++) {
+      using x = tensor(xData, { shape, device: "webgpu", requiresGrad: true });
+      using g = tensor(gData, { shape, device: "webgpu" });
+      using y = lrn.forward(x);
+      y.backward(g);
+      using dx = x.grad!;
+      await realize(y, dx);
+      if (i === 1999) last = (await dx.data()) as Float32Array;
+      peak = Math.max(peak, webgpu.liveBuffers());
+    }
+    assert(peak <= baseline + 8, `live GPU buffers reached ${peak} (baseline ${baseline})`);
+    assert(
+      webgpu.liveBuffers() <= baseline,
+      `${webgpu.liveBuffers() - baseline} GPU buffers leaked`,
+    );
+    // the last iteration's gradient still equals the cpu result
+    const xc = tensor(xData, { shape, requiresGrad: true });
+    lrn.forward(xc).backward(tensor(gData, { shape }));
+    assertClose(last!, await xc.grad!.data(), { rtol: 1e-4, atol: 1e-6 });
+  },
+});
