@@ -16,7 +16,15 @@ import type { Expr, Kernel, ReduceArg, ScalarType, VarArg } from "./kernel.ts";
 import { reduceIdentity } from "./kernel.ts";
 
 /** Names a statement never gets (type names of the target languages). */
-const RESERVED_NAMES: ReadonlySet<string> = new Set(["i8", "i16", "i32", "i64", "f16", "f32", "f64"]);
+const RESERVED_NAMES: ReadonlySet<string> = new Set([
+  "i8",
+  "i16",
+  "i32",
+  "i64",
+  "f16",
+  "f32",
+  "f64",
+]);
 
 interface Scope {
   readonly depth: number;

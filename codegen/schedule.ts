@@ -67,7 +67,10 @@ export function scheduleKernels(
     outputs.filter((n) => n.op !== "buffer" && !options.isRealized(n) && n.numel > 0),
   );
   if (!options.fusion) {
-    for (const n of order) if (!isSource(n) && n.op !== "detach") materialized.add(n);
+    // empty values are never materialized (no kernel writes them; readers loop over nothing)
+    for (const n of order) {
+      if (!isSource(n) && n.op !== "detach" && n.numel > 0) materialized.add(n);
+    }
   } else {
     applyRecomputeBudget(order, materialized, isSource);
   }
@@ -145,7 +148,7 @@ function applyRecomputeBudget(
     if (isSource(node)) continue;
     let count = evaluations.get(node) ?? 0;
     const computes = !isMovement(node.op) && node.op !== "detach" && node.op !== "cast";
-    if (computes && !materialized.has(node)) {
+    if (computes && !materialized.has(node) && node.numel > 0) {
       const extra = count - node.numel;
       if (extra > 0 && extra * inlineCost.get(node)! > RECOMPUTE_BUDGET * node.numel) {
         materialized.add(node);
@@ -174,7 +177,10 @@ function pickSplit(root: Node, isLoaded: (n: Node) => boolean): Node | null {
   const total = leavesOf(root).size;
   let best: Node | null = null;
   for (const [n, set] of leaves) {
-    if (n === root || isLoaded(n) || isMovement(n.op) || set.size >= total || set.size < 2) {
+    if (
+      n === root || isLoaded(n) || isMovement(n.op) || n.numel === 0 || set.size >= total ||
+      set.size < 2
+    ) {
       continue;
     }
     if (best === null || set.size > leaves.get(best)!.size) best = n;

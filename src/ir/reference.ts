@@ -159,7 +159,7 @@ function evaluateNode(node: Node, srcs: Float64Array[], read: BufferReader): Flo
       break;
     case "pad": {
       const { pads, value } = node.arg as PadArg;
-      fill = value;
+      fill = wrapInt(node, value); // an int32 pad value truncates like the kernels' constant
       view = (idx) => {
         const inIdx = idx.map((v, i) => v - pads[i][0]);
         return inIdx.every((v, i) => v >= 0 && v < src.shape[i]) ? inIdx : null;

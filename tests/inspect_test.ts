@@ -1,0 +1,129 @@
+// Seeing what the compiler does (src/inspect.ts): kernels() describes the plan without running
+// it, realize() computes several tensors in one schedule, setFusion and setDebug switch
+// behaviour, and every entry validates its arguments.
+
+import {
+  graph,
+  graphDot,
+  kernels,
+  realize,
+  setDebug,
+  setFusion,
+  type Tensor,
+  tensor,
+} from "../mod.ts";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "./assert.ts";
+import { assertClose, reference } from "./helpers.ts";
+
+const input = (seed: number) =>
+  tensor(Array.from({ length: 12 }, (_, i) => Math.cos(i + seed)), { shape: [3, 4] });
+
+/** Runs `fn` with console.error captured; returns the lines printed. */
+async function captureErrors(fn: () => Promise<void>): Promise<string[]> {
+  const lines: string[] = [];
+  const original = console.error;
+  console.error = (...args: unknown[]) => lines.push(args.map(String).join(" "));
+  try {
+    await fn();
+  } finally {
+    console.error = original;
+  }
+  return lines;
+}
+
+Deno.test("kernels() describes the plan and runs nothing", async () => {
+  const x = input(1);
+  const y = x.exp().sum(1);
+  const ks = kernels(y);
+  assertEquals(ks.length, 1);
+  assertEquals(ks[0].target, "js");
+  assertEquals(ks[0].name, "k0_exp_sum_reshape");
+  assertStringIncludes(ks[0].source, `function ${ks[0].name}(out, in0)`);
+  assertEquals(ks[0].kernel.outShape, [3]);
+  assertEquals(y.isRealized, false); // nothing ran
+  assertClose(await y.data(), reference(y));
+  assertEquals(kernels(y).length, 0); // realized: nothing left to run
+  assertEquals(kernels(x).length, 0); // data needs no kernel
+});
+
+Deno.test("realize() computes several tensors in one schedule", async () => {
+  const x = input(2);
+  const a = x.exp().mul(2);
+  const b = x.exp().sum(0);
+  await realize(a, b);
+  assert(a.isRealized && b.isRealized);
+  assertClose(a.dataSync(), reference(a));
+  assertClose(b.dataSync(), reference(b));
+  assertEquals(await realize(), undefined);
+});
+
+Deno.test("setFusion(false) gives one kernel per op; the values do not change", async () => {
+  const build = (seed: number) => input(seed).neg().exp().affine(2, 1);
+  const fused = build(3);
+  assertEquals(kernels(fused).length, 1);
+  const unfused = build(3.5);
+  try {
+    setFusion(false);
+    assertEquals(kernels(unfused).map((k) => k.name), ["k0_neg", "k1_exp", "k2_affine"]);
+    assertClose(await unfused.data(), reference(unfused));
+  } finally {
+    setFusion(true);
+  }
+  assertClose(await fused.data(), reference(fused));
+});
+
+Deno.test("setDebug(1) prints each launch; setDebug(0) is quiet again", async () => {
+  const y = input(4).sqrt().abs().max(0);
+  let lines: string[] = [];
+  try {
+    setDebug(1);
+    lines = await captureErrors(async () => void (await y.data()));
+  } finally {
+    setDebug(0);
+  }
+  assertEquals(lines.length, 1);
+  assertMatch(lines[0], /^\[lucid\] launch k0_\w+ -> float32\[4\]$/);
+  const quiet = await captureErrors(async () => void (await input(5).sqrt().abs().max(0).data()));
+  assertEquals(quiet, []);
+});
+
+Deno.test("setDebug(3) also prints the IR and the source of each new plan", async () => {
+  const y = input(6).tanh().square().sum(0, true); // a structure no other test plans
+  let lines: string[] = [];
+  try {
+    setDebug(3);
+    lines = await captureErrors(async () => void (await y.data()));
+  } finally {
+    setDebug(0);
+  }
+  const text = lines.join("\n");
+  assertStringIncludes(text, "[lucid] IR:\n%0 = buffer() : float32[3,4]");
+  assertStringIncludes(text, "function k0_tanh_square_sum(out, in0)");
+  assertStringIncludes(text, "[lucid] launch k0_tanh_square_sum -> float32[1,4]");
+});
+
+Deno.test("inspection entries validate their arguments", async () => {
+  const bad = [1, 2] as unknown as Tensor;
+  assertThrows(() => graph(bad), Error, "graph: argument 0 must be a Tensor, got [1, 2]");
+  assertThrows(() => graphDot(input(1), bad), Error, "graphDot: argument 1 must be a Tensor");
+  assertThrows(() => kernels(bad), Error, "kernels: argument 0 must be a Tensor");
+  await assertRejects(() => realize(bad), Error, "realize: argument 0 must be a Tensor");
+  assertThrows(
+    () => setFusion(1 as unknown as boolean),
+    Error,
+    "setFusion: enabled must be a boolean, got 1",
+  );
+  assertThrows(() => setDebug(-1), Error, "setDebug: level must be a non-negative integer, got -1");
+  assertThrows(
+    () => setDebug(1.5),
+    Error,
+    "setDebug: level must be a non-negative integer, got 1.5",
+  );
+});

@@ -1,0 +1,151 @@
+// The JavaScript printer (codegen/js.ts over codegen/printer.ts): the exact source of small
+// kernels is pinned, so any change to lowering, rewrite rules or placement shows up here as a
+// reviewed diff. Each pinned kernel is also run and checked against hand-worked values.
+
+import { kernels, tensor, zeros } from "../mod.ts";
+import { printJs } from "../codegen/js.ts";
+import { ExprBuilder, type Kernel } from "../codegen/kernel.ts";
+import { assertEquals, assertStringIncludes } from "./assert.ts";
+import { assertClose, reference } from "./helpers.ts";
+
+Deno.test("padded window sum: clipped loop bounds are hoisted out of the innermost loop", async () => {
+  const x = zeros(2, 8).pad([[0, 0], [2, 2]]).unfoldDim(1, 5).sum(-1);
+  const ks = kernels(x);
+  assertEquals(ks.length, 1);
+  assertEquals(ks[0].target, "js");
+  // the window's validity test became the loop bounds [max(0, 2 - o1), min(5, 10 - o1)),
+  // computed once per output element; the innermost loop only adds and loads. (No value is
+  // named i8: type names of the target languages are skipped, see printer.ts.)
+  assertEquals(
+    ks[0].source,
+    `// lucid kernel: out float32[2,8] from in0: float32[2,8]
+// out = reshape(sum(unfoldDim(pad(in0, {pads=[[0,0],[2,2]],value=0}), {dim=1,size=5,step=1}), [2]))
+function k0_pad_unfoldDim_sum_reshape(out, in0) {
+  for (let o0 = 0; o0 < 2; o0++) {
+    const i0 = o0 * 8;
+    const i1 = i0 - 2;
+    for (let o1 = 0; o1 < 8; o1++) {
+      const i2 = i0 + o1;
+      const i3 = -o1;
+      const i4 = i3 + 2;
+      const i5 = Math.max(0, i4);
+      const i6 = i3 + 10;
+      const i7 = Math.min(5, i6);
+      const i9 = i1 + o1;
+      let acc0 = 0;
+      for (let r2 = i5; r2 < i7; r2++) {
+        const i10 = i9 + r2;
+        const in0_0 = in0[i10];
+        acc0 += in0_0;
+      }
+      out[i2] = acc0;
+    }
+  }
+}
+`,
+  );
+  // run the same structure on data: each output is the sum of its (clipped) 5-window
+  const data = Array.from({ length: 16 }, (_, i) => i + 1);
+  const y = tensor(data, { shape: [2, 8] }).pad([[0, 0], [2, 2]]).unfoldDim(1, 5).sum(-1);
+  const expected = [0, 1].flatMap((r) =>
+    Array.from({ length: 8 }, (_, c) => {
+      let s = 0;
+      for (let k = c - 2; k <= c + 2; k++) if (k >= 0 && k < 8) s += data[r * 8 + k];
+      return s;
+    })
+  );
+  assertEquals(Array.from(await y.data()), expected);
+});
+
+Deno.test("int32 kernel: products use Math.imul, sums wrap with | 0, max starts at INT_MIN", async () => {
+  const ks = kernels(
+    zeros([3, 4], { dtype: "int32" }).mul(zeros([4], { dtype: "int32" })).add(7).max(0),
+  );
+  assertEquals(
+    ks[0].source,
+    `// lucid kernel: out int32[4] from in0: int32[3,4], in1: int32[4]
+// out = reshape(max(add(mul(in0, expand(reshape(in1))), expand(reshape(7))), [0]))
+function k0_reshape_expand_mul_add_max(out, in0, in1) {
+  for (let o0 = 0; o0 < 4; o0++) {
+    const in1_0 = in1[o0];
+    let acc0 = -2147483648;
+    for (let r1 = 0; r1 < 3; r1++) {
+      const i0 = r1 * 4;
+      const i1 = o0 + i0;
+      const in0_0 = in0[i1];
+      const i2 = Math.imul(in0_0, in1_0);
+      const i3 = (i2 + 7) | 0;
+      acc0 = Math.max(acc0, i3);
+    }
+    out[o0] = acc0;
+  }
+}
+`,
+  );
+  const a = tensor([[1, -2, 3, 65536], [4, 5, -6, 65536], [-7, 8, 9, -1]], { dtype: "int32" });
+  const b = tensor([2, 3, -1, 65536], { dtype: "int32" });
+  const y = a.mul(b).add(7);
+  // column 3: 65536 * 65536 wraps to 0 (unwrapped it would be 2^32), so its max is 0 + 7
+  assertEquals(Array.from(await y.max(0).data()), [15, 31, 13, 7]);
+  assertEquals(Array.from(await y.max(0).data()), Array.from(reference(y.max(0))));
+});
+
+Deno.test("strided window: unfoldDim with step 2 needs no division", () => {
+  const src = kernels(zeros(6).unfoldDim(0, 2, 2).sum(-1))[0].source;
+  assertStringIncludes(src, "const i0 = o0 * 2;");
+  assertEquals(/[%/]\s/.test(src.split("\n").slice(2).join("\n")), false, src);
+});
+
+Deno.test("printer spells literals, comparisons, selects and casts", async () => {
+  // NaN, infinities and -0 as literals; a comparison as a select of 1 and 0
+  const x = tensor([1, -1, 0, 2]);
+  const y = x.maximum(-Infinity).add(x.lt(0)).pad([[1, 1]], NaN);
+  const src = kernels(y)[0].source;
+  assertStringIncludes(src, "-Infinity");
+  assertStringIncludes(src, "NaN");
+  assertStringIncludes(src, " < 0");
+  assertStringIncludes(src, " ? 1 : 0");
+  const got = Array.from(await y.data());
+  assertClose(got, reference(y));
+  assertEquals(got.slice(1, 5), [1, 0, 0, 2]);
+  // float64 -> float32 casts round with Math.fround, float -> int32 truncates with | 0
+  const c = tensor([0.1], { dtype: "float64" }).cast("float32");
+  assertStringIncludes(kernels(c)[0].source, "Math.fround(");
+  assertEquals((await c.data())[0], Math.fround(0.1));
+  assertStringIncludes(kernels(tensor([1.5]).cast("int32"))[0].source, " | 0");
+});
+
+Deno.test("printJs of a hand-built kernel: constants fold before printing", () => {
+  const b = new ExprBuilder();
+  const o = b.variable("o", 3);
+  const value = b.add(b.load(0, o, "f32"), b.mul(b.constant(2, "f32"), b.constant(3, "f32")));
+  const kernel: Kernel = {
+    name: "k_test",
+    comment: "hand-built",
+    outShape: [3],
+    outType: "f32",
+    outVars: [o],
+    value,
+    outIndex: o,
+    inputs: [{ type: "f32", numel: 3 }],
+  };
+  assertEquals(
+    printJs(kernel),
+    `// hand-built
+function k_test(out, in0) {
+  for (let o0 = 0; o0 < 3; o0++) {
+    const in0_0 = in0[o0];
+    const v0 = in0_0 + 6;
+    out[o0] = v0;
+  }
+}
+`,
+  );
+  const fn = new Function(`${printJs(kernel)}\nreturn k_test;`)() as (
+    out: Float32Array,
+    in0: Float32Array,
+  ) => void;
+  const out = new Float32Array(3);
+  fn(out, new Float32Array([1, 2, 3]));
+  assertEquals(Array.from(out), [7, 8, 9]);
+});

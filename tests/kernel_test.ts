@@ -1,0 +1,226 @@
+// The kernel IR's rewrite rules (codegen/kernel.ts), applied as the ExprBuilder makes each
+// expression: constant folding, algebraic identities that are exact in IEEE arithmetic,
+// constant-exponent pow, range folding of comparisons and div/mod, select hoisting, and reduce
+// bound clipping. Each rule is checked on the builder directly and, where it shows, in the
+// source of a real kernel whose values are checked against the reference.
+
+import { kernels, type Tensor, tensor } from "../mod.ts";
+import { type Expr, ExprBuilder } from "../codegen/kernel.ts";
+import { kernelExprs } from "../codegen/schedule.ts";
+import { assert, assertEquals, assertStrictEquals, assertStringIncludes } from "./assert.ts";
+import { assertClose, reference } from "./helpers.ts";
+
+/** Every op in an expression DAG (reduce bodies included). */
+function opsOf(e: Expr): Set<string> {
+  const ops = new Set<string>();
+  const seen = new Set<Expr>();
+  const walk = (x: Expr) => {
+    if (seen.has(x)) return;
+    seen.add(x);
+    ops.add(x.op);
+    x.srcs.forEach(walk);
+  };
+  walk(e);
+  return ops;
+}
+
+/** A [n] or shaped float32 tensor of distinct positive values. */
+function positive(shape: number[]): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tensor(Array.from({ length: n }, (_, i) => 0.25 + i * 0.5), { shape });
+}
+
+Deno.test("constant folding: ops on constants are constants", () => {
+  const b = new ExprBuilder();
+  assertEquals(b.add(b.int(2), b.int(3)).value, 5);
+  assertEquals(b.binary("idiv", b.int(-7), b.int(2)).value, -4); // floor division
+  assertEquals(b.binary("imod", b.int(-7), b.int(2)).value, 1); // floor remainder
+  assertEquals(b.mul(b.int(65536), b.int(65536)).value, 0); // int32 wraps
+  assertEquals(b.add(b.int(2147483647), b.int(1)).value, -2147483648);
+  assertEquals(b.unary("exp", b.constant(0, "f32")).value, 1);
+  assertEquals(b.unary("sqrt", b.constant(16, "f64")).value, 4);
+  assertEquals(b.binary("pow", b.constant(2, "f32"), b.constant(10, "f32")).value, 1024);
+  assert(Number.isNaN(b.unary("log", b.constant(-1, "f32")).value));
+  const lt = b.lt(b.constant(1, "f32"), b.constant(2, "f32"));
+  assertEquals([lt.op, lt.type, lt.value], ["const", "bool", 1]);
+  assertEquals(b.cast(b.constant(-2.7, "f32"), "i32").value, -2);
+  // hash-consing: equal expressions are one object
+  assertStrictEquals(b.add(b.int(2), b.int(3)), b.int(5));
+  const v = b.variable("o", 4);
+  assertStrictEquals(b.add(v, b.int(1)), b.add(v, b.int(1)));
+});
+
+Deno.test("identities: only those exact in IEEE arithmetic", () => {
+  const b = new ExprBuilder();
+  const x = b.load(0, b.int(0), "f32");
+  const i = b.variable("o", 10);
+  assertStrictEquals(b.add(x, b.constant(0, "f32")), x);
+  assertStrictEquals(b.mul(b.constant(1, "f32"), x), x);
+  assertStrictEquals(b.binary("div", x, b.constant(1, "f32")), x);
+  assertStrictEquals(b.unary("neg", b.unary("neg", x)), x);
+  assertStrictEquals(b.sub(i, i).value, 0); // integers: x - x = 0
+  assertStrictEquals(b.mul(i, b.int(0)).value, 0);
+  // floats keep x - x and x * 0: Infinity - Infinity and NaN * 0 are NaN
+  assertEquals(b.sub(x, x).op, "sub");
+  assertEquals(b.mul(x, b.constant(0, "f32")).op, "mul");
+  // (x + 1) + 2 = x + 3 on integers; constants move to the right
+  assertStrictEquals(b.add(b.add(i, b.int(1)), b.int(2)), b.add(i, b.int(3)));
+  assertStrictEquals(b.add(b.int(3), i), b.add(i, b.int(3)));
+});
+
+Deno.test("range folding: comparisons decided by value ranges become constants", () => {
+  const b = new ExprBuilder();
+  const v = b.variable("o", 4); // 0..3
+  assertEquals(b.lt(v, b.int(4)).value, 1);
+  assertEquals(b.le(b.int(0), v).value, 1);
+  assertEquals(b.lt(v, b.int(0)).value, 0);
+  assertEquals(b.lt(v, b.int(3)).op, "lt"); // undecided: kept
+  // select with a known predicate picks its side; a && true = a
+  const x = b.load(0, v, "f32");
+  assertStrictEquals(b.select(b.lt(v, b.int(9)), x, b.constant(0, "f32")), x);
+  const p = b.lt(v, b.int(2));
+  assertStrictEquals(b.and(p, b.constant(1, "bool")), p);
+  assertEquals(b.and(p, b.constant(0, "bool")).value, 0);
+});
+
+Deno.test("select hoisting: op(p ? a : c) = p ? op(a) : op(c) with op(c) folded", () => {
+  const b = new ExprBuilder();
+  const v = b.variable("o", 8);
+  const p = b.lt(v, b.int(5));
+  const x = b.load(0, v, "f32");
+  const s = b.select(p, x, b.constant(0, "f32"));
+  const e = b.unary("exp", s);
+  assertEquals(e.op, "select");
+  assertEquals(e.srcs[2].value, 1); // exp(0) folded
+  const m = b.mul(s, b.constant(3, "f32"));
+  assertEquals(m.op, "select");
+  assertEquals(m.srcs[2].value, 0);
+});
+
+Deno.test("pow with a constant exponent: sqrt / rsqrt / reciprocal forms, no Math.pow", async () => {
+  const b = new ExprBuilder();
+  const x = b.load(0, b.variable("o", 4), "f32");
+  const forms: [number, string[]][] = [
+    [1, ["load"]],
+    [2, ["mul"]],
+    [3, ["mul"]],
+    [0.5, ["sqrt"]],
+    [0.25, ["sqrt"]],
+    [0.75, ["sqrt", "mul"]],
+    [-0.5, ["rsqrt"]],
+    [-0.25, ["rsqrt", "sqrt"]],
+    [-0.75, ["rsqrt", "sqrt", "mul"]],
+    [-1, ["recip"]],
+    [-2, ["recip", "mul"]],
+  ];
+  for (const [exponent, expected] of forms) {
+    const ops = opsOf(b.binary("pow", x, b.constant(exponent, "f32")));
+    assert(!ops.has("pow"), `pow ${exponent} kept pow`);
+    for (const op of expected) assert(ops.has(op), `pow ${exponent}: no ${op} in ${[...ops]}`);
+  }
+  // any other exponent stays a pow
+  assert(opsOf(b.binary("pow", x, b.constant(0.3, "f32"))).has("pow"));
+  // a / b ** c = a * b ** -c, so a division by a power is specialized too
+  const y = b.load(1, b.variable("o", 4), "f32");
+  const d = b.binary("div", y, b.binary("pow", x, b.constant(0.3, "f32")));
+  assertEquals(d.op, "mul");
+  assertStrictEquals(d.srcs[1], b.binary("pow", x, b.constant(-0.3, "f32")));
+
+  // in generated kernels: no Math.pow, and the values match the reference (0 and Infinity too)
+  for (const [exponent] of forms) {
+    const t = tensor([0, 0.01, 0.3, 1, 2.5, 7, 1e6, Infinity]).pow(exponent);
+    const src = kernels(t)[0].source;
+    assert(!src.includes("Math.pow"), `pow ${exponent}:\n${src}`);
+    assertClose(await t.data(), reference(t), { rtol: 2e-7 * 8, atol: 0, msg: `pow ${exponent}` });
+  }
+  const src = kernels(positive([6, 4]).pow(-0.75))[0].source;
+  assertStringIncludes(src, "1 / Math.sqrt(");
+  assertStringIncludes(src, "Math.sqrt(");
+  assert(kernels(positive([4]).pow(0.3))[0].source.includes("Math.pow"));
+});
+
+Deno.test("div/mod folding: reshapes that merge or split axes cleanly need no % or /", async () => {
+  const cases: [number[], number[]][] = [
+    [[4, 6], [24]], // merge
+    [[24], [4, 6]], // split
+    [[2, 3, 4], [6, 4]], // merge the leading axes
+    [[6, 4], [2, 3, 4]], // split the leading axis
+    [[2, 3, 4], [2, 12]], // merge the trailing axes
+    [[2, 12], [2, 3, 4]],
+    [[2, 3, 4], [24]],
+    [[1, 6, 1], [6]], // size-1 axes
+  ];
+  for (const [from, to] of cases) {
+    const t = positive(from).reshape(to).exp();
+    const src = kernels(t)[0].source;
+    const body = src.split("\n").slice(2).join("\n"); // skip the comment header
+    assert(!/ % | \/ /.test(body), `reshape [${from}] -> [${to}] divides:\n${src}`);
+    assertClose(await t.data(), reference(t), { rtol: 2e-7 });
+  }
+  // any reshape of contiguous data is the identity index; a reshape of a transposed view must
+  // really divide, keeps its % and is still right
+  const odd = positive([4, 6]).transpose().reshape(3, 8).exp();
+  assertStringIncludes(kernels(odd)[0].source, " % ");
+  assertClose(await odd.data(), reference(odd), { rtol: 2e-7 });
+  // on the builder: (x / n) * n + x % n = x, and (o * 6 + r) / 6 = o when 0 <= r < 6
+  const b = new ExprBuilder();
+  const x = b.variable("o", 24);
+  const n = b.int(6);
+  const back = b.add(b.mul(b.binary("idiv", x, n), n), b.binary("imod", x, n));
+  assertStrictEquals(b.canonicalIndex(back), x);
+  const o = b.variable("o", 4);
+  const r = b.variable("r", 6);
+  const flat = b.add(b.mul(o, n), r);
+  assertStrictEquals(b.binary("idiv", flat, n), o);
+  assertStrictEquals(b.binary("imod", flat, n), r);
+  assertStrictEquals(b.binary("idiv", r, n).value, 0);
+  assertStrictEquals(b.binary("imod", r, n), r);
+});
+
+Deno.test("reduce bound clipping: an affine validity test becomes the loop bounds", async () => {
+  const b = new ExprBuilder();
+  const o = b.variable("o", 8);
+  const r = b.variable("r", 5);
+  const at = b.add(b.add(o, r), b.int(-2)); // o + r - 2, valid in [0, 8)
+  const valid = b.and(b.le(b.int(0), at), b.lt(at, b.int(8)));
+  const body = b.select(valid, b.load(0, at, "f32"), b.constant(0, "f32"));
+  const sum = b.reduce("sum", r, body);
+  assertEquals(sum.op, "reduce");
+  // the body no longer tests anything; the bounds depend on o
+  assertEquals(sum.srcs[0].op, "load");
+  assert(!sum.srcs[1].isConst() && !sum.srcs[2].isConst());
+  assertEquals(sum.srcs[1].op, "max");
+  assertEquals(sum.srcs[2].op, "min");
+  // a max reduction keeps a zero-padded test: 0 is not its identity
+  const max = b.reduce("max", r, body);
+  assertEquals(max.srcs[0].op, "select");
+  // a reduction over nothing is its identity
+  const none = b.reduce("sum", b.variable("r", 0), b.load(0, o, "f32"));
+  assertEquals(none.value, 0);
+
+  // in a kernel: a padded window sum has no select in its body and computes the right value
+  const t = positive([3, 9]).pad([[0, 0], [2, 2]]).unfoldDim(1, 5).sum(-1);
+  const exprs = kernelExprs(kernels(t)[0].kernel);
+  const reduce = exprs.find((e) => e.op === "reduce")!;
+  assertEquals(opsOf(reduce.srcs[0]).has("select"), false);
+  assertClose(await t.data(), reference(t));
+  // and with step 2 and a non-zero pad value (which must not be clipped away)
+  const u = positive([3, 9]).pad([[0, 0], [1, 2]], 5).unfoldDim(1, 4, 2).sum(-1);
+  assertClose(await u.data(), reference(u));
+  const w = positive([3, 9]).pad([[0, 0], [3, 3]]).unfoldDim(1, 3, 2).max(-1);
+  assertClose(await w.data(), reference(w));
+});
+
+Deno.test("canonical index: terms ordered outer loop first so partial sums hoist", () => {
+  const b = new ExprBuilder();
+  const o0 = b.variable("o", 3);
+  const o1 = b.variable("o", 5);
+  // written inner-first, the index comes out with the outer term inside
+  const idx = b.canonicalIndex(b.add(o1, b.mul(o0, b.int(5))));
+  assertEquals(idx.op, "add");
+  assertStrictEquals(idx.srcs[1], o1);
+  assertStrictEquals(idx.srcs[0], b.mul(o0, b.int(5)));
+  // loads go through the same canonical form
+  const load = b.load(0, b.add(o1, b.mul(o0, b.int(5))), "f32");
+  assertStrictEquals(load.srcs[0], idx);
+});

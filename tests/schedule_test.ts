@@ -1,0 +1,225 @@
+// Fusion (codegen/schedule.ts): kernel counts for the patterns fusion must handle, each rule
+// (RECOMPUTE_BUDGET, MAX_KERNEL_BUFFERS) on both sides of its threshold with correct values,
+// unfused mode, and the plan / compiled-kernel caches of the runtime.
+
+import { kernels, setFusion, type Tensor, tensor } from "../mod.ts";
+import { MAX_KERNEL_BUFFERS, RECOMPUTE_BUDGET, scheduleKernels } from "../codegen/schedule.ts";
+import { planCacheStats } from "../src/runtime/realize.ts";
+import { cpuBackend } from "../src/runtime/cpu.ts";
+import { assert, assertEquals, assertGreater, assertStringIncludes } from "./assert.ts";
+import { assertClose, reference } from "./helpers.ts";
+
+/** A [rows, cols] float32 tensor with distinct, deterministic values. */
+function input(rows: number, cols: number, seed = 1): Tensor {
+  const data = Array.from({ length: rows * cols }, (_, i) => Math.sin(i * 0.37 + seed) * 3);
+  return tensor(data, { shape: [rows, cols] });
+}
+
+/** Realizes `t` and compares it with the float64 reference of its graph. */
+async function assertValue(t: Tensor, rtol = 1e-5): Promise<void> {
+  assertClose(await t.data(), reference(t), { rtol, atol: 1e-6 });
+}
+
+/** How many buffers each kernel binds (output included), from the kernel IR. */
+function buffersPerKernel(t: Tensor): number[] {
+  return kernels(t).map((k) => k.kernel.inputs.length + 1);
+}
+
+Deno.test("the rules are the documented constants", () => {
+  assertEquals(MAX_KERNEL_BUFFERS, 8);
+  assertEquals(RECOMPUTE_BUDGET, 48);
+});
+
+Deno.test("elementwise chain after a movement op is one kernel", async () => {
+  const x = input(4, 6);
+  const y = x.transpose().exp().mul(2).add(1).sqrt();
+  assertEquals(kernels(y).length, 1);
+  await assertValue(y);
+  const z = x.pad([[1, 1], [0, 2]], 0.5).reshape(6, 8).permute(1, 0).neg().relu().affine(3, 1);
+  assertEquals(kernels(z).length, 1);
+  await assertValue(z);
+});
+
+Deno.test("x.square().sum(1) is one kernel", async () => {
+  const x = input(5, 7);
+  const y = x.square().sum(1);
+  const ks = kernels(y);
+  assertEquals(ks.length, 1);
+  assertEquals(ks[0].name, "k0_square_sum_reshape");
+  await assertValue(y);
+});
+
+Deno.test("a reduction followed by elementwise ops is one kernel", async () => {
+  const x = input(5, 7);
+  const y = x.sum(1).sqrt().mul(2).add(x.max(1));
+  assertEquals(kernels(y).length, 1);
+  await assertValue(y);
+  const mean = x.abs().mean(0, true).log();
+  assertEquals(kernels(mean).length, 1);
+  await assertValue(mean);
+});
+
+Deno.test("two inputs at broadcast indices fuse into one kernel", async () => {
+  const y = input(4, 1).add(input(1, 5, 2)).mul(input(4, 5, 3));
+  assertEquals(kernels(y).length, 1);
+  await assertValue(y);
+});
+
+Deno.test("RECOMPUTE_BUDGET: softmax's row max over a long row is materialized", async () => {
+  const x = input(4, 100);
+  const y = x.sub(x.max(1, true)).exp();
+  const ks = kernels(y);
+  assertEquals(ks.length, 2);
+  // the first kernel stores the [4,1] max, the second reads it
+  assertStringIncludes(ks[0].kernel.comment, "out float32[4,1]");
+  assertStringIncludes(ks[0].name, "max");
+  assertEquals(ks[1].kernel.inputs.length, 2);
+  await assertValue(y);
+  // the full softmax stores the max and the sum and still computes the right value
+  const x2 = input(4, 100, 2); // fresh: y above is realized, and would be loaded
+  const e = x2.sub(x2.max(1, true)).exp();
+  const softmax = e.div(e.sum(1, true));
+  // e is read by the sum and the division; the current cost model stores it too (4 kernels;
+  // 3 would recompute exp instead). Either way the max and the sum are stored.
+  const names = kernels(softmax).map((k) => k.name);
+  assert(names.length >= 3 && names.length <= 4, names.join());
+  assertEquals(names.filter((n) => /_(max|sum)$/.test(n)).length, 2, names.join());
+  await assertValue(softmax);
+  const rows = await softmax.sum(1).data();
+  assertClose(rows, [1, 1, 1, 1], { rtol: 1e-5 });
+});
+
+Deno.test("RECOMPUTE_BUDGET: a max over a short row is cheap to recompute and stays fused", async () => {
+  // each max element costs 1 + 2 loads and is recomputed once more per row: far below budget
+  const x = input(4, 2);
+  const y = x.sub(x.max(1, true)).exp();
+  assertEquals(kernels(y).length, 1);
+  await assertValue(y);
+});
+
+Deno.test("RECOMPUTE_BUDGET: cheap elementwise values read through a window stay fused", async () => {
+  const x = input(3, 12);
+  const y = x.square().add(1).pad([[0, 0], [2, 2]]).unfoldDim(1, 5).sum(-1);
+  assertEquals(kernels(y).length, 1);
+  await assertValue(y);
+});
+
+Deno.test("MAX_KERNEL_BUFFERS: a sum of 10 distinct inputs is split and still right", async () => {
+  const inputs = Array.from({ length: 10 }, (_, i) => input(3, 4, i + 1));
+  const sumOf = (n: number) => inputs.slice(0, n).reduce((acc, t) => acc.add(t));
+  // plan everything before realizing anything: a realized prefix of the chain would be loaded
+  const total = sumOf(10);
+  const ks = kernels(total);
+  assertGreater(ks.length, 1);
+  for (const n of buffersPerKernel(total)) assert(n <= MAX_KERNEL_BUFFERS, `${n} buffers`);
+  // 7 inputs + 1 output is exactly at the limit: one kernel; 8 inputs need a split
+  assertEquals(buffersPerKernel(sumOf(7)), [8]);
+  assertEquals(kernels(sumOf(8)).length, 2);
+  for (const n of buffersPerKernel(sumOf(8))) assert(n <= MAX_KERNEL_BUFFERS, `${n} buffers`);
+  await assertValue(total);
+  const expected = new Float64Array(12);
+  for (const t of inputs) (await t.data()).forEach((v, i) => (expected[i] += v));
+  assertClose(await total.data(), expected);
+});
+
+Deno.test("MAX_KERNEL_BUFFERS: a balanced tree of 16 inputs with reductions is split", async () => {
+  const inputs = Array.from({ length: 16 }, (_, i) => input(2, 5, i + 20));
+  let level = inputs.map((t, i) => (i % 2 === 0 ? t.exp() : t.sum(1, true)));
+  while (level.length > 1) {
+    const next: Tensor[] = [];
+    for (let i = 0; i < level.length; i += 2) next.push(level[i].mul(level[i + 1]));
+    level = next;
+  }
+  for (const n of buffersPerKernel(level[0])) assert(n <= MAX_KERNEL_BUFFERS, `${n} buffers`);
+  await assertValue(level[0], 1e-4);
+});
+
+Deno.test("unfused mode: one kernel per op, same values", async () => {
+  const x = input(3, 4);
+  const y = x.exp().neg().sum(1); // exp, neg, sum, reshape
+  try {
+    setFusion(false);
+    const ks = kernels(y);
+    assertEquals(ks.map((k) => k.name), ["k0_exp", "k1_neg", "k2_sum", "k3_reshape"]);
+    await assertValue(y);
+  } finally {
+    setFusion(true);
+  }
+  // the same graph on a fresh input (y's node is realized now), fused: one kernel, equal values
+  const z = input(3, 4).exp().neg().sum(1);
+  assertEquals(kernels(z).length, 1);
+  assertClose(await z.data(), await y.data(), { rtol: 1e-6 });
+});
+
+Deno.test("outputs realized together share work and each is computed", async () => {
+  const x = input(4, 5);
+  const s = x.exp().sum(1);
+  const m = x.exp().max(1);
+  const ks = kernels(s, m);
+  assertEquals(ks.length, 2);
+  await assertValue(s);
+  await assertValue(m);
+});
+
+Deno.test("a realized node is loaded, not recomputed", async () => {
+  const x = input(4, 5);
+  const e = x.exp().mul(3);
+  await e.data();
+  const y = e.add(1);
+  const ks = kernels(y);
+  assertEquals(ks.length, 1);
+  // one input: the realized e (x is not read again)
+  assertEquals(ks[0].kernel.inputs.length, 1);
+  assertEquals(
+    ks[0].kernel.comment.split("\n")[0],
+    "lucid kernel: out float32[4,5] from in0: float32[4,5]",
+  );
+  assert(!ks[0].source.includes("Math.exp"));
+  await assertValue(y);
+});
+
+Deno.test("scheduleKernels writes every buffer before reading it", () => {
+  const x = input(4, 100);
+  const e = x.sub(x.max(1, true)).exp();
+  const y = e.div(e.sum(1, true));
+  const scheduled = scheduleKernels([y.node], { fusion: true, isRealized: () => false });
+  const written = new Set<unknown>();
+  for (const s of scheduled) {
+    for (const n of s.inputs) assert(n.op === "buffer" || written.has(n), "read before written");
+    written.add(s.output);
+  }
+  assertEquals(scheduled[scheduled.length - 1].output, y.node);
+});
+
+Deno.test("plan cache: the same structure with new data reuses the plan and the kernels", async () => {
+  const build = (seed: number) =>
+    input(3, 7, seed).exp().sum(1).mul(input(3, 1, seed + 1).squeeze());
+  const first = build(101);
+  await first.data(); // builds (or finds) the plan and compiles
+  const before = planCacheStats();
+  const compiled = cpuBackend.compiledCount();
+  const second = build(202);
+  const values = await second.data();
+  const after = planCacheStats();
+  assertEquals(after.hits, before.hits + 1);
+  assertEquals(after.misses, before.misses);
+  assertEquals(after.size, before.size);
+  assertEquals(cpuBackend.compiledCount(), compiled);
+  assertClose(values, reference(second));
+  // the two calls computed different values from different data
+  assert(Array.from(values).some((v, i) => v !== (first.dataSync()[i])));
+  // a different shape is a different structure: a new plan
+  const third = input(4, 7, 5).exp().sum(1).mul(input(4, 1, 6).squeeze());
+  await third.data();
+  assertEquals(planCacheStats().misses, after.misses + 1);
+  assertEquals(planCacheStats().size, after.size + 1);
+});
+
+Deno.test("plan cache: kernels() plans once and the next realization reuses it", async () => {
+  const y = input(2, 9, 7).tanh().max(0);
+  kernels(y);
+  const before = planCacheStats();
+  await y.data();
+  assertEquals(planCacheStats().hits, before.hits + 1);
+  assertEquals(planCacheStats().misses, before.misses);
+});

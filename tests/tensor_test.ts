@@ -1,0 +1,869 @@
+// The Tensor API (src/tensor.ts): every op against the float64 reference evaluator on several
+// shapes (broadcasting, size-1 and empty axes) and on every device of the table; dtypes and
+// their promotion; creation functions; reading values; toString; and every bad input.
+
+import {
+  arange,
+  full,
+  kernels,
+  manualSeed,
+  ones,
+  rand,
+  randn,
+  type Tensor,
+  tensor,
+  zeros,
+} from "../mod.ts";
+import type { DeviceName, DType } from "../mod.ts";
+import { backendFor } from "../src/runtime/backends.ts";
+import {
+  assert,
+  assertEquals,
+  assertInstanceOf,
+  assertRejects,
+  assertStrictEquals,
+  assertThrows,
+} from "./assert.ts";
+import { assertClose, type CloseOptions, reference, testDevices } from "./helpers.ts";
+
+// ---- the device table ------------------------------------------------------------------------
+
+/**
+ * Whether a device's backend exists in this build. The webgpu backend is written separately;
+ * until it lands its placeholder throws "not available in this build" and the webgpu rows of
+ * the table are left out. Once it exists they run automatically (on a machine with an adapter,
+ * which `testDevices` decides); any other failure to create the backend fails loudly.
+ */
+function backendReady(device: DeviceName): boolean {
+  try {
+    backendFor(device);
+    return true;
+  } catch (e) {
+    if (e instanceof Error && e.message.includes("not available in this build")) return false;
+    throw e;
+  }
+}
+
+/** The devices value tests run on: cpu always, webgpu when it has an adapter and a backend. */
+const devices: DeviceName[] = testDevices.filter(backendReady);
+
+/** Float dtypes a device supports (float64 is cpu-only). */
+const floatDtypes = (device: DeviceName): DType[] =>
+  device === "cpu" ? ["float32", "float64"] : ["float32"];
+
+/** Tolerances: float32 arithmetic, a bit looser for transcendental functions and on the GPU. */
+function tolerance(device: DeviceName, transcendental = false): CloseOptions {
+  if (device === "webgpu") return { rtol: 1e-4, atol: 1e-5 };
+  return transcendental ? { rtol: 2e-5, atol: 1e-6 } : { rtol: 1e-5, atol: 1e-6 };
+}
+
+// ---- deterministic inputs ------------------------------------------------------------------------
+
+/** `n` numbers in [lo, hi) from a small LCG (independent of the library's generator). */
+function values(n: number, seed: number, lo = -2, hi = 2): number[] {
+  let s = (seed * 2654435761 + 12345) >>> 0;
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out.push(lo + (hi - lo) * (s / 4294967296));
+  }
+  return out;
+}
+
+const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** A tensor of `shape` with deterministic values in [lo, hi). */
+function input(
+  shape: readonly number[],
+  seed: number,
+  device: DeviceName,
+  options: { lo?: number; hi?: number; dtype?: DType; } = {},
+): Tensor {
+  const data = values(numel(shape), seed, options.lo ?? -2, options.hi ?? 2);
+  return tensor(data, { shape, device, dtype: options.dtype ?? "float32" });
+}
+
+/**
+ * Builds the graph on `device`, realizes it, and compares with the float64 reference of the same
+ * graph built on cpu. Also checks shape and dtype against the cpu graph.
+ */
+async function check(
+  device: DeviceName,
+  build: (device: DeviceName) => Tensor,
+  tol: CloseOptions = tolerance(device),
+): Promise<void> {
+  const t = build(device);
+  const cpu = device === "cpu" ? t : build("cpu");
+  const expected = reference(cpu);
+  const got = await t.data();
+  assertEquals(t.shape, cpu.shape, `${tol.msg ?? ""} shape`);
+  assertEquals(t.dtype, cpu.dtype, `${tol.msg ?? ""} dtype`);
+  assertEquals(t.device, device);
+  if (t.dtype === "int32") assertEquals(Array.from(got), Array.from(expected), tol.msg);
+  else assertClose(got, expected, tol);
+}
+
+const SHAPES: number[][] = [[5], [2, 3], [1, 4, 1], [2, 3, 4], [], [0, 3], [3, 0, 2]];
+
+// ---- elementwise -------------------------------------------------------------------------------
+
+/** Each unary op with an input range where the function is defined and well-conditioned. */
+const UNARY: [string, (x: Tensor) => Tensor, number, number, boolean][] = [
+  ["neg", (x) => x.neg(), -3, 3, false],
+  ["exp", (x) => x.exp(), -4, 4, true],
+  ["log", (x) => x.log(), 0.05, 10, true],
+  ["sqrt", (x) => x.sqrt(), 0, 10, true],
+  ["rsqrt", (x) => x.rsqrt(), 0.05, 10, true],
+  ["recip", (x) => x.recip(), 0.1, 4, false],
+  ["square", (x) => x.square(), -3, 3, false],
+  ["abs", (x) => x.abs(), -3, 3, false],
+  ["relu", (x) => x.relu(), -3, 3, false],
+  ["sigmoid", (x) => x.sigmoid(), -6, 6, true],
+  ["tanh", (x) => x.tanh(), -3, 3, true],
+  ["sign", (x) => x.sign(), -3, 3, false],
+];
+
+for (const device of devices) {
+  Deno.test(`unary ops match the reference, ${device}`, async (t) => {
+    for (const [name, op, lo, hi, transcendental] of UNARY) {
+      for (const dtype of floatDtypes(device)) {
+        for (const shape of SHAPES) {
+          await t.step(
+            `${name} ${dtype}[${shape}]`,
+            () =>
+              check(device, (d) => op(input(shape, 1, d, { lo, hi, dtype })), {
+                ...tolerance(device, transcendental),
+                msg: `${name} ${dtype}[${shape}]`,
+              }),
+          );
+        }
+      }
+    }
+  });
+}
+
+Deno.test("unary ops: hand-worked values and special cases", async () => {
+  const x = tensor([-2, -0.5, 0, 0.5, 2]);
+  assertEquals(Array.from(await x.neg().data()), [2, 0.5, -0, -0.5, -2]);
+  assertEquals(Array.from(await x.abs().data()), [2, 0.5, 0, 0.5, 2]);
+  assertEquals(Array.from(await x.relu().data()), [0, 0, 0, 0.5, 2]);
+  assertEquals(Array.from(await x.sign().data()), [-1, -1, 0, 1, 1]);
+  assertEquals(Array.from(await x.square().data()), [4, 0.25, 0, 0.25, 4]);
+  assertEquals(Array.from(await tensor([4, 0.25]).sqrt().data()), [2, 0.5]);
+  assertEquals(Array.from(await tensor([4, 0.25]).rsqrt().data()), [0.5, 2]);
+  assertEquals(Array.from(await tensor([4, -0.25]).recip().data()), [0.25, -4]);
+  assertEquals(Array.from(await tensor([0]).sigmoid().data()), [0.5]);
+  // IEEE: log(0) = -Infinity, sqrt(-1) = NaN, 1/0 = Infinity, NaN propagates through relu
+  const special = await tensor([0, -1, 0, NaN]).log().data();
+  assertEquals(special[0], -Infinity);
+  assert(Number.isNaN(special[1]));
+  assert(Number.isNaN((await tensor([-1]).sqrt().data())[0]));
+  assertEquals((await tensor([0]).recip().data())[0], Infinity);
+  assert(Number.isNaN((await tensor([NaN]).relu().data())[0]));
+  assert(Number.isNaN((await tensor([NaN]).sign().data())[0]));
+});
+
+const BROADCAST_SHAPES: [number[], number[]][] = [
+  [[3, 4], [3, 4]],
+  [[3, 4], [4]],
+  [[3, 1], [1, 4]],
+  [[2, 3, 4], [3, 1]],
+  [[], [2, 3]],
+  [[2, 1, 3], [4, 1]],
+  [[1], [5]],
+  [[0, 3], [1, 3]],
+  [[2, 0], [2, 1]],
+];
+
+/** Each binary op with operand ranges that keep it well-conditioned. */
+const BINARY: [string, (a: Tensor, b: Tensor | number) => Tensor, [number, number], [
+  number,
+  number,
+], boolean][] = [
+  ["add", (a, b) => a.add(b), [-3, 3], [-3, 3], false],
+  ["sub", (a, b) => a.sub(b), [-3, 3], [-3, 3], false],
+  ["mul", (a, b) => a.mul(b), [-3, 3], [-3, 3], false],
+  ["div", (a, b) => a.div(b), [-3, 3], [0.5, 3], false],
+  ["pow", (a, b) => a.pow(b), [0.1, 3], [-2, 2], true],
+  ["maximum", (a, b) => a.maximum(b), [-3, 3], [-3, 3], false],
+  ["minimum", (a, b) => a.minimum(b), [-3, 3], [-3, 3], false],
+  ["lt", (a, b) => a.lt(b), [-3, 3], [-3, 3], false],
+  ["gt", (a, b) => a.gt(b), [-3, 3], [-3, 3], false],
+  ["eq", (a, b) => a.eq(b), [-3, 3], [-3, 3], false],
+];
+
+for (const device of devices) {
+  Deno.test(`binary ops with broadcasting match the reference, ${device}`, async (t) => {
+    for (const [name, op, [alo, ahi], [blo, bhi], transcendental] of BINARY) {
+      // comparisons get integer-valued inputs so that ties (and eq) actually happen
+      const round = name === "lt" || name === "gt" || name === "eq";
+      const make = (shape: number[], seed: number, lo: number, hi: number, d: DeviceName) =>
+        round
+          ? tensor(values(numel(shape), seed, lo, hi).map(Math.round), { shape, device: d })
+          : input(shape, seed, d, { lo, hi });
+      for (const [sa, sb] of BROADCAST_SHAPES) {
+        for (const [pa, pb] of [[sa, sb], [sb, sa]]) {
+          await t.step(`${name} [${pa}] [${pb}]`, () =>
+            check(
+              device,
+              (d) => op(make(pa, 2, alo, ahi, d), make(pb, 3, blo, bhi, d)),
+              { ...tolerance(device, transcendental), msg: `${name} [${pa}] [${pb}]` },
+            ));
+        }
+      }
+      for (const scalar of [2, -1.5, 0.5]) {
+        if (name === "div" && scalar < 0) continue;
+        await t.step(`${name} [2,3] and the number ${scalar}`, () =>
+          check(
+            device,
+            (d) => op(make([2, 3], 4, alo, ahi, d), round ? Math.round(scalar) : scalar),
+            { ...tolerance(device, transcendental), msg: `${name} number ${scalar}` },
+          ));
+      }
+    }
+  });
+
+  Deno.test(`binary ops in float64, ${device === "cpu" ? "cpu" : "skipped"}`, async () => {
+    if (device !== "cpu") return;
+    for (const [name, op, [alo, ahi], [blo, bhi]] of BINARY) {
+      await check(device, (d) =>
+        op(
+          input([2, 3], 5, d, { lo: alo, hi: ahi, dtype: "float64" }),
+          input([3], 6, d, { lo: blo, hi: bhi, dtype: "float64" }),
+        ), { rtol: 1e-12, atol: 1e-14, msg: name });
+    }
+  });
+
+  Deno.test(`affine matches the reference, ${device}`, async () => {
+    for (const shape of SHAPES) {
+      await check(device, (d) => input(shape, 7, d).affine(2.5, -1), tolerance(device));
+      await check(device, (d) => input(shape, 8, d).affine(-0.5, 3).affine(4, 0));
+    }
+    assertEquals(Array.from(await tensor([1, 2]).affine(3, 1).data()), [4, 7]);
+  });
+}
+
+Deno.test("binary ops: hand-worked values, reversed comparisons and number operands", async () => {
+  const a = tensor([[1, 2, 3], [4, 5, 6]]);
+  const b = tensor([10, 20, 30]);
+  assertEquals(await a.add(b).toArray(), [[11, 22, 33], [14, 25, 36]]);
+  assertEquals(await b.sub(a).toArray(), [[9, 18, 27], [6, 15, 24]]);
+  assertEquals(await a.mul(tensor([[2], [3]])).toArray(), [[2, 4, 6], [12, 15, 18]]);
+  assertEquals(await a.div(2).toArray(), [[0.5, 1, 1.5], [2, 2.5, 3]]);
+  assertEquals(await a.pow(2).toArray(), [[1, 4, 9], [16, 25, 36]]);
+  assertEquals(await a.lt(3).toArray(), [[1, 1, 0], [0, 0, 0]]);
+  assertEquals(await a.gt(3).toArray(), [[0, 0, 0], [1, 1, 1]]);
+  assertEquals(await a.eq(tensor([1, 0, 6])).toArray(), [[1, 0, 0], [0, 0, 1]]);
+  assertEquals(await a.maximum(3.5).toArray(), [[3.5, 3.5, 3.5], [4, 5, 6]]);
+  assertEquals(await a.minimum(tensor([[2], [5]])).toArray(), [[1, 2, 2], [4, 5, 5]]);
+  // NaN compares false everywhere
+  assertEquals(Array.from(await tensor([NaN, 1]).eq(tensor([NaN, 1])).data()), [0, 1]);
+  assertEquals(Array.from(await tensor([NaN]).lt(1).data()), [0]);
+});
+
+// ---- dtypes ----------------------------------------------------------------------------------
+
+const INT_MAX = 2147483647;
+const INT_MIN = -2147483648;
+
+for (const device of devices) {
+  Deno.test(`int32 arithmetic wraps on overflow, ${device}`, async () => {
+    const big = tensor([INT_MAX, INT_MIN, 65536, -3], { dtype: "int32", device });
+    assertEquals(Array.from(await big.add(1).data()), [INT_MIN, INT_MIN + 1, 65537, -2]);
+    assertEquals(Array.from(await big.sub(1).data()), [INT_MAX - 1, INT_MAX, 65535, -4]);
+    assertEquals(Array.from(await big.mul(big).data()), [1, 0, 0, 9]);
+    assertEquals(Array.from(await big.square().data()), [1, 0, 0, 9]);
+    assertEquals(Array.from(await big.neg().data()), [-INT_MAX, INT_MIN, -65536, 3]);
+    assertEquals(Array.from(await big.abs().data()), [INT_MAX, INT_MIN, 65536, 3]);
+    assertEquals(
+      Array.from(
+        await tensor([INT_MAX, INT_MAX, 2], { dtype: "int32", device }).sum()
+          .data(),
+      ),
+      [0],
+    );
+    assertEquals(big.add(1).dtype, "int32");
+    // each of these against the reference too
+    for (
+      const op of [
+        (x: Tensor) => x.add(x),
+        (x: Tensor) => x.mul(3).sub(x),
+        (x: Tensor) => x.sum(0),
+        (x: Tensor) => x.max(0),
+        (x: Tensor) => x.sign().mul(x).relu(),
+      ]
+    ) {
+      await check(
+        device,
+        (d) =>
+          op(tensor([INT_MAX, INT_MIN, 65536, -3], { dtype: "int32", shape: [2, 2], device: d })),
+      );
+    }
+  });
+
+  Deno.test(`dtype promotion, ${device}`, async () => {
+    const i = tensor([1, 2, 3], { dtype: "int32", device });
+    const f = tensor([0.5, 0.5, 0.5], { device });
+    // division, float-only unary ops, pow and mean promote int32 to float32
+    assertEquals(i.div(2).dtype, "float32");
+    assertEquals(Array.from(await i.div(2).data()), [0.5, 1, 1.5]);
+    assertEquals(Array.from(await i.div(i.add(1)).data()), [0.5, 2 / 3, 0.75].map(Math.fround));
+    assertEquals(i.exp().dtype, "float32");
+    assertEquals(i.sqrt().dtype, "float32");
+    assertEquals(i.pow(2).dtype, "float32");
+    assertEquals(i.mean().dtype, "float32");
+    assertEquals(await i.mean().item(), 2);
+    assertEquals(i.affine(2, 0).dtype, "float32");
+    // int32 with a float tensor or a fractional number computes in float32
+    assertEquals(i.add(f).dtype, "float32");
+    assertEquals(Array.from(await i.add(f).data()), [1.5, 2.5, 3.5]);
+    assertEquals(i.mul(0.5).dtype, "float32");
+    assertEquals(Array.from(await i.mul(0.5).data()), [0.5, 1, 1.5]);
+    // int32 with an integer number stays int32, comparisons keep the operands' dtype
+    assertEquals(i.mul(2).dtype, "int32");
+    assertEquals(i.lt(2).dtype, "int32");
+    assertEquals(i.neg().dtype, "int32");
+    assertEquals(i.sum().dtype, "int32");
+    assertEquals(f.lt(1).dtype, "float32");
+    if (device === "cpu") {
+      const d = tensor([1, 2, 3], { dtype: "float64" });
+      assertEquals(d.add(f).dtype, "float64");
+      assertEquals(d.add(i).dtype, "float64");
+      assertEquals(f.add(d).dtype, "float64");
+      // float64 keeps digits float32 cannot
+      assertEquals((await tensor([0.1], { dtype: "float64" }).mul(3).data())[0], 0.1 * 3);
+    }
+    await check(device, (d) => input([2, 3], 9, d, { dtype: "int32", lo: -50, hi: 50 }).div(7));
+    await check(
+      device,
+      (d) =>
+        tensor([1, -2, 3, 4, -5, 6], { dtype: "int32", shape: [2, 3], device: d }).add(
+          input([3], 10, d),
+        ),
+    );
+  });
+
+  Deno.test(`cast converts and truncates, ${device}`, async () => {
+    const f = tensor([1.7, -1.7, 2.5, -0.2], { device });
+    assertEquals(Array.from(await f.cast("int32").data()), [1, -1, 2, 0]);
+    assertEquals(f.cast("int32").dtype, "int32");
+    assertEquals(
+      Array.from(await tensor([3, -4], { dtype: "int32", device }).cast("float32").data()),
+      [3, -4],
+    );
+    await check(device, (d) => input([3, 4], 11, d, { lo: -100, hi: 100 }).cast("int32"));
+  });
+}
+
+// ---- reductions --------------------------------------------------------------------------------
+
+const REDUCE_CASES: [number[], (number | number[] | undefined)[]][] = [
+  [[5], [0, -1, undefined]],
+  [[2, 3, 4], [0, 1, 2, -1, [0, 2], [1, 2], [0, 1, 2], undefined]],
+  [[3, 1, 5], [1, [0, 1], undefined]],
+  [[1, 1], [0, undefined]],
+  [[], [undefined]],
+  [[0, 3], [1]],
+];
+
+for (const device of devices) {
+  Deno.test(`sum mean max match the reference, ${device}`, async (t) => {
+    for (const dtype of [...floatDtypes(device), "int32" as DType]) {
+      for (const [shape, axes] of REDUCE_CASES) {
+        for (const axis of axes) {
+          for (const keepdim of [false, true]) {
+            for (const op of ["sum", "mean", "max"] as const) {
+              const label = `${op} ${dtype}[${shape}] axis ${
+                JSON.stringify(axis)
+              } keepdim ${keepdim}`;
+              await t.step(label, () =>
+                check(device, (d) => {
+                  const x = input(shape, 12, d, { dtype, lo: -20, hi: 20 });
+                  return x[op](axis, keepdim);
+                }, { ...tolerance(device), msg: label }));
+            }
+          }
+        }
+      }
+      // a sum over an empty axis is 0 (and keeps the other axes)
+      await t.step(
+        `sum over an empty axis ${dtype}`,
+        () => check(device, (d) => input([0, 3], 13, d, { dtype }).sum(0)),
+      );
+    }
+  });
+}
+
+Deno.test("reductions: hand-worked values and shapes", async () => {
+  const x = tensor([[1, 2, 3], [4, 5, 6]]);
+  assertEquals(await x.sum().item(), 21);
+  assertEquals(await x.sum(0).toArray(), [5, 7, 9]);
+  assertEquals(await x.sum(1, true).toArray(), [[6], [15]]);
+  assertEquals(x.sum(1, true).shape, [2, 1]);
+  assertEquals(x.sum([0, 1], true).shape, [1, 1]);
+  assertEquals(x.sum().shape, []);
+  assertEquals(await x.mean(1).toArray(), [2, 5]);
+  assertEquals(await x.mean().item(), 3.5);
+  assertEquals(await x.max(0).toArray(), [4, 5, 6]);
+  assertEquals(await x.max(-1, true).toArray(), [[3], [6]]);
+  assertEquals(await tensor([[-5, -7], [-9, -2]], { dtype: "int32" }).max(1).toArray(), [-5, -2]);
+  // max propagates NaN; an empty sum is 0
+  const nan = await tensor([[1, NaN, 3], [-1, -2, -3]]).max(1).data();
+  assert(Number.isNaN(nan[0]));
+  assertEquals(nan[1], -1);
+  assertEquals(Array.from(await zeros(0, 3).sum(0).data()), [0, 0, 0]);
+  assertEquals(Array.from(await zeros(0, 3).sum(1).data()), []);
+});
+
+// ---- movement ---------------------------------------------------------------------------------
+
+const MOVEMENT: [string, number[], (x: Tensor) => Tensor][] = [
+  ["reshape", [2, 3, 4], (x) => x.reshape(4, 6)],
+  ["reshape -1", [2, 3, 4], (x) => x.reshape(-1, 2)],
+  ["reshape array", [2, 3, 4], (x) => x.reshape([3, -1])],
+  ["reshape to scalar", [1, 1], (x) => x.reshape([])],
+  ["reshape empty", [0, 3], (x) => x.reshape(3, 0)],
+  ["permute", [2, 3, 4], (x) => x.permute(2, 0, 1)],
+  ["permute negative", [2, 3, 4], (x) => x.permute([-1, -3, -2])],
+  ["transpose", [2, 3, 4], (x) => x.transpose()],
+  ["transpose 0 2", [2, 3, 4], (x) => x.transpose(0, 2)],
+  ["expand", [3, 1], (x) => x.expand(3, 4)],
+  ["expand leading", [3, 1], (x) => x.expand(2, -1, 5)],
+  ["expand size-1 to empty", [1, 3], (x) => x.expand([0, 3])],
+  ["squeeze all", [1, 3, 1], (x) => x.squeeze()],
+  ["squeeze dim", [1, 3, 1], (x) => x.squeeze(-1)],
+  ["squeeze non-1 dim", [2, 3], (x) => x.squeeze(0)],
+  ["unsqueeze", [2, 3], (x) => x.unsqueeze(1)],
+  ["unsqueeze end", [2, 3], (x) => x.unsqueeze(-1)],
+  ["flatten", [2, 3, 4], (x) => x.flatten()],
+  ["flatten 1", [2, 3, 4], (x) => x.flatten(1)],
+  ["flatten 0 1", [2, 3, 4], (x) => x.flatten(0, 1)],
+  ["flatten scalar", [], (x) => x.flatten()],
+  ["pad", [2, 3], (x) => x.pad([[1, 0], [2, 3]])],
+  ["pad value", [2, 3], (x) => x.pad([[0, 1], [1, 1]], -7.5)],
+  ["pad negative", [4, 5], (x) => x.pad([[-1, 0], [-2, -1]])],
+  ["pad mixed", [4, 5], (x) => x.pad([[-1, 2], [1, -3]], 2)],
+  ["pad crop all", [2, 3], (x) => x.pad([[0, 0], [-2, -1]])],
+  ["pad empty", [0, 2], (x) => x.pad([[1, 1], [0, 0]], 3)],
+  ["shrink", [4, 5], (x) => x.shrink([[1, 3], [0, 5]])],
+  ["shrink null", [4, 5], (x) => x.shrink([null, [2, 4]])],
+  ["shrink to empty", [4, 5], (x) => x.shrink([[2, 2], null])],
+  ["slice", [4, 5], (x) => x.slice(1, 1, 4)],
+  ["slice negative", [4, 5], (x) => x.slice(-1, -3)],
+  ["slice clamped", [4, 5], (x) => x.slice(0, 2, 100)],
+  ["slice empty", [4, 5], (x) => x.slice(0, 3, 1)],
+  ["unfoldDim step 1", [2, 6], (x) => x.unfoldDim(1, 3)],
+  ["unfoldDim step 2", [2, 7], (x) => x.unfoldDim(1, 3, 2)],
+  ["unfoldDim step 3 dim 0", [8, 2], (x) => x.unfoldDim(0, 2, 3)],
+  ["unfoldDim full size", [5], (x) => x.unfoldDim(0, 5)],
+  ["unfoldDim step > size", [3, 9], (x) => x.unfoldDim(-1, 2, 4)],
+  ["pad then unfoldDim then sum", [2, 6], (x) => x.pad([[0, 0], [2, 2]]).unfoldDim(1, 5).sum(-1)],
+  ["permute then reshape", [2, 3, 4], (x) => x.permute(1, 2, 0).reshape(12, 2)],
+  ["expand then reshape", [3, 1], (x) => x.expand(3, 4).reshape(2, 6)],
+  ["unfoldDim then permute", [2, 6], (x) => x.unfoldDim(1, 2, 2).permute(2, 0, 1)],
+];
+
+for (const device of devices) {
+  Deno.test(`movement ops match the reference, ${device}`, async (t) => {
+    for (const dtype of [...floatDtypes(device), "int32" as DType]) {
+      for (const [name, shape, op] of MOVEMENT) {
+        await t.step(
+          `${name} ${dtype}`,
+          () =>
+            check(device, (d) => op(input(shape, 14, d, { dtype, lo: -9, hi: 9 })), {
+              ...tolerance(device),
+              msg: `${name} ${dtype}`,
+            }),
+        );
+      }
+    }
+  });
+}
+
+Deno.test("movement ops: hand-worked values and shapes", async () => {
+  const x = arange(6).reshape(2, 3); // [[0,1,2],[3,4,5]]
+  assertEquals(x.reshape(-1).shape, [6]);
+  assertEquals(await x.transpose().toArray(), [[0, 3], [1, 4], [2, 5]]);
+  assertEquals(await x.permute(1, 0).reshape(6).toArray(), [0, 3, 1, 4, 2, 5]);
+  assertEquals(await tensor([[1], [2]]).expand(2, 3).toArray(), [[1, 1, 1], [2, 2, 2]]);
+  assertEquals(tensor([[1], [2]]).expand(4, -1, 3).shape, [4, 2, 3]);
+  assertEquals(zeros(1, 3, 1).squeeze().shape, [3]);
+  assertEquals(zeros(1, 3, 1).squeeze(0).shape, [3, 1]);
+  assertEquals(zeros(2, 3).unsqueeze(0).shape, [1, 2, 3]);
+  assertEquals(zeros(2, 3).unsqueeze(2).shape, [2, 3, 1]);
+  assertEquals(zeros(2, 3, 4).flatten(1).shape, [2, 12]);
+  assertEquals(await x.pad([[0, 0], [1, 1]], 9).toArray(), [[9, 0, 1, 2, 9], [9, 3, 4, 5, 9]]);
+  assertEquals(await x.pad([[-1, 0], [-1, 1]]).toArray(), [[4, 5, 0]]);
+  assertEquals(await x.shrink([null, [1, 3]]).toArray(), [[1, 2], [4, 5]]);
+  assertEquals(await x.slice(1, -2).toArray(), [[1, 2], [4, 5]]);
+  assertEquals(await arange(5).unfoldDim(0, 2).toArray(), [[0, 1], [1, 2], [2, 3], [3, 4]]);
+  assertEquals(await arange(7).unfoldDim(0, 3, 2).toArray(), [[0, 1, 2], [2, 3, 4], [4, 5, 6]]);
+  // L = floor((n - size) / step) + 1: the tail that fits no window is dropped
+  assertEquals(await arange(6).unfoldDim(0, 3, 2).toArray(), [[0, 1, 2], [2, 3, 4]]);
+  assertEquals(arange(10).reshape(2, 5).unfoldDim(1, 2, 2).shape, [2, 2, 2]);
+  assertEquals(
+    await arange(10).reshape(2, 5).pad([[0, 0], [2, 1]]).unfoldDim(1, 3, 2).sum(-1).toArray(),
+    [[0, 3, 9], [5, 18, 24]],
+  );
+});
+
+Deno.test("squeeze of a non-1 axis returns the same tensor", () => {
+  const x = zeros(2, 3);
+  assertStrictEquals(x.squeeze(1), x);
+});
+
+// ---- creation ------------------------------------------------------------------------------------
+
+for (const device of devices) {
+  Deno.test(`creation functions, ${device}`, async () => {
+    const nested = tensor([[1, 2, 3], [4, 5, 6]], { device });
+    assertEquals(nested.shape, [2, 3]);
+    assertEquals(nested.dtype, "float32");
+    assertEquals(nested.device, device);
+    assertEquals(await nested.toArray(), [[1, 2, 3], [4, 5, 6]]);
+    assertEquals(tensor([[[1], [2]]], { device }).shape, [1, 2, 1]);
+    assertEquals(tensor(3, { device }).shape, []);
+    assertEquals(await tensor(3, { device }).item(), 3);
+    assertEquals(tensor([], { device }).shape, [0]);
+    const flat = tensor([1, 2, 3, 4, 5, 6], { shape: [3, 2], device, dtype: "int32" });
+    assertEquals(flat.shape, [3, 2]);
+    assertEquals(flat.dtype, "int32");
+    assertEquals(await flat.toArray(), [[1, 2], [3, 4], [5, 6]]);
+    // typed arrays set the dtype unless one is given; the data is copied
+    const f32 = new Float32Array([1.5, 2.5]);
+    assertEquals(tensor(f32, { device }).dtype, "float32");
+    assertEquals(tensor(new Int32Array([1, 2]), { device }).dtype, "int32");
+    assertEquals(tensor(new Int32Array([1, 2]), { device, dtype: "float32" }).dtype, "float32");
+    assertEquals(
+      await tensor(new Float32Array([1, 2, 3, 4]), { shape: [2, 2], device }).toArray(),
+      [[1, 2], [3, 4]],
+    );
+    // values round to the dtype
+    assertEquals(Array.from(await tensor([0.1], { device }).data()), [Math.fround(0.1)]);
+    assertEquals(Array.from(await tensor([1.9, -1.9], { dtype: "int32", device }).data()), [1, -1]);
+
+    assertEquals(await zeros([2, 2], { device }).toArray(), [[0, 0], [0, 0]]);
+    assertEquals(zeros(2, 3).shape, [2, 3]);
+    assertEquals(zeros().shape, []);
+    assertEquals(await ones([3], { device, dtype: "int32" }).toArray(), [1, 1, 1]);
+    assertEquals(ones([3], { device, dtype: "int32" }).dtype, "int32");
+    assertEquals(await full([2], 7.5, { device }).toArray(), [7.5, 7.5]);
+    assertEquals(full([0, 2], 1).shape, [0, 2]);
+
+    assertEquals(await arange(4, undefined, 1, { device }).toArray(), [0, 1, 2, 3]);
+    assertEquals(arange(4).dtype, "int32");
+    assertEquals(await arange(2, 8, 2).toArray(), [2, 4, 6]);
+    assertEquals(await arange(5, 0, -2).toArray(), [5, 3, 1]);
+    assertEquals(await arange(0, 1, 0.25).toArray(), [0, 0.25, 0.5, 0.75]);
+    assertEquals(arange(0, 1, 0.25).dtype, "float32");
+    assertEquals(arange(3, 3).shape, [0]);
+    assertEquals(arange(3, 0).shape, [0]);
+    if (device === "cpu") {
+      assertEquals(ones([2], { dtype: "float64" }).dtype, "float64");
+      assertEquals(arange(3, undefined, 1, { dtype: "float64" }).dtype, "float64");
+    }
+  });
+}
+
+Deno.test("rand and randn: both call forms, ranges, moments and manualSeed", async () => {
+  manualSeed(42);
+  const a = await randn(2, 3).data();
+  const u = await rand(4, 5).data();
+  manualSeed(42);
+  const b = await randn([2, 3]).data();
+  const v = await rand([4, 5], { dtype: "float64" }).data();
+  // the same seed gives the same numbers, whichever call form is used
+  assertEquals(Array.from(a), Array.from(b));
+  assertEquals(Array.from(u), Array.from(v).map(Math.fround));
+  assertEquals(randn(2, 3).shape, [2, 3]);
+  assertEquals(randn([2, 3], { dtype: "float64" }).dtype, "float64");
+  assertEquals(randn([2, 3], { dtype: "float64" }).shape, [2, 3]);
+  assertEquals(rand([0, 3]).shape, [0, 3]);
+  // a different seed gives different numbers
+  manualSeed(43);
+  assert(Array.from(await randn(2, 3).data()).some((x, i) => x !== a[i]));
+  // rand is in [0, 1), randn has mean ~0 and variance ~1 (bounds are many sigmas wide)
+  manualSeed(7);
+  const big = Array.from(await rand(20000).data());
+  assert(big.every((x) => x >= 0 && x < 1));
+  const mean = big.reduce((s, x) => s + x, 0) / big.length;
+  assert(Math.abs(mean - 0.5) < 0.02, `rand mean ${mean}`);
+  const normal = Array.from(await randn([20000], { dtype: "float64" }).data());
+  const m = normal.reduce((s, x) => s + x, 0) / normal.length;
+  const variance = normal.reduce((s, x) => s + (x - m) ** 2, 0) / normal.length;
+  assert(Math.abs(m) < 0.05, `randn mean ${m}`);
+  assert(Math.abs(variance - 1) < 0.05, `randn variance ${variance}`);
+  assert(normal.some((x) => x < -2) && normal.some((x) => x > 2));
+});
+
+// ---- reading values --------------------------------------------------------------------------------
+
+for (const device of devices) {
+  Deno.test(`data toArray item dataSync, ${device}`, async () => {
+    const x = tensor([[1, 2], [3, 4]], { device }).mul(2);
+    const data = await x.data();
+    assertInstanceOf(data, Float32Array);
+    assertEquals(Array.from(data), [2, 4, 6, 8]);
+    // data() is a copy: changing it does not change the tensor
+    data[0] = 100;
+    assertEquals(Array.from(await x.data()), [2, 4, 6, 8]);
+    assertEquals(await x.toArray(), [[2, 4], [6, 8]]);
+    assertEquals(await x.sum().toArray(), 20);
+    assertEquals(await x.sum().item(), 20);
+    assertEquals(await x.reshape(1, 4).slice(1, 2, 3).item(), 6);
+    assertInstanceOf(await tensor([1], { dtype: "int32", device }).data(), Int32Array);
+    if (device === "cpu") {
+      assertInstanceOf(await tensor([1], { dtype: "float64" }).data(), Float64Array);
+      const y = tensor([1, 2, 3]).exp();
+      const sync = y.dataSync();
+      assertClose(sync, [1, 2, 3].map(Math.exp));
+      assertEquals(Array.from(sync), Array.from(await y.data()));
+    } else {
+      assertThrows(() => x.dataSync(), Error, "dataSync: needs a cpu tensor");
+    }
+  });
+}
+
+Deno.test("toString and Deno.inspect describe dtype, shape, device and state", async () => {
+  const x = tensor([[1, 2, 3], [4, 5, 6]]);
+  assertEquals(x.toString(), "Tensor(float32[2, 3], cpu, realized)");
+  const y = x.exp();
+  assertEquals(`${y}`, "Tensor(float32[2, 3], cpu, lazy)");
+  assertEquals(Deno.inspect(y), "Tensor(float32[2, 3], cpu, lazy)");
+  await y.realize();
+  assertEquals(y.toString(), "Tensor(float32[2, 3], cpu, realized)");
+  assertEquals(String(tensor(1, { dtype: "int32" })), "Tensor(int32[], cpu, realized)");
+  assertEquals(
+    String(zeros([2], { requiresGrad: true })),
+    "Tensor(float32[2], cpu, realized, requiresGrad)",
+  );
+  assertEquals(x.ndim, 2);
+  assertEquals(x.numel, 6);
+});
+
+// ---- inputs are never modified; empty tensors ----------------------------------------------------
+
+Deno.test("ops never modify their inputs", async () => {
+  const source = new Float32Array([1, -2, 3, -4, 5, -6]);
+  const x = tensor(source, { shape: [2, 3] });
+  source[0] = 99; // the tensor copied the data
+  const before = Array.from(await x.data());
+  assertEquals(before, [1, -2, 3, -4, 5, -6]);
+  const outs = [
+    x.neg(),
+    x.exp(),
+    x.add(x),
+    x.mul(3).sub(1),
+    x.sum(0),
+    x.max(1),
+    x.transpose().reshape(6),
+    x.pad([[1, 1], [0, 0]], 5),
+    x.unfoldDim(1, 2),
+    x.relu().sqrt(),
+  ];
+  for (const o of outs) await o.data();
+  assertEquals(Array.from(await x.data()), before);
+  assertEquals(Array.from(source.slice(1)), [-2, 3, -4, 5, -6]);
+});
+
+for (const device of devices) {
+  Deno.test(`empty tensors compute without kernels, ${device}`, async () => {
+    const e = zeros([0, 3], { device });
+    for (
+      const t of [
+        e.exp(),
+        e.add(1),
+        e.mul(tensor([1, 2, 3], { device })),
+        e.transpose().neg(),
+        e.pad([[0, 0], [1, 1]]),
+        e.sum(1),
+        zeros([2, 0], { device }).max(0),
+      ]
+    ) {
+      assertEquals(kernels(t).length, 0, `kernels for ${t}`);
+      assertEquals((await t.data()).length, 0);
+    }
+    assertEquals(e.exp().shape, [0, 3]);
+    assertEquals(await e.exp().toArray(), []);
+    assertEquals(await zeros([2, 0], { device }).toArray(), [[], []]);
+    // reducing an empty axis gives a non-empty result: that one is computed
+    assertEquals(Array.from(await e.sum(0).data()), [0, 0, 0]);
+  });
+}
+
+// ---- bad input -------------------------------------------------------------------------------------
+
+Deno.test("bad input throws Errors naming the function, the expectation and the value", async () => {
+  const x = zeros(2, 3);
+  // broadcasting names both shapes
+  assertThrows(() => x.add(zeros(4)), Error, "add: shapes [2, 3] and [4] must broadcast");
+  assertThrows(() => x.mul(zeros(3, 2)), Error, "got [2, 3] and [3, 2]");
+  assertThrows(() => x.maximum(zeros(2, 2)), Error, "maximum:");
+  assertThrows(() => x.add("1" as unknown as number), Error, "add: other must be a Tensor");
+  // reshape names both element counts
+  assertThrows(
+    () => x.reshape(4, 2),
+    Error,
+    "reshape: shape [4, 2] has 8 elements, the tensor [2, 3] has 6",
+  );
+  assertThrows(() => x.reshape(-1, 4), Error, "reshape: cannot infer -1: 6 elements");
+  assertThrows(() => x.reshape(-1, -1), Error, "reshape: shape may hold at most one -1");
+  assertThrows(() => x.reshape(2.5, 2), Error, "reshape: shape must hold non-negative integers");
+  // axes out of range
+  assertThrows(
+    () => x.sum(2),
+    Error,
+    "sum: axis must be an integer in [-2, 1] for a 2-D tensor, got 2",
+  );
+  assertThrows(() => x.max(-3), Error, "max: axis must be an integer in [-2, 1]");
+  assertThrows(() => x.mean([0, 0]), Error, "mean: axes must be distinct");
+  assertThrows(() => x.sum(0.5), Error, "got 0.5");
+  assertThrows(() => x.sum(0, 1 as unknown as boolean), Error, "sum: keepdim must be a boolean");
+  assertThrows(() => zeros(0, 2).max(0), Error, "max: cannot take the max over an empty axis");
+  assertThrows(() => x.permute(0, 2), Error, "permute: dims must be an integer in [-2, 1]");
+  assertThrows(() => x.permute(0, 0), Error, "permute: dims must be a permutation");
+  assertThrows(() => x.permute(0), Error, "permute: dims must list all 2 axes");
+  assertThrows(() => x.transpose(0, 5), Error, "transpose: dim1 must be an integer in [-2, 1]");
+  assertThrows(() => x.squeeze(3), Error, "squeeze: dim must be an integer");
+  assertThrows(() => x.unsqueeze(4), Error, "unsqueeze: dim must be an integer in [-3, 2]");
+  assertThrows(() => x.flatten(1, 0), Error, "flatten: startDim must not come after endDim");
+  assertThrows(() => x.slice(2, 0), Error, "slice: dim must be an integer in [-2, 1]");
+  assertThrows(() => x.slice(0, 0.5), Error, "slice: start must be an integer, got 0.5");
+  // expand
+  assertThrows(() => x.expand(2, 4), Error, "expand: axis 1 of length 3 can only expand to 3");
+  assertThrows(() => x.expand(3), Error, "expand: shape must be integers, at least 2 of them");
+  assertThrows(() => x.expand(-1, 2, 3), Error, "expand: new leading axes cannot be -1");
+  // pad: negative pads larger than the axis, wrong arity, non-integers
+  assertThrows(
+    () => x.pad([[-2, -1], [0, 0]]),
+    Error,
+    "pad: negative pads of axis 0 must not remove more than its 2 elements, got [-2, -1]",
+  );
+  assertThrows(() => x.pad([[0, 0]]), Error, "pad: pads must be 2 pairs [before, after]");
+  assertThrows(() => x.pad([[0, 0], [0.5, 0]]), Error, "pad: pads must be 2 pairs");
+  assertThrows(() => x.pad([[0, 0], [0, 0]], "1" as unknown as number), Error, "pad: value");
+  // shrink
+  assertThrows(
+    () => x.shrink([[0, 3], null]),
+    Error,
+    "shrink: range of axis 0 must satisfy 0 <= start <= end <= 2, got [0, 3]",
+  );
+  assertThrows(
+    () => x.shrink([null]),
+    Error,
+    "shrink: ranges must have one [start, end] or null per axis (2)",
+  );
+  // unfoldDim: size larger than the axis, non-positive size or step
+  assertThrows(
+    () => x.unfoldDim(1, 4),
+    Error,
+    "unfoldDim: size must not exceed the length 3 of axis 1, got 4",
+  );
+  assertThrows(() => x.unfoldDim(1, 0), Error, "unfoldDim: size must be a positive integer, got 0");
+  assertThrows(
+    () => x.unfoldDim(1, -2),
+    Error,
+    "unfoldDim: size must be a positive integer, got -2",
+  );
+  assertThrows(
+    () => x.unfoldDim(1, 2, 0),
+    Error,
+    "unfoldDim: step must be a positive integer, got 0",
+  );
+  assertThrows(
+    () => x.unfoldDim(1, 2, 1.5),
+    Error,
+    "unfoldDim: step must be a positive integer, got 1.5",
+  );
+  assertThrows(() => x.unfoldDim(2, 1), Error, "unfoldDim: dim must be an integer in [-2, 1]");
+  // non-integer or negative shapes
+  assertThrows(
+    () => zeros(2.5),
+    Error,
+    "zeros: shape must be an array of non-negative integers, got [2.5]",
+  );
+  assertThrows(
+    () => ones([2, -1]),
+    Error,
+    "ones: shape must be an array of non-negative integers, got [2, -1]",
+  );
+  assertThrows(
+    () => full([NaN], 1),
+    Error,
+    "full: shape must be an array of non-negative integers",
+  );
+  assertThrows(
+    () => randn(2, 0.5),
+    Error,
+    "randn: shape must be an array of non-negative integers",
+  );
+  assertThrows(() => rand([2], { dtype: "int32" }), Error, "rand: dtype must be a float dtype");
+  assertThrows(
+    () => tensor([1, 2], { shape: [1.5] }),
+    Error,
+    "tensor: shape must be an array of non-negative integers, got [1.5]",
+  );
+  // data length not matching the shape
+  assertThrows(
+    () => tensor([1, 2, 3], { shape: [2, 2] }),
+    Error,
+    "tensor: data length must equal the product of shape [2, 2] = 4, got 3 elements",
+  );
+  assertThrows(() => tensor([[1, 2], [3]]), Error, "tensor: nested arrays must be rectangular");
+  assertThrows(() => tensor(["a"] as unknown as number[]), Error, "tensor: data must be a number");
+  assertThrows(
+    () => tensor(new Uint8Array(2) as unknown as Float32Array),
+    Error,
+    "tensor: a typed array must be Float32Array",
+  );
+  // unknown dtypes and devices
+  assertThrows(
+    () => tensor([1], { dtype: "float16" as DType }),
+    Error,
+    `tensor: dtype must be one of "float32", "float64", "int32", got "float16"`,
+  );
+  assertThrows(() => zeros([1], { dtype: "bool" as DType }), Error, `zeros: dtype must be one of`);
+  assertThrows(
+    () => x.cast("uint8" as DType),
+    Error,
+    `cast: dtype must be one of "float32", "float64", "int32", got "uint8"`,
+  );
+  assertThrows(
+    () => tensor([1], { device: "tpu" as DeviceName }),
+    Error,
+    `tensor: device must be "cpu" or "webgpu", got "tpu"`,
+  );
+  assertThrows(
+    () => x.to("cuda" as DeviceName),
+    Error,
+    `to: device must be "cpu" or "webgpu", got "cuda"`,
+  );
+  assertThrows(
+    () => tensor([1], 5 as unknown as object),
+    Error,
+    "tensor: options must be an object, got 5",
+  );
+  // arange
+  assertThrows(() => arange(0, 5, 0), Error, "arange: step must not be 0");
+  assertThrows(() => arange(Infinity), Error, "arange: end must be a finite number, got Infinity");
+  // affine and item
+  assertThrows(
+    () => x.affine("2" as unknown as number, 0),
+    Error,
+    `affine: scale must be a number, got "2"`,
+  );
+  await assertRejects(
+    () => x.item(),
+    Error,
+    "item: needs a tensor with exactly one element, got shape [2, 3]",
+  );
+  await assertRejects(() => zeros(0).item(), Error, "got shape [0]");
+  assertThrows(() => manualSeed(1.5), Error, "manualSeed: seed must be an integer, got 1.5");
+});
+
+Deno.test("a failed op leaves its inputs usable", async () => {
+  const x = tensor([1, 2, 3]);
+  assertThrows(() => x.add(zeros(2)));
+  assertThrows(() => x.reshape(2, 2));
+  assertEquals(Array.from(await x.add(1).data()), [2, 3, 4]);
+});
