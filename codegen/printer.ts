@@ -15,17 +15,6 @@
 import type { Expr, Kernel, ReduceArg, ScalarType, VarArg } from "./kernel.ts";
 import { reduceIdentity } from "./kernel.ts";
 
-/** Names a statement never gets (type names of the target languages). */
-const RESERVED_NAMES: ReadonlySet<string> = new Set([
-  "i8",
-  "i16",
-  "i32",
-  "i64",
-  "f16",
-  "f32",
-  "f64",
-]);
-
 interface Scope {
   readonly depth: number;
   readonly items: Expr[];
@@ -189,12 +178,9 @@ export abstract class CStylePrinter {
         : e.type === "bool"
         ? "ok"
         : e.type === "i32" && e.op !== "cast"
-        ? "i"
+        ? "idx" // not "i": `i32` would shadow WGSL's type
         : "v";
-      let n = this.counters.get(prefix) ?? 0;
-      // never shadow a type name of a target language: WGSL's `let i33: i32 = ...` fails to
-      // parse once a value is called `i32`
-      while (RESERVED_NAMES.has(`${prefix}${n}`)) n++;
+      const n = this.counters.get(prefix) ?? 0;
       this.counters.set(prefix, n + 1);
       name = `${prefix}${n}`;
       this.names.set(e, name);

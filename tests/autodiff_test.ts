@@ -2,7 +2,7 @@
 // broadcasting, movement ops, unfoldDim with step 1 and > 1, accumulation, zeroGrad, detach,
 // noGrad, the functional grad() and every bad input.
 
-import { grad, gradcheck, manualSeed, noGrad, randn, Tensor, tensor } from "../mod.ts";
+import { grad, gradcheck, manualSeed, noGrad, randn, type Tensor, tensor } from "../mod.ts";
 import { assert, assertEquals, assertStrictEquals, assertThrows } from "./assert.ts";
 import { assertClose } from "./helpers.ts";
 

@@ -15,30 +15,30 @@ Deno.test("padded window sum: clipped loop bounds are hoisted out of the innermo
   assertEquals(ks[0].target, "js");
   // the window's validity test became the loop bounds [max(0, 2 - o1), min(5, 10 - o1)),
   // computed once per output element; the innermost loop only adds and loads. (No value is
-  // named i8: type names of the target languages are skipped, see printer.ts.)
+  // named idx8: type names of the target languages are skipped, see printer.ts.)
   assertEquals(
     ks[0].source,
     `// lucid kernel: out float32[2,8] from in0: float32[2,8]
 // out = reshape(sum(unfoldDim(pad(in0, {pads=[[0,0],[2,2]],value=0}), {dim=1,size=5,step=1}), [2]))
 function k0_pad_unfoldDim_sum_reshape(out, in0) {
   for (let o0 = 0; o0 < 2; o0++) {
-    const i0 = o0 * 8;
-    const i1 = i0 - 2;
+    const idx0 = o0 * 8;
+    const idx1 = idx0 - 2;
     for (let o1 = 0; o1 < 8; o1++) {
-      const i2 = i0 + o1;
-      const i3 = -o1;
-      const i4 = i3 + 2;
-      const i5 = Math.max(0, i4);
-      const i6 = i3 + 10;
-      const i7 = Math.min(5, i6);
-      const i9 = i1 + o1;
+      const idx2 = idx0 + o1;
+      const idx3 = -o1;
+      const idx4 = idx3 + 2;
+      const idx5 = Math.max(0, idx4);
+      const idx6 = idx3 + 10;
+      const idx7 = Math.min(5, idx6);
+      const idx8 = idx1 + o1;
       let acc0 = 0;
-      for (let r2 = i5; r2 < i7; r2++) {
-        const i10 = i9 + r2;
-        const in0_0 = in0[i10];
+      for (let r2 = idx5; r2 < idx7; r2++) {
+        const idx9 = idx8 + r2;
+        const in0_0 = in0[idx9];
         acc0 += in0_0;
       }
-      out[i2] = acc0;
+      out[idx2] = acc0;
     }
   }
 }
@@ -70,12 +70,12 @@ function k0_reshape_expand_mul_add_max(out, in0, in1) {
     const in1_0 = in1[o0];
     let acc0 = -2147483648;
     for (let r1 = 0; r1 < 3; r1++) {
-      const i0 = r1 * 4;
-      const i1 = o0 + i0;
-      const in0_0 = in0[i1];
-      const i2 = Math.imul(in0_0, in1_0);
-      const i3 = (i2 + 7) | 0;
-      acc0 = Math.max(acc0, i3);
+      const idx0 = r1 * 4;
+      const idx1 = o0 + idx0;
+      const in0_0 = in0[idx1];
+      const idx2 = Math.imul(in0_0, in1_0);
+      const idx3 = (idx2 + 7) | 0;
+      acc0 = Math.max(acc0, idx3);
     }
     out[o0] = acc0;
   }
@@ -92,7 +92,7 @@ function k0_reshape_expand_mul_add_max(out, in0, in1) {
 
 Deno.test("strided window: unfoldDim with step 2 needs no division", () => {
   const src = kernels(zeros(6).unfoldDim(0, 2, 2).sum(-1))[0].source;
-  assertStringIncludes(src, "const i0 = o0 * 2;");
+  assertStringIncludes(src, "const idx0 = o0 * 2;");
   assertEquals(/[%/]\s/.test(src.split("\n").slice(2).join("\n")), false, src);
 });
 

@@ -10,7 +10,7 @@ import {
   randn,
   realize,
   setFusion,
-  Tensor,
+  type Tensor,
   tensor,
   webgpu,
   zeros,
