@@ -130,35 +130,57 @@ function applyRecomputeBudget(
   materialized: Set<Node>,
   isSource: (n: Node) => boolean,
 ): void {
+  // Costs depend on what is stored and what is stored depends on costs: start from "nothing
+  // stored", price with the previous pass's choice, and stop when a pass agrees with it.
+  let stored = new Set<Node>();
+  for (let pass = 0; pass < 4; pass++) {
+    const next = chooseStored(order, materialized, isSource, stored);
+    const same = next.size === stored.size && [...next].every((n) => stored.has(n));
+    stored = next;
+    if (same) break;
+  }
+  for (const n of stored) materialized.add(n);
+}
+
+/** One pass of RECOMPUTE_BUDGET, pricing nodes in `pricedAsLoads` as loads. */
+function chooseStored(
+  order: readonly Node[],
+  outputs: ReadonlySet<Node>,
+  isSource: (n: Node) => boolean,
+  pricedAsLoads: ReadonlySet<Node>,
+): Set<Node> {
   const extentOf = (n: Node) =>
     isReduce(n.op) ? numelOf(n.srcs[0].shape) / Math.max(1, n.numel) : 1;
   const inlineCost = new Map<Node, number>();
+  const readCost = (n: Node) => (pricedAsLoads.has(n) ? 1 : inlineCost.get(n) ?? 1);
   for (const node of order) {
     if (isSource(node)) {
       inlineCost.set(node, node.op === "const" ? 0 : 1);
       continue;
     }
     const own = isMovement(node.op) || node.op === "detach" ? 0 : OP_COST[node.op] ?? 1;
-    const below = [...new Set(node.srcs)].reduce((sum, s) => sum + (inlineCost.get(s) ?? 1), 0);
+    const below = [...new Set(node.srcs)].reduce((sum, s) => sum + readCost(s), 0);
     inlineCost.set(node, own + extentOf(node) * below);
   }
+  const stored = new Set<Node>();
   const evaluations = new Map<Node, number>();
   for (let i = order.length - 1; i >= 0; i--) {
     const node = order[i];
     if (isSource(node)) continue;
     let count = evaluations.get(node) ?? 0;
     const computes = !isMovement(node.op) && node.op !== "detach" && node.op !== "cast";
-    if (computes && !materialized.has(node) && node.numel > 0) {
+    if (computes && !outputs.has(node) && node.numel > 0) {
       const extra = count - node.numel;
       if (extra > 0 && extra * inlineCost.get(node)! > RECOMPUTE_BUDGET * node.numel) {
-        materialized.add(node);
+        stored.add(node);
       }
     }
-    if (materialized.has(node)) count = node.numel;
+    if (stored.has(node) || outputs.has(node)) count = node.numel;
     for (const src of new Set(node.srcs)) {
       evaluations.set(src, (evaluations.get(src) ?? 0) + count * extentOf(node));
     }
   }
+  return stored;
 }
 
 /** The fused non-source node below `root` that reads the most distinct buffers (for a split). */
