@@ -1,0 +1,112 @@
+// nn.Module: discovery of children and parameters from fields, train/eval, zeroGrad, the state
+// dict and Lucid's toString forms (leaf and nested).
+
+import { nn, randn, type Tensor, tensor, zeros } from "../../mod.ts";
+import { assertEquals, assertStrictEquals, assertThrows } from "../assert.ts";
+
+class Scale extends nn.Module {
+  weight: Tensor = randn([3], { requiresGrad: true });
+  offset: Tensor = zeros(3); // state, not a parameter
+  forward(x: Tensor): Tensor {
+    return x.mul(this.weight).add(this.offset);
+  }
+  override extraRepr(): string {
+    return "features=3";
+  }
+}
+
+class Block extends nn.Module {
+  scale = new Scale();
+  norm = new nn.LocalResponseNorm(3, 0.5, 0.75, 1);
+  bias: Tensor = zeros([3], { requiresGrad: true });
+  forward(x: Tensor): Tensor {
+    return this.norm.forward(this.scale.forward(x).add(this.bias).reshape(1, 3));
+  }
+}
+
+Deno.test("Module: children, modules and parameters come from fields", () => {
+  const block = new Block();
+  assertEquals([...block.namedChildren()].map(([n]) => n), ["scale", "norm"]);
+  assertEquals([...block.children()].length, 2);
+  assertEquals([...block.modules()].map((m) => m.constructor.name), [
+    "Block",
+    "Scale",
+    "LocalResponseNorm",
+  ]);
+  assertEquals([...block.namedParameters()].map(([n]) => n), ["bias", "scale.weight"]);
+  const params = [...block.parameters()];
+  assertStrictEquals(params[0], block.bias);
+  assertStrictEquals(params[1], block.scale.weight);
+  assertEquals(Object.keys(block.stateDict()), ["bias", "scale.weight", "scale.offset"]);
+});
+
+Deno.test("Module: train and eval set the training flag on the whole tree", () => {
+  const block = new Block();
+  assertEquals(block.training, true);
+  assertStrictEquals(block.eval(), block);
+  assertEquals([...block.modules()].map((m) => m.training), [false, false, false]);
+  block.train();
+  assertEquals(block.norm.training, true);
+  block.train(false);
+  assertEquals(block.scale.training, false);
+  assertThrows(
+    () => block.train("yes" as unknown as boolean),
+    Error,
+    'Block.train: mode must be a boolean, got "yes"',
+  );
+  assertEquals(block.training, false, "a rejected call changes nothing");
+});
+
+Deno.test("Module: zeroGrad clears every parameter's gradient", async () => {
+  const block = new Block();
+  block.forward(tensor([1, 2, 3])).sum().backward();
+  assertEquals(block.bias.grad !== null && block.scale.weight.grad !== null, true);
+  const first = await block.bias.grad!.data();
+  block.forward(tensor([1, 2, 3])).sum().backward();
+  const twice = await block.bias.grad!.data();
+  twice.forEach((v, i) =>
+    assertEquals(Math.abs(v - 2 * first[i]) <= 1e-5 * Math.abs(v) + 1e-6, true)
+  );
+  block.zeroGrad();
+  assertEquals(block.bias.grad, null);
+  assertEquals(block.scale.weight.grad, null);
+});
+
+Deno.test("Module: toString in Lucid's leaf and nested forms, also through Deno.inspect", () => {
+  assertEquals(String(new Scale()), "Scale(features=3)");
+  const expected = [
+    "Block(",
+    "  (scale): Scale(features=3)",
+    "  (norm): LocalResponseNorm(size=3, alpha=0.5, beta=0.75, k=1.0)",
+    ")",
+  ].join("\n");
+  assertEquals(String(new Block()), expected);
+  assertEquals(Deno.inspect(new Block()), expected);
+  class Outer extends nn.Module {
+    inner = new Block();
+    forward(x: Tensor): Tensor {
+      return this.inner.forward(x);
+    }
+  }
+  assertEquals(
+    String(new Outer()),
+    [
+      "Outer(",
+      "  (inner): Block(",
+      "    (scale): Scale(features=3)",
+      "    (norm): LocalResponseNorm(size=3, alpha=0.5, beta=0.75, k=1.0)",
+      "  )",
+      ")",
+    ].join("\n"),
+  );
+});
+
+Deno.test("Module: a module without extraRepr prints empty parentheses", () => {
+  class Identity extends nn.Module {
+    forward(x: Tensor): Tensor {
+      return x;
+    }
+  }
+  assertEquals(String(new Identity()), "Identity()");
+  assertEquals(new Identity().extraRepr(), "");
+});
