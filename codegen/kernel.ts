@@ -12,6 +12,7 @@
 
 import type { Shape } from "../src/ir/node.ts";
 import type { DType } from "../src/ir/dtype.ts";
+import { UNARY_REFERENCE } from "../src/ir/reference.ts";
 
 /** The scalar type of an expression. Index arithmetic is `i32`; predicates are `bool`. */
 export type ScalarType = "f32" | "f64" | "i32" | "bool";
@@ -132,16 +133,16 @@ const isInt = (t: ScalarType) => t === "i32" || t === "bool";
 
 // Constant folding: the float64 meaning of each ALU op (integer results wrap to 32 bits).
 const FOLD_UNARY: Record<KUnaryOp, (x: number) => number> = {
-  neg: (x) => -x,
-  exp: Math.exp,
-  log: Math.log,
-  sqrt: Math.sqrt,
-  rsqrt: (x) => 1 / Math.sqrt(x),
-  recip: (x) => 1 / x,
-  abs: Math.abs,
-  sigmoid: (x) => 1 / (1 + Math.exp(-x)),
-  tanh: Math.tanh,
-  sign: (x) => (Number.isNaN(x) ? x : x > 0 ? 1 : x < 0 ? -1 : 0),
+  neg: UNARY_REFERENCE.neg,
+  exp: UNARY_REFERENCE.exp,
+  log: UNARY_REFERENCE.log,
+  sqrt: UNARY_REFERENCE.sqrt,
+  rsqrt: UNARY_REFERENCE.rsqrt,
+  recip: UNARY_REFERENCE.recip,
+  abs: UNARY_REFERENCE.abs,
+  sigmoid: UNARY_REFERENCE.sigmoid,
+  tanh: UNARY_REFERENCE.tanh,
+  sign: UNARY_REFERENCE.sign,
   not: (x) => (x ? 0 : 1),
 };
 const FOLD_BINARY: Record<KBinaryOp, (a: number, b: number) => number> = {

@@ -102,7 +102,8 @@ export function scheduleKernels(
   }
 }
 
-function topoSortUntil(outputs: readonly Node[], isSource: (n: Node) => boolean): Node[] {
+/** The nodes below `outputs` that are reachable without passing through a source, in order. */
+export function topoSortUntil(outputs: readonly Node[], isSource: (n: Node) => boolean): Node[] {
   // topoSort walks everything; keep only what is reachable without passing through a source
   const reachable = new Set<Node>();
   const stack = [...outputs];

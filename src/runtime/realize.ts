@@ -6,9 +6,8 @@
 
 import type { Node } from "../ir/node.ts";
 import { printGraph } from "../ir/print.ts";
-import { topoSort } from "../ir/reference.ts";
 import type { Kernel } from "../../codegen/kernel.ts";
-import { scheduleKernels } from "../../codegen/schedule.ts";
+import { scheduleKernels, topoSortUntil } from "../../codegen/schedule.ts";
 import type { Backend, DeviceBuffer, Launch } from "./device.ts";
 import { debugLevel, debugLog } from "./debug.ts";
 
@@ -88,15 +87,7 @@ export function planCacheStats(): { hits: number; misses: number; size: number; 
 
 /** The structure of the graph below `outputs`: local order, key, and the sources. */
 function structureOf(outputs: readonly Node[], backend: Backend): { order: Node[]; key: string; } {
-  const reachable = new Set<Node>();
-  const stack = [...outputs];
-  while (stack.length > 0) {
-    const n = stack.pop()!;
-    if (reachable.has(n)) continue;
-    reachable.add(n);
-    if (!isSourceNode(n)) stack.push(...n.srcs);
-  }
-  const order = topoSort(outputs).filter((n) => reachable.has(n));
+  const order = topoSortUntil(outputs, isSourceNode);
   const local = new Map<Node, number>(order.map((n, i) => [n, i]));
   const lines = order.map((n) => {
     if (isSourceNode(n)) return `src ${n.dtype}[${n.shape}]`;
@@ -212,9 +203,4 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
   }
   if (ran instanceof Promise) return ran.then(finish, fail);
   finish();
-}
-
-/** All nodes whose values `outputs` depend on (for debugging and tests). */
-export function graphNodes(outputs: readonly Node[]): Node[] {
-  return topoSort(outputs);
 }
