@@ -261,10 +261,11 @@ function fusedRegion(root: Node, isLoaded: (n: Node) => boolean): Node[] {
   return region;
 }
 
+/** The kernel's name: its computing ops in order (views only when it computes nothing). */
 function describeOps(root: Node, isLoaded: (n: Node) => boolean): string {
-  const ops = [
-    ...new Set(fusedRegion(root, isLoaded).filter((n) => n.op !== "detach").map((n) => n.op)),
-  ];
+  const region = fusedRegion(root, isLoaded).filter((n) => n.op !== "detach");
+  const computing = region.filter((n) => !isMovement(n.op));
+  const ops = [...new Set((computing.length > 0 ? computing : region).map((n) => n.op))];
   const shown = ops.length > 5 ? [...ops.slice(0, 2), ...ops.slice(-3)] : ops;
   return shown.join("_") || "copy";
 }

@@ -44,7 +44,7 @@ Deno.test("kernels() describes the plan and runs nothing", async () => {
   const ks = kernels(y);
   assertEquals(ks.length, 1);
   assertEquals(ks[0].target, "js");
-  assertEquals(ks[0].name, "k0_exp_sum_reshape");
+  assertEquals(ks[0].name, "k0_exp_sum");
   assertStringIncludes(ks[0].source, `function ${ks[0].name}(out, in0)`);
   assertEquals(ks[0].kernel.outShape, [3]);
   assertEquals(y.isRealized, false); // nothing ran

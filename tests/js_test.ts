@@ -20,7 +20,7 @@ Deno.test("padded window sum: clipped loop bounds are hoisted out of the innermo
     ks[0].source,
     `// lucid kernel: out float32[2,8] from in0: float32[2,8]
 // out = reshape(sum(unfoldDim(pad(in0, {pads=[[0,0],[2,2]],value=0}), {dim=1,size=5,step=1}), [2]))
-function k0_pad_unfoldDim_sum_reshape(out, in0) {
+function k0_sum(out, in0) {
   for (let o0 = 0; o0 < 2; o0++) {
     const idx0 = o0 * 8;
     const idx1 = idx0 - 2;
@@ -65,7 +65,7 @@ Deno.test("int32 kernel: products use Math.imul, sums wrap with | 0, max starts 
     ks[0].source,
     `// lucid kernel: out int32[4] from in0: int32[3,4], in1: int32[4]
 // out = reshape(max(add(mul(in0, expand(reshape(in1))), expand(reshape(7))), [0]))
-function k0_reshape_expand_mul_add_max(out, in0, in1) {
+function k0_mul_add_max(out, in0, in1) {
   for (let o0 = 0; o0 < 4; o0++) {
     const in1_0 = in1[o0];
     let acc0 = -2147483648;

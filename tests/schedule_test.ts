@@ -45,7 +45,7 @@ Deno.test("x.square().sum(1) is one kernel", async () => {
   const y = x.square().sum(1);
   const ks = kernels(y);
   assertEquals(ks.length, 1);
-  assertEquals(ks[0].name, "k0_square_sum_reshape");
+  assertEquals(ks[0].name, "k0_square_sum");
   await assertValue(y);
 });
 
