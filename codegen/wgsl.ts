@@ -13,6 +13,9 @@
 // - integer `/` truncates toward zero, so floor division and remainder of operands that may be
 //   negative call helpers (which avoid `%`, see HELPERS); i32 arithmetic wraps natively;
 // - `pow` follows JavaScript for negative bases with integer exponents and for `x ** 0`;
+// - `tanh` near 0 (and of NaN) is a polynomial: WGSL only promises the accuracy of
+//   sinh(x) / cosh(x), and llvmpipe's builtin cancels there (relative error 1e-2 at x = 1e-6,
+//   tanh(x) >= x at 0.0035) and returns -1 for NaN;
 // - WGSL has no f64: a float64 kernel cannot be printed and throws.
 
 import { CStylePrinter } from "./printer.ts";
@@ -119,6 +122,16 @@ const HELPERS = {
     "  return pow(x, y);",
     "}",
   ],
+  tanh_f32: [
+    "// tanh(x) with full relative accuracy near 0, where the builtin may compute",
+    "// (e^x - e^-x) / (e^x + e^-x) and cancel: Taylor to x^7 (error < x^9 / 45) for |x| < 0.125;",
+    "// NaN fails the comparison and takes the polynomial too (llvmpipe's tanh(NaN) is -1)",
+    "fn tanh_f32(x: f32) -> f32 {",
+    "  let x2: f32 = x * x;",
+    "  let p: f32 = x * (1.0 + x2 * (-0.33333334 + x2 * (0.13333334 + x2 * -0.05396825)));",
+    "  return select(p, tanh(x), abs(x) >= 0.125);",
+    "}",
+  ],
 } as const;
 
 type HelperName = keyof typeof HELPERS;
@@ -171,9 +184,10 @@ export class WgslPrinter extends CStylePrinter {
       case "log":
       case "sqrt":
       case "abs":
-      case "tanh":
       case "sign":
         return `${e.op}(${a})`;
+      case "tanh":
+        return this.call("tanh_f32", a);
       case "rsqrt":
         return `inverseSqrt(${a})`;
       case "recip":

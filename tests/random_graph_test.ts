@@ -4,11 +4,17 @@
 // fresh inputs, realized once fused and once unfused (one kernel per op), and both must match
 // the float64 reference evaluator. Values stay in safe ranges (log and sqrt of |x| + 1,
 // division by |x| + 1) so the tolerance means something.
+//
+// The test runs once per device of the device table (`testDevices`: cpu always, webgpu when
+// there is an adapter). Every graph is float32, so every graph runs on both. On webgpu the same
+// seed builds the same graph on webgpu tensors from the same data; the reference is evaluated
+// on a cpu copy of the graph (the reference evaluator reads cpu buffers only).
 
-import { setFusion, type Tensor, tensor } from "../mod.ts";
-import { assertClose, reference } from "./helpers.ts";
+import { type DeviceName, setFusion, type Tensor, tensor } from "../mod.ts";
+import { assertClose, reference, testDevices } from "./helpers.ts";
 import { assertEquals } from "./assert.ts";
 
+/** Graphs per device (about 1 s on cpu, 10 s on webgpu through llvmpipe). */
 const CASES = 300;
 const MAX_NUMEL = 1500;
 
@@ -26,13 +32,16 @@ function rng(seed: number): () => number {
 
 const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
-/** Builds one random graph; the same seed always builds the same graph on fresh inputs. */
-function build(seed: number): { out: Tensor; ops: string[]; } {
+/**
+ * Builds one random graph on `device`; the same seed always builds the same graph on fresh
+ * inputs holding the same data, whatever the device.
+ */
+function build(seed: number, device: DeviceName = "cpu"): { out: Tensor; ops: string[]; } {
   const r = rng(seed);
   const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1)); // inclusive
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
   const leaf = (shape: number[]) =>
-    tensor(Array.from({ length: numel(shape) }, () => r() * 4 - 2), { shape });
+    tensor(Array.from({ length: numel(shape) }, () => r() * 4 - 2), { shape, device });
   const ops: string[] = [];
 
   const rank = int(1, 3);
@@ -171,37 +180,47 @@ function broadcastShape(a: readonly number[], b: readonly number[]): number[] {
   });
 }
 
-/** Tolerance scaled to the result: float32 storage of intermediates, then cancellation. */
+/**
+ * Tolerance scaled to the result: float32 storage of intermediates, then cancellation. The
+ * same bound holds on webgpu, whose WGSL exp/log/tanh/pow are a few ulp looser than the cpu's
+ * float64 Math functions rounded to float32: still far inside rtol 1e-4.
+ */
 function check(got: ArrayLike<number>, want: Float64Array, msg: string): void {
   let scale = 0;
   for (const v of want) if (Number.isFinite(v)) scale = Math.max(scale, Math.abs(v));
   assertClose(got, want, { rtol: 1e-4, atol: 1e-5 * scale + 1e-6, msg });
 }
 
-Deno.test(`${CASES} random graphs: fused == unfused == reference`, async () => {
-  let elements = 0;
-  for (let seed = 1; seed <= CASES; seed++) {
-    const fused = build(seed);
-    const unfused = build(seed);
-    assertEquals(fused.ops, unfused.ops);
-    assertEquals(fused.out.shape, unfused.out.shape);
-    const msg = `seed ${seed}: ${fused.ops.join(" -> ")} [${fused.out.shape}]`;
-    const want = reference(fused.out);
-    let a: ArrayLike<number>;
-    let b: ArrayLike<number>;
-    try {
-      a = await fused.out.data();
-      setFusion(false);
-      b = await unfused.out.data();
-    } catch (e) {
-      throw new Error(`${msg}: ${e instanceof Error ? e.stack : e}`);
-    } finally {
-      setFusion(true);
+for (const device of testDevices) {
+  Deno.test(`${CASES} random graphs on ${device}: fused == unfused == reference`, async () => {
+    let elements = 0;
+    for (let seed = 1; seed <= CASES; seed++) {
+      const fused = build(seed, device);
+      const unfused = build(seed, device);
+      // the reference reads cpu buffers: on webgpu it runs on a cpu copy of the same graph
+      const onCpu = device === "cpu" ? fused : build(seed, "cpu");
+      assertEquals(fused.ops, unfused.ops);
+      assertEquals(fused.ops, onCpu.ops);
+      assertEquals(fused.out.shape, unfused.out.shape);
+      assertEquals(fused.out.device, device);
+      const msg = `${device}, seed ${seed}: ${fused.ops.join(" -> ")} [${fused.out.shape}]`;
+      const want = reference(onCpu.out);
+      let a: ArrayLike<number>;
+      let b: ArrayLike<number>;
+      try {
+        a = await fused.out.data();
+        setFusion(false);
+        b = await unfused.out.data();
+      } catch (e) {
+        throw new Error(`${msg}: ${e instanceof Error ? e.stack : e}`);
+      } finally {
+        setFusion(true);
+      }
+      check(a, want, `fused, ${msg}`);
+      check(b, want, `unfused, ${msg}`);
+      elements += a.length;
     }
-    check(a, want, `fused, ${msg}`);
-    check(b, want, `unfused, ${msg}`);
-    elements += a.length;
-  }
-  // the graphs were not all trivially empty
-  if (elements < CASES * 10) throw new Error(`only ${elements} elements checked`);
-});
+    // the graphs were not all trivially empty
+    if (elements < CASES * 10) throw new Error(`only ${elements} elements checked`);
+  });
+}

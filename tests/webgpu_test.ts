@@ -264,6 +264,19 @@ Deno.test("webgpu: floor division, literals and pow run as printed", gpuTest, as
   for (const l of [l1, l2, l3, l4, l5]) for (const b of [l.output, ...l.inputs]) backend.release(b);
 });
 
+Deno.test("webgpu: tanh keeps its relative accuracy near 0, -0 and NaN", gpuTest, async () => {
+  // the builtin cancels near 0 on llvmpipe (1e-2 relative at 1e-6, tanh(x) >= x at 0.0035) and
+  // gives -1 for NaN; the printed tanh_f32 keeps a few ulp everywhere
+  const xs = [1e-30, 1e-6, -1e-5, 1e-4, 0.0035, -0.05, 0.1249, 0.125, -0.3, 2, -9, 100];
+  const x = tensor([...xs, -0, NaN], { device: "webgpu" });
+  const got = await x.tanh().data();
+  const want = xs.map((v) => Math.tanh(Math.fround(v)));
+  assertClose(got.slice(0, xs.length), want, { rtol: 1e-6, atol: 0, msg: "tanh" });
+  assert(got[4] < Math.fround(0.0035), `tanh(0.0035) < 0.0035, got ${got[4]}`);
+  assert(Object.is(got[xs.length], -0), `tanh(-0) is -0, got ${got[xs.length]}`);
+  assert(Number.isNaN(got[xs.length + 1]), `tanh(NaN) is NaN, got ${got[xs.length + 1]}`);
+});
+
 Deno.test("webgpu: a kernel over 4.5M elements runs on a 2-D grid", gpuTest, async () => {
   const rows = 1500;
   const cols = 3000;
