@@ -1,0 +1,66 @@
+// The cpu device: pooled storage under fresh handles, intermediates returned to the pool,
+// dispose and `using`, and what happens to a disposed input.
+
+import { kernels, randn, tensor } from "../mod.ts";
+import { cpuBackend } from "../src/runtime/cpu.ts";
+import {
+  assert,
+  assertEquals,
+  assertNotStrictEquals,
+  assertStrictEquals,
+  assertThrows,
+} from "./assert.ts";
+import { assertClose, reference } from "./helpers.ts";
+
+Deno.test("cpu: released storage comes back under a new handle", () => {
+  const a = cpuBackend.allocate("float32", 1234);
+  const storage = a.data;
+  cpuBackend.release(a);
+  const b = cpuBackend.allocate("float32", 1234);
+  assertNotStrictEquals(b, a, "handles are never reused");
+  assertStrictEquals(b.data, storage, "storage is");
+  cpuBackend.release(b);
+});
+
+Deno.test("cpu: a multi-kernel plan returns its intermediates to the pool", async () => {
+  const x = randn(64, 100);
+  const e = x.sub(x.max(1, true)).exp();
+  const y = e.div(e.sum(1, true)); // 3 kernels: max and sum are intermediates
+  assertEquals(kernels(y).length, 3);
+  const before = cpuBackend.liveBuffers();
+  const values = await y.data();
+  assertEquals(cpuBackend.liveBuffers(), before + 1, "only the output stays allocated");
+  assertClose(values, reference(y), { rtol: 1e-5, atol: 1e-7 });
+  y.dispose();
+  assertEquals(cpuBackend.liveBuffers(), before);
+});
+
+Deno.test("cpu: a disposed computed tensor recomputes on its next use", async () => {
+  const x = tensor([1, 2, 3]);
+  const y = x.mul(2);
+  assertEquals(Array.from(await y.data()), [2, 4, 6]);
+  assert(y.isRealized);
+  y.dispose();
+  assert(!y.isRealized);
+  assertEquals(Array.from(await y.data()), [2, 4, 6]);
+  y.dispose();
+  y.dispose(); // twice is harmless
+});
+
+Deno.test("cpu: `using` disposes at the end of the scope", async () => {
+  const before = cpuBackend.liveBuffers();
+  {
+    using x = randn(10);
+    using y = x.square();
+    await y.realize();
+    assertEquals(cpuBackend.liveBuffers(), before + 2);
+  }
+  assertEquals(cpuBackend.liveBuffers(), before);
+});
+
+Deno.test("cpu: using a disposed input throws, and the library stays usable", () => {
+  const x = tensor([1, 2]);
+  x.dispose();
+  assertThrows(() => x.add(1).dataSync(), Error, "was disposed");
+  assertEquals(Array.from(tensor([3, 4]).add(1).dataSync()), [4, 5]);
+});
