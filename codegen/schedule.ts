@@ -184,7 +184,11 @@ function chooseStored(
   return stored;
 }
 
-/** The fused non-source node below `root` that reads the most distinct buffers (for a split). */
+/**
+ * The fused node below `root` to materialize when `root` reads too many buffers: the one
+ * reading the most buffers that still fit in one kernel, so each split removes as many as it
+ * can (else the largest proper subexpression, which is split again in turn).
+ */
 function pickSplit(root: Node, isLoaded: (n: Node) => boolean): Node | null {
   const leaves = new Map<Node, Set<Node>>();
   const leavesOf = (n: Node): Set<Node> => {
@@ -198,15 +202,16 @@ function pickSplit(root: Node, isLoaded: (n: Node) => boolean): Node | null {
     return set;
   };
   const total = leavesOf(root).size;
+  const fits = (n: Node) => leaves.get(n)!.size < MAX_KERNEL_BUFFERS;
   let best: Node | null = null;
   for (const [n, set] of leaves) {
-    if (
-      n === root || isLoaded(n) || isMovement(n.op) || n.numel === 0 || set.size >= total ||
-      set.size < 2
-    ) {
-      continue;
-    }
-    if (best === null || set.size > leaves.get(best)!.size) best = n;
+    const candidate = n !== root && !isLoaded(n) && !isMovement(n.op) && n.numel > 0 &&
+      set.size < total && set.size >= 2;
+    if (!candidate) continue;
+    const better = best === null ||
+      (fits(n) && !fits(best)) ||
+      (fits(n) === fits(best) && set.size > leaves.get(best)!.size);
+    if (better) best = n;
   }
   return best;
 }
