@@ -6,7 +6,7 @@ import { kernels, setFusion, type Tensor, tensor } from "../mod.ts";
 import { MAX_KERNEL_BUFFERS, RECOMPUTE_BUDGET, scheduleKernels } from "../codegen/schedule.ts";
 import { planCacheStats } from "../src/runtime/realize.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
-import { assert, assertEquals, assertGreater, assertStringIncludes } from "./assert.ts";
+import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import { assertClose, reference } from "./helpers.ts";
 
 /** A [rows, cols] float32 tensor with distinct, deterministic values. */
