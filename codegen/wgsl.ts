@@ -195,10 +195,15 @@ export class WgslPrinter extends CStylePrinter {
       case "sigmoid":
         return `1.0 / (1.0 + exp(-${a}))`;
       case "add":
+        // x + -c reads as x - c (not for the most negative i32, whose negation overflows)
+        if (e.srcs[1].isConst() && e.srcs[1].value < 0 && e.srcs[1].value > -2147483648) {
+          return `${a} - ${this.literal(-e.srcs[1].value, e.type)}`;
+        }
         return `${a} + ${b}`;
       case "sub":
         return `${a} - ${b}`;
       case "mul":
+        if (e.srcs[1].isConst(-1)) return `-${a}`;
         return `${a} * ${b}`;
       case "div":
         return `${a} / ${b}`;
