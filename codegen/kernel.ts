@@ -387,13 +387,20 @@ export class ExprBuilder {
         break;
       }
       case "lt":
-        if (a.max < b.min) return this.constant(1, "bool"); // always true on the ranges
-        if (a.min >= b.max) return this.constant(0, "bool"); // never true on the ranges
+      case "le": {
+        // decide on the ranges of a and b, then on the range of a - b with its terms collected
+        // (so `(o + 2 - r) + r - 2 < 96` is seen as `o < 96`)
+        const strict = op === "lt";
+        const decide = (lo: number, hi: number) =>
+          (strict ? hi < 0 : hi <= 0) ? 1 : (strict ? lo >= 0 : lo > 0) ? 0 : null;
+        let known = decide(a.min - b.max, a.max - b.min);
+        if (known === null && int) {
+          const diff = this.canonicalIndex(this.sub(a, b));
+          known = decide(diff.min, diff.max);
+        }
+        if (known !== null) return this.constant(known, "bool");
         break;
-      case "le":
-        if (a.max <= b.min) return this.constant(1, "bool");
-        if (a.min > b.max) return this.constant(0, "bool");
-        break;
+      }
       case "and":
         if (a.isConst()) return a.value ? b : a; // true && x = x, false && x = false
         if (b.isConst()) return b.value ? a : b;
@@ -422,13 +429,21 @@ export class ExprBuilder {
     if (x.min >= 0 && x.max < n) return op === "idiv" ? this.int(0) : x;
     const terms = linearTerms(x);
     if (terms === null) return null;
+    // constants split like any term: c = k*floor(c/k) + (c mod k)
+    let constant = 0;
+    for (const [term, coef] of terms) {
+      if (term.isConst()) {
+        constant += term.value * coef;
+        terms.delete(term);
+      }
+    }
     // x = k*T + small with 0 <= small < k: for k = n the division is T and the remainder small;
     // for a k dividing n it is T / (n/k) and k * (T % (n/k)) + small (a reshape merging axes
     // that a later split divides again). k = n first, then the largest coefficient dividing n.
     const ks = [n, ...[...terms.values()].filter((c) => c > 1 && c < n && n % c === 0)];
     for (const k of [...new Set(ks)].sort((p, q) => (p === n ? -1 : q === n ? 1 : q - p))) {
-      let big = this.int(0);
-      let small = this.int(0);
+      let big = this.int(Math.floor(constant / k));
+      let small = this.int(constant - Math.floor(constant / k) * k);
       for (const [term, coef] of terms) {
         if (coef % k === 0) big = this.add(big, this.mul(term, this.int(coef / k)));
         else small = this.add(small, this.mul(term, this.int(coef)));
@@ -441,9 +456,9 @@ export class ExprBuilder {
         : this.add(this.mul(this.binary("imod", big, m), this.int(k)), small);
     }
     // otherwise multiples of n still pass through whole: (n*B + s) / n = B + s / n
-    let whole = this.int(0);
-    let rest = this.int(0);
-    let moved = false;
+    let whole = this.int(Math.floor(constant / n));
+    let rest = this.int(constant - Math.floor(constant / n) * n);
+    let moved = constant !== 0 && Math.floor(constant / n) !== 0;
     for (const [term, coef] of terms) {
       if (coef % n === 0) {
         whole = this.add(whole, this.mul(term, this.int(coef / n)));

@@ -36,6 +36,56 @@ export function linearIndex(b: ExprBuilder, idx: readonly Expr[], shape: readonl
   return flat;
 }
 
+/**
+ * The source index of a reshape, axis group by axis group: the two shapes are cut where their
+ * running products agree, so each group of output axes is flattened and split only into its
+ * own source axes. Axes that keep their length map straight through (no div/mod at all), and
+ * inserting or dropping length-1 axes is a renaming.
+ */
+export function reshapeIndex(
+  b: ExprBuilder,
+  at: readonly Expr[],
+  outShape: readonly number[],
+  srcShape: readonly number[],
+): Expr[] {
+  const inner: Expr[] = srcShape.map(() => b.int(0));
+  let i = 0; // next output axis
+  let j = 0; // next source axis
+  while (i < outShape.length || j < srcShape.length) {
+    // one group: the fewest axes on each side whose products agree
+    const outAxes: number[] = [];
+    const srcAxes: number[] = [];
+    let outProduct = 1;
+    let srcProduct = 1;
+    const takeOut = () => (outProduct *= outShape[i], outAxes.push(i++));
+    const takeSrc = () => (srcProduct *= srcShape[j], srcAxes.push(j++));
+    if (i < outShape.length) takeOut();
+    if (j < srcShape.length) takeSrc();
+    while (outProduct !== srcProduct) {
+      const outLeft = i < outShape.length;
+      const srcLeft = j < srcShape.length;
+      if (!outLeft && !srcLeft) break; // only with empty axes, where nothing is read
+      if (outLeft && (outProduct < srcProduct || !srcLeft)) takeOut();
+      else takeSrc();
+    }
+    if (outAxes.length === 1 && srcAxes.length === 1) {
+      // an axis that keeps its length: its index passes through (no wrap: an index outside
+      // the axis only occurs in lanes a validity predicate discards)
+      inner[srcAxes[0]] = at[outAxes[0]];
+      continue;
+    }
+    const flat = linearIndex(b, outAxes.map((a) => at[a]), outAxes.map((a) => outShape[a]));
+    const groupShape = srcAxes.map((a) => srcShape[a]);
+    const strides = stridesOf(groupShape);
+    srcAxes.forEach((a, k) => {
+      inner[a] = groupShape[k] === 1
+        ? b.int(0)
+        : b.binary("imod", b.binary("idiv", flat, b.int(strides[k])), b.int(groupShape[k]));
+    });
+  }
+  return inner;
+}
+
 const UNARY_LOWERING: Record<UnaryOp, (b: ExprBuilder, x: Expr) => Expr> = {
   neg: (b, x) => b.unary("neg", x),
   exp: (b, x) => b.unary("exp", x),
@@ -105,18 +155,8 @@ export function lowerKernelValue(root: Node, idx: readonly Expr[], ctx: LowerCon
         for (let i = vars.length - 1; i >= 0; i--) body = b.reduce(node.op, vars[i], body);
         return body;
       }
-      case "reshape": {
-        const flat = linearIndex(b, at, node.shape);
-        const strides = stridesOf(src.shape);
-        const inner = src.shape.map((
-          d,
-          i,
-        ) => (d === 1
-          ? b.int(0)
-          : b.binary("imod", b.binary("idiv", flat, b.int(strides[i])), b.int(d)))
-        );
-        return lower(src, inner);
-      }
+      case "reshape":
+        return lower(src, reshapeIndex(b, at, node.shape, src.shape));
       case "permute": {
         const inner = new Array<Expr>(at.length);
         (node.arg as number[]).forEach((p, i) => (inner[p] = at[i]));
