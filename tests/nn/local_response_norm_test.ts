@@ -123,20 +123,24 @@ Deno.test("LocalResponseNorm: a 2-D input equals the hand-computed formula", asy
   assertClose(await y.data(), want, { rtol: 1e-6 });
 });
 
-Deno.test("LocalResponseNorm: values from 1e-20 to 1e15 sum as accurately as direct window sums", async () => {
-  // alternating huge and tiny channels: a running window sum would cancel here
-  const C = 12;
-  const data = new Float32Array(2 * C * 3);
-  for (let i = 0; i < data.length; i++) {
-    const c = Math.floor(i / 3) % C;
-    data[i] = (c % 2 === 0 ? 1e15 : 1e-20) * (1 + (i % 5) / 7);
-  }
-  const x = tensor(data, { shape: [2, C, 3] });
-  for (const size of [2, 3, 5]) {
-    const y = nn.functional.localResponseNorm(x, size, 1e-4, 0.75, 1);
-    assertClose(await y.data(), reference(y), { rtol: 1e-5, atol: 0 });
-  }
-});
+for (const device of testDevices) {
+  Deno.test(`LocalResponseNorm: values from 1e-20 to 1e15 sum as accurately as direct window sums, ${device}`, async () => {
+    // alternating huge and tiny channels: a running window sum would cancel here
+    const C = 12;
+    const data = new Float32Array(2 * C * 3);
+    for (let i = 0; i < data.length; i++) {
+      const c = Math.floor(i / 3) % C;
+      data[i] = (c % 2 === 0 ? 1e15 : 1e-20) * (1 + (i % 5) / 7);
+    }
+    const onCpu = tensor(data, { shape: [2, C, 3] });
+    const x = tensor(data, { shape: [2, C, 3], device });
+    for (const size of [2, 3, 5]) {
+      const want = reference(nn.functional.localResponseNorm(onCpu, size, 1e-4, 0.75, 1));
+      const y = nn.functional.localResponseNorm(x, size, 1e-4, 0.75, 1);
+      assertClose(await y.data(), want, { rtol: 1e-5, atol: 0, msg: `size ${size}` });
+    }
+  });
+}
 
 Deno.test("LocalResponseNorm: rank 0 and 1 inputs are returned as the same object", () => {
   const lrn = new nn.LocalResponseNorm(3);
