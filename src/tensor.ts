@@ -212,6 +212,11 @@ export class Tensor {
     return this.#isLeaf;
   }
 
+  /** Clears the accumulated gradient (`grad` becomes null). */
+  zeroGrad(): void {
+    this.grad = null;
+  }
+
   /** The same value, cut off from autodiff. */
   detach(): Tensor {
     return new Tensor(ir.detach(this.node), this.device, false, true);

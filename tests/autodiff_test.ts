@@ -120,7 +120,8 @@ Deno.test("backward: accumulates across calls until zeroGrad", async () => {
   assertClose(await x.grad!.data(), [2, 4, 6]);
   x.mul(3).sum().backward();
   assertClose(await x.grad!.data(), [5, 7, 9]);
-  x.grad = null;
+  x.zeroGrad();
+  assertEquals(x.grad, null);
   x.sum().backward();
   assertClose(await x.grad!.data(), [1, 1, 1]);
 });
