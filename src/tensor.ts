@@ -409,7 +409,7 @@ export class Tensor {
     const list = Array.isArray(axis) ? axis : [axis];
     const axes = list.map((a) => normalizeAxis(fn, a, this.ndim));
     if (new Set(axes).size !== axes.length) fail(fn, "axes must be distinct", axis);
-    return axes;
+    return this.ndim === 0 ? [] : axes; // a 0-D tensor accepts axis 0 or -1 and reduces nothing
   }
   /** Applies a reduction over validated axes, dropping them unless `keepdim`. */
   private reduceOp(fn: string, op: "sum" | "max", axis: unknown, keepdim: unknown): Tensor {
@@ -618,6 +618,9 @@ export class Tensor {
    * `floor((n - size) / step) + 1` windows and a last axis of length `size` is added.
    */
   unfoldDim(dim: number, size: number, step = 1): Tensor {
+    if (this.ndim === 0) {
+      fail("unfoldDim", "needs a tensor with at least one axis", described("a 0-D tensor"));
+    }
     const a = normalizeAxis("unfoldDim", dim, this.ndim, "dim");
     if (!Number.isInteger(size) || size < 1) {
       fail("unfoldDim", "size must be a positive integer", size);

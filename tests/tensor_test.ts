@@ -867,3 +867,20 @@ Deno.test("a failed op leaves its inputs usable", async () => {
   assertThrows(() => x.reshape(2, 2));
   assertEquals(Array.from(await x.add(1).data()), [2, 3, 4]);
 });
+
+Deno.test("0-D tensors: reductions over axis 0 or -1 keep the value; unfoldDim needs an axis", async () => {
+  const s = tensor(3);
+  assertEquals(await s.sum(0).item(), 3);
+  assertEquals(await s.max(-1, true).item(), 3);
+  assertEquals(await s.mean(0).item(), 3);
+  assertThrows(
+    () => s.sum(1),
+    Error,
+    "sum: axis must be an integer in [-1, 0] for a 0-D tensor, got 1",
+  );
+  assertThrows(
+    () => s.unfoldDim(0, 1),
+    Error,
+    "unfoldDim: needs a tensor with at least one axis, got a 0-D tensor",
+  );
+});
