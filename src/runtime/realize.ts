@@ -13,6 +13,7 @@ import { debugLevel, debugLog } from "./debug.ts";
 
 const realized = new WeakMap<Node, DeviceBuffer>();
 const released = new WeakSet<DeviceBuffer>();
+const inFlight = new WeakMap<Node, Promise<void>>();
 // A realized value whose node is garbage collected goes back to its device's pool.
 const finalizer = new FinalizationRegistry<{ buffer: DeviceBuffer; backend: Backend; }>(
   ({ buffer, backend }) => {
@@ -148,6 +149,11 @@ export function plannedKernels(outputs: readonly Node[], backend: Backend): Kern
 export function realizeNodes(outputs: readonly Node[], backend: Backend): void | Promise<void> {
   const pending = [...new Set(outputs.filter((n) => !isSourceNode(n)))];
   if (pending.length === 0) return;
+  // a node already being computed (an asynchronous run in flight) is waited for, not redone
+  const busy = pending.flatMap((n) => inFlight.get(n) ?? []);
+  if (busy.length > 0) {
+    return Promise.all(busy).then(() => realizeNodes(outputs, backend));
+  }
   const { plan, order } = planFor(pending, backend);
   const buffers = new Map<number, DeviceBuffer>();
   const waits: Promise<void>[] = [];
@@ -201,6 +207,12 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
   } catch (e) {
     return fail(e);
   }
-  if (ran instanceof Promise) return ran.then(finish, fail);
+  if (ran instanceof Promise) {
+    const done = ran.then(finish, fail);
+    const settled = done.then(() => {}, () => {});
+    for (const n of pending) inFlight.set(n, settled);
+    settled.then(() => pending.forEach((n) => inFlight.delete(n)));
+    return done;
+  }
   finish();
 }
