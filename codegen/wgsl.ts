@@ -12,7 +12,9 @@
 //   most negative i32 are written as bitcasts, which have no literal spelling;
 // - integer `/` truncates toward zero, so floor division and remainder of operands that may be
 //   negative call helpers (which avoid `%`, see HELPERS); i32 arithmetic wraps natively;
-// - `pow` follows JavaScript for negative bases with integer exponents and for `x ** 0`;
+// - `pow` follows JavaScript for negative and zero bases and for `x ** 0`;
+// - f32 `max`, `min` (also max-reductions and relu) and `sign` propagate NaN as JavaScript does
+//   (WGSL's max and min return the other operand, llvmpipe's sign(NaN) is 0);
 // - `tanh` near 0 (and of NaN) is a polynomial: WGSL only promises the accuracy of
 //   sinh(x) / cosh(x), and llvmpipe's builtin cancels there (relative error 1e-2 at x = 1e-6,
 //   tanh(x) >= x at 0.0035) and returns -1 for NaN;
@@ -110,16 +112,41 @@ const HELPERS = {
     "}",
   ],
   pow_f32: [
-    "// x ** y as in JavaScript: x ** 0 = 1, and negative x with an integer y keeps its sign",
+    "// x ** y as in JavaScript: x ** 0 = 1, a zero base gives 0 or Infinity (WGSL's pow is",
+    "// undefined there), and a negative base (or -0) with an odd integer y keeps its sign",
     "fn pow_f32(x: f32, y: f32) -> f32 {",
     "  if (y == 0.0) {",
     "    return 1.0;",
     "  }",
-    "  if (x < 0.0 && y == trunc(y)) {",
-    "    let p: f32 = pow(-x, y);",
+    "  var p: f32 = pow(abs(x), y);",
+    "  if (x == 0.0) {",
+    "    p = select(0.0, bitcast<f32>(0x7f800000u), y < 0.0);",
+    "  }",
+    "  if (x < 0.0 || (x == 0.0 && bitcast<u32>(x) != 0u)) {",
+    "    if (y != trunc(y)) {",
+    "      return select(bitcast<f32>(0x7fc00000u), p, x == 0.0);",
+    "    }",
     "    return select(p, -p, trunc(y * 0.5) != y * 0.5);",
     "  }",
-    "  return pow(x, y);",
+    "  return p;",
+    "}",
+  ],
+  max_f32: [
+    "// max(a, b) as in JavaScript: NaN propagates (WGSL's max returns the other operand)",
+    "fn max_f32(a: f32, b: f32) -> f32 {",
+    "  return select(max(a, b), a + b, a != a || b != b);",
+    "}",
+  ],
+  min_f32: [
+    "// min(a, b) as in JavaScript: NaN propagates (WGSL's min returns the other operand)",
+    "fn min_f32(a: f32, b: f32) -> f32 {",
+    "  return select(min(a, b), a + b, a != a || b != b);",
+    "}",
+  ],
+  sign_f32: [
+    "// sign(x) with sign(NaN) = NaN, as in JavaScript",
+    "fn sign_f32(x: f32) -> f32 {",
+    "  return select(sign(x), x, x != x);",
     "}",
   ],
   tanh_f32: [
@@ -184,8 +211,9 @@ export class WgslPrinter extends CStylePrinter {
       case "log":
       case "sqrt":
       case "abs":
-      case "sign":
         return `${e.op}(${a})`;
+      case "sign":
+        return float ? this.call("sign_f32", a) : `sign(${a})`;
       case "tanh":
         return this.call("tanh_f32", a);
       case "rsqrt":
@@ -213,7 +241,7 @@ export class WgslPrinter extends CStylePrinter {
           : `i32(${this.call("pow_f32", `f32(${a}), f32(${b})`)})`;
       case "max":
       case "min":
-        return `${e.op}(${a}, ${b})`;
+        return float ? this.call(`${e.op}_f32`, `${a}, ${b}`) : `${e.op}(${a}, ${b})`;
       case "lt":
         return `${a} < ${b}`;
       case "le":
@@ -244,8 +272,11 @@ export class WgslPrinter extends CStylePrinter {
     return `for (var ${v}: i32 = ${lo}; ${v} < ${hi}; ${v}++) {`;
   }
 
-  protected accumulate(op: ReduceArg["op"], acc: string, value: string, _type: ScalarType): string {
-    return op === "max" ? `${acc} = max(${acc}, ${value});` : `${acc} = ${acc} + ${value};`;
+  protected accumulate(op: ReduceArg["op"], acc: string, value: string, type: ScalarType): string {
+    if (op !== "max") return `${acc} = ${acc} + ${value};`;
+    return type === "f32"
+      ? `${acc} = ${this.call("max_f32", `${acc}, ${value}`)};`
+      : `${acc} = max(${acc}, ${value});`;
   }
 
   protected store(index: string, value: string): string {

@@ -147,8 +147,7 @@ let inspectSymbol: symbol = Symbol.for("Deno.customInspect");
 
 /** A lazy n-dimensional array. Ops build graph; `data()` and friends compute. */
 export class Tensor {
-  /** @internal The IR node this tensor evaluates to. */
-  readonly node: Node;
+  #node: Node;
   /** The device holding (or going to hold) the data. */
   readonly device: DeviceName;
   #requiresGrad: boolean;
@@ -158,11 +157,31 @@ export class Tensor {
 
   /** @internal Use the creation functions (`tensor`, `zeros`, `randn`, ...) instead. */
   constructor(node: Node, device: DeviceName, requiresGrad: boolean, isLeaf: boolean) {
-    this.node = node;
+    this.#node = node;
     this.device = device;
     this.#requiresGrad = requiresGrad;
     this.#isLeaf = isLeaf;
-    if (isLeaf) leafTensors.set(node, new WeakRef(this));
+    if (isLeaf && requiresGrad) this.#claimLeaf();
+  }
+
+  /** @internal The IR node this tensor evaluates to. */
+  get node(): Node {
+    return this.#node;
+  }
+
+  /**
+   * Makes this leaf an autodiff variable. Equal values share a node (hash-consing: `x.detach()`
+   * twice, or `noGrad(() => x.mul(2))` twice), but each leaf requiring grad is its own
+   * variable: a leaf whose node is computed, or held by another live leaf requiring grad, moves
+   * to a fresh node of the same value (a buffer node is unique to its storage already).
+   */
+  #claimLeaf(): void {
+    const holder = leafTensors.get(this.#node)?.deref();
+    const shared = holder !== undefined && holder !== this && holder.#requiresGrad;
+    if (shared || (this.#node.op !== "buffer" && !isVariable(this.#node))) {
+      this.#node = ir.detach(this.#node, true);
+    }
+    leafTensors.set(this.#node, new WeakRef(this));
   }
 
   /** Axis lengths. */
@@ -201,6 +220,7 @@ export class Tensor {
     }
     if (value && !isFloat(this.dtype)) fail("requiresGrad", "needs a float tensor", this.dtype);
     this.#requiresGrad = value;
+    if (value) this.#claimLeaf();
   }
   /** Sets `requiresGrad` in place and returns this tensor. */
   requiresGrad_(value = true): this {
@@ -603,6 +623,9 @@ export class Tensor {
   }
   /** Elements `start..end` (exclusive, negatives count from the end) of axis `dim`. */
   slice(dim: number, start: number, end?: number): Tensor {
+    if (this.ndim === 0) {
+      fail("slice", "needs a tensor with at least one axis", described("a 0-D tensor"));
+    }
     const a = normalizeAxis("slice", dim, this.ndim, "dim");
     const n = this.shape[a];
     const clampIndex = (v: number, name: string) => {
@@ -651,7 +674,14 @@ export class Tensor {
       return await fromBackend.read(realizedBuffer(node)!);
     })();
     const buffer = toBackend.uploadLater(data, node.dtype, node.numel);
-    return new Tensor(ir.buffer(buffer, node.shape, node.dtype), device, this.#requiresGrad, true);
+    const moved = new Tensor(
+      ir.buffer(buffer, node.shape, node.dtype),
+      device,
+      this.#requiresGrad,
+      true,
+    );
+    dataOwners.add(moved);
+    return moved;
   }
 
   /** Computes the value (if needed) and returns this tensor. */
@@ -709,6 +739,9 @@ export class Tensor {
   dispose(): void {
     const buffer = realizedBuffer(this.node);
     if (buffer === undefined) return;
+    // a computed tensor can be the data of another (a no-op view such as `x.flatten()` of a 1-D
+    // x is x's node): only the tensor made from the data frees it
+    if (this.node.op === "buffer" && !dataOwners.has(this)) return;
     if (this.node.op !== "buffer") forgetRealized(this.node);
     releaseBuffer(buffer, backendFor(this.device));
   }
@@ -741,6 +774,13 @@ export class Tensor {
 inspectSymbol = Symbol.for("Deno.customInspect");
 
 const leafTensors = new WeakMap<Node, WeakRef<Tensor>>();
+/** Tensors made from data (creation functions, `to()`): the ones whose dispose() frees it. */
+const dataOwners = new WeakSet<Tensor>();
+
+/** Whether `node` is a fresh autodiff variable node (a tagged detach). */
+function isVariable(node: Node): boolean {
+  return node.op === "detach" && node.arg !== null;
+}
 
 function leafRequiringGrad(node: Node): Tensor | undefined {
   const t = leafTensors.get(node)?.deref();
@@ -758,7 +798,8 @@ export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[])
       if (!(t instanceof Tensor)) fail("grad", `input ${i} must be a Tensor`, t);
       if (!isFloat(t.dtype)) fail("grad", `input ${i} must be a float tensor`, t.dtype);
     });
-    const vars = inputs.map((t) => new Tensor(ir.detach(t.node), t.device, true, true));
+    // fresh variables: grad(f)(x, x) has two inputs, and x.detach() inside f is not one
+    const vars = inputs.map((t) => new Tensor(ir.detach(t.node, true), t.device, true, true));
     const out = fn(...vars);
     if (!(out instanceof Tensor)) fail("grad", "fn must return a Tensor", out);
     if (out.numel !== 1) {
@@ -805,7 +846,9 @@ function fromTyped(fn: string, data: TypedArray, shape: number[], options: Tenso
   const converted = allocArray(dtype, data.length);
   converted.set(data);
   const node = ir.buffer(backend.upload(converted, dtype), shape, dtype);
-  return new Tensor(node, device, options.requiresGrad ?? false, true);
+  const t = new Tensor(node, device, options.requiresGrad ?? false, true);
+  dataOwners.add(t);
+  return t;
 }
 
 function inferNested(fn: string, data: unknown): { flat: number[]; shape: number[]; } {

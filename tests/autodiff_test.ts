@@ -170,6 +170,41 @@ Deno.test("grad(fn) returns gradients without touching .grad", async () => {
   assertClose(await unused.data(), [0, 0, 0]);
 });
 
+Deno.test("grad(fn): each input is its own variable, even the same tensor twice", async () => {
+  // JAX's grad with argnums=(0, 1) at (x, x): d(a*b)/da = b = x, d(a*b)/db = a = x
+  const x = tensor([1, 2, 3], { dtype: "float64" });
+  const [ga, gb] = grad((a, b) => a.mul(b).sum())(x, x);
+  assertClose(await ga.data(), [1, 2, 3]);
+  assertClose(await gb.data(), [1, 2, 3]);
+  const [g1, g2] = grad((a, _b) => a.sum())(x, x);
+  assertClose(await g1.data(), [1, 1, 1]);
+  assertClose(await g2.data(), [0, 0, 0]);
+  // a detached copy of the input (or of the variable) inside fn is a constant
+  const [gx] = grad((v) => v.mul(x.detach()).sum())(x);
+  assertClose(await gx.data(), [1, 2, 3]);
+  const [gv] = grad((v) => v.mul(v.detach()).sum())(x);
+  assertClose(await gv.data(), [1, 2, 3]);
+});
+
+Deno.test("backward: leaves made by detach() or noGrad are distinct variables", async () => {
+  const x = tensor([1, 2, 3], { dtype: "float64" });
+  // w = x.detach().requiresGrad_(): w.detach() is a constant, w * stop(w) differentiates to w
+  const w = x.detach().requiresGrad_();
+  w.mul(w.detach()).sum().backward();
+  assertClose(await w.grad!.data(), [1, 2, 3]);
+  // two leaves detached from the same tensor get their own gradients
+  const p = x.detach().requiresGrad_();
+  const q = x.detach().requiresGrad_();
+  p.add(q.mul(2)).sum().backward();
+  assertClose(await p.grad!.data(), [1, 1, 1]);
+  assertClose(await q.grad!.data(), [2, 2, 2]);
+  // a no-op view of a variable under noGrad is a constant
+  const a = tensor([4, 5], { dtype: "float64", requiresGrad: true });
+  const c = noGrad(() => a.reshape(2));
+  a.mul(c).sum().backward();
+  assertClose(await a.grad!.data(), [4, 5]);
+});
+
 Deno.test("autodiff bad input", () => {
   assertThrows(() => randn(2).sum().backward(), Error, "backward: the tensor must require grad");
   const x = randn([2, 3], { requiresGrad: true });

@@ -691,6 +691,28 @@ for (const device of devices) {
   });
 }
 
+for (const device of devices) {
+  Deno.test(`disposing a no-op view keeps the data it shares, ${device}`, async () => {
+    // x.flatten() of a 1-D x, a same-dtype cast, a same-shape reshape or expand is x's node:
+    // disposing that computed tensor must not free (and hand out again) x's storage
+    const x = tensor([1, 2, 3], { device });
+    const views = [x.flatten(), x.cast("float32"), x.reshape(3), x.expand(3), x.squeeze()];
+    for (const v of views) {
+      using _view = v;
+    }
+    const other = tensor([7, 8, 9], { device }).mul(2); // would take a freed buffer of 3
+    assertEquals(Array.from(await other.data()), [14, 16, 18]);
+    assertEquals(Array.from(await x.data()), [1, 2, 3]);
+    assertEquals(Array.from(await x.add(1).data()), [2, 3, 4]);
+    // a gradient that is the caller's own tensor is not freed with x.grad either
+    const w = tensor([1, 2], { device, requiresGrad: true });
+    const seed = tensor([5, 6], { device });
+    w.backward(seed);
+    w.grad!.dispose();
+    assertEquals(Array.from(await seed.data()), [5, 6]);
+  });
+}
+
 // ---- bad input -------------------------------------------------------------------------------------
 
 Deno.test("bad input throws Errors naming the function, the expectation and the value", async () => {
@@ -882,5 +904,13 @@ Deno.test("0-D tensors: reductions over axis 0 or -1 keep the value; unfoldDim n
     () => s.unfoldDim(0, 1),
     Error,
     "unfoldDim: needs a tensor with at least one axis, got a 0-D tensor",
+  );
+});
+
+Deno.test("0-D tensors: slice needs an axis (not a complaint about an end never given)", () => {
+  assertThrows(
+    () => tensor(3).slice(0, 0),
+    Error,
+    "slice: needs a tensor with at least one axis, got a 0-D tensor",
   );
 });

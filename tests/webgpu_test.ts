@@ -277,6 +277,45 @@ Deno.test("webgpu: tanh keeps its relative accuracy near 0, -0 and NaN", gpuTest
   assert(Number.isNaN(got[xs.length + 1]), `tanh(NaN) is NaN, got ${got[xs.length + 1]}`);
 });
 
+Deno.test(
+  "webgpu: NaN propagates through max, min, relu, sign and max-reduce",
+  gpuTest,
+  async () => {
+    // WGSL's max and min return the non-NaN operand; JavaScript's (and IEEE propagation) give NaN
+    const xs = [NaN, 1, -Infinity, Infinity, 0, -2.5];
+    const cpu = tensor(xs);
+    const gpu = tensor(xs, { device: "webgpu" });
+    const cases: [string, (t: Tensor) => Tensor][] = [
+      ["maximum", (t) => t.maximum(0.5)],
+      ["minimum", (t) => t.minimum(0.5)],
+      ["maximum, NaN second", (t) => tensor(0.5, { device: t.device }).maximum(t)],
+      ["relu", (t) => t.relu()],
+      ["sign", (t) => t.sign()],
+      ["max over all", (t) => t.max()],
+      ["max over rows", (t) => t.reshape(2, 3).max(1)],
+      ["max over columns", (t) => t.reshape(3, 2).max(0)],
+    ];
+    for (const [name, f] of cases) {
+      const expected = f(cpu);
+      await expected.realize();
+      assertClose(await f(gpu).data(), reference(expected), { msg: name });
+    }
+  },
+);
+
+Deno.test("webgpu: pow of a zero base follows JavaScript", gpuTest, async () => {
+  // WGSL's pow is undefined for a zero base; Math.pow gives 0 or Infinity (signed for -0)
+  const bases = [0, 0, -0, -0, -0, -0, 0, 2, -8];
+  const exps = [-1, 2, -1, -2, 3, -0.5, 0.5, -1, 1 / 3];
+  const got = await tensor(bases, { device: "webgpu" })
+    .pow(tensor(exps, { device: "webgpu" })).data();
+  const want = bases.map((x, i) => Math.pow(x, Math.fround(exps[i])));
+  assertClose(got, want, { msg: "pow" });
+  want.forEach((w, i) => {
+    if (w === 0) assert(Object.is(got[i], w), `${bases[i]} ** ${exps[i]} is ${w}, got ${got[i]}`);
+  });
+});
+
 Deno.test("webgpu: a kernel over 4.5M elements runs on a 2-D grid", gpuTest, async () => {
   const rows = 1500;
   const cols = 3000;

@@ -175,9 +175,17 @@ export function castTo(x: Node, dtype: DType): Node {
   return x.dtype === dtype ? x : Node.make("cast", [x], null, x.shape, dtype);
 }
 
-/** `x` with gradients stopped: evaluates to x, differentiates to nothing. */
-export function detach(x: Node): Node {
-  return x.op === "detach" ? x : Node.make("detach", [x], null, x.shape, x.dtype);
+let nextVariable = 1;
+
+/**
+ * `x` with gradients stopped: evaluates to x, differentiates to nothing (x itself when it is a
+ * plain detach already). With `fresh`, a node equal to no other (its arg is a unique tag): an
+ * autodiff variable, whose identity hash-consing must not share, and which detaching again
+ * wraps rather than returns. The tag is not part of a plan's structure.
+ */
+export function detach(x: Node, fresh = false): Node {
+  if (!fresh && x.op === "detach" && x.arg === null) return x;
+  return Node.make("detach", [x], fresh ? nextVariable++ : null, x.shape, x.dtype);
 }
 
 // ---- reductions --------------------------------------------------------------------------

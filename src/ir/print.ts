@@ -7,7 +7,7 @@ import { topoSort } from "./reference.ts";
 function describeArg(node: Node): string {
   const arg = node.arg;
   if (arg === null || arg === undefined) return "";
-  if (node.op === "buffer") return "";
+  if (node.op === "buffer" || node.op === "detach") return ""; // storage id, variable tag
   if (typeof arg === "number") return String(arg);
   return JSON.stringify(arg).replace(/"(\w+)":/g, "$1=");
 }

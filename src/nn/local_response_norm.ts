@@ -39,6 +39,7 @@ export function localResponseNorm(
   if (!(x instanceof Tensor)) fail("localResponseNorm", "x must be a Tensor", x);
   if (x.ndim < 2) return x;
   const input = x.dtype === "int32" ? x.cast("float32") : x;
+  if (input.shape[1] === 0) return input.affine(1, 0); // no channels: empty, and no window fits
   const before = Math.floor((size - 1) / 2);
   const after = Math.floor(size / 2);
   const pads = input.shape.map((_, i): [number, number] => (i === 1 ? [before, after] : [0, 0]));

@@ -92,7 +92,8 @@ function structureOf(outputs: readonly Node[], backend: Backend): { order: Node[
   const local = new Map<Node, number>(order.map((n, i) => [n, i]));
   const lines = order.map((n) => {
     if (isSourceNode(n)) return `src ${n.dtype}[${n.shape}]`;
-    const argKey = n.key.split("|")[3];
+    // a detach node's tag only makes a fresh autodiff variable unique: not structure
+    const argKey = n.op === "detach" ? "" : n.key.split("|")[3];
     return `${n.op} ${n.dtype}[${n.shape}] ${argKey} ${n.srcs.map((s) => local.get(s)).join(",")}`;
   });
   const head = `${backend.name} fusion=${fusionEnabled} out=${

@@ -158,6 +158,22 @@ Deno.test("LocalResponseNorm: an empty batch gives an empty result without kerne
   assertEquals((await y.data()).length, 0);
 });
 
+Deno.test("LocalResponseNorm: zero channels give an empty result, no window error", async () => {
+  // PyTorch returns an empty tensor; no window of size channels fits in C = 0 padded channels
+  for (const [size, shape] of [[3, [2, 0, 2]], [1, [2, 0]], [4, [1, 0, 3, 3]]] as const) {
+    const x = zeros([...shape], { dtype: "float64", requiresGrad: true });
+    const y = nn.functional.localResponseNorm(x, size);
+    assertEquals(y.shape, [...shape]);
+    assertEquals(y.dtype, "float64");
+    assertEquals(kernels(y).length, 0);
+    assertEquals((await y.data()).length, 0);
+    y.sum().backward();
+    assertEquals((await x.grad!.data()).length, 0);
+  }
+  const yi = new nn.LocalResponseNorm(5).forward(zeros([3, 0], { dtype: "int32" }));
+  assertEquals([yi.shape, yi.dtype], [[3, 0], "float32"]);
+});
+
 Deno.test("LocalResponseNorm: int32 input is promoted to float32; float64 stays float64", async () => {
   const xi = tensor([[1, 2], [3, 4]], { dtype: "int32" });
   const yi = new nn.LocalResponseNorm(2, 0.5, 1, 1).forward(xi);
