@@ -43,6 +43,10 @@ export function gradcheck(
   if (!Array.isArray(inputs) || !inputs.every((t) => t instanceof Tensor)) {
     fail("gradcheck", "inputs must be an array of Tensors", inputs);
   }
+  inputs.forEach((t, i) => {
+    // finite differences evaluate synchronously, in float64: cpu only
+    if (t.device !== "cpu") fail("gradcheck", `input ${i} must be on the cpu device`, t.device);
+  });
   const { eps = 1e-6, atol = 1e-6, rtol = 1e-4 } = options;
   for (const [name, v] of [["eps", eps], ["atol", atol], ["rtol", rtol]] as const) {
     if (typeof v !== "number" || !(v >= 0) || !Number.isFinite(v)) {

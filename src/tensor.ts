@@ -971,11 +971,24 @@ export function arange(start: number, end?: number, step = 1, options?: TensorOp
   if (step === 0) fail("arange", "step must not be 0", step);
   const o = checkOptions("arange", options);
   const n = Math.max(0, Math.ceil((end - start) / step));
-  const ints = [start, end, step].every(Number.isInteger);
+  const last = start + (n - 1) * step;
+  const fitsInt32 = (v: number) => Number.isInteger(v) && v >= -2147483648 && v <= 2147483647;
+  // whole numbers that fit int32 give int32; beyond its range float64 keeps them exact
+  const ints = [start, step].every(Number.isInteger) && Number.isInteger(end);
+  const inferred = !ints ? "float32" : fitsInt32(start) && fitsInt32(last) ? "int32" : "float64";
+  if (
+    o.dtype === "int32" && n > 0 && !(fitsInt32(Math.trunc(start)) && fitsInt32(Math.trunc(last)))
+  ) {
+    fail(
+      "arange",
+      "values must fit int32 for dtype int32",
+      described(`values from ${start} to ${last}`),
+    );
+  }
   return filled(
     "arange",
     [n],
-    { ...o, dtype: o.dtype ?? (ints ? "int32" : "float32") },
+    { ...o, dtype: o.dtype ?? inferred },
     (i) => start + i * step,
   );
 }

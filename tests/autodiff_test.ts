@@ -4,7 +4,7 @@
 
 import { grad, gradcheck, manualSeed, noGrad, randn, type Tensor, tensor } from "../mod.ts";
 import { assert, assertEquals, assertStrictEquals, assertThrows } from "./assert.ts";
-import { assertClose } from "./helpers.ts";
+import { assertClose, webgpuAvailable } from "./helpers.ts";
 
 manualSeed(2024);
 const f64 = (...shape: number[]) => randn(shape, { dtype: "float64" });
@@ -239,4 +239,17 @@ Deno.test("autodiff bad input", () => {
   const z = tensor([1, 2], { requiresGrad: true });
   z.square().sum().backward();
   assertEquals(Array.from(z.grad!.dataSync()), [2, 4]);
+});
+
+Deno.test({
+  name: "gradcheck: inputs must be on the cpu device",
+  ignore: !webgpuAvailable,
+  fn: () => {
+    const x = randn([2], { device: "webgpu" });
+    assertThrows(
+      () => gradcheck((a) => a.square(), [x]),
+      Error,
+      'gradcheck: input 0 must be on the cpu device, got "webgpu"',
+    );
+  },
 });

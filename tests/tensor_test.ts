@@ -914,3 +914,23 @@ Deno.test("0-D tensors: slice needs an axis (not a complaint about an end never 
     "slice: needs a tensor with at least one axis, got a 0-D tensor",
   );
 });
+
+Deno.test("arange: whole numbers beyond int32 become float64; an int32 request that overflows throws", async () => {
+  const big = arange(3e9, 3e9 + 2);
+  assertEquals(big.dtype, "float64");
+  assertEquals(Array.from(await big.data()), [3e9, 3e9 + 1]);
+  assertEquals(arange(4).dtype, "int32");
+  assertThrows(
+    () => arange(3e9, 3e9 + 2, 1, { dtype: "int32" }),
+    Error,
+    "arange: values must fit int32 for dtype int32, got values from 3000000000 to 3000000001",
+  );
+});
+
+Deno.test("pad values -0 and 0 are different constants", async () => {
+  const x = tensor([1]);
+  const negative = await x.pad([[1, 0]], -0).data();
+  const positive = await x.pad([[1, 0]], 0).data();
+  assertEquals(Object.is(negative[0], -0), true);
+  assertEquals(Object.is(positive[0], 0), true);
+});

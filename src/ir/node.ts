@@ -98,7 +98,11 @@ function argKey(arg: unknown): string {
   if (arg !== null && typeof arg === "object" && "id" in arg) return `#${(arg as BufferRef).id}`;
   return JSON.stringify(
     arg,
-    (_k, v) => typeof v === "number" && !Number.isFinite(v) ? String(v) : v,
+    // JSON writes -0, NaN and infinities as 0 or null: spell them so they key distinctly
+    (_k, v) =>
+      typeof v === "number" && (!Number.isFinite(v) || Object.is(v, -0))
+        ? String(Object.is(v, -0) ? "-0" : v)
+        : v,
   ) ?? "";
 }
 
