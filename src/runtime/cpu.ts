@@ -22,6 +22,9 @@ export class CpuBuffer implements DeviceBuffer {
 
 type CompiledKernel = (out: TypedArray, ...inputs: TypedArray[]) => void;
 
+/** Compiled kernels kept (by source). */
+const COMPILED_LIMIT = 1024;
+
 /** Bytes the pool may hold before it drops released buffers instead. */
 const POOL_LIMIT_BYTES = 512 * 1024 * 1024;
 
@@ -85,6 +88,10 @@ class CpuBackend implements Backend {
     if (fn === undefined) {
       fn = new Function(`"use strict";\n${source}\nreturn ${name};`)() as CompiledKernel;
       this.compiled.set(source, fn);
+      // bounded like the plan cache: the oldest compiled kernel goes first
+      if (this.compiled.size > COMPILED_LIMIT) {
+        this.compiled.delete(this.compiled.keys().next().value!);
+      }
     }
     return fn;
   }

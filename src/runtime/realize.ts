@@ -77,6 +77,8 @@ interface Plan {
   readonly steps: readonly PlanStep[];
 }
 
+/** Plans kept for reuse; a program with more distinct graph structures rebuilds the oldest. */
+const PLAN_CACHE_LIMIT = 1024;
 const plans = new Map<string, Plan>();
 let planHits = 0;
 let planMisses = 0;
@@ -128,6 +130,8 @@ function planFor(outputs: readonly Node[], backend: Backend): { plan: Plan; orde
     planMisses++;
     plan = buildPlan(outputs, order, backend);
     plans.set(key, plan);
+    // bounded: the oldest plan goes first (Map iterates in insertion order)
+    if (plans.size > PLAN_CACHE_LIMIT) plans.delete(plans.keys().next().value!);
     if (debugLevel() >= 2) debugLog(`IR:\n${printGraph(outputs)}`);
     if (debugLevel() >= 3) { for (const s of plan.steps) debugLog(s.info.source); }
   } else {

@@ -30,6 +30,9 @@ const USAGE_COPY_DST = 0x0008;
 const USAGE_STORAGE = 0x0080;
 const MAP_MODE_READ = 0x0001;
 
+/** Compiled pipelines kept (by WGSL source). */
+const PIPELINE_LIMIT = 1024;
+
 /** Bytes the pool may hold before released storage is destroyed instead. */
 const POOL_LIMIT_BYTES = 256 * 1024 * 1024;
 
@@ -334,6 +337,10 @@ export class WebGpuBackend implements Backend {
       throw new Error(`webgpu: kernel ${name} failed to compile: ${error.message}`);
     }
     this.#pipelines.set(launch.source, pipeline);
+    // bounded like the plan cache: the oldest pipeline goes first
+    if (this.#pipelines.size > PIPELINE_LIMIT) {
+      this.#pipelines.delete(this.#pipelines.keys().next().value!);
+    }
     return pipeline;
   }
 
