@@ -104,16 +104,8 @@ export function scheduleKernels(
 
 /** The nodes below `outputs` that are reachable without passing through a source, in order. */
 export function topoSortUntil(outputs: readonly Node[], isSource: (n: Node) => boolean): Node[] {
-  // topoSort walks everything; keep only what is reachable without passing through a source
-  const reachable = new Set<Node>();
-  const stack = [...outputs];
-  while (stack.length > 0) {
-    const n = stack.pop()!;
-    if (reachable.has(n)) continue;
-    reachable.add(n);
-    if (!isSource(n)) stack.push(...n.srcs);
-  }
-  return topoSort(outputs).filter((n) => reachable.has(n));
+  // never walks behind a source: a realized node's history is not this realization's work
+  return topoSort(outputs, isSource);
 }
 
 /**

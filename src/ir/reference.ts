@@ -59,8 +59,11 @@ export function evaluateReference(root: Node, read: BufferReader): Float64Array 
   return memo.get(root)!;
 }
 
-/** Nodes reachable from `roots`, every node after its sources. */
-export function topoSort(roots: readonly Node[]): Node[] {
+/**
+ * Nodes reachable from `roots`, every node after its sources; the sources of a node for which
+ * `stopAt` holds are not walked.
+ */
+export function topoSort(roots: readonly Node[], stopAt?: (n: Node) => boolean): Node[] {
   const seen = new Set<Node>();
   const order: Node[] = [];
   const stack: [Node, boolean][] = roots.map((r) => [r, false]);
@@ -73,6 +76,7 @@ export function topoSort(roots: readonly Node[]): Node[] {
     if (seen.has(node)) continue;
     seen.add(node);
     stack.push([node, true]);
+    if (stopAt?.(node)) continue; // a boundary: included, its sources not walked
     for (let i = node.srcs.length - 1; i >= 0; i--) {
       if (!seen.has(node.srcs[i])) stack.push([node.srcs[i], false]);
     }
