@@ -35,6 +35,7 @@ export { noGrad } from "./src/autodiff.ts";
 export type { DType, TypedArray } from "./src/ir/dtype.ts";
 export type { DeviceName } from "./src/runtime/device.ts";
 export {
+  type BufferInfo,
   graph,
   graphDot,
   type KernelInfo,
@@ -47,14 +48,4 @@ export {
 export * as nn from "./src/nn/mod.ts";
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./src/gradcheck.ts";
 export { webgpu, type WebGpuInfo } from "./src/runtime/webgpu.ts";
-export type {
-  Expr,
-  ExprOp,
-  KBinaryOp,
-  Kernel,
-  KUnaryOp,
-  ReduceArg,
-  ScalarType,
-  VarArg,
-} from "./codegen/kernel.ts";
 export type { Shape } from "./src/ir/node.ts";

@@ -1,18 +1,16 @@
-// The JavaScript printer: a kernel as a plain function over typed arrays, compiled with
-// `new Function`. Floats compute in double precision and round when stored; int32 arithmetic
-// that may overflow wraps explicitly (`| 0`, `Math.imul`), index arithmetic whose range is
-// known to fit does not. This is also the source that export hands out.
+// The JavaScript backend's printer: a kernel as a plain function over typed arrays, compiled
+// with `new Function`. Floats compute in double precision and round when stored; int32 data
+// that may leave int32 wraps explicitly (`| 0`, `Math.imul`), and index arithmetic is exact
+// (JavaScript numbers hold integers exactly up to 2^53). This is also the source that the
+// `js` export writes out.
 
 import { CStylePrinter } from "./printer.ts";
-import type { Expr, Kernel, ReduceArg, ScalarType } from "./kernel.ts";
+import { type Expr, mayWrap, type ReduceArg, reduceBody, type ScalarType } from "./kernel.ts";
+import type { LoopStmt, Program } from "./linearize.ts";
+import { INT32_MAX } from "../src/ir/dtype.ts";
 
-const INT_MIN = -2147483648;
-const mayOverflow = (e: Expr) => e.type === "i32" && (e.min <= INT_MIN || e.max >= -INT_MIN);
-
-/** Prints kernels as JavaScript functions `(out, in0, in1, ...) => void`. */
+/** Prints programs (launch mode `loops`) as JavaScript functions `(out, in0, in1, ...) => void`. */
 export class JsPrinter extends CStylePrinter {
-  protected readonly outputLoops = true;
-
   protected literal(value: number, type: ScalarType): string {
     if (type === "bool") return value ? "true" : "false";
     if (Number.isNaN(value)) return "NaN";
@@ -23,7 +21,7 @@ export class JsPrinter extends CStylePrinter {
   }
 
   protected operation(e: Expr, [a, b, c]: readonly string[]): string {
-    const wrap = (text: string) => (mayOverflow(e) ? `(${text}) | 0` : text);
+    const wrap = (text: string) => (mayWrap(e) ? `(${text}) | 0` : text);
     switch (e.op) {
       case "load":
         return `in${e.arg}[${a}]`;
@@ -31,9 +29,10 @@ export class JsPrinter extends CStylePrinter {
         return `${a} ? ${b} : ${c}`;
       case "cast": {
         const from = e.srcs[0].type;
-        if (e.type === "i32") return from === "bool" ? `${a} ? 1 : 0` : `${a} | 0`;
+        if (from === "bool") return `${a} ? 1 : 0`;
+        if (e.type === "i32") return `${a} | 0`;
         if (e.type === "f32" && from === "f64") return `Math.fround(${a})`;
-        return from === "bool" ? `${a} ? 1 : 0` : a;
+        return a;
       }
       case "neg":
         return wrap(`-${a}`);
@@ -43,6 +42,7 @@ export class JsPrinter extends CStylePrinter {
       case "abs":
       case "tanh":
       case "sign":
+      case "trunc":
         return wrap(`Math.${e.op}(${a})`);
       case "rsqrt":
         return `1 / Math.sqrt(${a})`;
@@ -53,20 +53,25 @@ export class JsPrinter extends CStylePrinter {
       case "not":
         return `!${a}`;
       case "add":
-        if (e.srcs[1].isConst() && e.srcs[1].value < 0) return wrap(`${a} - ${-e.srcs[1].value}`);
+        if (e.srcs[1].isConst() && e.srcs[1].value < 0) {
+          return wrap(`${a} - ${this.literal(-e.srcs[1].value, e.type)}`);
+        }
         return wrap(`${a} + ${b}`);
       case "sub":
         return wrap(`${a} - ${b}`);
       case "mul":
         if (e.srcs[1].isConst(-1)) return wrap(`-${a}`);
-        return mayOverflow(e) ? `Math.imul(${a}, ${b})` : `${a} * ${b}`;
+        return mayWrap(e) ? `Math.imul(${a}, ${b})` : `${a} * ${b}`;
       case "div":
         return `${a} / ${b}`;
       case "pow":
+      case "ppow":
         return `Math.pow(${a}, ${b})`;
       case "max":
+      case "fmax":
         return `Math.max(${a}, ${b})`;
       case "min":
+      case "fmin":
         return `Math.min(${a}, ${b})`;
       case "lt":
         return `${a} < ${b}`;
@@ -76,10 +81,19 @@ export class JsPrinter extends CStylePrinter {
         return `${a} === ${b}`;
       case "and":
         return `${a} && ${b}`;
+      case "tdiv":
+        // `| 0` truncates, but only below 2^31
+        return Math.max(-e.min, e.max) <= INT32_MAX
+          ? `(${a} / ${b}) | 0`
+          : `Math.trunc(${a} / ${b})`;
+      case "tmod":
+        return `${a} % ${b}`;
       case "idiv":
-        return e.srcs[0].min >= 0 ? `(${a} / ${b}) | 0` : `Math.floor(${a} / ${b})`;
+        return `Math.floor(${a} / ${b})`;
       case "imod":
-        return e.srcs[0].min >= 0 ? `${a} % ${b}` : `((${a} % ${b}) + ${b}) % ${b}`;
+        return e.srcs[1].min > 0
+          ? `((${a} % ${b}) + ${b}) % ${b}`
+          : `${a} - Math.floor(${a} / ${b}) * ${b}`;
       default:
         throw new Error(`JsPrinter: no spelling for op ${e.op}`);
     }
@@ -89,27 +103,32 @@ export class JsPrinter extends CStylePrinter {
     return `${mutable ? "let" : "const"} ${name} = ${text};`;
   }
 
-  protected loopHeader(v: string, lo: string, hi: string): string {
+  protected loopHeader(_loop: LoopStmt, v: string, lo: string, hi: string): string {
     return `for (let ${v} = ${lo}; ${v} < ${hi}; ${v}++) {`;
   }
 
-  protected accumulate(op: ReduceArg["op"], acc: string, value: string, type: ScalarType): string {
-    if (op === "max") return `${acc} = Math.max(${acc}, ${value});`;
-    return type === "i32" ? `${acc} = (${acc} + ${value}) | 0;` : `${acc} += ${value};`;
+  protected override update(reduce: Expr): string {
+    const combine = reduce.srcs[0];
+    const acc = this.ref(reduce);
+    if ((reduce.arg as ReduceArg).op === "sum" && combine.op === "add" && !mayWrap(combine)) {
+      return `${acc} += ${this.ref(reduceBody(reduce))};`;
+    }
+    return super.update(reduce);
   }
 
   protected store(index: string, value: string): string {
     return `out[${index}] = ${value};`;
   }
 
-  protected frame(kernel: Kernel, body: string[]): string {
+  protected frame(program: Program, body: string[]): string {
+    const { kernel } = program;
     const params = ["out", ...kernel.inputs.map((_, i) => `in${i}`)].join(", ");
     const header = kernel.comment.split("\n").map((l) => `// ${l}`).join("\n");
     return `${header}\nfunction ${kernel.name}(${params}) {\n${body.join("\n")}\n}\n`;
   }
 }
 
-/** The JavaScript source of `kernel`. */
-export function printJs(kernel: Kernel): string {
-  return new JsPrinter().print(kernel);
+/** The JavaScript source of a program in launch mode `loops`. */
+export function printJs(program: Program): string {
+  return new JsPrinter().print(program);
 }

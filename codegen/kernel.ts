@@ -1,28 +1,36 @@
-// The kernel IR: what one generated kernel computes, independent of the language it is printed
-// in. A kernel has an output shape with one loop variable per axis and one scalar expression for
-// the element at that index. Expressions are hash-consed DAGs over loop variables, constants,
-// loads from input buffers and ALU ops; a `reduce` expression owns a loop variable and a body
-// (reductions nest, and several may sit side by side). Every integer expression carries a
-// value range, so the rewrite rules below can fold predicates and index arithmetic.
+// The kernel IR: what one generated kernel computes, independent of the target it is compiled
+// for. A kernel has an output shape with one loop variable per axis and one scalar expression
+// for the element at that index. Expressions are hash-consed DAGs over loop variables,
+// constants, loads from input buffers and ALU ops; a `reduce` expression owns a loop variable,
+// an accumulator and the expression that combines the accumulator with the body (reductions
+// nest, and several may sit side by side). Every integer expression carries a value range, so
+// the rewrite rules can fold predicates and index arithmetic.
 //
-// The builder applies a table of rewrite rules as each expression is made (tinygrad's
-// PatternMatcher in spirit): constant folding, algebraic identities, constant-exponent pow,
-// select hoisting, range-based folding of comparisons and of div/mod, and, for reductions,
-// turning a validity predicate that is affine in the loop variable into tighter loop bounds.
+// Index arithmetic has its own scalar type, `index`: exact integers (targets print it as i32
+// where every range fits, JavaScript as plain numbers, exact to 2^53), never wrapping. `i32`
+// is int32 tensor data, which wraps. The two never mix.
+//
+// The builder applies the rules of the tables below as each expression is made (tinygrad's
+// PatternMatcher in spirit): constant folding, algebraic identities exact in IEEE arithmetic,
+// constant-exponent pow, select hoisting, range folding of comparisons and of div/mod, and,
+// for reductions, turning a validity predicate affine in the loop variable into loop bounds.
 
 import type { Shape } from "../src/ir/node.ts";
-import type { DType } from "../src/ir/dtype.ts";
-import { UNARY_REFERENCE } from "../src/ir/reference.ts";
+import { type DType, INT32_MAX, INT32_MIN } from "../src/ir/dtype.ts";
+import { BINARY_REFERENCE, UNARY_REFERENCE } from "../src/ir/reference.ts";
 
-/** The scalar type of an expression. Index arithmetic is `i32`; predicates are `bool`. */
-export type ScalarType = "f32" | "f64" | "i32" | "bool";
+/** The scalar type of an expression: float data, int32 data, bool, or an exact index. */
+export type ScalarType = "f32" | "f64" | "i32" | "bool" | "index";
 
 /** The scalar type that holds elements of `dtype`. */
 export function scalarTypeOf(dtype: DType): ScalarType {
   return dtype === "float32" ? "f32" : dtype === "float64" ? "f64" : "i32";
 }
 
-/** Unary ALU ops of the kernel IR. */
+/**
+ * Unary ALU ops. `trunc` rounds toward zero; the rest are named as in the IR. Targets lacking
+ * one get it rewritten by `decompose` (targets.ts).
+ */
 export type KUnaryOp =
   | "neg"
   | "exp"
@@ -34,26 +42,46 @@ export type KUnaryOp =
   | "sigmoid"
   | "tanh"
   | "sign"
+  | "trunc"
   | "not";
 
-/** Binary ALU ops of the kernel IR (`lt le eq` give bool; `and` takes bools; `idiv imod` floor). */
+/**
+ * Binary ALU ops. `max min pow` have JavaScript's semantics (NaN propagates; `pow` defined for
+ * every base); `fmax fmin` may return either operand when one is NaN and `ppow` is `pow` for
+ * positive bases, which is what some targets have natively. `idiv imod` are floor division
+ * and remainder, `tdiv tmod` truncating ones. `lt le eq` give bool; `and` takes bools.
+ */
 export type KBinaryOp =
   | "add"
   | "sub"
   | "mul"
   | "div"
   | "pow"
+  | "ppow"
   | "max"
   | "min"
+  | "fmax"
+  | "fmin"
   | "lt"
   | "le"
   | "eq"
   | "and"
   | "idiv"
-  | "imod";
+  | "imod"
+  | "tdiv"
+  | "tmod";
 
 /** Every expression op: sources, selection, reduction, casts and ALU ops. */
-export type ExprOp = "const" | "var" | "load" | "select" | "reduce" | "cast" | KUnaryOp | KBinaryOp;
+export type ExprOp =
+  | "const"
+  | "var"
+  | "acc"
+  | "load"
+  | "select"
+  | "reduce"
+  | "cast"
+  | KUnaryOp
+  | KBinaryOp;
 
 /** A loop variable: output axis or reduction. */
 export interface VarArg {
@@ -63,12 +91,21 @@ export interface VarArg {
   readonly extent: number;
 }
 
-/** What a `reduce` expression does: combine `body` with `op` for `v` in `[lo, hi)`. */
+/** How a reduction combines values. */
+export type ReduceOp = "sum" | "max";
+
+/**
+ * What a `reduce` expression does: for `v` in `[lo, hi)` (its sources 1 and 2) it sets `acc`
+ * to its source 0, the combine expression `acc (op) body` (body: source 3), starting from the
+ * identity.
+ */
 export interface ReduceArg {
   /** How values combine. */
-  readonly op: "sum" | "max";
+  readonly op: ReduceOp;
   /** The loop variable the reduction owns. */
   readonly v: Expr;
+  /** The accumulator: an `acc` leaf read by the combine expression. */
+  readonly acc: Expr;
 }
 
 /** One hash-consed scalar expression. Make them with an {@link ExprBuilder}. */
@@ -79,11 +116,11 @@ export class Expr {
     readonly op: ExprOp,
     /** Operands. */
     readonly srcs: readonly Expr[],
-    /** Op argument: a constant's value, a load's slot, a variable or a reduction's VarArg/ReduceArg. */
+    /** A constant's value, a load's slot, a variable's VarArg, a reduction's ReduceArg. */
     readonly arg: unknown,
     /** Scalar type of the value. */
     readonly type: ScalarType,
-    /** Unique within its builder. */
+    /** Unique within its builder; an expression's sources have smaller ids. */
     readonly id: number,
     /** Smallest value (integers and bools; -Infinity for floats). */
     readonly min: number,
@@ -96,15 +133,20 @@ export class Expr {
     return this.arg as number;
   }
 
-  /** Whether this is a constant (optionally equal to `v`). */
+  /** Whether this is a constant (optionally equal to `v`, with -0 equal to 0 and NaN to NaN). */
   isConst(v?: number): boolean {
-    return this.op === "const" && (v === undefined || Object.is(this.arg, v) || this.arg === v);
+    return this.op === "const" && (v === undefined || this.arg === v || Object.is(this.arg, v));
   }
 }
 
-/** One generated kernel, before printing. */
+/** The body of a `reduce` expression (what each iteration combines into the accumulator). */
+export function reduceBody(e: Expr): Expr {
+  return e.srcs[3];
+}
+
+/** One kernel, before it is compiled for a target. */
 export interface Kernel {
-  /** A readable name saying what the kernel computes, unique within a schedule. */
+  /** A readable name saying what the kernel computes (its ops), not where it sits in a plan. */
   readonly name: string;
   /** The kernel's header: what it computes, in words and in IR ops. */
   readonly comment: string;
@@ -118,20 +160,45 @@ export interface Kernel {
   readonly value: Expr;
   /** The row-major position of that element in the output buffer. */
   readonly outIndex: Expr;
-  /** Input buffers in slot order: element type and element count. */
-  readonly inputs: readonly { readonly type: ScalarType; readonly numel: number; }[];
+  /** Input buffers in slot order: element type and shape. */
+  readonly inputs: readonly KernelInput[];
+  /** The builder that made the expressions (rewrites of the kernel continue with it). */
+  readonly builder: ExprBuilder;
 }
 
-const INT_MIN = -2147483648;
+/** One input buffer of a kernel. */
+export interface KernelInput {
+  /** Element type. */
+  readonly type: ScalarType;
+  /** Shape of the tensor the buffer holds (row-major). */
+  readonly shape: Shape;
+  /** Number of elements. */
+  readonly numel: number;
+}
+
+/** The largest magnitude an index may reach: JavaScript numbers are exact integers up to it. */
+export const MAX_EXACT_INDEX = Number.MAX_SAFE_INTEGER;
 
 /** The identity element of a reduction. */
-export function reduceIdentity(op: "sum" | "max", type: ScalarType): number {
-  return op === "sum" ? 0 : type === "i32" ? INT_MIN : -Infinity;
+export function reduceIdentity(op: ReduceOp, type: ScalarType): number {
+  return op === "sum" ? 0 : type === "i32" ? INT32_MIN : -Infinity;
 }
 
-const isInt = (t: ScalarType) => t === "i32" || t === "bool";
+/** Whether values of `type` are integers (bools included). */
+export const isIntType = (t: ScalarType): boolean => t === "i32" || t === "bool" || t === "index";
 
-// Constant folding: the float64 meaning of each ALU op (integer results wrap to 32 bits).
+/** Whether `e` is int32 data whose range may leave int32 (so the result must wrap). */
+export function mayWrap(e: Expr): boolean {
+  return e.type === "i32" && (e.min <= INT32_MIN || e.max >= INT32_MAX);
+}
+
+/** Whether floor and truncating division of `a` by `b` agree: `a >= 0` and `b > 0`. */
+export function truncIsFloor(a: Expr, b: Expr): boolean {
+  return a.min >= 0 && b.min > 0;
+}
+
+// Constant folding: the float64 meaning of each ALU op, taken from the reference evaluator
+// where the IR has the op; integer results are wrapped or checked by `constant`.
 const FOLD_UNARY: Record<KUnaryOp, (x: number) => number> = {
   neg: UNARY_REFERENCE.neg,
   exp: UNARY_REFERENCE.exp,
@@ -143,22 +210,28 @@ const FOLD_UNARY: Record<KUnaryOp, (x: number) => number> = {
   sigmoid: UNARY_REFERENCE.sigmoid,
   tanh: UNARY_REFERENCE.tanh,
   sign: UNARY_REFERENCE.sign,
+  trunc: Math.trunc,
   not: (x) => (x ? 0 : 1),
 };
 const FOLD_BINARY: Record<KBinaryOp, (a: number, b: number) => number> = {
-  add: (a, b) => a + b,
-  sub: (a, b) => a - b,
-  mul: (a, b) => a * b,
-  div: (a, b) => a / b,
-  pow: Math.pow,
-  max: Math.max,
-  min: Math.min,
-  lt: (a, b) => (a < b ? 1 : 0),
+  add: BINARY_REFERENCE.add,
+  sub: BINARY_REFERENCE.sub,
+  mul: BINARY_REFERENCE.mul,
+  div: BINARY_REFERENCE.div,
+  pow: BINARY_REFERENCE.pow,
+  ppow: BINARY_REFERENCE.pow,
+  max: BINARY_REFERENCE.maximum,
+  min: BINARY_REFERENCE.minimum,
+  fmax: BINARY_REFERENCE.maximum,
+  fmin: BINARY_REFERENCE.minimum,
+  lt: BINARY_REFERENCE.cmplt,
   le: (a, b) => (a <= b ? 1 : 0),
-  eq: (a, b) => (a === b ? 1 : 0),
+  eq: BINARY_REFERENCE.cmpeq,
   and: (a, b) => (a && b ? 1 : 0),
   idiv: (a, b) => Math.floor(a / b),
   imod: (a, b) => a - Math.floor(a / b) * b,
+  tdiv: (a, b) => Math.trunc(a / b),
+  tmod: (a, b) => a - Math.trunc(a / b) * b,
 };
 
 /**
@@ -182,6 +255,109 @@ const POW_FORMS: ReadonlyMap<number, (b: ExprBuilder, x: Expr) => Expr> = new Ma
   [-2, (b, x) => b.unary("recip", b.mul(x, x))], // x ** -2 = 1 / (x * x)
 ]);
 
+/** A rewrite rule of a unary op: a simpler equal expression, or null when it does not apply. */
+type UnaryRule = (b: ExprBuilder, op: KUnaryOp, x: Expr) => Expr | null;
+
+/** The unary rules, tried in order; the first that applies wins. */
+const UNARY_RULES: readonly UnaryRule[] = [
+  // fold: op(constant) is a constant
+  (b, op, x) => (x.isConst() ? b.constant(FOLD_UNARY[op](x.value), x.type) : null),
+  // hoist select: op(p ? a : c) = p ? op(a) : op(c), with op(c) folded
+  (b, op, x) =>
+    x.op === "select" && x.srcs[2].isConst()
+      ? b.select(x.srcs[0], b.unary(op, x.srcs[1]), b.unary(op, x.srcs[2]))
+      : null,
+  // double negation cancels
+  (_b, op, x) => ((op === "neg" || op === "not") && x.op === op ? x.srcs[0] : null),
+  // |x| = x for integers known non-negative
+  (_b, op, x) => (op === "abs" && isIntType(x.type) && x.min >= 0 ? x : null),
+];
+
+/** A rewrite rule of a binary op (`int`: the operands are integers, so the ring laws hold). */
+type BinaryRule = (b: ExprBuilder, op: KBinaryOp, x: Expr, y: Expr, int: boolean) => Expr | null;
+
+const isComparison = (op: KBinaryOp) => op === "lt" || op === "le" || op === "eq";
+
+/** The binary rules, tried in order; the first that applies wins. */
+const BINARY_RULES: readonly BinaryRule[] = [
+  // fold: op(constant, constant) is a constant (integer products wrap as int32 does)
+  (b, op, x, y) => {
+    if (!x.isConst() || !y.isConst()) return null;
+    const type = isComparison(op) || op === "and" ? "bool" : x.type;
+    if (type === "i32" && op === "mul") return b.constant(Math.imul(x.value, y.value), type);
+    return b.constant(FOLD_BINARY[op](x.value, y.value), type);
+  },
+  // hoist select: op(p ? a : c, q) = p ? op(a, q) : op(c, q) when q is a constant or a select
+  // on the same p; the constant side folds
+  (b, op, x, y) => {
+    const selX = x.op === "select" && x.srcs[2].isConst();
+    const selY = y.op === "select" && y.srcs[2].isConst();
+    if (selX && (y.isConst() || (selY && y.srcs[0] === x.srcs[0]))) {
+      const [yv, yc] = selY ? [y.srcs[1], y.srcs[2]] : [y, y];
+      return b.select(x.srcs[0], b.binary(op, x.srcs[1], yv), b.binary(op, x.srcs[2], yc));
+    }
+    if (selY && x.isConst()) {
+      return b.select(y.srcs[0], b.binary(op, x, y.srcs[1]), b.binary(op, x, y.srcs[2]));
+    }
+    return null;
+  },
+  // x + 0 = 0 + x = x (for floats this turns -0 + 0 into -0, a documented limitation)
+  (_b, op, x, y) => (op === "add" ? (x.isConst(0) ? y : y.isConst(0) ? x : null) : null),
+  // (x + c1) + c2 = x + (c1 + c2) on integers
+  (b, op, x, y, int) =>
+    op === "add" && int && y.isConst() && x.op === "add" && x.srcs[1].isConst()
+      ? b.add(x.srcs[0], b.constant(x.srcs[1].value + y.value, x.type))
+      : null,
+  // c + x = x + c on integers: constants to the right
+  (b, op, x, y, int) => (op === "add" && int && x.isConst() ? b.add(y, x) : null),
+  // x - 0 = x
+  (_b, op, x, y) => (op === "sub" && y.isConst(0) ? x : null),
+  // x - x = 0 on integers (not floats: Infinity - Infinity is NaN)
+  (b, op, x, y, int) => (op === "sub" && int && x === y ? b.constant(0, x.type) : null),
+  // x - c = x + (-c) on integers, so constants collect
+  (b, op, x, y, int) =>
+    op === "sub" && int && y.isConst() ? b.add(x, b.constant(-y.value, x.type)) : null,
+  // 1 * x = x * 1 = x
+  (_b, op, x, y) => (op === "mul" ? (x.isConst(1) ? y : y.isConst(1) ? x : null) : null),
+  // x * 0 = 0 on integers (not floats: NaN * 0 is NaN)
+  (b, op, x, y, int) =>
+    op === "mul" && int && (x.isConst(0) || y.isConst(0)) ? b.constant(0, x.type) : null,
+  // c * x = x * c on integers: constants to the right
+  (b, op, x, y, int) => (op === "mul" && int && x.isConst() ? b.mul(y, x) : null),
+  // x / 1 = x
+  (_b, op, x, y) => (op === "div" && y.isConst(1) ? x : null),
+  // a / b ** c = a * b ** -c, so the pow rule specializes -c
+  (b, op, x, y) =>
+    op === "div" && y.op === "pow" && y.srcs[1].isConst()
+      ? b.mul(x, b.binary("pow", y.srcs[0], b.constant(-y.srcs[1].value, y.type)))
+      : null,
+  // pow by a constant exponent: the sqrt / reciprocal forms of POW_FORMS
+  (b, op, x, y) => (op === "pow" && y.isConst() ? POW_FORMS.get(y.value)?.(b, x) ?? null : null),
+  // comparisons decided by the operands' ranges, then by the range of their collected
+  // difference (so `(o + 2 - r) + r - 2 < 96` is seen as `o < 96`)
+  (b, op, x, y) => {
+    if (op !== "lt" && op !== "le") return null;
+    const strict = op === "lt";
+    const decide = (lo: number, hi: number) =>
+      (strict ? hi < 0 : hi <= 0) ? 1 : (strict ? lo >= 0 : lo > 0) ? 0 : null;
+    let known = decide(x.min - y.max, x.max - y.min);
+    if (known === null && x.type === "index") {
+      const diff = b.canonicalIndex(b.sub(x, y));
+      known = decide(diff.min, diff.max);
+    }
+    return known === null ? null : b.constant(known, "bool");
+  },
+  // true && x = x, false && x = false, x && x = x
+  (_b, op, x, y) => {
+    if (op !== "and") return null;
+    if (x.isConst()) return x.value ? y : x;
+    if (y.isConst()) return y.value ? x : y;
+    return x === y ? x : null;
+  },
+  // floor division and remainder of indices: multiples of n pass through (see foldDivMod)
+  (b, op, x, y) => (op === "idiv" || op === "imod" ? b.foldDivMod(op, x, y) : null),
+];
+
 /** Makes hash-consed expressions, applying the rewrite rules as it goes. One per kernel. */
 export class ExprBuilder {
   private readonly table = new Map<string, Expr>();
@@ -198,23 +374,37 @@ export class ExprBuilder {
   ): Expr {
     const argKey = typeof arg === "number"
       ? (Object.is(arg, -0) ? "-0" : String(arg))
-      : arg instanceof Object && "v" in arg
+      : op === "reduce"
       ? `${(arg as ReduceArg).op}:${(arg as ReduceArg).v.id}`
+      : op === "acc"
+      ? `${(arg as Expr).id}`
       : JSON.stringify(arg);
     const key = `${op}|${type}|${argKey}|${srcs.map((s) => s.id).join(",")}`;
     let e = this.table.get(key);
     if (e === undefined) {
+      if (type === "index" && (Math.max(-min, max) > MAX_EXACT_INDEX)) {
+        throw new RangeError(
+          `kernel index arithmetic reaches ${Math.max(-min, max)}, beyond 2^53 - 1 where ` +
+            `numbers stop being exact: the tensor is too large to index`,
+        );
+      }
       e = new Expr(op, srcs, arg, type, this.nextId++, min, max);
       this.table.set(key, e);
     }
     return e;
   }
 
-  /** A constant of `type`. */
+  /** A constant of `type` (int32 data wraps, indices must be exact integers). */
   constant(value: number, type: ScalarType): Expr {
     if (type === "i32") value = value | 0;
     if (type === "bool") value = value ? 1 : 0;
-    const range = isInt(type) || Number.isFinite(value) ? value : NaN;
+    if (type === "index") {
+      if (!Number.isSafeInteger(value)) {
+        throw new RangeError(`kernel index constant ${value} is not an exact integer`);
+      }
+      value = value + 0; // -0 and 0 are one index
+    }
+    const range = isIntType(type) || Number.isFinite(value) ? value : NaN;
     return this.intern(
       "const",
       [],
@@ -225,9 +415,9 @@ export class ExprBuilder {
     );
   }
 
-  /** An integer constant. */
+  /** An index constant. */
   int(value: number): Expr {
-    return this.constant(value, "i32");
+    return this.constant(value, "index");
   }
 
   /** A fresh loop variable ranging over `[0, extent)`; `prefix` starts its name. */
@@ -236,7 +426,7 @@ export class ExprBuilder {
       "var",
       [],
       { name: `${prefix}${this.nextVar++}`, extent },
-      "i32",
+      "index",
       0,
       Math.max(0, extent - 1),
     );
@@ -249,8 +439,8 @@ export class ExprBuilder {
       [this.canonicalIndex(index)],
       slot,
       type,
-      isInt(type) ? INT_MIN : -Infinity,
-      isInt(type) ? -INT_MIN : Infinity,
+      isIntType(type) ? INT32_MIN : -Infinity,
+      isIntType(type) ? INT32_MAX : Infinity,
     );
   }
 
@@ -261,47 +451,38 @@ export class ExprBuilder {
    */
   canonicalIndex(index: Expr): Expr {
     const terms = linearTerms(index);
-    if (terms === null || (terms.size < 2 && !hasDivMod(index))) return index;
-    const depth = (e: Expr): number =>
-      e.op === "var" ? e.id : e.srcs.reduce((m, s) => Math.max(m, depth(s)), -1);
-    const ordered = [...terms].sort((a, b) => depth(a[0]) - depth(b[0]));
+    if (terms === null || (terms.size < 2 && !someInDag(index, isDivMod))) return index;
+    const ordered = [...terms].sort((a, b) => innermostVar(a[0]) - innermostVar(b[0]));
     return ordered.reduce(
       (acc, [term, coef]) => this.add(acc, this.mul(term, this.int(coef))),
       this.int(0),
     );
   }
 
-  /** `x` converted to `type` (floats to i32 truncate). */
+  /** `x` converted to `type` (floats to i32 truncate; indices and bools to data). */
   cast(x: Expr, type: ScalarType): Expr {
     if (x.type === type) return x;
     if (x.isConst()) return this.constant(type === "i32" ? Math.trunc(x.value) : x.value, type);
-    const int = type === "i32" && x.type === "bool";
-    return this.intern("cast", [x], null, type, int ? x.min : -Infinity, int ? x.max : Infinity);
+    const fromInt = x.type === "bool" || x.type === "index";
+    const exact = type === "i32" && fromInt && x.min >= INT32_MIN && x.max <= INT32_MAX;
+    return this.intern(
+      "cast",
+      [x],
+      null,
+      type,
+      exact ? x.min : type === "i32" ? INT32_MIN : -Infinity,
+      exact ? x.max : type === "i32" ? INT32_MAX : Infinity,
+    );
   }
 
   /** A unary op, after the rewrite rules. */
   unary(op: KUnaryOp, x: Expr): Expr {
-    // fold: op(constant) is a constant
-    if (x.isConst()) return this.constant(FOLD_UNARY[op](x.value), x.type);
-    // hoist select: op(p ? a : c) = p ? op(a) : op(c), with op(c) folded
-    if (x.op === "select" && x.srcs[2].isConst()) {
-      return this.select(x.srcs[0], this.unary(op, x.srcs[1]), this.unary(op, x.srcs[2]));
+    for (const rule of UNARY_RULES) {
+      const e = rule(this, op, x);
+      if (e !== null) return e;
     }
-    // double negation cancels
-    if ((op === "neg" || op === "not") && x.op === op) return x.srcs[0];
-    if (x.type === "i32" || x.type === "bool") {
-      if (op === "neg") return this.intern(op, [x], null, x.type, -x.max, -x.min);
-      if (op === "abs" && x.min >= 0) return x;
-      if (op === "not") return this.intern(op, [x], null, "bool", 0, 1);
-    }
-    return this.intern(
-      op,
-      [x],
-      null,
-      x.type,
-      isInt(x.type) ? INT_MIN : -Infinity,
-      isInt(x.type) ? -INT_MIN : Infinity,
-    );
+    const [min, max] = unaryRange(op, x);
+    return this.intern(op, [x], null, op === "not" ? "bool" : x.type, min, max);
   }
 
   /** `a + b`. */
@@ -331,100 +512,107 @@ export class ExprBuilder {
 
   /** A binary op, after the rewrite rules. */
   binary(op: KBinaryOp, a: Expr, b: Expr): Expr {
-    const int = a.type === "i32";
-    const resultType: ScalarType = op === "lt" || op === "le" || op === "eq" || op === "and"
-      ? "bool"
-      : a.type;
-    // fold: op(constant, constant) is a constant
-    if (a.isConst() && b.isConst()) {
-      const v = FOLD_BINARY[op](a.value, b.value);
-      return this.constant(int && op === "mul" ? Math.imul(a.value, b.value) : v, resultType);
+    const int = a.type === "i32" || a.type === "index";
+    for (const rule of BINARY_RULES) {
+      const e = rule(this, op, a, b, int);
+      if (e !== null) return e;
     }
-    // hoist select: op(p ? a1 : c1, p ? b1 : c2) or with a constant other side
-    const selA = a.op === "select" && a.srcs[2].isConst();
-    const selB = b.op === "select" && b.srcs[2].isConst();
-    if (selA && (b.isConst() || (selB && b.srcs[0] === a.srcs[0]))) {
-      const [bv, bc] = selB ? [b.srcs[1], b.srcs[2]] : [b, b];
-      return this.select(a.srcs[0], this.binary(op, a.srcs[1], bv), this.binary(op, a.srcs[2], bc));
-    }
-    if (selB && a.isConst()) {
-      return this.select(b.srcs[0], this.binary(op, a, b.srcs[1]), this.binary(op, a, b.srcs[2]));
-    }
-    switch (op) {
-      case "add":
-        if (a.isConst(0)) return b; // 0 + x = x
-        if (b.isConst(0)) return a; // x + 0 = x
-        if (int && b.isConst() && a.op === "add" && a.srcs[1].isConst()) {
-          return this.add(a.srcs[0], this.int(a.srcs[1].value + b.value)); // (x + c1) + c2 = x + (c1 + c2)
-        }
-        if (int && a.isConst()) return this.add(b, a); // constants to the right
-        break;
-      case "sub":
-        if (b.isConst(0)) return a; // x - 0 = x
-        if (a === b && int) return this.int(0); // x - x = 0 (integers only: inf - inf is NaN)
-        if (int && b.isConst()) return this.add(a, this.int(-b.value)); // x - c = x + (-c)
-        break;
-      case "mul":
-        if (a.isConst(1)) return b; // 1 * x = x
-        if (b.isConst(1)) return a; // x * 1 = x
-        if (int && (a.isConst(0) || b.isConst(0))) return this.int(0); // integer x * 0 = 0 (floats: NaN * 0)
-        if (int && a.isConst()) return this.mul(b, a); // constants to the right
-        break;
-      case "div":
-        if (b.isConst(1)) return a; // x / 1 = x
-        // a / b ** c = a * b ** -c (then the pow rule specializes -c)
-        if (b.op === "pow" && b.srcs[1].isConst()) {
-          return this.mul(
-            a,
-            this.binary("pow", b.srcs[0], this.constant(-b.srcs[1].value, b.type)),
-          );
-        }
-        break;
-      case "pow": {
-        // constant exponents become sqrt / reciprocal forms
-        const form = b.isConst() ? POW_FORMS.get(b.value) : undefined;
-        if (form) return form(this, a);
-        break;
-      }
-      case "lt":
-      case "le": {
-        // decide on the ranges of a and b, then on the range of a - b with its terms collected
-        // (so `(o + 2 - r) + r - 2 < 96` is seen as `o < 96`)
-        const strict = op === "lt";
-        const decide = (lo: number, hi: number) =>
-          (strict ? hi < 0 : hi <= 0) ? 1 : (strict ? lo >= 0 : lo > 0) ? 0 : null;
-        let known = decide(a.min - b.max, a.max - b.min);
-        if (known === null && int) {
-          const diff = this.canonicalIndex(this.sub(a, b));
-          known = decide(diff.min, diff.max);
-        }
-        if (known !== null) return this.constant(known, "bool");
-        break;
-      }
-      case "and":
-        if (a.isConst()) return a.value ? b : a; // true && x = x, false && x = false
-        if (b.isConst()) return b.value ? a : b;
-        if (a === b) return a;
-        break;
-      case "idiv":
-      case "imod": {
-        const folded = this.foldDivMod(op, a, b);
-        if (folded) return folded;
-        break;
-      }
-    }
-    const [min, max] = rangeOf(op, a, b, resultType);
-    return this.intern(op, [a, b], null, resultType, min, max);
+    const type: ScalarType = isComparison(op) || op === "and" ? "bool" : a.type;
+    const [min, max] = rangeOf(op, a, b, type);
+    return this.intern(op, [a, b], null, type, min, max);
+  }
+
+  /** `p ? a : b`. */
+  select(p: Expr, a: Expr, b: Expr): Expr {
+    if (p.isConst()) return p.value ? a : b; // a known predicate picks its side
+    if (a === b) return a; // both sides equal
+    if (a.op === "select" && a.srcs[0] === p) a = a.srcs[1]; // p ? (p ? x : y) : b = p ? x : b
+    return this.intern(
+      "select",
+      [p, a, b],
+      null,
+      a.type,
+      Math.min(a.min, b.min),
+      Math.max(a.max, b.max),
+    );
   }
 
   /**
-   * `x / n` and `x % n` (floor) where x is a sum of terms: terms whose coefficient is a multiple
-   * of n pass through the division whole, and if the rest lies in [0, n) it is the remainder.
-   * This makes a reshape that splits or merges axes cost no division at all.
+   * Combines `body` with `op` for `v` from 0 to its extent. Rules:
+   * - when the body is `p ? x : identity` and p's conjuncts are bounds affine in v
+   *   (coefficient +-1), those conjuncts become the loop bounds: a padded window then loops
+   *   over its valid part with no test inside;
+   * - a reduction over nothing is the identity;
+   * - a body that does not depend on v (a reduction over a broadcast axis) is not looped:
+   *   a max is the body itself, a sum the body times the trip count.
    */
-  private foldDivMod(op: "idiv" | "imod", x: Expr, nExpr: Expr): Expr | null {
-    if (!nExpr.isConst()) return null;
+  reduce(op: ReduceOp, v: Expr, body: Expr): Expr {
+    const identity = reduceIdentity(op, body.type);
+    const id = this.constant(identity, body.type);
+    let lo = this.int(0);
+    let hi = this.int((v.arg as VarArg).extent);
+    if (body.op === "select" && body.srcs[2].isConst(identity)) {
+      const kept: Expr[] = [];
+      for (const c of conjuncts(body.srcs[0])) {
+        const bound = this.boundFrom(c, v);
+        if (bound === null) kept.push(c);
+        else if (bound.side === "lo") lo = this.binary("max", lo, bound.value);
+        else hi = this.binary("min", hi, bound.value);
+      }
+      const pred = kept.reduce((acc, c) => this.and(acc, c), this.constant(1, "bool"));
+      body = this.select(pred, body.srcs[1], body.srcs[2]);
+    }
+    if (body.isConst(identity)) return id;
+    const nonEmpty = this.lt(lo, hi);
+    if (nonEmpty.isConst(0)) return id;
+    if (!someInDag(body, (e) => e === v)) {
+      if (op === "max") return this.select(nonEmpty, body, id);
+      const trips = this.cast(this.binary("max", this.sub(hi, lo), this.int(0)), body.type);
+      return this.select(nonEmpty, this.mul(body, trips), id);
+    }
+    const acc = this.intern("acc", [], v, body.type, -Infinity, Infinity);
+    const [min, max] = body.type === "i32" ? [INT32_MIN, INT32_MAX] : [-Infinity, Infinity];
+    const combine = this.intern(
+      op === "sum" ? "add" : "max",
+      [acc, body],
+      null,
+      body.type,
+      min,
+      max,
+    );
+    return this.intern(
+      "reduce",
+      [combine, lo, hi, body],
+      { op, v, acc } satisfies ReduceArg,
+      body.type,
+      min,
+      max,
+    );
+  }
+
+  /**
+   * `e` with new sources and no rewrite rules (for passes that rebuild a DAG, such as
+   * `decompose`): the rules already ran when `e` was made.
+   */
+  remake(e: Expr, srcs: readonly Expr[], arg: unknown = e.arg): Expr {
+    if (srcs.every((s, i) => s === e.srcs[i]) && arg === e.arg) return e;
+    return this.intern(e.op, srcs, arg, e.type, e.min, e.max);
+  }
+
+  /** An accumulator leaf for the reduction owning `v` (for passes rebuilding a reduction). */
+  accumulator(v: Expr, type: ScalarType): Expr {
+    return this.intern("acc", [], v, type, -Infinity, Infinity);
+  }
+
+  /**
+   * `x / n` and `x % n` (floor) where x is a sum of index terms: terms whose coefficient is a
+   * multiple of n pass through the division whole, and if the rest lies in [0, n) it is the
+   * remainder. This makes a reshape that splits or merges axes cost no division at all.
+   */
+  foldDivMod(op: "idiv" | "imod", x: Expr, nExpr: Expr): Expr | null {
+    if (!nExpr.isConst() || x.type !== "index") return null;
     const n = nExpr.value;
+    if (n <= 0) return null;
     if (n === 1) return op === "idiv" ? x : this.int(0);
     if (x.min >= 0 && x.max < n) return op === "idiv" ? this.int(0) : x;
     const terms = linearTerms(x);
@@ -466,58 +654,8 @@ export class ExprBuilder {
       } else rest = this.add(rest, this.mul(term, this.int(coef)));
     }
     if (!moved) return null;
-    return op === "idiv"
-      ? this.add(whole, this.binary("idiv", rest, nExpr))
-      : this.binary("imod", rest, nExpr);
-  }
-
-  /** `p ? a : b`. */
-  select(p: Expr, a: Expr, b: Expr): Expr {
-    if (p.isConst()) return p.value ? a : b; // a known predicate picks its side
-    if (a === b) return a; // both sides equal
-    if (a.op === "select" && a.srcs[0] === p) a = a.srcs[1]; // p ? (p ? x : y) : b = p ? x : b
-    return this.intern(
-      "select",
-      [p, a, b],
-      null,
-      a.type,
-      Math.min(a.min, b.min),
-      Math.max(a.max, b.max),
-    );
-  }
-
-  /**
-   * Combines `body` with `op` for `v` from 0 to its extent. When the body is `p ? x : identity`
-   * and p's conjuncts are bounds affine in v (coefficient +-1), those conjuncts become the loop
-   * bounds instead: a padded window then loops over its valid part with no test inside.
-   */
-  reduce(op: "sum" | "max", v: Expr, body: Expr): Expr {
-    const identity = reduceIdentity(op, body.type);
-    let lo = this.int(0);
-    let hi = this.int((v.arg as VarArg).extent);
-    if (body.op === "select" && body.srcs[2].isConst(identity)) {
-      const kept: Expr[] = [];
-      for (const c of conjuncts(body.srcs[0])) {
-        const bound = this.boundFrom(c, v);
-        if (bound === null) kept.push(c);
-        else if (bound.side === "lo") lo = this.binary("max", lo, bound.value);
-        else hi = this.binary("min", hi, bound.value);
-      }
-      const pred = kept.reduce((acc, c) => this.and(acc, c), this.constant(1, "bool"));
-      body = this.select(pred, body.srcs[1], body.srcs[2]);
-    }
-    if (body.isConst(identity)) return this.constant(identity, body.type);
-    if (lo.isConst() && hi.isConst() && hi.value <= lo.value) {
-      return this.constant(identity, body.type);
-    }
-    return this.intern(
-      "reduce",
-      [body, lo, hi],
-      { op, v } satisfies ReduceArg,
-      body.type,
-      isInt(body.type) ? INT_MIN : -Infinity,
-      isInt(body.type) ? -INT_MIN : Infinity,
-    );
+    const inner = this.binary(op, rest, nExpr); // folds no further: nothing left to move
+    return op === "idiv" ? this.add(whole, inner) : inner;
   }
 
   /** `c` (lt or le) as a bound on `v`, if it is affine in v with coefficient +-1. */
@@ -531,7 +669,7 @@ export class ExprBuilder {
     let negRest = this.int(0);
     for (const [term, coef] of diff) {
       if (term === v) k += coef;
-      else if (dependsOn(term, v)) return null;
+      else if (someInDag(term, (e) => e === v)) return null;
       else {
         rest = this.add(rest, this.mul(term, this.int(coef)));
         negRest = this.add(negRest, this.mul(term, this.int(-coef)));
@@ -546,37 +684,91 @@ export class ExprBuilder {
   }
 }
 
-/** The conjuncts of a predicate (`a && b && c` gives [a, b, c]). */
-function conjuncts(p: Expr): Expr[] {
-  return p.op === "and" ? [...conjuncts(p.srcs[0]), ...conjuncts(p.srcs[1])] : [p];
+/**
+ * The expressions of a DAG, every one after its sources (a reduction after its bounds and its
+ * combine expression; an accumulator and a loop variable wherever first met). Iterative, so
+ * any depth works.
+ */
+export function exprsInOrder(roots: readonly Expr[]): Expr[] {
+  const order: Expr[] = [];
+  const seen = new Set<Expr>();
+  const stack: [Expr, boolean][] = roots.map((r): [Expr, boolean] => [r, false]).reverse();
+  while (stack.length > 0) {
+    const [e, expanded] = stack.pop()!;
+    if (expanded) {
+      order.push(e);
+      continue;
+    }
+    if (seen.has(e)) continue;
+    seen.add(e);
+    stack.push([e, true]);
+    for (let i = e.srcs.length - 1; i >= 0; i--) {
+      if (!seen.has(e.srcs[i])) stack.push([e.srcs[i], false]);
+    }
+  }
+  return order;
 }
 
-/** Whether `e` mentions variable `v`. */
-export function dependsOn(e: Expr, v: Expr): boolean {
-  if (e === v) return true;
-  return e.srcs.some((s) => dependsOn(s, v));
+/** Whether `pred` holds for any expression of the DAG below `e` (iterative). */
+export function someInDag(e: Expr, pred: (x: Expr) => boolean): boolean {
+  const seen = new Set<Expr>();
+  const stack = [e];
+  while (stack.length > 0) {
+    const x = stack.pop()!;
+    if (pred(x)) return true;
+    for (const s of x.srcs) {
+      if (!seen.has(s)) {
+        seen.add(s);
+        stack.push(s);
+      }
+    }
+  }
+  return false;
+}
+
+const isDivMod = (e: Expr) => e.op === "idiv" || e.op === "imod";
+
+/** The id of the innermost (last made) loop variable `e` mentions, -1 for none. */
+function innermostVar(e: Expr): number {
+  let id = -1;
+  someInDag(e, (x) => {
+    if (x.op === "var" && x.id > id) id = x.id;
+    return false;
+  });
+  return id;
+}
+
+/** The conjuncts of a predicate (`a && b && c` gives [a, b, c]). */
+function conjuncts(p: Expr): Expr[] {
+  const out: Expr[] = [];
+  const stack = [p];
+  while (stack.length > 0) {
+    const c = stack.pop()!;
+    if (c.op === "and") stack.push(c.srcs[1], c.srcs[0]);
+    else out.push(c);
+  }
+  return out;
 }
 
 /**
- * An integer expression as a sum of (term, coefficient) pairs, constants under the term
- * `int(1)`-free key "const" folded in as a term that is a constant; null if not integer.
+ * An index expression as a sum of (term, coefficient) pairs; constants are terms that are
+ * constants. Null for expressions that are not indices.
  */
 function linearTerms(e: Expr): Map<Expr, number> | null {
-  if (e.type !== "i32") return null;
+  if (e.type !== "index") return null;
   const terms = new Map<Expr, number>();
-  const addTerm = (t: Expr, c: number) => terms.set(t, (terms.get(t) ?? 0) + c);
-  const walk = (x: Expr, c: number): void => {
-    if (x.op === "add") {
-      walk(x.srcs[0], c);
-      walk(x.srcs[1], c);
-    } else if (x.op === "sub") {
-      walk(x.srcs[0], c);
-      walk(x.srcs[1], -c);
-    } else if (x.op === "neg") walk(x.srcs[0], -c);
-    else if (x.op === "mul" && x.srcs[1].isConst()) walk(x.srcs[0], c * x.srcs[1].value);
-    else addTerm(x, c);
+  const addTerms = (root: Expr, coef: number) => {
+    const stack: [Expr, number][] = [[root, coef]];
+    while (stack.length > 0) {
+      const [x, c] = stack.pop()!;
+      if (x.op === "add") stack.push([x.srcs[0], c], [x.srcs[1], c]);
+      else if (x.op === "sub") stack.push([x.srcs[0], c], [x.srcs[1], -c]);
+      else if (x.op === "neg") stack.push([x.srcs[0], -c]);
+      else if (x.op === "mul" && x.srcs[1].isConst()) stack.push([x.srcs[0], c * x.srcs[1].value]);
+      else terms.set(x, (terms.get(x) ?? 0) + c);
+    }
   };
-  walk(e, 1);
+  addTerms(e, 1);
   // (x idiv n) * n*c + (x imod n) * c = x * c: a reshape that merges axes recombines the index
   // it split, so the division and the remainder cancel (floor division, n > 0). Also
   // (x idiv a*b) * b*c + ((x idiv a) imod b) * c = (x idiv a) * c, as x idiv a*b is
@@ -596,7 +788,7 @@ function linearTerms(e: Expr): Map<Expr, number> | null {
         if ((!same && !nested) || qc !== rc * b) continue;
         terms.delete(q);
         terms.delete(r);
-        walk(y, rc);
+        addTerms(y, rc);
         merged = true;
         break;
       }
@@ -607,39 +799,65 @@ function linearTerms(e: Expr): Map<Expr, number> | null {
   return terms;
 }
 
-/** Whether an integer expression mentions a division or remainder (canonicalIndex may fold it). */
-function hasDivMod(e: Expr): boolean {
-  return e.op === "idiv" || e.op === "imod" || e.srcs.some(hasDivMod);
+/** The value range of a unary op on `x`: exact for indices and bools, wrapped for int32. */
+function unaryRange(op: KUnaryOp, x: Expr): [number, number] {
+  if (op === "not") return [0, 1];
+  if (!isIntType(x.type)) return [-Infinity, Infinity];
+  const magnitude = Math.max(Math.abs(x.min), Math.abs(x.max));
+  const exact: [number, number] = op === "neg"
+    ? [-x.max, -x.min]
+    : op === "abs"
+    ? [x.min >= 0 ? x.min : 0, magnitude]
+    : op === "sign"
+    ? [Math.sign(x.min), Math.sign(x.max)]
+    : [INT32_MIN, INT32_MAX];
+  return x.type === "index" ? exact : wrapRange(exact[0], exact[1]);
 }
 
+/** An int32 data range: itself if it fits int32, else the full range (the value wrapped). */
+function wrapRange(lo: number, hi: number): [number, number] {
+  return Number.isFinite(lo) && Number.isFinite(hi) && lo >= INT32_MIN && hi <= INT32_MAX
+    ? [lo, hi]
+    : [INT32_MIN, INT32_MAX];
+}
+
+/** `[-m, m]` for the largest magnitude m of `e`'s range. */
+function symmetric(e: Expr): [number, number] {
+  const m = Math.max(Math.abs(e.min), Math.abs(e.max));
+  return [-m, m];
+}
+
+/** The value range of `op(a, b)` of `type`: exact for indices, wrapped for int32 data. */
 function rangeOf(op: KBinaryOp, a: Expr, b: Expr, type: ScalarType): [number, number] {
   if (type === "bool") return [0, 1];
-  if (type !== "i32") return [-Infinity, Infinity];
-  const full: [number, number] = [INT_MIN, -INT_MIN];
-  const clamp = ([lo, hi]: [number, number]): [number, number] =>
-    Number.isFinite(lo) && Number.isFinite(hi) && lo >= INT_MIN && hi <= -INT_MIN ? [lo, hi] : full;
-  switch (op) {
-    case "add":
-      return clamp([a.min + b.min, a.max + b.max]);
-    case "sub":
-      return clamp([a.min - b.max, a.max - b.min]);
-    case "mul": {
-      const p = [a.min * b.min, a.min * b.max, a.max * b.min, a.max * b.max];
-      return clamp([Math.min(...p), Math.max(...p)]);
-    }
-    case "max":
-      return [Math.max(a.min, b.min), Math.max(a.max, b.max)];
-    case "min":
-      return [Math.min(a.min, b.min), Math.min(a.max, b.max)];
-    case "idiv":
-      if (b.isConst() && b.value > 0) {
-        return [Math.floor(a.min / b.value), Math.floor(a.max / b.value)];
+  if (type !== "i32" && type !== "index") return [-Infinity, Infinity];
+  const exact = ((): [number, number] => {
+    switch (op) {
+      case "add":
+        return [a.min + b.min, a.max + b.max];
+      case "sub":
+        return [a.min - b.max, a.max - b.min];
+      case "mul": {
+        const p = [a.min * b.min, a.min * b.max, a.max * b.min, a.max * b.max];
+        return [Math.min(...p), Math.max(...p)];
       }
-      return full;
-    case "imod":
-      if (b.isConst() && b.value > 0) return [0, b.value - 1];
-      return full;
-    default:
-      return full;
-  }
+      case "max":
+        return [Math.max(a.min, b.min), Math.max(a.max, b.max)];
+      case "min":
+        return [Math.min(a.min, b.min), Math.min(a.max, b.max)];
+      case "idiv":
+      case "tdiv":
+        if (b.isConst() && b.value > 0 && (op === "idiv" || a.min >= 0)) {
+          return [Math.floor(a.min / b.value), Math.floor(a.max / b.value)];
+        }
+        return symmetric(a);
+      case "imod":
+        return b.isConst() && b.value > 0 ? [0, b.value - 1] : symmetric(b);
+      case "tmod":
+        return b.isConst() && b.value > 0 && a.min >= 0 ? [0, b.value - 1] : symmetric(b);
+      default:
+        return [INT32_MIN, INT32_MAX];
+    }
+  })();
+  return type === "index" ? exact : wrapRange(exact[0], exact[1]);
 }

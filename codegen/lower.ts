@@ -15,7 +15,7 @@
 import type { Node, PadArg, UnfoldArg, UnfoldTransposeArg } from "../src/ir/node.ts";
 import { stridesOf } from "../src/ir/node.ts";
 import type { BinaryOp, UnaryOp } from "../src/ir/ops.ts";
-import { type Expr, type ExprBuilder, type KUnaryOp, scalarTypeOf } from "./kernel.ts";
+import { Expr, type ExprBuilder, scalarTypeOf } from "./kernel.ts";
 
 /** What lowering needs to know about the kernel being built. */
 export interface LowerContext {
@@ -98,7 +98,7 @@ const UNARY_LOWERING: Record<UnaryOp, (b: ExprBuilder, x: Expr) => Expr> = {
   relu: (b, x) => b.binary("max", x, b.constant(0, x.type)), // relu(x) = max(x, 0), NaN propagates
   sigmoid: (b, x) => b.unary("sigmoid", x),
   tanh: (b, x) => b.unary("tanh", x),
-  sign: (b, x) => b.unary("sign" as KUnaryOp, x),
+  sign: (b, x) => b.unary("sign", x),
 };
 
 const BINARY_LOWERING: Record<BinaryOp, (b: ExprBuilder, x: Expr, y: Expr) => Expr> = {
@@ -114,94 +114,145 @@ const BINARY_LOWERING: Record<BinaryOp, (b: ExprBuilder, x: Expr, y: Expr) => Ex
   cmpeq: (b, x, y) => b.select(b.binary("eq", x, y), b.constant(1, x.type), b.constant(0, x.type)),
 };
 
-/** Lowers `root` (computed here, not loaded) at the index `idx`. */
+/**
+ * What lowering one node at one index needs: the values of `requests` (node, index) pairs, and
+ * how to make the node's expression from them.
+ */
+interface Needs {
+  readonly requests: readonly (readonly [Node, readonly Expr[]])[];
+  readonly finish: (values: readonly Expr[]) => Expr;
+}
+
+/** One node at one index: needs nothing more (its expression) or its sources' values. */
+function lowerStep(
+  node: Node,
+  at: readonly Expr[],
+  isRoot: boolean,
+  ctx: LowerContext,
+): Expr | Needs {
+  const b = ctx.builder;
+  const type = scalarTypeOf(node.dtype);
+  const src = node.srcs[0];
+  const same = (make: (x: Expr) => Expr, inner: readonly Expr[] = at): Needs => ({
+    requests: [[src, inner]],
+    finish: ([x]) => make(x),
+  });
+  if (node.op === "buffer" || (!isRoot && ctx.isLoaded(node))) {
+    return b.load(ctx.slotOf(node), linearIndex(b, at, node.shape), type);
+  }
+  switch (node.op) {
+    case "const":
+      return b.constant(node.arg as number, type);
+    case "detach":
+      return same((x) => x);
+    case "cast":
+      return same((x) => b.cast(x, type));
+    case "affine": {
+      const [scale, shift] = node.arg as [number, number];
+      return same((x) => b.add(b.mul(x, b.constant(scale, type)), b.constant(shift, type)));
+    }
+    case "sum":
+    case "max": {
+      const op = node.op;
+      const axes = node.arg as number[];
+      const inner = [...at];
+      const vars = axes.map((a) => b.variable("r", src.shape[a]));
+      axes.forEach((a, i) => (inner[a] = vars[i]));
+      return same((body) => {
+        for (let i = vars.length - 1; i >= 0; i--) body = b.reduce(op, vars[i], body);
+        return body;
+      }, inner);
+    }
+    case "reshape":
+      return same((x) => x, reshapeIndex(b, at, node.shape, src.shape));
+    case "permute": {
+      const inner = new Array<Expr>(at.length);
+      (node.arg as number[]).forEach((p, i) => (inner[p] = at[i]));
+      return same((x) => x, inner);
+    }
+    case "expand":
+      return same((x) => x, at.map((e, i) => (src.shape[i] === 1 ? b.int(0) : e)));
+    case "shrink": {
+      const ranges = node.arg as [number, number][];
+      return same((x) => x, at.map((e, i) => b.add(e, b.int(ranges[i][0]))));
+    }
+    case "pad": {
+      const { pads, value } = node.arg as PadArg;
+      let valid = b.constant(1, "bool");
+      const inner = at.map((e, i) => {
+        const shifted = b.add(e, b.int(-pads[i][0]));
+        valid = b.and(valid, b.and(b.le(b.int(0), shifted), b.lt(shifted, b.int(src.shape[i]))));
+        return shifted;
+      });
+      return same((x) => b.select(valid, x, b.constant(value, type)), inner);
+    }
+    case "unfoldDim": {
+      const { dim, step } = node.arg as UnfoldArg;
+      const inner = at.slice(0, -1);
+      inner[dim] = b.add(b.mul(at[dim], b.int(step)), at[at.length - 1]);
+      return same((x) => x, inner);
+    }
+    case "unfoldTranspose": {
+      const { dim, step } = node.arg as UnfoldTransposeArg;
+      const windows = src.shape[dim];
+      const offset = b.sub(at[dim], at[at.length - 1]);
+      let valid = b.and(b.le(b.int(0), offset), b.lt(offset, b.int((windows - 1) * step + 1)));
+      if (step > 1) {
+        valid = b.and(valid, b.binary("eq", b.binary("imod", offset, b.int(step)), b.int(0)));
+      }
+      const inner = [...at];
+      inner[dim] = step > 1 ? b.binary("idiv", offset, b.int(step)) : offset;
+      return same((x) => b.select(valid, x, b.constant(0, type)), inner);
+    }
+    default: {
+      if (node.srcs.length === 1) return same((x) => UNARY_LOWERING[node.op as UnaryOp](b, x));
+      return {
+        requests: [[src, at], [node.srcs[1], at]],
+        finish: ([x, y]) => BINARY_LOWERING[node.op as BinaryOp](b, x, y),
+      };
+    }
+  }
+}
+
+/**
+ * Lowers `root` (computed here, not loaded) at the index `idx`. Iterative (an explicit stack,
+ * sources in order, depth first, as a recursion would go), so graphs of any depth lower.
+ */
 export function lowerKernelValue(root: Node, idx: readonly Expr[], ctx: LowerContext): Expr {
   const memo = new Map<string, Expr>();
-  const lower = (node: Node, at: readonly Expr[], isRoot = false): Expr => {
-    const key = `${node.id}@${at.map((e) => e.id).join(",")}`;
-    const hit = memo.get(key);
-    if (hit) return hit;
-    const e = lowerOnce(node, at, isRoot);
-    memo.set(key, e);
-    return e;
-  };
-  const lowerOnce = (node: Node, at: readonly Expr[], isRoot: boolean): Expr => {
-    const b = ctx.builder;
-    const type = scalarTypeOf(node.dtype);
-    if (!isRoot && ctx.isLoaded(node)) {
-      return b.load(ctx.slotOf(node), linearIndex(b, at, node.shape), type);
+  const keyOf = (node: Node, at: readonly Expr[]) => `${node.id}@${at.map((e) => e.id).join(",")}`;
+  interface Frame {
+    readonly node: Node;
+    readonly at: readonly Expr[];
+    readonly key: string;
+    needs?: Needs;
+  }
+  const rootKey = keyOf(root, idx);
+  const stack: Frame[] = [{ node: root, at: idx, key: rootKey }];
+  while (stack.length > 0) {
+    const frame = stack[stack.length - 1];
+    if (frame.needs === undefined) {
+      if (memo.has(frame.key)) {
+        stack.pop();
+        continue;
+      }
+      const step = lowerStep(frame.node, frame.at, frame.key === rootKey, ctx);
+      if (step instanceof Expr) {
+        memo.set(frame.key, step);
+        stack.pop();
+        continue;
+      }
+      frame.needs = step;
     }
-    const src = node.srcs[0];
-    switch (node.op) {
-      case "buffer":
-        return b.load(ctx.slotOf(node), linearIndex(b, at, node.shape), type);
-      case "const":
-        return b.constant(node.arg as number, type);
-      case "detach":
-        return lower(src, at);
-      case "cast":
-        return b.cast(lower(src, at), type);
-      case "affine": {
-        const [scale, shift] = node.arg as [number, number];
-        return b.add(b.mul(lower(src, at), b.constant(scale, type)), b.constant(shift, type));
-      }
-      case "sum":
-      case "max": {
-        const axes = node.arg as number[];
-        const inner = [...at];
-        const vars = axes.map((a) => b.variable("r", src.shape[a]));
-        axes.forEach((a, i) => (inner[a] = vars[i]));
-        let body = lower(src, inner);
-        for (let i = vars.length - 1; i >= 0; i--) body = b.reduce(node.op, vars[i], body);
-        return body;
-      }
-      case "reshape":
-        return lower(src, reshapeIndex(b, at, node.shape, src.shape));
-      case "permute": {
-        const inner = new Array<Expr>(at.length);
-        (node.arg as number[]).forEach((p, i) => (inner[p] = at[i]));
-        return lower(src, inner);
-      }
-      case "expand":
-        return lower(src, at.map((e, i) => (src.shape[i] === 1 ? b.int(0) : e)));
-      case "shrink":
-        return lower(
-          src,
-          at.map((e, i) => b.add(e, b.int((node.arg as [number, number][])[i][0]))),
-        );
-      case "pad": {
-        const { pads, value } = node.arg as PadArg;
-        let valid = b.constant(1, "bool");
-        const inner = at.map((e, i) => {
-          const shifted = b.add(e, b.int(-pads[i][0]));
-          valid = b.and(valid, b.and(b.le(b.int(0), shifted), b.lt(shifted, b.int(src.shape[i]))));
-          return shifted;
-        });
-        return b.select(valid, lower(src, inner), b.constant(value, type));
-      }
-      case "unfoldDim": {
-        const { dim, step } = node.arg as UnfoldArg;
-        const inner = at.slice(0, -1);
-        inner[dim] = b.add(b.mul(at[dim], b.int(step)), at[at.length - 1]);
-        return lower(src, inner);
-      }
-      case "unfoldTranspose": {
-        const { dim, step } = node.arg as UnfoldTransposeArg;
-        const windows = src.shape[dim];
-        const offset = b.sub(at[dim], at[at.length - 1]);
-        let valid = b.and(b.le(b.int(0), offset), b.lt(offset, b.int((windows - 1) * step + 1)));
-        if (step > 1) {
-          valid = b.and(valid, b.binary("eq", b.binary("imod", offset, b.int(step)), b.int(0)));
-        }
-        const inner = [...at];
-        inner[dim] = step > 1 ? b.binary("idiv", offset, b.int(step)) : offset;
-        return b.select(valid, lower(src, inner), b.constant(0, type));
-      }
-      default: {
-        if (node.srcs.length === 1) return UNARY_LOWERING[node.op as UnaryOp](b, lower(src, at));
-        return BINARY_LOWERING[node.op as BinaryOp](b, lower(src, at), lower(node.srcs[1], at));
-      }
+    const keys = frame.needs.requests.map(([n, at]) => keyOf(n, at));
+    const missing = keys.findIndex((k) => !memo.has(k));
+    if (missing >= 0) {
+      const [node, at] = frame.needs.requests[missing];
+      stack.push({ node, at, key: keys[missing] });
+      continue;
     }
-  };
-  return lower(root, idx, true);
+    memo.set(frame.key, frame.needs.finish(keys.map((k) => memo.get(k)!)));
+    stack.pop();
+  }
+  return memo.get(rootKey)!;
 }

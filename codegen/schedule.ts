@@ -4,9 +4,9 @@
 // other nodes fuse. Kernels come out in an order where every buffer is written before it is read.
 
 import { type Node, numelOf } from "../src/ir/node.ts";
-import { isMovement, isReduce } from "../src/ir/ops.ts";
+import { isMovement, isReduce, type Op } from "../src/ir/ops.ts";
 import { topoSort } from "../src/ir/reference.ts";
-import { type Expr, ExprBuilder, type Kernel, scalarTypeOf } from "./kernel.ts";
+import { ExprBuilder, type Kernel, scalarTypeOf } from "./kernel.ts";
 import { linearIndex, lowerKernelValue } from "./lower.ts";
 
 /**
@@ -19,15 +19,8 @@ import { linearIndex, lowerKernelValue } from "./lower.ts";
  */
 export const RECOMPUTE_BUDGET = 48;
 
-/**
- * Rule MAX_KERNEL_BUFFERS: a kernel binds at most this many buffers, output included (WebGPU's
- * default maxStorageBuffersPerShaderStage). A kernel that would read more is split by
- * materializing the fused subexpression that reads the most of them.
- */
-export const MAX_KERNEL_BUFFERS = 8;
-
 /** Op-units of one evaluation of a node's own op (loads and cheap ALU ops are 1). */
-const OP_COST: Partial<Record<string, number>> = {
+const OP_COST: Partial<Record<Op, number>> = {
   exp: 4,
   log: 4,
   pow: 8,
@@ -53,6 +46,13 @@ export interface ScheduleOptions {
   readonly fusion: boolean;
   /** Whether a node already has a buffer (it is loaded, never recomputed). */
   readonly isRealized: (node: Node) => boolean;
+  /**
+   * Rule MAX_KERNEL_BUFFERS: a kernel binds at most this many buffers, output included (the
+   * target's limit: WebGPU's default maxStorageBuffersPerShaderStage is 8). A kernel that
+   * would read more is split by materializing the fused subexpression that reads the most of
+   * them.
+   */
+  readonly maxBuffers: number;
 }
 
 /** Cuts the graph below `outputs` into kernels. */
@@ -61,7 +61,8 @@ export function scheduleKernels(
   options: ScheduleOptions,
 ): ScheduledKernel[] {
   const isSource = (n: Node) => n.op === "buffer" || n.op === "const" || options.isRealized(n);
-  const order = topoSortUntil(outputs, isSource);
+  // never walks behind a source: a realized node's history is not this realization's work
+  const order = topoSort(outputs, isSource);
   // a constant requested as an output still needs a kernel to fill its buffer
   const materialized = new Set<Node>(
     outputs.filter((n) => n.op !== "buffer" && !options.isRealized(n) && n.numel > 0),
@@ -81,16 +82,19 @@ export function scheduleKernels(
       if (!materialized.has(node) || node.numel === 0) continue;
       const built = buildKernel(
         node,
-        kernels.length,
         (n) => n.op !== "const" && (isSource(n) || (materialized.has(n) && n !== node)),
       );
-      if (built.inputs.length + 1 > MAX_KERNEL_BUFFERS) {
-        split = pickSplit(node, (n) => n.op !== "const" && (isSource(n) || materialized.has(n)));
+      if (built.inputs.length + 1 > options.maxBuffers) {
+        split = pickSplit(
+          node,
+          (n) => n.op !== "const" && (isSource(n) || materialized.has(n)),
+          options.maxBuffers,
+        );
         if (split === null) {
           throw new Error(
             `scheduleKernels: a kernel needs ${
               built.inputs.length + 1
-            } buffers, more than the limit of ${MAX_KERNEL_BUFFERS}, and cannot be split`,
+            } buffers, more than the limit of ${options.maxBuffers}, and cannot be split`,
           );
         }
         break;
@@ -100,12 +104,6 @@ export function scheduleKernels(
     if (split === null) return kernels;
     materialized.add(split);
   }
-}
-
-/** The nodes below `outputs` that are reachable without passing through a source, in order. */
-export function topoSortUntil(outputs: readonly Node[], isSource: (n: Node) => boolean): Node[] {
-  // never walks behind a source: a realized node's history is not this realization's work
-  return topoSort(outputs, isSource);
 }
 
 /**
@@ -181,20 +179,23 @@ function chooseStored(
  * reading the most buffers that still fit in one kernel, so each split removes as many as it
  * can (else the largest proper subexpression, which is split again in turn).
  */
-function pickSplit(root: Node, isLoaded: (n: Node) => boolean): Node | null {
+function pickSplit(
+  root: Node,
+  isLoaded: (n: Node) => boolean,
+  maxBuffers: number,
+): Node | null {
+  // the buffers each fused node reads, sources before users (a loaded node below the root
+  // is a leaf: its own sources are another kernel's business)
   const leaves = new Map<Node, Set<Node>>();
-  const leavesOf = (n: Node): Set<Node> => {
-    let set = leaves.get(n);
-    if (set) return set;
-    set = new Set();
+  for (const n of topoSort([root], (m) => m !== root && isLoaded(m))) {
+    const set = new Set<Node>();
     if (n !== root && isLoaded(n)) {
       if (n.op !== "const") set.add(n);
-    } else for (const s of n.srcs) for (const l of leavesOf(s)) set.add(l);
+    } else for (const s of n.srcs) for (const l of leaves.get(s)!) set.add(l);
     leaves.set(n, set);
-    return set;
-  };
-  const total = leavesOf(root).size;
-  const fits = (n: Node) => leaves.get(n)!.size < MAX_KERNEL_BUFFERS;
+  }
+  const total = leaves.get(root)!.size;
+  const fits = (n: Node) => leaves.get(n)!.size < maxBuffers;
   let best: Node | null = null;
   for (const [n, set] of leaves) {
     const candidate = n !== root && !isLoaded(n) && !isMovement(n.op) && n.numel > 0 &&
@@ -209,11 +210,7 @@ function pickSplit(root: Node, isLoaded: (n: Node) => boolean): Node | null {
 }
 
 /** Builds the kernel computing `node`, loading every node for which `isLoaded` holds. */
-export function buildKernel(
-  node: Node,
-  index: number,
-  isLoaded: (n: Node) => boolean,
-): ScheduledKernel {
+export function buildKernel(node: Node, isLoaded: (n: Node) => boolean): ScheduledKernel {
   const builder = new ExprBuilder();
   const inputs: Node[] = [];
   const slots = new Map<Node, number>();
@@ -233,29 +230,22 @@ export function buildKernel(
   });
   const outIndex = linearIndex(builder, outVars, node.shape);
   const kernel: Kernel = {
-    name: `k${index}_${describeOps(node, isLoaded)}`,
+    name: `k_${describeOps(node, isLoaded)}`,
     comment: describeKernel(node, inputs),
     outShape: node.shape,
     outType: scalarTypeOf(node.dtype),
     outVars,
     value,
     outIndex,
-    inputs: inputs.map((n) => ({ type: scalarTypeOf(n.dtype), numel: n.numel })),
+    inputs: inputs.map((n) => ({ type: scalarTypeOf(n.dtype), shape: n.shape, numel: n.numel })),
+    builder,
   };
   return { kernel, output: node, inputs };
 }
 
 function fusedRegion(root: Node, isLoaded: (n: Node) => boolean): Node[] {
-  const region: Node[] = [];
-  const seen = new Set<Node>();
-  const walk = (n: Node) => {
-    if (seen.has(n) || (n !== root && isLoaded(n)) || n.op === "const") return;
-    seen.add(n);
-    n.srcs.forEach(walk);
-    region.push(n);
-  };
-  walk(root);
-  return region;
+  const inside = (n: Node) => n === root || (!isLoaded(n) && n.op !== "const");
+  return topoSort([root], (n) => !inside(n)).filter(inside);
 }
 
 /** The kernel's name: its computing ops in order (views only when it computes nothing). */
@@ -287,17 +277,4 @@ function describeKernel(root: Node, inputs: readonly Node[]): string {
     `lucid kernel: out ${root.dtype}[${root.shape.join(",")}] from ${inputText || "no inputs"}`,
     `out = ${expr(root, 0)}`,
   ].join("\n");
-}
-
-/** The expressions of a kernel (for tests and debugging): every node reachable from its value. */
-export function kernelExprs(kernel: Kernel): Expr[] {
-  const seen = new Set<Expr>();
-  const walk = (e: Expr) => {
-    if (seen.has(e)) return;
-    seen.add(e);
-    e.srcs.forEach(walk);
-    if (e.op === "reduce") walk((e.arg as { v: Expr; }).v);
-  };
-  walk(kernel.value);
-  return [...seen];
 }

@@ -6,7 +6,7 @@ import { backendFor } from "./runtime/backends.ts";
 import { type KernelInfo, plannedKernels, setFusion as setFusionFlag } from "./runtime/realize.ts";
 import { fail, realizeTensors, Tensor } from "./tensor.ts";
 
-export type { KernelInfo } from "./runtime/realize.ts";
+export type { BufferInfo, KernelInfo } from "./runtime/realize.ts";
 export { setDebug } from "./runtime/debug.ts";
 
 function checkTensors(fn: string, tensors: readonly unknown[]): Tensor[] {
@@ -28,8 +28,8 @@ export function graphDot(...tensors: Tensor[]): string {
 
 /**
  * The kernels that realizing these tensors together would run, in order, each with its name,
- * target language (`"js"` or `"wgsl"`) and generated source. Nothing runs; compiling for the
- * plan is cached, so a later realization reuses it.
+ * target (`"js"` or `"wgsl"`), content key, generated source, and the buffers it reads and
+ * writes. Nothing runs; the plan is cached, so a later realization reuses it.
  */
 export function kernels(...tensors: Tensor[]): KernelInfo[] {
   const list = checkTensors("kernels", tensors);

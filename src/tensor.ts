@@ -202,7 +202,7 @@ export class Tensor {
   }
   /** Whether the value has been computed (or was given as data). */
   get isRealized(): boolean {
-    return realizedBuffer(this.node) !== undefined;
+    return realizedBuffer(this.node, this.device) !== undefined;
   }
 
   /** Whether gradients are computed for this tensor. */
@@ -671,7 +671,7 @@ export class Tensor {
     const node = this.node;
     const data = (async () => {
       await realizeNodes([node], fromBackend);
-      return await fromBackend.read(realizedBuffer(node)!);
+      return await fromBackend.read(realizedBuffer(node, fromBackend.name)!);
     })();
     const buffer = toBackend.uploadLater(data, node.dtype, node.numel);
     const moved = new Tensor(
@@ -693,7 +693,7 @@ export class Tensor {
   /** The values as a new typed array (row-major). */
   async data(): Promise<TypedArray> {
     await realizeTensors([this]);
-    return await backendFor(this.device).read(realizedBuffer(this.node)!);
+    return await backendFor(this.device).read(realizedBuffer(this.node, this.device)!);
   }
 
   /** The values as a new typed array, synchronously (cpu tensors only). */
@@ -703,7 +703,7 @@ export class Tensor {
     }
     const cpu = backendFor("cpu");
     const ran = realizeNodes([this.node], cpu);
-    if (ran instanceof Promise || cpu.pending(realizedBuffer(this.node)!) !== null) {
+    if (ran instanceof Promise || cpu.pending(realizedBuffer(this.node, "cpu")!) !== null) {
       // a copy from another device is still arriving: only the async path can wait for it
       ran?.catch(() => {});
       fail(
@@ -712,7 +712,7 @@ export class Tensor {
         described("a pending copy"),
       );
     }
-    return cpu.readSync!(realizedBuffer(this.node)!);
+    return cpu.readSync!(realizedBuffer(this.node, "cpu")!);
   }
 
   /** The values as nested arrays (a number for a 0-D tensor). */
@@ -737,12 +737,12 @@ export class Tensor {
    * usable (it recomputes when needed); a tensor made from data cannot be used afterwards.
    */
   dispose(): void {
-    const buffer = realizedBuffer(this.node);
+    const buffer = realizedBuffer(this.node, this.device);
     if (buffer === undefined) return;
     // a computed tensor can be the data of another (a no-op view such as `x.flatten()` of a 1-D
     // x is x's node): only the tensor made from the data frees it
     if (this.node.op === "buffer" && !dataOwners.has(this)) return;
-    if (this.node.op !== "buffer") forgetRealized(this.node);
+    if (this.node.op !== "buffer") forgetRealized(this.node, this.device);
     releaseBuffer(buffer, backendFor(this.device));
   }
 

@@ -2,7 +2,9 @@
 // tolerance comparison that reports the worst element.
 
 import { evaluateReference } from "../src/ir/reference.ts";
-import { realizedBuffer } from "../src/runtime/realize.ts";
+import { plannedSteps, realizedBuffer } from "../src/runtime/realize.ts";
+import { backendFor } from "../src/runtime/backends.ts";
+import type { ExprBuilder, Kernel, ScalarType } from "../codegen/kernel.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 import type { Tensor } from "../mod.ts";
 import type { DeviceName } from "../mod.ts";
@@ -38,7 +40,7 @@ export const testDevices: DeviceName[] = webgpuAvailable ? ["cpu", "webgpu"] : [
 /** The float64 reference value of a cpu tensor's graph (no fusion, no code generation). */
 export function reference(t: Tensor): Float64Array {
   return evaluateReference(t.node, (node) => {
-    const buffer = realizedBuffer(node);
+    const buffer = realizedBuffer(node, "cpu");
     if (buffer === undefined || buffer.device !== "cpu") {
       throw new Error("reference: needs realized cpu inputs");
     }
@@ -81,4 +83,26 @@ export function assertClose(
     ) continue;
     throw new Error(`${msg} element ${i}: got ${a}, expected ${e} (rtol ${rtol}, atol ${atol})`);
   }
+}
+
+/** The kernel IR of each kernel that realizing `tensors` (on one device) would run. */
+export function plannedKernelIR(...tensors: Tensor[]): Kernel[] {
+  const plan = plannedSteps(tensors.map((t) => t.node), backendFor(tensors[0].device));
+  return (plan?.steps ?? []).map((s) => s.executable.program.kernel);
+}
+
+/** A hand-built kernel over `builder`'s expressions (inputs given by type and shape). */
+export function handKernel(
+  builder: ExprBuilder,
+  fields: Omit<Kernel, "builder" | "inputs" | "comment"> & {
+    comment?: string;
+    inputs: readonly { type: ScalarType; shape: readonly number[]; }[];
+  },
+): Kernel {
+  return {
+    comment: fields.name,
+    ...fields,
+    inputs: fields.inputs.map((i) => ({ ...i, numel: i.shape.reduce((n, d) => n * d, 1) })),
+    builder,
+  };
 }

@@ -44,9 +44,10 @@ Deno.test("kernels() describes the plan and runs nothing", async () => {
   const ks = kernels(y);
   assertEquals(ks.length, 1);
   assertEquals(ks[0].target, "js");
-  assertEquals(ks[0].name, "k0_exp_sum");
+  assertEquals(ks[0].name, "k_exp_sum");
   assertStringIncludes(ks[0].source, `function ${ks[0].name}(out, in0)`);
-  assertEquals(ks[0].kernel.outShape, [3]);
+  assertEquals(ks[0].output, { dtype: "float32", shape: [3], role: "output" });
+  assertEquals(ks[0].inputs, [{ dtype: "float32", shape: [3, 4], role: "input" }]);
   assertEquals(y.isRealized, false); // nothing ran
   assertClose(await y.data(), reference(y));
   assertEquals(kernels(y).length, 0); // realized: nothing left to run
@@ -71,7 +72,7 @@ Deno.test("setFusion(false) gives one kernel per op; the values do not change", 
   const unfused = build(3.5);
   try {
     setFusion(false);
-    assertEquals(kernels(unfused).map((k) => k.name), ["k0_neg", "k1_exp", "k2_affine"]);
+    assertEquals(kernels(unfused).map((k) => k.name), ["k_neg", "k_exp", "k_affine"]);
     assertClose(await unfused.data(), reference(unfused));
   } finally {
     setFusion(true);
@@ -89,7 +90,7 @@ Deno.test("setDebug(1) prints each launch; setDebug(0) is quiet again", async ()
     setDebug(0);
   }
   assertEquals(lines.length, 1);
-  assertMatch(lines[0], /^\[lucid\] launch k0_\w+ -> float32\[4\]$/);
+  assertMatch(lines[0], /^\[lucid\] launch k_\w+ -> float32\[4\]$/);
   const quiet = await captureErrors(async () => void (await input(5).sqrt().abs().max(0).data()));
   assertEquals(quiet, []);
 });
@@ -105,8 +106,8 @@ Deno.test("setDebug(3) also prints the IR and the source of each new plan", asyn
   }
   const text = lines.join("\n");
   assertStringIncludes(text, "[lucid] IR:\n%0 = buffer() : float32[3,4]");
-  assertStringIncludes(text, "function k0_tanh_square_sum(out, in0)");
-  assertStringIncludes(text, "[lucid] launch k0_tanh_square_sum -> float32[1,4]");
+  assertStringIncludes(text, "function k_tanh_square_sum(out, in0)");
+  assertStringIncludes(text, "[lucid] launch k_tanh_square_sum -> float32[1,4]");
 });
 
 Deno.test("inspection entries validate their arguments", async () => {

@@ -12,7 +12,7 @@ Deno.test("realize: two outputs sharing a subexpression run in one schedule", as
   const b = shared.log();
   // kernels have one output each: the shared sum, then each output reading it
   const names = kernels(a, b).map((k) => k.name);
-  assertEquals(names, ["k0_exp_sum", "k1_log", "k2_div"]);
+  assertEquals(names, ["k_exp_sum", "k_log", "k_div"]);
   await realize(a, b);
   assertClose(await a.data(), reference(a), { rtol: 1e-5 });
   assertClose(await b.data(), reference(b), { rtol: 1e-5 });
@@ -25,8 +25,8 @@ Deno.test("realize: a realized part is loaded, not recomputed", async () => {
   const y = s.sqrt();
   const [k] = kernels(y);
   assertEquals(kernels(y).length, 1);
-  assertEquals(k.kernel.inputs.length, 1);
-  assertEquals(k.kernel.inputs[0].numel, 3, "reads the realized sums, not x");
+  assertEquals(k.inputs.length, 1);
+  assertEquals(k.inputs[0].shape, [3], "reads the realized sums, not x");
   assertClose(await y.data(), reference(y), { rtol: 1e-6 });
 });
 

@@ -1,17 +1,18 @@
 // The WGSL printer: the exact source of one small kernel, how literals are spelled, the 2-D
-// grid, floor division helpers, and the float64 error. None of these need a GPU; the runtime
-// tests (webgpu_test.ts) compile and run what is printed here.
+// grid, floor division, and the float64 error. None of these need a GPU; the runtime tests
+// (webgpu_test.ts) compile and run what is printed here.
 
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "./assert.ts";
 import { ExprBuilder, type Kernel } from "../codegen/kernel.ts";
-import {
-  dispatchGrid,
-  MAX_WORKGROUPS_PER_DIMENSION,
-  printWgsl,
-  WgslPrinter,
-} from "../codegen/wgsl.ts";
+import { dispatchGrid, MAX_WORKGROUPS_PER_DIMENSION, WgslPrinter } from "../codegen/wgsl.ts";
 import type { Expr, ScalarType } from "../codegen/kernel.ts";
+import { compile } from "../codegen/compile.ts";
+import { WGSL_TARGET } from "../codegen/targets.ts";
 import { kernels, tensor } from "../mod.ts";
+import { handKernel } from "./helpers.ts";
+
+/** The WGSL a kernel compiles to. */
+const printWgsl = (kernel: Kernel) => compile(kernel, WGSL_TARGET).text;
 
 /** out[o0] = sum over r of in0[o0 * 3 + r] * 0.5, plus 1e-5: a row sum of a [2, 3] input. */
 function rowSumKernel(): Kernel {
@@ -20,16 +21,16 @@ function rowSumKernel(): Kernel {
   const r = b.variable("r", 3);
   const x = b.load(0, b.add(b.mul(o, b.int(3)), r), "f32");
   const acc = b.reduce("sum", r, b.mul(x, b.constant(0.5, "f32")));
-  return {
-    name: "k0_rowsum",
+  return handKernel(b, {
+    name: "k_rowsum",
     comment: "out float32[2] from in0: float32[2,3]\nout = sum(in0 * 0.5, axis 1) + 1e-5",
     outShape: [2],
     outType: "f32",
     outVars: [o],
     value: b.add(acc, b.constant(1e-5, "f32")),
     outIndex: o,
-    inputs: [{ type: "f32", numel: 6 }],
-  };
+    inputs: [{ type: "f32", shape: [2, 3] }],
+  });
 }
 
 Deno.test("wgsl: the source of a small reduction kernel", () => {
@@ -41,7 +42,7 @@ Deno.test("wgsl: the source of a small reduction kernel", () => {
 @group(0) @binding(1) var<storage, read> in0: array<f32>;
 
 @compute @workgroup_size(64)
-fn k0_rowsum(@builtin(global_invocation_id) id: vec3<u32>) {
+fn k_rowsum(@builtin(global_invocation_id) id: vec3<u32>) {
   let gid: u32 = id.x;
   if (gid >= 2u) { return; }
   let o0: i32 = i32(gid);
@@ -62,14 +63,14 @@ fn k0_rowsum(@builtin(global_invocation_id) id: vec3<u32>) {
 
 /** Exposes the printer's literal spelling. */
 class LiteralProbe extends WgslPrinter {
-  spell(value: number, type: ScalarType): string {
+  spellLiteral(value: number, type: ScalarType): string {
     return this.literal(value, type);
   }
 }
 
 Deno.test("wgsl: literals are spelled so WGSL accepts them and reads back the same value", () => {
   const p = new LiteralProbe();
-  const f32 = (v: number) => p.spell(v, "f32");
+  const f32 = (v: number) => p.spellLiteral(v, "f32");
   assertEquals(f32(1), "1.0");
   assertEquals(f32(0), "0.0");
   assertEquals(f32(-2), "-2.0");
@@ -93,28 +94,28 @@ Deno.test("wgsl: literals are spelled so WGSL accepts them and reads back the sa
     assertEquals(Math.fround(Number(f32(v))), Math.fround(v), `spelling of ${v}`);
     assertStringIncludes(f32(v).replace("e", "."), ".", `${v} must not read as an integer`);
   }
-  assertEquals(p.spell(7, "i32"), "7");
-  assertEquals(p.spell(-7, "i32"), "-7");
-  assertEquals(p.spell(-2147483648, "i32"), "bitcast<i32>(0x80000000u)");
-  assertEquals(p.spell(2147483647, "i32"), "2147483647");
-  assertEquals(p.spell(1, "bool"), "true");
-  assertEquals(p.spell(0, "bool"), "false");
-  assertThrows(() => p.spell(1, "f64"), Error, "float64");
+  assertEquals(p.spellLiteral(7, "i32"), "7");
+  assertEquals(p.spellLiteral(-7, "i32"), "-7");
+  assertEquals(p.spellLiteral(-2147483648, "i32"), "bitcast<i32>(0x80000000u)");
+  assertEquals(p.spellLiteral(2147483647, "i32"), "2147483647");
+  assertEquals(p.spellLiteral(1, "bool"), "true");
+  assertEquals(p.spellLiteral(0, "bool"), "false");
+  assertThrows(() => p.spellLiteral(1, "f64"), Error, "float64");
 });
 
 Deno.test("wgsl: float64 kernels throw an error naming float64 and webgpu", () => {
   const b = new ExprBuilder();
   const o = b.variable("o", 4);
-  const kernel: Kernel = {
-    name: "k0_double",
+  const kernel = handKernel(b, {
+    name: "k_double",
     comment: "out float64[4]",
     outShape: [4],
     outType: "f64",
     outVars: [o],
     value: b.mul(b.load(0, o, "f64"), b.constant(2, "f64")),
     outIndex: o,
-    inputs: [{ type: "f64", numel: 4 }],
-  };
+    inputs: [{ type: "f64", shape: [4] }],
+  });
   const error = assertThrows(() => printWgsl(kernel), Error, "float64");
   assertStringIncludes((error as Error).message, "webgpu");
   // an f32 kernel with an f64 intermediate is refused too
@@ -123,7 +124,7 @@ Deno.test("wgsl: float64 kernels throw an error naming float64 and webgpu", () =
     ...kernel,
     outType: "f32",
     value: inner,
-    inputs: [{ type: "f32", numel: 4 }],
+    inputs: [{ type: "f32", shape: [4], numel: 4 }],
   };
   assertThrows(() => printWgsl(mixed), Error, "float64");
   // through the Tensor API: a float64 value on webgpu cannot be planned
@@ -140,16 +141,16 @@ Deno.test("wgsl: more than 65535 workgroups use a 2-D grid and index from both d
   const rows = b.variable("o", 1500);
   const cols = b.variable("o", 3000);
   const index = b.add(b.mul(rows, b.int(3000)), cols);
-  const kernel: Kernel = {
-    name: "k0_big",
+  const kernel = handKernel(b, {
+    name: "k_big",
     comment: "out float32[1500,3000]",
     outShape: [1500, 3000],
     outType: "f32",
     outVars: [rows, cols],
     value: b.load(0, index, "f32"),
     outIndex: index,
-    inputs: [{ type: "f32", numel: 4_500_000 }],
-  };
+    inputs: [{ type: "f32", shape: [1500, 3000] }],
+  });
   const source = printWgsl(kernel);
   assertStringIncludes(source, "@builtin(num_workgroups) nwg: vec3<u32>");
   assertStringIncludes(source, "let gid: u32 = id.x + id.y * (nwg.x * 64u);");
@@ -160,27 +161,42 @@ Deno.test("wgsl: more than 65535 workgroups use a 2-D grid and index from both d
   assert(!printWgsl(rowSumKernel()).includes("nwg"));
 });
 
-Deno.test("wgsl: floor division of possibly negative integers calls a helper", () => {
+Deno.test("wgsl: floor division of possibly negative integers is decomposed, without %", () => {
   const b = new ExprBuilder();
   const o = b.variable("o", 4);
   const x = b.load(0, o, "i32"); // any i32: may be negative
-  const kernel: Kernel = {
-    name: "k0_floor",
+  const three = b.constant(3, "i32");
+  const kernel = handKernel(b, {
+    name: "k_floor",
     comment: "out int32[4]",
     outShape: [4],
     outType: "i32",
     outVars: [o],
-    value: b.add(b.binary("idiv", x, b.int(3)), b.binary("imod", x, b.int(3))),
+    value: b.add(b.binary("idiv", x, three), b.binary("imod", x, three)),
     outIndex: o,
-    inputs: [{ type: "i32", numel: 4 }],
-  };
+    inputs: [{ type: "i32", shape: [4] }],
+  });
   const source = printWgsl(kernel);
-  assertStringIncludes(source, "fn floor_div(a: i32, b: i32) -> i32 {");
-  assertStringIncludes(source, "fn floor_mod(a: i32, b: i32) -> i32 {");
-  assertStringIncludes(source, "floor_div(in0_0, 3)");
-  assertStringIncludes(source, "floor_mod(in0_0, 3)");
-  // non-negative operands keep WGSL's own operators and no helper is printed
-  assert(!printWgsl(rowSumKernel()).includes("fn floor_"));
+  // truncating division, the remainder as a - q * b (llvmpipe's % misreads negative operands)
+  assertStringIncludes(source, "in0_0 / 3;");
+  assert(!source.includes("%"), source);
+  assertStringIncludes(source, "select(");
+  // non-negative index operands keep WGSL's own operators
+  const c = new ExprBuilder();
+  const i = c.variable("o", 12);
+  const plain = handKernel(c, {
+    name: "k_split",
+    outShape: [12],
+    outType: "f32",
+    outVars: [i],
+    value: c.load(0, c.add(c.binary("imod", i, c.int(5)), c.binary("idiv", i, c.int(5))), "f32"),
+    outIndex: i,
+    inputs: [{ type: "f32", shape: [12] }],
+  });
+  const plainSource = printWgsl(plain);
+  assertStringIncludes(plainSource, "o0 % 5");
+  assertStringIncludes(plainSource, "o0 / 5");
+  assert(!plainSource.includes("select("), plainSource);
 });
 
 Deno.test("wgsl: kernels planned for webgpu tensors report the wgsl target", () => {
@@ -196,17 +212,19 @@ Deno.test("wgsl: index temporaries never shadow the i32 type", () => {
   const b = new ExprBuilder();
   const o = b.variable("o", 16);
   let index: Expr = o;
-  for (let k = 1; k <= 20; k++) index = b.add(b.mul(index, o), b.int(k)); // two temporaries each
-  const kernel: Kernel = {
-    name: "k0_deep_index",
+  for (let k = 1; k <= 20; k++) {
+    index = b.binary("imod", b.add(b.mul(index, o), b.int(k)), b.int(7)); // three temporaries
+  }
+  const kernel = handKernel(b, {
+    name: "k_deep_index",
     comment: "out int32[16]",
     outShape: [16],
     outType: "i32",
     outVars: [o],
-    value: b.load(0, b.binary("imod", index, b.int(7)), "i32"),
+    value: b.load(0, index, "i32"),
     outIndex: o,
-    inputs: [{ type: "i32", numel: 7 }],
-  };
+    inputs: [{ type: "i32", shape: [7] }],
+  });
   const source = printWgsl(kernel);
   assert(!/\bi32:/.test(source), "no variable may be named i32");
   assertStringIncludes(source, "let idx32: i32 = ");

@@ -30,8 +30,14 @@ export function floatOf(dtype: DType): DType {
   return dtype === "int32" ? "float32" : dtype;
 }
 
+/** The smallest int32 value. */
+export const INT32_MIN = -2147483648;
+
+/** The largest int32 value. */
+export const INT32_MAX = 2147483647;
+
 /** Bytes per element. */
-export function itemSize(dtype: DType): number {
+export function bytesPerElement(dtype: DType): number {
   return dtype === "float64" ? 8 : 4;
 }
 

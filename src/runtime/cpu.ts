@@ -1,11 +1,11 @@
-// The cpu device: storage is typed arrays behind handles, kernels are the JavaScript printer's
-// functions compiled once with `new Function` and cached by their source (equal structure
-// prints equal source). Released buffers go to a pool keyed by dtype and length, because on
-// this kind of machine a fresh multi-megabyte buffer costs more than the kernel that fills it.
+// The cpu device: storage is typed arrays behind handles, kernels are JavaScript functions
+// compiled once per executable with `new Function` (executables are shared by every plan with
+// an equal kernel). Released buffers go to a pool keyed by dtype and length, because on this
+// kind of machine a fresh multi-megabyte buffer costs more than the kernel that fills it.
 
 import { allocArray, type DType, type TypedArray } from "../ir/dtype.ts";
-import { printJs } from "../../codegen/js.ts";
-import type { Kernel } from "../../codegen/kernel.ts";
+import type { Executable } from "../../codegen/compile.ts";
+import { JS_TARGET, type Target } from "../../codegen/targets.ts";
 import { type Backend, type DeviceBuffer, type Launch, newBufferId } from "./device.ts";
 
 /** A cpu buffer: a handle on a typed array. */
@@ -22,22 +22,19 @@ export class CpuBuffer implements DeviceBuffer {
 
 type CompiledKernel = (out: TypedArray, ...inputs: TypedArray[]) => void;
 
-/** Compiled kernels kept (by source). */
-const COMPILED_LIMIT = 1024;
-
 /** Bytes the pool may hold before it drops released buffers instead. */
 const POOL_LIMIT_BYTES = 512 * 1024 * 1024;
 
 class CpuBackend implements Backend {
   readonly name = "cpu" as const;
-  readonly target = "js";
-  private readonly compiled = new Map<string, CompiledKernel>();
+  readonly maxBuffers = JS_TARGET.maxBuffers;
+  private compiledCount_ = 0;
   private readonly pool = new Map<string, CpuBuffer[]>();
   private pooledBytes = 0;
   private live = 0;
 
-  print(kernel: Kernel): string {
-    return printJs(kernel);
+  targetFor(): Target {
+    return JS_TARGET;
   }
 
   allocate(dtype: DType, length: number): CpuBuffer {
@@ -82,27 +79,23 @@ class CpuBackend implements Backend {
     return (buffer as CpuBuffer).pending;
   }
 
-  /** The compiled function for `source` (compiled on first use). */
-  compile(source: string, name: string): CompiledKernel {
-    let fn = this.compiled.get(source);
-    if (fn === undefined) {
-      fn = new Function(`"use strict";\n${source}\nreturn ${name};`)() as CompiledKernel;
-      this.compiled.set(source, fn);
-      // bounded like the plan cache: the oldest compiled kernel goes first
-      if (this.compiled.size > COMPILED_LIMIT) {
-        this.compiled.delete(this.compiled.keys().next().value!);
-      }
+  /** The function of a JavaScript executable (compiled on its first run, then kept with it). */
+  compile(executable: Executable): CompiledKernel {
+    if (executable.artifact === undefined) {
+      const { text, name } = executable;
+      executable.artifact = new Function(`"use strict";\n${text}\nreturn ${name};`)();
+      this.compiledCount_++;
     }
-    return fn;
+    return executable.artifact as CompiledKernel;
   }
 
-  /** Number of distinct kernels compiled so far. */
+  /** Number of kernels compiled to functions so far. */
   compiledCount(): number {
-    return this.compiled.size;
+    return this.compiledCount_;
   }
 
   run(launches: readonly Launch[]): void {
-    const fns = launches.map((l) => this.compile(l.source, l.kernel.name));
+    const fns = launches.map((l) => this.compile(l.executable));
     launches.forEach((l, i) =>
       fns[i]((l.output as CpuBuffer).data, ...l.inputs.map((b) => (b as CpuBuffer).data))
     );

@@ -1,10 +1,12 @@
-// What a device is to the rest of the library: storage handles, a language to print kernels
-// in, and a way to run them. `cpu` (JavaScript kernels) and `webgpu` (WGSL) implement it; the
-// realizer (realize.ts) drives either through this interface only.
+// What a device is to the rest of the library: storage handles, the targets its kernels
+// compile for, and a way to run them. `cpu` (JavaScript kernels) and `webgpu` (WGSL)
+// implement it; the realizer (realize.ts) drives either through this interface only.
 
 import type { DType, TypedArray } from "../ir/dtype.ts";
 import type { BufferRef } from "../ir/node.ts";
 import type { Kernel } from "../../codegen/kernel.ts";
+import type { Target } from "../../codegen/targets.ts";
+import type { Executable } from "../../codegen/compile.ts";
 
 /** A device name: `"cpu"` or `"webgpu"`. */
 export type DeviceName = "cpu" | "webgpu";
@@ -20,21 +22,20 @@ export interface DeviceBuffer extends BufferRef {
   readonly length: number;
 }
 
-/** One kernel launch: compiled kernel, output buffer and input buffers in slot order. */
+/** One kernel launch: the executable, output buffer and input buffers in slot order. */
 export interface Launch {
-  readonly kernel: Kernel;
-  readonly source: string;
+  readonly executable: Executable;
   readonly output: DeviceBuffer;
   readonly inputs: readonly DeviceBuffer[];
 }
 
-/** A backend: storage, a printer for its kernel language, and execution. */
+/** A backend: storage, the targets kernels compile for, and execution. */
 export interface Backend {
   readonly name: DeviceName;
-  /** The target name reported by `kernels()`: "js" or "wgsl". */
-  readonly target: string;
-  /** The source of `kernel` in this backend's language. */
-  print(kernel: Kernel): string;
+  /** Buffers one kernel may bind, output included. */
+  readonly maxBuffers: number;
+  /** The target `kernel` compiles for on this device. */
+  targetFor(kernel: Kernel): Target;
   /** A buffer of `length` elements (contents unspecified), from the pool when possible. */
   allocate(dtype: DType, length: number): DeviceBuffer;
   /** Returns a buffer to the pool; it must not be used afterwards. */

@@ -1,19 +1,40 @@
 // realize(): schedule -> compile -> run. The graph below the requested nodes is reduced to a
 // structural key (ops, shapes, dtypes, constants, and which source sits where, but not the
 // data), so every later call with the same structure skips scheduling and printing and reuses
-// the plan and its compiled kernels. Realized values are remembered per node in a WeakMap: a
-// node realized once is loaded, not recomputed, for as long as anything references it.
+// the plan and its compiled kernels. Realized values are remembered per device and node in
+// WeakMaps: a node realized once is loaded, not recomputed, for as long as anything references
+// it. Nodes carry no device (hash-consing shares a node between devices), so everything
+// remembered about a node's value is kept per device.
+//
+// What the structural key holds must be exactly what the code depends on: a source (a buffer,
+// or a node realized on this device) is keyed by dtype and shape only and always loaded, while
+// a constant is never a source, whether realized or not: lowering bakes its value into the
+// kernel, so its value is part of the key.
 
-import type { Node } from "../ir/node.ts";
+import { type Node, numelOf } from "../ir/node.ts";
+import type { DType } from "../ir/dtype.ts";
 import { printGraph } from "../ir/print.ts";
-import type { Kernel } from "../../codegen/kernel.ts";
-import { scheduleKernels, topoSortUntil } from "../../codegen/schedule.ts";
-import type { Backend, DeviceBuffer, Launch } from "./device.ts";
+import { topoSort } from "../ir/reference.ts";
+import { buildPlan, type Plan } from "../../codegen/plan.ts";
+import { BoundedCache } from "../../codegen/cache.ts";
+import type { Backend, DeviceBuffer, DeviceName, Launch } from "./device.ts";
 import { debugLevel, debugLog } from "./debug.ts";
 
-const realized = new WeakMap<Node, DeviceBuffer>();
+/** What is remembered per device: realized values, and runs still in flight. */
+interface DeviceState {
+  readonly realized: WeakMap<Node, DeviceBuffer>;
+  readonly inFlight: WeakMap<Node, Promise<void>>;
+}
+const states = new Map<DeviceName, DeviceState>();
+function stateOf(device: DeviceName): DeviceState {
+  let state = states.get(device);
+  if (state === undefined) {
+    state = { realized: new WeakMap(), inFlight: new WeakMap() };
+    states.set(device, state);
+  }
+  return state;
+}
 const released = new WeakSet<DeviceBuffer>();
-const inFlight = new WeakMap<Node, Promise<void>>();
 // A realized value whose node is garbage collected goes back to its device's pool.
 const finalizer = new FinalizationRegistry<{ buffer: DeviceBuffer; backend: Backend; }>(
   ({ buffer, backend }) => {
@@ -28,18 +49,32 @@ export function releaseBuffer(buffer: DeviceBuffer, backend: Backend): void {
   backend.release(buffer);
 }
 
-/** The buffer holding `node`'s value, if it has been realized. */
-export function realizedBuffer(node: Node): DeviceBuffer | undefined {
-  return node.op === "buffer" ? (node.arg as DeviceBuffer) : realized.get(node);
+/** The buffer holding `node`'s value on `device`, if it has been realized there. */
+export function realizedBuffer(node: Node, device: DeviceName): DeviceBuffer | undefined {
+  return node.op === "buffer" ? (node.arg as DeviceBuffer) : stateOf(device).realized.get(node);
 }
 
-/** Forgets `node`'s realized value (the caller releases the buffer). */
-export function forgetRealized(node: Node): void {
-  realized.delete(node);
-  finalizer.unregister(node);
+/** Forgets `node`'s realized value on `device` (the caller releases the buffer). */
+export function forgetRealized(node: Node, device: DeviceName): void {
+  const state = stateOf(device);
+  const buffer = state.realized.get(node);
+  state.realized.delete(node);
+  if (buffer !== undefined) finalizer.unregister(buffer);
 }
 
-const isSourceNode = (n: Node) => n.op === "buffer" || realized.has(n);
+/**
+ * Whether `node` is loaded by the kernels realizing on `device` rather than computed: buffers
+ * and realized values, never constants (their values are inlined and keyed).
+ */
+function sourceTest(device: DeviceName): (n: Node) => boolean {
+  const { realized } = stateOf(device);
+  return (n) => n.op === "buffer" || (n.op !== "const" && realized.has(n));
+}
+
+/** Whether `node`'s value is ready on `device` (a buffer, or realized there). */
+function isReady(node: Node, device: DeviceName): boolean {
+  return node.op === "buffer" || stateOf(device).realized.has(node);
+}
 
 /** Whether kernels fuse (false: one kernel per op). */
 let fusionEnabled = true;
@@ -49,37 +84,33 @@ export function setFusion(enabled: boolean): void {
   fusionEnabled = enabled;
 }
 
-/** Whether fusion is on. */
-export function fusionIsEnabled(): boolean {
-  return fusionEnabled;
-}
-
 /** A planned kernel, described for users (`lucid.kernels`). */
 export interface KernelInfo {
-  /** The kernel's function name. */
+  /** The kernel's name: the ops it computes. */
   readonly name: string;
-  /** The language: `"js"` or `"wgsl"`. */
+  /** The target it runs as: `"js"` or `"wgsl"`. */
   readonly target: string;
+  /** A hash of the target and the source: equal kernels have equal keys. */
+  readonly key: string;
   /** The generated source. */
   readonly source: string;
-  /** The kernel IR it was printed from. */
-  readonly kernel: Kernel;
+  /** The buffers it reads, in its input order (`in0`, `in1`, ...). */
+  readonly inputs: readonly BufferInfo[];
+  /** The buffer it writes. */
+  readonly output: BufferInfo;
 }
 
-interface PlanStep {
-  readonly info: KernelInfo;
-  /** Local index (in the structural order) of the node written, and of the nodes read. */
-  readonly output: number;
-  readonly inputs: readonly number[];
-}
-
-interface Plan {
-  readonly steps: readonly PlanStep[];
+/** A buffer a kernel reads or writes. */
+export interface BufferInfo {
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  /** `input`: data the realization starts from; `output`: a requested value; `intermediate`. */
+  readonly role: "input" | "output" | "intermediate";
 }
 
 /** Plans kept for reuse; a program with more distinct graph structures rebuilds the oldest. */
 const PLAN_CACHE_LIMIT = 1024;
-const plans = new Map<string, Plan>();
+const plans = new BoundedCache<string, Plan>(PLAN_CACHE_LIMIT);
 let planHits = 0;
 let planMisses = 0;
 
@@ -90,10 +121,11 @@ export function planCacheStats(): { hits: number; misses: number; size: number; 
 
 /** The structure of the graph below `outputs`: local order, key, and the sources. */
 function structureOf(outputs: readonly Node[], backend: Backend): { order: Node[]; key: string; } {
-  const order = topoSortUntil(outputs, isSourceNode);
+  const isSource = sourceTest(backend.name);
+  const order = topoSort(outputs, isSource);
   const local = new Map<Node, number>(order.map((n, i) => [n, i]));
   const lines = order.map((n) => {
-    if (isSourceNode(n)) return `src ${n.dtype}[${n.shape}]`;
+    if (isSource(n)) return `src ${n.dtype}[${n.shape}]`;
     // a detach node's tag only makes a fresh autodiff variable unique: not structure
     const argKey = n.op === "detach" ? "" : n.key.split("|")[3];
     return `${n.op} ${n.dtype}[${n.shape}] ${argKey} ${n.srcs.map((s) => local.get(s)).join(",")}`;
@@ -104,47 +136,49 @@ function structureOf(outputs: readonly Node[], backend: Backend): { order: Node[
   return { order, key: [head, ...lines].join("\n") };
 }
 
-function buildPlan(outputs: readonly Node[], order: readonly Node[], backend: Backend): Plan {
-  const local = new Map<Node, number>(order.map((n, i) => [n, i]));
-  const scheduled = scheduleKernels(outputs, {
-    fusion: fusionEnabled,
-    isRealized: (n) => realized.has(n),
-  });
-  const steps = scheduled.map((s): PlanStep => ({
-    info: {
-      name: s.kernel.name,
-      target: backend.target,
-      source: backend.print(s.kernel),
-      kernel: s.kernel,
-    },
-    output: local.get(s.output)!,
-    inputs: s.inputs.map((n) => local.get(n)!),
-  }));
-  return { steps };
-}
-
 function planFor(outputs: readonly Node[], backend: Backend): { plan: Plan; order: Node[]; } {
   const { order, key } = structureOf(outputs, backend);
   let plan = plans.get(key);
   if (plan === undefined) {
     planMisses++;
-    plan = buildPlan(outputs, order, backend);
+    plan = buildPlan(outputs, order, {
+      fusion: fusionEnabled,
+      isSource: sourceTest(backend.name),
+      maxBuffers: backend.maxBuffers,
+      targetFor: (kernel) => backend.targetFor(kernel),
+    });
     plans.set(key, plan);
-    // bounded: the oldest plan goes first (Map iterates in insertion order)
-    if (plans.size > PLAN_CACHE_LIMIT) plans.delete(plans.keys().next().value!);
     if (debugLevel() >= 2) debugLog(`IR:\n${printGraph(outputs)}`);
-    if (debugLevel() >= 3) { for (const s of plan.steps) debugLog(s.info.source); }
+    if (debugLevel() >= 3) { for (const s of plan.steps) debugLog(s.executable.text); }
   } else {
     planHits++;
   }
   return { plan, order };
 }
 
+/** The plan that realizing `outputs` on `backend` would run, if anything needs computing. */
+export function plannedSteps(outputs: readonly Node[], backend: Backend): Plan | null {
+  const pending = outputs.filter((n) => !isReady(n, backend.name));
+  if (pending.length === 0) return null;
+  return planFor(pending, backend).plan;
+}
+
 /** The kernels that realizing `outputs` would run (nothing runs). */
 export function plannedKernels(outputs: readonly Node[], backend: Backend): KernelInfo[] {
-  const pending = outputs.filter((n) => !isSourceNode(n));
-  if (pending.length === 0) return [];
-  return planFor(pending, backend).plan.steps.map((s) => s.info);
+  const plan = plannedSteps(outputs, backend);
+  if (plan === null) return [];
+  const describe = (i: number): BufferInfo => {
+    const { dtype, shape, role } = plan.buffers[i];
+    return { dtype, shape: [...shape], role };
+  };
+  return plan.steps.map(({ executable: e, inputs, output }) => ({
+    name: e.name,
+    target: e.target,
+    key: e.key,
+    source: e.text,
+    inputs: inputs.map(describe),
+    output: describe(output),
+  }));
 }
 
 /**
@@ -152,7 +186,8 @@ export function plannedKernels(outputs: readonly Node[], backend: Backend): Kern
  * results. Intermediate buffers return to the pool once the kernels have run.
  */
 export function realizeNodes(outputs: readonly Node[], backend: Backend): void | Promise<void> {
-  const pending = [...new Set(outputs.filter((n) => !isSourceNode(n)))];
+  const { realized, inFlight } = stateOf(backend.name);
+  const pending = [...new Set(outputs.filter((n) => !isReady(n, backend.name)))];
   if (pending.length === 0) return;
   // a node already being computed (an asynchronous run in flight) is waited for, not redone
   const busy = pending.flatMap((n) => inFlight.get(n) ?? []);
@@ -160,11 +195,12 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
     return Promise.all(busy).then(() => realizeNodes(outputs, backend));
   }
   const { plan, order } = planFor(pending, backend);
-  const buffers = new Map<number, DeviceBuffer>();
+  const buffers: DeviceBuffer[] = [];
   const waits: Promise<void>[] = [];
-  order.forEach((n, i) => {
-    const b = realizedBuffer(n);
-    if (b === undefined) return;
+  plan.buffers.forEach((pb, i) => {
+    if (pb.role !== "input") return;
+    const n = order[pb.node];
+    const b = realizedBuffer(n, backend.name)!;
     if (released.has(b)) {
       throw new Error(
         `realize: a ${n.dtype}[${n.shape}] input was disposed; create it again before using it`,
@@ -172,33 +208,35 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
     }
     const wait = backend.pending(b);
     if (wait) waits.push(wait);
-    buffers.set(i, b);
+    buffers[i] = b;
   });
   if (waits.length > 0) return Promise.all(waits).then(() => realizeNodes(outputs, backend));
-  const outputSet = new Set(pending.map((n) => order.indexOf(n)));
   const temporaries: DeviceBuffer[] = [];
   const allocated: DeviceBuffer[] = [];
-  const launches: Launch[] = [];
-  for (const step of plan.steps) {
-    const node = order[step.output];
-    const out = backend.allocate(node.dtype, node.numel);
-    allocated.push(out);
-    if (!outputSet.has(step.output)) temporaries.push(out);
-    buffers.set(step.output, out);
-    launches.push({
-      kernel: step.info.kernel,
-      source: step.info.source,
-      output: out,
-      inputs: step.inputs.map((i) => buffers.get(i)!),
-    });
-    if (debugLevel() >= 1) debugLog(`launch ${step.info.name} -> ${node.dtype}[${node.shape}]`);
-  }
+  plan.buffers.forEach((pb, i) => {
+    if (pb.role === "input") return;
+    const b = backend.allocate(pb.dtype, numelOf(pb.shape));
+    allocated.push(b);
+    if (pb.role === "intermediate") temporaries.push(b);
+    buffers[i] = b;
+  });
+  const launches: Launch[] = plan.steps.map((step) => {
+    if (debugLevel() >= 1) {
+      const out = plan.buffers[step.output];
+      debugLog(`launch ${step.executable.name} -> ${out.dtype}[${out.shape}]`);
+    }
+    return {
+      executable: step.executable,
+      output: buffers[step.output],
+      inputs: step.inputs.map((i) => buffers[i]),
+    };
+  });
+  const outputSlots = plan.buffers.flatMap((pb, i) => (pb.role === "output" ? [i] : []));
   const finish = () => {
-    for (const i of outputSet) {
-      const b = buffers.get(i);
-      const value = b ?? backend.allocate(order[i].dtype, 0); // empty: no kernel ran
-      realized.set(order[i], value);
-      finalizer.register(order[i], { buffer: value, backend }, order[i]);
+    for (const i of outputSlots) {
+      const node = order[plan.buffers[i].node];
+      realized.set(node, buffers[i]);
+      finalizer.register(node, { buffer: buffers[i], backend }, buffers[i]);
     }
     for (const t of temporaries) releaseBuffer(t, backend);
   };

@@ -19,8 +19,7 @@
 // - Storage buffer sizes are multiples of 4 and at least 4 bytes; float32 and int32 only.
 
 import { allocArray, type DType, type TypedArray } from "../ir/dtype.ts";
-import type { Kernel } from "../../codegen/kernel.ts";
-import { dispatchGrid, printWgsl } from "../../codegen/wgsl.ts";
+import { type Target, WGSL_TARGET } from "../../codegen/targets.ts";
 import { type Backend, type DeviceBuffer, type Launch, newBufferId } from "./device.ts";
 
 // GPUBufferUsage / GPUMapMode values, spelled out so this module loads where WebGPU is missing.
@@ -101,7 +100,7 @@ const describe = (b: DeviceBuffer) => `${b.dtype}[${b.length}]`;
 /** The webgpu backend. Use {@link webgpuBackend} for the process-wide instance. */
 export class WebGpuBackend implements Backend {
   readonly name = "webgpu" as const;
-  readonly target = "wgsl";
+  readonly maxBuffers = WGSL_TARGET.maxBuffers;
   readonly #gpu: () => GPU | undefined;
   #device: GPUDevice | null = null;
   #acquiring: Promise<GPUDevice> | null = null;
@@ -120,8 +119,8 @@ export class WebGpuBackend implements Backend {
     this.#gpu = gpu;
   }
 
-  print(kernel: Kernel): string {
-    return printWgsl(kernel);
+  targetFor(): Target {
+    return WGSL_TARGET;
   }
 
   // ---- storage handles ---------------------------------------------------------------------
@@ -322,11 +321,11 @@ export class WebGpuBackend implements Backend {
   }
 
   async #pipeline(device: GPUDevice, launch: Launch): Promise<GPUComputePipeline> {
-    const cached = this.#pipelines.get(launch.source);
+    const { name, text } = launch.executable;
+    const cached = this.#pipelines.get(text);
     if (cached !== undefined) return cached;
-    const { name } = launch.kernel;
     device.pushErrorScope("validation");
-    const module = device.createShaderModule({ code: launch.source, label: name });
+    const module = device.createShaderModule({ code: text, label: name });
     const pipeline = device.createComputePipeline({
       label: name,
       layout: this.#layout(device, launch.inputs.length).pipeline,
@@ -336,7 +335,7 @@ export class WebGpuBackend implements Backend {
     if (error !== null) {
       throw new Error(`webgpu: kernel ${name} failed to compile: ${error.message}`);
     }
-    this.#pipelines.set(launch.source, pipeline);
+    this.#pipelines.set(text, pipeline);
     // bounded like the plan cache: the oldest pipeline goes first
     if (this.#pipelines.size > PIPELINE_LIMIT) {
       this.#pipelines.delete(this.#pipelines.keys().next().value!);
@@ -346,7 +345,7 @@ export class WebGpuBackend implements Backend {
 
   /** Throws if `launch` cannot run on `device`; returns its workgroup grid. */
   #check(launch: Launch, device: GPUDevice): [number, number] {
-    const { name } = launch.kernel;
+    const { name } = launch.executable;
     const limits = device.limits;
     const buffers = [launch.output, ...launch.inputs];
     if (buffers.length > limits.maxStorageBuffersPerShaderStage) {
@@ -372,16 +371,16 @@ export class WebGpuBackend implements Backend {
       }
       if (s.gpu !== null && s.generation !== this.#generation) throw lostBufferError();
     }
-    const total = launch.kernel.outShape.reduce((n, d) => n * d, 1);
-    const grid = dispatchGrid(total);
+    const grid = launch.executable.workgroups;
     const maxGroups = limits.maxComputeWorkgroupsPerDimension;
     if (grid[0] > maxGroups || grid[1] > maxGroups) {
       throw new Error(
-        `webgpu: kernel ${name} needs a ${grid[0]} x ${grid[1]} workgroup grid for ${total} ` +
-          `elements, above this device's maxComputeWorkgroupsPerDimension of ${maxGroups}`,
+        `webgpu: kernel ${name} needs a ${grid[0]} x ${grid[1]} workgroup grid for ` +
+          `${launch.output.length} elements, above this device's ` +
+          `maxComputeWorkgroupsPerDimension of ${maxGroups}`,
       );
     }
-    return grid;
+    return [grid[0], grid[1]];
   }
 
   async run(launches: readonly Launch[]): Promise<void> {
@@ -421,7 +420,7 @@ export class WebGpuBackend implements Backend {
     if (thrown !== null) throw thrown;
     const error = invalid ?? oom;
     if (error !== null) {
-      const names = work.map((l) => l.kernel.name).join(", ");
+      const names = work.map((l) => l.executable.name).join(", ");
       throw new Error(`webgpu: running ${names} failed: ${error.message}`);
     }
   }

@@ -1,0 +1,130 @@
+// compile(kernel, target) -> Executable: decompose what the target lacks, pick the launch mode,
+// linearize, check the target's limits, print. Executables are keyed by their content (the
+// text, which does not depend on where the kernel sits in a plan), so an identical kernel
+// compiles once per target however often and wherever it appears. After jax-js's
+// `Executable` (prepareKernel) and tinygrad's program cache keyed by source.
+
+import type { Kernel } from "./kernel.ts";
+import { type LaunchMode, linearize, loopWork, type Program } from "./linearize.ts";
+import { decompose, type Target } from "./targets.ts";
+import { printJs } from "./js.ts";
+import { float64Error, printWgsl, WORKGROUP_SIZE, workgroupGrid } from "./wgsl.ts";
+import { BoundedCache } from "./cache.ts";
+import { exprsInOrder } from "./kernel.ts";
+
+/** A kernel compiled for one target: its readable text and how it launches. */
+export interface Executable {
+  /** A short hash of the target and the text: equal kernels have equal keys. */
+  readonly key: string;
+  /** The kernel's name (its ops). */
+  readonly name: string;
+  /** The target it was compiled for. */
+  readonly target: Target["name"];
+  /** The readable form: JavaScript or WGSL source. */
+  readonly text: string;
+  /** The linearized program the text was printed from. */
+  readonly program: Program;
+  /** Workgroups to dispatch, `[x, y]` (GPU targets; `[1, 1]` for loops). */
+  readonly workgroups: readonly [number, number];
+  /** What the runtime made of it (a compiled function, a module), set on first run. */
+  artifact?: unknown;
+}
+
+/**
+ * Rule WORKGROUP_REDUCE_WORK: on a GPU target, a kernel whose invocations would each loop at
+ * least this many times in its outermost reductions splits them over a workgroup's lanes
+ * (launch mode `workgroup`). Below it, one invocation per element wins: the combine step's
+ * barriers cost more than the loop they save.
+ */
+export const WORKGROUP_REDUCE_WORK = 512;
+
+/** Executables kept (by text, per target). */
+const EXECUTABLE_LIMIT = 1024;
+const executables = new BoundedCache<string, Executable>(EXECUTABLE_LIMIT);
+
+/** 53-bit string hash (cyrb53), as 14 hex digits: names executables, never identifies them. */
+function hash(text: string): string {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(16).padStart(14, "0");
+}
+
+/** Throws if `kernel` cannot be expressed on `target` (float64, indices beyond its integers). */
+function checkTarget(kernel: Kernel, target: Target): void {
+  const exprs = exprsInOrder([kernel.value, kernel.outIndex]);
+  if (!target.float64) {
+    const f64 = kernel.outType === "f64" || kernel.inputs.some((i) => i.type === "f64") ||
+      exprs.some((e) => e.type === "f64");
+    if (f64) throw float64Error(kernel.name);
+  }
+  const total = kernel.outShape.reduce((n, d) => n * d, 1);
+  const widest = exprs.reduce(
+    (m, e) => (e.type === "index" ? Math.max(m, -e.min, e.max) : m),
+    total - 1,
+  );
+  if (widest > target.maxIndex) {
+    throw new Error(
+      `${target.name}: kernel ${kernel.name} needs indices up to ${widest}, beyond the ` +
+        `${target.maxIndex} its integers hold (a tensor of ${total} elements or a reduction ` +
+        `that long); run it on the "cpu" device`,
+    );
+  }
+}
+
+/** The launch mode for `kernel` on `target`, and its program. */
+function chooseProgram(kernel: Kernel, target: Target): Program {
+  let program = linearize(kernel, target.launch);
+  if (target.launch === "grid") {
+    const splits = program.body.some((s) => s.kind === "acc");
+    if (splits && loopWork(program) >= WORKGROUP_REDUCE_WORK) {
+      program = linearize(kernel, "workgroup", target.lanes);
+    }
+  }
+  const work = loopWork(program);
+  if (work > target.maxLoopWork) {
+    throw new Error(
+      `${target.name}: kernel ${kernel.name} would loop ${work} times in one invocation, ` +
+        `above the ${target.maxLoopWork} this target allows (Mesa's llvmpipe stops there)`,
+    );
+  }
+  return program;
+}
+
+/** The workgroup grid of a GPU program. */
+function gridOf(program: Program, mode: LaunchMode): [number, number] {
+  if (mode === "loops") return [1, 1];
+  const total = program.kernel.outShape.reduce((n, d) => n * d, 1);
+  return workgroupGrid(mode === "workgroup" ? total : Math.ceil(total / WORKGROUP_SIZE));
+}
+
+/** `kernel` compiled for `target` (an equal kernel compiled before is returned as is). */
+export function compile(kernel: Kernel, target: Target): Executable {
+  checkTarget(kernel, target);
+  const program = chooseProgram(decompose(kernel, target), target);
+  const text = target.name === "wgsl" ? printWgsl(program) : printJs(program);
+  const cacheKey = `${target.name}\n${text}`;
+  const cached = executables.get(cacheKey);
+  if (cached !== undefined) return cached;
+  const executable: Executable = {
+    key: hash(cacheKey),
+    name: kernel.name,
+    target: target.name,
+    text,
+    program,
+    workgroups: gridOf(program, program.mode),
+  };
+  executables.set(cacheKey, executable);
+  return executable;
+}
+
+/** Number of distinct executables compiled and kept. */
+export function executableCount(): number {
+  return executables.size;
+}

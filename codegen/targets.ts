@@ -1,0 +1,277 @@
+// Targets: what each backend can compute and how it launches, and `decompose`, the pass that
+// rewrites what a target lacks into what it has. Semantics live in the kernel IR (max
+// propagates NaN, pow is JavaScript's Math.pow, idiv is floor division); a target that lacks
+// an op natively gets the op spelled out of ones it has, as rules in the table below (after
+// tinygrad's per-renderer rewrite passes), instead of string helpers in its printer.
+
+import {
+  type Expr,
+  type ExprBuilder,
+  type ExprOp,
+  exprsInOrder,
+  type KBinaryOp,
+  type Kernel,
+  type KUnaryOp,
+  truncIsFloor,
+} from "./kernel.ts";
+import type { LaunchMode } from "./linearize.ts";
+import { INT32_MAX } from "../src/ir/dtype.ts";
+
+/** A compilation target: a language, what it computes natively, and its limits. */
+export interface Target {
+  /** `js` and `wasm` run on the cpu device, `wgsl` on webgpu. */
+  readonly name: "js" | "wgsl" | "wasm";
+  /** The ALU ops it has with the kernel IR's semantics; `decompose` rewrites the others. */
+  readonly native: ReadonlySet<ExprOp>;
+  /** Whether it computes float64. */
+  readonly float64: boolean;
+  /** Buffers one kernel may bind, output included. */
+  readonly maxBuffers: number;
+  /** How kernels launch (see linearize.ts); `grid` targets switch long reductions to `workgroup`. */
+  readonly launch: LaunchMode;
+  /** Lanes per workgroup for split reductions. */
+  readonly lanes: number;
+  /** Largest index magnitude its integers hold exactly. */
+  readonly maxIndex: number;
+  /** Loop iterations one invocation may run (Infinity: no limit). */
+  readonly maxLoopWork: number;
+}
+
+const ALU_OPS: ReadonlySet<ExprOp> = new Set<ExprOp>([
+  "neg",
+  "exp",
+  "log",
+  "sqrt",
+  "rsqrt",
+  "recip",
+  "abs",
+  "sigmoid",
+  "tanh",
+  "sign",
+  "trunc",
+  "not",
+  "add",
+  "sub",
+  "mul",
+  "div",
+  "pow",
+  "ppow",
+  "max",
+  "min",
+  "fmax",
+  "fmin",
+  "lt",
+  "le",
+  "eq",
+  "and",
+  "idiv",
+  "imod",
+  "tdiv",
+  "tmod",
+]);
+const without = (...ops: ExprOp[]) => new Set([...ALU_OPS].filter((op) => !ops.includes(op)));
+
+/** JavaScript: every op natively (Math has them all); float64 and exact indices to 2^53. */
+export const JS_TARGET: Target = {
+  name: "js",
+  native: without(),
+  float64: true,
+  maxBuffers: Infinity,
+  launch: "loops",
+  lanes: 1,
+  maxIndex: Number.MAX_SAFE_INTEGER,
+  maxLoopWork: Infinity,
+};
+
+/**
+ * WGSL: integer division truncates (and llvmpipe's `%` misreads negative operands), max and
+ * min may drop a NaN, pow is undefined for bases <= 0, sign(NaN) may be 0, tanh may cancel
+ * near 0; indices are i32; 8 storage buffers per kernel (WebGPU's default limit). Mesa's
+ * llvmpipe stops an invocation after about 65,535 loop iterations (counted over all its
+ * loops), so kernels stay below that.
+ */
+export const WGSL_TARGET: Target = {
+  name: "wgsl",
+  native: without("idiv", "imod", "max", "min", "pow", "sign", "tanh"),
+  float64: false,
+  maxBuffers: 8,
+  launch: "grid",
+  lanes: 256,
+  maxIndex: INT32_MAX,
+  maxLoopWork: 65535,
+};
+
+/** How `decompose` builds: target rules for the ops a target lacks, plain ops for the rest. */
+export class TargetBuilder {
+  constructor(readonly b: ExprBuilder, readonly target: Target) {}
+
+  /** `op(x)`, spelled with what the target has. */
+  unary(op: KUnaryOp, x: Expr): Expr {
+    const rule = this.target.native.has(op) ? undefined : UNARY_DECOMPOSITIONS[op];
+    return rule ? rule(this, x) : this.b.unary(op, x);
+  }
+
+  /** `op(x, y)`, spelled with what the target has. */
+  binary(op: KBinaryOp, x: Expr, y: Expr): Expr {
+    const universal = UNIVERSAL_REWRITES[op]?.(this, x, y);
+    if (universal) return universal;
+    const rule = this.target.native.has(op) ? undefined : BINARY_DECOMPOSITIONS[op];
+    return rule ? rule(this, x, y) : this.b.binary(op, x, y);
+  }
+
+  /** A float constant of `x`'s type. */
+  c(value: number, like: Expr): Expr {
+    return this.b.constant(value, like.type);
+  }
+
+  /** `!p`. */
+  not(p: Expr): Expr {
+    return this.b.unary("not", p);
+  }
+
+  /** `p || q`, as `!(!p && !q)`. */
+  or(p: Expr, q: Expr): Expr {
+    return this.not(this.b.and(this.not(p), this.not(q)));
+  }
+
+  /** Whether `x` is NaN: `!(x == x)`. */
+  isNan(x: Expr): Expr {
+    return this.not(this.b.binary("eq", x, x));
+  }
+}
+
+type UnaryRewrite = (t: TargetBuilder, x: Expr) => Expr;
+type BinaryRewrite = (t: TargetBuilder, x: Expr, y: Expr) => Expr;
+
+/** Rewrites applied on every target, where ranges make a cheaper op exact (null: no change). */
+const UNIVERSAL_REWRITES: Partial<
+  Record<KBinaryOp, (t: TargetBuilder, x: Expr, y: Expr) => Expr | null>
+> = {
+  // floor division of a >= 0 by b > 0 is truncating division
+  idiv: (t, a, b) => (truncIsFloor(a, b) ? t.b.binary("tdiv", a, b) : null),
+  // and so is its remainder
+  imod: (t, a, b) => (truncIsFloor(a, b) ? t.b.binary("tmod", a, b) : null),
+};
+
+/** Floor quotient and remainder from truncating division (remainder as a - q * b, never `%`). */
+function floorDivMod(t: TargetBuilder, a: Expr, b: Expr): { q: Expr; r: Expr; fix: Expr; } {
+  const q = t.binary("tdiv", a, b);
+  const r = t.binary("sub", a, t.binary("mul", q, b));
+  const zero = t.b.constant(0, a.type);
+  // the truncated quotient is one too large when the remainder is non-zero and its sign
+  // differs from the divisor's
+  const fix = t.b.and(
+    t.not(t.b.binary("eq", r, zero)),
+    t.not(t.b.binary("eq", t.b.lt(r, zero), t.b.lt(b, zero))),
+  );
+  return { q, r, fix };
+}
+
+/** Decompositions of unary ops, used by targets that lack them. */
+const UNARY_DECOMPOSITIONS: Partial<Record<KUnaryOp, UnaryRewrite>> = {
+  // sign(x) = x > 0 ? 1 : x < 0 ? -1 : x, which keeps NaN and -0
+  sign: (t, x) =>
+    t.b.select(
+      t.b.lt(t.c(0, x), x),
+      t.c(1, x),
+      t.b.select(t.b.lt(x, t.c(0, x)), t.c(-1, x), x),
+    ),
+  // tanh with full relative accuracy near 0, where a builtin computing
+  // (e^x - e^-x) / (e^x + e^-x) cancels: Taylor to x^7 (error < x^9 / 45) for |x| < 0.125;
+  // NaN fails the comparison and takes the polynomial too
+  tanh: (t, x) => {
+    const x2 = t.binary("mul", x, x);
+    let p = t.c(-0.05396825, x);
+    for (const c of [0.13333334, -0.33333334, 1]) {
+      p = t.binary("add", t.binary("mul", x2, p), t.c(c, x));
+    }
+    const near0 = t.binary("mul", x, p);
+    return t.b.select(t.b.le(t.c(0.125, x), t.unary("abs", x)), t.b.unary("tanh", x), near0);
+  },
+};
+
+/** Decompositions of binary ops, used by targets that lack them. */
+const BINARY_DECOMPOSITIONS: Partial<Record<KBinaryOp, BinaryRewrite>> = {
+  // floor division from truncating division
+  idiv: (t, a, b) => {
+    const { q, fix } = floorDivMod(t, a, b);
+    return t.b.select(fix, t.binary("sub", q, t.b.constant(1, a.type)), q);
+  },
+  // floor remainder (takes the sign of b)
+  imod: (t, a, b) => {
+    const { r, fix } = floorDivMod(t, a, b);
+    return t.b.select(fix, t.binary("add", r, b), r);
+  },
+  // max propagating NaN: a + b is NaN when either is (integers have no NaN)
+  max: (t, a, b) =>
+    a.type === "i32" || a.type === "index"
+      ? t.b.binary("max", a, b)
+      : t.b.select(t.or(t.isNan(a), t.isNan(b)), t.binary("add", a, b), t.binary("fmax", a, b)),
+  // min propagating NaN
+  min: (t, a, b) =>
+    a.type === "i32" || a.type === "index"
+      ? t.b.binary("min", a, b)
+      : t.b.select(t.or(t.isNan(a), t.isNan(b)), t.binary("add", a, b), t.binary("fmin", a, b)),
+  // Math.pow from a pow of positive bases: x ** 0 = 1; a zero base gives 0 or Infinity (or
+  // -0 / -Infinity for -0 and an odd integer y); a negative base keeps its sign for odd
+  // integer y and gives NaN for a non-integer y, unless it is -Infinity
+  pow: (t, x, y) => {
+    const zero = t.c(0, x);
+    const magnitude = t.binary("ppow", t.unary("abs", x), y);
+    const isZero = t.b.binary("eq", x, zero);
+    const zeroPow = t.b.select(
+      t.b.lt(y, zero),
+      t.c(Infinity, x),
+      t.b.select(t.b.lt(zero, y), zero, t.c(NaN, x)),
+    );
+    const p = t.b.select(isZero, zeroPow, magnitude);
+    const negativeZero = t.b.and(isZero, t.b.lt(t.unary("recip", x), zero));
+    const negative = t.or(t.b.lt(x, zero), negativeZero);
+    const integer = t.b.binary("eq", y, t.unary("trunc", y));
+    const half = t.binary("mul", y, t.c(0.5, y));
+    const odd = t.not(t.b.binary("eq", t.unary("trunc", half), half));
+    const signed = t.b.select(odd, t.unary("neg", p), p);
+    const finite = t.b.lt(t.unary("abs", x), t.c(Infinity, x));
+    const nan = t.b.and(t.not(integer), t.b.and(finite, t.not(isZero)));
+    const ofNegative = t.b.select(nan, t.c(NaN, x), t.b.select(integer, signed, p));
+    return t.b.select(t.b.binary("eq", y, zero), t.c(1, x), t.b.select(negative, ofNegative, p));
+  },
+};
+
+/**
+ * `kernel` with every op `target` lacks rewritten into ops it has (and the universal
+ * range-based rewrites applied). Iterative over the DAG; equal results stay shared.
+ */
+export function decompose(kernel: Kernel, target: Target): Kernel {
+  const t = new TargetBuilder(kernel.builder, target);
+  const b = kernel.builder;
+  const done = new Map<Expr, Expr>();
+  for (const e of exprsInOrder([kernel.value, kernel.outIndex, ...kernel.outVars])) {
+    const srcs = e.srcs.map((s) => done.get(s)!);
+    let out: Expr;
+    if (ALU_OPS.has(e.op) && !isCombine(e)) {
+      out = srcs.length === 1
+        ? t.unary(e.op as KUnaryOp, srcs[0])
+        : t.binary(e.op as KBinaryOp, srcs[0], srcs[1]);
+    } else if (isCombine(e)) {
+      // a reduction's combine step: decomposed like any op, but never folded away
+      const op = e.op as KBinaryOp;
+      out = target.native.has(op)
+        ? b.remake(e, srcs)
+        : BINARY_DECOMPOSITIONS[op]!(t, srcs[0], srcs[1]);
+    } else {
+      out = b.remake(e, srcs);
+    }
+    done.set(e, out);
+  }
+  return {
+    ...kernel,
+    value: done.get(kernel.value)!,
+    outIndex: done.get(kernel.outIndex)!,
+  };
+}
+
+/** Whether `e` is a reduction's combine step (it reads the accumulator directly). */
+function isCombine(e: Expr): boolean {
+  return (e.op === "add" || e.op === "max") && e.srcs[0]?.op === "acc";
+}
