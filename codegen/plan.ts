@@ -48,8 +48,8 @@ export interface PlanOptions {
   readonly fusion: boolean;
   /** Whether a node is loaded as it is (a buffer or a value realized before). */
   readonly isSource: (node: Node) => boolean;
-  /** Buffers one kernel may bind on this device, output included. */
-  readonly maxBuffers: number;
+  /** The target whose limits the schedule meets (the device's, for every kernel). */
+  readonly target: Target;
   /** The target a kernel compiles for. */
   readonly targetFor: (kernel: Kernel) => Target;
 }
@@ -68,7 +68,7 @@ export function buildPlan(
   const scheduled = scheduleKernels(outputs, {
     fusion: options.fusion,
     isRealized: options.isSource,
-    maxBuffers: options.maxBuffers,
+    target: options.target,
   });
   const buffers: PlanBuffer[] = [];
   const bufferOf = new Map<Node, number>();

@@ -3,8 +3,12 @@
 // buffer that later kernels load. Each rule that materializes is a named constant below; all
 // other nodes fuse. Kernels come out in an order where every buffer is written before it is read.
 
+import * as ir from "../src/ir/node.ts";
 import { type Node, numelOf } from "../src/ir/node.ts";
-import { isMovement, isReduce, type Op } from "../src/ir/ops.ts";
+import { isMovement, isReduce, type Op, type ReduceOp } from "../src/ir/ops.ts";
+import { INT32_MIN } from "../src/ir/dtype.ts";
+import type { Target } from "./targets.ts";
+import { fitsLoopWork } from "./compile.ts";
 import { topoSort } from "../src/ir/reference.ts";
 import { ExprBuilder, type Kernel, scalarTypeOf } from "./kernel.ts";
 import { linearIndex, lowerKernelValue } from "./lower.ts";
@@ -47,12 +51,19 @@ export interface ScheduleOptions {
   /** Whether a node already has a buffer (it is loaded, never recomputed). */
   readonly isRealized: (node: Node) => boolean;
   /**
-   * Rule MAX_KERNEL_BUFFERS: a kernel binds at most this many buffers, output included (the
-   * target's limit: WebGPU's default maxStorageBuffersPerShaderStage is 8). A kernel that
-   * would read more is split by materializing the fused subexpression that reads the most of
-   * them.
+   * The target the kernels compile for; its limits are rules of the schedule:
+   * - MAX_KERNEL_BUFFERS (`maxBuffers`): a kernel binds at most this many buffers, output
+   *   included (WebGPU's default maxStorageBuffersPerShaderStage is 8). A kernel that would
+   *   read more is split by materializing the fused subexpression that reads the most of them;
+   * - LONG_REDUCTION (`maxReduceExtent`): a reduction over more elements per output than this
+   *   runs in two kernels (or more), each reducing about the square root of them: one thread
+   *   looping a million times is the slow way to reduce on any GPU, and llvmpipe stops it;
+   * - MAX_LOOP_WORK (`maxLoopWork`): a kernel whose invocations would loop more often than
+   *   this (nested reductions multiply) materializes its largest inner reduction;
+   * - MAX_KERNEL_OPS (`maxKernelOps`): a kernel computing more ops than this materializes the
+   *   largest fused part that fits (a shader compiler's time grows faster than its input).
    */
-  readonly maxBuffers: number;
+  readonly target: Target;
 }
 
 /** Cuts the graph below `outputs` into kernels. */
@@ -60,6 +71,7 @@ export function scheduleKernels(
   outputs: readonly Node[],
   options: ScheduleOptions,
 ): ScheduledKernel[] {
+  const { target } = options;
   const isSource = (n: Node) => n.op === "buffer" || n.op === "const" || options.isRealized(n);
   // never walks behind a source: a realized node's history is not this realization's work
   const order = topoSort(outputs, isSource);
@@ -75,35 +87,117 @@ export function scheduleKernels(
   } else {
     applyRecomputeBudget(order, materialized, isSource);
   }
+  // LONG_REDUCTION: each long reduction is lowered as an equal graph of shorter ones, whose
+  // intermediate stages are stored by kernels of their own
+  const splits = new Map<Node, { stages: Node[]; value: Node; }>();
+  for (const n of order) {
+    const split = isSource(n) ? null : splitLongReduction(n, target.maxReduceExtent);
+    if (split !== null) splits.set(n, split);
+  }
+  const stageNodes = new Set([...splits.values()].flatMap((s) => s.stages));
+  const substitute = (n: Node) => splits.get(n)?.value;
   for (;;) {
     const kernels: ScheduledKernel[] = [];
     let split: Node | null = null;
-    for (const node of order) {
-      if (!materialized.has(node) || node.numel === 0) continue;
-      const built = buildKernel(
-        node,
-        (n) => n.op !== "const" && (isSource(n) || (materialized.has(n) && n !== node)),
-      );
-      if (built.inputs.length + 1 > options.maxBuffers) {
-        split = pickSplit(
-          node,
-          (n) => n.op !== "const" && (isSource(n) || materialized.has(n)),
-          options.maxBuffers,
-        );
+    const loaded = (n: Node) =>
+      n.op !== "const" && (isSource(n) || materialized.has(n) || stageNodes.has(n));
+    const add = (node: Node): boolean => {
+      if (Number.isFinite(target.maxKernelOps)) {
+        split = splitBySize(node, (n) => n !== node && loaded(n), target.maxKernelOps);
+        if (split !== null) return false;
+      }
+      const built = buildKernel(node, (n) => n !== node && loaded(n), substitute);
+      if (built.inputs.length + 1 > target.maxBuffers) {
+        split = pickSplit(node, loaded, target.maxBuffers);
         if (split === null) {
           throw new Error(
             `scheduleKernels: a kernel needs ${
               built.inputs.length + 1
-            } buffers, more than the limit of ${options.maxBuffers}, and cannot be split`,
+            } buffers, more than the limit of ${target.maxBuffers}, and cannot be split`,
           );
         }
-        break;
+        return false;
+      }
+      if (Number.isFinite(target.maxLoopWork) && !fitsLoopWork(built.kernel, target)) {
+        split = largestInnerReduction(node, (n) => n !== node && loaded(n));
+        if (split !== null) return false; // else it stays: compiling it says why it cannot run
       }
       kernels.push(built);
+      return true;
+    };
+    for (const node of order) {
+      const stages = splits.get(node)?.stages ?? [];
+      if (!stages.every(add)) break;
+      if (materialized.has(node) && node.numel > 0 && !add(node)) break;
     }
     if (split === null) return kernels;
     materialized.add(split);
   }
+}
+
+/**
+ * LONG_REDUCTION: `node` as an equal graph whose reductions each cover at most `maxExtent`
+ * elements per output, and the intermediate reductions (`stages`, in order) that must be
+ * stored for it. The reduced axes are moved last and flattened, padded with the reduction's
+ * identity to a multiple of the chunk, and reduced chunk by chunk, then over the chunks.
+ */
+function splitLongReduction(
+  node: Node,
+  maxExtent: number,
+): { stages: Node[]; value: Node; } | null {
+  if (!isReduce(node.op) || node.numel === 0) return null;
+  const x = node.srcs[0];
+  const axes = node.arg as number[];
+  const extent = numelOf(axes.map((a) => x.shape[a]));
+  if (extent <= maxExtent) return null;
+  const op = node.op as ReduceOp;
+  const kept = x.shape.flatMap((_, i) => (axes.includes(i) ? [] : [i]));
+  const keptShape = kept.map((a) => x.shape[a]);
+  const chunk = Math.min(maxExtent, Math.ceil(Math.sqrt(extent)));
+  const chunks = Math.ceil(extent / chunk);
+  const identity = op === "sum" ? 0 : x.dtype === "int32" ? INT32_MIN : -Infinity;
+  const flat = ir.reshape(ir.permute(x, [...kept, ...axes]), [...keptShape, extent]);
+  const padded = ir.pad(
+    flat,
+    [...keptShape.map((): [number, number] => [0, 0]), [0, chunks * chunk - extent]],
+    identity,
+  );
+  const stage = ir.reduce(op, ir.reshape(padded, [...keptShape, chunks, chunk]), [kept.length + 1]);
+  const rest = ir.reduce(op, ir.reshape(stage, [...keptShape, chunks]), [kept.length]);
+  const inner = splitLongReduction(rest, maxExtent) ?? { stages: [], value: rest };
+  return { stages: [stage, ...inner.stages], value: ir.reshape(inner.value, node.shape) };
+}
+
+/**
+ * MAX_KERNEL_OPS: when the kernel of `root` computes more than `maxOps` ops, the fused node
+ * below it with the most ops that still fit (counted as a tree, so shared parts count twice:
+ * a cut too early is harmless); else null.
+ */
+function splitBySize(root: Node, isLoaded: (n: Node) => boolean, maxOps: number): Node | null {
+  const ops = new Map<Node, number>();
+  for (const n of topoSort([root], isLoaded)) {
+    if (isLoaded(n)) continue;
+    const own = isMovement(n.op) || n.op === "detach" || n.op === "const" ? 0 : 1;
+    ops.set(n, own + n.srcs.reduce((sum, s) => sum + (ops.get(s) ?? 0), 0));
+  }
+  if (ops.get(root)! <= maxOps) return null;
+  let best: Node | null = null;
+  for (const [n, count] of ops) {
+    if (n !== root && count <= maxOps && count > (best === null ? 0 : ops.get(best)!)) best = n;
+  }
+  return best;
+}
+
+/** MAX_LOOP_WORK: the fused reduction below `root` with the most elements, if any. */
+function largestInnerReduction(root: Node, isLoaded: (n: Node) => boolean): Node | null {
+  let best: Node | null = null;
+  let bestWork = 0;
+  for (const n of topoSort([root], isLoaded)) {
+    if (n === root || isLoaded(n) || !isReduce(n.op)) continue;
+    const work = n.srcs[0].numel;
+    if (work > bestWork) [best, bestWork] = [n, work];
+  }
+  return best;
 }
 
 /**
@@ -209,13 +303,44 @@ function pickSplit(
   return best;
 }
 
-/** Builds the kernel computing `node`, loading every node for which `isLoaded` holds. */
-export function buildKernel(node: Node, isLoaded: (n: Node) => boolean): ScheduledKernel {
+/**
+ * The fused graph below `root` with every node that has a substitute (an equal graph) replaced
+ * by it, and the nodes above rebuilt; loaded nodes end the walk.
+ */
+function substituted(
+  root: Node,
+  isLoaded: (n: Node) => boolean,
+  substitute: (n: Node) => Node | undefined,
+): Node {
+  const done = new Map<Node, Node>();
+  for (const n of topoSort([root], (m) => m !== root && isLoaded(m))) {
+    const sub = n !== root && isLoaded(n) ? n : substitute(n);
+    if (sub !== undefined) {
+      done.set(n, sub);
+      continue;
+    }
+    const srcs = n.srcs.map((s) => done.get(s)!);
+    const same = srcs.every((s, i) => s === n.srcs[i]);
+    done.set(n, same ? n : ir.Node.make(n.op, srcs, n.arg, n.shape, n.dtype));
+  }
+  return done.get(root)!;
+}
+
+/**
+ * Builds the kernel computing `node`, loading every node for which `isLoaded` holds and
+ * computing `substitute(n)` in place of a node that has one.
+ */
+export function buildKernel(
+  node: Node,
+  isLoaded: (n: Node) => boolean,
+  substitute: (n: Node) => Node | undefined = () => undefined,
+): ScheduledKernel {
+  const root = substituted(node, isLoaded, substitute);
   const builder = new ExprBuilder();
   const inputs: Node[] = [];
   const slots = new Map<Node, number>();
   const outVars = node.shape.map((d) => builder.variable("o", d));
-  const value = lowerKernelValue(node, outVars, {
+  const value = lowerKernelValue(root, outVars, {
     builder,
     isLoaded,
     slotOf(n) {
@@ -230,8 +355,8 @@ export function buildKernel(node: Node, isLoaded: (n: Node) => boolean): Schedul
   });
   const outIndex = linearIndex(builder, outVars, node.shape);
   const kernel: Kernel = {
-    name: `k_${describeOps(node, isLoaded)}`,
-    comment: describeKernel(node, inputs),
+    name: `k_${describeOps(root, isLoaded)}`,
+    comment: describeKernel(root, inputs),
     outShape: node.shape,
     outType: scalarTypeOf(node.dtype),
     outVars,

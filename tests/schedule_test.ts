@@ -5,7 +5,7 @@
 
 import { type DeviceName, kernels, setFusion, type Tensor, tensor } from "../mod.ts";
 import { RECOMPUTE_BUDGET, scheduleKernels } from "../codegen/schedule.ts";
-import { WGSL_TARGET } from "../codegen/targets.ts";
+import { JS_TARGET, WGSL_TARGET } from "../codegen/targets.ts";
 import { planCacheStats } from "../src/runtime/realize.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
@@ -204,7 +204,7 @@ Deno.test("scheduleKernels writes every buffer before reading it", () => {
   const scheduled = scheduleKernels([y.node], {
     fusion: true,
     isRealized: () => false,
-    maxBuffers: Infinity,
+    target: JS_TARGET,
   });
   const written = new Set<unknown>();
   for (const s of scheduled) {

@@ -74,6 +74,13 @@ export class Node {
 
   /** The node for (op, srcs, arg, shape, dtype): an existing equal node or a new one. */
   static make(op: Op, srcs: readonly Node[], arg: unknown, shape: Shape, dtype: DType): Node {
+    const size = numelOf(shape);
+    if (!Number.isSafeInteger(size) || !shape.every(Number.isSafeInteger)) {
+      throw new RangeError(
+        `${op}: the result of shape [${shape.join(", ")}] would have ${size} elements, ` +
+          `beyond 2^53 - 1, the largest count JavaScript numbers hold exactly`,
+      );
+    }
     const key = `${op}|${dtype}|${shape.join(",")}|${argKey(arg)}|${
       srcs.map((s) => s.id).join(",")
     }`;

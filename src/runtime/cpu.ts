@@ -27,7 +27,7 @@ const POOL_LIMIT_BYTES = 512 * 1024 * 1024;
 
 class CpuBackend implements Backend {
   readonly name = "cpu" as const;
-  readonly maxBuffers = JS_TARGET.maxBuffers;
+  readonly limits = JS_TARGET;
   private compiledCount_ = 0;
   private readonly pool = new Map<string, CpuBuffer[]>();
   private pooledBytes = 0;

@@ -32,8 +32,8 @@ export interface Launch {
 /** A backend: storage, the targets kernels compile for, and execution. */
 export interface Backend {
   readonly name: DeviceName;
-  /** Buffers one kernel may bind, output included. */
-  readonly maxBuffers: number;
+  /** The target whose limits every kernel of this device meets (its most constrained one). */
+  readonly limits: Target;
   /** The target `kernel` compiles for on this device. */
   targetFor(kernel: Kernel): Target;
   /** A buffer of `length` elements (contents unspecified), from the pool when possible. */

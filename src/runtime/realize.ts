@@ -144,7 +144,7 @@ function planFor(outputs: readonly Node[], backend: Backend): { plan: Plan; orde
     plan = buildPlan(outputs, order, {
       fusion: fusionEnabled,
       isSource: sourceTest(backend.name),
-      maxBuffers: backend.maxBuffers,
+      target: backend.limits,
       targetFor: (kernel) => backend.targetFor(kernel),
     });
     plans.set(key, plan);

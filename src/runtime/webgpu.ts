@@ -100,7 +100,7 @@ const describe = (b: DeviceBuffer) => `${b.dtype}[${b.length}]`;
 /** The webgpu backend. Use {@link webgpuBackend} for the process-wide instance. */
 export class WebGpuBackend implements Backend {
   readonly name = "webgpu" as const;
-  readonly maxBuffers = WGSL_TARGET.maxBuffers;
+  readonly limits = WGSL_TARGET;
   readonly #gpu: () => GPU | undefined;
   #device: GPUDevice | null = null;
   #acquiring: Promise<GPUDevice> | null = null;
