@@ -200,6 +200,22 @@ const UNARY_DECOMPOSITIONS: Partial<Record<KUnaryOp, UnaryRewrite>> = {
   },
 };
 
+/**
+ * Math.max / Math.min from a max and min that may return either operand for NaN and for two
+ * zeros: NaN if either is (a + b is then NaN); for two zeros the one of the right sign (a is
+ * -0 when 1 / a < 0); else the native op.
+ */
+function floatExtremum(t: TargetBuilder, op: "max" | "min", a: Expr, b: Expr): Expr {
+  if (a.type === "i32" || a.type === "index") return t.b.binary(op, a, b);
+  const zero = t.c(0, a);
+  const nan = t.or(t.isNan(a), t.isNan(b));
+  const zeros = t.b.and(t.b.binary("eq", a, zero), t.b.binary("eq", b, zero));
+  const aNegative = t.b.lt(t.unary("recip", a), zero);
+  const ofZeros = op === "max" ? t.b.select(aNegative, b, a) : t.b.select(aNegative, a, b);
+  const native = t.binary(op === "max" ? "fmax" : "fmin", a, b);
+  return t.b.select(nan, t.binary("add", a, b), t.b.select(zeros, ofZeros, native));
+}
+
 /** Decompositions of binary ops, used by targets that lack them. */
 const BINARY_DECOMPOSITIONS: Partial<Record<KBinaryOp, BinaryRewrite>> = {
   // floor division from truncating division
@@ -212,19 +228,14 @@ const BINARY_DECOMPOSITIONS: Partial<Record<KBinaryOp, BinaryRewrite>> = {
     const { r, fix } = floorDivMod(t, a, b);
     return t.b.select(fix, t.binary("add", r, b), r);
   },
-  // max propagating NaN: a + b is NaN when either is (integers have no NaN)
-  max: (t, a, b) =>
-    a.type === "i32" || a.type === "index"
-      ? t.b.binary("max", a, b)
-      : t.b.select(t.or(t.isNan(a), t.isNan(b)), t.binary("add", a, b), t.binary("fmax", a, b)),
-  // min propagating NaN
-  min: (t, a, b) =>
-    a.type === "i32" || a.type === "index"
-      ? t.b.binary("min", a, b)
-      : t.b.select(t.or(t.isNan(a), t.isNan(b)), t.binary("add", a, b), t.binary("fmin", a, b)),
-  // Math.pow from a pow of positive bases: x ** 0 = 1; a zero base gives 0 or Infinity (or
-  // -0 / -Infinity for -0 and an odd integer y); a negative base keeps its sign for odd
-  // integer y and gives NaN for a non-integer y, unless it is -Infinity
+  // Math.max: NaN propagates and 0 is above -0 (integers have neither: their max stays)
+  max: (t, a, b) => floatExtremum(t, "max", a, b),
+  // Math.min: NaN propagates and -0 is below 0
+  min: (t, a, b) => floatExtremum(t, "min", a, b),
+  // Math.pow from a pow of positive bases: x ** 0 = 1 (even for NaN); otherwise a NaN operand
+  // gives NaN; a zero base gives 0 or Infinity (or -0 / -Infinity for -0 and an odd integer
+  // y); a negative base keeps its sign for odd integer y and gives NaN for a non-integer y,
+  // unless it is -Infinity
   pow: (t, x, y) => {
     const zero = t.c(0, x);
     const magnitude = t.binary("ppow", t.unary("abs", x), y);
@@ -244,7 +255,13 @@ const BINARY_DECOMPOSITIONS: Partial<Record<KBinaryOp, BinaryRewrite>> = {
     const finite = t.b.lt(t.unary("abs", x), t.c(Infinity, x));
     const nan = t.b.and(t.not(integer), t.b.and(finite, t.not(isZero)));
     const ofNegative = t.b.select(nan, t.c(NaN, x), t.b.select(integer, signed, p));
-    return t.b.select(t.b.binary("eq", y, zero), t.c(1, x), t.b.select(negative, ofNegative, p));
+    // a NaN operand gives NaN (x + y) whatever the native pow does with it (llvmpipe: 0)
+    const ofNumbers = t.b.select(
+      t.or(t.isNan(x), t.isNan(y)),
+      t.binary("add", x, y),
+      t.b.select(negative, ofNegative, p),
+    );
+    return t.b.select(t.b.binary("eq", y, zero), t.c(1, x), ofNumbers);
   },
 };
 

@@ -62,7 +62,9 @@ const VJP: Record<string, Vjp> = {
   add: (g) => [g, g],
   sub: (g) => [g, neg(g)],
   mul: (g, n) => [mul(g, n.srcs[1]), mul(g, n.srcs[0])],
-  div: (g, n) => [div(g, n.srcs[1]), neg(div(mul(g, n), n.srcs[1]))], // d(a/b)/db = -(a/b)/b
+  // d(a/b)/da = 1/b; d(a/b)/db = -(a/b)/b, as -(g/b) * (a/b): g/b first keeps the
+  // intermediate in range where g * (a/b) would overflow (and shares g/b with da)
+  div: (g, n) => [div(g, n.srcs[1]), neg(mul(div(g, n.srcs[1]), n))],
   pow: (g, n) => {
     const [a, b] = n.srcs;
     const da = mul(g, mul(b, ir.binary("pow", a, sub(b, c(1, n))))); // b a^(b-1)

@@ -2,7 +2,16 @@
 // broadcasting, movement ops, unfoldDim with step 1 and > 1, accumulation, zeroGrad, detach,
 // noGrad, the functional grad() and every bad input.
 
-import { grad, gradcheck, manualSeed, noGrad, randn, type Tensor, tensor } from "../mod.ts";
+import {
+  grad,
+  gradcheck,
+  manualSeed,
+  noGrad,
+  randn,
+  setFusion,
+  type Tensor,
+  tensor,
+} from "../mod.ts";
 import { assert, assertEquals, assertStrictEquals, assertThrows } from "./assert.ts";
 import { assertClose, webgpuAvailable } from "./helpers.ts";
 
@@ -252,4 +261,24 @@ Deno.test({
       'gradcheck: input 0 must be on the cpu device, got "webgpu"',
     );
   },
+});
+
+Deno.test("backward of a division keeps float32 intermediates in range", async () => {
+  // d(a/b)/db = -g * a / b^2 = -1e33 fits float32, but g * (a/b) = 1e39 does not: the rule
+  // divides g by b first. Fused cpu kernels compute in float64 anyway, so the check runs
+  // unfused (every intermediate stored as float32) and on webgpu (float32 throughout).
+  const devices: ("cpu" | "webgpu")[] = webgpuAvailable ? ["cpu", "webgpu"] : ["cpu"];
+  for (const device of devices) {
+    const a = tensor([1e20, -3e19], { device });
+    const b = tensor([1e6, 2e6], { device, requiresGrad: true });
+    const g = tensor([1e25, 4e24], { device });
+    a.div(b).backward(g);
+    setFusion(false);
+    try {
+      const got = await b.grad!.data();
+      assertClose(got, [-1e33, 3e19 * 4e24 / 4e12], { rtol: 1e-5, msg: device });
+    } finally {
+      setFusion(true);
+    }
+  }
 });

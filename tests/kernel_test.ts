@@ -4,10 +4,19 @@
 // bound clipping. Each rule is checked on the builder directly and, where it shows, in the
 // source of a real kernel whose values are checked against the reference.
 
-import { kernels, type Tensor, tensor } from "../mod.ts";
+import { kernels, nn, type Tensor, tensor } from "../mod.ts";
+import { printJs } from "../codegen/js.ts";
+import { linearize } from "../codegen/linearize.ts";
+import { decompose, JS_TARGET } from "../codegen/targets.ts";
 import { type Expr, ExprBuilder, exprsInOrder, reduceBody } from "../codegen/kernel.ts";
-import { assert, assertEquals, assertStrictEquals, assertStringIncludes } from "./assert.ts";
-import { assertClose, plannedKernelIR, reference } from "./helpers.ts";
+import {
+  assert,
+  assertEquals,
+  assertStrictEquals,
+  assertStringIncludes,
+  assertThrows,
+} from "./assert.ts";
+import { assertClose, handKernel, plannedKernelIR, reference } from "./helpers.ts";
 
 /** Every op in an expression DAG (reduce bodies included). */
 function opsOf(e: Expr): Set<string> {
@@ -224,4 +233,59 @@ Deno.test("canonical index: terms ordered outer loop first so partial sums hoist
   // loads go through the same canonical form
   const load = b.load(0, b.add(o1, b.mul(o0, b.int(5))), "f32");
   assertStrictEquals(load.srcs[0], idx);
+});
+
+Deno.test("index arithmetic is exact past 2^31: no int32 wrap, truncation by Math.trunc", () => {
+  const b = new ExprBuilder();
+  const v = b.variable("o", 2 ** 33); // an index past int32
+  const i = b.add(b.mul(v, b.int(3)), b.int(1));
+  assertEquals([i.min, i.max], [1, 3 * (2 ** 33 - 1) + 1]);
+  const half = b.binary("idiv", i, b.int(2));
+  const kernel = handKernel(b, {
+    name: "k_wide",
+    outShape: [2 ** 33],
+    outType: "f32",
+    outVars: [v],
+    value: b.cast(half, "f32"),
+    outIndex: v,
+    inputs: [],
+  });
+  const src = printJs(linearize(decompose(kernel, JS_TARGET), "loops"));
+  assert(!src.includes("| 0"), src);
+  assertStringIncludes(src, "Math.trunc(");
+  // int32 data still wraps
+  const d = b.add(b.load(0, v, "i32"), b.constant(1, "i32"));
+  assertEquals([d.min, d.max], [-2147483648, 2147483647]);
+  assertEquals(b.constant(2 ** 31, "i32").value, -(2 ** 31));
+  // past 2^53 an index is refused, never rounded
+  assertThrows(() => b.mul(b.variable("o", 2 ** 40), b.int(2 ** 20)), RangeError, "2^53");
+});
+
+Deno.test("a reduction over a broadcast axis is not looped: max is the value, sum a product", async () => {
+  const y = tensor([1.5, -2]).reshape(2, 1).expand(2, 3000).sum(1);
+  const src = kernels(y)[0].source;
+  assert(!src.includes("for (let r"), src);
+  assertEquals(Array.from(await y.data()), [4500, -6000]);
+  const huge = tensor([1, 7, 3]).expand(2 ** 31 + 5, 3);
+  assertEquals(await huge.max().item(), 7);
+  assertEquals(await huge.sum().item(), Math.fround(11 * (2 ** 31 + 5)));
+  assertEquals(await tensor([0.75]).expand(2 ** 32 + 3).mean().item(), 0.75);
+  // an empty broadcast sums to 0 even when the value is infinite (no Infinity * 0)
+  assertEquals(await tensor([Infinity]).expand(0).sum().item(), 0);
+  // the same on int32: the product wraps as the sum would
+  const ints = tensor([3], { dtype: "int32" }).expand(2 ** 31).sum();
+  assertEquals(await ints.item(), Math.imul(3, 2 ** 31));
+});
+
+Deno.test("LocalResponseNorm with a window of 2^31 channels: clipped loop, exact indices", async () => {
+  const x = tensor([[1, 2, 3], [0.5, -1, 4]]);
+  const y = await nn.functional.localResponseNorm(x, 2 ** 31, 1, 0.75, 1).data();
+  // every window covers all channels: y = x / (1 + sum x^2) ^ 0.75 per row
+  const expected = [[1, 2, 3], [0.5, -1, 4]].flatMap((row) => {
+    const s = row.reduce((acc, v) => acc + v * v, 0);
+    return row.map((v) => v / (1 + s) ** 0.75);
+  });
+  assertClose(y, expected, { rtol: 1e-6 });
+  // 2^53 channels would need a padded axis past exact integers: a clear error naming the op
+  assertThrows(() => nn.functional.localResponseNorm(x, 2 ** 53, 1, 0.75, 1), RangeError, "pad");
 });

@@ -5,12 +5,18 @@
 // the float64 reference evaluator. Values stay in safe ranges (log and sqrt of |x| + 1,
 // division by |x| + 1) so the tolerance means something.
 //
+// Graphs also hold realized intermediates (a value computed by an earlier realization, then
+// used again) and constants, some of them realized, like the zero gradients of grad(): the
+// plan cache must key everything lowering bakes in (a constant's value) and nothing else.
+//
 // The test runs once per device of the device table (`testDevices`: cpu always, webgpu when
 // there is an adapter). Every graph is float32, so every graph runs on both. On webgpu the same
-// seed builds the same graph on webgpu tensors from the same data; the reference is evaluated
-// on a cpu copy of the graph (the reference evaluator reads cpu buffers only).
+// seed builds the same graph on webgpu tensors from the same data, in the same process as its
+// cpu copy (equal constants are one hash-consed node on both devices); the reference is
+// evaluated on the cpu copy (the reference evaluator reads cpu buffers only).
 
-import { type DeviceName, setFusion, type Tensor, tensor } from "../mod.ts";
+import { type DeviceName, setFusion, Tensor, tensor } from "../mod.ts";
+import * as ir from "../src/ir/node.ts";
 import { assertClose, reference, testDevices } from "./helpers.ts";
 import { assertEquals } from "./assert.ts";
 
@@ -36,12 +42,21 @@ const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
  * Builds one random graph on `device`; the same seed always builds the same graph on fresh
  * inputs holding the same data, whatever the device.
  */
-function build(seed: number, device: DeviceName = "cpu"): { out: Tensor; ops: string[]; } {
+async function build(
+  seed: number,
+  device: DeviceName = "cpu",
+): Promise<{ out: Tensor; ops: string[]; }> {
   const r = rng(seed);
   const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1)); // inclusive
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
   const leaf = (shape: number[]) =>
     tensor(Array.from({ length: numel(shape) }, () => r() * 4 - 2), { shape, device });
+  // a constant node (as grad() returns for an input a function ignores), realized or not
+  const constant = async (shape: number[], value: number, realized: boolean) => {
+    const c = new Tensor(ir.constant(value, shape, "float32"), device, false, true);
+    if (realized) await c.realize();
+    return c;
+  };
   const ops: string[] = [];
 
   const rank = int(1, 3);
@@ -89,10 +104,19 @@ function build(seed: number, device: DeviceName = "cpu"): { out: Tensor; ops: st
     } else if (kind < 0.42) {
       const [name, f] = pick(binary);
       const otherShape = broadcastable(shape);
-      // half the time the other operand is the value itself through another op (a diamond)
-      const other = r() < 0.5 ? leaf(otherShape) : x.tanh();
+      // the other operand: a fresh leaf, the value itself through another op (a diamond), or a
+      // constant (realized half the time)
+      const kindOfOther = r();
+      const value = pick([0, 1, -1.5, 3]);
+      const realized = r() < 0.5;
+      const other = kindOfOther < 0.4
+        ? leaf(otherShape)
+        : kindOfOther < 0.8
+        ? x.tanh()
+        : await constant(otherShape, value, realized);
       const swap = r() < 0.5;
-      ops.push(`${name}[${other.shape}]${swap ? " swapped" : ""}`);
+      const what = kindOfOther < 0.8 ? "" : ` const ${value}${realized ? " realized" : ""}`;
+      ops.push(`${name}[${other.shape}]${what}${swap ? " swapped" : ""}`);
       x = swap ? f(other.expand(...broadcastShape(other.shape, shape)), x) : f(x, other);
     } else if (kind < 0.55 && x.ndim > 0) {
       const axes = shape.map((_, i) => i).filter(() => r() < 0.5);
@@ -162,6 +186,11 @@ function build(seed: number, device: DeviceName = "cpu"): { out: Tensor; ops: st
       ops.push("sum(0)");
       x = x.sum(0);
     }
+    if (r() < 0.1) {
+      // a realized intermediate: later kernels load it instead of computing it
+      ops.push("realize");
+      await x.realize();
+    }
     if (x.ndim > 4) {
       ops.push("flatten");
       x = x.flatten();
@@ -195,10 +224,10 @@ for (const device of testDevices) {
   Deno.test(`${CASES} random graphs on ${device}: fused == unfused == reference`, async () => {
     let elements = 0;
     for (let seed = 1; seed <= CASES; seed++) {
-      const fused = build(seed, device);
-      const unfused = build(seed, device);
+      const fused = await build(seed, device);
+      const unfused = await build(seed, device);
       // the reference reads cpu buffers: on webgpu it runs on a cpu copy of the same graph
-      const onCpu = device === "cpu" ? fused : build(seed, "cpu");
+      const onCpu = device === "cpu" ? fused : await build(seed, "cpu");
       assertEquals(fused.ops, unfused.ops);
       assertEquals(fused.ops, onCpu.ops);
       assertEquals(fused.out.shape, unfused.out.shape);

@@ -1,7 +1,9 @@
 // realize(): nodes computed once however they are asked for (together, twice at the same time,
-// or after a part was realized), and copies between devices waited for.
+// or after a part was realized), copies between devices waited for, and realized values kept
+// per device with constants always inlined (their values are part of the plan key).
 
-import { kernels, randn, realize, tensor, webgpu } from "../mod.ts";
+import { grad, kernels, randn, realize, Tensor, tensor, webgpu } from "../mod.ts";
+import * as ir from "../src/ir/node.ts";
 import { assertEquals, assertThrows } from "./assert.ts";
 import { assertClose, reference, webgpuAvailable } from "./helpers.ts";
 
@@ -56,5 +58,49 @@ Deno.test({
     assertThrows(() => back.add(1).dataSync(), Error, "dataSync");
     assertEquals(Array.from(await back.add(1).data()), [3, 5, 7]);
     assertEquals(Array.from(back.dataSync()), [2, 4, 6], "ready once the copy arrived");
+  },
+});
+
+Deno.test("realize: a realized constant keeps its value in the plan key (no stale plan)", async () => {
+  // two gradients that are constants (0 and 1), each realized, then used the same way: the
+  // graphs have one structure but for the constant's value, which lowering inlines
+  const x = tensor(-3, { requiresGrad: true });
+  const [none] = grad(() => tensor(11))(x); // d(11)/dx = 0
+  await none.data();
+  x.backward(); // dx/dx = 1
+  await x.grad!.data();
+  const y = tensor(2.5);
+  assertEquals(await none.add(y).item(), 2.5);
+  assertEquals(await x.grad!.add(y).item(), 3.5);
+  assertEquals(await x.grad!.mul(y).item(), 2.5);
+  assertEquals(await none.mul(y).item(), 0);
+  // the family: constants of every value and shape, realized or not, in one structure
+  for (const value of [-2, 0.5, 7, 1e9]) {
+    const c = new Tensor(ir.constant(value, [3], "float32"), "cpu", false, true);
+    if (value > 0) await c.realize();
+    const z = tensor([1, 2, 3]).mul(c).add(c);
+    assertEquals(Array.from(await z.data()), [1, 2, 3].map((v) => Math.fround(v * value + value)));
+  }
+});
+
+Deno.test({
+  name: "realize: a constant realized on one device is computed again on the other",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    const [onCpu] = grad(() => tensor(4))(tensor([3, 5, 8], { requiresGrad: true }));
+    await onCpu.data();
+    const [onGpu] = grad(() => tensor(4, { device: "webgpu" }))(
+      tensor([3, 5, 8], { device: "webgpu", requiresGrad: true }),
+    );
+    assertEquals(Array.from(await onGpu.data()), [0, 0, 0]);
+    assertEquals(Array.from(await onGpu.add(2).data()), [2, 2, 2]);
+    // a computed value of constants only, realized on webgpu first, then on cpu
+    const shared = (device: "cpu" | "webgpu") =>
+      new Tensor(ir.constant(1.5, [2], "float32"), device, false, true).exp().mul(2);
+    const gpuValue = await shared("webgpu").data();
+    const cpuValue = await shared("cpu").data();
+    assertClose(gpuValue, [2 * Math.exp(1.5), 2 * Math.exp(1.5)], { rtol: 1e-6 });
+    assertClose(cpuValue, gpuValue, { rtol: 1e-6 });
+    assertEquals(shared("cpu").dataSync().length, 2);
   },
 });

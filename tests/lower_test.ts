@@ -1,0 +1,52 @@
+// Lowering (codegen/lower.ts) and every other walk of the compiler are iterative: graphs far
+// deeper than the JavaScript call stack realize and differentiate, on cpu and (with the
+// schedule's MAX_KERNEL_OPS keeping each shader small) on webgpu.
+
+import { kernels, tensor } from "../mod.ts";
+import { assertEquals } from "./assert.ts";
+import { webgpuAvailable } from "./helpers.ts";
+
+Deno.test("lower: a 100,000-op chain realizes and differentiates on cpu", async () => {
+  const x = tensor([0.5, -2], { requiresGrad: true });
+  let t = x;
+  for (let i = 0; i < 50_000; i++) t = t.add(0.25).mul(1); // mul by 1 folds; add does not
+  assertEquals(kernels(t).length, 1, "one fused kernel");
+  assertEquals(Array.from(await t.data()), [0.5 + 12_500, -2 + 12_500]);
+  t.mul(tensor([3, -4])).sum().backward();
+  assertEquals(Array.from(await x.grad!.data()), [3, -4]);
+});
+
+Deno.test("lower: 1000 rounds of transpose and two reshapes index the right elements", async () => {
+  let u = tensor([[10, 20, 30], [40, 50, 60]]);
+  for (let i = 0; i < 1000; i++) u = u.transpose().reshape(6).reshape(u.shape[1], u.shape[0]);
+  // each round maps m to transpose(m) read in row-major order: 1000 rounds are the identity
+  // on the values' positions only if the period divides 1000; compute it by hand
+  let expected = [10, 20, 30, 40, 50, 60];
+  let rows = 2;
+  let cols = 3;
+  for (let i = 0; i < 1000; i++) {
+    const transposed: number[] = [];
+    for (let c = 0; c < cols; c++) {
+      for (let r = 0; r < rows; r++) transposed.push(expected[r * cols + c]);
+    }
+    expected = transposed;
+    [rows, cols] = [cols, rows];
+  }
+  assertEquals(u.shape, [rows, cols]);
+  assertEquals(Array.from(await u.data()), expected);
+});
+
+Deno.test({
+  name: "lower: a 3000-op chain on webgpu becomes kernels of at most MAX_KERNEL_OPS ops",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    const x = tensor([1, 2, 3], { device: "webgpu", requiresGrad: true });
+    let t = x;
+    for (let i = 0; i < 3000; i++) t = t.add(1);
+    const ks = kernels(t);
+    assertEquals(ks.length, 3, ks.map((k) => k.name).join());
+    assertEquals(Array.from(await t.data()), [3001, 3002, 3003]);
+    t.sum().backward();
+    assertEquals(Array.from(await x.grad!.data()), [1, 1, 1]);
+  },
+});
