@@ -15,8 +15,7 @@ Deno.test("padded window sum: clipped loop bounds are hoisted out of the innermo
   assertEquals(ks.length, 1);
   assertEquals(ks[0].target, "js");
   // the window's validity test became the loop bounds [max(0, 2 - o1), min(5, 10 - o1)),
-  // computed once per output element; the innermost loop only adds and loads. (No value is
-  // named idx8: type names of the target languages are skipped, see printer.ts.)
+  // computed once per output element; the innermost loop only adds and loads.
   assertEquals(
     ks[0].source,
     `// lucid kernel: out float32[2,8] from in0: float32[2,8]

@@ -1,7 +1,9 @@
 // The op vocabulary of the IR, in one place. Every op here has a shape rule (node.ts), a
-// reference evaluation (reference.ts), a lowering to kernel expressions (codegen/lower.ts) and a
-// vjp rule (autodiff.ts). The split into sources / elementwise / reduce / movement follows
-// tinygrad's UOps: only elementwise and reduce ops compute, movement ops are index functions.
+// reference evaluation (reference.ts) and a lowering to kernel expressions (codegen/lower.ts);
+// every user-facing op also has a vjp rule (autodiff.ts). `unfoldTranspose` is internal: it
+// exists only as the gradient of unfoldDim, and its own vjp (a second derivative) throws. The
+// split into sources / elementwise / reduce / movement follows tinygrad's UOps: only
+// elementwise and reduce ops compute, movement ops are index functions.
 
 /** Elementwise ops of one operand. `float` ones promote int32 input to float32. */
 export const UNARY_OPS = {

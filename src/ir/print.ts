@@ -14,7 +14,7 @@ function describeArg(node: Node): string {
 
 /**
  * The graph below `roots` as text, one node per line:
- * `%3 = sum(%2) axes=[4] : float32[2,8,3,3,1]`.
+ * `%3 = sum(%2) [4] : float32[2,8,3,3,1]`.
  */
 export function printGraph(roots: readonly Node[]): string {
   const order = topoSort(roots);

@@ -1,5 +1,5 @@
-// LocalResponseNorm with Lucid's semantics (DESIGN.md section 6): across channels (axis 1) of
-// an (N, C, *) input, y = x / (k + alpha * S) ^ beta where S sums x^2 over the window
+// LocalResponseNorm with Lucid's semantics (README, "LocalResponseNorm semantics"): across
+// channels (axis 1) of an (N, C, *) input, y = x / (k + alpha * S) ^ beta where S sums x^2 over the window
 // [c - floor((size-1)/2), c + floor(size/2)] clipped to the channels. alpha is NOT divided by
 // size (unlike PyTorch and ONNX); even sizes put the extra channel after c.
 //
