@@ -1,7 +1,7 @@
 // LocalResponseNorm with Lucid's semantics (README, "LocalResponseNorm semantics"): across
-// channels (axis 1) of an (N, C, *) input, y = x / (k + alpha * S) ^ beta where S sums x^2 over the window
-// [c - floor((size-1)/2), c + floor(size/2)] clipped to the channels. alpha is NOT divided by
-// size (unlike PyTorch and ONNX); even sizes put the extra channel after c.
+// channels (axis 1) of an (N, C, *) input, y = x / (k + alpha * S) ^ beta where S sums x^2
+// over the window [c - floor((size-1)/2), c + floor(size/2)] clipped to the channels. alpha
+// is NOT divided by size (unlike PyTorch and ONNX); even sizes put the extra channel after c.
 //
 // It is written with ordinary tensor ops, pad -> unfoldDim -> square -> sum -> affine -> pow ->
 // div, and nothing LRN-specific exists below this file: the compiler fuses it into one kernel,
