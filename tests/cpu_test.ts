@@ -1,5 +1,5 @@
-// The cpu device: pooled storage under fresh handles, intermediates returned to the pool,
-// dispose and `using`, and what happens to a disposed input.
+// The cpu device: storage reused under fresh handles, intermediates returned to the memory,
+// dispose and `using`, and what happens to a disposed input or a released buffer.
 
 import { kernels, randn, tensor } from "../mod.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
@@ -12,13 +12,16 @@ import {
 } from "./assert.ts";
 import { assertClose, reference } from "./helpers.ts";
 
-Deno.test("cpu: released storage comes back under a new handle", () => {
+Deno.test("cpu: released storage comes back under a new handle; the old one reads no more", () => {
   const a = cpuBackend.allocate("float32", 1234);
-  const storage = a.data;
+  cpuBackend.view(a).fill(7);
   cpuBackend.release(a);
   const b = cpuBackend.allocate("float32", 1234);
   assertNotStrictEquals(b, a, "handles are never reused");
-  assertStrictEquals(b.data, storage, "storage is");
+  assertStrictEquals(b.block.offset, a.block.offset, "storage is");
+  cpuBackend.view(b).fill(8);
+  assertThrows(() => cpuBackend.readSync(a), Error, "released");
+  assertEquals(cpuBackend.readSync(b)[1233], 8);
   cpuBackend.release(b);
 });
 

@@ -1,0 +1,191 @@
+// The cpu device's memory: one growable WebAssembly.Memory holding every cpu tensor, so
+// JavaScript kernels, WebAssembly kernels and their worker threads all read tensors in place.
+// The allocator hands out 64-byte aligned blocks (SIMD loads and cache lines) from free ranges
+// that coalesce with their neighbours, so a program whose shapes change over time reuses its
+// memory instead of growing it forever; a block of the exact size asked for, the common case in
+// a loop, is found without a search. A memory can grow but never shrink: freed blocks stay
+// with the allocator ("pooled") for the next tensors. wasm32 caps a memory at 4 GiB.
+// Ideas from jax-js's WasmAllocator (size classes on a bump pointer) and from classic
+// first-fit allocators with boundary coalescing.
+
+/** Bytes per WebAssembly page. */
+const PAGE = 65536;
+/** Block alignment and granularity. */
+const ALIGN = 64;
+/** The most a wasm32 memory can hold. */
+export const MAX_MEMORY_BYTES = 2 ** 32;
+
+/** Whether shared memory (and so worker threads) is available in this JavaScript runtime. */
+export function sharedMemoryAvailable(): boolean {
+  return typeof SharedArrayBuffer === "function" &&
+    (globalThis as { crossOriginIsolated?: boolean; }).crossOriginIsolated !== false;
+}
+
+/** A new memory: shared (so workers can use it) where the runtime allows, else plain. */
+function newMemory(): WebAssembly.Memory {
+  if (sharedMemoryAvailable()) {
+    // a shared memory needs a maximum, reserved up front: try 4 GiB, then less
+    for (const maximum of [65536, 32768, 16384]) {
+      try {
+        return new WebAssembly.Memory({ initial: 16, maximum, shared: true });
+      } catch {
+        // this runtime could not reserve that much address space
+      }
+    }
+  }
+  return new WebAssembly.Memory({ initial: 16 });
+}
+
+/** One allocated block. */
+export interface Block {
+  /** Byte offset in the memory (a multiple of 64; 0 for empty blocks). */
+  readonly offset: number;
+  /** Bytes reserved (the size asked for, rounded up to 64). */
+  readonly size: number;
+}
+
+/** The cpu memory and its allocator. */
+export class HeapMemory {
+  /** The memory every cpu tensor lives in. */
+  readonly memory: WebAssembly.Memory;
+  /** End of the highest block ever handed out; memory above it is untouched. */
+  #top = ALIGN; // offset 0 is kept for empty blocks
+  /** Free blocks below the top: offset -> size, and the offsets sorted, for coalescing. */
+  #freeSize = new Map<number, number>();
+  #freeOffsets: number[] = [];
+  /** Free blocks by size, for exact reuse. */
+  #bySize = new Map<number, Set<number>>();
+  #inUse = 0;
+
+  /** A memory holding nothing yet (`memory` for tests: a given one). */
+  constructor(memory: WebAssembly.Memory = newMemory()) {
+    this.memory = memory;
+  }
+
+  /** Bytes in blocks handed out and not released. */
+  get bytesInUse(): number {
+    return this.#inUse;
+  }
+
+  /** Bytes free below the top, kept for reuse. */
+  get bytesPooled(): number {
+    return this.#top - ALIGN - this.#inUse;
+  }
+
+  /** Bytes the memory holds (grown so far). */
+  get bytesReserved(): number {
+    return this.memory.buffer.byteLength;
+  }
+
+  /** A block of at least `bytes` bytes. Throws a RangeError past the 4 GiB of wasm32. */
+  allocate(bytes: number): Block {
+    if (bytes === 0) return { offset: 0, size: 0 };
+    const size = Math.ceil(bytes / ALIGN) * ALIGN;
+    const offset = this.#takeFree(size) ?? this.#takeTop(size);
+    this.#inUse += size;
+    return { offset, size };
+  }
+
+  /** Returns a block; its bytes may be handed out again at once. */
+  release(block: Block): void {
+    if (block.size === 0) return;
+    this.#inUse -= block.size;
+    let { offset, size } = block;
+    // coalesce with the free neighbours on both sides
+    const i = lowerBound(this.#freeOffsets, offset);
+    const before = this.#freeOffsets[i - 1];
+    if (before !== undefined && before + this.#freeSize.get(before)! === offset) {
+      size += this.#freeSize.get(before)!;
+      offset = before;
+      this.#removeFree(before);
+    }
+    const after = offset + size;
+    if (this.#freeSize.has(after)) {
+      size += this.#freeSize.get(after)!;
+      this.#removeFree(after);
+    }
+    if (offset + size === this.#top) this.#top = offset; // the top comes down instead
+    else this.#addFree(offset, size);
+  }
+
+  /** A free block of exactly `size`, else the smallest larger one, split; null if none. */
+  #takeFree(size: number): number | null {
+    const exact = this.#bySize.get(size);
+    if (exact !== undefined && exact.size > 0) {
+      const offset = exact.values().next().value!;
+      this.#removeFree(offset);
+      return offset;
+    }
+    let best = -1;
+    let bestSize = Infinity;
+    for (const [free, set] of this.#bySize) {
+      if (free > size && free < bestSize && set.size > 0) [best, bestSize] = [free, free];
+    }
+    if (best < 0) return null;
+    const offset = this.#bySize.get(best)!.values().next().value!;
+    this.#removeFree(offset);
+    this.#addFree(offset + size, bestSize - size);
+    return offset;
+  }
+
+  /** A block at the top, growing the memory as needed. */
+  #takeTop(size: number): number {
+    const offset = this.#top;
+    const end = offset + size;
+    if (end > MAX_MEMORY_BYTES) {
+      throw new RangeError(
+        `cpu: out of memory: the tensors need ${end} bytes together, above the 4 GiB one ` +
+          `WebAssembly memory holds (dispose tensors no longer needed)`,
+      );
+    }
+    const have = this.memory.buffer.byteLength;
+    if (end > have) {
+      // grow by at least a quarter of the memory, so a growing program grows rarely
+      const pages = Math.max(Math.ceil((end - have) / PAGE), Math.ceil(have / PAGE / 4));
+      const cap = MAX_MEMORY_BYTES / PAGE - have / PAGE;
+      try {
+        this.memory.grow(Math.min(pages, cap));
+      } catch {
+        try {
+          this.memory.grow(Math.ceil((end - have) / PAGE));
+        } catch (e) {
+          throw new RangeError(
+            `cpu: out of memory: could not grow the tensor memory from ${have} to ${end} ` +
+              `bytes (${e instanceof Error ? e.message : e})`,
+          );
+        }
+      }
+    }
+    this.#top = end;
+    return offset;
+  }
+
+  #addFree(offset: number, size: number): void {
+    this.#freeSize.set(offset, size);
+    this.#freeOffsets.splice(lowerBound(this.#freeOffsets, offset), 0, offset);
+    let set = this.#bySize.get(size);
+    if (set === undefined) this.#bySize.set(size, set = new Set());
+    set.add(offset);
+  }
+
+  #removeFree(offset: number): void {
+    const size = this.#freeSize.get(offset)!;
+    this.#freeSize.delete(offset);
+    this.#freeOffsets.splice(lowerBound(this.#freeOffsets, offset), 1);
+    const set = this.#bySize.get(size)!;
+    set.delete(offset);
+    if (set.size === 0) this.#bySize.delete(size);
+  }
+}
+
+/** The first index of sorted `xs` whose value is at least `x`. */
+function lowerBound(xs: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (xs[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
