@@ -102,7 +102,9 @@ export interface KernelInfo {
 
 /** A buffer a kernel reads or writes. */
 export interface BufferInfo {
+  /** Element type. */
   readonly dtype: DType;
+  /** Shape of the tensor it holds. */
   readonly shape: readonly number[];
   /** `input`: data the realization starts from; `output`: a requested value; `intermediate`. */
   readonly role: "input" | "output" | "intermediate";
