@@ -48,4 +48,5 @@ export {
 export * as nn from "./src/nn/mod.ts";
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./src/gradcheck.ts";
 export { webgpu, type WebGpuInfo } from "./src/runtime/webgpu.ts";
+export { cpu, type CpuInfo, type CpuKernels } from "./src/runtime/cpu.ts";
 export type { Shape } from "./src/ir/node.ts";

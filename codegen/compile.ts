@@ -8,6 +8,7 @@ import type { Kernel } from "./kernel.ts";
 import { type LaunchMode, linearize, loopWork, type Program } from "./linearize.ts";
 import { decompose, type Target } from "./targets.ts";
 import { printJs } from "./js.ts";
+import { emitWasm } from "./wasm.ts";
 import { float64Error, printWgsl, WORKGROUP_SIZE, workgroupGrid } from "./wgsl.ts";
 import { BoundedCache } from "./cache.ts";
 import { exprsInOrder } from "./kernel.ts";
@@ -26,6 +27,8 @@ export interface Executable {
   readonly program: Program;
   /** Workgroups to dispatch, `[x, y]` (GPU targets; `[1, 1]` for loops). */
   readonly workgroups: readonly [number, number];
+  /** The binary module (`wasm` target). */
+  readonly binary?: Uint8Array;
   /** What the runtime made of it (a compiled function, a module), set on first run. */
   artifact?: unknown;
 }
@@ -120,8 +123,9 @@ function gridOf(program: Program, mode: LaunchMode): [number, number] {
 export function compile(kernel: Kernel, target: Target): Executable {
   checkTarget(kernel, target);
   const program = chooseProgram(decompose(kernel, target), target);
-  const text = target.name === "wgsl" ? printWgsl(program) : printJs(program);
-  const cacheKey = `${target.name}\n${text}`;
+  const wasm = target.name === "wasm" ? emitWasm(program, target.sharedMemory ?? true) : null;
+  const text = wasm?.text ?? (target.name === "wgsl" ? printWgsl(program) : printJs(program));
+  const cacheKey = `${target.name}${target.sharedMemory === false ? " unshared" : ""}\n${text}`;
   const cached = executables.get(cacheKey);
   if (cached !== undefined) return cached;
   const executable: Executable = {
@@ -131,6 +135,7 @@ export function compile(kernel: Kernel, target: Target): Executable {
     text,
     program,
     workgroups: gridOf(program, program.mode),
+    ...(wasm ? { binary: wasm.bytes } : {}),
   };
   executables.set(cacheKey, executable);
   return executable;

@@ -393,7 +393,8 @@ function describeKernel(root: Node, inputs: readonly Node[]): string {
       const [scale, shift] = n.arg as number[];
       args.push(String(scale), String(shift));
     } else if (n.arg !== null && typeof n.arg === "object") {
-      args.push(JSON.stringify(n.arg).replace(/"(\w+)":/g, "$1="));
+      const spelled = JSON.stringify(n.arg, (_k, v) => (Object.is(v, -0) ? "-0" : v));
+      args.push(spelled.replace(/"(\w+)":/g, "$1=").replace(/"-0"/g, "-0"));
     }
     return `${n.op}(${args.join(", ")})`;
   };

@@ -39,6 +39,8 @@ export interface Target {
   readonly maxReduceExtent: number;
   /** IR ops one kernel may compute before the schedule splits it (its compile time grows). */
   readonly maxKernelOps: number;
+  /** For `wasm`: whether the memory the module imports is shared (workers can use it). */
+  readonly sharedMemory?: boolean;
 }
 
 const ALU_OPS: ReadonlySet<ExprOp> = new Set<ExprOp>([
@@ -110,6 +112,75 @@ export const WGSL_TARGET: Target = {
   // 4000 in 1.7 s, 200,000 in more than ten minutes
   maxKernelOps: 1024,
 };
+
+/**
+ * WebAssembly with SIMD, float32 kernels only (float64 and int32 data stay on JavaScript, whose
+ * numbers they match): division truncates (and floor division is decomposed), max and min
+ * propagate NaN as Math's do, there is no exp, log, pow, tanh or sigmoid instruction (kernels
+ * using them run as JavaScript), and indices are i32.
+ */
+export const WASM_TARGET: Target = {
+  name: "wasm",
+  native: new Set<ExprOp>([
+    "neg",
+    "abs",
+    "sqrt",
+    "rsqrt",
+    "recip",
+    "trunc",
+    "not",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "max",
+    "min",
+    "fmax",
+    "fmin",
+    "lt",
+    "le",
+    "eq",
+    "and",
+    "tdiv",
+    "tmod",
+  ]),
+  float64: false,
+  maxBuffers: Infinity,
+  launch: "loops",
+  lanes: 1,
+  maxIndex: INT32_MAX,
+  maxLoopWork: Infinity,
+  maxReduceExtent: Infinity,
+  maxKernelOps: Infinity,
+  sharedMemory: true,
+};
+
+/** The Wasm target for a memory that is not shared (no workers: browsers without isolation). */
+export const WASM_UNSHARED_TARGET: Target = { ...WASM_TARGET, sharedMemory: false };
+
+/** Values one Wasm kernel may name (V8 allows 50,000 locals per function); more run as JS. */
+const MAX_WASM_VALUES = 20000;
+
+/** Ops any target can have rewritten into what WASM_TARGET has (see the tables below). */
+const DECOMPOSABLE_FOR_WASM = new Set<ExprOp>(["sign", "idiv", "imod"]);
+
+/**
+ * Whether `kernel` can compile for the Wasm target: float32 data only, every op native there
+ * or decomposed into native ones, and indices within i32.
+ */
+export function fitsWasm(kernel: Kernel): boolean {
+  if (kernel.outType !== "f32" || kernel.inputs.some((i) => i.type !== "f32")) return false;
+  const exprs = exprsInOrder([kernel.value, kernel.outIndex]);
+  // a local per value (two in a vectorized loop): engines cap a function at 50,000 locals
+  if (exprs.length > MAX_WASM_VALUES) return false;
+  for (const e of exprs) {
+    if (e.type === "f64" || e.type === "i32") return false;
+    if (e.type === "index" && Math.max(-e.min, e.max) > INT32_MAX) return false;
+    if (!ALU_OPS.has(e.op)) continue; // structure: const, var, acc, load, select, cast, reduce
+    if (!WASM_TARGET.native.has(e.op) && !DECOMPOSABLE_FOR_WASM.has(e.op)) return false;
+  }
+  return true;
+}
 
 /** How `decompose` builds: target rules for the ops a target lacks, plain ops for the rest. */
 export class TargetBuilder {

@@ -6,8 +6,7 @@ import { plannedSteps, realizedBuffer } from "../src/runtime/realize.ts";
 import { backendFor } from "../src/runtime/backends.ts";
 import type { ExprBuilder, Kernel, ScalarType } from "../codegen/kernel.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
-import type { Tensor } from "../mod.ts";
-import type { DeviceName } from "../mod.ts";
+import { cpu, type CpuKernels, type DeviceName, type Tensor } from "../mod.ts";
 
 async function probeWebgpu(): Promise<boolean> {
   try {
@@ -105,4 +104,15 @@ export function handKernel(
     inputs: fields.inputs.map((i) => ({ ...i, numel: i.shape.reduce((n, d) => n * d, 1) })),
     builder,
   };
+}
+
+/** Runs `fn` with the cpu device's kernels set to `kernels`, then restores the setting. */
+export async function withCpuKernels<T>(kernels: CpuKernels, fn: () => T | Promise<T>): Promise<T> {
+  const before = cpu.kernels;
+  cpu.kernels = kernels;
+  try {
+    return await fn();
+  } finally {
+    cpu.kernels = before;
+  }
 }

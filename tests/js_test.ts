@@ -7,18 +7,19 @@ import { printJs } from "../codegen/js.ts";
 import { ExprBuilder } from "../codegen/kernel.ts";
 import { linearize } from "../codegen/linearize.ts";
 import { assertEquals, assertStringIncludes } from "./assert.ts";
-import { assertClose, handKernel, reference } from "./helpers.ts";
+import { assertClose, handKernel, reference, withCpuKernels } from "./helpers.ts";
 
-Deno.test("padded window sum: clipped loop bounds are hoisted out of the innermost loop", async () => {
-  const x = zeros(2, 8).pad([[0, 0], [2, 2]]).unfoldDim(1, 5).sum(-1);
-  const ks = kernels(x);
-  assertEquals(ks.length, 1);
-  assertEquals(ks[0].target, "js");
-  // the window's validity test became the loop bounds [max(0, 2 - o1), min(5, 10 - o1)),
-  // computed once per output element; the innermost loop only adds and loads.
-  assertEquals(
-    ks[0].source,
-    `// lucid kernel: out float32[2,8] from in0: float32[2,8]
+Deno.test("padded window sum: clipped loop bounds are hoisted out of the innermost loop", () =>
+  withCpuKernels("js", async () => {
+    const x = zeros(2, 8).pad([[0, 0], [2, 2]]).unfoldDim(1, 5).sum(-1);
+    const ks = kernels(x);
+    assertEquals(ks.length, 1);
+    assertEquals(ks[0].target, "js");
+    // the window's validity test became the loop bounds [max(0, 2 - o1), min(5, 10 - o1)),
+    // computed once per output element; the innermost loop only adds and loads.
+    assertEquals(
+      ks[0].source,
+      `// lucid kernel: out float32[2,8] from in0: float32[2,8]
 // out = reshape(sum(unfoldDim(pad(in0, {pads=[[0,0],[2,2]],value=0}), {dim=1,size=5,step=1}), [2]))
 function k_sum(out, in0) {
   for (let o0 = 0; o0 < 2; o0++) {
@@ -43,19 +44,19 @@ function k_sum(out, in0) {
   }
 }
 `,
-  );
-  // run the same structure on data: each output is the sum of its (clipped) 5-window
-  const data = Array.from({ length: 16 }, (_, i) => i + 1);
-  const y = tensor(data, { shape: [2, 8] }).pad([[0, 0], [2, 2]]).unfoldDim(1, 5).sum(-1);
-  const expected = [0, 1].flatMap((r) =>
-    Array.from({ length: 8 }, (_, c) => {
-      let s = 0;
-      for (let k = c - 2; k <= c + 2; k++) if (k >= 0 && k < 8) s += data[r * 8 + k];
-      return s;
-    })
-  );
-  assertEquals(Array.from(await y.data()), expected);
-});
+    );
+    // run the same structure on data: each output is the sum of its (clipped) 5-window
+    const data = Array.from({ length: 16 }, (_, i) => i + 1);
+    const y = tensor(data, { shape: [2, 8] }).pad([[0, 0], [2, 2]]).unfoldDim(1, 5).sum(-1);
+    const expected = [0, 1].flatMap((r) =>
+      Array.from({ length: 8 }, (_, c) => {
+        let s = 0;
+        for (let k = c - 2; k <= c + 2; k++) if (k >= 0 && k < 8) s += data[r * 8 + k];
+        return s;
+      })
+    );
+    assertEquals(Array.from(await y.data()), expected);
+  }));
 
 Deno.test("int32 kernel: products use Math.imul, sums wrap with | 0, max starts at INT_MIN", async () => {
   const ks = kernels(
@@ -90,30 +91,32 @@ function k_mul_add_max(out, in0, in1) {
   assertEquals(Array.from(await y.max(0).data()), Array.from(reference(y.max(0))));
 });
 
-Deno.test("strided window: unfoldDim with step 2 needs no division", () => {
-  const src = kernels(zeros(6).unfoldDim(0, 2, 2).sum(-1))[0].source;
-  assertStringIncludes(src, "const idx0 = o0 * 2;");
-  assertEquals(/[%/]\s/.test(src.split("\n").slice(2).join("\n")), false, src);
-});
+Deno.test("strided window: unfoldDim with step 2 needs no division", () =>
+  withCpuKernels("js", () => {
+    const src = kernels(zeros(6).unfoldDim(0, 2, 2).sum(-1))[0].source;
+    assertStringIncludes(src, "const idx0 = o0 * 2;");
+    assertEquals(/[%/]\s/.test(src.split("\n").slice(2).join("\n")), false, src);
+  }));
 
-Deno.test("printer spells literals, comparisons, selects and casts", async () => {
-  // NaN, infinities and -0 as literals; a comparison as a select of 1 and 0
-  const x = tensor([1, -1, 0, 2]);
-  const y = x.maximum(-Infinity).add(x.lt(0)).pad([[1, 1]], NaN);
-  const src = kernels(y)[0].source;
-  assertStringIncludes(src, "-Infinity");
-  assertStringIncludes(src, "NaN");
-  assertStringIncludes(src, " < 0");
-  assertStringIncludes(src, " ? 1 : 0");
-  const got = Array.from(await y.data());
-  assertClose(got, reference(y));
-  assertEquals(got.slice(1, 5), [1, 0, 0, 2]);
-  // float64 -> float32 casts round with Math.fround, float -> int32 truncates with | 0
-  const c = tensor([0.1], { dtype: "float64" }).cast("float32");
-  assertStringIncludes(kernels(c)[0].source, "Math.fround(");
-  assertEquals((await c.data())[0], Math.fround(0.1));
-  assertStringIncludes(kernels(tensor([1.5]).cast("int32"))[0].source, " | 0");
-});
+Deno.test("printer spells literals, comparisons, selects and casts", () =>
+  withCpuKernels("js", async () => {
+    // NaN, infinities and -0 as literals; a comparison as a select of 1 and 0
+    const x = tensor([1, -1, 0, 2]);
+    const y = x.maximum(-Infinity).add(x.lt(0)).pad([[1, 1]], NaN);
+    const src = kernels(y)[0].source;
+    assertStringIncludes(src, "-Infinity");
+    assertStringIncludes(src, "NaN");
+    assertStringIncludes(src, " < 0");
+    assertStringIncludes(src, " ? 1 : 0");
+    const got = Array.from(await y.data());
+    assertClose(got, reference(y));
+    assertEquals(got.slice(1, 5), [1, 0, 0, 2]);
+    // float64 -> float32 casts round with Math.fround, float -> int32 truncates with | 0
+    const c = tensor([0.1], { dtype: "float64" }).cast("float32");
+    assertStringIncludes(kernels(c)[0].source, "Math.fround(");
+    assertEquals((await c.data())[0], Math.fround(0.1));
+    assertStringIncludes(kernels(tensor([1.5]).cast("int32"))[0].source, " | 0");
+  }));
 
 Deno.test("printJs of a hand-built kernel: constants fold before printing", () => {
   const b = new ExprBuilder();

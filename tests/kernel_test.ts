@@ -16,7 +16,7 @@ import {
   assertStringIncludes,
   assertThrows,
 } from "./assert.ts";
-import { assertClose, handKernel, plannedKernelIR, reference } from "./helpers.ts";
+import { assertClose, handKernel, plannedKernelIR, reference, withCpuKernels } from "./helpers.ts";
 
 /** Every op in an expression DAG (reduce bodies included). */
 function opsOf(e: Expr): Set<string> {
@@ -107,85 +107,91 @@ Deno.test("select hoisting: op(p ? a : c) = p ? op(a) : op(c) with op(c) folded"
   assertEquals(m.srcs[2].value, 0);
 });
 
-Deno.test("pow with a constant exponent: sqrt / rsqrt / reciprocal forms, no Math.pow", async () => {
-  const b = new ExprBuilder();
-  const x = b.load(0, b.variable("o", 4), "f32");
-  const forms: [number, string[]][] = [
-    [1, ["load"]],
-    [2, ["mul"]],
-    [3, ["mul"]],
-    [0.5, ["sqrt"]],
-    [0.25, ["sqrt"]],
-    [0.75, ["sqrt", "mul"]],
-    [-0.5, ["rsqrt"]],
-    [-0.25, ["rsqrt", "sqrt"]],
-    [-0.75, ["rsqrt", "sqrt", "mul"]],
-    [-1, ["recip"]],
-    [-2, ["recip", "mul"]],
-  ];
-  for (const [exponent, expected] of forms) {
-    const ops = opsOf(b.binary("pow", x, b.constant(exponent, "f32")));
-    assert(!ops.has("pow"), `pow ${exponent} kept pow`);
-    for (const op of expected) assert(ops.has(op), `pow ${exponent}: no ${op} in ${[...ops]}`);
-  }
-  // any other exponent stays a pow
-  assert(opsOf(b.binary("pow", x, b.constant(0.3, "f32"))).has("pow"));
-  // a / b ** c = a * b ** -c, so a division by a power is specialized too
-  const y = b.load(1, b.variable("o", 4), "f32");
-  const d = b.binary("div", y, b.binary("pow", x, b.constant(0.3, "f32")));
-  assertEquals(d.op, "mul");
-  assertStrictEquals(d.srcs[1], b.binary("pow", x, b.constant(-0.3, "f32")));
+Deno.test("pow with a constant exponent: sqrt / rsqrt / reciprocal forms, no Math.pow", () =>
+  withCpuKernels("js", async () => {
+    const b = new ExprBuilder();
+    const x = b.load(0, b.variable("o", 4), "f32");
+    const forms: [number, string[]][] = [
+      [1, ["load"]],
+      [2, ["mul"]],
+      [3, ["mul"]],
+      [0.5, ["sqrt"]],
+      [0.25, ["sqrt"]],
+      [0.75, ["sqrt", "mul"]],
+      [-0.5, ["rsqrt"]],
+      [-0.25, ["rsqrt", "sqrt"]],
+      [-0.75, ["rsqrt", "sqrt", "mul"]],
+      [-1, ["recip"]],
+      [-2, ["recip", "mul"]],
+    ];
+    for (const [exponent, expected] of forms) {
+      const ops = opsOf(b.binary("pow", x, b.constant(exponent, "f32")));
+      assert(!ops.has("pow"), `pow ${exponent} kept pow`);
+      for (const op of expected) assert(ops.has(op), `pow ${exponent}: no ${op} in ${[...ops]}`);
+    }
+    // any other exponent stays a pow
+    assert(opsOf(b.binary("pow", x, b.constant(0.3, "f32"))).has("pow"));
+    // a / b ** c = a * b ** -c, so a division by a power is specialized too
+    const y = b.load(1, b.variable("o", 4), "f32");
+    const d = b.binary("div", y, b.binary("pow", x, b.constant(0.3, "f32")));
+    assertEquals(d.op, "mul");
+    assertStrictEquals(d.srcs[1], b.binary("pow", x, b.constant(-0.3, "f32")));
 
-  // in generated kernels: no Math.pow, and the values match the reference (0 and Infinity too)
-  for (const [exponent] of forms) {
-    const t = tensor([0, 0.01, 0.3, 1, 2.5, 7, 1e6, Infinity]).pow(exponent);
-    const src = kernels(t)[0].source;
-    assert(!src.includes("Math.pow"), `pow ${exponent}:\n${src}`);
-    assertClose(await t.data(), reference(t), { rtol: 2e-7 * 8, atol: 0, msg: `pow ${exponent}` });
-  }
-  const src = kernels(positive([6, 4]).pow(-0.75))[0].source;
-  assertStringIncludes(src, "1 / Math.sqrt(");
-  assertStringIncludes(src, "Math.sqrt(");
-  assert(kernels(positive([4]).pow(0.3))[0].source.includes("Math.pow"));
-});
+    // in generated kernels: no Math.pow, and the values match the reference (0 and Infinity too)
+    for (const [exponent] of forms) {
+      const t = tensor([0, 0.01, 0.3, 1, 2.5, 7, 1e6, Infinity]).pow(exponent);
+      const src = kernels(t)[0].source;
+      assert(!src.includes("Math.pow"), `pow ${exponent}:\n${src}`);
+      assertClose(await t.data(), reference(t), {
+        rtol: 2e-7 * 8,
+        atol: 0,
+        msg: `pow ${exponent}`,
+      });
+    }
+    const src = kernels(positive([6, 4]).pow(-0.75))[0].source;
+    assertStringIncludes(src, "1 / Math.sqrt(");
+    assertStringIncludes(src, "Math.sqrt(");
+    assert(kernels(positive([4]).pow(0.3))[0].source.includes("Math.pow"));
+  }));
 
-Deno.test("div/mod folding: reshapes that merge or split axes cleanly need no % or /", async () => {
-  const cases: [number[], number[]][] = [
-    [[4, 6], [24]], // merge
-    [[24], [4, 6]], // split
-    [[2, 3, 4], [6, 4]], // merge the leading axes
-    [[6, 4], [2, 3, 4]], // split the leading axis
-    [[2, 3, 4], [2, 12]], // merge the trailing axes
-    [[2, 12], [2, 3, 4]],
-    [[2, 3, 4], [24]],
-    [[1, 6, 1], [6]], // size-1 axes
-  ];
-  for (const [from, to] of cases) {
-    const t = positive(from).reshape(to).exp();
-    const src = kernels(t)[0].source;
-    const body = src.split("\n").slice(2).join("\n"); // skip the comment header
-    assert(!/ % | \/ /.test(body), `reshape [${from}] -> [${to}] divides:\n${src}`);
-    assertClose(await t.data(), reference(t), { rtol: 2e-7 });
-  }
-  // any reshape of contiguous data is the identity index; a reshape of a transposed view must
-  // really divide, keeps its % and is still right
-  const odd = positive([4, 6]).transpose().reshape(3, 8).exp();
-  assertStringIncludes(kernels(odd)[0].source, " % ");
-  assertClose(await odd.data(), reference(odd), { rtol: 2e-7 });
-  // on the builder: (x / n) * n + x % n = x, and (o * 6 + r) / 6 = o when 0 <= r < 6
-  const b = new ExprBuilder();
-  const x = b.variable("o", 24);
-  const n = b.int(6);
-  const back = b.add(b.mul(b.binary("idiv", x, n), n), b.binary("imod", x, n));
-  assertStrictEquals(b.canonicalIndex(back), x);
-  const o = b.variable("o", 4);
-  const r = b.variable("r", 6);
-  const flat = b.add(b.mul(o, n), r);
-  assertStrictEquals(b.binary("idiv", flat, n), o);
-  assertStrictEquals(b.binary("imod", flat, n), r);
-  assertStrictEquals(b.binary("idiv", r, n).value, 0);
-  assertStrictEquals(b.binary("imod", r, n), r);
-});
+Deno.test("div/mod folding: reshapes that merge or split axes cleanly need no % or /", () =>
+  withCpuKernels("js", async () => {
+    const cases: [number[], number[]][] = [
+      [[4, 6], [24]], // merge
+      [[24], [4, 6]], // split
+      [[2, 3, 4], [6, 4]], // merge the leading axes
+      [[6, 4], [2, 3, 4]], // split the leading axis
+      [[2, 3, 4], [2, 12]], // merge the trailing axes
+      [[2, 12], [2, 3, 4]],
+      [[2, 3, 4], [24]],
+      [[1, 6, 1], [6]], // size-1 axes
+    ];
+    for (const [from, to] of cases) {
+      const t = positive(from).reshape(to).exp();
+      const src = kernels(t)[0].source;
+      const body = src.split("\n").slice(2).join("\n"); // skip the comment header
+      assert(!/ % | \/ /.test(body), `reshape [${from}] -> [${to}] divides:\n${src}`);
+      assertClose(await t.data(), reference(t), { rtol: 2e-7 });
+    }
+    // any reshape of contiguous data is the identity index; a reshape of a transposed view must
+    // really divide, keeps its % and is still right
+    const odd = positive([4, 6]).transpose().reshape(3, 8).exp();
+    assertStringIncludes(kernels(odd)[0].source, " % ");
+    assertClose(await odd.data(), reference(odd), { rtol: 2e-7 });
+    // on the builder: (x / n) * n + x % n = x, and (o * 6 + r) / 6 = o when 0 <= r < 6
+    const b = new ExprBuilder();
+    const x = b.variable("o", 24);
+    const n = b.int(6);
+    const back = b.add(b.mul(b.binary("idiv", x, n), n), b.binary("imod", x, n));
+    assertStrictEquals(b.canonicalIndex(back), x);
+    const o = b.variable("o", 4);
+    const r = b.variable("r", 6);
+    const flat = b.add(b.mul(o, n), r);
+    assertStrictEquals(b.binary("idiv", flat, n), o);
+    assertStrictEquals(b.binary("imod", flat, n), r);
+    assertStrictEquals(b.binary("idiv", r, n).value, 0);
+    assertStrictEquals(b.binary("imod", r, n), r);
+  }));
 
 Deno.test("reduce bound clipping: an affine validity test becomes the loop bounds", async () => {
   const b = new ExprBuilder();
@@ -261,21 +267,22 @@ Deno.test("index arithmetic is exact past 2^31: no int32 wrap, truncation by Mat
   assertThrows(() => b.mul(b.variable("o", 2 ** 40), b.int(2 ** 20)), RangeError, "2^53");
 });
 
-Deno.test("a reduction over a broadcast axis is not looped: max is the value, sum a product", async () => {
-  const y = tensor([1.5, -2]).reshape(2, 1).expand(2, 3000).sum(1);
-  const src = kernels(y)[0].source;
-  assert(!src.includes("for (let r"), src);
-  assertEquals(Array.from(await y.data()), [4500, -6000]);
-  const huge = tensor([1, 7, 3]).expand(2 ** 31 + 5, 3);
-  assertEquals(await huge.max().item(), 7);
-  assertEquals(await huge.sum().item(), Math.fround(11 * (2 ** 31 + 5)));
-  assertEquals(await tensor([0.75]).expand(2 ** 32 + 3).mean().item(), 0.75);
-  // an empty broadcast sums to 0 even when the value is infinite (no Infinity * 0)
-  assertEquals(await tensor([Infinity]).expand(0).sum().item(), 0);
-  // the same on int32: the product wraps as the sum would
-  const ints = tensor([3], { dtype: "int32" }).expand(2 ** 31).sum();
-  assertEquals(await ints.item(), Math.imul(3, 2 ** 31));
-});
+Deno.test("a reduction over a broadcast axis is not looped: max is the value, sum a product", () =>
+  withCpuKernels("js", async () => {
+    const y = tensor([1.5, -2]).reshape(2, 1).expand(2, 3000).sum(1);
+    const src = kernels(y)[0].source;
+    assert(!src.includes("for (let r"), src);
+    assertEquals(Array.from(await y.data()), [4500, -6000]);
+    const huge = tensor([1, 7, 3]).expand(2 ** 31 + 5, 3);
+    assertEquals(await huge.max().item(), 7);
+    assertEquals(await huge.sum().item(), Math.fround(11 * (2 ** 31 + 5)));
+    assertEquals(await tensor([0.75]).expand(2 ** 32 + 3).mean().item(), 0.75);
+    // an empty broadcast sums to 0 even when the value is infinite (no Infinity * 0)
+    assertEquals(await tensor([Infinity]).expand(0).sum().item(), 0);
+    // the same on int32: the product wraps as the sum would
+    const ints = tensor([3], { dtype: "int32" }).expand(2 ** 31).sum();
+    assertEquals(await ints.item(), Math.imul(3, 2 ** 31));
+  }));
 
 Deno.test("LocalResponseNorm with a window of 2^31 channels: clipped loop, exact indices", async () => {
   const x = tensor([[1, 2, 3], [0.5, -1, 4]]);

@@ -1,14 +1,92 @@
 // The cpu device: every tensor is a handle on a block of one shared WebAssembly.Memory
 // (memory.ts); typed-array views of a block are made when a kernel runs or a value is read,
-// never kept (after the memory grows, an old view still has the old length). Kernels are
-// JavaScript functions compiled once per executable with `new Function` (executables are
-// shared by every plan with an equal kernel).
+// never kept (after the memory grows, an old view still has the old length). A kernel runs as
+// WebAssembly (SIMD) when it fits that target (float32 data, ops Wasm has) and the runtime has
+// SIMD, else as a JavaScript function; `LUCID_CPU_KERNELS=js` or `cpu.configure({ kernels:
+// "js" })` asks for JavaScript everywhere. Each executable is compiled once (a Function, or a
+// WebAssembly.Module instantiated on this memory) and kept with it: every plan with an equal
+// kernel shares it.
 
 import { bytesPerElement, type DType, type TypedArray } from "../ir/dtype.ts";
 import type { Executable } from "../../codegen/compile.ts";
-import { JS_TARGET, type Target } from "../../codegen/targets.ts";
+import {
+  fitsWasm,
+  JS_TARGET,
+  type Target,
+  WASM_TARGET,
+  WASM_UNSHARED_TARGET,
+} from "../../codegen/targets.ts";
+import type { Kernel } from "../../codegen/kernel.ts";
 import { type Backend, type DeviceBuffer, type Launch, newBufferId } from "./device.ts";
 import { type Block, HeapMemory } from "./memory.ts";
+
+/** Which kernels the cpu device runs: `auto` (Wasm where it can), `wasm` or `js`. */
+export type CpuKernels = "auto" | "wasm" | "js";
+
+/** Whether this runtime validates WebAssembly SIMD (a module using one v128 instruction). */
+export const simdAvailable: boolean = (() => {
+  try {
+    // (func (result v128) v128.const 0) with no imports
+    return WebAssembly.validate(
+      new Uint8Array([
+        0,
+        97,
+        115,
+        109,
+        1,
+        0,
+        0,
+        0,
+        1,
+        5,
+        1,
+        96,
+        0,
+        1,
+        123,
+        3,
+        2,
+        1,
+        0,
+        10,
+        22,
+        1,
+        20,
+        0,
+        253,
+        12,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        11,
+      ]),
+    );
+  } catch {
+    return false;
+  }
+})();
+
+function kernelsFromEnv(): CpuKernels {
+  try {
+    const value = Deno.env.get("LUCID_CPU_KERNELS");
+    return value === "js" || value === "wasm" ? value : "auto";
+  } catch {
+    return "auto"; // no permission to read the environment, or no Deno
+  }
+}
 
 /** A cpu buffer: a handle on a block of the cpu memory. */
 export class CpuBuffer implements DeviceBuffer {
@@ -27,6 +105,8 @@ export class CpuBuffer implements DeviceBuffer {
 }
 
 type CompiledKernel = (out: TypedArray, ...inputs: TypedArray[]) => void;
+/** A Wasm kernel: byte offsets of the output and inputs, then the outer loop's [start, end). */
+type WasmKernel = (...offsetsAndRange: number[]) => void;
 
 /** The typed array of `dtype` over `length` elements at `offset` of `buffer`. */
 function viewOf(buffer: ArrayBufferLike, dtype: DType, offset: number, length: number): TypedArray {
@@ -51,9 +131,35 @@ class CpuBackend implements Backend {
   readonly heap = new HeapMemory();
   private compiledCount_ = 0;
   private live = 0;
+  #kernels: CpuKernels = kernelsFromEnv();
 
-  targetFor(): Target {
-    return JS_TARGET;
+  /** Which kernels run: `auto` (Wasm where it can), `wasm` or `js`. */
+  get kernels(): CpuKernels {
+    return this.#kernels;
+  }
+  set kernels(value: CpuKernels) {
+    if (value === "wasm" && !simdAvailable) {
+      throw new Error(
+        'cpu: kernels "wasm" needs WebAssembly SIMD, which this runtime lacks; use "auto" or "js"',
+      );
+    }
+    this.#kernels = value;
+  }
+
+  /** What plans compiled for this device depend on besides the graph: the kernel target. */
+  get planKey(): string {
+    return this.#useWasm() ? "wasm" : "js";
+  }
+
+  #useWasm(): boolean {
+    return this.#kernels !== "js" && simdAvailable;
+  }
+
+  targetFor(kernel: Kernel): Target {
+    if (!this.#useWasm() || !fitsWasm(kernel)) return JS_TARGET;
+    return this.heap.memory.buffer instanceof SharedArrayBuffer
+      ? WASM_TARGET
+      : WASM_UNSHARED_TARGET;
   }
 
   /** A view of `buffer`'s elements, valid until the memory next grows. */
@@ -105,17 +211,36 @@ class CpuBackend implements Backend {
     return executable.artifact as CompiledKernel;
   }
 
+  /** The function of a Wasm executable, instantiated on this memory (once). */
+  compileWasm(executable: Executable): WasmKernel {
+    if (executable.artifact === undefined) {
+      const module = new WebAssembly.Module(executable.binary! as Uint8Array<ArrayBuffer>);
+      const instance = new WebAssembly.Instance(module, { env: { memory: this.heap.memory } });
+      executable.artifact = instance.exports[executable.name];
+      this.compiledCount_++;
+    }
+    return executable.artifact as WasmKernel;
+  }
+
   /** Number of kernels compiled to functions so far. */
   compiledCount(): number {
     return this.compiledCount_;
   }
 
   run(launches: readonly Launch[]): void {
-    const fns = launches.map((l) => this.compile(l.executable));
-    launches.forEach((l, i) => {
-      const out = this.view(l.output as CpuBuffer);
-      fns[i](out, ...l.inputs.map((b) => this.view(b as CpuBuffer)));
-    });
+    for (const l of launches) {
+      if (l.output.length === 0) continue; // empty outputs never launch
+      const output = l.output as CpuBuffer;
+      const inputs = l.inputs as readonly CpuBuffer[];
+      for (const b of [output, ...inputs]) if (b.released) throw releasedError(b);
+      if (l.executable.target === "wasm") {
+        const outer = l.executable.program.kernel.outShape[0] ?? 1;
+        const offsets = [output, ...inputs].map((b) => b.block.offset);
+        this.compileWasm(l.executable)(...offsets, 0, outer);
+      } else {
+        this.compile(l.executable)(this.view(output), ...inputs.map((b) => this.view(b)));
+      }
+    }
   }
 
   async read(buffer: DeviceBuffer): Promise<TypedArray> {
@@ -135,3 +260,35 @@ class CpuBackend implements Backend {
 
 /** The cpu backend (one per process). */
 export const cpuBackend: CpuBackend = new CpuBackend();
+
+/** The `cpu` namespace of the public API: which kernels the cpu device runs. */
+export interface CpuInfo {
+  /** Whether WebAssembly SIMD is available here (Wasm kernels can run). */
+  readonly simd: boolean;
+  /**
+   * Which kernels run: `"auto"` (the default: WebAssembly SIMD for every kernel that fits it,
+   * JavaScript for the rest: float64 and int32 data, exp, log, pow, tanh, sigmoid), `"wasm"`
+   * (the same, but an Error where SIMD is missing) or `"js"` (JavaScript everywhere). The
+   * environment variable `LUCID_CPU_KERNELS` sets the starting value.
+   */
+  kernels: CpuKernels;
+}
+
+/**
+ * The cpu device's settings: `cpu.kernels = "js"` runs every kernel as JavaScript;
+ * `cpu.simd` says whether WebAssembly SIMD is available.
+ */
+export const cpu: CpuInfo = {
+  get simd(): boolean {
+    return simdAvailable;
+  },
+  get kernels(): CpuKernels {
+    return cpuBackend.kernels;
+  },
+  set kernels(value: CpuKernels) {
+    if (value !== "auto" && value !== "wasm" && value !== "js") {
+      throw new Error(`cpu.kernels: must be "auto", "wasm" or "js", got ${JSON.stringify(value)}`);
+    }
+    cpuBackend.kernels = value;
+  },
+};

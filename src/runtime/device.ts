@@ -36,6 +36,8 @@ export interface Backend {
   readonly limits: Target;
   /** The target `kernel` compiles for on this device. */
   targetFor(kernel: Kernel): Target;
+  /** What plans for this device depend on besides the graph (its kernel targets), if anything. */
+  readonly planKey?: string;
   /** A buffer of `length` elements (contents unspecified), from the pool when possible. */
   allocate(dtype: DType, length: number): DeviceBuffer;
   /** Returns a buffer to the pool; it must not be used afterwards. */

@@ -132,7 +132,7 @@ function structureOf(outputs: readonly Node[], backend: Backend): { order: Node[
     const argKey = n.op === "detach" ? "" : n.key.split("|")[3];
     return `${n.op} ${n.dtype}[${n.shape}] ${argKey} ${n.srcs.map((s) => local.get(s)).join(",")}`;
   });
-  const head = `${backend.name} fusion=${fusionEnabled} out=${
+  const head = `${backend.name} ${backend.planKey ?? ""} fusion=${fusionEnabled} out=${
     outputs.map((o) => local.get(o)).join(",")
   }`;
   return { order, key: [head, ...lines].join("\n") };

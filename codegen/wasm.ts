@@ -1,0 +1,611 @@
+// The WebAssembly backend: a linearized program (launch mode `loops`) as one exported Wasm
+// function `name(out, in0, ..., start, end)` over the cpu's shared memory, where buffers are
+// byte offsets and [start, end) is the part of the outermost output loop to run (so threads
+// can split it). Float32 kernels only: float64 and int32 data stay on the JavaScript backend.
+//
+// Rules of the vectorizer (after jax-js's tilePlan: contiguous / broadcast / gather):
+// - the innermost output loop runs four elements at a time in f32x4 lanes, then a scalar tail;
+//   everything outside it is scalar;
+// - inside it, a value that does not depend on the loop variable is scalar (splat where a
+//   vector needs it); an index that is affine in the variable (base + c * lane) keeps only its
+//   lane-0 base; every other value is a v128;
+// - a load at an index with c = 1 is one v128.load; with any other index, four scalar loads
+//   (a gather); a store likewise;
+// - Wasm evaluates both sides of a select, so a load that a padding predicate guards may be
+//   asked for an element outside its buffer: where the index's range is not inside the
+//   buffer, the index is clamped to it (the value read is then discarded);
+// - the loop is vectorized only when every op in it has a lane form here, and every loop
+//   nested in it has bounds that do not depend on the variable.
+
+import { type Expr, exprsInOrder, type ReduceArg, type VarArg } from "./kernel.ts";
+import type { LoopStmt, Program, Stmt } from "./linearize.ts";
+import { FunctionBuilder, type Mnemonic, ModuleBuilder, type ValType } from "./wasm_module.ts";
+
+/** Lanes of a vector (f32x4). */
+export const LANES = 4;
+
+const scalarType = (e: Expr): ValType => (e.type === "f32" ? "f32" : "i32");
+
+/** Scalar instructions of binary ops by operand kind. */
+const SCALAR_BINARY: Record<string, { f32?: Mnemonic; i32?: Mnemonic; }> = {
+  add: { f32: "f32.add", i32: "i32.add" },
+  sub: { f32: "f32.sub", i32: "i32.sub" },
+  mul: { f32: "f32.mul", i32: "i32.mul" },
+  div: { f32: "f32.div" },
+  max: { f32: "f32.max" },
+  min: { f32: "f32.min" },
+  fmax: { f32: "f32.max" },
+  fmin: { f32: "f32.min" },
+  tdiv: { i32: "i32.div_s" },
+  tmod: { i32: "i32.rem_s" },
+  lt: { f32: "f32.lt", i32: "i32.lt_s" },
+  le: { f32: "f32.le", i32: "i32.le_s" },
+  eq: { f32: "f32.eq", i32: "i32.eq" },
+  and: { i32: "i32.and" },
+};
+
+/** Lane instructions of binary ops by lane kind (integer ops without one go lane by lane). */
+const VECTOR_BINARY: Record<string, { f32?: Mnemonic; i32?: Mnemonic; }> = {
+  add: { f32: "f32x4.add", i32: "i32x4.add" },
+  sub: { f32: "f32x4.sub", i32: "i32x4.sub" },
+  mul: { f32: "f32x4.mul", i32: "i32x4.mul" },
+  div: { f32: "f32x4.div" },
+  max: { f32: "f32x4.max", i32: "i32x4.max_s" },
+  min: { f32: "f32x4.min", i32: "i32x4.min_s" },
+  fmax: { f32: "f32x4.max" },
+  fmin: { f32: "f32x4.min" },
+  lt: { f32: "f32x4.lt", i32: "i32x4.lt_s" },
+  le: { f32: "f32x4.le", i32: "i32x4.le_s" },
+  eq: { f32: "f32x4.eq", i32: "i32x4.eq" },
+  and: { i32: "v128.and" },
+};
+
+/** Ops the Wasm backend has, scalar and in lanes. */
+export const WASM_OPS: ReadonlySet<string> = new Set([
+  ...Object.keys(SCALAR_BINARY),
+  "max",
+  "min",
+  "neg",
+  "abs",
+  "sqrt",
+  "rsqrt",
+  "recip",
+  "trunc",
+  "not",
+  "select",
+  "cast",
+  "load",
+  "reduce",
+  "const",
+  "var",
+  "acc",
+]);
+
+/** How a value inside the vectorized loop is held. */
+type Held = "scalar" | "affine" | "vector";
+
+/** Emits one kernel function. */
+class KernelEmitter {
+  readonly fn: FunctionBuilder;
+  readonly #program: Program;
+  readonly #params: number[];
+  readonly #start: number;
+  readonly #end: number;
+  /** Scalar locals of named values, loop variables and accumulators. */
+  readonly #scalar = new Map<Expr, number>();
+  /** v128 locals of values and accumulators held in lanes. */
+  readonly #vector = new Map<Expr, number>();
+  /** The vectorized loop's variable, while its vector body is emitted. */
+  #laneVar: Expr | null = null;
+  /** How each value of the vectorized loop is held (and an affine index's coefficient). */
+  #held = new Map<Expr, Held>();
+  #coef = new Map<Expr, number>();
+  readonly #vectorLoop: LoopStmt | null;
+  /** Each accumulator's reduction: they share a local. */
+  readonly #owner = new Map<Expr, Expr>();
+
+  constructor(program: Program) {
+    this.#program = program;
+    const { kernel } = program;
+    const params = [
+      { name: "out", type: "i32" as const },
+      ...kernel.inputs.map((_, i) => ({ name: `in${i}`, type: "i32" as const })),
+      { name: "start", type: "i32" as const },
+      { name: "end", type: "i32" as const },
+    ];
+    this.fn = new FunctionBuilder(kernel.name, params);
+    this.#params = params.map((_, i) => i);
+    this.#start = params.length - 2;
+    this.#end = params.length - 1;
+    this.#vectorLoop = vectorizableLoop(program);
+    for (const e of exprsInOrder([kernel.value, kernel.outIndex])) {
+      if (e.op === "reduce") this.#owner.set((e.arg as ReduceArg).acc, e);
+    }
+  }
+
+  emit(): void {
+    this.#stmts(this.#program.body, false, true);
+  }
+
+  /** The scalar local of `e`, made on first use. */
+  #scalarLocal(expr: Expr): number {
+    const e = this.#owner.get(expr) ?? expr;
+    let local = this.#scalar.get(e);
+    if (local === undefined) {
+      local = this.fn.local(scalarType(e), this.#label(e));
+      this.#scalar.set(e, local);
+    }
+    return local;
+  }
+
+  #vectorLocal(expr: Expr): number {
+    const e = this.#owner.get(expr) ?? expr;
+    let local = this.#vector.get(e);
+    if (local === undefined) {
+      local = this.fn.local("v128", `${this.#label(e)}_x4`);
+      this.#vector.set(e, local);
+    }
+    return local;
+  }
+
+  #label(e: Expr): string {
+    if (e.op === "var") return (e.arg as VarArg).name;
+    return this.#program.names.get(e) ?? `t${e.id}`;
+  }
+
+  #stmts(stmts: readonly Stmt[], vector: boolean, outermost: boolean): void {
+    for (const s of stmts) {
+      switch (s.kind) {
+        case "let":
+          this.#let(s.expr, vector);
+          break;
+        case "acc":
+          if (vector && this.#held.get(s.reduce) === "vector") {
+            this.fn.v128([s.identity, s.identity, s.identity, s.identity]);
+            this.fn.set(this.#vectorLocal(s.reduce));
+          } else {
+            this.#const(s.identity, s.reduce).set(this.#scalarLocal(s.reduce));
+          }
+          break;
+        case "loop":
+          if (s === this.#vectorLoop && !vector) this.#vectorized(s, outermost);
+          else this.#loop(s, vector, outermost && s.role === "output");
+          break;
+        case "update": {
+          const combine = s.reduce.srcs[0];
+          if (vector && this.#held.get(s.reduce) === "vector") {
+            this.#pushVector(combine);
+            this.fn.set(this.#vectorLocal(s.reduce));
+          } else {
+            this.#pushScalar(combine, true);
+            this.fn.set(this.#scalarLocal(s.reduce));
+          }
+          break;
+        }
+        case "store":
+          this.#store(s.index, s.value, vector);
+          break;
+        case "combine":
+          throw new Error("wasm: workgroup launches have no cpu form");
+      }
+    }
+  }
+
+  /** A scalar loop; the outermost output loop runs [start, end) of its range. */
+  #loop(s: LoopStmt, vector: boolean, splitByThreads: boolean): void {
+    const v = this.#scalarLocal(s.v);
+    if (splitByThreads) this.fn.get(this.#start);
+    else this.#pushScalar(s.lo);
+    this.fn.set(v);
+    this.fn.open("block").open("loop");
+    this.fn.get(v);
+    if (splitByThreads) this.fn.get(this.#end);
+    else this.#pushScalar(s.hi);
+    this.fn.op("i32.ge_s").branch("br_if", 1);
+    this.#stmts(s.body, vector, false);
+    this.fn.get(v).i32(1).op("i32.add").set(v).branch("br", 0);
+    this.fn.op("end", "end");
+  }
+
+  /** The innermost output loop: four elements at a time, then one at a time. */
+  #vectorized(s: LoopStmt, splitByThreads: boolean): void {
+    this.#classify(s);
+    const v = this.#scalarLocal(s.v);
+    const vectorEnd = this.fn.local("i32", `${(s.v.arg as VarArg).name}_end4`);
+    if (splitByThreads) this.fn.get(this.#start);
+    else this.#pushScalar(s.lo);
+    this.fn.set(v);
+    // vectorEnd = lo + ((hi - lo) & -4)
+    if (splitByThreads) this.fn.get(this.#end);
+    else this.#pushScalar(s.hi);
+    this.fn.get(v).op("i32.sub").i32(-LANES).op("i32.and").get(v).op("i32.add").set(vectorEnd);
+    this.fn.open("block").open("loop");
+    this.fn.get(v).get(vectorEnd).op("i32.ge_s").branch("br_if", 1);
+    this.#laneVar = s.v;
+    this.#stmts(s.body, true, false);
+    this.#laneVar = null;
+    this.fn.get(v).i32(LANES).op("i32.add").set(v).branch("br", 0);
+    this.fn.op("end", "end");
+    // the tail, scalar
+    this.fn.open("block").open("loop");
+    this.fn.get(v);
+    if (splitByThreads) this.fn.get(this.#end);
+    else this.#pushScalar(s.hi);
+    this.fn.op("i32.ge_s").branch("br_if", 1);
+    this.#stmts(s.body, false, false);
+    this.fn.get(v).i32(1).op("i32.add").set(v).branch("br", 0);
+    this.fn.op("end", "end");
+  }
+
+  /** How each value of the vectorized loop is held (see the file header). */
+  #classify(loop: LoopStmt): void {
+    const v = loop.v;
+    const roots: Expr[] = [];
+    const collect = (stmts: readonly Stmt[]) => {
+      for (const s of stmts) {
+        if (s.kind === "let") roots.push(s.expr);
+        else if (s.kind === "acc" || s.kind === "update") roots.push(s.reduce);
+        else if (s.kind === "store") roots.push(s.index, s.value);
+        else if (s.kind === "loop") collect(s.body);
+      }
+    };
+    collect(loop.body);
+    for (const e of exprsInOrder(roots)) {
+      let held: Held;
+      let coef = 0;
+      if (e === v) [held, coef] = ["affine", 1];
+      else if (e.op === "acc") {
+        held = "scalar"; // set with its reduction below
+      } else if (e.srcs.every((s) => this.#held.get(s) === "scalar" || !this.#held.has(s))) {
+        held = "scalar";
+      } else if (e.type === "index") {
+        const [a, b] = e.srcs.map((s) => (this.#held.get(s) === "affine" ? this.#coef.get(s)! : 0));
+        const affine = e.srcs.every((s) => this.#held.get(s) !== "vector");
+        if (affine && e.op === "add") [held, coef] = ["affine", a + b];
+        else if (affine && e.op === "sub") [held, coef] = ["affine", a - b];
+        else if (affine && e.op === "neg") [held, coef] = ["affine", -a];
+        else if (affine && e.op === "mul" && e.srcs[1].isConst()) {
+          [held, coef] = ["affine", a * e.srcs[1].value];
+        } else held = "vector";
+      } else held = "vector";
+      if (e.op === "reduce") {
+        // a reduction is held in lanes when its combine is; its accumulator with it
+        held = this.#held.get(e.srcs[0]) === "vector" ? "vector" : "scalar";
+        this.#held.set((e.arg as ReduceArg).acc, held);
+      }
+      if (e.op === "acc" && this.#held.has(e)) continue;
+      this.#held.set(e, held);
+      if (held === "affine") this.#coef.set(e, coef);
+    }
+    // a combine reading an accumulator held in lanes is in lanes too (fixed point over loops)
+    for (let changed = true; changed;) {
+      changed = false;
+      for (const e of exprsInOrder(roots)) {
+        if (
+          e.op === "reduce" && this.#held.get(e) === "scalar" && this.#dependsOnLanes(e.srcs[0])
+        ) {
+          this.#held.set(e, "vector");
+          this.#held.set((e.arg as ReduceArg).acc, "vector");
+          changed = true;
+        } else if (
+          this.#held.get(e) === "scalar" && e.srcs.some((s) => this.#held.get(s) === "vector")
+        ) {
+          this.#held.set(e, "vector");
+          changed = true;
+        }
+      }
+    }
+  }
+
+  #dependsOnLanes(e: Expr): boolean {
+    return exprsInOrder([e]).some((x) => this.#held.get(x) === "vector");
+  }
+
+  /** Is `e` held in lanes (in the vector body)? */
+  #inLanes(e: Expr): boolean {
+    return this.#laneVar !== null && this.#held.get(e) === "vector";
+  }
+
+  #let(e: Expr, vector: boolean): void {
+    if (vector && this.#inLanes(e)) {
+      this.#vectorOp(e);
+      this.fn.set(this.#vectorLocal(e));
+    } else {
+      this.#scalarOp(e);
+      this.fn.set(this.#scalarLocal(e));
+    }
+  }
+
+  #const(value: number, like: Expr): FunctionBuilder {
+    return like.type === "f32" ? this.fn.f32(value) : this.fn.i32(value);
+  }
+
+  /** Pushes the scalar value of `e` (a named value, a constant, a variable). */
+  #pushScalar(e: Expr, compute = false): void {
+    if (e.op === "const") this.#const(e.value, e);
+    else if (compute || (!this.#scalar.has(e) && e.op !== "var" && e.op !== "acc")) {
+      this.#scalarOp(e);
+    } else this.fn.get(this.#scalarLocal(e));
+  }
+
+  /** Pushes `e` as a v128 (splatting scalars, spreading affine indices over the lanes). */
+  #pushVector(e: Expr, compute = false): void {
+    const held = this.#held.get(e) ?? "scalar";
+    if (held === "vector" && (compute || !this.#vector.has(e)) && e.op !== "acc") {
+      this.#vectorOp(e);
+      return;
+    }
+    if (held === "vector") {
+      this.fn.get(this.#vectorLocal(e));
+      return;
+    }
+    this.#pushScalar(e);
+    if (e.type === "f32") this.fn.op("f32x4.splat");
+    else if (e.type === "bool") this.fn.op("i32x4.splat", "i32x4.neg"); // 0 / 1 to a 0 / -1 mask
+    else this.fn.op("i32x4.splat");
+    if (held === "affine") {
+      const c = this.#coef.get(e)!;
+      this.fn.v128([0, c, 2 * c, 3 * c], "i32").op("i32x4.add");
+    }
+  }
+
+  /** Pushes the byte address of element `index` of buffer `slot` (-1: the output). */
+  #address(slot: number, pushIndex: () => void): void {
+    this.fn.get(this.#params[slot + 1]);
+    pushIndex();
+    this.fn.i32(2).op("i32.shl", "i32.add");
+  }
+
+  /** Whether every value of index `e` lies inside input `slot`. */
+  #inBounds(e: Expr, slot: number): boolean {
+    return e.min >= 0 && e.max < this.#program.kernel.inputs[slot].numel;
+  }
+
+  /** Clamps the index on the stack to [0, numel) of input `slot` (to 0 when it is empty). */
+  #clamp(slot: number): void {
+    const last = this.#program.kernel.inputs[slot].numel - 1;
+    const t = this.#temp();
+    // min(index, last), then max(that, 0)
+    this.fn.set(t).get(t).i32(last).get(t).i32(last).op("i32.lt_s", "select");
+    this.fn.set(t).get(t).i32(0).get(t).i32(0).op("i32.gt_s", "select");
+  }
+
+  #tempLocal = -1;
+  #temp(): number {
+    if (this.#tempLocal < 0) this.#tempLocal = this.fn.local("i32", "clamped");
+    return this.#tempLocal;
+  }
+
+  /** Computes `e` as a scalar (its operands named or constant). */
+  #scalarOp(e: Expr): void {
+    const [a, b, c] = e.srcs;
+    const kind = a !== undefined && a.type === "f32" ? "f32" : "i32";
+    switch (e.op) {
+      case "load": {
+        const slot = e.arg as number;
+        this.#address(slot, () => {
+          this.#pushScalar(a);
+          if (!this.#inBounds(a, slot)) this.#clamp(slot);
+        });
+        this.fn.memory("f32.load", 2);
+        return;
+      }
+      case "select":
+        this.#pushScalar(b);
+        this.#pushScalar(c);
+        this.#pushScalar(a);
+        this.fn.op("select");
+        return;
+      case "cast":
+        this.#pushScalar(a);
+        if (e.type === "f32" && a.type !== "f32") this.fn.op("f32.convert_i32_s");
+        else if (e.type !== "f32" && a.type === "f32") this.fn.op("i32.trunc_sat_f32_s");
+        return;
+      case "neg":
+        if (kind === "f32") {
+          this.#pushScalar(a);
+          this.fn.op("f32.neg");
+        } else {
+          this.fn.i32(0);
+          this.#pushScalar(a);
+          this.fn.op("i32.sub");
+        }
+        return;
+      case "abs":
+      case "sqrt":
+      case "trunc":
+        this.#pushScalar(a);
+        this.fn.op(`f32.${e.op}` as Mnemonic);
+        return;
+      case "rsqrt":
+        this.fn.f32(1);
+        this.#pushScalar(a);
+        this.fn.op("f32.sqrt", "f32.div");
+        return;
+      case "recip":
+        this.fn.f32(1);
+        this.#pushScalar(a);
+        this.fn.op("f32.div");
+        return;
+      case "not":
+        this.#pushScalar(a);
+        this.fn.op("i32.eqz");
+        return;
+      case "max":
+      case "min":
+        if (kind === "i32") {
+          // integers: a if a > b (max) or a < b (min), else b
+          this.#pushScalar(a);
+          this.#pushScalar(b);
+          this.#pushScalar(a);
+          this.#pushScalar(b);
+          this.fn.op(e.op === "max" ? "i32.gt_s" : "i32.lt_s", "select");
+          return;
+        }
+        break;
+    }
+    const op = SCALAR_BINARY[e.op]?.[kind];
+    if (op === undefined) throw new Error(`wasm: no scalar form of ${e.op} on ${kind}`);
+    this.#pushScalar(a);
+    this.#pushScalar(b);
+    this.fn.op(op);
+  }
+
+  /** Computes `e` in lanes (its operands named, constant or affine). */
+  #vectorOp(e: Expr): void {
+    const [a, b, c] = e.srcs;
+    const kind = a !== undefined && a.type === "f32" ? "f32" : "i32";
+    switch (e.op) {
+      case "load": {
+        const slot = e.arg as number;
+        const inBounds = this.#inBounds(a, slot);
+        if (this.#held.get(a) === "affine" && this.#coef.get(a) === 1 && inBounds) {
+          this.#address(slot, () => this.#pushScalar(a));
+          this.fn.memory("v128.load", 2);
+          return;
+        }
+        // a gather: lane by lane
+        this.fn.v128([0, 0, 0, 0]);
+        for (let lane = 0; lane < LANES; lane++) {
+          this.#address(slot, () => {
+            this.#laneOf(a, lane);
+            if (!inBounds) this.#clamp(slot);
+          });
+          this.fn.memory("f32.load", 2).lane("f32x4.replace_lane", lane);
+        }
+        return;
+      }
+      case "select":
+        this.#pushVector(b);
+        this.#pushVector(c);
+        if (this.#held.get(a) === "vector") {
+          this.#pushVector(a);
+          this.fn.op("v128.bitselect");
+        } else {
+          this.#pushScalar(a);
+          this.fn.selectV128();
+        }
+        return;
+      case "cast":
+        this.#pushVector(a);
+        if (e.type === "f32" && a.type === "bool") this.fn.f32(1).op("f32x4.splat", "v128.and");
+        else if (e.type === "f32" && a.type !== "f32") this.fn.op("f32x4.convert_i32x4_s");
+        else if (e.type !== "f32" && a.type === "f32") this.fn.op("i32x4.trunc_sat_f32x4_s");
+        return;
+      case "neg":
+      case "abs":
+        this.#pushVector(a);
+        this.fn.op(`${kind}x4.${e.op}` as Mnemonic);
+        return;
+      case "sqrt":
+      case "trunc":
+        this.#pushVector(a);
+        this.fn.op(`f32x4.${e.op}` as Mnemonic);
+        return;
+      case "rsqrt":
+      case "recip":
+        this.fn.f32(1).op("f32x4.splat");
+        this.#pushVector(a);
+        if (e.op === "rsqrt") this.fn.op("f32x4.sqrt");
+        this.fn.op("f32x4.div");
+        return;
+      case "not":
+        this.#pushVector(a);
+        this.fn.op("v128.not");
+        return;
+      case "tdiv":
+      case "tmod":
+        // no lane form: lane by lane
+        this.fn.v128([0, 0, 0, 0], "i32");
+        for (let lane = 0; lane < LANES; lane++) {
+          this.#laneOf(a, lane);
+          this.#laneOf(b, lane);
+          this.fn.op(e.op === "tdiv" ? "i32.div_s" : "i32.rem_s").lane("i32x4.replace_lane", lane);
+        }
+        return;
+    }
+    const op = VECTOR_BINARY[e.op]?.[a.type === "bool" && e.op === "eq" ? "i32" : kind];
+    if (op === undefined) throw new Error(`wasm: no lane form of ${e.op} on ${kind}`);
+    this.#pushVector(a);
+    this.#pushVector(b);
+    this.fn.op(op);
+  }
+
+  /** Pushes lane `lane` of the index `e` as a scalar. */
+  #laneOf(e: Expr, lane: number): void {
+    const held = this.#held.get(e) ?? "scalar";
+    if (held === "vector") {
+      this.#pushVector(e);
+      this.fn.lane("i32x4.extract_lane", lane);
+      return;
+    }
+    this.#pushScalar(e);
+    if (held === "affine" && lane > 0) this.fn.i32(lane * this.#coef.get(e)!).op("i32.add");
+  }
+
+  #store(index: Expr, value: Expr, vector: boolean): void {
+    if (!vector) {
+      this.#address(-1, () => this.#pushScalar(index));
+      this.#pushScalar(value);
+      this.fn.memory("f32.store", 2);
+      return;
+    }
+    if (this.#held.get(index) === "affine" && this.#coef.get(index) === 1) {
+      this.#address(-1, () => this.#pushScalar(index));
+      this.#pushVector(value);
+      this.fn.memory("v128.store", 2);
+      return;
+    }
+    for (let lane = 0; lane < LANES; lane++) {
+      this.#address(-1, () => this.#laneOf(index, lane));
+      this.#pushVector(value);
+      this.fn.lane("f32x4.extract_lane", lane).memory("f32.store", 2);
+    }
+  }
+}
+
+/**
+ * The loop to vectorize: the innermost output loop, if it has four elements or more, every op
+ * in it has a lane form, and no loop inside it has bounds depending on its variable.
+ */
+function vectorizableLoop(program: Program): LoopStmt | null {
+  const { kernel } = program;
+  if (kernel.outVars.length === 0) return null;
+  const v = kernel.outVars[kernel.outVars.length - 1];
+  if ((v.arg as VarArg).extent < LANES) return null;
+  let found: LoopStmt | null = null;
+  const find = (stmts: readonly Stmt[]) => {
+    for (const s of stmts) {
+      if (s.kind !== "loop") continue;
+      if (s.v === v) found = s;
+      else find(s.body);
+    }
+  };
+  find(program.body);
+  if (found === null) return null;
+  const loop: LoopStmt = found;
+  let ok = true;
+  const check = (stmts: readonly Stmt[]) => {
+    for (const s of stmts) {
+      if (s.kind !== "loop") continue;
+      const bounds = exprsInOrder([s.lo, s.hi]);
+      if (bounds.includes(v)) ok = false;
+      check(s.body);
+    }
+  };
+  check(loop.body);
+  return ok ? loop : null;
+}
+
+/** The Wasm module of `program` and its text form. */
+export function emitWasm(
+  program: Program,
+  sharedMemory: boolean,
+): { bytes: Uint8Array; text: string; } {
+  const emitter = new KernelEmitter(program);
+  emitter.emit();
+  const module = new ModuleBuilder(sharedMemory);
+  module.add(emitter.fn, true);
+  const header = program.kernel.comment.split("\n").map((l) => `;; ${l}`).join("\n");
+  return { bytes: module.toBytes(), text: `${header}\n${module.toText()}\n` };
+}
