@@ -36,6 +36,48 @@ if (!webgpuAvailable) {
 /** The devices every device-table test runs on. */
 export const testDevices: DeviceName[] = webgpuAvailable ? ["cpu", "webgpu"] : ["cpu"];
 
+/** One way to run kernels: a device, and on cpu which kernels and how many threads. */
+export interface TestBackend {
+  /** `cpu js`, `cpu wasm`, `cpu wasm 2 threads` or `webgpu`. */
+  readonly name: string;
+  readonly device: DeviceName;
+  readonly kernels?: CpuKernels;
+  readonly threads?: number;
+}
+
+/**
+ * The backend table of the device tests: cpu with JavaScript kernels, with Wasm kernels on one
+ * thread and on two (every Wasm kernel split over the threads, however small), and webgpu.
+ */
+export const testBackends: TestBackend[] = [
+  { name: "cpu js", device: "cpu", kernels: "js", threads: 1 },
+  ...(cpu.simd
+    ? [
+      { name: "cpu wasm", device: "cpu", kernels: "wasm", threads: 1 } as const,
+      { name: "cpu wasm 2 threads", device: "cpu", kernels: "wasm", threads: 2 } as const,
+    ]
+    : []),
+  ...(webgpuAvailable ? [{ name: "webgpu", device: "webgpu" } as const] : []),
+];
+
+/** Runs `fn` with the cpu device set up as `backend` says, then restores the settings. */
+export async function onBackend<T>(backend: TestBackend, fn: () => T | Promise<T>): Promise<T> {
+  const before = { kernels: cpu.kernels, threads: cpu.threads, min: cpuBackend.threadMinElements };
+  if (backend.kernels !== undefined) cpu.kernels = backend.kernels;
+  if (backend.threads !== undefined) cpu.threads = backend.threads;
+  if (backend.threads !== undefined && backend.threads > 1) {
+    cpuBackend.threadMinElements = 0; // split every kernel, to test splitting on small ones
+    await cpuBackend.pool.started();
+  }
+  try {
+    return await fn();
+  } finally {
+    cpu.kernels = before.kernels;
+    cpu.threads = before.threads;
+    cpuBackend.threadMinElements = before.min;
+  }
+}
+
 /** The float64 reference value of a cpu tensor's graph (no fusion, no code generation). */
 export function reference(t: Tensor): Float64Array {
   return evaluateReference(t.node, (node) => {

@@ -17,7 +17,7 @@
 
 import { type DeviceName, setFusion, Tensor, tensor } from "../mod.ts";
 import * as ir from "../src/ir/node.ts";
-import { assertClose, reference, testDevices } from "./helpers.ts";
+import { assertClose, onBackend, reference, testBackends } from "./helpers.ts";
 import { assertEquals } from "./assert.ts";
 
 /** Graphs per device (about 1 s on cpu, 10 s on webgpu through llvmpipe). */
@@ -220,36 +220,38 @@ function check(got: ArrayLike<number>, want: Float64Array, msg: string): void {
   assertClose(got, want, { rtol: 1e-4, atol: 1e-5 * scale + 1e-6, msg });
 }
 
-for (const device of testDevices) {
-  Deno.test(`${CASES} random graphs on ${device}: fused == unfused == reference`, async () => {
-    let elements = 0;
-    for (let seed = 1; seed <= CASES; seed++) {
-      const fused = await build(seed, device);
-      const unfused = await build(seed, device);
-      // the reference reads cpu buffers: on webgpu it runs on a cpu copy of the same graph
-      const onCpu = device === "cpu" ? fused : await build(seed, "cpu");
-      assertEquals(fused.ops, unfused.ops);
-      assertEquals(fused.ops, onCpu.ops);
-      assertEquals(fused.out.shape, unfused.out.shape);
-      assertEquals(fused.out.device, device);
-      const msg = `${device}, seed ${seed}: ${fused.ops.join(" -> ")} [${fused.out.shape}]`;
-      const want = reference(onCpu.out);
-      let a: ArrayLike<number>;
-      let b: ArrayLike<number>;
-      try {
-        a = await fused.out.data();
-        setFusion(false);
-        b = await unfused.out.data();
-      } catch (e) {
-        throw new Error(`${msg}: ${e instanceof Error ? e.stack : e}`);
-      } finally {
-        setFusion(true);
+for (const backend of testBackends) {
+  const device = backend.device;
+  Deno.test(`${CASES} random graphs on ${backend.name}: fused == unfused == reference`, () =>
+    onBackend(backend, async () => {
+      let elements = 0;
+      for (let seed = 1; seed <= CASES; seed++) {
+        const fused = await build(seed, device);
+        const unfused = await build(seed, device);
+        // the reference reads cpu buffers: on webgpu it runs on a cpu copy of the same graph
+        const onCpu = device === "cpu" ? fused : await build(seed, "cpu");
+        assertEquals(fused.ops, unfused.ops);
+        assertEquals(fused.ops, onCpu.ops);
+        assertEquals(fused.out.shape, unfused.out.shape);
+        assertEquals(fused.out.device, device);
+        const msg = `${device}, seed ${seed}: ${fused.ops.join(" -> ")} [${fused.out.shape}]`;
+        const want = reference(onCpu.out);
+        let a: ArrayLike<number>;
+        let b: ArrayLike<number>;
+        try {
+          a = await fused.out.data();
+          setFusion(false);
+          b = await unfused.out.data();
+        } catch (e) {
+          throw new Error(`${msg}: ${e instanceof Error ? e.stack : e}`);
+        } finally {
+          setFusion(true);
+        }
+        check(a, want, `fused, ${msg}`);
+        check(b, want, `unfused, ${msg}`);
+        elements += a.length;
       }
-      check(a, want, `fused, ${msg}`);
-      check(b, want, `unfused, ${msg}`);
-      elements += a.length;
-    }
-    // the graphs were not all trivially empty
-    if (elements < CASES * 10) throw new Error(`only ${elements} elements checked`);
-  });
+      // the graphs were not all trivially empty
+      if (elements < CASES * 10) throw new Error(`only ${elements} elements checked`);
+    }));
 }

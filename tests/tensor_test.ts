@@ -15,7 +15,6 @@ import {
   zeros,
 } from "../mod.ts";
 import type { DeviceName, DType } from "../mod.ts";
-import { backendFor } from "../src/runtime/backends.ts";
 import {
   assert,
   assertEquals,
@@ -24,28 +23,9 @@ import {
   assertStrictEquals,
   assertThrows,
 } from "./assert.ts";
-import { assertClose, type CloseOptions, reference, testDevices } from "./helpers.ts";
+import { assertClose, type CloseOptions, onBackend, reference, testBackends } from "./helpers.ts";
 
 // ---- the device table ------------------------------------------------------------------------
-
-/**
- * Whether a device's backend exists in this build. The webgpu backend is written separately;
- * until it lands its placeholder throws "not available in this build" and the webgpu rows of
- * the table are left out. Once it exists they run automatically (on a machine with an adapter,
- * which `testDevices` decides); any other failure to create the backend fails loudly.
- */
-function backendReady(device: DeviceName): boolean {
-  try {
-    backendFor(device);
-    return true;
-  } catch (e) {
-    if (e instanceof Error && e.message.includes("not available in this build")) return false;
-    throw e;
-  }
-}
-
-/** The devices value tests run on: cpu always, webgpu when it has an adapter and a backend. */
-const devices: DeviceName[] = testDevices.filter(backendReady);
 
 /** Float dtypes a device supports (float64 is cpu-only). */
 const floatDtypes = (device: DeviceName): DType[] =>
@@ -123,23 +103,25 @@ const UNARY: [string, (x: Tensor) => Tensor, number, number, boolean][] = [
   ["sign", (x) => x.sign(), -3, 3, false],
 ];
 
-for (const device of devices) {
-  Deno.test(`unary ops match the reference, ${device}`, async (t) => {
-    for (const [name, op, lo, hi, transcendental] of UNARY) {
-      for (const dtype of floatDtypes(device)) {
-        for (const shape of SHAPES) {
-          await t.step(
-            `${name} ${dtype}[${shape}]`,
-            () =>
-              check(device, (d) => op(input(shape, 1, d, { lo, hi, dtype })), {
-                ...tolerance(device, transcendental),
-                msg: `${name} ${dtype}[${shape}]`,
-              }),
-          );
+for (const backend of testBackends) {
+  const device = backend.device;
+  Deno.test(`unary ops match the reference, ${backend.name}`, (t) =>
+    onBackend(backend, async () => {
+      for (const [name, op, lo, hi, transcendental] of UNARY) {
+        for (const dtype of floatDtypes(device)) {
+          for (const shape of SHAPES) {
+            await t.step(
+              `${name} ${dtype}[${shape}]`,
+              () =>
+                check(device, (d) => op(input(shape, 1, d, { lo, hi, dtype })), {
+                  ...tolerance(device, transcendental),
+                  msg: `${name} ${dtype}[${shape}]`,
+                }),
+            );
+          }
         }
       }
-    }
-  });
+    }));
 }
 
 Deno.test("unary ops: hand-worked values and special cases", async () => {
@@ -192,55 +174,59 @@ const BINARY: [string, (a: Tensor, b: Tensor | number) => Tensor, [number, numbe
   ["eq", (a, b) => a.eq(b), [-3, 3], [-3, 3], false],
 ];
 
-for (const device of devices) {
-  Deno.test(`binary ops with broadcasting match the reference, ${device}`, async (t) => {
-    for (const [name, op, [alo, ahi], [blo, bhi], transcendental] of BINARY) {
-      // comparisons get integer-valued inputs so that ties (and eq) actually happen
-      const round = name === "lt" || name === "gt" || name === "eq";
-      const make = (shape: number[], seed: number, lo: number, hi: number, d: DeviceName) =>
-        round
-          ? tensor(values(numel(shape), seed, lo, hi).map(Math.round), { shape, device: d })
-          : input(shape, seed, d, { lo, hi });
-      for (const [sa, sb] of BROADCAST_SHAPES) {
-        for (const [pa, pb] of [[sa, sb], [sb, sa]]) {
-          await t.step(`${name} [${pa}] [${pb}]`, () =>
+for (const backend of testBackends) {
+  const device = backend.device;
+  Deno.test(`binary ops with broadcasting match the reference, ${backend.name}`, (t) =>
+    onBackend(backend, async () => {
+      for (const [name, op, [alo, ahi], [blo, bhi], transcendental] of BINARY) {
+        // comparisons get integer-valued inputs so that ties (and eq) actually happen
+        const round = name === "lt" || name === "gt" || name === "eq";
+        const make = (shape: number[], seed: number, lo: number, hi: number, d: DeviceName) =>
+          round
+            ? tensor(values(numel(shape), seed, lo, hi).map(Math.round), { shape, device: d })
+            : input(shape, seed, d, { lo, hi });
+        for (const [sa, sb] of BROADCAST_SHAPES) {
+          for (const [pa, pb] of [[sa, sb], [sb, sa]]) {
+            await t.step(`${name} [${pa}] [${pb}]`, () =>
+              check(
+                device,
+                (d) => op(make(pa, 2, alo, ahi, d), make(pb, 3, blo, bhi, d)),
+                { ...tolerance(device, transcendental), msg: `${name} [${pa}] [${pb}]` },
+              ));
+          }
+        }
+        for (const scalar of [2, -1.5, 0.5]) {
+          if (name === "div" && scalar < 0) continue;
+          await t.step(`${name} [2,3] and the number ${scalar}`, () =>
             check(
               device,
-              (d) => op(make(pa, 2, alo, ahi, d), make(pb, 3, blo, bhi, d)),
-              { ...tolerance(device, transcendental), msg: `${name} [${pa}] [${pb}]` },
+              (d) => op(make([2, 3], 4, alo, ahi, d), round ? Math.round(scalar) : scalar),
+              { ...tolerance(device, transcendental), msg: `${name} number ${scalar}` },
             ));
         }
       }
-      for (const scalar of [2, -1.5, 0.5]) {
-        if (name === "div" && scalar < 0) continue;
-        await t.step(`${name} [2,3] and the number ${scalar}`, () =>
-          check(
-            device,
-            (d) => op(make([2, 3], 4, alo, ahi, d), round ? Math.round(scalar) : scalar),
-            { ...tolerance(device, transcendental), msg: `${name} number ${scalar}` },
-          ));
+    }));
+
+  Deno.test(`binary ops in float64, ${device === "cpu" ? "cpu" : "skipped"}`, () =>
+    onBackend(backend, async () => {
+      if (device !== "cpu") return;
+      for (const [name, op, [alo, ahi], [blo, bhi]] of BINARY) {
+        await check(device, (d) =>
+          op(
+            input([2, 3], 5, d, { lo: alo, hi: ahi, dtype: "float64" }),
+            input([3], 6, d, { lo: blo, hi: bhi, dtype: "float64" }),
+          ), { rtol: 1e-12, atol: 1e-14, msg: name });
       }
-    }
-  });
+    }));
 
-  Deno.test(`binary ops in float64, ${device === "cpu" ? "cpu" : "skipped"}`, async () => {
-    if (device !== "cpu") return;
-    for (const [name, op, [alo, ahi], [blo, bhi]] of BINARY) {
-      await check(device, (d) =>
-        op(
-          input([2, 3], 5, d, { lo: alo, hi: ahi, dtype: "float64" }),
-          input([3], 6, d, { lo: blo, hi: bhi, dtype: "float64" }),
-        ), { rtol: 1e-12, atol: 1e-14, msg: name });
-    }
-  });
-
-  Deno.test(`affine matches the reference, ${device}`, async () => {
-    for (const shape of SHAPES) {
-      await check(device, (d) => input(shape, 7, d).affine(2.5, -1), tolerance(device));
-      await check(device, (d) => input(shape, 8, d).affine(-0.5, 3).affine(4, 0));
-    }
-    assertEquals(Array.from(await tensor([1, 2]).affine(3, 1).data()), [4, 7]);
-  });
+  Deno.test(`affine matches the reference, ${backend.name}`, () =>
+    onBackend(backend, async () => {
+      for (const shape of SHAPES) {
+        await check(device, (d) => input(shape, 7, d).affine(2.5, -1), tolerance(device));
+        await check(device, (d) => input(shape, 8, d).affine(-0.5, 3).affine(4, 0));
+      }
+      assertEquals(Array.from(await tensor([1, 2]).affine(3, 1).data()), [4, 7]);
+    }));
 }
 
 Deno.test("binary ops: hand-worked values, reversed comparisons and number operands", async () => {
@@ -266,93 +252,97 @@ Deno.test("binary ops: hand-worked values, reversed comparisons and number opera
 const INT_MAX = 2147483647;
 const INT_MIN = -2147483648;
 
-for (const device of devices) {
-  Deno.test(`int32 arithmetic wraps on overflow, ${device}`, async () => {
-    const big = tensor([INT_MAX, INT_MIN, 65536, -3], { dtype: "int32", device });
-    assertEquals(Array.from(await big.add(1).data()), [INT_MIN, INT_MIN + 1, 65537, -2]);
-    assertEquals(Array.from(await big.sub(1).data()), [INT_MAX - 1, INT_MAX, 65535, -4]);
-    assertEquals(Array.from(await big.mul(big).data()), [1, 0, 0, 9]);
-    assertEquals(Array.from(await big.square().data()), [1, 0, 0, 9]);
-    assertEquals(Array.from(await big.neg().data()), [-INT_MAX, INT_MIN, -65536, 3]);
-    assertEquals(Array.from(await big.abs().data()), [INT_MAX, INT_MIN, 65536, 3]);
-    assertEquals(
-      Array.from(
-        await tensor([INT_MAX, INT_MAX, 2], { dtype: "int32", device }).sum()
-          .data(),
-      ),
-      [0],
-    );
-    assertEquals(big.add(1).dtype, "int32");
-    // each of these against the reference too
-    for (
-      const op of [
-        (x: Tensor) => x.add(x),
-        (x: Tensor) => x.mul(3).sub(x),
-        (x: Tensor) => x.sum(0),
-        (x: Tensor) => x.max(0),
-        (x: Tensor) => x.sign().mul(x).relu(),
-      ]
-    ) {
+for (const backend of testBackends) {
+  const device = backend.device;
+  Deno.test(`int32 arithmetic wraps on overflow, ${backend.name}`, () =>
+    onBackend(backend, async () => {
+      const big = tensor([INT_MAX, INT_MIN, 65536, -3], { dtype: "int32", device });
+      assertEquals(Array.from(await big.add(1).data()), [INT_MIN, INT_MIN + 1, 65537, -2]);
+      assertEquals(Array.from(await big.sub(1).data()), [INT_MAX - 1, INT_MAX, 65535, -4]);
+      assertEquals(Array.from(await big.mul(big).data()), [1, 0, 0, 9]);
+      assertEquals(Array.from(await big.square().data()), [1, 0, 0, 9]);
+      assertEquals(Array.from(await big.neg().data()), [-INT_MAX, INT_MIN, -65536, 3]);
+      assertEquals(Array.from(await big.abs().data()), [INT_MAX, INT_MIN, 65536, 3]);
+      assertEquals(
+        Array.from(
+          await tensor([INT_MAX, INT_MAX, 2], { dtype: "int32", device }).sum()
+            .data(),
+        ),
+        [0],
+      );
+      assertEquals(big.add(1).dtype, "int32");
+      // each of these against the reference too
+      for (
+        const op of [
+          (x: Tensor) => x.add(x),
+          (x: Tensor) => x.mul(3).sub(x),
+          (x: Tensor) => x.sum(0),
+          (x: Tensor) => x.max(0),
+          (x: Tensor) => x.sign().mul(x).relu(),
+        ]
+      ) {
+        await check(
+          device,
+          (d) =>
+            op(tensor([INT_MAX, INT_MIN, 65536, -3], { dtype: "int32", shape: [2, 2], device: d })),
+        );
+      }
+    }));
+
+  Deno.test(`dtype promotion, ${backend.name}`, () =>
+    onBackend(backend, async () => {
+      const i = tensor([1, 2, 3], { dtype: "int32", device });
+      const f = tensor([0.5, 0.5, 0.5], { device });
+      // division, float-only unary ops, pow and mean promote int32 to float32
+      assertEquals(i.div(2).dtype, "float32");
+      assertEquals(Array.from(await i.div(2).data()), [0.5, 1, 1.5]);
+      assertEquals(Array.from(await i.div(i.add(1)).data()), [0.5, 2 / 3, 0.75].map(Math.fround));
+      assertEquals(i.exp().dtype, "float32");
+      assertEquals(i.sqrt().dtype, "float32");
+      assertEquals(i.pow(2).dtype, "float32");
+      assertEquals(i.mean().dtype, "float32");
+      assertEquals(await i.mean().item(), 2);
+      assertEquals(i.affine(2, 0).dtype, "float32");
+      // int32 with a float tensor or a fractional number computes in float32
+      assertEquals(i.add(f).dtype, "float32");
+      assertEquals(Array.from(await i.add(f).data()), [1.5, 2.5, 3.5]);
+      assertEquals(i.mul(0.5).dtype, "float32");
+      assertEquals(Array.from(await i.mul(0.5).data()), [0.5, 1, 1.5]);
+      // int32 with an integer number stays int32, comparisons keep the operands' dtype
+      assertEquals(i.mul(2).dtype, "int32");
+      assertEquals(i.lt(2).dtype, "int32");
+      assertEquals(i.neg().dtype, "int32");
+      assertEquals(i.sum().dtype, "int32");
+      assertEquals(f.lt(1).dtype, "float32");
+      if (device === "cpu") {
+        const d = tensor([1, 2, 3], { dtype: "float64" });
+        assertEquals(d.add(f).dtype, "float64");
+        assertEquals(d.add(i).dtype, "float64");
+        assertEquals(f.add(d).dtype, "float64");
+        // float64 keeps digits float32 cannot
+        assertEquals((await tensor([0.1], { dtype: "float64" }).mul(3).data())[0], 0.1 * 3);
+      }
+      await check(device, (d) => input([2, 3], 9, d, { dtype: "int32", lo: -50, hi: 50 }).div(7));
       await check(
         device,
         (d) =>
-          op(tensor([INT_MAX, INT_MIN, 65536, -3], { dtype: "int32", shape: [2, 2], device: d })),
+          tensor([1, -2, 3, 4, -5, 6], { dtype: "int32", shape: [2, 3], device: d }).add(
+            input([3], 10, d),
+          ),
       );
-    }
-  });
+    }));
 
-  Deno.test(`dtype promotion, ${device}`, async () => {
-    const i = tensor([1, 2, 3], { dtype: "int32", device });
-    const f = tensor([0.5, 0.5, 0.5], { device });
-    // division, float-only unary ops, pow and mean promote int32 to float32
-    assertEquals(i.div(2).dtype, "float32");
-    assertEquals(Array.from(await i.div(2).data()), [0.5, 1, 1.5]);
-    assertEquals(Array.from(await i.div(i.add(1)).data()), [0.5, 2 / 3, 0.75].map(Math.fround));
-    assertEquals(i.exp().dtype, "float32");
-    assertEquals(i.sqrt().dtype, "float32");
-    assertEquals(i.pow(2).dtype, "float32");
-    assertEquals(i.mean().dtype, "float32");
-    assertEquals(await i.mean().item(), 2);
-    assertEquals(i.affine(2, 0).dtype, "float32");
-    // int32 with a float tensor or a fractional number computes in float32
-    assertEquals(i.add(f).dtype, "float32");
-    assertEquals(Array.from(await i.add(f).data()), [1.5, 2.5, 3.5]);
-    assertEquals(i.mul(0.5).dtype, "float32");
-    assertEquals(Array.from(await i.mul(0.5).data()), [0.5, 1, 1.5]);
-    // int32 with an integer number stays int32, comparisons keep the operands' dtype
-    assertEquals(i.mul(2).dtype, "int32");
-    assertEquals(i.lt(2).dtype, "int32");
-    assertEquals(i.neg().dtype, "int32");
-    assertEquals(i.sum().dtype, "int32");
-    assertEquals(f.lt(1).dtype, "float32");
-    if (device === "cpu") {
-      const d = tensor([1, 2, 3], { dtype: "float64" });
-      assertEquals(d.add(f).dtype, "float64");
-      assertEquals(d.add(i).dtype, "float64");
-      assertEquals(f.add(d).dtype, "float64");
-      // float64 keeps digits float32 cannot
-      assertEquals((await tensor([0.1], { dtype: "float64" }).mul(3).data())[0], 0.1 * 3);
-    }
-    await check(device, (d) => input([2, 3], 9, d, { dtype: "int32", lo: -50, hi: 50 }).div(7));
-    await check(
-      device,
-      (d) =>
-        tensor([1, -2, 3, 4, -5, 6], { dtype: "int32", shape: [2, 3], device: d }).add(
-          input([3], 10, d),
-        ),
-    );
-  });
-
-  Deno.test(`cast converts and truncates, ${device}`, async () => {
-    const f = tensor([1.7, -1.7, 2.5, -0.2], { device });
-    assertEquals(Array.from(await f.cast("int32").data()), [1, -1, 2, 0]);
-    assertEquals(f.cast("int32").dtype, "int32");
-    assertEquals(
-      Array.from(await tensor([3, -4], { dtype: "int32", device }).cast("float32").data()),
-      [3, -4],
-    );
-    await check(device, (d) => input([3, 4], 11, d, { lo: -100, hi: 100 }).cast("int32"));
-  });
+  Deno.test(`cast converts and truncates, ${backend.name}`, () =>
+    onBackend(backend, async () => {
+      const f = tensor([1.7, -1.7, 2.5, -0.2], { device });
+      assertEquals(Array.from(await f.cast("int32").data()), [1, -1, 2, 0]);
+      assertEquals(f.cast("int32").dtype, "int32");
+      assertEquals(
+        Array.from(await tensor([3, -4], { dtype: "int32", device }).cast("float32").data()),
+        [3, -4],
+      );
+      await check(device, (d) => input([3, 4], 11, d, { lo: -100, hi: 100 }).cast("int32"));
+    }));
 }
 
 // ---- reductions --------------------------------------------------------------------------------
@@ -366,32 +356,34 @@ const REDUCE_CASES: [number[], (number | number[] | undefined)[]][] = [
   [[0, 3], [1]],
 ];
 
-for (const device of devices) {
-  Deno.test(`sum mean max match the reference, ${device}`, async (t) => {
-    for (const dtype of [...floatDtypes(device), "int32" as DType]) {
-      for (const [shape, axes] of REDUCE_CASES) {
-        for (const axis of axes) {
-          for (const keepdim of [false, true]) {
-            for (const op of ["sum", "mean", "max"] as const) {
-              const label = `${op} ${dtype}[${shape}] axis ${
-                JSON.stringify(axis)
-              } keepdim ${keepdim}`;
-              await t.step(label, () =>
-                check(device, (d) => {
-                  const x = input(shape, 12, d, { dtype, lo: -20, hi: 20 });
-                  return x[op](axis, keepdim);
-                }, { ...tolerance(device), msg: label }));
+for (const backend of testBackends) {
+  const device = backend.device;
+  Deno.test(`sum mean max match the reference, ${backend.name}`, (t) =>
+    onBackend(backend, async () => {
+      for (const dtype of [...floatDtypes(device), "int32" as DType]) {
+        for (const [shape, axes] of REDUCE_CASES) {
+          for (const axis of axes) {
+            for (const keepdim of [false, true]) {
+              for (const op of ["sum", "mean", "max"] as const) {
+                const label = `${op} ${dtype}[${shape}] axis ${
+                  JSON.stringify(axis)
+                } keepdim ${keepdim}`;
+                await t.step(label, () =>
+                  check(device, (d) => {
+                    const x = input(shape, 12, d, { dtype, lo: -20, hi: 20 });
+                    return x[op](axis, keepdim);
+                  }, { ...tolerance(device), msg: label }));
+              }
             }
           }
         }
+        // a sum over an empty axis is 0 (and keeps the other axes)
+        await t.step(
+          `sum over an empty axis ${dtype}`,
+          () => check(device, (d) => input([0, 3], 13, d, { dtype }).sum(0)),
+        );
       }
-      // a sum over an empty axis is 0 (and keeps the other axes)
-      await t.step(
-        `sum over an empty axis ${dtype}`,
-        () => check(device, (d) => input([0, 3], 13, d, { dtype }).sum(0)),
-      );
-    }
-  });
+    }));
 }
 
 Deno.test("reductions: hand-worked values and shapes", async () => {
@@ -463,21 +455,23 @@ const MOVEMENT: [string, number[], (x: Tensor) => Tensor][] = [
   ["unfoldDim then permute", [2, 6], (x) => x.unfoldDim(1, 2, 2).permute(2, 0, 1)],
 ];
 
-for (const device of devices) {
-  Deno.test(`movement ops match the reference, ${device}`, async (t) => {
-    for (const dtype of [...floatDtypes(device), "int32" as DType]) {
-      for (const [name, shape, op] of MOVEMENT) {
-        await t.step(
-          `${name} ${dtype}`,
-          () =>
-            check(device, (d) => op(input(shape, 14, d, { dtype, lo: -9, hi: 9 })), {
-              ...tolerance(device),
-              msg: `${name} ${dtype}`,
-            }),
-        );
+for (const backend of testBackends) {
+  const device = backend.device;
+  Deno.test(`movement ops match the reference, ${backend.name}`, (t) =>
+    onBackend(backend, async () => {
+      for (const dtype of [...floatDtypes(device), "int32" as DType]) {
+        for (const [name, shape, op] of MOVEMENT) {
+          await t.step(
+            `${name} ${dtype}`,
+            () =>
+              check(device, (d) => op(input(shape, 14, d, { dtype, lo: -9, hi: 9 })), {
+                ...tolerance(device),
+                msg: `${name} ${dtype}`,
+              }),
+          );
+        }
       }
-    }
-  });
+    }));
 }
 
 Deno.test("movement ops: hand-worked values and shapes", async () => {
@@ -514,55 +508,60 @@ Deno.test("squeeze of a non-1 axis returns the same tensor", () => {
 
 // ---- creation ------------------------------------------------------------------------------------
 
-for (const device of devices) {
-  Deno.test(`creation functions, ${device}`, async () => {
-    const nested = tensor([[1, 2, 3], [4, 5, 6]], { device });
-    assertEquals(nested.shape, [2, 3]);
-    assertEquals(nested.dtype, "float32");
-    assertEquals(nested.device, device);
-    assertEquals(await nested.toArray(), [[1, 2, 3], [4, 5, 6]]);
-    assertEquals(tensor([[[1], [2]]], { device }).shape, [1, 2, 1]);
-    assertEquals(tensor(3, { device }).shape, []);
-    assertEquals(await tensor(3, { device }).item(), 3);
-    assertEquals(tensor([], { device }).shape, [0]);
-    const flat = tensor([1, 2, 3, 4, 5, 6], { shape: [3, 2], device, dtype: "int32" });
-    assertEquals(flat.shape, [3, 2]);
-    assertEquals(flat.dtype, "int32");
-    assertEquals(await flat.toArray(), [[1, 2], [3, 4], [5, 6]]);
-    // typed arrays set the dtype unless one is given; the data is copied
-    const f32 = new Float32Array([1.5, 2.5]);
-    assertEquals(tensor(f32, { device }).dtype, "float32");
-    assertEquals(tensor(new Int32Array([1, 2]), { device }).dtype, "int32");
-    assertEquals(tensor(new Int32Array([1, 2]), { device, dtype: "float32" }).dtype, "float32");
-    assertEquals(
-      await tensor(new Float32Array([1, 2, 3, 4]), { shape: [2, 2], device }).toArray(),
-      [[1, 2], [3, 4]],
-    );
-    // values round to the dtype
-    assertEquals(Array.from(await tensor([0.1], { device }).data()), [Math.fround(0.1)]);
-    assertEquals(Array.from(await tensor([1.9, -1.9], { dtype: "int32", device }).data()), [1, -1]);
+for (const backend of testBackends) {
+  const device = backend.device;
+  Deno.test(`creation functions, ${backend.name}`, () =>
+    onBackend(backend, async () => {
+      const nested = tensor([[1, 2, 3], [4, 5, 6]], { device });
+      assertEquals(nested.shape, [2, 3]);
+      assertEquals(nested.dtype, "float32");
+      assertEquals(nested.device, device);
+      assertEquals(await nested.toArray(), [[1, 2, 3], [4, 5, 6]]);
+      assertEquals(tensor([[[1], [2]]], { device }).shape, [1, 2, 1]);
+      assertEquals(tensor(3, { device }).shape, []);
+      assertEquals(await tensor(3, { device }).item(), 3);
+      assertEquals(tensor([], { device }).shape, [0]);
+      const flat = tensor([1, 2, 3, 4, 5, 6], { shape: [3, 2], device, dtype: "int32" });
+      assertEquals(flat.shape, [3, 2]);
+      assertEquals(flat.dtype, "int32");
+      assertEquals(await flat.toArray(), [[1, 2], [3, 4], [5, 6]]);
+      // typed arrays set the dtype unless one is given; the data is copied
+      const f32 = new Float32Array([1.5, 2.5]);
+      assertEquals(tensor(f32, { device }).dtype, "float32");
+      assertEquals(tensor(new Int32Array([1, 2]), { device }).dtype, "int32");
+      assertEquals(tensor(new Int32Array([1, 2]), { device, dtype: "float32" }).dtype, "float32");
+      assertEquals(
+        await tensor(new Float32Array([1, 2, 3, 4]), { shape: [2, 2], device }).toArray(),
+        [[1, 2], [3, 4]],
+      );
+      // values round to the dtype
+      assertEquals(Array.from(await tensor([0.1], { device }).data()), [Math.fround(0.1)]);
+      assertEquals(Array.from(await tensor([1.9, -1.9], { dtype: "int32", device }).data()), [
+        1,
+        -1,
+      ]);
 
-    assertEquals(await zeros([2, 2], { device }).toArray(), [[0, 0], [0, 0]]);
-    assertEquals(zeros(2, 3).shape, [2, 3]);
-    assertEquals(zeros().shape, []);
-    assertEquals(await ones([3], { device, dtype: "int32" }).toArray(), [1, 1, 1]);
-    assertEquals(ones([3], { device, dtype: "int32" }).dtype, "int32");
-    assertEquals(await full([2], 7.5, { device }).toArray(), [7.5, 7.5]);
-    assertEquals(full([0, 2], 1).shape, [0, 2]);
+      assertEquals(await zeros([2, 2], { device }).toArray(), [[0, 0], [0, 0]]);
+      assertEquals(zeros(2, 3).shape, [2, 3]);
+      assertEquals(zeros().shape, []);
+      assertEquals(await ones([3], { device, dtype: "int32" }).toArray(), [1, 1, 1]);
+      assertEquals(ones([3], { device, dtype: "int32" }).dtype, "int32");
+      assertEquals(await full([2], 7.5, { device }).toArray(), [7.5, 7.5]);
+      assertEquals(full([0, 2], 1).shape, [0, 2]);
 
-    assertEquals(await arange(4, undefined, 1, { device }).toArray(), [0, 1, 2, 3]);
-    assertEquals(arange(4).dtype, "int32");
-    assertEquals(await arange(2, 8, 2).toArray(), [2, 4, 6]);
-    assertEquals(await arange(5, 0, -2).toArray(), [5, 3, 1]);
-    assertEquals(await arange(0, 1, 0.25).toArray(), [0, 0.25, 0.5, 0.75]);
-    assertEquals(arange(0, 1, 0.25).dtype, "float32");
-    assertEquals(arange(3, 3).shape, [0]);
-    assertEquals(arange(3, 0).shape, [0]);
-    if (device === "cpu") {
-      assertEquals(ones([2], { dtype: "float64" }).dtype, "float64");
-      assertEquals(arange(3, undefined, 1, { dtype: "float64" }).dtype, "float64");
-    }
-  });
+      assertEquals(await arange(4, undefined, 1, { device }).toArray(), [0, 1, 2, 3]);
+      assertEquals(arange(4).dtype, "int32");
+      assertEquals(await arange(2, 8, 2).toArray(), [2, 4, 6]);
+      assertEquals(await arange(5, 0, -2).toArray(), [5, 3, 1]);
+      assertEquals(await arange(0, 1, 0.25).toArray(), [0, 0.25, 0.5, 0.75]);
+      assertEquals(arange(0, 1, 0.25).dtype, "float32");
+      assertEquals(arange(3, 3).shape, [0]);
+      assertEquals(arange(3, 0).shape, [0]);
+      if (device === "cpu") {
+        assertEquals(ones([2], { dtype: "float64" }).dtype, "float64");
+        assertEquals(arange(3, undefined, 1, { dtype: "float64" }).dtype, "float64");
+      }
+    }));
 }
 
 Deno.test("rand and randn: both call forms, ranges, moments and manualSeed", async () => {
@@ -598,30 +597,32 @@ Deno.test("rand and randn: both call forms, ranges, moments and manualSeed", asy
 
 // ---- reading values --------------------------------------------------------------------------------
 
-for (const device of devices) {
-  Deno.test(`data toArray item dataSync, ${device}`, async () => {
-    const x = tensor([[1, 2], [3, 4]], { device }).mul(2);
-    const data = await x.data();
-    assertInstanceOf(data, Float32Array);
-    assertEquals(Array.from(data), [2, 4, 6, 8]);
-    // data() is a copy: changing it does not change the tensor
-    data[0] = 100;
-    assertEquals(Array.from(await x.data()), [2, 4, 6, 8]);
-    assertEquals(await x.toArray(), [[2, 4], [6, 8]]);
-    assertEquals(await x.sum().toArray(), 20);
-    assertEquals(await x.sum().item(), 20);
-    assertEquals(await x.reshape(1, 4).slice(1, 2, 3).item(), 6);
-    assertInstanceOf(await tensor([1], { dtype: "int32", device }).data(), Int32Array);
-    if (device === "cpu") {
-      assertInstanceOf(await tensor([1], { dtype: "float64" }).data(), Float64Array);
-      const y = tensor([1, 2, 3]).exp();
-      const sync = y.dataSync();
-      assertClose(sync, [1, 2, 3].map(Math.exp));
-      assertEquals(Array.from(sync), Array.from(await y.data()));
-    } else {
-      assertThrows(() => x.dataSync(), Error, "dataSync: needs a cpu tensor");
-    }
-  });
+for (const backend of testBackends) {
+  const device = backend.device;
+  Deno.test(`data toArray item dataSync, ${backend.name}`, () =>
+    onBackend(backend, async () => {
+      const x = tensor([[1, 2], [3, 4]], { device }).mul(2);
+      const data = await x.data();
+      assertInstanceOf(data, Float32Array);
+      assertEquals(Array.from(data), [2, 4, 6, 8]);
+      // data() is a copy: changing it does not change the tensor
+      data[0] = 100;
+      assertEquals(Array.from(await x.data()), [2, 4, 6, 8]);
+      assertEquals(await x.toArray(), [[2, 4], [6, 8]]);
+      assertEquals(await x.sum().toArray(), 20);
+      assertEquals(await x.sum().item(), 20);
+      assertEquals(await x.reshape(1, 4).slice(1, 2, 3).item(), 6);
+      assertInstanceOf(await tensor([1], { dtype: "int32", device }).data(), Int32Array);
+      if (device === "cpu") {
+        assertInstanceOf(await tensor([1], { dtype: "float64" }).data(), Float64Array);
+        const y = tensor([1, 2, 3]).exp();
+        const sync = y.dataSync();
+        assertClose(sync, [1, 2, 3].map(Math.exp));
+        assertEquals(Array.from(sync), Array.from(await y.data()));
+      } else {
+        assertThrows(() => x.dataSync(), Error, "dataSync: needs a cpu tensor");
+      }
+    }));
 }
 
 Deno.test("toString and Deno.inspect describe dtype, shape, device and state", async () => {
@@ -666,51 +667,55 @@ Deno.test("ops never modify their inputs", async () => {
   assertEquals(Array.from(source.slice(1)), [-2, 3, -4, 5, -6]);
 });
 
-for (const device of devices) {
-  Deno.test(`empty tensors compute without kernels, ${device}`, async () => {
-    const e = zeros([0, 3], { device });
-    for (
-      const t of [
-        e.exp(),
-        e.add(1),
-        e.mul(tensor([1, 2, 3], { device })),
-        e.transpose().neg(),
-        e.pad([[0, 0], [1, 1]]),
-        e.sum(1),
-        zeros([2, 0], { device }).max(0),
-      ]
-    ) {
-      assertEquals(kernels(t).length, 0, `kernels for ${t}`);
-      assertEquals((await t.data()).length, 0);
-    }
-    assertEquals(e.exp().shape, [0, 3]);
-    assertEquals(await e.exp().toArray(), []);
-    assertEquals(await zeros([2, 0], { device }).toArray(), [[], []]);
-    // reducing an empty axis gives a non-empty result: that one is computed
-    assertEquals(Array.from(await e.sum(0).data()), [0, 0, 0]);
-  });
+for (const backend of testBackends) {
+  const device = backend.device;
+  Deno.test(`empty tensors compute without kernels, ${backend.name}`, () =>
+    onBackend(backend, async () => {
+      const e = zeros([0, 3], { device });
+      for (
+        const t of [
+          e.exp(),
+          e.add(1),
+          e.mul(tensor([1, 2, 3], { device })),
+          e.transpose().neg(),
+          e.pad([[0, 0], [1, 1]]),
+          e.sum(1),
+          zeros([2, 0], { device }).max(0),
+        ]
+      ) {
+        assertEquals(kernels(t).length, 0, `kernels for ${t}`);
+        assertEquals((await t.data()).length, 0);
+      }
+      assertEquals(e.exp().shape, [0, 3]);
+      assertEquals(await e.exp().toArray(), []);
+      assertEquals(await zeros([2, 0], { device }).toArray(), [[], []]);
+      // reducing an empty axis gives a non-empty result: that one is computed
+      assertEquals(Array.from(await e.sum(0).data()), [0, 0, 0]);
+    }));
 }
 
-for (const device of devices) {
-  Deno.test(`disposing a no-op view keeps the data it shares, ${device}`, async () => {
-    // x.flatten() of a 1-D x, a same-dtype cast, a same-shape reshape or expand is x's node:
-    // disposing that computed tensor must not free (and hand out again) x's storage
-    const x = tensor([1, 2, 3], { device });
-    const views = [x.flatten(), x.cast("float32"), x.reshape(3), x.expand(3), x.squeeze()];
-    for (const v of views) {
-      using _view = v;
-    }
-    const other = tensor([7, 8, 9], { device }).mul(2); // would take a freed buffer of 3
-    assertEquals(Array.from(await other.data()), [14, 16, 18]);
-    assertEquals(Array.from(await x.data()), [1, 2, 3]);
-    assertEquals(Array.from(await x.add(1).data()), [2, 3, 4]);
-    // a gradient that is the caller's own tensor is not freed with x.grad either
-    const w = tensor([1, 2], { device, requiresGrad: true });
-    const seed = tensor([5, 6], { device });
-    w.backward(seed);
-    w.grad!.dispose();
-    assertEquals(Array.from(await seed.data()), [5, 6]);
-  });
+for (const backend of testBackends) {
+  const device = backend.device;
+  Deno.test(`disposing a no-op view keeps the data it shares, ${backend.name}`, () =>
+    onBackend(backend, async () => {
+      // x.flatten() of a 1-D x, a same-dtype cast, a same-shape reshape or expand is x's node:
+      // disposing that computed tensor must not free (and hand out again) x's storage
+      const x = tensor([1, 2, 3], { device });
+      const views = [x.flatten(), x.cast("float32"), x.reshape(3), x.expand(3), x.squeeze()];
+      for (const v of views) {
+        using _view = v;
+      }
+      const other = tensor([7, 8, 9], { device }).mul(2); // would take a freed buffer of 3
+      assertEquals(Array.from(await other.data()), [14, 16, 18]);
+      assertEquals(Array.from(await x.data()), [1, 2, 3]);
+      assertEquals(Array.from(await x.add(1).data()), [2, 3, 4]);
+      // a gradient that is the caller's own tensor is not freed with x.grad either
+      const w = tensor([1, 2], { device, requiresGrad: true });
+      const seed = tensor([5, 6], { device });
+      w.backward(seed);
+      w.grad!.dispose();
+      assertEquals(Array.from(await seed.data()), [5, 6]);
+    }));
 }
 
 // ---- bad input -------------------------------------------------------------------------------------

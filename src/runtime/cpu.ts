@@ -19,6 +19,13 @@ import {
 import type { Kernel } from "../../codegen/kernel.ts";
 import { type Backend, type DeviceBuffer, type Launch, newBufferId } from "./device.ts";
 import { type Block, HeapMemory } from "./memory.ts";
+import { defaultThreads, ThreadPool } from "./threads.ts";
+
+/**
+ * Rule THREAD_MIN_ELEMENTS: a Wasm kernel writing fewer elements than this runs on the calling
+ * thread alone: waking the workers costs more than the work they would share.
+ */
+export const THREAD_MIN_ELEMENTS = 65536;
 
 /** Which kernels the cpu device runs: `auto` (Wasm where it can), `wasm` or `js`. */
 export type CpuKernels = "auto" | "wasm" | "js";
@@ -79,13 +86,23 @@ export const simdAvailable: boolean = (() => {
   }
 })();
 
-function kernelsFromEnv(): CpuKernels {
+/** An environment variable, or undefined without one (or without permission to read it). */
+function env(name: string): string | undefined {
   try {
-    const value = Deno.env.get("LUCID_CPU_KERNELS");
-    return value === "js" || value === "wasm" ? value : "auto";
+    return Deno.env.get(name);
   } catch {
-    return "auto"; // no permission to read the environment, or no Deno
+    return undefined; // no permission to read the environment, or no Deno
   }
+}
+
+function kernelsFromEnv(): CpuKernels {
+  const value = env("LUCID_CPU_KERNELS");
+  return value === "js" || value === "wasm" ? value : "auto";
+}
+
+function threadsFromEnv(): number {
+  const value = Number(env("LUCID_THREADS"));
+  return Number.isInteger(value) && value >= 1 ? value : defaultThreads();
 }
 
 /** A cpu buffer: a handle on a block of the cpu memory. */
@@ -129,6 +146,10 @@ class CpuBackend implements Backend {
   readonly limits = JS_TARGET;
   /** The memory every cpu tensor lives in. */
   readonly heap = new HeapMemory();
+  /** Worker threads for large Wasm kernels. */
+  readonly pool = new ThreadPool(this.heap.memory, threadsFromEnv());
+  /** Rule THREAD_MIN_ELEMENTS, settable (tests split every kernel). */
+  threadMinElements = THREAD_MIN_ELEMENTS;
   private compiledCount_ = 0;
   private live = 0;
   #kernels: CpuKernels = kernelsFromEnv();
@@ -236,7 +257,10 @@ class CpuBackend implements Backend {
       if (l.executable.target === "wasm") {
         const outer = l.executable.program.kernel.outShape[0] ?? 1;
         const offsets = [output, ...inputs].map((b) => b.block.offset);
-        this.compileWasm(l.executable)(...offsets, 0, outer);
+        const fn = this.compileWasm(l.executable);
+        const split = output.length >= this.threadMinElements && outer > 1 &&
+          this.pool.run(l.executable, fn, offsets, outer);
+        if (!split) fn(...offsets, 0, outer);
       } else {
         this.compile(l.executable)(this.view(output), ...inputs.map((b) => this.view(b)));
       }
@@ -272,6 +296,12 @@ export interface CpuInfo {
    * environment variable `LUCID_CPU_KERNELS` sets the starting value.
    */
   kernels: CpuKernels;
+  /**
+   * Threads that run a large Wasm kernel together (the calling one included; default: the
+   * hardware's, or the environment variable `LUCID_THREADS`). Results do not depend on it.
+   * Worker threads start in the background on the first kernel large enough to share.
+   */
+  threads: number;
 }
 
 /**
@@ -290,5 +320,14 @@ export const cpu: CpuInfo = {
       throw new Error(`cpu.kernels: must be "auto", "wasm" or "js", got ${JSON.stringify(value)}`);
     }
     cpuBackend.kernels = value;
+  },
+  get threads(): number {
+    return cpuBackend.pool.threads;
+  },
+  set threads(value: number) {
+    if (!Number.isInteger(value) || value < 1 || value > 64) {
+      throw new Error(`cpu.threads: must be an integer from 1 to 64, got ${String(value)}`);
+    }
+    cpuBackend.pool.threads = value;
   },
 };

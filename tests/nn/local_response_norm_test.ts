@@ -19,8 +19,9 @@ import type { DeviceName } from "../../mod.ts";
 import { assert, assertEquals, assertStrictEquals, assertThrows } from "../assert.ts";
 import {
   assertClose,
+  onBackend,
   reference,
-  testDevices,
+  testBackends,
   webgpuAvailable,
   withCpuKernels,
 } from "../helpers.ts";
@@ -60,7 +61,8 @@ const forms = {
     nn.functional.localResponseNorm(x, c.size, c.alpha, c.beta, c.k),
 };
 
-for (const device of testDevices) {
+for (const backend of testBackends) {
+  const device = backend.device;
   for (const [formName, form] of Object.entries(forms)) {
     Deno.test(`LocalResponseNorm golden cases, ${formName}, ${device}`, async (t) => {
       for (const c of golden.cases) {
@@ -76,15 +78,16 @@ for (const device of testDevices) {
     });
   }
 
-  Deno.test(`LocalResponseNorm kernel counts, ${device}`, () => {
-    const x = randn([2, 12, 4, 4], { device, requiresGrad: true });
-    const lrn = new nn.LocalResponseNorm(5, 1e-4, 0.75, 2);
-    const y = lrn.forward(x);
-    assertEquals(kernels(y).length, 1);
-    y.backward(randn([2, 12, 4, 4]).to(device));
-    const both = kernels(y, x.grad!);
-    assert(both.length <= 3, `forward + backward took ${both.length} kernels`);
-  });
+  Deno.test(`LocalResponseNorm kernel counts, ${backend.name}`, () =>
+    onBackend(backend, async () => {
+      const x = randn([2, 12, 4, 4], { device, requiresGrad: true });
+      const lrn = new nn.LocalResponseNorm(5, 1e-4, 0.75, 2);
+      const y = lrn.forward(x);
+      assertEquals(kernels(y).length, 1);
+      y.backward(randn([2, 12, 4, 4]).to(device));
+      const both = kernels(y, x.grad!);
+      assert(both.length <= 3, `forward + backward took ${both.length} kernels`);
+    }));
 }
 
 /** y of LRN on `x` (cpu) compared with the float64 reference of the same graph. */
@@ -129,23 +132,25 @@ Deno.test("LocalResponseNorm: a 2-D input equals the hand-computed formula", asy
   assertClose(await y.data(), want, { rtol: 1e-6 });
 });
 
-for (const device of testDevices) {
-  Deno.test(`LocalResponseNorm: values from 1e-20 to 1e15 sum as accurately as direct window sums, ${device}`, async () => {
-    // alternating huge and tiny channels: a running window sum would cancel here
-    const C = 12;
-    const data = new Float32Array(2 * C * 3);
-    for (let i = 0; i < data.length; i++) {
-      const c = Math.floor(i / 3) % C;
-      data[i] = (c % 2 === 0 ? 1e15 : 1e-20) * (1 + (i % 5) / 7);
-    }
-    const onCpu = tensor(data, { shape: [2, C, 3] });
-    const x = tensor(data, { shape: [2, C, 3], device });
-    for (const size of [2, 3, 5]) {
-      const want = reference(nn.functional.localResponseNorm(onCpu, size, 1e-4, 0.75, 1));
-      const y = nn.functional.localResponseNorm(x, size, 1e-4, 0.75, 1);
-      assertClose(await y.data(), want, { rtol: 1e-5, atol: 0, msg: `size ${size}` });
-    }
-  });
+for (const backend of testBackends) {
+  const device = backend.device;
+  Deno.test(`LocalResponseNorm: values from 1e-20 to 1e15 sum as accurately as direct window sums, ${backend.name}`, () =>
+    onBackend(backend, async () => {
+      // alternating huge and tiny channels: a running window sum would cancel here
+      const C = 12;
+      const data = new Float32Array(2 * C * 3);
+      for (let i = 0; i < data.length; i++) {
+        const c = Math.floor(i / 3) % C;
+        data[i] = (c % 2 === 0 ? 1e15 : 1e-20) * (1 + (i % 5) / 7);
+      }
+      const onCpu = tensor(data, { shape: [2, C, 3] });
+      const x = tensor(data, { shape: [2, C, 3], device });
+      for (const size of [2, 3, 5]) {
+        const want = reference(nn.functional.localResponseNorm(onCpu, size, 1e-4, 0.75, 1));
+        const y = nn.functional.localResponseNorm(x, size, 1e-4, 0.75, 1);
+        assertClose(await y.data(), want, { rtol: 1e-5, atol: 0, msg: `size ${size}` });
+      }
+    }));
 }
 
 Deno.test("LocalResponseNorm: rank 0 and 1 inputs are returned as the same object", () => {

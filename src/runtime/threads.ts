@@ -1,0 +1,231 @@
+// Threads for the cpu device's Wasm kernels: worker threads that share the cpu memory and
+// each run a slice [start, end) of a kernel's outermost output loop while the calling thread
+// runs its own. After jax-js's parallel dispatch (ranges over workers on one memory).
+//
+// - Workers are `node:worker_threads` workers, `unref()`ed so they never keep a process alive
+//   (a Deno `Worker` that is still running does). They start in the background on the first
+//   kernel large enough to split; until they are ready, kernels run on the calling thread.
+// - A kernel's module reaches a worker once, by message; the worker instantiates it on the
+//   shared memory. A launch is a write to a shared control array and an `Atomics.notify`; the
+//   workers wait with `Atomics.waitAsync`, so they can still receive modules; the calling
+//   thread waits with `Atomics.wait` (Deno allows it on the main thread; browsers do not, and
+//   there the pool stays at one thread).
+// - Every output element is computed by exactly one thread with the same code, so results do
+//   not depend on the number of threads.
+
+import type { Executable } from "../../codegen/compile.ts";
+
+/** The most arguments a kernel takes: buffers plus the range. */
+const MAX_ARGS = 256;
+/** Control array layout (Int32): sequence, workers left, kernel id, arg count, args, ranges. */
+const SEQ = 0;
+const LEFT = 1;
+const KERNEL = 2;
+const ARGC = 3;
+const FAILED = 4;
+const ARGS = 8;
+const RANGES = ARGS + MAX_ARGS;
+
+/** The worker's program (plain JavaScript, run with `eval`, so it needs no file of its own). */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const control = new Int32Array(workerData.control);
+const memory = workerData.memory;
+const index = workerData.index;
+const kernels = new Map();
+const waiting = new Map();
+parentPort.on("message", ({ id, module, name }) => {
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  kernels.set(id, instance.exports[name]);
+  waiting.get(id)?.();
+});
+const kernel = (id) =>
+  kernels.get(id) ?? new Promise((resolve) => waiting.set(id, () => resolve(kernels.get(id))));
+(async () => {
+  let seen = Atomics.load(control, ${SEQ});
+  parentPort.postMessage("ready"); // after reading the sequence: no launch can be missed
+  for (;;) {
+    const wait = Atomics.waitAsync(control, ${SEQ}, seen);
+    if (wait.async) await wait.value;
+    seen = Atomics.load(control, ${SEQ});
+    try {
+      const fn = await kernel(Atomics.load(control, ${KERNEL}));
+      const argc = Atomics.load(control, ${ARGC});
+      const args = [];
+      for (let i = 0; i < argc; i++) args.push(Atomics.load(control, ${ARGS} + i));
+      const start = Atomics.load(control, ${RANGES} + 2 * index);
+      const end = Atomics.load(control, ${RANGES} + 2 * index + 1);
+      if (start < end) fn(...args, start, end);
+    } catch (error) {
+      Atomics.store(control, ${FAILED}, 1);
+    }
+    Atomics.sub(control, ${LEFT}, 1);
+    Atomics.notify(control, ${LEFT});
+  }
+})();
+`;
+
+interface NodeWorker {
+  postMessage(message: unknown): void;
+  unref(): void;
+  terminate(): Promise<number>;
+  on(event: "error", listener: (error: unknown) => void): void;
+  once(event: "message", listener: (message: unknown) => void): void;
+}
+
+/** Threads available here by default: the hardware's, where the runtime says. */
+export function defaultThreads(): number {
+  const n = (globalThis.navigator as { hardwareConcurrency?: number; } | undefined)
+    ?.hardwareConcurrency;
+  return Number.isInteger(n) && n! > 0 ? Math.min(n!, 64) : 1;
+}
+
+/** Whether the calling thread may block on `Atomics.wait` (Deno and Node; not browsers). */
+function canBlock(): boolean {
+  return typeof (globalThis as { Deno?: unknown; }).Deno !== "undefined";
+}
+
+/** Worker threads running slices of Wasm kernels on one shared memory. */
+export class ThreadPool {
+  readonly #memory: WebAssembly.Memory;
+  #threads: number;
+  #workers: NodeWorker[] = [];
+  #starting: Promise<void> | null = null;
+  #control: Int32Array | null = null;
+  #ids = new WeakMap<Executable, number>();
+  #nextId = 1;
+
+  /** A pool for kernels on `memory`, with `threads` threads in all (the caller's included). */
+  constructor(memory: WebAssembly.Memory, threads: number) {
+    this.#memory = memory;
+    this.#threads = threads;
+  }
+
+  /** Threads in all, the calling one included. */
+  get threads(): number {
+    return this.#threads;
+  }
+
+  /** Sets the thread count (1: everything on the calling thread); the workers start anew. */
+  set threads(value: number) {
+    if (value === this.#threads) return;
+    this.#threads = value;
+    for (const w of this.#workers) w.terminate();
+    this.#workers = [];
+    this.#control = null;
+    this.#starting = null;
+    this.#ids = new WeakMap();
+  }
+
+  /** Threads that would run a kernel now (workers still starting do not count). */
+  get ready(): number {
+    return this.#control === null ? 1 : this.#workers.length + 1;
+  }
+
+  /**
+   * Runs `fn(...args, start, end)` over `[0, outer)` of the kernel's outermost loop, split over
+   * the ready threads; returns false (running nothing) if there is only this one.
+   */
+  run(
+    executable: Executable,
+    fn: (...args: number[]) => void,
+    args: number[],
+    outer: number,
+  ): boolean {
+    if (this.#threads <= 1 || !canBlock() || !(this.#memory.buffer instanceof SharedArrayBuffer)) {
+      return false;
+    }
+    if (this.#control === null) {
+      this.#start();
+      return false;
+    }
+    const control = this.#control;
+    const workers = this.#workers;
+    const id = this.#send(executable);
+    const threads = Math.min(workers.length + 1, outer);
+    if (threads <= 1 || args.length > MAX_ARGS) return false;
+    // slices: the calling thread takes the first, workers the rest
+    const slice = (
+      i: number,
+    ) => [Math.floor((outer * i) / threads), Math.floor((outer * (i + 1)) / threads)];
+    Atomics.store(control, KERNEL, id);
+    Atomics.store(control, ARGC, args.length);
+    Atomics.store(control, FAILED, 0);
+    args.forEach((a, i) => Atomics.store(control, ARGS + i, a));
+    workers.forEach((_, w) => {
+      const [start, end] = w + 1 < threads ? slice(w + 1) : [0, 0];
+      Atomics.store(control, RANGES + 2 * w, start);
+      Atomics.store(control, RANGES + 2 * w + 1, end);
+    });
+    Atomics.store(control, LEFT, workers.length);
+    Atomics.add(control, SEQ, 1);
+    Atomics.notify(control, SEQ);
+    const [start, end] = slice(0);
+    let thrown: unknown = null;
+    try {
+      fn(...args, start, end);
+    } catch (e) {
+      thrown = e;
+    }
+    for (let left = Atomics.load(control, LEFT); left !== 0; left = Atomics.load(control, LEFT)) {
+      Atomics.wait(control, LEFT, left);
+    }
+    if (thrown !== null) throw thrown;
+    if (Atomics.load(control, FAILED) !== 0) {
+      throw new Error(`cpu: kernel ${executable.name} failed in a worker thread`);
+    }
+    return true;
+  }
+
+  /** The id workers know `executable` by, sending them its module on first use. */
+  #send(executable: Executable): number {
+    let id = this.#ids.get(executable);
+    if (id === undefined) {
+      id = this.#nextId++;
+      this.#ids.set(executable, id);
+      const module = new WebAssembly.Module(executable.binary! as Uint8Array<ArrayBuffer>);
+      for (const w of this.#workers) w.postMessage({ id, module, name: executable.name });
+    }
+    return id;
+  }
+
+  /** Starts the workers in the background (once). */
+  #start(): void {
+    this.#starting ??= (async () => {
+      const { Worker } = await import("node:worker_threads");
+      const buffer = new SharedArrayBuffer(4 * (RANGES + 2 * 64));
+      const threads = this.#threads;
+      const workers: NodeWorker[] = [];
+      const ready: Promise<unknown>[] = [];
+      for (let index = 0; index < threads - 1; index++) {
+        const worker = new Worker(WORKER_SOURCE, {
+          eval: true,
+          workerData: { control: buffer, memory: this.#memory, index },
+        }) as unknown as NodeWorker;
+        worker.on("error", () => {});
+        ready.push(new Promise((resolve) => worker.once("message", resolve)));
+        workers.push(worker);
+      }
+      // referenced until ready (so waiting for them keeps the event loop alive), then never
+      // again: a process must be able to end while they idle
+      await Promise.all(ready);
+      for (const w of workers) w.unref();
+      if (this.#threads !== threads) { // the count changed meanwhile
+        for (const w of workers) w.terminate();
+        return;
+      }
+      this.#workers = workers;
+      this.#control = new Int32Array(buffer);
+    })().catch(() => {
+      this.#threads = 1; // no worker threads in this runtime: stay on one
+    });
+  }
+
+  /** Waits until the workers have started (for tests and benchmarks). */
+  async started(): Promise<void> {
+    if (this.#threads > 1 && this.#control === null) {
+      this.#start();
+      await this.#starting;
+    }
+  }
+}
