@@ -41,6 +41,8 @@ export interface Target {
   readonly maxKernelOps: number;
   /** For `wasm`: whether the memory the module imports is shared (workers can use it). */
   readonly sharedMemory?: boolean;
+  /** Ops it has natively but not accurately enough everywhere (their rule refines them). */
+  readonly approximate?: ReadonlySet<ExprOp>;
 }
 
 const ALU_OPS: ReadonlySet<ExprOp> = new Set<ExprOp>([
@@ -101,6 +103,7 @@ export const JS_TARGET: Target = {
 export const WGSL_TARGET: Target = {
   name: "wgsl",
   native: without("idiv", "imod", "max", "min", "pow", "sign", "tanh"),
+  approximate: new Set<ExprOp>(["tanh"]),
   float64: false,
   maxBuffers: 8,
   launch: "grid",
@@ -116,14 +119,17 @@ export const WGSL_TARGET: Target = {
 /**
  * WebAssembly with SIMD, float32 kernels only (float64 and int32 data stay on JavaScript, whose
  * numbers they match): division truncates (and floor division is decomposed), max and min
- * propagate NaN as Math's do, there is no exp, log, pow, tanh or sigmoid instruction (kernels
- * using them run as JavaScript), and indices are i32.
+ * propagate NaN as Math's do, exp and log are functions of the backend (wasm_math.ts), tanh
+ * and sigmoid are decomposed into exp, general pow stays on JavaScript (exp(y log x) in float32
+ * would lose digits), and indices are i32.
  */
 export const WASM_TARGET: Target = {
   name: "wasm",
   native: new Set<ExprOp>([
     "neg",
     "abs",
+    "exp",
+    "log",
     "sqrt",
     "rsqrt",
     "recip",
@@ -162,7 +168,7 @@ export const WASM_UNSHARED_TARGET: Target = { ...WASM_TARGET, sharedMemory: fals
 const MAX_WASM_VALUES = 20000;
 
 /** Ops any target can have rewritten into what WASM_TARGET has (see the tables below). */
-const DECOMPOSABLE_FOR_WASM = new Set<ExprOp>(["sign", "idiv", "imod"]);
+const DECOMPOSABLE_FOR_WASM = new Set<ExprOp>(["sign", "idiv", "imod", "sigmoid", "tanh"]);
 
 /**
  * Whether `kernel` can compile for the Wasm target: float32 data only, every op native there
@@ -259,7 +265,8 @@ const UNARY_DECOMPOSITIONS: Partial<Record<KUnaryOp, UnaryRewrite>> = {
     ),
   // tanh with full relative accuracy near 0, where a builtin computing
   // (e^x - e^-x) / (e^x + e^-x) cancels: Taylor to x^7 (error < x^9 / 45) for |x| < 0.125;
-  // NaN fails the comparison and takes the polynomial too
+  // NaN fails the comparison and takes the polynomial too. Away from 0, the target's tanh if
+  // it has one, else (1 - e^-2|x|) / (1 + e^-2|x|) with the sign of x
   tanh: (t, x) => {
     const x2 = t.binary("mul", x, x);
     let p = t.c(-0.05396825, x);
@@ -267,8 +274,23 @@ const UNARY_DECOMPOSITIONS: Partial<Record<KUnaryOp, UnaryRewrite>> = {
       p = t.binary("add", t.binary("mul", x2, p), t.c(c, x));
     }
     const near0 = t.binary("mul", x, p);
-    return t.b.select(t.b.le(t.c(0.125, x), t.unary("abs", x)), t.b.unary("tanh", x), near0);
+    const abs = t.unary("abs", x);
+    let far: Expr;
+    if (t.target.approximate?.has("tanh")) far = t.b.unary("tanh", x);
+    else {
+      const e = t.unary("exp", t.binary("mul", abs, t.c(-2, x)));
+      const magnitude = t.binary(
+        "div",
+        t.binary("sub", t.c(1, x), e),
+        t.binary("add", t.c(1, x), e),
+      );
+      far = t.b.select(t.b.lt(x, t.c(0, x)), t.unary("neg", magnitude), magnitude);
+    }
+    return t.b.select(t.b.le(t.c(0.125, x), abs), far, near0);
   },
+  // sigmoid(x) = 1 / (1 + e^-x)
+  sigmoid: (t, x) =>
+    t.unary("recip", t.binary("add", t.c(1, x), t.unary("exp", t.unary("neg", x)))),
 };
 
 /**

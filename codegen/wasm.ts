@@ -20,6 +20,10 @@
 import { type Expr, exprsInOrder, type ReduceArg, type VarArg } from "./kernel.ts";
 import type { LoopStmt, Program, Stmt } from "./linearize.ts";
 import { FunctionBuilder, type Mnemonic, ModuleBuilder, type ValType } from "./wasm_module.ts";
+import { expFunction, logFunction } from "./wasm_math.ts";
+
+/** The vector functions a kernel may call, made on first use (function 0 is the kernel). */
+const MATH: Record<"exp" | "log", () => FunctionBuilder> = { exp: expFunction, log: logFunction };
 
 /** Lanes of a vector (f32x4). */
 export const LANES = 4;
@@ -71,6 +75,8 @@ export const WASM_OPS: ReadonlySet<string> = new Set([
   "rsqrt",
   "recip",
   "trunc",
+  "exp",
+  "log",
   "not",
   "select",
   "cast",
@@ -103,6 +109,20 @@ class KernelEmitter {
   readonly #vectorLoop: LoopStmt | null;
   /** Each accumulator's reduction: they share a local. */
   readonly #owner = new Map<Expr, Expr>();
+  /** The math functions called, in the order of their function indices (from 1). */
+  readonly math: FunctionBuilder[] = [];
+  readonly #mathIndex = new Map<string, number>();
+
+  /** Calls the vector function `op` (exp, log) on the v128 on the stack. */
+  #callMath(op: "exp" | "log"): void {
+    let index = this.#mathIndex.get(op);
+    if (index === undefined) {
+      this.math.push(MATH[op]());
+      index = this.math.length;
+      this.#mathIndex.set(op, index);
+    }
+    this.fn.call(index, `${op}_f32x4`);
+  }
 
   constructor(program: Program) {
     this.#program = program;
@@ -417,6 +437,14 @@ class KernelEmitter {
         this.#pushScalar(a);
         this.fn.op(`f32.${e.op}` as Mnemonic);
         return;
+      case "exp":
+      case "log":
+        // the vector function on lane 0
+        this.#pushScalar(a);
+        this.fn.op("f32x4.splat");
+        this.#callMath(e.op);
+        this.fn.lane("f32x4.extract_lane", 0);
+        return;
       case "rsqrt":
         this.fn.f32(1);
         this.#pushScalar(a);
@@ -501,6 +529,11 @@ class KernelEmitter {
       case "trunc":
         this.#pushVector(a);
         this.fn.op(`f32x4.${e.op}` as Mnemonic);
+        return;
+      case "exp":
+      case "log":
+        this.#pushVector(a);
+        this.#callMath(e.op);
         return;
       case "rsqrt":
       case "recip":
@@ -606,6 +639,7 @@ export function emitWasm(
   emitter.emit();
   const module = new ModuleBuilder(sharedMemory);
   module.add(emitter.fn, true);
+  for (const fn of emitter.math) module.add(fn);
   const header = program.kernel.comment.split("\n").map((l) => `;; ${l}`).join("\n");
   return { bytes: module.toBytes(), text: `${header}\n${module.toText()}\n` };
 }

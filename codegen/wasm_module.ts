@@ -117,6 +117,7 @@ const OPCODES: Record<string, readonly [number] | readonly [number, number]> = {
   "i32x4.all_true": [0xfd, 0xa3],
   "i32x4.shl": [0xfd, 0xab],
   "i32x4.shr_s": [0xfd, 0xac],
+  "i32x4.shr_u": [0xfd, 0xad],
   "i32x4.add": [0xfd, 0xae],
   "i32x4.sub": [0xfd, 0xb1],
   "i32x4.mul": [0xfd, 0xb5],
