@@ -1,11 +1,12 @@
 // The showcase: AlexNet's LocalResponseNorm (size 5, alpha 1e-4, beta 0.75, k 2) on a
-// (2, 96, 27, 27) input. Prints the module, the IR it lowers to, the one generated kernel,
-// checks the result against the float64 reference evaluator, and times the fused kernel
-// against the unfused path (fusion off: one kernel per op), both measured in this run.
+// (2, 96, 27, 27) input. Prints the module, the IR it lowers to, the one generated kernel in
+// both cpu forms (JavaScript, and WebAssembly SIMD where the runtime has it), checks each
+// against the float64 reference evaluator, and times them, and the unfused path (fusion off:
+// one kernel per op), all measured in this run.
 //
 // Run: deno task demo
 
-import { graph, kernels, manualSeed, nn, randn, setFusion, tensor } from "../mod.ts";
+import { cpu, graph, kernels, manualSeed, nn, randn, setFusion, tensor } from "../mod.ts";
 import { evaluateReference } from "../src/ir/reference.ts";
 
 manualSeed(0);
@@ -17,17 +18,24 @@ const y = lrn.forward(x);
 
 console.log(`module: ${lrn}`);
 console.log(`\nIR of lrn.forward(x):\n${graph(y)}`);
-const plan = kernels(y);
-console.log(`\n${plan.length} generated kernel (${plan[0].target}):\n${plan[0].source}`);
-
-const got = await y.data();
 const want = evaluateReference(y.node, () => xData);
-let worst = 0;
-for (let i = 0; i < want.length; i++) {
-  worst = Math.max(worst, Math.abs(got[i] - want[i]) / (Math.abs(want[i]) + 1e-30));
+const forms = cpu.simd ? (["js", "wasm"] as const) : (["js"] as const);
+
+for (const form of forms) {
+  cpu.kernels = form;
+  const out = lrn.forward(tensor(xData, { shape }));
+  const plan = kernels(out);
+  console.log(`\n${plan.length} generated kernel (${plan[0].target}):\n${plan[0].source}`);
+  const got = await out.data();
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) {
+    worst = Math.max(worst, Math.abs(got[i] - want[i]) / (Math.abs(want[i]) + 1e-30));
+  }
+  console.log(
+    `${form}: largest relative error against the float64 reference: ${worst.toExponential(2)}`,
+  );
+  if (!(worst < 1e-5)) throw new Error(`the ${form} kernel disagrees with the reference evaluator`);
 }
-console.log(`largest relative error against the float64 reference: ${worst.toExponential(2)}`);
-if (!(worst < 1e-5)) throw new Error("the fused kernel disagrees with the reference evaluator");
 
 /** Median milliseconds of `runs` realizations of LRN on fresh input of the same structure. */
 async function time(runs: number): Promise<number> {
@@ -45,14 +53,32 @@ async function time(runs: number): Promise<number> {
   return times[Math.floor(times.length / 2)];
 }
 
-await time(3); // warm up: compile and fill the buffer pool
-const fused = await time(15);
+/** `time` after a warm-up (compiling, starting worker threads, filling the memory). */
+async function measure(): Promise<number> {
+  await time(5);
+  return await time(15);
+}
+
+const rows: [string, number][] = [];
+const threads = cpu.threads;
+for (const form of forms) {
+  cpu.kernels = form;
+  if (form === "wasm" && threads > 1) {
+    cpu.threads = 1;
+    rows.push(["fused, wasm SIMD, 1 thread", await measure()]);
+    cpu.threads = threads;
+    rows.push([`fused, wasm SIMD, ${threads} threads`, await measure()]);
+  } else rows.push([`fused, ${form === "js" ? "JavaScript" : "wasm SIMD"}`, await measure()]);
+}
+cpu.kernels = "auto";
 setFusion(false);
 const unfusedKernels = kernels(lrn.forward(tensor(xData, { shape }))).length;
-await time(3);
-const unfused = await time(15);
+rows.push([`unfused (${unfusedKernels} kernels)`, await measure()]);
 setFusion(true);
 console.log(`\ntiming (median of 15, this run, ${Deno.build.os} ${Deno.build.arch}):`);
-console.log(`  fused:   ${fused.toFixed(2)} ms (1 kernel)`);
-console.log(`  unfused: ${unfused.toFixed(2)} ms (${unfusedKernels} kernels)`);
-console.log(`  fused is ${(unfused / fused).toFixed(1)}x faster`);
+const slowest = Math.max(...rows.map(([, ms]) => ms));
+for (const [what, ms] of rows) {
+  console.log(
+    `  ${what.padEnd(32)} ${ms.toFixed(2).padStart(7)} ms  ${(slowest / ms).toFixed(1)}x`,
+  );
+}

@@ -3,8 +3,10 @@
 // runs its own. After jax-js's parallel dispatch (ranges over workers on one memory).
 //
 // - Workers are `node:worker_threads` workers, `unref()`ed so they never keep a process alive
-//   (a Deno `Worker` that is still running does). They start in the background on the first
-//   kernel large enough to split; until they are ready, kernels run on the calling thread.
+//   (a Deno `Worker` that is still running does). Creating one blocks the calling thread for
+//   tens of milliseconds (measured: 65-80 ms in Deno 2.9), so they start after the first
+//   kernel large enough to split, once the program yields to the event loop; until they are
+//   ready, kernels run on the calling thread.
 // - A kernel's module reaches a worker once, by message; the worker instantiates it on the
 //   shared memory. A launch is a write to a shared control array and an `Atomics.notify`; the
 //   workers wait with `Atomics.waitAsync`, so they can still receive modules; the calling
@@ -91,6 +93,7 @@ export class ThreadPool {
   #threads: number;
   #workers: NodeWorker[] = [];
   #starting: Promise<void> | null = null;
+  #scheduled = false;
   #control: Int32Array | null = null;
   #ids = new WeakMap<Executable, number>();
   #nextId = 1;
@@ -114,6 +117,7 @@ export class ThreadPool {
     this.#workers = [];
     this.#control = null;
     this.#starting = null;
+    this.#scheduled = false;
     this.#ids = new WeakMap();
   }
 
@@ -136,7 +140,12 @@ export class ThreadPool {
       return false;
     }
     if (this.#control === null) {
-      this.#start();
+      // creating a worker blocks the calling thread for tens of milliseconds: do it after this
+      // call, once the program yields to the event loop
+      if (this.#starting === null && !this.#scheduled) {
+        this.#scheduled = true;
+        setTimeout(() => this.#start(), 0);
+      }
       return false;
     }
     const control = this.#control;
