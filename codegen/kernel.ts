@@ -485,30 +485,19 @@ export class ExprBuilder {
     return this.intern(op, [x], null, op === "not" ? "bool" : x.type, min, max);
   }
 
+  // shorthands of binary(): index arithmetic and predicates are written with these
   /** `a + b`. */
-  add(a: Expr, b: Expr): Expr {
-    return this.binary("add", a, b);
-  }
+  add = (a: Expr, b: Expr): Expr => this.binary("add", a, b);
   /** `a - b`. */
-  sub(a: Expr, b: Expr): Expr {
-    return this.binary("sub", a, b);
-  }
+  sub = (a: Expr, b: Expr): Expr => this.binary("sub", a, b);
   /** `a * b`. */
-  mul(a: Expr, b: Expr): Expr {
-    return this.binary("mul", a, b);
-  }
+  mul = (a: Expr, b: Expr): Expr => this.binary("mul", a, b);
   /** `a < b`. */
-  lt(a: Expr, b: Expr): Expr {
-    return this.binary("lt", a, b);
-  }
+  lt = (a: Expr, b: Expr): Expr => this.binary("lt", a, b);
   /** `a <= b`. */
-  le(a: Expr, b: Expr): Expr {
-    return this.binary("le", a, b);
-  }
+  le = (a: Expr, b: Expr): Expr => this.binary("le", a, b);
   /** `a && b`. */
-  and(a: Expr, b: Expr): Expr {
-    return this.binary("and", a, b);
-  }
+  and = (a: Expr, b: Expr): Expr => this.binary("and", a, b);
 
   /** A binary op, after the rewrite rules. */
   binary(op: KBinaryOp, a: Expr, b: Expr): Expr {

@@ -396,7 +396,10 @@ class KernelEmitter {
     return this.#tempLocal;
   }
 
-  /** Computes `e` as a scalar (its operands named or constant). */
+  /**
+   * Computes `e` as a scalar (its operands named or constant). `#vectorOp` below is its lane
+   * twin: the two switches stay parallel on purpose, one spelling of each op per form.
+   */
   #scalarOp(e: Expr): void {
     const [a, b, c] = e.srcs;
     const kind = a !== undefined && a.type === "f32" ? "f32" : "i32";
