@@ -107,7 +107,9 @@ export interface KernelInfo {
 
 /** A buffer a kernel reads or writes. */
 export interface BufferInfo {
+  /** Element type. */
   readonly dtype: DType;
+  /** Axis lengths. */
   readonly shape: readonly number[];
   /**
    * `input`: data the realization starts from; `constant`: data a compiled function captured;
