@@ -136,9 +136,13 @@ export function layoutOf(program: ExportProgram, reserved: ReadonlySet<string>):
       );
     }
   }
+  // a buffer takes the name of its input, or of its first output if a kernel writes it for
+  // that output; constants and intermediates get names of their own
   const names = plan.buffers.map(() => "");
-  for (const { name, buffer } of program.inputs) names[buffer] ||= name;
-  for (const { name, buffer } of program.outputs) names[buffer] ||= name;
+  for (const { name, buffer } of program.inputs) names[buffer] = name;
+  for (const { name, buffer } of program.outputs) {
+    if (plan.buffers[buffer].role === "output") names[buffer] ||= name;
+  }
   let constants = 0;
   let temporaries = 0;
   plan.buffers.forEach((b, i) => {

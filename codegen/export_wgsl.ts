@@ -80,6 +80,9 @@ function manifest(program: ExportProgram, layout: ExportLayout): string {
       file: `${k.name}.wgsl`,
       entryPoint: k.executable.name,
       workgroupSize: [workgroupSize(k), 1, 1],
+      // grid: one invocation per output element; workgroup: one workgroup per output element,
+      // its lanes splitting the reduction
+      mode: k.executable.program.mode,
     })),
     launches: plan.steps.map((step, s) => {
       const kernel = layout.kernels[layout.stepKernels[s]];
@@ -409,7 +412,7 @@ export function writeWgslFiles(program: ExportProgram, layout: ExportLayout): Ex
       (types) => `Promise<${types}>`,
     ),
     `export async function run(${["device", ...inputNames].join(", ")}) {`,
-    `  return await runOn(device, [${inputNames.join(", ")}]);`,
+    "  return await runOn(device, [...arguments].slice(1));",
     "}",
     ...runnerTables(program, layout),
     RUNTIME,

@@ -158,10 +158,12 @@ function traceForExport(
     return entry(specs, EXPORT_TARGETS[target].compileFor);
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
-    if (/float64/.test(message) && target === "wgsl") {
+    const kernel = /kernel (\w+) computes in float64/.exec(message)?.[1];
+    if (kernel !== undefined && !EXPORT_TARGETS[target].compileFor.float64) {
       throw new Error(
-        `exportCompiled: target "wgsl" has no float64 and a kernel of the function computes ` +
-          `in float64 (${message}); export float32 values, or use target "js"`,
+        `exportCompiled: target "${target}" has no float64 (WGSL has no 64-bit floats), and ` +
+          `kernel ${kernel} of the function computes in float64; export float32 values, or ` +
+          `use target "js"`,
         { cause: e },
       );
     }
@@ -207,8 +209,8 @@ async function constantData(trace: Trace): Promise<Map<number, TypedArray>> {
  * (else `y`, or `y0`, `y1`, ...). Tensors the function captures are embedded (at most
  * {@link MAX_EMBEDDED_ELEMENTS} elements in all). Exporting twice gives byte-identical files.
  */
-export async function exportCompiled<R extends JitResult>(
-  compiled: CompiledFunction<R>,
+export async function exportCompiled(
+  compiled: CompiledFunction<JitResult>,
   exampleInputs: readonly ExampleInput[],
   options: ExportOptions,
 ): Promise<ExportedFiles> {
