@@ -249,14 +249,33 @@ export function runDoc(
   ];
 }
 
-/** `{ name: "x", shape: [2, 3], dtype: "float32" }` for each value: the inputs/outputs tables. */
-export function valueTable(program: ExportProgram, values: readonly ExportedValue[]): string[] {
-  return values.map((v) => {
-    const b = program.plan.buffers[v.buffer];
-    return `  { name: ${JSON.stringify(v.name)}, shape: [${
-      b.shape.join(", ")
-    }], dtype: "${b.dtype}" },`;
-  });
+/**
+ * The exported `inputs` and `outputs` tables: `{ name, shape, dtype }` for each value, with
+ * doc comments (`inputsDoc`, `outputsDoc`).
+ */
+export function valueTables(
+  program: ExportProgram,
+  inputsDoc: string,
+  outputsDoc: string,
+): string[] {
+  const table = (values: readonly ExportedValue[]) =>
+    values.map((v) => {
+      const b = program.plan.buffers[v.buffer];
+      return `  { name: ${JSON.stringify(v.name)}, shape: [${
+        b.shape.join(", ")
+      }], dtype: "${b.dtype}" },`;
+    });
+  return [
+    `/** ${inputsDoc} */`,
+    "export const inputs = [",
+    ...table(program.inputs),
+    "];",
+    "",
+    `/** ${outputsDoc} */`,
+    "export const outputs = [",
+    ...table(program.outputs),
+    "];",
+  ];
 }
 
 /** The number literal of `value` that reads back as the same number (`-0` kept). */

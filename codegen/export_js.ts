@@ -15,7 +15,7 @@ import {
   runDoc,
   typedArrayLiteral,
   typedArrayName,
-  valueTable,
+  valueTables,
 } from "./export.ts";
 
 /** The helpers the module defines: input and output names must differ from them. */
@@ -148,15 +148,11 @@ export function writeJsModule(program: ExportProgram, layout: ExportLayout): Exp
     ...moduleHeader(program, layout, "a standalone ES module, no imports", (a) => `run(${a})`),
     `// Memory: ${scratch} bytes of intermediates, ${constantBytes} bytes of constants.`,
     "",
-    "/** The inputs of `run`, in order: name, shape (row-major) and dtype. */",
-    "export const inputs = [",
-    ...valueTable(program, program.inputs),
-    "];",
-    "",
-    "/** The outputs `run` returns, in order. */",
-    "export const outputs = [",
-    ...valueTable(program, program.outputs),
-    "];",
+    ...valueTables(
+      program,
+      "The inputs of `run`, in order: name, shape (row-major) and dtype.",
+      "The outputs `run` returns, in order.",
+    ),
     "",
     ...runDoc(program, [], (types) => types),
     `export function run(${program.inputs.map((v) => v.name).join(", ")}) {`,

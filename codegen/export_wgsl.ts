@@ -23,7 +23,7 @@ import {
   moduleHeader,
   runDoc,
   typedArrayLiteral,
-  valueTable,
+  valueTables,
 } from "./export.ts";
 
 /** Names `run` uses besides its inputs: input and output names must differ from them. */
@@ -393,15 +393,11 @@ export function writeWgslFiles(program: ExportProgram, layout: ExportLayout): Ex
       (a) => `await run(${["device", a].filter((t) => t !== "").join(", ")})`,
     ),
     "",
-    "/** The inputs of `run` after the device, in order: name, shape (row-major) and dtype. */",
-    "export const inputs = [",
-    ...valueTable(program, program.inputs),
-    "];",
-    "",
-    "/** The outputs `run` resolves to, in order. */",
-    "export const outputs = [",
-    ...valueTable(program, program.outputs),
-    "];",
+    ...valueTables(
+      program,
+      "The inputs of `run` after the device, in order: name, shape (row-major) and dtype.",
+      "The outputs `run` resolves to, in order.",
+    ),
     "",
     ...runDoc(
       program,

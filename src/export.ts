@@ -283,9 +283,11 @@ export async function exportCompiled(
 }
 
 /**
- * Writes `exported` into `dir` (created if missing). Each file is written under a temporary
- * name and renamed into place, so no file is ever half-written; if writing fails, the files
- * not yet renamed are removed and an Error says why. Returns the paths written.
+ * Writes `exported` into `dir` (created if missing). Every file is first written under a
+ * temporary name, then each is renamed into place once all are written and every destination
+ * is known to be replaceable, so a failure (a full disk, a path that is a directory, no
+ * permission) leaves no file half-written and no part of the export in place: the temporaries
+ * are removed and an Error says why. Returns the paths written.
  */
 export async function writeExport(exported: ExportedFiles, dir: string): Promise<string[]> {
   if (
@@ -305,6 +307,12 @@ export async function writeExport(exported: ExportedFiles, dir: string): Promise
       const temporary = paths[i] + suffix;
       temporaries.push(temporary);
       await Deno.writeTextFile(temporary, file.contents);
+    }
+    for (const path of paths) {
+      const existing = await Deno.lstat(path).catch(() => null);
+      if (existing !== null && !existing.isFile) {
+        throw new Error(`${path} exists and is not a file`);
+      }
     }
     for (const [i, temporary] of temporaries.entries()) await Deno.rename(temporary, paths[i]);
   } catch (e) {

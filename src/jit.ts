@@ -11,7 +11,7 @@
 // - `backward()` and `grad()` work inside `fn`: their gradients are graph like any other, so a
 //   whole training step compiles to one plan.
 // - A traced function must not read values (data(), dataSync(), item(), toArray(), to()): the
-//   stand-ins have none, and reading one is a clear Error (their `pending` never settles).
+//   stand-ins have none, and reading one makes the trace fail with a clear Error.
 // - Results are new tensors that own their storage, cut off from autodiff; a result that is an
 //   argument or a captured tensor is returned as that tensor.
 
@@ -89,13 +89,17 @@ const TRACE_LIMIT = 64;
 
 /** State shared by the stand-ins of one trace. */
 interface TraceState {
+  /** Whether `fn` is running. */
+  tracing: boolean;
   /** The argument whose value something tried to read, if any. */
   read: string | null;
 }
 
 /**
  * A traced argument's storage: it has no data. Backends wait on `pending` before reading a
- * buffer; a stand-in's never settles but rejects, so reading one fails with a clear Error.
+ * buffer. While `fn` runs, a stand-in's never settles (a read inside `fn` is noted, and the
+ * trace fails once `fn` returns: a promise rejected now could not be handled by anyone, since
+ * `fn` cannot await it); afterwards, for a stand-in that escaped `fn`, it rejects.
  */
 class TracedInput implements DeviceBuffer {
   readonly id: number = newBufferId();
@@ -108,7 +112,10 @@ class TracedInput implements DeviceBuffer {
   ) {}
 
   get pending(): Promise<void> {
-    this.state.read ??= this.name;
+    if (this.state.tracing) {
+      this.state.read ??= this.name;
+      return new Promise<void>(() => {});
+    }
     const rejected = Promise.reject(readError(this.name));
     rejected.catch(() => {}); // whoever waits sees it; nobody else must
     return rejected;
@@ -172,7 +179,7 @@ function traceFunction(
   names: readonly string[],
   target?: Target,
 ): Trace {
-  const state: TraceState = { read: null };
+  const state: TraceState = { tracing: true, read: null };
   const standIns = specs.map((s, i) => {
     const buffer = new TracedInput(s.device, s.dtype, ir.numelOf(s.shape), state, names[i]);
     return new Tensor(ir.buffer(buffer, s.shape, s.dtype), s.device, s.requiresGrad, true);
@@ -183,6 +190,8 @@ function traceFunction(
   } catch (e) {
     if (state.read !== null) throw readError(state.read);
     throw e;
+  } finally {
+    state.tracing = false;
   }
   if (result instanceof Promise) {
     result.catch(() => {}); // its failure is reported below, not as an unhandled rejection

@@ -5,7 +5,8 @@
 import { nn, realize, type Tensor, tensor, writeExport } from "../mod.ts";
 import type { DeviceName } from "../mod.ts";
 import { exportLrn } from "../cli.ts";
-import type { GoldenCase } from "./lrn_golden.ts";
+import { assertGolden, type GoldenCase, goldenCases } from "./lrn_golden.ts";
+import { assertEquals } from "./assert.ts";
 
 /** An export target. */
 export type Target = "js" | "wgsl";
@@ -146,5 +147,41 @@ export function assertSameValues(got: ArrayLike<number>, want: ArrayLike<number>
     if (!Object.is(got[i], want[i])) {
       throw new Error(`${what}: element ${i} is ${got[i]}, the library gives ${want[i]}`);
     }
+  }
+}
+
+/**
+ * Exports every golden case, forward and forward + backward, for `target`, runs them all in one
+ * standalone process and checks each output bit for bit against the library on `device` and
+ * against the goldens within their float32 tolerance.
+ */
+export async function checkGoldenExports(target: Target, device: DeviceName): Promise<void> {
+  const root = await Deno.makeTempDir({ prefix: `lucid-export-${target}-` });
+  try {
+    const jobs = [];
+    for (const c of goldenCases) {
+      for (const grad of [false, true]) {
+        const module = await exportCase(c, grad, target, root);
+        jobs.push({ module, inputs: grad ? [c.x, c.g] : [c.x] });
+      }
+    }
+    const results = await runStandalone(root, target, jobs);
+    let i = 0;
+    for (const c of goldenCases) {
+      for (const grad of [false, true]) {
+        const { names, values } = results[i++];
+        const what = caseName(c, grad);
+        assertEquals(names, grad ? ["y", "dx"] : ["y"], what);
+        const library = await libraryLrn(c, grad, device);
+        assertSameValues(values[0], library[0], `${what} y`);
+        assertGolden(values[0], c.y, `${what} y`);
+        if (grad) {
+          assertSameValues(values[1], library[1], `${what} dx`);
+          assertGolden(values[1], c.dx, `${what} dx`);
+        }
+      }
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
   }
 }

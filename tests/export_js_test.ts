@@ -8,14 +8,7 @@ import { jit, setFusion, type Tensor, tensor } from "../mod.ts";
 import { exportCompiled } from "../src/export.ts";
 import { assert, assertEquals, assertMatch, assertThrows } from "./assert.ts";
 import { assertClose } from "./helpers.ts";
-import { assertGolden, goldenCases } from "./lrn_golden.ts";
-import {
-  assertSameValues,
-  caseName,
-  exportCase,
-  libraryLrn,
-  runStandalone,
-} from "./export_helpers.ts";
+import { checkGoldenExports } from "./export_helpers.ts";
 
 /** The module's exports after importing its text (the test process has every permission). */
 async function importModule(text: string) {
@@ -24,34 +17,7 @@ async function importModule(text: string) {
 }
 
 Deno.test("js export: LRN golden cases run standalone and match the library and the goldens", async () => {
-  const root = await Deno.makeTempDir({ prefix: "lucid-export-js-" });
-  try {
-    const jobs = [];
-    for (const c of goldenCases) {
-      for (const grad of [false, true]) {
-        const module = await exportCase(c, grad, "js", root);
-        jobs.push({ module, inputs: grad ? [c.x, c.g] : [c.x] });
-      }
-    }
-    const results = await runStandalone(root, "js", jobs);
-    let i = 0;
-    for (const c of goldenCases) {
-      for (const grad of [false, true]) {
-        const { names, values } = results[i++];
-        const what = caseName(c, grad);
-        assertEquals(names, grad ? ["y", "dx"] : ["y"], what);
-        const library = await libraryLrn(c, grad, "cpu");
-        assertSameValues(values[0], library[0], `${what} y`);
-        assertGolden(values[0], c.y, `${what} y`);
-        if (grad) {
-          assertSameValues(values[1], library[1], `${what} dx`);
-          assertGolden(values[1], c.dx, `${what} dx`);
-        }
-      }
-    }
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
+  await checkGoldenExports("js", "cpu");
 });
 
 Deno.test("js export: equal kernels are one function called twice; equal names get suffixes", async () => {

@@ -8,14 +8,7 @@ import { jit, tensor } from "../mod.ts";
 import { exportCompiled } from "../src/export.ts";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { assertClose, webgpuAvailable } from "./helpers.ts";
-import { assertGolden, goldenCases } from "./lrn_golden.ts";
-import {
-  assertSameValues,
-  caseName,
-  exportCase,
-  libraryLrn,
-  runStandalone,
-} from "./export_helpers.ts";
+import { assertSameValues, checkGoldenExports } from "./export_helpers.ts";
 
 /** The runner's exports after importing its text. */
 async function importModule(text: string) {
@@ -32,34 +25,7 @@ Deno.test({
   name: "wgsl export: LRN golden cases run standalone and match the library and the goldens",
   ignore: !webgpuAvailable,
   fn: async () => {
-    const root = await Deno.makeTempDir({ prefix: "lucid-export-wgsl-" });
-    try {
-      const jobs = [];
-      for (const c of goldenCases) {
-        for (const grad of [false, true]) {
-          const module = await exportCase(c, grad, "wgsl", root);
-          jobs.push({ module, inputs: grad ? [c.x, c.g] : [c.x] });
-        }
-      }
-      const results = await runStandalone(root, "wgsl", jobs);
-      let i = 0;
-      for (const c of goldenCases) {
-        for (const grad of [false, true]) {
-          const { names, values } = results[i++];
-          const what = caseName(c, grad);
-          assertEquals(names, grad ? ["y", "dx"] : ["y"], what);
-          const library = await libraryLrn(c, grad, "webgpu");
-          assertSameValues(values[0], library[0], `${what} y`);
-          assertGolden(values[0], c.y, `${what} y`);
-          if (grad) {
-            assertSameValues(values[1], library[1], `${what} dx`);
-            assertGolden(values[1], c.dx, `${what} dx`);
-          }
-        }
-      }
-    } finally {
-      await Deno.remove(root, { recursive: true });
-    }
+    await checkGoldenExports("wgsl", "webgpu");
   },
 });
 
