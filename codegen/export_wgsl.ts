@@ -211,15 +211,18 @@ function stateOf(device) {
     }
     return layout;
   };
+  const modules = new Map();
   const pipelines = new Map();
   for (const launch of LAUNCHES) {
     if (pipelines.has(launch.kernel)) continue;
     const kernel = KERNELS[launch.kernel];
+    const module = device.createShaderModule({ code: kernel.code });
+    modules.set(launch.kernel, module);
     pipelines.set(
       launch.kernel,
       device.createComputePipelineAsync({
         layout: layoutFor(launch.buffers.length).pipeline,
-        compute: { module: device.createShaderModule({ code: kernel.code }), entryPoint: kernel.entryPoint },
+        compute: { module, entryPoint: kernel.entryPoint },
       }),
     );
   }
@@ -231,7 +234,7 @@ function stateOf(device) {
     if (buffer.length > 0) device.queue.writeBuffer(gpu, 0, buffer.data);
     constants.set(i, gpu);
   });
-  state = { layoutFor, pipelines, scratch, constants };
+  state = { layoutFor, modules, pipelines, scratch, constants };
   states.set(device, state);
   device.lost?.then(() => states.delete(device));
   return state;
@@ -292,7 +295,14 @@ async function runOn(device, values) {
     pipelines = new Map(await Promise.all([...state.pipelines].map(async ([k, p]) => [k, await p])));
   } catch (e) {
     states.delete(device); // the next run compiles again
-    throw e;
+    const messages = [];
+    for (const [name, module] of state.modules) {
+      const info = await module.getCompilationInfo?.();
+      for (const m of info?.messages ?? []) {
+        if (m.type === "error") messages.push(\`\\n  \${name}.wgsl:\${m.lineNum}:\${m.linePos}: \${m.message}\`);
+      }
+    }
+    throw new Error(\`run: a kernel does not compile on this device: \${e.message}\${messages.join("")}\`, { cause: e });
   }
   const temporary = [];
   try {

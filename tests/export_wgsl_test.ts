@@ -175,3 +175,31 @@ Deno.test("wgsl export: float64 is refused with a clear Error, before anything i
     'computes in float64; export float32 values, or use target "js"',
   );
 });
+
+Deno.test({
+  name: "wgsl export: a kernel the device rejects is an Error with the compiler's messages",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    const fn = jit((x) => x.exp());
+    const { files } = await exportCompiled(fn, [{ shape: [3] }], { target: "wgsl" });
+    const runner = files.find((f) => f.path === "model.js")!.contents;
+    const broken = runner.replace("  let gid: u32 = id.x;", "  let gid: u32 = id.x + undeclared;");
+    assert(broken !== runner);
+    const m = await importModule(broken);
+    const gpu = await gpuDevice();
+    const error: unknown = await m.run(gpu, new Float32Array(3)).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert(error instanceof Error, "the run must fail");
+    assert(
+      error.message.startsWith("run: a kernel does not compile on this device: "),
+      error.message,
+    );
+    // Deno's wgpu puts the parser's message in the error; Chrome gives it through
+    // getCompilationInfo(), which the runner appends as "k_exp.wgsl:line:column: message"
+    assert(error.message.includes("undeclared"), error.message);
+    const good = await importModule(runner);
+    assertEquals(Array.from((await good.run(gpu, new Float32Array(3)))[0]), [1, 1, 1]);
+  },
+});
