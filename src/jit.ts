@@ -278,24 +278,22 @@ async function runTrace(
   // lazy arguments are computed first; a captured computed value disposed since is recomputed
   await realizeNodes([...args.map((t) => t.node), ...captured], backend);
   const bound: DeviceBuffer[] = [];
-  const describe = (index: number) => {
-    const argument = trace.inputs.indexOf(index);
-    if (argument >= 0) return `argument ${names[argument]}`;
-    const { dtype, shape } = trace.plan.buffers[index];
-    return `a ${dtype}[${shape.join(", ")}] tensor captured by fn`;
-  };
   const bind = () => {
     trace.inputs.forEach((index, i) => {
       bound[index] = realizedBuffer(args[i].node, trace.device)!;
-    });
-    for (const [index, node] of trace.constants) bound[index] = realizedBuffer(node, trace.device)!;
-    for (const index of [...trace.inputs, ...trace.constants.keys()]) {
       if (wasReleased(bound[index])) {
+        fail("jit", `argument ${names[i]} must not be disposed`, described("a disposed tensor"));
+      }
+    });
+    for (const [index, node] of trace.constants) {
+      bound[index] = realizedBuffer(node, trace.device)!;
+      if (wasReleased(bound[index])) {
+        const { dtype, shape } = trace.plan.buffers[index];
         fail(
           "jit",
-          "every input must be alive (keep captured tensors alive while the compiled function " +
-            "is used, or pass them as arguments)",
-          described(`${describe(index)}, disposed`),
+          "the tensors fn captured must stay alive while the compiled function is used (or be " +
+            "passed as arguments)",
+          described(`a ${dtype}[${shape.join(", ")}] tensor captured by fn, disposed`),
         );
       }
     }

@@ -161,3 +161,14 @@ Deno.test("js export: the header says what it computes, the version, the signatu
   assert(files[0].contents.includes(" * @param {Float32Array} x float32[4, 5]: 20 elements"));
   assert(files[0].contents.includes(" * @returns {[Float32Array]} [y], new arrays on every call:"));
 });
+
+Deno.test("js export: empty tensors and functions of no arguments", async () => {
+  const sums = jit((x) => ({ rows: x.exp().sum(1), cols: x.exp().sum(0) }));
+  const { files } = await exportCompiled(sums, [{ shape: [0, 3] }], { target: "js" });
+  const m = await importModule(files[0].contents);
+  const [rows, cols] = m.run(new Float32Array(0));
+  assertEquals([rows.length, Array.from(cols)], [0, [0, 0, 0]], "an empty sum is 0");
+  const constant = jit(() => tensor([1, 2]).mul(3));
+  const none = await exportCompiled(constant, [], { target: "js" });
+  assertEquals(Array.from((await importModule(none.files[0].contents)).run()[0]), [3, 6]);
+});

@@ -203,3 +203,23 @@ Deno.test({
     assertEquals(Array.from((await good.run(gpu, new Float32Array(3)))[0]), [1, 1, 1]);
   },
 });
+
+Deno.test({
+  name: "wgsl export: overlapping runs on one device share intermediates safely",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    const fn = jit((x) => x.exp().sum(1, true).log().sub(x)); // an intermediate: the row sums
+    const { files } = await exportCompiled(fn, [{ shape: [64, 100] }], { target: "wgsl" });
+    const m = await importModule(files.find((f) => f.path === "model.js")!.contents);
+    const inputs = Array.from(
+      { length: 6 },
+      (_, k) => Float32Array.from({ length: 6400 }, (_, i) => Math.sin(i * (k + 1))),
+    );
+    const gpu = await gpuDevice();
+    const outputs = await Promise.all(inputs.map((x) => m.run(gpu, x)));
+    for (const [k, x] of inputs.entries()) {
+      const want = await (await fn(tensor(x, { shape: [64, 100], device: "webgpu" }))).data();
+      assertSameValues(outputs[k][0], want, `run ${k}`);
+    }
+  },
+});

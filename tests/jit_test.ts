@@ -173,6 +173,13 @@ Deno.test("jit: bad functions and bad calls give clear Errors; the library stays
       "jit: every argument must be on one device, got cpu, webgpu",
     );
   }
+  const disposed = tensor([1, 2]);
+  disposed.dispose();
+  await assertRejects(
+    () => jit((v) => v.mul(2))(disposed),
+    Error,
+    "jit: argument x must not be disposed, got a disposed tensor",
+  );
   assertEquals(Array.from(await x.add(1).data()), [2, 3, 4], "still usable");
 });
 
@@ -184,7 +191,7 @@ Deno.test("jit: a captured tensor disposed after tracing is an Error naming it",
   await assertRejects(
     () => f(tensor([1, 1, 1])),
     Error,
-    "jit: every input must be alive (keep captured tensors alive while the compiled function is used, or pass them as arguments), got a float32[3] tensor captured by fn, disposed",
+    "jit: the tensors fn captured must stay alive while the compiled function is used (or be passed as arguments), got a float32[3] tensor captured by fn, disposed",
   );
   // a computed capture that was disposed is recomputed from its inputs
   const base = tensor([2, 4, 6]);
