@@ -3,18 +3,22 @@
 // test page on localhost (Deno.serve), and run in headless Chromium (Debian's `chromium`,
 // driven by playwright-core, which never downloads a browser here): the `js` module on the
 // page's own thread, the `wgsl` runner on Chromium's software WebGPU adapter. Outputs are
-// checked against the library's (bit for bit for `js`: the same kernels on the same engine;
-// within float32 tolerance for `wgsl`, a different adapter than the library's) and against
-// the goldens. Exit status 0 when everything matches, 1 otherwise.
+// checked against the library's on cpu (bit for bit for `js` when the library ran `js`
+// kernels: the same kernels on the same engine; within float32 tolerance for `wgsl`, another
+// target on another adapter) and against the goldens. Exit status 0 when everything matches.
 
 // pinned here, not in deno.json: the library itself has no dependencies to resolve
 // deno-lint-ignore no-import-prefix
 import { chromium } from "npm:playwright-core@1.65.1";
-import { exportCompiled, jit, tensor, writeExport } from "../mod.ts";
+import { exportCompiled, jit, kernels, realize, tensor, writeExport } from "../mod.ts";
 import { assertGolden, goldenCases } from "../tests/lrn_golden.ts";
-import { caseName, exportCase, libraryLrn } from "../tests/export_helpers.ts";
-import { assertClose } from "../tests/helpers.ts";
-import { assertEquals } from "../tests/assert.ts";
+import {
+  assertLikeLibrary,
+  caseName,
+  exportCase,
+  libraryLrn,
+  type LibraryResult,
+} from "../tests/export_helpers.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const FLAGS = [
@@ -115,8 +119,8 @@ interface Job {
   readonly target: "js" | "wgsl";
   readonly inputs: readonly (readonly number[])[];
   readonly outputNames: readonly string[];
-  /** The library's outputs (cpu) for the same inputs. */
-  readonly library: readonly ArrayLike<number>[];
+  /** The library's outputs (cpu) for the same inputs, and its kernels' targets. */
+  readonly library: LibraryResult;
   /** The golden values, where there are some. */
   readonly golden?: readonly (readonly number[])[];
 }
@@ -171,17 +175,21 @@ async function exportJobs(root: string): Promise<Job[]> {
       const dir = `${root}/${target}/${name}`;
       const exported = await exportCompiled(fn, data.map(() => ({ shape })), { target, name });
       await writeExport(exported, dir);
-      const result = await fn(
-        ...data.map((d) => tensor(Float32Array.from(d), { shape: [...shape] })),
-      );
-      const outputs = Object.values(result);
+      // the library's own results: the same function evaluated eagerly
+      const eager = fn.fn(...data.map((d) => tensor(Float32Array.from(d), { shape: [...shape] })));
+      const outputs = Object.values(eager);
+      const targets = new Set(kernels(...outputs).map((k) => k.target));
+      await realize(...outputs);
       jobs.push({
         what: `${target} ${name}`,
         module: urlOf(`${dir}/${name}.js`),
         target,
         inputs: data,
-        outputNames: Object.keys(result),
-        library: await Promise.all(outputs.map((t) => t.data())),
+        outputNames: Object.keys(eager),
+        library: {
+          values: await Promise.all(outputs.map(async (t) => (await t.data()) as Float32Array)),
+          targets,
+        },
       });
     }
   }
@@ -195,13 +203,7 @@ function checkJob(job: Job, { names, values }: PageResult): void {
   }
   values.forEach((got, o) => {
     const what = `${job.what} ${names[o]}`;
-    const want = Array.from(job.library[o]);
-    if (job.target === "js") {
-      assertEquals(got, want, `${what}: the same kernels on the same engine`);
-    } else {
-      const scale = Math.max(0, ...want.filter(Number.isFinite).map(Math.abs));
-      assertClose(got, want, { rtol: 1e-4, atol: 1e-5 * scale, msg: what });
-    }
+    assertLikeLibrary(got, job.library, o, job.target, what);
     if (job.golden !== undefined) assertGolden(got, job.golden[o], what);
   });
 }
