@@ -49,4 +49,15 @@ export * as nn from "./src/nn/mod.ts";
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./src/gradcheck.ts";
 export { webgpu, type WebGpuInfo } from "./src/runtime/webgpu.ts";
 export { cpu, type CpuInfo, type CpuKernels } from "./src/runtime/cpu.ts";
+export { type CompiledFunction, jit, type JitOptions, type JitResult } from "./src/jit.ts";
+export {
+  type ExampleInput,
+  exportCompiled,
+  type ExportedFiles,
+  type ExportFile,
+  type ExportOptions,
+  type ExportTargetName,
+  MAX_EMBEDDED_ELEMENTS,
+  writeExport,
+} from "./src/export.ts";
 export type { Shape } from "./src/ir/node.ts";

@@ -2,7 +2,8 @@
 // per op), forward alone and forward + backward, in one run so the ratios are meaningful.
 // Run: deno task bench
 
-import { manualSeed, nn, randn, realize, setFusion, tensor } from "../mod.ts";
+import { manualSeed, nn, randn, setFusion, tensor } from "../mod.ts";
+import { eagerLrnStep } from "./lrn_step.ts";
 
 manualSeed(0);
 const shape = [2, 96, 27, 27];
@@ -16,13 +17,8 @@ async function forward(): Promise<void> {
   await y.realize();
 }
 
-async function forwardBackward(): Promise<void> {
-  using x = tensor(data, { shape, requiresGrad: true });
-  using g = tensor(gradData, { shape });
-  using y = lrn.forward(x);
-  y.backward(g);
-  using dx = x.grad!;
-  await realize(y, dx);
+function forwardBackward(): Promise<void> {
+  return eagerLrnStep(lrn, data, gradData, shape);
 }
 
 async function unfused(fn: () => Promise<void>): Promise<void> {

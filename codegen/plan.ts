@@ -1,5 +1,6 @@
 // A plan: one realization as data. Buffers (dtype, shape and role: an input the caller binds,
-// an output it gets back, an intermediate that lives only during the run) and steps (an
+// a constant bound to the same data at every run (a value a compiled function captured), an
+// output it gets back, an intermediate that lives only during the run) and steps (an
 // executable, the buffers it reads and the one it writes), in an order where every buffer is
 // written before it is read. The runtime runs plans (src/runtime/realize.ts); export writes
 // them out as standalone modules. Plans hold no graph nodes and no data, so a plan is reused
@@ -12,8 +13,11 @@ import { compile, type Executable } from "./compile.ts";
 import type { Target } from "./targets.ts";
 import type { Kernel } from "./kernel.ts";
 
-/** What a plan buffer is for. */
-export type BufferRole = "input" | "output" | "intermediate";
+/**
+ * What a plan buffer is for. `buildPlan` makes inputs, outputs and intermediates; a compiled
+ * function (src/compile_fn.ts) turns the inputs that are not its arguments into constants.
+ */
+export type BufferRole = "input" | "constant" | "output" | "intermediate";
 
 /** One buffer of a plan. */
 export interface PlanBuffer {

@@ -11,8 +11,11 @@
 // - launch mode `workgroup`: one workgroup of `lanes` invocations per output element, indexed
 //   by the workgroup id (uniform, so the early return keeps the barriers in uniform control
 //   flow); split reductions combine their lanes through workgroup memory in a tree;
-// - float literals always carry a `.` or an exponent (`1.0`, `1e-7`); infinities, NaN and the
-//   most negative i32 are bitcasts, which have no literal spelling;
+// - float literals always carry a `.` or an exponent (`1.0`, `1e-7`); the most negative i32 is
+//   a bitcast; infinities and NaN have no literal, and a constant expression may not produce
+//   them either (the WGSL spec makes that a shader-creation error, which Chrome's Tint
+//   enforces while naga lets it pass), so they are bitcasts of private u32 variables, whose
+//   reads are runtime values;
 // - indices are i32: the compiler refuses a kernel whose index ranges leave i32 (compile.ts);
 // - WGSL has no f64: a float64 kernel cannot be printed and throws.
 
@@ -44,12 +47,25 @@ export function dispatchGrid(total: number): [number, number] {
 
 const F32_MAX = 3.4028234663852886e38;
 
+/** The private variables holding the bits of the f32 values WGSL cannot spell as constants. */
+const SPECIAL_F32_BITS = {
+  inf_bits: "0x7f800000u",
+  neg_inf_bits: "0xff800000u",
+  nan_bits: "0x7fc00000u",
+} as const;
+type SpecialF32 = keyof typeof SPECIAL_F32_BITS;
+
+/** The variable holding `f`'s bits if `f` is an infinity or NaN. */
+function specialF32(f: number): SpecialF32 | undefined {
+  if (Number.isNaN(f)) return "nan_bits";
+  if (f === Infinity) return "inf_bits";
+  if (f === -Infinity) return "neg_inf_bits";
+  return undefined;
+}
+
 /** A finite f32 literal: the shortest decimal that reads back as the same f32. */
 function f32Literal(value: number): string {
   const f = Math.fround(value);
-  if (Number.isNaN(f)) return "bitcast<f32>(0x7fc00000u)";
-  if (f === Infinity) return "bitcast<f32>(0x7f800000u)";
-  if (f === -Infinity) return "bitcast<f32>(0xff800000u)";
   if (Object.is(f, -0)) return "-0.0";
   let text = String(f);
   for (let digits = 1; digits <= 9; digits++) {
@@ -84,6 +100,14 @@ export function float64Error(name?: string): Error {
 
 /** Prints programs as WGSL compute shaders. */
 export class WgslPrinter extends CStylePrinter {
+  /** The special f32 values the program being printed uses. */
+  #specials = new Set<SpecialF32>();
+
+  override print(program: Program): string {
+    this.#specials.clear();
+    return super.print(program);
+  }
+
   protected literal(value: number, type: ScalarType): string {
     switch (type) {
       case "bool":
@@ -91,8 +115,12 @@ export class WgslPrinter extends CStylePrinter {
       case "i32":
       case "index":
         return value === INT32_MIN ? "bitcast<i32>(0x80000000u)" : String(value | 0);
-      case "f32":
-        return f32Literal(value);
+      case "f32": {
+        const special = specialF32(Math.fround(value));
+        if (special === undefined) return f32Literal(value);
+        this.#specials.add(special);
+        return `bitcast<f32>(${special})`;
+      }
       case "f64":
         throw float64Error();
     }
@@ -214,6 +242,11 @@ export class WgslPrinter extends CStylePrinter {
         `@group(0) @binding(${i + 1}) var<storage, read> in${i}: array<${wgslType(input.type)}>;`,
       );
     });
+    for (const [name, bits] of Object.entries(SPECIAL_F32_BITS)) {
+      if (this.#specials.has(name as SpecialF32)) {
+        lines.push(`var<private> ${name}: u32 = ${bits};`);
+      }
+    }
     const total = kernel.outShape.reduce((n, d) => n * d, 1);
     const workgroup = program.mode === "workgroup";
     if (workgroup) {

@@ -16,7 +16,7 @@ import * as ir from "./ir/node.ts";
 import { type Node, numelOf, type Shape } from "./ir/node.ts";
 import type { BinaryOp, UnaryOp } from "./ir/ops.ts";
 import { backendFor } from "./runtime/backends.ts";
-import { type DeviceName, DEVICES } from "./runtime/device.ts";
+import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
 import { forgetRealized, realizedBuffer, realizeNodes, releaseBuffer } from "./runtime/realize.ts";
 import { nextNormal, nextUniform } from "./random.ts";
 import { backwardNodes, gradEnabled } from "./autodiff.ts";
@@ -847,6 +847,16 @@ function fromTyped(fn: string, data: TypedArray, shape: number[], options: Tenso
   converted.set(data);
   const node = ir.buffer(backend.upload(converted, dtype), shape, dtype);
   const t = new Tensor(node, device, options.requiresGrad ?? false, true);
+  dataOwners.add(t);
+  return t;
+}
+
+/**
+ * @internal A tensor over `buffer`, which it owns (`dispose()` frees it), as tensors made from
+ * data do. For storage the library filled itself, e.g. the outputs of a compiled function.
+ */
+export function tensorFromBuffer(buffer: DeviceBuffer, shape: Shape): Tensor {
+  const t = new Tensor(ir.buffer(buffer, shape, buffer.dtype), buffer.device, false, true);
   dataOwners.add(t);
   return t;
 }

@@ -84,6 +84,11 @@ export function setFusion(enabled: boolean): void {
   fusionEnabled = enabled;
 }
 
+/** Whether kernels fuse now (see {@link setFusion}). */
+export function fusionIsEnabled(): boolean {
+  return fusionEnabled;
+}
+
 /** A planned kernel, described for users (`lucid.kernels`). */
 export interface KernelInfo {
   /** The kernel's name: the ops it computes. */
@@ -106,8 +111,11 @@ export interface BufferInfo {
   readonly dtype: DType;
   /** Shape of the tensor it holds. */
   readonly shape: readonly number[];
-  /** `input`: data the realization starts from; `output`: a requested value; `intermediate`. */
-  readonly role: "input" | "output" | "intermediate";
+  /**
+   * `input`: data the realization starts from; `constant`: data a compiled function captured;
+   * `output`: a requested value; `intermediate`.
+   */
+  readonly role: "input" | "constant" | "output" | "intermediate";
 }
 
 /** Plans kept for reuse; a program with more distinct graph structures rebuilds the oldest. */
@@ -183,40 +191,39 @@ export function plannedKernels(outputs: readonly Node[], backend: Backend): Kern
   }));
 }
 
+/** Whether `buffer` went back to its device (a disposed tensor's storage). */
+export function wasReleased(buffer: DeviceBuffer): boolean {
+  return released.has(buffer);
+}
+
+/** The storage of one plan run: every buffer of the plan, and the run itself. */
+export interface PlanRun {
+  /** Buffer i of the plan; the outputs are the caller's (intermediates go back to the pool). */
+  readonly buffers: readonly DeviceBuffer[];
+  /** Settles when the kernels have run (undefined when they ran synchronously). */
+  readonly ran: void | Promise<void>;
+}
+
 /**
- * Computes every node of `outputs` that is not yet realized, on `backend`, and records the
- * results. Intermediate buffers return to the pool once the kernels have run.
+ * Runs `plan` on `backend` with `bound[i]` as buffer i for every buffer the caller provides
+ * (its inputs, ready to read); the others are allocated here. Intermediates return to the
+ * pool once the kernels have run; if the run fails, every buffer allocated here is released
+ * and the error is thrown (or rejects `ran`).
  */
-export function realizeNodes(outputs: readonly Node[], backend: Backend): void | Promise<void> {
-  const { realized, inFlight } = stateOf(backend.name);
-  const pending = [...new Set(outputs.filter((n) => !isReady(n, backend.name)))];
-  if (pending.length === 0) return;
-  // a node already being computed (an asynchronous run in flight) is waited for, not redone
-  const busy = pending.flatMap((n) => inFlight.get(n) ?? []);
-  if (busy.length > 0) {
-    return Promise.all(busy).then(() => realizeNodes(outputs, backend));
-  }
-  const { plan, order } = planFor(pending, backend);
+export function runPlan(
+  plan: Plan,
+  bound: readonly (DeviceBuffer | undefined)[],
+  backend: Backend,
+): PlanRun {
   const buffers: DeviceBuffer[] = [];
-  const waits: Promise<void>[] = [];
-  plan.buffers.forEach((pb, i) => {
-    if (pb.role !== "input") return;
-    const n = order[pb.node];
-    const b = realizedBuffer(n, backend.name)!;
-    if (released.has(b)) {
-      throw new Error(
-        `realize: a ${n.dtype}[${n.shape}] input was disposed; create it again before using it`,
-      );
-    }
-    const wait = backend.pending(b);
-    if (wait) waits.push(wait);
-    buffers[i] = b;
-  });
-  if (waits.length > 0) return Promise.all(waits).then(() => realizeNodes(outputs, backend));
   const temporaries: DeviceBuffer[] = [];
   const allocated: DeviceBuffer[] = [];
   plan.buffers.forEach((pb, i) => {
-    if (pb.role === "input") return;
+    const given = bound[i];
+    if (given !== undefined) {
+      buffers[i] = given;
+      return;
+    }
     const b = backend.allocate(pb.dtype, numelOf(pb.shape));
     allocated.push(b);
     if (pb.role === "intermediate") temporaries.push(b);
@@ -233,16 +240,10 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
       inputs: step.inputs.map((i) => buffers[i]),
     };
   });
-  const outputSlots = plan.buffers.flatMap((pb, i) => (pb.role === "output" ? [i] : []));
   const finish = () => {
-    for (const i of outputSlots) {
-      const node = order[plan.buffers[i].node];
-      realized.set(node, buffers[i]);
-      finalizer.register(node, { buffer: buffers[i], backend }, buffers[i]);
-    }
     for (const t of temporaries) releaseBuffer(t, backend);
   };
-  const fail = (e: unknown) => {
+  const fail = (e: unknown): never => {
     for (const b of allocated) releaseBuffer(b, backend);
     throw e;
   };
@@ -252,8 +253,52 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
   } catch (e) {
     return fail(e);
   }
+  if (ran instanceof Promise) return { buffers, ran: ran.then(finish, fail) };
+  finish();
+  return { buffers, ran };
+}
+
+/**
+ * Computes every node of `outputs` that is not yet realized, on `backend`, and records the
+ * results. Intermediate buffers return to the pool once the kernels have run.
+ */
+export function realizeNodes(outputs: readonly Node[], backend: Backend): void | Promise<void> {
+  const { realized, inFlight } = stateOf(backend.name);
+  const pending = [...new Set(outputs.filter((n) => !isReady(n, backend.name)))];
+  if (pending.length === 0) return;
+  // a node already being computed (an asynchronous run in flight) is waited for, not redone
+  const busy = pending.flatMap((n) => inFlight.get(n) ?? []);
+  if (busy.length > 0) {
+    return Promise.all(busy).then(() => realizeNodes(outputs, backend));
+  }
+  const { plan, order } = planFor(pending, backend);
+  const bound: (DeviceBuffer | undefined)[] = [];
+  const waits: Promise<void>[] = [];
+  plan.buffers.forEach((pb, i) => {
+    if (pb.role !== "input") return;
+    const n = order[pb.node];
+    const b = realizedBuffer(n, backend.name)!;
+    if (released.has(b)) {
+      throw new Error(
+        `realize: a ${n.dtype}[${n.shape}] input was disposed; create it again before using it`,
+      );
+    }
+    const wait = backend.pending(b);
+    if (wait) waits.push(wait);
+    bound[i] = b;
+  });
+  if (waits.length > 0) return Promise.all(waits).then(() => realizeNodes(outputs, backend));
+  const { buffers, ran } = runPlan(plan, bound, backend);
+  const finish = () => {
+    plan.buffers.forEach((pb, i) => {
+      if (pb.role !== "output") return;
+      const node = order[pb.node];
+      realized.set(node, buffers[i]);
+      finalizer.register(node, { buffer: buffers[i], backend }, buffers[i]);
+    });
+  };
   if (ran instanceof Promise) {
-    const done = ran.then(finish, fail);
+    const done = ran.then(finish);
     const settled = done.then(() => {}, () => {});
     for (const n of pending) inFlight.set(n, settled);
     settled.then(() => pending.forEach((n) => inFlight.delete(n)));

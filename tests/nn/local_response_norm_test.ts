@@ -25,34 +25,7 @@ import {
   webgpuAvailable,
   withCpuKernels,
 } from "../helpers.ts";
-
-interface GoldenCase {
-  name: string;
-  shape: number[];
-  size: number;
-  alpha: number;
-  beta: number;
-  k: number;
-  x: number[];
-  g: number[];
-  y: number[];
-  dx: number[];
-}
-
-const golden: { cases: GoldenCase[]; } = JSON.parse(
-  await Deno.readTextFile(new URL("../fixtures/lrn_golden.json", import.meta.url)),
-);
-
-/** The golden README's float32 tolerance: |got - want| <= 1e-4 |want| + 1e-5 max|want|. */
-function assertGolden(got: ArrayLike<number>, want: readonly number[], what: string): void {
-  const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-  for (let i = 0; i < want.length; i++) {
-    const bound = 1e-4 * Math.abs(want[i]) + 1e-5 * scale;
-    if (!(Math.abs(got[i] - want[i]) <= bound)) {
-      throw new Error(`${what}: element ${i} is ${got[i]}, want ${want[i]} (bound ${bound})`);
-    }
-  }
-}
+import { assertGolden, type GoldenCase, goldenCases } from "../lrn_golden.ts";
 
 const forms = {
   module: (c: GoldenCase, x: Tensor) =>
@@ -64,18 +37,23 @@ const forms = {
 for (const backend of testBackends) {
   const device = backend.device;
   for (const [formName, form] of Object.entries(forms)) {
-    Deno.test(`LocalResponseNorm golden cases, ${formName}, ${device}`, async (t) => {
-      for (const c of golden.cases) {
-        await t.step(c.name, async () => {
-          const x = tensor(Float32Array.from(c.x), { shape: c.shape, device, requiresGrad: true });
-          const g = tensor(Float32Array.from(c.g), { shape: c.shape, device });
-          const y = form(c, x);
-          y.backward(g);
-          assertGolden(await y.data(), c.y, `${c.name} y`);
-          assertGolden(await x.grad!.data(), c.dx, `${c.name} dx`);
-        });
-      }
-    });
+    Deno.test(`LocalResponseNorm golden cases, ${formName}, ${backend.name}`, (t) =>
+      onBackend(backend, async () => {
+        for (const c of goldenCases) {
+          await t.step(c.name, async () => {
+            const x = tensor(Float32Array.from(c.x), {
+              shape: c.shape,
+              device,
+              requiresGrad: true,
+            });
+            const g = tensor(Float32Array.from(c.g), { shape: c.shape, device });
+            const y = form(c, x);
+            y.backward(g);
+            assertGolden(await y.data(), c.y, `${c.name} y`);
+            assertGolden(await x.grad!.data(), c.dx, `${c.name} dx`);
+          });
+        }
+      }));
   }
 
   Deno.test(`LocalResponseNorm kernel counts, ${backend.name}`, () =>

@@ -1,0 +1,326 @@
+// exportCompiled(): a function compiled by `jit` written out as standalone modules that run
+// without the library. It traces the function for the example inputs' signature with every
+// kernel compiled for the export target, reads the captured constants, and hands the plan to
+// that target's writer (codegen/export_js.ts, codegen/export_wgsl.ts); writeExport() puts the
+// files in a directory atomically. A target is one row of EXPORT_TARGETS: the compiler target
+// its kernels compile for, and its writer (a wasm target is one more row).
+
+import { type DType, isDType, type TypedArray } from "./ir/dtype.ts";
+import type { Shape } from "./ir/node.ts";
+import { JS_TARGET, type Target, WGSL_TARGET } from "../codegen/targets.ts";
+import {
+  type ExportFile,
+  type ExportLayout,
+  type ExportProgram,
+  layoutOf,
+  typeText,
+} from "../codegen/export.ts";
+import { JS_MODULE_NAMES, writeJsModule } from "../codegen/export_js.ts";
+import { WGSL_MODULE_NAMES, writeWgslFiles } from "../codegen/export_wgsl.ts";
+import { backendFor } from "./runtime/backends.ts";
+import { type DeviceName, DEVICES } from "./runtime/device.ts";
+import { realizedBuffer, realizeNodes } from "./runtime/realize.ts";
+import {
+  checkIdentifiers,
+  type CompiledFunction,
+  defaultInputName,
+  type InputSpec,
+  type JitResult,
+  type Trace,
+  traceEntryOf,
+} from "./jit.ts";
+import { described, fail, Tensor } from "./tensor.ts";
+import { VERSION } from "./version.ts";
+
+export type { ExportFile } from "../codegen/export.ts";
+
+/** An export target's name: `"js"` or `"wgsl"`. */
+export type ExportTargetName = "js" | "wgsl";
+
+/** How one export target works: what its kernels compile for and who writes its files. */
+interface ExportTarget {
+  /** The compiler target every kernel compiles for. */
+  readonly compileFor: Target;
+  /** Names the written module uses itself (inputs and outputs must be named otherwise). */
+  readonly reserved: ReadonlySet<string>;
+  /** Writes the files of a program. */
+  readonly write: (program: ExportProgram, layout: ExportLayout) => ExportFile[];
+}
+
+/** Every export target. */
+const EXPORT_TARGETS: Readonly<Record<ExportTargetName, ExportTarget>> = {
+  js: { compileFor: JS_TARGET, reserved: JS_MODULE_NAMES, write: writeJsModule },
+  wgsl: { compileFor: WGSL_TARGET, reserved: WGSL_MODULE_NAMES, write: writeWgslFiles },
+};
+
+/**
+ * The constants an export embeds, in elements over all captured tensors: 1,048,576 (4 MiB of
+ * float32, written as ~10-20 MB of decimal literals). Larger data (weights) belongs in the
+ * function's arguments, where the caller passes it at run time.
+ */
+export const MAX_EMBEDDED_ELEMENTS = 1 << 20;
+
+/** An example input: a tensor, or what a tensor would be (shape, dtype, requiresGrad). */
+export type ExampleInput = Tensor | {
+  readonly shape: Shape;
+  readonly dtype?: DType;
+  readonly requiresGrad?: boolean;
+};
+
+/** Options of {@link exportCompiled}. */
+export interface ExportOptions {
+  /** `"js"`: one ES module; `"wgsl"`: WGSL files, `manifest.json` and an ES module runner. */
+  readonly target: ExportTargetName;
+  /** Base name of the module file, `<name>.js` (default `"model"`). */
+  readonly name?: string;
+  /** What the function computes, for the header comments (default: inputs -> outputs). */
+  readonly description?: string;
+}
+
+/** The files of an export, in memory (write them with {@link writeExport}). */
+export interface ExportedFiles {
+  /** The target they were made for. */
+  readonly target: ExportTargetName;
+  /** The files, by path relative to the export directory. */
+  readonly files: readonly ExportFile[];
+}
+
+const FILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+
+/** The device the examples live on (all must agree; specs say cpu). */
+function exampleDevice(examples: readonly ExampleInput[]): DeviceName {
+  const devices = new Set(examples.map((e) => (e instanceof Tensor ? e.device : "cpu")));
+  if (devices.size > 1) {
+    fail(
+      "exportCompiled",
+      "exampleInputs must all be on one device",
+      described([...devices].join(", ")),
+    );
+  }
+  return devices.values().next().value ?? "cpu";
+}
+
+/** The input specs of the examples, validated (errors name the example). */
+function specsOf(examples: unknown, device: DeviceName): InputSpec[] {
+  if (!Array.isArray(examples)) {
+    fail("exportCompiled", "exampleInputs must be an array of tensors or {shape, dtype}", examples);
+  }
+  return examples.map((e, i): InputSpec => {
+    if (e instanceof Tensor) {
+      return { shape: e.shape, dtype: e.dtype, device, requiresGrad: e.requiresGrad };
+    }
+    const what = `exampleInputs[${i}] must be a Tensor or {shape, dtype?, requiresGrad?}`;
+    if (e === null || typeof e !== "object") fail("exportCompiled", what, e);
+    const { shape, dtype = "float32", requiresGrad = false } = e as Record<string, unknown>;
+    if (
+      !Array.isArray(shape) ||
+      !shape.every((d) => typeof d === "number" && Number.isInteger(d) && d >= 0)
+    ) {
+      fail("exportCompiled", `exampleInputs[${i}].shape must be non-negative integers`, shape);
+    }
+    if (!isDType(dtype)) {
+      fail("exportCompiled", `exampleInputs[${i}].dtype must be a dtype`, dtype);
+    }
+    if (typeof requiresGrad !== "boolean") {
+      fail("exportCompiled", `exampleInputs[${i}].requiresGrad must be a boolean`, requiresGrad);
+    }
+    return { shape: [...shape], dtype, device, requiresGrad };
+  });
+}
+
+/** Throws if the target cannot hold a dtype of the trace (WGSL has no float64). */
+function checkDtypes(
+  target: ExportTargetName,
+  values: readonly { what: string; dtype: DType; shape: Shape; }[],
+): void {
+  if (EXPORT_TARGETS[target].compileFor.float64) return;
+  const wide = values.find((v) => v.dtype === "float64");
+  if (wide === undefined) return;
+  fail(
+    "exportCompiled",
+    `target "${target}" has no float64 (WGSL has no 64-bit floats): export float32 ` +
+      `values, or use target "js"`,
+    described(`${wide.what} of type ${typeText(wide.dtype, wide.shape)}`),
+  );
+}
+
+/** The trace for the export, with errors of the trace named as the export's. */
+function traceForExport(
+  compiled: CompiledFunction,
+  specs: readonly InputSpec[],
+  target: ExportTargetName,
+): Trace {
+  const entry = traceEntryOf(compiled);
+  if (entry === undefined) {
+    fail("exportCompiled", "compiled must be a function made by jit()", compiled);
+  }
+  try {
+    return entry(specs, EXPORT_TARGETS[target].compileFor);
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    const kernel = /kernel (\w+) computes in float64/.exec(message)?.[1];
+    if (kernel !== undefined && !EXPORT_TARGETS[target].compileFor.float64) {
+      throw new Error(
+        `exportCompiled: target "${target}" has no float64 (WGSL has no 64-bit floats), and ` +
+          `kernel ${kernel} of the function computes in float64; export float32 values, or ` +
+          `use target "js"`,
+        { cause: e },
+      );
+    }
+    throw e;
+  }
+}
+
+/** The data of every constant of `trace`, read from its device. */
+async function constantData(trace: Trace): Promise<Map<number, TypedArray>> {
+  const total = [...trace.constants.values()].reduce((n, node) => n + node.numel, 0);
+  if (total > MAX_EMBEDDED_ELEMENTS) {
+    fail(
+      "exportCompiled",
+      `the tensors the function captures must hold at most ${MAX_EMBEDDED_ELEMENTS} elements ` +
+        "in all to be embedded; pass large tensors (weights) as arguments instead",
+      described(`${trace.constants.size} captured tensors of ${total} elements`),
+    );
+  }
+  const backend = backendFor(trace.device);
+  const nodes = [...trace.constants.values()];
+  await realizeNodes(nodes, backend);
+  const data = new Map<number, TypedArray>();
+  for (const [index, node] of trace.constants) {
+    data.set(index, await backend.read(realizedBuffer(node, trace.device)!));
+  }
+  return data;
+}
+
+/**
+ * Exports a function compiled by {@link jit} as standalone files that run without the library.
+ * The function is traced for the signature of `exampleInputs` (tensors, or `{shape, dtype,
+ * requiresGrad}`: only their signature matters) with every kernel compiled for the target:
+ *
+ * - `"js"`: `<name>.js`, one ES module with no imports exporting `inputs`, `outputs` (name,
+ *   shape, dtype of each) and `run(...inputs)`: typed arrays in, an array of new typed arrays
+ *   out, in the order of `outputs`.
+ * - `"wgsl"`: a `.wgsl` file per kernel, `manifest.json` (buffers; per launch, in order: the
+ *   kernel, its bindings with names, dtypes and sizes, workgroup size and dispatch grid) and
+ *   `<name>.js` exporting `inputs`, `outputs` and `async run(device, ...inputs)` for any
+ *   GPUDevice. float32 and int32 only.
+ *
+ * Input names come from `jit`'s `inputNames`; output names from the keys of a returned record
+ * (else `y`, or `y0`, `y1`, ...). Tensors the function captures are embedded (at most
+ * {@link MAX_EMBEDDED_ELEMENTS} elements in all). Exporting twice gives byte-identical files.
+ */
+export async function exportCompiled(
+  compiled: CompiledFunction<JitResult>,
+  exampleInputs: readonly ExampleInput[],
+  options: ExportOptions,
+): Promise<ExportedFiles> {
+  if (options === null || typeof options !== "object") {
+    fail("exportCompiled", "options must be an object with a target", options);
+  }
+  const { target, name = "model", description } = options;
+  if (typeof target !== "string" || !Object.hasOwn(EXPORT_TARGETS, target)) {
+    fail(
+      "exportCompiled",
+      `options.target must be one of ${
+        Object.keys(EXPORT_TARGETS).map((t) => `"${t}"`).join(", ")
+      }`,
+      target,
+    );
+  }
+  if (typeof name !== "string" || !FILE_NAME.test(name)) {
+    fail(
+      "exportCompiled",
+      "options.name must be a file name of letters, digits, _, . and - (no directories)",
+      name,
+    );
+  }
+  if (description !== undefined && typeof description !== "string") {
+    fail("exportCompiled", "options.description must be a string", description);
+  }
+  const device = exampleDevice(Array.isArray(exampleInputs) ? exampleInputs : []);
+  if (!DEVICES.includes(device)) fail("exportCompiled", "unknown device", device);
+  const specs = specsOf(exampleInputs, device);
+  const inputNames = compiled.inputNames ??
+    specs.map((_, i) => defaultInputName(i, specs.length));
+  if (inputNames.length !== specs.length) {
+    fail(
+      "exportCompiled",
+      `exampleInputs must have one entry per argument (${inputNames.join(", ")})`,
+      described(`${specs.length} entries`),
+    );
+  }
+  checkDtypes(target, specs.map((s, i) => ({ what: `input ${inputNames[i]}`, ...s })));
+  const trace = traceForExport(compiled, specs, target);
+  checkIdentifiers("exportCompiled", "output names (the keys fn returns)", trace.outputNames);
+  const names = [...inputNames, ...trace.outputNames];
+  const clash = names.find((n, i) => names.indexOf(n) !== i);
+  if (clash !== undefined) {
+    fail("exportCompiled", "input and output names must differ", clash);
+  }
+  checkDtypes(target, [
+    ...trace.outputs.map((b, i) => ({
+      what: `output ${trace.outputNames[i]}`,
+      ...trace.plan.buffers[b],
+    })),
+    ...[...trace.constants.keys()].map((b) => ({
+      what: "a captured tensor",
+      ...trace.plan.buffers[b],
+    })),
+  ]);
+  const program: ExportProgram = {
+    name,
+    description: description ??
+      `computes ${trace.outputNames.join(", ")} from ${inputNames.join(", ") || "nothing"}`,
+    generator: `@lucid/nn ${VERSION}`,
+    plan: trace.plan,
+    inputs: trace.inputs.map((buffer, i) => ({ name: inputNames[i], buffer })),
+    outputs: trace.outputs.map((buffer, i) => ({ name: trace.outputNames[i], buffer })),
+    constants: await constantData(trace),
+  };
+  const writer = EXPORT_TARGETS[target];
+  const layout = layoutOf(program, writer.reserved);
+  return { target, files: writer.write(program, layout) };
+}
+
+/**
+ * Writes `exported` into `dir` (created if missing). Every file is first written under a
+ * temporary name, then each is renamed into place once all are written and every destination
+ * is known to be replaceable, so a failure (a full disk, a path that is a directory, no
+ * permission) leaves no file half-written and no part of the export in place: the temporaries
+ * are removed and an Error says why. Returns the paths written.
+ */
+export async function writeExport(exported: ExportedFiles, dir: string): Promise<string[]> {
+  if (
+    exported === null || typeof exported !== "object" || !Array.isArray(exported.files)
+  ) {
+    fail("writeExport", "exported must be what exportCompiled() returned", exported);
+  }
+  if (typeof dir !== "string" || dir === "") {
+    fail("writeExport", "dir must be a directory path", dir);
+  }
+  const paths = exported.files.map((f) => `${dir.replace(/\/+$/, "")}/${f.path}`);
+  const temporaries: string[] = [];
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    const suffix = `.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+    for (const [i, file] of exported.files.entries()) {
+      const temporary = paths[i] + suffix;
+      temporaries.push(temporary);
+      await Deno.writeTextFile(temporary, file.contents);
+    }
+    for (const path of paths) {
+      const existing = await Deno.lstat(path).catch(() => null);
+      if (existing !== null && !existing.isFile) {
+        throw new Error(`${path} exists and is not a file`);
+      }
+    }
+    for (const [i, temporary] of temporaries.entries()) await Deno.rename(temporary, paths[i]);
+  } catch (e) {
+    for (const temporary of temporaries) await Deno.remove(temporary).catch(() => {});
+    const reason = e instanceof Error ? e.message : String(e);
+    throw new Error(`writeExport: cannot write the export to ${JSON.stringify(dir)}: ${reason}`, {
+      cause: e,
+    });
+  }
+  return paths;
+}

@@ -1,0 +1,445 @@
+// jit(fn): a function of tensors compiled once per input signature. The first call with a
+// signature (the arguments' shapes, dtypes, devices and requiresGrad) traces `fn`: it runs on
+// stand-ins whose data does not exist (buffer nodes with no storage), and the graph it
+// returns is scheduled and compiled into a plan (codegen/plan.ts). Later calls with that
+// signature skip tracing, scheduling and printing: they bind the arguments' storage to the
+// plan's input buffers and run it. After jax's `jit` (trace with abstract values, cache per
+// signature) and tinygrad's TinyJit (capture the kernels once, replay them).
+//
+// - Tensors `fn` reads without receiving them (weights in a closure, tensors it creates) are
+//   the plan's constants: bound to the same storage at every call, and embedded in exports.
+// - `backward()` and `grad()` work inside `fn`: their gradients are graph like any other, so a
+//   whole training step compiles to one plan.
+// - A traced function must not read values (data(), dataSync(), item(), toArray(), to()): the
+//   stand-ins have none, and reading one makes the trace fail with a clear Error.
+// - Results are new tensors that own their storage, cut off from autodiff; a result that is an
+//   argument or a captured tensor is returned as that tensor.
+
+import type { DType } from "./ir/dtype.ts";
+import * as ir from "./ir/node.ts";
+import type { Node, Shape } from "./ir/node.ts";
+import { topoSort } from "./ir/reference.ts";
+import { buildPlan, type Plan, type PlanBuffer } from "../codegen/plan.ts";
+import type { Target } from "../codegen/targets.ts";
+import { BoundedCache } from "../codegen/cache.ts";
+import { backendFor } from "./runtime/backends.ts";
+import { type Backend, type DeviceBuffer, type DeviceName, newBufferId } from "./runtime/device.ts";
+import {
+  fusionIsEnabled,
+  realizedBuffer,
+  realizeNodes,
+  releaseBuffer,
+  runPlan,
+  wasReleased,
+} from "./runtime/realize.ts";
+import { described, fail, Tensor, tensorFromBuffer } from "./tensor.ts";
+
+/** What a function given to {@link jit} returns: a tensor, an array or a record of tensors. */
+export type JitResult = Tensor | readonly Tensor[] | { readonly [name: string]: Tensor; };
+
+/** Options of {@link jit}. */
+export interface JitOptions {
+  /**
+   * Names of the arguments, in order: they name the inputs of exported modules and appear in
+   * errors. Default: `x` for a one-argument call, else `x0`, `x1`, ...
+   */
+  readonly inputNames?: readonly string[];
+}
+
+/** A function compiled by {@link jit}: call it with tensors; it resolves to fresh results. */
+export interface CompiledFunction<R extends JitResult = JitResult> {
+  /** Runs the compiled plan (tracing `fn` first for a new signature). */
+  (...args: Tensor[]): Promise<R>;
+  /** The function that was compiled. */
+  readonly fn: (...args: Tensor[]) => R;
+  /** The argument names given to {@link jit}, if any. */
+  readonly inputNames: readonly string[] | undefined;
+  /** How many times `fn` has been traced (once per signature, and once per export target). */
+  readonly traceCount: number;
+}
+
+/** What one argument of a trace is: everything its signature holds. */
+export interface InputSpec {
+  readonly shape: Shape;
+  readonly dtype: DType;
+  readonly device: DeviceName;
+  readonly requiresGrad: boolean;
+}
+
+/** A traced function: its plan, and how arguments, captured values and results map onto it. */
+export interface Trace {
+  /** The device every argument and result lives on. */
+  readonly device: DeviceName;
+  /** Buffers with roles input (arguments), constant (captured), output and intermediate. */
+  readonly plan: Plan;
+  /** The plan buffer of each argument (used or not, every argument has one). */
+  readonly inputs: readonly number[];
+  /** The plan buffer of each result, in order. */
+  readonly outputs: readonly number[];
+  /** The names of the results: `y`, `y0`..., or the keys of a returned record. */
+  readonly outputNames: readonly string[];
+  /** How `fn` returned its results. */
+  readonly resultKind: "tensor" | "array" | "record";
+  /** The captured value behind each constant buffer. */
+  readonly constants: ReadonlyMap<number, Node>;
+}
+
+/** Signatures (and export targets) remembered per compiled function. */
+const TRACE_LIMIT = 64;
+
+/** State shared by the stand-ins of one trace. */
+interface TraceState {
+  /** Whether `fn` is running. */
+  tracing: boolean;
+  /** The argument whose value something tried to read, if any. */
+  read: string | null;
+}
+
+/**
+ * A traced argument's storage: it has no data. Backends wait on `pending` before reading a
+ * buffer. While `fn` runs, a stand-in's never settles (a read inside `fn` is noted, and the
+ * trace fails once `fn` returns: a promise rejected now could not be handled by anyone, since
+ * `fn` cannot await it); afterwards, for a stand-in that escaped `fn`, it rejects.
+ */
+class TracedInput implements DeviceBuffer {
+  readonly id: number = newBufferId();
+  constructor(
+    readonly device: DeviceName,
+    readonly dtype: DType,
+    readonly length: number,
+    private readonly state: TraceState,
+    private readonly name: string,
+  ) {}
+
+  get pending(): Promise<void> {
+    if (this.state.tracing) {
+      this.state.read ??= this.name;
+      return new Promise<void>(() => {});
+    }
+    const rejected = Promise.reject(readError(this.name));
+    rejected.catch(() => {}); // whoever waits sees it; nobody else must
+    return rejected;
+  }
+}
+
+function readError(name: string): Error {
+  return new Error(
+    `jit: fn read the value of its argument ${name} (or of a tensor computed from it) while ` +
+      "being traced; a compiled function must build its results with tensor ops only, without " +
+      "data(), dataSync(), item(), toArray() or to() on values that depend on its arguments",
+  );
+}
+
+/** The default name of argument `i` of `count`. */
+export function defaultInputName(i: number, count: number): string {
+  return count === 1 ? "x" : `x${i}`;
+}
+
+/** The signature of `specs`: what a trace depends on. */
+function signatureOf(specs: readonly InputSpec[]): string {
+  return specs
+    .map((s) => `${s.device} ${s.dtype}[${s.shape}]${s.requiresGrad ? " grad" : ""}`)
+    .join("; ");
+}
+
+/** The results of `fn` as a list, with their names and how they were returned. */
+function flattenResult(
+  result: unknown,
+): { tensors: Tensor[]; names: string[]; kind: Trace["resultKind"]; } {
+  const expected = "fn must return a Tensor, an array of Tensors or an object of Tensors";
+  if (result instanceof Tensor) return { tensors: [result], names: ["y"], kind: "tensor" };
+  let entries: [string, unknown][];
+  let kind: Trace["resultKind"];
+  if (Array.isArray(result)) {
+    entries = result.map((t, i) => [`y${i}`, t]);
+    kind = "array";
+  } else if (
+    result !== null && typeof result === "object" &&
+    [Object.prototype, null].includes(Object.getPrototypeOf(result))
+  ) {
+    entries = Object.entries(result);
+    kind = "record";
+  } else {
+    fail("jit", expected, result);
+  }
+  if (entries.length === 0) fail("jit", `${expected} (at least one)`, result);
+  for (const [name, t] of entries) {
+    if (!(t instanceof Tensor)) fail("jit", `fn's result ${name} must be a Tensor`, t);
+  }
+  return { tensors: entries.map(([, t]) => t as Tensor), names: entries.map(([n]) => n), kind };
+}
+
+/**
+ * Traces `fn` on stand-ins for `specs` and plans its results. `target` forces every kernel to
+ * one target (exports); by default each kernel compiles for what its device runs.
+ */
+function traceFunction(
+  fn: (...args: Tensor[]) => unknown,
+  specs: readonly InputSpec[],
+  names: readonly string[],
+  target?: Target,
+): Trace {
+  const state: TraceState = { tracing: true, read: null };
+  const standIns = specs.map((s, i) => {
+    const buffer = new TracedInput(s.device, s.dtype, ir.numelOf(s.shape), state, names[i]);
+    return new Tensor(ir.buffer(buffer, s.shape, s.dtype), s.device, s.requiresGrad, true);
+  });
+  let result: unknown;
+  try {
+    result = fn(...standIns);
+  } catch (e) {
+    if (state.read !== null) throw readError(state.read);
+    throw e;
+  } finally {
+    state.tracing = false;
+  }
+  if (result instanceof Promise) {
+    result.catch(() => {}); // its failure is reported below, not as an unhandled rejection
+    fail("jit", "fn must return its results synchronously (not a Promise)", result);
+  }
+  if (state.read !== null) throw readError(state.read);
+  const { tensors, names: outputNames, kind } = flattenResult(result);
+  const device = specs[0]?.device ?? tensors[0].device;
+  for (const [i, t] of tensors.entries()) {
+    if (t.device !== device) {
+      fail("jit", `fn's result ${outputNames[i]} must be on device "${device}"`, t.device);
+    }
+  }
+  const backend = backendFor(device);
+  const isSource = (n: Node) =>
+    n.op === "buffer" || (n.op !== "const" && realizedBuffer(n, device) !== undefined);
+  const nodes = tensors.map((t) => t.node);
+  const computed = [...new Set(nodes.filter((n) => !isSource(n)))];
+  const order = topoSort(computed, isSource);
+  const planned = computed.length === 0 ? { buffers: [], steps: [] } : buildPlan(computed, order, {
+    fusion: fusionIsEnabled(),
+    isSource,
+    target: target ?? backend.limits,
+    targetFor: (kernel) => target ?? backend.targetFor(kernel),
+  });
+  return bindTrace(planned, order, standIns.map((t) => t.node), nodes, device, outputNames, kind);
+}
+
+/** The trace of a plan: arguments, captured values and results located among its buffers. */
+function bindTrace(
+  planned: Plan,
+  order: readonly Node[],
+  argumentNodes: readonly Node[],
+  resultNodes: readonly Node[],
+  device: DeviceName,
+  outputNames: readonly string[],
+  resultKind: Trace["resultKind"],
+): Trace {
+  const argumentOf = new Map(argumentNodes.map((n, i) => [n, i]));
+  const buffers: PlanBuffer[] = [];
+  const bufferOf = new Map<Node, number>();
+  const constants = new Map<number, Node>();
+  const add = (node: Node, buffer: PlanBuffer) => {
+    const index = buffers.length;
+    buffers.push(buffer);
+    bufferOf.set(node, index);
+    if (buffer.role === "constant") constants.set(index, node);
+    return index;
+  };
+  for (const pb of planned.buffers) {
+    const node = order[pb.node];
+    const captured = pb.role === "input" && !argumentOf.has(node);
+    add(node, captured ? { ...pb, role: "constant" } : pb);
+  }
+  const sourceBuffer = (node: Node, role: "input" | "constant") =>
+    bufferOf.get(node) ?? add(node, { dtype: node.dtype, shape: node.shape, role, node: -1 });
+  const inputs = argumentNodes.map((n) => sourceBuffer(n, "input"));
+  const outputs = resultNodes.map((n) => sourceBuffer(n, "constant"));
+  return {
+    device,
+    plan: { buffers, steps: planned.steps },
+    inputs,
+    outputs,
+    outputNames,
+    resultKind,
+    constants,
+  };
+}
+
+// A result whose storage the library allocated goes back to its device when its node is
+// collected, as realized values do (dispose() releases it earlier).
+const resultFinalizer = new FinalizationRegistry<{ buffer: DeviceBuffer; backend: Backend; }>(
+  ({ buffer, backend }) => releaseBuffer(buffer, backend),
+);
+
+/** Runs `trace` on `args` and resolves to its results, shaped as `fn` returned them. */
+async function runTrace(
+  trace: Trace,
+  args: readonly Tensor[],
+  names: readonly string[],
+): Promise<JitResult> {
+  const backend = backendFor(trace.device);
+  const captured = [...trace.constants.values()];
+  // lazy arguments are computed first; a captured computed value disposed since is recomputed
+  await realizeNodes([...args.map((t) => t.node), ...captured], backend);
+  const bound: DeviceBuffer[] = [];
+  const bind = () => {
+    trace.inputs.forEach((index, i) => {
+      bound[index] = realizedBuffer(args[i].node, trace.device)!;
+      if (wasReleased(bound[index])) {
+        fail("jit", `argument ${names[i]} must not be disposed`, described("a disposed tensor"));
+      }
+    });
+    for (const [index, node] of trace.constants) {
+      bound[index] = realizedBuffer(node, trace.device)!;
+      if (wasReleased(bound[index])) {
+        const { dtype, shape } = trace.plan.buffers[index];
+        fail(
+          "jit",
+          "the tensors fn captured must stay alive while the compiled function is used (or be " +
+            "passed as arguments)",
+          described(`a ${dtype}[${shape.join(", ")}] tensor captured by fn, disposed`),
+        );
+      }
+    }
+  };
+  bind();
+  const waits = bound.flatMap((b) => backend.pending(b) ?? []);
+  if (waits.length > 0) {
+    await Promise.all(waits); // copies from another device still arriving
+    bind(); // something may have been disposed meanwhile
+  }
+  const { buffers, ran } = runPlan(trace.plan, bound, backend);
+  await ran;
+  const owned = new Map<number, Tensor>();
+  const results = trace.outputs.map((index) => {
+    const argument = trace.inputs.indexOf(index);
+    if (argument >= 0) return args[argument];
+    const node = trace.constants.get(index);
+    if (node !== undefined) return new Tensor(node, trace.device, false, true);
+    let t = owned.get(index);
+    if (t === undefined) {
+      const pb = trace.plan.buffers[index];
+      t = tensorFromBuffer(buffers[index], pb.shape);
+      resultFinalizer.register(t.node, { buffer: buffers[index], backend });
+      owned.set(index, t);
+    }
+    return t;
+  });
+  if (trace.resultKind === "tensor") return results[0];
+  if (trace.resultKind === "array") return results;
+  return Object.fromEntries(trace.outputNames.map((name, i) => [name, results[i]]));
+}
+
+/** The specs of `args`, validated (errors name the argument). */
+function specsOf(fn: string, args: readonly unknown[]): InputSpec[] {
+  return args.map((t, i) => {
+    if (!(t instanceof Tensor)) fail(fn, `argument ${i} must be a Tensor`, t);
+    return { shape: t.shape, dtype: t.dtype, device: t.device, requiresGrad: t.requiresGrad };
+  });
+}
+
+/** The tracing entry of a compiled function: its trace for `specs`, made once. */
+export type TraceEntry = (specs: readonly InputSpec[], target?: Target) => Trace;
+
+/** How exports reach the traces of the functions {@link jit} made. */
+const traceEntries = new WeakMap<object, TraceEntry>();
+
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
+/** Throws unless `names` are distinct JavaScript identifiers (`what` says whose, for errors). */
+export function checkIdentifiers(fn: string, what: string, names: readonly string[]): void {
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (typeof name !== "string" || !IDENTIFIER.test(name) || RESERVED_WORDS.has(name)) {
+      fail(fn, `${what} must be JavaScript identifiers (they name variables of exports)`, name);
+    }
+    if (seen.has(name)) fail(fn, `${what} must be distinct`, name);
+    seen.add(name);
+  }
+}
+
+/** Words a JavaScript module cannot use as variable names. */
+export const RESERVED_WORDS: ReadonlySet<string> = new Set(
+  ("arguments await break case catch class const continue debugger default delete do else " +
+    "enum eval export extends false finally for function if implements import in instanceof " +
+    "interface let new null package private protected public return static super switch this " +
+    "throw true try typeof undefined var void while with yield NaN Infinity").split(" "),
+);
+
+/**
+ * Compiles `fn`, a function of tensors returning a tensor, an array or a record of tensors.
+ * The first call with each input signature (shapes, dtypes, devices, requiresGrad) traces `fn`
+ * and plans its kernels; later calls run the plan directly. `fn` may call `backward()` or
+ * `grad()`, so a training step compiles too. Tensors `fn` uses without receiving them are
+ * captured as constants. `fn` must not read values (data(), item(), ...): it runs on
+ * stand-ins that have none. `backward()` inside `fn` accumulates into the `grad` of every leaf
+ * requiring grad it reaches, captured ones too, during tracing only: return the gradients.
+ *
+ * @example
+ * ```ts
+ * import { jit, nn, randn } from "@lucid/nn";
+ * const lrn = new nn.LocalResponseNorm(5, 1e-4, 0.75, 2);
+ * const step = jit((x, dy) => {
+ *   const y = lrn.forward(x);
+ *   y.backward(dy);
+ *   return { y, dx: x.grad! };
+ * }, { inputNames: ["x", "dy"] });
+ * const x = randn([2, 96, 27, 27], { requiresGrad: true });
+ * const { y, dx } = await step(x, randn(2, 96, 27, 27)); // traced once, then replayed
+ * ```
+ */
+export function jit<R extends JitResult>(
+  fn: (...args: Tensor[]) => R,
+  options: JitOptions = {},
+): CompiledFunction<R> {
+  if (typeof fn !== "function") fail("jit", "fn must be a function", fn);
+  if (options === null || typeof options !== "object") {
+    fail("jit", "options must be an object", options);
+  }
+  const inputNames = options.inputNames === undefined ? undefined : [...options.inputNames];
+  if (inputNames !== undefined) {
+    if (!Array.isArray(options.inputNames)) {
+      fail("jit", "options.inputNames must be an array of strings", options.inputNames);
+    }
+    checkIdentifiers("jit", "options.inputNames", inputNames);
+  }
+  const traces = new BoundedCache<string, Trace>(TRACE_LIMIT);
+  let traceCount = 0;
+  const namesFor = (count: number) => {
+    if (inputNames !== undefined && inputNames.length !== count) {
+      fail(
+        "jit",
+        `the function takes ${inputNames.length} arguments (${inputNames.join(", ")})`,
+        described(`${count}`),
+      );
+    }
+    return inputNames ?? Array.from({ length: count }, (_, i) => defaultInputName(i, count));
+  };
+  const traceFor: TraceEntry = (specs, target) => {
+    const key = `${target?.name ?? "device"} | ${signatureOf(specs)}`;
+    let trace = traces.get(key);
+    if (trace === undefined) {
+      trace = traceFunction(fn, specs, namesFor(specs.length), target);
+      traceCount++;
+      traces.set(key, trace);
+    }
+    return trace;
+  };
+  const compiled = async (...args: Tensor[]): Promise<R> => {
+    const specs = specsOf("jit", args);
+    const names = namesFor(args.length);
+    const devices = new Set(specs.map((s) => s.device));
+    if (devices.size > 1) {
+      fail("jit", "every argument must be on one device", described([...devices].join(", ")));
+    }
+    return await runTrace(traceFor(specs), args, names) as R;
+  };
+  Object.defineProperties(compiled, {
+    fn: { value: fn },
+    inputNames: { value: inputNames },
+    traceCount: { get: () => traceCount },
+  });
+  traceEntries.set(compiled, traceFor);
+  return compiled as unknown as CompiledFunction<R>;
+}
+
+/** The tracing entry of `compiled`, or undefined if {@link jit} did not make it. */
+export function traceEntryOf(compiled: unknown): TraceEntry | undefined {
+  return typeof compiled === "function" ? traceEntries.get(compiled) : undefined;
+}

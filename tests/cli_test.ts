@@ -1,0 +1,211 @@
+// The command line (cli.ts): every option parsed and checked, --help naming every option, bad
+// options a message and exit status 2, failed exports status 1, and `deno task export` run
+// as a process twice writing byte-identical files that run.
+
+import { HELP, main, parseCli, parseShape, UsageError } from "../cli.ts";
+import { assert, assertEquals, assertStringIncludes, assertThrows } from "./assert.ts";
+
+const base = ["lrn", "--shape", "2,3,4", "--out", "/tmp/unused"];
+
+Deno.test("cli: options are parsed with their defaults", () => {
+  assertEquals(parseCli(base), {
+    model: "lrn",
+    size: 5,
+    alpha: 1e-4,
+    beta: 0.75,
+    k: 1,
+    shape: [2, 3, 4],
+    dtype: "float32",
+    target: "js",
+    grad: false,
+    out: "/tmp/unused",
+    name: "lrn",
+  });
+  const full = parseCli([
+    "lrn",
+    "--size=3",
+    "--alpha",
+    "1e-3",
+    "--beta",
+    "0.5",
+    "--k",
+    "-2",
+    "--shape",
+    "2, 96,27,27",
+    "--target",
+    "wgsl",
+    "--grad",
+    "--out",
+    "dist",
+    "--dtype",
+    "float32",
+  ]);
+  assertEquals(full, {
+    model: "lrn",
+    size: 3,
+    alpha: 1e-3,
+    beta: 0.5,
+    k: -2,
+    shape: [2, 96, 27, 27],
+    dtype: "float32",
+    target: "wgsl",
+    grad: true,
+    out: "dist",
+    name: "lrn_grad",
+  });
+  assertEquals(parseCli([...base, "--help"]), "help");
+  assertEquals(parseCli(["-h"]), "help");
+  assertEquals(parseCli(["--version"]), "version");
+});
+
+Deno.test("cli: bad options are UsageErrors naming the option and the value", () => {
+  const cases: [string[], string][] = [
+    [[], "name the model to export (lrn)"],
+    [["lrn", "vgg", "--shape", "2,3", "--out", "d"], "one model at a time, got lrn, vgg"],
+    [["resnet", "--shape", "2,3", "--out", "d"], 'unknown model "resnet" (known: lrn)'],
+    [[...base, "--bogus", "1"], "unknown option --bogus"],
+    [[...base, "-x"], "unknown option -x"],
+    [[...base, "--size"], "--size needs a value"],
+    [[...base, "--size", "--grad"], "--size needs a value"],
+    [[...base, "--size", "0"], '--size must be a positive integer, got "0"'],
+    [[...base, "--size", "2.5"], '--size must be a positive integer, got "2.5"'],
+    [[...base, "--alpha", "abc"], '--alpha must be a finite number, got "abc"'],
+    [[...base, "--beta", "Infinity"], '--beta must be a finite number, got "Infinity"'],
+    [[...base, "--k", ""], '--k must be a finite number, got ""'],
+    [[...base, "--target", "wasm"], '--target must be js or wgsl, got "wasm"'],
+    [[...base, "--dtype", "int32"], '--dtype must be float32 or float64, got "int32"'],
+    [
+      [...base, "--name", "a/b"],
+      '--name must be a file name of letters, digits, _, . and -, got "a/b"',
+    ],
+    [["lrn", "--out", "d"], "--shape is required (e.g. --shape 2,96,27,27)"],
+    [["lrn", "--shape", "2,3"], "--out DIR is required"],
+  ];
+  for (const [args, message] of cases) {
+    assertThrows(() => parseCli(args), UsageError, message, args.join(" "));
+  }
+  for (const shape of ["2x96", "2,", "", "5", "2,-3", "2,3.5", "a,b"]) {
+    assertThrows(
+      () => parseShape(shape),
+      UsageError,
+      `--shape must be at least 2 comma-separated non-negative integers (N, C, ...) such as 2,96,27,27, got ${
+        JSON.stringify(shape)
+      }`,
+    );
+  }
+});
+
+Deno.test("cli: --help explains every option", () => {
+  const options = ["--size", "--alpha", "--beta", "--k", "--shape", "--dtype", "--target"];
+  for (const option of [...options, "--grad", "--out", "--name", "-h, --help", "--version"]) {
+    assertStringIncludes(HELP, `\n  ${option} `);
+  }
+  assertStringIncludes(HELP, "deno run -A jsr:@lucid/nn/cli lrn");
+});
+
+/** Runs cli.ts as `deno task export` does; the exit code and what it printed. */
+async function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string; }> {
+  const cli = new URL("../cli.ts", import.meta.url).pathname;
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-write", cli, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code, stdout: text(stdout), stderr: text(stderr) };
+}
+
+Deno.test("cli: a process exports byte-identical files twice; bad options exit 2, failures 1", async () => {
+  const root = await Deno.makeTempDir({ prefix: "lucid-cli-" });
+  try {
+    const args = [
+      "lrn",
+      "--size",
+      "5",
+      "--alpha",
+      "1e-4",
+      "--beta",
+      "0.75",
+      "--k",
+      "2",
+      "--shape",
+      "2,96,27,27",
+      "--target",
+      "wgsl",
+      "--grad",
+    ];
+    const first = await runCli([...args, "--out", `${root}/a`]);
+    assertEquals(first.code, 0, first.stderr);
+    assertStringIncludes(first.stdout, `${root}/a/manifest.json`);
+    await runCli([...args, "--out", `${root}/b`]);
+    const names = [...Deno.readDirSync(`${root}/a`)].map((e) => e.name).sort();
+    assert(names.includes("lrn_grad.js") && names.includes("manifest.json"));
+    assertEquals(
+      names.filter((n) => n.endsWith(".wgsl")).length,
+      3,
+      "forward 1 + backward 2 kernels",
+    );
+    for (const name of names) {
+      assertEquals(
+        await Deno.readFile(`${root}/b/${name}`),
+        await Deno.readFile(`${root}/a/${name}`),
+        name,
+      );
+    }
+    const bad = await runCli(["lrn", "--shape", "2x96", "--out", `${root}/c`]);
+    assertEquals(bad.code, 2);
+    assertStringIncludes(bad.stderr, "error: --shape must be at least 2 comma-separated");
+    assertStringIncludes(bad.stderr, "Run with --help for every option.");
+    const f64 = await runCli([
+      "lrn",
+      "--shape",
+      "2,3",
+      "--dtype",
+      "float64",
+      "--target",
+      "wgsl",
+      "--out",
+      `${root}/d`,
+    ]);
+    assertEquals(f64.code, 1);
+    assertStringIncludes(f64.stderr, 'target "wgsl" has no float64');
+    await Deno.writeTextFile(`${root}/file`, "");
+    const unwritable = await runCli(["lrn", "--shape", "2,3", "--out", `${root}/file/out`]);
+    assertEquals(unwritable.code, 1);
+    assertStringIncludes(
+      unwritable.stderr,
+      `error: writeExport: cannot write the export to "${root}/file/out"`,
+    );
+    assertEquals(
+      [...Deno.readDirSync(root)].map((e) => e.name).sort(),
+      ["a", "b", "file"],
+      "nothing else written",
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("cli: main writes the export and reports it", async () => {
+  const root = await Deno.makeTempDir({ prefix: "lucid-cli-" });
+  const logged: string[] = [];
+  const log = console.log;
+  console.log = (...parts: unknown[]) => logged.push(parts.join(" "));
+  try {
+    assertEquals(await main(["lrn", "--shape", "1,4", "--out", root, "--name", "tiny"]), 0);
+    assertEquals(logged, ["wrote 1 file:", `  ${root}/tiny.js`]);
+    const m = await import(`file://${root}/tiny.js`);
+    assertEquals(m.inputs, [{ name: "x", shape: [1, 4], dtype: "float32" }]);
+    const [y] = m.run(Float32Array.of(1, 2, 3, 4));
+    // size 5, alpha 1e-4, beta 0.75, k 1: y_c = x_c (1 + 1e-4 S_c)^-0.75, S over c-2..c+2
+    const x = [1, 2, 3, 4];
+    const want = x.map((v, c) => {
+      const s = x.slice(Math.max(0, c - 2), c + 3).reduce((a, b) => a + b * b, 0);
+      return Math.fround(v / Math.pow(1 + 1e-4 * s, 0.75));
+    });
+    assertEquals(Array.from(y), want);
+  } finally {
+    console.log = log;
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -1,0 +1,219 @@
+// Helpers of the export tests: LocalResponseNorm golden cases exported per target, run in a
+// fresh Deno process that may read the export directory and nothing else, and the library's own
+// results for the same inputs to compare with.
+
+import { kernels, nn, realize, type Tensor, tensor, writeExport } from "../mod.ts";
+import type { DeviceName } from "../mod.ts";
+import { exportLrn } from "../cli.ts";
+import { assertGolden, type GoldenCase, goldenCases } from "./lrn_golden.ts";
+import { assertEquals } from "./assert.ts";
+import { assertClose } from "./helpers.ts";
+
+/** An export target. */
+export type Target = "js" | "wgsl";
+
+/** Where a case's export goes: `<root>/<case>_<fwd|grad>/`, module `<case>_<fwd|grad>.js`. */
+export function caseName(c: GoldenCase, grad: boolean): string {
+  return `${c.name}_${grad ? "grad" : "fwd"}`;
+}
+
+/** Exports `c` (forward, or forward and backward) for `target` into `<root>/<caseName>/`. */
+export async function exportCase(
+  c: GoldenCase,
+  grad: boolean,
+  target: Target,
+  root: string,
+): Promise<string> {
+  const name = caseName(c, grad);
+  const dir = `${root}/${name}`;
+  const exported = await exportLrn({
+    model: "lrn",
+    size: c.size,
+    alpha: c.alpha,
+    beta: c.beta,
+    k: c.k,
+    shape: c.shape,
+    dtype: "float32",
+    target,
+    grad,
+    out: dir,
+    name,
+  });
+  await writeExport(exported, dir);
+  return `${dir}/${name}.js`;
+}
+
+/** One module to run in the standalone process, with its inputs. */
+export interface StandaloneJob {
+  /** Path of the exported module. */
+  readonly module: string;
+  /** Its inputs, as numbers (the driver makes typed arrays of the dtypes the module names). */
+  readonly inputs: readonly (readonly number[])[];
+}
+
+/** What the standalone process returns per job: the module's output names and values. */
+export interface StandaloneResult {
+  readonly names: string[];
+  readonly values: number[][];
+}
+
+// Runs in the fresh process: imports each module, runs it, prints the results as JSON.
+const DRIVER = `
+const jobs = JSON.parse(await new Response(Deno.stdin.readable).text());
+const types = { float32: Float32Array, float64: Float64Array, int32: Int32Array };
+let device = null;
+const results = [];
+for (const job of jobs) {
+  const m = await import(new URL("file://" + job.module).href);
+  const inputs = job.inputs.map((values, i) => types[m.inputs[i].dtype].from(values));
+  let outputs;
+  if (job.target === "wgsl") {
+    device ??= await (await navigator.gpu.requestAdapter()).requestDevice();
+    outputs = await m.run(device, ...inputs);
+  } else {
+    outputs = m.run(...inputs);
+  }
+  results.push({ names: m.outputs.map((o) => o.name), values: outputs.map((o) => Array.from(o)) });
+}
+console.log(JSON.stringify(results));
+`;
+
+/**
+ * Runs exported modules in a fresh Deno process with no config, no remote modules and read
+ * access to `root` only (no write, net, env or run), and returns their outputs.
+ */
+export async function runStandalone(
+  root: string,
+  target: Target,
+  jobs: readonly StandaloneJob[],
+): Promise<StandaloneResult[]> {
+  const driverDir = await Deno.makeTempDir({ prefix: "lucid-export-driver-" });
+  try {
+    const driver = `${driverDir}/driver.js`;
+    await Deno.writeTextFile(driver, DRIVER);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-config",
+        "--no-lock",
+        "--no-remote",
+        "--no-prompt",
+        `--allow-read=${root}`,
+        driver,
+      ],
+      cwd: root,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(
+      new TextEncoder().encode(JSON.stringify(jobs.map((j) => ({ ...j, target })))),
+    );
+    await writer.close();
+    const { code, stdout, stderr } = await child.output();
+    const text = new TextDecoder().decode(stdout);
+    if (code !== 0) {
+      throw new Error(`standalone run failed (exit ${code}): ${new TextDecoder().decode(stderr)}`);
+    }
+    return JSON.parse(text);
+  } finally {
+    await Deno.remove(driverDir, { recursive: true });
+  }
+}
+
+/** The library's results for a golden case, and the targets its kernels ran as. */
+export interface LibraryResult {
+  /** y, and dx = d sum(y * g) / dx with `grad`. */
+  readonly values: Float32Array[];
+  /** The targets of the kernels the library ran (`js`, `wgsl`, ...). */
+  readonly targets: ReadonlySet<string>;
+}
+
+/** The library's y (and dx with `grad`) for a golden case on `device`. */
+export async function libraryLrn(
+  c: GoldenCase,
+  grad: boolean,
+  device: DeviceName,
+): Promise<LibraryResult> {
+  const x = tensor(Float32Array.from(c.x), { shape: c.shape, device, requiresGrad: grad });
+  const y = new nn.LocalResponseNorm(c.size, c.alpha, c.beta, c.k).forward(x);
+  const results: Tensor[] = [y];
+  if (grad) {
+    y.backward(tensor(Float32Array.from(c.g), { shape: c.shape, device }));
+    results.push(x.grad!);
+  }
+  const targets = new Set(kernels(...results).map((k) => k.target));
+  await realize(...results); // one schedule, as the export plans it
+  const values = await Promise.all(results.map(async (t) => (await t.data()) as Float32Array));
+  return { values, targets };
+}
+
+/**
+ * Asserts an export's output equals the library's: bit for bit when every library kernel ran
+ * as the export's target (the same kernel text on the same engine), else within the float32
+ * tolerance of `assertClose` (the cpu device may run other targets, such as Wasm, than `js`).
+ */
+export function assertLikeLibrary(
+  got: ArrayLike<number>,
+  library: LibraryResult,
+  output: number,
+  target: string,
+  what: string,
+): void {
+  const want = library.values[output];
+  if (library.targets.size === 1 && library.targets.has(target)) {
+    assertSameValues(got, want, what);
+  } else {
+    const scale = Math.max(0, ...Array.from(want).filter(Number.isFinite).map(Math.abs));
+    assertClose(got, want, { rtol: 1e-4, atol: 1e-5 * scale, msg: what });
+  }
+}
+
+/** Asserts two arrays hold the same numbers, bit for bit (NaN equals NaN). */
+export function assertSameValues(got: ArrayLike<number>, want: ArrayLike<number>, what: string) {
+  if (got.length !== want.length) {
+    throw new Error(`${what}: ${got.length} elements, want ${want.length}`);
+  }
+  for (let i = 0; i < want.length; i++) {
+    if (!Object.is(got[i], want[i])) {
+      throw new Error(`${what}: element ${i} is ${got[i]}, the library gives ${want[i]}`);
+    }
+  }
+}
+
+/**
+ * Exports every golden case, forward and forward + backward, for `target`, runs them all in one
+ * standalone process and checks each output against the library on `device` (bit for bit where
+ * it ran the same target) and against the goldens within their float32 tolerance.
+ */
+export async function checkGoldenExports(target: Target, device: DeviceName): Promise<void> {
+  const root = await Deno.makeTempDir({ prefix: `lucid-export-${target}-` });
+  try {
+    const jobs = [];
+    for (const c of goldenCases) {
+      for (const grad of [false, true]) {
+        const module = await exportCase(c, grad, target, root);
+        jobs.push({ module, inputs: grad ? [c.x, c.g] : [c.x] });
+      }
+    }
+    const results = await runStandalone(root, target, jobs);
+    let i = 0;
+    for (const c of goldenCases) {
+      for (const grad of [false, true]) {
+        const { names, values } = results[i++];
+        const what = caseName(c, grad);
+        assertEquals(names, grad ? ["y", "dx"] : ["y"], what);
+        const library = await libraryLrn(c, grad, device);
+        assertLikeLibrary(values[0], library, 0, target, `${what} y`);
+        assertGolden(values[0], c.y, `${what} y`);
+        if (grad) {
+          assertLikeLibrary(values[1], library, 1, target, `${what} dx`);
+          assertGolden(values[1], c.dx, `${what} dx`);
+        }
+      }
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+}

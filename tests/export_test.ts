@@ -1,0 +1,257 @@
+// exportCompiled and writeExport (src/export.ts) and the layout every target shares
+// (codegen/export.ts): exports are byte-identical twice (and from a fresh jit of the same
+// function), files are written atomically and a failure leaves nothing behind, bad arguments
+// give Errors naming them, constants are embedded up to a limit, and intermediates share
+// scratch slots only when their lifetimes do not overlap.
+
+import {
+  exportCompiled,
+  jit,
+  MAX_EMBEDDED_ELEMENTS,
+  nn,
+  tensor,
+  writeExport,
+  zeros,
+} from "../mod.ts";
+import { formatJson, layoutOf } from "../codegen/export.ts";
+import type { ExportProgram } from "../codegen/export.ts";
+import type { Plan } from "../codegen/plan.ts";
+import type { Executable } from "../codegen/compile.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
+
+const lrn = new nn.LocalResponseNorm(5, 1e-4, 0.75, 2);
+const lrnStep = () =>
+  jit((x, dy) => {
+    const y = lrn.forward(x);
+    y.backward(dy);
+    return { y, dx: x.grad! };
+  }, { inputNames: ["x", "dy"] });
+const examples = [{ shape: [2, 96, 27, 27], requiresGrad: true }, { shape: [2, 96, 27, 27] }];
+
+Deno.test("export: two exports are byte-identical, for every target", async () => {
+  for (const target of ["js", "wgsl"] as const) {
+    const step = lrnStep();
+    const first = await exportCompiled(step, examples, { target, name: "lrn_grad" });
+    const again = await exportCompiled(step, examples, { target, name: "lrn_grad" });
+    const fresh = await exportCompiled(lrnStep(), examples, { target, name: "lrn_grad" });
+    assertEquals(again, first, `${target}: the same compiled function`);
+    assertEquals(fresh, first, `${target}: a new jit of the same function`);
+    assertEquals(step.traceCount, 1, "the export trace is kept per signature and target");
+    const dirs = [await Deno.makeTempDir(), await Deno.makeTempDir()];
+    try {
+      for (const dir of dirs) await writeExport(first, dir);
+      for (const f of first.files) {
+        const a = await Deno.readFile(`${dirs[0]}/${f.path}`);
+        const b = await Deno.readFile(`${dirs[1]}/${f.path}`);
+        assertEquals(a, b, `${target}: ${f.path} on disk`);
+        assertEquals(new TextDecoder().decode(a), f.contents);
+      }
+    } finally {
+      for (const dir of dirs) await Deno.remove(dir, { recursive: true });
+    }
+  }
+});
+
+Deno.test("export: writeExport replaces files whole and leaves no temporary behind", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const step = lrnStep();
+    const exported = await exportCompiled(step, examples, { target: "wgsl" });
+    const written = await writeExport(exported, `${dir}/nested/out/`);
+    assertEquals(written, exported.files.map((f) => `${dir}/nested/out/${f.path}`));
+    await Deno.writeTextFile(`${dir}/nested/out/manifest.json`, "stale");
+    await writeExport(exported, `${dir}/nested/out`);
+    const names = [...Deno.readDirSync(`${dir}/nested/out`)].map((e) => e.name).sort();
+    assertEquals(names, exported.files.map((f) => f.path).sort(), "no temporary files");
+    assert((await Deno.readTextFile(`${dir}/nested/out/manifest.json`)).startsWith("{"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("export: an unwritable directory is an Error and nothing is written", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/file`, "a file, not a directory");
+    const exported = await exportCompiled(lrnStep(), examples, { target: "js" });
+    await assertRejects(
+      () => writeExport(exported, `${dir}/file/out`),
+      Error,
+      `writeExport: cannot write the export to "${dir}/file/out"`,
+    );
+    // a directory whose files cannot be created: one of the paths is taken by a directory
+    await Deno.mkdir(`${dir}/taken/model.js`, { recursive: true });
+    const two = {
+      target: "js" as const,
+      files: [{ path: "a.js", contents: "a" }, ...exported.files],
+    };
+    await assertRejects(() => writeExport(two, `${dir}/taken`), Error, "cannot write the export");
+    const left = [...Deno.readDirSync(`${dir}/taken`)].map((e) => e.name).sort();
+    assertEquals(left, ["model.js"], "no temporary and no half of the export");
+    assertEquals(Deno.statSync(`${dir}/file`).isFile, true);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("export: bad arguments name what was expected and what was given", async () => {
+  const f = jit((x) => x.mul(2));
+  const shape = { shape: [2] };
+  await assertRejects(
+    () => exportCompiled(f, [shape], { target: "wasm" as never }),
+    Error,
+    'exportCompiled: options.target must be one of "js", "wgsl", got "wasm"',
+  );
+  await assertRejects(
+    () => exportCompiled(f, [shape], undefined as never),
+    Error,
+    "options must be an object",
+  );
+  await assertRejects(
+    () => exportCompiled(f, [shape], { target: "js", name: "../evil" }),
+    Error,
+    'options.name must be a file name of letters, digits, _, . and - (no directories), got "../evil"',
+  );
+  await assertRejects(
+    () => exportCompiled(((x: never) => x) as never, [shape], { target: "js" }),
+    Error,
+    "exportCompiled: compiled must be a function made by jit()",
+  );
+  await assertRejects(
+    () => exportCompiled(f, [{ shape: [2, -1] }], { target: "js" }),
+    Error,
+    "exportCompiled: exampleInputs[0].shape must be non-negative integers, got [2, -1]",
+  );
+  await assertRejects(
+    () => exportCompiled(f, [{ shape: [2], dtype: "float16" as never }], { target: "js" }),
+    Error,
+    'exampleInputs[0].dtype must be a dtype, got "float16"',
+  );
+  await assertRejects(
+    () =>
+      exportCompiled(jit((a, b) => a.add(b), { inputNames: ["a", "b"] }), [shape], {
+        target: "js",
+      }),
+    Error,
+    "exampleInputs must have one entry per argument (a, b), got 1 entries",
+  );
+  await assertRejects(
+    () => exportCompiled(f, "x" as never, { target: "js" }),
+    Error,
+    "exampleInputs must be an array",
+  );
+  await assertRejects(
+    () => exportCompiled(jit(() => ({ "my-out": tensor([1]) })), [], { target: "js" }),
+    Error,
+    'output names (the keys fn returns) must be JavaScript identifiers (they name variables of exports), got "my-out"',
+  );
+  await assertRejects(
+    () => exportCompiled(jit((x) => ({ x: x.mul(2) })), [shape], { target: "js" }),
+    Error,
+    'exportCompiled: input and output names must differ, got "x"',
+  );
+  await assertRejects(
+    () => exportCompiled(jit((x) => ({ tmp0: x.mul(2) })), [shape], { target: "js" }),
+    Error,
+    'the name "tmp0" is one the exported module uses itself',
+  );
+  await assertRejects(
+    () =>
+      exportCompiled(jit((x) => x.mul(2), { inputNames: ["Float32Array"] }), [shape], {
+        target: "js",
+      }),
+    Error,
+    'the name "Float32Array" is one the exported module uses itself',
+  );
+  await assertRejects(
+    () => exportCompiled(jit(() => 5 as never), [], { target: "js" }),
+    Error,
+    "jit: fn must return a Tensor, an array of Tensors or an object of Tensors, got 5",
+  );
+});
+
+Deno.test("export: captured tensors are embedded up to MAX_EMBEDDED_ELEMENTS in all", async () => {
+  const small = tensor([0.1, -0, 3e-39, 1e30, -Infinity]);
+  const f = jit((x) => ({ y: x.add(small), c: small }));
+  const { files } = await exportCompiled(f, [{ shape: [5] }], { target: "js" });
+  const m = await import(`data:text/javascript;base64,${btoa(files[0].contents)}`);
+  const [y, c] = m.run(Float32Array.of(1, 1, 1, 1, 1));
+  const want = await small.data();
+  want.forEach((v, i) => assert(Object.is(c[i], v), `element ${i}: ${c[i]}, want ${v}`));
+  assertEquals(Array.from(y), Array.from(want, (v) => Math.fround(1 + v)));
+  const big = zeros(MAX_EMBEDDED_ELEMENTS + 1);
+  await assertRejects(
+    () =>
+      exportCompiled(jit((x) => x.add(big)), [{ shape: [MAX_EMBEDDED_ELEMENTS + 1] }], {
+        target: "js",
+      }),
+    Error,
+    `exportCompiled: the tensors the function captures must hold at most ${MAX_EMBEDDED_ELEMENTS} elements in all to be embedded; pass large tensors (weights) as arguments instead, got 1 captured tensors of ${
+      MAX_EMBEDDED_ELEMENTS + 1
+    } elements`,
+  );
+});
+
+/** A plan of `steps` (output, inputs) over float32 buffers of `sizes` elements. */
+function handPlan(
+  roles: readonly ("input" | "output" | "intermediate")[],
+  sizes: readonly number[],
+  steps: readonly [number, number[]][],
+): ExportProgram {
+  const executable = {
+    key: "k",
+    name: "k_op",
+    text: "",
+    workgroups: [1, 1],
+  } as unknown as Executable;
+  const plan: Plan = {
+    buffers: roles.map((role, i) => ({ dtype: "float32", shape: [sizes[i]], role, node: -1 })),
+    steps: steps.map(([output, inputs]) => ({ executable, inputs, output })),
+  };
+  return {
+    name: "m",
+    description: "",
+    generator: "",
+    plan,
+    inputs: [{ name: "x", buffer: 0 }],
+    outputs: [{ name: "y", buffer: roles.indexOf("output") }],
+    constants: new Map(),
+  };
+}
+
+Deno.test("export layout: scratch slots are shared only by intermediates that do not overlap", () => {
+  // x -> t1 -> t2 -> t3 -> y, each step reading the previous buffer: t1 is free once t2 is
+  // written, so t3 reuses t1's slot; t1 is 10 elements, t3 30: the slot is 120 bytes
+  const chain = handPlan(
+    ["input", "intermediate", "intermediate", "intermediate", "output"],
+    [5, 10, 20, 30, 5],
+    [[1, [0]], [2, [1]], [3, [2]], [4, [3]]],
+  );
+  const layout = layoutOf(chain, new Set());
+  assertEquals(layout.slots, [-1, 0, 1, 0, -1]);
+  assertEquals(layout.slotBytes, [120, 80]);
+  assertEquals(layout.names, ["x", "tmp0", "tmp1", "tmp2", "y"]);
+  // the last step reads t1 and t2: nothing is free while they are read
+  const fan = handPlan(
+    ["input", "intermediate", "intermediate", "intermediate", "output"],
+    [4, 4, 4, 4, 4],
+    [[1, [0]], [2, [0]], [3, [1, 2]], [4, [3, 1]]],
+  );
+  assertEquals(layoutOf(fan, new Set()).slots, [-1, 0, 1, 2, -1]);
+  assertEquals(layoutOf(fan, new Set()).stepKernels, [0, 0, 0, 0], "one executable, one kernel");
+  assertThrows(
+    () => layoutOf(chain, new Set(["x"])),
+    Error,
+    'the name "x" is one the exported module uses',
+  );
+});
+
+Deno.test("export layout: formatJson keeps number arrays on one line and is valid JSON", () => {
+  const value = { a: [1, 2, 3], b: { c: "d", e: [] }, f: [{ g: [1.5] }], h: {} };
+  const text = formatJson(value);
+  assertEquals(JSON.parse(text), value);
+  assertEquals(
+    text,
+    '{\n  "a": [1, 2, 3],\n  "b": {\n    "c": "d",\n    "e": []\n  },\n  "f": [\n    {\n      "g": [1.5]\n    }\n  ],\n  "h": {}\n}\n',
+  );
+});

@@ -1,0 +1,217 @@
+// jit(fn): traced once per signature (counted by fn's own calls), replayed on new data with
+// the results of eager evaluation (float64 reference, the library's own gradients), forward
+// functions and training steps (backward(), grad()), captured constants, results that own
+// their storage, both devices, and every bad input: non-tensors, promises, reading values,
+// disposed captures, mixed devices.
+
+import { grad, jit, kernels, nn, randn, type Tensor, tensor, webgpu } from "../mod.ts";
+import { cpuBackend } from "../src/runtime/cpu.ts";
+import { assert, assertEquals, assertRejects, assertStrictEquals, assertThrows } from "./assert.ts";
+import { assertClose, reference, testDevices, webgpuAvailable } from "./helpers.ts";
+
+Deno.test("jit: traces once per signature (shape, dtype, device, requiresGrad)", async () => {
+  let traced = 0;
+  const f = jit((x) => {
+    traced++;
+    return x.square().sum(1);
+  });
+  for (let i = 0; i < 3; i++) {
+    const x = randn(4, 5);
+    assertClose(await (await f(x)).data(), reference(x.square().sum(1)), { rtol: 1e-6 });
+  }
+  assertEquals([traced, f.traceCount], [1, 1], "same signature: traced once");
+  await f(randn(2, 5));
+  assertEquals(traced, 2, "a new shape traces again");
+  await f(randn([4, 5], { dtype: "float64" }));
+  assertEquals(traced, 3, "a new dtype traces again");
+  await f(randn([4, 5], { requiresGrad: true }));
+  assertEquals(traced, 4, "requiresGrad is part of the signature");
+  await f(randn(4, 5));
+  await f(randn(2, 5));
+  assertEquals(traced, 4, "known signatures are not traced again");
+  if (webgpuAvailable) {
+    await f(randn(4, 5).to("webgpu"));
+    assertEquals(traced, 5, "the device is part of the signature");
+  }
+});
+
+Deno.test("jit: a later call skips scheduling: no new kernels are planned", async () => {
+  const f = jit((x, y) => x.mul(y).exp(), { inputNames: ["x", "y"] });
+  const a = randn(3, 3);
+  const b = randn(3, 3);
+  const first = await f(a, b);
+  const before = kernels(first).length; // a result is data: nothing to plan
+  assertEquals(before, 0);
+  const out = await f(b, a);
+  assertClose(await out.data(), reference(b.mul(a).exp()), { rtol: 1e-6 });
+  assertEquals(f.traceCount, 1);
+});
+
+for (const device of testDevices) {
+  Deno.test(`jit: a training step (backward inside fn) matches eager autodiff, ${device}`, async () => {
+    const lrn = new nn.LocalResponseNorm(3, 0.5, 0.75, 1);
+    const w = randn([1, 6, 1, 1]).to(device); // captured
+    const step = jit((x, dy) => {
+      const y = lrn.forward(x).mul(w);
+      y.backward(dy);
+      return { y, dx: x.grad! };
+    }, { inputNames: ["x", "dy"] });
+    for (let i = 0; i < 2; i++) {
+      const x = randn([2, 6, 3, 4], { requiresGrad: true }).to(device);
+      const dy = randn(2, 6, 3, 4).to(device);
+      const { y, dx } = await step(x, dy);
+      assertEquals(x.grad, null, "the caller's tensor is not touched");
+      const xe = tensor(await x.data(), { shape: x.shape, device, requiresGrad: true });
+      const ye = lrn.forward(xe).mul(w);
+      ye.backward(dy);
+      assertClose(await y.data(), await ye.data(), { rtol: 1e-5, atol: 1e-6 });
+      assertClose(await dx.data(), await xe.grad!.data(), { rtol: 1e-5, atol: 1e-6 });
+      assertEquals([y.requiresGrad, dx.requiresGrad], [false, false]);
+    }
+    assertEquals(step.traceCount, 1);
+  });
+}
+
+Deno.test("jit: grad() inside fn; the gradient of a sum of squares is 2x", async () => {
+  const f = jit((x) => grad((v) => v.square().sum())(x)[0]);
+  const x = tensor([1, -2, 3.5]);
+  assertEquals(Array.from(await (await f(x)).data()), [2, -4, 7]);
+  assertEquals(Array.from(await (await f(tensor([0.5, 0, -1]))).data()), [1, 0, -2]);
+  assertEquals(f.traceCount, 1);
+});
+
+Deno.test("jit: results come back as fn returned them; arguments and captures as themselves", async () => {
+  const w = tensor([10, 20]);
+  const f = jit((a, b) => ({ a, sum: a.add(b), w, twice: a.add(b) }), { inputNames: ["a", "b"] });
+  const a = tensor([1, 2]);
+  const r = await f(a, tensor([3, 4]));
+  assertEquals(Object.keys(r), ["a", "sum", "w", "twice"]);
+  assertStrictEquals(r.a, a);
+  assertStrictEquals(r.sum, r.twice, "one node, one result");
+  assertEquals(Array.from(await r.sum.data()), [4, 6]);
+  assertEquals(Array.from(await r.w.data()), [10, 20]);
+  const g = jit((x) => [x.neg(), x.exp()]);
+  const [n, e] = await g(tensor([0, 1]));
+  assertEquals(Array.from(await n.data()), [-0, -1]);
+  assertClose(await e.data(), [1, Math.E], { rtol: 1e-6 });
+});
+
+Deno.test("jit: lazy arguments are computed first; data created inside fn is a constant", async () => {
+  let traced = 0;
+  const f = jit((x) => {
+    traced++;
+    return x.add(tensor([100, 200, 300]));
+  });
+  const lazy = tensor([1, 2, 3]).mul(2); // not realized
+  assertEquals(Array.from(await (await f(lazy)).data()), [102, 204, 306]);
+  assertEquals(Array.from(await (await f(tensor([0, 0, 1]))).data()), [100, 200, 301]);
+  assertEquals(traced, 1);
+});
+
+Deno.test("jit: results own their storage; intermediates go back to the pool", async () => {
+  const f = jit((x) => x.exp().sum(1, true).log().add(x));
+  const x = randn(8, 16);
+  (await f(x)).dispose(); // first call: traced, compiled
+  const live = cpuBackend.liveBuffers();
+  const y = await f(x);
+  assertEquals(cpuBackend.liveBuffers(), live + 1, "one buffer: the result");
+  assertClose(await y.data(), reference(x.exp().sum(1, true).log().add(x)), { rtol: 1e-5 });
+  y.dispose();
+  assertEquals(cpuBackend.liveBuffers(), live, "dispose() frees it");
+});
+
+Deno.test("jit: bad functions and bad calls give clear Errors; the library stays usable", async () => {
+  const x = tensor([1, 2, 3]);
+  assertThrows(() => jit(3 as never), Error, "jit: fn must be a function, got 3");
+  assertThrows(
+    () => jit((v) => v, { inputNames: ["a-b"] }),
+    Error,
+    'jit: options.inputNames must be JavaScript identifiers (they name variables of exports), got "a-b"',
+  );
+  assertThrows(() => jit((v) => v, { inputNames: ["a", "a"] }), Error, "must be distinct");
+  await assertRejects(
+    () => jit((v) => v)(3 as never),
+    Error,
+    "jit: argument 0 must be a Tensor, got 3",
+  );
+  await assertRejects(
+    () => jit(() => 3 as never)(x),
+    Error,
+    "jit: fn must return a Tensor, an array of Tensors or an object of Tensors, got 3",
+  );
+  await assertRejects(() => jit(() => [] as never)(x), Error, "(at least one)");
+  await assertRejects(
+    () => jit((v) => [v, "no"] as never)(x),
+    Error,
+    'jit: fn\'s result y1 must be a Tensor, got "no"',
+  );
+  await assertRejects(
+    () => jit((v) => Promise.resolve(v) as never)(x),
+    Error,
+    "fn must return its results synchronously (not a Promise)",
+  );
+  for (const read of [(v: Tensor) => v.dataSync(), (v: Tensor) => v.mul(2).data()]) {
+    await assertRejects(
+      () =>
+        jit((v) => {
+          read(v);
+          return v;
+        })(x),
+      Error,
+      "jit: fn read the value of its argument x (or of a tensor computed from it) while being traced",
+    );
+  }
+  await assertRejects(
+    () => jit((a, b) => a.add(b), { inputNames: ["a", "b"] })(x),
+    Error,
+    "jit: the function takes 2 arguments (a, b), got 1",
+  );
+  if (webgpuAvailable) {
+    await assertRejects(
+      () => jit((a, b) => a.add(b))(x, x.to("webgpu")),
+      Error,
+      "jit: every argument must be on one device, got cpu, webgpu",
+    );
+  }
+  const disposed = tensor([1, 2]);
+  disposed.dispose();
+  await assertRejects(
+    () => jit((v) => v.mul(2))(disposed),
+    Error,
+    "jit: argument x must not be disposed, got a disposed tensor",
+  );
+  assertEquals(Array.from(await x.add(1).data()), [2, 3, 4], "still usable");
+});
+
+Deno.test("jit: a captured tensor disposed after tracing is an Error naming it", async () => {
+  const w = tensor([1, 2, 3]);
+  const f = jit((x) => x.mul(w));
+  assertEquals(Array.from(await (await f(tensor([1, 1, 1]))).data()), [1, 2, 3]);
+  w.dispose();
+  await assertRejects(
+    () => f(tensor([1, 1, 1])),
+    Error,
+    "jit: the tensors fn captured must stay alive while the compiled function is used (or be passed as arguments), got a float32[3] tensor captured by fn, disposed",
+  );
+  // a computed capture that was disposed is recomputed from its inputs
+  const base = tensor([2, 4, 6]);
+  const half = base.div(2);
+  await half.realize();
+  const g = jit((x) => x.add(half));
+  assertEquals(Array.from(await (await g(tensor([0, 0, 1]))).data()), [1, 2, 4]);
+  half.dispose();
+  assertEquals(Array.from(await (await g(tensor([0, 0, 1]))).data()), [1, 2, 4]);
+});
+
+Deno.test({
+  name: "jit: runs on webgpu with the cpu's results",
+  ignore: !webgpuAvailable || !(await webgpu.available()),
+  fn: async () => {
+    const f = jit((x) => x.exp().sum(1, true).log());
+    const x = randn(5, 300);
+    const cpu = await (await f(x)).data();
+    const gpu = await (await f(x.to("webgpu"))).data();
+    assertClose(gpu, cpu, { rtol: 1e-5 });
+    assert(f.traceCount === 2);
+  },
+});

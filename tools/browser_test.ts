@@ -1,0 +1,267 @@
+// `deno task test:browser`: the exported modules in a real browser. LocalResponseNorm forward
+// and forward + backward are exported for a few golden cases to `js` and `wgsl`, served with a
+// test page on localhost (Deno.serve), and run in headless Chromium (Debian's `chromium`,
+// driven by playwright-core, which never downloads a browser here): the `js` module on the
+// page's own thread, the `wgsl` runner on Chromium's software WebGPU adapter. Outputs are
+// checked against the library's on cpu (bit for bit for `js` when the library ran `js`
+// kernels: the same kernels on the same engine; within float32 tolerance for `wgsl`, another
+// target on another adapter) and against the goldens. Exit status 0 when everything matches.
+
+// pinned here, not in deno.json: the library itself has no dependencies to resolve
+// deno-lint-ignore no-import-prefix
+import { chromium } from "npm:playwright-core@1.65.1";
+import { exportCompiled, jit, kernels, realize, tensor, writeExport } from "../mod.ts";
+import { assertGolden, goldenCases } from "../tests/lrn_golden.ts";
+import {
+  assertLikeLibrary,
+  caseName,
+  exportCase,
+  libraryLrn,
+  type LibraryResult,
+} from "../tests/export_helpers.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--enable-unsafe-webgpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+];
+/** The cases run in the browser: AlexNet's parameters, an even size, the accuracy trap. */
+const LRN_CASES = [
+  "size5_4d_alexnet_params",
+  "size4_even_4d_beta06",
+  "mixed_1e4_1e-2_alt_size2_alpha05",
+];
+const TIMEOUT_MS = 120_000;
+
+// The page: a module script that imports exported modules on request and runs them.
+const PAGE = `<!doctype html>
+<html>
+<head><meta charset="utf-8"><title>@lucid/nn exports</title></head>
+<body>
+<p id="status">loading</p>
+<script type="module">
+const types = { float32: Float32Array, float64: Float64Array, int32: Int32Array };
+let device = null;
+window.runExports = async (jobs) => {
+  const results = [];
+  for (const job of jobs) {
+    const m = await import(job.module);
+    const inputs = job.inputs.map((values, i) => types[m.inputs[i].dtype].from(values));
+    let outputs;
+    if (job.target === "wgsl") {
+      if (device === null) {
+        const adapter = await navigator.gpu?.requestAdapter();
+        if (!adapter) throw new Error("this browser gives no WebGPU adapter");
+        device = await adapter.requestDevice();
+      }
+      outputs = await m.run(device, ...inputs);
+    } else {
+      outputs = m.run(...inputs);
+    }
+    results.push({ names: m.outputs.map((o) => o.name), values: outputs.map((o) => Array.from(o)) });
+  }
+  return results;
+};
+document.getElementById("status").textContent = "ready";
+</script>
+</body>
+</html>
+`;
+
+const CONTENT_TYPES: Record<string, string> = {
+  js: "text/javascript; charset=utf-8",
+  json: "application/json",
+  wgsl: "text/plain; charset=utf-8",
+};
+
+/** Serves the page at `/` and the export directory `root` at `/exports/`. */
+function serve(root: string): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (request) => {
+    const path = decodeURIComponent(new URL(request.url).pathname);
+    if (path === "/") return new Response(PAGE, { headers: { "content-type": "text/html" } });
+    const file = path.slice("/exports/".length);
+    if (!path.startsWith("/exports/") || file.split("/").some((p) => p === ".." || p === "")) {
+      return new Response("not found", { status: 404 });
+    }
+    try {
+      const body = await Deno.readFile(`${root}/${file}`);
+      const type = CONTENT_TYPES[file.split(".").pop()!] ?? "application/octet-stream";
+      return new Response(body, { headers: { "content-type": type } });
+    } catch {
+      return new Response("not found", { status: 404 });
+    }
+  });
+}
+
+/** Rejects after `ms` with `what` timed out. */
+function timeout(ms: number, what: string): Promise<never> {
+  return new Promise((_, reject) => {
+    const id = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+    Deno.unrefTimer(id);
+  });
+}
+
+interface PageResult {
+  names: string[];
+  values: number[][];
+}
+
+/** One module to run in the page and what its outputs must be. */
+interface Job {
+  readonly what: string;
+  /** URL path of the module. */
+  readonly module: string;
+  readonly target: "js" | "wgsl";
+  readonly inputs: readonly (readonly number[])[];
+  readonly outputNames: readonly string[];
+  /** The library's outputs (cpu) for the same inputs, and its kernels' targets. */
+  readonly library: LibraryResult;
+  /** The golden values, where there are some. */
+  readonly golden?: readonly (readonly number[])[];
+}
+
+// WGSL that must compile under Chrome's Tint too, not only under naga: kernels with infinite
+// and NaN constants (a max-reduction's identity, NaN-propagating max and min, pow of any base,
+// sign, tanh), with infinities and NaN among the inputs.
+const SPECIAL_A = [-2, -0.5, 0, 0.5, 2, Infinity, -Infinity, NaN, 3, 1e-3, -3, 7];
+const SPECIAL_B = [2, 0.5, -1, 3, -2, 1, 2, 0, NaN, 0.25, 3, -0.5];
+const SPECIALS = [
+  {
+    name: "softmax",
+    fn: jit((x) => {
+      const e = x.sub(x.max(1, true)).exp();
+      return { p: e.div(e.sum(1, true)) };
+    }),
+    inputs: [[3, 4], [...SPECIAL_A.slice(0, 5), -Infinity, 1, 2, 3, -Infinity, 0, 5]],
+  },
+  {
+    name: "specials",
+    fn: jit((a, b) => ({
+      power: a.pow(b),
+      clamp: a.maximum(b).minimum(2),
+      signs: a.sign().mul(b.tanh()),
+    }), { inputNames: ["a", "b"] }),
+    inputs: [[12], SPECIAL_A, SPECIAL_B],
+  },
+] as const;
+
+/** Exports every LRN case (forward, forward + backward) and the special-value functions. */
+async function exportJobs(root: string): Promise<Job[]> {
+  const jobs: Job[] = [];
+  const urlOf = (path: string) => `/exports/${path.slice(root.length + 1)}`;
+  for (const target of ["js", "wgsl"] as const) {
+    for (const name of LRN_CASES) {
+      const c = goldenCases.find((g) => g.name === name)!;
+      for (const grad of [false, true]) {
+        const module = urlOf(await exportCase(c, grad, target, `${root}/${target}`));
+        jobs.push({
+          what: `${target} ${caseName(c, grad)}`,
+          module,
+          target,
+          inputs: grad ? [c.x, c.g] : [c.x],
+          outputNames: grad ? ["y", "dx"] : ["y"],
+          library: await libraryLrn(c, grad, "cpu"),
+          golden: grad ? [c.y, c.dx] : [c.y],
+        });
+      }
+    }
+    for (const { name, fn, inputs } of SPECIALS) {
+      const [shape, ...data] = inputs;
+      const dir = `${root}/${target}/${name}`;
+      const exported = await exportCompiled(fn, data.map(() => ({ shape })), { target, name });
+      await writeExport(exported, dir);
+      // the library's own results: the same function evaluated eagerly
+      const eager = fn.fn(...data.map((d) => tensor(Float32Array.from(d), { shape: [...shape] })));
+      const outputs = Object.values(eager);
+      const targets = new Set(kernels(...outputs).map((k) => k.target));
+      await realize(...outputs);
+      jobs.push({
+        what: `${target} ${name}`,
+        module: urlOf(`${dir}/${name}.js`),
+        target,
+        inputs: data,
+        outputNames: Object.keys(eager),
+        library: {
+          values: await Promise.all(outputs.map(async (t) => (await t.data()) as Float32Array)),
+          targets,
+        },
+      });
+    }
+  }
+  return jobs;
+}
+
+/** Throws unless `job`'s outputs from the page are what the library and goldens say. */
+function checkJob(job: Job, { names, values }: PageResult): void {
+  if (names.join() !== job.outputNames.join()) {
+    throw new Error(`outputs ${names}, want ${job.outputNames}`);
+  }
+  values.forEach((got, o) => {
+    const what = `${job.what} ${names[o]}`;
+    assertLikeLibrary(got, job.library, o, job.target, what);
+    if (job.golden !== undefined) assertGolden(got, job.golden[o], what);
+  });
+}
+
+async function main(): Promise<number> {
+  try {
+    await Deno.stat(CHROMIUM);
+  } catch {
+    console.error(`${CHROMIUM} is missing: apt-get install -y chromium (or run .ci/run)`);
+    return 1;
+  }
+  const root = await Deno.makeTempDir({ prefix: "lucid-browser-" });
+  const server = serve(root);
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: FLAGS,
+    timeout: 60_000,
+  });
+  let failed = 0;
+  let passed = 0;
+  try {
+    const jobs = await exportJobs(root);
+    const page = await browser.newPage();
+    page.on("pageerror", (e) => console.error(`page error: ${e.message}`));
+    await page.goto(`http://127.0.0.1:${server.addr.port}/`);
+    await page.waitForFunction('document.getElementById("status")?.textContent === "ready"');
+    const adapter = await page.evaluate(async () => {
+      const a = await (navigator as { gpu?: GPU; }).gpu?.requestAdapter();
+      return a ? `${a.info.vendor} ${a.info.architecture} ${a.info.description}`.trim() : null;
+    });
+    console.log(`chromium ${browser.version()}, WebGPU adapter: ${adapter ?? "none"}`);
+    const request = jobs.map(({ module, target, inputs }) => ({ module, target, inputs }));
+    const results = await Promise.race([
+      page.evaluate(
+        (r) =>
+          (window as unknown as { runExports(r: unknown): Promise<PageResult[]>; }).runExports(r),
+        request,
+      ),
+      timeout(TIMEOUT_MS, "running the exports in the page"),
+    ]);
+    for (const [i, job] of jobs.entries()) {
+      try {
+        checkJob(job, results[i]);
+        console.log(`ok   ${job.what}`);
+        passed++;
+      } catch (e) {
+        console.log(`FAIL ${job.what}: ${e instanceof Error ? e.message : e}`);
+        failed++;
+      }
+    }
+  } finally {
+    await browser.close();
+    await server.shutdown();
+    await Deno.remove(root, { recursive: true });
+  }
+  console.log(`browser: ${passed} passed, ${failed} failed`);
+  return failed === 0 ? 0 : 1;
+}
+
+Deno.exit(await main());
