@@ -15,21 +15,20 @@
  * @module
  */
 
+export { type NestedArray, Tensor } from "./src/tensor.ts";
 export {
   arange,
   full,
-  grad,
-  type NestedArray,
   ones,
   rand,
   randn,
   type ShapeAndOptions,
-  Tensor,
   tensor,
   type TensorDataOptions,
   type TensorOptions,
   zeros,
-} from "./src/tensor.ts";
+} from "./src/creation.ts";
+export { grad } from "./src/grad.ts";
 export { manualSeed } from "./src/random.ts";
 export { noGrad } from "./src/autodiff.ts";
 export type { DType, TypedArray } from "./src/ir/dtype.ts";

@@ -5,7 +5,7 @@
 
 import { type Node, numelOf } from "../src/ir/node.ts";
 import { isMovement, isReduce } from "../src/ir/ops.ts";
-import { topoSort } from "../src/ir/reference.ts";
+import { topoSort } from "../src/ir/graph.ts";
 import { type Expr, ExprBuilder, type Kernel, scalarTypeOf } from "./kernel.ts";
 import { linearIndex, lowerKernelValue } from "./lower.ts";
 

@@ -7,7 +7,7 @@
 
 import * as ir from "./ir/node.ts";
 import type { Node, PadArg, UnfoldArg } from "./ir/node.ts";
-import { topoSort } from "./ir/reference.ts";
+import { topoSort } from "./ir/graph.ts";
 
 let enabled = true;
 

@@ -4,7 +4,9 @@
 import { graphToDot, printGraph } from "./ir/print.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { type KernelInfo, plannedKernels, setFusion as setFusionFlag } from "./runtime/realize.ts";
-import { fail, realizeTensors, Tensor } from "./tensor.ts";
+import { realizeTensors } from "./realization.ts";
+import { Tensor } from "./tensor.ts";
+import { fail } from "./validate.ts";
 
 export type { KernelInfo } from "./runtime/realize.ts";
 export { setDebug } from "./runtime/debug.ts";

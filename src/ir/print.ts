@@ -2,7 +2,7 @@
 // DOT. Nodes are numbered locally (%0, %1, ...) so the same structure prints the same text.
 
 import type { Node } from "./node.ts";
-import { topoSort } from "./reference.ts";
+import { topoSort } from "./graph.ts";
 
 function describeArg(node: Node): string {
   const arg = node.arg;

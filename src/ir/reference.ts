@@ -12,6 +12,7 @@ import {
   type UnfoldTransposeArg,
 } from "./node.ts";
 import type { Node } from "./node.ts";
+import { topoSort } from "./graph.ts";
 import type { BinaryOp, UnaryOp } from "./ops.ts";
 
 /** Each unary op as a float64 function. */
@@ -57,31 +58,6 @@ export function evaluateReference(root: Node, read: BufferReader): Float64Array 
     );
   }
   return memo.get(root)!;
-}
-
-/**
- * Nodes reachable from `roots`, every node after its sources; the sources of a node for which
- * `stopAt` holds are not walked.
- */
-export function topoSort(roots: readonly Node[], stopAt?: (n: Node) => boolean): Node[] {
-  const seen = new Set<Node>();
-  const order: Node[] = [];
-  const stack: [Node, boolean][] = roots.map((r) => [r, false]);
-  while (stack.length > 0) {
-    const [node, expanded] = stack.pop()!;
-    if (expanded) {
-      order.push(node);
-      continue;
-    }
-    if (seen.has(node)) continue;
-    seen.add(node);
-    stack.push([node, true]);
-    if (stopAt?.(node)) continue; // a boundary: included, its sources not walked
-    for (let i = node.srcs.length - 1; i >= 0; i--) {
-      if (!seen.has(node.srcs[i])) stack.push([node.srcs[i], false]);
-    }
-  }
-  return order;
 }
 
 function wrapInt(node: Node, value: number): number {
