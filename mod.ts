@@ -31,6 +31,8 @@ export {
 export { grad } from "./src/grad.ts";
 export { manualSeed } from "./src/random.ts";
 export { noGrad } from "./src/autodiff.ts";
+export { keep, tidy } from "./src/tidy.ts";
+export { type DeviceMemory, memory, type MemoryInfo } from "./src/memory.ts";
 export type { DType, TypedArray } from "./src/ir/dtype.ts";
 export type { DeviceName } from "./src/runtime/device.ts";
 export {

@@ -8,7 +8,8 @@ import { numelOf } from "./ir/node.ts";
 import { nextNormal, nextUniform } from "./random.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { type DeviceName, DEVICES } from "./runtime/device.ts";
-import { adoptData, type NestedArray, Tensor } from "./tensor.ts";
+import { trackValue } from "./runtime/lifetime.ts";
+import { type NestedArray, Tensor } from "./tensor.ts";
 import { checkShape, described, fail, shapeArgs } from "./validate.ts";
 
 /** Options of tensor creation functions. */
@@ -46,15 +47,16 @@ function checkOptions(fn: string, options: unknown): TensorDataOptions {
   return o;
 }
 
+/** A new leaf holding a copy of `data` (a typed array of `options.dtype`, default float32). */
 function fromTyped(fn: string, data: TypedArray, shape: number[], options: TensorOptions): Tensor {
   const dtype = options.dtype ?? "float32";
   const device = options.device ?? "cpu";
   if (options.requiresGrad && !isFloat(dtype)) fail(fn, "requiresGrad needs a float dtype", dtype);
   const backend = backendFor(device);
-  const converted = allocArray(dtype, data.length);
-  converted.set(data);
-  const node = ir.buffer(backend.upload(converted, dtype), shape, dtype);
-  return adoptData(new Tensor(node, device, options.requiresGrad ?? false, true));
+  const buffer = backend.upload(data, dtype);
+  const node = ir.buffer(buffer, shape, dtype);
+  trackValue(node, buffer);
+  return new Tensor(node, device, options.requiresGrad ?? false, true);
 }
 
 function inferNested(fn: string, data: unknown): { flat: number[]; shape: number[]; } {

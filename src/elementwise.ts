@@ -8,7 +8,7 @@ import * as ir from "./ir/node.ts";
 import type { Node, Shape } from "./ir/node.ts";
 import { type BinaryOp, UNARY_OPS, type UnaryOp } from "./ir/ops.ts";
 import type { Tensor } from "./tensor.ts";
-import { broadcastShapes, described, fail } from "./validate.ts";
+import { broadcastShapes, described, fail, failDisposed } from "./validate.ts";
 
 /** The public binary methods: the IR op each builds, and whether it swaps its operands. */
 export const BINARY_METHODS = {
@@ -45,6 +45,7 @@ function binary(
   op: BinaryOp,
   swap: boolean,
 ): Tensor {
+  if (self.isDisposed) failDisposed(fn, self);
   let otherNode: Node;
   if (typeof other === "number") {
     // a number keeps an int32 tensor int32 only when it is whole
@@ -58,6 +59,7 @@ function binary(
         described(`"${self.device}" and "${other.device}"`),
       );
     }
+    if (other.isDisposed) failDisposed(fn, other);
     otherNode = other.node;
   } else {
     fail(fn, "other must be a Tensor or a number", other);
@@ -80,6 +82,7 @@ export function installElementwise(tensorClass: typeof Tensor): void {
     });
   for (const op of Object.keys(UNARY_OPS) as UnaryOp[]) {
     define(op, function (this: Tensor): Tensor {
+      if (this.isDisposed) failDisposed(op, this);
       return this.derive(ir.unary(op, this.node), [this]);
     });
   }

@@ -6,11 +6,14 @@ import { isFloat } from "./ir/dtype.ts";
 import * as ir from "./ir/node.ts";
 import type { Node } from "./ir/node.ts";
 import { backwardNodes } from "./autodiff.ts";
-import { leafRequiringGrad, Tensor } from "./tensor.ts";
+import { settleIfDead } from "./history.ts";
+import { untracked } from "./ownership.ts";
+import { leafRequiringGrad, liveNode, Tensor } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
 
 /** `t.backward(gradient)`: d(t)/d(leaf) added to each leaf's `grad`. */
 export function backward(t: Tensor, gradient?: Tensor): void {
+  const root = liveNode("backward", t);
   if (!t.requiresGrad) {
     fail(
       "backward",
@@ -40,15 +43,16 @@ export function backward(t: Tensor, gradient?: Tensor): void {
     if (gradient.device !== t.device) {
       fail("backward", `gradient must be on device "${t.device}"`, gradient.device);
     }
-    seed = ir.castTo(gradient.node, t.dtype);
+    seed = ir.castTo(liveNode("backward", gradient), t.dtype);
   }
   const isTarget = (n: Node) => leafRequiringGrad(n) !== undefined;
-  for (const [node, g] of backwardNodes(t.node, seed, isTarget)) {
+  for (const [node, g] of backwardNodes(root, seed, isTarget)) {
     const leaf = leafRequiringGrad(node)!;
-    const sum = leaf.grad === null
-      ? g
-      : ir.binary("add", leaf.grad.node, ir.castTo(g, leaf.grad.dtype));
-    leaf.grad = new Tensor(sum, leaf.device, false, true);
+    const previous = leaf.grad === null || leaf.grad.isDisposed ? null : leaf.grad.node;
+    if (previous !== null) settleIfDead(previous); // built upon: drop a history no one needs
+    const sum = previous === null ? g : ir.binary("add", previous, ir.castTo(g, previous.dtype));
+    // the leaf owns its gradient: it outlives any tidy() scope the backward pass ran in
+    leaf.grad = untracked(() => new Tensor(sum, leaf.device, false, true));
   }
 }
 
@@ -64,7 +68,9 @@ export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[])
       if (!isFloat(t.dtype)) fail("grad", `input ${i} must be a float tensor`, t.dtype);
     });
     // fresh variables: grad(f)(x, x) has two inputs, and x.detach() inside f is not one
-    const vars = inputs.map((t) => new Tensor(ir.detach(t.node, true), t.device, true, true));
+    const vars = inputs.map((t) =>
+      new Tensor(ir.detach(liveNode("grad", t), true), t.device, true, true)
+    );
     const out = fn(...vars);
     if (!(out instanceof Tensor)) fail("grad", "fn must return a Tensor", out);
     if (out.numel !== 1) {

@@ -5,7 +5,7 @@
 import * as ir from "./ir/node.ts";
 import { numelOf } from "./ir/node.ts";
 import { broadcastTo } from "./elementwise.ts";
-import type { Tensor } from "./tensor.ts";
+import { liveNode, type Tensor } from "./tensor.ts";
 import { described, fail, normalizeAxis } from "./validate.ts";
 
 /** A shape given as varargs `(2, 3)` or as one array `([2, 3])`, unchecked. */
@@ -16,6 +16,7 @@ const unpack = (args: ShapeLike): unknown[] =>
 
 /** `t.reshape(...shape)`: one axis may be -1 (inferred). */
 export function reshape(t: Tensor, shape: ShapeLike): Tensor {
+  liveNode("reshape", t);
   const raw = unpack(shape);
   if (!raw.every((d) => typeof d === "number" && Number.isInteger(d) && d >= -1)) {
     fail("reshape", "shape must hold non-negative integers or one -1", raw);
@@ -45,6 +46,7 @@ export function reshape(t: Tensor, shape: ShapeLike): Tensor {
 
 /** `t.permute(...dims)`: output axis i is input axis `dims[i]`. */
 export function permute(t: Tensor, dims: ShapeLike): Tensor {
+  liveNode("permute", t);
   const raw = unpack(dims);
   if (raw.length !== t.ndim) fail("permute", `dims must list all ${t.ndim} axes`, raw);
   const perm = raw.map((d) => normalizeAxis("permute", d, t.ndim, "dims"));
@@ -56,6 +58,7 @@ export function permute(t: Tensor, dims: ShapeLike): Tensor {
 
 /** `t.transpose(dim0, dim1)`: two axes swapped. */
 export function transpose(t: Tensor, dim0: number, dim1: number): Tensor {
+  liveNode("transpose", t);
   const a = normalizeAxis("transpose", dim0, t.ndim, "dim0");
   const b = normalizeAxis("transpose", dim1, t.ndim, "dim1");
   const perm = t.shape.map((_, i) => (i === a ? b : i === b ? a : i));
@@ -64,6 +67,7 @@ export function transpose(t: Tensor, dim0: number, dim1: number): Tensor {
 
 /** `t.expand(...shape)`: new leading axes allowed, -1 keeps an axis. */
 export function expand(t: Tensor, shape: ShapeLike): Tensor {
+  liveNode("expand", t);
   const raw = unpack(shape);
   if (
     !raw.every((d) => typeof d === "number" && Number.isInteger(d) && d >= -1) ||
@@ -90,6 +94,7 @@ export function expand(t: Tensor, shape: ShapeLike): Tensor {
 
 /** `t.squeeze(dim?)`: length-1 axes dropped (all, or the given one). */
 export function squeeze(t: Tensor, dim?: number): Tensor {
+  liveNode("squeeze", t);
   if (dim === undefined) {
     return t.derive(ir.reshape(t.node, t.shape.filter((d) => d !== 1)), [t]);
   }
@@ -100,6 +105,7 @@ export function squeeze(t: Tensor, dim?: number): Tensor {
 
 /** `t.unsqueeze(dim)`: a length-1 axis inserted at `dim`. */
 export function unsqueeze(t: Tensor, dim: number): Tensor {
+  liveNode("unsqueeze", t);
   const a = normalizeAxis("unsqueeze", dim, t.ndim + 1, "dim");
   const shape = [...t.shape];
   shape.splice(a, 0, 1);
@@ -108,6 +114,7 @@ export function unsqueeze(t: Tensor, dim: number): Tensor {
 
 /** `t.flatten(startDim, endDim)`: those axes merged into one. */
 export function flatten(t: Tensor, startDim: number, endDim: number): Tensor {
+  liveNode("flatten", t);
   if (t.ndim === 0) return reshape(t, [[1]]);
   const s = normalizeAxis("flatten", startDim, t.ndim, "startDim");
   const e = normalizeAxis("flatten", endDim, t.ndim, "endDim");
@@ -128,6 +135,7 @@ export function pad(
   pads: readonly (readonly [number, number])[],
   value: number,
 ): Tensor {
+  liveNode("pad", t);
   if (
     !Array.isArray(pads) || pads.length !== t.ndim ||
     !pads.every((p) => Array.isArray(p) && p.length === 2 && p.every((v) => Number.isInteger(v)))
@@ -154,6 +162,7 @@ export function pad(
 
 /** `t.shrink(ranges)`: each axis cut to `[start, end)`; null keeps an axis. */
 export function shrink(t: Tensor, ranges: readonly (readonly [number, number] | null)[]): Tensor {
+  liveNode("shrink", t);
   if (!Array.isArray(ranges) || ranges.length !== t.ndim) {
     fail("shrink", `ranges must have one [start, end] or null per axis (${t.ndim})`, ranges);
   }
@@ -172,6 +181,7 @@ export function shrink(t: Tensor, ranges: readonly (readonly [number, number] | 
 
 /** `t.slice(dim, start, end)`: Python-style clamped indices along one axis. */
 export function slice(t: Tensor, dim: number, start: number, end?: number): Tensor {
+  liveNode("slice", t);
   if (t.ndim === 0) {
     fail("slice", "needs a tensor with at least one axis", described("a 0-D tensor"));
   }
@@ -188,6 +198,7 @@ export function slice(t: Tensor, dim: number, start: number, end?: number): Tens
 
 /** `t.unfoldDim(dim, size, step)`: sliding windows along one axis, as a view. */
 export function unfoldDim(t: Tensor, dim: number, size: number, step: number): Tensor {
+  liveNode("unfoldDim", t);
   if (t.ndim === 0) {
     fail("unfoldDim", "needs a tensor with at least one axis", described("a 0-D tensor"));
   }

@@ -4,7 +4,7 @@
 import { floatOf } from "./ir/dtype.ts";
 import * as ir from "./ir/node.ts";
 import type { ReduceOp } from "./ir/ops.ts";
-import type { Tensor } from "./tensor.ts";
+import { liveNode, type Tensor } from "./tensor.ts";
 import { described, fail, normalizeAxis } from "./validate.ts";
 
 /** An axis argument of a reduction: one axis, several, or all (undefined or null). */
@@ -21,6 +21,7 @@ function reduceAxes(fn: string, t: Tensor, axis: unknown): number[] {
 
 /** `op` over validated axes, dropping them unless `keepdim`; `fn` names the method. */
 export function reduce(fn: string, t: Tensor, op: ReduceOp, axis: Axes, keepdim: unknown): Tensor {
+  liveNode(fn, t);
   if (typeof keepdim !== "boolean") fail(fn, "keepdim must be a boolean", keepdim);
   const axes = reduceAxes(fn, t, axis);
   if (op === "max" && axes.some((a) => t.shape[a] === 0)) {
@@ -33,6 +34,7 @@ export function reduce(fn: string, t: Tensor, op: ReduceOp, axis: Axes, keepdim:
 
 /** The mean over `axis` (integer input averages in float32). */
 export function mean(t: Tensor, axis: Axes, keepdim: boolean): Tensor {
+  liveNode("mean", t);
   const axes = reduceAxes("mean", t, axis);
   const count = axes.reduce((n, a) => n * t.shape[a], 1);
   return t.cast(floatOf(t.dtype)).sum(axes, keepdim).mul(1 / count);

@@ -13,27 +13,41 @@ import * as ir from "./ir/node.ts";
 import type { Node } from "./ir/node.ts";
 import { backendFor } from "./runtime/backends.ts";
 import type { DeviceName } from "./runtime/device.ts";
-import { forgetRealized, realizedBuffer, releaseBuffer } from "./runtime/realize.ts";
+import { realizedBuffer } from "./runtime/realize.ts";
 import { gradEnabled } from "./autodiff.ts";
 import { installElementwise } from "./elementwise.ts";
 import { backward } from "./grad.ts";
+import { gradientTargetsChanged, settleIfDead } from "./history.ts";
 import * as movement from "./movement.ts";
-import { moveTo, nest, readData, readDataSync, realizeTensors } from "./realization.ts";
-import { type Axes, mean, reduce } from "./reduction.ts";
-import { described, fail } from "./validate.ts";
+import { acquireHandle, freeValue, releaseHandle, trackCreated } from "./ownership.ts";
+import {
+  computeWithNextRealization,
+  moveTo,
+  nest,
+  readData,
+  readDataSync,
+  realizeTensors,
+  replaceWhenStored,
+} from "./realization.ts";
+import { mean, reduce } from "./reduction.ts";
+import { described, fail, failDisposed } from "./validate.ts";
 
 /** Nested arrays of numbers, as `toArray()` returns and `tensor()` accepts. */
 export type NestedArray = number | NestedArray[];
 
 let inspectSymbol: symbol = Symbol.for("Deno.customInspect");
 
-/** A lazy n-dimensional array. Ops build graph; `data()` and friends compute. */
+/**
+ * A lazy n-dimensional array. Ops build graph; `data()` and friends compute. A tensor owns its
+ * storage until `dispose()` (or `using`, or `tidy`), or until it is garbage collected.
+ */
 export class Tensor {
   #node: Node;
   /** The device holding (or going to hold) the data. */
   readonly device: DeviceName;
   #requiresGrad: boolean;
   #isLeaf: boolean;
+  #disposed = false;
   /** The accumulated gradient (a lazy Tensor), or null. */
   grad: Tensor | null = null;
 
@@ -43,12 +57,22 @@ export class Tensor {
     this.device = device;
     this.#requiresGrad = requiresGrad;
     this.#isLeaf = isLeaf;
+    acquireHandle(node);
+    trackCreated(this);
     if (isLeaf && requiresGrad) this.#claimLeaf();
   }
 
-  /** @internal The IR node this tensor evaluates to. */
+  /** @internal The IR node this tensor evaluates to (an Error once it was disposed). */
   get node(): Node {
+    if (this.#disposed) failDisposed("Tensor", this);
     return this.#node;
+  }
+
+  /** Moves this tensor to `node`, carrying its handle. */
+  #moveTo(node: Node): void {
+    releaseHandle(this.#node);
+    acquireHandle(node);
+    this.#node = node;
   }
 
   /**
@@ -61,30 +85,35 @@ export class Tensor {
     const holder = leafTensors.get(this.#node)?.deref();
     const shared = holder !== undefined && holder !== this && holder.#requiresGrad;
     if (shared || (this.#node.op !== "buffer" && !isVariable(this.#node))) {
-      this.#node = ir.detach(this.#node, true);
+      this.#moveTo(ir.detach(this.#node, true));
     }
+    if (this.#node.op !== "buffer") computeWithNextRealization(this.#node);
     leafTensors.set(this.#node, new WeakRef(this));
   }
 
   /** Axis lengths. */
   get shape(): number[] {
-    return [...this.node.shape];
+    return [...this.#node.shape];
   }
   /** Element type. */
   get dtype(): DType {
-    return this.node.dtype;
+    return this.#node.dtype;
   }
   /** Number of axes. */
   get ndim(): number {
-    return this.node.shape.length;
+    return this.#node.shape.length;
   }
   /** Number of elements. */
   get numel(): number {
-    return this.node.numel;
+    return this.#node.numel;
   }
-  /** Whether the value has been computed (or was given as data). */
+  /** Whether the value has been computed (or was given as data) and not disposed. */
   get isRealized(): boolean {
-    return realizedBuffer(this.node) !== undefined;
+    return !this.#disposed && realizedBuffer(this.#node) !== undefined;
+  }
+  /** Whether `dispose()` freed this tensor (it can no longer be read or used in an op). */
+  get isDisposed(): boolean {
+    return this.#disposed;
   }
 
   /** Whether gradients are computed for this tensor. */
@@ -103,6 +132,7 @@ export class Tensor {
     if (value && !isFloat(this.dtype)) fail("requiresGrad", "needs a float tensor", this.dtype);
     this.#requiresGrad = value;
     if (value) this.#claimLeaf();
+    else gradientTargetsChanged();
   }
   /** Sets `requiresGrad` in place and returns this tensor. */
   requiresGrad_(value = true): this {
@@ -119,9 +149,34 @@ export class Tensor {
     this.grad = null;
   }
 
-  /** The same value, cut off from autodiff. */
+  /** The same value, cut off from autodiff for good (its history is dropped once computed). */
   detach(): Tensor {
-    return new Tensor(ir.detach(this.node), this.device, false, true);
+    return new Tensor(ir.detach(liveNode("detach", this)), this.device, false, true);
+  }
+
+  /**
+   * Gives this leaf the value of `value` (a tensor of the same shape, dtype and device, or a
+   * number) and returns it. The tensor stays the same object, keeps `requiresGrad` and its graph
+   * does not grow: the new value is computed with the next realization that needs it, stored,
+   * and the old value's storage is freed then (a graph that still reads the old value gets an
+   * Error). No gradient flows through an assignment. Optimizers update parameters this way.
+   */
+  assign(value: Tensor | number): this {
+    const old = liveNode("assign", this);
+    if (!this.#isLeaf) {
+      fail(
+        "assign",
+        "needs a leaf tensor (one not computed by an op)",
+        described("a computed tensor"),
+      );
+    }
+    const next = ir.detach(assignedValue(this, value), true); // fresh: a value of its own
+    this.#moveTo(next);
+    replaceWhenStored(next, old);
+    computeWithNextRealization(next);
+    if (this.#requiresGrad) leafTensors.set(next, new WeakRef(this));
+    gradientTargetsChanged();
+    return this;
   }
 
   /**
@@ -136,12 +191,12 @@ export class Tensor {
   affine(scale: number, shift: number): Tensor {
     if (typeof scale !== "number") fail("affine", "scale must be a number", scale);
     if (typeof shift !== "number") fail("affine", "shift must be a number", shift);
-    return this.derive(ir.affine(this.node, scale, shift), [this]);
+    return this.derive(ir.affine(liveNode("affine", this), scale, shift), [this]);
   }
   /** The same values as `dtype`. */
   cast(dtype: DType): Tensor {
     if (!isDType(dtype)) fail("cast", `dtype must be one of "float32", "float64", "int32"`, dtype);
-    return this.derive(ir.castTo(this.node, dtype), [this]);
+    return this.derive(ir.castTo(liveNode("cast", this), dtype), [this]);
   }
 
   // ---- reductions (reduction.ts) ---------------------------------------------------------
@@ -156,7 +211,7 @@ export class Tensor {
   }
   /** Mean over `axis` (a number, an array, or all axes when omitted). */
   mean(axis?: number | number[] | null, keepdim = false): Tensor {
-    return mean(this, axis as Axes, keepdim);
+    return mean(this, axis, keepdim);
   }
 
   // ---- views (movement.ts) ---------------------------------------------------------------
@@ -223,12 +278,12 @@ export class Tensor {
   }
   /** Computes the value (if needed) and returns this tensor. */
   async realize(): Promise<this> {
-    await realizeTensors([this]);
+    await realizeTensors("realize", [this]);
     return this;
   }
   /** The values as a new typed array (row-major). */
   data(): Promise<TypedArray> {
-    return readData(this);
+    return readData("data", this);
   }
   /** The values as a new typed array, synchronously (cpu tensors only). */
   dataSync(): TypedArray {
@@ -236,7 +291,7 @@ export class Tensor {
   }
   /** The values as nested arrays (a number for a 0-D tensor). */
   async toArray(): Promise<NestedArray> {
-    return nest(Array.from(await this.data()), this.shape);
+    return nest(Array.from(await readData("toArray", this)), this.shape);
   }
   /** The single value of a one-element tensor. */
   async item(): Promise<number> {
@@ -247,30 +302,31 @@ export class Tensor {
         described(`shape [${this.shape.join(", ")}]`),
       );
     }
-    return (await this.data())[0];
+    return (await readData("item", this))[0];
   }
 
   /**
-   * Frees the tensor's storage now instead of at garbage collection. A computed tensor stays
-   * usable (it recomputes when needed); a tensor made from data cannot be used afterwards.
+   * Frees the tensor now instead of at garbage collection: reading it or using it in an op
+   * afterwards is an Error. Its storage goes back to the device's pool once no other tensor
+   * shares it (a no-op view, or an equal computation, shares its input's value) and no pending
+   * computation or copy still reads it. Disposing twice does nothing.
    */
   dispose(): void {
-    const buffer = realizedBuffer(this.node);
-    if (buffer === undefined) return;
-    // a computed tensor can be the data of another (a no-op view such as `x.flatten()` of a 1-D
-    // x is x's node): only the tensor made from the data frees it
-    if (this.node.op === "buffer" && !dataOwners.has(this)) return;
-    if (this.node.op !== "buffer") forgetRealized(this.node);
-    releaseBuffer(buffer, backendFor(this.device));
+    if (this.#disposed) return;
+    this.#disposed = true;
+    const node = this.#node;
+    // keep shape and dtype, drop the history: a constant of the same type stands in
+    this.#node = ir.constant(0, node.shape, node.dtype);
+    if (releaseHandle(node)) freeValue(node, backendFor(this.device), "disposed");
   }
   /** `using t = ...` disposes the tensor at the end of the scope. */
   [Symbol.dispose](): void {
     this.dispose();
   }
 
-  /** `Tensor(float32[2, 3], cpu, lazy)`. */
+  /** `Tensor(float32[2, 3], cpu, lazy)`; the state is `lazy`, `realized` or `disposed`. */
   toString(): string {
-    const state = this.isRealized ? "realized" : "lazy";
+    const state = this.#disposed ? "disposed" : this.isRealized ? "realized" : "lazy";
     const grad = this.#requiresGrad ? ", requiresGrad" : "";
     return `Tensor(${this.dtype}[${this.shape.join(", ")}], ${this.device}, ${state}${grad})`;
   }
@@ -281,6 +337,7 @@ export class Tensor {
 
   /** @internal A new tensor for `node` computed from `inputs` (autodiff bookkeeping). */
   derive(node: Node, inputs: readonly Tensor[]): Tensor {
+    for (const t of inputs) settleIfDead(t.#node); // built upon: drop a history no one needs
     const requires = gradEnabled() && inputs.some((t) => t.#requiresGrad);
     if (!requires && inputs.some((t) => t.#requiresGrad)) node = ir.detach(node);
     return new Tensor(node, this.device, requires, !requires);
@@ -340,13 +397,22 @@ export interface Tensor {
 installElementwise(Tensor);
 
 const leafTensors = new WeakMap<Node, WeakRef<Tensor>>();
-/** Tensors made from data (creation functions, `to()`): the ones whose dispose() frees it. */
-const dataOwners = new WeakSet<Tensor>();
 
-/** @internal Records `t` as the owner of the storage its buffer node points at; returns `t`. */
-export function adoptData(t: Tensor): Tensor {
-  dataOwners.add(t);
-  return t;
+/** @internal `t`'s node, or an Error naming `fn` if `t` was disposed. */
+export function liveNode(fn: string, t: Tensor): Node {
+  if (t.isDisposed) failDisposed(fn, t);
+  return t.node;
+}
+
+/** The node of `value` for `target.assign(value)`, validated. */
+function assignedValue(target: Tensor, value: unknown): Node {
+  if (typeof value === "number") return ir.constant(value, target.shape, target.dtype);
+  if (!(value instanceof Tensor)) fail("assign", "value must be a Tensor or a number", value);
+  const node = liveNode("assign", value);
+  const want = `${target.dtype}[${target.shape.join(", ")}] on "${target.device}"`;
+  const got = `${value.dtype}[${value.shape.join(", ")}] on "${value.device}"`;
+  if (want !== got) fail("assign", `value must be ${want}`, described(got));
+  return node;
 }
 
 /** Whether `node` is a fresh autodiff variable node (a tagged detach). */
@@ -357,5 +423,7 @@ function isVariable(node: Node): boolean {
 /** @internal The live leaf tensor requiring grad whose variable `node` is, if any. */
 export function leafRequiringGrad(node: Node): Tensor | undefined {
   const t = leafTensors.get(node)?.deref();
-  return t !== undefined && t.requiresGrad && t.isLeaf && t.node === node ? t : undefined;
+  return t !== undefined && !t.isDisposed && t.requiresGrad && t.isLeaf && t.node === node
+    ? t
+    : undefined;
 }

@@ -28,6 +28,15 @@ export function fail(fn: string, expected: string, got: unknown): never {
   throw new Error(`${fn}: ${expected}, got ${fmt(got)}`);
 }
 
+/** Throws the Error for a tensor used by `fn` after it was disposed. */
+export function failDisposed(fn: string, tensor: unknown): never {
+  fail(
+    fn,
+    "the tensor was disposed (by dispose(), using or tidy) and cannot be read or used in an op",
+    described(String(tensor)),
+  );
+}
+
 /** `shape` as a fresh array of non-negative integers, or an Error naming `name`. */
 export function checkShape(fn: string, name: string, shape: unknown): number[] {
   if (

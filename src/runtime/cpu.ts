@@ -2,11 +2,21 @@
 // functions compiled once with `new Function` and cached by their source (equal structure
 // prints equal source). Released buffers go to a pool keyed by dtype and length, because on
 // this kind of machine a fresh multi-megabyte buffer costs more than the kernel that fills it.
+// A handle dropped without release (its tensor and node were garbage collected) takes its
+// storage with it: the garbage collector frees the typed array, and a FinalizationRegistry
+// only keeps the counts right. Holding the storage for the pool instead would keep every
+// dropped buffer alive until the registry's callback runs, which needs a macrotask.
 
 import { allocArray, type DType, type TypedArray } from "../ir/dtype.ts";
 import { printJs } from "../../codegen/js.ts";
 import type { Kernel } from "../../codegen/kernel.ts";
-import { type Backend, type DeviceBuffer, type Launch, newBufferId } from "./device.ts";
+import {
+  type Backend,
+  type DeviceBuffer,
+  type Launch,
+  newBufferId,
+  type StorageStats,
+} from "./device.ts";
 
 /** A cpu buffer: a handle on a typed array. */
 export class CpuBuffer implements DeviceBuffer {
@@ -35,26 +45,36 @@ class CpuBackend implements Backend {
   private readonly pool = new Map<string, CpuBuffer[]>();
   private pooledBytes = 0;
   private live = 0;
+  private bytesInUse = 0;
+  private bytesAllocated = 0;
+  /** Counts a handle collected without release; the held value is its size, not its storage. */
+  private readonly dropped = new FinalizationRegistry<number>((bytes) => {
+    this.live--;
+    this.bytesInUse -= bytes;
+  });
 
   print(kernel: Kernel): string {
     return printJs(kernel);
   }
 
   allocate(dtype: DType, length: number): CpuBuffer {
-    this.live++;
     const free = this.pool.get(`${dtype}:${length}`);
     const reused = free?.pop();
-    if (reused) {
-      // a new handle on the pooled storage: handles are never reused, storage is
-      this.pooledBytes -= reused.data.byteLength;
-      return new CpuBuffer(dtype, reused.data);
-    }
-    return new CpuBuffer(dtype, allocArray(dtype, length));
+    // a pooled storage comes back under a new handle: handles are never reused, storage is
+    if (reused) this.pooledBytes -= reused.data.byteLength;
+    const b = new CpuBuffer(dtype, reused?.data ?? allocArray(dtype, length));
+    this.live++;
+    this.bytesInUse += b.data.byteLength;
+    this.bytesAllocated += b.data.byteLength;
+    this.dropped.register(b, b.data.byteLength, b);
+    return b;
   }
 
   release(buffer: DeviceBuffer): void {
     const b = buffer as CpuBuffer;
+    this.dropped.unregister(b);
     this.live--;
+    this.bytesInUse -= b.data.byteLength;
     if (this.pooledBytes + b.data.byteLength > POOL_LIMIT_BYTES) return;
     const key = `${b.dtype}:${b.length}`;
     const list = this.pool.get(key) ?? [];
@@ -120,6 +140,15 @@ class CpuBackend implements Backend {
 
   liveBuffers(): number {
     return this.live;
+  }
+
+  storageStats(): StorageStats {
+    return {
+      liveBuffers: this.live,
+      bytesInUse: this.bytesInUse,
+      bytesPooled: this.pooledBytes,
+      bytesAllocated: this.bytesAllocated,
+    };
   }
 }
 

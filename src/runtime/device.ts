@@ -28,6 +28,18 @@ export interface Launch {
   readonly inputs: readonly DeviceBuffer[];
 }
 
+/** What a device's storage holds now. */
+export interface StorageStats {
+  /** Buffers allocated and not yet released. */
+  readonly liveBuffers: number;
+  /** Bytes of those buffers. */
+  readonly bytesInUse: number;
+  /** Bytes of released storage kept in the pool for reuse. */
+  readonly bytesPooled: number;
+  /** Bytes handed out by all allocations so far (never decreases). */
+  readonly bytesAllocated: number;
+}
+
 /** A backend: storage, a printer for its kernel language, and execution. */
 export interface Backend {
   readonly name: DeviceName;
@@ -53,6 +65,8 @@ export interface Backend {
   readSync?(buffer: DeviceBuffer): TypedArray;
   /** Number of live (allocated, not released) buffers. */
   liveBuffers(): number;
+  /** Live and pooled storage, and the bytes allocated so far. */
+  storageStats(): StorageStats;
 }
 
 let nextBufferId = 1;

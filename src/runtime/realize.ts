@@ -10,23 +10,10 @@ import type { Kernel } from "../../codegen/kernel.ts";
 import { scheduleKernels, topoSortUntil } from "../../codegen/schedule.ts";
 import type { Backend, DeviceBuffer, Launch } from "./device.ts";
 import { debugLevel, debugLog } from "./debug.ts";
+import { holdBuffers, releaseBuffer, releaseReason, trackValue } from "./lifetime.ts";
 
 const realized = new WeakMap<Node, DeviceBuffer>();
-const released = new WeakSet<DeviceBuffer>();
 const inFlight = new WeakMap<Node, Promise<void>>();
-// A realized value whose node is garbage collected goes back to its device's pool.
-const finalizer = new FinalizationRegistry<{ buffer: DeviceBuffer; backend: Backend; }>(
-  ({ buffer, backend }) => {
-    releaseBuffer(buffer, backend);
-  },
-);
-
-/** Returns `buffer` to its device once (later calls do nothing). */
-export function releaseBuffer(buffer: DeviceBuffer, backend: Backend): void {
-  if (released.has(buffer)) return;
-  released.add(buffer);
-  backend.release(buffer);
-}
 
 /** The buffer holding `node`'s value, if it has been realized. */
 export function realizedBuffer(node: Node): DeviceBuffer | undefined {
@@ -36,7 +23,6 @@ export function realizedBuffer(node: Node): DeviceBuffer | undefined {
 /** Forgets `node`'s realized value (the caller releases the buffer). */
 export function forgetRealized(node: Node): void {
   realized.delete(node);
-  finalizer.unregister(node);
 }
 
 const isSourceNode = (n: Node) => n.op === "buffer" || realized.has(n);
@@ -157,7 +143,9 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
   // a node already being computed (an asynchronous run in flight) is waited for, not redone
   const busy = pending.flatMap((n) => inFlight.get(n) ?? []);
   if (busy.length > 0) {
-    return Promise.all(busy).then(() => realizeNodes(outputs, backend));
+    // a pending realization holds its inputs: a dispose meanwhile waits for it
+    const sources = topoSortUntil(pending, isSourceNode).flatMap((n) => realizedBuffer(n) ?? []);
+    return holdUntilSettled(sources, Promise.all(busy).then(() => realizeNodes(outputs, backend)));
   }
   const { plan, order } = planFor(pending, backend);
   const buffers = new Map<number, DeviceBuffer>();
@@ -165,46 +153,56 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
   order.forEach((n, i) => {
     const b = realizedBuffer(n);
     if (b === undefined) return;
-    if (released.has(b)) {
+    const gone = releaseReason(b);
+    if (gone !== undefined) {
       throw new Error(
-        `realize: a ${n.dtype}[${n.shape}] input was disposed; create it again before using it`,
+        `realize: a ${n.dtype}[${n.shape}] input was ${gone}; create it again before using it`,
       );
     }
     const wait = backend.pending(b);
     if (wait) waits.push(wait);
     buffers.set(i, b);
   });
-  if (waits.length > 0) return Promise.all(waits).then(() => realizeNodes(outputs, backend));
+  if (waits.length > 0) {
+    const retry = Promise.all(waits).then(() => realizeNodes(outputs, backend));
+    return holdUntilSettled(buffers.values(), retry);
+  }
+  const inputs = [...buffers.values()];
   const outputSet = new Set(pending.map((n) => order.indexOf(n)));
   const temporaries: DeviceBuffer[] = [];
   const allocated: DeviceBuffer[] = [];
+  const fail = (e: unknown) => {
+    for (const b of allocated) releaseBuffer(b, backend);
+    throw e;
+  };
   const launches: Launch[] = [];
-  for (const step of plan.steps) {
-    const node = order[step.output];
-    const out = backend.allocate(node.dtype, node.numel);
-    allocated.push(out);
-    if (!outputSet.has(step.output)) temporaries.push(out);
-    buffers.set(step.output, out);
-    launches.push({
-      kernel: step.info.kernel,
-      source: step.info.source,
-      output: out,
-      inputs: step.inputs.map((i) => buffers.get(i)!),
-    });
-    if (debugLevel() >= 1) debugLog(`launch ${step.info.name} -> ${node.dtype}[${node.shape}]`);
+  try {
+    // inside the try: an allocation failing halfway releases the outputs allocated before it
+    for (const step of plan.steps) {
+      const node = order[step.output];
+      const out = backend.allocate(node.dtype, node.numel);
+      allocated.push(out);
+      if (!outputSet.has(step.output)) temporaries.push(out);
+      buffers.set(step.output, out);
+      launches.push({
+        kernel: step.info.kernel,
+        source: step.info.source,
+        output: out,
+        inputs: step.inputs.map((i) => buffers.get(i)!),
+      });
+      if (debugLevel() >= 1) debugLog(`launch ${step.info.name} -> ${node.dtype}[${node.shape}]`);
+    }
+  } catch (e) {
+    return fail(e);
   }
   const finish = () => {
     for (const i of outputSet) {
       const b = buffers.get(i);
       const value = b ?? backend.allocate(order[i].dtype, 0); // empty: no kernel ran
       realized.set(order[i], value);
-      finalizer.register(order[i], { buffer: value, backend }, order[i]);
+      trackValue(order[i], value);
     }
     for (const t of temporaries) releaseBuffer(t, backend);
-  };
-  const fail = (e: unknown) => {
-    for (const b of allocated) releaseBuffer(b, backend);
-    throw e;
   };
   let ran: void | Promise<void>;
   try {
@@ -213,11 +211,17 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
     return fail(e);
   }
   if (ran instanceof Promise) {
-    const done = ran.then(finish, fail);
+    const done = holdUntilSettled(inputs, ran.then(finish, fail));
     const settled = done.then(() => {}, () => {});
     for (const n of pending) inFlight.set(n, settled);
     settled.then(() => pending.forEach((n) => inFlight.delete(n)));
     return done;
   }
   finish();
+}
+
+/** `work`, with `buffers` held (kept from the pool) until it settles. */
+function holdUntilSettled<T>(buffers: Iterable<DeviceBuffer>, work: Promise<T>): Promise<T> {
+  const unhold = holdBuffers(buffers);
+  return work.finally(unhold);
 }
