@@ -10,13 +10,8 @@
 import { allocArray, type DType, type TypedArray } from "../ir/dtype.ts";
 import { printJs } from "../../codegen/js.ts";
 import type { Kernel } from "../../codegen/kernel.ts";
-import {
-  type Backend,
-  type DeviceBuffer,
-  type Launch,
-  newBufferId,
-  type StorageStats,
-} from "./device.ts";
+import { type Backend, type DeviceBuffer, type Launch, newBufferId } from "./device.ts";
+import type { StorageStats } from "./device.ts";
 
 /** A cpu buffer: a handle on a typed array. */
 export class CpuBuffer implements DeviceBuffer {

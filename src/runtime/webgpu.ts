@@ -21,13 +21,8 @@
 import { allocArray, type DType, type TypedArray } from "../ir/dtype.ts";
 import type { Kernel } from "../../codegen/kernel.ts";
 import { dispatchGrid, printWgsl } from "../../codegen/wgsl.ts";
-import {
-  type Backend,
-  type DeviceBuffer,
-  type Launch,
-  newBufferId,
-  type StorageStats,
-} from "./device.ts";
+import { type Backend, type DeviceBuffer, type Launch, newBufferId } from "./device.ts";
+import type { StorageStats } from "./device.ts";
 
 // GPUBufferUsage / GPUMapMode values, spelled out so this module loads where WebGPU is missing.
 const USAGE_MAP_READ = 0x0001;
