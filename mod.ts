@@ -46,6 +46,8 @@ export {
 } from "./src/inspect.ts";
 /** Neural-network modules (`nn.Module`, `nn.LocalResponseNorm`) and `nn.functional`. */
 export * as nn from "./src/nn/mod.ts";
+/** Optimizers (`optim.SGD`, `optim.Adam`) updating parameters in place with `assign`. */
+export * as optim from "./src/optim/mod.ts";
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./src/gradcheck.ts";
 export { webgpu, type WebGpuInfo } from "./src/runtime/webgpu.ts";
 export type {

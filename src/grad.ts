@@ -8,6 +8,7 @@ import type { Node } from "./ir/node.ts";
 import { backwardNodes } from "./autodiff.ts";
 import { settleIfDead } from "./history.ts";
 import { untracked } from "./ownership.ts";
+import { protectReader } from "./pending.ts";
 import { leafRequiringGrad, liveNode, Tensor } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
 
@@ -51,8 +52,10 @@ export function backward(t: Tensor, gradient?: Tensor): void {
     const previous = leaf.grad === null || leaf.grad.isDisposed ? null : leaf.grad.node;
     if (previous !== null) settleIfDead(previous); // built upon: drop a history no one needs
     const sum = previous === null ? g : ir.binary("add", previous, ir.castTo(g, previous.dtype));
-    // the leaf owns its gradient: it outlives any tidy() scope the backward pass ran in
+    // the leaf owns its gradient: it outlives any tidy() scope the backward pass ran in, and
+    // storage it reads is not freed under it (it is computed first)
     leaf.grad = untracked(() => new Tensor(sum, leaf.device, false, true));
+    protectReader(sum, leaf.device);
   }
 }
 

@@ -1,11 +1,10 @@
 // Realization on the Tensor side: computing tensors (one schedule per device), reading their
 // values, and moving them between devices. The compiler and runtime behind it are in
 // src/runtime/realize.ts. Around each realization:
-// - variables waiting for a value (a computed leaf made to require grad, a tensor given a new
-//   value by assign()) that the graph reaches are computed with it and stored, so the next
-//   step builds on their stored value instead of their history;
-// - once an assigned value is stored, the value it replaced is freed (nothing may read it any
-//   more: a graph that still does gets an Error saying it was overwritten);
+// - variables waiting for a value that the graph reaches are computed with it, and an assigned
+//   value's predecessor is freed once it is stored (pending.ts);
+// - before storage is freed, the lazy values the library protects that still read it are
+//   computed (computeReadersOf);
 // - reads hold the storage they read until the copy is made, and the asynchronous ones give the
 //   garbage-collection backstop its chance (runtime/backstop.ts).
 
@@ -13,85 +12,45 @@ import type { TypedArray } from "./ir/dtype.ts";
 import { topoSort } from "./ir/graph.ts";
 import * as ir from "./ir/node.ts";
 import { type Node, numelOf } from "./ir/node.ts";
-import { settleIfDead } from "./history.ts";
-import { acquireHandle, freeValue, handleCount, releaseHandle } from "./ownership.ts";
+import { acquireHandle, freeValue, releaseHandle } from "./ownership.ts";
+import { afterStored, readersOf, withWaitingVariables } from "./pending.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { backstop } from "./runtime/backstop.ts";
-import { type Backend, type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
+import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
 import { holdBuffers, releaseReason, trackValue } from "./runtime/lifetime.ts";
 import { realizedBuffer, realizeNodes } from "./runtime/realize.ts";
 import { liveNode, type NestedArray, Tensor } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
-
-/** Variable nodes waiting for a value, and how many were registered and not yet realized. */
-const waitingVariables = new WeakSet<Node>();
-let waitingCount = 0;
-/** For an assigned node: the nodes whose values it replaces, freed once it is stored. */
-const replaces = new WeakMap<Node, Node[]>();
-
-/** @internal Computes `node` (a variable) with the next realization whose graph reaches it. */
-export function computeWithNextRealization(node: Node): void {
-  if (waitingVariables.has(node)) return;
-  waitingVariables.add(node);
-  waitingCount++;
-}
-
-/**
- * @internal `next` is the new value of a tensor whose value was `old`: once `next` is stored,
- * `old`'s storage is freed (with whatever `old` itself was going to replace).
- */
-export function replaceWhenStored(next: Node, old: Node): void {
-  const olds = replaces.get(old) ?? [];
-  replaces.delete(old);
-  replaces.set(next, [...olds, old]);
-}
-
-/** `nodes` and the waiting variables their graph reaches (walked down to stored values). */
-function withWaitingVariables(nodes: readonly Node[]): Node[] {
-  if (waitingCount === 0) return [...nodes];
-  const stored = (n: Node) => realizedBuffer(n) !== undefined;
-  const extra = topoSort(nodes, stored).filter((n) => waitingVariables.has(n) && !stored(n));
-  return [...new Set([...nodes, ...extra])];
-}
-
-/** Bookkeeping once `nodes` are stored on `backend`. */
-function afterRealized(nodes: readonly Node[], backend: Backend): void {
-  for (const n of nodes) {
-    if (waitingVariables.delete(n)) waitingCount--;
-    const olds = replaces.get(n);
-    if (olds !== undefined) {
-      replaces.delete(n);
-      // a handle still on the old node (a view of it, say) keeps it until collection
-      for (const old of olds) {
-        if (handleCount(old) === 0) freeValue(old, backend, "overwritten by assign()");
-      }
-    }
-    if (n.op === "detach") settleIfDead(n); // no gradient flows through it: history is dead
-  }
-}
 
 /** Realizes the nodes of `tensors` on `device`, with the variables they reach. */
 function realizeOn(device: DeviceName, nodes: readonly Node[]): void | Promise<void> {
   const backend = backendFor(device);
   const all = withWaitingVariables(nodes);
   const ran = realizeNodes(all, backend);
-  if (ran instanceof Promise) return ran.then(() => afterRealized(all, backend));
-  afterRealized(all, backend);
+  if (ran instanceof Promise) return ran.then(() => afterStored(all, backend));
+  afterStored(all, backend);
 }
 
 /**
- * Starts computing `tensors` now: done on return for the cpu; on webgpu the computation runs
- * on and holds its inputs. A failure surfaces when the tensor is next used.
+ * Before the storage of `stored` (values on `device`) is freed: computes the protected readers
+ * that still read it (see pending.ts), and the `lazy` tensors that do.
  */
-export function startRealization(tensors: readonly Tensor[]): void {
-  for (const device of new Set(tensors.map((t) => t.device))) {
-    const nodes = tensors.filter((t) => t.device === device).map((t) => t.node);
-    try {
-      const ran = realizeOn(device, nodes);
-      if (ran instanceof Promise) ran.catch(() => {});
-    } catch {
-      // reported again when the tensor is used: realizing it retries and throws
-    }
+export function computeReadersOf(
+  stored: ReadonlySet<Node>,
+  device: DeviceName,
+  lazy: readonly Tensor[] = [],
+): void {
+  const isStored = (n: Node) => realizedBuffer(n) !== undefined;
+  const mine = lazy.filter((t) => t.device === device && !t.isDisposed && !t.isRealized);
+  const needy = mine.length > 0 &&
+    topoSort(mine.map((t) => t.node), isStored).some((n) => stored.has(n));
+  const nodes = [...(needy ? mine.map((t) => t.node) : []), ...readersOf(stored, device)];
+  if (nodes.length === 0) return;
+  try {
+    const ran = realizeOn(device, nodes);
+    if (ran instanceof Promise) ran.catch(() => {}); // it holds its inputs while it runs
+  } catch {
+    // reported again when the value is used: realizing it retries and throws
   }
 }
 

@@ -20,14 +20,14 @@ import { backward } from "./grad.ts";
 import { gradientTargetsChanged, settleIfDead } from "./history.ts";
 import * as movement from "./movement.ts";
 import { acquireHandle, freeValue, releaseHandle, trackCreated } from "./ownership.ts";
+import { awaitValue, replaceWhenStored } from "./pending.ts";
 import {
-  computeWithNextRealization,
+  computeReadersOf,
   moveTo,
   nest,
   readData,
   readDataSync,
   realizeTensors,
-  replaceWhenStored,
 } from "./realization.ts";
 import { mean, reduce } from "./reduction.ts";
 import { described, fail, failDisposed } from "./validate.ts";
@@ -87,7 +87,7 @@ export class Tensor {
     if (shared || (this.#node.op !== "buffer" && !isVariable(this.#node))) {
       this.#moveTo(ir.detach(this.#node, true));
     }
-    if (this.#node.op !== "buffer") computeWithNextRealization(this.#node);
+    if (this.#node.op !== "buffer") awaitValue(this.#node, this.device);
     leafTensors.set(this.#node, new WeakRef(this));
   }
 
@@ -173,7 +173,7 @@ export class Tensor {
     const next = ir.detach(assignedValue(this, value), true); // fresh: a value of its own
     this.#moveTo(next);
     replaceWhenStored(next, old);
-    computeWithNextRealization(next);
+    awaitValue(next, this.device);
     if (this.#requiresGrad) leafTensors.set(next, new WeakRef(this));
     gradientTargetsChanged();
     return this;
@@ -317,7 +317,9 @@ export class Tensor {
     const node = this.#node;
     // keep shape and dtype, drop the history: a constant of the same type stands in
     this.#node = ir.constant(0, node.shape, node.dtype);
-    if (releaseHandle(node)) freeValue(node, backendFor(this.device), "disposed");
+    if (!releaseHandle(node) || realizedBuffer(node) === undefined) return;
+    computeReadersOf(new Set([node]), this.device); // what the library keeps lazy, computed first
+    freeValue(node, backendFor(this.device), "disposed");
   }
   /** `using t = ...` disposes the tensor at the end of the scope. */
   [Symbol.dispose](): void {

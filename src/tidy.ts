@@ -14,11 +14,10 @@
 // is refused before it runs; await outside, tidy the synchronous tensor code.
 
 import { isAsyncFunction, isPromiseLike } from "./autodiff.ts";
-import { topoSort } from "./ir/graph.ts";
 import type { Node } from "./ir/node.ts";
 import { keepForever, openScope, type Owned } from "./ownership.ts";
-import { startRealization } from "./realization.ts";
-import { realizedBuffer } from "./runtime/realize.ts";
+import { computeReadersOf } from "./realization.ts";
+import { DEVICES } from "./runtime/device.ts";
 import { Tensor } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
 
@@ -66,16 +65,16 @@ export function tidy<T>(fn: () => T): T {
   return result;
 }
 
-/** Computes the `results` whose graphs read the storage of a `doomed` tensor. */
+/** Computes the `results` (and protected lazy values) whose graphs read a `doomed` tensor's storage. */
 function computeWhatNeeds(results: ReadonlySet<Owned>, doomed: readonly Owned[]): void {
-  const stored = new Set<Node>();
-  for (const t of doomed) if (t instanceof Tensor && t.isRealized) stored.add(t.node);
-  if (stored.size === 0) return;
-  const lazy = [...results].filter((t): t is Tensor => t instanceof Tensor && !t.isRealized);
-  const isStored = (n: Node) => realizedBuffer(n) !== undefined;
-  const needed = topoSort(lazy.filter((t) => !t.isDisposed).map((t) => t.node), isStored);
-  if (!needed.some((n) => stored.has(n))) return;
-  startRealization(lazy.filter((t) => !t.isDisposed));
+  const lazy = [...results].filter((t): t is Tensor => t instanceof Tensor);
+  for (const device of DEVICES) {
+    const stored = new Set<Node>();
+    for (const t of doomed) {
+      if (t instanceof Tensor && t.device === device && t.isRealized) stored.add(t.node);
+    }
+    if (stored.size > 0) computeReadersOf(stored, device, lazy);
+  }
 }
 
 /** Exempts `t` from disposal by every tidy() scope (open now or later) and returns it. */

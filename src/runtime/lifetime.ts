@@ -6,8 +6,9 @@
 //   is never released here: its handle goes with the node, and each backend frees the storage
 //   of a collected handle itself (cpu.ts, webgpu.ts);
 // - a reader in flight (a running plan reading its inputs, a read or a copy to another device)
-//   holds the buffer: a release requested meanwhile marks it released at once (new readers get
-//   an Error) and hands the storage back when the last hold ends.
+//   holds the buffer: a release requested meanwhile happens when the last hold ends. Until then
+//   the storage keeps its data, so whatever still references it reads the right values (a plan
+//   waiting for another to finish, say); after, reading it is an Error saying why it is gone.
 // Release is idempotent: the first request wins, later ones do nothing.
 
 import type { Node } from "../ir/node.ts";
@@ -19,7 +20,7 @@ export type ReleaseReason = "disposed" | "overwritten by assign()";
 const released = new WeakMap<DeviceBuffer, ReleaseReason>();
 /** Readers in flight per buffer, and the release waiting for the last of them. */
 const holds = new Map<DeviceBuffer, number>();
-const waiting = new Map<DeviceBuffer, Backend>();
+const waiting = new Map<DeviceBuffer, { backend: Backend; reason: ReleaseReason; }>();
 /** Values (not temporaries) whose storage is live, per device. */
 const valueCounts: Record<DeviceName, number> = { cpu: 0, webgpu: 0 };
 /** A counted value: shared by its buffer and the collector below, pointing at neither. */
@@ -38,18 +39,20 @@ const collector = new FinalizationRegistry<Counted>(uncount);
 
 /**
  * Returns `buffer` to its device once nothing reads it (at once if no reader holds it). Later
- * calls do nothing; from now on `releaseReason(buffer)` says why it is gone.
+ * calls do nothing; once it is back, `releaseReason(buffer)` says why it is gone.
  */
 export function releaseBuffer(
   buffer: DeviceBuffer,
   backend: Backend,
   reason: ReleaseReason = "disposed",
 ): void {
-  if (released.has(buffer)) return;
-  released.set(buffer, reason);
+  if (released.has(buffer) || waiting.has(buffer)) return;
   uncount(counted.get(buffer));
-  if (holds.has(buffer)) waiting.set(buffer, backend);
-  else backend.release(buffer);
+  if (holds.has(buffer)) waiting.set(buffer, { backend, reason });
+  else {
+    released.set(buffer, reason);
+    backend.release(buffer);
+  }
 }
 
 /** Why `buffer` was released, or undefined while it is live. */
@@ -75,10 +78,11 @@ export function holdBuffers(buffers: Iterable<DeviceBuffer>): () => void {
         continue;
       }
       holds.delete(b);
-      const backend = waiting.get(b);
-      if (backend !== undefined) {
+      const release = waiting.get(b);
+      if (release !== undefined) {
         waiting.delete(b);
-        backend.release(b);
+        released.set(b, release.reason);
+        release.backend.release(b);
       }
     }
   };
