@@ -3,7 +3,7 @@
 // installed on Tensor.prototype. Their typed, documented signatures are the `Tensor` interface
 // in tensor.ts; a test checks that every table entry has its method.
 
-import { isFloat, promote } from "./ir/dtype.ts";
+import { type DType, isDType, isFloat, promote } from "./ir/dtype.ts";
 import * as ir from "./ir/node.ts";
 import type { Node, Shape } from "./ir/node.ts";
 import { type BinaryOp, UNARY_OPS, type UnaryOp } from "./ir/ops.ts";
@@ -72,7 +72,7 @@ function binary(
   return self.derive(ir.binary(op, a, b), typeof other === "number" ? [self] : [self, other]);
 }
 
-/** Puts one method per unary op and per binary method on `tensorClass.prototype`. */
+/** Puts one method per unary op and per binary method, and affine and cast, on the prototype. */
 export function installElementwise(tensorClass: typeof Tensor): void {
   const define = (name: string, method: (this: Tensor, ...args: never[]) => Tensor) =>
     Object.defineProperty(tensorClass.prototype, name, {
@@ -91,4 +91,15 @@ export function installElementwise(tensorClass: typeof Tensor): void {
       return binary(tensorClass, name, this, other, op, swap);
     });
   }
+  define("affine", function (this: Tensor, scale: number, shift: number): Tensor {
+    if (this.isDisposed) failDisposed("affine", this);
+    if (typeof scale !== "number") fail("affine", "scale must be a number", scale);
+    if (typeof shift !== "number") fail("affine", "shift must be a number", shift);
+    return this.derive(ir.affine(this.node, scale, shift), [this]);
+  });
+  define("cast", function (this: Tensor, dtype: DType): Tensor {
+    if (this.isDisposed) failDisposed("cast", this);
+    if (!isDType(dtype)) fail("cast", `dtype must be one of "float32", "float64", "int32"`, dtype);
+    return this.derive(ir.castTo(this.node, dtype), [this]);
+  });
 }

@@ -25,12 +25,27 @@ const readerRefs = new WeakMap<Node, WeakRef<Node>>();
 
 const isStored = (n: Node) => realizedBuffer(n) !== undefined;
 
+let sweepAt = 64;
+
 /** Protects the lazy value `node` on `device`: it is computed before storage it reads is freed. */
 export function protectReader(node: Node, device: DeviceName): void {
   if (readerRefs.has(node) || isStored(node)) return;
   const ref = new WeakRef(node);
   readerRefs.set(node, ref);
   readers.set(ref, device);
+  if (readers.size >= sweepAt) {
+    // most entries of a long loop are gone or stored by now: drop them, in amortized O(1)
+    for (const [r] of readers) {
+      const n = r.deref();
+      if (n === undefined || isStored(n)) forget(r, n);
+    }
+    sweepAt = Math.max(64, 2 * readers.size);
+  }
+}
+
+function forget(ref: WeakRef<Node>, node: Node | undefined): void {
+  readers.delete(ref);
+  if (node !== undefined) readerRefs.delete(node);
 }
 
 /** Computes the variable `node` with the next realization whose graph reaches it. */
@@ -41,11 +56,28 @@ export function awaitValue(node: Node, device: DeviceName): void {
   waitingCount++;
 }
 
-/** `next` replaces `old` (and what `old` was to replace): their storage is freed once `next` is stored. */
+/**
+ * `next` replaces `old`: `old`'s storage is freed once `next` is stored (and so is what `old`
+ * was to replace, if `old` is never stored itself).
+ */
 export function replaceWhenStored(next: Node, old: Node): void {
-  const olds = replaces.get(old) ?? [];
-  replaces.delete(old);
-  replaces.set(next, [...olds, old]);
+  replaces.set(next, [old]);
+}
+
+/** Frees the values `node` replaces, and what those replace in turn. */
+function freeReplaced(node: Node, backend: Backend): void {
+  const stack = replaces.get(node) ?? [];
+  replaces.delete(node);
+  while (stack.length > 0) {
+    const old = stack.pop()!;
+    const further = replaces.get(old);
+    if (further !== undefined) {
+      replaces.delete(old);
+      stack.push(...further);
+    }
+    // a handle still on the old node (a view of it, say) keeps it until collection
+    if (handleCount(old) === 0) freeValue(old, backend, "overwritten by assign()");
+  }
 }
 
 /** `nodes` and the waiting variables their graph reaches (walked down to stored values). */
@@ -60,18 +92,8 @@ export function afterStored(nodes: readonly Node[], backend: Backend): void {
   for (const n of nodes) {
     if (waiting.delete(n)) waitingCount--;
     const ref = readerRefs.get(n);
-    if (ref !== undefined) {
-      readerRefs.delete(n);
-      readers.delete(ref);
-    }
-    const olds = replaces.get(n);
-    if (olds !== undefined) {
-      replaces.delete(n);
-      // a handle still on the old node (a view of it, say) keeps it until collection
-      for (const old of olds) {
-        if (handleCount(old) === 0) freeValue(old, backend, "overwritten by assign()");
-      }
-    }
+    if (ref !== undefined) forget(ref, n);
+    freeReplaced(n, backend);
     if (n.op === "detach") settleIfDead(n); // no gradient flows through it: history is dead
   }
 }
@@ -84,10 +106,8 @@ export function readersOf(stored: ReadonlySet<Node>, device: DeviceName): Node[]
   const candidates: Node[] = [];
   for (const [ref, on] of readers) {
     const node = ref.deref();
-    if (node === undefined || isStored(node)) {
-      readers.delete(ref);
-      if (node !== undefined) readerRefs.delete(node);
-    } else if (on === device) candidates.push(node);
+    if (node === undefined || isStored(node)) forget(ref, node);
+    else if (on === device) candidates.push(node);
   }
   // one walk for all: when any reads what is about to be freed, all are computed together
   // (they would be at the next realization anyway, and in one schedule they share work)

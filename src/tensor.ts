@@ -8,7 +8,7 @@
 // realization.ts, and the elementwise methods are generated from the IR's op tables by
 // elementwise.ts (their signatures are the `Tensor` interface at the end of this file).
 
-import { type DType, isDType, isFloat, type TypedArray } from "./ir/dtype.ts";
+import { type DType, isFloat, type TypedArray } from "./ir/dtype.ts";
 import * as ir from "./ir/node.ts";
 import type { Node } from "./ir/node.ts";
 import { backendFor } from "./runtime/backends.ts";
@@ -163,13 +163,6 @@ export class Tensor {
    */
   assign(value: Tensor | number): this {
     const old = liveNode("assign", this);
-    if (!this.#isLeaf) {
-      fail(
-        "assign",
-        "needs a leaf tensor (one not computed by an op)",
-        described("a computed tensor"),
-      );
-    }
     const next = ir.detach(assignedValue(this, value), true); // fresh: a value of its own
     this.#moveTo(next);
     replaceWhenStored(next, old);
@@ -185,18 +178,6 @@ export class Tensor {
    */
   backward(gradient?: Tensor): void {
     backward(this, gradient);
-  }
-
-  /** x * scale + shift with numbers (one fused op). */
-  affine(scale: number, shift: number): Tensor {
-    if (typeof scale !== "number") fail("affine", "scale must be a number", scale);
-    if (typeof shift !== "number") fail("affine", "shift must be a number", shift);
-    return this.derive(ir.affine(liveNode("affine", this), scale, shift), [this]);
-  }
-  /** The same values as `dtype`. */
-  cast(dtype: DType): Tensor {
-    if (!isDType(dtype)) fail("cast", `dtype must be one of "float32", "float64", "int32"`, dtype);
-    return this.derive(ir.castTo(liveNode("cast", this), dtype), [this]);
   }
 
   // ---- reductions (reduction.ts) ---------------------------------------------------------
@@ -350,6 +331,10 @@ inspectSymbol = Symbol.for("Deno.customInspect");
 
 /** The elementwise methods, installed from the op tables by elementwise.ts. */
 export interface Tensor {
+  /** x * scale + shift with numbers (one fused op). */
+  affine(scale: number, shift: number): Tensor;
+  /** The same values as `dtype`. */
+  cast(dtype: DType): Tensor;
   /** -x */
   neg(): Tensor;
   /** e^x */
@@ -408,6 +393,13 @@ export function liveNode(fn: string, t: Tensor): Node {
 
 /** The node of `value` for `target.assign(value)`, validated. */
 function assignedValue(target: Tensor, value: unknown): Node {
+  if (!target.isLeaf) {
+    fail(
+      "assign",
+      "needs a leaf tensor (one not computed by an op)",
+      described("a computed tensor"),
+    );
+  }
   if (typeof value === "number") return ir.constant(value, target.shape, target.dtype);
   if (!(value instanceof Tensor)) fail("assign", "value must be a Tensor or a number", value);
   const node = liveNode("assign", value);

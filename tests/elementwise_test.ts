@@ -45,3 +45,18 @@ Deno.test("elementwise: a gt b is 1 exactly where b < a", async () => {
   assertEquals(Array.from(await a.gt(tensor([3, 2, 3])).data()), [0, 1, 0]);
   assertEquals(Array.from(await a.lt(3).data()), [1, 0, 0]);
 });
+
+Deno.test("elementwise: affine and cast are installed too, and check their arguments", async () => {
+  const x = tensor([1.5, -2]);
+  assertEquals(Array.from(await x.affine(2, 1).data()), [4, -3]);
+  assertEquals(Array.from(await x.cast("int32").data()), [1, -2]);
+  assertThrows(
+    () => x.affine("2" as unknown as number, 1),
+    Error,
+    "affine: scale must be a number",
+  );
+  assertThrows(() => x.cast("int8" as "int32"), Error, 'cast: dtype must be one of "float32"');
+  x.dispose();
+  assertThrows(() => x.affine(1, 0), Error, "affine: the tensor was disposed");
+  assertThrows(() => x.cast("float64"), Error, "cast: the tensor was disposed");
+});

@@ -3,6 +3,10 @@
 
 import { kernels, randn, realize, tensor, webgpu } from "../mod.ts";
 import { assertEquals, assertThrows } from "./assert.ts";
+import type { DType } from "../src/ir/dtype.ts";
+import { cpuBackend } from "../src/runtime/cpu.ts";
+import type { Backend, DeviceBuffer } from "../src/runtime/device.ts";
+import { realizeNodes } from "../src/runtime/realize.ts";
 import { assertClose, reference, webgpuAvailable } from "./helpers.ts";
 
 Deno.test("realize: two outputs sharing a subexpression run in one schedule", async () => {
@@ -57,4 +61,26 @@ Deno.test({
     assertEquals(Array.from(await back.add(1).data()), [3, 5, 7]);
     assertEquals(Array.from(back.dataSync()), [2, 4, 6], "ready once the copy arrived");
   },
+});
+
+Deno.test("realize: an allocation failing halfway releases what was allocated before it", () => {
+  const x = randn(16, 8);
+  const e = x.sub(x.max(1, true)).exp();
+  const y = e.div(e.sum(1, true)); // three kernels, three allocations
+  assertEquals(kernels(y).length, 3);
+  let calls = 0;
+  const failing: Backend = Object.assign(Object.create(cpuBackend), {
+    allocate(dtype: DType, length: number) {
+      if (++calls === 3) throw new Error("out of memory (test)");
+      return cpuBackend.allocate(dtype, length);
+    },
+    release: (b: DeviceBuffer) => cpuBackend.release(b),
+  });
+  const before = cpuBackend.liveBuffers();
+  assertThrows(() => realizeNodes([y.node], failing), Error, "out of memory (test)");
+  assertEquals(calls, 3);
+  assertEquals(cpuBackend.liveBuffers(), before, "the two earlier allocations were released");
+  // the library is still usable: the same graph realizes on the real backend
+  const sums = Array.from(y.sum(1).dataSync());
+  sums.forEach((s) => assertEquals(Math.abs(s - 1) < 1e-5, true));
 });

@@ -8,21 +8,33 @@
 // So the asynchronous reads yield one macrotask when enough has been allocated, or enough graph
 // made, since the last yield. A MessageChannel round trip takes ~15 us (setTimeout(0) is
 // clamped to ~2 ms); a fresh channel per yield, closed at once, so no port keeps the process
-// alive. At the thresholds below a loop yields about once per 32 MB allocated: the cost is
-// measured in scripts/memory_loops.ts.
+// alive (a persistent port does, even unref'd, in Deno 2.9). The thresholds are small on
+// purpose: whatever was made since the last yield cannot be collected, so they bound the
+// garbage each collection leaves behind. LRN forward + backward on (2, 96, 27, 27) yields every
+// second iteration (a 0.2% cost, bench/backstop_bench.ts); with 32 MB instead of 4 MB, the
+// resident set of that loop peaked about 30 MB higher (scripts/memory_loops.ts).
 
 import { nodesMade } from "../ir/node.ts";
 import { cpuBackend } from "./cpu.ts";
 import { webgpuBackend } from "./webgpu.ts";
 
 /** Bytes allocated on all devices (pool reuse included) between two yields. */
-export const BACKSTOP_BYTES = 32 * 1024 * 1024;
-/** IR nodes made between two yields (graph objects are garbage to collect too). */
-export const BACKSTOP_NODES = 20_000;
+export const BACKSTOP_BYTES = 4 * 1024 * 1024;
+/**
+ * IR nodes made between two yields: graph objects are garbage to collect too, and those kept
+ * alive past a young-generation collection only go at the next full one.
+ */
+export const BACKSTOP_NODES = 1_000;
 
 let bytesAtYield = 0;
 let nodesAtYield = 0;
 let yields = 0;
+let enabled = true;
+
+/** @internal Turns the backstop off or on (for measuring what it costs; never off in use). */
+export function setBackstop(on: boolean): void {
+  enabled = on;
+}
 
 function bytesAllocated(): number {
   return cpuBackend.storageStats().bytesAllocated + webgpuBackend().storageStats().bytesAllocated;
@@ -46,6 +58,7 @@ export function yieldMacrotask(): Promise<void> {
 
 /** Yields a macrotask if enough was allocated or built since the last yield; else nothing. */
 export function backstop(): Promise<void> | undefined {
+  if (!enabled) return undefined;
   const bytes = bytesAllocated();
   const nodes = nodesMade();
   if (bytes - bytesAtYield < BACKSTOP_BYTES && nodes - nodesAtYield < BACKSTOP_NODES) {
