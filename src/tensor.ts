@@ -121,6 +121,7 @@ export class Tensor {
     return this.#requiresGrad;
   }
   set requiresGrad(value: boolean) {
+    if (this.#disposed) failDisposed("requiresGrad", this);
     if (typeof value !== "boolean") fail("requiresGrad", "must be a boolean", value);
     if (!this.#isLeaf) {
       fail(

@@ -35,6 +35,8 @@ Deno.test("disposed tensors: every read and every use in an op throws, naming di
     assertThrows(() => x.reshape(3), Error, "reshape: the tensor was disposed");
     assertThrows(() => x.to(device === "cpu" ? "webgpu" : "cpu"), Error, "to: the tensor");
     assertThrows(() => x.detach(), Error, "detach: the tensor was disposed");
+    assertThrows(() => x.requiresGrad_(), Error, "requiresGrad: the tensor was disposed");
+    assertThrows(() => x.backward(), Error, "backward: the tensor was disposed");
     assertEquals(String(x), `Tensor(float32[3], ${device}, disposed)`);
     assertEquals(x.isRealized, false);
     assertEquals(x.shape, [3]); // shape and dtype stay readable
