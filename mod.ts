@@ -15,23 +15,24 @@
  * @module
  */
 
+export { type NestedArray, Tensor } from "./src/tensor.ts";
 export {
   arange,
   full,
-  grad,
-  type NestedArray,
   ones,
   rand,
   randn,
   type ShapeAndOptions,
-  Tensor,
   tensor,
   type TensorDataOptions,
   type TensorOptions,
   zeros,
-} from "./src/tensor.ts";
+} from "./src/creation.ts";
+export { grad } from "./src/grad.ts";
 export { manualSeed } from "./src/random.ts";
 export { noGrad } from "./src/autodiff.ts";
+export { keep, tidy } from "./src/tidy.ts";
+export { type DeviceMemory, memory, type MemoryInfo } from "./src/memory.ts";
 export type { DType, TypedArray } from "./src/ir/dtype.ts";
 export type { DeviceName } from "./src/runtime/device.ts";
 export {
@@ -46,6 +47,8 @@ export {
 } from "./src/inspect.ts";
 /** Neural-network modules (`nn.Module`, `nn.LocalResponseNorm`) and `nn.functional`. */
 export * as nn from "./src/nn/mod.ts";
+/** Optimizers (`optim.SGD`, `optim.Adam`) updating parameters in place with `assign`. */
+export * as optim from "./src/optim/mod.ts";
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./src/gradcheck.ts";
 export { webgpu, type WebGpuInfo } from "./src/runtime/webgpu.ts";
 export { cpu, type CpuInfo, type CpuKernels } from "./src/runtime/cpu.ts";

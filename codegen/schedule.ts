@@ -9,7 +9,7 @@ import { isMovement, isReduce, type Op, type ReduceOp } from "../src/ir/ops.ts";
 import { INT32_MIN } from "../src/ir/dtype.ts";
 import type { Target } from "./targets.ts";
 import { fitsLoopWork } from "./compile.ts";
-import { topoSort } from "../src/ir/reference.ts";
+import { topoSort } from "../src/ir/graph.ts";
 import { ExprBuilder, type Kernel, scalarTypeOf } from "./kernel.ts";
 import { linearIndex, lowerKernelValue } from "./lower.ts";
 

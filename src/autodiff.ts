@@ -7,7 +7,7 @@
 
 import * as ir from "./ir/node.ts";
 import type { Node, PadArg, UnfoldArg } from "./ir/node.ts";
-import { topoSort } from "./ir/reference.ts";
+import { topoSort } from "./ir/graph.ts";
 
 let enabled = true;
 
@@ -16,16 +16,48 @@ export function gradEnabled(): boolean {
   return enabled;
 }
 
-/** Runs `fn` with gradient tracking off and returns its result. */
+/**
+ * Runs `fn` with gradient tracking off and returns its result. `fn` must be synchronous: the
+ * switch is global, so across an `await` it would either leak into whatever else runs
+ * meanwhile or end too early; an async function is refused before it runs (await first, then
+ * call noGrad on the synchronous tensor code).
+ */
 export function noGrad<T>(fn: () => T): T {
   if (typeof fn !== "function") throw new Error(`noGrad: fn must be a function, got ${typeof fn}`);
+  if (isAsyncFunction(fn)) {
+    throw new Error(
+      "noGrad: fn must be synchronous (tracking is switched off only while it runs, and an " +
+        "await would switch it back on for the rest); await first, then noGrad the tensor " +
+        "code, got an async function",
+    );
+  }
   const before = enabled;
   enabled = false;
+  let result: T;
   try {
-    return fn();
+    result = fn();
   } finally {
     enabled = before;
   }
+  if (isPromiseLike(result)) {
+    throw new Error(
+      "noGrad: fn must be synchronous (everything after its first await ran with tracking " +
+        "on); await first, then noGrad the tensor code, got a function returning a Promise",
+    );
+  }
+  return result;
+}
+
+/** Whether `fn` is an `async` function (or async generator). */
+export function isAsyncFunction(fn: unknown): boolean {
+  const tag = Object.prototype.toString.call(fn);
+  return tag === "[object AsyncFunction]" || tag === "[object AsyncGeneratorFunction]";
+}
+
+/** Whether `value` is a Promise or another thenable. */
+export function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === "object" || typeof value === "function") &&
+    typeof (value as { then?: unknown; }).then === "function";
 }
 
 const c = (value: number, like: Node) => ir.constant(value, like.shape, like.dtype);
@@ -130,14 +162,17 @@ const VJP: Record<string, Vjp> = {
 
 /**
  * Gradients of `root` (seeded with `seed`, same shape) with respect to every node for which
- * `isTarget` holds and that `root` depends on. Only paths that reach a target are walked.
+ * `isTarget` holds and that `root` depends on. The walk never enters a detach (no gradient
+ * passes it; autodiff variables are detach nodes, so a parameter's history is never walked) or
+ * a settled node (its history is gone); of what remains, only paths that reach a target get
+ * gradient nodes.
  */
 export function backwardNodes(
   root: Node,
   seed: Node,
   isTarget: (n: Node) => boolean,
 ): Map<Node, Node> {
-  const order = topoSort([root]);
+  const order = topoSort([root], (n) => n.op === "detach");
   // which nodes lie on a path to a target
   const reaches = new Set<Node>();
   for (const n of order) {

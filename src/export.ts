@@ -29,7 +29,8 @@ import {
   type Trace,
   traceEntryOf,
 } from "./jit.ts";
-import { described, fail, Tensor } from "./tensor.ts";
+import { Tensor } from "./tensor.ts";
+import { described, fail } from "./validate.ts";
 import { VERSION } from "./version.ts";
 
 export type { ExportFile } from "../codegen/export.ts";

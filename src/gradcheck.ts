@@ -2,8 +2,10 @@
 // A non-scalar output is contracted with fixed random weights, L = sum(f(x) * w), so one check
 // covers the whole vector-Jacobian product. Inputs are copied to float64 on the cpu device.
 
-import { grad, randn, Tensor, tensor } from "./tensor.ts";
-import { fail } from "./tensor.ts";
+import { randn, tensor } from "./creation.ts";
+import { grad } from "./grad.ts";
+import { Tensor } from "./tensor.ts";
+import { fail } from "./validate.ts";
 
 /** Options of {@link gradcheck}. */
 export interface GradcheckOptions {

@@ -4,7 +4,9 @@
 import { graphToDot, printGraph } from "./ir/print.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { type KernelInfo, plannedKernels, setFusion as setFusionFlag } from "./runtime/realize.ts";
-import { fail, realizeTensors, Tensor } from "./tensor.ts";
+import { realizeTensors } from "./realization.ts";
+import { liveNode, Tensor } from "./tensor.ts";
+import { fail } from "./validate.ts";
 
 export type { BufferInfo, KernelInfo } from "./runtime/realize.ts";
 export { setDebug } from "./runtime/debug.ts";
@@ -12,6 +14,7 @@ export { setDebug } from "./runtime/debug.ts";
 function checkTensors(fn: string, tensors: readonly unknown[]): Tensor[] {
   tensors.forEach((t, i) => {
     if (!(t instanceof Tensor)) fail(fn, `argument ${i} must be a Tensor`, t);
+    liveNode(fn, t);
   });
   return tensors as Tensor[];
 }
@@ -47,7 +50,7 @@ export function kernels(...tensors: Tensor[]): KernelInfo[] {
 
 /** Computes several tensors in one schedule (shared work is done once). */
 export async function realize(...tensors: Tensor[]): Promise<void> {
-  await realizeTensors(checkTensors("realize", tensors));
+  await realizeTensors("realize", checkTensors("realize", tensors));
 }
 
 /** Turns kernel fusion on (default) or off (every op its own kernel, for comparison). */

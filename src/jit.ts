@@ -18,7 +18,7 @@
 import type { DType } from "./ir/dtype.ts";
 import * as ir from "./ir/node.ts";
 import type { Node, Shape } from "./ir/node.ts";
-import { topoSort } from "./ir/reference.ts";
+import { topoSort } from "./ir/graph.ts";
 import { buildPlan, type Plan, type PlanBuffer } from "../codegen/plan.ts";
 import type { Target } from "../codegen/targets.ts";
 import { BoundedCache } from "../codegen/cache.ts";
@@ -28,11 +28,13 @@ import {
   fusionIsEnabled,
   realizedBuffer,
   realizeNodes,
-  releaseBuffer,
   runPlan,
   wasReleased,
 } from "./runtime/realize.ts";
-import { described, fail, Tensor, tensorFromBuffer } from "./tensor.ts";
+import { releaseBuffer } from "./runtime/lifetime.ts";
+import { Tensor } from "./tensor.ts";
+import { described, fail } from "./validate.ts";
+import { tensorFromBuffer } from "./creation.ts";
 
 /** What a function given to {@link jit} returns: a tensor, an array or a record of tensors. */
 export type JitResult = Tensor | readonly Tensor[] | { readonly [name: string]: Tensor; };
@@ -275,7 +277,7 @@ async function runTrace(
 ): Promise<JitResult> {
   const backend = backendFor(trace.device);
   const captured = [...trace.constants.values()];
-  // lazy arguments are computed first; a captured computed value disposed since is recomputed
+  // lazy arguments are computed first
   await realizeNodes([...args.map((t) => t.node), ...captured], backend);
   const bound: DeviceBuffer[] = [];
   const bind = () => {
@@ -424,6 +426,11 @@ export function jit<R extends JitResult>(
   const compiled = async (...args: Tensor[]): Promise<R> => {
     const specs = specsOf("jit", args);
     const names = namesFor(args.length);
+    args.forEach((t, i) => {
+      if (t.isDisposed) {
+        fail("jit", `argument ${names[i]} must not be disposed`, described("a disposed tensor"));
+      }
+    });
     const devices = new Set(specs.map((s) => s.device));
     if (devices.size > 1) {
       fail("jit", "every argument must be on one device", described([...devices].join(", ")));

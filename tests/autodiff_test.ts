@@ -14,6 +14,8 @@ import {
 } from "../mod.ts";
 import { assert, assertEquals, assertStrictEquals, assertThrows } from "./assert.ts";
 import { assertClose, webgpuAvailable } from "./helpers.ts";
+import { backwardNodes } from "../src/autodiff.ts";
+import * as ir from "../src/ir/node.ts";
 
 manualSeed(2024);
 const f64 = (...shape: number[]) => randn(shape, { dtype: "float64" });
@@ -281,4 +283,40 @@ Deno.test("backward of a division keeps float32 intermediates in range", async (
       setFusion(true);
     }
   }
+});
+
+Deno.test("noGrad: an async function is refused before it runs; tracking stays as it was", async () => {
+  const x = tensor([1, 2], { requiresGrad: true });
+  let ran = false;
+  assertThrows(
+    () =>
+      noGrad(async () => {
+        ran = true;
+        await Promise.resolve();
+        return x.mul(2);
+      }),
+    Error,
+    "noGrad: fn must be synchronous",
+  );
+  assertEquals(ran, false);
+  // a function returning a Promise: refused once it returns, tracking already restored
+  let later: Tensor | null = null;
+  const pending = Promise.resolve().then(() => (later = x.mul(3)));
+  assertThrows(() => noGrad(() => pending), Error, "got a function returning a Promise");
+  await pending;
+  assertEquals(later!.requiresGrad, true, "tracking is on outside noGrad, as it was before");
+  assertEquals(noGrad(() => x.mul(2)).requiresGrad, false);
+  assertEquals(x.mul(2).requiresGrad, true);
+});
+
+Deno.test("backward: never walks behind a detach, however long the history there", () => {
+  let p = tensor([1, 2], { requiresGrad: true });
+  for (let i = 0; i < 200; i++) p = p.mul(1.01).detach().requiresGrad_(); // never realized
+  const loss = p.square().sum();
+  let visits = 0;
+  backwardNodes(loss.node, ir.constant(1, [], "float32"), () => (visits++, false));
+  // loss, sum, square, and p: the 200 steps behind p's detach are not visited
+  assert(visits <= 6, `visited ${visits} nodes`);
+  loss.backward();
+  assert(p.grad !== null);
 });

@@ -4,7 +4,12 @@
 
 import { grad, kernels, randn, realize, Tensor, tensor, webgpu } from "../mod.ts";
 import * as ir from "../src/ir/node.ts";
+import type { Kernel } from "../codegen/kernel.ts";
 import { assertEquals, assertThrows } from "./assert.ts";
+import type { DType } from "../src/ir/dtype.ts";
+import { cpuBackend } from "../src/runtime/cpu.ts";
+import type { Backend, DeviceBuffer } from "../src/runtime/device.ts";
+import { realizeNodes } from "../src/runtime/realize.ts";
 import { assertClose, reference, webgpuAvailable } from "./helpers.ts";
 
 Deno.test("realize: two outputs sharing a subexpression run in one schedule", async () => {
@@ -103,4 +108,31 @@ Deno.test({
     assertClose(cpuValue, gpuValue, { rtol: 1e-6 });
     assertEquals(shared("cpu").dataSync().length, 2);
   },
+});
+
+Deno.test("realize: an allocation failing halfway releases what was allocated before it", () => {
+  const x = randn(16, 8);
+  const e = x.sub(x.max(1, true)).exp();
+  const y = e.div(e.sum(1, true)); // three kernels, three allocations
+  assertEquals(kernels(y).length, 3);
+  let calls = 0;
+  // the cpu backend, but for allocate (its own getters read private state: delegate them)
+  const failing: Backend = Object.assign(
+    Object.create(cpuBackend, { planKey: { value: cpuBackend.planKey } }),
+    {
+      allocate(dtype: DType, length: number) {
+        if (++calls === 3) throw new Error("out of memory (test)");
+        return cpuBackend.allocate(dtype, length);
+      },
+      release: (b: DeviceBuffer) => cpuBackend.release(b),
+      targetFor: (k: Kernel) => cpuBackend.targetFor(k),
+    },
+  );
+  const before = cpuBackend.liveBuffers();
+  assertThrows(() => realizeNodes([y.node], failing), Error, "out of memory (test)");
+  assertEquals(calls, 3);
+  assertEquals(cpuBackend.liveBuffers(), before, "the two earlier allocations were released");
+  // the library is still usable: the same graph realizes on the real backend
+  const sums = Array.from(y.sum(1).dataSync());
+  sums.forEach((s) => assertEquals(Math.abs(s - 1) < 1e-5, true));
 });

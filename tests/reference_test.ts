@@ -5,7 +5,7 @@
 import * as ir from "../src/ir/node.ts";
 import type { Node } from "../src/ir/node.ts";
 import type { DType } from "../src/ir/dtype.ts";
-import { evaluateReference, topoSort } from "../src/ir/reference.ts";
+import { evaluateReference } from "../src/ir/reference.ts";
 import { assert, assertEquals } from "./assert.ts";
 
 let nextRef = 2_000_000;
@@ -113,15 +113,4 @@ Deno.test("reference: movement ops are index functions", () => {
     4 + 5,
     6,
   ]);
-});
-
-Deno.test("topoSort: every node after its sources, each once", () => {
-  const x = buf([1], [1]);
-  const e = ir.unary("exp", x);
-  const y = ir.binary("add", e, ir.binary("mul", e, x));
-  const order = topoSort([y]);
-  assertEquals(order.length, new Set(order).size);
-  assertEquals(order.length, 4);
-  for (const n of order) for (const s of n.srcs) assert(order.indexOf(s) < order.indexOf(n));
-  assertEquals(evaluate(y), [Math.E + Math.E]);
 });

@@ -100,6 +100,39 @@ export class Node {
   }
 }
 
+/** How many nodes have been made so far (ids are consecutive): a measure of graph growth. */
+export function nodesMade(): number {
+  return nextId - 1;
+}
+
+const settledNodes = new WeakSet<Node>();
+const NO_SOURCES: readonly Node[] = Object.freeze([]);
+
+/**
+ * Drops `node`'s sources: its value is stored and will never be computed again, so the graph
+ * behind it can be garbage collected. Afterwards the node is a source like a buffer (graph
+ * walks stop at it); its op, key and shape stay. The Tensor layer decides when this is safe
+ * (see src/history.ts).
+ */
+export function settle(node: Node): void {
+  if (node.srcs.length === 0) return;
+  (node as { srcs: readonly Node[]; }).srcs = NO_SOURCES;
+  settledNodes.add(node);
+}
+
+/** Whether `node` was settled: a computed node whose sources were dropped. */
+export function isSettled(node: Node): boolean {
+  return settledNodes.has(node);
+}
+
+/**
+ * Stops handing out `node` for equal structure: a settled node whose value was freed cannot be
+ * recomputed, so an equal computation made later must get a fresh node.
+ */
+export function unshare(node: Node): void {
+  if (table.get(node.key)?.deref() === node) table.delete(node.key);
+}
+
 function argKey(arg: unknown): string {
   if (typeof arg === "number") return Object.is(arg, -0) ? "-0" : String(arg);
   if (arg !== null && typeof arg === "object" && "id" in arg) return `#${(arg as BufferRef).id}`;

@@ -1,8 +1,8 @@
 // Readable forms of an IR graph: text (one node per line, sources before users) and Graphviz
 // DOT. Nodes are numbered locally (%0, %1, ...) so the same structure prints the same text.
 
-import type { Node } from "./node.ts";
-import { topoSort } from "./reference.ts";
+import { isSettled, type Node } from "./node.ts";
+import { topoSort } from "./graph.ts";
 
 function describeArg(node: Node): string {
   const arg = node.arg;
@@ -23,7 +23,8 @@ export function printGraph(roots: readonly Node[]): string {
   for (const node of order) {
     const name = `%${names.size}`;
     names.set(node, name);
-    const srcs = node.srcs.map((s) => names.get(s)).join(", ");
+    // a settled node's history is gone: it prints as the stored value it now is
+    const srcs = isSettled(node) ? "stored" : node.srcs.map((s) => names.get(s)).join(", ");
     const arg = describeArg(node);
     lines.push(
       `${name} = ${node.op}(${srcs})${arg ? " " + arg : ""} : ${node.dtype}[${

@@ -4,6 +4,8 @@
 // Keep it obviously correct rather than fast (it runs on test-sized inputs only).
 
 import {
+  isSettled,
+  type Node,
   numelOf,
   type PadArg,
   type Shape,
@@ -11,7 +13,7 @@ import {
   type UnfoldArg,
   type UnfoldTransposeArg,
 } from "./node.ts";
-import type { Node } from "./node.ts";
+import { topoSort } from "./graph.ts";
 import type { BinaryOp, UnaryOp } from "./ops.ts";
 
 /** Each unary op as a float64 function. */
@@ -43,45 +45,23 @@ export const BINARY_REFERENCE: Record<BinaryOp, (a: number, b: number) => number
   cmpeq: (a, b) => (a === b ? 1 : 0),
 };
 
-/** Reads the data of a `buffer` node as float64 values (row-major). */
+/** Reads the data of a `buffer` node, or of a settled node's stored value (row-major). */
 export type BufferReader = (node: Node) => ArrayLike<number>;
 
-/** Evaluates `root` in float64; `read` supplies the data of buffer nodes. Row-major result. */
+/**
+ * Evaluates `root` in float64; `read` supplies the data of buffer nodes and of settled nodes
+ * (whose history is gone: their stored value is all there is). Row-major result.
+ */
 export function evaluateReference(root: Node, read: BufferReader): Float64Array {
   const memo = new Map<Node, Float64Array>();
   const order = topoSort([root]);
   for (const node of order) {
-    memo.set(
-      node,
-      evaluateNode(node, node.srcs.map((s) => memo.get(s)!), read),
-    );
+    const value = isSettled(node)
+      ? Float64Array.from(read(node))
+      : evaluateNode(node, node.srcs.map((s) => memo.get(s)!), read);
+    memo.set(node, value);
   }
   return memo.get(root)!;
-}
-
-/**
- * Nodes reachable from `roots`, every node after its sources; the sources of a node for which
- * `stopAt` holds are not walked.
- */
-export function topoSort(roots: readonly Node[], stopAt?: (n: Node) => boolean): Node[] {
-  const seen = new Set<Node>();
-  const order: Node[] = [];
-  const stack: [Node, boolean][] = roots.map((r) => [r, false]);
-  while (stack.length > 0) {
-    const [node, expanded] = stack.pop()!;
-    if (expanded) {
-      order.push(node);
-      continue;
-    }
-    if (seen.has(node)) continue;
-    seen.add(node);
-    stack.push([node, true]);
-    if (stopAt?.(node)) continue; // a boundary: included, its sources not walked
-    for (let i = node.srcs.length - 1; i >= 0; i--) {
-      if (!seen.has(node.srcs[i])) stack.push([node.srcs[i], false]);
-    }
-  }
-  return order;
 }
 
 function wrapInt(node: Node, value: number): number {

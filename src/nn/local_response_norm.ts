@@ -8,7 +8,8 @@
 // clips the window loop to the valid channels and specializes the constant pow, as it would
 // for any graph of this shape.
 
-import { fail, Tensor } from "../tensor.ts";
+import { Tensor } from "../tensor.ts";
+import { fail } from "../validate.ts";
 import { Module } from "./module.ts";
 import { pythonFloat } from "./format.ts";
 

@@ -2,7 +2,8 @@
 // are found by looking at the module's own fields: a Module field is a child, a Tensor field
 // that requires grad is a parameter, any other Tensor field is state (a buffer).
 
-import { fail, Tensor } from "../tensor.ts";
+import { Tensor } from "../tensor.ts";
+import { fail } from "../validate.ts";
 
 const inspect = Symbol.for("Deno.customInspect");
 

@@ -1,11 +1,14 @@
 // The cpu device: every tensor is a handle on a block of one shared WebAssembly.Memory
-// (memory.ts); typed-array views of a block are made when a kernel runs or a value is read,
+// (heap.ts); typed-array views of a block are made when a kernel runs or a value is read,
 // never kept (after the memory grows, an old view still has the old length). A kernel runs as
 // WebAssembly (SIMD) when it fits that target (float32 data, ops Wasm has) and the runtime has
 // SIMD, else as a JavaScript function; `LUCID_CPU_KERNELS=js` or `cpu.configure({ kernels:
 // "js" })` asks for JavaScript everywhere. Each executable is compiled once (a Function, or a
 // WebAssembly.Module instantiated on this memory) and kept with it: every plan with an equal
 // kernel shares it.
+//
+// A handle dropped without release (its tensor and node were garbage collected) gives its
+// block back through a FinalizationRegistry whose held value is the block, not the handle.
 
 import { bytesPerElement, type DType, type TypedArray } from "../ir/dtype.ts";
 import type { Executable } from "../../codegen/compile.ts";
@@ -17,8 +20,14 @@ import {
   WASM_UNSHARED_TARGET,
 } from "../../codegen/targets.ts";
 import type { Kernel } from "../../codegen/kernel.ts";
-import { type Backend, type DeviceBuffer, type Launch, newBufferId } from "./device.ts";
-import { type Block, HeapMemory } from "./memory.ts";
+import {
+  type Backend,
+  type DeviceBuffer,
+  type Launch,
+  newBufferId,
+  type StorageStats,
+} from "./device.ts";
+import { type Block, HeapMemory } from "./heap.ts";
 import { defaultThreads, ThreadPool } from "./threads.ts";
 
 /**
@@ -152,6 +161,16 @@ class CpuBackend implements Backend {
   threadMinElements = THREAD_MIN_ELEMENTS;
   private compiledCount_ = 0;
   private live = 0;
+  private bytesInUse = 0;
+  private bytesAllocated = 0;
+  /** Gives back the block of a handle collected without release (with its byte count). */
+  private readonly dropped = new FinalizationRegistry<{ block: Block; bytes: number; }>(
+    ({ block, bytes }) => {
+      this.live--;
+      this.bytesInUse -= bytes;
+      this.heap.release(block);
+    },
+  );
   #kernels: CpuKernels = kernelsFromEnv();
 
   /** Which kernels run: `auto` (Wasm where it can), `wasm` or `js`. */
@@ -190,16 +209,23 @@ class CpuBackend implements Backend {
   }
 
   allocate(dtype: DType, length: number): CpuBuffer {
-    const block = this.heap.allocate(length * bytesPerElement(dtype));
+    const bytes = length * bytesPerElement(dtype);
+    const block = this.heap.allocate(bytes);
     this.live++;
-    return new CpuBuffer(dtype, length, block);
+    this.bytesInUse += bytes;
+    this.bytesAllocated += bytes;
+    const b = new CpuBuffer(dtype, length, block);
+    this.dropped.register(b, { block, bytes }, b);
+    return b;
   }
 
   release(buffer: DeviceBuffer): void {
     const b = buffer as CpuBuffer;
     if (b.released) return;
     b.released = true;
+    this.dropped.unregister(b);
     this.live--;
+    this.bytesInUse -= b.length * bytesPerElement(b.dtype);
     this.heap.release(b.block);
   }
 
@@ -279,6 +305,15 @@ class CpuBackend implements Backend {
 
   liveBuffers(): number {
     return this.live;
+  }
+
+  storageStats(): StorageStats {
+    return {
+      liveBuffers: this.live,
+      bytesInUse: this.bytesInUse,
+      bytesPooled: this.heap.bytesPooled,
+      bytesAllocated: this.bytesAllocated,
+    };
   }
 }
 

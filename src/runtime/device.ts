@@ -29,6 +29,18 @@ export interface Launch {
   readonly inputs: readonly DeviceBuffer[];
 }
 
+/** What a device's storage holds now. */
+export interface StorageStats {
+  /** Buffers allocated and not yet released. */
+  readonly liveBuffers: number;
+  /** Bytes of those buffers. */
+  readonly bytesInUse: number;
+  /** Bytes of released storage kept in the pool for reuse. */
+  readonly bytesPooled: number;
+  /** Bytes handed out by all allocations so far (never decreases). */
+  readonly bytesAllocated: number;
+}
+
 /** A backend: storage, the targets kernels compile for, and execution. */
 export interface Backend {
   readonly name: DeviceName;
@@ -56,6 +68,8 @@ export interface Backend {
   readSync?(buffer: DeviceBuffer): TypedArray;
   /** Number of live (allocated, not released) buffers. */
   liveBuffers(): number;
+  /** Live and pooled storage, and the bytes allocated so far. */
+  storageStats(): StorageStats;
 }
 
 let nextBufferId = 1;

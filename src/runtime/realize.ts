@@ -14,11 +14,12 @@
 import { type Node, numelOf } from "../ir/node.ts";
 import type { DType } from "../ir/dtype.ts";
 import { printGraph } from "../ir/print.ts";
-import { topoSort } from "../ir/reference.ts";
+import { topoSort } from "../ir/graph.ts";
 import { buildPlan, type Plan } from "../../codegen/plan.ts";
 import { BoundedCache } from "../../codegen/cache.ts";
 import type { Backend, DeviceBuffer, DeviceName, Launch } from "./device.ts";
 import { debugLevel, debugLog } from "./debug.ts";
+import { holdBuffers, releaseBuffer, releaseReason, trackValue } from "./lifetime.ts";
 
 /** What is remembered per device: realized values, and runs still in flight. */
 interface DeviceState {
@@ -34,32 +35,25 @@ function stateOf(device: DeviceName): DeviceState {
   }
   return state;
 }
-const released = new WeakSet<DeviceBuffer>();
-// A realized value whose node is garbage collected goes back to its device's pool.
-const finalizer = new FinalizationRegistry<{ buffer: DeviceBuffer; backend: Backend; }>(
-  ({ buffer, backend }) => {
-    releaseBuffer(buffer, backend);
-  },
-);
-
-/** Returns `buffer` to its device once (later calls do nothing). */
-export function releaseBuffer(buffer: DeviceBuffer, backend: Backend): void {
-  if (released.has(buffer)) return;
-  released.add(buffer);
-  backend.release(buffer);
-}
 
 /** The buffer holding `node`'s value on `device`, if it has been realized there. */
 export function realizedBuffer(node: Node, device: DeviceName): DeviceBuffer | undefined {
   return node.op === "buffer" ? (node.arg as DeviceBuffer) : stateOf(device).realized.get(node);
 }
 
+/** The buffer of `node`'s value on whichever device holds it (buffer nodes: their own). */
+export function storedAnywhere(node: Node): DeviceBuffer | undefined {
+  if (node.op === "buffer") return node.arg as DeviceBuffer;
+  for (const state of states.values()) {
+    const b = state.realized.get(node);
+    if (b !== undefined) return b;
+  }
+  return undefined;
+}
+
 /** Forgets `node`'s realized value on `device` (the caller releases the buffer). */
 export function forgetRealized(node: Node, device: DeviceName): void {
-  const state = stateOf(device);
-  const buffer = state.realized.get(node);
-  state.realized.delete(node);
-  if (buffer !== undefined) finalizer.unregister(buffer);
+  stateOf(device).realized.delete(node);
 }
 
 /**
@@ -193,7 +187,7 @@ export function plannedKernels(outputs: readonly Node[], backend: Backend): Kern
 
 /** Whether `buffer` went back to its device (a disposed tensor's storage). */
 export function wasReleased(buffer: DeviceBuffer): boolean {
-  return released.has(buffer);
+  return releaseReason(buffer) !== undefined;
 }
 
 /** The storage of one plan run: every buffer of the plan, and the run itself. */
@@ -218,17 +212,26 @@ export function runPlan(
   const buffers: DeviceBuffer[] = [];
   const temporaries: DeviceBuffer[] = [];
   const allocated: DeviceBuffer[] = [];
-  plan.buffers.forEach((pb, i) => {
-    const given = bound[i];
-    if (given !== undefined) {
-      buffers[i] = given;
-      return;
-    }
-    const b = backend.allocate(pb.dtype, numelOf(pb.shape));
-    allocated.push(b);
-    if (pb.role === "intermediate") temporaries.push(b);
-    buffers[i] = b;
-  });
+  const fail = (e: unknown): never => {
+    for (const b of allocated) releaseBuffer(b, backend);
+    throw e;
+  };
+  try {
+    // an allocation failing halfway releases those made before it
+    plan.buffers.forEach((pb, i) => {
+      const given = bound[i];
+      if (given !== undefined) {
+        buffers[i] = given;
+        return;
+      }
+      const b = backend.allocate(pb.dtype, numelOf(pb.shape));
+      allocated.push(b);
+      if (pb.role === "intermediate") temporaries.push(b);
+      buffers[i] = b;
+    });
+  } catch (e) {
+    return fail(e);
+  }
   const launches: Launch[] = plan.steps.map((step) => {
     if (debugLevel() >= 1) {
       const out = plan.buffers[step.output];
@@ -242,10 +245,6 @@ export function runPlan(
   });
   const finish = () => {
     for (const t of temporaries) releaseBuffer(t, backend);
-  };
-  const fail = (e: unknown): never => {
-    for (const b of allocated) releaseBuffer(b, backend);
-    throw e;
   };
   let ran: void | Promise<void>;
   try {
@@ -269,7 +268,12 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
   // a node already being computed (an asynchronous run in flight) is waited for, not redone
   const busy = pending.flatMap((n) => inFlight.get(n) ?? []);
   if (busy.length > 0) {
-    return Promise.all(busy).then(() => realizeNodes(outputs, backend));
+    // a pending realization holds its inputs: a dispose meanwhile waits for it
+    const isSource = sourceTest(backend.name);
+    const sources = topoSort(pending, isSource).flatMap((n) =>
+      isSource(n) ? realizedBuffer(n, backend.name) ?? [] : []
+    );
+    return holdUntilSettled(sources, Promise.all(busy).then(() => realizeNodes(outputs, backend)));
   }
   const { plan, order } = planFor(pending, backend);
   const bound: (DeviceBuffer | undefined)[] = [];
@@ -278,31 +282,41 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
     if (pb.role !== "input") return;
     const n = order[pb.node];
     const b = realizedBuffer(n, backend.name)!;
-    if (released.has(b)) {
+    const gone = releaseReason(b);
+    if (gone !== undefined) {
       throw new Error(
-        `realize: a ${n.dtype}[${n.shape}] input was disposed; create it again before using it`,
+        `realize: a ${n.dtype}[${n.shape}] input was ${gone}; create it again before using it`,
       );
     }
     const wait = backend.pending(b);
     if (wait) waits.push(wait);
     bound[i] = b;
   });
-  if (waits.length > 0) return Promise.all(waits).then(() => realizeNodes(outputs, backend));
+  const inputs = bound.filter((b): b is DeviceBuffer => b !== undefined);
+  if (waits.length > 0) {
+    return holdUntilSettled(inputs, Promise.all(waits).then(() => realizeNodes(outputs, backend)));
+  }
   const { buffers, ran } = runPlan(plan, bound, backend);
   const finish = () => {
     plan.buffers.forEach((pb, i) => {
       if (pb.role !== "output") return;
       const node = order[pb.node];
       realized.set(node, buffers[i]);
-      finalizer.register(node, { buffer: buffers[i], backend }, buffers[i]);
+      trackValue(node, buffers[i]);
     });
   };
   if (ran instanceof Promise) {
-    const done = ran.then(finish);
+    const done = holdUntilSettled(inputs, ran.then(finish));
     const settled = done.then(() => {}, () => {});
     for (const n of pending) inFlight.set(n, settled);
     settled.then(() => pending.forEach((n) => inFlight.delete(n)));
     return done;
   }
   finish();
+}
+
+/** `work`, with `buffers` held (kept from the pool) until it settles. */
+function holdUntilSettled<T>(buffers: Iterable<DeviceBuffer>, work: Promise<T>): Promise<T> {
+  const unhold = holdBuffers(buffers);
+  return work.finally(unhold);
 }

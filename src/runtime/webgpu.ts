@@ -4,9 +4,9 @@
 //   at once and the adapter and device are requested on the first `run` or `read`. Data
 //   uploaded before that stays on the host, in the handle, until a kernel needs it.
 // - Storage is pooled by byte size: a released handle's GPUBuffer goes to the pool and the next
-//   allocation of that size gets it under a new handle (handles are never reused). Leaf
-//   handles (uploads) are also registered with a FinalizationRegistry, so storage of a tensor
-//   that is dropped without `dispose()` returns to the pool when it is garbage collected.
+//   allocation of that size gets it under a new handle (handles are never reused). Every
+//   handle is also registered with a FinalizationRegistry, so storage of a tensor that is
+//   dropped without `dispose()` returns to the pool when it is garbage collected.
 // - Compiled pipelines are cached by WGSL source; bind group layouts are explicit, so a kernel
 //   that does not read one of its inputs still binds it.
 // - Before anything is encoded, every launch is checked against the device's limits
@@ -21,6 +21,7 @@
 import { allocArray, type DType, type TypedArray } from "../ir/dtype.ts";
 import { type Target, WGSL_TARGET } from "../../codegen/targets.ts";
 import { type Backend, type DeviceBuffer, type Launch, newBufferId } from "./device.ts";
+import type { StorageStats } from "./device.ts";
 
 // GPUBufferUsage / GPUMapMode values, spelled out so this module loads where WebGPU is missing.
 const USAGE_MAP_READ = 0x0001;
@@ -112,6 +113,8 @@ export class WebGpuBackend implements Backend {
   #pipelines = new Map<string, GPUComputePipeline>();
   #layouts = new Map<number, { bind: GPUBindGroupLayout; pipeline: GPUPipelineLayout; }>();
   #live = 0;
+  #bytesInUse = 0;
+  #bytesAllocated = 0;
   readonly #finalizer = new FinalizationRegistry<Storage>((s) => this.#free(s));
 
   /** `gpu` says where WebGPU comes from (default: `navigator.gpu`). */
@@ -127,7 +130,6 @@ export class WebGpuBackend implements Backend {
 
   allocate(dtype: DType, length: number): WebGpuBuffer {
     checkDtype(dtype);
-    this.#live++;
     const storage: Storage = {
       gpu: null,
       generation: 0,
@@ -135,7 +137,13 @@ export class WebGpuBackend implements Backend {
       bytes: Math.max(4, length * 4),
       released: false,
     };
-    return new WebGpuBuffer(dtype, length, storage);
+    this.#live++;
+    this.#bytesInUse += storage.bytes;
+    this.#bytesAllocated += storage.bytes;
+    const b = new WebGpuBuffer(dtype, length, storage);
+    // every handle, not only uploads: a computed value whose node is collected frees its storage
+    this.#finalizer.register(b, storage, b);
+    return b;
   }
 
   release(buffer: DeviceBuffer): void {
@@ -147,6 +155,7 @@ export class WebGpuBackend implements Backend {
     if (s.released) return;
     s.released = true;
     this.#live--;
+    this.#bytesInUse -= s.bytes;
     s.host = null;
     const gpu = s.gpu;
     s.gpu = null;
@@ -164,14 +173,12 @@ export class WebGpuBackend implements Backend {
 
   upload(data: TypedArray, dtype: DType): WebGpuBuffer {
     const b = this.allocate(dtype, data.length);
-    this.#finalizer.register(b, b.storage, b);
     this.#fill(b.storage, data, dtype);
     return b;
   }
 
   uploadLater(data: Promise<TypedArray>, dtype: DType, length: number): WebGpuBuffer {
     const b = this.allocate(dtype, length);
-    this.#finalizer.register(b, b.storage, b);
     const pending = data.then((values) => {
       b.pending = null;
       if (!b.storage.released) this.#fill(b.storage, values, dtype);
@@ -198,6 +205,15 @@ export class WebGpuBackend implements Backend {
 
   liveBuffers(): number {
     return this.#live;
+  }
+
+  storageStats(): StorageStats {
+    return {
+      liveBuffers: this.#live,
+      bytesInUse: this.#bytesInUse,
+      bytesPooled: this.#pooledBytes,
+      bytesAllocated: this.#bytesAllocated,
+    };
   }
 
   /** Number of compiled compute pipelines in the cache (one per distinct WGSL source). */

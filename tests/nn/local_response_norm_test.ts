@@ -57,7 +57,7 @@ for (const backend of testBackends) {
   }
 
   Deno.test(`LocalResponseNorm kernel counts, ${backend.name}`, () =>
-    onBackend(backend, async () => {
+    onBackend(backend, () => {
       const x = randn([2, 12, 4, 4], { device, requiresGrad: true });
       const lrn = new nn.LocalResponseNorm(5, 1e-4, 0.75, 2);
       const y = lrn.forward(x);

@@ -1,0 +1,182 @@
+// The memory check of the loops people write (run by .ci/run): LocalResponseNorm forward and
+// backward on (2, 96, 27, 27), many iterations, in each style of freeing:
+//   none     nothing freed by hand, `await data()` each iteration (the GC backstop's job)
+//   using    `using` declarations
+//   dispose  explicit dispose() calls
+//   tidy     tidy() around the graph, dispose() of what it returned
+// Each (device, style) runs in a fresh process. On cpu the resident set may grow by at most
+// 150 MB over the loop, counted from the end of its first iteration (which compiles the
+// kernels, and after which the cpu's worker threads start); on webgpu the number of live buffers must stay bounded (the device's memory is not
+// in the resident set). Also printed: the growth from before the first iteration, time per
+// iteration (median of the last half) and the backstop's yields, for reading, not for checking.
+//
+//   deno run --allow-read --allow-env --allow-run scripts/memory_loops.ts [iterations] [devices]
+//   e.g. scripts/memory_loops.ts 5000 cpu,webgpu
+
+import { memory, nn, type Tensor, tensor, tidy, webgpu } from "../mod.ts";
+import { backstopYields } from "../src/runtime/backstop.ts";
+import { cpuBackend } from "../src/runtime/cpu.ts";
+
+const STYLES = ["none", "using", "dispose", "tidy"] as const;
+type Style = (typeof STYLES)[number];
+const SHAPE = [2, 96, 27, 27];
+/** Allowed growth of the resident set on cpu over a loop. */
+const RSS_LIMIT_MB = 150;
+/** Allowed live webgpu buffers at any sample (one iteration needs about 6). */
+const WEBGPU_BUFFER_LIMIT = 256;
+
+interface Result {
+  device: string;
+  style: Style;
+  iterations: number;
+  rssGrowthMB: number;
+  rssGrowthFromStartMB: number;
+  maxLiveBuffers: number;
+  lastLiveBuffers: number;
+  medianMs: number;
+  yields: number;
+}
+
+async function child(device: "cpu" | "webgpu", style: Style, iterations: number): Promise<Result> {
+  const lrn = new nn.LocalResponseNorm(5, 1e-4, 0.75, 2);
+  const n = SHAPE.reduce((a, b) => a * b, 1);
+  const host = Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 3);
+  const upstream = tensor(Float32Array.from({ length: n }, (_, i) => Math.cos(i)), {
+    shape: SHAPE,
+    device,
+  });
+  const input = () => tensor(host, { shape: SHAPE, device, requiresGrad: true });
+  const iteration: Record<Style, () => Promise<void>> = {
+    none: async () => {
+      const x = input();
+      const y = lrn.forward(x);
+      y.backward(upstream);
+      await y.data();
+      await x.grad!.data();
+    },
+    using: async () => {
+      using x = input();
+      using y = lrn.forward(x);
+      y.backward(upstream);
+      using gx = x.grad!;
+      await y.data();
+      await gx.data();
+    },
+    dispose: async () => {
+      const x = input();
+      const y = lrn.forward(x);
+      y.backward(upstream);
+      const gx = x.grad!;
+      await y.data();
+      await gx.data();
+      y.dispose();
+      gx.dispose();
+      x.dispose();
+    },
+    tidy: async () => {
+      const [y, gx] = tidy(() => {
+        const x = input();
+        const out = lrn.forward(x);
+        out.backward(upstream);
+        return [out, x.grad!] as Tensor[];
+      });
+      await y.data();
+      await gx.data();
+      y.dispose();
+      gx.dispose();
+    },
+  };
+  const live = () => device === "webgpu" ? webgpu.liveBuffers() : memory().cpu.liveBuffers;
+  const rssStart = Deno.memoryUsage().rss;
+  let rss0 = rssStart;
+  let maxRss = rss0;
+  let maxLive = 0;
+  const times: number[] = [];
+  for (let i = 0; i < iterations; i++) {
+    const t0 = performance.now();
+    await iteration[style]();
+    times.push(performance.now() - t0);
+    if (i === 0) {
+      // the worker threads of the cpu's Wasm kernels start after the first large kernel: a
+      // fixed cost (a Deno isolate each), not growth, so they start before the count does
+      await cpuBackend.pool.started();
+      rss0 = maxRss = Deno.memoryUsage().rss;
+    }
+    if (i % 25 === 0 || i === iterations - 1) {
+      maxRss = Math.max(maxRss, Deno.memoryUsage().rss);
+      maxLive = Math.max(maxLive, live());
+    }
+  }
+  const tail = times.slice(Math.floor(times.length / 2)).sort((a, b) => a - b);
+  return {
+    device,
+    style,
+    iterations,
+    rssGrowthMB: (maxRss - rss0) / 1e6,
+    rssGrowthFromStartMB: (maxRss - rssStart) / 1e6,
+    maxLiveBuffers: maxLive,
+    lastLiveBuffers: live(),
+    medianMs: tail[Math.floor(tail.length / 2)],
+    yields: backstopYields(),
+  };
+}
+
+async function main(): Promise<void> {
+  const [iterationsArg, devicesArg, styleArg] = Deno.args;
+  const iterations = Number(iterationsArg ?? 5000);
+  if (styleArg !== undefined) {
+    // a child: one loop, its result as JSON on the last line
+    const result = await child(devicesArg as "cpu" | "webgpu", styleArg as Style, iterations);
+    console.log(JSON.stringify(result));
+    return;
+  }
+  const devices = (devicesArg ?? "cpu,webgpu").split(",");
+  let failed = false;
+  console.log(`LRN (2, 96, 27, 27) forward + backward, ${iterations} iterations per loop`);
+  console.log(
+    "device  style    rss growth (from start)  max live buffers  ms/iter (median)  backstop yields",
+  );
+  for (const device of devices) {
+    for (const style of STYLES) {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-read",
+          "--allow-env",
+          import.meta.filename!,
+          String(iterations),
+          device,
+          style,
+        ],
+        stdout: "piped",
+        stderr: "inherit",
+      }).output();
+      const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+      if (!out.success) {
+        console.log(`${device} ${style}: the loop failed (exit ${out.code})`);
+        failed = true;
+        continue;
+      }
+      const r = JSON.parse(lines[lines.length - 1]) as Result;
+      const problems: string[] = [];
+      if (device === "cpu" && r.rssGrowthMB > RSS_LIMIT_MB) {
+        problems.push(`resident set grew by more than ${RSS_LIMIT_MB} MB`);
+      }
+      if (device === "webgpu" && r.maxLiveBuffers > WEBGPU_BUFFER_LIMIT) {
+        problems.push(`more than ${WEBGPU_BUFFER_LIMIT} live buffers`);
+      }
+      failed ||= problems.length > 0;
+      console.log(
+        `${device.padEnd(7)} ${style.padEnd(8)} ${r.rssGrowthMB.toFixed(0).padStart(7)} MB` +
+          ` (${r.rssGrowthFromStartMB.toFixed(0).padStart(4)} MB)   ` +
+          `  ${String(r.maxLiveBuffers).padStart(16)}  ${r.medianMs.toFixed(2).padStart(16)}` +
+          `  ${String(r.yields).padStart(15)}${
+            problems.length ? "  FAILED: " + problems.join("; ") : ""
+          }`,
+      );
+    }
+  }
+  if (failed) Deno.exit(1);
+}
+
+await main();

@@ -1,0 +1,226 @@
+// Creating tensors: from data (numbers, nested arrays, typed arrays) and filled ones (zeros,
+// ones, full, arange, rand, randn). Data is always copied into new device storage, and the
+// tensor made from it is that storage's owner.
+
+import { allocArray, type DType, isDType, isFloat, type TypedArray } from "./ir/dtype.ts";
+import * as ir from "./ir/node.ts";
+import { numelOf, type Shape } from "./ir/node.ts";
+import { nextNormal, nextUniform } from "./random.ts";
+import { backendFor } from "./runtime/backends.ts";
+import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
+import { trackValue } from "./runtime/lifetime.ts";
+import { type NestedArray, Tensor } from "./tensor.ts";
+import { checkShape, described, fail, shapeArgs } from "./validate.ts";
+
+/** Options of tensor creation functions. */
+export interface TensorOptions {
+  /** Element type; default `"float32"` (or the typed array's own type). */
+  dtype?: DType;
+  /** Device; default `"cpu"`. */
+  device?: DeviceName;
+  /** Whether gradients flow to this tensor; default false. */
+  requiresGrad?: boolean;
+}
+
+/** Options of `tensor()`: creation options plus the shape of flat data. */
+export interface TensorDataOptions extends TensorOptions {
+  /** The shape of flat data (default: inferred from nesting, or 1-D). */
+  shape?: readonly number[];
+}
+
+/** Validated creation options (an empty object when omitted). */
+function checkOptions(fn: string, options: unknown): TensorDataOptions {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    fail(fn, "options must be an object", options);
+  }
+  const o = options as TensorDataOptions;
+  if (o.dtype !== undefined && !isDType(o.dtype)) {
+    fail(fn, `dtype must be one of "float32", "float64", "int32"`, o.dtype);
+  }
+  if (o.device !== undefined && !DEVICES.includes(o.device)) {
+    fail(fn, `device must be "cpu" or "webgpu"`, o.device);
+  }
+  if (o.requiresGrad !== undefined && typeof o.requiresGrad !== "boolean") {
+    fail(fn, "requiresGrad must be a boolean", o.requiresGrad);
+  }
+  return o;
+}
+
+/** A new leaf holding a copy of `data` (a typed array of `options.dtype`, default float32). */
+function fromTyped(fn: string, data: TypedArray, shape: number[], options: TensorOptions): Tensor {
+  const dtype = options.dtype ?? "float32";
+  const device = options.device ?? "cpu";
+  if (options.requiresGrad && !isFloat(dtype)) fail(fn, "requiresGrad needs a float dtype", dtype);
+  const backend = backendFor(device);
+  const buffer = backend.upload(data, dtype);
+  const node = ir.buffer(buffer, shape, dtype);
+  trackValue(node, buffer);
+  return new Tensor(node, device, options.requiresGrad ?? false, true);
+}
+
+/**
+ * @internal A tensor over `buffer`, which it owns (`dispose()` frees it), as tensors made from
+ * data do. For storage the library filled itself, e.g. the outputs of a compiled function.
+ */
+export function tensorFromBuffer(buffer: DeviceBuffer, shape: Shape): Tensor {
+  const node = ir.buffer(buffer, shape, buffer.dtype);
+  trackValue(node, buffer);
+  return new Tensor(node, buffer.device, false, true);
+}
+
+function inferNested(fn: string, data: unknown): { flat: number[]; shape: number[]; } {
+  if (typeof data === "number") return { flat: [data], shape: [] };
+  if (!Array.isArray(data)) {
+    fail(fn, "data must be a number, a (nested) array of numbers or a typed array", data);
+  }
+  if (data.length === 0) return { flat: [], shape: [0] };
+  const parts = data.map((d) => inferNested(fn, d));
+  const inner = parts[0].shape;
+  for (const p of parts) {
+    if (p.shape.join() !== inner.join()) {
+      fail(
+        fn,
+        `nested arrays must be rectangular (every row of shape [${inner.join(", ")}])`,
+        described(`a row of shape [${p.shape.join(", ")}]`),
+      );
+    }
+  }
+  return { flat: parts.flatMap((p) => p.flat), shape: [data.length, ...inner] };
+}
+
+/**
+ * A tensor from data: a number, nested arrays, or a flat array / typed array with
+ * `{shape}`. The data is copied; the dtype defaults to the typed array's or float32.
+ */
+export function tensor(
+  data: NestedArray | readonly number[] | TypedArray,
+  options?: TensorDataOptions,
+): Tensor {
+  const o = checkOptions("tensor", options);
+  let flat: ArrayLike<number>;
+  let shape: number[];
+  let dtype = o.dtype;
+  if (ArrayBuffer.isView(data)) {
+    if (
+      !(data instanceof Float32Array || data instanceof Float64Array || data instanceof Int32Array)
+    ) fail("tensor", "a typed array must be Float32Array, Float64Array or Int32Array", data);
+    flat = data;
+    shape = [data.length];
+    dtype ??= data instanceof Float64Array
+      ? "float64"
+      : data instanceof Int32Array
+      ? "int32"
+      : "float32";
+  } else {
+    const inferred = inferNested("tensor", data);
+    if (!inferred.flat.every((v) => typeof v === "number")) {
+      fail("tensor", "data must hold only numbers", data);
+    }
+    flat = inferred.flat;
+    shape = inferred.shape;
+  }
+  if (o.shape !== undefined) {
+    const given = checkShape("tensor", "shape", o.shape);
+    if (numelOf(given) !== flat.length) {
+      fail(
+        "tensor",
+        `data length must equal the product of shape [${given.join(", ")}] = ${numelOf(given)}`,
+        described(`${flat.length} elements`),
+      );
+    }
+    shape = given;
+  }
+  const typed = allocArray(dtype ?? "float32", flat.length);
+  typed.set(flat as ArrayLike<number>);
+  return fromTyped("tensor", typed, shape, { ...o, dtype: dtype ?? "float32" });
+}
+
+/** Shape arguments: varargs `(2, 3)` or an array with options `([2, 3], {dtype})`. */
+export type ShapeAndOptions = number[] | [readonly number[], TensorOptions?];
+
+function splitShapeArgs(fn: string, args: unknown[]): { shape: number[]; options: TensorOptions; } {
+  if (args.length > 0 && Array.isArray(args[0])) {
+    if (args.length > 2) fail(fn, "takes a shape array and at most an options object", args);
+    return { shape: checkShape(fn, "shape", args[0]), options: checkOptions(fn, args[1]) };
+  }
+  return { shape: shapeArgs(fn, args), options: {} };
+}
+
+function filled(
+  fn: string,
+  shape: number[],
+  options: TensorOptions,
+  value: (i: number) => number,
+): Tensor {
+  const dtype = options.dtype ?? "float32";
+  const data = allocArray(dtype, numelOf(shape));
+  for (let i = 0; i < data.length; i++) data[i] = value(i);
+  return fromTyped(fn, data, shape, { ...options, dtype });
+}
+
+/** A tensor of zeros: `zeros(2, 3)` or `zeros([2, 3], options)`. */
+export function zeros(...args: ShapeAndOptions): Tensor {
+  const { shape, options } = splitShapeArgs("zeros", args);
+  return filled("zeros", shape, options, () => 0);
+}
+
+/** A tensor of ones: `ones(2, 3)` or `ones([2, 3], options)`. */
+export function ones(...args: ShapeAndOptions): Tensor {
+  const { shape, options } = splitShapeArgs("ones", args);
+  return filled("ones", shape, options, () => 1);
+}
+
+/** A tensor of `shape` filled with `value`. */
+export function full(shape: readonly number[], value: number, options?: TensorOptions): Tensor {
+  const s = checkShape("full", "shape", shape);
+  if (typeof value !== "number") fail("full", "value must be a number", value);
+  return filled("full", s, checkOptions("full", options), () => value);
+}
+
+/** `[start, start + step, ...)` below `end`; `arange(n)` is `0..n-1`. */
+export function arange(start: number, end?: number, step = 1, options?: TensorOptions): Tensor {
+  if (end === undefined) [start, end] = [0, start];
+  for (const [name, v] of [["start", start], ["end", end], ["step", step]] as const) {
+    if (typeof v !== "number" || !Number.isFinite(v)) {
+      fail("arange", `${name} must be a finite number`, v);
+    }
+  }
+  if (step === 0) fail("arange", "step must not be 0", step);
+  const o = checkOptions("arange", options);
+  const n = Math.max(0, Math.ceil((end - start) / step));
+  const last = start + (n - 1) * step;
+  const fitsInt32 = (v: number) => Number.isInteger(v) && v >= -2147483648 && v <= 2147483647;
+  // whole numbers that fit int32 give int32; beyond its range float64 keeps them exact
+  const ints = [start, step].every(Number.isInteger) && Number.isInteger(end);
+  const inferred = !ints ? "float32" : fitsInt32(start) && fitsInt32(last) ? "int32" : "float64";
+  if (
+    o.dtype === "int32" && n > 0 && !(fitsInt32(Math.trunc(start)) && fitsInt32(Math.trunc(last)))
+  ) {
+    fail(
+      "arange",
+      "values must fit int32 for dtype int32",
+      described(`values from ${start} to ${last}`),
+    );
+  }
+  return filled(
+    "arange",
+    [n],
+    { ...o, dtype: o.dtype ?? inferred },
+    (i) => start + i * step,
+  );
+}
+
+/** Uniform random numbers in [0, 1): `rand(2, 3)` or `rand([2, 3], options)`. */
+export function rand(...args: ShapeAndOptions): Tensor {
+  const { shape, options } = splitShapeArgs("rand", args);
+  if (options.dtype === "int32") fail("rand", "dtype must be a float dtype", options.dtype);
+  return filled("rand", shape, options, nextUniform);
+}
+
+/** Standard normal random numbers: `randn(2, 3)` or `randn([2, 3], options)`. */
+export function randn(...args: ShapeAndOptions): Tensor {
+  const { shape, options } = splitShapeArgs("randn", args);
+  if (options.dtype === "int32") fail("randn", "dtype must be a float dtype", options.dtype);
+  return filled("randn", shape, options, nextNormal);
+}

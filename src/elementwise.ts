@@ -1,0 +1,105 @@
+// The elementwise methods of Tensor, generated from the IR's op tables (src/ir/ops.ts): one
+// method per unary op (`x.exp()`), and the broadcasting binary methods (`x.add(y)`, `x.lt(2)`),
+// installed on Tensor.prototype. Their typed, documented signatures are the `Tensor` interface
+// in tensor.ts; a test checks that every table entry has its method.
+
+import { type DType, isDType, isFloat, promote } from "./ir/dtype.ts";
+import * as ir from "./ir/node.ts";
+import type { Node, Shape } from "./ir/node.ts";
+import { type BinaryOp, UNARY_OPS, type UnaryOp } from "./ir/ops.ts";
+import type { Tensor } from "./tensor.ts";
+import { broadcastShapes, described, fail, failDisposed } from "./validate.ts";
+
+/** The public binary methods: the IR op each builds, and whether it swaps its operands. */
+export const BINARY_METHODS = {
+  add: { op: "add", swap: false },
+  sub: { op: "sub", swap: false },
+  mul: { op: "mul", swap: false },
+  div: { op: "div", swap: false },
+  pow: { op: "pow", swap: false },
+  maximum: { op: "maximum", swap: false },
+  minimum: { op: "minimum", swap: false },
+  lt: { op: "cmplt", swap: false },
+  gt: { op: "cmplt", swap: true }, // a > b is b < a
+  eq: { op: "cmpeq", swap: false },
+} as const satisfies Record<string, { op: BinaryOp; swap: boolean; }>;
+
+/** A public binary method name. */
+export type BinaryMethod = keyof typeof BINARY_METHODS;
+
+/** `node` broadcast to `shape` (leading axes added, length-1 axes repeated). */
+export function broadcastTo(node: Node, shape: Shape): Node {
+  const lifted = ir.reshape(node, [
+    ...new Array(shape.length - node.shape.length).fill(1),
+    ...node.shape,
+  ]);
+  return ir.expand(lifted, shape);
+}
+
+/** `self op other` with NumPy broadcasting and dtype promotion; `fn` names the method. */
+function binary(
+  tensorClass: typeof Tensor,
+  fn: string,
+  self: Tensor,
+  other: Tensor | number,
+  op: BinaryOp,
+  swap: boolean,
+): Tensor {
+  if (self.isDisposed) failDisposed(fn, self);
+  let otherNode: Node;
+  if (typeof other === "number") {
+    // a number keeps an int32 tensor int32 only when it is whole
+    const dtype = isFloat(self.dtype) || Number.isInteger(other) ? self.dtype : "float32";
+    otherNode = ir.constant(other, [], dtype);
+  } else if (other instanceof tensorClass) {
+    if (other.device !== self.device) {
+      fail(
+        fn,
+        `both operands must be on one device (move one with .to("${self.device}"))`,
+        described(`"${self.device}" and "${other.device}"`),
+      );
+    }
+    if (other.isDisposed) failDisposed(fn, other);
+    otherNode = other.node;
+  } else {
+    fail(fn, "other must be a Tensor or a number", other);
+  }
+  const shape = broadcastShapes(fn, self.node.shape, otherNode.shape);
+  const dtype = promote(self.dtype, otherNode.dtype);
+  let a = broadcastTo(ir.castTo(self.node, dtype), shape);
+  let b = broadcastTo(ir.castTo(otherNode, dtype), shape);
+  if (swap) [a, b] = [b, a];
+  return self.derive(ir.binary(op, a, b), typeof other === "number" ? [self] : [self, other]);
+}
+
+/** Puts one method per unary op and per binary method, and affine and cast, on the prototype. */
+export function installElementwise(tensorClass: typeof Tensor): void {
+  const define = (name: string, method: (this: Tensor, ...args: never[]) => Tensor) =>
+    Object.defineProperty(tensorClass.prototype, name, {
+      value: method,
+      writable: true,
+      configurable: true,
+    });
+  for (const op of Object.keys(UNARY_OPS) as UnaryOp[]) {
+    define(op, function (this: Tensor): Tensor {
+      if (this.isDisposed) failDisposed(op, this);
+      return this.derive(ir.unary(op, this.node), [this]);
+    });
+  }
+  for (const [name, { op, swap }] of Object.entries(BINARY_METHODS)) {
+    define(name, function (this: Tensor, other: Tensor | number): Tensor {
+      return binary(tensorClass, name, this, other, op, swap);
+    });
+  }
+  define("affine", function (this: Tensor, scale: number, shift: number): Tensor {
+    if (this.isDisposed) failDisposed("affine", this);
+    if (typeof scale !== "number") fail("affine", "scale must be a number", scale);
+    if (typeof shift !== "number") fail("affine", "shift must be a number", shift);
+    return this.derive(ir.affine(this.node, scale, shift), [this]);
+  });
+  define("cast", function (this: Tensor, dtype: DType): Tensor {
+    if (this.isDisposed) failDisposed("cast", this);
+    if (!isDType(dtype)) fail("cast", `dtype must be one of "float32", "float64", "int32"`, dtype);
+    return this.derive(ir.castTo(this.node, dtype), [this]);
+  });
+}

@@ -1,0 +1,94 @@
+// The autodiff API on tensors: `t.backward(gradient?)`, which accumulates into the `grad` of
+// every leaf requiring grad, and the functional `grad(fn)`. Both hand the graph to
+// backwardNodes (src/autodiff.ts), which builds gradient graph; nothing computes here.
+
+import { isFloat } from "./ir/dtype.ts";
+import * as ir from "./ir/node.ts";
+import type { Node } from "./ir/node.ts";
+import { backwardNodes } from "./autodiff.ts";
+import { settleIfDead } from "./history.ts";
+import { untracked } from "./ownership.ts";
+import { protectReader } from "./pending.ts";
+import { leafRequiringGrad, liveNode, Tensor } from "./tensor.ts";
+import { described, fail } from "./validate.ts";
+
+/** `t.backward(gradient)`: d(t)/d(leaf) added to each leaf's `grad`. */
+export function backward(t: Tensor, gradient?: Tensor): void {
+  const root = liveNode("backward", t);
+  if (!t.requiresGrad) {
+    fail(
+      "backward",
+      "the tensor must require grad (create an input with requiresGrad: true)",
+      described("a tensor that does not require grad"),
+    );
+  }
+  let seed: Node;
+  if (gradient === undefined) {
+    if (t.numel !== 1) {
+      fail(
+        "backward",
+        "a non-scalar tensor needs an explicit gradient of its shape",
+        described(`shape [${t.shape.join(", ")}] and no gradient`),
+      );
+    }
+    seed = ir.constant(1, t.node.shape, t.dtype);
+  } else {
+    if (!(gradient instanceof Tensor)) fail("backward", "gradient must be a Tensor", gradient);
+    if (gradient.shape.join() !== t.shape.join()) {
+      fail(
+        "backward",
+        `gradient must have shape [${t.shape.join(", ")}]`,
+        described(`shape [${gradient.shape.join(", ")}]`),
+      );
+    }
+    if (gradient.device !== t.device) {
+      fail("backward", `gradient must be on device "${t.device}"`, gradient.device);
+    }
+    seed = ir.castTo(liveNode("backward", gradient), t.dtype);
+  }
+  const isTarget = (n: Node) => leafRequiringGrad(n) !== undefined;
+  for (const [node, g] of backwardNodes(root, seed, isTarget)) {
+    const leaf = leafRequiringGrad(node)!;
+    const previous = leaf.grad === null || leaf.grad.isDisposed ? null : leaf.grad.node;
+    if (previous !== null) settleIfDead(previous); // built upon: drop a history no one needs
+    const sum = previous === null ? g : ir.binary("add", previous, ir.castTo(g, previous.dtype));
+    // the leaf owns its gradient: it outlives any tidy() scope the backward pass ran in, and
+    // storage it reads is not freed under it (it is computed first)
+    leaf.grad = untracked(() => new Tensor(sum, leaf.device, false, true));
+    protectReader(sum, leaf.device);
+  }
+}
+
+/**
+ * The functional gradient: `grad(f)(x, y)` returns `[df/dx, df/dy]` for a function `f` that
+ * returns a one-element tensor. The inputs' own `grad` fields are not touched.
+ */
+export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[]) => Tensor[] {
+  if (typeof fn !== "function") fail("grad", "fn must be a function", fn);
+  return (...inputs: Tensor[]): Tensor[] => {
+    inputs.forEach((t, i) => {
+      if (!(t instanceof Tensor)) fail("grad", `input ${i} must be a Tensor`, t);
+      if (!isFloat(t.dtype)) fail("grad", `input ${i} must be a float tensor`, t.dtype);
+    });
+    // fresh variables: grad(f)(x, x) has two inputs, and x.detach() inside f is not one
+    const vars = inputs.map((t) =>
+      new Tensor(ir.detach(liveNode("grad", t), true), t.device, true, true)
+    );
+    const out = fn(...vars);
+    if (!(out instanceof Tensor)) fail("grad", "fn must return a Tensor", out);
+    if (out.numel !== 1) {
+      fail(
+        "grad",
+        "fn must return a one-element tensor",
+        described(`shape [${out.shape.join(", ")}]`),
+      );
+    }
+    const targets = new Set(vars.map((v) => v.node));
+    const grads = out.requiresGrad
+      ? backwardNodes(out.node, ir.constant(1, out.node.shape, out.dtype), (n) => targets.has(n))
+      : new Map<Node, Node>();
+    return vars.map((v) =>
+      new Tensor(grads.get(v.node) ?? ir.constant(0, v.node.shape, v.dtype), v.device, false, true)
+    );
+  };
+}

@@ -1,0 +1,124 @@
+// The base of optimizers: the parameters they update, zeroGrad, a learning rate that can change
+// between steps without recompiling (it is data, a 0-D tensor per device, not a constant baked
+// into the plan), and per-parameter state tensors. Subclasses write step() with ordinary tensor
+// ops and `assign`, so an update is lazy graph: it is computed with the next realization (the
+// next forward pass, typically), fused into a few kernels, and it never grows the graph.
+
+import { noGrad } from "../autodiff.ts";
+import { tensor, zeros } from "../creation.ts";
+import { isFloat } from "../ir/dtype.ts";
+import { keepForever, untracked } from "../ownership.ts";
+import { Tensor } from "../tensor.ts";
+import { described, fail } from "../validate.ts";
+
+/** The validated, positive-or-zero finite number `value` of option `name`. */
+export function checkRate(fn: string, name: string, value: unknown, max = Infinity): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > max) {
+    fail(fn, `${name} must be a finite number in [0, ${max}]`, value);
+  }
+  return value;
+}
+
+/** Parameters updated by gradient steps: `step()` after `backward()`, then `zeroGrad()`. */
+export abstract class Optimizer {
+  /** The tensors this optimizer updates (leaves requiring grad). */
+  readonly params: readonly Tensor[];
+  #lr: number;
+  /** Per-step numbers as tensors, by name, device, dtype and values; used: in this step. */
+  readonly #scalars = new Map<string, { tensor: Tensor; used: boolean; }>();
+  readonly #name: string;
+
+  /** `params`: a module's `parameters()` or any iterable of leaf float tensors requiring grad. */
+  constructor(name: string, params: Iterable<Tensor>, lr: number) {
+    this.#name = name;
+    if (params === null || typeof (params as Iterable<Tensor>)?.[Symbol.iterator] !== "function") {
+      fail(name, "params must be an iterable of tensors (e.g. module.parameters())", params);
+    }
+    const list = [...params];
+    list.forEach((p, i) => {
+      if (!(p instanceof Tensor)) fail(name, `parameter ${i} must be a Tensor`, p);
+      if (p.isDisposed) fail(name, `parameter ${i} must not be disposed`, described(String(p)));
+      if (!p.isLeaf || !p.requiresGrad || !isFloat(p.dtype)) {
+        fail(
+          name,
+          `parameter ${i} must be a float leaf tensor requiring grad`,
+          described(String(p)),
+        );
+      }
+    });
+    if (new Set(list).size !== list.length) {
+      fail(name, "params must not list a tensor twice", described(`${list.length} entries`));
+    }
+    this.params = list;
+    this.#lr = checkRate(name, "lr", lr);
+  }
+
+  /** The learning rate; changing it between steps costs no recompilation. */
+  get lr(): number {
+    return this.#lr;
+  }
+  set lr(value: number) {
+    this.#lr = checkRate(`${this.#name}.lr`, "lr", value);
+  }
+
+  /** Applies one update to every parameter that has a gradient (lazily: see the class docs). */
+  step(): void {
+    for (const entry of this.#scalars.values()) entry.used = false;
+    noGrad(() => {
+      for (const [i, p] of this.params.entries()) {
+        if (p.isDisposed) continue;
+        const g = p.grad;
+        if (g === null || g.isDisposed) continue;
+        this.update(i, p, g);
+      }
+    });
+    // numbers of earlier steps are done with (an update still reading one is computed first)
+    for (const [key, entry] of this.#scalars) {
+      if (entry.used) continue;
+      this.#scalars.delete(key);
+      entry.tensor.dispose();
+    }
+  }
+
+  /** Sets every parameter's gradient to null. */
+  zeroGrad(): void {
+    for (const p of this.params) p.grad = null;
+  }
+
+  /** Updates parameter `index` (`p`) from its gradient `g` with `assign`; runs under noGrad. */
+  protected abstract update(index: number, p: Tensor, g: Tensor): void;
+
+  /** The learning rate as a 0-D tensor like `p` (remade only when the rate changes). */
+  protected lrFor(p: Tensor): Tensor {
+    return this.scalarsFor(p, [this.#lr])[0];
+  }
+
+  /**
+   * `values` as 0-D tensors on `p`'s device and dtype: numbers that change between steps enter
+   * the plan as data, so one compiled plan serves every step. Kept while steps use them.
+   */
+  protected scalarsFor(p: Tensor, values: readonly number[]): Tensor[] {
+    const key = `${p.device}:${p.dtype}:${values.join(",")}`;
+    let entry = this.#scalars.get(key);
+    if (entry === undefined) {
+      const t = this.state(() => tensor([...values], { device: p.device, dtype: p.dtype }));
+      entry = { tensor: t, used: true };
+      this.#scalars.set(key, entry);
+    }
+    entry.used = true;
+    const all = entry.tensor;
+    return values.map((_, i) => all.slice(0, i, i + 1).reshape([]));
+  }
+
+  /** A state tensor of zeros like `p`, owned by the optimizer (no tidy scope disposes it). */
+  protected zerosLike(p: Tensor): Tensor {
+    return this.state(() => zeros(p.shape, { device: p.device, dtype: p.dtype }));
+  }
+
+  /** Makes a state tensor outside any tidy scope and keeps it from every later one. */
+  protected state(make: () => Tensor): Tensor {
+    const t = untracked(make);
+    keepForever(t);
+    return t;
+  }
+}

@@ -1,0 +1,108 @@
+// Who owns a value's storage on the Tensor side. Tensors are handles on IR nodes, and several
+// handles can share a node: hash-consing gives `x.exp()` twice the same node, and a no-op view
+// (`x.reshape(x.shape)`, `x.detach()` of a detached x) is its input's node. So storage is
+// owned per node, counted in handles: dispose() gives up one handle, and the storage is freed
+// when the last handle of its node is disposed. A handle that is dropped without dispose()
+// keeps its count (nobody can tell), so such storage is freed when the node is garbage
+// collected instead (runtime/lifetime.ts), never too early.
+//
+// It also keeps the stack of tidy() scopes: the tensors created while a scope is open, which
+// the scope disposes when it closes (TensorFlow.js's convention, see tidy.ts).
+
+import { isSettled, type Node, unshare } from "./ir/node.ts";
+import type { Backend } from "./runtime/device.ts";
+import { releaseBuffer, type ReleaseReason } from "./runtime/lifetime.ts";
+import { forgetRealized, realizedBuffer } from "./runtime/realize.ts";
+
+const handles = new WeakMap<Node, number>();
+
+/** Counts one more handle on `node`. */
+export function acquireHandle(node: Node): void {
+  handles.set(node, (handles.get(node) ?? 0) + 1);
+}
+
+/** Gives up one handle on `node`; true when it was the last one counted. */
+export function releaseHandle(node: Node): boolean {
+  const n = (handles.get(node) ?? 1) - 1;
+  if (n > 0) {
+    handles.set(node, n);
+    return false;
+  }
+  handles.delete(node);
+  return true;
+}
+
+/** The number of handles counted on `node` (dropped handles included). */
+export function handleCount(node: Node): number {
+  return handles.get(node) ?? 0;
+}
+
+/**
+ * Frees the storage of `node`'s value, if it has one. A computed node that still has its
+ * history forgets the value (graphs built on it recompute it); a buffer or settled node keeps
+ * the released buffer, so a graph still reading it gets an Error saying why, and a settled node
+ * stops being shared, so an equal computation made later gets a fresh node.
+ */
+export function freeValue(node: Node, backend: Backend, reason: ReleaseReason): void {
+  const buffer = realizedBuffer(node, backend.name);
+  if (buffer === undefined) return;
+  if (node.op !== "buffer" && !isSettled(node)) forgetRealized(node, backend.name);
+  else if (isSettled(node)) unshare(node);
+  releaseBuffer(buffer, backend, reason);
+}
+
+// ---- tidy scopes ----------------------------------------------------------------------------
+
+/** Something a scope can dispose. */
+export interface Owned {
+  dispose(): void;
+}
+
+const scopes: Owned[][] = [];
+const kept = new WeakSet<Owned>();
+
+/** Records a newly created tensor in the innermost open scope, if any. */
+export function trackCreated(t: Owned): void {
+  if (scopes.length > 0) scopes[scopes.length - 1].push(t);
+}
+
+/** Runs `fn` with no scope tracking what it creates (for tensors the library keeps). */
+export function untracked<T>(fn: () => T): T {
+  const saved = scopes.splice(0);
+  try {
+    return fn();
+  } finally {
+    scopes.push(...saved);
+  }
+}
+
+/** Exempts `t` from every scope, open or to come. */
+export function keepForever(t: Owned): void {
+  kept.add(t);
+}
+
+/**
+ * Opens a scope. The returned function closes it: `prepare` sees the tensors about to be
+ * disposed, then all it tracked is disposed except `survivors`.
+ */
+export function openScope(): (
+  survivors: ReadonlySet<Owned>,
+  prepare?: (doomed: readonly Owned[]) => void,
+) => void {
+  const scope: Owned[] = [];
+  scopes.push(scope);
+  const depth = scopes.length;
+  return (survivors, prepare) => {
+    if (scopes.length !== depth || scopes[depth - 1] !== scope) {
+      throw new Error("tidy: scopes must close in the order they opened");
+    }
+    scopes.pop();
+    const parent = scopes[scopes.length - 1];
+    const doomed = scope.filter((t) => !kept.has(t) && !survivors.has(t));
+    for (const t of scope) {
+      if (survivors.has(t) && !kept.has(t)) parent?.push(t); // the enclosing scope owns it now
+    }
+    prepare?.(doomed);
+    for (const t of doomed) t.dispose();
+  };
+}

@@ -1,0 +1,116 @@
+// Lazy values the library itself is responsible for, between the moment they are defined and
+// the moment they are stored:
+// - variables waiting for a value: a computed leaf made to require grad, and the new value of
+//   a tensor given by assign(). The next realization whose graph reaches one computes and stores
+//   it, so later steps build on the stored value instead of its history;
+// - for an assigned value, the values it replaces, freed once it is stored;
+// - readers to protect: the waiting variables and the gradients stored in leaves' `grad`. When
+//   storage they read is about to be freed (dispose, the end of a tidy scope), they are
+//   computed first (realization.ts), as a running computation holds what it reads.
+// Registries are weak: a value nobody can reach any more is nobody's concern.
+
+import { topoSort } from "./ir/graph.ts";
+import type { Node } from "./ir/node.ts";
+import { settleIfDead } from "./history.ts";
+import { freeValue, handleCount } from "./ownership.ts";
+import type { Backend, DeviceName } from "./runtime/device.ts";
+import { storedAnywhere } from "./runtime/realize.ts";
+
+const waiting = new WeakSet<Node>();
+let waitingCount = 0;
+const replaces = new WeakMap<Node, Node[]>();
+/** Readers to protect, by a weak reference, with their device. */
+const readers = new Map<WeakRef<Node>, DeviceName>();
+const readerRefs = new WeakMap<Node, WeakRef<Node>>();
+
+const isStored = (n: Node) => storedAnywhere(n) !== undefined;
+
+let sweepAt = 64;
+
+/** Protects the lazy value `node` on `device`: it is computed before storage it reads is freed. */
+export function protectReader(node: Node, device: DeviceName): void {
+  if (readerRefs.has(node) || isStored(node)) return;
+  const ref = new WeakRef(node);
+  readerRefs.set(node, ref);
+  readers.set(ref, device);
+  if (readers.size >= sweepAt) {
+    // most entries of a long loop are gone or stored by now: drop them, in amortized O(1)
+    for (const [r] of readers) {
+      const n = r.deref();
+      if (n === undefined || isStored(n)) forget(r, n);
+    }
+    sweepAt = Math.max(64, 2 * readers.size);
+  }
+}
+
+function forget(ref: WeakRef<Node>, node: Node | undefined): void {
+  readers.delete(ref);
+  if (node !== undefined) readerRefs.delete(node);
+}
+
+/** Computes the variable `node` with the next realization whose graph reaches it. */
+export function awaitValue(node: Node, device: DeviceName): void {
+  protectReader(node, device);
+  if (waiting.has(node)) return;
+  waiting.add(node);
+  waitingCount++;
+}
+
+/**
+ * `next` replaces `old`: `old`'s storage is freed once `next` is stored (and so is what `old`
+ * was to replace, if `old` is never stored itself).
+ */
+export function replaceWhenStored(next: Node, old: Node): void {
+  replaces.set(next, [old]);
+}
+
+/** Frees the values `node` replaces, and what those replace in turn. */
+function freeReplaced(node: Node, backend: Backend): void {
+  const stack = replaces.get(node) ?? [];
+  replaces.delete(node);
+  while (stack.length > 0) {
+    const old = stack.pop()!;
+    const further = replaces.get(old);
+    if (further !== undefined) {
+      replaces.delete(old);
+      stack.push(...further);
+    }
+    // a handle still on the old node (a view of it, say) keeps it until collection
+    if (handleCount(old) === 0) freeValue(old, backend, "overwritten by assign()");
+  }
+}
+
+/** `nodes` and the waiting variables their graph reaches (walked down to stored values). */
+export function withWaitingVariables(nodes: readonly Node[]): Node[] {
+  if (waitingCount === 0) return [...nodes];
+  const extra = topoSort(nodes, isStored).filter((n) => waiting.has(n) && !isStored(n));
+  return [...new Set([...nodes, ...extra])];
+}
+
+/** Bookkeeping once `nodes` are stored on `backend`. */
+export function afterStored(nodes: readonly Node[], backend: Backend): void {
+  for (const n of nodes) {
+    if (waiting.delete(n)) waitingCount--;
+    const ref = readerRefs.get(n);
+    if (ref !== undefined) forget(ref, n);
+    freeReplaced(n, backend);
+    if (n.op === "detach") settleIfDead(n); // no gradient flows through it: history is dead
+  }
+}
+
+/**
+ * The protected readers on `device` if any of them reads one of `stored`, else none (dead
+ * entries are dropped on the way).
+ */
+export function readersOf(stored: ReadonlySet<Node>, device: DeviceName): Node[] {
+  const candidates: Node[] = [];
+  for (const [ref, on] of readers) {
+    const node = ref.deref();
+    if (node === undefined || isStored(node)) forget(ref, node);
+    else if (on === device) candidates.push(node);
+  }
+  // one walk for all: when any reads what is about to be freed, all are computed together
+  // (they would be at the next realization anyway, and in one schedule they share work)
+  const reads = candidates.length > 0 && topoSort(candidates, isStored).some((n) => stored.has(n));
+  return reads ? candidates : [];
+}

@@ -1,0 +1,150 @@
+// Realization on the Tensor side: computing tensors (one schedule per device), reading their
+// values, and moving them between devices. The compiler and runtime behind it are in
+// src/runtime/realize.ts. Around each realization:
+// - variables waiting for a value that the graph reaches are computed with it, and an assigned
+//   value's predecessor is freed once it is stored (pending.ts);
+// - before storage is freed, the lazy values the library protects that still read it are
+//   computed (computeReadersOf);
+// - reads hold the storage they read until the copy is made, and the asynchronous ones give the
+//   garbage-collection backstop its chance (runtime/backstop.ts).
+
+import type { TypedArray } from "./ir/dtype.ts";
+import { topoSort } from "./ir/graph.ts";
+import * as ir from "./ir/node.ts";
+import { type Node, numelOf } from "./ir/node.ts";
+import { acquireHandle, freeValue, releaseHandle } from "./ownership.ts";
+import { afterStored, readersOf, withWaitingVariables } from "./pending.ts";
+import { backendFor } from "./runtime/backends.ts";
+import { backstop } from "./runtime/backstop.ts";
+import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
+import { holdBuffers, releaseReason, trackValue } from "./runtime/lifetime.ts";
+import { realizedBuffer, realizeNodes } from "./runtime/realize.ts";
+import { liveNode, type NestedArray, Tensor } from "./tensor.ts";
+import { described, fail } from "./validate.ts";
+
+/** Realizes the nodes of `tensors` on `device`, with the variables they reach. */
+function realizeOn(device: DeviceName, nodes: readonly Node[]): void | Promise<void> {
+  const backend = backendFor(device);
+  const all = withWaitingVariables(nodes);
+  const ran = realizeNodes(all, backend);
+  if (ran instanceof Promise) return ran.then(() => afterStored(all, backend));
+  afterStored(all, backend);
+}
+
+/**
+ * Before the storage of `stored` (values on `device`) is freed: computes the protected readers
+ * that still read it (see pending.ts), and the `lazy` tensors that do.
+ */
+export function computeReadersOf(
+  stored: ReadonlySet<Node>,
+  device: DeviceName,
+  lazy: readonly Tensor[] = [],
+): void {
+  const isStored = (n: Node) => realizedBuffer(n, device) !== undefined;
+  const mine = lazy.filter((t) => t.device === device && !t.isDisposed && !t.isRealized);
+  const needy = mine.length > 0 &&
+    topoSort(mine.map((t) => t.node), isStored).some((n) => stored.has(n));
+  const nodes = [...(needy ? mine.map((t) => t.node) : []), ...readersOf(stored, device)];
+  if (nodes.length === 0) return;
+  try {
+    const ran = realizeOn(device, nodes);
+    if (ran instanceof Promise) ran.catch(() => {}); // it holds its inputs while it runs
+  } catch {
+    // reported again when the value is used: realizing it retries and throws
+  }
+}
+
+/** Realizes several tensors together (one schedule per device, shared work). */
+export async function realizeTensors(fn: string, tensors: readonly Tensor[]): Promise<void> {
+  const nodes = tensors.map((t) => liveNode(fn, t));
+  for (const device of new Set(tensors.map((t) => t.device))) {
+    await realizeOn(device, nodes.filter((_, i) => tensors[i].device === device));
+  }
+  await backstop();
+}
+
+/** The buffer holding `node`'s value, or an Error if its storage is gone. */
+function storedBuffer(fn: string, node: Node, device: DeviceName): DeviceBuffer {
+  const buffer = realizedBuffer(node, device)!;
+  const gone = releaseReason(buffer);
+  if (gone !== undefined) {
+    fail(fn, "a tensor whose storage is live", described(`a tensor whose storage was ${gone}`));
+  }
+  return buffer;
+}
+
+/**
+ * Computes `node` on `device` and reads its value. The read holds a handle on the node from
+ * the call on: a dispose() of the tensor meanwhile frees the storage after the read, never
+ * under it.
+ */
+async function readNode(fn: string, node: Node, device: DeviceName): Promise<TypedArray> {
+  const backend = backendFor(device);
+  acquireHandle(node);
+  try {
+    await realizeOn(device, [node]);
+    const buffer = storedBuffer(fn, node, device);
+    const unhold = holdBuffers([buffer]);
+    try {
+      return await backend.read(buffer);
+    } finally {
+      unhold();
+    }
+  } finally {
+    if (releaseHandle(node)) freeValue(node, backend, "disposed");
+  }
+}
+
+/** `t.data()`: the values as a new typed array. */
+export async function readData(fn: string, t: Tensor): Promise<TypedArray> {
+  const values = await readNode(fn, liveNode(fn, t), t.device);
+  await backstop();
+  return values;
+}
+
+/** `t.dataSync()`: the values of a cpu tensor, computed and read synchronously. */
+export function readDataSync(t: Tensor): TypedArray {
+  const node = liveNode("dataSync", t);
+  if (t.device !== "cpu") {
+    fail("dataSync", `needs a cpu tensor (use await data() on "${t.device}")`, t.device);
+  }
+  const cpu = backendFor("cpu");
+  const ran = realizeOn("cpu", [node]);
+  if (ran instanceof Promise || cpu.pending(realizedBuffer(node, "cpu")!) !== null) {
+    // a copy from another device is still arriving: only the async path can wait for it
+    ran?.catch(() => {});
+    fail(
+      "dataSync",
+      "inputs that are ready now (this tensor depends on data still being copied from another device; use await data())",
+      described("a pending copy"),
+    );
+  }
+  return cpu.readSync!(storedBuffer("dataSync", node, "cpu"));
+}
+
+/**
+ * `t.to(device)`: a new leaf on `device` holding a copy (the same tensor if already there). The
+ * source is held (a handle on its node) until the copy is made, and the destination's storage
+ * until the copy lands: disposing either meanwhile frees it afterwards, never under the copy.
+ */
+export function moveTo(t: Tensor, device: DeviceName): Tensor {
+  const node = liveNode("to", t);
+  if (!DEVICES.includes(device)) fail("to", `device must be "cpu" or "webgpu"`, device);
+  if (device === t.device) return t;
+  const toBackend = backendFor(device);
+  const data = readNode("to", node, t.device);
+  const buffer = toBackend.uploadLater(data, node.dtype, node.numel);
+  const landed = holdBuffers([buffer]);
+  data.then(landed, landed);
+  const moved = ir.buffer(buffer, node.shape, node.dtype);
+  trackValue(moved, buffer);
+  return new Tensor(moved, device, t.requiresGrad, true);
+}
+
+/** Flat row-major values as nested arrays of `shape` (a number for a 0-D shape). */
+export function nest(flat: number[], shape: readonly number[]): NestedArray {
+  if (shape.length === 0) return flat[0];
+  const [n, ...rest] = shape;
+  const size = numelOf(rest);
+  return Array.from({ length: n }, (_, i) => nest(flat.slice(i * size, (i + 1) * size), rest));
+}

@@ -1,0 +1,41 @@
+// The reduction methods of Tensor (sum, max, mean): axis checking and the IR reduce node.
+// Reduced axes keep length 1 in the IR; dropping them (keepdim false) is a reshape.
+
+import { floatOf } from "./ir/dtype.ts";
+import * as ir from "./ir/node.ts";
+import type { ReduceOp } from "./ir/ops.ts";
+import { liveNode, type Tensor } from "./tensor.ts";
+import { described, fail, normalizeAxis } from "./validate.ts";
+
+/** An axis argument of a reduction: one axis, several, or all (undefined or null). */
+export type Axes = number | number[] | null | undefined;
+
+/** The validated, non-negative axes of a reduction (all axes when omitted). */
+function reduceAxes(fn: string, t: Tensor, axis: unknown): number[] {
+  if (axis === undefined || axis === null) return t.shape.map((_, i) => i);
+  const list = Array.isArray(axis) ? axis : [axis];
+  const axes = list.map((a) => normalizeAxis(fn, a, t.ndim));
+  if (new Set(axes).size !== axes.length) fail(fn, "axes must be distinct", axis);
+  return t.ndim === 0 ? [] : axes; // a 0-D tensor accepts axis 0 or -1 and reduces nothing
+}
+
+/** `op` over validated axes, dropping them unless `keepdim`; `fn` names the method. */
+export function reduce(fn: string, t: Tensor, op: ReduceOp, axis: Axes, keepdim: unknown): Tensor {
+  liveNode(fn, t);
+  if (typeof keepdim !== "boolean") fail(fn, "keepdim must be a boolean", keepdim);
+  const axes = reduceAxes(fn, t, axis);
+  if (op === "max" && axes.some((a) => t.shape[a] === 0)) {
+    fail(fn, "cannot take the max over an empty axis", described(`axis of length 0`));
+  }
+  let node = ir.reduce(op, t.node, axes);
+  if (!keepdim) node = ir.reshape(node, t.shape.filter((_, i) => !axes.includes(i)));
+  return t.derive(node, [t]);
+}
+
+/** The mean over `axis` (integer input averages in float32). */
+export function mean(t: Tensor, axis: Axes, keepdim: boolean): Tensor {
+  liveNode("mean", t);
+  const axes = reduceAxes("mean", t, axis);
+  const count = axes.reduce((n, a) => n * t.shape[a], 1);
+  return t.cast(floatOf(t.dtype)).sum(axes, keepdim).mul(1 / count);
+}

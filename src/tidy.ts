@@ -1,0 +1,107 @@
+// tidy() and keep(), TensorFlow.js's convention for scoped memory: `tidy(fn)` disposes every
+// tensor created while `fn` runs, except the ones it returns (alone, or in arrays, plain objects,
+// Maps and Sets, nested) and the ones passed to `keep`. Scopes nest: what an inner tidy returns
+// belongs to the enclosing one. Gradients that backward() stores in a leaf's `grad` belong to
+// the leaf, not to the scope, and so do an optimizer's state tensors.
+//
+// Tensors are lazy, so a returned tensor may not be computed yet and still need the storage of a
+// tensor the scope is about to dispose (`tidy(() => lrn.forward(randn(...)))`). Such results are
+// computed when the scope closes, before anything is disposed (on webgpu the computation is
+// started and holds its inputs until it is done); results that need nothing disposed stay lazy.
+//
+// fn must be synchronous. A scope is open exactly while fn runs, and nothing marks which tensors
+// an async function creates after its first await (other code runs in between), so an async fn
+// is refused before it runs; await outside, tidy the synchronous tensor code.
+
+import { isAsyncFunction, isPromiseLike } from "./autodiff.ts";
+import type { Node } from "./ir/node.ts";
+import { keepForever, openScope, type Owned } from "./ownership.ts";
+import { computeReadersOf } from "./realization.ts";
+import { DEVICES } from "./runtime/device.ts";
+import { Tensor } from "./tensor.ts";
+import { described, fail } from "./validate.ts";
+
+/**
+ * Runs `fn` and disposes every tensor it created, except those it returns (a tensor, or
+ * arrays, plain objects, Maps and Sets of them) and those passed to `keep`. Returns what `fn`
+ * returned. Nested calls work; `fn` must be synchronous (an async function is refused).
+ *
+ * @example
+ * ```ts
+ * import { randn, tidy } from "@lucid/nn";
+ * const x = randn(1000);
+ * const y = tidy(() => x.mul(2).exp().sum()); // the intermediates are disposed
+ * console.log(await y.item());
+ * y.dispose();
+ * ```
+ */
+export function tidy<T>(fn: () => T): T {
+  if (typeof fn !== "function") fail("tidy", "fn must be a function", fn);
+  if (isAsyncFunction(fn)) {
+    fail(
+      "tidy",
+      "fn must be synchronous (await outside tidy, then tidy the tensor code)",
+      described("an async function"),
+    );
+  }
+  const close = openScope();
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    close(new Set());
+    throw e;
+  }
+  if (isPromiseLike(result)) {
+    close(new Set());
+    fail(
+      "tidy",
+      "fn must be synchronous (await outside tidy, then tidy the tensor code)",
+      described("a function returning a Promise"),
+    );
+  }
+  const survivors = tensorsIn(result);
+  close(survivors, (doomed) => computeWhatNeeds(survivors, doomed));
+  return result;
+}
+
+/** Computes the `results` (and protected lazy values) whose graphs read a `doomed` tensor's storage. */
+function computeWhatNeeds(results: ReadonlySet<Owned>, doomed: readonly Owned[]): void {
+  const lazy = [...results].filter((t): t is Tensor => t instanceof Tensor);
+  for (const device of DEVICES) {
+    const stored = new Set<Node>();
+    for (const t of doomed) {
+      if (t instanceof Tensor && t.device === device && t.isRealized) stored.add(t.node);
+    }
+    if (stored.size > 0) computeReadersOf(stored, device, lazy);
+  }
+}
+
+/** Exempts `t` from disposal by every tidy() scope (open now or later) and returns it. */
+export function keep<T extends Tensor>(t: T): T {
+  if (!(t instanceof Tensor)) fail("keep", "t must be a Tensor", t);
+  keepForever(t);
+  return t;
+}
+
+/** The tensors in `value`: itself, or inside arrays, plain objects, Maps and Sets. */
+function tensorsIn(value: unknown): Set<Owned> {
+  const found = new Set<Owned>();
+  const seen = new Set<unknown>();
+  const stack = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== "object" || seen.has(v)) continue;
+    seen.add(v);
+    if (v instanceof Tensor) found.add(v);
+    else if (Array.isArray(v) || v instanceof Set) stack.push(...v);
+    else if (v instanceof Map) stack.push(...v.keys(), ...v.values());
+    else if (isPlainObject(v)) stack.push(...Object.values(v));
+  }
+  return found;
+}
+
+function isPlainObject(v: object): boolean {
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}

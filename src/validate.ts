@@ -1,0 +1,85 @@
+// Argument checking shared by every public entry point: the library's one Error format
+// (`fn: what must hold, got value`), and the shape, axis and broadcasting rules whose
+// violations it words. Nothing here builds graph.
+
+import type { Shape } from "./ir/node.ts";
+
+/** A description of a received value, printed as is (plain strings are quoted as values). */
+class Described {
+  constructor(readonly text: string) {}
+}
+
+/** Wraps a description of what was received, e.g. `described("shape [2, 3]")`. */
+export function described(text: string): Described {
+  return new Described(text);
+}
+
+const fmt = (v: unknown): string => {
+  if (v instanceof Described) return v.text;
+  if (typeof v === "string") return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(fmt).join(", ")}]`;
+  if (v === null || v === undefined) return String(v);
+  if (typeof v === "object") return (v as object).constructor?.name ?? "object";
+  return String(v);
+};
+
+/** Throws the library's standard Error: `fn: what must hold, got value`. */
+export function fail(fn: string, expected: string, got: unknown): never {
+  throw new Error(`${fn}: ${expected}, got ${fmt(got)}`);
+}
+
+/** Throws the Error for a tensor used by `fn` after it was disposed. */
+export function failDisposed(fn: string, tensor: unknown): never {
+  fail(
+    fn,
+    "the tensor was disposed (by dispose(), using or tidy) and cannot be read or used in an op",
+    described(String(tensor)),
+  );
+}
+
+/** `shape` as a fresh array of non-negative integers, or an Error naming `name`. */
+export function checkShape(fn: string, name: string, shape: unknown): number[] {
+  if (
+    !Array.isArray(shape) ||
+    !shape.every((d) => typeof d === "number" && Number.isInteger(d) && d >= 0)
+  ) {
+    fail(fn, `${name} must be an array of non-negative integers`, shape);
+  }
+  return [...shape];
+}
+
+/** `axis` in `[-ndim, ndim)` made non-negative (a 0-D tensor accepts 0 and -1). */
+export function normalizeAxis(fn: string, axis: unknown, ndim: number, name = "axis"): number {
+  const n = Math.max(ndim, 1);
+  if (typeof axis !== "number" || !Number.isInteger(axis) || axis < -n || axis >= n) {
+    fail(fn, `${name} must be an integer in [${-n}, ${n - 1}] for a ${ndim}-D tensor`, axis);
+  }
+  return axis < 0 ? axis + ndim : axis;
+}
+
+/** Shape arguments as varargs `(2, 3)` or one array `([2, 3])`. */
+export function shapeArgs(fn: string, args: unknown[]): number[] {
+  if (args.length === 1 && Array.isArray(args[0])) return checkShape(fn, "shape", args[0]);
+  return checkShape(fn, "shape", args);
+}
+
+/** The NumPy broadcast of two shapes, or an Error naming both. */
+export function broadcastShapes(fn: string, a: Shape, b: Shape): number[] {
+  const n = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const da = a[a.length - n + i] ?? 1;
+    const db = b[b.length - n + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) {
+      fail(
+        fn,
+        `shapes [${a.join(", ")}] and [${
+          b.join(", ")
+        }] must broadcast (equal or 1 in each trailing axis)`,
+        described(`[${a.join(", ")}] and [${b.join(", ")}]`),
+      );
+    }
+    out.push(da === 1 ? db : da);
+  }
+  return out;
+}

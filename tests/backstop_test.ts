@@ -1,0 +1,43 @@
+// The garbage-collection backstop (src/runtime/backstop.ts): it yields a macrotask only once
+// enough was allocated or built since the last yield, and with it a loop that drops its tensors
+// without dispose() and only awaits data() stays bounded, where before it grew without limit.
+
+import { memory, tensor } from "../mod.ts";
+import {
+  backstop,
+  BACKSTOP_BYTES,
+  backstopYields,
+  yieldMacrotask,
+} from "../src/runtime/backstop.ts";
+import { cpuBackend } from "../src/runtime/cpu.ts";
+import { assert, assertEquals } from "./assert.ts";
+
+Deno.test("backstop: yields only after enough allocation", async () => {
+  await (backstop() ?? Promise.resolve()); // start from a fresh count
+  assertEquals(backstop(), undefined, "nothing allocated since: no yield");
+  const yields = backstopYields();
+  const big = cpuBackend.allocate("float32", BACKSTOP_BYTES / 4 + 1);
+  const pending = backstop();
+  assert(pending instanceof Promise);
+  await pending;
+  assertEquals(backstopYields(), yields + 1);
+  cpuBackend.release(big);
+  await yieldMacrotask(); // resolves (a macrotask later), and leaves no port open
+});
+
+Deno.test("backstop: a loop that never disposes and awaits data() stays bounded", async () => {
+  const host = new Float32Array(256 * 1024).fill(2); // 1 MB a tensor
+  const start = memory().cpu.bytesInUse;
+  let peak = 0;
+  for (let i = 0; i < 400; i++) {
+    const x = tensor(host);
+    const y = x.add(1);
+    const v = await y.data(); // settled at once on the cpu: only the backstop yields
+    assertEquals(v[0], 3);
+    peak = Math.max(peak, memory().cpu.bytesInUse - start);
+  }
+  // 800 MB went through the loop (x and y each iteration); without the backstop nothing is
+  // ever collected and all of it stays in use. How much stays between collections is the
+  // garbage collector's choice (about 100 to 350 MB here).
+  assert(peak < 450e6, `peak ${(peak / 1e6).toFixed(0)} MB in use`);
+});

@@ -1,0 +1,41 @@
+// Graph walks (src/ir/graph.ts): topological order, each node once, and the stop predicate
+// that keeps a walk out of a boundary node's history.
+
+import * as ir from "../src/ir/node.ts";
+import { topoSort } from "../src/ir/graph.ts";
+import { assert, assertEquals } from "./assert.ts";
+
+let nextRef = 3_000_000;
+const buf = (shape: number[]) => ir.buffer({ id: nextRef++ }, shape, "float32");
+
+Deno.test("topoSort: every node after its sources, each once", () => {
+  const x = buf([1]);
+  const e = ir.unary("exp", x);
+  const y = ir.binary("add", e, ir.binary("mul", e, x));
+  const order = topoSort([y]);
+  assertEquals(order.length, new Set(order).size);
+  assertEquals(order.length, 4);
+  for (const n of order) for (const s of n.srcs) assert(order.indexOf(s) < order.indexOf(n));
+  assertEquals(order[order.length - 1], y);
+});
+
+Deno.test("topoSort: a stop node is included but its sources are not walked", () => {
+  const x = buf([2]);
+  const behind = ir.unary("exp", x);
+  const stop = ir.unary("log", behind);
+  const y = ir.binary("add", stop, x);
+  const order = topoSort([y], (n) => n === stop);
+  assertEquals(order.includes(stop), true);
+  assertEquals(order.includes(behind), false);
+  // x is still reached through the other operand of y
+  assertEquals(order.includes(x), true);
+  assertEquals(order.length, 3);
+});
+
+Deno.test("topoSort: a 100,000-op chain does not overflow the call stack", () => {
+  let n = buf([1]);
+  for (let i = 0; i < 100_000; i++) n = ir.unary("neg", n);
+  const order = topoSort([n]);
+  assertEquals(order.length, 100_001);
+  assertEquals(order[0].op, "buffer");
+});

@@ -1,0 +1,65 @@
+// The cpu memory (src/runtime/heap.ts): 64-byte aligned blocks, exact reuse, coalescing of
+// free neighbours, the top coming down, growth while tensors are alive (views are made per use,
+// so nothing reads a stale view), and the 4 GiB limit of wasm32 as a clear error.
+
+import { tensor } from "../mod.ts";
+import { HeapMemory, MAX_MEMORY_BYTES } from "../src/runtime/heap.ts";
+import { cpuBackend } from "../src/runtime/cpu.ts";
+import { assert, assertEquals, assertThrows } from "./assert.ts";
+
+Deno.test("memory: blocks are aligned, reused exactly, split and coalesced", () => {
+  const heap = new HeapMemory(new WebAssembly.Memory({ initial: 1 }));
+  const a = heap.allocate(100); // 128 bytes
+  const b = heap.allocate(64);
+  const c = heap.allocate(1000); // 1024
+  for (const block of [a, b, c]) assertEquals(block.offset % 64, 0);
+  assertEquals([a.size, b.size, c.size], [128, 64, 1024]);
+  assertEquals(heap.bytesInUse, 128 + 64 + 1024);
+  heap.release(b);
+  assertEquals(heap.allocate(64).offset, b.offset, "an equal size takes the freed block");
+  // a and b free, side by side: one 192-byte range serves a 150-byte block
+  heap.release(a);
+  heap.release({ offset: b.offset, size: 64 });
+  assertEquals(heap.bytesPooled, 192);
+  const d = heap.allocate(150);
+  assertEquals([d.offset, d.size], [a.offset, 192]);
+  // freeing the highest block brings the top down instead of pooling it
+  heap.release(c);
+  assertEquals(heap.bytesPooled, 0);
+  const e = heap.allocate(2048);
+  assertEquals(e.offset, c.offset);
+  // a larger free range is split: the rest stays free
+  heap.release(d);
+  const f = heap.allocate(64);
+  assertEquals(f.offset, d.offset);
+  assertEquals(heap.bytesPooled, 128);
+  assertEquals(heap.allocate(0), { offset: 0, size: 0 });
+});
+
+Deno.test("memory: past 4 GiB a clear RangeError, and nothing is lost", () => {
+  const heap = new HeapMemory(new WebAssembly.Memory({ initial: 1 }));
+  const a = heap.allocate(256);
+  assertThrows(() => heap.allocate(MAX_MEMORY_BYTES), RangeError, "4 GiB");
+  assertEquals(heap.bytesInUse, 256);
+  assert(heap.allocate(64).offset > a.offset, "still usable");
+});
+
+Deno.test("memory: tensors stay readable while the memory grows under them", async () => {
+  const before = cpuBackend.heap.bytesReserved;
+  const small = Array.from({ length: 20 }, (_, i) => tensor([i, i + 0.5, -i]));
+  const sums = small.map((t) => t.mul(2).sum());
+  // allocate past everything the memory holds (free or not), so it must grow
+  const heap = cpuBackend.heap;
+  const count = Math.ceil((heap.bytesReserved - heap.bytesInUse) / (4 << 20)) + 2;
+  const big = Array.from({ length: count }, (_, i) => tensor(new Float32Array(1 << 20).fill(i)));
+  assert(cpuBackend.heap.bytesReserved > before, "the memory grew");
+  for (let i = 0; i < small.length; i++) {
+    assertEquals(Array.from(await small[i].data()), [i, i + 0.5, -i]);
+    assertEquals(await sums[i].item(), 2 * (i + 0.5));
+  }
+  for (let i = 0; i < big.length; i++) {
+    const values = big[i].dataSync();
+    assertEquals([values[0], values[(1 << 20) - 1]], [i, i]);
+    big[i].dispose();
+  }
+});

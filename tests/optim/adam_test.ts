@@ -1,0 +1,92 @@
+// optim.Adam (src/optim/adam.ts) against Adam computed by hand in float64 (PyTorch's form, bias
+// corrections included), with weight decay; one compiled plan for every step although the bias
+// corrections change; state tensors survive tidy(); bad options.
+
+import { optim, type Tensor, tensor, tidy } from "../../mod.ts";
+import { planCacheStats } from "../../src/runtime/realize.ts";
+import { assertEquals, assertThrows } from "../assert.ts";
+import { assertClose, testDevices } from "../helpers.ts";
+
+function reference(
+  w0: number[],
+  c: number[],
+  steps: number,
+  lr: number,
+  [b1, b2]: [number, number],
+  eps: number,
+  weightDecay: number,
+): number[] {
+  const w = [...w0];
+  const m = w.map(() => 0);
+  const v = w.map(() => 0);
+  for (let t = 1; t <= steps; t++) {
+    for (let i = 0; i < w.length; i++) {
+      const g = 2 * c[i] * w[i] + weightDecay * w[i];
+      m[i] = b1 * m[i] + (1 - b1) * g;
+      v[i] = b2 * v[i] + (1 - b2) * g * g;
+      const denom = Math.sqrt(v[i]) / Math.sqrt(1 - b2 ** t) + eps;
+      w[i] -= (lr / (1 - b1 ** t)) * m[i] / denom;
+    }
+  }
+  return w;
+}
+
+const lossOf = (w: Tensor, c: Tensor) => w.square().mul(c).sum();
+
+Deno.test("Adam: matches the rule in float64, with and without weight decay", async () => {
+  const w0 = [1, -2, 0.5, 3];
+  const c = [1, 0.5, 2, 0.25];
+  for (const device of testDevices) {
+    for (const weightDecay of [0, 0.1]) {
+      const w = tensor(w0, { device, requiresGrad: true });
+      const cw = tensor(c, { device });
+      const opt = new optim.Adam([w], { lr: 0.05, betas: [0.8, 0.95], eps: 1e-6, weightDecay });
+      for (let s = 0; s < 10; s++) {
+        lossOf(w, cw).backward();
+        opt.step();
+        opt.zeroGrad();
+      }
+      const want = reference(w0, c, 10, 0.05, [0.8, 0.95], 1e-6, weightDecay);
+      assertClose(await w.data(), want, {
+        rtol: 1e-4,
+        atol: 1e-6,
+        msg: `${device} wd ${weightDecay}`,
+      });
+    }
+  }
+});
+
+Deno.test("Adam: every step after the first reuses one plan; state outlives tidy()", async () => {
+  const w = tensor([0.5, -1.5], { requiresGrad: true });
+  const c = tensor([1, 2]);
+  const opt = new optim.Adam([w], { lr: 0.1 });
+  let misses = 0;
+  for (let s = 0; s < 6; s++) {
+    if (s === 3) misses = planCacheStats().misses;
+    const loss = tidy(() => {
+      const l = lossOf(w, c);
+      l.backward();
+      opt.step();
+      opt.zeroGrad();
+      return l;
+    });
+    await loss.item();
+    await w.realize();
+    loss.dispose();
+  }
+  assertEquals(planCacheStats().misses, misses);
+  const want = reference([0.5, -1.5], [1, 2], 6, 0.1, [0.9, 0.999], 1e-8, 0);
+  assertClose(await w.data(), want, { rtol: 1e-5, atol: 1e-6 });
+});
+
+Deno.test("Adam: bad options name Adam, the expectation and the value", () => {
+  const w = tensor([1], { requiresGrad: true });
+  assertThrows(() => new optim.Adam([w], { betas: [1, 0.9] }), Error, "Adam: betas must each");
+  assertThrows(
+    () => new optim.Adam([w], { betas: [0.9] as unknown as [number, number] }),
+    Error,
+    "pair",
+  );
+  assertThrows(() => new optim.Adam([w], { eps: -1 }), Error, "Adam: eps must be");
+  assertThrows(() => new optim.Adam([w], { lr: Infinity }), Error, "Adam: lr must be");
+});

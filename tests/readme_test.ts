@@ -1,0 +1,36 @@
+// README.md's training-loop example runs as written: the block under "### A training loop" is
+// taken from the README, its `@lucid/nn` import pointed at this checkout's mod.ts, and run; the
+// loss it prints must go down.
+
+import { assert, assertEquals } from "./assert.ts";
+
+const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+
+/** The first ```ts block after `heading`. */
+function codeAfter(heading: string): string {
+  const at = readme.indexOf(heading);
+  assert(at >= 0, `README has no "${heading}"`);
+  const match = /```ts\n([\s\S]*?)```/.exec(readme.slice(at));
+  assert(match !== null, `no ts block after "${heading}"`);
+  return match[1];
+}
+
+Deno.test("README: the training-loop example runs and its loss goes down", async () => {
+  const code = codeAfter("### A training loop");
+  const modUrl = new URL("../mod.ts", import.meta.url).href;
+  const runnable = code.replace(`from "@lucid/nn"`, `from "${modUrl}"`);
+  assert(runnable !== code, "the example imports @lucid/nn");
+  const printed: string[] = [];
+  const log = console.log;
+  console.log = (...args: unknown[]) => printed.push(args.join(" "));
+  try {
+    const url = `data:application/typescript;base64,${btoa(runnable)}`;
+    await import(url);
+  } finally {
+    console.log = log;
+  }
+  assertEquals(printed.length, 4, printed.join("\n"));
+  const losses = printed.map((line) => Number(/loss (\S+)/.exec(line)![1]));
+  assert(losses.every((l) => Number.isFinite(l) && l >= 0), printed.join("\n"));
+  assert(losses[3] < losses[0] / 100, `the loss went down a hundredfold: ${printed.join("; ")}`);
+});

@@ -1,0 +1,189 @@
+// Realization on the Tensor side (src/realization.ts): a disposed tensor is never read (cpu and
+// webgpu, every read path), copies between devices hold their source and destination, a pending
+// computation holds its inputs, and assign() computes the new value with the next realization
+// and frees the old one then.
+
+import { memory, noGrad, type Tensor, tensor, zeros } from "../mod.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "./assert.ts";
+import { testDevices, webgpuAvailable } from "./helpers.ts";
+
+const values = async (t: Tensor) => Array.from(await t.data());
+
+Deno.test("disposed tensors: every read and every use in an op throws, naming dispose", async () => {
+  for (const device of testDevices) {
+    const x = tensor([1, 2, 3], { device });
+    await x.realize();
+    x.dispose();
+    // the freed storage is handed out again: the disposed tensor must never read it
+    const other = tensor([7, 8, 9], { device });
+    await assertRejects(() => x.data(), Error, "data: the tensor was disposed");
+    await assertRejects(() => x.toArray(), Error, "toArray: the tensor was disposed");
+    await assertRejects(() => x.realize(), Error, "realize: the tensor was disposed");
+    assertThrows(() => x.sum(), Error, "sum: the tensor was disposed");
+    if (device === "cpu") {
+      assertThrows(() => x.dataSync(), Error, "dataSync: the tensor was disposed");
+    }
+    assertThrows(() => x.add(other), Error, "add: the tensor was disposed");
+    assertThrows(() => other.mul(x), Error, "mul: the tensor was disposed");
+    assertThrows(() => x.exp(), Error, "exp: the tensor was disposed");
+    assertThrows(() => x.reshape(3), Error, "reshape: the tensor was disposed");
+    assertThrows(() => x.to(device === "cpu" ? "webgpu" : "cpu"), Error, "to: the tensor");
+    assertThrows(() => x.detach(), Error, "detach: the tensor was disposed");
+    assertThrows(() => x.requiresGrad_(), Error, "requiresGrad: the tensor was disposed");
+    assertThrows(() => x.backward(), Error, "backward: the tensor was disposed");
+    assertEquals(String(x), `Tensor(float32[3], ${device}, disposed)`);
+    assertEquals(x.isRealized, false);
+    assertEquals(x.shape, [3]); // shape and dtype stay readable
+    assertEquals(await values(other), [7, 8, 9]);
+  }
+});
+
+Deno.test("defect 3: a disposed cpu tensor never reads another tensor's data", async () => {
+  const x = tensor([1, 2, 3]);
+  x.dispose();
+  const y = tensor([7, 8, 9]);
+  await assertRejects(() => x.data(), Error, "disposed");
+  assertThrows(() => x.dataSync(), Error, "disposed");
+  assertStringIncludes(String(x), "disposed");
+  assertEquals(Array.from(y.dataSync()), [7, 8, 9]);
+});
+
+Deno.test({
+  name: "defect 4: to() holds its source until the copy is made (data and computed sources)",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    const a = tensor([1, 2, 3]);
+    const g = a.to("webgpu");
+    a.dispose();
+    tensor([7, 8, 9]); // would take a's storage from the pool
+    assertEquals(await values(g), [1, 2, 3]);
+    const c = tensor([1, 2, 3]).mul(3);
+    const h = c.to("webgpu");
+    c.dispose();
+    tensor([7, 8, 9]);
+    assertEquals(await values(h), [3, 6, 9]);
+    // and back: a webgpu source disposed while its copy to the cpu is in flight
+    const w = tensor([4, 5], { device: "webgpu" }).add(1);
+    const back = w.to("cpu");
+    w.dispose();
+    tensor([0, 0], { device: "webgpu" });
+    assertEquals(await values(back), [5, 6]);
+    // the copy's destination disposed before it lands: nothing else receives the data
+    const d = tensor([10, 20], { device: "webgpu" }).to("cpu");
+    d.dispose();
+    const fresh = zeros(2);
+    await new Promise((r) => setTimeout(r, 20));
+    assertEquals(Array.from(fresh.dataSync()), [0, 0]);
+  },
+});
+
+Deno.test({
+  name: "defect 5: disposing a computed tensor while a dependent computation is pending",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    const y = tensor([1, 2, 3], { device: "webgpu" }).exp();
+    await y.data();
+    const p = y.add(1).data();
+    y.dispose();
+    const got = Array.from(await p);
+    const want = [1, 2, 3].map((v) => Math.exp(v) + 1);
+    got.forEach((v, i) => assert(Math.abs(v - want[i]) < 1e-4 * want[i], `${v} vs ${want[i]}`));
+    await assertRejects(() => y.data(), Error, "disposed");
+  },
+});
+
+Deno.test("a read in flight holds its storage: dispose() during data() frees it afterwards", async () => {
+  for (const device of testDevices) {
+    const x = tensor([5, 6, 7], { device }).mul(2);
+    await x.realize();
+    const before = memory()[device].liveBuffers;
+    const reading = x.data();
+    x.dispose();
+    assertEquals(Array.from(await reading), [10, 12, 14]);
+    assertEquals(memory()[device].liveBuffers, before - 1, device);
+  }
+});
+
+Deno.test("a lazy result needing a disposed input is an Error, never other data", async () => {
+  const x = tensor([1, 2]);
+  const y = x.mul(2); // lazy
+  x.dispose();
+  tensor([9, 9]);
+  await assertRejects(() => y.data(), Error, "input was disposed");
+});
+
+Deno.test("assign: new value in place of the old, same tensor, grad and requiresGrad kept", async () => {
+  for (const device of testDevices) {
+    const p = tensor([1, 2, 3], { device, requiresGrad: true });
+    p.mul(p).sum().backward();
+    const g = p.grad!;
+    assert(p.assign(p.sub(g.mul(0.5))) === p);
+    assert(p.requiresGrad && p.isLeaf && p.grad === g);
+    assertEquals(await values(p), [0, 0, 0]); // p - 0.5 * 2p
+    p.assign(7);
+    assertEquals(await values(p), [7, 7, 7]);
+    // gradients flow to the assigned leaf, not through the assignment
+    p.zeroGrad();
+    p.mul(p).sum().backward();
+    assertEquals(await values(p.grad!), [14, 14, 14]);
+  }
+});
+
+Deno.test("assign: the old value's storage is freed once the new one is stored", async () => {
+  const p = tensor(new Float32Array(1000).fill(1));
+  await p.realize();
+  const before = memory().cpu;
+  for (let i = 0; i < 5; i++) {
+    p.assign(p.add(1));
+    await p.realize();
+    assertEquals(memory().cpu.liveBuffers, before.liveBuffers, `step ${i}`);
+    assertEquals(memory().cpu.bytesInUse, before.bytesInUse, `step ${i}`);
+  }
+  assertEquals((await values(p))[999], 6);
+  // the graph does not grow: p's node is a stored value with no history
+  const { topoSort } = await import("../src/ir/graph.ts");
+  assertEquals(topoSort([p.node]).length, 1);
+});
+
+Deno.test("assign: a graph that still reads the overwritten value gets an Error", async () => {
+  const p = tensor([1, 2]);
+  const old = p.mul(10); // lazy, reads p's current storage
+  p.assign(p.add(1));
+  await p.realize(); // the new value is stored, the old one freed
+  await assertRejects(() => old.data(), Error, "overwritten by assign()");
+  // what was computed before the assignment is kept
+  const q = tensor([1, 2]);
+  const snapshot = q.mul(10);
+  await snapshot.realize();
+  q.assign(q.add(1));
+  await q.realize();
+  assertEquals(await values(snapshot), [10, 20]);
+  assertEquals(await values(q), [2, 3]);
+});
+
+Deno.test("assign: bad input names assign, the expectation and what was given", () => {
+  const p = tensor([1, 2, 3]);
+  assertThrows(() => p.assign(tensor([1, 2])), Error, 'assign: value must be float32[3] on "cpu"');
+  assertThrows(() => p.assign(tensor([1, 2, 3], { dtype: "int32" })), Error, "got int32[3]");
+  assertThrows(
+    () => p.assign("x" as unknown as number),
+    Error,
+    "value must be a Tensor or a number",
+  );
+  const computed = tensor([1, 2, 3], { requiresGrad: true }).mul(2);
+  assertThrows(() => computed.assign(p), Error, "assign: needs a leaf tensor");
+  const gone = tensor([1, 2, 3]);
+  gone.dispose();
+  assertThrows(() => p.assign(gone), Error, "assign: the tensor was disposed");
+  assertThrows(() => gone.assign(p), Error, "assign: the tensor was disposed");
+  // under noGrad the result of an op is a leaf, and can be assigned to
+  const leaf = noGrad(() => p.mul(2));
+  leaf.assign(p);
+  assertEquals(Array.from(leaf.dataSync()), [1, 2, 3]);
+});

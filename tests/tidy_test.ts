@@ -1,0 +1,206 @@
+// tidy() and keep() (src/tidy.ts): every tensor created inside is disposed except what is
+// returned (in arrays, objects, Maps and Sets too) and what is kept; nesting hands returned
+// tensors to the enclosing scope; a throwing fn still cleans up; async fns are refused; shared
+// values (a returned tensor sharing an inner tensor's node) survive.
+
+import { keep, memory, nn, randn, type Tensor, tensor, tidy } from "../mod.ts";
+import { testDevices } from "./helpers.ts";
+import { assert, assertEquals, assertRejects, assertStrictEquals, assertThrows } from "./assert.ts";
+
+Deno.test("tidy: disposes what fn created, returns its result alive", async () => {
+  const x = tensor([1, 2, 3]);
+  let inner: Tensor[] = [];
+  const y = tidy(() => {
+    const a = x.mul(2);
+    const b = a.add(1);
+    inner = [a, b];
+    return b.exp();
+  });
+  assert(inner.every((t) => t.isDisposed));
+  assert(!y.isDisposed && !x.isDisposed);
+  const want = [3, 5, 7].map((v) => Math.fround(Math.exp(v)));
+  const got = Array.from(await y.data());
+  got.forEach((v, i) => assert(Math.abs(v - want[i]) <= 1e-6 * want[i], `${v} vs ${want[i]}`));
+  assertThrows(() => inner[0].add(1), Error, "add: the tensor was disposed");
+});
+
+Deno.test("tidy: tensors inside arrays, objects, Maps and Sets survive; others do not", async () => {
+  const x = tensor([1, 2]);
+  let dropped: Tensor | null = null;
+  const out = tidy(() => {
+    dropped = x.neg();
+    return {
+      list: [x.add(1), [x.add(2)]],
+      nested: { deep: x.add(3) },
+      map: new Map([["k", x.add(4)]]),
+      set: new Set([x.add(5)]),
+      number: 7,
+    };
+  });
+  assert(dropped!.isDisposed);
+  assertEquals(Array.from(await (out.list[0] as Tensor).data()), [2, 3]);
+  assertEquals(Array.from(await (out.list[1] as Tensor[])[0].data()), [3, 4]);
+  assertEquals(Array.from(await out.nested.deep.data()), [4, 5]);
+  assertEquals(Array.from(await out.map.get("k")!.data()), [5, 6]);
+  assertEquals(Array.from(await [...out.set][0].data()), [6, 7]);
+  assertEquals(out.number, 7);
+});
+
+Deno.test("tidy: nested scopes; an inner result belongs to the outer scope", () => {
+  const x = tensor([1]);
+  let fromInner: Tensor | null = null;
+  let innerTemp: Tensor | null = null;
+  const outer = tidy(() => {
+    fromInner = tidy(() => {
+      innerTemp = x.mul(3);
+      return innerTemp.add(1);
+    });
+    assert(innerTemp!.isDisposed, "the inner scope disposed its temporary");
+    assert(!fromInner!.isDisposed, "the inner result is alive inside the outer scope");
+    return fromInner!.mul(2);
+  });
+  assert(fromInner!.isDisposed, "the outer scope disposed the inner result it did not return");
+  assert(!outer.isDisposed);
+  assertEquals(Array.from(outer.dataSync()), [8]);
+});
+
+Deno.test("tidy: keep() exempts a tensor from every scope", () => {
+  const x = tensor([2]);
+  let kept: Tensor | null = null;
+  tidy(() => {
+    tidy(() => {
+      kept = keep(x.square());
+    });
+  });
+  assert(!kept!.isDisposed);
+  assertEquals(Array.from(kept!.dataSync()), [4]);
+  assertThrows(() => keep(3 as unknown as Tensor), Error, "keep: t must be a Tensor, got 3");
+});
+
+Deno.test("tidy: a returned tensor that shares a disposed tensor's value keeps it", async () => {
+  const x = tensor([1, 2, 3]);
+  const y = x.exp();
+  await y.realize();
+  // a no-op view is y's own node: disposing the view inside must not free y's storage
+  tidy(() => {
+    y.reshape(3).flatten();
+  });
+  assert(!y.isDisposed && y.isRealized);
+  // two equal computations share one node; the returned one keeps the value
+  const twin = tidy(() => {
+    const a = x.mul(5);
+    a.dataSync();
+    const b = x.mul(5);
+    return b;
+  });
+  assertEquals(Array.from(await twin.data()), [5, 10, 15]);
+  assert(twin.isRealized, "the twin's stored value was not freed with the disposed twin");
+});
+
+Deno.test("tidy: fn throwing still disposes; the error propagates", () => {
+  const x = tensor([1]);
+  let made: Tensor | null = null;
+  assertThrows(
+    () =>
+      tidy(() => {
+        made = x.add(1);
+        throw new Error("boom");
+      }),
+    Error,
+    "boom",
+  );
+  assert(made!.isDisposed);
+  // the scope stack is intact: a later tidy works and tensors outside are untracked
+  const y = tidy(() => x.add(2));
+  assertEquals(Array.from(y.dataSync()), [3]);
+  const z = x.add(3);
+  tidy(() => {});
+  assert(!z.isDisposed);
+});
+
+Deno.test("tidy: async functions are refused before they run; Promise results too", async () => {
+  let ran = false;
+  assertThrows(
+    () =>
+      tidy(async () => {
+        ran = true;
+        return await Promise.resolve(tensor([1]));
+      }),
+    Error,
+    "tidy: fn must be synchronous (await outside tidy, then tidy the tensor code), got an async function",
+  );
+  assertEquals(ran, false);
+  let made: Tensor | null = null;
+  assertThrows(
+    () =>
+      tidy(() => {
+        made = tensor([1]);
+        return Promise.resolve(made);
+      }),
+    Error,
+    "got a function returning a Promise",
+  );
+  assert(made!.isDisposed);
+  assertThrows(() => tidy(3 as unknown as () => void), Error, "tidy: fn must be a function, got 3");
+  // nothing is left open
+  const outside = tensor([2]);
+  tidy(() => {});
+  assert(!outside.isDisposed);
+  await assertRejects(() => Promise.reject(new Error("x")), Error, "x");
+});
+
+Deno.test("tidy: gradients stored by backward() belong to the leaf, not the scope", async () => {
+  const w = tensor([1, 2, 3], { requiresGrad: true });
+  const loss = tidy(() => {
+    const l = w.mul(w).sum();
+    l.backward();
+    return l;
+  });
+  assert(w.grad !== null && !w.grad.isDisposed);
+  assertEquals(Array.from(await w.grad.data()), [2, 4, 6]);
+  assertEquals(await loss.item(), 14);
+});
+
+Deno.test("tidy: a loop of tidy scopes holds no storage beyond what it returns", async () => {
+  const x = randn(100, 100);
+  await x.realize();
+  const before = memory().cpu;
+  for (let i = 0; i < 20; i++) {
+    const s = tidy(() => {
+      const y = x.mul(i).exp();
+      y.dataSync(); // realized inside: its storage must be freed at the end of the scope
+      return y.sum();
+    });
+    assertStrictEquals(s.isDisposed, false);
+    await s.data();
+    s.dispose();
+  }
+  const after = memory().cpu;
+  assertEquals(after.liveBuffers, before.liveBuffers);
+  assertEquals(after.bytesInUse, before.bytesInUse);
+});
+
+Deno.test("tidy: a lazy result reading storage made inside is computed before that is freed", async () => {
+  for (const device of testDevices) {
+    const y = tidy(() => tensor([1, 2, 3], { device }).mul(2));
+    assertEquals(Array.from(await y.data()), [2, 4, 6], device);
+    // the LRN of a tensor created in the scope, with its gradient
+    const lrn = new nn.LocalResponseNorm(3, 1, 1, 1);
+    const [out, grad] = tidy(() => {
+      const x = tensor([[[1]], [[2]]], { device, requiresGrad: true }); // (1, 2, 1): two channels
+      const z = lrn.forward(x.reshape(1, 2, 1));
+      z.sum().backward();
+      return [z, x.grad!];
+    });
+    // y_c = x_c / (1 + S_c), S over channels c-1..c+1: S = 5 for both channels
+    assertEquals(Array.from(await out.data()), [1 / 6, 2 / 6].map(Math.fround), device);
+    // d/dx_a sum_c x_c / (1 + S) = 1/(1+S) - sum_c x_c * 2 x_a / (1+S)^2 = 1/6 - 3*2*x_a/36
+    const want = [1 / 6 - 6 / 36, 1 / 6 - 12 / 36];
+    const got = Array.from(await grad.data());
+    got.forEach((g, i) => assert(Math.abs(g - want[i]) < 1e-6, `${device} grad ${i}: ${g}`));
+  }
+  const x = tensor([1, 2]);
+  const lazy = tidy(() => x.mul(3));
+  assert(!lazy.isRealized, "a result reading nothing disposed stays lazy (it can still fuse)");
+  assertEquals(Array.from(await lazy.data()), [3, 6]);
+});

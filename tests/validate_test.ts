@@ -1,0 +1,56 @@
+// Argument checking (src/validate.ts): the Error format and the shape, axis and broadcasting
+// rules, with the exact messages users see.
+
+import {
+  broadcastShapes,
+  checkShape,
+  described,
+  fail,
+  normalizeAxis,
+  shapeArgs,
+} from "../src/validate.ts";
+import { assertEquals, assertThrows } from "./assert.ts";
+
+Deno.test("fail: `fn: expected, got value`, values formatted by kind", () => {
+  assertThrows(() => fail("f", "x must be odd", 2), Error, "f: x must be odd, got 2");
+  assertThrows(() => fail("f", "s", "a"), Error, 'f: s, got "a"');
+  assertThrows(() => fail("f", "s", [1, "b"]), Error, 'f: s, got [1, "b"]');
+  assertThrows(() => fail("f", "s", null), Error, "f: s, got null");
+  assertThrows(() => fail("f", "s", new Map()), Error, "f: s, got Map");
+  assertThrows(() => fail("f", "s", described("a thing")), Error, "f: s, got a thing");
+});
+
+Deno.test("checkShape and shapeArgs: non-negative integers, copied", () => {
+  const given = [2, 3];
+  const got = checkShape("f", "shape", given);
+  assertEquals(got, [2, 3]);
+  got.push(4);
+  assertEquals(given, [2, 3]);
+  assertThrows(() => checkShape("f", "shape", [2, -1]), Error, "shape must be an array");
+  assertThrows(() => checkShape("f", "shape", [1.5]), Error, "got [1.5]");
+  assertEquals(shapeArgs("f", [[4, 5]]), [4, 5]);
+  assertEquals(shapeArgs("f", [4, 5]), [4, 5]);
+});
+
+Deno.test("normalizeAxis: [-ndim, ndim) made non-negative; 0-D accepts 0 and -1", () => {
+  assertEquals(normalizeAxis("f", -1, 3), 2);
+  assertEquals(normalizeAxis("f", 0, 3), 0);
+  assertEquals(normalizeAxis("f", -1, 0), -1); // a 0-D tensor has no axis to resolve to
+  assertThrows(
+    () => normalizeAxis("f", 3, 3, "dim"),
+    Error,
+    "f: dim must be an integer in [-3, 2] for a 3-D tensor, got 3",
+  );
+  assertThrows(() => normalizeAxis("f", 0.5, 3), Error, "got 0.5");
+});
+
+Deno.test("broadcastShapes: NumPy rules, and an Error naming both shapes", () => {
+  assertEquals(broadcastShapes("f", [2, 1, 3], [4, 1]), [2, 4, 3]);
+  assertEquals(broadcastShapes("f", [], [5]), [5]);
+  assertEquals(broadcastShapes("f", [0], [1]), [0]);
+  assertThrows(
+    () => broadcastShapes("add", [2, 3], [4, 3]),
+    Error,
+    "add: shapes [2, 3] and [4, 3] must broadcast (equal or 1 in each trailing axis), got [2, 3] and [4, 3]",
+  );
+});
