@@ -72,7 +72,7 @@ Deno.test("cli: bad options are UsageErrors naming the option and the value", ()
     [[...base, "--alpha", "abc"], '--alpha must be a finite number, got "abc"'],
     [[...base, "--beta", "Infinity"], '--beta must be a finite number, got "Infinity"'],
     [[...base, "--k", ""], '--k must be a finite number, got ""'],
-    [[...base, "--target", "wasm"], '--target must be js or wgsl, got "wasm"'],
+    [[...base, "--target", "webgl"], '--target must be js, wgsl or wasm, got "webgl"'],
     [[...base, "--dtype", "int32"], '--dtype must be float32 or float64, got "int32"'],
     [
       [...base, "--name", "a/b"],
