@@ -6,7 +6,7 @@
 // outputs that are inputs, constants or repeated; the checks `run` makes; empty tensors and
 // functions without kernels; memories beyond 4 GiB refused at export.
 
-import { cpu, jit, setFusion, type Tensor, tensor } from "../mod.ts";
+import { cpu, jit, realize, setFusion, type Tensor, tensor } from "../mod.ts";
 import { exportCompiled } from "../src/export.ts";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { assertClose } from "./helpers.ts";
@@ -240,4 +240,71 @@ Deno.test("wasm export: the bytes handed out are the caller's own", async () => 
   assertEquals(again.files.find((f) => f.path.endsWith(".wasm"))!.contents, kept);
   const [y] = (await importExported(again.files)).run(Float32Array.of(0, 1, 2, 3, 4, 5, 6, 7));
   assertClose(y, [0, 1, 2, 3, 4, 5, 6, 7].map(Math.exp), { rtol: 2e-7 });
+});
+
+Deno.test("wasm export: gathers, broadcasts, padding, reductions and specials run as the library", async () => {
+  // transposed reads (four scalar loads a vector), broadcast rows, padded windows whose loads
+  // are clamped, a 0-D sum, odd extents (vector body and scalar tail), NaN, infinities and -0
+  const fn = jit((a, b) => ({
+    t: a.permute(2, 0, 1).exp(),
+    m: a.max(1),
+    soft: a.sub(a.max(2, true)).exp().sum(2),
+    clamp: a.maximum(b).minimum(0.5),
+    mixed: a.sigmoid().mul(a.tanh()).add(a.sign()),
+    padded: a.pad([[0, 0], [1, 2], [3, 0]], -1).square().sum(1),
+    total: a.sum(),
+    above: a.gt(b).cast("float32"),
+  }), { inputNames: ["a", "b"] });
+  const shapes = [[3, 5, 7], [7]];
+  const specials = [NaN, Infinity, -Infinity, -0, 0, 1e-30, -1e30];
+  const a = Float32Array.from(
+    { length: 105 },
+    (_, i) => i % 17 === 3 ? specials[i % 7] : Math.sin(i * 1.7) * 4,
+  );
+  const b = Float32Array.from([0, -1, 0.25, NaN, 2, -0, 3]);
+  const { files } = await exportCompiled(fn, shapes.map((shape) => ({ shape })), {
+    target: "wasm",
+  });
+  const got = (await importExported(files)).run(a, b);
+  const eager = fn.fn(tensor(a, { shape: [3, 5, 7] }), tensor(b));
+  const outputs = Object.values(eager) as Tensor[];
+  await realize(...outputs); // one schedule, as the export plans it
+  const sameKernels = cpu.simd && cpu.kernels !== "js";
+  for (const [o, name] of Object.keys(eager).entries()) {
+    const want = await outputs[o].data();
+    if (sameKernels) assertSameValues(got[o], want, name);
+    else assertClose(got[o], want, { rtol: 1e-5, msg: name });
+  }
+  assertEquals(got[6].length, 1, "the 0-D sum");
+});
+
+Deno.test("wasm export: inputs no kernel reads have no block; names the loader uses are refused", async () => {
+  const fn = jit((x, unused, kept) => ({ y: x.mul(2), same: kept }), {
+    inputNames: ["x", "unused", "kept"],
+  });
+  const { files } = await exportCompiled(fn, [{ shape: [4] }, { shape: [1000] }, { shape: [2] }], {
+    target: "wasm",
+  });
+  const manifest = JSON.parse(text(files, "manifest.json"));
+  const offsets = Object.fromEntries(
+    manifest.buffers.map((b: { name: string; offset?: number; }) => [b.name, b.offset]),
+  );
+  assertEquals(offsets, { x: 0, y: 64, unused: undefined, kept: undefined }, "x, y: blocks");
+  assert(
+    text(files, "model.js").includes("  null, // unused: input float32[1000], read by no kernel"),
+  );
+  const [y, same] = (await importExported(files)).run(
+    Float32Array.of(1, 2, 3, 4),
+    new Float32Array(1000),
+    Float32Array.of(5, 6),
+  );
+  assertEquals([Array.from(y), Array.from(same)], [[2, 4, 6, 8], [5, 6]]);
+  for (const name of ["views", "memory", "MODULES", "instantiate"]) {
+    await assertRejects(
+      () =>
+        exportCompiled(jit((x) => ({ [name]: x.mul(2) })), [{ shape: [2] }], { target: "wasm" }),
+      Error,
+      `the name "${name}" is one the exported module uses itself`,
+    );
+  }
 });
