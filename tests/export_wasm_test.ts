@@ -279,7 +279,7 @@ Deno.test("wasm export: gathers, broadcasts, padding, reductions and specials ru
 });
 
 Deno.test("wasm export: inputs no kernel reads have no block; names the loader uses are refused", async () => {
-  const fn = jit((x, unused, kept) => ({ y: x.mul(2), same: kept }), {
+  const fn = jit((x, _unused, kept) => ({ y: x.mul(2), same: kept }), {
     inputNames: ["x", "unused", "kept"],
   });
   const { files } = await exportCompiled(fn, [{ shape: [4] }, { shape: [1000] }, { shape: [2] }], {
