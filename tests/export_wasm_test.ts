@@ -308,3 +308,16 @@ Deno.test("wasm export: inputs no kernel reads have no block; names the loader u
     );
   }
 });
+
+Deno.test("wasm export: a module the engine refuses fails the import with a clear Error", async () => {
+  const { files } = await exportCompiled(jit((x) => x.exp()), [{ shape: [4] }], { target: "wasm" });
+  const loader = text(files, "model.js");
+  // what an engine without SIMD would do with the module: refuse to compile it
+  const broken = loader.replace(/ {4}"AGFzbQ[^"]*"/, '    "AGFzbQEAAAAB"');
+  assert(broken !== loader, "the module's first line was replaced");
+  await assertRejects(
+    () => importExported([{ path: "model.js", contents: broken }]),
+    Error,
+    "kernel k_exp does not load here: ",
+  );
+});
