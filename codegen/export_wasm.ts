@@ -273,8 +273,8 @@ function manifest(program: ExportProgram, layout: ExportLayout, memory: MemoryLa
     conventions: "Each .wasm module imports its memory as env.memory (not shared, at least 1 " +
       "page; the loader makes one of memory.pages pages of 64 KiB) and exports one function, " +
       "`export`, taking i32 arguments: the byte offsets of its output and inputs in that " +
-      "memory, then the range [start, end) of its outermost output loop; a launch lists them " +
-      "in `arguments`. Buffers hold row-major little-endian data at `offset`; intermediates " +
+      "memory (unsigned: one of 2^31 or more is passed as the i32 of the same bits), then the " +
+      "range [start, end) of its outermost output loop; a launch lists them in `arguments`. Buffers hold row-major little-endian data at `offset`; intermediates " +
       "with the same scratchSlot share one block. Kernels of kind js are JavaScript functions " +
       "in the loader taking typed-array views of their buffers, output first. The modules use " +
       "WebAssembly SIMD.",
