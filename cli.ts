@@ -72,10 +72,13 @@ Options:
   --k K           additive constant of the denominator, a finite number (default 1)
   --shape DIMS    shape of the input x: comma-separated non-negative integers, at least 2
                   (N and C), e.g. 2,96,27,27 (required)
-  --dtype T       float32 (default) or float64 (float64: target js only)
+  --dtype T       float32 (default) or float64 (float64: targets js and wasm, where
+                  float64 kernels run as JavaScript)
   --target T      js: one ES module exporting run(...inputs) (default)
                   wgsl: .wgsl kernels, manifest.json and an ES module exporting
                   async run(device, ...inputs)
+                  wasm: .wasm kernels (and their .wat text), manifest.json and an ES
+                  module that embeds them, exporting run(...inputs) as js does
   --grad          forward and backward: inputs x and dy (the gradient of the output),
                   outputs y and dx (the gradient of sum(y * dy) with respect to x);
                   without it: input x, output y
@@ -178,8 +181,8 @@ export function parseCli(args: readonly string[]): CliOptions | "help" | "versio
     usage(`--dtype must be float32 or float64, got ${JSON.stringify(dtype)}`);
   }
   const target = values.target ?? "js";
-  if (target !== "js" && target !== "wgsl") {
-    usage(`--target must be js or wgsl, got ${JSON.stringify(target)}`);
+  if (target !== "js" && target !== "wgsl" && target !== "wasm") {
+    usage(`--target must be js, wgsl or wasm, got ${JSON.stringify(target)}`);
   }
   const name = values.name ?? (grad ? "lrn_grad" : "lrn");
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name)) {

@@ -3,9 +3,8 @@
 // target's files spell the same way: a variable name per buffer, each distinct kernel once
 // under a name unique in the module, the order of launches, and scratch slots that
 // intermediates whose lifetimes do not overlap share. Each target is a writer turning a
-// program and its layout into files (export_js.ts, export_wgsl.ts); a new target (wasm) is one
-// more writer over the same layout. Everything here is a pure function of the plan, so
-// exporting twice gives byte-identical files.
+// program and its layout into files (export_js.ts, export_wgsl.ts, export_wasm.ts). Everything
+// here is a pure function of the plan, so exporting twice gives byte-identical files.
 
 import type { DType, TypedArray } from "../src/ir/dtype.ts";
 import { bytesPerElement } from "../src/ir/dtype.ts";
@@ -37,12 +36,15 @@ export interface ExportProgram {
   readonly constants: ReadonlyMap<number, TypedArray>;
 }
 
-/** One file of an export: a path relative to the export directory and its contents. */
-export interface ExportFile {
+/**
+ * One file of an export: a path relative to the export directory and its contents, text or
+ * bytes (a `.wasm` module); `Contents` narrows them where only text is possible.
+ */
+export interface ExportFile<Contents extends string | Uint8Array = string | Uint8Array> {
   /** Where it goes, relative to the export directory (a plain file name). */
   readonly path: string;
-  /** Its text. */
-  readonly contents: string;
+  /** Its text, or its bytes (a `.wasm` module). */
+  readonly contents: Contents;
 }
 
 /** A kernel as an export writes it: the executable and its name in the exported module. */
@@ -212,7 +214,7 @@ export function moduleHeader(
     lines.push("// Launch order:");
     plan.steps.forEach((step, s) => {
       const name = layout.kernels[layout.stepKernels[s]].name;
-      const reads = step.inputs.map((i) => layout.names[i]).join(", ");
+      const reads = step.inputs.map((i) => layout.names[i]).join(", ") || "(no inputs)";
       lines.push(`//   ${s + 1}. ${name}: ${layout.names[step.output]} <- ${reads}`);
     });
   }
@@ -292,6 +294,34 @@ export function typedArrayLiteral(dtype: DType, data: TypedArray): string {
     lines.push(`  ${Array.from(data.subarray(i, i + 16), numberLiteral).join(", ")},`);
   }
   return `${type}.from([\n${lines.join("\n")}\n])`;
+}
+
+/** A value of a manifest's `inputs` or `outputs`: name, shape and dtype. */
+export function manifestValue(
+  program: ExportProgram,
+  v: ExportedValue,
+): { name: string; shape: Shape; dtype: DType; } {
+  const b = program.plan.buffers[v.buffer];
+  return { name: v.name, shape: b.shape, dtype: b.dtype };
+}
+
+/** A buffer of a manifest's `buffers`: name, role, type, size, scratch slot, where its data is. */
+export function manifestBuffer(
+  program: ExportProgram,
+  layout: ExportLayout,
+  i: number,
+): Record<string, unknown> {
+  const b = program.plan.buffers[i];
+  return {
+    name: layout.names[i],
+    role: b.role,
+    dtype: b.dtype,
+    shape: b.shape,
+    elements: elementsOf(b),
+    bytes: bytesOf(b),
+    ...(layout.slots[i] >= 0 ? { scratchSlot: layout.slots[i] } : {}),
+    ...(b.role === "constant" ? { data: `embedded in ${program.name}.js` } : {}),
+  };
 }
 
 /** JSON with two-space indents, arrays of numbers and strings kept on one line; ends in `\n`. */

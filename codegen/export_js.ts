@@ -32,7 +32,7 @@ export const JS_MODULE_NAMES: ReadonlySet<string> = new Set([
 ]);
 
 /** The kernel's text with its function renamed to its name in the module. */
-function kernelText(text: string, original: string, name: string): string {
+export function kernelText(text: string, original: string, name: string): string {
   if (name === original) return text;
   const declaration = `function ${original}(`;
   if (text.split(declaration).length !== 2) {
@@ -106,7 +106,8 @@ function storage(program: ExportProgram, layout: ExportLayout): string[] {
   return lines;
 }
 
-const CHECKS = `
+/** `checkInputs(args)` and `describeValue(value)`: what `run` checks its inputs with. */
+export const INPUT_CHECKS = `
 // ---- input checks ----
 
 function checkInputs(args) {
@@ -136,6 +137,25 @@ function describeValue(value) {
 }
 `;
 
+/**
+ * The `inputs` and `outputs` tables and `export function run(...inputs)` with `body` (its
+ * statements), documented: the part of a module whose `run` is synchronous (`js`, `wasm`).
+ */
+export function synchronousRun(program: ExportProgram, body: readonly string[]): string[] {
+  return [
+    ...valueTables(
+      program,
+      "The inputs of `run`, in order: name, shape (row-major) and dtype.",
+      "The outputs `run` returns, in order.",
+    ),
+    "",
+    ...runDoc(program, [], (types) => types),
+    `export function run(${program.inputs.map((v) => v.name).join(", ")}) {`,
+    ...body,
+    "}",
+  ];
+}
+
 /** The `js` export of `program`: `<name>.js`. */
 export function writeJsModule(program: ExportProgram, layout: ExportLayout): ExportFile[] {
   const { plan } = program;
@@ -148,16 +168,7 @@ export function writeJsModule(program: ExportProgram, layout: ExportLayout): Exp
     ...moduleHeader(program, layout, "a standalone ES module, no imports", (a) => `run(${a})`),
     `// Memory: ${scratch} bytes of intermediates, ${constantBytes} bytes of constants.`,
     "",
-    ...valueTables(
-      program,
-      "The inputs of `run`, in order: name, shape (row-major) and dtype.",
-      "The outputs `run` returns, in order.",
-    ),
-    "",
-    ...runDoc(program, [], (types) => types),
-    `export function run(${program.inputs.map((v) => v.name).join(", ")}) {`,
-    ...runBody(program, layout),
-    "}",
+    ...synchronousRun(program, runBody(program, layout)),
   ];
   if (layout.kernels.length > 0) {
     lines.push("", "// ---- kernels ----");
@@ -165,6 +176,6 @@ export function writeJsModule(program: ExportProgram, layout: ExportLayout): Exp
       lines.push("", kernelText(executable.text, executable.name, name).trimEnd());
     }
   }
-  lines.push(...storage(program, layout), CHECKS);
+  lines.push(...storage(program, layout), INPUT_CHECKS);
   return [{ path: `${program.name}.js`, contents: lines.join("\n").trimEnd() + "\n" }];
 }

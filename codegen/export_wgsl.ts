@@ -20,6 +20,8 @@ import {
   type ExportLayout,
   type ExportProgram,
   formatJson,
+  manifestBuffer,
+  manifestValue,
   moduleHeader,
   runDoc,
   typedArrayLiteral,
@@ -43,23 +45,6 @@ function stringLiteral(text: string): string {
 /** The manifest: everything needed to run the kernels without the runner. */
 function manifest(program: ExportProgram, layout: ExportLayout): string {
   const { plan } = program;
-  const value = (v: { name: string; buffer: number; }) => {
-    const b = plan.buffers[v.buffer];
-    return { name: v.name, shape: b.shape, dtype: b.dtype };
-  };
-  const buffer = (i: number) => {
-    const b = plan.buffers[i];
-    return {
-      name: layout.names[i],
-      role: b.role,
-      dtype: b.dtype,
-      shape: b.shape,
-      elements: elementsOf(b),
-      bytes: bytesOf(b),
-      ...(layout.slots[i] >= 0 ? { scratchSlot: layout.slots[i] } : {}),
-      ...(b.role === "constant" ? { data: `embedded in ${program.name}.js` } : {}),
-    };
-  };
   return formatJson({
     format: "lucid-nn-wgsl-export/1",
     generator: program.generator,
@@ -71,9 +56,9 @@ function manifest(program: ExportProgram, layout: ExportLayout): string {
       "order, each with dispatchWorkgroups(dispatch[0], dispatch[1]). Buffers hold row-major " +
       "data; a storage binding is at least 4 bytes. Intermediates with the same scratchSlot " +
       "may share one GPUBuffer of scratch[slot].bytes.",
-    inputs: program.inputs.map(value),
-    outputs: program.outputs.map(value),
-    buffers: plan.buffers.map((_, i) => buffer(i)),
+    inputs: program.inputs.map((v) => manifestValue(program, v)),
+    outputs: program.outputs.map((v) => manifestValue(program, v)),
+    buffers: plan.buffers.map((_, i) => manifestBuffer(program, layout, i)),
     scratch: layout.slotBytes.map((bytes, slot) => ({ slot, bytes })),
     kernels: layout.kernels.map((k) => ({
       name: k.name,

@@ -176,6 +176,23 @@ function name(text: string, out: number[]): void {
   append(out, [...bytes]);
 }
 
+/**
+ * The text-format spelling of the float32 whose little-endian bytes are `bytes`: the shortest
+ * decimal that reads back as it, `-0`, `inf`, `-inf`, and `nan` (or `nan:0x...` with its
+ * payload, `-nan` with its sign bit), so that the text assembles to the same bits.
+ */
+function f32Text(bytes: Uint8Array): string {
+  const bits = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true);
+  const value = new DataView(bytes.buffer, bytes.byteOffset, 4).getFloat32(0, true);
+  const sign = bits >>> 31 ? "-" : "";
+  if (Number.isNaN(value)) {
+    const payload = bits & 0x7fffff;
+    return `${sign}nan${payload === 0x400000 ? "" : `:0x${payload.toString(16)}`}`;
+  }
+  if (!Number.isFinite(value)) return `${sign}inf`;
+  return Object.is(value, -0) ? "-0" : String(value);
+}
+
 /** One function under construction: its locals, its code as bytes and as text. */
 export class FunctionBuilder {
   readonly code: number[] = [];
@@ -246,15 +263,18 @@ export class FunctionBuilder {
   /** `f32.const value`. */
   f32(value: number): this {
     const bytes = new Uint8Array(new Float32Array([value]).buffer);
-    const f = Math.fround(value);
-    this.#emit("f32.const", [...bytes], Object.is(f, -0) ? "-0" : String(f));
+    this.#emit("f32.const", [...bytes], f32Text(bytes));
     return this;
   }
 
   /** `v128.const` of four f32 (or, with `i32`, four i32) lanes. */
   v128(lanes: readonly number[], kind: "f32" | "i32" = "f32"): this {
     const array = kind === "f32" ? new Float32Array(lanes) : new Int32Array(lanes);
-    this.#emit("v128.const", [...new Uint8Array(array.buffer)], `${kind}x4 ${lanes.join(" ")}`);
+    const bytes = new Uint8Array(array.buffer);
+    const spelled = kind === "f32"
+      ? [0, 4, 8, 12].map((at) => f32Text(bytes.subarray(at, at + 4)))
+      : Array.from(array, String);
+    this.#emit("v128.const", [...bytes], `${kind}x4 ${spelled.join(" ")}`);
     return this;
   }
 

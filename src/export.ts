@@ -1,13 +1,19 @@
 // exportCompiled(): a function compiled by `jit` written out as standalone modules that run
 // without the library. It traces the function for the example inputs' signature with every
 // kernel compiled for the export target, reads the captured constants, and hands the plan to
-// that target's writer (codegen/export_js.ts, codegen/export_wgsl.ts); writeExport() puts the
-// files in a directory atomically. A target is one row of EXPORT_TARGETS: the compiler target
-// its kernels compile for, and its writer (a wasm target is one more row).
+// that target's writer (codegen/export_js.ts, codegen/export_wgsl.ts, codegen/export_wasm.ts);
+// writeExport() puts the files in a directory atomically. A target is one row of
+// EXPORT_TARGETS: the compiler target of each kernel, and its writer.
 
 import { type DType, isDType, type TypedArray } from "./ir/dtype.ts";
 import type { Shape } from "./ir/node.ts";
-import { JS_TARGET, type Target, WGSL_TARGET } from "../codegen/targets.ts";
+import {
+  fitsWasm,
+  JS_TARGET,
+  type Target,
+  WASM_UNSHARED_TARGET,
+  WGSL_TARGET,
+} from "../codegen/targets.ts";
 import {
   type ExportFile,
   type ExportLayout,
@@ -17,6 +23,7 @@ import {
 } from "../codegen/export.ts";
 import { JS_MODULE_NAMES, writeJsModule } from "../codegen/export_js.ts";
 import { WGSL_MODULE_NAMES, writeWgslFiles } from "../codegen/export_wgsl.ts";
+import { WASM_LOADER_NAMES, writeWasmFiles } from "../codegen/export_wasm.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { type DeviceName, DEVICES } from "./runtime/device.ts";
 import { realizedBuffer, realizeNodes } from "./runtime/realize.ts";
@@ -28,6 +35,7 @@ import {
   type JitResult,
   type Trace,
   traceEntryOf,
+  type TraceTargets,
 } from "./jit.ts";
 import { Tensor } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
@@ -35,23 +43,39 @@ import { VERSION } from "./version.ts";
 
 export type { ExportFile } from "../codegen/export.ts";
 
-/** An export target's name: `"js"` or `"wgsl"`. */
-export type ExportTargetName = "js" | "wgsl";
+/** An export target's name: `"js"`, `"wgsl"` or `"wasm"`. */
+export type ExportTargetName = "js" | "wgsl" | "wasm";
 
 /** How one export target works: what its kernels compile for and who writes its files. */
 interface ExportTarget {
-  /** The compiler target every kernel compiles for. */
-  readonly compileFor: Target;
+  /** The schedule's limits and the compiler target of each kernel. */
+  readonly compileFor: TraceTargets;
   /** Names the written module uses itself (inputs and outputs must be named otherwise). */
   readonly reserved: ReadonlySet<string>;
   /** Writes the files of a program. */
   readonly write: (program: ExportProgram, layout: ExportLayout) => ExportFile[];
 }
 
+/** Every kernel compiled for `target`, scheduled within its limits. */
+function only(target: Target): TraceTargets {
+  return { key: target.name, limits: target, targetFor: () => target };
+}
+
+/**
+ * The `wasm` export's kernels: scheduled as the cpu device schedules them, each compiled for a
+ * memory that is not shared when it fits Wasm, else for JavaScript (as the cpu device runs it).
+ */
+const WASM_KERNELS: TraceTargets = {
+  key: "wasm unshared, else js",
+  limits: JS_TARGET,
+  targetFor: (kernel) => (fitsWasm(kernel) ? WASM_UNSHARED_TARGET : JS_TARGET),
+};
+
 /** Every export target. */
 const EXPORT_TARGETS: Readonly<Record<ExportTargetName, ExportTarget>> = {
-  js: { compileFor: JS_TARGET, reserved: JS_MODULE_NAMES, write: writeJsModule },
-  wgsl: { compileFor: WGSL_TARGET, reserved: WGSL_MODULE_NAMES, write: writeWgslFiles },
+  js: { compileFor: only(JS_TARGET), reserved: JS_MODULE_NAMES, write: writeJsModule },
+  wgsl: { compileFor: only(WGSL_TARGET), reserved: WGSL_MODULE_NAMES, write: writeWgslFiles },
+  wasm: { compileFor: WASM_KERNELS, reserved: WASM_LOADER_NAMES, write: writeWasmFiles },
 };
 
 /**
@@ -70,7 +94,10 @@ export type ExampleInput = Tensor | {
 
 /** Options of {@link exportCompiled}. */
 export interface ExportOptions {
-  /** `"js"`: one ES module; `"wgsl"`: WGSL files, `manifest.json` and an ES module runner. */
+  /**
+   * `"js"`: one ES module; `"wgsl"`: WGSL files, `manifest.json` and an ES module runner;
+   * `"wasm"`: `.wasm` modules, `manifest.json` and an ES module loader.
+   */
   readonly target: ExportTargetName;
   /** Base name of the module file, `<name>.js` (default `"model"`). */
   readonly name?: string;
@@ -78,12 +105,15 @@ export interface ExportOptions {
   readonly description?: string;
 }
 
-/** The files of an export, in memory (write them with {@link writeExport}). */
-export interface ExportedFiles {
+/**
+ * The files of an export, in memory (write them with {@link writeExport}). The `js` and `wgsl`
+ * targets make text files only (`Contents` is then `string`); `wasm` makes bytes too.
+ */
+export interface ExportedFiles<Contents extends string | Uint8Array = string | Uint8Array> {
   /** The target they were made for. */
   readonly target: ExportTargetName;
   /** The files, by path relative to the export directory. */
-  readonly files: readonly ExportFile[];
+  readonly files: readonly ExportFile<Contents>[];
 }
 
 const FILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
@@ -134,7 +164,7 @@ function checkDtypes(
   target: ExportTargetName,
   values: readonly { what: string; dtype: DType; shape: Shape; }[],
 ): void {
-  if (EXPORT_TARGETS[target].compileFor.float64) return;
+  if (EXPORT_TARGETS[target].compileFor.limits.float64) return;
   const wide = values.find((v) => v.dtype === "float64");
   if (wide === undefined) return;
   fail(
@@ -160,7 +190,7 @@ function traceForExport(
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     const kernel = /kernel (\w+) computes in float64/.exec(message)?.[1];
-    if (kernel !== undefined && !EXPORT_TARGETS[target].compileFor.float64) {
+    if (kernel !== undefined && !EXPORT_TARGETS[target].compileFor.limits.float64) {
       throw new Error(
         `exportCompiled: target "${target}" has no float64 (WGSL has no 64-bit floats), and ` +
           `kernel ${kernel} of the function computes in float64; export float32 values, or ` +
@@ -205,11 +235,31 @@ async function constantData(trace: Trace): Promise<Map<number, TypedArray>> {
  *   kernel, its bindings with names, dtypes and sizes, workgroup size and dispatch grid) and
  *   `<name>.js` exporting `inputs`, `outputs` and `async run(device, ...inputs)` for any
  *   GPUDevice. float32 and int32 only.
+ * - `"wasm"`: a `.wasm` module (and its text, `.wat`) per WebAssembly kernel, `manifest.json`
+ *   (memory layout; per launch, in order: the function and its arguments) and `<name>.js`, an
+ *   ES module with no imports that embeds the modules, instantiates them on its own memory when
+ *   imported, and exports `inputs`, `outputs` and `run(...inputs)` as the `js` target does.
+ *   Kernels WebAssembly does not compute (float64 or int32 data, a general pow) are JavaScript
+ *   functions in it, as on the cpu device. Needs WebAssembly SIMD.
  *
  * Input names come from `jit`'s `inputNames`; output names from the keys of a returned record
  * (else `y`, or `y0`, `y1`, ...). Tensors the function captures are embedded (at most
  * {@link MAX_EMBEDDED_ELEMENTS} elements in all). Exporting twice gives byte-identical files.
  */
+export function exportCompiled(
+  compiled: CompiledFunction<JitResult>,
+  exampleInputs: readonly ExampleInput[],
+  options: ExportOptions & { readonly target: "js" | "wgsl"; },
+): Promise<ExportedFiles<string>>;
+/**
+ * Exports a function compiled by {@link jit} for any target (see the overload above); the
+ * `wasm` target's `.wasm` files have bytes as their contents, every other file text.
+ */
+export function exportCompiled(
+  compiled: CompiledFunction<JitResult>,
+  exampleInputs: readonly ExampleInput[],
+  options: ExportOptions,
+): Promise<ExportedFiles>;
 export async function exportCompiled(
   compiled: CompiledFunction<JitResult>,
   exampleInputs: readonly ExampleInput[],
@@ -307,7 +357,8 @@ export async function writeExport(exported: ExportedFiles, dir: string): Promise
     for (const [i, file] of exported.files.entries()) {
       const temporary = paths[i] + suffix;
       temporaries.push(temporary);
-      await Deno.writeTextFile(temporary, file.contents);
+      if (typeof file.contents === "string") await Deno.writeTextFile(temporary, file.contents);
+      else await Deno.writeFile(temporary, file.contents);
     }
     for (const path of paths) {
       const existing = await Deno.lstat(path).catch(() => null);

@@ -21,6 +21,7 @@ import type { Node, Shape } from "./ir/node.ts";
 import { topoSort } from "./ir/graph.ts";
 import { buildPlan, type Plan, type PlanBuffer } from "../codegen/plan.ts";
 import type { Target } from "../codegen/targets.ts";
+import type { Kernel } from "../codegen/kernel.ts";
 import { BoundedCache } from "../codegen/cache.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { type Backend, type DeviceBuffer, type DeviceName, newBufferId } from "./runtime/device.ts";
@@ -172,14 +173,28 @@ function flattenResult(
 }
 
 /**
- * Traces `fn` on stand-ins for `specs` and plans its results. `target` forces every kernel to
- * one target (exports); by default each kernel compiles for what its device runs.
+ * What an export compiles a trace for, instead of what the device runs: the limits the
+ * schedule meets and the target of each kernel (one target for all, or a choice per kernel,
+ * as the `wasm` export keeps kernels Wasm cannot run on JavaScript).
+ */
+export interface TraceTargets {
+  /** Tells this choice from others among a function's remembered traces. */
+  readonly key: string;
+  /** The target whose limits the schedule meets. */
+  readonly limits: Target;
+  /** The target a kernel compiles for. */
+  readonly targetFor: (kernel: Kernel) => Target;
+}
+
+/**
+ * Traces `fn` on stand-ins for `specs` and plans its results. `targets` chooses every
+ * kernel's target (exports); by default each kernel compiles for what its device runs.
  */
 function traceFunction(
   fn: (...args: Tensor[]) => unknown,
   specs: readonly InputSpec[],
   names: readonly string[],
-  target?: Target,
+  targets?: TraceTargets,
 ): Trace {
   const state: TraceState = { tracing: true, read: null };
   const standIns = specs.map((s, i) => {
@@ -216,8 +231,8 @@ function traceFunction(
   const planned = computed.length === 0 ? { buffers: [], steps: [] } : buildPlan(computed, order, {
     fusion: fusionIsEnabled(),
     isSource,
-    target: target ?? backend.limits,
-    targetFor: (kernel) => target ?? backend.targetFor(kernel),
+    target: targets?.limits ?? backend.limits,
+    targetFor: (kernel) => targets?.targetFor(kernel) ?? backend.targetFor(kernel),
   });
   return bindTrace(planned, order, standIns.map((t) => t.node), nodes, device, outputNames, kind);
 }
@@ -337,7 +352,7 @@ function specsOf(fn: string, args: readonly unknown[]): InputSpec[] {
 }
 
 /** The tracing entry of a compiled function: its trace for `specs`, made once. */
-export type TraceEntry = (specs: readonly InputSpec[], target?: Target) => Trace;
+export type TraceEntry = (specs: readonly InputSpec[], targets?: TraceTargets) => Trace;
 
 /** How exports reach the traces of the functions {@link jit} made. */
 const traceEntries = new WeakMap<object, TraceEntry>();
@@ -413,11 +428,11 @@ export function jit<R extends JitResult>(
     }
     return inputNames ?? Array.from({ length: count }, (_, i) => defaultInputName(i, count));
   };
-  const traceFor: TraceEntry = (specs, target) => {
-    const key = `${target?.name ?? "device"} | ${signatureOf(specs)}`;
+  const traceFor: TraceEntry = (specs, targets) => {
+    const key = `${targets?.key ?? "device"} | ${signatureOf(specs)}`;
     let trace = traces.get(key);
     if (trace === undefined) {
-      trace = traceFunction(fn, specs, namesFor(specs.length), target);
+      trace = traceFunction(fn, specs, namesFor(specs.length), targets);
       traceCount++;
       traces.set(key, trace);
     }

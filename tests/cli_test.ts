@@ -2,7 +2,7 @@
 // options a message and exit status 2, failed exports status 1, and `deno task export` run
 // as a process twice writing byte-identical files that run.
 
-import { HELP, main, parseCli, parseShape, UsageError } from "../cli.ts";
+import { type CliOptions, HELP, main, parseCli, parseShape, UsageError } from "../cli.ts";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "./assert.ts";
 
 const base = ["lrn", "--shape", "2,3,4", "--out", "/tmp/unused"];
@@ -72,7 +72,7 @@ Deno.test("cli: bad options are UsageErrors naming the option and the value", ()
     [[...base, "--alpha", "abc"], '--alpha must be a finite number, got "abc"'],
     [[...base, "--beta", "Infinity"], '--beta must be a finite number, got "Infinity"'],
     [[...base, "--k", ""], '--k must be a finite number, got ""'],
-    [[...base, "--target", "wasm"], '--target must be js or wgsl, got "wasm"'],
+    [[...base, "--target", "webgl"], '--target must be js, wgsl or wasm, got "webgl"'],
     [[...base, "--dtype", "int32"], '--dtype must be float32 or float64, got "int32"'],
     [
       [...base, "--name", "a/b"],
@@ -181,6 +181,44 @@ Deno.test("cli: a process exports byte-identical files twice; bad options exit 2
       ["a", "b", "file"],
       "nothing else written",
     );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("cli: --target wasm writes modules, their text, a manifest and a loader, byte-identical twice", async () => {
+  const root = await Deno.makeTempDir({ prefix: "lucid-cli-" });
+  try {
+    const args = ["lrn", "--shape", "2,7,3,3", "--k", "2", "--target", "wasm", "--grad"];
+    assertEquals((parseCli([...args, "--out", "d"]) as CliOptions).target, "wasm");
+    for (const dir of ["a", "b"]) {
+      const run = await runCli([...args, "--out", `${root}/${dir}`]);
+      assertEquals(run.code, 0, run.stderr);
+    }
+    const names = [...Deno.readDirSync(`${root}/a`)].map((e) => e.name).sort();
+    assertEquals(names.filter((n) => n.endsWith(".wasm")).length, 3, "three kernels");
+    assertEquals(names.filter((n) => n.endsWith(".wat")).length, 3);
+    assert(names.includes("lrn_grad.js") && names.includes("manifest.json"));
+    for (const name of names) {
+      assertEquals(
+        await Deno.readFile(`${root}/b/${name}`),
+        await Deno.readFile(`${root}/a/${name}`),
+        name,
+      );
+    }
+    const m = await import(`file://${root}/a/lrn_grad.js`);
+    const x = Float32Array.from({ length: 126 }, (_, i) => Math.cos(i));
+    const [y, dx] = m.run(x, new Float32Array(126).fill(1));
+    // y_c = x_c (2 + 1e-4 S_c)^-0.75, S over channels c-2..c+2 at the same n and position
+    const at = (n: number, c: number, p: number) => x[(n * 7 + c) * 9 + p];
+    for (const [n, c, p] of [[0, 0, 0], [1, 3, 4], [1, 6, 8]]) {
+      let s = 0;
+      for (let j = Math.max(0, c - 2); j <= Math.min(6, c + 2); j++) s += at(n, j, p) ** 2;
+      const want = at(n, c, p) / Math.pow(2 + 1e-4 * s, 0.75);
+      const got = y[(n * 7 + c) * 9 + p];
+      assert(Math.abs(got - want) <= 1e-6 * Math.abs(want) + 1e-7, `y at ${[n, c, p]}`);
+    }
+    assertEquals(dx.length, 126);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

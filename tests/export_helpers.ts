@@ -2,15 +2,25 @@
 // fresh Deno process that may read the export directory and nothing else, and the library's own
 // results for the same inputs to compare with.
 
-import { kernels, nn, realize, type Tensor, tensor, writeExport } from "../mod.ts";
+import {
+  exportCompiled,
+  type ExportFile,
+  jit,
+  kernels,
+  nn,
+  realize,
+  type Tensor,
+  tensor,
+  writeExport,
+} from "../mod.ts";
 import type { DeviceName } from "../mod.ts";
 import { exportLrn } from "../cli.ts";
 import { assertGolden, type GoldenCase, goldenCases } from "./lrn_golden.ts";
-import { assertEquals } from "./assert.ts";
+import { assert, assertEquals, assertThrows } from "./assert.ts";
 import { assertClose } from "./helpers.ts";
 
 /** An export target. */
-export type Target = "js" | "wgsl";
+export type Target = "js" | "wgsl" | "wasm";
 
 /** Where a case's export goes: `<root>/<case>_<fwd|grad>/`, module `<case>_<fwd|grad>.js`. */
 export function caseName(c: GoldenCase, grad: boolean): string {
@@ -216,4 +226,67 @@ export async function checkGoldenExports(target: Target, device: DeviceName): Pr
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+}
+
+/**
+ * A function whose outputs are an input (`same`), one value twice (`twice`, `again`), a
+ * captured constant (`weights`) and a product with it (`scaled`), of one float32[3] input x.
+ */
+export function copiesFunction() {
+  const w = tensor([1.5, -2, 0.25]);
+  return jit((x) => ({
+    same: x,
+    twice: x.mul(2),
+    again: x.mul(2),
+    weights: w,
+    scaled: x.mul(w),
+  }));
+}
+
+/** Asserts an exported {@link copiesFunction}'s `run` hands out copies the caller owns. */
+export function assertOutputCopies(run: (x: Float32Array) => Float32Array[]): void {
+  const x = Float32Array.from([1, 2, 3]);
+  const [same, twice, again, weights, scaled] = run(x);
+  assertEquals(Array.from(same), [1, 2, 3]);
+  assert(same !== x, "an input returned is a copy");
+  assertEquals(Array.from(x), [1, 2, 3], "the input is untouched");
+  assertEquals([Array.from(twice), Array.from(again)], [[2, 4, 6], [2, 4, 6]]);
+  assert(again !== twice && again.buffer !== twice.buffer, "a repeated output is its own array");
+  assertEquals(Array.from(weights), [1.5, -2, 0.25]);
+  assertEquals(Array.from(scaled), [1.5, -4, 0.75]);
+  weights[0] = 99; // the caller owns what it gets: the module's constant is untouched
+  twice[0] = 99;
+  const [, twice2, , weights2, scaled2] = run(x);
+  assertEquals([Array.from(twice2), Array.from(weights2)], [[2, 4, 6], [1.5, -2, 0.25]]);
+  assertEquals(Array.from(scaled2), [1.5, -4, 0.75]);
+}
+
+/** Imports `<name>.js` of an export from its text (a data: URL: it may read no other file). */
+export async function importExported(files: readonly ExportFile[], name = "model") {
+  const file = files.find((f) => f.path === `${name}.js`);
+  if (typeof file?.contents !== "string") throw new Error(`the export has no ${name}.js`);
+  const base64 = btoa(unescape(encodeURIComponent(file.contents)));
+  return await import(`data:text/javascript;base64,${base64}`);
+}
+
+/**
+ * Asserts the synchronous `run` of a `target` export checks the number, types and lengths of
+ * its inputs with TypeErrors naming them, and stays usable after refusing a call.
+ */
+export async function assertInputChecks(target: "js" | "wasm"): Promise<void> {
+  const fn = jit((x, dy) => x.mul(dy), { inputNames: ["x", "dy"] });
+  const shape = { shape: [2, 3] };
+  const m = await importExported((await exportCompiled(fn, [shape, shape], { target })).files);
+  const ok = new Float32Array(6);
+  assertThrows(() => m.run(ok), TypeError, "run: expected 2 inputs (x, dy), got 1");
+  assertThrows(
+    () => m.run(ok, new Float64Array(6)),
+    TypeError,
+    "run: input dy must be a Float32Array of 6 elements (float32[2, 3]), got a Float64Array of 6 elements",
+  );
+  assertThrows(() => m.run(new Float32Array(5), ok), TypeError, "got a Float32Array of 5 elements");
+  assertThrows(() => m.run([1, 2, 3, 4, 5, 6], ok), TypeError, "got object");
+  assertThrows(() => m.run(null, ok), TypeError, "got null");
+  const [y] = m.run(ok.fill(2), Float32Array.of(1, 2, 3, 4, 5, 6));
+  assertEquals(Array.from(y), [2, 4, 6, 8, 10, 12], "a refused call leaves the module usable");
 }

@@ -6,9 +6,14 @@
 
 import { jit, setFusion, type Tensor, tensor } from "../mod.ts";
 import { exportCompiled } from "../src/export.ts";
-import { assert, assertEquals, assertMatch, assertThrows } from "./assert.ts";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { assertClose } from "./helpers.ts";
-import { checkGoldenExports } from "./export_helpers.ts";
+import {
+  assertInputChecks,
+  assertOutputCopies,
+  checkGoldenExports,
+  copiesFunction,
+} from "./export_helpers.ts";
 
 /** The module's exports after importing its text (the test process has every permission). */
 async function importModule(text: string) {
@@ -72,33 +77,14 @@ Deno.test("js export: intermediates are allocated once and reused; lifetimes sha
 });
 
 Deno.test("js export: outputs that are inputs, constants or repeated are copies", async () => {
-  const w = tensor([1.5, -2, 0.25]);
-  const fn = jit((x) => ({
-    same: x,
-    twice: x.mul(2),
-    again: x.mul(2),
-    weights: w,
-    scaled: x.mul(w),
-  }));
-  const { files } = await exportCompiled(fn, [{ shape: [3] }], { target: "js" });
+  const { files } = await exportCompiled(copiesFunction(), [{ shape: [3] }], { target: "js" });
   const text = files[0].contents;
   assertMatch(text, /const constant0 = Float32Array\.from\(\[\n {2}1\.5, -2, 0\.25,\n\]\);/);
   assertMatch(
     text,
     /const same = x\.slice\(\);\n {2}const again = twice\.slice\(\);\n {2}const weights = constant0\.slice\(\);/,
   );
-  const m = await importModule(text);
-  const x = Float32Array.from([1, 2, 3]);
-  const [same, twice, again, weights, scaled] = m.run(x);
-  assertEquals(Array.from(same), [1, 2, 3]);
-  assert(same !== x, "an input returned is a copy");
-  assertEquals(Array.from(twice), [2, 4, 6]);
-  assertEquals(Array.from(again), [2, 4, 6]);
-  assert(again !== twice, "a repeated output is its own array");
-  assertEquals(Array.from(weights), [1.5, -2, 0.25]);
-  weights[0] = 99; // the caller owns what it gets: the module's constant is untouched
-  assertEquals(Array.from(m.run(x)[3]), [1.5, -2, 0.25]);
-  assertEquals(Array.from(scaled), [1.5, -4, 0.75]);
+  assertOutputCopies((await importModule(text)).run);
 });
 
 Deno.test("js export: float64 and int32 keep their types", async () => {
@@ -116,26 +102,7 @@ Deno.test("js export: float64 and int32 keep their types", async () => {
 });
 
 Deno.test("js export: run checks the number, types and lengths of its inputs", async () => {
-  const fn = jit((x, dy) => x.mul(dy), { inputNames: ["x", "dy"] });
-  const { files } = await exportCompiled(fn, [{ shape: [2, 3] }, { shape: [2, 3] }], {
-    target: "js",
-  });
-  const m = await importModule(files[0].contents);
-  const ok = new Float32Array(6);
-  assertThrows(() => m.run(ok), TypeError, "run: expected 2 inputs (x, dy), got 1");
-  assertThrows(
-    () => m.run(ok, new Float64Array(6)),
-    TypeError,
-    "run: input dy must be a Float32Array of 6 elements (float32[2, 3]), got a Float64Array of 6 elements",
-  );
-  assertThrows(() => m.run(new Float32Array(5), ok), TypeError, "got a Float32Array of 5 elements");
-  assertThrows(() => m.run([1, 2, 3, 4, 5, 6], ok), TypeError, "got object");
-  assertEquals(
-    Array.from(m.run(ok.fill(2), Float32Array.of(1, 2, 3, 4, 5, 6))),
-    [
-      [2, 4, 6, 8, 10, 12],
-    ].map((v) => Float32Array.from(v)),
-  );
+  await assertInputChecks("js");
 });
 
 Deno.test("js export: the header says what it computes, the version, the signature and launches", async () => {

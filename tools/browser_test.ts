@@ -1,11 +1,13 @@
 // `deno task test:browser`: the exported modules in a real browser. LocalResponseNorm forward
-// and forward + backward are exported for a few golden cases to `js` and `wgsl`, served with a
-// test page on localhost (Deno.serve), and run in headless Chromium (Debian's `chromium`,
-// driven by playwright-core, which never downloads a browser here): the `js` module on the
-// page's own thread, the `wgsl` runner on Chromium's software WebGPU adapter. Outputs are
-// checked against the library's on cpu (bit for bit for `js` when the library ran `js`
-// kernels: the same kernels on the same engine; within float32 tolerance for `wgsl`, another
-// target on another adapter) and against the goldens. Exit status 0 when everything matches.
+// and forward + backward are exported for a few golden cases to `js`, `wgsl` and `wasm`, served
+// with a test page on localhost (Deno.serve), and run in headless Chromium (Debian's
+// `chromium`, driven by playwright-core, which never downloads a browser here): the `js` module
+// and the `wasm` loader on the page's own thread (the loader's memory is not shared, so the page
+// needs no cross-origin isolation), the `wgsl` runner on Chromium's software WebGPU adapter.
+// Outputs are checked against the library's on cpu (bit for bit for `js` and `wasm` when the
+// library ran kernels of that target: the same kernels, IEEE arithmetic; within float32
+// tolerance otherwise, as for `wgsl` on another adapter) and against the goldens. Exit status 0
+// when everything matches.
 
 // pinned here, not in deno.json: the library itself has no dependencies to resolve
 // deno-lint-ignore no-import-prefix
@@ -77,6 +79,8 @@ const CONTENT_TYPES: Record<string, string> = {
   js: "text/javascript; charset=utf-8",
   json: "application/json",
   wgsl: "text/plain; charset=utf-8",
+  wat: "text/plain; charset=utf-8",
+  wasm: "application/wasm",
 };
 
 /** Serves the page at `/` and the export directory `root` at `/exports/`. */
@@ -116,7 +120,7 @@ interface Job {
   readonly what: string;
   /** URL path of the module. */
   readonly module: string;
-  readonly target: "js" | "wgsl";
+  readonly target: "js" | "wgsl" | "wasm";
   readonly inputs: readonly (readonly number[])[];
   readonly outputNames: readonly string[];
   /** The library's outputs (cpu) for the same inputs, and its kernels' targets. */
@@ -154,7 +158,7 @@ const SPECIALS = [
 async function exportJobs(root: string): Promise<Job[]> {
   const jobs: Job[] = [];
   const urlOf = (path: string) => `/exports/${path.slice(root.length + 1)}`;
-  for (const target of ["js", "wgsl"] as const) {
+  for (const target of ["js", "wgsl", "wasm"] as const) {
     for (const name of LRN_CASES) {
       const c = goldenCases.find((g) => g.name === name)!;
       for (const grad of [false, true]) {
@@ -235,7 +239,14 @@ async function main(): Promise<number> {
       const a = await (navigator as { gpu?: GPU; }).gpu?.requestAdapter();
       return a ? `${a.info.vendor} ${a.info.architecture} ${a.info.description}`.trim() : null;
     });
-    console.log(`chromium ${browser.version()}, WebGPU adapter: ${adapter ?? "none"}`);
+    // the page is served without COOP/COEP headers: no SharedArrayBuffer, as on most sites
+    const isolated = await page.evaluate(
+      () => (self as unknown as { crossOriginIsolated: boolean; }).crossOriginIsolated,
+    );
+    console.log(
+      `chromium ${browser.version()}, WebGPU adapter: ${adapter ?? "none"}, ` +
+        `cross-origin isolated: ${isolated}`,
+    );
     const request = jobs.map(({ module, target, inputs }) => ({ module, target, inputs }));
     const results = await Promise.race([
       page.evaluate(
