@@ -131,22 +131,27 @@ const HELPERS = {
     "  return p;",
     "}",
   ],
+  // NaN is recognized by its bits: a driver may fold `a != a` to false (Mesa's lavapipe does)
   max_f32: [
     "// max(a, b) as in JavaScript: NaN propagates (WGSL's max returns the other operand)",
     "fn max_f32(a: f32, b: f32) -> f32 {",
-    "  return select(max(a, b), a + b, a != a || b != b);",
+    "  let a_nan: bool = (bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u;",
+    "  let b_nan: bool = (bitcast<u32>(b) & 0x7fffffffu) > 0x7f800000u;",
+    "  return select(max(a, b), a + b, a_nan || b_nan);",
     "}",
   ],
   min_f32: [
     "// min(a, b) as in JavaScript: NaN propagates (WGSL's min returns the other operand)",
     "fn min_f32(a: f32, b: f32) -> f32 {",
-    "  return select(min(a, b), a + b, a != a || b != b);",
+    "  let a_nan: bool = (bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u;",
+    "  let b_nan: bool = (bitcast<u32>(b) & 0x7fffffffu) > 0x7f800000u;",
+    "  return select(min(a, b), a + b, a_nan || b_nan);",
     "}",
   ],
   sign_f32: [
     "// sign(x) with sign(NaN) = NaN, as in JavaScript",
     "fn sign_f32(x: f32) -> f32 {",
-    "  return select(sign(x), x, x != x);",
+    "  return select(sign(x), x, (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u);",
     "}",
   ],
   tanh_f32: [

@@ -1,11 +1,13 @@
 // Runs the full test suite N times, each in a fresh process and exactly as CI runs it
-// (`NO_COLOR=1 LUCID_REQUIRE_WEBGPU=1 deno task test`), and reports every run that did not exit
-// with status 0, with the last lines it printed. Written for issue 8 (an abort at process exit
+// (`NO_COLOR=1 LUCID_REQUIRE_WEBGPU=1 deno task test`, with DENO_WEBGPU_BACKEND=vulkan unless it
+// is set, as .ci/run does), and reports every run that did not exit with status 0, with the
+// last lines it printed. Written for issue 8 (an abort at process exit
 // that showed up in about one run of eight): a flaky crash is only gone when many runs in a
 // row say so.
 //
 //   deno task test:repeat 30             # 30 runs
 //   deno task test:repeat 30 --tail=40   # show 40 lines of each failing run (default 25)
+//   DENO_WEBGPU_BACKEND=gl deno task test:repeat 30   # on OpenGL (llvmpipe) instead
 //
 // Exits 0 when every run exited 0, else 1. The last line is the summary.
 
@@ -49,11 +51,26 @@ interface RunResult {
   lines: string[];
 }
 
-async function runSuite(): Promise<RunResult> {
+/** The adapter a fresh process gets with `backend` (asked in a child: it may abort at exit). */
+async function adapterOf(backend: string): Promise<string> {
+  const probe = "const a = await navigator.gpu?.requestAdapter(); " +
+    "console.log(a ? `${a.info.description} (shader-f16: ${a.features.has('shader-f16')})` : " +
+    "'none: install mesa-vulkan-drivers libvulkan1 (see .ci/run) or set DENO_WEBGPU_BACKEND')";
+  const { stdout } = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", probe],
+    env: { NO_COLOR: "1", DENO_WEBGPU_BACKEND: backend },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(stdout).trim() || "unknown (the probe printed nothing)";
+}
+
+async function runSuite(backend: string): Promise<RunResult> {
   const started = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["task", "test"],
-    env: { NO_COLOR: "1", LUCID_REQUIRE_WEBGPU: "1" },
+    env: { NO_COLOR: "1", LUCID_REQUIRE_WEBGPU: "1", DENO_WEBGPU_BACKEND: backend },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -70,14 +87,14 @@ async function runSuite(): Promise<RunResult> {
 
 async function main(): Promise<number> {
   const { runs, tail } = parseArgs(Deno.args);
-  const backend = Deno.env.get("DENO_WEBGPU_BACKEND");
+  const backend = Deno.env.get("DENO_WEBGPU_BACKEND") ?? "vulkan";
   console.log(
-    `test:repeat: ${runs} runs of \`NO_COLOR=1 LUCID_REQUIRE_WEBGPU=1 deno task test\`` +
-      (backend ? ` (DENO_WEBGPU_BACKEND=${backend})` : ""),
+    `test:repeat: ${runs} runs of \`NO_COLOR=1 LUCID_REQUIRE_WEBGPU=1 deno task test\` ` +
+      `(DENO_WEBGPU_BACKEND=${backend}, adapter: ${await adapterOf(backend)})`,
   );
   const failures: { run: number; code: number; }[] = [];
   for (let run = 1; run <= runs; run++) {
-    const result = await runSuite();
+    const result = await runSuite(backend);
     const how = result.signal ? `signal ${result.signal}` : `exit ${result.code}`;
     console.log(
       `run ${run}/${runs}: ${how} (${result.seconds.toFixed(1)} s) ${summaryOf(result.lines)}`,
