@@ -20,8 +20,7 @@
 //   pipelines, layouts) belongs to its DeviceScope. When the device is lost or given up, the
 //   scope is retired at once: every buffer of it is destroyed and its caches are dropped, so
 //   nothing of a dead device waits for the garbage collector or for process exit, and a late
-//   `release` or finalizer only forgets its handle (issue 8: an abort at exit after a device
-//   loss in the test suite).
+//   `release` or finalizer only forgets its handle.
 // - Storage buffer sizes are multiples of 4 and at least 4 bytes; float32 and int32 only.
 
 import { allocArray, type DType, type TypedArray } from "../ir/dtype.ts";
