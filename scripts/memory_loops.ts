@@ -97,9 +97,9 @@ async function child(device: "cpu" | "webgpu", style: Style, iterations: number)
     await iteration[style]();
     times.push(performance.now() - t0);
     if (i === 0) {
-      // the worker threads of the cpu's Wasm kernels start after the first large kernel: a
-      // fixed cost (a Deno isolate each), not growth, so they start before the count does
-      await cpuBackend.pool.started();
+      // the worker threads of the cpu's Wasm kernels start after the first large kernel, if
+      // any: a fixed cost (a Deno isolate each), not growth, so they start before the count
+      await cpuBackend.pool.settled();
       rss0 = maxRss = Deno.memoryUsage().rss;
     }
     if (i % 25 === 0 || i === iterations - 1) {

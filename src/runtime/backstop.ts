@@ -31,6 +31,7 @@ const MAX_PRESSURE_BYTES = 256 * 1024 * 1024;
 
 let baseline = 0;
 let timerBaseline = 0;
+let nodesAtTimer = 0;
 let nodesAtYield = 0;
 let yields = 0;
 let enabled = true;
@@ -52,6 +53,9 @@ function bytesInUse(): number {
  * 32 MB. A timer costs about 2.2 ms, so it is kept for growth, never for a loop that disposes.
  */
 export const BACKSTOP_TIMER_BYTES = 8 * 1024 * 1024;
+
+/** IR nodes made between two timer yields while worker threads are alive (see above). */
+export const BACKSTOP_TIMER_NODES = 16_000;
 
 /** A zero-delay timer: slower than a message, but Deno runs finalizers in its timer phase. */
 function yieldTimer(): Promise<void> {
@@ -97,8 +101,11 @@ export function backstop(): Promise<void> | undefined {
   baseline = inUse;
   nodesAtYield = nodes;
   yields++;
-  if (inUse - timerBaseline >= BACKSTOP_TIMER_BYTES && cpuBackend.pool.ready > 1) {
+  const timerDue = inUse - timerBaseline >= BACKSTOP_TIMER_BYTES ||
+    nodes - nodesAtTimer >= BACKSTOP_TIMER_NODES;
+  if (timerDue && cpuBackend.pool.ready > 1) {
     timerBaseline = inUse;
+    nodesAtTimer = nodes;
     return yieldTimer();
   }
   return yieldMacrotask();

@@ -93,7 +93,7 @@ export class ThreadPool {
   #threads: number;
   #workers: NodeWorker[] = [];
   #starting: Promise<void> | null = null;
-  #scheduled = false;
+  #scheduled: Promise<void> | null = null;
   #control: Int32Array | null = null;
   #ids = new WeakMap<Executable, number>();
   #nextId = 1;
@@ -117,7 +117,7 @@ export class ThreadPool {
     this.#workers = [];
     this.#control = null;
     this.#starting = null;
-    this.#scheduled = false;
+    this.#scheduled = null;
     this.#ids = new WeakMap();
   }
 
@@ -142,9 +142,10 @@ export class ThreadPool {
     if (this.#control === null) {
       // creating a worker blocks the calling thread for tens of milliseconds: do it after this
       // call, once the program yields to the event loop
-      if (this.#starting === null && !this.#scheduled) {
-        this.#scheduled = true;
-        setTimeout(() => this.#start(), 0);
+      if (this.#starting === null && this.#scheduled === null) {
+        this.#scheduled = new Promise((resolve) => setTimeout(resolve, 0)).then(() =>
+          this.#start()
+        );
       }
       return false;
     }
@@ -199,8 +200,8 @@ export class ThreadPool {
   }
 
   /** Starts the workers in the background (once). */
-  #start(): void {
-    this.#starting ??= (async () => {
+  #start(): Promise<void> {
+    return this.#starting ??= (async () => {
       const { Worker } = await import("node:worker_threads");
       const buffer = new SharedArrayBuffer(4 * (RANGES + 2 * 64));
       const threads = this.#threads;
@@ -230,11 +231,14 @@ export class ThreadPool {
     });
   }
 
-  /** Waits until the workers have started (for tests and benchmarks). */
+  /** Starts the workers now, if there are to be any, and waits until they are ready. */
   async started(): Promise<void> {
-    if (this.#threads > 1 && this.#control === null) {
-      this.#start();
-      await this.#starting;
-    }
+    if (this.#threads > 1 && this.#control === null) await this.#start();
+  }
+
+  /** Waits for a start that a large kernel has asked for, if any (starts nothing itself). */
+  async settled(): Promise<void> {
+    await this.#scheduled;
+    await this.#starting;
   }
 }

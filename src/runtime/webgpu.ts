@@ -16,6 +16,11 @@
 // - Reading copies into a MAP_READ staging buffer and awaits `mapAsync`.
 // - A lost device is reported as an Error by the next `run` or `read`; the call after that
 //   acquires a new device. Buffers that lived on the lost device are gone.
+// - Everything made on a device (storage in use or pooled, staging buffers of reads in flight,
+//   pipelines, layouts) belongs to its DeviceScope. When the device is lost or given up, the
+//   scope is retired at once: every buffer of it is destroyed and its caches are dropped, so
+//   nothing of a dead device waits for the garbage collector or for process exit, and a late
+//   `release` or finalizer only forgets its handle.
 // - Storage buffer sizes are multiples of 4 and at least 4 bytes; float32 and int32 only.
 
 import { allocArray, type DType, type TypedArray } from "../ir/dtype.ts";
@@ -44,12 +49,60 @@ const LIMITS = [
   "maxComputeWorkgroupsPerDimension",
 ] as const;
 
+/** A bind group layout and the pipeline layout made of it, for kernels of one input count. */
+interface Layout {
+  readonly bind: GPUBindGroupLayout;
+  readonly pipeline: GPUPipelineLayout;
+}
+
+/**
+ * What this backend made on one device. Retiring it (device lost or given up) destroys every
+ * buffer in `buffers` and empties the caches; a retired scope is never used again.
+ */
+class DeviceScope {
+  /** Storage buffers released to the pool, by byte size (each is also in `buffers`). */
+  readonly pool = new Map<number, GPUBuffer[]>();
+  pooledBytes = 0;
+  /** Compiled pipelines by WGSL source, oldest first. */
+  readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** Layouts by number of inputs. */
+  readonly layouts = new Map<number, Layout>();
+  /** Every buffer made on the device and not destroyed yet: storage in use or pooled, staging. */
+  readonly buffers = new Set<GPUBuffer>();
+  retired = false;
+
+  constructor(readonly device: GPUDevice) {}
+
+  createBuffer(size: number, usage: number): GPUBuffer {
+    const buffer = this.device.createBuffer({ size, usage });
+    this.buffers.add(buffer);
+    return buffer;
+  }
+
+  destroyBuffer(buffer: GPUBuffer): void {
+    if (!this.buffers.delete(buffer)) return; // destroyed already (by retire)
+    buffer.destroy();
+  }
+
+  /** Destroys every buffer of the device and drops every cached object; idempotent. */
+  retire(): void {
+    if (this.retired) return;
+    this.retired = true;
+    for (const buffer of this.buffers) buffer.destroy();
+    this.buffers.clear();
+    this.pool.clear();
+    this.pooledBytes = 0;
+    this.pipelines.clear();
+    this.layouts.clear();
+  }
+}
+
 /** The storage behind one handle. Shared with the finalizer, so it never points at the handle. */
 interface Storage {
   /** The GPU buffer, once a kernel or an upload on a live device needed one. */
   gpu: GPUBuffer | null;
-  /** Which device (acquisition count) `gpu` belongs to. */
-  generation: number;
+  /** The device scope `gpu` belongs to (destroyed with it when the scope is retired). */
+  scope: DeviceScope | null;
   /** Contents waiting on the host for the device (uploads made before it existed). */
   host: TypedArray | null;
   /** Size of the storage buffer: 4 * length, at least 4. */
@@ -103,15 +156,11 @@ export class WebGpuBackend implements Backend {
   readonly name = "webgpu" as const;
   readonly limits = WGSL_TARGET;
   readonly #gpu: () => GPU | undefined;
-  #device: GPUDevice | null = null;
+  /** The current device and what was made on it; null before acquisition and after a loss. */
+  #scope: DeviceScope | null = null;
   #acquiring: Promise<GPUDevice> | null = null;
-  #generation = 0;
   /** The loss to report on the next call, if the device was lost. */
   #lost: string | null = null;
-  #pool = new Map<number, GPUBuffer[]>();
-  #pooledBytes = 0;
-  #pipelines = new Map<string, GPUComputePipeline>();
-  #layouts = new Map<number, { bind: GPUBindGroupLayout; pipeline: GPUPipelineLayout; }>();
   #live = 0;
   #bytesInUse = 0;
   #bytesAllocated = 0;
@@ -132,7 +181,7 @@ export class WebGpuBackend implements Backend {
     checkDtype(dtype);
     const storage: Storage = {
       gpu: null,
-      generation: 0,
+      scope: null,
       host: null,
       bytes: Math.max(4, length * 4),
       released: false,
@@ -151,6 +200,11 @@ export class WebGpuBackend implements Backend {
     this.#free((buffer as WebGpuBuffer).storage);
   }
 
+  /**
+   * Returns the storage of `s` to its device's pool (or destroys it when the pool is full). Also
+   * run by the finalizer, at any time: storage of a retired device was destroyed with it, so
+   * then the handle is only forgotten.
+   */
   #free(s: Storage): void {
     if (s.released) return;
     s.released = true;
@@ -158,17 +212,18 @@ export class WebGpuBackend implements Backend {
     this.#bytesInUse -= s.bytes;
     s.host = null;
     const gpu = s.gpu;
+    const scope = s.scope;
     s.gpu = null;
-    if (gpu === null) return;
-    if (s.generation !== this.#generation || this.#device === null) return; // lost with its device
-    if (this.#pooledBytes + s.bytes > POOL_LIMIT_BYTES) {
-      gpu.destroy();
+    s.scope = null;
+    if (gpu === null || scope === null || scope.retired) return;
+    if (scope.pooledBytes + s.bytes > POOL_LIMIT_BYTES) {
+      scope.destroyBuffer(gpu);
       return;
     }
-    const list = this.#pool.get(s.bytes) ?? [];
+    const list = scope.pool.get(s.bytes) ?? [];
     list.push(gpu);
-    this.#pool.set(s.bytes, list);
-    this.#pooledBytes += s.bytes;
+    scope.pool.set(s.bytes, list);
+    scope.pooledBytes += s.bytes;
   }
 
   upload(data: TypedArray, dtype: DType): WebGpuBuffer {
@@ -191,9 +246,10 @@ export class WebGpuBackend implements Backend {
   /** Puts `data` into `s`: straight into GPU storage when the device is up, else on the host. */
   #fill(s: Storage, data: ArrayLike<number>, dtype: DType): void {
     if (data.length === 0) return;
-    const device = this.#device;
-    if (device !== null && s.bytes <= this.#limit("maxStorageBufferBindingSize")) {
-      device.queue.writeBuffer(this.#storageOf(s, device), 0, plainCopyIfNeeded(dtype, data));
+    const scope = this.#scope;
+    if (scope !== null && s.bytes <= this.#limit("maxStorageBufferBindingSize")) {
+      const gpu = this.#storageOf(s, scope);
+      scope.device.queue.writeBuffer(gpu, 0, plainCopyIfNeeded(dtype, data));
     } else {
       s.host = copyAs(dtype, data);
     }
@@ -211,21 +267,29 @@ export class WebGpuBackend implements Backend {
     return {
       liveBuffers: this.#live,
       bytesInUse: this.#bytesInUse,
-      bytesPooled: this.#pooledBytes,
+      bytesPooled: this.#scope?.pooledBytes ?? 0,
       bytesAllocated: this.#bytesAllocated,
     };
   }
 
   /** Number of compiled compute pipelines in the cache (one per distinct WGSL source). */
   cachedPipelines(): number {
-    return this.#pipelines.size;
+    return this.#scope?.pipelines.size ?? 0;
+  }
+
+  /**
+   * @internal Number of GPU buffers of the current device not destroyed yet (storage in use or
+   * pooled, staging of reads in flight): 0 when there is no device. For tests.
+   */
+  deviceBuffers(): number {
+    return this.#scope?.buffers.size ?? 0;
   }
 
   // ---- the device --------------------------------------------------------------------------
 
   /** Whether a WebGPU adapter can be acquired here (no device is created). */
   async available(): Promise<boolean> {
-    if (this.#device !== null) return true;
+    if (this.#scope !== null) return true;
     try {
       return (await this.#gpu()?.requestAdapter()) != null;
     } catch {
@@ -243,9 +307,24 @@ export class WebGpuBackend implements Backend {
       this.#lost = null;
       return Promise.reject(new Error(message));
     }
-    if (this.#device !== null) return Promise.resolve(this.#device);
+    if (this.#scope !== null) return Promise.resolve(this.#scope.device);
     this.#acquiring ??= this.#requestDevice().finally(() => (this.#acquiring = null));
     return this.#acquiring;
+  }
+
+  /**
+   * @internal Gives up the device: destroys every buffer made on it and the device itself, and
+   * drops the cached pipelines. Handles keep working: their contents are gone (reading one that
+   * had GPU storage throws), and the next `run` or `read` acquires a new device. For tests and
+   * for owners of a private backend; a pending loss report is dropped too.
+   */
+  destroyDevice(): void {
+    const scope = this.#scope;
+    this.#scope = null;
+    this.#lost = null;
+    if (scope === null) return;
+    scope.retire();
+    scope.device.destroy();
   }
 
   async #requestDevice(): Promise<GPUDevice> {
@@ -266,47 +345,39 @@ export class WebGpuBackend implements Backend {
     const requiredLimits: Record<string, number> = {};
     for (const name of LIMITS) requiredLimits[name] = adapter.limits[name];
     const device = await adapter.requestDevice({ requiredLimits });
-    this.#generation++;
-    this.#device = device;
-    device.lost.then((info) => this.#onLost(device, info));
+    const scope = new DeviceScope(device);
+    this.#scope = scope;
+    device.lost.then((info) => this.#onLost(scope, info));
     return device;
   }
 
-  #onLost(device: GPUDevice, info: GPUDeviceLostInfo): void {
-    if (this.#device !== device) return;
-    this.#device = null;
-    this.#pool.clear();
-    this.#pooledBytes = 0;
-    this.#pipelines.clear();
-    this.#layouts.clear();
+  #onLost(scope: DeviceScope, info: GPUDeviceLostInfo): void {
+    scope.retire(); // whether current or given up already: nothing of a lost device survives
+    if (this.#scope !== scope) return; // given up on purpose (destroyDevice): nothing to report
+    this.#scope = null;
     this.#lost = `webgpu: the device was lost (${info.reason}${
       info.message ? `: ${info.message}` : ""
     }); tensors computed on it are gone, and the next call acquires a new device`;
   }
 
   #limit(name: (typeof LIMITS)[number]): number {
-    return this.#device?.limits[name] ?? Infinity;
+    return this.#scope?.device.limits[name] ?? Infinity;
   }
 
-  /** The GPU storage of `s`, taken from the pool (or created) and filled on first use. */
-  #storageOf(s: Storage, device: GPUDevice): GPUBuffer {
+  /** The GPU storage of `s` on `scope`'s device, taken from the pool (or created) and filled. */
+  #storageOf(s: Storage, scope: DeviceScope): GPUBuffer {
     if (s.released) throw new Error("webgpu: a buffer was used after it was released");
     if (s.gpu !== null) {
-      if (s.generation !== this.#generation) throw lostBufferError();
+      if (s.scope !== scope) throw lostBufferError();
       return s.gpu;
     }
-    let gpu = this.#pool.get(s.bytes)?.pop();
-    if (gpu !== undefined) this.#pooledBytes -= s.bytes;
-    else {
-      gpu = device.createBuffer({
-        size: s.bytes,
-        usage: USAGE_STORAGE | USAGE_COPY_SRC | USAGE_COPY_DST,
-      });
-    }
+    let gpu = scope.pool.get(s.bytes)?.pop();
+    if (gpu !== undefined) scope.pooledBytes -= s.bytes;
+    else gpu = scope.createBuffer(s.bytes, USAGE_STORAGE | USAGE_COPY_SRC | USAGE_COPY_DST);
     s.gpu = gpu;
-    s.generation = this.#generation;
+    s.scope = scope;
     if (s.host !== null) {
-      device.queue.writeBuffer(
+      scope.device.queue.writeBuffer(
         gpu,
         0,
         plainCopyIfNeeded(s.host instanceof Int32Array ? "int32" : "float32", s.host),
@@ -318,8 +389,9 @@ export class WebGpuBackend implements Backend {
 
   // ---- kernels -----------------------------------------------------------------------------
 
-  #layout(device: GPUDevice, inputs: number) {
-    let layout = this.#layouts.get(inputs);
+  #layout(scope: DeviceScope, inputs: number): Layout {
+    const device = scope.device;
+    let layout = scope.layouts.get(inputs);
     if (layout === undefined) {
       const entries: GPUBindGroupLayoutEntry[] = [];
       for (let i = 0; i <= inputs; i++) {
@@ -331,38 +403,40 @@ export class WebGpuBackend implements Backend {
       }
       const bind = device.createBindGroupLayout({ entries });
       layout = { bind, pipeline: device.createPipelineLayout({ bindGroupLayouts: [bind] }) };
-      this.#layouts.set(inputs, layout);
+      scope.layouts.set(inputs, layout);
     }
     return layout;
   }
 
-  async #pipeline(device: GPUDevice, launch: Launch): Promise<GPUComputePipeline> {
+  async #pipeline(scope: DeviceScope, launch: Launch): Promise<GPUComputePipeline> {
     const { name, text } = launch.executable;
-    const cached = this.#pipelines.get(text);
+    const cached = scope.pipelines.get(text);
     if (cached !== undefined) return cached;
+    const device = scope.device;
     device.pushErrorScope("validation");
     const module = device.createShaderModule({ code: text, label: name });
     const pipeline = device.createComputePipeline({
       label: name,
-      layout: this.#layout(device, launch.inputs.length).pipeline,
+      layout: this.#layout(scope, launch.inputs.length).pipeline,
       compute: { module, entryPoint: name },
     });
     const error = await device.popErrorScope();
     if (error !== null) {
       throw new Error(`webgpu: kernel ${name} failed to compile: ${error.message}`);
     }
-    this.#pipelines.set(text, pipeline);
+    if (scope.retired) return pipeline; // lost meanwhile: run() reports it; cache nothing
+    scope.pipelines.set(text, pipeline);
     // bounded like the plan cache: the oldest pipeline goes first
-    if (this.#pipelines.size > PIPELINE_LIMIT) {
-      this.#pipelines.delete(this.#pipelines.keys().next().value!);
+    if (scope.pipelines.size > PIPELINE_LIMIT) {
+      scope.pipelines.delete(scope.pipelines.keys().next().value!);
     }
     return pipeline;
   }
 
   /** Throws if `launch` cannot run on `device`; returns its workgroup grid. */
-  #check(launch: Launch, device: GPUDevice): [number, number] {
+  #check(launch: Launch, scope: DeviceScope): [number, number] {
     const { name } = launch.executable;
-    const limits = device.limits;
+    const limits = scope.device.limits;
     const buffers = [launch.output, ...launch.inputs];
     if (buffers.length > limits.maxStorageBuffersPerShaderStage) {
       throw new Error(
@@ -385,7 +459,7 @@ export class WebGpuBackend implements Backend {
       if (s.released) {
         throw new Error(`webgpu: kernel ${name} reads a ${describe(b)} buffer that was released`);
       }
-      if (s.gpu !== null && s.generation !== this.#generation) throw lostBufferError();
+      if (s.gpu !== null && s.scope !== scope) throw lostBufferError();
     }
     const grid = launch.executable.workgroups;
     const maxGroups = limits.maxComputeWorkgroupsPerDimension;
@@ -402,11 +476,12 @@ export class WebGpuBackend implements Backend {
   async run(launches: readonly Launch[]): Promise<void> {
     const work = launches.filter((l) => l.output.length > 0); // empty outputs never launch
     if (work.length === 0) return;
-    const device = await this.acquireDevice();
+    const scope = await this.#acquireScope();
+    const device = scope.device;
     // everything that can fail is checked before anything is encoded
-    const grids = work.map((l) => this.#check(l, device));
-    const pipelines = await Promise.all(work.map((l) => this.#pipeline(device, l)));
-    if (this.#device !== device) throw new Error(this.#lost ?? "webgpu: the device was lost");
+    const grids = work.map((l) => this.#check(l, scope));
+    const pipelines = await Promise.all(work.map((l) => this.#pipeline(scope, l)));
+    if (scope.retired) throw this.#lossError();
     device.pushErrorScope("out-of-memory");
     device.pushErrorScope("validation");
     let thrown: unknown = null;
@@ -416,10 +491,10 @@ export class WebGpuBackend implements Backend {
       work.forEach((launch, i) => {
         const buffers = [launch.output, ...launch.inputs];
         const bindGroup = device.createBindGroup({
-          layout: this.#layout(device, launch.inputs.length).bind,
+          layout: this.#layout(scope, launch.inputs.length).bind,
           entries: buffers.map((b, binding) => ({
             binding,
-            resource: { buffer: this.#storageOf((b as WebGpuBuffer).storage, device) },
+            resource: { buffer: this.#storageOf((b as WebGpuBuffer).storage, scope) },
           })),
         });
         pass.setPipeline(pipelines[i]);
@@ -450,16 +525,23 @@ export class WebGpuBackend implements Backend {
       if (s.released) throw new Error(`webgpu: read of a ${describe(b)} buffer that was released`);
       return s.host !== null ? s.host.slice() : allocArray(b.dtype, b.length);
     }
-    const device = await this.acquireDevice();
+    const scope = await this.#acquireScope();
     if (s.released) throw new Error(`webgpu: read of a ${describe(b)} buffer that was released`);
-    const gpu = this.#storageOf(s, device);
+    const gpu = this.#storageOf(s, scope);
     const bytes = b.length * 4;
-    const staging = device.createBuffer({ size: bytes, usage: USAGE_MAP_READ | USAGE_COPY_DST });
+    // the staging buffer belongs to the scope too: a loss while the read waits destroys it
+    const staging = scope.createBuffer(bytes, USAGE_MAP_READ | USAGE_COPY_DST);
     try {
-      const encoder = device.createCommandEncoder();
+      const encoder = scope.device.createCommandEncoder();
       encoder.copyBufferToBuffer(gpu, 0, staging, 0, bytes);
-      device.queue.submit([encoder.finish()]);
-      await staging.mapAsync(MAP_MODE_READ);
+      scope.device.queue.submit([encoder.finish()]);
+      try {
+        await staging.mapAsync(MAP_MODE_READ);
+      } catch (e) {
+        if (scope.retired) throw this.#lossError();
+        throw e;
+      }
+      if (scope.retired) throw this.#lossError();
       const mapped = staging.getMappedRange();
       const out = b.dtype === "int32"
         ? new Int32Array(mapped).slice()
@@ -467,8 +549,24 @@ export class WebGpuBackend implements Backend {
       staging.unmap();
       return out;
     } finally {
-      staging.destroy();
+      scope.destroyBuffer(staging);
     }
+  }
+
+  /** The current device's scope, acquiring the device if needed (reports a loss first). */
+  async #acquireScope(): Promise<DeviceScope> {
+    const device = await this.acquireDevice();
+    const scope = this.#scope;
+    if (scope === null || scope.device !== device) throw this.#lossError();
+    return scope;
+  }
+
+  /** The error for work that the device was lost (or given up) under; reports the loss once. */
+  #lossError(): Error {
+    const message = this.#lost ??
+      "webgpu: the device was given up while this call ran; the next call acquires a new one";
+    this.#lost = null;
+    return new Error(message);
   }
 }
 
