@@ -52,6 +52,8 @@ export class JsPrinter extends CStylePrinter {
         return `1 / (1 + Math.exp(-${a}))`;
       case "not":
         return `!${a}`;
+      case "isnan":
+        return `Number.isNaN(${a})`;
       case "add":
         if (e.srcs[1].isConst() && e.srcs[1].value < 0) {
           return wrap(`${a} - ${this.literal(-e.srcs[1].value, e.type)}`);

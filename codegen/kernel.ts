@@ -28,7 +28,8 @@ export function scalarTypeOf(dtype: DType): ScalarType {
 }
 
 /**
- * Unary ALU ops. `trunc` rounds toward zero; the rest are named as in the IR. Targets lacking
+ * Unary ALU ops. `trunc` rounds toward zero; `isnan` (bool) tests a float's bits, which a driver
+ * cannot fold away as it may fold `x != x`; the rest are named as in the IR. Targets lacking
  * one get it rewritten by `decompose` (targets.ts).
  */
 export type KUnaryOp =
@@ -43,6 +44,7 @@ export type KUnaryOp =
   | "tanh"
   | "sign"
   | "trunc"
+  | "isnan"
   | "not";
 
 /**
@@ -211,6 +213,7 @@ const FOLD_UNARY: Record<KUnaryOp, (x: number) => number> = {
   tanh: UNARY_REFERENCE.tanh,
   sign: UNARY_REFERENCE.sign,
   trunc: Math.trunc,
+  isnan: (x) => (Number.isNaN(x) ? 1 : 0),
   not: (x) => (x ? 0 : 1),
 };
 const FOLD_BINARY: Record<KBinaryOp, (a: number, b: number) => number> = {
@@ -261,7 +264,10 @@ type UnaryRule = (b: ExprBuilder, op: KUnaryOp, x: Expr) => Expr | null;
 /** The unary rules, tried in order; the first that applies wins. */
 const UNARY_RULES: readonly UnaryRule[] = [
   // fold: op(constant) is a constant
-  (b, op, x) => (x.isConst() ? b.constant(FOLD_UNARY[op](x.value), x.type) : null),
+  (b, op, x) =>
+    x.isConst()
+      ? b.constant(FOLD_UNARY[op](x.value), op === "isnan" || op === "not" ? "bool" : x.type)
+      : null,
   // hoist select: op(p ? a : c) = p ? op(a) : op(c), with op(c) folded
   (b, op, x) =>
     x.op === "select" && x.srcs[2].isConst()
@@ -482,7 +488,7 @@ export class ExprBuilder {
       if (e !== null) return e;
     }
     const [min, max] = unaryRange(op, x);
-    return this.intern(op, [x], null, op === "not" ? "bool" : x.type, min, max);
+    return this.intern(op, [x], null, op === "not" || op === "isnan" ? "bool" : x.type, min, max);
   }
 
   // shorthands of binary(): index arithmetic and predicates are written with these
@@ -790,7 +796,7 @@ function linearTerms(e: Expr): Map<Expr, number> | null {
 
 /** The value range of a unary op on `x`: exact for indices and bools, wrapped for int32. */
 function unaryRange(op: KUnaryOp, x: Expr): [number, number] {
-  if (op === "not") return [0, 1];
+  if (op === "not" || op === "isnan") return [0, 1];
   if (!isIntType(x.type)) return [-Infinity, Infinity];
   const magnitude = Math.max(Math.abs(x.min), Math.abs(x.max));
   const exact: [number, number] = op === "neg"

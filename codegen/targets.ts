@@ -57,6 +57,7 @@ const ALU_OPS: ReadonlySet<ExprOp> = new Set<ExprOp>([
   "tanh",
   "sign",
   "trunc",
+  "isnan",
   "not",
   "add",
   "sub",
@@ -125,7 +126,7 @@ export const WGSL_TARGET: Target = {
  */
 export const WASM_TARGET: Target = {
   name: "wasm",
-  native: without("pow", "ppow", "idiv", "imod", "sign", "sigmoid", "tanh"),
+  native: without("pow", "ppow", "idiv", "imod", "sign", "sigmoid", "tanh", "isnan"),
   float64: false,
   maxBuffers: Infinity,
   launch: "loops",
@@ -144,7 +145,14 @@ export const WASM_UNSHARED_TARGET: Target = { ...WASM_TARGET, sharedMemory: fals
 const MAX_WASM_VALUES = 20000;
 
 /** Ops any target can have rewritten into what WASM_TARGET has (see the tables below). */
-const DECOMPOSABLE_FOR_WASM = new Set<ExprOp>(["sign", "idiv", "imod", "sigmoid", "tanh"]);
+const DECOMPOSABLE_FOR_WASM = new Set<ExprOp>([
+  "sign",
+  "idiv",
+  "imod",
+  "sigmoid",
+  "tanh",
+  "isnan",
+]);
 
 /**
  * Whether `kernel` can compile for the Wasm target: float32 data only, every op native there
@@ -197,9 +205,9 @@ export class TargetBuilder {
     return this.not(this.b.and(this.not(p), this.not(q)));
   }
 
-  /** Whether `x` is NaN: `!(x == x)`. */
+  /** Whether `x` is NaN. */
   isNan(x: Expr): Expr {
-    return this.not(this.b.binary("eq", x, x));
+    return this.unary("isnan", x);
   }
 }
 
@@ -232,6 +240,8 @@ function floorDivMod(t: TargetBuilder, a: Expr, b: Expr): { q: Expr; r: Expr; fi
 
 /** Decompositions of unary ops, used by targets that lack them. */
 const UNARY_DECOMPOSITIONS: Partial<Record<KUnaryOp, UnaryRewrite>> = {
+  // x is NaN exactly when x != x, where comparisons follow IEEE (Wasm's do)
+  isnan: (t, x) => t.not(t.b.binary("eq", x, x)),
   // sign(x) = x > 0 ? 1 : x < 0 ? -1 : x, which keeps NaN and -0
   sign: (t, x) =>
     t.b.select(

@@ -139,6 +139,9 @@ export class WgslPrinter extends CStylePrinter {
         return `-${a}`;
       case "not":
         return `!${a}`;
+      case "isnan":
+        // by its bits: a driver may fold `a != a` to false (Mesa's lavapipe does)
+        return `(bitcast<u32>(${a}) & 0x7fffffffu) > 0x7f800000u`;
       case "exp":
       case "log":
       case "sqrt":
