@@ -10,7 +10,14 @@ import { INT32_MIN } from "../src/ir/dtype.ts";
 import type { Target } from "./targets.ts";
 import { fitsLoopWork } from "./compile.ts";
 import { topoSort } from "../src/ir/graph.ts";
-import { ExprBuilder, type Kernel, scalarTypeOf } from "./kernel.ts";
+import {
+  type Expr,
+  ExprBuilder,
+  exprsInOrder,
+  type Kernel,
+  scalarTypeOf,
+  someInDag,
+} from "./kernel.ts";
 import { linearIndex, lowerKernelValue } from "./lower.ts";
 
 /**
@@ -336,13 +343,64 @@ export function buildKernel(
   substitute: (n: Node) => Node | undefined = () => undefined,
 ): ScheduledKernel {
   const root = substituted(node, isLoaded, substitute);
+  // Rule MERGE_OUTPUT_AXES: adjacent output axes merge into one loop where every index the
+  // kernel computes sees them only as their flat position (a loop over H * W instead of H
+  // loops over W: longer vector runs, fewer loop headers), which the index rules reveal by
+  // cancelling the division and remainder that split the merged variable. Axes are tried
+  // innermost first; a merge that leaves a division of the merged variable is undone.
+  let groups = node.shape.map((_, i): [number, number] => [i, i + 1]);
+  let built = lowerKernel(node, root, groups, isLoaded);
+  for (let i = groups.length - 2; i >= 0; i--) {
+    const merged = [
+      ...groups.slice(0, i),
+      [groups[i][0], groups[i + 1][1]] as [number, number],
+      ...groups.slice(i + 2),
+    ];
+    const attempt = lowerKernel(node, root, merged, isLoaded);
+    if (attempt === null) continue;
+    groups = merged;
+    built = attempt;
+  }
+  return built!;
+}
+
+/**
+ * The kernel of `node` (computed as `root`) with one loop variable per group of output axes;
+ * null when a group of several axes is not cleanly merged (a division or remainder of its
+ * variable is left in the kernel).
+ */
+function lowerKernel(
+  node: Node,
+  root: Node,
+  groups: readonly (readonly [number, number])[],
+  isLoaded: (n: Node) => boolean,
+): ScheduledKernel | null {
   const builder = new ExprBuilder();
   const inputs: Node[] = [];
   const slots = new Map<Node, number>();
-  const outVars = node.shape.map((d) => builder.variable("o", d));
-  const value = lowerKernelValue(root, outVars, {
+  const shape = node.shape;
+  const outShape = groups.map(([a, b]) => numelOf(shape.slice(a, b)));
+  const outVars = outShape.map((d) => builder.variable("o", d));
+  const index: Expr[] = [];
+  groups.forEach(([a, b], g) => {
+    const v = outVars[g];
+    if (b - a === 1) {
+      index.push(v);
+      return;
+    }
+    // the axes of a merged group from its variable: (v / stride) % extent, outermost first
+    let stride = outShape[g];
+    for (let axis = a; axis < b; axis++) {
+      stride /= shape[axis];
+      const quotient = stride === 1 ? v : builder.binary("idiv", v, builder.int(stride));
+      index.push(
+        axis === a ? quotient : builder.binary("imod", quotient, builder.int(shape[axis])),
+      );
+    }
+  });
+  const value = lowerKernelValue(root, index, {
     builder,
-    isLoaded,
+    isLoaded: (n) => n !== node && isLoaded(n),
     slotOf(n) {
       let slot = slots.get(n);
       if (slot === undefined) {
@@ -353,11 +411,19 @@ export function buildKernel(
       return slot;
     },
   });
-  const outIndex = linearIndex(builder, outVars, node.shape);
+  const outIndex = linearIndex(builder, outVars, outShape);
+  const merged = outVars.filter((_, g) => groups[g][1] - groups[g][0] > 1);
+  if (
+    merged.length > 0 &&
+    exprsInOrder([value, outIndex]).some((e) =>
+      (e.op === "idiv" || e.op === "imod") &&
+      merged.some((v) => someInDag(e.srcs[0], (x) => x === v))
+    )
+  ) return null;
   const kernel: Kernel = {
     name: `k_${describeOps(root, isLoaded)}`,
     comment: describeKernel(root, inputs),
-    outShape: node.shape,
+    outShape,
     outType: scalarTypeOf(node.dtype),
     outVars,
     value,

@@ -11,9 +11,11 @@
 //   lane-0 base; every other value is a v128;
 // - a load at an index with c = 1 is one v128.load; with any other index, four scalar loads
 //   (a gather); a store likewise;
-// - Wasm evaluates both sides of a select, so a load that a padding predicate guards may be
-//   asked for an element outside its buffer: where the index's range is not inside the
-//   buffer, the index is clamped to it (the value read is then discarded);
+// - Wasm evaluates both sides of a select, so a load that only a select's value reads (one a
+//   padding predicate guards) may be asked for an element outside its buffer: where such a
+//   load's index range is not inside the buffer, the index is clamped to it (the value read is
+//   then discarded). Every other load reads what the program reads, always in its buffer (a
+//   window whose predicate became loop bounds included);
 // - the loop is vectorized only when every op in it has a lane form here, and every loop
 //   nested in it has bounds that do not depend on the variable.
 
@@ -27,6 +29,12 @@ const MATH: Record<"exp" | "log", () => FunctionBuilder> = { exp: expFunction, l
 
 /** Lanes of a vector (f32x4). */
 export const LANES = 4;
+
+/**
+ * Reductions of at most this many trips (a small window) are unrolled: each trip a copy of the
+ * body under a test of the bounds, which predicts well and lets the processor overlap trips.
+ */
+const UNROLL_MAX_TRIPS = 8;
 
 const scalarType = (e: Expr): ValType => (e.type === "f32" ? "f32" : "i32");
 
@@ -109,6 +117,8 @@ class KernelEmitter {
   readonly #vectorLoop: LoopStmt | null;
   /** Each accumulator's reduction: they share a local. */
   readonly #owner = new Map<Expr, Expr>();
+  /** Loads only a select's value reads (see the file header). */
+  readonly #speculative: ReadonlySet<Expr>;
   /** The math functions called, in the order of their function indices (from 1). */
   readonly math: FunctionBuilder[] = [];
   readonly #mathIndex = new Map<string, number>();
@@ -141,6 +151,7 @@ class KernelEmitter {
     for (const e of exprsInOrder([kernel.value, kernel.outIndex])) {
       if (e.op === "reduce") this.#owner.set((e.arg as ReduceArg).acc, e);
     }
+    this.#speculative = speculativeLoads([kernel.value, kernel.outIndex]);
   }
 
   emit(): void {
@@ -214,6 +225,20 @@ class KernelEmitter {
   /** A scalar loop; the outermost output loop runs [start, end) of its range. */
   #loop(s: LoopStmt, vector: boolean, splitByThreads: boolean): void {
     const v = this.#scalarLocal(s.v);
+    const extent = (s.v.arg as VarArg).extent;
+    if (s.role === "reduce" && extent <= UNROLL_MAX_TRIPS && !splitByThreads) {
+      // short reduction: one guarded copy of the body per possible trip, no loop
+      for (let k = 0; k < extent; k++) {
+        this.#pushScalar(s.lo);
+        this.fn.i32(k).op("i32.le_s");
+        this.#pushScalar(s.hi);
+        this.fn.i32(k).op("i32.gt_s", "i32.and").open("if");
+        this.fn.i32(k).set(v);
+        this.#stmts(s.body, vector, false);
+        this.fn.op("end");
+      }
+      return;
+    }
     if (splitByThreads) this.fn.get(this.#start);
     else this.#pushScalar(s.lo);
     this.fn.set(v);
@@ -376,8 +401,9 @@ class KernelEmitter {
     this.fn.i32(2).op("i32.shl", "i32.add");
   }
 
-  /** Whether every value of index `e` lies inside input `slot`. */
-  #inBounds(e: Expr, slot: number): boolean {
+  /** Whether load `load`, at index `e` of input `slot`, reads inside its buffer. */
+  #inBounds(load: Expr, e: Expr, slot: number): boolean {
+    if (!this.#speculative.has(load)) return true;
     return e.min >= 0 && e.max < this.#program.kernel.inputs[slot].numel;
   }
 
@@ -408,7 +434,7 @@ class KernelEmitter {
         const slot = e.arg as number;
         this.#address(slot, () => {
           this.#pushScalar(a);
-          if (!this.#inBounds(a, slot)) this.#clamp(slot);
+          if (!this.#inBounds(e, a, slot)) this.#clamp(slot);
         });
         this.fn.memory("f32.load", 2);
         return;
@@ -489,7 +515,7 @@ class KernelEmitter {
     switch (e.op) {
       case "load": {
         const slot = e.arg as number;
-        const inBounds = this.#inBounds(a, slot);
+        const inBounds = this.#inBounds(e, a, slot);
         if (this.#held.get(a) === "affine" && this.#coef.get(a) === 1 && inBounds) {
           this.#address(slot, () => this.#pushScalar(a));
           this.fn.memory("v128.load", 2);
@@ -598,6 +624,36 @@ class KernelEmitter {
       this.fn.lane("f32x4.extract_lane", lane).memory("f32.store", 2);
     }
   }
+}
+
+/**
+ * Loads that only the value operands of selects read (directly or through other values): the
+ * program may not need them, Wasm computes them anyway. A load the program reads otherwise
+ * (in a select's predicate, a reduction's bounds, or outside any select) is not speculative.
+ */
+function speculativeLoads(roots: readonly Expr[]): Set<Expr> {
+  const certain = new Set<Expr>();
+  const maybe: Expr[] = [];
+  const stack = [...roots];
+  while (stack.length > 0) {
+    const e = stack.pop()!;
+    if (certain.has(e)) continue;
+    certain.add(e);
+    if (e.op === "select") {
+      stack.push(e.srcs[0]);
+      maybe.push(e.srcs[1], e.srcs[2]);
+    } else stack.push(...e.srcs);
+  }
+  const speculative = new Set<Expr>();
+  const seen = new Set<Expr>();
+  while (maybe.length > 0) {
+    const e = maybe.pop()!;
+    if (certain.has(e) || seen.has(e)) continue;
+    seen.add(e);
+    if (e.op === "load") speculative.add(e);
+    maybe.push(...e.srcs);
+  }
+  return speculative;
 }
 
 /**

@@ -131,8 +131,14 @@ export function tensor(
     }
     shape = given;
   }
-  const typed = allocArray(dtype ?? "float32", flat.length);
-  typed.set(flat as ArrayLike<number>);
+  // a typed array goes to the device as it is (its one copy, converting as it stores); nested
+  // arrays are flattened into a typed array of the dtype first
+  let typed: TypedArray;
+  if (ArrayBuffer.isView(flat)) typed = flat as TypedArray;
+  else {
+    typed = allocArray(dtype ?? "float32", flat.length);
+    typed.set(flat);
+  }
   return fromTyped("tensor", typed, shape, { ...o, dtype: dtype ?? "float32" });
 }
 

@@ -4,9 +4,9 @@
 //
 // - Workers are `node:worker_threads` workers, `unref()`ed so they never keep a process alive
 //   (a Deno `Worker` that is still running does). Creating one blocks the calling thread for
-//   tens of milliseconds (measured: 65-80 ms in Deno 2.9), so they start after the first
-//   kernel large enough to split, once the program yields to the event loop; until they are
-//   ready, kernels run on the calling thread.
+//   tens of milliseconds (measured: 65-80 ms in Deno 2.9), so they start right after the first
+//   kernel large enough to split has run (that call pays for it, once); until they are ready,
+//   kernels run on the calling thread.
 // - A kernel's module reaches a worker once, by message; the worker instantiates it on the
 //   shared memory. A launch is a write to a shared control array and an `Atomics.notify`; the
 //   workers wait with `Atomics.waitAsync`, so they can still receive modules; the calling
@@ -140,12 +140,10 @@ export class ThreadPool {
       return false;
     }
     if (this.#control === null) {
-      // creating a worker blocks the calling thread for tens of milliseconds: do it after this
-      // call, once the program yields to the event loop
+      // creating a worker blocks the calling thread for tens of milliseconds: do it right
+      // after this call, before the program goes on (a loop of awaits may never see a timer)
       if (this.#starting === null && this.#scheduled === null) {
-        this.#scheduled = new Promise((resolve) => setTimeout(resolve, 0)).then(() =>
-          this.#start()
-        );
+        this.#scheduled = Promise.resolve().then(() => this.#start());
       }
       return false;
     }
