@@ -31,9 +31,22 @@ async function adapterName(): Promise<string | null> {
   return info?.description || info?.device || info?.vendor || "unknown adapter";
 }
 
-/** Peer rows; a peer that fails to load becomes failing rows that say why. */
+/**
+ * Peer rows; a peer that fails to load becomes failing rows that say why. jax-js loads first: its
+ * worker pool must start before tfjs-backend-wasm touches the global `Worker` (peers/tfjs.ts).
+ */
 async function peerRows(adapter: string | null): Promise<Row[]> {
   const rows: Row[] = [];
+  try {
+    const { jaxDevices, jaxRow } = await import("./peers/jax.ts");
+    const devices = await jaxDevices();
+    if (devices.includes("wasm")) {
+      rows.push(jaxRow("wasm", `${navigator.hardwareConcurrency} workers`));
+    }
+    if (adapter !== null && devices.includes("webgpu")) rows.push(jaxRow("webgpu", adapter));
+  } catch (e) {
+    rows.push(brokenRow("jax-js", `failed to load: ${e}`));
+  }
   try {
     const { tfjsRow, tfjsWasmThreads } = await import("./peers/tfjs.ts");
     rows.push(tfjsRow("cpu"), tfjsRow("wasm", `${await tfjsWasmThreads()} thread`));
@@ -46,16 +59,6 @@ async function peerRows(adapter: string | null): Promise<Row[]> {
     rows.push(onnxRow());
   } catch (e) {
     rows.push(brokenRow("onnxruntime-web", `failed to load: ${e}`));
-  }
-  try {
-    const { jaxDevices, jaxRow } = await import("./peers/jax.ts");
-    const devices = await jaxDevices();
-    if (devices.includes("wasm")) {
-      rows.push(jaxRow("wasm", `${navigator.hardwareConcurrency} workers`));
-    }
-    if (adapter !== null && devices.includes("webgpu")) rows.push(jaxRow("webgpu", adapter));
-  } catch (e) {
-    rows.push(brokenRow("jax-js", `failed to load: ${e}`));
   }
   return rows;
 }

@@ -5,6 +5,7 @@
 // takes ownership of its arguments: `.ref` marks each extra use, `data()` consumes the array it
 // reads, so nothing outlives a call.
 
+// deno-lint-ignore no-import-prefix -- peers are pinned here, in bench files only
 import { defaultDevice, init, jit, numpy as np, vjp } from "npm:@jax-js/jax@0.1.25";
 import { type Case, type CaseData, LRN } from "../cases.ts";
 import type { Call, Row } from "../harness.ts";
@@ -13,9 +14,19 @@ export const JAX_VERSION = "0.1.25";
 
 type JaxDevice = "wasm" | "webgpu";
 
-/** The jax-js devices that started here. */
+/**
+ * The jax-js devices that started here. On wasm, one large call also starts its worker pool
+ * now: tfjs-backend-wasm's Emscripten glue later replaces the npm-side global `Worker` with
+ * node's worker_threads class, which cannot load jax-js's blob-URL workers.
+ */
 export async function jaxDevices(): Promise<string[]> {
-  return await init();
+  const devices = await init();
+  if (devices.includes("wasm")) {
+    const shape = [8, 96, 55, 55];
+    const x = np.zeros(shape, { device: "wasm" });
+    await forward(x).data();
+  }
+  return devices;
 }
 
 /** LRN over axis 1 of `x` (consumes `x`). */
@@ -54,6 +65,24 @@ export function jaxRow(device: JaxDevice, detail: string): Row {
   return {
     label: `jax-js ${JAX_VERSION} ${device} (${detail})`,
     prepare: (c, data) => jaxCall(device, c, data),
+  };
+}
+
+/**
+ * Forward with a new `jit` function on every call (alpha 1e-4 * (1 + i * 1e-6)), so jax-js traces
+ * and compiles each time: its first-call cost in a warm process.
+ */
+export function jaxNewFunctionCall(device: JaxDevice, c: Case, data: CaseData): Call {
+  const shape = [...c.shape];
+  let calls = 0;
+  return async () => {
+    defaultDevice(device);
+    const alpha = LRN.alpha * (1 + calls++ * 1e-6);
+    const fresh = jit((x: np.Array) => jaxLrn(x, alpha));
+    const x = np.array(data.x, { shape, device });
+    const y = await fresh(x).data() as Float32Array;
+    fresh.dispose();
+    return { y };
   };
 }
 

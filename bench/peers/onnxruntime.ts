@@ -1,7 +1,9 @@
 // onnxruntime-web rows: the wasm execution provider on one thread, running a one-node LRN model
 // built by hand (onnx_model.ts). ONNX divides alpha by size, so the model gets alpha * size.
-// Forward only: onnxruntime-web does no training here.
+// Forward only: onnxruntime-web does no training here. Its LRN kernel wants 4-D input, so the
+// 3-D shape D gets a trailing axis of 1 (the same data).
 
+// deno-lint-ignore no-import-prefix -- peers are pinned here, in bench files only
 import * as ort from "npm:onnxruntime-web@1.30.0";
 import { LRN } from "../cases.ts";
 import type { Row } from "../harness.ts";
@@ -24,7 +26,8 @@ export function onnxRow(): Row {
     label: `onnxruntime-web ${ORT_VERSION} wasm, 1 thread`,
     supports: (c) => c.mode === "fwd",
     async prepare(c, data) {
-      const shape = [...c.shape];
+      // onnxruntime's LRN kernel takes 4-D input only: (N, C, L) runs as (N, C, L, 1)
+      const shape = [...c.shape, ...Array(Math.max(0, 4 - c.shape.length)).fill(1)];
       const model = lrnModel(shape, { ...LRN, alpha: LRN.alpha * LRN.size, bias: LRN.k });
       const session = await ort.InferenceSession.create(model, { executionProviders: ["wasm"] });
       return async () => {

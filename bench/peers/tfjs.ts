@@ -4,22 +4,24 @@
 // transposed back only for the check.
 //
 // Three quirks of running tfjs under Deno: the wasm backend must be imported before the cpu
-// backend or it registers into an engine nobody uses; its Emscripten glue replaces the global
-// `Worker` with node's worker_threads one when it starts, which breaks jax-js's Web Workers in
-// the same process, so the global is put back; and tfjs-core's node bundle registers no
-// gradients, so LRN's (the LRNGrad kernel with the forward output, as tfjs-core's own LRN_grad
-// does) is registered here.
+// backend or it registers into an engine nobody uses; its Emscripten glue replaces the npm-side
+// global `Worker` with node's worker_threads class when it starts, which breaks jax-js's Web
+// Workers in the same process (so lrn_bench.ts starts jax-js's workers first); and tfjs-core's
+// node bundle registers no gradients, so LRN's (the LRNGrad kernel with the forward output, as
+// tfjs-core's own LRN_grad does) is registered here.
 
+// deno-lint-ignore no-import-prefix -- peers are pinned here, in bench files only
 import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+// deno-lint-ignore no-import-prefix -- peers are pinned here, in bench files only
 import * as tfWasm from "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
+// deno-lint-ignore no-import-prefix -- peers are pinned here, in bench files only
 import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+// deno-lint-ignore no-import-prefix -- peers are pinned here, in bench files only
 import "npm:@tensorflow/tfjs-backend-webgpu@4.22.0";
 import { type Case, type CaseData, fromChannelsLast, LRN, toChannelsLast } from "../cases.ts";
 import type { Call, Row } from "../harness.ts";
 
 export const TFJS_VERSION = tf.version_core;
-
-const webWorker = globalThis.Worker;
 
 // The .wasm files sit next to the package's entry in Deno's npm cache.
 tfWasm.setWasmPaths(
@@ -64,7 +66,6 @@ async function use(backend: Backend): Promise<void> {
     throw new Error(`tfjs backend ${backend} could not be initialized`);
   }
   await tf.ready();
-  globalThis.Worker = webWorker;
 }
 
 /** `[n, c, ...rest]` as a 4-D channels-last shape: `[n, h, w, c]` (rank 3: w = 1). */

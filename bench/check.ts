@@ -1,0 +1,321 @@
+// Performance tracking: runs the bench suites (`deno bench --json`), turns each row into a ratio
+// to the hand-written baseline row of its group in the same run (medians of per-call samples, not
+// averages: `deno bench --json` reports no median, see harness.ts), compares the ratios with
+// bench/baseline.json, appends the run to bench/history.jsonl and redraws bench/report.svg.
+//
+//   deno task bench:check    exits 1 naming every row more than 25% slower than its baseline
+//                            ratio, and every row that failed (wrong output, error)
+//   deno task bench:update   the same run, then rewrites bench/baseline.json from it
+//
+// Ratios within one run are what is tracked: absolute times on a shared 2-core machine move with
+// its load, ratios much less. The logic is exported for tests/bench_check_test.ts.
+
+import { drawReport } from "./report_svg.ts";
+
+/** A row more than this factor above its baseline ratio is a regression. */
+export const SLOWDOWN_LIMIT = 1.25;
+
+/** One row of one run. */
+export interface RowResult {
+  readonly group: string;
+  readonly name: string;
+  readonly baseline: boolean;
+  /** Median ms per call, from the samples; null when the row failed. */
+  readonly medianMs: number | null;
+  /** Number of samples behind the median. */
+  readonly samples: number;
+  /** Why the row has no time (wrong output, an error, no samples). */
+  readonly error?: string;
+}
+
+/** The parts of `deno bench --json` output the checker reads. */
+export interface DenoBenchReport {
+  readonly runtime?: string;
+  readonly cpu?: string;
+  readonly benches: readonly {
+    readonly group?: string | null;
+    readonly name: string;
+    readonly baseline?: boolean;
+    readonly results: readonly Record<string, unknown>[];
+  }[];
+}
+
+/** Per-call samples in ms, by group then row name (what harness.ts writes). */
+export type Samples = Record<string, Record<string, number[]>>;
+
+/** The median of `values` (the mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new Error("median: no values");
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** The rows of a run: Deno's report says which ran and which failed, the samples give medians. */
+export function collectRows(report: DenoBenchReport, samples: Samples): RowResult[] {
+  return report.benches.map((bench) => {
+    const group = bench.group ?? "";
+    const base = { group, name: bench.name, baseline: bench.baseline === true };
+    const result = bench.results[0] ?? {};
+    if (!("ok" in result)) {
+      const why = "failed" in result ? String(result.failed) : JSON.stringify(result);
+      return { ...base, medianMs: null, samples: 0, error: firstLine(why) };
+    }
+    const values = samples[group]?.[bench.name] ?? [];
+    if (values.length === 0) {
+      return { ...base, medianMs: null, samples: 0, error: "no samples recorded" };
+    }
+    return { ...base, medianMs: median(values), samples: values.length };
+  });
+}
+
+function firstLine(text: string): string {
+  // Deno's failure text carries ANSI colours and a stack; the first line says what went wrong
+  // deno-lint-ignore no-control-regex
+  const plain = text.replace(/\x1b\[[0-9;]*m/g, "");
+  return plain.split("\n").find((l) => l.trim() !== "")?.trim() ?? plain;
+}
+
+/** The key of a row in baseline.json and history.jsonl. */
+export function rowKey(group: string, name: string): string {
+  return `${group} | ${name}`;
+}
+
+/** Each timed row's median over its group's baseline row's median. */
+export function ratios(rows: readonly RowResult[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const row of rows) {
+    if (row.medianMs === null) continue;
+    const base = rows.find((r) => r.group === row.group && r.baseline);
+    if (base === undefined || base.medianMs === null || base.medianMs <= 0) continue;
+    out[rowKey(row.group, row.name)] = row.medianMs / base.medianMs;
+  }
+  return out;
+}
+
+/** What bench/baseline.json holds. */
+export interface Baseline {
+  readonly date: string;
+  readonly commit: string;
+  readonly machine: Machine;
+  readonly ratios: Record<string, number>;
+  readonly medianMs: Record<string, number>;
+}
+
+/** Where a run happened. */
+export interface Machine {
+  readonly cpu: string;
+  readonly cores: number;
+  readonly runtime: string;
+  readonly os: string;
+}
+
+/** The verdict on one run against a baseline. */
+export interface Comparison {
+  /** Rows more than {@link SLOWDOWN_LIMIT} times their baseline ratio, with both ratios. */
+  readonly slower: { key: string; ratio: number; baseline: number; }[];
+  /** Rows that ran but have no time: wrong output or an error. */
+  readonly failed: { key: string; error: string; }[];
+  /** Rows in the baseline that this run did not have (a peer missing, a subset run). */
+  readonly missing: string[];
+  /** Rows of this run that the baseline does not have. */
+  readonly added: string[];
+  readonly ok: boolean;
+}
+
+/** Compares a run's rows with the baseline's ratios. */
+export function compare(
+  rows: readonly RowResult[],
+  baseline: Pick<Baseline, "ratios">,
+  limit = SLOWDOWN_LIMIT,
+): Comparison {
+  const current = ratios(rows);
+  const slower = Object.entries(current)
+    .filter(([key, ratio]) => key in baseline.ratios && ratio > baseline.ratios[key] * limit)
+    .map(([key, ratio]) => ({ key, ratio, baseline: baseline.ratios[key] }));
+  const failed = rows
+    .filter((r) => r.medianMs === null)
+    .map((r) => ({ key: rowKey(r.group, r.name), error: r.error ?? "no time" }));
+  const ran = new Set(rows.map((r) => rowKey(r.group, r.name)));
+  const missing = Object.keys(baseline.ratios).filter((key) => !ran.has(key));
+  const added = Object.keys(current).filter((key) => !(key in baseline.ratios));
+  return { slower, failed, missing, added, ok: slower.length === 0 && failed.length === 0 };
+}
+
+/** The verdict as text: one line per regression or failure, then what was missing or new. */
+export function formatComparison(c: Comparison, limit = SLOWDOWN_LIMIT): string {
+  const lines: string[] = [];
+  for (const s of c.slower) {
+    lines.push(
+      `SLOWER  ${s.key}: ${s.ratio.toFixed(3)}x the hand-written loop, baseline ${
+        s.baseline.toFixed(3)
+      }x (${((s.ratio / s.baseline - 1) * 100).toFixed(0)}% slower, limit ${
+        ((limit - 1) * 100).toFixed(0)
+      }%)`,
+    );
+  }
+  for (const f of c.failed) lines.push(`FAILED  ${f.key}: ${f.error}`);
+  for (const m of c.missing) lines.push(`missing ${m} (in the baseline, not in this run)`);
+  for (const a of c.added) lines.push(`new     ${a} (not in the baseline)`);
+  lines.push(
+    c.ok
+      ? "bench:check passed: no row is more than 25% slower than its baseline ratio"
+      : `bench:check FAILED: ${c.slower.length} row(s) slower, ${c.failed.length} failed`,
+  );
+  return lines.join("\n");
+}
+
+/** One line of bench/history.jsonl. */
+export interface HistoryEntry {
+  readonly date: string;
+  readonly commit: string;
+  readonly machine: Machine;
+  readonly ratios: Record<string, number>;
+  readonly medianMs: Record<string, number>;
+}
+
+/** The history entry of a run. */
+export function historyEntry(
+  rows: readonly RowResult[],
+  meta: { date: string; commit: string; machine: Machine; },
+): HistoryEntry {
+  const medianMs: Record<string, number> = {};
+  for (const r of rows) if (r.medianMs !== null) medianMs[rowKey(r.group, r.name)] = r.medianMs;
+  return { ...meta, ratios: ratios(rows), medianMs };
+}
+
+/** Parses bench/history.jsonl (blank lines skipped). */
+export function parseHistory(text: string): HistoryEntry[] {
+  return text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
+}
+
+// ---- running it --------------------------------------------------------------------------
+
+const BENCH_DIR = new URL("./", import.meta.url);
+const file = (name: string) => new URL(name, BENCH_DIR);
+
+async function output(cmd: string, args: string[]): Promise<string> {
+  try {
+    const r = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output();
+    return r.success ? new TextDecoder().decode(r.stdout).trim() : "";
+  } catch {
+    return "";
+  }
+}
+
+async function commitId(): Promise<string> {
+  const root = new URL("../", BENCH_DIR).pathname;
+  const head = await output("git", ["-C", root, "rev-parse", "--short", "HEAD"]);
+  if (head === "") return "unknown";
+  const dirty = await output("git", [
+    "-C",
+    root,
+    "status",
+    "--porcelain",
+    "--",
+    "src",
+    "codegen",
+    "mod.ts",
+  ]);
+  return dirty === "" ? head : `${head}+changes`;
+}
+
+/** Runs every suite under bench/ and returns Deno's report and the samples. */
+async function runSuites(): Promise<{ report: DenoBenchReport; samples: Samples; }> {
+  const dir = await Deno.makeTempDir({ dir: BENCH_DIR.pathname, prefix: ".samples-" });
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "bench",
+        "--json",
+        "--allow-env",
+        "--allow-read",
+        `--allow-write=${dir}`,
+        "--allow-run",
+        new URL("../bench/", BENCH_DIR).pathname,
+      ],
+      env: { LUCID_BENCH_SAMPLES: dir },
+      stdout: "piped",
+      stderr: "inherit",
+    });
+    const result = await child.output();
+    const text = new TextDecoder().decode(result.stdout);
+    const start = text.indexOf("{");
+    if (start < 0) throw new Error(`deno bench printed no JSON (exit code ${result.code})`);
+    const report = JSON.parse(text.slice(start)) as DenoBenchReport;
+    const samples: Samples = {};
+    for await (const entry of Deno.readDir(dir)) {
+      if (!entry.name.endsWith(".samples.json")) continue;
+      const part = JSON.parse(await Deno.readTextFile(`${dir}/${entry.name}`)) as Samples;
+      for (const [group, byName] of Object.entries(part)) {
+        Object.assign(samples[group] ??= {}, byName);
+      }
+    }
+    return { report, samples };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** A table of the run for the terminal and README: median ms and ratio per row. */
+export function formatTable(rows: readonly RowResult[]): string {
+  const r = ratios(rows);
+  const lines = ["| group | row | median | x loop | samples |", "|---|---|--:|--:|--:|"];
+  for (const row of rows) {
+    const key = rowKey(row.group, row.name);
+    const time = row.medianMs === null ? `FAILED: ${row.error}` : formatMs(row.medianMs);
+    const ratio = key in r ? r[key].toFixed(2) : "";
+    lines.push(`| ${row.group} | ${row.name} | ${time} | ${ratio} | ${row.samples} |`);
+  }
+  return lines.join("\n");
+}
+
+/** `ms` with three significant digits, in us below 1 ms. */
+export function formatMs(ms: number): string {
+  if (ms < 1) return `${(ms * 1000).toPrecision(3)} us`;
+  return `${ms.toPrecision(3)} ms`;
+}
+
+async function main(update: boolean): Promise<number> {
+  const { report, samples } = await runSuites();
+  const rows = collectRows(report, samples);
+  const machine: Machine = {
+    cpu: report.cpu ?? "unknown",
+    cores: navigator.hardwareConcurrency,
+    runtime: report.runtime ?? `Deno/${Deno.version.deno}`,
+    os: `${Deno.build.os} ${Deno.osRelease()}`,
+  };
+  const entry = historyEntry(rows, {
+    date: new Date().toISOString(),
+    commit: await commitId(),
+    machine,
+  });
+  console.log(formatTable(rows));
+  await Deno.writeTextFile(file("history.jsonl"), JSON.stringify(entry) + "\n", { append: true });
+  const history = parseHistory(await Deno.readTextFile(file("history.jsonl")));
+  await Deno.writeTextFile(file("report.svg"), drawReport(history));
+  if (update) {
+    const baseline: Baseline = entry;
+    await Deno.writeTextFile(file("baseline.json"), JSON.stringify(baseline, null, 2) + "\n");
+    const failed = rows.filter((r) => r.medianMs === null);
+    for (const f of failed) console.log(`FAILED  ${rowKey(f.group, f.name)}: ${f.error}`);
+    console.log(
+      `bench:update wrote bench/baseline.json (${Object.keys(entry.ratios).length} rows)`,
+    );
+    return failed.length === 0 ? 0 : 1;
+  }
+  let baseline: Baseline;
+  try {
+    baseline = JSON.parse(await Deno.readTextFile(file("baseline.json")));
+  } catch (e) {
+    console.log(`no usable bench/baseline.json (${e}); run deno task bench:update`);
+    return 1;
+  }
+  const verdict = compare(rows, baseline);
+  console.log(formatComparison(verdict));
+  return verdict.ok ? 0 : 1;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args.includes("--update")));
+}
