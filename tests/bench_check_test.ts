@@ -1,0 +1,170 @@
+// bench/check.ts on synthetic `deno bench --json` output and samples: medians (not averages),
+// ratios to each group's baseline row, the verdict against a baseline (a row made slower by more
+// than 25% fails and is named; 20% passes; failed and missing rows), and the history line.
+
+import { assert, assertAlmostEquals, assertEquals, assertStringIncludes } from "./assert.ts";
+import {
+  collectRows,
+  compare,
+  type DenoBenchReport,
+  formatComparison,
+  historyEntry,
+  median,
+  parseHistory,
+  ratios,
+  rowKey,
+  type Samples,
+} from "../bench/check.ts";
+
+const LOOP = "hand-written JS loop (float32)";
+const FUSED = "@lucid/nn fused, js";
+const PEER = "jax-js 0.1.25 wasm (2 workers)";
+
+/** Deno's JSON for `names` in `groups`; `failed` rows carry Deno's failure text instead. */
+function report(groups: string[], names: string[], failed: string[] = []): DenoBenchReport {
+  return {
+    runtime: "Deno/2.9.6 x86_64-unknown-linux-gnu",
+    cpu: "test cpu",
+    benches: groups.flatMap((group) =>
+      names.map((name) => ({
+        group,
+        name,
+        baseline: name === LOOP,
+        // an average that disagrees with the samples: the checker must not use it
+        results: [
+          failed.includes(name)
+            ? { failed: "\x1b[31mError\x1b[0m: output differs from the float64 reference\n  at x" }
+            : { ok: { n: 5, avg: 999, min: 0, max: 5000 } },
+        ],
+      }))
+    ),
+  };
+}
+
+/** Samples whose median is `ms` but whose mean is far larger (one garbage-collection outlier). */
+function around(ms: number): number[] {
+  return [ms * 0.98, ms, ms * 1.01, ms * 0.99, ms * 40];
+}
+
+function samples(byGroup: Record<string, Record<string, number>>): Samples {
+  const out: Samples = {};
+  for (const [group, rows] of Object.entries(byGroup)) {
+    out[group] = Object.fromEntries(Object.entries(rows).map(([n, ms]) => [n, around(ms)]));
+  }
+  return out;
+}
+
+Deno.test("median: middle value, mean of the middle two, order does not matter", () => {
+  assertEquals(median([5, 1, 3]), 3);
+  assertEquals(median([4, 1, 3, 2]), 2.5);
+  assertEquals(median([7]), 7);
+  let threw = false;
+  try {
+    median([]);
+  } catch {
+    threw = true;
+  }
+  assert(threw, "median of nothing throws");
+});
+
+Deno.test("collectRows and ratios: medians of the samples over the group's baseline row", () => {
+  const rows = collectRows(
+    report(["A fwd", "B fwd"], [LOOP, FUSED, PEER]),
+    samples({
+      "A fwd": { [LOOP]: 2, [FUSED]: 1, [PEER]: 3 },
+      "B fwd": { [LOOP]: 10, [FUSED]: 25, [PEER]: 5 },
+    }),
+  );
+  assertEquals(rows.length, 6);
+  assertEquals(rows[1].medianMs, 1); // not the mean (8.8) nor Deno's avg (999)
+  const r = ratios(rows);
+  assertAlmostEquals(r[rowKey("A fwd", FUSED)], 0.5, 1e-12);
+  assertAlmostEquals(r[rowKey("A fwd", PEER)], 1.5, 1e-12);
+  assertAlmostEquals(r[rowKey("B fwd", FUSED)], 2.5, 1e-12);
+  assertAlmostEquals(r[rowKey("B fwd", LOOP)], 1, 1e-12);
+});
+
+Deno.test("compare: a kernel made 30% slower fails and is named; 20% slower passes", () => {
+  const groups = ["A fwd", "A f+b"];
+  const names = [LOOP, FUSED, PEER];
+  const times = { [LOOP]: 4, [FUSED]: 2, [PEER]: 3 };
+  const base = collectRows(report(groups, names), samples({ "A fwd": times, "A f+b": times }));
+  const baseline = { ratios: ratios(base) };
+
+  // the same run again: passes
+  assert(compare(base, baseline).ok);
+
+  // the fused kernel on A fwd made 1.3x slower (the loop unchanged): fails, names that row only
+  const slower = collectRows(
+    report(groups, names),
+    samples({ "A fwd": { ...times, [FUSED]: 2 * 1.3 }, "A f+b": { ...times, [FUSED]: 2 * 1.2 } }),
+  );
+  const verdict = compare(slower, baseline);
+  assert(!verdict.ok);
+  assertEquals(verdict.slower.map((s) => s.key), [rowKey("A fwd", FUSED)]);
+  assertAlmostEquals(verdict.slower[0].ratio / verdict.slower[0].baseline, 1.3, 1e-9);
+  const text = formatComparison(verdict);
+  assertStringIncludes(text, `SLOWER  A fwd | ${FUSED}`);
+  assertStringIncludes(text, "30% slower");
+  assertStringIncludes(text, "FAILED");
+
+  // a machine twice as slow overall (every row, the loop too) is not a regression
+  const loaded = collectRows(
+    report(groups, names),
+    samples({
+      "A fwd": { [LOOP]: 8, [FUSED]: 4, [PEER]: 6 },
+      "A f+b": { [LOOP]: 8, [FUSED]: 4, [PEER]: 6 },
+    }),
+  );
+  assert(compare(loaded, baseline).ok);
+});
+
+Deno.test("compare: a failed row fails the check; missing and new rows are reported only", () => {
+  const times = { [LOOP]: 4, [FUSED]: 2, [PEER]: 3 };
+  const baseline = {
+    ratios: {
+      ...ratios(collectRows(report(["A fwd"], [LOOP, FUSED, PEER]), samples({ "A fwd": times }))),
+      [rowKey("A fwd", "gone")]: 1,
+    },
+  };
+  const failed = collectRows(
+    report(["A fwd"], [LOOP, FUSED, PEER], [FUSED]),
+    samples({ "A fwd": times }),
+  );
+  assertEquals(failed[1].medianMs, null);
+  assertEquals(failed[1].error, "Error: output differs from the float64 reference");
+  const verdict = compare(failed, baseline);
+  assert(!verdict.ok);
+  assertEquals(verdict.failed.map((f) => f.key), [rowKey("A fwd", FUSED)]);
+  assertEquals(verdict.missing, [rowKey("A fwd", "gone")]);
+
+  const added = collectRows(
+    report(["A fwd"], [LOOP, FUSED, PEER, "new row"]),
+    samples({ "A fwd": { ...times, "new row": 1 } }),
+  );
+  const v2 = compare(added, baseline);
+  assert(v2.ok, formatComparison(v2));
+  assertEquals(v2.added, [rowKey("A fwd", "new row")]);
+});
+
+Deno.test("collectRows: a row that ran but recorded no samples has no time", () => {
+  const rows = collectRows(report(["A fwd"], [LOOP, FUSED]), samples({ "A fwd": { [LOOP]: 1 } }));
+  assertEquals(rows[1].medianMs, null);
+  assertEquals(rows[1].error, "no samples recorded");
+  assert(!compare(rows, { ratios: {} }).ok);
+});
+
+Deno.test("historyEntry and parseHistory round-trip through JSON lines", () => {
+  const rows = collectRows(
+    report(["A fwd"], [LOOP, FUSED]),
+    samples({ "A fwd": { [LOOP]: 4, [FUSED]: 1 } }),
+  );
+  const machine = { cpu: "c", cores: 2, runtime: "Deno/2.9.6", os: "linux" };
+  const entry = historyEntry(rows, { date: "2026-01-01T00:00:00Z", commit: "abc", machine });
+  assertEquals(entry.ratios[rowKey("A fwd", FUSED)], 0.25);
+  assertEquals(entry.medianMs[rowKey("A fwd", LOOP)], 4);
+  const text = JSON.stringify(entry) + "\n\n" + JSON.stringify({ ...entry, commit: "def" }) + "\n";
+  const parsed = parseHistory(text);
+  assertEquals(parsed.map((e) => e.commit), ["abc", "def"]);
+  assertEquals(parsed[0], entry);
+});
