@@ -58,7 +58,7 @@ export function collectRows(report: DenoBenchReport, samples: Samples): RowResul
     const base = { group, name: bench.name, baseline: bench.baseline === true };
     const result = bench.results[0] ?? {};
     if (!("ok" in result)) {
-      const why = "failed" in result ? String(result.failed) : JSON.stringify(result);
+      const why = "failed" in result ? failureText(result.failed) : JSON.stringify(result);
       return { ...base, medianMs: null, samples: 0, error: firstLine(why) };
     }
     const values = samples[group]?.[bench.name] ?? [];
@@ -67,6 +67,23 @@ export function collectRows(report: DenoBenchReport, samples: Samples): RowResul
     }
     return { ...base, medianMs: median(values), samples: values.length };
   });
+}
+
+/** Deno reports a failure as a string or as a JS error object (`{ jsError: { message } }`). */
+function failureText(failed: unknown): string {
+  if (typeof failed === "string") return failed;
+  const find = (v: unknown, depth: number): string | null => {
+    if (v === null || typeof v !== "object" || depth > 3) return null;
+    const o = v as Record<string, unknown>;
+    if (typeof o.message === "string") return o.message;
+    if (typeof o.exceptionMessage === "string") return o.exceptionMessage;
+    for (const inner of Object.values(o)) {
+      const m = find(inner, depth + 1);
+      if (m !== null) return m;
+    }
+    return null;
+  };
+  return find(failed, 0) ?? JSON.stringify(failed).slice(0, 300);
 }
 
 function firstLine(text: string): string {
@@ -270,6 +287,32 @@ export function formatTable(rows: readonly RowResult[]): string {
   return lines.join("\n");
 }
 
+/**
+ * A history entry as README's table: one line per row, one column per group, each cell the
+ * median and, below it, the ratio to the hand-written loop.
+ */
+export function formatWideTable(entry: HistoryEntry): string {
+  const keys = Object.keys(entry.medianMs);
+  const groups = [...new Set(keys.map((k) => k.slice(0, k.indexOf(" | "))))];
+  const names = [...new Set(keys.map((k) => k.slice(k.indexOf(" | ") + 3)))];
+  const lines = [
+    `| row | ${groups.join(" | ")} |`,
+    `|---|${groups.map(() => "--:").join("|")}|`,
+  ];
+  for (const name of names) {
+    const cells = groups.map((g) => {
+      const key = rowKey(g, name);
+      if (!(key in entry.medianMs)) return "—";
+      const ratio = entry.ratios[key];
+      return `${formatMs(entry.medianMs[key])}${
+        ratio === undefined ? "" : ` (${ratio.toFixed(2)})`
+      }`;
+    });
+    lines.push(`| ${name} | ${cells.join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
 /** `ms` with three significant digits, in us below 1 ms. */
 export function formatMs(ms: number): string {
   if (ms < 1) return `${(ms * 1000).toPrecision(3)} us`;
@@ -317,5 +360,13 @@ async function main(update: boolean): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args.includes("--update")));
+  if (Deno.args.includes("--table")) {
+    // README's table, from the latest line of bench/history.jsonl (no benchmark is run)
+    const history = parseHistory(await Deno.readTextFile(file("history.jsonl")));
+    const latest = history[history.length - 1];
+    console.log(`${latest.date} ${latest.commit} ${JSON.stringify(latest.machine)}`);
+    console.log(formatWideTable(latest));
+  } else {
+    Deno.exit(await main(Deno.args.includes("--update")));
+  }
 }

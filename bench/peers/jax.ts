@@ -6,7 +6,9 @@
 // reads, so nothing outlives a call.
 
 // deno-lint-ignore no-import-prefix -- peers are pinned here, in bench files only
-import { defaultDevice, init, jit, numpy as np, vjp } from "npm:@jax-js/jax@0.1.25";
+import { defaultDevice, getWebGPUDevice, init } from "npm:@jax-js/jax@0.1.25";
+// deno-lint-ignore no-import-prefix -- peers are pinned here, in bench files only
+import { jit, numpy as np, vjp } from "npm:@jax-js/jax@0.1.25";
 import { type Case, type CaseData, LRN } from "../cases.ts";
 import type { Call, Row } from "../harness.ts";
 
@@ -27,6 +29,11 @@ export async function jaxDevices(): Promise<string[]> {
     await forward(x).data();
   }
   return devices;
+}
+
+/** The GPUDevice of jax-js's WebGPU backend (for bench/profile_webgpu.ts). */
+export function jaxWebGpuDevice(): GPUDevice {
+  return getWebGPUDevice();
 }
 
 /** LRN over axis 1 of `x` (consumes `x`). */

@@ -51,6 +51,9 @@ type Backend = "cpu" | "wasm" | "webgpu";
 export function tfjsRow(backend: Backend, detail = ""): Row {
   return {
     label: `tfjs ${TFJS_VERSION} ${backend}${detail ? ` (${detail})` : ""}`,
+    // tfjs-webgpu's LRN gradient on the software adapter took 11 s per call on A and 122 s on B
+    // (and failed on C) in one run: forward only there, or a check would take half an hour
+    supports: (c) => backend !== "webgpu" || c.mode === "fwd",
     prepare: (c, data) => tfjsCall(backend, c, data),
   };
 }
