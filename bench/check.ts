@@ -1,7 +1,9 @@
 // Performance tracking: runs the bench suites (`deno bench --json`), turns each row into a ratio
-// to the hand-written baseline row of its group in the same run (medians of per-call samples, not
-// averages: `deno bench --json` reports no median, see harness.ts), compares the ratios with
+// to the hand-written baseline row of its group in the same run, compares the ratios with
 // bench/baseline.json, appends the run to bench/history.jsonl and redraws bench/report.svg.
+// A row's ratio is the median, over its calls, of (call time / time of the hand-written loop
+// call run just before it): medians, not averages (`deno bench --json` reports no median, so
+// harness.ts records per-call samples), and paired, so load changes on a shared machine cancel.
 //
 //   deno task bench:check    exits 1 naming every row more than 25% slower than its baseline
 //                            ratio, and every row that failed (wrong output, error)
@@ -24,6 +26,8 @@ export interface RowResult {
   readonly medianMs: number | null;
   /** Number of samples behind the median. */
   readonly samples: number;
+  /** Median of (call / paired baseline call), when the row has paired samples. */
+  readonly pairedRatio?: number;
   /** Why the row has no time (wrong output, an error, no samples). */
   readonly error?: string;
 }
@@ -41,7 +45,7 @@ export interface DenoBenchReport {
 }
 
 /** Per-call samples in ms, by group then row name (what harness.ts writes). */
-export type Samples = Record<string, Record<string, number[]>>;
+export type Samples = Record<string, Record<string, { ms: number[]; baselineMs?: number[]; }>>;
 
 /** The median of `values` (the mean of the middle two for an even count). */
 export function median(values: readonly number[]): number {
@@ -61,11 +65,15 @@ export function collectRows(report: DenoBenchReport, samples: Samples): RowResul
       const why = "failed" in result ? failureText(result.failed) : JSON.stringify(result);
       return { ...base, medianMs: null, samples: 0, error: firstLine(why) };
     }
-    const values = samples[group]?.[bench.name] ?? [];
+    const recorded = samples[group]?.[bench.name];
+    const values = recorded?.ms ?? [];
     if (values.length === 0) {
       return { ...base, medianMs: null, samples: 0, error: "no samples recorded" };
     }
-    return { ...base, medianMs: median(values), samples: values.length };
+    const row = { ...base, medianMs: median(values), samples: values.length };
+    const paired = recorded?.baselineMs ?? [];
+    if (paired.length !== values.length) return row;
+    return { ...row, pairedRatio: median(values.map((ms, i) => ms / paired[i])) };
   });
 }
 
@@ -98,11 +106,18 @@ export function rowKey(group: string, name: string): string {
   return `${group} | ${name}`;
 }
 
-/** Each timed row's median over its group's baseline row's median. */
+/**
+ * Each timed row's ratio to its group's baseline row: the paired ratio when the row has one,
+ * else its median over the baseline row's median.
+ */
 export function ratios(rows: readonly RowResult[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const row of rows) {
     if (row.medianMs === null) continue;
+    if (row.pairedRatio !== undefined) {
+      out[rowKey(row.group, row.name)] = row.pairedRatio;
+      continue;
+    }
     const base = rows.find((r) => r.group === row.group && r.baseline);
     if (base === undefined || base.medianMs === null || base.medianMs <= 0) continue;
     out[rowKey(row.group, row.name)] = row.medianMs / base.medianMs;
@@ -291,8 +306,11 @@ export function formatTable(rows: readonly RowResult[]): string {
  * A history entry as README's table: one line per row, one column per group, each cell the
  * median and, below it, the ratio to the hand-written loop.
  */
-export function formatWideTable(entry: HistoryEntry): string {
-  const keys = Object.keys(entry.medianMs);
+export function formatWideTable(
+  entry: HistoryEntry,
+  groupFilter: (group: string) => boolean = () => true,
+): string {
+  const keys = Object.keys(entry.medianMs).filter((k) => groupFilter(k.slice(0, k.indexOf(" | "))));
   const groups = [...new Set(keys.map((k) => k.slice(0, k.indexOf(" | "))))];
   const names = [...new Set(keys.map((k) => k.slice(k.indexOf(" | ") + 3)))];
   const lines = [
@@ -309,6 +327,35 @@ export function formatWideTable(entry: HistoryEntry): string {
       }`;
     });
     lines.push(`| ${name} | ${cells.join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+/**
+ * @lucid/nn against each peer: per group, the peer's median over ours (above 1: we are faster),
+ * on cpu (our fused JS row against every cpu peer) and on webgpu (ours against webgpu peers).
+ */
+export function formatPeerTable(entry: HistoryEntry): string {
+  const split = (k: string) => [k.slice(0, k.indexOf(" | ")), k.slice(k.indexOf(" | ") + 3)];
+  const keys = Object.keys(entry.medianMs).filter((k) => !split(k)[0].startsWith("first"));
+  const groups = [...new Set(keys.map((k) => split(k)[0]))];
+  const names = [...new Set(keys.map((k) => split(k)[1]))];
+  const isPeer = (n: string) => !n.startsWith("@lucid/nn") && !n.startsWith("hand-written");
+  const ours = (webgpu: boolean) =>
+    names.find((n) => n.startsWith("@lucid/nn fused") && n.includes("webgpu") === webgpu);
+  const lines = [
+    `| peer median / @lucid/nn median | ${groups.join(" | ")} |`,
+    `|---|${groups.map(() => "--:").join("|")}|`,
+  ];
+  for (const peer of names.filter(isPeer)) {
+    const mine = ours(peer.includes("webgpu"));
+    if (mine === undefined) continue;
+    const cells = groups.map((g) => {
+      const a = entry.medianMs[rowKey(g, peer)];
+      const b = entry.medianMs[rowKey(g, mine)];
+      return a === undefined || b === undefined ? "—" : `${(a / b).toFixed(2)}`;
+    });
+    lines.push(`| ${peer} vs ${mine.replace("@lucid/nn ", "")} | ${cells.join(" | ")} |`);
   }
   return lines.join("\n");
 }
@@ -365,7 +412,12 @@ if (import.meta.main) {
     const history = parseHistory(await Deno.readTextFile(file("history.jsonl")));
     const latest = history[history.length - 1];
     console.log(`${latest.date} ${latest.commit} ${JSON.stringify(latest.machine)}`);
-    console.log(formatWideTable(latest));
+    const firstCall = (g: string) => g.startsWith("first call");
+    console.log(formatWideTable(latest, (g) => !firstCall(g)));
+    console.log();
+    console.log(formatWideTable(latest, firstCall));
+    console.log();
+    console.log(formatPeerTable(latest));
   } else {
     Deno.exit(await main(Deno.args.includes("--update")));
   }

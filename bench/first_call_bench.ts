@@ -23,20 +23,19 @@ const c = makeCase("A", "fwd");
 const data = caseData(c.shape);
 const expected = () => referenceLrn(data.x, c.shape, LRN);
 
-/** Sets up a row: one checked call, then the timed calls. */
+const loop: Call = () => Promise.resolve({ y: handwrittenForward(data.x, c.shape, LRN) });
+
+/** Sets up a row: one checked call, then the timed calls, each after a paired loop call. */
 function checkedRow(label: string, baseline: boolean, make: () => Call | Promise<Call>): void {
-  registerRow(GROUP, label, baseline, async () => {
+  const setup = async () => {
     const call = await make();
     checkOutputs(label, c, await call(), expected());
     return call;
-  });
+  };
+  registerRow(GROUP, label, baseline, setup, baseline ? null : loop);
 }
 
-checkedRow(
-  "hand-written JS loop (float32)",
-  true,
-  () => () => Promise.resolve({ y: handwrittenForward(data.x, c.shape, LRN) }),
-);
+checkedRow("hand-written JS loop (float32)", true, () => loop);
 
 /** @lucid/nn with a LocalResponseNorm of a new alpha on every call after the first. */
 function newStructureRow(mode: LucidMode): void {
@@ -76,10 +75,11 @@ async function coldStart(device: "cpu" | "webgpu"): Promise<number> {
 }
 
 function freshProcessRow(label: string, device: "cpu" | "webgpu"): void {
-  registerRow(GROUP, label, false, async () => {
+  const setup = async () => {
     await coldStart(device); // checked in the child
     return async () => ({ y: [], selfTimedMs: await coldStart(device) });
-  });
+  };
+  registerRow(GROUP, label, false, setup, loop);
 }
 
 const cpu: LucidMode = { label: "fused, js", device: "cpu", enter: () => () => {} };
@@ -107,5 +107,6 @@ try {
     );
   }
 } catch (e) {
-  registerRow(GROUP, "jax-js", false, () => Promise.reject(new Error(`failed to load: ${e}`)));
+  const setup = () => Promise.reject(new Error(`failed to load: ${e}`));
+  registerRow(GROUP, "jax-js", false, setup, null);
 }

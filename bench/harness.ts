@@ -2,9 +2,16 @@
 // its outputs against the float64 reference (and a wrong row throws instead of being timed);
 // every call after that is timed with explicit timers and also recorded as a sample here, because
 // `deno bench --json` reports min, max, avg and percentiles from p75 up but no median, and
-// averages on this machine swing with garbage-collection outliers. When LUCID_BENCH_SAMPLES
-// names a directory, each bench module writes its samples there at unload, as
-// `<module>.samples.json`, for bench/check.ts.
+// averages on this machine swing with garbage-collection outliers.
+//
+// Each iteration of a row also runs the group's baseline call (the hand-written loop) just
+// before, outside the explicit timers, and records its time as the paired sample: on a machine
+// whose load changes from second to second, a row's time over the loop's time measured in the
+// same second is a far steadier ratio than two medians taken a minute apart (one run showed
+// rows moving by 2x between runs that way, and by a few percent with pairs).
+//
+// When LUCID_BENCH_SAMPLES names a directory, each bench module writes its samples there at
+// unload, as `<module>.samples.json`, for bench/check.ts.
 
 import { type Case, type CaseData, caseData, LRN } from "./cases.ts";
 import { referenceLrn, relativeError, RTOL } from "./reference.ts";
@@ -48,8 +55,14 @@ export function brokenRow(label: string, message: string): Row {
   };
 }
 
-/** Samples in ms, by group then row label. */
-const samples: Record<string, Record<string, number[]>> = {};
+/** A row's samples in ms: its calls, and the baseline call run just before each. */
+export interface RowSamples {
+  readonly ms: number[];
+  readonly baselineMs: number[];
+}
+
+/** Samples by group then row label. */
+const samples: Record<string, Record<string, RowSamples>> = {};
 
 /** Registers `rows` on `cases` with Deno.bench, grouped by case, in case-major order. */
 export function registerCases(cases: readonly Case[], rows: readonly Row[]): void {
@@ -64,13 +77,21 @@ export function registerCases(cases: readonly Case[], rows: readonly Row[]): voi
         LRN,
         c.mode === "f+b" ? inputs().g : undefined,
       );
+    const baselineRow = rows.find((r) => r.baseline === true);
+    let baselineCall: Call | null = null;
+    const paired = async () => {
+      baselineCall ??= await baselineRow!.prepare(c, inputs());
+      await baselineCall();
+    };
     for (const row of rows) {
       if (row.supports !== undefined && !row.supports(c)) continue;
-      registerRow(c.id, row.label, row.baseline === true, async () => {
+      const isBaseline = row === baselineRow;
+      const setup = async () => {
         const call = await row.prepare(c, inputs());
         checkOutputs(row.label, c, await call(), expected());
         return call;
-      });
+      };
+      registerRow(c.id, row.label, isBaseline, setup, isBaseline || !baselineRow ? null : paired);
     }
   }
 }
@@ -78,13 +99,15 @@ export function registerCases(cases: readonly Case[], rows: readonly Row[]): voi
 /**
  * Registers one timed row. `setup` runs at the row's first call (a warm-up call that is neither
  * measured nor sampled) and returns the checked call; if it throws, the row fails in Deno's
- * report and is never timed.
+ * report and is never timed. `paired`, when given, is the group's baseline call, run and timed
+ * before each call of the row.
  */
 export function registerRow(
   group: string,
   label: string,
   baseline: boolean,
   setup: () => Promise<Call>,
+  paired: (() => Promise<unknown>) | null,
 ): void {
   let call: Call | undefined;
   let failure: unknown = null;
@@ -102,12 +125,20 @@ export function registerRow(
           throw e;
         }
       }
+      let baselineMs = NaN;
+      if (paired !== null) {
+        const pairStart = performance.now();
+        await paired();
+        baselineMs = performance.now() - pairStart;
+      }
       const start = performance.now();
       b.start();
       const out = await call();
       b.end();
       const ms = out.selfTimedMs ?? performance.now() - start;
-      ((samples[group] ??= {})[label] ??= []).push(ms);
+      const row = (samples[group] ??= {})[label] ??= { ms: [], baselineMs: [] };
+      row.ms.push(ms);
+      if (paired !== null) row.baselineMs.push(baselineMs);
     },
   });
 }

@@ -54,10 +54,16 @@ function around(ms: number): number[] {
   return [ms * 0.98, ms, ms * 1.01, ms * 0.99, ms * 40];
 }
 
+/** Samples of each row, paired (except the loop's own) with loop calls of the group's time. */
 function samples(byGroup: Record<string, Record<string, number>>): Samples {
   const out: Samples = {};
   for (const [group, rows] of Object.entries(byGroup)) {
-    out[group] = Object.fromEntries(Object.entries(rows).map(([n, ms]) => [n, around(ms)]));
+    const loop = rows[LOOP];
+    out[group] = Object.fromEntries(
+      Object.entries(rows).map((
+        [n, ms],
+      ) => [n, n === LOOP ? { ms: around(ms) } : { ms: around(ms), baselineMs: around(loop) }]),
+    );
   }
   return out;
 }
@@ -90,6 +96,24 @@ Deno.test("collectRows and ratios: medians of the samples over the group's basel
   assertAlmostEquals(r[rowKey("A fwd", PEER)], 1.5, 1e-12);
   assertAlmostEquals(r[rowKey("B fwd", FUSED)], 2.5, 1e-12);
   assertAlmostEquals(r[rowKey("B fwd", LOOP)], 1, 1e-12);
+});
+
+Deno.test("ratios: paired loop calls cancel a load change that unpaired medians do not", () => {
+  // the loop row was measured while the machine was quiet; the fused row a minute later, when
+  // everything ran twice as slow, its paired loop calls included
+  const rows = collectRows(report(["A fwd"], [LOOP, FUSED]), {
+    "A fwd": {
+      [LOOP]: { ms: [2, 2, 2] },
+      [FUSED]: { ms: [2, 2.1, 1.9], baselineMs: [4, 4.2, 3.8] },
+    },
+  });
+  assertAlmostEquals(rows[1].pairedRatio!, 0.5, 1e-12);
+  assertAlmostEquals(ratios(rows)[rowKey("A fwd", FUSED)], 0.5, 1e-12);
+  // without pairs the same row would read as the loop's equal
+  const unpaired = collectRows(report(["A fwd"], [LOOP, FUSED]), {
+    "A fwd": { [LOOP]: { ms: [2, 2, 2] }, [FUSED]: { ms: [2, 2.1, 1.9] } },
+  });
+  assertAlmostEquals(ratios(unpaired)[rowKey("A fwd", FUSED)], 1, 1e-12);
 });
 
 Deno.test("compare: a kernel made 30% slower fails and is named; 20% slower passes", () => {
@@ -167,7 +191,7 @@ Deno.test("collectRows: a failure given as coloured text keeps its first line", 
 });
 
 Deno.test("collectRows: a row that ran but recorded no samples has no time", () => {
-  const rows = collectRows(report(["A fwd"], [LOOP, FUSED]), samples({ "A fwd": { [LOOP]: 1 } }));
+  const rows = collectRows(report(["A fwd"], [LOOP, FUSED]), { "A fwd": { [LOOP]: { ms: [1] } } });
   assertEquals(rows[1].medianMs, null);
   assertEquals(rows[1].error, "no samples recorded");
   assert(!compare(rows, { ratios: {} }).ok);
