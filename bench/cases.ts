@@ -34,28 +34,39 @@ export const CASES: readonly Case[] = [
   makeCase("T", "fwd"),
 ];
 
+/** The group of first_call_bench.ts. */
+export const FIRST_CALL_GROUP = "first call A fwd";
+
 /**
- * The cases to run: all of {@link CASES}, or those named in LUCID_BENCH_CASES (comma-separated
- * ids such as `A fwd,T fwd`), for a quicker look while working on one shape.
+ * The groups to run: null for all, or those named in LUCID_BENCH_CASES (comma-separated ids such
+ * as `A fwd,T fwd,first call A fwd`), for a quicker look and for bench/check.ts's second run of
+ * the groups where a row looked slower.
  */
-export function selectedCases(): readonly Case[] {
+export function selectedGroups(): ReadonlySet<string> | null {
   let wanted: string | undefined;
   try {
     wanted = Deno.env.get("LUCID_BENCH_CASES");
   } catch {
     wanted = undefined; // no --allow-env
   }
-  if (!wanted) return CASES;
+  if (!wanted) return null;
   const ids = wanted.split(",").map((s) => s.trim());
-  const unknown = ids.filter((id) => !CASES.some((c) => c.id === id));
+  const known = [...CASES.map((c) => c.id), FIRST_CALL_GROUP];
+  const unknown = ids.filter((id) => !known.includes(id));
   if (unknown.length > 0) {
     throw new Error(
-      `LUCID_BENCH_CASES: unknown case ${unknown.join(", ")}; expected ids among ${
-        CASES.map((c) => c.id).join(", ")
+      `LUCID_BENCH_CASES: unknown group ${unknown.join(", ")}; expected ids among ${
+        known.join(", ")
       }`,
     );
   }
-  return CASES.filter((c) => ids.includes(c.id));
+  return new Set(ids);
+}
+
+/** The cases of lrn_bench.ts to run (see {@link selectedGroups}). */
+export function selectedCases(): readonly Case[] {
+  const groups = selectedGroups();
+  return groups === null ? CASES : CASES.filter((c) => groups.has(c.id));
 }
 
 export function makeCase(shapeName: string, mode: Mode): Case {

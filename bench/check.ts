@@ -6,7 +6,9 @@
 // harness.ts records per-call samples), and paired, so load changes on a shared machine cancel.
 //
 //   deno task bench:check    exits 1 naming every row more than 25% slower than its baseline
-//                            ratio, and every row that failed (wrong output, error)
+//                            ratio, and every row that failed (wrong output, error); a row
+//                            that looks slower is measured again (its groups only, in a second
+//                            `deno bench`) and counts only if it is slower in both runs
 //   deno task bench:update   the same run, then rewrites bench/baseline.json from it
 //
 // Ratios within one run are what is tracked: absolute times on a shared 2-core machine move with
@@ -145,7 +147,9 @@ export interface Machine {
 /** The verdict on one run against a baseline. */
 export interface Comparison {
   /** Rows more than {@link SLOWDOWN_LIMIT} times their baseline ratio, with both ratios. */
-  readonly slower: { key: string; ratio: number; baseline: number; }[];
+  readonly slower: { key: string; ratio: number; baseline: number; rerun?: number; }[];
+  /** Rows slower in the first run but not when measured again (see {@link confirm}). */
+  readonly unconfirmed?: { key: string; ratio: number; baseline: number; rerun: number; }[];
   /** Rows that ran but have no time: wrong output or an error. */
   readonly failed: { key: string; error: string; }[];
   /** Rows in the baseline that this run did not have (a peer missing, a subset run). */
@@ -174,6 +178,31 @@ export function compare(
   return { slower, failed, missing, added, ok: slower.length === 0 && failed.length === 0 };
 }
 
+/**
+ * The verdict once the groups of the slower rows were measured again (`rerun`): a row is slower
+ * only if it is slower in both runs, so one noisy stretch on a shared machine fails nothing.
+ * Failures of either run count; a slower row that has no time in the rerun stays slower.
+ */
+export function confirm(
+  first: Comparison,
+  rerun: readonly RowResult[],
+  limit = SLOWDOWN_LIMIT,
+): Comparison {
+  const again = ratios(rerun);
+  const stillSlower = (s: { key: string; baseline: number; }) =>
+    !(s.key in again) || again[s.key] > s.baseline * limit;
+  const slower = first.slower.filter(stillSlower).map((s) => ({ ...s, rerun: again[s.key] }));
+  const unconfirmed = first.slower
+    .filter((s) => !stillSlower(s))
+    .map((s) => ({ ...s, rerun: again[s.key] }));
+  const failedKeys = new Set(first.failed.map((f) => f.key));
+  const failedAgain = rerun
+    .filter((r) => r.medianMs === null && !failedKeys.has(rowKey(r.group, r.name)))
+    .map((r) => ({ key: rowKey(r.group, r.name), error: r.error ?? "no time" }));
+  const failed = [...first.failed, ...failedAgain];
+  return { ...first, slower, unconfirmed, failed, ok: slower.length === 0 && failed.length === 0 };
+}
+
 /** The verdict as text: one line per regression or failure, then what was missing or new. */
 export function formatComparison(c: Comparison, limit = SLOWDOWN_LIMIT): string {
   const lines: string[] = [];
@@ -183,7 +212,14 @@ export function formatComparison(c: Comparison, limit = SLOWDOWN_LIMIT): string 
         s.baseline.toFixed(3)
       }x (${((s.ratio / s.baseline - 1) * 100).toFixed(0)}% slower, limit ${
         ((limit - 1) * 100).toFixed(0)
-      }%)`,
+      }%)${s.rerun === undefined ? "" : `; measured again: ${s.rerun.toFixed(3)}x`}`,
+    );
+  }
+  for (const s of c.unconfirmed ?? []) {
+    lines.push(
+      `noise   ${s.key}: ${s.ratio.toFixed(3)}x against ${
+        s.baseline.toFixed(3)
+      }x in the first run, ${s.rerun.toFixed(3)}x when measured again (within the limit)`,
     );
   }
   for (const f of c.failed) lines.push(`FAILED  ${f.key}: ${f.error}`);
@@ -253,7 +289,9 @@ async function commitId(): Promise<string> {
 }
 
 /** Runs every suite under bench/ and returns Deno's report and the samples. */
-async function runSuites(): Promise<{ report: DenoBenchReport; samples: Samples; }> {
+async function runSuites(
+  groups: readonly string[] | null = null,
+): Promise<{ report: DenoBenchReport; samples: Samples; }> {
   const dir = await Deno.makeTempDir({ dir: BENCH_DIR.pathname, prefix: ".samples-" });
   try {
     const child = new Deno.Command(Deno.execPath(), {
@@ -266,7 +304,9 @@ async function runSuites(): Promise<{ report: DenoBenchReport; samples: Samples;
         "--allow-run",
         new URL("../bench/", BENCH_DIR).pathname,
       ],
-      env: { LUCID_BENCH_SAMPLES: dir },
+      env: groups === null
+        ? { LUCID_BENCH_SAMPLES: dir }
+        : { LUCID_BENCH_SAMPLES: dir, LUCID_BENCH_CASES: groups.join(",") },
       stdout: "piped",
       stderr: "inherit",
     });
@@ -401,7 +441,15 @@ async function main(update: boolean): Promise<number> {
     console.log(`no usable bench/baseline.json (${e}); run deno task bench:update`);
     return 1;
   }
-  const verdict = compare(rows, baseline);
+  let verdict = compare(rows, baseline);
+  if (verdict.slower.length > 0) {
+    const groups = [...new Set(verdict.slower.map((s) => s.key.slice(0, s.key.indexOf(" | "))))];
+    console.log(
+      `${verdict.slower.length} row(s) looked slower; measuring ${groups.join(", ")} again`,
+    );
+    const again = await runSuites(groups);
+    verdict = confirm(verdict, collectRows(again.report, again.samples));
+  }
   console.log(formatComparison(verdict));
   return verdict.ok ? 0 : 1;
 }

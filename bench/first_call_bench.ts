@@ -10,7 +10,7 @@
 // The hand-written loop on A is the baseline row, so the ratios track like the others.
 
 import { nn, webgpu } from "../mod.ts";
-import { caseData, LRN, makeCase } from "./cases.ts";
+import { caseData, FIRST_CALL_GROUP, LRN, makeCase, selectedGroups } from "./cases.ts";
 import { handwrittenForward } from "./handwritten.ts";
 import { type Call, checkOutputs, registerRow, writeSamplesAtUnload } from "./harness.ts";
 import { lucidCall, type LucidMode } from "./lucid_rows.ts";
@@ -18,7 +18,9 @@ import { referenceLrn, RTOL } from "./reference.ts";
 
 writeSamplesAtUnload(import.meta.url);
 
-const GROUP = "first call A fwd";
+const GROUP = FIRST_CALL_GROUP;
+const wanted = selectedGroups();
+const enabled = wanted === null || wanted.has(GROUP);
 const c = makeCase("A", "fwd");
 const data = caseData(c.shape);
 const expected = () => referenceLrn(data.x, c.shape, LRN);
@@ -32,7 +34,7 @@ function checkedRow(label: string, baseline: boolean, make: () => Call | Promise
     checkOutputs(label, c, await call(), expected());
     return call;
   };
-  registerRow(GROUP, label, baseline, setup, baseline ? null : loop);
+  if (enabled) registerRow(GROUP, label, baseline, setup, baseline ? null : loop);
 }
 
 checkedRow("hand-written JS loop (float32)", true, () => loop);
@@ -79,7 +81,7 @@ function freshProcessRow(label: string, device: "cpu" | "webgpu"): void {
     await coldStart(device); // checked in the child
     return async () => ({ y: [], selfTimedMs: await coldStart(device) });
   };
-  registerRow(GROUP, label, false, setup, loop);
+  if (enabled) registerRow(GROUP, label, false, setup, loop);
 }
 
 const cpu: LucidMode = { label: "fused, js", device: "cpu", enter: () => () => {} };
@@ -108,5 +110,5 @@ try {
   }
 } catch (e) {
   const setup = () => Promise.reject(new Error(`failed to load: ${e}`));
-  registerRow(GROUP, "jax-js", false, setup, null);
+  if (enabled) registerRow(GROUP, "jax-js", false, setup, null);
 }

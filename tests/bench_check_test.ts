@@ -6,6 +6,7 @@ import { assert, assertAlmostEquals, assertEquals, assertStringIncludes } from "
 import {
   collectRows,
   compare,
+  confirm,
   type DenoBenchReport,
   formatComparison,
   historyEntry,
@@ -149,6 +150,46 @@ Deno.test("compare: a kernel made 30% slower fails and is named; 20% slower pass
     }),
   );
   assert(compare(loaded, baseline).ok);
+});
+
+Deno.test("confirm: a row fails only if it is slower again when measured a second time", () => {
+  const names = [LOOP, FUSED, PEER];
+  const times = { [LOOP]: 4, [FUSED]: 2, [PEER]: 3 };
+  const baseline = {
+    ratios: ratios(collectRows(report(["A fwd"], names), samples({ "A fwd": times }))),
+  };
+  // first run: both the fused row (a real 2x regression) and the peer (noise) look slower
+  const first = compare(
+    collectRows(
+      report(["A fwd"], names),
+      samples({ "A fwd": { ...times, [FUSED]: 4, [PEER]: 6 } }),
+    ),
+    baseline,
+  );
+  assertEquals(first.slower.length, 2);
+  // second run of the group: the fused row is still slow, the peer is back to normal
+  const rerun = collectRows(
+    report(["A fwd"], names),
+    samples({ "A fwd": { ...times, [FUSED]: 4.1 } }),
+  );
+  const verdict = confirm(first, rerun);
+  assert(!verdict.ok);
+  assertEquals(verdict.slower.map((s) => s.key), [rowKey("A fwd", FUSED)]);
+  assertAlmostEquals(verdict.slower[0].rerun!, 4.1 / 4, 1e-9);
+  assertEquals(verdict.unconfirmed!.map((s) => s.key), [rowKey("A fwd", PEER)]);
+  const text = formatComparison(verdict);
+  assertStringIncludes(text, `SLOWER  A fwd | ${FUSED}`);
+  assertStringIncludes(text, `noise   A fwd | ${PEER}`);
+  // noise alone passes
+  const quiet = confirm(first, collectRows(report(["A fwd"], names), samples({ "A fwd": times })));
+  assert(quiet.ok, formatComparison(quiet));
+  // a row that fails in the second run fails the check
+  const broken = confirm(
+    first,
+    collectRows(report(["A fwd"], names, [PEER]), samples({ "A fwd": times })),
+  );
+  assert(!broken.ok);
+  assertEquals(broken.failed.map((f) => f.key), [rowKey("A fwd", PEER)]);
 });
 
 Deno.test("compare: a failed row fails the check; missing and new rows are reported only", () => {
