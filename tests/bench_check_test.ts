@@ -10,6 +10,7 @@ import {
   type DenoBenchReport,
   formatComparison,
   historyEntry,
+  isOurRow,
   median,
   parseHistory,
   ratios,
@@ -150,6 +151,28 @@ Deno.test("compare: a kernel made 30% slower fails and is named; 20% slower pass
     }),
   );
   assert(compare(loaded, baseline).ok);
+});
+
+Deno.test("compare with isOurRow: a slower peer is drift, a slower @lucid/nn row fails", () => {
+  const names = [LOOP, FUSED, PEER];
+  const times = { [LOOP]: 4, [FUSED]: 2, [PEER]: 3 };
+  const baseline = {
+    ratios: ratios(collectRows(report(["A fwd"], names), samples({ "A fwd": times }))),
+  };
+  const peerSlower = collectRows(
+    report(["A fwd"], names),
+    samples({ "A fwd": { ...times, [PEER]: 6 } }),
+  );
+  const verdict = compare(peerSlower, baseline, { gated: isOurRow });
+  assert(verdict.ok, formatComparison(verdict));
+  assertEquals(verdict.drift.map((d) => d.key), [rowKey("A fwd", PEER)]);
+  assertStringIncludes(formatComparison(verdict), `drift   A fwd | ${PEER}`);
+  assert(!compare(peerSlower, baseline).ok, "every row gated: the peer fails");
+  const oursSlower = collectRows(
+    report(["A fwd"], names),
+    samples({ "A fwd": { ...times, [FUSED]: 3 } }),
+  );
+  assert(!compare(oursSlower, baseline, { gated: isOurRow }).ok);
 });
 
 Deno.test("confirm: a row fails only if it is slower again when measured a second time", () => {
