@@ -107,29 +107,30 @@ function mulberry32(seed: number): () => number {
 }
 
 /** `data` of shape `[n, c, ...rest]` as `[n, ...rest, c]` (channels last, for TensorFlow.js). */
-export function toChannelsLast(data: Float32Array, shape: readonly number[]): Float32Array {
-  const [n, c] = shape;
-  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
-  const out = new Float32Array(data.length);
-  for (let b = 0; b < n; b++) {
-    for (let ch = 0; ch < c; ch++) {
-      for (let i = 0; i < inner; i++) {
-        out[(b * inner + i) * c + ch] = data[(b * c + ch) * inner + i];
-      }
-    }
-  }
-  return out;
+export function toChannelsLast(data: ArrayLike<number>, shape: readonly number[]): Float32Array {
+  return moveChannels(data, shape, true);
 }
 
 /** The inverse of {@link toChannelsLast}: `[n, ...rest, c]` back to `[n, c, ...rest]`. */
 export function fromChannelsLast(data: ArrayLike<number>, shape: readonly number[]): Float32Array {
+  return moveChannels(data, shape, false);
+}
+
+function moveChannels(
+  data: ArrayLike<number>,
+  shape: readonly number[],
+  toLast: boolean,
+): Float32Array<ArrayBuffer> {
   const [n, c] = shape;
   const inner = shape.slice(2).reduce((a, b) => a * b, 1);
   const out = new Float32Array(data.length);
   for (let b = 0; b < n; b++) {
     for (let ch = 0; ch < c; ch++) {
       for (let i = 0; i < inner; i++) {
-        out[(b * c + ch) * inner + i] = data[(b * inner + i) * c + ch];
+        const first = (b * c + ch) * inner + i;
+        const last = (b * inner + i) * c + ch;
+        if (toLast) out[last] = data[first];
+        else out[first] = data[last];
       }
     }
   }

@@ -129,14 +129,8 @@ export function ratios(rows: readonly RowResult[]): Record<string, number> {
   return out;
 }
 
-/** What bench/baseline.json holds. */
-export interface Baseline {
-  readonly date: string;
-  readonly commit: string;
-  readonly machine: Machine;
-  readonly ratios: Record<string, number>;
-  readonly medianMs: Record<string, number>;
-}
+/** What bench/baseline.json holds: the history entry of the run that made it. */
+export type Baseline = HistoryEntry;
 
 /** Where a run happened. */
 export interface Machine {

@@ -48,6 +48,14 @@ function logScale(values: number[], from: number, to: number) {
   return { at, ticks };
 }
 
+/** A horizontal guide line across the plot with its label on the left. */
+function guide(y: string, right: number, color: string, label: string, size: number): string[] {
+  return [
+    `<line x1="${LEFT}" x2="${right}" y1="${y}" y2="${y}" stroke="${color}"/>`,
+    `<text x="${LEFT - 6}" y="${y}" font-size="${size}" text-anchor="end" dy="4">${label}</text>`,
+  ];
+}
+
 function tickLabel(v: number): string {
   return v >= 1 ? `${v}x` : `${v.toPrecision(1)}x`;
 }
@@ -77,16 +85,10 @@ export function drawReport(history: readonly HistoryEntry[]): string {
       : LEFT + (i / (history.length - 1)) * (plotRight - LEFT);
   parts.push(
     `<text x="${LEFT}" y="${top - 22}" font-size="15" font-weight="bold">` +
-      `@lucid/nn: median time / hand-written loop's median, per run (lower is faster)</text>`,
+      `@lucid/nn: time / hand-written loop's time (paired median), per run (lower is faster)</text>`,
   );
   for (const t of y1.ticks) {
-    const y = y1.at(t).toFixed(1);
-    parts.push(
-      `<line x1="${LEFT}" x2="${plotRight}" y1="${y}" y2="${y}" stroke="#ddd"/>`,
-      `<text x="${LEFT - 6}" y="${y}" font-size="11" text-anchor="end" dy="4">${
-        tickLabel(t)
-      }</text>`,
-    );
+    parts.push(...guide(y1.at(t).toFixed(1), plotRight, "#ddd", tickLabel(t), 11));
   }
   history.forEach((h, i) => {
     const x = xAt(i).toFixed(1);
@@ -128,7 +130,7 @@ export function drawReport(history: readonly HistoryEntry[]): string {
   parts.push(
     `<text x="${LEFT}" y="${top2 - 26}" font-size="15" font-weight="bold">Latest run${
       latest ? ` (${escape(latest.date.slice(0, 10))}, ${escape(latest.commit)})` : ""
-    }: each row's median / hand-written loop's median (log scale, lower is faster)</text>`,
+    }: each row's time / hand-written loop's time (log scale, lower is faster)</text>`,
   );
   for (const t of x2.ticks) {
     const x = x2.at(t).toFixed(1);
@@ -141,12 +143,7 @@ export function drawReport(history: readonly HistoryEntry[]): string {
   }
   groups.forEach((group, g) => {
     const y = top2 + g * rowHeight + rowHeight / 2;
-    parts.push(
-      `<line x1="${LEFT}" x2="${plotRight}" y1="${y}" y2="${y}" stroke="#eee"/>`,
-      `<text x="${LEFT - 6}" y="${y}" font-size="12" text-anchor="end" dy="4">${
-        escape(group)
-      }</text>`,
-    );
+    parts.push(...guide(String(y), plotRight, "#eee", escape(group), 12));
     libraries.forEach((library, l) => {
       const v = latest!.ratios[`${group} | ${library}`];
       if (!(v > 0)) return;

@@ -4,27 +4,11 @@
 import { assert, assertLess } from "./assert.ts";
 import { handwrittenForward, handwrittenForwardBackward } from "../bench/handwritten.ts";
 import { relativeError } from "../bench/reference.ts";
-
-interface GoldenCase {
-  name: string;
-  shape: number[];
-  size: number;
-  alpha: number;
-  beta: number;
-  k: number;
-  x: number[];
-  g: number[];
-  y: number[];
-  dx: number[];
-}
-
-const golden: { cases: GoldenCase[]; } = JSON.parse(
-  await Deno.readTextFile(new URL("./fixtures/lrn_golden.json", import.meta.url)),
-);
+import { goldenCases } from "./golden.ts";
 
 Deno.test("handwritten loops match the golden cases at float32 precision", () => {
-  assert(golden.cases.length >= 10);
-  for (const c of golden.cases) {
+  assert(goldenCases.length >= 10);
+  for (const c of goldenCases) {
     const x = Float32Array.from(c.x);
     const g = Float32Array.from(c.g);
     const y = handwrittenForward(x, c.shape, c);

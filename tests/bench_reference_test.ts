@@ -6,27 +6,11 @@
 import { assert, assertLess } from "./assert.ts";
 import { referenceLrn, relativeError, RTOL } from "../bench/reference.ts";
 import { caseData, LRN } from "../bench/cases.ts";
-
-interface GoldenCase {
-  name: string;
-  shape: number[];
-  size: number;
-  alpha: number;
-  beta: number;
-  k: number;
-  x: number[];
-  g: number[];
-  y: number[];
-  dx: number[];
-}
-
-const golden: { cases: GoldenCase[]; } = JSON.parse(
-  await Deno.readTextFile(new URL("./fixtures/lrn_golden.json", import.meta.url)),
-);
+import { goldenCases } from "./golden.ts";
 
 Deno.test("referenceLrn matches every golden case in float64 (y and dx)", () => {
-  assert(golden.cases.length >= 10);
-  for (const c of golden.cases) {
+  assert(goldenCases.length >= 10);
+  for (const c of goldenCases) {
     const got = referenceLrn(c.x, c.shape, c, c.g);
     assertLess(relativeError(got.y, c.y), 1e-12, `${c.name} y`);
     assertLess(relativeError(got.dx!, c.dx), 1e-12, `${c.name} dx`);
