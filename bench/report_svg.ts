@@ -5,9 +5,9 @@
 
 import type { HistoryEntry } from "./check.ts";
 
-const WIDTH = 960;
+const WIDTH = 1100;
 const LEFT = 150;
-const RIGHT = 330; // room for the legend
+const RIGHT = 400; // room for the legend
 const PALETTE = [
   "#1f77b4",
   "#d62728",
@@ -21,7 +21,16 @@ const PALETTE = [
   "#17becf",
   "#393b79",
   "#637939",
+  "#000000",
+  "#e7ba52",
+  "#843c39",
+  "#7b4173",
 ];
+
+/** A row label for the legend: the adapter's long description shortened. */
+function shortLabel(label: string): string {
+  return label.replace(/webgpu \(([^()]*?) \([^()]*\)\)/, "webgpu ($1)");
+}
 
 /** `text` safe inside SVG text and attributes. */
 function escape(text: string): string {
@@ -74,8 +83,10 @@ export function drawReport(history: readonly HistoryEntry[]): string {
   // ---- panel 1: @lucid/nn ratios over time
   const top = 50;
   const height1 = 260;
+  // one line per group for the fused rows: solid on cpu (js), dashed on webgpu
   const lucidKeys = [...new Set(history.flatMap((h) => Object.keys(h.ratios)))]
-    .filter((k) => splitKey(k)[1].startsWith("@lucid/nn"));
+    .filter((k) => /^@lucid\/nn fused, (js|webgpu \([^)]*\)+)$/.test(splitKey(k)[1]));
+  const groupsEver = [...new Set(lucidKeys.map((k) => splitKey(k)[0]))];
   const values1 = history.flatMap((h) => lucidKeys.map((k) => h.ratios[k]).filter((v) => v > 0));
   const y1 = logScale(values1.length ? values1 : [1], top + height1, top);
   const plotRight = WIDTH - RIGHT;
@@ -85,7 +96,7 @@ export function drawReport(history: readonly HistoryEntry[]): string {
       : LEFT + (i / (history.length - 1)) * (plotRight - LEFT);
   parts.push(
     `<text x="${LEFT}" y="${top - 22}" font-size="15" font-weight="bold">` +
-      `@lucid/nn: time / hand-written loop's time (paired median), per run (lower is faster)</text>`,
+      `@lucid/nn fused (js solid, webgpu dashed): time / hand-written loop's time, per run</text>`,
   );
   for (const t of y1.ticks) {
     parts.push(...guide(y1.at(t).toFixed(1), plotRight, "#ddd", tickLabel(t), 11));
@@ -99,26 +110,31 @@ export function drawReport(history: readonly HistoryEntry[]): string {
       }</text>`,
     );
   });
-  lucidKeys.forEach((key, n) => {
-    const color = PALETTE[n % PALETTE.length];
+  lucidKeys.forEach((key) => {
+    const color = PALETTE[groupsEver.indexOf(splitKey(key)[0]) % PALETTE.length];
+    const dash = splitKey(key)[1].includes("webgpu") ? ` stroke-dasharray="5,3"` : "";
     const points = history
       .map((h, i) => [i, h.ratios[key]] as const)
       .filter(([, v]) => v > 0)
       .map(([i, v]) => `${xAt(i).toFixed(1)},${y1.at(v).toFixed(1)}`);
     if (points.length > 1) {
-      parts.push(`<polyline points="${points.join(" ")}" fill="none" stroke="${color}"/>`);
+      parts.push(
+        `<polyline points="${points.join(" ")}" fill="none" stroke="${color}"${dash}/>`,
+      );
     }
     for (const p of points) {
       const [x, y] = p.split(",");
       parts.push(`<circle cx="${x}" cy="${y}" r="3" fill="${color}"/>`);
     }
-    const legendY = top + 4 + n * 14;
-    if (legendY < top + height1 + 20) {
-      parts.push(
-        `<rect x="${plotRight + 12}" y="${legendY - 8}" width="10" height="10" fill="${color}"/>`,
-        `<text x="${plotRight + 26}" y="${legendY + 1}" font-size="10">${escape(key)}</text>`,
-      );
-    }
+  });
+
+  groupsEver.forEach((group, n) => {
+    const color = PALETTE[n % PALETTE.length];
+    const y = top + 4 + n * 14;
+    parts.push(
+      `<rect x="${plotRight + 12}" y="${y - 8}" width="10" height="10" fill="${color}"/>`,
+      `<text x="${plotRight + 26}" y="${y + 1}" font-size="10">${escape(group)}</text>`,
+    );
   });
 
   // ---- panel 2: the latest run, every row of every group
@@ -166,7 +182,9 @@ export function drawReport(history: readonly HistoryEntry[]): string {
       : `<circle cx="${plotRight + 16}" cy="${y - 4}" r="4.5" fill="${color}"/>`;
     parts.push(
       mark,
-      `<text x="${plotRight + 26}" y="${y + 1}" font-size="10">${escape(library)}</text>`,
+      `<text x="${plotRight + 26}" y="${y + 1}" font-size="10">${
+        escape(shortLabel(library))
+      }</text>`,
     );
   });
   const legendBottom = top2 + libraries.length * 14;
