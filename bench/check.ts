@@ -6,7 +6,8 @@
 // harness.ts records per-call samples), and paired, so load changes on a shared machine cancel.
 //
 //   deno task bench:check    exits 1 naming every @lucid/nn row more than 25% slower than its
-//                            baseline ratio, and every row that failed (wrong output, error);
+//                            baseline ratio (50% for webgpu rows, 100% for first calls: see
+//                            limitFor), and every row that failed (wrong output, error);
 //                            a row that looks slower is measured again (its groups only, in a
 //                            second `deno bench`) and counts only if it is slower in both runs;
 //                            peer rows beyond the limit are listed as drift (`-- --all-rows`
@@ -20,6 +21,19 @@ import { drawReport } from "./report_svg.ts";
 
 /** A row more than this factor above its baseline ratio is a regression. */
 export const SLOWDOWN_LIMIT = 1.25;
+
+/**
+ * The limit of a row. Steady-state cpu rows: {@link SLOWDOWN_LIMIT}. Two kinds of rows spread
+ * more between identical runs on this shared 2-core machine (largest / smallest ratio over five
+ * runs of the same code): webgpu rows, whose software adapter runs on several threads (up to
+ * 1.43 against 1.29 for the cpu rows), get 1.5; first-call rows (compiling, collecting garbage
+ * of earlier structures; up to 2.28) get 2.
+ */
+export function limitFor(key: string): number {
+  if (key.startsWith("first call")) return 2;
+  if (key.slice(key.indexOf(" | ") + 3).includes("webgpu")) return 1.5;
+  return SLOWDOWN_LIMIT;
+}
 
 /** One row of one run. */
 export interface RowResult {
@@ -161,13 +175,13 @@ export interface Comparison {
 export function compare(
   rows: readonly RowResult[],
   baseline: Pick<Baseline, "ratios">,
-  options: { limit?: number; gated?: (key: string) => boolean; } = {},
+  options: { limit?: (key: string) => number; gated?: (key: string) => boolean; } = {},
 ): Comparison {
-  const limit = options.limit ?? SLOWDOWN_LIMIT;
+  const limit = options.limit ?? limitFor;
   const gated = options.gated ?? (() => true);
   const current = ratios(rows);
   const beyond = Object.entries(current)
-    .filter(([key, ratio]) => key in baseline.ratios && ratio > baseline.ratios[key] * limit)
+    .filter(([key, ratio]) => key in baseline.ratios && ratio > baseline.ratios[key] * limit(key))
     .map(([key, ratio]) => ({ key, ratio, baseline: baseline.ratios[key] }));
   const slower = beyond.filter((s) => gated(s.key));
   const drift = beyond.filter((s) => !gated(s.key));
@@ -205,11 +219,11 @@ export function isOurRow(key: string): boolean {
 export function confirm(
   first: Comparison,
   rerun: readonly RowResult[],
-  limit: number = SLOWDOWN_LIMIT,
+  limit: (key: string) => number = limitFor,
 ): Comparison {
   const again = ratios(rerun);
   const stillSlower = (s: { key: string; baseline: number; }) =>
-    !(s.key in again) || again[s.key] > s.baseline * limit;
+    !(s.key in again) || again[s.key] > s.baseline * limit(s.key);
   const slower = first.slower.filter(stillSlower).map((s) => ({ ...s, rerun: again[s.key] }));
   const unconfirmed = first.slower
     .filter((s) => !stillSlower(s))
@@ -223,14 +237,17 @@ export function confirm(
 }
 
 /** The verdict as text: one line per regression or failure, then what was missing or new. */
-export function formatComparison(c: Comparison, limit = SLOWDOWN_LIMIT): string {
+export function formatComparison(
+  c: Comparison,
+  limit: (key: string) => number = limitFor,
+): string {
   const lines: string[] = [];
   for (const s of c.slower) {
     lines.push(
       `SLOWER  ${s.key}: ${s.ratio.toFixed(3)}x the hand-written loop, baseline ${
         s.baseline.toFixed(3)
       }x (${((s.ratio / s.baseline - 1) * 100).toFixed(0)}% slower, limit ${
-        ((limit - 1) * 100).toFixed(0)
+        ((limit(s.key) - 1) * 100).toFixed(0)
       }%)${s.rerun === undefined ? "" : `; measured again: ${s.rerun.toFixed(3)}x`}`,
     );
   }
@@ -253,9 +270,7 @@ export function formatComparison(c: Comparison, limit = SLOWDOWN_LIMIT): string 
   for (const a of c.added) lines.push(`new     ${a} (not in the baseline)`);
   lines.push(
     c.ok
-      ? `bench:check passed: no checked row is more than ${
-        ((limit - 1) * 100).toFixed(0)
-      }% slower than its baseline ratio`
+      ? "bench:check passed: no checked row is slower than its baseline ratio beyond its limit"
       : `bench:check FAILED: ${c.slower.length} row(s) slower, ${c.failed.length} failed`,
   );
   return lines.join("\n");

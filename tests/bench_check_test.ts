@@ -11,6 +11,7 @@ import {
   formatComparison,
   historyEntry,
   isOurRow,
+  limitFor,
   median,
   parseHistory,
   ratios,
@@ -274,4 +275,21 @@ Deno.test("historyEntry and parseHistory round-trip through JSON lines", () => {
   const parsed = parseHistory(text);
   assertEquals(parsed.map((e) => e.commit), ["abc", "def"]);
   assertEquals(parsed[0], entry);
+});
+
+Deno.test("limitFor: 25% for cpu rows, 50% for webgpu rows, 100% for first calls", () => {
+  assertEquals(limitFor(rowKey("B fwd", FUSED)), 1.25);
+  assertEquals(limitFor(rowKey("B fwd", "@lucid/nn fused, webgpu (llvmpipe)")), 1.5);
+  assertEquals(limitFor(rowKey("first call A fwd", "@lucid/nn fused, js, fresh process")), 2);
+  // a webgpu row 40% slower passes, 60% slower fails
+  const names = [LOOP, "@lucid/nn fused, webgpu (llvmpipe)"];
+  const base = { "B fwd": { [LOOP]: 1, [names[1]]: 10 } };
+  const baseline = { ratios: ratios(collectRows(report(["B fwd"], names), samples(base))) };
+  const at = (ms: number) =>
+    compare(
+      collectRows(report(["B fwd"], names), samples({ "B fwd": { [LOOP]: 1, [names[1]]: ms } })),
+      baseline,
+    ).ok;
+  assert(at(14));
+  assert(!at(16));
 });
