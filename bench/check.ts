@@ -1,0 +1,523 @@
+// Performance tracking: runs the bench suites (`deno bench --json`), turns each row into a ratio
+// to the hand-written baseline row of its group in the same run, compares the ratios with
+// bench/baseline.json, appends the run to bench/history.jsonl and redraws bench/report.svg.
+// A row's ratio is the median, over its calls, of (call time / time of the hand-written loop
+// call run just before it): medians, not averages (`deno bench --json` reports no median, so
+// harness.ts records per-call samples), and paired, so load changes on a shared machine cancel.
+//
+//   deno task bench:check    exits 1 naming every @lucid/nn row more than 25% slower than its
+//                            baseline ratio (50% for webgpu rows, 100% for first calls: see
+//                            limitFor), and every row that failed (wrong output, error);
+//                            a row that looks slower is measured again (its groups only, in a
+//                            second `deno bench`) and counts only if it is slower in both runs;
+//                            peer rows beyond the limit are listed as drift (`-- --all-rows`
+//                            fails on them too, see isOurRow)
+//   deno task bench:update   the same run, then rewrites bench/baseline.json from it
+//
+// Ratios within one run are what is tracked: absolute times on a shared 2-core machine move with
+// its load, ratios much less. The logic is exported for tests/bench_check_test.ts.
+
+import { drawReport } from "./report_svg.ts";
+
+/** A row more than this factor above its baseline ratio is a regression. */
+export const SLOWDOWN_LIMIT = 1.25;
+
+/**
+ * The limit of a row. Steady-state cpu rows: {@link SLOWDOWN_LIMIT}. Two kinds of rows spread
+ * more between identical runs on this shared 2-core machine (largest / smallest ratio over five
+ * runs of the same code): webgpu rows, whose software adapter runs on several threads (up to
+ * 1.43 against 1.29 for the cpu rows), get 1.5; first-call rows (compiling, collecting garbage
+ * of earlier structures; up to 2.28) get 2.
+ */
+export function limitFor(key: string): number {
+  if (key.startsWith("first call")) return 2;
+  if (key.slice(key.indexOf(" | ") + 3).includes("webgpu")) return 1.5;
+  return SLOWDOWN_LIMIT;
+}
+
+/** One row of one run. */
+export interface RowResult {
+  readonly group: string;
+  readonly name: string;
+  readonly baseline: boolean;
+  /** Median ms per call, from the samples; null when the row failed. */
+  readonly medianMs: number | null;
+  /** Number of samples behind the median. */
+  readonly samples: number;
+  /** Median of (call / paired baseline call), when the row has paired samples. */
+  readonly pairedRatio?: number;
+  /** Why the row has no time (wrong output, an error, no samples). */
+  readonly error?: string;
+}
+
+/** The parts of `deno bench --json` output the checker reads. */
+export interface DenoBenchReport {
+  readonly runtime?: string;
+  readonly cpu?: string;
+  readonly benches: readonly {
+    readonly group?: string | null;
+    readonly name: string;
+    readonly baseline?: boolean;
+    readonly results: readonly Record<string, unknown>[];
+  }[];
+}
+
+/** Per-call samples in ms, by group then row name (what harness.ts writes). */
+export type Samples = Record<string, Record<string, { ms: number[]; baselineMs?: number[]; }>>;
+
+/** The median of `values` (the mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new Error("median: no values");
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** The rows of a run: Deno's report says which ran and which failed, the samples give medians. */
+export function collectRows(report: DenoBenchReport, samples: Samples): RowResult[] {
+  return report.benches.map((bench) => {
+    const group = bench.group ?? "";
+    const base = { group, name: bench.name, baseline: bench.baseline === true };
+    const result = bench.results[0] ?? {};
+    if (!("ok" in result)) {
+      const why = "failed" in result ? failureText(result.failed) : JSON.stringify(result);
+      return { ...base, medianMs: null, samples: 0, error: firstLine(why) };
+    }
+    const recorded = samples[group]?.[bench.name];
+    const values = recorded?.ms ?? [];
+    if (values.length === 0) {
+      return { ...base, medianMs: null, samples: 0, error: "no samples recorded" };
+    }
+    const row = { ...base, medianMs: median(values), samples: values.length };
+    const paired = recorded?.baselineMs ?? [];
+    if (paired.length !== values.length) return row;
+    return { ...row, pairedRatio: median(values.map((ms, i) => ms / paired[i])) };
+  });
+}
+
+/** Deno reports a failure as a string or as a JS error object (`{ jsError: { message } }`). */
+function failureText(failed: unknown): string {
+  if (typeof failed === "string") return failed;
+  const find = (v: unknown, depth: number): string | null => {
+    if (v === null || typeof v !== "object" || depth > 3) return null;
+    const o = v as Record<string, unknown>;
+    if (typeof o.message === "string") return o.message;
+    if (typeof o.exceptionMessage === "string") return o.exceptionMessage;
+    for (const inner of Object.values(o)) {
+      const m = find(inner, depth + 1);
+      if (m !== null) return m;
+    }
+    return null;
+  };
+  return find(failed, 0) ?? JSON.stringify(failed).slice(0, 300);
+}
+
+function firstLine(text: string): string {
+  // Deno's failure text carries ANSI colours and a stack; the first line says what went wrong
+  // deno-lint-ignore no-control-regex
+  const plain = text.replace(/\x1b\[[0-9;]*m/g, "");
+  return plain.split("\n").find((l) => l.trim() !== "")?.trim() ?? plain;
+}
+
+/** The key of a row in baseline.json and history.jsonl. */
+export function rowKey(group: string, name: string): string {
+  return `${group} | ${name}`;
+}
+
+/**
+ * Each timed row's ratio to its group's baseline row: the paired ratio when the row has one,
+ * else its median over the baseline row's median.
+ */
+export function ratios(rows: readonly RowResult[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const row of rows) {
+    if (row.medianMs === null) continue;
+    if (row.pairedRatio !== undefined) {
+      out[rowKey(row.group, row.name)] = row.pairedRatio;
+      continue;
+    }
+    const base = rows.find((r) => r.group === row.group && r.baseline);
+    if (base === undefined || base.medianMs === null || base.medianMs <= 0) continue;
+    out[rowKey(row.group, row.name)] = row.medianMs / base.medianMs;
+  }
+  return out;
+}
+
+/** What bench/baseline.json holds: the history entry of the run that made it. */
+export type Baseline = HistoryEntry;
+
+/** Where a run happened. */
+export interface Machine {
+  readonly cpu: string;
+  readonly cores: number;
+  readonly runtime: string;
+  readonly os: string;
+}
+
+/** The verdict on one run against a baseline. */
+export interface Comparison {
+  /** Rows more than {@link SLOWDOWN_LIMIT} times their baseline ratio, with both ratios. */
+  readonly slower: { key: string; ratio: number; baseline: number; rerun?: number; }[];
+  /** Rows beyond the limit that do not fail the check (peers, unless every row is gated). */
+  readonly drift: { key: string; ratio: number; baseline: number; }[];
+  /** Rows slower in the first run but not when measured again (see {@link confirm}). */
+  readonly unconfirmed?: { key: string; ratio: number; baseline: number; rerun: number; }[];
+  /** Rows that ran but have no time: wrong output or an error. */
+  readonly failed: { key: string; error: string; }[];
+  /** Rows in the baseline that this run did not have (a peer missing, a subset run). */
+  readonly missing: string[];
+  /** Rows of this run that the baseline does not have. */
+  readonly added: string[];
+  readonly ok: boolean;
+}
+
+/** Compares a run's rows with the baseline's ratios. */
+export function compare(
+  rows: readonly RowResult[],
+  baseline: Pick<Baseline, "ratios">,
+  options: { limit?: (key: string) => number; gated?: (key: string) => boolean; } = {},
+): Comparison {
+  const limit = options.limit ?? limitFor;
+  const gated = options.gated ?? (() => true);
+  const current = ratios(rows);
+  const beyond = Object.entries(current)
+    .filter(([key, ratio]) => key in baseline.ratios && ratio > baseline.ratios[key] * limit(key))
+    .map(([key, ratio]) => ({ key, ratio, baseline: baseline.ratios[key] }));
+  const slower = beyond.filter((s) => gated(s.key));
+  const drift = beyond.filter((s) => !gated(s.key));
+  const failed = rows
+    .filter((r) => r.medianMs === null)
+    .map((r) => ({ key: rowKey(r.group, r.name), error: r.error ?? "no time" }));
+  const ran = new Set(rows.map((r) => rowKey(r.group, r.name)));
+  const missing = Object.keys(baseline.ratios).filter((key) => !ran.has(key));
+  const added = Object.keys(current).filter((key) => !(key in baseline.ratios));
+  return {
+    slower,
+    drift,
+    failed,
+    missing,
+    added,
+    ok: slower.length === 0 && failed.length === 0,
+  };
+}
+
+/**
+ * The rows bench:check fails on by default: @lucid/nn's. A peer's ratio moving says the peer or
+ * the machine changed, not that our code did, and the multi-threaded peers (jax-js's workers, the
+ * software WebGPU adapter's threads) move with the load of a shared 2-core machine in ways the
+ * paired loop calls cannot cancel: they are reported as drift; `--all-rows` fails on them too.
+ */
+export function isOurRow(key: string): boolean {
+  return key.slice(key.indexOf(" | ") + 3).startsWith("@lucid/nn");
+}
+
+/**
+ * The verdict once the groups of the slower rows were measured again (`rerun`): a row is slower
+ * only if it is slower in both runs, so one noisy stretch on a shared machine fails nothing.
+ * Failures of either run count; a slower row that has no time in the rerun stays slower.
+ */
+export function confirm(
+  first: Comparison,
+  rerun: readonly RowResult[],
+  limit: (key: string) => number = limitFor,
+): Comparison {
+  const again = ratios(rerun);
+  const stillSlower = (s: { key: string; baseline: number; }) =>
+    !(s.key in again) || again[s.key] > s.baseline * limit(s.key);
+  const slower = first.slower.filter(stillSlower).map((s) => ({ ...s, rerun: again[s.key] }));
+  const unconfirmed = first.slower
+    .filter((s) => !stillSlower(s))
+    .map((s) => ({ ...s, rerun: again[s.key] }));
+  const failedKeys = new Set(first.failed.map((f) => f.key));
+  const failedAgain = rerun
+    .filter((r) => r.medianMs === null && !failedKeys.has(rowKey(r.group, r.name)))
+    .map((r) => ({ key: rowKey(r.group, r.name), error: r.error ?? "no time" }));
+  const failed = [...first.failed, ...failedAgain];
+  return { ...first, slower, unconfirmed, failed, ok: slower.length === 0 && failed.length === 0 };
+}
+
+/** The verdict as text: one line per regression or failure, then what was missing or new. */
+export function formatComparison(
+  c: Comparison,
+  limit: (key: string) => number = limitFor,
+): string {
+  const lines: string[] = [];
+  for (const s of c.slower) {
+    lines.push(
+      `SLOWER  ${s.key}: ${s.ratio.toFixed(3)}x the hand-written loop, baseline ${
+        s.baseline.toFixed(3)
+      }x (${((s.ratio / s.baseline - 1) * 100).toFixed(0)}% slower, limit ${
+        ((limit(s.key) - 1) * 100).toFixed(0)
+      }%)${s.rerun === undefined ? "" : `; measured again: ${s.rerun.toFixed(3)}x`}`,
+    );
+  }
+  for (const s of c.unconfirmed ?? []) {
+    lines.push(
+      `noise   ${s.key}: ${s.ratio.toFixed(3)}x against ${
+        s.baseline.toFixed(3)
+      }x in the first run, ${s.rerun.toFixed(3)}x when measured again (within the limit)`,
+    );
+  }
+  for (const d of c.drift) {
+    lines.push(
+      `drift   ${d.key}: ${d.ratio.toFixed(3)}x against ${
+        d.baseline.toFixed(3)
+      }x (a peer: reported, does not fail the check without --all-rows)`,
+    );
+  }
+  for (const f of c.failed) lines.push(`FAILED  ${f.key}: ${f.error}`);
+  for (const m of c.missing) lines.push(`missing ${m} (in the baseline, not in this run)`);
+  for (const a of c.added) lines.push(`new     ${a} (not in the baseline)`);
+  lines.push(
+    c.ok
+      ? "bench:check passed: no checked row is slower than its baseline ratio beyond its limit"
+      : `bench:check FAILED: ${c.slower.length} row(s) slower, ${c.failed.length} failed`,
+  );
+  return lines.join("\n");
+}
+
+/** One line of bench/history.jsonl. */
+export interface HistoryEntry {
+  readonly date: string;
+  readonly commit: string;
+  readonly machine: Machine;
+  readonly ratios: Record<string, number>;
+  readonly medianMs: Record<string, number>;
+}
+
+/** The history entry of a run. */
+export function historyEntry(
+  rows: readonly RowResult[],
+  meta: { date: string; commit: string; machine: Machine; },
+): HistoryEntry {
+  const medianMs: Record<string, number> = {};
+  for (const r of rows) if (r.medianMs !== null) medianMs[rowKey(r.group, r.name)] = r.medianMs;
+  return { ...meta, ratios: ratios(rows), medianMs };
+}
+
+/** Parses bench/history.jsonl (blank lines skipped). */
+export function parseHistory(text: string): HistoryEntry[] {
+  return text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
+}
+
+// ---- running it --------------------------------------------------------------------------
+
+const BENCH_DIR = new URL("./", import.meta.url);
+const file = (name: string) => new URL(name, BENCH_DIR);
+
+async function output(cmd: string, args: string[]): Promise<string> {
+  try {
+    const r = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output();
+    return r.success ? new TextDecoder().decode(r.stdout).trim() : "";
+  } catch {
+    return "";
+  }
+}
+
+async function commitId(): Promise<string> {
+  const root = new URL("../", BENCH_DIR).pathname;
+  const head = await output("git", ["-C", root, "rev-parse", "--short", "HEAD"]);
+  if (head === "") return "unknown";
+  const dirty = await output("git", [
+    "-C",
+    root,
+    "status",
+    "--porcelain",
+    "--",
+    "src",
+    "codegen",
+    "mod.ts",
+  ]);
+  return dirty === "" ? head : `${head}+changes`;
+}
+
+/** Runs every suite under bench/ and returns Deno's report and the samples. */
+async function runSuites(
+  groups: readonly string[] | null = null,
+): Promise<{ report: DenoBenchReport; samples: Samples; }> {
+  const dir = await Deno.makeTempDir({ dir: BENCH_DIR.pathname, prefix: ".samples-" });
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "bench",
+        "--json",
+        "--allow-env",
+        "--allow-read",
+        `--allow-write=${dir}`,
+        "--allow-run",
+        new URL("../bench/", BENCH_DIR).pathname,
+      ],
+      env: groups === null
+        ? { LUCID_BENCH_SAMPLES: dir }
+        : { LUCID_BENCH_SAMPLES: dir, LUCID_BENCH_CASES: groups.join(",") },
+      stdout: "piped",
+      stderr: "inherit",
+    });
+    const result = await child.output();
+    const text = new TextDecoder().decode(result.stdout);
+    const start = text.indexOf("{");
+    if (start < 0) throw new Error(`deno bench printed no JSON (exit code ${result.code})`);
+    const report = JSON.parse(text.slice(start)) as DenoBenchReport;
+    const samples: Samples = {};
+    for await (const entry of Deno.readDir(dir)) {
+      if (!entry.name.endsWith(".samples.json")) continue;
+      const part = JSON.parse(await Deno.readTextFile(`${dir}/${entry.name}`)) as Samples;
+      for (const [group, byName] of Object.entries(part)) {
+        Object.assign(samples[group] ??= {}, byName);
+      }
+    }
+    return { report, samples };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** A table of the run for the terminal and README: median ms and ratio per row. */
+export function formatTable(rows: readonly RowResult[]): string {
+  const r = ratios(rows);
+  const lines = ["| group | row | median | x loop | samples |", "|---|---|--:|--:|--:|"];
+  for (const row of rows) {
+    const key = rowKey(row.group, row.name);
+    const time = row.medianMs === null ? `FAILED: ${row.error}` : formatMs(row.medianMs);
+    const ratio = key in r ? r[key].toFixed(2) : "";
+    lines.push(`| ${row.group} | ${row.name} | ${time} | ${ratio} | ${row.samples} |`);
+  }
+  return lines.join("\n");
+}
+
+/**
+ * A history entry as README's table: one line per row, one column per group, each cell the
+ * median and, below it, the ratio to the hand-written loop.
+ */
+export function formatWideTable(
+  entry: HistoryEntry,
+  groupFilter: (group: string) => boolean = () => true,
+): string {
+  const keys = Object.keys(entry.medianMs).filter((k) => groupFilter(k.slice(0, k.indexOf(" | "))));
+  const groups = [...new Set(keys.map((k) => k.slice(0, k.indexOf(" | "))))];
+  const names = [...new Set(keys.map((k) => k.slice(k.indexOf(" | ") + 3)))];
+  const lines = [
+    `| row | ${groups.join(" | ")} |`,
+    `|---|${groups.map(() => "--:").join("|")}|`,
+  ];
+  for (const name of names) {
+    const cells = groups.map((g) => {
+      const key = rowKey(g, name);
+      if (!(key in entry.medianMs)) return "—";
+      const ratio = entry.ratios[key];
+      return `${formatMs(entry.medianMs[key])}${
+        ratio === undefined ? "" : ` (${ratio.toFixed(2)})`
+      }`;
+    });
+    lines.push(`| ${name} | ${cells.join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+/**
+ * @lucid/nn against each peer: per group, the peer's median over ours (above 1: we are faster),
+ * on cpu against our fused Wasm row with the peer's threads (one thread against one-thread peers,
+ * every core against the others), on webgpu against our webgpu row.
+ */
+export function formatPeerTable(entry: HistoryEntry): string {
+  const split = (k: string) => [k.slice(0, k.indexOf(" | ")), k.slice(k.indexOf(" | ") + 3)];
+  const keys = Object.keys(entry.medianMs).filter((k) => !split(k)[0].startsWith("first"));
+  const groups = [...new Set(keys.map((k) => split(k)[0]))];
+  const names = [...new Set(keys.map((k) => split(k)[1]))];
+  const isPeer = (n: string) => !n.startsWith("@lucid/nn") && !n.startsWith("hand-written");
+  const fused = names.filter((n) => n.startsWith("@lucid/nn fused"));
+  const ours = (peer: string) => {
+    if (peer.includes("webgpu")) return fused.find((n) => n.includes("webgpu"));
+    const cpuRows = fused.filter((n) => !n.includes("webgpu"));
+    const oneThread = peer.includes("1 thread");
+    return cpuRows.find((n) => n.includes("wasm") && n.includes("1 thread") === oneThread) ??
+      cpuRows[0];
+  };
+  const lines = [
+    `| peer median / @lucid/nn median | ${groups.join(" | ")} |`,
+    `|---|${groups.map(() => "--:").join("|")}|`,
+  ];
+  for (const peer of names.filter(isPeer)) {
+    const mine = ours(peer);
+    if (mine === undefined) continue;
+    const cells = groups.map((g) => {
+      const a = entry.medianMs[rowKey(g, peer)];
+      const b = entry.medianMs[rowKey(g, mine)];
+      return a === undefined || b === undefined ? "—" : `${(a / b).toFixed(2)}`;
+    });
+    lines.push(`| ${peer} vs ${mine.replace("@lucid/nn ", "")} | ${cells.join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+/** `ms` with three significant digits, in us below 1 ms. */
+export function formatMs(ms: number): string {
+  if (ms < 1) return `${(ms * 1000).toPrecision(3)} us`;
+  return `${ms.toPrecision(3)} ms`;
+}
+
+async function main(update: boolean): Promise<number> {
+  const { report, samples } = await runSuites();
+  const rows = collectRows(report, samples);
+  const machine: Machine = {
+    cpu: report.cpu ?? "unknown",
+    cores: navigator.hardwareConcurrency,
+    runtime: report.runtime ?? `Deno/${Deno.version.deno}`,
+    os: `${Deno.build.os} ${Deno.osRelease()}`,
+  };
+  const entry = historyEntry(rows, {
+    date: new Date().toISOString(),
+    commit: await commitId(),
+    machine,
+  });
+  console.log(formatTable(rows));
+  await Deno.writeTextFile(file("history.jsonl"), JSON.stringify(entry) + "\n", { append: true });
+  const history = parseHistory(await Deno.readTextFile(file("history.jsonl")));
+  await Deno.writeTextFile(file("report.svg"), drawReport(history));
+  if (update) {
+    const baseline: Baseline = entry;
+    await Deno.writeTextFile(file("baseline.json"), JSON.stringify(baseline, null, 2) + "\n");
+    const failed = rows.filter((r) => r.medianMs === null);
+    for (const f of failed) console.log(`FAILED  ${rowKey(f.group, f.name)}: ${f.error}`);
+    console.log(
+      `bench:update wrote bench/baseline.json (${Object.keys(entry.ratios).length} rows)`,
+    );
+    return failed.length === 0 ? 0 : 1;
+  }
+  let baseline: Baseline;
+  try {
+    baseline = JSON.parse(await Deno.readTextFile(file("baseline.json")));
+  } catch (e) {
+    console.log(`no usable bench/baseline.json (${e}); run deno task bench:update`);
+    return 1;
+  }
+  const gated = Deno.args.includes("--all-rows") ? () => true : isOurRow;
+  let verdict = compare(rows, baseline, { gated });
+  if (verdict.slower.length > 0) {
+    const groups = [...new Set(verdict.slower.map((s) => s.key.slice(0, s.key.indexOf(" | "))))];
+    console.log(
+      `${verdict.slower.length} row(s) looked slower; measuring ${groups.join(", ")} again`,
+    );
+    const again = await runSuites(groups);
+    verdict = confirm(verdict, collectRows(again.report, again.samples));
+  }
+  console.log(formatComparison(verdict));
+  return verdict.ok ? 0 : 1;
+}
+
+if (import.meta.main) {
+  if (Deno.args.includes("--table")) {
+    // README's table, from the latest line of bench/history.jsonl (no benchmark is run)
+    const history = parseHistory(await Deno.readTextFile(file("history.jsonl")));
+    const latest = history[history.length - 1];
+    console.log(`${latest.date} ${latest.commit} ${JSON.stringify(latest.machine)}`);
+    const firstCall = (g: string) => g.startsWith("first call");
+    console.log(formatWideTable(latest, (g) => !firstCall(g)));
+    console.log();
+    console.log(formatWideTable(latest, firstCall));
+    console.log();
+    console.log(formatPeerTable(latest));
+  } else {
+    Deno.exit(await main(Deno.args.includes("--update")));
+  }
+}

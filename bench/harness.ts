@@ -1,0 +1,186 @@
+// How a row is benchmarked: `Deno.bench` drives every call; the first call of each row checks
+// its outputs against the float64 reference (and a wrong row throws instead of being timed);
+// every call after that is timed with explicit timers and also recorded as a sample here, because
+// `deno bench --json` reports min, max, avg and percentiles from p75 up but no median, and
+// averages on this machine swing with garbage-collection outliers.
+//
+// Each iteration of a row also runs the group's baseline call (the hand-written loop) just
+// before, outside the explicit timers, and records its time as the paired sample: on a machine
+// whose load changes from second to second, a row's time over the loop's time measured in the
+// same second is a far steadier ratio than two medians taken a minute apart (one run showed
+// rows moving by 2x between runs that way, and by a few percent with pairs).
+//
+// When LUCID_BENCH_SAMPLES names a directory, each bench module writes its samples there at
+// unload, as `<module>.samples.json`, for bench/check.ts.
+
+import { type Case, type CaseData, caseData, LRN } from "./cases.ts";
+import { referenceLrn, relativeError, RTOL } from "./reference.ts";
+
+/** What a timed call returns: the outputs, read back to the host. */
+export interface Outputs {
+  readonly y: ArrayLike<number>;
+  readonly dx?: ArrayLike<number>;
+  /**
+   * The time the call measured itself, recorded instead of its wall time: a child process's
+   * in-process first call, where the process start is not what the row is about.
+   */
+  readonly selfTimedMs?: number;
+}
+
+/**
+ * One call of a row: builds the library's input from the host data, computes, reads every
+ * output back to the host and disposes everything it made, so the next call computes again.
+ */
+export type Call = () => Promise<Outputs>;
+
+/** A line of the table: one library on one backend. */
+export interface Row {
+  /** Shown in the table and used as the key in baseline.json. */
+  readonly label: string;
+  /** The row every ratio of a group is taken against. */
+  readonly baseline?: boolean;
+  /** Whether the row does this case (default: every case). onnxruntime has no gradient. */
+  supports?(c: Case): boolean;
+  /** The call for one case (its setup: sessions, transposed inputs, compiled functions). */
+  prepare(c: Case, data: CaseData): Call | Promise<Call>;
+}
+
+/** A row that could not be set up: every case fails with `message` instead of being timed. */
+export function brokenRow(label: string, message: string): Row {
+  return {
+    label,
+    prepare: () => {
+      throw new Error(`${label}: ${message}`);
+    },
+  };
+}
+
+/** A row's samples in ms: its calls, and the baseline call run just before each. */
+export interface RowSamples {
+  readonly ms: number[];
+  readonly baselineMs: number[];
+}
+
+/** Samples by group then row label. */
+const samples: Record<string, Record<string, RowSamples>> = {};
+
+/** Registers `rows` on `cases` with Deno.bench, grouped by case, in case-major order. */
+export function registerCases(cases: readonly Case[], rows: readonly Row[]): void {
+  for (const c of cases) {
+    let data: CaseData | null = null;
+    let reference: { y: Float64Array; dx?: Float64Array; } | null = null;
+    const inputs = () => (data ??= caseData(c.shape));
+    const expected = () =>
+      reference ??= referenceLrn(
+        inputs().x,
+        c.shape,
+        LRN,
+        c.mode === "f+b" ? inputs().g : undefined,
+      );
+    const baselineRow = rows.find((r) => r.baseline === true);
+    let baselineCall: Call | null = null;
+    const paired = async () => {
+      baselineCall ??= await baselineRow!.prepare(c, inputs());
+      await baselineCall();
+    };
+    for (const row of rows) {
+      if (row.supports !== undefined && !row.supports(c)) continue;
+      const isBaseline = row === baselineRow;
+      const setup = async () => {
+        const call = await row.prepare(c, inputs());
+        checkOutputs(row.label, c, await call(), expected());
+        return call;
+      };
+      registerRow(c.id, row.label, isBaseline, setup, isBaseline || !baselineRow ? null : paired);
+    }
+  }
+}
+
+/**
+ * Registers one timed row. `setup` runs at the row's first call (a warm-up call that is neither
+ * measured nor sampled) and returns the checked call; if it throws, the row fails in Deno's
+ * report and is never timed. `paired`, when given, is the group's baseline call, run and timed
+ * before each call of the row.
+ */
+export function registerRow(
+  group: string,
+  label: string,
+  baseline: boolean,
+  setup: () => Promise<Call>,
+  paired: (() => Promise<unknown>) | null,
+): void {
+  let call: Call | undefined;
+  let failure: unknown = null;
+  Deno.bench({
+    name: label,
+    group,
+    baseline,
+    async fn(b) {
+      if (failure !== null) throw failure;
+      if (call === undefined) {
+        try {
+          call = await setup();
+        } catch (e) {
+          failure = e;
+          throw e;
+        }
+      }
+      let baselineMs = NaN;
+      if (paired !== null) {
+        const pairStart = performance.now();
+        await paired();
+        baselineMs = performance.now() - pairStart;
+      }
+      const start = performance.now();
+      b.start();
+      const out = await call();
+      b.end();
+      const ms = out.selfTimedMs ?? performance.now() - start;
+      const row = (samples[group] ??= {})[label] ??= { ms: [], baselineMs: [] };
+      row.ms.push(ms);
+      if (paired !== null) row.baselineMs.push(baselineMs);
+    },
+  });
+}
+
+/** Throws unless the outputs match the float64 reference (y, and dx for forward + backward). */
+export function checkOutputs(
+  label: string,
+  c: Case,
+  got: Outputs,
+  want: { y: Float64Array; dx?: Float64Array; },
+): void {
+  const errors: string[] = [];
+  const yError = relativeError(got.y, want.y);
+  if (!(yError <= RTOL)) errors.push(`y error ${yError.toExponential(2)}`);
+  if (want.dx !== undefined) {
+    const dxError = got.dx === undefined ? Infinity : relativeError(got.dx, want.dx);
+    if (!(dxError <= RTOL)) errors.push(`dx error ${dxError.toExponential(2)}`);
+  }
+  if (errors.length > 0) {
+    throw new Error(
+      `${label} on ${c.id}: output differs from the float64 reference (${
+        errors.join(", ")
+      } > ${RTOL}); not timed`,
+    );
+  }
+}
+
+/** Where samples go: LUCID_BENCH_SAMPLES, when set and readable. */
+function samplesDir(): string | null {
+  try {
+    return Deno.env.get("LUCID_BENCH_SAMPLES") ?? null;
+  } catch {
+    return null; // no --allow-env: nobody is collecting
+  }
+}
+
+/** Writes this module's samples at unload (call once per bench module). */
+export function writeSamplesAtUnload(moduleUrl: string): void {
+  const dir = samplesDir();
+  if (dir === null) return;
+  const name = new URL(moduleUrl).pathname.split("/").pop()!.replace(/\.ts$/, "");
+  globalThis.addEventListener("unload", () => {
+    Deno.writeTextFileSync(`${dir}/${name}.samples.json`, JSON.stringify(samples));
+  });
+}
