@@ -102,7 +102,8 @@ export function lucidCall(
       y.backward(g);
       using dx = x.grad!;
       await realize(y, dx);
-      return { y: await y.data(), dx: await dx.data() };
+      const [yValues, dxValues] = await Promise.all([y.data(), dx.data()]);
+      return { y: yValues, dx: dxValues };
     } finally {
       leave();
     }

@@ -106,7 +106,9 @@ Deno.test("a read in flight holds its storage: dispose() during data() frees it 
     const reading = x.data();
     x.dispose();
     assertEquals(Array.from(await reading), [10, 12, 14]);
-    assertEquals(memory()[device].liveBuffers, before - 1, device);
+    // at most: the GC backstop may free buffers of earlier tests' garbage meanwhile
+    const after = memory()[device].liveBuffers;
+    assert(after <= before - 1, `${device}: ${after} live buffers, expected at most ${before - 1}`);
   }
 });
 

@@ -14,26 +14,32 @@ import { handKernel } from "./helpers.ts";
 /** The WGSL a kernel compiles to. */
 const printWgsl = (kernel: Kernel) => compile(kernel, WGSL_TARGET).text;
 
-/** out[o0] = sum over r of in0[o0 * 3 + r] * 0.5, plus 1e-5: a row sum of a [2, 3] input. */
-function rowSumKernel(): Kernel {
+/** out[o0] = sum over r of in0[o0 * n + r] * 0.5, plus 1e-5: a row sum of a [2, n] input. */
+function rowSumKernel(n = 3): Kernel {
   const b = new ExprBuilder();
   const o = b.variable("o", 2);
-  const r = b.variable("r", 3);
-  const x = b.load(0, b.add(b.mul(o, b.int(3)), r), "f32");
+  const r = b.variable("r", n);
+  const x = b.load(0, b.add(b.mul(o, b.int(n)), r), "f32");
   const acc = b.reduce("sum", r, b.mul(x, b.constant(0.5, "f32")));
   return handKernel(b, {
     name: "k_rowsum",
-    comment: "out float32[2] from in0: float32[2,3]\nout = sum(in0 * 0.5, axis 1) + 1e-5",
+    comment: `out float32[2] from in0: float32[2,${n}]\nout = sum(in0 * 0.5, axis 1) + 1e-5`,
     outShape: [2],
     outType: "f32",
     outVars: [o],
     value: b.add(acc, b.constant(1e-5, "f32")),
     outIndex: o,
-    inputs: [{ type: "f32", shape: [2, 3] }],
+    inputs: [{ type: "f32", shape: [2, n] }],
   });
 }
 
-Deno.test("wgsl: the source of a small reduction kernel", () => {
+Deno.test("wgsl: a reduction of more than 8 trips stays a loop", () => {
+  const source = printWgsl(rowSumKernel(9));
+  assertStringIncludes(source, "for (var r1: i32 = 0; r1 < 9; r1++) {");
+  assert(!source.includes("if (0 <= 0"), source);
+});
+
+Deno.test("wgsl: the source of a small reduction kernel (a window of 3 trips, unrolled)", () => {
   assertEquals(
     printWgsl(rowSumKernel()),
     `// out float32[2] from in0: float32[2,3]
@@ -48,7 +54,22 @@ fn k_rowsum(@builtin(global_invocation_id) id: vec3<u32>) {
   let o0: i32 = i32(gid);
   let idx0: i32 = o0 * 3;
   var acc0: f32 = 0.0;
-  for (var r1: i32 = 0; r1 < 3; r1++) {
+  if (0 <= 0 && 0 < 3) {
+    let r1: i32 = 0;
+    let idx1: i32 = idx0 + r1;
+    let in0_0: f32 = in0[idx1];
+    let v0: f32 = in0_0 * 0.5;
+    acc0 = acc0 + v0;
+  }
+  if (0 <= 1 && 1 < 3) {
+    let r1: i32 = 1;
+    let idx1: i32 = idx0 + r1;
+    let in0_0: f32 = in0[idx1];
+    let v0: f32 = in0_0 * 0.5;
+    acc0 = acc0 + v0;
+  }
+  if (0 <= 2 && 2 < 3) {
+    let r1: i32 = 2;
     let idx1: i32 = idx0 + r1;
     let in0_0: f32 = in0[idx1];
     let v0: f32 = in0_0 * 0.5;

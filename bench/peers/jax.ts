@@ -107,6 +107,7 @@ function jaxCall(device: JaxDevice, c: Case, data: CaseData): Call {
     const x = np.array(data.x, { shape, device });
     const g = np.array(data.g, { shape, device });
     const [y, dx] = forwardBackward(x, g) as np.Array[];
-    return { y: await y.data() as Float32Array, dx: await dx.data() as Float32Array };
+    const [yValues, dxValues] = await Promise.all([y.data(), dx.data()]);
+    return { y: yValues as Float32Array, dx: dxValues as Float32Array };
   };
 }

@@ -120,8 +120,7 @@ async function tfjsCall(backend: Backend, c: Case, data: CaseData): Promise<Call
     const dy = tf.tensor4d(g, shape);
     const dx = forwardBackward(input, dy);
     const y = keptY!;
-    const yValues = await y.data();
-    const dxValues = await dx.data();
+    const [yValues, dxValues] = await Promise.all([y.data(), dx.data()]);
     for (const t of [input, dy, dx, y]) t.dispose();
     keptY = null;
     if (first) checkLeaks();
