@@ -1,6 +1,7 @@
 // README.md's training-loop example runs as written: the block under "### A training loop" is
 // taken from the README, its `@lucid/nn` import pointed at this checkout's mod.ts, and run; the
-// loss it prints must go down.
+// loss it prints must go down. The LocalResponseNorm kernel README shows is the source the
+// library generates today, character for character.
 
 import { assert, assertEquals } from "./assert.ts";
 
@@ -33,4 +34,20 @@ Deno.test("README: the training-loop example runs and its loss goes down", async
   const losses = printed.map((line) => Number(/loss (\S+)/.exec(line)![1]));
   assert(losses.every((l) => Number.isFinite(l) && l >= 0), printed.join("\n"));
   assert(losses[3] < losses[0] / 100, `the loss went down a hundredfold: ${printed.join("; ")}`);
+});
+
+Deno.test("README: the LocalResponseNorm kernel it shows is the one the library generates", async () => {
+  const { cpu, kernels, nn, zeros } = await import("../mod.ts");
+  const at = readme.indexOf("```js\n   // lucid kernel: out float32[2,96,27,27]");
+  assert(at >= 0, "README shows the LRN kernel");
+  const block = readme.slice(at + "```js\n".length, readme.indexOf("```", at + 6));
+  const shown = block.split("\n").map((line) => line.slice(3)).join("\n");
+  const before = cpu.kernels;
+  cpu.kernels = "js";
+  try {
+    const y = new nn.LocalResponseNorm(5, 1e-4, 0.75, 2).forward(zeros(2, 96, 27, 27));
+    assertEquals(shown, kernels(y)[0].source);
+  } finally {
+    cpu.kernels = before;
+  }
 });
