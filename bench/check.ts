@@ -331,7 +331,14 @@ async function commitId(): Promise<string> {
   return dirty === "" ? head : `${head}+changes`;
 }
 
-/** Runs every suite under bench/ and returns Deno's report and the samples. */
+/**
+ * The suites whose rows are tracked: they record every call's time through bench/harness.ts.
+ * The other files in bench/ (jit_bench.ts, backstop_bench.ts) are comparisons within one run,
+ * read from `deno task bench`'s tables.
+ */
+export const TRACKED_SUITES = ["lrn_bench.ts", "first_call_bench.ts"] as const;
+
+/** Runs the tracked suites and returns Deno's report and the samples. */
 async function runSuites(
   groups: readonly string[] | null = null,
 ): Promise<{ report: DenoBenchReport; samples: Samples; }> {
@@ -345,7 +352,7 @@ async function runSuites(
         "--allow-read",
         `--allow-write=${dir}`,
         "--allow-run",
-        new URL("../bench/", BENCH_DIR).pathname,
+        ...TRACKED_SUITES.map((file) => new URL(`../bench/${file}`, BENCH_DIR).pathname),
       ],
       env: groups === null
         ? { LUCID_BENCH_SAMPLES: dir }
