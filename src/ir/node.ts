@@ -47,10 +47,16 @@ export type Shape = readonly number[];
 
 let nextId = 1;
 const table = new Map<string, WeakRef<Node>>();
-const registry = new FinalizationRegistry<string>((key) => {
-  const ref = table.get(key);
-  if (ref !== undefined && ref.deref() === undefined) table.delete(key);
-});
+/**
+ * Entries of collected nodes are swept out when the table has doubled since the last sweep
+ * (amortized constant time per node, at most half the entries dead). A FinalizationRegistry
+ * did this per node and cost more than the rest of making a node.
+ */
+let sweepAt = 4096;
+function sweepTable(): void {
+  for (const [key, ref] of table) if (ref.deref() === undefined) table.delete(key);
+  sweepAt = Math.max(4096, table.size * 2);
+}
 
 /** One immutable, hash-consed IR node. Create nodes with the functions of this module. */
 export class Node {
@@ -63,8 +69,23 @@ export class Node {
     readonly shape: Shape,
     readonly dtype: DType,
     readonly key: string,
+    /** The key of `arg` (part of `key`). */
+    private readonly argKey: string,
   ) {
     this.id = nextId++;
+  }
+
+  #structure: string | undefined;
+
+  /**
+   * Op, dtype, shape and arg without the sources: a line of a graph's structural key (plans are
+   * cached by structure). A detach node's tag only makes a fresh autodiff variable unique, so it
+   * is left out.
+   */
+  get structure(): string {
+    return this.#structure ??= `${this.op} ${this.dtype}[${this.shape}] ${
+      this.op === "detach" ? "" : this.argKey
+    }`;
   }
 
   /** Number of elements. */
@@ -81,9 +102,8 @@ export class Node {
           `beyond 2^53 - 1, the largest count JavaScript numbers hold exactly`,
       );
     }
-    const key = `${op}|${dtype}|${shape.join(",")}|${argKey(arg)}|${
-      srcs.map((s) => s.id).join(",")
-    }`;
+    const argText = argKey(arg);
+    const key = `${op}|${dtype}|${shape.join(",")}|${argText}|${srcs.map((s) => s.id).join(",")}`;
     const existing = table.get(key)?.deref();
     if (existing !== undefined) return existing;
     const node = new Node(
@@ -93,9 +113,10 @@ export class Node {
       Object.freeze([...shape]),
       dtype,
       key,
+      argText,
     );
     table.set(key, new WeakRef(node));
-    registry.register(node, key);
+    if (table.size >= sweepAt) sweepTable();
     return node;
   }
 }
@@ -133,17 +154,37 @@ export function unshare(node: Node): void {
   if (table.get(node.key)?.deref() === node) table.delete(node.key);
 }
 
+/**
+ * A text that tells args apart: numbers by their exact spelling (-0, NaN and infinities
+ * included, which JSON would write as 0 or null), strings quoted, buffers by id, arrays and
+ * objects recursively. Written by hand because JSON.stringify with a replacer was a tenth of a
+ * small eager call.
+ */
 function argKey(arg: unknown): string {
-  if (typeof arg === "number") return Object.is(arg, -0) ? "-0" : String(arg);
-  if (arg !== null && typeof arg === "object" && "id" in arg) return `#${(arg as BufferRef).id}`;
-  return JSON.stringify(
-    arg,
-    // JSON writes -0, NaN and infinities as 0 or null: spell them so they key distinctly
-    (_k, v) =>
-      typeof v === "number" && (!Number.isFinite(v) || Object.is(v, -0))
-        ? String(Object.is(v, -0) ? "-0" : v)
-        : v,
-  ) ?? "";
+  switch (typeof arg) {
+    case "number":
+      return Object.is(arg, -0) ? "-0" : String(arg);
+    case "string":
+      return JSON.stringify(arg);
+    case "undefined":
+      return "";
+    case "object": {
+      if (arg === null) return "null";
+      if ("id" in arg) return `#${(arg as BufferRef).id}`;
+      if (Array.isArray(arg)) {
+        let text = "[";
+        for (let i = 0; i < arg.length; i++) text += (i === 0 ? "" : ",") + argKey(arg[i]);
+        return text + "]";
+      }
+      let text = "{";
+      for (const [k, v] of Object.entries(arg)) {
+        text += `${text === "{" ? "" : ","}${k}:${v === undefined ? "u" : argKey(v)}`;
+      }
+      return text + "}";
+    }
+    default:
+      return String(arg);
+  }
 }
 
 function freezeDeep<T>(value: T): T {

@@ -130,9 +130,9 @@ function structureOf(outputs: readonly Node[], backend: Backend): { order: Node[
   const local = new Map<Node, number>(order.map((n, i) => [n, i]));
   const lines = order.map((n) => {
     if (isSource(n)) return `src ${n.dtype}[${n.shape}]`;
-    // a detach node's tag only makes a fresh autodiff variable unique: not structure
-    const argKey = n.op === "detach" ? "" : n.key.split("|")[3];
-    return `${n.op} ${n.dtype}[${n.shape}] ${argKey} ${n.srcs.map((s) => local.get(s)).join(",")}`;
+    let line = n.structure;
+    for (const s of n.srcs) line += ` ${local.get(s)}`;
+    return line;
   });
   const head = `${backend.name} ${backend.planKey ?? ""} fusion=${fusionEnabled} out=${
     outputs.map((o) => local.get(o)).join(",")
