@@ -15,7 +15,7 @@ import { type Node, numelOf } from "./ir/node.ts";
 import { acquireHandle, freeValue, releaseHandle } from "./ownership.ts";
 import { afterStored, readersOf, withWaitingVariables } from "./pending.ts";
 import { backendFor } from "./runtime/backends.ts";
-import { backstop } from "./runtime/backstop.ts";
+import { backstop, noteHostArray } from "./runtime/backstop.ts";
 import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
 import { holdBuffers, releaseReason, trackValue } from "./runtime/lifetime.ts";
 import { realizedBuffer, realizeNodes } from "./runtime/realize.ts";
@@ -98,6 +98,7 @@ async function readNode(fn: string, node: Node, device: DeviceName): Promise<Typ
 /** `t.data()`: the values as a new typed array. */
 export async function readData(fn: string, t: Tensor): Promise<TypedArray> {
   const values = await readNode(fn, liveNode(fn, t), t.device);
+  noteHostArray(values.byteLength);
   await backstop();
   return values;
 }
@@ -119,7 +120,9 @@ export function readDataSync(t: Tensor): TypedArray {
       described("a pending copy"),
     );
   }
-  return cpu.readSync!(storedBuffer("dataSync", node, "cpu"));
+  const values = cpu.readSync!(storedBuffer("dataSync", node, "cpu"));
+  noteHostArray(values.byteLength);
+  return values;
 }
 
 /**

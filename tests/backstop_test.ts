@@ -6,7 +6,9 @@ import { memory, tensor } from "../mod.ts";
 import {
   backstop,
   BACKSTOP_BYTES,
+  backstopWaits,
   backstopYields,
+  COLLECT_WAIT_BYTES,
   yieldMacrotask,
 } from "../src/runtime/backstop.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
@@ -40,4 +42,20 @@ Deno.test("backstop: a loop that never disposes and awaits data() stays bounded"
   // ever collected and all of it stays in use. How much stays between collections is the
   // garbage collector's choice (about 100 to 350 MB here).
   assert(peak < 450e6, `peak ${(peak / 1e6).toFixed(0)} MB in use`);
+});
+
+Deno.test("backstop: storage kept on purpose costs one bounded wait, then becomes the floor", async () => {
+  await (backstop() ?? Promise.resolve());
+  const waits = backstopWaits();
+  const kept = cpuBackend.allocate("float32", COLLECT_WAIT_BYTES / 4 + 1024 * 1024);
+  try {
+    const started = performance.now();
+    await backstop();
+    assertEquals(backstopWaits(), waits + 1, "growth past COLLECT_WAIT_BYTES waits once");
+    assert(performance.now() - started < 2000, "the wait gives up: the storage is kept");
+    await (backstop() ?? Promise.resolve());
+    assertEquals(backstopWaits(), waits + 1, "the kept storage is the new floor: no second wait");
+  } finally {
+    cpuBackend.release(kept);
+  }
 });

@@ -47,16 +47,10 @@ export type Shape = readonly number[];
 
 let nextId = 1;
 const table = new Map<string, WeakRef<Node>>();
-/**
- * Entries of collected nodes are swept out when the table has doubled since the last sweep
- * (amortized constant time per node, at most half the entries dead). A FinalizationRegistry
- * did this per node and cost more than the rest of making a node.
- */
-let sweepAt = 4096;
-function sweepTable(): void {
-  for (const [key, ref] of table) if (ref.deref() === undefined) table.delete(key);
-  sweepAt = Math.max(4096, table.size * 2);
-}
+const registry = new FinalizationRegistry<string>((key) => {
+  const ref = table.get(key);
+  if (ref !== undefined && ref.deref() === undefined) table.delete(key);
+});
 
 /** One immutable, hash-consed IR node. Create nodes with the functions of this module. */
 export class Node {
@@ -116,7 +110,7 @@ export class Node {
       argText,
     );
     table.set(key, new WeakRef(node));
-    if (table.size >= sweepAt) sweepTable();
+    registry.register(node, key);
     return node;
   }
 }
