@@ -9,7 +9,7 @@ import { nextNormal, nextUniform } from "./random.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
 import { trackValue } from "./runtime/lifetime.ts";
-import { type NestedArray, Tensor } from "./tensor.ts";
+import { createTensor, type NestedArray, type Tensor } from "./tensor.ts";
 import { checkShape, described, fail, shapeArgs } from "./validate.ts";
 
 /** Options of tensor creation functions. */
@@ -56,7 +56,7 @@ function fromTyped(fn: string, data: TypedArray, shape: number[], options: Tenso
   const buffer = backend.upload(data, dtype);
   const node = ir.buffer(buffer, shape, dtype);
   trackValue(node, buffer);
-  return new Tensor(node, device, options.requiresGrad ?? false, true);
+  return createTensor(node, device, options.requiresGrad ?? false, true);
 }
 
 /**
@@ -66,7 +66,7 @@ function fromTyped(fn: string, data: TypedArray, shape: number[], options: Tenso
 export function tensorFromBuffer(buffer: DeviceBuffer, shape: Shape): Tensor {
   const node = ir.buffer(buffer, shape, buffer.dtype);
   trackValue(node, buffer);
-  return new Tensor(node, buffer.device, false, true);
+  return createTensor(node, buffer.device, false, true);
 }
 
 function inferNested(fn: string, data: unknown): { flat: number[]; shape: number[]; } {

@@ -5,7 +5,7 @@ import { graphToDot, printGraph } from "./ir/print.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { type KernelInfo, plannedKernels, setFusion as setFusionFlag } from "./runtime/realize.ts";
 import { realizeTensors } from "./realization.ts";
-import { liveNode, Tensor } from "./tensor.ts";
+import { liveNode, nodeOf, Tensor } from "./tensor.ts";
 import { fail } from "./validate.ts";
 
 export type { BufferInfo, KernelInfo } from "./runtime/realize.ts";
@@ -21,12 +21,12 @@ function checkTensors(fn: string, tensors: readonly unknown[]): Tensor[] {
 
 /** The IR below the tensors as text, one node per line with op, arguments, dtype and shape. */
 export function graph(...tensors: Tensor[]): string {
-  return printGraph(checkTensors("graph", tensors).map((t) => t.node));
+  return printGraph(checkTensors("graph", tensors).map(nodeOf));
 }
 
 /** The IR below the tensors in Graphviz DOT. */
 export function graphDot(...tensors: Tensor[]): string {
-  return graphToDot(checkTensors("graphDot", tensors).map((t) => t.node));
+  return graphToDot(checkTensors("graphDot", tensors).map(nodeOf));
 }
 
 /**
@@ -40,7 +40,7 @@ export function kernels(...tensors: Tensor[]): KernelInfo[] {
   for (const device of new Set(list.map((t) => t.device))) {
     out.push(
       ...plannedKernels(
-        list.filter((t) => t.device === device).map((t) => t.node),
+        list.filter((t) => t.device === device).map(nodeOf),
         backendFor(device),
       ),
     );

@@ -18,7 +18,7 @@ import type { Node } from "./ir/node.ts";
 import { keepForever, openScope, type Owned } from "./ownership.ts";
 import { computeReadersOf } from "./realization.ts";
 import { DEVICES } from "./runtime/device.ts";
-import { Tensor } from "./tensor.ts";
+import { nodeOf, Tensor } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
 
 /**
@@ -71,7 +71,7 @@ function computeWhatNeeds(results: ReadonlySet<Owned>, doomed: readonly Owned[])
   for (const device of DEVICES) {
     const stored = new Set<Node>();
     for (const t of doomed) {
-      if (t instanceof Tensor && t.device === device && t.isRealized) stored.add(t.node);
+      if (t instanceof Tensor && t.device === device && t.isRealized) stored.add(nodeOf(t));
     }
     if (stored.size > 0) computeReadersOf(stored, device, lazy);
   }
