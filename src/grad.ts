@@ -62,6 +62,14 @@ export function backward(t: Tensor, gradient?: Tensor): void {
 /**
  * The functional gradient: `grad(f)(x, y)` returns `[df/dx, df/dy]` for a function `f` that
  * returns a one-element tensor. The inputs' own `grad` fields are not touched.
+ *
+ * @example
+ * ```ts
+ * import { grad, type Tensor, tensor } from "@lucid/nn";
+ * const f = (x: Tensor, y: Tensor) => x.mul(y).sum();
+ * const [dx, dy] = grad(f)(tensor([1, 2]), tensor([3, 4]));
+ * console.log(await dx.toArray(), await dy.toArray()); // [ 3, 4 ] [ 1, 2 ]
+ * ```
  */
 export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[]) => Tensor[] {
   if (typeof fn !== "function") fail("grad", "fn must be a function", fn);
@@ -85,10 +93,19 @@ export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[])
     }
     const targets = new Set(vars.map(nodeOf));
     const grads = out.requiresGrad
-      ? backwardNodes(nodeOf(out), ir.constant(1, nodeOf(out).shape, out.dtype), (n) => targets.has(n))
+      ? backwardNodes(
+        nodeOf(out),
+        ir.constant(1, nodeOf(out).shape, out.dtype),
+        (n) => targets.has(n),
+      )
       : new Map<Node, Node>();
     return vars.map((v) =>
-      createTensor(grads.get(nodeOf(v)) ?? ir.constant(0, nodeOf(v).shape, v.dtype), v.device, false, true)
+      createTensor(
+        grads.get(nodeOf(v)) ?? ir.constant(0, nodeOf(v).shape, v.dtype),
+        v.device,
+        false,
+        true,
+      )
     );
   };
 }

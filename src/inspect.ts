@@ -19,7 +19,15 @@ function checkTensors(fn: string, tensors: readonly unknown[]): Tensor[] {
   return tensors as Tensor[];
 }
 
-/** The IR below the tensors as text, one node per line with op, arguments, dtype and shape. */
+/**
+ * The IR below the tensors as text, one node per line with op, arguments, dtype and shape.
+ *
+ * @example
+ * ```ts
+ * import { graph, randn } from "@lucid/nn";
+ * console.log(graph(randn(3).exp().sum()));
+ * ```
+ */
 export function graph(...tensors: Tensor[]): string {
   return printGraph(checkTensors("graph", tensors).map(nodeOf));
 }
@@ -31,8 +39,17 @@ export function graphDot(...tensors: Tensor[]): string {
 
 /**
  * The kernels that realizing these tensors together would run, in order, each with its name,
- * target (`"js"` or `"wgsl"`), content key, generated source, and the buffers it reads and
- * writes. Nothing runs; the plan is cached, so a later realization reuses it.
+ * target (`"js"`, `"wasm"` or `"wgsl"`), content key, generated source, and the buffers it
+ * reads and writes. Nothing runs; the plan is cached, so a later realization reuses it.
+ *
+ * @example
+ * ```ts
+ * import { kernels, randn } from "@lucid/nn";
+ * const y = randn(64, 64).mul(2).relu().sum(1); // elementwise ops fuse into the reduction
+ * const plan = kernels(y);
+ * console.log(plan.length); // 1
+ * console.log(plan[0].source); // the generated kernel, readable
+ * ```
  */
 export function kernels(...tensors: Tensor[]): KernelInfo[] {
   const list = checkTensors("kernels", tensors);
@@ -48,7 +65,19 @@ export function kernels(...tensors: Tensor[]): KernelInfo[] {
   return out;
 }
 
-/** Computes several tensors in one schedule (shared work is done once). */
+/**
+ * Computes several tensors in one schedule (shared work is done once).
+ *
+ * @example
+ * ```ts
+ * import { randn, realize } from "@lucid/nn";
+ * const x = randn(1000);
+ * const e = x.exp();
+ * const total = e.sum(); // reads e: one schedule computes both
+ * await realize(e, total);
+ * console.log(e.isRealized, total.isRealized); // true true
+ * ```
+ */
 export async function realize(...tensors: Tensor[]): Promise<void> {
   await realizeTensors("realize", checkTensors("realize", tensors));
 }

@@ -7,6 +7,9 @@
 // movement.ts, reductions in reduction.ts, the autodiff API in grad.ts, realization in
 // realization.ts, and the elementwise methods are generated from the IR's op tables by
 // elementwise.ts (their signatures are the `Tensor` interface at the end of this file).
+// The library's own modules make tensors and read their nodes through `createTensor`, `nodeOf`
+// and `derive` at the end of this file, so the constructor and the IR stay out of the public
+// type (and out of the documentation).
 
 import { type DType, isFloat, type TypedArray } from "./ir/dtype.ts";
 import * as ir from "./ir/node.ts";
@@ -45,7 +48,17 @@ let privateAccess: {
 
 /**
  * A lazy n-dimensional array. Ops build graph; `data()` and friends compute. A tensor owns its
- * storage until `dispose()` (or `using`, or `tidy`), or until it is garbage collected.
+ * storage until `dispose()` (or `using`, or `tidy`), or until it is garbage collected. Made by
+ * the creation functions ({@link tensor}, {@link zeros}, {@link randn}, ...), never with `new`.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "@lucid/nn";
+ * const x = tensor([[1, 2], [3, 4]]);
+ * const y = x.mul(2).add(1).sum(1); // graph only: nothing has run yet
+ * console.log(await y.toArray()); // [ 8, 16 ]
+ * console.log(String(y)); // Tensor(float32[2], cpu, realized)
+ * ```
  */
 export class Tensor {
   #node: Node;
@@ -414,7 +427,8 @@ export function liveNode(fn: string, t: Tensor): Node {
  * when one of them does and gradients are on (autodiff bookkeeping).
  */
 export function derive(from: Tensor, node: Node, inputs: readonly Tensor[]): Tensor {
-  for (const t of inputs) settleIfDead(privateAccess.node(t)); // built upon: drop a history no one needs
+  // built upon: drop a history no one needs
+  for (const t of inputs) settleIfDead(privateAccess.node(t));
   const requires = gradEnabled() && inputs.some((t) => t.requiresGrad);
   if (!requires && inputs.some((t) => t.requiresGrad)) node = ir.detach(node);
   return createTensor(node, from.device, requires, !requires);

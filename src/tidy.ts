@@ -77,7 +77,19 @@ function computeWhatNeeds(results: ReadonlySet<Owned>, doomed: readonly Owned[])
   }
 }
 
-/** Exempts `t` from disposal by every tidy() scope (open now or later) and returns it. */
+/**
+ * Exempts `t` from disposal by every tidy() scope (open now or later) and returns it.
+ *
+ * @example
+ * ```ts
+ * import { keep, randn, tidy } from "@lucid/nn";
+ * let running = randn(4);
+ * tidy(() => {
+ *   running = keep(running.mul(0.9)); // outlives the scope without being returned
+ * });
+ * console.log(running.isDisposed); // false
+ * ```
+ */
 export function keep<T extends Tensor>(t: T): T {
   if (!(t instanceof Tensor)) fail("keep", "t must be a Tensor", t);
   keepForever(t);
