@@ -359,6 +359,7 @@ export async function exportCompiled(
  * const exported = await exportCompiled(softplus, [{ shape: [1024] }], { target: "wgsl" });
  * const dir = await Deno.makeTempDir();
  * console.log(await writeExport(exported, dir)); // the .wgsl file(s), manifest.json, model.js
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeExport(exported: ExportedFiles, dir: string): Promise<string[]> {
