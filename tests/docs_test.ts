@@ -51,7 +51,9 @@ async function documented(): Promise<Record<string, DocModule>> {
   }).output();
   const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
   assert(out.success, `deno doc failed: ${text(out.stderr)}`);
-  return JSON.parse(text(out.stdout)).nodes;
+  const json = JSON.parse(text(out.stdout));
+  assertEquals(json.version, 2, "the deno doc --json format this test reads");
+  return json.nodes;
 }
 
 const modules = await documented();
