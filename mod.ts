@@ -1,7 +1,13 @@
 /**
- * @lucid/nn: a tensor library that compiles. Tensor operations build a lazy graph; realizing a
- * tensor cuts the graph into fused kernels, generates them as JavaScript (cpu) or WGSL
- * (webgpu) and runs them. Autodiff transforms the graph, so backward passes fuse too.
+ * `@lucid/nn`, a tensor library that compiles. Tensor operations build a lazy graph; realizing
+ * a tensor cuts the graph into fused kernels, generates them as JavaScript or WebAssembly (cpu)
+ * or WGSL (webgpu) and runs them. Autodiff transforms the graph, so backward passes fuse too.
+ *
+ * Where to start: {@link tensor}, {@link zeros} and {@link randn} make tensors, and
+ * {@link Tensor} lists their ops; {@link nn.LocalResponseNorm} and {@link nn.Module} are layers,
+ * {@link optim.SGD} and {@link optim.Adam} optimizers; {@link kernels} shows the generated code;
+ * {@link jit} compiles a whole step and {@link exportCompiled} writes it as standalone files;
+ * {@link tidy} and {@link memory} manage storage; {@link cpu} and {@link webgpu} are the devices.
  *
  * @example
  * ```ts
@@ -9,7 +15,7 @@
  * const lrn = new nn.LocalResponseNorm(5, 1e-4, 0.75, 2);
  * const y = lrn.forward(randn(2, 96, 27, 27));
  * console.log(kernels(y).length); // 1
- * console.log(await y.data());
+ * console.log((await y.data()).length); // 139968
  * ```
  *
  * @module
@@ -45,9 +51,15 @@ export {
   setDebug,
   setFusion,
 } from "./src/inspect.ts";
-/** Neural-network modules (`nn.Module`, `nn.LocalResponseNorm`) and `nn.functional`. */
+/**
+ * Neural-network layers: the base class `nn.Module`, `nn.LocalResponseNorm`, and their
+ * functional forms in `nn.functional`.
+ */
 export * as nn from "./src/nn/mod.ts";
-/** Optimizers (`optim.SGD`, `optim.Adam`) updating parameters in place with `assign`. */
+/**
+ * Optimizers (`optim.SGD`, `optim.Adam`, and their base `optim.Optimizer`) updating parameters
+ * in place with `assign`.
+ */
 export * as optim from "./src/optim/mod.ts";
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./src/gradcheck.ts";
 export { webgpu, type WebGpuInfo } from "./src/runtime/webgpu.ts";

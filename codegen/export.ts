@@ -296,6 +296,19 @@ export function typedArrayLiteral(dtype: DType, data: TypedArray): string {
   return `${type}.from([\n${lines.join("\n")}\n])`;
 }
 
+/** The fields a manifest opens with: its format (`lucid-nn-<target>-export/1`), and provenance. */
+export function manifestHead(
+  program: ExportProgram,
+  target: string,
+): { format: string; generator: string; name: string; description: string; } {
+  return {
+    format: `lucid-nn-${target}-export/1`,
+    generator: program.generator,
+    name: program.name,
+    description: program.description,
+  };
+}
+
 /** A value of a manifest's `inputs` or `outputs`: name, shape and dtype. */
 export function manifestValue(
   program: ExportProgram,

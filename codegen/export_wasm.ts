@@ -20,6 +20,8 @@
 // - The modules are instantiated once, when the loader is imported (top-level await), so
 //   `run` is synchronous, as the `js` export's is.
 
+// The helpers of export.ts that export_wgsl.ts imports too: what the targets share lives there,
+// so the two import lists (and the openings of the two manifests) look alike.
 import {
   bytesOf,
   elementsOf,
@@ -28,6 +30,7 @@ import {
   type ExportProgram,
   formatJson,
   manifestBuffer,
+  manifestHead,
   manifestValue,
   moduleHeader,
   typedArrayLiteral,
@@ -265,10 +268,7 @@ async function instantiate(name, exportName) {
 function manifest(program: ExportProgram, layout: ExportLayout, memory: MemoryLayout): string {
   const { plan } = program;
   return formatJson({
-    format: "lucid-nn-wasm-export/1",
-    generator: program.generator,
-    name: program.name,
-    description: program.description,
+    ...manifestHead(program, "wasm"),
     loader: `${program.name}.js`,
     conventions: "Each .wasm module imports its memory as env.memory (not shared, at least 1 " +
       "page; the loader makes one of memory.pages pages of 64 KiB) and exports one function, " +

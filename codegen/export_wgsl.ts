@@ -12,6 +12,8 @@
 // Runs on one device may overlap: the queue orders their launches, so the shared
 // intermediates are never used by two runs at once.
 
+// The helpers of export.ts that export_wasm.ts imports too: what the targets share lives there,
+// so the two import lists (and the openings of the two manifests) look alike.
 import { WORKGROUP_SIZE } from "./wgsl.ts";
 import {
   bytesOf,
@@ -21,6 +23,7 @@ import {
   type ExportProgram,
   formatJson,
   manifestBuffer,
+  manifestHead,
   manifestValue,
   moduleHeader,
   runDoc,
@@ -46,10 +49,7 @@ function stringLiteral(text: string): string {
 function manifest(program: ExportProgram, layout: ExportLayout): string {
   const { plan } = program;
   return formatJson({
-    format: "lucid-nn-wgsl-export/1",
-    generator: program.generator,
-    name: program.name,
-    description: program.description,
+    ...manifestHead(program, "wgsl"),
     runner: `${program.name}.js`,
     conventions: "Each kernel binds `out` at binding 0 (storage, read_write) and its inputs " +
       "`in0`, `in1`, ... at bindings 1, 2, ... (storage, read) of group 0. Launch them in " +
@@ -157,7 +157,9 @@ function runnerTables(program: ExportProgram, layout: ExportLayout): string[] {
   return lines;
 }
 
-// The part of the runner that is the same for every export.
+// The part of the runner that is the same for every export. It is plain JavaScript for a module
+// with no imports, so it spells out again what src/runtime/webgpu.ts does with the library's
+// types (usage flags, error scopes around the launches, readback): alike by design.
 const RUNTIME = `
 // ---- the runner ----
 

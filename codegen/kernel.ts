@@ -18,6 +18,7 @@
 import type { Shape } from "../src/ir/node.ts";
 import { type DType, INT32_MAX, INT32_MIN } from "../src/ir/dtype.ts";
 import { BINARY_REFERENCE, UNARY_REFERENCE } from "../src/ir/reference.ts";
+import { topoSort } from "../src/ir/graph.ts";
 
 /** The scalar type of an expression: float data, int32 data, bool, or an exact index. */
 export type ScalarType = "f32" | "f64" | "i32" | "bool" | "index";
@@ -685,23 +686,7 @@ export class ExprBuilder {
  * any depth works.
  */
 export function exprsInOrder(roots: readonly Expr[]): Expr[] {
-  const order: Expr[] = [];
-  const seen = new Set<Expr>();
-  const stack: [Expr, boolean][] = roots.map((r): [Expr, boolean] => [r, false]).reverse();
-  while (stack.length > 0) {
-    const [e, expanded] = stack.pop()!;
-    if (expanded) {
-      order.push(e);
-      continue;
-    }
-    if (seen.has(e)) continue;
-    seen.add(e);
-    stack.push([e, true]);
-    for (let i = e.srcs.length - 1; i >= 0; i--) {
-      if (!seen.has(e.srcs[i])) stack.push([e.srcs[i], false]);
-    }
-  }
-  return order;
+  return topoSort([...roots].reverse()); // reversed: the first root's expressions come first
 }
 
 /** Whether `pred` holds for any expression of the DAG below `e` (iterative). */

@@ -85,7 +85,10 @@ export function expFunction(): FunctionBuilder {
   return fn;
 }
 
-/** `log_f32x4(x: v128) -> v128`. */
+/**
+ * `log_f32x4(x: v128) -> v128`. It opens as expFunction does (a builder and a named v128 local
+ * per intermediate): the builder's way of declaring a function, not logic to share.
+ */
 export function logFunction(): FunctionBuilder {
   const fn = new FunctionBuilder("log_f32x4", [{ name: "x", type: "v128" }], ["v128"]);
   const x = 0;

@@ -8,6 +8,7 @@
 
 import { cpu, graph, kernels, manualSeed, nn, randn, setFusion, tensor } from "../mod.ts";
 import { evaluateReference } from "../src/ir/reference.ts";
+import { nodeOf } from "../src/tensor.ts";
 
 manualSeed(0);
 const lrn = new nn.LocalResponseNorm(5, 1e-4, 0.75, 2);
@@ -18,7 +19,7 @@ const y = lrn.forward(x);
 
 console.log(`module: ${lrn}`);
 console.log(`\nIR of lrn.forward(x):\n${graph(y)}`);
-const want = evaluateReference(y.node, () => xData);
+const want = evaluateReference(nodeOf(y), () => xData);
 const forms = cpu.simd ? (["js", "wasm"] as const) : (["js"] as const);
 
 for (const form of forms) {

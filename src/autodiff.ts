@@ -21,6 +21,14 @@ export function gradEnabled(): boolean {
  * switch is global, so across an `await` it would either leak into whatever else runs
  * meanwhile or end too early; an async function is refused before it runs (await first, then
  * call noGrad on the synchronous tensor code).
+ *
+ * @example
+ * ```ts
+ * import { noGrad, randn } from "@lucid/nn";
+ * const w = randn([3], { requiresGrad: true });
+ * const y = noGrad(() => w.mul(2)); // not tracked: no gradient flows back to w
+ * console.log(y.requiresGrad); // false
+ * ```
  */
 export function noGrad<T>(fn: () => T): T {
   if (typeof fn !== "function") throw new Error(`noGrad: fn must be a function, got ${typeof fn}`);

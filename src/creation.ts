@@ -9,7 +9,7 @@ import { nextNormal, nextUniform } from "./random.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
 import { trackValue } from "./runtime/lifetime.ts";
-import { type NestedArray, Tensor } from "./tensor.ts";
+import { createTensor, type NestedArray, type Tensor } from "./tensor.ts";
 import { checkShape, described, fail, shapeArgs } from "./validate.ts";
 
 /** Options of tensor creation functions. */
@@ -56,7 +56,7 @@ function fromTyped(fn: string, data: TypedArray, shape: number[], options: Tenso
   const buffer = backend.upload(data, dtype);
   const node = ir.buffer(buffer, shape, dtype);
   trackValue(node, buffer);
-  return new Tensor(node, device, options.requiresGrad ?? false, true);
+  return createTensor(node, device, options.requiresGrad ?? false, true);
 }
 
 /**
@@ -66,7 +66,7 @@ function fromTyped(fn: string, data: TypedArray, shape: number[], options: Tenso
 export function tensorFromBuffer(buffer: DeviceBuffer, shape: Shape): Tensor {
   const node = ir.buffer(buffer, shape, buffer.dtype);
   trackValue(node, buffer);
-  return new Tensor(node, buffer.device, false, true);
+  return createTensor(node, buffer.device, false, true);
 }
 
 function inferNested(fn: string, data: unknown): { flat: number[]; shape: number[]; } {
@@ -92,6 +92,15 @@ function inferNested(fn: string, data: unknown): { flat: number[]; shape: number
 /**
  * A tensor from data: a number, nested arrays, or a flat array / typed array with
  * `{shape}`. The data is copied; the dtype defaults to the typed array's or float32.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "@lucid/nn";
+ * const a = tensor([[1, 2, 3], [4, 5, 6]]); // float32, shape [2, 3]
+ * const b = tensor(new Int32Array([1, 2, 3, 4]), { shape: [2, 2] }); // int32
+ * const c = tensor(0.5, { dtype: "float64", device: "cpu" }); // 0-D
+ * console.log(a.shape, b.dtype, c.ndim); // [ 2, 3 ] int32 0
+ * ```
  */
 export function tensor(
   data: NestedArray | readonly number[] | TypedArray,
@@ -165,7 +174,17 @@ function filled(
   return fromTyped(fn, data, shape, { ...options, dtype });
 }
 
-/** A tensor of zeros: `zeros(2, 3)` or `zeros([2, 3], options)`. */
+/**
+ * A tensor of zeros: `zeros(2, 3)` or `zeros([2, 3], options)`.
+ *
+ * @example
+ * ```ts
+ * import { zeros } from "@lucid/nn";
+ * const bias = zeros([4], { requiresGrad: true }); // a parameter
+ * const counts = zeros([2, 3], { dtype: "int32" });
+ * console.log(await counts.toArray()); // [ [ 0, 0, 0 ], [ 0, 0, 0 ] ]
+ * ```
+ */
 export function zeros(...args: ShapeAndOptions): Tensor {
   const { shape, options } = splitShapeArgs("zeros", args);
   return filled("zeros", shape, options, () => 0);
@@ -224,7 +243,18 @@ export function rand(...args: ShapeAndOptions): Tensor {
   return filled("rand", shape, options, nextUniform);
 }
 
-/** Standard normal random numbers: `randn(2, 3)` or `randn([2, 3], options)`. */
+/**
+ * Standard normal random numbers: `randn(2, 3)` or `randn([2, 3], options)`.
+ *
+ * @example
+ * ```ts
+ * import { manualSeed, randn } from "@lucid/nn";
+ * manualSeed(0); // the same numbers on every run
+ * const x = randn(2, 96, 27, 27);
+ * const w = randn([3, 4], { requiresGrad: true, dtype: "float64" });
+ * console.log(x.numel, w.dtype); // 139968 float64
+ * ```
+ */
 export function randn(...args: ShapeAndOptions): Tensor {
   const { shape, options } = splitShapeArgs("randn", args);
   if (options.dtype === "int32") fail("randn", "dtype must be a float dtype", options.dtype);

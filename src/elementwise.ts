@@ -36,9 +36,22 @@ export function broadcastTo(node: Node, shape: Shape): Node {
   return ir.expand(lifted, shape);
 }
 
+/**
+ * What the generated methods need of tensor.ts, handed over by its call to installElementwise:
+ * with no value import of tensor.ts here, either module may be evaluated first.
+ */
+export interface TensorAccess {
+  /** The class to install on. */
+  readonly tensorClass: typeof Tensor;
+  /** The IR node of a live tensor. */
+  nodeOf(t: Tensor): Node;
+  /** A new tensor for `node`, computed by an op from `inputs` (autodiff bookkeeping). */
+  derive(from: Tensor, node: Node, inputs: readonly Tensor[]): Tensor;
+}
+
 /** `self op other` with NumPy broadcasting and dtype promotion; `fn` names the method. */
 function binary(
-  tensorClass: typeof Tensor,
+  { tensorClass, nodeOf, derive }: TensorAccess,
   fn: string,
   self: Tensor,
   other: Tensor | number,
@@ -60,20 +73,21 @@ function binary(
       );
     }
     if (other.isDisposed) failDisposed(fn, other);
-    otherNode = other.node;
+    otherNode = nodeOf(other);
   } else {
     fail(fn, "other must be a Tensor or a number", other);
   }
-  const shape = broadcastShapes(fn, self.node.shape, otherNode.shape);
+  const shape = broadcastShapes(fn, nodeOf(self).shape, otherNode.shape);
   const dtype = promote(self.dtype, otherNode.dtype);
-  let a = broadcastTo(ir.castTo(self.node, dtype), shape);
+  let a = broadcastTo(ir.castTo(nodeOf(self), dtype), shape);
   let b = broadcastTo(ir.castTo(otherNode, dtype), shape);
   if (swap) [a, b] = [b, a];
-  return self.derive(ir.binary(op, a, b), typeof other === "number" ? [self] : [self, other]);
+  return derive(self, ir.binary(op, a, b), typeof other === "number" ? [self] : [self, other]);
 }
 
 /** Puts one method per unary op and per binary method, and affine and cast, on the prototype. */
-export function installElementwise(tensorClass: typeof Tensor): void {
+export function installElementwise(access: TensorAccess): void {
+  const { tensorClass, nodeOf, derive } = access;
   const define = (name: string, method: (this: Tensor, ...args: never[]) => Tensor) =>
     Object.defineProperty(tensorClass.prototype, name, {
       value: method,
@@ -83,23 +97,23 @@ export function installElementwise(tensorClass: typeof Tensor): void {
   for (const op of Object.keys(UNARY_OPS) as UnaryOp[]) {
     define(op, function (this: Tensor): Tensor {
       if (this.isDisposed) failDisposed(op, this);
-      return this.derive(ir.unary(op, this.node), [this]);
+      return derive(this, ir.unary(op, nodeOf(this)), [this]);
     });
   }
   for (const [name, { op, swap }] of Object.entries(BINARY_METHODS)) {
     define(name, function (this: Tensor, other: Tensor | number): Tensor {
-      return binary(tensorClass, name, this, other, op, swap);
+      return binary(access, name, this, other, op, swap);
     });
   }
   define("affine", function (this: Tensor, scale: number, shift: number): Tensor {
     if (this.isDisposed) failDisposed("affine", this);
     if (typeof scale !== "number") fail("affine", "scale must be a number", scale);
     if (typeof shift !== "number") fail("affine", "shift must be a number", shift);
-    return this.derive(ir.affine(this.node, scale, shift), [this]);
+    return derive(this, ir.affine(nodeOf(this), scale, shift), [this]);
   });
   define("cast", function (this: Tensor, dtype: DType): Tensor {
     if (this.isDisposed) failDisposed("cast", this);
     if (!isDType(dtype)) fail("cast", `dtype must be one of "float32", "float64", "int32"`, dtype);
-    return this.derive(ir.castTo(this.node, dtype), [this]);
+    return derive(this, ir.castTo(nodeOf(this), dtype), [this]);
   });
 }

@@ -245,6 +245,18 @@ async function constantData(trace: Trace): Promise<Map<number, TypedArray>> {
  * Input names come from `jit`'s `inputNames`; output names from the keys of a returned record
  * (else `y`, or `y0`, `y1`, ...). Tensors the function captures are embedded (at most
  * {@link MAX_EMBEDDED_ELEMENTS} elements in all). Exporting twice gives byte-identical files.
+ *
+ * @example
+ * ```ts
+ * import { exportCompiled, jit, nn } from "@lucid/nn";
+ * const lrn = new nn.LocalResponseNorm(5, 1e-4, 0.75, 2);
+ * const forward = jit((x) => lrn.forward(x), { inputNames: ["x"] });
+ * const exported = await exportCompiled(forward, [{ shape: [1, 96, 27, 27] }], {
+ *   target: "js",
+ *   name: "lrn",
+ * });
+ * console.log(exported.files.map((f) => f.path)); // [ "lrn.js" ]
+ * ```
  */
 export function exportCompiled(
   compiled: CompiledFunction<JitResult>,
@@ -339,6 +351,16 @@ export async function exportCompiled(
  * is known to be replaceable, so a failure (a full disk, a path that is a directory, no
  * permission) leaves no file half-written and no part of the export in place: the temporaries
  * are removed and an Error says why. Returns the paths written.
+ *
+ * @example
+ * ```ts
+ * import { exportCompiled, jit, writeExport } from "@lucid/nn";
+ * const softplus = jit((x) => x.exp().add(1).log());
+ * const exported = await exportCompiled(softplus, [{ shape: [1024] }], { target: "wgsl" });
+ * const dir = await Deno.makeTempDir();
+ * console.log(await writeExport(exported, dir)); // the .wgsl file(s), manifest.json, model.js
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function writeExport(exported: ExportedFiles, dir: string): Promise<string[]> {
   if (

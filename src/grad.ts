@@ -9,7 +9,7 @@ import { backwardNodes } from "./autodiff.ts";
 import { settleIfDead } from "./history.ts";
 import { untracked } from "./ownership.ts";
 import { protectReader } from "./pending.ts";
-import { leafRequiringGrad, liveNode, Tensor } from "./tensor.ts";
+import { createTensor, leafRequiringGrad, liveNode, nodeOf, Tensor } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
 
 /** `t.backward(gradient)`: d(t)/d(leaf) added to each leaf's `grad`. */
@@ -31,7 +31,7 @@ export function backward(t: Tensor, gradient?: Tensor): void {
         described(`shape [${t.shape.join(", ")}] and no gradient`),
       );
     }
-    seed = ir.constant(1, t.node.shape, t.dtype);
+    seed = ir.constant(1, nodeOf(t).shape, t.dtype);
   } else {
     if (!(gradient instanceof Tensor)) fail("backward", "gradient must be a Tensor", gradient);
     if (gradient.shape.join() !== t.shape.join()) {
@@ -49,12 +49,12 @@ export function backward(t: Tensor, gradient?: Tensor): void {
   const isTarget = (n: Node) => leafRequiringGrad(n) !== undefined;
   for (const [node, g] of backwardNodes(root, seed, isTarget)) {
     const leaf = leafRequiringGrad(node)!;
-    const previous = leaf.grad === null || leaf.grad.isDisposed ? null : leaf.grad.node;
+    const previous = leaf.grad === null || leaf.grad.isDisposed ? null : nodeOf(leaf.grad);
     if (previous !== null) settleIfDead(previous); // built upon: drop a history no one needs
     const sum = previous === null ? g : ir.binary("add", previous, ir.castTo(g, previous.dtype));
     // the leaf owns its gradient: it outlives any tidy() scope the backward pass ran in, and
     // storage it reads is not freed under it (it is computed first)
-    leaf.grad = untracked(() => new Tensor(sum, leaf.device, false, true));
+    leaf.grad = untracked(() => createTensor(sum, leaf.device, false, true));
     protectReader(sum, leaf.device);
   }
 }
@@ -62,6 +62,14 @@ export function backward(t: Tensor, gradient?: Tensor): void {
 /**
  * The functional gradient: `grad(f)(x, y)` returns `[df/dx, df/dy]` for a function `f` that
  * returns a one-element tensor. The inputs' own `grad` fields are not touched.
+ *
+ * @example
+ * ```ts
+ * import { grad, type Tensor, tensor } from "@lucid/nn";
+ * const f = (x: Tensor, y: Tensor) => x.mul(y).sum();
+ * const [dx, dy] = grad(f)(tensor([1, 2]), tensor([3, 4]));
+ * console.log(await dx.toArray(), await dy.toArray()); // [ 3, 4 ] [ 1, 2 ]
+ * ```
  */
 export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[]) => Tensor[] {
   if (typeof fn !== "function") fail("grad", "fn must be a function", fn);
@@ -72,7 +80,7 @@ export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[])
     });
     // fresh variables: grad(f)(x, x) has two inputs, and x.detach() inside f is not one
     const vars = inputs.map((t) =>
-      new Tensor(ir.detach(liveNode("grad", t), true), t.device, true, true)
+      createTensor(ir.detach(liveNode("grad", t), true), t.device, true, true)
     );
     const out = fn(...vars);
     if (!(out instanceof Tensor)) fail("grad", "fn must return a Tensor", out);
@@ -83,12 +91,21 @@ export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[])
         described(`shape [${out.shape.join(", ")}]`),
       );
     }
-    const targets = new Set(vars.map((v) => v.node));
+    const targets = new Set(vars.map(nodeOf));
     const grads = out.requiresGrad
-      ? backwardNodes(out.node, ir.constant(1, out.node.shape, out.dtype), (n) => targets.has(n))
+      ? backwardNodes(
+        nodeOf(out),
+        ir.constant(1, nodeOf(out).shape, out.dtype),
+        (n) => targets.has(n),
+      )
       : new Map<Node, Node>();
     return vars.map((v) =>
-      new Tensor(grads.get(v.node) ?? ir.constant(0, v.node.shape, v.dtype), v.device, false, true)
+      createTensor(
+        grads.get(nodeOf(v)) ?? ir.constant(0, nodeOf(v).shape, v.dtype),
+        v.device,
+        false,
+        true,
+      )
     );
   };
 }

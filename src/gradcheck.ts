@@ -35,6 +35,13 @@ export interface GradcheckResult {
 /**
  * Compares the autodiff gradient of `fn` at `inputs` with float64 central finite differences
  * and reports the largest error. `fn` may return any shape.
+ *
+ * @example
+ * ```ts
+ * import { gradcheck, randn } from "@lucid/nn";
+ * const result = gradcheck((x) => x.tanh().mul(x), [randn([5], { dtype: "float64" })]);
+ * console.log(result.passed); // true
+ * ```
  */
 export function gradcheck(
   fn: (...inputs: Tensor[]) => Tensor,

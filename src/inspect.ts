@@ -5,7 +5,7 @@ import { graphToDot, printGraph } from "./ir/print.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { type KernelInfo, plannedKernels, setFusion as setFusionFlag } from "./runtime/realize.ts";
 import { realizeTensors } from "./realization.ts";
-import { liveNode, Tensor } from "./tensor.ts";
+import { liveNode, nodeOf, Tensor } from "./tensor.ts";
 import { fail } from "./validate.ts";
 
 export type { BufferInfo, KernelInfo } from "./runtime/realize.ts";
@@ -19,20 +19,37 @@ function checkTensors(fn: string, tensors: readonly unknown[]): Tensor[] {
   return tensors as Tensor[];
 }
 
-/** The IR below the tensors as text, one node per line with op, arguments, dtype and shape. */
+/**
+ * The IR below the tensors as text, one node per line with op, arguments, dtype and shape.
+ *
+ * @example
+ * ```ts
+ * import { graph, randn } from "@lucid/nn";
+ * console.log(graph(randn(3).exp().sum()));
+ * ```
+ */
 export function graph(...tensors: Tensor[]): string {
-  return printGraph(checkTensors("graph", tensors).map((t) => t.node));
+  return printGraph(checkTensors("graph", tensors).map(nodeOf));
 }
 
 /** The IR below the tensors in Graphviz DOT. */
 export function graphDot(...tensors: Tensor[]): string {
-  return graphToDot(checkTensors("graphDot", tensors).map((t) => t.node));
+  return graphToDot(checkTensors("graphDot", tensors).map(nodeOf));
 }
 
 /**
  * The kernels that realizing these tensors together would run, in order, each with its name,
- * target (`"js"` or `"wgsl"`), content key, generated source, and the buffers it reads and
- * writes. Nothing runs; the plan is cached, so a later realization reuses it.
+ * target (`"js"`, `"wasm"` or `"wgsl"`), content key, generated source, and the buffers it
+ * reads and writes. Nothing runs; the plan is cached, so a later realization reuses it.
+ *
+ * @example
+ * ```ts
+ * import { kernels, randn } from "@lucid/nn";
+ * const y = randn(64, 64).mul(2).relu().sum(1); // elementwise ops fuse into the reduction
+ * const plan = kernels(y);
+ * console.log(plan.length); // 1
+ * console.log(plan[0].source); // the generated kernel, readable
+ * ```
  */
 export function kernels(...tensors: Tensor[]): KernelInfo[] {
   const list = checkTensors("kernels", tensors);
@@ -40,7 +57,7 @@ export function kernels(...tensors: Tensor[]): KernelInfo[] {
   for (const device of new Set(list.map((t) => t.device))) {
     out.push(
       ...plannedKernels(
-        list.filter((t) => t.device === device).map((t) => t.node),
+        list.filter((t) => t.device === device).map(nodeOf),
         backendFor(device),
       ),
     );
@@ -48,7 +65,19 @@ export function kernels(...tensors: Tensor[]): KernelInfo[] {
   return out;
 }
 
-/** Computes several tensors in one schedule (shared work is done once). */
+/**
+ * Computes several tensors in one schedule (shared work is done once).
+ *
+ * @example
+ * ```ts
+ * import { randn, realize } from "@lucid/nn";
+ * const x = randn(1000);
+ * const e = x.exp();
+ * const total = e.sum(); // reads e: one schedule computes both
+ * await realize(e, total);
+ * console.log(e.isRealized, total.isRealized); // true true
+ * ```
+ */
 export async function realize(...tensors: Tensor[]): Promise<void> {
   await realizeTensors("realize", checkTensors("realize", tensors));
 }

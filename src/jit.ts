@@ -33,7 +33,7 @@ import {
   wasReleased,
 } from "./runtime/realize.ts";
 import { releaseBuffer } from "./runtime/lifetime.ts";
-import { Tensor } from "./tensor.ts";
+import { createTensor, nodeOf, Tensor } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
 import { tensorFromBuffer } from "./creation.ts";
 
@@ -199,7 +199,7 @@ function traceFunction(
   const state: TraceState = { tracing: true, read: null };
   const standIns = specs.map((s, i) => {
     const buffer = new TracedInput(s.device, s.dtype, ir.numelOf(s.shape), state, names[i]);
-    return new Tensor(ir.buffer(buffer, s.shape, s.dtype), s.device, s.requiresGrad, true);
+    return createTensor(ir.buffer(buffer, s.shape, s.dtype), s.device, s.requiresGrad, true);
   });
   let result: unknown;
   try {
@@ -225,7 +225,7 @@ function traceFunction(
   const backend = backendFor(device);
   const isSource = (n: Node) =>
     n.op === "buffer" || (n.op !== "const" && realizedBuffer(n, device) !== undefined);
-  const nodes = tensors.map((t) => t.node);
+  const nodes = tensors.map(nodeOf);
   const computed = [...new Set(nodes.filter((n) => !isSource(n)))];
   const order = topoSort(computed, isSource);
   const planned = computed.length === 0 ? { buffers: [], steps: [] } : buildPlan(computed, order, {
@@ -234,7 +234,7 @@ function traceFunction(
     target: targets?.limits ?? backend.limits,
     targetFor: (kernel) => targets?.targetFor(kernel) ?? backend.targetFor(kernel),
   });
-  return bindTrace(planned, order, standIns.map((t) => t.node), nodes, device, outputNames, kind);
+  return bindTrace(planned, order, standIns.map(nodeOf), nodes, device, outputNames, kind);
 }
 
 /** The trace of a plan: arguments, captured values and results located among its buffers. */
@@ -293,11 +293,11 @@ async function runTrace(
   const backend = backendFor(trace.device);
   const captured = [...trace.constants.values()];
   // lazy arguments are computed first
-  await realizeNodes([...args.map((t) => t.node), ...captured], backend);
+  await realizeNodes([...args.map(nodeOf), ...captured], backend);
   const bound: DeviceBuffer[] = [];
   const bind = () => {
     trace.inputs.forEach((index, i) => {
-      bound[index] = realizedBuffer(args[i].node, trace.device)!;
+      bound[index] = realizedBuffer(nodeOf(args[i]), trace.device)!;
       if (wasReleased(bound[index])) {
         fail("jit", `argument ${names[i]} must not be disposed`, described("a disposed tensor"));
       }
@@ -328,12 +328,12 @@ async function runTrace(
     const argument = trace.inputs.indexOf(index);
     if (argument >= 0) return args[argument];
     const node = trace.constants.get(index);
-    if (node !== undefined) return new Tensor(node, trace.device, false, true);
+    if (node !== undefined) return createTensor(node, trace.device, false, true);
     let t = owned.get(index);
     if (t === undefined) {
       const pb = trace.plan.buffers[index];
       t = tensorFromBuffer(buffers[index], pb.shape);
-      resultFinalizer.register(t.node, { buffer: buffers[index], backend });
+      resultFinalizer.register(nodeOf(t), { buffer: buffers[index], backend });
       owned.set(index, t);
     }
     return t;

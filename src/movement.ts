@@ -5,7 +5,7 @@
 import * as ir from "./ir/node.ts";
 import { numelOf } from "./ir/node.ts";
 import { broadcastTo } from "./elementwise.ts";
-import { liveNode, type Tensor } from "./tensor.ts";
+import { derive, liveNode, nodeOf, type Tensor } from "./tensor.ts";
 import { described, fail, normalizeAxis } from "./validate.ts";
 
 /** A shape given as varargs `(2, 3)` or as one array `([2, 3])`, unchecked. */
@@ -41,7 +41,7 @@ export function reshape(t: Tensor, shape: ShapeLike): Tensor {
       out,
     );
   }
-  return t.derive(ir.reshape(t.node, out), [t]);
+  return derive(t, ir.reshape(nodeOf(t), out), [t]);
 }
 
 /** `t.permute(...dims)`: output axis i is input axis `dims[i]`. */
@@ -53,7 +53,7 @@ export function permute(t: Tensor, dims: ShapeLike): Tensor {
   if (new Set(perm).size !== perm.length) {
     fail("permute", "dims must be a permutation (no repeats)", raw);
   }
-  return t.derive(ir.permute(t.node, perm), [t]);
+  return derive(t, ir.permute(nodeOf(t), perm), [t]);
 }
 
 /** `t.transpose(dim0, dim1)`: two axes swapped. */
@@ -62,7 +62,7 @@ export function transpose(t: Tensor, dim0: number, dim1: number): Tensor {
   const a = normalizeAxis("transpose", dim0, t.ndim, "dim0");
   const b = normalizeAxis("transpose", dim1, t.ndim, "dim1");
   const perm = t.shape.map((_, i) => (i === a ? b : i === b ? a : i));
-  return t.derive(ir.permute(t.node, perm), [t]);
+  return derive(t, ir.permute(nodeOf(t), perm), [t]);
 }
 
 /** `t.expand(...shape)`: new leading axes allowed, -1 keeps an axis. */
@@ -89,18 +89,18 @@ export function expand(t: Tensor, shape: ShapeLike): Tensor {
       );
     }
   });
-  return t.derive(broadcastTo(t.node, target), [t]);
+  return derive(t, broadcastTo(nodeOf(t), target), [t]);
 }
 
 /** `t.squeeze(dim?)`: length-1 axes dropped (all, or the given one). */
 export function squeeze(t: Tensor, dim?: number): Tensor {
   liveNode("squeeze", t);
   if (dim === undefined) {
-    return t.derive(ir.reshape(t.node, t.shape.filter((d) => d !== 1)), [t]);
+    return derive(t, ir.reshape(nodeOf(t), t.shape.filter((d) => d !== 1)), [t]);
   }
   const a = normalizeAxis("squeeze", dim, t.ndim, "dim");
   if (t.shape[a] !== 1) return t;
-  return t.derive(ir.reshape(t.node, t.shape.filter((_, i) => i !== a)), [t]);
+  return derive(t, ir.reshape(nodeOf(t), t.shape.filter((_, i) => i !== a)), [t]);
 }
 
 /** `t.unsqueeze(dim)`: a length-1 axis inserted at `dim`. */
@@ -109,7 +109,7 @@ export function unsqueeze(t: Tensor, dim: number): Tensor {
   const a = normalizeAxis("unsqueeze", dim, t.ndim + 1, "dim");
   const shape = [...t.shape];
   shape.splice(a, 0, 1);
-  return t.derive(ir.reshape(t.node, shape), [t]);
+  return derive(t, ir.reshape(nodeOf(t), shape), [t]);
 }
 
 /** `t.flatten(startDim, endDim)`: those axes merged into one. */
@@ -126,7 +126,7 @@ export function flatten(t: Tensor, startDim: number, endDim: number): Tensor {
     numelOf(t.shape.slice(s, e + 1)),
     ...t.shape.slice(e + 1),
   ];
-  return t.derive(ir.reshape(t.node, shape), [t]);
+  return derive(t, ir.reshape(nodeOf(t), shape), [t]);
 }
 
 /** `t.pad(pads, value)`: `[before, after]` per axis; negative amounts crop. */
@@ -153,11 +153,11 @@ export function pad(
     }
   });
   const cropped = ir.shrink(
-    t.node,
+    nodeOf(t),
     pads.map(([b, a], i) => [Math.max(-b, 0), t.shape[i] - Math.max(-a, 0)]),
   );
   const padded = ir.pad(cropped, pads.map(([b, a]) => [Math.max(b, 0), Math.max(a, 0)]), value);
-  return t.derive(padded, [t]);
+  return derive(t, padded, [t]);
 }
 
 /** `t.shrink(ranges)`: each axis cut to `[start, end)`; null keeps an axis. */
@@ -176,7 +176,7 @@ export function shrink(t: Tensor, ranges: readonly (readonly [number, number] | 
     }
     return [r[0], r[1]] as [number, number];
   });
-  return t.derive(ir.shrink(t.node, full), [t]);
+  return derive(t, ir.shrink(nodeOf(t), full), [t]);
 }
 
 /** `t.slice(dim, start, end)`: Python-style clamped indices along one axis. */
@@ -212,5 +212,5 @@ export function unfoldDim(t: Tensor, dim: number, size: number, step: number): T
   if (size > t.shape[a]) {
     fail("unfoldDim", `size must not exceed the length ${t.shape[a]} of axis ${a}`, size);
   }
-  return t.derive(ir.unfoldDim(t.node, a, size, step), [t]);
+  return derive(t, ir.unfoldDim(nodeOf(t), a, size, step), [t]);
 }

@@ -19,7 +19,7 @@ import { backstop, noteHostArray } from "./runtime/backstop.ts";
 import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
 import { holdBuffers, releaseReason, trackValue } from "./runtime/lifetime.ts";
 import { realizedBuffer, realizeNodes } from "./runtime/realize.ts";
-import { liveNode, type NestedArray, Tensor } from "./tensor.ts";
+import { createTensor, liveNode, type NestedArray, nodeOf, type Tensor } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
 
 /** Realizes the nodes of `tensors` on `device`, with the variables they reach. */
@@ -43,8 +43,8 @@ export function computeReadersOf(
   const isStored = (n: Node) => realizedBuffer(n, device) !== undefined;
   const mine = lazy.filter((t) => t.device === device && !t.isDisposed && !t.isRealized);
   const needy = mine.length > 0 &&
-    topoSort(mine.map((t) => t.node), isStored).some((n) => stored.has(n));
-  const nodes = [...(needy ? mine.map((t) => t.node) : []), ...readersOf(stored, device)];
+    topoSort(mine.map(nodeOf), isStored).some((n) => stored.has(n));
+  const nodes = [...(needy ? mine.map(nodeOf) : []), ...readersOf(stored, device)];
   if (nodes.length === 0) return;
   try {
     const ran = realizeOn(device, nodes);
@@ -141,7 +141,7 @@ export function moveTo(t: Tensor, device: DeviceName): Tensor {
   data.then(landed, landed);
   const moved = ir.buffer(buffer, node.shape, node.dtype);
   trackValue(moved, buffer);
-  return new Tensor(moved, device, t.requiresGrad, true);
+  return createTensor(moved, device, t.requiresGrad, true);
 }
 
 /** Flat row-major values as nested arrays of `shape` (a number for a 0-D shape). */

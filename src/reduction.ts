@@ -4,7 +4,7 @@
 import { floatOf } from "./ir/dtype.ts";
 import * as ir from "./ir/node.ts";
 import type { ReduceOp } from "./ir/ops.ts";
-import { liveNode, type Tensor } from "./tensor.ts";
+import { derive, liveNode, nodeOf, type Tensor } from "./tensor.ts";
 import { described, fail, normalizeAxis } from "./validate.ts";
 
 /** An axis argument of a reduction: one axis, several, or all (undefined or null). */
@@ -27,9 +27,9 @@ export function reduce(fn: string, t: Tensor, op: ReduceOp, axis: Axes, keepdim:
   if (op === "max" && axes.some((a) => t.shape[a] === 0)) {
     fail(fn, "cannot take the max over an empty axis", described(`axis of length 0`));
   }
-  let node = ir.reduce(op, t.node, axes);
+  let node = ir.reduce(op, nodeOf(t), axes);
   if (!keepdim) node = ir.reshape(node, t.shape.filter((_, i) => !axes.includes(i)));
-  return t.derive(node, [t]);
+  return derive(t, node, [t]);
 }
 
 /** The mean over `axis` (integer input averages in float32). */

@@ -7,6 +7,9 @@
 // movement.ts, reductions in reduction.ts, the autodiff API in grad.ts, realization in
 // realization.ts, and the elementwise methods are generated from the IR's op tables by
 // elementwise.ts (their signatures are the `Tensor` interface at the end of this file).
+// The library's own modules make tensors and read their nodes through `createTensor`, `nodeOf`
+// and `derive` at the end of this file, so the constructor and the IR stay out of the public
+// type (and out of the documentation).
 
 import { type DType, isFloat, type TypedArray } from "./ir/dtype.ts";
 import * as ir from "./ir/node.ts";
@@ -35,11 +38,27 @@ import { described, fail, failDisposed } from "./validate.ts";
 /** Nested arrays of numbers, as `toArray()` returns and `tensor()` accepts. */
 export type NestedArray = number | NestedArray[];
 
-let inspectSymbol: symbol = Symbol.for("Deno.customInspect");
+const inspectSymbol = Symbol.for("Deno.customInspect");
+
+/** What the class hands the functions at the end of this file (its private state). */
+let privateAccess: {
+  create(node: Node, device: DeviceName, requiresGrad: boolean, isLeaf: boolean): Tensor;
+  node(t: Tensor): Node;
+};
 
 /**
  * A lazy n-dimensional array. Ops build graph; `data()` and friends compute. A tensor owns its
- * storage until `dispose()` (or `using`, or `tidy`), or until it is garbage collected.
+ * storage until `dispose()` (or `using`, or `tidy`), or until it is garbage collected. Made by
+ * the creation functions ({@link tensor}, {@link zeros}, {@link randn}, ...), never with `new`.
+ *
+ * @example
+ * ```ts
+ * import { tensor } from "@lucid/nn";
+ * const x = tensor([[1, 2], [3, 4]]);
+ * const y = x.mul(2).add(1).sum(1); // graph only: nothing has run yet
+ * console.log(await y.toArray()); // [ 8, 16 ]
+ * console.log(String(y)); // Tensor(float32[2], cpu, realized)
+ * ```
  */
 export class Tensor {
   #node: Node;
@@ -51,8 +70,8 @@ export class Tensor {
   /** The accumulated gradient (a lazy Tensor), or null. */
   grad: Tensor | null = null;
 
-  /** @internal Use the creation functions (`tensor`, `zeros`, `randn`, ...) instead. */
-  constructor(node: Node, device: DeviceName, requiresGrad: boolean, isLeaf: boolean) {
+  /** @ignore Use the creation functions (`tensor`, `zeros`, `randn`, ...) instead. */
+  private constructor(node: Node, device: DeviceName, requiresGrad: boolean, isLeaf: boolean) {
     this.#node = node;
     this.device = device;
     this.#requiresGrad = requiresGrad;
@@ -60,12 +79,6 @@ export class Tensor {
     acquireHandle(node);
     trackCreated(this);
     if (isLeaf && requiresGrad) this.#claimLeaf();
-  }
-
-  /** @internal The IR node this tensor evaluates to (an Error once it was disposed). */
-  get node(): Node {
-    if (this.#disposed) failDisposed("Tensor", this);
-    return this.#node;
   }
 
   /** Moves this tensor to `node`, carrying its handle. */
@@ -314,21 +327,21 @@ export class Tensor {
     const grad = this.#requiresGrad ? ", requiresGrad" : "";
     return `Tensor(${this.dtype}[${this.shape.join(", ")}], ${this.device}, ${state}${grad})`;
   }
-  /** Deno's inspect shows the same text as toString(). */
+  /** @ignore Deno's inspect shows the same text as toString(). */
   [inspectSymbol](): string {
     return this.toString();
   }
 
-  /** @internal A new tensor for `node` computed from `inputs` (autodiff bookkeeping). */
-  derive(node: Node, inputs: readonly Tensor[]): Tensor {
-    for (const t of inputs) settleIfDead(t.#node); // built upon: drop a history no one needs
-    const requires = gradEnabled() && inputs.some((t) => t.#requiresGrad);
-    if (!requires && inputs.some((t) => t.#requiresGrad)) node = ir.detach(node);
-    return new Tensor(node, this.device, requires, !requires);
+  static {
+    // the library's own modules reach the constructor and the node through the functions at
+    // the end of this file, so neither is part of the public type
+    privateAccess = {
+      create: (node, device, requiresGrad, isLeaf) =>
+        new Tensor(node, device, requiresGrad, isLeaf),
+      node: (t) => t.#node,
+    };
   }
 }
-
-inspectSymbol = Symbol.for("Deno.customInspect");
 
 /** The elementwise methods, installed from the op tables by elementwise.ts. */
 export interface Tensor {
@@ -382,14 +395,43 @@ export interface Tensor {
   eq(other: Tensor | number): Tensor;
 }
 
-installElementwise(Tensor);
+installElementwise({ tensorClass: Tensor, nodeOf, derive });
 
 const leafTensors = new WeakMap<Node, WeakRef<Tensor>>();
 
-/** @internal `t`'s node, or an Error naming `fn` if `t` was disposed. */
+// ---- for the library's modules (not exported from mod.ts) ---------------------------------
+
+/** A new tensor; users call the creation functions (`tensor`, `zeros`, `randn`, ...). */
+export function createTensor(
+  node: Node,
+  device: DeviceName,
+  requiresGrad: boolean,
+  isLeaf: boolean,
+): Tensor {
+  return privateAccess.create(node, device, requiresGrad, isLeaf);
+}
+
+/** The IR node `t` evaluates to (an Error once it was disposed). */
+export function nodeOf(t: Tensor): Node {
+  return liveNode("Tensor", t);
+}
+
+/** `t`'s node, or an Error naming `fn` if `t` was disposed. */
 export function liveNode(fn: string, t: Tensor): Node {
   if (t.isDisposed) failDisposed(fn, t);
-  return t.node;
+  return privateAccess.node(t);
+}
+
+/**
+ * A new tensor on `from`'s device for `node`, computed by an op from `inputs`: it requires grad
+ * when one of them does and gradients are on (autodiff bookkeeping).
+ */
+export function derive(from: Tensor, node: Node, inputs: readonly Tensor[]): Tensor {
+  // built upon: drop a history no one needs
+  for (const t of inputs) settleIfDead(privateAccess.node(t));
+  const requires = gradEnabled() && inputs.some((t) => t.requiresGrad);
+  if (!requires && inputs.some((t) => t.requiresGrad)) node = ir.detach(node);
+  return createTensor(node, from.device, requires, !requires);
 }
 
 /** The node of `value` for `target.assign(value)`, validated. */
@@ -415,10 +457,11 @@ function isVariable(node: Node): boolean {
   return node.op === "detach" && node.arg !== null;
 }
 
-/** @internal The live leaf tensor requiring grad whose variable `node` is, if any. */
+/** The live leaf tensor requiring grad whose variable `node` is, if any. */
 export function leafRequiringGrad(node: Node): Tensor | undefined {
   const t = leafTensors.get(node)?.deref();
-  return t !== undefined && !t.isDisposed && t.requiresGrad && t.isLeaf && t.node === node
+  return t !== undefined && !t.isDisposed && t.requiresGrad && t.isLeaf &&
+      privateAccess.node(t) === node
     ? t
     : undefined;
 }

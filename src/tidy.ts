@@ -18,7 +18,7 @@ import type { Node } from "./ir/node.ts";
 import { keepForever, openScope, type Owned } from "./ownership.ts";
 import { computeReadersOf } from "./realization.ts";
 import { DEVICES } from "./runtime/device.ts";
-import { Tensor } from "./tensor.ts";
+import { nodeOf, Tensor } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
 
 /**
@@ -71,13 +71,25 @@ function computeWhatNeeds(results: ReadonlySet<Owned>, doomed: readonly Owned[])
   for (const device of DEVICES) {
     const stored = new Set<Node>();
     for (const t of doomed) {
-      if (t instanceof Tensor && t.device === device && t.isRealized) stored.add(t.node);
+      if (t instanceof Tensor && t.device === device && t.isRealized) stored.add(nodeOf(t));
     }
     if (stored.size > 0) computeReadersOf(stored, device, lazy);
   }
 }
 
-/** Exempts `t` from disposal by every tidy() scope (open now or later) and returns it. */
+/**
+ * Exempts `t` from disposal by every tidy() scope (open now or later) and returns it.
+ *
+ * @example
+ * ```ts
+ * import { keep, randn, tidy } from "@lucid/nn";
+ * let running = randn(4);
+ * tidy(() => {
+ *   running = keep(running.mul(0.9)); // outlives the scope without being returned
+ * });
+ * console.log(running.isDisposed); // false
+ * ```
+ */
 export function keep<T extends Tensor>(t: T): T {
   if (!(t instanceof Tensor)) fail("keep", "t must be a Tensor", t);
   keepForever(t);

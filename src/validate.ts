@@ -83,3 +83,11 @@ export function broadcastShapes(fn: string, a: Shape, b: Shape): number[] {
   }
   return out;
 }
+
+/** `value` if it is a finite number in [0, max] (a rate, a decay), else an Error naming `name`. */
+export function checkRate(fn: string, name: string, value: unknown, max = Infinity): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > max) {
+    fail(fn, `${name} must be a finite number in [0, ${max}]`, value);
+  }
+  return value;
+}

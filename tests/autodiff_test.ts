@@ -16,6 +16,7 @@ import { assert, assertEquals, assertStrictEquals, assertThrows } from "./assert
 import { assertClose, webgpuAvailable } from "./helpers.ts";
 import { backwardNodes } from "../src/autodiff.ts";
 import * as ir from "../src/ir/node.ts";
+import { nodeOf } from "../src/tensor.ts";
 
 manualSeed(2024);
 const f64 = (...shape: number[]) => randn(shape, { dtype: "float64" });
@@ -314,7 +315,7 @@ Deno.test("backward: never walks behind a detach, however long the history there
   for (let i = 0; i < 200; i++) p = p.mul(1.01).detach().requiresGrad_(); // never realized
   const loss = p.square().sum();
   let visits = 0;
-  backwardNodes(loss.node, ir.constant(1, [], "float32"), () => (visits++, false));
+  backwardNodes(nodeOf(loss), ir.constant(1, [], "float32"), () => (visits++, false));
   // loss, sum, square, and p: the 200 steps behind p's detach are not visited
   assert(visits <= 6, `visited ${visits} nodes`);
   loss.backward();

@@ -3,7 +3,7 @@
 // operands), and a method's errors name the method, not the IR op.
 
 import { tensor } from "../mod.ts";
-import { Tensor } from "../src/tensor.ts";
+import { nodeOf, Tensor } from "../src/tensor.ts";
 import { BINARY_METHODS } from "../src/elementwise.ts";
 import { BINARY_OPS, UNARY_OPS } from "../src/ir/ops.ts";
 import { assert, assertEquals, assertThrows } from "./assert.ts";
@@ -15,8 +15,8 @@ Deno.test("elementwise: one method per unary op of the IR table, building that o
     assertEquals(typeof method, "function", `Tensor.${op}`);
     const y = method.call(x);
     assert(y instanceof Tensor);
-    assertEquals(y.node.op, op);
-    assertEquals(y.node.srcs[0], x.node);
+    assertEquals(nodeOf(y).op, op);
+    assertEquals(nodeOf(y).srcs[0], nodeOf(x));
   }
 });
 
@@ -27,8 +27,8 @@ Deno.test("elementwise: every binary method builds its IR op; gt swaps its opera
   for (const [name, { op, swap }] of Object.entries(BINARY_METHODS)) {
     used.add(op);
     const y = (a as unknown as Record<string, (o: Tensor) => Tensor>)[name].call(a, b);
-    assertEquals(y.node.op, op, name);
-    assertEquals(y.node.srcs, swap ? [b.node, a.node] : [a.node, b.node], name);
+    assertEquals(nodeOf(y).op, op, name);
+    assertEquals(nodeOf(y).srcs, swap ? [nodeOf(b), nodeOf(a)] : [nodeOf(a), nodeOf(b)], name);
   }
   // every IR binary op is reachable from some method
   assertEquals([...used].sort(), Object.keys(BINARY_OPS).sort());

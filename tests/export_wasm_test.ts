@@ -8,6 +8,7 @@
 
 import { cpu, jit, realize, setFusion, type Tensor, tensor } from "../mod.ts";
 import { exportCompiled } from "../src/export.ts";
+import { VERSION } from "../src/version.ts";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { assertClose } from "./helpers.ts";
 import {
@@ -46,6 +47,11 @@ Deno.test("wasm export: the manifest alone runs the .wasm files as the loader do
   ]);
   const manifest = JSON.parse(text(files, "manifest.json"));
   assertEquals(manifest.loader, "weighted.js");
+  assertEquals(Object.keys(manifest).slice(0, 4), ["format", "generator", "name", "description"]);
+  assertEquals(manifest.format, "lucid-nn-wasm-export/1");
+  assertEquals(manifest.name, "weighted");
+  assertEquals(manifest.description, "computes y from x, w");
+  assertEquals(manifest.generator, `@lucid/nn ${VERSION}`);
   // x and w: 120 bytes each, blocks of 128; y: 40 bytes at 256; one page holds all
   assertEquals(manifest.memory, { pages: 1, bytes: 320, shared: false });
   assertEquals(

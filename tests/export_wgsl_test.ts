@@ -6,6 +6,7 @@
 
 import { jit, tensor } from "../mod.ts";
 import { exportCompiled } from "../src/export.ts";
+import { VERSION } from "../src/version.ts";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { assertClose, webgpuAvailable } from "./helpers.ts";
 import { assertSameValues, checkGoldenExports } from "./export_helpers.ts";
@@ -40,6 +41,11 @@ Deno.test("wgsl export: the manifest says how to run every launch", async () => 
   assertEquals(paths, [...kernelFiles, "manifest.json", "weighted.js"]);
   const manifest = JSON.parse(files.find((f) => f.path === "manifest.json")!.contents);
   assertEquals(manifest.runner, "weighted.js");
+  assertEquals(Object.keys(manifest).slice(0, 4), ["format", "generator", "name", "description"]);
+  assertEquals(manifest.format, "lucid-nn-wgsl-export/1");
+  assertEquals(manifest.name, "weighted");
+  assertEquals(manifest.description, "computes y from x, w");
+  assertEquals(manifest.generator, `@lucid/nn ${VERSION}`);
   assertEquals(manifest.inputs, [
     { name: "x", shape: [1000, 3], dtype: "float32" },
     { name: "w", shape: [1000, 3], dtype: "float32" },

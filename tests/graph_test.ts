@@ -39,3 +39,12 @@ Deno.test("topoSort: a 100,000-op chain does not overflow the call stack", () =>
   assertEquals(order.length, 100_001);
   assertEquals(order[0].op, "buffer");
 });
+
+Deno.test("topoSort: walks any vertices with sources; the last root's graph comes first", () => {
+  type Vertex = { name: string; srcs: Vertex[]; };
+  const leaf: Vertex = { name: "leaf", srcs: [] };
+  const a: Vertex = { name: "a", srcs: [leaf] };
+  const b: Vertex = { name: "b", srcs: [] };
+  assertEquals(topoSort([a, b]).map((v) => v.name), ["b", "leaf", "a"]);
+  assertEquals(topoSort([b, a]).map((v) => v.name), ["leaf", "a", "b"]);
+});

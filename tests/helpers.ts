@@ -7,6 +7,7 @@ import { backendFor } from "../src/runtime/backends.ts";
 import type { ExprBuilder, Kernel, ScalarType } from "../codegen/kernel.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 import { cpu, type CpuKernels, type DeviceName, type Tensor } from "../mod.ts";
+import { nodeOf } from "../src/tensor.ts";
 
 async function probeWebgpu(): Promise<boolean> {
   try {
@@ -80,7 +81,7 @@ export async function onBackend<T>(backend: TestBackend, fn: () => T | Promise<T
 
 /** The float64 reference value of a cpu tensor's graph (no fusion, no code generation). */
 export function reference(t: Tensor): Float64Array {
-  return evaluateReference(t.node, (node) => {
+  return evaluateReference(nodeOf(t), (node) => {
     const buffer = realizedBuffer(node, "cpu");
     if (buffer === undefined || buffer.device !== "cpu") {
       throw new Error("reference: needs realized cpu inputs");
@@ -128,7 +129,7 @@ export function assertClose(
 
 /** The kernel IR of each kernel that realizing `tensors` (on one device) would run. */
 export function plannedKernelIR(...tensors: Tensor[]): Kernel[] {
-  const plan = plannedSteps(tensors.map((t) => t.node), backendFor(tensors[0].device));
+  const plan = plannedSteps(tensors.map(nodeOf), backendFor(tensors[0].device));
   return (plan?.steps ?? []).map((s) => s.executable.program.kernel);
 }
 

@@ -10,6 +10,7 @@ import { backwardNodes } from "../src/autodiff.ts";
 import * as ir from "../src/ir/node.ts";
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import { reference } from "./helpers.ts";
+import { nodeOf } from "../src/tensor.ts";
 
 Deno.test("history: a running total keeps one step of graph, not all of them", async () => {
   let total = tensor([0, 0]);
@@ -17,7 +18,7 @@ Deno.test("history: a running total keeps one step of graph, not all of them", a
     total = total.add(tensor([i, 2 * i]));
     await total.realize();
     // what the total holds on to: itself (settled once built upon) plus at most one step
-    assert(topoSort([total.node]).length <= 3, `step ${i}: ${topoSort([total.node]).length}`);
+    assert(topoSort([nodeOf(total)]).length <= 3, `step ${i}: ${topoSort([nodeOf(total)]).length}`);
   }
   assertEquals(Array.from(await total.data()), [1275, 2550]);
 });
@@ -27,7 +28,7 @@ Deno.test("history: a stored value leading to a leaf requiring grad keeps its gr
   const h = w.mul(2);
   await h.realize();
   const loss = h.square().sum(); // h is built upon, but gradients flow through it to w
-  assert(!isSettled(h.node));
+  assert(!isSettled(nodeOf(h)));
   loss.backward();
   assertEquals(Array.from(await w.grad!.data()), [8, 16, 24]); // d/dw (2w)^2 = 8w
 });
@@ -39,7 +40,7 @@ Deno.test("history: the detach update keeps a parameter's graph at one node", as
   for (let step = 0; step < 30; step++) {
     const loss = p.square().sum();
     let visits = 0;
-    backwardNodes(loss.node, ir.constant(1, [], "float32"), () => (visits++, false));
+    backwardNodes(nodeOf(loss), ir.constant(1, [], "float32"), () => (visits++, false));
     if (step === 2) walked = visits;
     if (step > 2) assertEquals(visits, walked, `backward walks the same graph at step ${step}`);
     loss.backward();
@@ -48,7 +49,7 @@ Deno.test("history: the detach update keeps a parameter's graph at one node", as
     for (let i = 0; i < 3; i++) want[i] -= 0.1 * 2 * want[i];
   }
   await p.realize();
-  assertEquals(topoSort([p.node]).length, 1);
+  assertEquals(topoSort([nodeOf(p)]).length, 1);
   const got = Array.from(await p.data());
   got.forEach((v, i) => assert(Math.abs(v - want[i]) < 1e-5, `${v} vs ${want[i]}`));
 });
@@ -58,7 +59,7 @@ Deno.test("history: settled values read right in kernels, the reference and grap
   const y = x.exp();
   await y.realize();
   const z = y.add(1); // y is built upon: settled
-  assert(isSettled(y.node));
+  assert(isSettled(nodeOf(y)));
   assertStringIncludes(graph(z), "exp(stored)");
   const want = [0.5, 1, 2].map((v) => Math.exp(v) + 1);
   const got = Array.from(await z.data());

@@ -296,3 +296,15 @@ Deno.test("LocalResponseNorm with a window of 2^31 channels: clipped loop, exact
   // 2^53 channels would need a padded axis past exact integers: a clear error naming the op
   assertThrows(() => nn.functional.localResponseNorm(x, 2 ** 53, 1, 0.75, 1), RangeError, "pad");
 });
+
+Deno.test("exprsInOrder: every expression after its sources, each once, the first root's first", () => {
+  const b = new ExprBuilder();
+  const i = b.variable("o", 8);
+  const x = b.load(0, i, "f32");
+  const y = b.load(1, i, "f32");
+  const order = exprsInOrder([x, y]);
+  assertEquals(order.length, new Set(order).size);
+  for (const e of order) for (const s of e.srcs) assert(order.indexOf(s) < order.indexOf(e));
+  assert(order.indexOf(x) < order.indexOf(y), "x, the first root, comes before y");
+  assertEquals(exprsInOrder([y, x]).indexOf(y) < exprsInOrder([y, x]).indexOf(x), true);
+});

@@ -15,6 +15,7 @@ import { cpuBackend } from "../src/runtime/cpu.ts";
 import { releaseReason } from "../src/runtime/lifetime.ts";
 import { realizedBuffer } from "../src/runtime/realize.ts";
 import { assert, assertEquals, assertThrows } from "./assert.ts";
+import { nodeOf } from "../src/tensor.ts";
 
 Deno.test("ownership: one count per handle; the last release says so", () => {
   const node = ir.constant(1, [2], "float32");
@@ -30,9 +31,9 @@ Deno.test("ownership: twins share a count; storage goes with the last of them", 
   const x = tensor([1, 2]);
   const a = x.exp();
   const b = x.exp(); // the same node
-  assert(a.node === b.node);
+  assert(nodeOf(a) === nodeOf(b));
   await a.realize();
-  const buffer = realizedBuffer(a.node, "cpu")!;
+  const buffer = realizedBuffer(nodeOf(a), "cpu")!;
   a.dispose();
   assert(b.isRealized, "b still holds the value");
   assertEquals(releaseReason(buffer), undefined);
@@ -44,13 +45,13 @@ Deno.test("ownership: freeing a recomputable node forgets it; a buffer node keep
   const x = tensor([1, 2]);
   const y = x.add(1);
   await y.realize();
-  freeValue(y.node, cpuBackend, "disposed");
-  assertEquals(realizedBuffer(y.node, "cpu"), undefined, "forgotten: graphs recompute it");
+  freeValue(nodeOf(y), cpuBackend, "disposed");
+  assertEquals(realizedBuffer(nodeOf(y), "cpu"), undefined, "forgotten: graphs recompute it");
   assertEquals(Array.from(await y.add(0).data()), [2, 3]);
   const data = tensor([4]);
-  const buffer = realizedBuffer(data.node, "cpu")!;
-  freeValue(data.node, cpuBackend, "disposed");
-  assert(realizedBuffer(data.node, "cpu") === buffer, "a buffer node keeps its released buffer");
+  const buffer = realizedBuffer(nodeOf(data), "cpu")!;
+  freeValue(nodeOf(data), cpuBackend, "disposed");
+  assert(realizedBuffer(nodeOf(data), "cpu") === buffer, "a buffer node keeps its released buffer");
   assertEquals(releaseReason(buffer), "disposed");
 });
 

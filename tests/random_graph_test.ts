@@ -15,10 +15,11 @@
 // cpu copy (equal constants are one hash-consed node on both devices); the reference is
 // evaluated on the cpu copy (the reference evaluator reads cpu buffers only).
 
-import { type DeviceName, setFusion, Tensor, tensor } from "../mod.ts";
+import { type DeviceName, setFusion, type Tensor, tensor } from "../mod.ts";
 import * as ir from "../src/ir/node.ts";
 import { assertClose, onBackend, reference, testBackends } from "./helpers.ts";
 import { assertEquals } from "./assert.ts";
+import { createTensor } from "../src/tensor.ts";
 
 /** Graphs per device (about 1 s on cpu, 10 s on webgpu through llvmpipe). */
 const CASES = 300;
@@ -53,7 +54,7 @@ async function build(
     tensor(Array.from({ length: numel(shape) }, () => r() * 4 - 2), { shape, device });
   // a constant node (as grad() returns for an input a function ignores), realized or not
   const constant = async (shape: number[], value: number, realized: boolean) => {
-    const c = new Tensor(ir.constant(value, shape, "float32"), device, false, true);
+    const c = createTensor(ir.constant(value, shape, "float32"), device, false, true);
     if (realized) await c.realize();
     return c;
   };

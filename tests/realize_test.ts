@@ -2,7 +2,7 @@
 // or after a part was realized), copies between devices waited for, and realized values kept
 // per device with constants always inlined (their values are part of the plan key).
 
-import { grad, kernels, randn, realize, Tensor, tensor, webgpu } from "../mod.ts";
+import { grad, kernels, randn, realize, tensor, webgpu } from "../mod.ts";
 import * as ir from "../src/ir/node.ts";
 import type { Kernel } from "../codegen/kernel.ts";
 import { assertEquals, assertThrows } from "./assert.ts";
@@ -11,6 +11,7 @@ import { cpuBackend } from "../src/runtime/cpu.ts";
 import type { Backend, DeviceBuffer } from "../src/runtime/device.ts";
 import { realizeNodes } from "../src/runtime/realize.ts";
 import { assertClose, reference, webgpuAvailable } from "./helpers.ts";
+import { createTensor, nodeOf } from "../src/tensor.ts";
 
 Deno.test("realize: two outputs sharing a subexpression run in one schedule", async () => {
   const x = randn(4, 6);
@@ -81,7 +82,7 @@ Deno.test("realize: a realized constant keeps its value in the plan key (no stal
   assertEquals(await none.mul(y).item(), 0);
   // the family: constants of every value and shape, realized or not, in one structure
   for (const value of [-2, 0.5, 7, 1e9]) {
-    const c = new Tensor(ir.constant(value, [3], "float32"), "cpu", false, true);
+    const c = createTensor(ir.constant(value, [3], "float32"), "cpu", false, true);
     if (value > 0) await c.realize();
     const z = tensor([1, 2, 3]).mul(c).add(c);
     assertEquals(Array.from(await z.data()), [1, 2, 3].map((v) => Math.fround(v * value + value)));
@@ -101,7 +102,7 @@ Deno.test({
     assertEquals(Array.from(await onGpu.add(2).data()), [2, 2, 2]);
     // a computed value of constants only, realized on webgpu first, then on cpu
     const shared = (device: "cpu" | "webgpu") =>
-      new Tensor(ir.constant(1.5, [2], "float32"), device, false, true).exp().mul(2);
+      createTensor(ir.constant(1.5, [2], "float32"), device, false, true).exp().mul(2);
     const gpuValue = await shared("webgpu").data();
     const cpuValue = await shared("cpu").data();
     assertClose(gpuValue, [2 * Math.exp(1.5), 2 * Math.exp(1.5)], { rtol: 1e-6 });
@@ -129,7 +130,7 @@ Deno.test("realize: an allocation failing halfway releases what was allocated be
     },
   );
   const before = cpuBackend.liveBuffers();
-  assertThrows(() => realizeNodes([y.node], failing), Error, "out of memory (test)");
+  assertThrows(() => realizeNodes([nodeOf(y)], failing), Error, "out of memory (test)");
   assertEquals(calls, 3);
   assertEquals(cpuBackend.liveBuffers(), before, "the two earlier allocations were released");
   // the library is still usable: the same graph realizes on the real backend

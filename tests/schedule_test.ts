@@ -10,6 +10,7 @@ import { planCacheStats } from "../src/runtime/realize.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
 import { assertClose, reference, webgpuAvailable, withCpuKernels } from "./helpers.ts";
+import { nodeOf } from "../src/tensor.ts";
 
 /** A [rows, cols] float32 tensor with distinct, deterministic values. */
 function input(rows: number, cols: number, seed = 1, device: DeviceName = "cpu"): Tensor {
@@ -205,7 +206,7 @@ Deno.test("scheduleKernels writes every buffer before reading it", () => {
   const x = input(4, 100);
   const e = x.sub(x.max(1, true)).exp();
   const y = e.div(e.sum(1, true));
-  const scheduled = scheduleKernels([y.node], {
+  const scheduled = scheduleKernels([nodeOf(y)], {
     fusion: true,
     isRealized: () => false,
     target: JS_TARGET,
@@ -215,7 +216,7 @@ Deno.test("scheduleKernels writes every buffer before reading it", () => {
     for (const n of s.inputs) assert(n.op === "buffer" || written.has(n), "read before written");
     written.add(s.output);
   }
-  assertEquals(scheduled[scheduled.length - 1].output, y.node);
+  assertEquals(scheduled[scheduled.length - 1].output, nodeOf(y));
 });
 
 Deno.test("plan cache: the same structure with new data reuses the plan and the kernels", async () => {

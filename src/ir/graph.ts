@@ -1,16 +1,24 @@
-// Graph walks over IR nodes. Iterative (an explicit stack), so a 100,000-op chain does not
-// overflow the JavaScript call stack.
+// Graph walks over IR nodes, and over the kernel IR's expressions, which have sources the same
+// way. Iterative (an explicit stack), so a 100,000-op chain does not overflow the JavaScript
+// call stack.
 
-import type { Node } from "./node.ts";
+/** A vertex of a DAG: IR nodes, and the kernel IR's expressions (codegen/kernel.ts). */
+export interface WithSources<T> {
+  /** The vertices this one is computed from. */
+  readonly srcs: readonly T[];
+}
 
 /**
- * Nodes reachable from `roots`, every node after its sources; the sources of a node for which
- * `stopAt` holds are not walked.
+ * Vertices reachable from `roots`, every one after its sources (the last root's graph first);
+ * the sources of a vertex for which `stopAt` holds are not walked.
  */
-export function topoSort(roots: readonly Node[], stopAt?: (n: Node) => boolean): Node[] {
-  const seen = new Set<Node>();
-  const order: Node[] = [];
-  const stack: [Node, boolean][] = roots.map((r) => [r, false]);
+export function topoSort<T extends WithSources<T>>(
+  roots: readonly T[],
+  stopAt?: (n: T) => boolean,
+): T[] {
+  const seen = new Set<T>();
+  const order: T[] = [];
+  const stack: [T, boolean][] = roots.map((r) => [r, false]);
   while (stack.length > 0) {
     const [node, expanded] = stack.pop()!;
     if (expanded) {

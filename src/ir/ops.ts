@@ -21,7 +21,10 @@ export const UNARY_OPS = {
   sign: { float: false },
 } as const;
 
-/** Elementwise ops of two operands of equal shape (broadcasting is explicit `expand`). */
+/**
+ * Elementwise ops of two operands of equal shape (broadcasting is explicit `expand`). The same
+ * form as UNARY_OPS on purpose: node.ts reads `float` from either table the same way.
+ */
 export const BINARY_OPS = {
   add: { float: false },
   sub: { float: false },

@@ -28,6 +28,14 @@ function checkParams(fn: string, size: unknown, alpha: unknown, beta: unknown, k
  * Local response normalization across channels, functional form. `x` has shape (N, C, *);
  * inputs of rank < 2 are returned unchanged (the same object); int32 input is promoted to
  * float32. Lucid's semantics: alpha is not divided by size.
+ *
+ * @example
+ * ```ts
+ * import { nn, tensor } from "@lucid/nn";
+ * const x = tensor([1, 2, 3], { shape: [1, 3, 1] }); // 3 channels
+ * const y = nn.functional.localResponseNorm(x, 3, 1, 1, 1); // x / (1 + sum of x^2 around c)
+ * console.log(await y.toArray()); // [ [ [ 1/6 ], [ 2/15 ], [ 3/14 ] ] ] in float32
+ * ```
  */
 export function localResponseNorm(
   x: Tensor,
@@ -50,7 +58,23 @@ export function localResponseNorm(
   return input.div(denominator);
 }
 
-/** `nn.LocalResponseNorm(size, alpha = 1e-4, beta = 0.75, k = 1.0)` with Lucid's semantics. */
+/**
+ * `nn.LocalResponseNorm(size, alpha = 1e-4, beta = 0.75, k = 1.0)` with Lucid's semantics:
+ * `y = x / (k + alpha * S) ^ beta`, S the sum of squares over a window of `size` channels
+ * around each (alpha not divided by size). Forward, and backward, each compile to one kernel.
+ *
+ * @example
+ * ```ts
+ * import { kernels, nn, randn } from "@lucid/nn";
+ * const lrn = new nn.LocalResponseNorm(5, 1e-4, 0.75, 2);
+ * console.log(String(lrn)); // LocalResponseNorm(size=5, alpha=0.0001, beta=0.75, k=2.0)
+ * const x = randn([2, 96, 27, 27], { requiresGrad: true });
+ * const y = lrn.forward(x);
+ * console.log(kernels(y).length); // 1
+ * y.sum().backward();
+ * console.log(x.grad!.shape); // [ 2, 96, 27, 27 ]
+ * ```
+ */
 export class LocalResponseNorm extends Module {
   /** Number of channels in each window. */
   readonly size: number;

@@ -7,7 +7,28 @@ import { fail } from "../validate.ts";
 
 const inspect = Symbol.for("Deno.customInspect");
 
-/** The base class of layers. Subclasses implement `forward` and may override `extraRepr`. */
+/**
+ * The base class of layers. Subclasses implement `forward` and may override `extraRepr`.
+ * Fields are found by looking: a Module field is a child, a Tensor field that requires grad a
+ * parameter, any other Tensor field state.
+ *
+ * @example
+ * ```ts
+ * import { nn, optim, randn, type Tensor } from "@lucid/nn";
+ * class Scale extends nn.Module {
+ *   weight = randn([96, 1, 1], { requiresGrad: true });
+ *   norm = new nn.LocalResponseNorm(5);
+ *   forward(x: Tensor): Tensor {
+ *     return this.norm.forward(x).mul(this.weight);
+ *   }
+ * }
+ * const model = new Scale();
+ * console.log([...model.namedParameters()].map(([name]) => name)); // [ "weight" ]
+ * const opt = new optim.SGD(model.parameters(), { lr: 0.1 });
+ * model.forward(randn(2, 96, 27, 27)).square().mean().backward();
+ * opt.step();
+ * ```
+ */
 export abstract class Module {
   /** Whether the module is in training mode (see `train` and `eval`). */
   training = true;
@@ -99,7 +120,7 @@ export abstract class Module {
     return lines.join("\n");
   }
 
-  /** Deno's inspect shows `toString()`. */
+  /** @ignore Deno's inspect shows `toString()`. */
   [inspect](): string {
     return this.toString();
   }

@@ -6,8 +6,8 @@
 // computed in float64 on the host), so every step reuses one compiled plan.
 
 import type { Tensor } from "../tensor.ts";
-import { fail } from "../validate.ts";
-import { checkRate, Optimizer } from "./optimizer.ts";
+import { checkRate, fail } from "../validate.ts";
+import { Optimizer } from "./optimizer.ts";
 
 /** Options of {@link Adam}. */
 export interface AdamOptions {
@@ -69,7 +69,8 @@ export class Adam extends Optimizer {
     this.weightDecay = checkRate("Adam", "weightDecay", options.weightDecay ?? 0);
   }
 
-  protected update(index: number, p: Tensor, g: Tensor): void {
+  /** `p -= lr * m_hat / (sqrt(v_hat) + eps)` with bias-corrected moment estimates. */
+  protected override update(index: number, p: Tensor, g: Tensor): void {
     const [b1, b2] = this.betas;
     const t = (this.#steps[index] ?? 0) + 1;
     this.#steps[index] = t;

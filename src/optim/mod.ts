@@ -1,5 +1,7 @@
-// The `optim` namespace: optimizers that update parameters in place with `assign`.
+// The `optim` namespace: optimizers that update parameters in place with `assign`. Star
+// re-exports, so that `deno doc` (and JSR's pages) list the namespace's classes: it follows
+// `export *` into a namespace but not named re-exports. Every export of these files is public.
 
-export { Optimizer } from "./optimizer.ts";
-export { SGD, type SGDOptions } from "./sgd.ts";
-export { Adam, type AdamOptions } from "./adam.ts";
+export * from "./optimizer.ts";
+export * from "./sgd.ts";
+export * from "./adam.ts";

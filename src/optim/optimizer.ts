@@ -9,15 +9,7 @@ import { tensor, zeros } from "../creation.ts";
 import { isFloat } from "../ir/dtype.ts";
 import { keepForever, untracked } from "../ownership.ts";
 import { Tensor } from "../tensor.ts";
-import { described, fail } from "../validate.ts";
-
-/** The validated, positive-or-zero finite number `value` of option `name`. */
-export function checkRate(fn: string, name: string, value: unknown, max = Infinity): number {
-  if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > max) {
-    fail(fn, `${name} must be a finite number in [0, ${max}]`, value);
-  }
-  return value;
-}
+import { checkRate, described, fail } from "../validate.ts";
 
 /** Parameters updated by gradient steps: `step()` after `backward()`, then `zeroGrad()`. */
 export abstract class Optimizer {

@@ -5,8 +5,8 @@
 // The momentum buffer starts at zero, so its first value is g, as in PyTorch.
 
 import type { Tensor } from "../tensor.ts";
-import { fail } from "../validate.ts";
-import { checkRate, Optimizer } from "./optimizer.ts";
+import { checkRate, fail } from "../validate.ts";
+import { Optimizer } from "./optimizer.ts";
 
 /** Options of {@link SGD}. */
 export interface SGDOptions {
@@ -60,7 +60,8 @@ export class SGD extends Optimizer {
     this.nesterov = nesterov;
   }
 
-  protected update(index: number, p: Tensor, g: Tensor): void {
+  /** `p -= lr * d`, `d` the gradient with weight decay, through the momentum buffer if any. */
+  protected override update(index: number, p: Tensor, g: Tensor): void {
     let d = this.weightDecay === 0 ? g : g.add(p.mul(this.weightDecay));
     if (this.momentum !== 0) {
       const buf = this.#buffers[index] ??= this.zerosLike(p);

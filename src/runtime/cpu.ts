@@ -355,6 +355,15 @@ export interface CpuInfo {
 /**
  * The cpu device's settings: `cpu.kernels = "js"` runs every kernel as JavaScript;
  * `cpu.simd` says whether WebAssembly SIMD is available.
+ *
+ * @example
+ * ```ts
+ * import { cpu, kernels, randn } from "@lucid/nn";
+ * console.log(cpu.simd, cpu.kernels, cpu.threads); // e.g. true auto 8
+ * cpu.kernels = "js"; // JavaScript kernels only
+ * cpu.threads = 1; // no worker threads
+ * console.log(kernels(randn(1000).exp())[0].target); // js
+ * ```
  */
 export const cpu: CpuInfo = {
   get simd(): boolean {

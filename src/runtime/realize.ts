@@ -83,11 +83,11 @@ export function fusionIsEnabled(): boolean {
   return fusionEnabled;
 }
 
-/** A planned kernel, described for users (`lucid.kernels`). */
+/** A planned kernel, described for users by {@link kernels}. */
 export interface KernelInfo {
   /** The kernel's name: the ops it computes. */
   readonly name: string;
-  /** The target it runs as: `"js"` or `"wgsl"`. */
+  /** The target it runs as: `"js"`, `"wasm"` (cpu) or `"wgsl"` (webgpu). */
   readonly target: string;
   /** A hash of the target and the source: equal kernels have equal keys. */
   readonly key: string;

@@ -17,6 +17,8 @@
 
 import type { Executable } from "../../codegen/compile.ts";
 
+// (Named numbers, like webgpu.ts's usage flags: tables alike in form, with nothing to share.)
+
 /** The most arguments a kernel takes: buffers plus the range. */
 const MAX_ARGS = 256;
 /** Control array layout (Int32): sequence, workers left, kernel id, arg count, args, ranges. */

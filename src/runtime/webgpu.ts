@@ -605,6 +605,16 @@ export interface WebGpuInfo {
 /**
  * The WebGPU device: `await webgpu.available()` says whether tensors on `"webgpu"` can run here;
  * `webgpu.liveBuffers()` counts the buffers it holds.
+ *
+ * @example
+ * ```ts
+ * import { randn, webgpu } from "@lucid/nn";
+ * if (await webgpu.available()) {
+ *   const x = randn([1024], { device: "webgpu" });
+ *   console.log(await x.exp().sum().item()); // computed by a WGSL kernel
+ *   console.log(x.to("cpu").device); // cpu: a copy on the cpu device
+ * }
+ * ```
  */
 export const webgpu: WebGpuInfo = {
   available: () => webgpuBackend().available(),
