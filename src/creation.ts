@@ -10,7 +10,7 @@ import { backendFor } from "./runtime/backends.ts";
 import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
 import { trackValue } from "./runtime/lifetime.ts";
 import { type NestedArray, Tensor } from "./tensor.ts";
-import { checkShape, described, fail, shapeArgs } from "./validate.ts";
+import { checkInt32, checkShape, described, fail, shapeArgs } from "./validate.ts";
 
 /** Options of tensor creation functions. */
 export interface TensorOptions {
@@ -131,6 +131,9 @@ export function tensor(
     }
     shape = given;
   }
+  if (dtype === "int32" && !(flat instanceof Int32Array)) {
+    for (let i = 0; i < flat.length; i++) checkInt32("tensor", "data", flat[i], "for dtype int32");
+  }
   // a typed array goes to the device as it is (its one copy, converting as it stores); nested
   // arrays are flattened into a typed array of the dtype first
   let typed: TypedArray;
@@ -181,7 +184,9 @@ export function ones(...args: ShapeAndOptions): Tensor {
 export function full(shape: readonly number[], value: number, options?: TensorOptions): Tensor {
   const s = checkShape("full", "shape", shape);
   if (typeof value !== "number") fail("full", "value must be a number", value);
-  return filled("full", s, checkOptions("full", options), () => value);
+  const o = checkOptions("full", options);
+  if (o.dtype === "int32") checkInt32("full", "value", value, "for dtype int32");
+  return filled("full", s, o, () => value);
 }
 
 /** `[start, start + step, ...)` below `end`; `arange(n)` is `0..n-1`. */

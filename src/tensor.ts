@@ -30,7 +30,7 @@ import {
   realizeTensors,
 } from "./realization.ts";
 import { mean, reduce } from "./reduction.ts";
-import { described, fail, failDisposed } from "./validate.ts";
+import { checkInt32, described, fail, failDisposed } from "./validate.ts";
 
 /** Nested arrays of numbers, as `toArray()` returns and `tensor()` accepts. */
 export type NestedArray = number | NestedArray[];
@@ -401,7 +401,10 @@ function assignedValue(target: Tensor, value: unknown): Node {
       described("a computed tensor"),
     );
   }
-  if (typeof value === "number") return ir.constant(value, target.shape, target.dtype);
+  if (typeof value === "number") {
+    if (target.dtype === "int32") checkInt32("assign", "value", value, "for dtype int32");
+    return ir.constant(value, target.shape, target.dtype);
+  }
   if (!(value instanceof Tensor)) fail("assign", "value must be a Tensor or a number", value);
   const node = liveNode("assign", value);
   const want = `${target.dtype}[${target.shape.join(", ")}] on "${target.device}"`;

@@ -939,3 +939,26 @@ Deno.test("pad values -0 and 0 are different constants", async () => {
   assertEquals(Object.is(negative[0], -0), true);
   assertEquals(Object.is(positive[0], 0), true);
 });
+
+Deno.test("int32 values beyond int32 throw at creation, assign and pad instead of wrapping", () => {
+  // Int32Array.set wrapped them: 3e9 became -1294967296, 2^40 became 0, NaN 0
+  const int32 = { dtype: "int32" } as const;
+  const message = "must be within int32 [-2147483648, 2147483647] for dtype int32";
+  assertThrows(() => tensor([1, 3e9], int32), Error, `tensor: data ${message}, got 3000000000`);
+  assertThrows(() => tensor(new Float64Array([NaN]), int32), Error, "tensor: data must be");
+  assertThrows(() => tensor([[2 ** 40]], int32), Error, `got ${2 ** 40}`);
+  assertThrows(() => full([2], -3e9, int32), Error, `full: value ${message}, got -3000000000`);
+  assertThrows(() => full([2], Infinity, int32), Error, "got Infinity");
+  const x = tensor([1, 2], int32);
+  assertThrows(() => x.assign(2 ** 31), Error, `assign: value ${message}, got 2147483648`);
+  assertThrows(() => x.pad([[1, 0]], 3e9), Error, `pad: value ${message}, got 3000000000`);
+  // in range: fractions truncate toward zero, as a cast does
+  assertEquals(Array.from(tensor([1.9, -1.9, 2147483647.5], int32).dataSync()), [
+    1,
+    -1,
+    2147483647,
+  ]);
+  assertEquals(Array.from(full([1], -2147483648.5, int32).dataSync()), [-2147483648]);
+  assertEquals(Array.from(x.pad([[1, 0]], -5).dataSync()), [-5, 1, 2]);
+  assertEquals(Array.from(x.assign(7).dataSync()), [7, 7]);
+});
