@@ -746,6 +746,7 @@ Deno.test("bad input throws Errors naming the function, the expectation and the 
   assertThrows(() => x.mean([0, 0]), Error, "mean: axes must be distinct");
   assertThrows(() => x.sum(0.5), Error, "got 0.5");
   assertThrows(() => x.sum(0, 1 as unknown as boolean), Error, "sum: keepdim must be a boolean");
+  assertThrows(() => x.mean(0, 1 as unknown as boolean), Error, "mean: keepdim must be a boolean");
   assertThrows(() => zeros(0, 2).max(0), Error, "max: cannot take the max over an empty axis");
   assertThrows(() => x.permute(0, 2), Error, "permute: dims must be an integer in [-2, 1]");
   assertThrows(() => x.permute(0, 0), Error, "permute: dims must be a permutation");
