@@ -65,6 +65,7 @@ export class Tensor {
   /** @internal The IR node this tensor evaluates to (an Error once it was disposed). */
   get node(): Node {
     if (this.#disposed) failDisposed("Tensor", this);
+    nodeReader?.(this);
     return this.#node;
   }
 
@@ -385,6 +386,23 @@ export interface Tensor {
 installElementwise(Tensor);
 
 const leafTensors = new WeakMap<Node, WeakRef<Tensor>>();
+
+/** While `readingNodes` runs its function: told of every tensor whose node is read. */
+let nodeReader: ((t: Tensor) => void) | null = null;
+
+/**
+ * @internal Runs `fn`, telling `reader` of every tensor whose node is read meanwhile (every op
+ * reads its operands' nodes): how jit learns which tensors a function captures.
+ */
+export function readingNodes<T>(reader: (t: Tensor) => void, fn: () => T): T {
+  const outer = nodeReader;
+  nodeReader = reader;
+  try {
+    return fn();
+  } finally {
+    nodeReader = outer;
+  }
+}
 
 /** @internal `t`'s node, or an Error naming `fn` if `t` was disposed. */
 export function liveNode(fn: string, t: Tensor): Node {
