@@ -2,13 +2,21 @@
 // ones, full, arange, rand, randn). Data is always copied into new device storage, and the
 // tensor made from it is that storage's owner.
 
-import { allocArray, type DType, isDType, isFloat, type TypedArray } from "./ir/dtype.ts";
+import {
+  allocArray,
+  bytesPerElement,
+  type DType,
+  isDType,
+  isFloat,
+  type TypedArray,
+} from "./ir/dtype.ts";
 import * as ir from "./ir/node.ts";
 import { numelOf, type Shape } from "./ir/node.ts";
 import { nextNormal, nextUniform } from "./random.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
 import { trackValue } from "./runtime/lifetime.ts";
+import { MAX_MEMORY_BYTES } from "./runtime/heap.ts";
 import { type NestedArray, Tensor } from "./tensor.ts";
 import { checkInt32, checkShape, described, fail, shapeArgs } from "./validate.ts";
 
@@ -163,6 +171,15 @@ function filled(
   value: (i: number) => number,
 ): Tensor {
   const dtype = options.dtype ?? "float32";
+  const bytes = numelOf(shape) * bytesPerElement(dtype);
+  if ((options.device ?? "cpu") === "cpu" && bytes > MAX_MEMORY_BYTES) {
+    // refused before the host array, whose allocation would fail naming nothing
+    fail(
+      fn,
+      "a cpu tensor must fit the 4 GiB of cpu memory",
+      described(`shape [${shape.join(", ")}] of ${dtype} (${bytes} bytes)`),
+    );
+  }
   const data = allocArray(dtype, numelOf(shape));
   for (let i = 0; i < data.length; i++) data[i] = value(i);
   return fromTyped(fn, data, shape, { ...options, dtype });

@@ -963,3 +963,16 @@ Deno.test("int32 values beyond int32 throw at creation, assign and pad instead o
   assertEquals(Array.from(x.pad([[1, 0]], -5).dataSync()), [-5, 1, 2]);
   assertEquals(Array.from(x.assign(7).dataSync()), [7, 7]);
 });
+
+Deno.test("a filled cpu tensor beyond the 4 GiB of cpu memory is refused before any allocation", () => {
+  // the host array came first: a RangeError "Array buffer allocation failed", naming nothing
+  assertThrows(
+    () => zeros([2 ** 34]),
+    Error,
+    "zeros: a cpu tensor must fit the 4 GiB of cpu memory, got shape [17179869184] of float32 (68719476736 bytes)",
+  );
+  assertThrows(() => arange(1e10), Error, "arange: a cpu tensor must fit the 4 GiB of cpu memory");
+  assertThrows(() => randn([2 ** 33]), Error, "randn: a cpu tensor must fit");
+  assertThrows(() => full([2 ** 30], 1, { dtype: "float64" }), Error, "(8589934592 bytes)");
+  assertEquals(Array.from(zeros(2).dataSync()), [0, 0], "still usable");
+});
