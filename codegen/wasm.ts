@@ -36,6 +36,18 @@ export const LANES = 4;
  */
 const UNROLL_MAX_TRIPS = 8;
 
+/**
+ * A float32 sum over more trips than this accumulates in float64 (then rounds once, as the
+ * JavaScript kernels do): a float32 accumulator's rounding error grows with the length (0.1
+ * summed 2^20 times came to 105891.8, not 104857.6). Shorter sums, windows among them, stay in
+ * float32 lanes (within about 4e-6 relative).
+ */
+const WIDE_SUM_MIN_TRIPS = 64;
+/** `i8x16.shuffle` bytes: lanes 2-3 of the first operand moved to lanes 0-1. */
+const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
+/** `i8x16.shuffle` bytes: lanes 0-1 of each operand, side by side. */
+const LOW_HALVES = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
+
 const scalarType = (e: Expr): ValType => (e.type === "f32" ? "f32" : "i32");
 
 /** Scalar instructions of binary ops by operand kind. */
@@ -109,6 +121,9 @@ class KernelEmitter {
   readonly #scalar = new Map<Expr, number>();
   /** v128 locals of values and accumulators held in lanes. */
   readonly #vector = new Map<Expr, number>();
+  /** Float64 sums (see WIDE_SUM_MIN_TRIPS): in lanes, lanes 0-1 in `#vector`, 2-3 here. */
+  readonly #wide: ReadonlySet<Expr>;
+  readonly #vectorHigh = new Map<Expr, number>();
   /** The vectorized loop's variable, while its vector body is emitted. */
   #laneVar: Expr | null = null;
   /** How each value of the vectorized loop is held (and an affine index's coefficient). */
@@ -152,6 +167,7 @@ class KernelEmitter {
       if (e.op === "reduce") this.#owner.set((e.arg as ReduceArg).acc, e);
     }
     this.#speculative = speculativeLoads([kernel.value, kernel.outIndex]);
+    this.#wide = wideSums([kernel.value, kernel.outIndex]);
   }
 
   emit(): void {
@@ -163,18 +179,29 @@ class KernelEmitter {
     const e = this.#owner.get(expr) ?? expr;
     let local = this.#scalar.get(e);
     if (local === undefined) {
-      local = this.fn.local(scalarType(e), this.#label(e));
+      local = this.fn.local(this.#wide.has(e) ? "f64" : scalarType(e), this.#label(e));
       this.#scalar.set(e, local);
     }
     return local;
   }
 
+  /** The v128 local of `e` (of a float64 sum, its lanes 0-1), made on first use. */
   #vectorLocal(expr: Expr): number {
     const e = this.#owner.get(expr) ?? expr;
     let local = this.#vector.get(e);
     if (local === undefined) {
-      local = this.fn.local("v128", `${this.#label(e)}_x4`);
+      local = this.fn.local("v128", `${this.#label(e)}_${this.#wide.has(e) ? "01" : "x4"}`);
       this.#vector.set(e, local);
+    }
+    return local;
+  }
+
+  /** The v128 local of lanes 2-3 of a float64 sum held in lanes. */
+  #vectorHighLocal(reduce: Expr): number {
+    let local = this.#vectorHigh.get(reduce);
+    if (local === undefined) {
+      local = this.fn.local("v128", `${this.#label(reduce)}_23`);
+      this.#vectorHigh.set(reduce, local);
     }
     return local;
   }
@@ -194,6 +221,12 @@ class KernelEmitter {
           if (vector && this.#held.get(s.reduce) === "vector") {
             this.fn.v128([s.identity, s.identity, s.identity, s.identity]);
             this.fn.set(this.#vectorLocal(s.reduce));
+            // a float64 sum starts at 0, whose float64 bits are 0 too
+            if (this.#wide.has(s.reduce)) {
+              this.fn.v128([0, 0, 0, 0]).set(this.#vectorHighLocal(s.reduce));
+            }
+          } else if (this.#wide.has(s.reduce)) {
+            this.fn.f64(s.identity).set(this.#scalarLocal(s.reduce));
           } else {
             this.#const(s.identity, s.reduce).set(this.#scalarLocal(s.reduce));
           }
@@ -204,7 +237,9 @@ class KernelEmitter {
           break;
         case "update": {
           const combine = s.reduce.srcs[0];
-          if (vector && this.#held.get(s.reduce) === "vector") {
+          if (this.#wide.has(s.reduce)) {
+            this.#wideUpdate(s.reduce, vector && this.#held.get(s.reduce) === "vector");
+          } else if (vector && this.#held.get(s.reduce) === "vector") {
             this.#pushVector(combine);
             this.fn.set(this.#vectorLocal(s.reduce));
           } else {
@@ -220,6 +255,33 @@ class KernelEmitter {
           throw new Error("wasm: workgroup launches have no cpu form");
       }
     }
+  }
+
+  /** Adds a float64 sum's term (its float32 body, widened) to the accumulator. */
+  #wideUpdate(reduce: Expr, inLanes: boolean): void {
+    const { acc } = reduce.arg as ReduceArg;
+    const term = reduce.srcs[0].srcs.find((x) => x !== acc)!;
+    if (!inLanes) {
+      const local = this.#scalarLocal(reduce);
+      this.fn.get(local);
+      this.#pushScalar(term);
+      this.fn.op("f64.promote_f32", "f64.add").set(local);
+      return;
+    }
+    const [low, high] = [this.#vectorLocal(reduce), this.#vectorHighLocal(reduce)];
+    const terms = this.#termLocal();
+    this.#pushVector(term);
+    this.fn.set(terms);
+    this.fn.get(low).get(terms).op("f64x2.promote_low_f32x4", "f64x2.add").set(low);
+    // lanes 2-3 moved to 0-1, then widened
+    this.fn.get(high).get(terms).get(terms).shuffle(HIGH_HALF);
+    this.fn.op("f64x2.promote_low_f32x4", "f64x2.add").set(high);
+  }
+
+  #termLocalIndex = -1;
+  #termLocal(): number {
+    if (this.#termLocalIndex < 0) this.#termLocalIndex = this.fn.local("v128", "terms");
+    return this.#termLocalIndex;
   }
 
   /** A scalar loop; the outermost output loop runs [start, end) of its range. */
@@ -370,7 +432,10 @@ class KernelEmitter {
     if (e.op === "const") this.#const(e.value, e);
     else if (compute || (!this.#scalar.has(e) && e.op !== "var" && e.op !== "acc")) {
       this.#scalarOp(e);
-    } else this.fn.get(this.#scalarLocal(e));
+    } else {
+      this.fn.get(this.#scalarLocal(e));
+      if (this.#wide.has(e)) this.fn.op("f32.demote_f64"); // a float64 sum, rounded once
+    }
   }
 
   /** Pushes `e` as a v128 (splatting scalars, spreading affine indices over the lanes). */
@@ -378,6 +443,13 @@ class KernelEmitter {
     const held = this.#held.get(e) ?? "scalar";
     if (held === "vector" && (compute || !this.#vector.has(e)) && e.op !== "acc") {
       this.#vectorOp(e);
+      return;
+    }
+    if (held === "vector" && this.#wide.has(e)) {
+      // a float64 sum, rounded once: lanes 0-1 and 2-3 narrowed, then joined
+      this.fn.get(this.#vectorLocal(e)).op("f32x4.demote_f64x2_zero");
+      this.fn.get(this.#vectorHighLocal(e)).op("f32x4.demote_f64x2_zero");
+      this.fn.shuffle(LOW_HALVES);
       return;
     }
     if (held === "vector") {
@@ -654,6 +726,19 @@ function speculativeLoads(roots: readonly Expr[]): Set<Expr> {
     maybe.push(...e.srcs);
   }
   return speculative;
+}
+
+/** The float32 sums over more than WIDE_SUM_MIN_TRIPS trips (accumulated in float64). */
+function wideSums(roots: readonly Expr[]): Set<Expr> {
+  const wide = new Set<Expr>();
+  for (const e of exprsInOrder(roots)) {
+    if (e.op !== "reduce" || e.type !== "f32") continue;
+    const { op, v, acc } = e.arg as ReduceArg;
+    const combine = e.srcs[0];
+    if (op !== "sum" || combine.op !== "add" || !combine.srcs.includes(acc)) continue;
+    if ((v.arg as VarArg).extent > WIDE_SUM_MIN_TRIPS) wide.add(e);
+  }
+  return wide;
 }
 
 /**

@@ -74,8 +74,11 @@ const OPCODES: Record<string, readonly [number] | readonly [number, number]> = {
   "f32.min": [0x96],
   "f32.max": [0x97],
   "f32.copysign": [0x98],
+  "f64.add": [0xa0],
   "i32.trunc_f32_s": [0xa8],
   "f32.convert_i32_s": [0xb2],
+  "f32.demote_f64": [0xb6],
+  "f64.promote_f32": [0xbb],
   "i32.reinterpret_f32": [0xbc],
   "f32.reinterpret_i32": [0xbe],
   "i32.trunc_sat_f32_s": [0xfc, 0x00],
@@ -83,6 +86,7 @@ const OPCODES: Record<string, readonly [number] | readonly [number, number]> = {
   "v128.load32_splat": [0xfd, 0x09],
   "v128.store": [0xfd, 0x0b],
   "v128.const": [0xfd, 0x0c],
+  "i8x16.shuffle": [0xfd, 0x0d],
   "i32x4.splat": [0xfd, 0x11],
   "f32x4.splat": [0xfd, 0x13],
   "i32x4.extract_lane": [0xfd, 0x1b],
@@ -108,6 +112,8 @@ const OPCODES: Record<string, readonly [number] | readonly [number, number]> = {
   "v128.xor": [0xfd, 0x51],
   "v128.bitselect": [0xfd, 0x52],
   "v128.any_true": [0xfd, 0x53],
+  "f32x4.demote_f64x2_zero": [0xfd, 0x5e],
+  "f64x2.promote_low_f32x4": [0xfd, 0x5f],
   "f32x4.ceil": [0xfd, 0x67],
   "f32x4.floor": [0xfd, 0x68],
   "f32x4.trunc": [0xfd, 0x69],
@@ -134,6 +140,7 @@ const OPCODES: Record<string, readonly [number] | readonly [number, number]> = {
   "f32x4.max": [0xfd, 0xe9],
   "f32x4.pmin": [0xfd, 0xea],
   "f32x4.pmax": [0xfd, 0xeb],
+  "f64x2.add": [0xfd, 0xf0],
   "i32x4.trunc_sat_f32x4_s": [0xfd, 0xf8],
   "f32x4.convert_i32x4_s": [0xfd, 0xfa],
 };
@@ -264,6 +271,19 @@ export class FunctionBuilder {
   f32(value: number): this {
     const bytes = new Uint8Array(new Float32Array([value]).buffer);
     this.#emit("f32.const", [...bytes], f32Text(bytes));
+    return this;
+  }
+
+  /** `f64.const value`. */
+  f64(value: number): this {
+    const bytes = new Uint8Array(new Float64Array([value]).buffer);
+    this.#emit("f64.const", [...bytes], String(value));
+    return this;
+  }
+
+  /** `i8x16.shuffle`: byte `i` of the result is byte `bytes[i]` of the two operands (0-31). */
+  shuffle(bytes: readonly number[]): this {
+    this.#emit("i8x16.shuffle", bytes, bytes.join(" "));
     return this;
   }
 

@@ -2,15 +2,23 @@
 // ones, full, arange, rand, randn). Data is always copied into new device storage, and the
 // tensor made from it is that storage's owner.
 
-import { allocArray, type DType, isDType, isFloat, type TypedArray } from "./ir/dtype.ts";
+import {
+  allocArray,
+  bytesPerElement,
+  type DType,
+  isDType,
+  isFloat,
+  type TypedArray,
+} from "./ir/dtype.ts";
 import * as ir from "./ir/node.ts";
 import { numelOf, type Shape } from "./ir/node.ts";
 import { nextNormal, nextUniform } from "./random.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
 import { trackValue } from "./runtime/lifetime.ts";
+import { MAX_MEMORY_BYTES } from "./runtime/heap.ts";
 import { createTensor, type NestedArray, type Tensor } from "./tensor.ts";
-import { checkShape, described, fail, shapeArgs } from "./validate.ts";
+import { checkInt32, checkShape, described, fail, shapeArgs } from "./validate.ts";
 
 /** Options of tensor creation functions. */
 export interface TensorOptions {
@@ -140,6 +148,9 @@ export function tensor(
     }
     shape = given;
   }
+  if (dtype === "int32" && !(flat instanceof Int32Array)) {
+    for (let i = 0; i < flat.length; i++) checkInt32("tensor", "data", flat[i], "for dtype int32");
+  }
   // a typed array goes to the device as it is (its one copy, converting as it stores); nested
   // arrays are flattened into a typed array of the dtype first
   let typed: TypedArray;
@@ -169,6 +180,15 @@ function filled(
   value: (i: number) => number,
 ): Tensor {
   const dtype = options.dtype ?? "float32";
+  const bytes = numelOf(shape) * bytesPerElement(dtype);
+  if ((options.device ?? "cpu") === "cpu" && bytes > MAX_MEMORY_BYTES) {
+    // refused before the host array, whose allocation would fail naming nothing
+    fail(
+      fn,
+      "a cpu tensor must fit the 4 GiB of cpu memory",
+      described(`shape [${shape.join(", ")}] of ${dtype} (${bytes} bytes)`),
+    );
+  }
   const data = allocArray(dtype, numelOf(shape));
   for (let i = 0; i < data.length; i++) data[i] = value(i);
   return fromTyped(fn, data, shape, { ...options, dtype });
@@ -200,7 +220,9 @@ export function ones(...args: ShapeAndOptions): Tensor {
 export function full(shape: readonly number[], value: number, options?: TensorOptions): Tensor {
   const s = checkShape("full", "shape", shape);
   if (typeof value !== "number") fail("full", "value must be a number", value);
-  return filled("full", s, checkOptions("full", options), () => value);
+  const o = checkOptions("full", options);
+  if (o.dtype === "int32") checkInt32("full", "value", value, "for dtype int32");
+  return filled("full", s, o, () => value);
 }
 
 /** `[start, start + step, ...)` below `end`; `arange(n)` is `0..n-1`. */

@@ -8,7 +8,7 @@ import * as ir from "./ir/node.ts";
 import type { Node, Shape } from "./ir/node.ts";
 import { type BinaryOp, UNARY_OPS, type UnaryOp } from "./ir/ops.ts";
 import type { Tensor } from "./tensor.ts";
-import { broadcastShapes, described, fail, failDisposed } from "./validate.ts";
+import { broadcastShapes, checkInt32, described, fail, failDisposed } from "./validate.ts";
 
 /** The public binary methods: the IR op each builds, and whether it swaps its operands. */
 export const BINARY_METHODS = {
@@ -63,6 +63,7 @@ function binary(
   if (typeof other === "number") {
     // a number keeps an int32 tensor int32 only when it is whole
     const dtype = isFloat(self.dtype) || Number.isInteger(other) ? self.dtype : "float32";
+    if (dtype === "int32") checkInt32(fn, "other", other, "for an int32 tensor");
     otherNode = ir.constant(other, [], dtype);
   } else if (other instanceof tensorClass) {
     if (other.device !== self.device) {

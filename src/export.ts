@@ -30,6 +30,7 @@ import { realizedBuffer, realizeNodes } from "./runtime/realize.ts";
 import {
   checkIdentifiers,
   type CompiledFunction,
+  currentConstants,
   defaultInputName,
   type InputSpec,
   type JitResult,
@@ -214,10 +215,10 @@ async function constantData(trace: Trace): Promise<Map<number, TypedArray>> {
     );
   }
   const backend = backendFor(trace.device);
-  const nodes = [...trace.constants.values()];
-  await realizeNodes(nodes, backend);
+  const captured = currentConstants(trace);
+  await realizeNodes([...captured.values()], backend);
   const data = new Map<number, TypedArray>();
-  for (const [index, node] of trace.constants) {
+  for (const [index, node] of captured) {
     data.set(index, await backend.read(realizedBuffer(node, trace.device)!));
   }
   return data;

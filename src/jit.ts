@@ -7,7 +7,8 @@
 // signature) and tinygrad's TinyJit (capture the kernels once, replay them).
 //
 // - Tensors `fn` reads without receiving them (weights in a closure, tensors it creates) are
-//   the plan's constants: bound to the same storage at every call, and embedded in exports.
+//   the plan's constants, embedded in exports. A call binds each captured tensor's value as it
+//   is then: a leaf given a new value by `assign` (an optimizer step) since is read anew.
 // - `backward()` and `grad()` work inside `fn`: their gradients are graph like any other, so a
 //   whole training step compiles to one plan.
 // - A traced function must not read values (data(), dataSync(), item(), toArray(), to()): the
@@ -33,7 +34,7 @@ import {
   wasReleased,
 } from "./runtime/realize.ts";
 import { releaseBuffer } from "./runtime/lifetime.ts";
-import { createTensor, nodeOf, Tensor } from "./tensor.ts";
+import { createTensor, nodeOf, readingNodes, Tensor } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
 import { tensorFromBuffer } from "./creation.ts";
 
@@ -85,6 +86,8 @@ export interface Trace {
   readonly resultKind: "tensor" | "array" | "record";
   /** The captured value behind each constant buffer. */
   readonly constants: ReadonlyMap<number, Node>;
+  /** The leaf tensors that held each constant's value when traced (`assign` moves them). */
+  readonly holders: ReadonlyMap<number, readonly WeakRef<Tensor>[]>;
 }
 
 /** Signatures (and export targets) remembered per compiled function. */
@@ -202,8 +205,9 @@ function traceFunction(
     return createTensor(ir.buffer(buffer, s.shape, s.dtype), s.device, s.requiresGrad, true);
   });
   let result: unknown;
+  const read = new Set<Tensor>();
   try {
-    result = fn(...standIns);
+    result = readingNodes((t) => read.add(t), () => fn(...standIns));
   } catch (e) {
     if (state.read !== null) throw readError(state.read);
     throw e;
@@ -223,8 +227,10 @@ function traceFunction(
     }
   }
   const backend = backendFor(device);
+  const holders = leafHolders(read, standIns, device);
   const isSource = (n: Node) =>
-    n.op === "buffer" || (n.op !== "const" && realizedBuffer(n, device) !== undefined);
+    n.op === "buffer" || (n.op !== "const" && realizedBuffer(n, device) !== undefined) ||
+    holders.has(n);
   const nodes = tensors.map(nodeOf);
   const computed = [...new Set(nodes.filter((n) => !isSource(n)))];
   const order = topoSort(computed, isSource);
@@ -234,7 +240,55 @@ function traceFunction(
     target: targets?.limits ?? backend.limits,
     targetFor: (kernel) => targets?.targetFor(kernel) ?? backend.targetFor(kernel),
   });
-  return bindTrace(planned, order, standIns.map(nodeOf), nodes, device, outputNames, kind);
+  return bindTrace(
+    planned,
+    order,
+    standIns.map(nodeOf),
+    nodes,
+    device,
+    outputNames,
+    kind,
+    holders,
+  );
+}
+
+/**
+ * The leaf tensors among `read` (other than the stand-ins) by the value they hold: stored
+ * values, and values assigned but not yet computed (those become constants of the plan too,
+ * computed before each call, since the tensor may move on to another value before the next).
+ */
+function leafHolders(
+  read: ReadonlySet<Tensor>,
+  standIns: readonly Tensor[],
+  device: DeviceName,
+): Map<Node, Tensor[]> {
+  const standInNodes = new Set(standIns.map(nodeOf));
+  const holders = new Map<Node, Tensor[]>();
+  for (const t of read) {
+    if (t.isDisposed || !t.isLeaf || t.device !== device || standIns.includes(t)) continue;
+    const n = nodeOf(t);
+    const stored = n.op === "buffer" || realizedBuffer(n, device) !== undefined;
+    const assigned = n.op === "detach" && n.arg !== null &&
+      !topoSort([n]).some((m) => standInNodes.has(m));
+    if (!stored && !assigned) continue;
+    holders.set(n, [...holders.get(n) ?? [], t]);
+  }
+  return holders;
+}
+
+/**
+ * The value each constant of `trace` reads now: the node of a holder that `assign` has moved
+ * since the trace, else the captured node.
+ */
+export function currentConstants(trace: Trace): Map<number, Node> {
+  const current = new Map<number, Node>();
+  for (const [index, node] of trace.constants) {
+    const moved = (trace.holders.get(index) ?? [])
+      .map((ref) => ref.deref())
+      .find((t) => t !== undefined && !t.isDisposed && nodeOf(t) !== node);
+    current.set(index, moved === undefined ? node : nodeOf(moved));
+  }
+  return current;
 }
 
 /** The trace of a plan: arguments, captured values and results located among its buffers. */
@@ -246,6 +300,7 @@ function bindTrace(
   device: DeviceName,
   outputNames: readonly string[],
   resultKind: Trace["resultKind"],
+  holdersByNode: ReadonlyMap<Node, readonly Tensor[]>,
 ): Trace {
   const argumentOf = new Map(argumentNodes.map((n, i) => [n, i]));
   const buffers: PlanBuffer[] = [];
@@ -267,6 +322,11 @@ function bindTrace(
     bufferOf.get(node) ?? add(node, { dtype: node.dtype, shape: node.shape, role, node: -1 });
   const inputs = argumentNodes.map((n) => sourceBuffer(n, "input"));
   const outputs = resultNodes.map((n) => sourceBuffer(n, "constant"));
+  const holders = new Map<number, WeakRef<Tensor>[]>();
+  for (const [index, node] of constants) {
+    const held = holdersByNode.get(node);
+    if (held !== undefined) holders.set(index, held.map((t) => new WeakRef(t)));
+  }
   return {
     device,
     plan: { buffers, steps: planned.steps },
@@ -275,6 +335,7 @@ function bindTrace(
     outputNames,
     resultKind,
     constants,
+    holders,
   };
 }
 
@@ -291,9 +352,9 @@ async function runTrace(
   names: readonly string[],
 ): Promise<JitResult> {
   const backend = backendFor(trace.device);
-  const captured = [...trace.constants.values()];
-  // lazy arguments are computed first
-  await realizeNodes([...args.map(nodeOf), ...captured], backend);
+  const captured = currentConstants(trace);
+  // lazy arguments (and captured values assigned since) are computed first
+  await realizeNodes([...args.map(nodeOf), ...captured.values()], backend);
   const bound: DeviceBuffer[] = [];
   const bind = () => {
     trace.inputs.forEach((index, i) => {
@@ -302,7 +363,7 @@ async function runTrace(
         fail("jit", `argument ${names[i]} must not be disposed`, described("a disposed tensor"));
       }
     });
-    for (const [index, node] of trace.constants) {
+    for (const [index, node] of captured) {
       bound[index] = realizedBuffer(node, trace.device)!;
       if (wasReleased(bound[index])) {
         const { dtype, shape } = trace.plan.buffers[index];
@@ -327,7 +388,7 @@ async function runTrace(
   const results = trace.outputs.map((index) => {
     const argument = trace.inputs.indexOf(index);
     if (argument >= 0) return args[argument];
-    const node = trace.constants.get(index);
+    const node = captured.get(index);
     if (node !== undefined) return createTensor(node, trace.device, false, true);
     let t = owned.get(index);
     if (t === undefined) {
@@ -384,7 +445,8 @@ export const RESERVED_WORDS: ReadonlySet<string> = new Set(
  * The first call with each input signature (shapes, dtypes, devices, requiresGrad) traces `fn`
  * and plans its kernels; later calls run the plan directly. `fn` may call `backward()` or
  * `grad()`, so a training step compiles too. Tensors `fn` uses without receiving them are
- * captured as constants. `fn` must not read values (data(), item(), ...): it runs on
+ * captured as constants, read as they are at each call (a weight `assign`ed a new value, as
+ * optimizers do, is seen by the next call). `fn` must not read values (data(), item(), ...): it runs on
  * stand-ins that have none. `backward()` inside `fn` accumulates into the `grad` of every leaf
  * requiring grad it reaches, captured ones too, during tracing only: return the gradients.
  *

@@ -6,7 +6,7 @@ import * as ir from "./ir/node.ts";
 import { numelOf } from "./ir/node.ts";
 import { broadcastTo } from "./elementwise.ts";
 import { derive, liveNode, nodeOf, type Tensor } from "./tensor.ts";
-import { described, fail, normalizeAxis } from "./validate.ts";
+import { checkInt32, described, fail, normalizeAxis } from "./validate.ts";
 
 /** A shape given as varargs `(2, 3)` or as one array `([2, 3])`, unchecked. */
 export type ShapeLike = number[] | [readonly number[]];
@@ -143,6 +143,7 @@ export function pad(
     fail("pad", `pads must be ${t.ndim} pairs [before, after] of integers, one per axis`, pads);
   }
   if (typeof value !== "number") fail("pad", "value must be a number", value);
+  if (t.dtype === "int32") checkInt32("pad", "value", value, "for dtype int32");
   pads.forEach(([b, a], i) => {
     if (-Math.min(b, 0) - Math.min(a, 0) > t.shape[i]) {
       fail(

@@ -35,6 +35,7 @@ export function reduce(fn: string, t: Tensor, op: ReduceOp, axis: Axes, keepdim:
 /** The mean over `axis` (integer input averages in float32). */
 export function mean(t: Tensor, axis: Axes, keepdim: boolean): Tensor {
   liveNode("mean", t);
+  if (typeof keepdim !== "boolean") fail("mean", "keepdim must be a boolean", keepdim);
   const axes = reduceAxes("mean", t, axis);
   const count = axes.reduce((n, a) => n * t.shape[a], 1);
   return t.cast(floatOf(t.dtype)).sum(axes, keepdim).mul(1 / count);

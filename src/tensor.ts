@@ -33,7 +33,7 @@ import {
   realizeTensors,
 } from "./realization.ts";
 import { mean, reduce } from "./reduction.ts";
-import { described, fail, failDisposed } from "./validate.ts";
+import { checkInt32, described, fail, failDisposed } from "./validate.ts";
 
 /** Nested arrays of numbers, as `toArray()` returns and `tensor()` accepts. */
 export type NestedArray = number | NestedArray[];
@@ -401,6 +401,23 @@ const leafTensors = new WeakMap<Node, WeakRef<Tensor>>();
 
 // ---- for the library's modules (not exported from mod.ts) ---------------------------------
 
+/** While `readingNodes` runs its function: told of every tensor whose node is read. */
+let nodeReader: ((t: Tensor) => void) | null = null;
+
+/**
+ * Runs `fn`, telling `reader` of every tensor whose node is read meanwhile (every op
+ * reads its operands' nodes): how jit learns which tensors a function captures.
+ */
+export function readingNodes<T>(reader: (t: Tensor) => void, fn: () => T): T {
+  const outer = nodeReader;
+  nodeReader = reader;
+  try {
+    return fn();
+  } finally {
+    nodeReader = outer;
+  }
+}
+
 /** A new tensor; users call the creation functions (`tensor`, `zeros`, `randn`, ...). */
 export function createTensor(
   node: Node,
@@ -419,6 +436,7 @@ export function nodeOf(t: Tensor): Node {
 /** `t`'s node, or an Error naming `fn` if `t` was disposed. */
 export function liveNode(fn: string, t: Tensor): Node {
   if (t.isDisposed) failDisposed(fn, t);
+  nodeReader?.(t);
   return privateAccess.node(t);
 }
 
@@ -443,7 +461,10 @@ function assignedValue(target: Tensor, value: unknown): Node {
       described("a computed tensor"),
     );
   }
-  if (typeof value === "number") return ir.constant(value, target.shape, target.dtype);
+  if (typeof value === "number") {
+    if (target.dtype === "int32") checkInt32("assign", "value", value, "for dtype int32");
+    return ir.constant(value, target.shape, target.dtype);
+  }
   if (!(value instanceof Tensor)) fail("assign", "value must be a Tensor or a number", value);
   const node = liveNode("assign", value);
   const want = `${target.dtype}[${target.shape.join(", ")}] on "${target.device}"`;

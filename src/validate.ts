@@ -2,6 +2,7 @@
 // (`fn: what must hold, got value`), and the shape, axis and broadcasting rules whose
 // violations it words. Nothing here builds graph.
 
+import { INT32_MAX, INT32_MIN } from "./ir/dtype.ts";
 import type { Shape } from "./ir/node.ts";
 
 /** A description of a received value, printed as is (plain strings are quoted as values). */
@@ -46,6 +47,18 @@ export function checkShape(fn: string, name: string, shape: unknown): number[] {
     fail(fn, `${name} must be an array of non-negative integers`, shape);
   }
   return [...shape];
+}
+
+/**
+ * Throws unless `value` fits int32 storage once truncated toward zero (as a cast truncates):
+ * Int32Array and the kernels' int32 constants would silently wrap it. `what` ends the
+ * expectation, e.g. `for dtype int32`.
+ */
+export function checkInt32(fn: string, name: string, value: number, what: string): void {
+  const whole = Math.trunc(value);
+  if (!(whole >= INT32_MIN && whole <= INT32_MAX)) {
+    fail(fn, `${name} must be within int32 [${INT32_MIN}, ${INT32_MAX}] ${what}`, value);
+  }
 }
 
 /** `axis` in `[-ndim, ndim)` made non-negative (a 0-D tensor accepts 0 and -1). */

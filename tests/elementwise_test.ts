@@ -60,3 +60,28 @@ Deno.test("elementwise: affine and cast are installed too, and check their argum
   assertThrows(() => x.affine(1, 0), Error, "affine: the tensor was disposed");
   assertThrows(() => x.cast("float64"), Error, "cast: the tensor was disposed");
 });
+
+Deno.test("elementwise: a number beyond int32 is refused with an int32 tensor, not wrapped", async () => {
+  const x = tensor([1, -7, 2147483647], { dtype: "int32" });
+  // wrapped to int32, 3e9 was -1294967296 and 2^32 + 1 was 1: 1 < 3e9 said false, 1 == 2^32 + 1 true
+  for (
+    const [name, f] of [
+      ["lt", () => x.lt(3e9)],
+      ["eq", () => x.eq(2 ** 32 + 1)],
+      ["maximum", () => x.maximum(3e9)],
+      ["add", () => x.add(2 ** 40)],
+      ["sub", () => x.sub(-(2 ** 31) - 1)],
+    ] as const
+  ) {
+    assertThrows(
+      f,
+      Error,
+      `${name}: other must be within int32 [-2147483648, 2147483647] for an int32 tensor`,
+    );
+  }
+  // the ends of the range, and whole numbers given to float tensors, are fine
+  assertEquals(Array.from(await x.maximum(-(2 ** 31)).data()), [1, -7, 2147483647]);
+  assertEquals(Array.from(await x.lt(2 ** 31 - 1).data()), [1, 1, 0]);
+  assertEquals(Array.from(await tensor([1]).lt(3e9).data()), [1]);
+  assertEquals(Array.from(await x.add(1).data()), [2, -6, -2147483648], "int32 math still wraps");
+});

@@ -4,7 +4,7 @@
 // their storage, both devices, and every bad input: non-tensors, promises, reading values,
 // disposed captures, mixed devices.
 
-import { grad, jit, kernels, nn, randn, type Tensor, tensor, webgpu } from "../mod.ts";
+import { grad, jit, kernels, nn, optim, randn, type Tensor, tensor, webgpu } from "../mod.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 import { assert, assertEquals, assertRejects, assertStrictEquals, assertThrows } from "./assert.ts";
 import { assertClose, reference, testDevices, webgpuAvailable } from "./helpers.ts";
@@ -214,4 +214,36 @@ Deno.test({
     assertClose(gpu, cpu, { rtol: 1e-5 });
     assert(f.traceCount === 2);
   },
+});
+
+Deno.test("jit: a captured tensor given a new value by assign (an optimizer step) is read anew", async () => {
+  const ones = () => tensor([1, 1, 1]);
+  const values = async (result: Promise<Tensor>) => Array.from(await (await result).data());
+  const w = tensor([1, 2, 3], { requiresGrad: true });
+  const f = jit((x) => x.mul(w));
+  assertEquals(await values(f(ones())), [1, 2, 3]);
+  w.assign(tensor([10, 20, 30])); // still pending: the old value was used, silently
+  assertEquals(await values(f(ones())), [10, 20, 30]);
+  w.assign(tensor([4, 5, 6]));
+  await w.realize(); // stored, the old value freed: an Error said w was disposed
+  assertEquals(await values(f(ones())), [4, 5, 6]);
+  // a plain leaf (no grad) too
+  const shift = tensor([5]);
+  const g = jit((x) => x.add(shift));
+  assertEquals(await values(g(ones())), [6, 6, 6]);
+  shift.assign(-1);
+  assertEquals(await values(g(ones())), [0, 0, 0]);
+  // a training loop: traced while an update was pending, then stepped between calls
+  const p = tensor([1, 1, 1], { requiresGrad: true });
+  const opt = new optim.SGD([p], { lr: 0.5 });
+  const loss = jit((x) => x.mul(p).sum());
+  for (let step = 1; step <= 3; step++) {
+    p.grad = tensor([1, 2, 3]);
+    opt.step(); // p = 1 - 0.5 * step * [1, 2, 3]
+    assertEquals(await (await loss(ones())).item(), 3 - 0.5 * step * 6, `step ${step}`);
+  }
+  assertEquals(f.traceCount + g.traceCount + loss.traceCount, 3, "no new traces");
+  // and disposal is still final
+  w.dispose();
+  await assertRejects(() => f(ones()), Error, "captured by fn, disposed");
 });

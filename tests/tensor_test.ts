@@ -746,6 +746,7 @@ Deno.test("bad input throws Errors naming the function, the expectation and the 
   assertThrows(() => x.mean([0, 0]), Error, "mean: axes must be distinct");
   assertThrows(() => x.sum(0.5), Error, "got 0.5");
   assertThrows(() => x.sum(0, 1 as unknown as boolean), Error, "sum: keepdim must be a boolean");
+  assertThrows(() => x.mean(0, 1 as unknown as boolean), Error, "mean: keepdim must be a boolean");
   assertThrows(() => zeros(0, 2).max(0), Error, "max: cannot take the max over an empty axis");
   assertThrows(() => x.permute(0, 2), Error, "permute: dims must be an integer in [-2, 1]");
   assertThrows(() => x.permute(0, 0), Error, "permute: dims must be a permutation");
@@ -938,4 +939,40 @@ Deno.test("pad values -0 and 0 are different constants", async () => {
   const positive = await x.pad([[1, 0]], 0).data();
   assertEquals(Object.is(negative[0], -0), true);
   assertEquals(Object.is(positive[0], 0), true);
+});
+
+Deno.test("int32 values beyond int32 throw at creation, assign and pad instead of wrapping", () => {
+  // Int32Array.set wrapped them: 3e9 became -1294967296, 2^40 became 0, NaN 0
+  const int32 = { dtype: "int32" } as const;
+  const message = "must be within int32 [-2147483648, 2147483647] for dtype int32";
+  assertThrows(() => tensor([1, 3e9], int32), Error, `tensor: data ${message}, got 3000000000`);
+  assertThrows(() => tensor(new Float64Array([NaN]), int32), Error, "tensor: data must be");
+  assertThrows(() => tensor([[2 ** 40]], int32), Error, `got ${2 ** 40}`);
+  assertThrows(() => full([2], -3e9, int32), Error, `full: value ${message}, got -3000000000`);
+  assertThrows(() => full([2], Infinity, int32), Error, "got Infinity");
+  const x = tensor([1, 2], int32);
+  assertThrows(() => x.assign(2 ** 31), Error, `assign: value ${message}, got 2147483648`);
+  assertThrows(() => x.pad([[1, 0]], 3e9), Error, `pad: value ${message}, got 3000000000`);
+  // in range: fractions truncate toward zero, as a cast does
+  assertEquals(Array.from(tensor([1.9, -1.9, 2147483647.5], int32).dataSync()), [
+    1,
+    -1,
+    2147483647,
+  ]);
+  assertEquals(Array.from(full([1], -2147483648.5, int32).dataSync()), [-2147483648]);
+  assertEquals(Array.from(x.pad([[1, 0]], -5).dataSync()), [-5, 1, 2]);
+  assertEquals(Array.from(x.assign(7).dataSync()), [7, 7]);
+});
+
+Deno.test("a filled cpu tensor beyond the 4 GiB of cpu memory is refused before any allocation", () => {
+  // the host array came first: a RangeError "Array buffer allocation failed", naming nothing
+  assertThrows(
+    () => zeros([2 ** 34]),
+    Error,
+    "zeros: a cpu tensor must fit the 4 GiB of cpu memory, got shape [17179869184] of float32 (68719476736 bytes)",
+  );
+  assertThrows(() => arange(1e10), Error, "arange: a cpu tensor must fit the 4 GiB of cpu memory");
+  assertThrows(() => randn([2 ** 33]), Error, "randn: a cpu tensor must fit");
+  assertThrows(() => full([2 ** 30], 1, { dtype: "float64" }), Error, "(8589934592 bytes)");
+  assertEquals(Array.from(zeros(2).dataSync()), [0, 0], "still usable");
 });

@@ -99,6 +99,8 @@ export class ThreadPool {
   #control: Int32Array | null = null;
   #ids = new WeakMap<Executable, number>();
   #nextId = 1;
+  /** Worker threads created and not terminated (those still starting included). */
+  #live = 0;
 
   /** A pool for kernels on `memory`, with `threads` threads in all (the caller's included). */
   constructor(memory: WebAssembly.Memory, threads: number) {
@@ -115,12 +117,22 @@ export class ThreadPool {
   set threads(value: number) {
     if (value === this.#threads) return;
     this.#threads = value;
-    for (const w of this.#workers) w.terminate();
+    this.#terminate(this.#workers);
     this.#workers = [];
     this.#control = null;
     this.#starting = null;
     this.#scheduled = null;
     this.#ids = new WeakMap();
+  }
+
+  /** @internal Worker threads created and not yet terminated. */
+  get liveWorkers(): number {
+    return this.#live;
+  }
+
+  #terminate(workers: readonly NodeWorker[]): void {
+    for (const w of workers) w.terminate();
+    this.#live -= workers.length;
   }
 
   /** Threads that would run a kernel now (workers still starting do not count). */
@@ -199,36 +211,46 @@ export class ThreadPool {
     return id;
   }
 
-  /** Starts the workers in the background (once). */
+  /** Starts the workers in the background (once per thread count set). */
   #start(): Promise<void> {
-    return this.#starting ??= (async () => {
-      const { Worker } = await import("node:worker_threads");
-      const buffer = new SharedArrayBuffer(4 * (RANGES + 2 * 64));
-      const threads = this.#threads;
-      const workers: NodeWorker[] = [];
-      const ready: Promise<unknown>[] = [];
-      for (let index = 0; index < threads - 1; index++) {
-        const worker = new Worker(WORKER_SOURCE, {
-          eval: true,
-          workerData: { control: buffer, memory: this.#memory, index },
-        }) as unknown as NodeWorker;
-        worker.on("error", () => {});
-        ready.push(new Promise((resolve) => worker.once("message", resolve)));
-        workers.push(worker);
-      }
-      // referenced until ready (so waiting for them keeps the event loop alive), then never
-      // again: a process must be able to end while they idle
-      await Promise.all(ready);
-      for (const w of workers) w.unref();
-      if (this.#threads !== threads) { // the count changed meanwhile
-        for (const w of workers) w.terminate();
-        return;
-      }
-      this.#workers = workers;
-      this.#control = new Int32Array(buffer);
-    })().catch(() => {
-      this.#threads = 1; // no worker threads in this runtime: stay on one
-    });
+    if (this.#starting !== null) return this.#starting;
+    const starting: Promise<void> = this.#startWorkers(() => this.#starting === starting)
+      .catch(() => {
+        this.#threads = 1; // no worker threads in this runtime: stay on one
+      });
+    this.#starting = starting;
+    return starting;
+  }
+
+  /** Creates the workers; `current()` says whether the count was not set since the start. */
+  async #startWorkers(current: () => boolean): Promise<void> {
+    const { Worker } = await import("node:worker_threads");
+    const buffer = new SharedArrayBuffer(4 * (RANGES + 2 * 64));
+    const threads = this.#threads;
+    const workers: NodeWorker[] = [];
+    const ready: Promise<unknown>[] = [];
+    for (let index = 0; index < threads - 1; index++) {
+      const worker = new Worker(WORKER_SOURCE, {
+        eval: true,
+        workerData: { control: buffer, memory: this.#memory, index },
+      }) as unknown as NodeWorker;
+      worker.on("error", () => {});
+      ready.push(new Promise((resolve) => worker.once("message", resolve)));
+      workers.push(worker);
+      this.#live++;
+    }
+    // referenced until ready (so waiting for them keeps the event loop alive), then never
+    // again: a process must be able to end while they idle
+    await Promise.all(ready);
+    for (const w of workers) w.unref();
+    if (!current()) {
+      // the count was set meanwhile (even back to the same number): a later start, if any,
+      // has workers of its own
+      this.#terminate(workers);
+      return;
+    }
+    this.#workers = workers;
+    this.#control = new Int32Array(buffer);
   }
 
   /** Starts the workers now, if there are to be any, and waits until they are ready. */
