@@ -253,7 +253,7 @@ const POW_FORMS: ReadonlyMap<number, (b: ExprBuilder, x: Expr) => Expr> = new Ma
   [0.25, (b, x) => b.unary("sqrt", b.unary("sqrt", x))], // x ** 0.25 = sqrt(sqrt(x))
   [0.75, (b, x) => b.mul(b.unary("sqrt", x), b.unary("sqrt", b.unary("sqrt", x)))], // x**0.5 * x**0.25
   [-0.5, (b, x) => b.unary("rsqrt", x)], // x ** -0.5 = 1 / sqrt(x)
-  [-0.25, (b, x) => b.unary("sqrt", b.unary("rsqrt", x))], // x ** -0.25 = sqrt(1 / sqrt(x))
+  [-0.25, (b, x) => b.unary("recip", b.unary("sqrt", b.unary("sqrt", x)))], // x ** -0.25 = 1 / sqrt(sqrt(x)): shares sqrt(sqrt(x)) with x ** 0.75 (LRN's backward has both)
   [-0.75, (b, x) => b.mul(b.unary("rsqrt", x), b.unary("sqrt", b.unary("rsqrt", x)))], // x**-0.5 * x**-0.25: no overflow of x**1.5
   [-1, (b, x) => b.unary("recip", x)], // x ** -1 = 1 / x
   [-2, (b, x) => b.unary("recip", b.mul(x, x))], // x ** -2 = 1 / (x * x)
