@@ -43,3 +43,30 @@ Deno.test("wasm: LocalResponseNorm's window is tested once per element away from
     assert(loads >= 10, `expected both copies of the 5 window loads, got ${loads}`);
   });
 });
+
+Deno.test("wasm: windows along the vectorized axis, with steps, and padded unevenly", async () => {
+  for (const backend of wasmBackends) {
+    await onBackend(backend, async () => {
+      for (
+        const [length, size, step, before, after] of [
+          [13, 5, 1, 2, 2],
+          [13, 3, 2, 0, 4],
+          [7, 8, 1, 3, 0],
+          [30, 4, 3, 1, 5],
+        ]
+      ) {
+        const what = `${backend.name}: length ${length}, window ${size} step ${step}`;
+        using x = randn([3, 2, length]);
+        using windows = x.pad([[0, 0], [0, 0], [before, after]]).unfoldDim(2, size, step);
+        using sums = windows.square().sum(-1).add(x.sum(-1, true).mul(0));
+        using maxes = windows.max(-1);
+        assertClose(await sums.data(), reference(sums), { rtol: 2e-5, msg: `${what}: sum` });
+        assertClose(await maxes.data(), reference(maxes), {
+          rtol: 0,
+          atol: 0,
+          msg: `${what}: max`,
+        });
+      }
+    });
+  }
+});
