@@ -4,7 +4,7 @@
 import { assert, assertLess } from "./assert.ts";
 import { handwrittenForward, handwrittenForwardBackward } from "../bench/handwritten.ts";
 import { relativeError } from "../bench/reference.ts";
-import { goldenCases } from "./golden.ts";
+import { goldenCases } from "./lrn_golden.ts";
 
 Deno.test("handwritten loops match the golden cases at float32 precision", () => {
   assert(goldenCases.length >= 10);

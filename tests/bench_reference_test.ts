@@ -6,7 +6,7 @@
 import { assert, assertLess } from "./assert.ts";
 import { referenceLrn, relativeError, RTOL } from "../bench/reference.ts";
 import { caseData, LRN } from "../bench/cases.ts";
-import { goldenCases } from "./golden.ts";
+import { goldenCases } from "./lrn_golden.ts";
 
 Deno.test("referenceLrn matches every golden case in float64 (y and dx)", () => {
   assert(goldenCases.length >= 10);

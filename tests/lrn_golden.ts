@@ -1,6 +1,6 @@
 // The LocalResponseNorm golden cases (tests/fixtures/lrn_golden.json: inputs x and g, and the
 // float64 forward y and gradient dx, cross-checked with PyTorch) and the float32 tolerance its
-// README recommends. Shared by the tests of the module and of its exports.
+// README recommends. Shared by the tests of the module, of its exports and of the benchmarks.
 
 /** One golden case: LRN parameters, inputs x and g, expected y and dx (flat, row-major). */
 export interface GoldenCase {
