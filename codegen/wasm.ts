@@ -309,7 +309,7 @@ class KernelEmitter {
         return;
       }
       // a window away from the edges has every trip: one test, then none per trip (measured,
-      // LocalResponseNorm forward + backward on (8, 96, 55, 55), one thread: 12.9 -> 9.5 ms)
+      // LocalResponseNorm forward + backward on (8, 96, 55, 55), one thread: 12.9 -> 9.4 ms)
       this.#pushScalar(s.lo);
       this.fn.i32(0).op("i32.le_s");
       this.#pushScalar(s.hi);
