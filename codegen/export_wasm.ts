@@ -156,7 +156,9 @@ function runBody(program: ExportProgram, layout: ExportLayout, memory: MemoryLay
   }
   for (const { name, buffer } of program.outputs) {
     const source = plan.buffers[buffer].role === "input" ? names[buffer] : `views[${buffer}]`;
-    lines.push(`  const ${name} = ${source}.slice();`);
+    // the constructor copies into a buffer it does not zero first: faster than slice()
+    const type = typedArrayName(plan.buffers[buffer].dtype);
+    lines.push(`  const ${name} = new ${type}(${source});`);
   }
   lines.push(`  return [${program.outputs.map((v) => v.name).join(", ")}];`);
   return lines;

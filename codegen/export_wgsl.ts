@@ -310,7 +310,8 @@ async function runOn(device, values) {
     await Promise.all([...staging.values()].map((readback) => readback.mapAsync(MODE_READ)));
     const results = new Map();
     for (const [b, readback] of staging) {
-      results.set(b, new TYPED_ARRAYS[BUFFERS[b].dtype](readback.getMappedRange()).slice());
+      const type = TYPED_ARRAYS[BUFFERS[b].dtype];
+      results.set(b, new type(new type(readback.getMappedRange()))); // a copy, not zeroed first
       readback.unmap();
     }
     const claimed = new Set(); // a second output of the same buffer gets a copy

@@ -190,3 +190,23 @@ Deno.test("assign: bad input names assign, the expectation and what was given", 
   leaf.assign(p);
   assertEquals(Array.from(leaf.dataSync()), [1, 2, 3]);
 });
+
+Deno.test("data(): the caller's own array, exactly the tensor's values, on every device", async () => {
+  for (const device of testDevices) {
+    for (const dtype of ["float32", "int32"] as const) {
+      const source = [3, -1, 4, 1, -5, 9, 2, 6];
+      using x = tensor(source, { device, dtype });
+      using y = x.mul(2); // computed storage, not the uploaded copy
+      const first = await y.data();
+      // a plain ArrayBuffer holding just these elements: never a view of shared memory
+      assert(first.buffer instanceof ArrayBuffer, `${device} ${dtype}: a plain ArrayBuffer`);
+      assertEquals(first.byteOffset, 0);
+      assertEquals(first.buffer.byteLength, source.length * 4);
+      assertEquals(first.constructor, dtype === "int32" ? Int32Array : Float32Array);
+      assertEquals(Array.from(first), source.map((v) => v * 2));
+      first.fill(0); // the caller owns it: the tensor keeps its values
+      assertEquals(await values(y), source.map((v) => v * 2));
+      assertEquals(await values(x), source);
+    }
+  }
+});

@@ -306,14 +306,15 @@ class CpuBackend implements Backend {
   readSync(buffer: DeviceBuffer): TypedArray {
     const b = buffer as CpuBuffer;
     if (b.released) throw releasedError(b);
-    // one copy, as bytes: a byte view of shared memory copies about twice as fast as a float
-    // view does (measured, 9.3 MB: 1.9 against 3.6 ms), and the bytes become the array
+    // one copy, by the typed-array constructor: it fills a new, non-shared buffer it leaves
+    // uninitialized, where slice() and set() zero it first (measured, 9.3 MB out of shared memory:
+    // 1.3 ms against 2.2 for slice() of the same bytes)
     const bytes = new Uint8Array(
       this.heap.memory.buffer,
       b.block.offset,
       b.length * bytesPerElement(b.dtype),
     );
-    return viewOf(bytes.slice().buffer, b.dtype, 0, b.length);
+    return viewOf(new Uint8Array(bytes).buffer, b.dtype, 0, b.length);
   }
 
   liveBuffers(): number {

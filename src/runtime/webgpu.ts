@@ -543,9 +543,10 @@ export class WebGpuBackend implements Backend {
       }
       if (scope.retired) throw this.#lossError();
       const mapped = staging.getMappedRange();
+      // copies by the constructor, which does not zero the new buffer first as slice() does
       const out = b.dtype === "int32"
-        ? new Int32Array(mapped).slice()
-        : new Float32Array(mapped).slice();
+        ? new Int32Array(new Int32Array(mapped))
+        : new Float32Array(new Float32Array(mapped));
       staging.unmap();
       return out;
     } finally {
