@@ -14,27 +14,20 @@ import type { Backend } from "./runtime/device.ts";
 import { releaseBuffer, type ReleaseReason } from "./runtime/lifetime.ts";
 import { forgetRealized, realizedBuffer } from "./runtime/realize.ts";
 
-const handles = new WeakMap<Node, number>();
-
 /** Counts one more handle on `node`. */
 export function acquireHandle(node: Node): void {
-  handles.set(node, (handles.get(node) ?? 0) + 1);
+  node.handles++;
 }
 
 /** Gives up one handle on `node`; true when it was the last one counted. */
 export function releaseHandle(node: Node): boolean {
-  const n = (handles.get(node) ?? 1) - 1;
-  if (n > 0) {
-    handles.set(node, n);
-    return false;
-  }
-  handles.delete(node);
-  return true;
+  node.handles = Math.max(0, node.handles - 1);
+  return node.handles === 0;
 }
 
 /** The number of handles counted on `node` (dropped handles included). */
 export function handleCount(node: Node): number {
-  return handles.get(node) ?? 0;
+  return node.handles;
 }
 
 /**

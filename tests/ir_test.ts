@@ -158,3 +158,32 @@ Deno.test("DOT output: one box per node, one edge per source", () => {
   assert(padded.includes(`n1 [label="pad {pads=[[0,0],[1,1]],value=2}\\nfloat32[2,5]"];`), padded);
   assert(!/label="[^\n]*"[^\n]*"[^\n]*"\]/.test(padded));
 });
+
+Deno.test("hash-consing: nodes whose hashes collide stay apart and are found again", () => {
+  // random float64 values until two constants share a table key (about 2^16 tries expected)
+  let state = 12345;
+  const nextWord = () => (state = Math.imul(state ^ (state >>> 15), 0x2c1b3c6d) + 0x6d2b79f5 | 0);
+  const words = new Int32Array(2);
+  const asFloat = new Float64Array(words.buffer);
+  const seen = new Map<number, number>();
+  let pair: [number, number] | null = null;
+  for (let i = 0; i < 2_000_000 && pair === null; i++) {
+    words[0] = nextWord();
+    words[1] = nextWord() & 0x3fffffff; // finite, positive
+    const v = asFloat[0];
+    const key = ir.consHash("const", [], v, [3], "float32");
+    const earlier = seen.get(key);
+    if (earlier !== undefined && earlier !== v) pair = [earlier, v];
+    seen.set(key, v);
+  }
+  assert(pair !== null, "a pair of values sharing a key");
+  const [a, b] = pair;
+  const before = ir.hashConsStats().sharedEntries;
+  const nodeA = ir.constant(a, [3], "float32");
+  const nodeB = ir.constant(b, [3], "float32");
+  assertNotStrictEquals(nodeA, nodeB);
+  assertEquals([nodeA.arg, nodeB.arg], [a, b]);
+  assert(ir.hashConsStats().sharedEntries >= before + 2, "both kept under the one key");
+  assertStrictEquals(ir.constant(a, [3], "float32"), nodeA);
+  assertStrictEquals(ir.constant(b, [3], "float32"), nodeB);
+});

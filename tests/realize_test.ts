@@ -137,3 +137,41 @@ Deno.test("realize: an allocation failing halfway releases what was allocated be
   const sums = Array.from(y.sum(1).dataSync());
   sums.forEach((s) => assertEquals(Math.abs(s - 1) < 1e-5, true));
 });
+
+Deno.test("realize: plans are told apart by every part of a structure, args included", async () => {
+  // equal except in one arg each, built on fresh inputs so that no value is remembered; a plan
+  // served for the wrong structure would give the other's values
+  const data = [4, 9, 16, 25, 36, 49];
+  const cases: {
+    name: string;
+    build: (x: ReturnType<typeof tensor>) => ReturnType<typeof tensor>;
+    want: number[];
+  }[] = [
+    {
+      name: "pad value 0",
+      build: (x) => x.pad([[1, 0], [0, 0]], 0).sqrt().recip(),
+      want: [Infinity, Infinity, Infinity, 1 / 2, 1 / 3, 1 / 4, 1 / 5, 1 / 6, 1 / 7],
+    },
+    {
+      name: "pad value -0",
+      build: (x) => x.pad([[1, 0], [0, 0]], -0).sqrt().recip(),
+      want: [-Infinity, -Infinity, -Infinity, 1 / 2, 1 / 3, 1 / 4, 1 / 5, 1 / 6, 1 / 7],
+    },
+    {
+      name: "pad after",
+      build: (x) => x.pad([[0, 1], [0, 0]], 0).sqrt().recip(),
+      want: [1 / 2, 1 / 3, 1 / 4, 1 / 5, 1 / 6, 1 / 7, Infinity, Infinity, Infinity],
+    },
+    { name: "sum axis 0", build: (x) => x.sum(0), want: [29, 45, 65] },
+    { name: "sum axis 1", build: (x) => x.sum(1), want: [29, 110] },
+    { name: "affine", build: (x) => x.affine(2, 1), want: [9, 19, 33, 51, 73, 99] },
+    { name: "affine swapped", build: (x) => x.affine(1, 2), want: [6, 11, 18, 27, 38, 51] },
+  ];
+  for (let round = 0; round < 2; round++) {
+    for (const { name, build, want } of cases) {
+      using x = tensor(data, { shape: [2, 3] });
+      using y = build(x);
+      assertEquals(Array.from(await y.data()), want.map(Math.fround), `${name}, round ${round}`);
+    }
+  }
+});

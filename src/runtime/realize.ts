@@ -11,7 +11,9 @@
 // a constant is never a source, whether realized or not: lowering bakes its value into the
 // kernel, so its value is part of the key.
 
-import { type Node, numelOf } from "../ir/node.ts";
+import { type Node, numelOf, type Shape } from "../ir/node.ts";
+import { HASH_SEED, mix, mixNumber, mixText, sameArg, sameShape } from "../ir/hash.ts";
+import type { Op } from "../ir/ops.ts";
 import type { DType } from "../ir/dtype.ts";
 import { printGraph } from "../ir/print.ts";
 import { topoSort } from "../ir/graph.ts";
@@ -114,7 +116,7 @@ export interface BufferInfo {
 
 /** Plans kept for reuse; a program with more distinct graph structures rebuilds the oldest. */
 const PLAN_CACHE_LIMIT = 1024;
-const plans = new BoundedCache<string, Plan>(PLAN_CACHE_LIMIT);
+const plans = new BoundedCache<number, CachedPlan[]>(PLAN_CACHE_LIMIT);
 let planHits = 0;
 let planMisses = 0;
 
@@ -123,40 +125,117 @@ export function planCacheStats(): { hits: number; misses: number; size: number; 
   return { hits: planHits, misses: planMisses, size: plans.size };
 }
 
-/** The structure of the graph below `outputs`: local order, key, and the sources. */
-function structureOf(outputs: readonly Node[], backend: Backend): { order: Node[]; key: string; } {
-  const isSource = sourceTest(backend.name);
-  const order = topoSort(outputs, isSource);
-  const local = new Map<Node, number>(order.map((n, i) => [n, i]));
-  const lines = order.map((n) => {
-    if (isSource(n)) return `src ${n.dtype}[${n.shape}]`;
-    let line = n.structure;
-    for (const s of n.srcs) line += ` ${local.get(s)}`;
-    return line;
-  });
+/**
+ * The structure of the graph below `outputs`, as plans are cached by: each node's op, dtype,
+ * shape and arg (a source's dtype and shape only) and its sources' places in the local order,
+ * plus the device, its kernel targets, the fusion setting and the outputs' places.
+ */
+interface Structure {
+  readonly order: readonly Node[];
+  readonly isSource: readonly boolean[];
+  readonly local: ReadonlyMap<Node, number>;
+  readonly head: string;
+  readonly hash: number;
+}
+
+/** A cached plan with the structure it was built for (hashes can collide: this confirms). */
+interface CachedPlan {
+  readonly plan: Plan;
+  readonly head: string;
+  readonly nodes: readonly StructureNode[];
+}
+
+/** One node of a cached plan's structure: what two graphs must agree on, node by node. */
+interface StructureNode {
+  readonly op: Op;
+  readonly dtype: DType;
+  readonly shape: Shape;
+  /** The op's arg; undefined for a source (its dtype and shape are all that count). */
+  readonly arg: unknown;
+  readonly isSource: boolean;
+  readonly srcs: readonly number[];
+}
+
+function structureOf(outputs: readonly Node[], backend: Backend): Structure {
+  const sourceOf = sourceTest(backend.name);
+  const order = topoSort(outputs, sourceOf);
+  const local = new Map<Node, number>();
+  for (let i = 0; i < order.length; i++) local.set(order[i], i);
   const head = `${backend.name} ${backend.planKey ?? ""} fusion=${fusionEnabled} out=${
     outputs.map((o) => local.get(o)).join(",")
   }`;
-  return { order, key: [head, ...lines].join("\n") };
+  const isSource = order.map(sourceOf);
+  let hash = mixText(HASH_SEED, head);
+  for (let i = 0; i < order.length; i++) {
+    const n = order[i];
+    if (isSource[i]) {
+      hash = mixText(mix(hash, -1), n.dtype);
+      for (const d of n.shape) hash = mixNumber(hash, d);
+      continue;
+    }
+    hash = mix(hash, n.structureHash);
+    for (const s of n.srcs) hash = mix(hash, local.get(s)!);
+  }
+  return { order, isSource, local, head, hash };
+}
+
+/** Whether `cached` was built for `structure` (the same hash is not proof). */
+function sameStructure(cached: CachedPlan, structure: Structure): boolean {
+  const { order, isSource, local } = structure;
+  if (cached.head !== structure.head || cached.nodes.length !== order.length) return false;
+  for (let i = 0; i < order.length; i++) {
+    const want = cached.nodes[i];
+    const n = order[i];
+    if (want.isSource !== isSource[i]) return false;
+    if (n.dtype !== want.dtype || !sameShape(n.shape, want.shape)) return false;
+    if (isSource[i]) continue;
+    if (n.op !== want.op || n.srcs.length !== want.srcs.length) return false;
+    if (n.op !== "detach" && !sameArg(n.arg, want.arg)) return false;
+    for (let j = 0; j < want.srcs.length; j++) {
+      if (local.get(n.srcs[j]) !== want.srcs[j]) return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * What a cached plan remembers of its structure: each node's parts, not the node (so the cache
+ * holds no graph, buffer or value alive).
+ */
+function rememberStructure(plan: Plan, structure: Structure): CachedPlan {
+  const { order, isSource, local, head } = structure;
+  const nodes = order.map((n, i): StructureNode => ({
+    op: n.op,
+    dtype: n.dtype,
+    shape: n.shape,
+    arg: isSource[i] ? undefined : n.arg,
+    isSource: isSource[i],
+    srcs: isSource[i] ? [] : n.srcs.map((s) => local.get(s)!),
+  }));
+  return { plan, head, nodes };
 }
 
 function planFor(outputs: readonly Node[], backend: Backend): { plan: Plan; order: Node[]; } {
-  const { order, key } = structureOf(outputs, backend);
-  let plan = plans.get(key);
-  if (plan === undefined) {
-    planMisses++;
-    plan = buildPlan(outputs, order, {
-      fusion: fusionEnabled,
-      isSource: sourceTest(backend.name),
-      target: backend.limits,
-      targetFor: (kernel) => backend.targetFor(kernel),
-    });
-    plans.set(key, plan);
-    if (debugLevel() >= 2) debugLog(`IR:\n${printGraph(outputs)}`);
-    if (debugLevel() >= 3) { for (const s of plan.steps) debugLog(s.executable.text); }
-  } else {
+  const structure = structureOf(outputs, backend);
+  const order = structure.order as Node[];
+  const bucket = plans.get(structure.hash);
+  const cached = bucket?.find((c) => sameStructure(c, structure));
+  if (cached !== undefined) {
     planHits++;
+    return { plan: cached.plan, order };
   }
+  planMisses++;
+  const plan = buildPlan(outputs, order, {
+    fusion: fusionEnabled,
+    isSource: sourceTest(backend.name),
+    target: backend.limits,
+    targetFor: (kernel) => backend.targetFor(kernel),
+  });
+  const entry = rememberStructure(plan, structure);
+  if (bucket === undefined) plans.set(structure.hash, [entry]);
+  else bucket.push(entry);
+  if (debugLevel() >= 2) debugLog(`IR:\n${printGraph(outputs)}`);
+  if (debugLevel() >= 3) { for (const s of plan.steps) debugLog(s.executable.text); }
   return { plan, order };
 }
 
