@@ -259,6 +259,101 @@ const POW_FORMS: ReadonlyMap<number, (b: ExprBuilder, x: Expr) => Expr> = new Ma
   [-2, (b, x) => b.unary("recip", b.mul(x, x))], // x ** -2 = 1 / (x * x)
 ]);
 
+/**
+ * `x ** exponent` in the cheaper form of POW_FORMS, or null for an exponent it lacks. Applied
+ * by `decompose` (targets.ts), after the rules had every pow of a kernel to combine.
+ */
+export function powForm(b: ExprBuilder, x: Expr, exponent: number): Expr | null {
+  return POW_FORMS.get(exponent)?.(b, x) ?? null;
+}
+
+/** Whether `x ** exponent` has a POW_FORMS spelling (no general pow needed). */
+export function hasPowForm(exponent: number): boolean {
+  return POW_FORMS.has(exponent);
+}
+
+/** Factors of a product flattened (at most this many; a longer product is left as it is). */
+const MAX_PRODUCT_FACTORS = 16;
+
+/**
+ * `x * y` with two of its pow factors of one base merged: `b ** c1 * b ** c2 = b ** (c1 + c2)`
+ * for constant exponents of one sign and a base never negative nor -0 (NaN, +0 and +Infinity
+ * included: both sides agree there, as they would not for exponents of both signs, where
+ * 0 ** 1 * 0 ** -1 is NaN and 0 ** 0 is 1). A division by a pow counts as a factor of the
+ * negated exponent. LocalResponseNorm's backward multiplies `g / d ** 0.75` by `d ** -0.25`,
+ * which becomes `g * (1 / d)`. Null when no pair merges; otherwise the factors are multiplied
+ * again left to right, the merged pow in the first one's place.
+ */
+function combinePowers(b: ExprBuilder, x: Expr, y: Expr): Expr | null {
+  const isConstPow = (e: Expr) => e.op === "pow" && e.srcs[1].isConst() && e.srcs[1].value !== 0;
+  const factors: Expr[] = [];
+  let negated = false;
+  const collect = (e: Expr): boolean => {
+    if (e.op === "mul") return collect(e.srcs[0]) && collect(e.srcs[1]);
+    if (e.op === "div" && isConstPow(e.srcs[1])) {
+      // a / b ** c = a * b ** -c (the division stays as it is unless a pair merges)
+      const [base, exponent] = e.srcs[1].srcs;
+      factors.push(b.binary("pow", base, b.constant(-exponent.value, exponent.type)));
+      return collect(e.srcs[0]);
+    }
+    if (e.op === "neg") {
+      negated = !negated;
+      return collect(e.srcs[0]);
+    }
+    factors.push(e);
+    return factors.length <= MAX_PRODUCT_FACTORS;
+  };
+  if (!collect(x) || !collect(y)) return null;
+  for (let i = 0; i < factors.length; i++) {
+    const p = factors[i];
+    if (!isConstPow(p) || !neverNegative(p.srcs[0])) continue;
+    for (let j = i + 1; j < factors.length; j++) {
+      const q = factors[j];
+      if (!isConstPow(q) || q.srcs[0] !== p.srcs[0]) continue;
+      const [c1, c2] = [p.srcs[1].value, q.srcs[1].value];
+      if (Math.sign(c1) !== Math.sign(c2) || !Number.isFinite(c1 + c2)) continue;
+      const merged = b.binary("pow", p.srcs[0], b.constant(c1 + c2, p.type));
+      const rest = factors.filter((_, k) => k !== j).map((f, k) => (k === i ? merged : f));
+      const product = rest.reduce((acc, f) => b.mul(acc, f));
+      return negated ? b.unary("neg", product) : product;
+    }
+  }
+  return null;
+}
+
+/** Recursion depth of `neverNegative` (deeper expressions count as possibly negative). */
+const SIGN_DEPTH = 12;
+
+/**
+ * Whether the float `e` is never negative and never -0 (NaN and +Infinity may be): constants,
+ * squares, sums and products of such values, and exp, abs, sqrt and sums over them.
+ */
+function neverNegative(e: Expr, depth = SIGN_DEPTH): boolean {
+  if (depth === 0 || isIntType(e.type)) return false;
+  const below = (s: Expr) => neverNegative(s, depth - 1);
+  switch (e.op) {
+    case "const":
+      return e.value >= 0 && !Object.is(e.value, -0);
+    case "exp":
+    case "abs":
+      return true;
+    case "mul":
+      return e.srcs[0] === e.srcs[1] || (below(e.srcs[0]) && below(e.srcs[1]));
+    case "add":
+    case "div":
+      return below(e.srcs[0]) && below(e.srcs[1]);
+    case "sqrt":
+    case "recip":
+      return below(e.srcs[0]);
+    case "select":
+      return below(e.srcs[1]) && below(e.srcs[2]);
+    case "reduce":
+      return (e.arg as ReduceArg).op === "sum" && below(reduceBody(e));
+    default:
+      return false;
+  }
+}
+
 /** A rewrite rule of a unary op: a simpler equal expression, or null when it does not apply. */
 type UnaryRule = (b: ExprBuilder, op: KUnaryOp, x: Expr) => Expr | null;
 
@@ -333,13 +428,9 @@ const BINARY_RULES: readonly BinaryRule[] = [
   (b, op, x, y, int) => (op === "mul" && int && x.isConst() ? b.mul(y, x) : null),
   // x / 1 = x
   (_b, op, x, y) => (op === "div" && y.isConst(1) ? x : null),
-  // a / b ** c = a * b ** -c, so the pow rule specializes -c
-  (b, op, x, y) =>
-    op === "div" && y.op === "pow" && y.srcs[1].isConst()
-      ? b.mul(x, b.binary("pow", y.srcs[0], b.constant(-y.srcs[1].value, y.type)))
-      : null,
-  // pow by a constant exponent: the sqrt / reciprocal forms of POW_FORMS
-  (b, op, x, y) => (op === "pow" && y.isConst() ? POW_FORMS.get(y.value)?.(b, x) ?? null : null),
+  // b ** c1 * b ** c2 = b ** (c1 + c2), looked for among the factors of both operands (pow by
+  // a constant stays a pow until `decompose` gives it its POW_FORMS spelling, so this sees it)
+  (b, op, x, y, int) => (op === "mul" && !int ? combinePowers(b, x, y) : null),
   // comparisons decided by the operands' ranges, then by the range of their collected
   // difference (so `(o + 2 - r) + r - 2 < 96` is seen as `o < 96`)
   (b, op, x, y) => {

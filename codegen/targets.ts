@@ -9,9 +9,11 @@ import {
   type ExprBuilder,
   type ExprOp,
   exprsInOrder,
+  hasPowForm,
   type KBinaryOp,
   type Kernel,
   type KUnaryOp,
+  powForm,
   truncIsFloor,
 } from "./kernel.ts";
 import type { LaunchMode } from "./linearize.ts";
@@ -167,6 +169,7 @@ export function fitsWasm(kernel: Kernel): boolean {
     if (e.type === "f64" || e.type === "i32") return false;
     if (e.type === "index" && Math.max(-e.min, e.max) > INT32_MAX) return false;
     if (!ALU_OPS.has(e.op)) continue; // structure: const, var, acc, load, select, cast, reduce
+    if (e.op === "pow" && e.srcs[1].isConst() && hasPowForm(e.srcs[1].value)) continue;
     if (!WASM_TARGET.native.has(e.op) && !DECOMPOSABLE_FOR_WASM.has(e.op)) return false;
   }
   return true;
@@ -222,6 +225,9 @@ const UNIVERSAL_REWRITES: Partial<
   idiv: (t, a, b) => (truncIsFloor(a, b) ? t.b.binary("tdiv", a, b) : null),
   // and so is its remainder
   imod: (t, a, b) => (truncIsFloor(a, b) ? t.b.binary("tmod", a, b) : null),
+  // pow by a constant exponent: the sqrt / reciprocal forms of kernel.ts's POW_FORMS, here and
+  // not when the kernel is built, so that the rules could first merge powers of one base
+  pow: (t, x, y) => (y.isConst() ? powForm(t.b, x, y.value) : null),
 };
 
 /** Floor quotient and remainder from truncating division (remainder as a - q * b, never `%`). */

@@ -8,7 +8,7 @@ import { kernels, nn, type Tensor, tensor } from "../mod.ts";
 import { printJs } from "../codegen/js.ts";
 import { linearize } from "../codegen/linearize.ts";
 import { decompose, JS_TARGET } from "../codegen/targets.ts";
-import { type Expr, ExprBuilder, exprsInOrder, reduceBody } from "../codegen/kernel.ts";
+import { type Expr, ExprBuilder, exprsInOrder, powForm, reduceBody } from "../codegen/kernel.ts";
 import {
   assert,
   assertEquals,
@@ -139,23 +139,17 @@ Deno.test("pow with a constant exponent: sqrt / rsqrt / reciprocal forms, no Mat
       [-2, ["recip", "mul"]],
     ];
     for (const [exponent, expected] of forms) {
-      const ops = opsOf(b.binary("pow", x, b.constant(exponent, "f32")));
+      // the kernel keeps the pow (so powers of one base can merge); decompose spells it
+      assertEquals(b.binary("pow", x, b.constant(exponent, "f32")).op, "pow");
+      const ops = opsOf(powForm(b, x, exponent)!);
       assert(!ops.has("pow"), `pow ${exponent} kept pow`);
       for (const op of expected) assert(ops.has(op), `pow ${exponent}: no ${op} in ${[...ops]}`);
     }
-    // x ** 0.75 and x ** -0.25 together (LocalResponseNorm's backward) share sqrt(sqrt(x))
-    const both = opsCount(b.mul(
-      b.binary("pow", x, b.constant(0.75, "f32")),
-      b.binary("pow", x, b.constant(-0.25, "f32")),
-    ));
+    // x ** 0.75 and x ** -0.25 together share sqrt(sqrt(x))
+    const both = opsCount(b.mul(powForm(b, x, 0.75)!, powForm(b, x, -0.25)!));
     assertEquals(both.get("sqrt"), 2);
-    // any other exponent stays a pow
-    assert(opsOf(b.binary("pow", x, b.constant(0.3, "f32"))).has("pow"));
-    // a / b ** c = a * b ** -c, so a division by a power is specialized too
-    const y = b.load(1, b.variable("o", 4), "f32");
-    const d = b.binary("div", y, b.binary("pow", x, b.constant(0.3, "f32")));
-    assertEquals(d.op, "mul");
-    assertStrictEquals(d.srcs[1], b.binary("pow", x, b.constant(-0.3, "f32")));
+    // any other exponent has no form
+    assertEquals(powForm(b, x, 0.3), null);
 
     // in generated kernels: no Math.pow, and the values match the reference (0 and Infinity too)
     for (const [exponent] of forms) {
@@ -327,4 +321,54 @@ Deno.test("exprsInOrder: every expression after its sources, each once, the firs
   for (const e of order) for (const s of e.srcs) assert(order.indexOf(s) < order.indexOf(e));
   assert(order.indexOf(x) < order.indexOf(y), "x, the first root, comes before y");
   assertEquals(exprsInOrder([y, x]).indexOf(y) < exprsInOrder([y, x]).indexOf(x), true);
+});
+
+Deno.test("powers of one base merge: b ** c1 * b ** c2 = b ** (c1 + c2) where that is exact", async () => {
+  const b = new ExprBuilder();
+  const o = b.variable("o", 4);
+  const x = b.load(0, o, "f32");
+  const g = b.load(1, o, "f32");
+  const d = b.add(b.mul(x, x), b.constant(2, "f32")); // never negative
+  const pow = (base: Expr, e: number) => b.binary("pow", base, b.constant(e, "f32"));
+  const isPow = (e: Expr, base: Expr, exponent: number) =>
+    e.op === "pow" && e.srcs[0] === base && e.srcs[1].value === exponent;
+  // LocalResponseNorm's backward: -(g / d ** 0.75) * 0.75 * d ** -0.25 has one power, d ** -1
+  const term = b.mul(
+    b.mul(b.unary("neg", b.binary("div", g, pow(d, 0.75))), b.constant(0.75, "f32")),
+    pow(d, -0.25),
+  );
+  assertEquals(term.op, "neg");
+  const powers = exprsInOrder([term]).filter((e) => e.op === "pow");
+  assertEquals(powers.length, 1);
+  assert(isPow(powers[0], d, -1));
+  assert(!exprsInOrder([term]).some((e) => e.op === "div"), "the division became the merged pow");
+  // exponents of one sign merge; through several products too
+  assert(exprsInOrder([b.mul(b.mul(pow(d, 2), g), pow(d, 0.5))]).some((e) => isPow(e, d, 2.5)));
+  // not merged: a base that may be negative (x ** 0.5 * x ** 0.5 is NaN for x < 0, x ** 1 is
+  // not), exponents of both signs (0 ** 0.5 * 0 ** -0.5 is NaN, 0 ** 0 is 1), -0 as a base
+  for (
+    const [base, c1, c2] of [
+      [x, 0.5, 0.5],
+      [d, 0.5, -0.25],
+      [b.mul(x, b.constant(-1, "f32")), 2, 1],
+    ] as const
+  ) {
+    const product = b.mul(pow(base, c1), pow(base, c2));
+    assertEquals(product.op, "mul", `${c1}, ${c2}`);
+  }
+  // a division by a pow that merges nothing stays a division
+  assertEquals(b.binary("div", g, pow(d, 0.3)).op, "div");
+
+  // in generated kernels, against the float64 reference at the edges (0, Infinity, NaN, tiny)
+  await withCpuKernels("js", async () => {
+    const values = [0, -0, 1e-8, 0.3, 1, -2.5, 7, 1e3, Infinity, -Infinity, NaN];
+    for (const [c1, c2] of [[-0.75, -0.25], [0.5, 0.25], [2, 1], [-0.5, -0.5]]) {
+      const s = tensor(values).square();
+      const t = s.pow(c1).mul(tensor(values)).mul(s.pow(c2));
+      const src = kernels(t)[0].source;
+      assert(!src.includes("Math.pow"), `${c1} + ${c2}:\n${src}`);
+      if (c1 === -0.75) assert(!src.includes("Math.sqrt"), `merged into 1 / s:\n${src}`);
+      assertClose(await t.data(), reference(t), { rtol: 1e-6, msg: `${c1} + ${c2}` });
+    }
+  });
 });
