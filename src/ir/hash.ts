@@ -62,6 +62,7 @@ export function mixArg(hash: number, arg: unknown): number {
 
 /** Whether two op args are equal as their hashes and argKey tell them apart. */
 export function sameArg(a: unknown, b: unknown): boolean {
+  if (a === b) return a !== 0 || Object.is(a, b); // one object, or equal values but 0 and -0
   if (typeof a !== "object" || a === null || typeof b !== "object" || b === null) {
     return Object.is(a, b) || (typeof a === "number" && a !== a && b !== b);
   }
@@ -69,6 +70,12 @@ export function sameArg(a: unknown, b: unknown): boolean {
     return "id" in a && "id" in b && (a as BufferRef).id === (b as BufferRef).id;
   }
   if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const other = b as unknown[];
+    if (a.length !== other.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameArg(a[i], other[i])) return false;
+    return true;
+  }
   const aKeys = Object.keys(a);
   const bKeys = Object.keys(b);
   if (aKeys.length !== bKeys.length) return false;

@@ -211,7 +211,7 @@ function sweepTable(): void {
     if (live.length === 0) table.delete(hash);
     else table.set(hash, live.length === 1 ? live[0] : live);
   }
-  sweepAtSize = Math.max(MIN_SWEEP_SIZE, 2 * table.size);
+  sweepAtSize = Math.max(MIN_SWEEP_SIZE, 4 * table.size);
   collectedSinceSweep = false;
   collections.register({}, null);
 }
@@ -316,8 +316,9 @@ export function stridesOf(shape: Shape): number[] {
   return strides;
 }
 
-function check(cond: boolean, message: string): void {
-  if (!cond) throw new Error(`internal IR error: ${message}`);
+/** Throws an internal error saying `message()` unless `cond` (the text is built only then). */
+function check(cond: boolean, message: () => string): void {
+  if (!cond) throw new Error(`internal IR error: ${message()}`);
 }
 
 // ---- sources -----------------------------------------------------------------------------
@@ -336,15 +337,15 @@ export function constant(value: number, shape: Shape, dtype: DType): Node {
 
 /** A unary elementwise op; float-only ops promote int32 to float32. */
 export function unary(op: UnaryOp, x: Node): Node {
-  check(isUnary(op), `unknown unary op ${op}`);
+  check(isUnary(op), () => `unknown unary op ${op}`);
   const dtype = UNARY_OPS[op].float ? floatOf(x.dtype) : x.dtype;
   return Node.make(op, [castTo(x, dtype)], null, x.shape, dtype);
 }
 
 /** A binary elementwise op on operands of equal shape, computed in their promoted dtype. */
 export function binary(op: BinaryOp, a: Node, b: Node): Node {
-  check(isBinary(op), `unknown binary op ${op}`);
-  check(sameShape(a.shape, b.shape), `${op} of shapes [${a.shape}] and [${b.shape}]`);
+  check(isBinary(op), () => `unknown binary op ${op}`);
+  check(sameShape(a.shape, b.shape), () => `${op} of shapes [${a.shape}] and [${b.shape}]`);
   const common = promote(a.dtype, b.dtype);
   const dtype = BINARY_OPS[op].float ? floatOf(common) : common;
   return Node.make(op, [castTo(a, dtype), castTo(b, dtype)], null, a.shape, dtype);
@@ -381,7 +382,7 @@ export function reduce(op: ReduceOp, x: Node, axes: readonly number[]): Node {
   const sorted = [...new Set(axes)].sort((p, q) => p - q);
   check(
     sorted.every((a) => a >= 0 && a < x.shape.length),
-    `reduce axes ${axes} of rank ${x.shape.length}`,
+    () => `reduce axes ${axes} of rank ${x.shape.length}`,
   );
   if (sorted.length === 0) return x;
   const shape = x.shape.map((d, i) => (sorted.includes(i) ? 1 : d));
@@ -392,14 +393,17 @@ export function reduce(op: ReduceOp, x: Node, axes: readonly number[]): Node {
 
 /** The same elements in a new shape of equal size. */
 export function reshape(x: Node, shape: Shape): Node {
-  check(numelOf(shape) === x.numel, `reshape [${x.shape}] to [${shape}]`);
+  check(numelOf(shape) === x.numel, () => `reshape [${x.shape}] to [${shape}]`);
   if (sameShape(shape, x.shape)) return x;
   return Node.make("reshape", [x], null, shape, x.dtype);
 }
 
 /** Axes reordered: output axis i is input axis `perm[i]`. */
 export function permute(x: Node, perm: readonly number[]): Node {
-  check(perm.length === x.shape.length && new Set(perm).size === perm.length, `permute ${perm}`);
+  check(
+    perm.length === x.shape.length && new Set(perm).size === perm.length,
+    () => `permute ${perm}`,
+  );
   if (perm.every((p, i) => p === i)) return x;
   return Node.make("permute", [x], perm, perm.map((p) => x.shape[p]), x.dtype);
 }
@@ -408,7 +412,7 @@ export function permute(x: Node, perm: readonly number[]): Node {
 export function expand(x: Node, shape: Shape): Node {
   check(
     shape.length === x.shape.length && x.shape.every((d, i) => d === shape[i] || d === 1),
-    `expand [${x.shape}] to [${shape}]`,
+    () => `expand [${x.shape}] to [${shape}]`,
   );
   if (sameShape(shape, x.shape)) return x;
   return Node.make("expand", [x], null, shape, x.dtype);
@@ -416,7 +420,10 @@ export function expand(x: Node, shape: Shape): Node {
 
 /** Each axis extended by `[before, after]` elements of `value` (non-negative amounts). */
 export function pad(x: Node, pads: readonly (readonly [number, number])[], value = 0): Node {
-  check(pads.length === x.shape.length && pads.every(([b, a]) => b >= 0 && a >= 0), `pad ${pads}`);
+  check(
+    pads.length === x.shape.length && pads.every(([b, a]) => b >= 0 && a >= 0),
+    () => `pad ${pads}`,
+  );
   if (pads.every(([b, a]) => b === 0 && a === 0)) return x;
   const shape = x.shape.map((d, i) => d + pads[i][0] + pads[i][1]);
   return Node.make("pad", [x], { pads: pads.map(([b, a]) => [b, a]), value }, shape, x.dtype);
@@ -427,7 +434,7 @@ export function shrink(x: Node, ranges: readonly (readonly [number, number])[]):
   check(
     ranges.length === x.shape.length &&
       ranges.every(([s, e], i) => 0 <= s && s <= e && e <= x.shape[i]),
-    `shrink ${ranges} of [${x.shape}]`,
+    () => `shrink ${ranges} of [${x.shape}]`,
   );
   if (ranges.every(([s, e], i) => s === 0 && e === x.shape[i])) return x;
   return Node.make(
@@ -445,7 +452,10 @@ export function shrink(x: Node, ranges: readonly (readonly [number, number])[]):
  */
 export function unfoldDim(x: Node, dim: number, size: number, step: number): Node {
   const n = x.shape[dim];
-  check(size >= 1 && step >= 1 && size <= n, `unfoldDim size ${size} step ${step} of length ${n}`);
+  check(
+    size >= 1 && step >= 1 && size <= n,
+    () => `unfoldDim size ${size} step ${step} of length ${n}`,
+  );
   const shape = [...x.shape];
   shape[dim] = Math.floor((n - size) / step) + 1;
   shape.push(size);
