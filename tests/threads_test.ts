@@ -1,8 +1,11 @@
 // Worker threads of the cpu device (src/runtime/threads.ts): a pool on its own shared memory,
-// whose thread count changes while its workers are still starting.
+// whose thread count changes while its workers are still starting, and kernels split in
+// chunks over two and three threads.
 
 import { ThreadPool } from "../src/runtime/threads.ts";
 import { assertEquals } from "./assert.ts";
+import { tensor } from "../mod.ts";
+import { onBackend } from "./helpers.ts";
 
 Deno.test("threads: changing the count while workers start leaves only the last start's", async () => {
   const memory = new WebAssembly.Memory({ initial: 1, maximum: 16, shared: true });
@@ -18,4 +21,24 @@ Deno.test("threads: changing the count while workers start leaves only the last 
   pool.threads = 1;
   assertEquals(pool.liveWorkers, 0);
   assertEquals(pool.ready, 1);
+});
+
+Deno.test("threads: every row of the outer loop is computed once, whatever the chunks", async () => {
+  // rows claimed in chunks from a shared counter: a missed or misplaced chunk leaves wrong
+  // values; outer extents around the chunk counts (4 per thread) and below the thread count
+  for (const threads of [2, 3]) {
+    await onBackend(
+      { name: `wasm ${threads}`, device: "cpu", kernels: "wasm", threads },
+      async () => {
+        for (let outer = 1; outer <= 14; outer++) {
+          const values = Float32Array.from({ length: outer * 7 }, (_, i) => i - 20);
+          using x = tensor(values, { shape: [outer, 7] });
+          using y = x.mul(3).add(1);
+          const got = await y.data();
+          const want = values.map((v) => 3 * v + 1);
+          assertEquals(Array.from(got), Array.from(want), `${threads} threads, ${outer} rows`);
+        }
+      },
+    );
+  }
 });

@@ -1,6 +1,8 @@
-// Threads for the cpu device's Wasm kernels: worker threads that share the cpu memory and
-// each run a slice [start, end) of a kernel's outermost output loop while the calling thread
-// runs its own. After jax-js's parallel dispatch (ranges over workers on one memory).
+// Threads for the cpu device's Wasm kernels: worker threads that share the cpu memory and,
+// with the calling thread, run a kernel's outermost output loop in chunks [start, end) that
+// each thread claims in turn from a shared counter, so a thread that wakes late or shares its
+// core (with the garbage collector's marking thread, say) takes fewer chunks instead of
+// holding the others up. After jax-js's parallel dispatch (ranges over workers on one memory).
 //
 // - Workers are `node:worker_threads` workers, `unref()`ed so they never keep a process alive
 //   (a Deno `Worker` that is still running does). Creating one blocks the calling thread for
@@ -21,21 +23,34 @@ import type { Executable } from "../../codegen/compile.ts";
 
 /** The most arguments a kernel takes: buffers plus the range. */
 const MAX_ARGS = 256;
-/** Control array layout (Int32): sequence, workers left, kernel id, arg count, args, ranges. */
+/**
+ * Control array layout (Int32): sequence, workers left, kernel id, arg count, failure flag,
+ * outer extent, chunk count, next chunk to claim, args.
+ */
 const SEQ = 0;
 const LEFT = 1;
 const KERNEL = 2;
 const ARGC = 3;
 const FAILED = 4;
+const OUTER = 5;
+const CHUNKS = 6;
+const NEXT = 7;
 const ARGS = 8;
-const RANGES = ARGS + MAX_ARGS;
+const CONTROL_LENGTH = ARGS + MAX_ARGS;
+/** Chunks per thread: enough to even out a late or slowed thread, few enough to stay cheap. */
+const CHUNKS_PER_THREAD = 4;
+
+/** The rows `[start, end)` of chunk `c` of `chunks` over `[0, outer)` (the same everywhere). */
+function chunkRange(c: number, chunks: number, outer: number): [number, number] {
+  return [Math.floor((outer * c) / chunks), Math.floor((outer * (c + 1)) / chunks)];
+}
 
 /** The worker's program (plain JavaScript, run with `eval`, so it needs no file of its own). */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const control = new Int32Array(workerData.control);
 const memory = workerData.memory;
-const index = workerData.index;
+const chunkRange = ${chunkRange.toString()};
 const kernels = new Map();
 const waiting = new Map();
 parentPort.on("message", ({ id, module, name }) => {
@@ -57,11 +72,14 @@ const kernel = (id) =>
       const argc = Atomics.load(control, ${ARGC});
       const args = [];
       for (let i = 0; i < argc; i++) args.push(Atomics.load(control, ${ARGS} + i));
-      const start = Atomics.load(control, ${RANGES} + 2 * index);
-      const end = Atomics.load(control, ${RANGES} + 2 * index + 1);
-      if (start < end) fn(...args, start, end);
+      const outer = Atomics.load(control, ${OUTER});
+      const chunks = Atomics.load(control, ${CHUNKS});
+      for (let c = Atomics.add(control, ${NEXT}, 1); c < chunks; c = Atomics.add(control, ${NEXT}, 1)) {
+        fn(...args, ...chunkRange(c, chunks, outer));
+      }
     } catch (error) {
       Atomics.store(control, ${FAILED}, 1);
+      Atomics.store(control, ${NEXT}, Atomics.load(control, ${CHUNKS})); // no one starts another
     }
     Atomics.sub(control, ${LEFT}, 1);
     Atomics.notify(control, ${LEFT});
@@ -166,28 +184,27 @@ export class ThreadPool {
     const id = this.#send(executable);
     const threads = Math.min(workers.length + 1, outer);
     if (threads <= 1 || args.length > MAX_ARGS) return false;
-    // slices: the calling thread takes the first, workers the rest
-    const slice = (
-      i: number,
-    ) => [Math.floor((outer * i) / threads), Math.floor((outer * (i + 1)) / threads)];
+    const chunks = Math.min(outer, threads * CHUNKS_PER_THREAD);
     Atomics.store(control, KERNEL, id);
     Atomics.store(control, ARGC, args.length);
     Atomics.store(control, FAILED, 0);
+    Atomics.store(control, OUTER, outer);
+    Atomics.store(control, CHUNKS, chunks);
+    Atomics.store(control, NEXT, 0);
     args.forEach((a, i) => Atomics.store(control, ARGS + i, a));
-    workers.forEach((_, w) => {
-      const [start, end] = w + 1 < threads ? slice(w + 1) : [0, 0];
-      Atomics.store(control, RANGES + 2 * w, start);
-      Atomics.store(control, RANGES + 2 * w + 1, end);
-    });
     Atomics.store(control, LEFT, workers.length);
     Atomics.add(control, SEQ, 1);
     Atomics.notify(control, SEQ);
-    const [start, end] = slice(0);
+    // the calling thread claims chunks like the workers (the first, at once)
     let thrown: unknown = null;
     try {
-      fn(...args, start, end);
+      for (let c = Atomics.add(control, NEXT, 1); c < chunks; c = Atomics.add(control, NEXT, 1)) {
+        const [start, end] = chunkRange(c, chunks, outer);
+        fn(...args, start, end);
+      }
     } catch (e) {
       thrown = e;
+      Atomics.store(control, NEXT, chunks); // no one starts another chunk
     }
     for (let left = Atomics.load(control, LEFT); left !== 0; left = Atomics.load(control, LEFT)) {
       Atomics.wait(control, LEFT, left);
@@ -225,14 +242,14 @@ export class ThreadPool {
   /** Creates the workers; `current()` says whether the count was not set since the start. */
   async #startWorkers(current: () => boolean): Promise<void> {
     const { Worker } = await import("node:worker_threads");
-    const buffer = new SharedArrayBuffer(4 * (RANGES + 2 * 64));
+    const buffer = new SharedArrayBuffer(4 * CONTROL_LENGTH);
     const threads = this.#threads;
     const workers: NodeWorker[] = [];
     const ready: Promise<unknown>[] = [];
-    for (let index = 0; index < threads - 1; index++) {
+    for (let i = 0; i < threads - 1; i++) {
       const worker = new Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: { control: buffer, memory: this.#memory, index },
+        workerData: { control: buffer, memory: this.#memory },
       }) as unknown as NodeWorker;
       worker.on("error", () => {});
       ready.push(new Promise((resolve) => worker.once("message", resolve)));
