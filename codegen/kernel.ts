@@ -275,47 +275,82 @@ export function hasPowForm(exponent: number): boolean {
 /** Factors of a product flattened (at most this many; a longer product is left as it is). */
 const MAX_PRODUCT_FACTORS = 16;
 
+/** A pow by a constant among the factors of a product, or a division by one (`a / b ** c`). */
+interface PowFactor {
+  readonly base: Expr;
+  /** The exponent as a factor: negated for a division. */
+  readonly exponent: number;
+}
+
 /**
  * `x * y` with two of its pow factors of one base merged: `b ** c1 * b ** c2 = b ** (c1 + c2)`
  * for constant exponents of one sign and a base never negative nor -0 (NaN, +0 and +Infinity
  * included: both sides agree there, as they would not for exponents of both signs, where
  * 0 ** 1 * 0 ** -1 is NaN and 0 ** 0 is 1). A division by a pow counts as a factor of the
  * negated exponent. LocalResponseNorm's backward multiplies `g / d ** 0.75` by `d ** -0.25`,
- * which becomes `g * (1 / d)`. Null when no pair merges; otherwise the factors are multiplied
- * again left to right, the merged pow in the first one's place.
+ * which becomes `g * d ** -1`, spelled `g * (1 / d)`.
+ *
+ * Rules, so that merging never makes a kernel worse:
+ * - the product keeps its shape: the first pow becomes the merged one, the second becomes 1,
+ *   every other factor and division stays where it was (float32 products are not
+ *   reassociated: `(x * d) * (y * z)` must not become `((x * d) * y) * z`, which overflows
+ *   where the original does not);
+ * - the merged exponent is finite in the kernel's type (float32 for float32 kernels);
+ * - it has a POW_FORMS spelling, unless neither exponent had one (a kernel must not trade
+ *   sqrt forms for a general pow, which Wasm does not have).
+ * Factors are told apart by their place in a walk of the product (left before right, a
+ * division's power before its numerator), not by identity: one pow may be two factors.
  */
 function combinePowers(b: ExprBuilder, x: Expr, y: Expr): Expr | null {
   const isConstPow = (e: Expr) => e.op === "pow" && e.srcs[1].isConst() && e.srcs[1].value !== 0;
-  const factors: Expr[] = [];
-  let negated = false;
+  const found: PowFactor[] = [];
+  let visited = 0;
   const collect = (e: Expr): boolean => {
+    if (++visited > MAX_PRODUCT_FACTORS) return false;
     if (e.op === "mul") return collect(e.srcs[0]) && collect(e.srcs[1]);
+    if (e.op === "neg") return collect(e.srcs[0]);
     if (e.op === "div" && isConstPow(e.srcs[1])) {
-      // a / b ** c = a * b ** -c (the division stays as it is unless a pair merges)
       const [base, exponent] = e.srcs[1].srcs;
-      factors.push(b.binary("pow", base, b.constant(-exponent.value, exponent.type)));
+      found.push({ base, exponent: -exponent.value });
       return collect(e.srcs[0]);
     }
-    if (e.op === "neg") {
-      negated = !negated;
-      return collect(e.srcs[0]);
-    }
-    factors.push(e);
-    return factors.length <= MAX_PRODUCT_FACTORS;
+    if (isConstPow(e)) found.push({ base: e.srcs[0], exponent: e.srcs[1].value });
+    return true;
   };
   if (!collect(x) || !collect(y)) return null;
-  for (let i = 0; i < factors.length; i++) {
-    const p = factors[i];
-    if (!isConstPow(p) || !neverNegative(p.srcs[0])) continue;
-    for (let j = i + 1; j < factors.length; j++) {
-      const q = factors[j];
-      if (!isConstPow(q) || q.srcs[0] !== p.srcs[0]) continue;
-      const [c1, c2] = [p.srcs[1].value, q.srcs[1].value];
-      if (Math.sign(c1) !== Math.sign(c2) || !Number.isFinite(c1 + c2)) continue;
-      const merged = b.binary("pow", p.srcs[0], b.constant(c1 + c2, p.type));
-      const rest = factors.filter((_, k) => k !== j).map((f, k) => (k === i ? merged : f));
-      const product = rest.reduce((acc, f) => b.mul(acc, f));
-      return negated ? b.unary("neg", product) : product;
+  const inType = (v: number) => (x.type === "f32" ? Math.fround(v) : v);
+  for (let i = 0; i < found.length; i++) {
+    const p = found[i];
+    if (!neverNegative(p.base)) continue;
+    for (let j = i + 1; j < found.length; j++) {
+      const q = found[j];
+      if (q.base !== p.base) continue;
+      const sum = p.exponent + q.exponent;
+      if (Math.sign(p.exponent) !== Math.sign(q.exponent)) continue;
+      if (!Number.isFinite(inType(sum)) || inType(sum) !== sum) continue;
+      if (!hasPowForm(sum) && (hasPowForm(p.exponent) || hasPowForm(q.exponent))) continue;
+      const merged = b.binary("pow", p.base, b.constant(sum, x.type));
+      const one = b.constant(1, x.type);
+      // the product again, walked as `collect` walked it: factor i is now the merged pow,
+      // factor j is 1 (folded away), the others are as they were
+      let site = 0;
+      const rebuild = (e: Expr): Expr => {
+        if (e.op === "mul") {
+          const left = rebuild(e.srcs[0]);
+          return b.mul(left, rebuild(e.srcs[1]));
+        }
+        if (e.op === "neg") return b.unary("neg", rebuild(e.srcs[0]));
+        if (e.op === "div" && isConstPow(e.srcs[1])) {
+          const k = site++;
+          const numerator = rebuild(e.srcs[0]);
+          if (k === i) return b.mul(numerator, merged);
+          return k === j ? numerator : b.binary("div", numerator, e.srcs[1]);
+        }
+        if (!isConstPow(e)) return e;
+        const k = site++;
+        return k === i ? merged : k === j ? one : e;
+      };
+      return b.mul(rebuild(x), rebuild(y));
     }
   }
   return null;
