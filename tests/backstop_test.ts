@@ -6,10 +6,14 @@ import { memory, tensor } from "../mod.ts";
 import {
   backstop,
   BACKSTOP_BYTES,
+  backstopHostArrayHints,
   backstopLostMessages,
   backstopWaits,
   backstopYields,
   COLLECT_WAIT_BYTES,
+  HOST_ARRAY_HINT_ARRAYS,
+  HOST_ARRAY_HINT_EVERY,
+  noteHostArray,
   YIELD_MESSAGE_TIMEOUT_MS,
   yieldMacrotask,
 } from "../src/runtime/backstop.ts";
@@ -88,5 +92,26 @@ Deno.test("backstop: storage kept on purpose costs one bounded wait, then become
     assertEquals(backstopWaits(), waits + 1, "the kept storage is the new floor: no second wait");
   } finally {
     cpuBackend.release(kept);
+  }
+});
+
+Deno.test("backstop: reads hint every 4 MB of small arrays, every four arrays of a large one", () => {
+  const small = 256 * 1024;
+  const large = 9 * 1024 * 1024;
+  // start from a fresh count: small arrays until one hints
+  const before = backstopHostArrayHints();
+  for (let i = 0; i < HOST_ARRAY_HINT_EVERY / small && backstopHostArrayHints() === before; i++) {
+    noteHostArray(small);
+  }
+  assertEquals(backstopHostArrayHints(), before + 1);
+  let hints = backstopHostArrayHints();
+  for (let i = 1; i <= (2 * HOST_ARRAY_HINT_EVERY) / small; i++) {
+    noteHostArray(small);
+    assertEquals(backstopHostArrayHints(), hints + Math.floor((i * small) / HOST_ARRAY_HINT_EVERY));
+  }
+  hints = backstopHostArrayHints();
+  for (let i = 1; i <= 2 * HOST_ARRAY_HINT_ARRAYS; i++) {
+    noteHostArray(large);
+    assertEquals(backstopHostArrayHints(), hints + Math.floor(i / HOST_ARRAY_HINT_ARRAYS), `${i}`);
   }
 });

@@ -164,7 +164,15 @@ export function noteHostArray(bytes: number): void {
   hostBytes += bytes;
   if (hostBytes < Math.max(HOST_ARRAY_HINT_EVERY, HOST_ARRAY_HINT_ARRAYS * bytes)) return;
   hostBytes = 0;
+  hostArrayHints++;
   void new ArrayBuffer(HOST_ARRAY_HINT_BYTES);
+}
+
+let hostArrayHints = 0;
+
+/** @internal How many pressure hints reads have given (see `noteHostArray`). */
+export function backstopHostArrayHints(): number {
+  return hostArrayHints;
 }
 
 /**
