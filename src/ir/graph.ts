@@ -18,19 +18,30 @@ export function topoSort<T extends WithSources<T>>(
 ): T[] {
   const seen = new Set<T>();
   const order: T[] = [];
-  const stack: [T, boolean][] = roots.map((r) => [r, false]);
+  // two parallel stacks (no pair allocated per visit): a vertex, and whether its sources were
+  // pushed already (then it is placed when it comes back up)
+  const stack: T[] = [];
+  const expanded: boolean[] = [];
+  for (const r of roots) {
+    stack.push(r);
+    expanded.push(false);
+  }
   while (stack.length > 0) {
-    const [node, expanded] = stack.pop()!;
-    if (expanded) {
+    const node = stack.pop()!;
+    if (expanded.pop()) {
       order.push(node);
       continue;
     }
     if (seen.has(node)) continue;
     seen.add(node);
-    stack.push([node, true]);
+    stack.push(node);
+    expanded.push(true);
     if (stopAt?.(node)) continue; // a boundary: included, its sources not walked
     for (let i = node.srcs.length - 1; i >= 0; i--) {
-      if (!seen.has(node.srcs[i])) stack.push([node.srcs[i], false]);
+      if (!seen.has(node.srcs[i])) {
+        stack.push(node.srcs[i]);
+        expanded.push(false);
+      }
     }
   }
   return order;
