@@ -51,10 +51,10 @@ let nextId = 1;
 // The hash-consing table: a structural hash -> the nodes of that hash, held weakly (one almost
 // always). Numbers key it because a string key built per node and hashed by Map was half the
 // cost of making a node (measured: ~0.45 of ~1.2 us a node, a FinalizationRegistry entry per
-// node another 0.15). A collected node's entry is dropped by its finalizer. (Sweeping the
-// table instead was cheaper per node but kept nodes alive: deref() holds its target to the end
-// of the task, so every node a sweep walked outlived the next collection, and so did the
-// storage of the values it held; a loop that never disposes then grew to 190 MB in 1 run of 4.)
+// node another 0.15). A collected node's entry is dropped by its finalizer. (Sweeping the whole
+// table instead was cheaper per node, but deref() holds its target to the end of the task, so
+// every live node a sweep walked outlived the next young-generation collection, and with it the
+// storage of its value.)
 const table = new Map<number, WeakRef<Node> | WeakRef<Node>[]>();
 const collected = new FinalizationRegistry<number>(dropDead);
 
