@@ -356,8 +356,8 @@ function combinePowers(b: ExprBuilder, x: Expr, y: Expr): Expr | null {
   return null;
 }
 
-/** Recursion depth of `neverNegative` (deeper expressions count as possibly negative). */
-const SIGN_DEPTH = 12;
+/** Recursion depth of `neverNegative` (deeper count as possibly negative; at most 2^8 visits). */
+const SIGN_DEPTH = 8;
 
 /**
  * Whether the float `e` is never negative and never -0 (NaN and +Infinity may be): constants,
