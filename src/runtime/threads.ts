@@ -1,8 +1,9 @@
 // Threads for the cpu device's Wasm kernels: worker threads that share the cpu memory and,
 // with the calling thread, run a kernel's outermost output loop in chunks [start, end) that
 // each thread claims in turn from a shared counter, so a thread that wakes late or shares its
-// core (with the garbage collector's marking thread, say) takes fewer chunks instead of
-// holding the others up. After jax-js's parallel dispatch (ranges over workers on one memory).
+// core (with the garbage collector's marking thread, say) takes fewer chunks; the caller still
+// waits for every worker to check in before it returns. After jax-js's parallel dispatch
+// (ranges over workers on one memory).
 //
 // - Workers are `node:worker_threads` workers, `unref()`ed so they never keep a process alive
 //   (a Deno `Worker` that is still running does). Creating one blocks the calling thread for
