@@ -29,11 +29,11 @@ export type BinaryMethod = keyof typeof BINARY_METHODS;
 
 /** `node` broadcast to `shape` (leading axes added, length-1 axes repeated). */
 export function broadcastTo(node: Node, shape: Shape): Node {
-  const lifted = ir.reshape(node, [
-    ...new Array(shape.length - node.shape.length).fill(1),
-    ...node.shape,
-  ]);
-  return ir.expand(lifted, shape);
+  const lead = shape.length - node.shape.length;
+  if (lead === 0) return ir.expand(node, shape);
+  const lifted = new Array<number>(lead).fill(1);
+  for (let i = 0; i < node.shape.length; i++) lifted.push(node.shape[i]);
+  return ir.expand(ir.reshape(node, lifted), shape);
 }
 
 /**

@@ -5,7 +5,7 @@
 import * as ir from "./ir/node.ts";
 import { numelOf } from "./ir/node.ts";
 import { broadcastTo } from "./elementwise.ts";
-import { derive, liveNode, nodeOf, type Tensor } from "./tensor.ts";
+import { derive, liveNode, nodeOf, shapeOf, type Tensor } from "./tensor.ts";
 import { checkInt32, described, fail, normalizeAxis } from "./validate.ts";
 
 /** A shape given as varargs `(2, 3)` or as one array `([2, 3])`, unchecked. */
@@ -36,7 +36,7 @@ export function reshape(t: Tensor, shape: ShapeLike): Tensor {
     fail(
       "reshape",
       `shape [${out.join(", ")}] has ${numelOf(out)} elements, the tensor [${
-        t.shape.join(", ")
+        shapeOf(t).join(", ")
       }] has ${t.numel}`,
       out,
     );
@@ -61,7 +61,7 @@ export function transpose(t: Tensor, dim0: number, dim1: number): Tensor {
   liveNode("transpose", t);
   const a = normalizeAxis("transpose", dim0, t.ndim, "dim0");
   const b = normalizeAxis("transpose", dim1, t.ndim, "dim1");
-  const perm = t.shape.map((_, i) => (i === a ? b : i === b ? a : i));
+  const perm = shapeOf(t).map((_, i) => (i === a ? b : i === b ? a : i));
   return derive(t, ir.permute(nodeOf(t), perm), [t]);
 }
 
@@ -78,9 +78,9 @@ export function expand(t: Tensor, shape: ShapeLike): Tensor {
   const lead = raw.length - t.ndim;
   const target = (raw as number[]).map((d, i) => {
     if (d !== -1) return d;
-    return i < lead ? fail("expand", "new leading axes cannot be -1", raw) : t.shape[i - lead];
+    return i < lead ? fail("expand", "new leading axes cannot be -1", raw) : shapeOf(t)[i - lead];
   });
-  t.shape.forEach((d, i) => {
+  shapeOf(t).forEach((d, i) => {
     if (d !== 1 && d !== target[i + lead]) {
       fail(
         "expand",
@@ -96,18 +96,18 @@ export function expand(t: Tensor, shape: ShapeLike): Tensor {
 export function squeeze(t: Tensor, dim?: number): Tensor {
   liveNode("squeeze", t);
   if (dim === undefined) {
-    return derive(t, ir.reshape(nodeOf(t), t.shape.filter((d) => d !== 1)), [t]);
+    return derive(t, ir.reshape(nodeOf(t), shapeOf(t).filter((d) => d !== 1)), [t]);
   }
   const a = normalizeAxis("squeeze", dim, t.ndim, "dim");
-  if (t.shape[a] !== 1) return t;
-  return derive(t, ir.reshape(nodeOf(t), t.shape.filter((_, i) => i !== a)), [t]);
+  if (shapeOf(t)[a] !== 1) return t;
+  return derive(t, ir.reshape(nodeOf(t), shapeOf(t).filter((_, i) => i !== a)), [t]);
 }
 
 /** `t.unsqueeze(dim)`: a length-1 axis inserted at `dim`. */
 export function unsqueeze(t: Tensor, dim: number): Tensor {
   liveNode("unsqueeze", t);
   const a = normalizeAxis("unsqueeze", dim, t.ndim + 1, "dim");
-  const shape = [...t.shape];
+  const shape = [...shapeOf(t)];
   shape.splice(a, 0, 1);
   return derive(t, ir.reshape(nodeOf(t), shape), [t]);
 }
@@ -122,9 +122,9 @@ export function flatten(t: Tensor, startDim: number, endDim: number): Tensor {
     fail("flatten", "startDim must not come after endDim", described(`${startDim} and ${endDim}`));
   }
   const shape = [
-    ...t.shape.slice(0, s),
-    numelOf(t.shape.slice(s, e + 1)),
-    ...t.shape.slice(e + 1),
+    ...shapeOf(t).slice(0, s),
+    numelOf(shapeOf(t).slice(s, e + 1)),
+    ...shapeOf(t).slice(e + 1),
   ];
   return derive(t, ir.reshape(nodeOf(t), shape), [t]);
 }
@@ -145,17 +145,17 @@ export function pad(
   if (typeof value !== "number") fail("pad", "value must be a number", value);
   if (t.dtype === "int32") checkInt32("pad", "value", value, "for dtype int32");
   pads.forEach(([b, a], i) => {
-    if (-Math.min(b, 0) - Math.min(a, 0) > t.shape[i]) {
+    if (-Math.min(b, 0) - Math.min(a, 0) > shapeOf(t)[i]) {
       fail(
         "pad",
-        `negative pads of axis ${i} must not remove more than its ${t.shape[i]} elements`,
+        `negative pads of axis ${i} must not remove more than its ${shapeOf(t)[i]} elements`,
         [b, a],
       );
     }
   });
   const cropped = ir.shrink(
     nodeOf(t),
-    pads.map(([b, a], i) => [Math.max(-b, 0), t.shape[i] - Math.max(-a, 0)]),
+    pads.map(([b, a], i) => [Math.max(-b, 0), shapeOf(t)[i] - Math.max(-a, 0)]),
   );
   const padded = ir.pad(cropped, pads.map(([b, a]) => [Math.max(b, 0), Math.max(a, 0)]), value);
   return derive(t, padded, [t]);
@@ -168,12 +168,12 @@ export function shrink(t: Tensor, ranges: readonly (readonly [number, number] | 
     fail("shrink", `ranges must have one [start, end] or null per axis (${t.ndim})`, ranges);
   }
   const full = ranges.map((r, i) => {
-    if (r === null) return [0, t.shape[i]] as [number, number];
+    if (r === null) return [0, shapeOf(t)[i]] as [number, number];
     if (
       !Array.isArray(r) || r.length !== 2 || !Number.isInteger(r[0]) || !Number.isInteger(r[1]) ||
-      r[0] < 0 || r[0] > r[1] || r[1] > t.shape[i]
+      r[0] < 0 || r[0] > r[1] || r[1] > shapeOf(t)[i]
     ) {
-      fail("shrink", `range of axis ${i} must satisfy 0 <= start <= end <= ${t.shape[i]}`, r);
+      fail("shrink", `range of axis ${i} must satisfy 0 <= start <= end <= ${shapeOf(t)[i]}`, r);
     }
     return [r[0], r[1]] as [number, number];
   });
@@ -187,14 +187,14 @@ export function slice(t: Tensor, dim: number, start: number, end?: number): Tens
     fail("slice", "needs a tensor with at least one axis", described("a 0-D tensor"));
   }
   const a = normalizeAxis("slice", dim, t.ndim, "dim");
-  const n = t.shape[a];
+  const n = shapeOf(t)[a];
   const clampIndex = (v: number, name: string) => {
     if (!Number.isInteger(v)) fail("slice", `${name} must be an integer`, v);
     return Math.min(Math.max(v < 0 ? v + n : v, 0), n);
   };
   const s = clampIndex(start, "start");
   const e = Math.max(s, clampIndex(end ?? n, "end"));
-  return shrink(t, t.shape.map((d, i) => (i === a ? [s, e] : [0, d])));
+  return shrink(t, shapeOf(t).map((d, i) => (i === a ? [s, e] : [0, d])));
 }
 
 /** `t.unfoldDim(dim, size, step)`: sliding windows along one axis, as a view. */
@@ -210,8 +210,8 @@ export function unfoldDim(t: Tensor, dim: number, size: number, step: number): T
   if (!Number.isInteger(step) || step < 1) {
     fail("unfoldDim", "step must be a positive integer", step);
   }
-  if (size > t.shape[a]) {
-    fail("unfoldDim", `size must not exceed the length ${t.shape[a]} of axis ${a}`, size);
+  if (size > shapeOf(t)[a]) {
+    fail("unfoldDim", `size must not exceed the length ${shapeOf(t)[a]} of axis ${a}`, size);
   }
   return derive(t, ir.unfoldDim(nodeOf(t), a, size, step), [t]);
 }

@@ -4,7 +4,7 @@
 import { floatOf } from "./ir/dtype.ts";
 import * as ir from "./ir/node.ts";
 import type { ReduceOp } from "./ir/ops.ts";
-import { derive, liveNode, nodeOf, type Tensor } from "./tensor.ts";
+import { derive, liveNode, nodeOf, shapeOf, type Tensor } from "./tensor.ts";
 import { described, fail, normalizeAxis } from "./validate.ts";
 
 /** An axis argument of a reduction: one axis, several, or all (undefined or null). */
@@ -12,7 +12,7 @@ export type Axes = number | number[] | null | undefined;
 
 /** The validated, non-negative axes of a reduction (all axes when omitted). */
 function reduceAxes(fn: string, t: Tensor, axis: unknown): number[] {
-  if (axis === undefined || axis === null) return t.shape.map((_, i) => i);
+  if (axis === undefined || axis === null) return shapeOf(t).map((_, i) => i);
   const list = Array.isArray(axis) ? axis : [axis];
   const axes = list.map((a) => normalizeAxis(fn, a, t.ndim));
   if (new Set(axes).size !== axes.length) fail(fn, "axes must be distinct", axis);
@@ -24,11 +24,11 @@ export function reduce(fn: string, t: Tensor, op: ReduceOp, axis: Axes, keepdim:
   liveNode(fn, t);
   if (typeof keepdim !== "boolean") fail(fn, "keepdim must be a boolean", keepdim);
   const axes = reduceAxes(fn, t, axis);
-  if (op === "max" && axes.some((a) => t.shape[a] === 0)) {
+  if (op === "max" && axes.some((a) => shapeOf(t)[a] === 0)) {
     fail(fn, "cannot take the max over an empty axis", described(`axis of length 0`));
   }
   let node = ir.reduce(op, nodeOf(t), axes);
-  if (!keepdim) node = ir.reshape(node, t.shape.filter((_, i) => !axes.includes(i)));
+  if (!keepdim) node = ir.reshape(node, shapeOf(t).filter((_, i) => !axes.includes(i)));
   return derive(t, node, [t]);
 }
 
@@ -37,6 +37,6 @@ export function mean(t: Tensor, axis: Axes, keepdim: boolean): Tensor {
   liveNode("mean", t);
   if (typeof keepdim !== "boolean") fail("mean", "keepdim must be a boolean", keepdim);
   const axes = reduceAxes("mean", t, axis);
-  const count = axes.reduce((n, a) => n * t.shape[a], 1);
+  const count = axes.reduce((n, a) => n * shapeOf(t)[a], 1);
   return t.cast(floatOf(t.dtype)).sum(axes, keepdim).mul(1 / count);
 }

@@ -13,7 +13,7 @@
 
 import { type DType, isFloat, type TypedArray } from "./ir/dtype.ts";
 import * as ir from "./ir/node.ts";
-import type { Node } from "./ir/node.ts";
+import type { Node, Shape } from "./ir/node.ts";
 import { backendFor } from "./runtime/backends.ts";
 import type { DeviceName } from "./runtime/device.ts";
 import { realizedBuffer } from "./runtime/realize.ts";
@@ -106,7 +106,7 @@ export class Tensor {
 
   /** Axis lengths. */
   get shape(): number[] {
-    return [...this.#node.shape];
+    return this.#node.shape.slice();
   }
   /** Element type. */
   get dtype(): DType {
@@ -431,6 +431,14 @@ export function createTensor(
 /** The IR node `t` evaluates to (an Error once it was disposed). */
 export function nodeOf(t: Tensor): Node {
   return liveNode("Tensor", t);
+}
+
+/**
+ * `t`'s shape without the copy the `shape` getter makes for users (read-only: the node's own,
+ * frozen array): for the ops' own checks, which read it several times per call.
+ */
+export function shapeOf(t: Tensor): Shape {
+  return privateAccess.node(t).shape;
 }
 
 /** `t`'s node, or an Error naming `fn` if `t` was disposed. */

@@ -32,6 +32,16 @@ export function mixText(hash: number, text: string): number {
   return mix(hash, text.length);
 }
 
+/** The hash of each key name an object arg has (a handful: `pads`, `dim`, ...), computed once. */
+const keyHashes = new Map<string, number>();
+function keyHash(key: string): number {
+  let h = keyHashes.get(key);
+  if (h !== undefined) return h;
+  h = mixText(HASH_SEED, key);
+  if (keyHashes.size < 256) keyHashes.set(key, h); // op args have a few names; stay bounded
+  return h;
+}
+
 /** Mixes an op arg: values, buffers by id, arrays and objects recursively. */
 export function mixArg(hash: number, arg: unknown): number {
   switch (typeof arg) {
@@ -46,12 +56,12 @@ export function mixArg(hash: number, arg: unknown): number {
       if ("id" in arg) return mixNumber(mix(hash, 5), (arg as BufferRef).id);
       if (Array.isArray(arg)) {
         hash = mix(hash, 6);
-        for (const v of arg) hash = mixArg(hash, v);
+        for (let i = 0; i < arg.length; i++) hash = mixArg(hash, arg[i]);
         return mix(hash, arg.length);
       }
       hash = mix(hash, 7);
       for (const k of Object.keys(arg)) {
-        hash = mixArg(mixText(hash, k), (arg as Record<string, unknown>)[k]);
+        hash = mixArg(mix(hash, keyHash(k)), (arg as Record<string, unknown>)[k]);
       }
       return hash;
     }

@@ -48,10 +48,11 @@ export function localResponseNorm(
   if (!(x instanceof Tensor)) fail("localResponseNorm", "x must be a Tensor", x);
   if (x.ndim < 2) return x;
   const input = x.dtype === "int32" ? x.cast("float32") : x;
-  if (input.shape[1] === 0) return input.affine(1, 0); // no channels: empty, and no window fits
+  const shape = input.shape;
+  if (shape[1] === 0) return input.affine(1, 0); // no channels: empty, and no window fits
   const before = Math.floor((size - 1) / 2);
   const after = Math.floor(size / 2);
-  const pads = input.shape.map((_, i): [number, number] => (i === 1 ? [before, after] : [0, 0]));
+  const pads = shape.map((_, i): [number, number] => (i === 1 ? [before, after] : [0, 0]));
   const windows = input.pad(pads).unfoldDim(1, size, 1); // (N, C, *, size)
   const sumSquares = windows.square().sum(-1); // S
   const denominator = sumSquares.affine(alpha, k).pow(beta); // (k + alpha S) ^ beta

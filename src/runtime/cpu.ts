@@ -283,10 +283,14 @@ class CpuBackend implements Backend {
       if (l.output.length === 0) continue; // empty outputs never launch
       const output = l.output as CpuBuffer;
       const inputs = l.inputs as readonly CpuBuffer[];
-      for (const b of [output, ...inputs]) if (b.released) throw releasedError(b);
+      if (output.released) throw releasedError(output);
+      for (let i = 0; i < inputs.length; i++) {
+        if (inputs[i].released) throw releasedError(inputs[i]);
+      }
       if (l.executable.target === "wasm") {
         const outer = l.executable.program.kernel.outShape[0] ?? 1;
-        const offsets = [output, ...inputs].map((b) => b.block.offset);
+        const offsets = [output.block.offset];
+        for (let i = 0; i < inputs.length; i++) offsets.push(inputs[i].block.offset);
         const fn = this.compileWasm(l.executable);
         const split = output.length >= this.threadMinElements && outer > 1 &&
           this.pool.run(l.executable, fn, offsets, outer);

@@ -170,11 +170,11 @@ function structureOf(outputs: readonly Node[], backend: Backend): Structure {
     const n = order[i];
     if (isSource[i]) {
       hash = mixText(mix(hash, -1), n.dtype);
-      for (const d of n.shape) hash = mixNumber(hash, d);
+      for (let j = 0; j < n.shape.length; j++) hash = mixNumber(hash, n.shape[j]);
       continue;
     }
     hash = mix(hash, n.structureHash);
-    for (const s of n.srcs) hash = mix(hash, local.get(s)!);
+    for (let j = 0; j < n.srcs.length; j++) hash = mix(hash, local.get(n.srcs[j])!);
   }
   return { order, isSource, local, head, hash };
 }
@@ -219,10 +219,10 @@ function planFor(outputs: readonly Node[], backend: Backend): { plan: Plan; orde
   const structure = structureOf(outputs, backend);
   const order = structure.order as Node[];
   const bucket = plans.get(structure.hash);
-  const cached = bucket?.find((c) => sameStructure(c, structure));
-  if (cached !== undefined) {
+  for (let i = 0; bucket !== undefined && i < bucket.length; i++) {
+    if (!sameStructure(bucket[i], structure)) continue;
     planHits++;
-    return { plan: cached.plan, order };
+    return { plan: bucket[i].plan, order };
   }
   planMisses++;
   const plan = buildPlan(outputs, order, {
