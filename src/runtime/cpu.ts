@@ -32,11 +32,12 @@ import { defaultThreads, ThreadPool } from "./threads.ts";
 
 /**
  * Rule THREAD_MIN_ELEMENTS: a Wasm kernel writing fewer elements than this runs on the calling
- * thread alone: waking the workers costs more than the work they would share. Measured with
- * LocalResponseNorm forward (`deno task demo`, 2 cores): (2, 96, 27, 27), 140K elements, ran
- * 0.92 ms on one thread and 0.87 ms on two; (8, 96, 55, 55), 2.3M elements, 18.7 and 13.1 ms.
- * Worker threads also cost memory (a Deno isolate each) and slow finalizers (see backstop.ts),
- * so kernels below a quarter million elements keep to one.
+ * thread alone: sharing it gains nothing. Measured with LocalResponseNorm forward (2 cores, a
+ * whole call with its copies, medians): (2, 96, 27, 27), 140K elements, 448 us on one thread,
+ * 452-508 us split over two (the worker's core does not hold the input the caller just wrote);
+ * (8, 96, 55, 55), 2.3M elements, 6.5 against 5.7 ms. Worker threads also cost memory (a Deno
+ * isolate each) and slow finalizers (see backstop.ts), so kernels below a quarter million
+ * elements keep to one.
  */
 export const THREAD_MIN_ELEMENTS = 262144;
 
