@@ -348,8 +348,10 @@ export function buildKernel(
   // loops over W: longer vector runs, fewer loop headers), which the index rules reveal by
   // cancelling the division and remainder that split the merged variable. Axes are tried
   // innermost first; a merge that leaves a division of the merged variable is undone.
+  // The kernel without merges is lowered only if no merge holds (lowering is most of a first
+  // call's scheduling: LocalResponseNorm forward lowers three times instead of four).
   let groups = node.shape.map((_, i): [number, number] => [i, i + 1]);
-  let built = lowerKernel(node, root, groups, isLoaded);
+  let built: ScheduledKernel | null = null;
   for (let i = groups.length - 2; i >= 0; i--) {
     const merged = [
       ...groups.slice(0, i),
@@ -361,7 +363,7 @@ export function buildKernel(
     groups = merged;
     built = attempt;
   }
-  return built!;
+  return built ?? lowerKernel(node, root, groups, isLoaded)!;
 }
 
 /**
