@@ -15,12 +15,35 @@ Deno.test("threads: changing the count while workers start leaves only the last 
   pool.threads = 2;
   const second = pool.started();
   await Promise.all([first, second]);
-  // the first start's worker was kept running, unreachable, besides the second's
+  // the first start saw the count change before it made any worker: only the second's run
   assertEquals(pool.liveWorkers, 1);
   assertEquals(pool.ready, 2);
   pool.threads = 1;
   assertEquals(pool.liveWorkers, 0);
   assertEquals(pool.ready, 1);
+});
+
+Deno.test("threads: workers started again check in without a turn of the event loop", async () => {
+  // a loop whose awaits all settle at once never gives the event loop a turn: workers that
+  // said they were ready by message were never seen after a restart (the count set to 1 and
+  // back to 2), and every later kernel ran on one thread
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 16, shared: true });
+  const pool = new ThreadPool(memory, 2);
+  await pool.started();
+  assertEquals(pool.ready, 2);
+  pool.threads = 1;
+  pool.threads = 2;
+  const starting = pool.started();
+  for (let i = 0; i < 1000 && pool.liveWorkers === 0; i++) await Promise.resolve();
+  assertEquals(pool.liveWorkers, 1, "the new worker is made within microtasks");
+  // now only synchronous waiting: no task of the event loop runs
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  const until = Date.now() + 20_000;
+  while (pool.ready < 2 && Date.now() < until) Atomics.wait(nap, 0, 0, 5);
+  assertEquals(pool.ready, 2);
+  await starting;
+  pool.threads = 1;
+  assertEquals(pool.liveWorkers, 0);
 });
 
 Deno.test("threads: every row of the outer loop is computed once, whatever the chunks", async () => {

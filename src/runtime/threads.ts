@@ -8,8 +8,9 @@
 // - Workers are `node:worker_threads` workers, `unref()`ed so they never keep a process alive
 //   (a Deno `Worker` that is still running does). Creating one blocks the calling thread for
 //   tens of milliseconds (measured: 65-80 ms in Deno 2.9), so they start right after the first
-//   kernel large enough to split has run (that call pays for it, once); until they are ready,
-//   kernels run on the calling thread.
+//   kernel large enough to split has run (that call pays for it, once); until every worker
+//   has checked in on the shared control array, kernels run on the calling thread (no message
+//   is involved: a loop that never yields to the event loop sees them all the same).
 // - A kernel's module reaches a worker once, by message; the worker instantiates it on the
 //   shared memory. A launch is a write to a shared control array and an `Atomics.notify`; the
 //   workers spin briefly, then wait with `Atomics.waitAsync`, so they can still receive
@@ -26,7 +27,7 @@ import type { Executable } from "../../codegen/compile.ts";
 const MAX_ARGS = 256;
 /**
  * Control array layout (Int32): sequence, workers left, kernel id, arg count, failure flag,
- * outer extent, chunk count, next chunk to claim, args.
+ * outer extent, chunk count, next chunk to claim, workers ready, args.
  */
 const SEQ = 0;
 const LEFT = 1;
@@ -36,7 +37,8 @@ const FAILED = 4;
 const OUTER = 5;
 const CHUNKS = 6;
 const NEXT = 7;
-const ARGS = 8;
+const READY = 8;
+const ARGS = 9;
 const CONTROL_LENGTH = ARGS + MAX_ARGS;
 /**
  * How long a thread that waits for the others (a worker for the next launch, the caller for the
@@ -52,6 +54,10 @@ const CONTROL_LENGTH = ARGS + MAX_ARGS;
 const SPIN_MS = 0.2;
 /** Chunks per thread: enough to even out a late or slowed thread, few enough to stay cheap. */
 const CHUNKS_PER_THREAD = 4;
+
+/** How often `started()` looks whether the workers checked in, and how long at most. */
+const STARTUP_POLL_MS = 2;
+const STARTUP_WAIT_MS = 30_000;
 
 /** The rows `[start, end)` of chunk `c` of `chunks` over `[0, outer)` (the same everywhere). */
 function chunkRange(c: number, chunks: number, outer: number): [number, number] {
@@ -75,7 +81,7 @@ const kernel = (id) =>
   kernels.get(id) ?? new Promise((resolve) => waiting.set(id, () => resolve(kernels.get(id))));
 (async () => {
   let seen = Atomics.load(control, ${SEQ});
-  parentPort.postMessage("ready"); // after reading the sequence: no launch can be missed
+  Atomics.add(control, ${READY}, 1); // after reading the sequence: no launch can be missed
   for (;;) {
     const spinUntil = performance.now() + ${SPIN_MS};
     while (Atomics.load(control, ${SEQ}) === seen && performance.now() < spinUntil) Atomics.pause?.();
@@ -170,7 +176,12 @@ export class ThreadPool {
 
   /** Threads that would run a kernel now (workers still starting do not count). */
   get ready(): number {
-    return this.#control === null ? 1 : this.#workers.length + 1;
+    return this.#allReady() ? this.#workers.length + 1 : 1;
+  }
+
+  /** Whether there are workers and every one has checked in on the control array. */
+  #allReady(): boolean {
+    return this.#control !== null && Atomics.load(this.#control, READY) === this.#workers.length;
   }
 
   /**
@@ -194,6 +205,7 @@ export class ThreadPool {
       }
       return false;
     }
+    if (!this.#allReady()) return false; // still starting
     const control = this.#control;
     const workers = this.#workers;
     const id = this.#send(executable);
@@ -259,30 +271,25 @@ export class ThreadPool {
   /** Creates the workers; `current()` says whether the count was not set since the start. */
   async #startWorkers(current: () => boolean): Promise<void> {
     const { Worker } = await import("node:worker_threads");
+    // the count was set meanwhile (even back to the same number): a later start, if any, has
+    // workers of its own
+    if (!current()) return;
     const buffer = new SharedArrayBuffer(4 * CONTROL_LENGTH);
-    const threads = this.#threads;
     const workers: NodeWorker[] = [];
-    const ready: Promise<unknown>[] = [];
-    for (let i = 0; i < threads - 1; i++) {
+    for (let i = 0; i < this.#threads - 1; i++) {
       const worker = new Worker(WORKER_SOURCE, {
         eval: true,
         workerData: { control: buffer, memory: this.#memory },
       }) as unknown as NodeWorker;
       worker.on("error", () => {});
-      ready.push(new Promise((resolve) => worker.once("message", resolve)));
+      worker.unref(); // a process must be able to end while they idle
       workers.push(worker);
       this.#live++;
     }
-    // referenced until ready (so waiting for them keeps the event loop alive), then never
-    // again: a process must be able to end while they idle
-    await Promise.all(ready);
-    for (const w of workers) w.unref();
-    if (!current()) {
-      // the count was set meanwhile (even back to the same number): a later start, if any,
-      // has workers of its own
-      this.#terminate(workers);
-      return;
-    }
+    // each worker checks in on the control array (READY) once it waits for launches: kernels
+    // use the pool from then on, whether or not the caller's event loop ever turns (a ready
+    // message needed a turn, and a loop whose awaits all settle at once took hundreds of
+    // calls to see it, or never did)
     this.#workers = workers;
     this.#control = new Int32Array(buffer);
   }
@@ -290,6 +297,10 @@ export class ThreadPool {
   /** Starts the workers now, if there are to be any, and waits until they are ready. */
   async started(): Promise<void> {
     if (this.#threads > 1 && this.#control === null) await this.#start();
+    for (let waited = 0; this.#control !== null && !this.#allReady(); waited += STARTUP_POLL_MS) {
+      if (waited >= STARTUP_WAIT_MS) return; // a worker that never started: stay on one thread
+      await new Promise((resolve) => setTimeout(resolve, STARTUP_POLL_MS));
+    }
   }
 
   /** Waits for a start that a large kernel has asked for, if any (starts nothing itself). */
