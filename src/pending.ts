@@ -98,11 +98,17 @@ export function afterStored(nodes: readonly Node[], backend: Backend): void {
   }
 }
 
+/** Whether any reader is protected at all (most programs: none); a dispose asks first. */
+export function hasReaders(): boolean {
+  return readers.size > 0;
+}
+
 /**
  * The protected readers on `device` if any of them reads one of `stored`, else none (dead
  * entries are dropped on the way).
  */
 export function readersOf(stored: ReadonlySet<Node>, device: DeviceName): Node[] {
+  if (readers.size === 0) return [];
   const candidates: Node[] = [];
   for (const [ref, on] of readers) {
     const node = ref.deref();

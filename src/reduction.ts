@@ -15,7 +15,9 @@ function reduceAxes(fn: string, t: Tensor, axis: unknown): number[] {
   if (axis === undefined || axis === null) return shapeOf(t).map((_, i) => i);
   const list = Array.isArray(axis) ? axis : [axis];
   const axes = list.map((a) => normalizeAxis(fn, a, t.ndim));
-  if (new Set(axes).size !== axes.length) fail(fn, "axes must be distinct", axis);
+  if (axes.length > 1 && new Set(axes).size !== axes.length) {
+    fail(fn, "axes must be distinct", axis);
+  }
   return t.ndim === 0 ? [] : axes; // a 0-D tensor accepts axis 0 or -1 and reduces nothing
 }
 

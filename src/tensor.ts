@@ -23,7 +23,7 @@ import { backward } from "./grad.ts";
 import { gradientTargetsChanged, settleIfDead } from "./history.ts";
 import * as movement from "./movement.ts";
 import { acquireHandle, freeValue, releaseHandle, trackCreated } from "./ownership.ts";
-import { awaitValue, replaceWhenStored } from "./pending.ts";
+import { awaitValue, hasReaders, replaceWhenStored } from "./pending.ts";
 import {
   computeReadersOf,
   moveTo,
@@ -313,7 +313,7 @@ export class Tensor {
     // keep shape and dtype, drop the history: a constant of the same type stands in
     this.#node = ir.constant(0, node.shape, node.dtype);
     if (!releaseHandle(node) || realizedBuffer(node, this.device) === undefined) return;
-    computeReadersOf(new Set([node]), this.device); // what the library keeps lazy, computed first
+    if (hasReaders()) computeReadersOf(new Set([node]), this.device); // what the library keeps lazy, computed first
     freeValue(node, backendFor(this.device), "disposed");
   }
   /** `using t = ...` disposes the tensor at the end of the scope. */

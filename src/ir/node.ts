@@ -376,7 +376,7 @@ export function detach(x: Node, fresh = false): Node {
 
 /** Reduces `axes` with `op`; the reduced axes keep length 1 (reshape to drop them). */
 export function reduce(op: ReduceOp, x: Node, axes: readonly number[]): Node {
-  const sorted = [...new Set(axes)].sort((p, q) => p - q);
+  const sorted = axes.length === 1 ? [axes[0]] : [...new Set(axes)].sort((p, q) => p - q);
   check(
     sorted.every((a) => a >= 0 && a < x.shape.length),
     () => `reduce axes ${axes} of rank ${x.shape.length}`,

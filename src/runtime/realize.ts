@@ -158,9 +158,7 @@ interface StructureNode {
 
 function structureOf(outputs: readonly Node[], backend: Backend): Structure {
   const sourceOf = sourceTest(backend.name);
-  const order = topoSort(outputs, sourceOf);
-  const local = new Map<Node, number>();
-  for (let i = 0; i < order.length; i++) local.set(order[i], i);
+  const { order, local } = placesOf(outputs, sourceOf);
   const head = `${backend.name} ${backend.planKey ?? ""} fusion=${fusionEnabled} out=${
     outputs.map((o) => local.get(o)).join(",")
   }`;
@@ -177,6 +175,45 @@ function structureOf(outputs: readonly Node[], backend: Backend): Structure {
     for (let j = 0; j < n.srcs.length; j++) hash = mix(hash, local.get(n.srcs[j])!);
   }
   return { order, isSource, local, head, hash };
+}
+
+/**
+ * `topoSort(outputs, sourceOf)` and each node's place in that order, from one walk whose map of
+ * places is also its set of nodes seen (-1 while a node's sources are walked): a realization
+ * of a small graph allocated a Set and a Map for the two.
+ */
+function placesOf(
+  outputs: readonly Node[],
+  sourceOf: (n: Node) => boolean,
+): { order: Node[]; local: Map<Node, number>; } {
+  const local = new Map<Node, number>();
+  const order: Node[] = [];
+  const stack: Node[] = [];
+  const expanded: boolean[] = [];
+  for (let i = 0; i < outputs.length; i++) {
+    stack.push(outputs[i]);
+    expanded.push(false);
+  }
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    if (expanded.pop()) {
+      local.set(node, order.length);
+      order.push(node);
+      continue;
+    }
+    if (local.has(node)) continue;
+    local.set(node, -1);
+    stack.push(node);
+    expanded.push(true);
+    if (sourceOf(node)) continue;
+    for (let i = node.srcs.length - 1; i >= 0; i--) {
+      if (!local.has(node.srcs[i])) {
+        stack.push(node.srcs[i]);
+        expanded.push(false);
+      }
+    }
+  }
+  return { order, local };
 }
 
 /** Whether `cached` was built for `structure` (the same hash is not proof). */
@@ -342,7 +379,9 @@ export function runPlan(
  */
 export function realizeNodes(outputs: readonly Node[], backend: Backend): void | Promise<void> {
   const { realized, inFlight } = stateOf(backend.name);
-  const pending = [...new Set(outputs.filter((n) => !isReady(n, backend.name)))];
+  const pending = outputs.length === 1
+    ? (isReady(outputs[0], backend.name) ? [] : [outputs[0]]) // the common case, without a Set
+    : [...new Set(outputs.filter((n) => !isReady(n, backend.name)))];
   if (pending.length === 0) return;
   // a node already being computed (an asynchronous run in flight) is waited for, not redone
   const busy = pending.flatMap((n) => inFlight.get(n) ?? []);
