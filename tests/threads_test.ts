@@ -3,7 +3,8 @@
 // chunks over two and three threads.
 
 import { ThreadPool } from "../src/runtime/threads.ts";
-import { assertEquals } from "./assert.ts";
+import { assertEquals, assertMatch, assertThrows } from "./assert.ts";
+import type { Executable } from "../codegen/compile.ts";
 import { tensor } from "../mod.ts";
 import { onBackend } from "./helpers.ts";
 
@@ -44,6 +45,41 @@ Deno.test("threads: workers started again check in without a turn of the event l
   await starting;
   pool.threads = 1;
   assertEquals(pool.liveWorkers, 0);
+});
+
+/** A module from its bytes written in hex. */
+function moduleBytes(hex: string): Uint8Array {
+  return Uint8Array.from(hex.match(/../g)!, (byte) => parseInt(byte, 16));
+}
+
+Deno.test("threads: a module a worker cannot instantiate fails the launch, never hangs it", async () => {
+  // (module (import "env" "f" (func)) (func (export "k"))): the workers provide only the
+  // memory, so instantiating it throws a LinkError in each worker (which used to kill it and
+  // leave the caller waiting for good)
+  const broken = moduleBytes(
+    "0061736d01000000" + "010401600000" + "02090103656e760166" + "0000" + "03020100" +
+      "070501016b0001" + "0a040102000b",
+  );
+  // (module (func (export "k")))
+  const fine = moduleBytes(
+    "0061736d01000000" + "010401600000" + "03020100" + "070501016b0000" +
+      "0a040102000b",
+  );
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 16, shared: true });
+  const pool = new ThreadPool(memory, 2);
+  await pool.started();
+  // the calling thread takes its chunks slowly, so the worker claims some
+  const slowly = () => {
+    const until = performance.now() + 5;
+    while (performance.now() < until) { /* busy */ }
+  };
+  const broke = { name: "k", binary: broken } as unknown as Executable;
+  const error = assertThrows(() => pool.run(broke, slowly, [], 8));
+  assertMatch(String(error), /failed in a worker thread/);
+  // the pool still runs what it can afterwards
+  const ok = { name: "k", binary: fine } as unknown as Executable;
+  assertEquals(pool.run(ok, slowly, [], 8), true);
+  pool.threads = 1;
 });
 
 Deno.test("threads: every row of the outer loop is computed once, whatever the chunks", async () => {

@@ -73,8 +73,17 @@ const chunkRange = ${chunkRange.toString()};
 const kernels = new Map();
 const waiting = new Map();
 parentPort.on("message", ({ id, module, name }) => {
-  const instance = new WebAssembly.Instance(module, { env: { memory } });
-  kernels.set(id, instance.exports[name]);
+  // a module that fails here fails the launches that use it (caught below), never the worker:
+  // a worker that dies leaves the caller waiting for it to check in
+  let fn;
+  try {
+    fn = new WebAssembly.Instance(module, { env: { memory } }).exports[name];
+  } catch (error) {
+    fn = () => {
+      throw error;
+    };
+  }
+  kernels.set(id, fn);
   waiting.get(id)?.();
 });
 const kernel = (id) =>
@@ -294,12 +303,16 @@ export class ThreadPool {
     this.#control = new Int32Array(buffer);
   }
 
-  /** Starts the workers now, if there are to be any, and waits until they are ready. */
+  /**
+   * Starts the workers now, if there are to be any, and waits until they are ready (those of
+   * the latest count, if it is set meanwhile).
+   */
   async started(): Promise<void> {
-    if (this.#threads > 1 && this.#control === null) await this.#start();
-    for (let waited = 0; this.#control !== null && !this.#allReady(); waited += STARTUP_POLL_MS) {
-      if (waited >= STARTUP_WAIT_MS) return; // a worker that never started: stay on one thread
-      await new Promise((resolve) => setTimeout(resolve, STARTUP_POLL_MS));
+    const deadline = performance.now() + STARTUP_WAIT_MS;
+    while (this.#threads > 1 && !this.#allReady()) {
+      if (performance.now() > deadline) return; // a worker that never started: stay on one
+      if (this.#control === null) await this.#start();
+      else await new Promise((resolve) => setTimeout(resolve, STARTUP_POLL_MS));
     }
   }
 
