@@ -313,7 +313,8 @@ export class Tensor {
     // keep shape and dtype, drop the history: a constant of the same type stands in
     this.#node = ir.constant(0, node.shape, node.dtype);
     if (!releaseHandle(node) || realizedBuffer(node, this.device) === undefined) return;
-    if (hasReaders()) computeReadersOf(new Set([node]), this.device); // what the library keeps lazy, computed first
+    // what the library keeps lazy and still reads this value is computed first
+    if (hasReaders()) computeReadersOf(new Set([node]), this.device);
     freeValue(node, backendFor(this.device), "disposed");
   }
   /** `using t = ...` disposes the tensor at the end of the scope. */

@@ -2,7 +2,7 @@
 // that keeps a walk out of a boundary node's history.
 
 import * as ir from "../src/ir/node.ts";
-import { topoSort } from "../src/ir/graph.ts";
+import { topoPlaces, topoSort } from "../src/ir/graph.ts";
 import { assert, assertEquals } from "./assert.ts";
 
 let nextRef = 3_000_000;
@@ -30,6 +30,19 @@ Deno.test("topoSort: a stop node is included but its sources are not walked", ()
   // x is still reached through the other operand of y
   assertEquals(order.includes(x), true);
   assertEquals(order.length, 3);
+});
+
+Deno.test("topoPlaces: topoSort's order, and each node's place in it", () => {
+  const x = buf([3]);
+  const stop = ir.unary("log", ir.unary("exp", x));
+  const e = ir.unary("neg", x);
+  const y = ir.binary("add", ir.binary("mul", e, stop), e);
+  const z = ir.binary("sub", y, x);
+  const roots = [z, y];
+  const { order, places } = topoPlaces(roots, (n) => n === stop);
+  assertEquals(order, topoSort(roots, (n) => n === stop));
+  assertEquals(places.size, order.length); // every node seen is placed, none left at -1
+  order.forEach((n, i) => assertEquals(places.get(n), i));
 });
 
 Deno.test("topoSort: a 100,000-op chain does not overflow the call stack", () => {

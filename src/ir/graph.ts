@@ -16,33 +16,46 @@ export function topoSort<T extends WithSources<T>>(
   roots: readonly T[],
   stopAt?: (n: T) => boolean,
 ): T[] {
-  const seen = new Set<T>();
+  return topoPlaces(roots, stopAt).order;
+}
+
+/**
+ * {@link topoSort}'s order, and each vertex's place in it: the map of places is also the walk's
+ * record of the vertices seen (-1 while a vertex's sources are walked), so a caller that needs
+ * both (the plan cache keys a graph by places) allocates one map, not a set and a map.
+ */
+export function topoPlaces<T extends WithSources<T>>(
+  roots: readonly T[],
+  stopAt?: (n: T) => boolean,
+): { order: T[]; places: Map<T, number>; } {
+  const places = new Map<T, number>();
   const order: T[] = [];
   // two parallel stacks (no pair allocated per visit): a vertex, and whether its sources were
   // pushed already (then it is placed when it comes back up)
   const stack: T[] = [];
   const expanded: boolean[] = [];
-  for (const r of roots) {
-    stack.push(r);
+  for (let i = 0; i < roots.length; i++) {
+    stack.push(roots[i]);
     expanded.push(false);
   }
   while (stack.length > 0) {
     const node = stack.pop()!;
     if (expanded.pop()) {
+      places.set(node, order.length);
       order.push(node);
       continue;
     }
-    if (seen.has(node)) continue;
-    seen.add(node);
+    if (places.has(node)) continue;
+    places.set(node, -1);
     stack.push(node);
     expanded.push(true);
     if (stopAt?.(node)) continue; // a boundary: included, its sources not walked
     for (let i = node.srcs.length - 1; i >= 0; i--) {
-      if (!seen.has(node.srcs[i])) {
+      if (!places.has(node.srcs[i])) {
         stack.push(node.srcs[i]);
         expanded.push(false);
       }
     }
   }
-  return order;
+  return { order, places };
 }

@@ -290,8 +290,8 @@ function argKey(arg: unknown): string {
 
 function freezeDeep<T>(value: T): T {
   if (value === null || typeof value !== "object" || "id" in value) return value;
-  if (Array.isArray(value)) { for (let i = 0; i < value.length; i++) freezeDeep(value[i]); }
-  else for (const k in value) freezeDeep((value as Record<string, unknown>)[k]);
+  const parts: readonly unknown[] = Array.isArray(value) ? value : Object.values(value);
+  for (let i = 0; i < parts.length; i++) freezeDeep(parts[i]);
   return Object.freeze(value);
 }
 

@@ -16,7 +16,7 @@ import { HASH_SEED, mix, mixNumber, mixText, sameArg, sameShape } from "../ir/ha
 import type { Op } from "../ir/ops.ts";
 import type { DType } from "../ir/dtype.ts";
 import { printGraph } from "../ir/print.ts";
-import { topoSort } from "../ir/graph.ts";
+import { topoPlaces, topoSort } from "../ir/graph.ts";
 import { buildPlan, type Plan } from "../../codegen/plan.ts";
 import { BoundedCache } from "../../codegen/cache.ts";
 import type { Backend, DeviceBuffer, DeviceName, Launch } from "./device.ts";
@@ -158,7 +158,7 @@ interface StructureNode {
 
 function structureOf(outputs: readonly Node[], backend: Backend): Structure {
   const sourceOf = sourceTest(backend.name);
-  const { order, local } = placesOf(outputs, sourceOf);
+  const { order, places: local } = topoPlaces(outputs, sourceOf);
   const head = `${backend.name} ${backend.planKey ?? ""} fusion=${fusionEnabled} out=${
     outputs.map((o) => local.get(o)).join(",")
   }`;
@@ -175,45 +175,6 @@ function structureOf(outputs: readonly Node[], backend: Backend): Structure {
     for (let j = 0; j < n.srcs.length; j++) hash = mix(hash, local.get(n.srcs[j])!);
   }
   return { order, isSource, local, head, hash };
-}
-
-/**
- * `topoSort(outputs, sourceOf)` and each node's place in that order, from one walk whose map of
- * places is also its set of nodes seen (-1 while a node's sources are walked): a realization
- * of a small graph allocated a Set and a Map for the two.
- */
-function placesOf(
-  outputs: readonly Node[],
-  sourceOf: (n: Node) => boolean,
-): { order: Node[]; local: Map<Node, number>; } {
-  const local = new Map<Node, number>();
-  const order: Node[] = [];
-  const stack: Node[] = [];
-  const expanded: boolean[] = [];
-  for (let i = 0; i < outputs.length; i++) {
-    stack.push(outputs[i]);
-    expanded.push(false);
-  }
-  while (stack.length > 0) {
-    const node = stack.pop()!;
-    if (expanded.pop()) {
-      local.set(node, order.length);
-      order.push(node);
-      continue;
-    }
-    if (local.has(node)) continue;
-    local.set(node, -1);
-    stack.push(node);
-    expanded.push(true);
-    if (sourceOf(node)) continue;
-    for (let i = node.srcs.length - 1; i >= 0; i--) {
-      if (!local.has(node.srcs[i])) {
-        stack.push(node.srcs[i]);
-        expanded.push(false);
-      }
-    }
-  }
-  return { order, local };
 }
 
 /** Whether `cached` was built for `structure` (the same hash is not proof). */
