@@ -122,7 +122,6 @@ interface NodeWorker {
   unref(): void;
   terminate(): Promise<number>;
   on(event: "error", listener: (error: unknown) => void): void;
-  once(event: "message", listener: (message: unknown) => void): void;
 }
 
 /** Threads available here by default: the hardware's, where the runtime says. */
