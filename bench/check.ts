@@ -424,7 +424,9 @@ export function formatWideTable(
 /**
  * @lucid/nn against each peer: per group, the peer's median over ours (above 1: we are faster),
  * on cpu against our fused Wasm row with the peer's threads (one thread against one-thread peers,
- * every core against the others), on webgpu against our webgpu row.
+ * every core against the others), on webgpu against our webgpu row. A one-thread peer gets a
+ * second line against our row on every core, the library's default (and the form issue 12's
+ * targets take: the peers as they ship against ours as it ships).
  */
 export function formatPeerTable(entry: HistoryEntry): string {
   const split = (k: string) => [k.slice(0, k.indexOf(" | ")), k.slice(k.indexOf(" | ") + 3)];
@@ -433,26 +435,29 @@ export function formatPeerTable(entry: HistoryEntry): string {
   const names = [...new Set(keys.map((k) => split(k)[1]))];
   const isPeer = (n: string) => !n.startsWith("@lucid/nn") && !n.startsWith("hand-written");
   const fused = names.filter((n) => n.startsWith("@lucid/nn fused"));
-  const ours = (peer: string) => {
-    if (peer.includes("webgpu")) return fused.find((n) => n.includes("webgpu"));
-    const cpuRows = fused.filter((n) => !n.includes("webgpu"));
-    const oneThread = peer.includes("1 thread");
-    return cpuRows.find((n) => n.includes("wasm") && n.includes("1 thread") === oneThread) ??
-      cpuRows[0];
+  const cpuRows = fused.filter((n) => !n.includes("webgpu"));
+  const wasmRow = (oneThread: boolean) =>
+    cpuRows.find((n) => n.includes("wasm") && n.includes("1 thread") === oneThread) ?? cpuRows[0];
+  const ours = (peer: string): (string | undefined)[] => {
+    if (peer.includes("webgpu")) return [fused.find((n) => n.includes("webgpu"))];
+    if (!peer.includes("1 thread")) return [wasmRow(false)];
+    const everyCore = wasmRow(false);
+    return [wasmRow(true), ...(everyCore === wasmRow(true) ? [] : [everyCore])];
   };
   const lines = [
     `| peer median / @lucid/nn median | ${groups.join(" | ")} |`,
     `|---|${groups.map(() => "--:").join("|")}|`,
   ];
   for (const peer of names.filter(isPeer)) {
-    const mine = ours(peer);
-    if (mine === undefined) continue;
-    const cells = groups.map((g) => {
-      const a = entry.medianMs[rowKey(g, peer)];
-      const b = entry.medianMs[rowKey(g, mine)];
-      return a === undefined || b === undefined ? "—" : `${(a / b).toFixed(2)}`;
-    });
-    lines.push(`| ${peer} vs ${mine.replace("@lucid/nn ", "")} | ${cells.join(" | ")} |`);
+    for (const mine of ours(peer)) {
+      if (mine === undefined) continue;
+      const cells = groups.map((g) => {
+        const a = entry.medianMs[rowKey(g, peer)];
+        const b = entry.medianMs[rowKey(g, mine)];
+        return a === undefined || b === undefined ? "—" : `${(a / b).toFixed(2)}`;
+      });
+      lines.push(`| ${peer} vs ${mine.replace("@lucid/nn ", "")} | ${cells.join(" | ")} |`);
+    }
   }
   return lines.join("\n");
 }

@@ -295,7 +295,7 @@ Deno.test("limitFor: 25% for cpu rows, 50% for webgpu rows, 100% for first calls
   assert(!at(16));
 });
 
-Deno.test("formatPeerTable: one-thread peers against our one-thread row, others against all cores", () => {
+Deno.test("formatPeerTable: one-thread peers against our one-thread row and all cores, others against all cores", () => {
   const machine = { cpu: "c", cores: 2, runtime: "Deno/2.9.6", os: "linux" };
   const medianMs = {
     [rowKey("A fwd", LOOP)]: 4,
@@ -311,6 +311,7 @@ Deno.test("formatPeerTable: one-thread peers against our one-thread row, others 
   const lines = formatPeerTable(entry).split("\n").slice(2);
   assertEquals(lines, [
     "| tfjs wasm (1 thread) vs fused, wasm, 1 thread | 1.50 |",
+    "| tfjs wasm (1 thread) vs fused, wasm, 2 threads | 3.00 |",
     `| ${PEER} vs fused, wasm, 2 threads | 1.50 |`,
     "| jax-js webgpu (llvmpipe) vs fused, webgpu (llvmpipe) | 0.50 |",
   ]);
