@@ -137,6 +137,10 @@ function lowerStep(
     requests: [[src, inner]],
     finish: ([x]) => make(x),
   });
+  // Rule EMPTY_VALUE: a value with no elements is read only in lanes a validity predicate
+  // discards or in loops of no iterations (padding an empty tensor, summing over an empty axis),
+  // so it lowers to 0 with no index arithmetic (a reshape of empty axes would divide by zero)
+  if (!isRoot && node.numel === 0) return b.constant(0, type);
   if (node.op === "buffer" || (!isRoot && ctx.isLoaded(node))) {
     return b.load(ctx.slotOf(node), linearIndex(b, at, node.shape), type);
   }

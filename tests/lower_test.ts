@@ -2,9 +2,9 @@
 // deeper than the JavaScript call stack realize and differentiate, on cpu and (with the
 // schedule's MAX_KERNEL_OPS keeping each shader small) on webgpu.
 
-import { kernels, tensor } from "../mod.ts";
+import { kernels, setFusion, type Tensor, tensor } from "../mod.ts";
 import { assertEquals } from "./assert.ts";
-import { webgpuAvailable } from "./helpers.ts";
+import { onBackend, testBackends, webgpuAvailable } from "./helpers.ts";
 
 Deno.test("lower: a 100,000-op chain realizes and differentiates on cpu", async () => {
   const x = tensor([0.5, -2], { requiresGrad: true });
@@ -50,3 +50,48 @@ Deno.test({
     assertEquals(Array.from(await x.grad!.data()), [1, 1, 1]);
   },
 });
+
+// Rule EMPTY_VALUE: results that read a value of no elements (through padding, or a reduction
+// over an empty axis) on every backend, fused and unfused. The empty value reached through a
+// reshape of empty axes used to divide by zero in the index arithmetic (an Error, every backend).
+for (const backend of testBackends) {
+  Deno.test(`lower: results reading empty values on ${backend.name}`, () =>
+    onBackend(backend, async () => {
+      const device = backend.device;
+      const empty = () => tensor(new Float32Array(0), { shape: [0, 2, 0], device });
+      const emptyInt = () => tensor(new Int32Array(0), { shape: [2, 0, 3], device });
+      const cases: [string, () => Tensor, number[], number[]][] = [
+        ["reshape then pad", () => empty().reshape(0).pad([[1, 1]], 1.5), [2], [1.5, 1.5]],
+        ["reshape then sum", () => empty().reshape(0).sum(), [], [0]],
+        ["reshape, sum over the empty axis", () => empty().reshape(0, 3).sum(0), [3], [0, 0, 0]],
+        [
+          "reshape, permute, pad",
+          () => empty().reshape(0, 3).permute(1, 0).pad([[0, 0], [1, 0]], 2),
+          [3, 1],
+          [2, 2, 2],
+        ],
+        ["exp of a reshape, padded", () => empty().reshape(0).exp().pad([[2, 0]], -1), [2], [
+          -1,
+          -1,
+        ]],
+        ["int32: reshape, sum", () => emptyInt().reshape(0, 6).sum(0), [6], [0, 0, 0, 0, 0, 0]],
+      ];
+      for (const fusion of [true, false]) {
+        setFusion(fusion);
+        try {
+          for (const [name, make, shape, want] of cases) {
+            const t = make();
+            assertEquals(t.shape, shape, name);
+            assertEquals(Array.from(await t.data()), want, `${name}, fusion ${fusion}`);
+          }
+        } finally {
+          setFusion(true);
+        }
+      }
+      // and the gradient of such a result: an empty gradient of the empty leaf's shape
+      const x = tensor(new Float32Array(0), { shape: [0, 2, 0], device, requiresGrad: true });
+      x.reshape(0).pad([[1, 1]], 1.5).mul(tensor([3, 4], { device })).sum().backward();
+      assertEquals(x.grad!.shape, [0, 2, 0]);
+      assertEquals(Array.from(await x.grad!.data()), []);
+    }));
+}
