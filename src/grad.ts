@@ -7,7 +7,7 @@ import * as ir from "./ir/node.ts";
 import type { Node } from "./ir/node.ts";
 import { backwardNodes } from "./autodiff.ts";
 import { settleIfDead } from "./history.ts";
-import { untracked } from "./ownership.ts";
+import { trackCreated, trackDropped, untracked } from "./ownership.ts";
 import { protectReader } from "./pending.ts";
 import { createTensor, leafRequiringGrad, liveNode, nodeOf, Tensor } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
@@ -52,9 +52,14 @@ export function backward(t: Tensor, gradient?: Tensor): void {
     const previous = leaf.grad === null || leaf.grad.isDisposed ? null : nodeOf(leaf.grad);
     if (previous !== null) settleIfDead(previous); // built upon: drop a history no one needs
     const sum = previous === null ? g : ir.binary("add", previous, ir.castTo(g, previous.dtype));
-    // the leaf owns its gradient: it outlives any tidy() scope the backward pass ran in, and
-    // storage it reads is not freed under it (it is computed first)
-    leaf.grad = untracked(() => createTensor(sum, leaf.device, false, true));
+    // the leaf owns its gradient: it outlives the tidy() scope the backward pass ran in while
+    // the leaf holds it and lives (cleared by zeroGrad, replaced by a later sum, or with its
+    // leaf disposed, the scope disposes it), and storage it reads is not freed under it (it is
+    // computed first)
+    const gradient = untracked(() => createTensor(sum, leaf.device, false, true));
+    trackCreated(gradient, () => (leaf.grad === gradient && !leaf.isDisposed ? leaf : null));
+    if (leaf.grad !== null) trackDropped(leaf.grad);
+    leaf.grad = gradient;
     protectReader(sum, leaf.device);
   }
 }

@@ -7,7 +7,8 @@
 // collected instead (runtime/lifetime.ts), never too early.
 //
 // It also keeps the stack of tidy() scopes: the tensors created while a scope is open, which
-// the scope disposes when it closes (TensorFlow.js's convention, see tidy.ts).
+// the scope disposes when it closes (TensorFlow.js's convention, see tidy.ts), except those a
+// living tensor still holds (a leaf's gradient).
 
 import { isSettled, type Node, unshare } from "./ir/node.ts";
 import type { Backend } from "./runtime/device.ts";
@@ -54,9 +55,36 @@ export interface Owned {
 const scopes: Owned[][] = [];
 const kept = new WeakSet<Owned>();
 
-/** Records a newly created tensor in the innermost open scope, if any. */
-export function trackCreated(t: Owned): void {
-  if (scopes.length > 0) scopes[scopes.length - 1].push(t);
+/** For a tracked tensor something else may hold (a gradient): who holds it now, if anyone. */
+const holders = new WeakMap<Owned, () => Owned | null>();
+
+/**
+ * Records a newly created tensor in the innermost open scope, if any. `holder`, for a tensor
+ * that another one holds (a gradient, held by its leaf's `grad`), says who holds it now: a scope
+ * keeps it while its holder does and is not disposed with the scope.
+ */
+export function trackCreated(t: Owned, holder?: () => Owned | null): void {
+  if (holder !== undefined) holders.set(t, holder);
+  if (scopes.length === 0) return;
+  const scope = scopes[scopes.length - 1];
+  scope.push(t);
+  scopeOf.set(t, scope);
+}
+
+/** The scope that tracks each tracked tensor (so a tensor is tracked once). */
+const scopeOf = new WeakMap<Owned, Owned[]>();
+
+/**
+ * Hands a tensor the library has let go of (a gradient cleared by zeroGrad or replaced by a
+ * later sum) to the innermost open scope, if any: disposed when the scope closes unless it is
+ * returned, kept or held again. Without a scope it is left to garbage collection.
+ */
+export function trackDropped(t: Owned): void {
+  if (scopes.length === 0) return;
+  const scope = scopes[scopes.length - 1];
+  if (scopeOf.get(t) === scope) return;
+  scope.push(t);
+  scopeOf.set(t, scope);
 }
 
 /** Runs `fn` with no scope tracking what it creates (for tensors the library keeps). */
@@ -91,9 +119,25 @@ export function openScope(): (
     }
     scopes.pop();
     const parent = scopes[scopes.length - 1];
-    const doomed = scope.filter((t) => !kept.has(t) && !survivors.has(t));
+    const unwanted = scope.filter((t) => !kept.has(t) && !survivors.has(t));
+    // a held tensor (a gradient) stays while its holder stays: held by a tensor that is not
+    // disposed now (nor was before), it survives the scope like a returned one
+    const leaving = new Set(unwanted);
+    const isHeld = (t: Owned) => {
+      const holder = holders.get(t)?.();
+      return holder !== null && holder !== undefined && !leaving.has(holder);
+    };
+    const held = new Set(unwanted.filter(isHeld));
+    const doomed = unwanted.filter((t) => !held.has(t));
     for (const t of scope) {
-      if (survivors.has(t) && !kept.has(t)) parent?.push(t); // the enclosing scope owns it now
+      // the enclosing scope owns them now
+      if ((survivors.has(t) && !kept.has(t)) || held.has(t)) {
+        if (parent === undefined) scopeOf.delete(t);
+        else if (scopeOf.get(t) !== parent) {
+          parent.push(t);
+          scopeOf.set(t, parent);
+        }
+      }
     }
     prepare?.(doomed);
     for (const t of doomed) t.dispose();

@@ -22,7 +22,13 @@ import { installElementwise } from "./elementwise.ts";
 import { backward } from "./grad.ts";
 import { gradientTargetsChanged, settleIfDead } from "./history.ts";
 import * as movement from "./movement.ts";
-import { acquireHandle, freeValue, releaseHandle, trackCreated } from "./ownership.ts";
+import {
+  acquireHandle,
+  freeValue,
+  releaseHandle,
+  trackCreated,
+  trackDropped,
+} from "./ownership.ts";
 import { awaitValue, hasReaders, replaceWhenStored } from "./pending.ts";
 import {
   computeReadersOf,
@@ -158,8 +164,13 @@ export class Tensor {
     return this.#isLeaf;
   }
 
-  /** Clears the accumulated gradient (`grad` becomes null). */
+  /**
+   * Clears the accumulated gradient (`grad` becomes null). Inside `tidy`, the cleared gradient
+   * is disposed when the scope closes (unless it is returned or kept); outside, it is left to
+   * garbage collection.
+   */
   zeroGrad(): void {
+    if (this.grad !== null) trackDropped(this.grad);
     this.grad = null;
   }
 

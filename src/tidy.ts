@@ -2,7 +2,9 @@
 // tensor created while `fn` runs, except the ones it returns (alone, or in arrays, plain objects,
 // Maps and Sets, nested) and the ones passed to `keep`. Scopes nest: what an inner tidy returns
 // belongs to the enclosing one. Gradients that backward() stores in a leaf's `grad` belong to
-// the leaf, not to the scope, and so do an optimizer's state tensors.
+// the leaf while it holds them and lives, and an optimizer's state tensors to the optimizer; a
+// gradient the library lets go of while a scope is open (zeroGrad, a later sum replacing it, its
+// leaf disposed by the scope) is the scope's to dispose (src/ownership.ts).
 //
 // Tensors are lazy, so a returned tensor may not be computed yet and still need the storage of a
 // tensor the scope is about to dispose (`tidy(() => lrn.forward(randn(...)))`). Such results are

@@ -3,7 +3,7 @@
 // tensors to the enclosing scope; a throwing fn still cleans up; async fns are refused; shared
 // values (a returned tensor sharing an inner tensor's node) survive.
 
-import { keep, memory, nn, randn, type Tensor, tensor, tidy } from "../mod.ts";
+import { keep, memory, nn, optim, randn, type Tensor, tensor, tidy } from "../mod.ts";
 import { testDevices } from "./helpers.ts";
 import { assert, assertEquals, assertRejects, assertStrictEquals, assertThrows } from "./assert.ts";
 
@@ -159,6 +159,88 @@ Deno.test("tidy: gradients stored by backward() belong to the leaf, not the scop
   assert(w.grad !== null && !w.grad.isDisposed);
   assertEquals(Array.from(await w.grad.data()), [2, 4, 6]);
   assertEquals(await loss.item(), 14);
+});
+
+Deno.test("tidy: the gradient of a leaf the scope disposes is disposed with it", () => {
+  const before = memory().cpu;
+  let leaf: Tensor | null = null;
+  for (let i = 0; i < 50; i++) {
+    tidy(() => {
+      const x = tensor([1, 2, 3, 4], { requiresGrad: true });
+      x.square().sum().backward();
+      assertEquals(Array.from(x.grad!.dataSync()), [2, 4, 6, 8]); // d sum(x^2) = 2x, realized
+      leaf = x;
+    });
+    assert(leaf!.isDisposed && leaf!.grad!.isDisposed);
+  }
+  // a loop that never yields (dataSync only) frees it all the same: nothing waits for GC
+  assertEquals(memory().cpu.liveTensors, before.liveTensors);
+  assertEquals(memory().cpu.bytesInUse, before.bytesInUse);
+});
+
+Deno.test("tidy: gradients cleared or replaced inside a scope are disposed at its end", async () => {
+  const p = tensor([3, -1], { requiresGrad: true });
+  const target = tensor([1, 1]);
+  const opt = new optim.SGD([p], { lr: 0.25 });
+  const step = () =>
+    tidy(() => {
+      opt.zeroGrad();
+      const loss = p.sub(target).square().sum();
+      loss.backward();
+      opt.step();
+      return loss.dataSync()[0]; // a loop that never yields to the event loop
+    });
+  step();
+  const before = memory().cpu;
+  const losses: number[] = [];
+  for (let i = 0; i < 100; i++) losses.push(step());
+  // the loop holds the same storage after 100 steps: the gradient each zeroGrad cleared (made,
+  // and realized by the update, in the scope before) is gone
+  assertEquals(memory().cpu.liveTensors, before.liveTensors);
+  assertEquals(memory().cpu.bytesInUse, before.bytesInUse);
+  // and it trains: p - t halves each step (p -= 0.25 * 2 (p - t)), from (2, -2) after step 1
+  assertEquals(losses[0], 8 / 4);
+  assert(losses[99] < 1e-20, `${losses[99]}`);
+  // the gradient a leaf still holds survives: 2 (p - t) of the last step's p
+  const held = p.grad!;
+  assert(!held.isDisposed);
+
+  // accumulation: the first gradient object is replaced by the sum, and disposed at the end
+  const w = tensor([1, 2], { requiresGrad: true });
+  let first: Tensor | null = null;
+  tidy(() => {
+    w.mul(3).sum().backward();
+    first = w.grad;
+    w.square().sum().backward();
+  });
+  assert(first!.isDisposed);
+  assertEquals(Array.from(await w.grad!.data()), [3 + 2, 3 + 4]); // 3 + 2w
+
+  // a cleared gradient the scope returns survives; so does one that is kept
+  const [returned, kept] = tidy(() => {
+    w.zeroGrad();
+    w.sum().backward();
+    const g1 = w.grad!;
+    w.zeroGrad();
+    w.mul(2).sum().backward();
+    const g2 = w.grad!;
+    w.zeroGrad();
+    return [g1, keep(g2)];
+  });
+  assertEquals(Array.from(await returned.data()), [1, 1]);
+  assertEquals(Array.from(await kept.data()), [2, 2]);
+  assertEquals(w.grad, null);
+
+  // nested: a gradient made in an inner scope and held passes to the outer one, which disposes
+  // it when it is cleared there
+  let inner: Tensor | null = null;
+  tidy(() => {
+    tidy(() => w.sum().backward());
+    inner = w.grad;
+    assert(!inner!.isDisposed);
+    w.zeroGrad();
+  });
+  assert(inner!.isDisposed);
 });
 
 Deno.test("tidy: a loop of tidy scopes holds no storage beyond what it returns", async () => {

@@ -72,9 +72,9 @@ export abstract class Optimizer {
     }
   }
 
-  /** Sets every parameter's gradient to null. */
+  /** Sets every parameter's gradient to null (as `Tensor.zeroGrad`: inside `tidy`, disposed at its end). */
   zeroGrad(): void {
-    for (const p of this.params) p.grad = null;
+    for (const p of this.params) p.zeroGrad();
   }
 
   /** Updates parameter `index` (`p`) from its gradient `g` with `assign`; runs under noGrad. */
