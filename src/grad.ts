@@ -57,7 +57,12 @@ export function backward(t: Tensor, gradient?: Tensor): void {
     // leaf disposed, the scope disposes it), and storage it reads is not freed under it (it is
     // computed first)
     const gradient = untracked(() => createTensor(sum, leaf.device, false, true));
-    trackCreated(gradient, () => (leaf.grad === gradient && !leaf.isDisposed ? leaf : null));
+    // (weakly: a gradient kept after its leaf is dropped must not keep the leaf's storage)
+    const holder = new WeakRef(leaf);
+    trackCreated(gradient, () => {
+      const held = holder.deref();
+      return held !== undefined && held.grad === gradient && !held.isDisposed ? held : null;
+    });
     if (leaf.grad !== null) trackDropped(leaf.grad);
     leaf.grad = gradient;
     protectReader(sum, leaf.device);
