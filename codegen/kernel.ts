@@ -256,7 +256,7 @@ const POW_FORMS: ReadonlyMap<number, (b: ExprBuilder, x: Expr) => Expr> = new Ma
   [-0.25, (b, x) => b.unary("recip", b.unary("sqrt", b.unary("sqrt", x)))], // x ** -0.25 = 1 / sqrt(sqrt(x)): shares sqrt(sqrt(x)) with x ** 0.75 (LRN's backward has both)
   [-0.75, (b, x) => b.mul(b.unary("rsqrt", x), b.unary("sqrt", b.unary("rsqrt", x)))], // x**-0.5 * x**-0.25: no overflow of x**1.5
   [-1, (b, x) => b.unary("recip", x)], // x ** -1 = 1 / x
-  [-2, (b, x) => b.unary("recip", b.mul(x, x))], // x ** -2 = 1 / (x * x)
+  [-2, (b, x) => b.mul(b.unary("recip", x), b.unary("recip", x))], // (1 / x) ** 2: x * x would overflow where x ** -2 is still a float (1 / 1.9e19 ** 2 is 2.8e-39)
 ]);
 
 /**

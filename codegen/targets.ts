@@ -280,9 +280,14 @@ const UNARY_DECOMPOSITIONS: Partial<Record<KUnaryOp, UnaryRewrite>> = {
     }
     return t.b.select(t.b.le(t.c(0.125, x), abs), far, near0);
   },
-  // sigmoid(x) = 1 / (1 + e^-x)
-  sigmoid: (t, x) =>
-    t.unary("recip", t.binary("add", t.c(1, x), t.unary("exp", t.unary("neg", x)))),
+  // sigmoid(x) = 1 / (1 + e^-x) for x >= 0, and e^x / (1 + e^x) below, where e^-x would
+  // overflow before the result underflows (sigmoid(-90) is 8.2e-40, a float32 subnormal): one
+  // exp of -|x| serves both (NaN takes the first form and stays NaN)
+  sigmoid: (t, x) => {
+    const e = t.unary("exp", t.unary("neg", t.unary("abs", x)));
+    const positive = t.unary("recip", t.binary("add", t.c(1, x), e));
+    return t.b.select(t.b.lt(x, t.c(0, x)), t.binary("mul", e, positive), positive);
+  },
 };
 
 /**

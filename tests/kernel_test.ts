@@ -16,7 +16,15 @@ import {
   assertStringIncludes,
   assertThrows,
 } from "./assert.ts";
-import { assertClose, handKernel, plannedKernelIR, reference, withCpuKernels } from "./helpers.ts";
+import {
+  assertClose,
+  handKernel,
+  onBackend,
+  plannedKernelIR,
+  reference,
+  testBackends,
+  withCpuKernels,
+} from "./helpers.ts";
 
 /** Every op in an expression DAG (reduce bodies included). */
 function opsOf(e: Expr): Set<string> {
@@ -167,6 +175,38 @@ Deno.test("pow with a constant exponent: sqrt / rsqrt / reciprocal forms, no Mat
     assertStringIncludes(src, "Math.sqrt(");
     assert(kernels(positive([4]).pow(0.3))[0].source.includes("Math.pow"));
   }));
+
+// The forms must not overflow or underflow in a step where the pow itself does not: x ** -2 as
+// 1 / (x * x) gave 0 for |x| > 1.8e19 in float32 (x * x overflows; 1.9e19 ** -2 is 2.8e-39).
+for (const backend of testBackends.filter((b) => b.device === "cpu")) {
+  Deno.test(`pow forms at the ends of the float range on ${backend.name}`, () =>
+    onBackend(backend, async () => {
+      const exponents = [2, 3, 0.5, 0.25, 0.75, -0.5, -0.25, -0.75, -1, -2];
+      for (const dtype of ["float32", "float64"] as const) {
+        const round = dtype === "float32" ? Math.fround : (v: number) => v;
+        const ends = dtype === "float32"
+          ? [1e-45, 1e-40, 1e-30, 1e-19, 5e-10, 3e9, 1e19, 1.9e19, 1e25, 1e30, 3.4e38]
+          : [5e-324, 1e-310, 1e-160, 1e-100, 1e100, 1e154, 1e160, 1e300, 1.7e308];
+        const x = tensor(ends, { dtype });
+        for (const exponent of exponents) {
+          const got = await x.pow(exponent).data();
+          for (let i = 0; i < ends.length; i++) {
+            const want = round(Math.pow(round(ends[i]), exponent));
+            const close = got[i] === want ||
+              Math.abs(got[i] - want) <=
+                4 * Math.abs(want) * (dtype === "float32" ? 2 ** -23 : 2 ** -52);
+            // a subnormal result carries fewer digits: within a few of its ulps
+            const subnormal = Math.abs(want) < (dtype === "float32" ? 2 ** -126 : 2 ** -1022) &&
+              Math.abs(got[i] - want) <= 4 * (dtype === "float32" ? 2 ** -149 : 2 ** -1074);
+            assert(
+              close || subnormal,
+              `${dtype} ${ends[i]} ** ${exponent}: ${got[i]}, want ${want}`,
+            );
+          }
+        }
+      }
+    }));
+}
 
 Deno.test("div/mod folding: reshapes that merge or split axes cleanly need no % or /", () =>
   withCpuKernels("js", async () => {
