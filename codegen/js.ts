@@ -48,8 +48,6 @@ export class JsPrinter extends CStylePrinter {
         return `1 / Math.sqrt(${a})`;
       case "recip":
         return `1 / ${a}`;
-      case "sigmoid":
-        return `1 / (1 + Math.exp(-${a}))`;
       case "not":
         return `!${a}`;
       case "isnan":

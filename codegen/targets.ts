@@ -82,10 +82,14 @@ const ALU_OPS: ReadonlySet<ExprOp> = new Set<ExprOp>([
 ]);
 const without = (...ops: ExprOp[]) => new Set([...ALU_OPS].filter((op) => !ops.includes(op)));
 
-/** JavaScript: every op natively (Math has them all); float64 and exact indices to 2^53. */
+/**
+ * JavaScript: every op natively (Math has them all) but sigmoid, whose decomposition keeps the
+ * subnormal results `1 / (1 + Math.exp(-x))` loses in float64 below -709; float64 and exact
+ * indices to 2^53.
+ */
 export const JS_TARGET: Target = {
   name: "js",
-  native: without(),
+  native: without("sigmoid"),
   float64: true,
   maxBuffers: Infinity,
   launch: "loops",
@@ -105,7 +109,7 @@ export const JS_TARGET: Target = {
  */
 export const WGSL_TARGET: Target = {
   name: "wgsl",
-  native: without("idiv", "imod", "max", "min", "pow", "sign", "tanh"),
+  native: without("idiv", "imod", "max", "min", "pow", "sign", "sigmoid", "tanh"),
   approximate: new Set<ExprOp>(["tanh"]),
   float64: false,
   maxBuffers: 8,

@@ -157,8 +157,6 @@ export class WgslPrinter extends CStylePrinter {
         return `inverseSqrt(${a})`;
       case "recip":
         return `${one} / ${a}`;
-      case "sigmoid":
-        return `1.0 / (1.0 + exp(-${a}))`;
       case "add":
         // x + -c reads as x - c (not for the most negative i32, whose negation overflows)
         if (e.srcs[1].isConst() && e.srcs[1].value < 0 && e.srcs[1].value > INT32_MIN) {

@@ -124,6 +124,39 @@ for (const backend of testBackends) {
     }));
 }
 
+// sigmoid down to where its result underflows: 1 / (1 + e^-x) overflowed e^-x first, giving 0
+// for float32 below -88.7 on Wasm and for float64 below -709.8 (sigmoid(-720) is 2.03e-313)
+for (const backend of testBackends) {
+  Deno.test(`sigmoid at the ends of the range, ${backend.name}`, () =>
+    onBackend(backend, async () => {
+      const device = backend.device;
+      const stable = (x: number) =>
+        x < 0 ? Math.exp(x) / (1 + Math.exp(x)) : 1 / (1 + Math.exp(-x));
+      const cases = {
+        float32: [-200, -103, -90, -88.8, -87, -50, -0, 0, 50, 90, -Infinity, Infinity, NaN],
+        float64: [-800, -745, -720, -700, -90, 0, 40, 720, -Infinity, Infinity, NaN],
+      };
+      for (const dtype of floatDtypes(device)) {
+        const xs = cases[dtype as keyof typeof cases];
+        const got = await tensor(xs, { dtype, device }).sigmoid().data();
+        const round = dtype === "float32" ? Math.fround : (v: number) => v;
+        const tiny = dtype === "float32" ? 2 ** -126 : 2 ** -1022;
+        const ulp = dtype === "float32" ? 2 ** -23 : 2 ** -52;
+        xs.forEach((x, i) => {
+          const want = round(stable(round(x)));
+          // webgpu's llvmpipe flushes float32 subnormals to zero (README)
+          const flushed = device === "webgpu" && Math.abs(want) < tiny && got[i] === 0;
+          // WGSL allows exp an error of 3 + 2|x| ulps
+          const ulps = device === "webgpu" ? 3 + 2 * Math.abs(x) : 4;
+          const close = Object.is(got[i], want) ||
+            Math.abs(got[i] - want) <= ulps * ulp * Math.abs(want) ||
+            (Math.abs(want) < tiny && Math.abs(got[i] - want) <= 4 * tiny * ulp);
+          assert(close || flushed, `${dtype} sigmoid(${x}): ${got[i]}, want ${want}`);
+        });
+      }
+    }));
+}
+
 Deno.test("unary ops: hand-worked values and special cases", async () => {
   const x = tensor([-2, -0.5, 0, 0.5, 2]);
   assertEquals(Array.from(await x.neg().data()), [2, 0.5, -0, -0.5, -2]);

@@ -27,7 +27,8 @@ export const UNARY_REFERENCE: Record<UnaryOp, (x: number) => number> = {
   square: (x) => x * x,
   abs: Math.abs,
   relu: (x) => (Number.isNaN(x) ? x : x > 0 ? x : 0),
-  sigmoid: (x) => 1 / (1 + Math.exp(-x)),
+  // e^x / (1 + e^x) below 0: 1 / (1 + e^-x) would overflow e^-x before the result underflows
+  sigmoid: (x) => x < 0 ? Math.exp(x) / (1 + Math.exp(x)) : 1 / (1 + Math.exp(-x)),
   tanh: Math.tanh,
   sign: (x) => (Number.isNaN(x) ? x : x > 0 ? 1 : x < 0 ? -1 : 0),
 };
