@@ -147,7 +147,11 @@ export const WASM_TARGET: Target = {
 /** The Wasm target for a memory that is not shared (no workers: browsers without isolation). */
 export const WASM_UNSHARED_TARGET: Target = { ...WASM_TARGET, sharedMemory: false };
 
-/** Values one Wasm kernel may name (V8 allows 50,000 locals per function); more run as JS. */
+/**
+ * Values one Wasm kernel may name before decomposition (engines allow 50,000 locals per
+ * function); more run as JS. A quick first cut: compile() checks the emitted function itself
+ * (rule WASM_FUNCTION_LIMITS), since decomposed ops take several values each.
+ */
 const MAX_WASM_VALUES = 20000;
 
 /** Ops any target can have rewritten into what WASM_TARGET has (see the tables below). */

@@ -793,13 +793,14 @@ function vectorizableLoop(program: Program): LoopStmt | null {
   return ok ? loop : null;
 }
 
-/** The Wasm module of `program` and its text form. */
+/** The Wasm module of `program` and its text form, or null past an engine limit (FUNCTION_LIMITS). */
 export function emitWasm(
   program: Program,
   sharedMemory: boolean,
-): { bytes: Uint8Array; text: string; } {
+): { bytes: Uint8Array; text: string; } | null {
   const emitter = new KernelEmitter(program);
   emitter.emit();
+  if (![emitter.fn, ...emitter.math].every((fn) => fn.withinLimits)) return null;
   const module = new ModuleBuilder(sharedMemory);
   module.add(emitter.fn, true);
   for (const fn of emitter.math) module.add(fn);

@@ -200,6 +200,12 @@ function f32Text(bytes: Uint8Array): string {
   return Object.is(value, -0) ? "-0" : String(value);
 }
 
+/**
+ * The limits the WebAssembly JavaScript API sets on one function (its "Limits" section; V8
+ * refuses a module past them with a CompileError): locals, parameters included, and body size.
+ */
+export const FUNCTION_LIMITS = { locals: 50_000, bodyBytes: 7_654_321 } as const;
+
 /** One function under construction: its locals, its code as bytes and as text. */
 export class FunctionBuilder {
   readonly code: number[] = [];
@@ -215,6 +221,12 @@ export class FunctionBuilder {
     readonly results: readonly ValType[] = [],
   ) {
     for (const p of params) this.localNames.push(p.name);
+  }
+
+  /** Whether the function is within FUNCTION_LIMITS (its body as it stands). */
+  get withinLimits(): boolean {
+    return this.params.length + this.locals.length <= FUNCTION_LIMITS.locals &&
+      this.code.length < FUNCTION_LIMITS.bodyBytes;
   }
 
   /** A new local of `type`; `label` names it in the text form. Returns its index. */

@@ -1,15 +1,16 @@
 // compile() (codegen/compile.ts): executables keyed by content, so an equal kernel compiles
 // once wherever it sits; the launch mode a GPU kernel gets (WORKGROUP_REDUCE_WORK) and the
-// target limits compile() enforces (loop work per invocation, index width); and reductions of
+// target limits compile() enforces (loop work per invocation, index width, a Wasm function's
+// size); and reductions of
 // every length around llvmpipe's 65,535-iteration cap, on webgpu against cpu.
 
-import { kernels, rand, realize, tensor } from "../mod.ts";
+import { cpu, kernels, rand, realize, tensor } from "../mod.ts";
 import { compile, executableCount, WORKGROUP_REDUCE_WORK } from "../codegen/compile.ts";
 import { ExprBuilder } from "../codegen/kernel.ts";
 import { JS_TARGET, WGSL_TARGET } from "../codegen/targets.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "./assert.ts";
-import { assertClose, handKernel, webgpuAvailable } from "./helpers.ts";
+import { assertClose, handKernel, reference, webgpuAvailable, withCpuKernels } from "./helpers.ts";
 
 Deno.test("compile: an equal kernel at another position of another plan compiles once", async () => {
   const x = rand(5, 7);
@@ -144,4 +145,26 @@ Deno.test({
     withNan[12345] = NaN;
     assert(Number.isNaN(await tensor(withNan, { device: "webgpu" }).max().item()));
   },
+});
+
+Deno.test({
+  name: "compile: a kernel past the engines' Wasm function limits compiles for JavaScript",
+  ignore: !cpu.simd,
+  fn: () =>
+    withCpuKernels("wasm", async () => {
+      const data = Float32Array.from({ length: 16 }, (_, i) => Math.sin(i));
+      const chain = (links: number) => {
+        let y = tensor(data);
+        for (let i = 0; i < links; i++) y = y.mul(1.1).tanh();
+        return y;
+      };
+      // each tanh is about a dozen values, two locals each in the vector loop: 200 fit in
+      // 50,000 locals, 1500 do not (V8 refused that module: "local count too large")
+      for (const [links, target] of [[200, "wasm"], [1500, "js"]] as const) {
+        const y = chain(links);
+        const ks = kernels(y);
+        assertEquals(ks.map((k) => k.target), [target], `${links} links`);
+        assertClose(await y.data(), reference(y), { rtol: 1e-5, atol: 1e-6, msg: `${links}` });
+      }
+    }),
 });
