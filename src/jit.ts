@@ -34,6 +34,7 @@ import {
   wasReleased,
 } from "./runtime/realize.ts";
 import { releaseBuffer } from "./runtime/lifetime.ts";
+import { acquireHandle, freeValue, releaseHandle } from "./ownership.ts";
 import { createTensor, nodeOf, readingNodes, Tensor } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
 import { tensorFromBuffer } from "./creation.ts";
@@ -352,13 +353,34 @@ async function runTrace(
   names: readonly string[],
 ): Promise<JitResult> {
   const backend = backendFor(trace.device);
+  // the call holds its arguments, as a pending data() holds its tensor: disposing one after the
+  // call and before it settles frees it only then (this part runs before the caller goes on)
+  const argNodes = args.map(nodeOf);
+  argNodes.forEach(acquireHandle);
+  try {
+    return await runHeld(trace, args, argNodes, names, backend);
+  } finally {
+    for (const node of argNodes) {
+      if (releaseHandle(node)) freeValue(node, backend, "disposed");
+    }
+  }
+}
+
+/** runTrace with the arguments' nodes (taken at the call) held. */
+async function runHeld(
+  trace: Trace,
+  args: readonly Tensor[],
+  argNodes: readonly Node[],
+  names: readonly string[],
+  backend: Backend,
+): Promise<JitResult> {
   const captured = currentConstants(trace);
   // lazy arguments (and captured values assigned since) are computed first
-  await realizeNodes([...args.map(nodeOf), ...captured.values()], backend);
+  await realizeNodes([...argNodes, ...captured.values()], backend);
   const bound: DeviceBuffer[] = [];
   const bind = () => {
     trace.inputs.forEach((index, i) => {
-      bound[index] = realizedBuffer(nodeOf(args[i]), trace.device)!;
+      bound[index] = realizedBuffer(argNodes[i], trace.device)!;
       if (wasReleased(bound[index])) {
         fail("jit", `argument ${names[i]} must not be disposed`, described("a disposed tensor"));
       }

@@ -4,7 +4,18 @@
 // their storage, both devices, and every bad input: non-tensors, promises, reading values,
 // disposed captures, mixed devices.
 
-import { grad, jit, kernels, nn, optim, randn, type Tensor, tensor, webgpu } from "../mod.ts";
+import {
+  grad,
+  jit,
+  kernels,
+  memory,
+  nn,
+  optim,
+  randn,
+  type Tensor,
+  tensor,
+  webgpu,
+} from "../mod.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 import { assert, assertEquals, assertRejects, assertStrictEquals, assertThrows } from "./assert.ts";
 import { assertClose, reference, testDevices, webgpuAvailable } from "./helpers.ts";
@@ -246,4 +257,24 @@ Deno.test("jit: a captured tensor given a new value by assign (an optimizer step
   // and disposal is still final
   w.dispose();
   await assertRejects(() => f(ones()), Error, "captured by fn, disposed");
+});
+
+Deno.test("jit: a call holds its arguments; disposing one before it settles frees it after", async () => {
+  for (const device of testDevices) {
+    const f = jit((v: Tensor) => v.mul(2).add(1));
+    await f(tensor([0], { device })); // traced
+    const before = memory()[device];
+    for (const lazy of [false, true]) {
+      const source = tensor(lazy ? [0.5, 1, 1.5] : [1, 2, 3], { device });
+      const x = lazy ? source.mul(2) : source;
+      const pending = f(x);
+      x.dispose(); // as `const p = x.data(); x.dispose()` may
+      const y = await pending;
+      assertEquals(Array.from(await y.data()), [3, 5, 7], `${device}, lazy ${lazy}`);
+      y.dispose();
+      source.dispose();
+      // and x's storage went back once the call no longer needed it
+      assertEquals(memory()[device].liveTensors, before.liveTensors, `${device}, lazy ${lazy}`);
+    }
+  }
 });
