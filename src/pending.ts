@@ -104,8 +104,10 @@ export function hasReaders(): boolean {
 }
 
 /**
- * The protected readers on `device` if any of them reads one of `stored`, else none (dead
- * entries are dropped on the way).
+ * The protected readers on `device` that read one of `stored` (dead entries are dropped on the
+ * way). Only those: a reader that cannot be computed any more (a cleared gradient whose input
+ * was overwritten since) must not take the others down with it, nor may computing one that
+ * needs nothing freed here run an assignment early under a lazy result that reads the old value.
  */
 export function readersOf(stored: ReadonlySet<Node>, device: DeviceName): Node[] {
   if (readers.size === 0) return [];
@@ -115,8 +117,11 @@ export function readersOf(stored: ReadonlySet<Node>, device: DeviceName): Node[]
     if (node === undefined || isStored(node)) forget(ref, node);
     else if (on === device) candidates.push(node);
   }
-  // one walk for all: when any reads what is about to be freed, all are computed together
-  // (they would be at the next realization anyway, and in one schedule they share work)
-  const reads = candidates.length > 0 && topoSort(candidates, isStored).some((n) => stored.has(n));
-  return reads ? candidates : [];
+  if (candidates.length === 0) return [];
+  // one walk for all, sources first: a node reads `stored` if it is one, or is computed from one
+  const reads = new Set<Node>();
+  for (const n of topoSort(candidates, isStored)) {
+    if (stored.has(n) || (!isStored(n) && n.srcs.some((s) => reads.has(s)))) reads.add(n);
+  }
+  return candidates.filter((n) => reads.has(n));
 }

@@ -46,11 +46,22 @@ export function computeReadersOf(
     topoSort(mine.map(nodeOf), isStored).some((n) => stored.has(n));
   const nodes = [...(needy ? mine.map(nodeOf) : []), ...readersOf(stored, device)];
   if (nodes.length === 0) return;
-  try {
-    const ran = realizeOn(device, nodes);
+  const attempt = (some: Node[]) => {
+    const ran = realizeOn(device, some);
     if (ran instanceof Promise) ran.catch(() => {}); // it holds its inputs while it runs
+  };
+  try {
+    attempt(nodes); // together: in one schedule they share work
   } catch {
-    // reported again when the value is used: realizing it retries and throws
+    // one that cannot be computed fails them all: each alone, so the others still are (a
+    // failure is reported again when its value is used: realizing it retries and throws)
+    for (const n of nodes) {
+      try {
+        attempt([n]);
+      } catch {
+        // as above
+      }
+    }
   }
 }
 

@@ -17,7 +17,7 @@
 
 import { isAsyncFunction, isPromiseLike } from "./autodiff.ts";
 import type { Node } from "./ir/node.ts";
-import { keepForever, openScope, type Owned } from "./ownership.ts";
+import { handleCount, keepForever, openScope, type Owned } from "./ownership.ts";
 import { computeReadersOf } from "./realization.ts";
 import { DEVICES } from "./runtime/device.ts";
 import { nodeOf, Tensor } from "./tensor.ts";
@@ -71,10 +71,16 @@ export function tidy<T>(fn: () => T): T {
 function computeWhatNeeds(results: ReadonlySet<Owned>, doomed: readonly Owned[]): void {
   const lazy = [...results].filter((t): t is Tensor => t instanceof Tensor);
   for (const device of DEVICES) {
-    const stored = new Set<Node>();
+    // the values whose storage disposing the doomed frees: every handle on the node is doomed
+    // (a view sharing a kept tensor's value, an optimizer's learning rate say, frees nothing)
+    const doomedHandles = new Map<Node, number>();
     for (const t of doomed) {
-      if (t instanceof Tensor && t.device === device && t.isRealized) stored.add(nodeOf(t));
+      if (!(t instanceof Tensor) || t.device !== device || !t.isRealized) continue;
+      const node = nodeOf(t);
+      doomedHandles.set(node, (doomedHandles.get(node) ?? 0) + 1);
     }
+    const stored = new Set<Node>();
+    for (const [node, count] of doomedHandles) if (handleCount(node) <= count) stored.add(node);
     if (stored.size > 0) computeReadersOf(stored, device, lazy);
   }
 }
