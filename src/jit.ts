@@ -34,7 +34,8 @@ import {
   wasReleased,
 } from "./runtime/realize.ts";
 import { releaseBuffer } from "./runtime/lifetime.ts";
-import { acquireHandle, freeValue, releaseHandle } from "./ownership.ts";
+import { acquireHandle, freeValue, releaseHandle, untracked } from "./ownership.ts";
+import { withGradientsRestored } from "./grad.ts";
 import { createTensor, nodeOf, readingNodes, Tensor } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
 import { tensorFromBuffer } from "./creation.ts";
@@ -201,14 +202,18 @@ function traceFunction(
   targets?: TraceTargets,
 ): Trace {
   const state: TraceState = { tracing: true, read: null };
-  const standIns = specs.map((s, i) => {
-    const buffer = new TracedInput(s.device, s.dtype, ir.numelOf(s.shape), state, names[i]);
-    return createTensor(ir.buffer(buffer, s.shape, s.dtype), s.device, s.requiresGrad, true);
-  });
+  // the trace's own tensors: no tidy scope of the caller's may dispose them (their buffers
+  // hold no storage to give back)
+  const standIns = untracked(() =>
+    specs.map((s, i) => {
+      const buffer = new TracedInput(s.device, s.dtype, ir.numelOf(s.shape), state, names[i]);
+      return createTensor(ir.buffer(buffer, s.shape, s.dtype), s.device, s.requiresGrad, true);
+    })
+  );
   let result: unknown;
   const read = new Set<Tensor>();
   try {
-    result = readingNodes((t) => read.add(t), () => fn(...standIns));
+    result = readingNodes((t) => read.add(t), () => withGradientsRestored(() => fn(...standIns)));
   } catch (e) {
     if (state.read !== null) throw readError(state.read);
     throw e;

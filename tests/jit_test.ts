@@ -14,6 +14,7 @@ import {
   randn,
   type Tensor,
   tensor,
+  tidy,
   webgpu,
 } from "../mod.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
@@ -276,5 +277,29 @@ Deno.test("jit: a call holds its arguments; disposing one before it settles free
       // and x's storage went back once the call no longer needed it
       assertEquals(memory()[device].liveTensors, before.liveTensors, `${device}, lazy ${lazy}`);
     }
+  }
+});
+
+Deno.test("jit: backward() in a trace leaves the leaves' gradients as they were, in tidy or not", async () => {
+  for (const inScope of [false, true]) {
+    const w = tensor([1, 2, 3], { requiresGrad: true });
+    w.mul(tensor([10, 20, 30])).sum().backward(); // a real gradient from before: [10, 20, 30]
+    const before = w.grad!;
+    const f = jit((x: Tensor) => {
+      x.mul(w).sum().backward();
+      return w.grad!; // d sum(x * w) / dw = x, added to the gradient w had
+    });
+    const x = tensor([1, 1, 1]);
+    let call: Promise<Tensor> | null = null;
+    if (inScope) tidy(() => void (call = f(x))); // the trace runs in the scope
+    else call = f(x);
+    const first = await call!;
+    assertEquals(Array.from(await first.data()), [11, 21, 31], `scope ${inScope}`);
+    // the trace set w.grad to graph over its stand-ins only while it ran
+    assertStrictEquals(w.grad, before);
+    assert(!before.isDisposed);
+    assertEquals(Array.from(await w.grad!.data()), [10, 20, 30]);
+    const second = await f(tensor([2, 2, 2]));
+    assertEquals(Array.from(await second.data()), [12, 22, 32], `scope ${inScope}`);
   }
 });
