@@ -257,6 +257,9 @@ const POW_FORMS: ReadonlyMap<number, (b: ExprBuilder, x: Expr) => Expr> = new Ma
   [-0.75, (b, x) => b.mul(b.unary("rsqrt", x), b.unary("sqrt", b.unary("rsqrt", x)))], // x**-0.5 * x**-0.25: no overflow of x**1.5
   [-1, (b, x) => b.unary("recip", x)], // x ** -1 = 1 / x
   [-2, (b, x) => b.mul(b.unary("recip", x), b.unary("recip", x))], // (1 / x) ** 2: x * x would overflow where x ** -2 is still a float (1 / 1.9e19 ** 2 is 2.8e-39)
+  [-3, (b, x) => b.mul(b.mul(b.unary("recip", x), b.unary("recip", x)), b.unary("recip", x))], // (1 / x) ** 3: x ** -2's gradient
+  [1.5, (b, x) => b.mul(x, b.unary("sqrt", x))], // x * sqrt(x)
+  [-1.5, (b, x) => b.mul(b.unary("rsqrt", x), b.unary("recip", x))], // x ** -0.5 / x: x ** -0.5's gradient
 ]);
 
 /**

@@ -95,8 +95,14 @@ const VJP: Record<string, Vjp> = {
   square: (g, n) => [mul(g, mul(n.srcs[0], c(2, n)))], // d x^2 = 2x
   abs: (g, n) => [mul(g, ir.unary("sign", n.srcs[0]))], // d |x| = sign x
   relu: (g, n) => [mul(g, ir.binary("cmplt", c(0, n), n.srcs[0]))], // d relu x = [x > 0]
-  sigmoid: (g, n) => [mul(g, mul(n, sub(c(1, n), n)))], // d s = s (1 - s)
-  tanh: (g, n) => [mul(g, sub(c(1, n), mul(n, n)))], // d tanh = 1 - tanh^2
+  // d s = s (1 - s), as s(x) s(-x): 1 - s cancels to 0 where s rounds to 1 (x > 17 in float32)
+  sigmoid: (g, n) => [mul(g, mul(n, ir.unary("sigmoid", neg(n.srcs[0]))))],
+  // d tanh = 1 - tanh^2, as 4 s(2x) s(-2x), which does not cancel where tanh rounds to 1
+  tanh: (g, n) => {
+    const twice = mul(n.srcs[0], c(2, n));
+    const product = mul(ir.unary("sigmoid", twice), ir.unary("sigmoid", neg(twice)));
+    return [mul(g, mul(product, c(4, n)))];
+  },
   sign: () => [null], // piecewise constant
   // binary (operands have equal shapes: broadcasting is an explicit expand)
   add: (g) => [g, g],

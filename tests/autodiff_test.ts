@@ -13,7 +13,7 @@ import {
   tensor,
 } from "../mod.ts";
 import { assert, assertEquals, assertStrictEquals, assertThrows } from "./assert.ts";
-import { assertClose, webgpuAvailable } from "./helpers.ts";
+import { assertClose, onBackend, testBackends, webgpuAvailable } from "./helpers.ts";
 import { backwardNodes } from "../src/autodiff.ts";
 import * as ir from "../src/ir/node.ts";
 import { nodeOf } from "../src/tensor.ts";
@@ -321,3 +321,37 @@ Deno.test("backward: never walks behind a detach, however long the history there
   loss.backward();
   assert(p.grad !== null);
 });
+
+// s (1 - s) and 1 - tanh^2 cancel to 0 where s or tanh rounds to 1 (sigmoid'(20) is 2.06e-9,
+// tanh'(12) is 1.5e-10): the rules use s(x) s(-x) and 4 s(2x) s(-2x) instead
+for (const backend of testBackends) {
+  Deno.test(`autodiff: sigmoid and tanh gradients far from 0, ${backend.name}`, () =>
+    onBackend(backend, async () => {
+      const device = backend.device;
+      const derivatives = {
+        sigmoid: (x: number) => Math.exp(-Math.abs(x)) / (1 + Math.exp(-Math.abs(x))) ** 2,
+        tanh: (x: number) => 4 * Math.exp(-2 * Math.abs(x)) / (1 + Math.exp(-2 * Math.abs(x))) ** 2,
+      };
+      for (
+        const dtype of device === "webgpu" ? ["float32"] as const : ["float32", "float64"] as const
+      ) {
+        const xs = dtype === "float32" ? [-20, -9, 0.5, 12, 16.7, 20, 30] : [-50, 0.5, 20, 50, 300];
+        const tiny = dtype === "float32" ? 2 ** -126 : 2 ** -1022;
+        for (const op of ["sigmoid", "tanh"] as const) {
+          const x = tensor(xs, { dtype, device, requiresGrad: true });
+          x[op]().sum().backward();
+          const got = await x.grad!.data();
+          xs.forEach((v, i) => {
+            const want = derivatives[op](dtype === "float32" ? Math.fround(v) : v);
+            if (want < tiny) return; // subnormal: webgpu flushes them, and digits are few
+            // WGSL allows exp an error of 3 + 2|x| ulps
+            const rtol = (device === "webgpu" ? 3 + 4 * Math.abs(v) : 8) * 2 ** -23;
+            assert(
+              Math.abs(got[i] - want) <= rtol * want,
+              `${dtype} ${op}'(${v}): ${got[i]}, want ${want}`,
+            );
+          });
+        }
+      }
+    }));
+}
