@@ -60,17 +60,18 @@ Deno.test("backstop: a loop that never disposes and awaits data() stays bounded"
   const host = new Float32Array(256 * 1024).fill(2); // 1 MB a tensor
   const start = memory().cpu.bytesInUse;
   let peak = 0;
-  for (let i = 0; i < 400; i++) {
+  for (let i = 0; i < 600; i++) {
     const x = tensor(host);
     const y = x.add(1);
     const v = await y.data(); // settled at once on the cpu: only the backstop yields
     assertEquals(v[0], 3);
     peak = Math.max(peak, memory().cpu.bytesInUse - start);
   }
-  // 800 MB went through the loop (x and y each iteration); without the backstop nothing is
+  // 1.2 GB went through the loop (x and y each iteration); without the backstop nothing is
   // ever collected and all of it stays in use. How much stays between collections is the
-  // garbage collector's choice (about 100 to 350 MB here).
-  assert(peak < 450e6, `peak ${(peak / 1e6).toFixed(0)} MB in use`);
+  // garbage collector's choice: 100 to 350 MB in most runs of the suite here, 465 MB in one
+  // run on a loaded machine, so the bound is half the throughput
+  assert(peak < 600e6, `peak ${(peak / 1e6).toFixed(0)} MB in use`);
 });
 
 Deno.test("backstop: storage kept on purpose costs one bounded wait, then becomes the floor", async () => {
