@@ -80,11 +80,42 @@ function freeReplaced(node: Node, backend: Backend): void {
   }
 }
 
-/** `nodes` and the waiting variables their graph reaches (walked down to stored values). */
-export function withWaitingVariables(nodes: readonly Node[]): Node[] {
+/**
+ * `nodes` and the waiting variables their graph reaches (walked down to stored values), and
+ * the waiting variables on `device` that read a value one of those frees once stored: an
+ * optimizer step's updates read each other's old values (w's new value reads b, b's reads w),
+ * so storing w's alone would free the old w that b's still needs, and b's could never be
+ * computed. All of a step's updates are computed together.
+ */
+export function withWaitingVariables(nodes: readonly Node[], device: DeviceName): Node[] {
   if (waitingCount === 0) return [...nodes];
-  const extra = topoSort(nodes, isStored).filter((n) => waiting.has(n) && !isStored(n));
-  return [...new Set([...nodes, ...extra])];
+  const all = new Set(nodes);
+  const addReached = (from: readonly Node[]) => {
+    for (const n of topoSort(from, isStored)) if (waiting.has(n) && !isStored(n)) all.add(n);
+  };
+  addReached(nodes);
+  for (;;) {
+    // what storing them frees: the values they replace, and what those replace in turn
+    const freed = new Set<Node>();
+    const stack = [...all].flatMap((n) => replaces.get(n) ?? []);
+    while (stack.length > 0) {
+      const old = stack.pop()!;
+      if (freed.has(old)) continue;
+      freed.add(old);
+      stack.push(...(replaces.get(old) ?? []));
+    }
+    if (freed.size === 0) return [...all];
+    const more: Node[] = [];
+    for (const [ref, on] of readers) {
+      const node = ref.deref();
+      if (node === undefined || on !== device || all.has(node)) continue;
+      if (!waiting.has(node) || isStored(node)) continue;
+      if (topoSort([node], isStored).some((n) => freed.has(n))) more.push(node);
+    }
+    if (more.length === 0) return [...all];
+    addReached(more);
+    for (const n of more) all.add(n);
+  }
 }
 
 /** Bookkeeping once `nodes` are stored on `backend`. */

@@ -25,7 +25,7 @@ import { described, fail } from "./validate.ts";
 /** Realizes the nodes of `tensors` on `device`, with the variables they reach. */
 function realizeOn(device: DeviceName, nodes: readonly Node[]): void | Promise<void> {
   const backend = backendFor(device);
-  const all = withWaitingVariables(nodes);
+  const all = withWaitingVariables(nodes, device);
   const ran = realizeNodes(all, backend);
   if (ran instanceof Promise) return ran.then(() => afterStored(all, backend));
   afterStored(all, backend);

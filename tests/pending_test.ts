@@ -6,7 +6,7 @@
 import { manualSeed, optim, randn, tensor, tidy } from "../mod.ts";
 import { topoSort } from "../src/ir/graph.ts";
 import { assert, assertEquals } from "./assert.ts";
-import { testDevices } from "./helpers.ts";
+import { assertClose, testDevices } from "./helpers.ts";
 import { nodeOf } from "../src/tensor.ts";
 
 Deno.test("pending: a computed leaf requiring grad is stored by the next realization reaching it", async () => {
@@ -102,5 +102,30 @@ Deno.test("pending: a training step in tidy may return its loss lazy", async () 
     }
     const got = await loss.item();
     assert(Math.abs(got - want) <= 1e-5 * want, `${device}: ${got}, want ${want}`);
+  }
+});
+
+// An optimizer step's updates read each other's old values: storing w's new value alone (a read
+// of w) freed the old w that b's update still read, and every later step failed ('overwritten
+// by assign()'). A realization now computes every waiting variable that reads what it frees.
+Deno.test("pending: reading one parameter after a step computes the whole step", async () => {
+  for (const device of testDevices) {
+    const x = tensor([1, 2, 3], { device });
+    const w = tensor([0.5, 0.5, 0.5], { device, requiresGrad: true });
+    const b = tensor([1], { device, requiresGrad: true });
+    const opt = new optim.SGD([w, b], { lr: 0.01 });
+    // hand-worked: loss = (x.w + b)^2, dw = 2 (x.w + b) x, db = 2 (x.w + b)
+    let [wv, bv] = [[0.5, 0.5, 0.5], 1];
+    for (let step = 0; step < 3; step++) {
+      const loss = x.mul(w).sum().add(b).square().sum();
+      loss.backward();
+      opt.step();
+      opt.zeroGrad();
+      const s = wv[0] + 2 * wv[1] + 3 * wv[2] + bv;
+      assertClose([await loss.item()], [s * s], { rtol: 1e-6, msg: `${device} step ${step}` });
+      [wv, bv] = [wv.map((v, i) => v - 0.01 * 2 * s * (i + 1)), bv - 0.01 * 2 * s];
+      assertClose(await w.data(), wv, { rtol: 1e-6, msg: `${device} w after step ${step}` });
+    }
+    assertClose(await b.data(), [bv], { rtol: 1e-6, msg: `${device} b` });
   }
 });
