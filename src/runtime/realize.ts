@@ -11,7 +11,7 @@
 // a constant is never a source, whether realized or not: lowering bakes its value into the
 // kernel, so its value is part of the key.
 
-import { isSettled, type Node, numelOf, type Shape, unshare } from "../ir/node.ts";
+import { type Node, numelOf, type Shape } from "../ir/node.ts";
 import { HASH_SEED, mix, mixNumber, mixText, sameArg, sameShape } from "../ir/hash.ts";
 import type { Op } from "../ir/ops.ts";
 import type { DType } from "../ir/dtype.ts";
@@ -385,31 +385,13 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
     });
   };
   if (ran instanceof Promise) {
-    const done = holdUntilSettled(
-      inputs,
-      ran.then(() => {
-        finish();
-        // a value all of whose tensors were disposed while it was computed had no storage to
-        // free at the dispose: it is freed now (else it waited for its node's collection)
-        plan.buffers.forEach((pb, i) => {
-          const node = order[pb.node];
-          if (pb.role === "output" && node.handles === 0) freeUnheld(node, buffers[i], backend);
-        });
-      }),
-    );
+    const done = holdUntilSettled(inputs, ran.then(finish));
     const settled = done.then(() => {}, () => {});
     for (const n of pending) inFlight.set(n, settled);
     settled.then(() => pending.forEach((n) => inFlight.delete(n)));
     return done;
   }
   finish();
-}
-
-/** Frees `node`'s new value `buffer`, which no tensor holds (ownership.ts's freeValue, here). */
-function freeUnheld(node: Node, buffer: DeviceBuffer, backend: Backend): void {
-  if (isSettled(node)) unshare(node);
-  else forgetRealized(node, backend.name);
-  releaseBuffer(buffer, backend, "disposed");
 }
 
 /** `work`, with `buffers` held (kept from the pool) until it settles. */
