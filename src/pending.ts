@@ -110,7 +110,9 @@ export function withWaitingVariables(nodes: readonly Node[], device: DeviceName)
       const node = ref.deref();
       if (node === undefined || on !== device || all.has(node)) continue;
       if (!waiting.has(node) || isStored(node)) continue;
-      if (topoSort([node], isStored).some((n) => freed.has(n))) more.push(node);
+      // (through values computed here, it reads their new storage: the next step's update)
+      const computedHere = (n: Node) => n !== node && (isStored(n) || all.has(n));
+      if (topoSort([node], computedHere).some((n) => freed.has(n))) more.push(node);
     }
     if (more.length === 0) return [...all];
     addReached(more);
@@ -150,9 +152,14 @@ export function readersOf(stored: ReadonlySet<Node>, device: DeviceName): Node[]
   }
   if (candidates.length === 0) return [];
   // one walk for all, sources first: a node reads `stored` if it is one, or is computed from one
+  // other than a reader (computed and stored itself, it is what later readers load: an update
+  // of the next step reading this step's is not computed now, which would free this step's
+  // value under a lazy loss that reads it)
+  const isReader = new Set(candidates);
   const reads = new Set<Node>();
   for (const n of topoSort(candidates, isStored)) {
-    if (stored.has(n) || (!isStored(n) && n.srcs.some((s) => reads.has(s)))) reads.add(n);
+    const readsStored = n.srcs.some((s) => reads.has(s) && !isReader.has(s));
+    if (stored.has(n) || (!isStored(n) && readsStored)) reads.add(n);
   }
   return candidates.filter((n) => reads.has(n));
 }

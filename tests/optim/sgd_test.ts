@@ -2,7 +2,7 @@
 // momentum, Nesterov, weight decay; parameters from module.parameters(); zeroGrad; a changing
 // learning rate reusing the compiled plan; the graph of a parameter not growing; bad options.
 
-import { nn, optim, type Tensor, tensor } from "../../mod.ts";
+import { manualSeed, nn, ones, optim, randn, type Tensor, tensor, zeros } from "../../mod.ts";
 import { planCacheStats } from "../../src/runtime/realize.ts";
 import { topoSort } from "../../src/ir/graph.ts";
 import { assert, assertEquals, assertThrows } from "../assert.ts";
@@ -134,4 +134,38 @@ Deno.test("SGD: bad parameters and options name SGD, the expectation and the val
   assertThrows(() => new optim.SGD([w], null as unknown as optim.SGDOptions), Error, "options");
   const opt = new optim.SGD([w], { lr: 1 });
   assertThrows(() => (opt.lr = NaN), Error, "SGD.lr: lr must be a finite number");
+});
+
+// README's training loop (momentum SGD, and Adam), reading the loss after each step, on every
+// device: the update a step leaves pending reads the values the previous step moved past
+Deno.test("optim: README's loop reads its loss after every step, on every device", async () => {
+  const losses: Record<string, number[]> = {};
+  for (const device of testDevices) {
+    for (const kind of ["sgd", "adam"] as const) {
+      manualSeed(3);
+      const x = randn([2, 8, 3, 3], { device });
+      const target = new nn.LocalResponseNorm(3, 0.5, 0.75, 1).forward(x.mul(2).add(0.5));
+      const scale = ones([1, 8, 1, 1], { device, requiresGrad: true });
+      const bias = zeros([1, 8, 1, 1], { device, requiresGrad: true });
+      const lrn = new nn.LocalResponseNorm(3, 0.5, 0.75, 1);
+      const opt = kind === "sgd"
+        ? new optim.SGD([scale, bias], { lr: 0.5, momentum: 0.9 })
+        : new optim.Adam([scale, bias], { lr: 0.05 });
+      const seen: number[] = [];
+      for (let step = 0; step < 6; step++) {
+        const loss = lrn.forward(x.mul(scale).add(bias)).sub(target).square().mean();
+        loss.backward();
+        opt.step();
+        opt.zeroGrad();
+        seen.push(await loss.item());
+      }
+      assert(seen[5] < seen[0], `${device} ${kind}: ${seen}`);
+      losses[`${kind} ${device}`] = seen;
+    }
+  }
+  for (const device of testDevices) {
+    for (const kind of ["sgd", "adam"]) {
+      assertClose(losses[`${kind} ${device}`], losses[`${kind} cpu`], { rtol: 1e-3, msg: kind });
+    }
+  }
 });
