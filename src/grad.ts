@@ -7,29 +7,10 @@ import * as ir from "./ir/node.ts";
 import type { Node } from "./ir/node.ts";
 import { backwardNodes } from "./autodiff.ts";
 import { settleIfDead } from "./history.ts";
-import { trackCreated, trackDropped, untracked } from "./ownership.ts";
+import { noteGradientChange, trackCreated, trackDropped, untracked } from "./ownership.ts";
 import { protectReader } from "./pending.ts";
 import { createTensor, leafRequiringGrad, liveNode, nodeOf, Tensor } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
-
-/** While `withGradientsRestored` runs: each leaf whose `grad` backward() set, with its grad before. */
-let journal: Map<Tensor, Tensor | null> | null = null;
-
-/**
- * Runs `fn` (a jit trace), then gives every leaf whose `grad` a backward() inside set its
- * gradient from before: traced gradients are graph over stand-ins, for the trace's results only.
- */
-export function withGradientsRestored<T>(fn: () => T): T {
-  const outer = journal;
-  const mine = new Map<Tensor, Tensor | null>();
-  journal = mine;
-  try {
-    return fn();
-  } finally {
-    journal = outer;
-    for (const [leaf, before] of mine) leaf.grad = before;
-  }
-}
 
 /** `t.backward(gradient)`: d(t)/d(leaf) added to each leaf's `grad`. */
 export function backward(t: Tensor, gradient?: Tensor): void {
@@ -76,9 +57,8 @@ export function backward(t: Tensor, gradient?: Tensor): void {
     // leaf disposed, the scope disposes it), and storage it reads is not freed under it (it is
     // computed first)
     const gradient = untracked(() => createTensor(sum, leaf.device, false, true));
-    if (journal !== null) {
+    if (noteGradientChange(leaf)) {
       // a trace: the leaf gets its gradient back when the trace ends, and no scope is involved
-      if (!journal.has(leaf)) journal.set(leaf, leaf.grad);
       leaf.grad = gradient;
       continue;
     }

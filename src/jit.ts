@@ -34,8 +34,13 @@ import {
   wasReleased,
 } from "./runtime/realize.ts";
 import { releaseBuffer } from "./runtime/lifetime.ts";
-import { acquireHandle, freeValue, releaseHandle, untracked } from "./ownership.ts";
-import { withGradientsRestored } from "./grad.ts";
+import {
+  acquireHandle,
+  freeValue,
+  releaseHandle,
+  untracked,
+  withGradientsRestored,
+} from "./ownership.ts";
 import { createTensor, nodeOf, readingNodes, Tensor } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
 import { tensorFromBuffer } from "./creation.ts";

@@ -143,3 +143,40 @@ export function openScope(): (
     for (const t of doomed) t.dispose();
   };
 }
+
+// ---- gradients set while a jit trace runs ----------------------------------------------------
+
+/** Something holding a gradient: a leaf tensor's `grad`. */
+export interface GradientHolder {
+  grad: Owned | null;
+}
+
+/** While `withGradientsRestored` runs: each leaf whose `grad` changed, with its grad before. */
+let journal: Map<GradientHolder, Owned | null> | null = null;
+
+/**
+ * Runs `fn` (a jit trace), then gives every leaf whose `grad` changed meanwhile (backward(),
+ * zeroGrad()) its gradient from before: traced gradients are graph over stand-ins, for the
+ * trace's results only.
+ */
+export function withGradientsRestored<T>(fn: () => T): T {
+  const outer = journal;
+  const mine = new Map<GradientHolder, Owned | null>();
+  journal = mine;
+  try {
+    return fn();
+  } finally {
+    journal = outer;
+    for (const [leaf, before] of mine) leaf.grad = before;
+  }
+}
+
+/**
+ * Called before `leaf.grad` changes: true while a trace runs (the change is undone when it
+ * ends, and no scope takes the gradient let go of), false otherwise.
+ */
+export function noteGradientChange(leaf: GradientHolder): boolean {
+  if (journal === null) return false;
+  if (!journal.has(leaf)) journal.set(leaf, leaf.grad);
+  return true;
+}

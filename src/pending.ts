@@ -18,6 +18,13 @@ import { storedAnywhere } from "./runtime/realize.ts";
 
 const waiting = new WeakSet<Node>();
 let waitingCount = 0;
+/**
+ * The waiting variables again, weakly and with their device, for withWaitingVariables' search
+ * (walking only these, not every protected reader: a deref() keeps its target to the end of the
+ * task, and gradients that were cleared and never computed would pile up uncollected).
+ */
+const waitingRefs = new Map<WeakRef<Node>, DeviceName>();
+const waitingRefOf = new WeakMap<Node, WeakRef<Node>>();
 const replaces = new WeakMap<Node, Node[]>();
 /** Readers to protect, by a weak reference, with their device. */
 const readers = new Map<WeakRef<Node>, DeviceName>();
@@ -54,6 +61,9 @@ export function awaitValue(node: Node, device: DeviceName): void {
   if (waiting.has(node)) return;
   waiting.add(node);
   waitingCount++;
+  const ref = new WeakRef(node);
+  waitingRefs.set(ref, device);
+  waitingRefOf.set(node, ref);
 }
 
 /**
@@ -106,10 +116,13 @@ export function withWaitingVariables(nodes: readonly Node[], device: DeviceName)
     }
     if (freed.size === 0) return [...all];
     const more: Node[] = [];
-    for (const [ref, on] of readers) {
+    for (const [ref, on] of waitingRefs) {
       const node = ref.deref();
-      if (node === undefined || on !== device || all.has(node)) continue;
-      if (!waiting.has(node) || isStored(node)) continue;
+      if (node === undefined || isStored(node)) {
+        waitingRefs.delete(ref); // collected, or stored on another path
+        continue;
+      }
+      if (on !== device || all.has(node) || !waiting.has(node)) continue;
       // (through values computed here, it reads their new storage: the next step's update)
       const computedHere = (n: Node) => n !== node && (isStored(n) || all.has(n));
       if (topoSort([node], computedHere).some((n) => freed.has(n))) more.push(node);
@@ -124,6 +137,11 @@ export function withWaitingVariables(nodes: readonly Node[], device: DeviceName)
 export function afterStored(nodes: readonly Node[], backend: Backend): void {
   for (const n of nodes) {
     if (waiting.delete(n)) waitingCount--;
+    const waitingRef = waitingRefOf.get(n);
+    if (waitingRef !== undefined) {
+      waitingRefs.delete(waitingRef);
+      waitingRefOf.delete(n);
+    }
     const ref = readerRefs.get(n);
     if (ref !== undefined) forget(ref, n);
     freeReplaced(n, backend);

@@ -25,6 +25,7 @@ import * as movement from "./movement.ts";
 import {
   acquireHandle,
   freeValue,
+  noteGradientChange,
   releaseHandle,
   trackCreated,
   trackDropped,
@@ -170,7 +171,8 @@ export class Tensor {
    * garbage collection.
    */
   zeroGrad(): void {
-    if (this.grad !== null) trackDropped(this.grad);
+    // in a jit trace the gradient comes back when the trace ends
+    if (!noteGradientChange(this) && this.grad !== null) trackDropped(this.grad);
     this.grad = null;
   }
 

@@ -303,3 +303,19 @@ Deno.test("jit: backward() in a trace leaves the leaves' gradients as they were,
     assertEquals(Array.from(await second.data()), [12, 22, 32], `scope ${inScope}`);
   }
 });
+
+Deno.test("jit: zeroGrad() in a trace clears the gradient for the trace only", async () => {
+  const w = tensor([1, 2, 3], { requiresGrad: true });
+  w.mul(tensor([10, 20, 30])).sum().backward();
+  const before = w.grad!;
+  const f = jit((x: Tensor) => {
+    w.zeroGrad(); // the step's own gradient, not added to the one from before
+    x.mul(w).sum().backward();
+    return w.grad!;
+  });
+  const first = await f(tensor([1, 1, 1]));
+  assertEquals(Array.from(await first.data()), [1, 1, 1]);
+  assertStrictEquals(w.grad, before);
+  assertEquals(Array.from(await w.grad!.data()), [10, 20, 30]);
+  assertEquals(Array.from(await (await f(tensor([2, 3, 4]))).data()), [2, 3, 4]);
+});
