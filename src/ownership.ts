@@ -180,3 +180,8 @@ export function noteGradientChange(leaf: GradientHolder): boolean {
   if (!journal.has(leaf)) journal.set(leaf, leaf.grad);
   return true;
 }
+
+/** Whether a jit trace is running (withGradientsRestored's `fn`). */
+export function tracing(): boolean {
+  return journal !== null;
+}

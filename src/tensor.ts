@@ -27,6 +27,7 @@ import {
   freeValue,
   noteGradientChange,
   releaseHandle,
+  tracing,
   trackCreated,
   trackDropped,
 } from "./ownership.ts";
@@ -190,6 +191,15 @@ export class Tensor {
    */
   assign(value: Tensor | number): this {
     const old = liveNode("assign", this);
+    if (tracing()) {
+      // the new value would be graph over the trace's stand-ins, left on this tensor for good
+      fail(
+        "assign",
+        "a tensor not assigned inside a function jit traces (return the new value and assign " +
+          "it after the call; step optimizers outside)",
+        described("an assign while tracing"),
+      );
+    }
     const next = ir.detach(assignedValue(this, value), true); // fresh: a value of its own
     this.#moveTo(next);
     replaceWhenStored(next, old);

@@ -319,3 +319,31 @@ Deno.test("jit: zeroGrad() in a trace clears the gradient for the trace only", a
   assertEquals(Array.from(await w.grad!.data()), [10, 20, 30]);
   assertEquals(Array.from(await (await f(tensor([2, 3, 4]))).data()), [2, 3, 4]);
 });
+
+Deno.test("jit: assign inside a traced function is an Error; the tensor keeps its value", async () => {
+  const w = tensor([1, 2, 3], { requiresGrad: true });
+  const opt = new optim.SGD([w], { lr: 0.1 });
+  const step = jit((x: Tensor) => {
+    const loss = x.mul(w).sum();
+    loss.backward();
+    opt.step(); // assigns w: it would leave w on the trace's stand-ins for good
+    return loss;
+  });
+  await assertRejects(
+    () => step(tensor([1, 1, 1])),
+    Error,
+    "assign: a tensor not assigned inside a function jit traces",
+  );
+  assertEquals(Array.from(await w.data()), [1, 2, 3]);
+  assertEquals(w.grad, null);
+  // the supported form: the traced loss and its gradient, the step outside
+  const lossAndGrad = jit((x: Tensor) => {
+    const loss = x.mul(w).sum();
+    loss.backward();
+    return { loss, grad: w.grad! };
+  });
+  const { grad } = await lossAndGrad(tensor([1, 1, 1]));
+  w.grad = grad;
+  opt.step();
+  assertEquals(Array.from(await w.data()), [0.9, 1.9, 2.9].map(Math.fround));
+});
