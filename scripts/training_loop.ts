@@ -4,7 +4,9 @@
 //   optim     optim.SGD with momentum (parameters updated in place by assign)
 //   detach    the hand-written update `p = p.sub(p.grad!.mul(lr)).detach().requiresGrad_()`
 // Checked: the loss goes down; the median step time of the last 500 steps is within 1.2x of
-// steps 500-1000 (the graph does not grow, old parameters are not kept); memory stays bounded:
+// steps 500-1000 (the graph does not grow, old parameters are not kept; a run past it is run
+// again, and only a second slowdown counts, since a shared machine has slow spells); memory
+// stays bounded:
 // the resident set grows by at most 100 MB after step 500, and the buffers still alive after a
 // forced garbage collection at the end are no more than after one at step 1000 (a leak of even
 // one buffer every hundred steps would show). Each run is a fresh process (with --expose-gc
@@ -151,28 +153,47 @@ async function main(): Promise<void> {
     "style   loss first -> last      ms/step 500-1000  last 500  ratio  rss growth  max live  retained 1000 -> end",
   );
   for (const style of STYLES) {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-read",
-        "--allow-env",
-        "--v8-flags=--expose-gc",
-        import.meta.filename!,
-        String(steps),
-        device,
-        style,
-      ],
-      stdout: "piped",
-      stderr: "inherit",
-    }).output();
-    if (!out.success) {
-      console.log(`${style}: the run failed (exit ${out.code})`);
+    const run = async (): Promise<Result | null> => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-read",
+          "--allow-env",
+          "--v8-flags=--expose-gc",
+          import.meta.filename!,
+          String(steps),
+          device,
+          style,
+        ],
+        stdout: "piped",
+        stderr: "inherit",
+      }).output();
+      if (!out.success) {
+        console.log(`${style}: the run failed (exit ${out.code})`);
+        return null;
+      }
+      const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+      return JSON.parse(lines[lines.length - 1]) as Result;
+    };
+    let r = await run();
+    if (r === null) {
       failed = true;
       continue;
     }
-    const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
-    const r = JSON.parse(lines[lines.length - 1]) as Result;
-    const ratio = r.lateMs / r.earlyMs;
+    let ratio = r.lateMs / r.earlyMs;
+    let slowedOnce = "";
+    if (ratio > SLOWDOWN_LIMIT) {
+      // a shared machine has slow spells: a slowdown counts only if a second run shows it too
+      // (as bench/check.ts measures a slower row again)
+      slowedOnce = ` (${ratio.toFixed(2)} in a first run)`;
+      const again = await run();
+      if (again === null) {
+        failed = true;
+        continue;
+      }
+      r = again;
+      ratio = r.lateMs / r.earlyMs;
+    }
     const problems: string[] = [];
     if (!(r.lastLoss < r.firstLoss / 10)) problems.push("the loss did not go down tenfold");
     if (ratio > SLOWDOWN_LIMIT) problems.push(`steps slowed down more than ${SLOWDOWN_LIMIT}x`);
@@ -187,7 +208,7 @@ async function main(): Promise<void> {
         `  ${ratio.toFixed(2).padStart(5)}  ${r.rssGrowthMB.toFixed(0).padStart(7)} MB` +
         `  ${String(r.maxLiveBuffers).padStart(8)}  ${
           `${r.retainedAt1000} -> ${r.retainedAtEnd}`.padStart(20)
-        }${problems.length ? "  FAILED: " + problems.join("; ") : ""}`,
+        }${slowedOnce}${problems.length ? "  FAILED: " + problems.join("; ") : ""}`,
     );
   }
   if (failed) Deno.exit(1);
