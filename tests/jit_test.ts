@@ -332,6 +332,12 @@ Deno.test("jit: assign inside a traced function is an Error; the tensor keeps it
   await assertRejects(
     () => step(tensor([1, 1, 1])),
     Error,
+    "SGD.step: no step inside a function jit traces",
+  );
+  const update = jit((x: Tensor) => w.assign(w.sub(x)));
+  await assertRejects(
+    () => update(tensor([1, 1, 1])),
+    Error,
     "assign: a tensor not assigned inside a function jit traces",
   );
   assertEquals(Array.from(await w.data()), [1, 2, 3]);

@@ -7,7 +7,7 @@
 import { noGrad } from "../autodiff.ts";
 import { tensor, zeros } from "../creation.ts";
 import { isFloat } from "../ir/dtype.ts";
-import { keepForever, untracked } from "../ownership.ts";
+import { keepForever, tracing, untracked } from "../ownership.ts";
 import { Tensor } from "../tensor.ts";
 import { checkRate, described, fail } from "../validate.ts";
 
@@ -55,6 +55,14 @@ export abstract class Optimizer {
 
   /** Applies one update to every parameter that has a gradient (lazily: see the class docs). */
   step(): void {
+    if (tracing()) {
+      // refused before any state changes (Adam counts its steps), as assign would refuse it
+      fail(
+        `${this.#name}.step`,
+        "no step inside a function jit traces (return the gradients and step after the call)",
+        described("a step while tracing"),
+      );
+    }
     for (const entry of this.#scalars.values()) entry.used = false;
     noGrad(() => {
       for (const [i, p] of this.params.entries()) {
