@@ -17,6 +17,7 @@
 import { memory, nn, type Tensor, tensor, tidy, webgpu } from "../mod.ts";
 import { backstopYields } from "../src/runtime/backstop.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
+import { runChildJson } from "./child_json.ts";
 
 const STYLES = ["none", "using", "dispose", "tidy"] as const;
 type Style = (typeof STYLES)[number];
@@ -139,9 +140,9 @@ async function main(): Promise<void> {
   );
   for (const device of devices) {
     for (const style of STYLES) {
-      const run = async (): Promise<Result | null> => {
-        const out = await new Deno.Command(Deno.execPath(), {
-          args: [
+      const run = () =>
+        runChildJson<Result>(
+          [
             "run",
             "--allow-read",
             "--allow-env",
@@ -150,16 +151,8 @@ async function main(): Promise<void> {
             device,
             style,
           ],
-          stdout: "piped",
-          stderr: "inherit",
-        }).output();
-        const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
-        if (!out.success) {
-          console.log(`${device} ${style}: the loop failed (exit ${out.code})`);
-          return null;
-        }
-        return JSON.parse(lines[lines.length - 1]) as Result;
-      };
+          `${device} ${style}`,
+        );
       let r = await run();
       let grewOnce = "";
       if (r !== null && device === "cpu" && r.rssGrowthMB > RSS_LIMIT_MB) {

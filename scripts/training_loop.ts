@@ -15,6 +15,7 @@
 //   deno run --allow-read --allow-env --allow-run scripts/training_loop.ts [steps] [device]
 
 import { memory, nn, ones, optim, type Tensor, tensor, zeros } from "../mod.ts";
+import { runChildJson } from "./child_json.ts";
 
 const STYLES = ["optim", "detach"] as const;
 type Style = (typeof STYLES)[number];
@@ -153,9 +154,9 @@ async function main(): Promise<void> {
     "style   loss first -> last      ms/step 500-1000  last 500  ratio  rss growth  max live  retained 1000 -> end",
   );
   for (const style of STYLES) {
-    const run = async (): Promise<Result | null> => {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: [
+    const run = () =>
+      runChildJson<Result>(
+        [
           "run",
           "--allow-read",
           "--allow-env",
@@ -165,16 +166,8 @@ async function main(): Promise<void> {
           device,
           style,
         ],
-        stdout: "piped",
-        stderr: "inherit",
-      }).output();
-      if (!out.success) {
-        console.log(`${style}: the run failed (exit ${out.code})`);
-        return null;
-      }
-      const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
-      return JSON.parse(lines[lines.length - 1]) as Result;
-    };
+        style,
+      );
     let r = await run();
     if (r === null) {
       failed = true;
