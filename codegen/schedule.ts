@@ -319,18 +319,8 @@ function substituted(
   isLoaded: (n: Node) => boolean,
   substitute: (n: Node) => Node | undefined,
 ): Node {
-  const done = new Map<Node, Node>();
-  for (const n of topoSort([root], (m) => m !== root && isLoaded(m))) {
-    const sub = n !== root && isLoaded(n) ? n : substitute(n);
-    if (sub !== undefined) {
-      done.set(n, sub);
-      continue;
-    }
-    const srcs = n.srcs.map((s) => done.get(s)!);
-    const same = srcs.every((s, i) => s === n.srcs[i]);
-    done.set(n, same ? n : ir.Node.make(n.op, srcs, n.arg, n.shape, n.dtype));
-  }
-  return done.get(root)!;
+  const loadedBelow = (n: Node) => n !== root && isLoaded(n);
+  return ir.replaceNodes([root], (n) => loadedBelow(n) ? n : substitute(n), loadedBelow)[0];
 }
 
 /**

@@ -56,6 +56,21 @@ export function noGrad<T>(fn: () => T): T {
   return result;
 }
 
+/**
+ * Runs the synchronous `fn` with gradient tracking on, whatever the enclosing scope says: `grad`
+ * differentiates its function even inside `noGrad` (which then only keeps the gradients it
+ * returns from being tracked in turn).
+ */
+export function withGradEnabled<T>(fn: () => T): T {
+  const before = enabled;
+  enabled = true;
+  try {
+    return fn();
+  } finally {
+    enabled = before;
+  }
+}
+
 /** Whether `fn` is an `async` function (or async generator). */
 export function isAsyncFunction(fn: unknown): boolean {
   const tag = Object.prototype.toString.call(fn);

@@ -5,7 +5,8 @@
 import { isFloat } from "./ir/dtype.ts";
 import * as ir from "./ir/node.ts";
 import type { Node } from "./ir/node.ts";
-import { backwardNodes } from "./autodiff.ts";
+import { backwardNodes, gradEnabled, withGradEnabled } from "./autodiff.ts";
+import { topoSort } from "./ir/graph.ts";
 import { settleIfDead } from "./history.ts";
 import { noteGradientChange, trackCreated, trackDropped, untracked } from "./ownership.ts";
 import { protectReader } from "./pending.ts";
@@ -51,7 +52,11 @@ export function backward(t: Tensor, gradient?: Tensor): void {
     const leaf = leafRequiringGrad(node)!;
     const previous = leaf.grad === null || leaf.grad.isDisposed ? null : nodeOf(leaf.grad);
     if (previous !== null) settleIfDead(previous); // built upon: drop a history no one needs
-    const sum = previous === null ? g : ir.binary("add", previous, ir.castTo(g, previous.dtype));
+    // a constant, as it says (requiresGrad false): a later backward pass through it must not
+    // reach the graph it was computed from (torch's default, without create_graph)
+    const sum = ir.detach(
+      previous === null ? g : ir.binary("add", previous, ir.castTo(g, previous.dtype)),
+    );
     // the leaf owns its gradient: it outlives the tidy() scope the backward pass ran in while
     // the leaf holds it and lives (cleared by zeroGrad, replaced by a later sum, or with its
     // leaf disposed, the scope disposes it), and storage it reads is not freed under it (it is
@@ -78,12 +83,23 @@ export function backward(t: Tensor, gradient?: Tensor): void {
  * The functional gradient: `grad(f)(x, y)` returns `[df/dx, df/dy]` for a function `f` that
  * returns a one-element tensor. The inputs' own `grad` fields are not touched.
  *
+ * The gradients are functions of the inputs like any other result, so they can be
+ * differentiated again: `grad(f)` inside a function given to another `grad`, or a gradient that
+ * requires grad (it does when it depends on a leaf that requires grad, `f`'s own inputs
+ * included) given to `backward()`. Second derivatives through `unfoldDim` (and so through
+ * LocalResponseNorm) throw.
+ *
  * @example
  * ```ts
  * import { grad, type Tensor, tensor } from "@lucid/nn";
  * const f = (x: Tensor, y: Tensor) => x.mul(y).sum();
  * const [dx, dy] = grad(f)(tensor([1, 2]), tensor([3, 4]));
  * console.log(await dx.toArray(), await dy.toArray()); // [ 3, 4 ] [ 1, 2 ]
+ *
+ * // the second derivative of x^3 is 6x
+ * const cube = (x: Tensor) => x.mul(x).mul(x).sum();
+ * const [d2] = grad((x: Tensor) => grad(cube)(x)[0].sum())(tensor([2]));
+ * console.log(await d2.toArray()); // [ 12 ]
  * ```
  */
 export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[]) => Tensor[] {
@@ -93,11 +109,12 @@ export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[])
       if (!(t instanceof Tensor)) fail("grad", `input ${i} must be a Tensor`, t);
       if (!isFloat(t.dtype)) fail("grad", `input ${i} must be a float tensor`, t.dtype);
     });
+    const inputNodes = inputs.map((t) => liveNode("grad", t));
     // fresh variables: grad(f)(x, x) has two inputs, and x.detach() inside f is not one
-    const vars = inputs.map((t) =>
-      createTensor(ir.detach(liveNode("grad", t), true), t.device, true, true)
+    const vars = inputNodes.map((node, i) =>
+      createTensor(ir.detach(node, true), inputs[i].device, true, true)
     );
-    const out = fn(...vars);
+    const out = withGradEnabled(() => fn(...vars));
     if (!(out instanceof Tensor)) fail("grad", "fn must return a Tensor", out);
     if (out.numel !== 1) {
       fail(
@@ -106,7 +123,8 @@ export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[])
         described(`shape [${out.shape.join(", ")}]`),
       );
     }
-    const targets = new Set(vars.map(nodeOf));
+    const varNodes = vars.map(nodeOf);
+    const targets = new Set(varNodes);
     const grads = out.requiresGrad
       ? backwardNodes(
         nodeOf(out),
@@ -114,13 +132,25 @@ export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[])
         (n) => targets.has(n),
       )
       : new Map<Node, Node>();
-    return vars.map((v) =>
-      createTensor(
-        grads.get(nodeOf(v)) ?? ir.constant(0, nodeOf(v).shape, v.dtype),
-        v.device,
-        false,
-        true,
-      )
-    );
+    // each variable stands for its input again, so the gradients are functions of the inputs
+    // and a gradient taken around this one flows through them
+    const inputOf = new Map(varNodes.map((v, i) => [v, inputNodes[i]]));
+    const found = varNodes.map((v) => grads.get(v) ?? ir.constant(0, v.shape, v.dtype));
+    const onInputs = ir.replaceNodes(found, (n) => inputOf.get(n), (n) => n.op === "detach");
+    return onInputs.map((node, i) => {
+      const flows = reachesLeafRequiringGrad(node);
+      const requires = flows && gradEnabled();
+      return createTensor(
+        flows && !requires ? ir.detach(node) : node,
+        vars[i].device,
+        requires,
+        !requires, // computed, like an op's result (a leaf requiring grad is a new variable)
+      );
+    });
   };
+}
+
+/** Whether a gradient could flow from `node` to a live leaf requiring grad. */
+function reachesLeafRequiringGrad(node: Node): boolean {
+  return topoSort([node], (n) => n.op === "detach").some((n) => leafRequiringGrad(n) !== undefined);
 }

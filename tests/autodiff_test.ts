@@ -1,6 +1,7 @@
 // Autodiff: every differentiable op against float64 central finite differences (gradcheck),
 // broadcasting, movement ops, unfoldDim with step 1 and > 1, accumulation, zeroGrad, detach,
-// noGrad, the functional grad() and every bad input.
+// noGrad, the functional grad() and every bad input; second derivatives (grad of grad) the
+// same way, and a leaf's grad as a constant to later passes.
 
 import {
   grad,
@@ -27,22 +28,24 @@ function check(name: string, fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[]):
   assert(result.passed, `${name}: max error ${result.maxError} at ${JSON.stringify(result.worst)}`);
 }
 
+/** Every differentiable unary op, with inputs inside its domain. */
+const UNARY_CASES: [string, (x: Tensor) => Tensor, Tensor][] = [
+  ["neg", (x) => x.neg(), f64(3, 4)],
+  ["exp", (x) => x.exp(), f64(3, 4)],
+  ["log", (x) => x.log(), positive(3, 4)],
+  ["sqrt", (x) => x.sqrt(), positive(3, 4)],
+  ["rsqrt", (x) => x.rsqrt(), positive(3, 4)],
+  ["recip", (x) => x.recip(), positive(3, 4)],
+  ["square", (x) => x.square(), f64(3, 4)],
+  ["abs", (x) => x.abs(), positive(3, 4).mul(tensor([1, -1, 1, -1], { dtype: "float64" }))],
+  ["relu", (x) => x.relu(), positive(3, 4).mul(tensor([1, -1, 1, -1], { dtype: "float64" }))],
+  ["sigmoid", (x) => x.sigmoid(), f64(3, 4)],
+  ["tanh", (x) => x.tanh(), f64(3, 4)],
+  ["affine", (x) => x.affine(-2.5, 3), f64(3, 4)],
+];
+
 Deno.test("gradcheck: unary ops", async (t) => {
-  const cases: [string, (x: Tensor) => Tensor, Tensor][] = [
-    ["neg", (x) => x.neg(), f64(3, 4)],
-    ["exp", (x) => x.exp(), f64(3, 4)],
-    ["log", (x) => x.log(), positive(3, 4)],
-    ["sqrt", (x) => x.sqrt(), positive(3, 4)],
-    ["rsqrt", (x) => x.rsqrt(), positive(3, 4)],
-    ["recip", (x) => x.recip(), positive(3, 4)],
-    ["square", (x) => x.square(), f64(3, 4)],
-    ["abs", (x) => x.abs(), positive(3, 4).mul(tensor([1, -1, 1, -1], { dtype: "float64" }))],
-    ["relu", (x) => x.relu(), positive(3, 4).mul(tensor([1, -1, 1, -1], { dtype: "float64" }))],
-    ["sigmoid", (x) => x.sigmoid(), f64(3, 4)],
-    ["tanh", (x) => x.tanh(), f64(3, 4)],
-    ["affine", (x) => x.affine(-2.5, 3), f64(3, 4)],
-  ];
-  for (const [name, fn, x] of cases) await t.step(name, () => check(name, fn, [x]));
+  for (const [name, fn, x] of UNARY_CASES) await t.step(name, () => check(name, fn, [x]));
 });
 
 Deno.test("gradcheck: binary ops with broadcasting", async (t) => {
@@ -355,3 +358,157 @@ for (const backend of testBackends) {
       }
     }));
 }
+
+/** `f`'s gradient as a function to check in turn: its dot product with fixed weights. */
+function gradientOf(
+  f: (...xs: Tensor[]) => Tensor,
+  shapes: number[][],
+): (...xs: Tensor[]) => Tensor {
+  const weights = shapes.map((s) => f64(...s));
+  return (...xs) =>
+    grad(f)(...xs).map((g, i) => g.mul(weights[i]).sum()).reduce((a, b) => a.add(b));
+}
+
+Deno.test("second derivatives: gradcheck of grad(f) for every differentiable op", async (t) => {
+  const w = f64(3, 4);
+  const unary: [string, (x: Tensor) => Tensor, Tensor][] = [
+    ...UNARY_CASES,
+    ["pow -0.75", (x) => x.pow(-0.75), positive(3, 4)],
+    ["pow 1.5", (x) => x.pow(1.5), positive(3, 4)],
+    ["x * x * x", (x) => x.mul(x).mul(x), f64(3, 4)],
+  ];
+  for (const [name, op, x] of unary) {
+    await t.step(name, () => check(name, gradientOf((v) => op(v).mul(w).sum(), [[3, 4]]), [x]));
+  }
+  const binary: [string, (a: Tensor, b: Tensor) => Tensor][] = [
+    ["add", (a, b) => a.add(b).square()],
+    ["sub", (a, b) => a.sub(b).square()],
+    ["mul", (a, b) => a.mul(b)],
+    ["div", (a, b) => a.div(b)],
+    ["pow", (a, b) => a.pow(b)],
+    ["maximum", (a, b) => a.maximum(b).square()],
+    ["minimum", (a, b) => a.minimum(b).square()],
+  ];
+  for (const [name, op] of binary) {
+    for (const [sa, sb] of [[[3, 4], [3, 4]], [[3, 1], [1, 4]]]) {
+      await t.step(
+        `${name} [${sa}] [${sb}]`,
+        () =>
+          check(name, gradientOf((a, b) => op(a, b).mul(w).sum(), [sa, sb]), [
+            positive(...sa),
+            positive(...sb),
+          ]),
+      );
+    }
+  }
+  const x = f64(2, 3, 4);
+  const others: [string, (v: Tensor) => Tensor][] = [
+    ["sum then square", (v) => v.sum(1).square().sum()],
+    ["mean then exp", (v) => v.mean(-1).exp().sum()],
+    ["max then square", (v) => v.max(1).square().sum()],
+    [
+      "permute and expand",
+      (v) => v.permute(2, 0, 1).expand(2, 4, 2, 3).square().sum().mul(v.sum()),
+    ],
+    [
+      "pad and shrink",
+      (v) => v.pad([[1, 0], [0, 2], [1, 1]], 3).shrink([[0, 2], [1, 4], null]).exp().sum(),
+    ],
+    ["slice and reshape", (v) => v.slice(2, 1, -1).reshape(-1).square().sum().square()],
+  ];
+  for (const [name, f] of others) {
+    await t.step(name, () => check(name, gradientOf(f, [[2, 3, 4]]), [x]));
+  }
+});
+
+Deno.test("second derivatives: nested grad, third derivatives, captured variables", async () => {
+  const cube = (x: Tensor) => x.mul(x).mul(x).sum();
+  const x = tensor([3, -2], { dtype: "float64" });
+  // d/dx 3x^2 = 6x
+  const [d2] = grad((v) => grad(cube)(v)[0].sum())(x);
+  assertClose(await d2.data(), [18, -12]);
+  // d^3/dx^3 x^4 = 24x
+  const quartic = (v: Tensor) => v.square().square().sum();
+  const d3 = grad((a) => grad((b) => grad(quartic)(b)[0].sum())(a)[0].sum())(x)[0];
+  assertClose(await d3.data(), [72, -48]);
+  // sigmoid'' = s (1 - s) (1 - 2 s)
+  const s = 1 / (1 + Math.exp(-0.4));
+  const [sig2] = grad((v) => grad((u) => u.sigmoid().sum())(v)[0].sum())(
+    tensor([0.4], { dtype: "float64" }),
+  );
+  assertClose(await sig2.data(), [s * (1 - s) * (1 - 2 * s)]);
+  // a variable of the outer grad captured by the inner function: d/dw of d/dx (x w)^2 = 4 x w
+  const x0 = tensor([1.5], { dtype: "float64" });
+  const [dw] = grad((w) => grad((v) => v.mul(w).square().sum())(x0)[0].sum())(
+    tensor([2], { dtype: "float64" }),
+  );
+  assertClose(await dw.data(), [12]);
+  // a Hessian-vector product: H v of sum(x^3) is 6 x v
+  const v = tensor([1, 10], { dtype: "float64" });
+  const [hv] = grad((a) => grad(cube)(a)[0].mul(v).sum())(x);
+  assertClose(await hv.data(), [18, -120]);
+});
+
+Deno.test("second derivatives through unfoldDim throw, naming what is not supported", () => {
+  const x = f64(1, 4, 3, 3);
+  assertThrows(
+    () => grad((v) => grad((u) => u.unfoldDim(1, 3).square().sum())(v)[0].sum())(x),
+    Error,
+    "second derivatives through unfoldDim are not supported",
+  );
+  // the library stays usable
+  const [g] = grad((u: Tensor) => u.square().sum())(tensor([2], { dtype: "float64" }));
+  assertEquals(Array.from(g.dataSync()), [4]);
+});
+
+Deno.test("grad(fn) results: requiresGrad when a gradient can flow through them", async () => {
+  const cube = (x: Tensor) => x.mul(x).mul(x).sum();
+  // plain inputs: constants
+  const [plain] = grad(cube)(tensor([3], { dtype: "float64" }));
+  assertEquals([plain.requiresGrad, plain.isLeaf], [false, true]);
+  // an input requiring grad: the gradient is a function of it, and backward() goes through it
+  const w = tensor([3], { dtype: "float64", requiresGrad: true });
+  const [gw] = grad(cube)(w);
+  assertEquals([gw.requiresGrad, gw.isLeaf], [true, false]);
+  gw.mul(w).sum().backward(); // d/dw (3 w^2 * w) = 9 w^2
+  assertClose(await w.grad!.data(), [81]);
+  // under noGrad: a constant, and a later backward does not go through it
+  const u = tensor([3], { dtype: "float64", requiresGrad: true });
+  const [gu] = noGrad(() => grad(cube)(u));
+  assertEquals(gu.requiresGrad, false);
+  gu.mul(u).sum().backward(); // d/du (27 u) = 27
+  assertClose(await u.grad!.data(), [27]);
+});
+
+Deno.test("backward: a leaf's grad is a constant to a later backward pass", async (t) => {
+  for (const realized of [true, false]) {
+    await t.step(realized ? "grad read first" : "grad never read", async () => {
+      const w = tensor([3, 2], { dtype: "float64", requiresGrad: true });
+      w.mul(w).mul(w).sum().backward();
+      const g = w.grad!;
+      assertEquals(g.requiresGrad, false);
+      if (realized) assertClose(await g.data(), [27, 12]);
+      w.zeroGrad();
+      g.mul(w).sum().backward(); // d/dw (g w) = g, with g = 3 w^2 held fixed (not 9 w^2)
+      assertClose(await w.grad!.data(), [27, 12]);
+    });
+  }
+});
+
+Deno.test("second derivatives on every backend", async (t) => {
+  for (const backend of testBackends) {
+    await t.step(backend.name, () =>
+      onBackend(backend, async () => {
+        const x = tensor([0.5, -1.25, 2], { device: backend.device });
+        const f = (v: Tensor) => v.tanh().mul(v).sum();
+        const [d2] = grad((v) => grad(f)(v)[0].sum())(x);
+        // (x tanh x)'' = 2 sech^2 x - 2 x tanh x sech^2 x
+        const want = [0.5, -1.25, 2].map((v) => {
+          const th = Math.tanh(v);
+          const sech2 = 1 - th * th;
+          return 2 * sech2 - 2 * v * th * sech2;
+        });
+        assertClose(await d2.data(), want, { rtol: 1e-5 });
+      }));
+  }
+});

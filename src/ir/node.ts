@@ -5,6 +5,7 @@
 // Ideas from tinygrad's UOp (hash-consed graph nodes) and jax's abstract evaluation rules.
 
 import { type DType, floatOf, promote } from "./dtype.ts";
+import { topoSort } from "./graph.ts";
 import { HASH_SEED, mix, mixArg, mixNumber, mixText, sameArg, sameShape } from "./hash.ts";
 import {
   BINARY_OPS,
@@ -245,6 +246,31 @@ export function settle(node: Node): void {
 /** Whether `node` was settled: a computed node whose sources were dropped. */
 export function isSettled(node: Node): boolean {
   return settledNodes.has(node);
+}
+
+/**
+ * The graphs of `roots` with each node that `replace` maps replaced by its image and every node
+ * above a replaced one made anew over the new sources (equal structure still shares nodes). A
+ * node for which `stopAt` holds ends the walk: its sources are not visited, and it stays as it
+ * is unless `replace` maps it.
+ */
+export function replaceNodes(
+  roots: readonly Node[],
+  replace: (n: Node) => Node | undefined,
+  stopAt: (n: Node) => boolean = () => false,
+): Node[] {
+  const done = new Map<Node, Node>();
+  for (const n of topoSort(roots, stopAt)) {
+    const image = replace(n) ?? (stopAt(n) ? n : undefined);
+    if (image !== undefined) {
+      done.set(n, image);
+      continue;
+    }
+    const srcs = n.srcs.map((s) => done.get(s)!);
+    const same = srcs.every((s, i) => s === n.srcs[i]);
+    done.set(n, same ? n : Node.make(n.op, srcs, n.arg, n.shape, n.dtype));
+  }
+  return roots.map((r) => done.get(r)!);
 }
 
 /**
