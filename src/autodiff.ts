@@ -185,7 +185,10 @@ const VJP: Record<string, Vjp> = {
     return [ir.reshape(summed, src.shape)];
   },
   unfoldTranspose: () => {
-    throw new Error("backward: second derivatives through unfoldDim are not supported");
+    throw new Error(
+      "autodiff: second derivatives through unfoldDim are not supported (nor through " +
+        "LocalResponseNorm, which uses it): the gradient of a gradient reached unfoldDim",
+    );
   },
 };
 

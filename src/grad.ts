@@ -7,7 +7,7 @@ import * as ir from "./ir/node.ts";
 import type { Node } from "./ir/node.ts";
 import { backwardNodes, gradEnabled, withGradEnabled } from "./autodiff.ts";
 import { topoSort } from "./ir/graph.ts";
-import { settleIfDead } from "./history.ts";
+import { noteGradientDetach, settleIfDead } from "./history.ts";
 import { noteGradientChange, trackCreated, trackDropped, untracked } from "./ownership.ts";
 import { protectReader } from "./pending.ts";
 import { createTensor, leafRequiringGrad, liveNode, nodeOf, Tensor } from "./tensor.ts";
@@ -57,6 +57,7 @@ export function backward(t: Tensor, gradient?: Tensor): void {
     const sum = ir.detach(
       previous === null ? g : ir.binary("add", previous, ir.castTo(g, previous.dtype)),
     );
+    noteGradientDetach(sum);
     // the leaf owns its gradient: it outlives the tidy() scope the backward pass ran in while
     // the leaf holds it and lives (cleared by zeroGrad, replaced by a later sum, or with its
     // leaf disposed, the scope disposes it), and storage it reads is not freed under it (it is
@@ -137,8 +138,9 @@ export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[])
     const inputOf = new Map(varNodes.map((v, i) => [v, inputNodes[i]]));
     const found = varNodes.map((v) => grads.get(v) ?? ir.constant(0, v.shape, v.dtype));
     const onInputs = ir.replaceNodes(found, (n) => inputOf.get(n), (n) => n.op === "detach");
+    const reaching = reachingLeavesRequiringGrad(onInputs);
     return onInputs.map((node, i) => {
-      const flows = reachesLeafRequiringGrad(node);
+      const flows = reaching.has(node);
       const requires = flows && gradEnabled();
       return createTensor(
         flows && !requires ? ir.detach(node) : node,
@@ -150,7 +152,12 @@ export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[])
   };
 }
 
-/** Whether a gradient could flow from `node` to a live leaf requiring grad. */
-function reachesLeafRequiringGrad(node: Node): boolean {
-  return topoSort([node], (n) => n.op === "detach").some((n) => leafRequiringGrad(n) !== undefined);
+/** The nodes below `roots` from which a gradient could flow to a live leaf requiring grad. */
+function reachingLeavesRequiringGrad(roots: readonly Node[]): Set<Node> {
+  const reaching = new Set<Node>();
+  for (const n of topoSort(roots, (m) => m.op === "detach")) {
+    const passes = n.op !== "detach" && n.srcs.some((s) => reaching.has(s));
+    if (passes || leafRequiringGrad(n) !== undefined) reaching.add(n);
+  }
+  return reaching;
 }

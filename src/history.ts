@@ -17,6 +17,28 @@ import { leafRequiringGrad } from "./tensor.ts";
 const live = new WeakMap<Node, number>();
 let generation = 0;
 
+/**
+ * The detach nodes of gradients (`backward()`'s, which are constants to later passes). Stored,
+ * they keep their history until built upon, as the gradient nodes they wrap would: a settled
+ * node matches no equal graph made later, so an identical backward pass (same leaves, same
+ * data) would compute its gradient anew into a new buffer every time, instead of finding the
+ * stored one, while the last one waited for the garbage collector.
+ */
+const gradientDetaches = new WeakSet<Node>();
+
+/** Marks `node` (a detach) as a gradient's: see {@link settleStoredDetach}. */
+export function noteGradientDetach(node: Node): void {
+  gradientDetaches.add(node);
+}
+
+/**
+ * Settles a detach node just stored if its history is dead (no gradient passes a detach), but
+ * not a gradient's (kept shareable until built upon).
+ */
+export function settleStoredDetach(node: Node): void {
+  if (!gradientDetaches.has(node)) settleIfDead(node);
+}
+
 /** Says that some leaf stopped requiring grad or changed its node: liveness is checked anew. */
 export function gradientTargetsChanged(): void {
   generation++;

@@ -11,7 +11,7 @@
 
 import { topoSort } from "./ir/graph.ts";
 import type { Node } from "./ir/node.ts";
-import { settleIfDead } from "./history.ts";
+import { settleStoredDetach } from "./history.ts";
 import { freeValue, handleCount } from "./ownership.ts";
 import type { Backend, DeviceName } from "./runtime/device.ts";
 import { storedAnywhere } from "./runtime/realize.ts";
@@ -145,7 +145,7 @@ export function afterStored(nodes: readonly Node[], backend: Backend): void {
     const ref = readerRefs.get(n);
     if (ref !== undefined) forget(ref, n);
     freeReplaced(n, backend);
-    if (n.op === "detach") settleIfDead(n); // no gradient flows through it: history is dead
+    if (n.op === "detach") settleStoredDetach(n); // no gradient flows through it
   }
 }
 

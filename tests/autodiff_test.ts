@@ -7,6 +7,7 @@ import {
   grad,
   gradcheck,
   manualSeed,
+  memory,
   noGrad,
   randn,
   setFusion,
@@ -14,7 +15,7 @@ import {
   tensor,
 } from "../mod.ts";
 import { assert, assertEquals, assertStrictEquals, assertThrows } from "./assert.ts";
-import { assertClose, onBackend, testBackends, webgpuAvailable } from "./helpers.ts";
+import { assertClose, onBackend, testBackends, testDevices, webgpuAvailable } from "./helpers.ts";
 import { backwardNodes } from "../src/autodiff.ts";
 import * as ir from "../src/ir/node.ts";
 import { nodeOf } from "../src/tensor.ts";
@@ -510,5 +511,27 @@ Deno.test("second derivatives on every backend", async (t) => {
         });
         assertClose(await d2.data(), want, { rtol: 1e-5 });
       }));
+  }
+});
+
+Deno.test("backward: an identical pass finds the stored gradient, on every device", async (t) => {
+  for (const device of testDevices) {
+    await t.step(device, async () => {
+      const w = randn([64], { requiresGrad: true, device });
+      const x = randn([64], { device });
+      const before = memory()[device].liveBuffers;
+      let first: number[] | null = null;
+      for (let i = 0; i < 200; i++) {
+        w.mul(x).tanh().square().sum().backward();
+        const g = Array.from(await w.grad!.data());
+        first ??= g;
+        assertEquals(g, first);
+        w.zeroGrad();
+      }
+      // the same gradient each time: its stored value is found again, not a new buffer per
+      // pass waiting for the garbage collector (200 of them before the fix)
+      const grown = memory()[device].liveBuffers - before;
+      assert(grown <= 4, `${grown} more live buffers after 200 identical passes`);
+    });
   }
 });
