@@ -11,7 +11,7 @@ import { printJs } from "./js.ts";
 import { emitWasm } from "./wasm.ts";
 import { float64Error, printWgsl, WORKGROUP_SIZE, workgroupGrid } from "./wgsl.ts";
 import { BoundedCache } from "./cache.ts";
-import { exprsInOrder } from "./kernel.ts";
+import { exprsInOrder, kernelRoots } from "./kernel.ts";
 
 /** A kernel compiled for one target: its readable text and how it launches. */
 export interface Executable {
@@ -64,9 +64,10 @@ function hash(text: string): string {
 
 /** Throws if `kernel` cannot be expressed on `target` (float64, indices beyond its integers). */
 function checkTarget(kernel: Kernel, target: Target): void {
-  const exprs = exprsInOrder([kernel.value, kernel.outIndex]);
+  const exprs = exprsInOrder(kernelRoots(kernel));
   if (!target.float64) {
-    const f64 = kernel.outType === "f64" || kernel.inputs.some((i) => i.type === "f64") ||
+    const f64 = kernel.outputs.some((o) => o.type === "f64") ||
+      kernel.inputs.some((i) => i.type === "f64") ||
       exprs.some((e) => e.type === "f64");
     if (f64) throw float64Error(kernel.name);
   }

@@ -98,23 +98,26 @@ export function typeText(dtype: DType, shape: Shape): string {
 function assignSlots(plan: Plan): { slots: number[]; slotBytes: number[]; } {
   const lastUse = plan.buffers.map(() => -1);
   plan.steps.forEach((step, s) => {
-    for (const i of [...step.inputs, step.output]) lastUse[i] = s;
+    for (const i of [...step.inputs, ...step.outputs]) lastUse[i] = s;
   });
   const slots = plan.buffers.map(() => -1);
   const slotBytes: number[] = [];
   const slotFreeAfter: number[] = []; // the last step reading the slot's current holder
   plan.steps.forEach((step, s) => {
-    const buffer = plan.buffers[step.output];
-    if (buffer.role !== "intermediate") return;
-    let slot = slotFreeAfter.findIndex((last) => last < s);
-    if (slot < 0) {
-      slot = slotBytes.length;
-      slotBytes.push(0);
-      slotFreeAfter.push(0);
+    for (const output of step.outputs) {
+      const buffer = plan.buffers[output];
+      if (buffer.role !== "intermediate") continue;
+      // (a slot taken by another output of this step is busy until at least this step)
+      let slot = slotFreeAfter.findIndex((last) => last < s);
+      if (slot < 0) {
+        slot = slotBytes.length;
+        slotBytes.push(0);
+        slotFreeAfter.push(0);
+      }
+      slots[output] = slot;
+      slotBytes[slot] = Math.max(slotBytes[slot], bytesOf(buffer));
+      slotFreeAfter[slot] = lastUse[output];
     }
-    slots[step.output] = slot;
-    slotBytes[slot] = Math.max(slotBytes[slot], bytesOf(buffer));
-    slotFreeAfter[slot] = lastUse[step.output];
   });
   return { slots, slotBytes };
 }
@@ -215,7 +218,8 @@ export function moduleHeader(
     plan.steps.forEach((step, s) => {
       const name = layout.kernels[layout.stepKernels[s]].name;
       const reads = step.inputs.map((i) => layout.names[i]).join(", ") || "(no inputs)";
-      lines.push(`//   ${s + 1}. ${name}: ${layout.names[step.output]} <- ${reads}`);
+      const writes = step.outputs.map((i) => layout.names[i]).join(", ");
+      lines.push(`//   ${s + 1}. ${name}: ${writes} <- ${reads}`);
     });
   }
   return lines;

@@ -53,7 +53,7 @@ function runBody(program: ExportProgram, layout: ExportLayout): string[] {
   });
   plan.steps.forEach((step, s) => {
     const kernel = layout.kernels[layout.stepKernels[s]].name;
-    const args = [step.output, ...step.inputs].map((i) => names[i]).join(", ");
+    const args = [...step.outputs, ...step.inputs].map((i) => names[i]).join(", ");
     lines.push(`  ${kernel}(${args});`);
   });
   program.outputs.forEach(({ name, buffer }, o) => {

@@ -80,7 +80,7 @@ interface MemoryLayout {
 /** The steps that launch: a kernel writing no element is skipped, as the cpu device does. */
 function launchedSteps(program: ExportProgram): number[] {
   const { steps, buffers } = program.plan;
-  return steps.flatMap((step, s) => (elementsOf(buffers[step.output]) > 0 ? [s] : []));
+  return steps.flatMap((step, s) => (elementsOf(buffers[step.outputs[0]]) > 0 ? [s] : []));
 }
 
 /**
@@ -133,7 +133,8 @@ function wasmArguments(
 ): number[] {
   const step = program.plan.steps[s];
   const kernel = layout.kernels[layout.stepKernels[s]];
-  return [...[step.output, ...step.inputs].map((i) => memory.offsets[i]), ...outerRange(kernel)];
+  const buffers = [...step.outputs, ...step.inputs];
+  return [...buffers.map((i) => memory.offsets[i]), ...outerRange(kernel)];
 }
 
 /** The statements of `run`: copy the inputs in, launch in order, copy the outputs out. */
@@ -147,12 +148,13 @@ function runBody(program: ExportProgram, layout: ExportLayout, memory: MemoryLay
   for (const s of launchedSteps(program)) {
     const step = plan.steps[s];
     const kernel = layout.kernels[layout.stepKernels[s]];
-    const buffers = [step.output, ...step.inputs];
+    const buffers = [...step.outputs, ...step.inputs];
     const args = isWasm(kernel)
       ? wasmArguments(program, layout, memory, s).join(", ")
       : buffers.map((i) => `views[${i}]`).join(", ");
     const reads = step.inputs.map((i) => names[i]).join(", ") || "(no inputs)";
-    lines.push(`  ${kernel.name}(${args}); // ${names[step.output]} <- ${reads}`);
+    const writes = step.outputs.map((i) => names[i]).join(", ");
+    lines.push(`  ${kernel.name}(${args}); // ${writes} <- ${reads}`);
   }
   for (const { name, buffer } of program.outputs) {
     const source = plan.buffers[buffer].role === "input" ? names[buffer] : `views[${buffer}]`;
@@ -306,7 +308,7 @@ function manifest(program: ExportProgram, layout: ExportLayout, memory: MemoryLa
         order: s,
         kernel: kernel.name,
         kind: isWasm(kernel) ? "wasm" : "js",
-        buffers: [step.output, ...step.inputs].map((i) => layout.names[i]),
+        buffers: [...step.outputs, ...step.inputs].map((i) => layout.names[i]),
         ...(isWasm(kernel) ? { arguments: wasmArguments(program, layout, memory, s) } : {}),
       };
     }),

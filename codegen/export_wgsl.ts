@@ -5,7 +5,8 @@
 // the caller passes. The runner embeds the same WGSL text, so it needs no file access.
 //
 // How kernels bind and launch is the runtime's own convention (src/runtime/webgpu.ts): `out`
-// at binding 0 (read_write), `in0`, `in1`, ... at 1, 2, ... (read-only), an explicit bind group
+// at binding 0 (read_write; a kernel writing several outputs binds `out0`, `out1`, ... at 0, 1,
+// ...), the inputs `in0`, `in1`, ... after them (read-only), an explicit bind group
 // layout (so a binding a kernel ignores still binds), one 2-D dispatch per launch. The runner
 // keeps per device what does not change between runs (pipelines, layouts, intermediates,
 // constants); inputs, outputs and readback buffers are made per run and destroyed after.
@@ -15,6 +16,7 @@
 // The helpers of export.ts that export_wasm.ts imports too: what the targets share lives there,
 // so the two import lists (and the openings of the two manifests) look alike.
 import { WORKGROUP_SIZE } from "./wgsl.ts";
+import { outputName } from "./kernel.ts";
 import {
   bytesOf,
   elementsOf,
@@ -51,8 +53,9 @@ function manifest(program: ExportProgram, layout: ExportLayout): string {
   return formatJson({
     ...manifestHead(program, "wgsl"),
     runner: `${program.name}.js`,
-    conventions: "Each kernel binds `out` at binding 0 (storage, read_write) and its inputs " +
-      "`in0`, `in1`, ... at bindings 1, 2, ... (storage, read) of group 0. Launch them in " +
+    conventions: "Each kernel binds `out` at binding 0 (storage, read_write; a kernel with " +
+      "several outputs binds `out0`, `out1`, ... at 0, 1, ...) and its inputs `in0`, `in1`, " +
+      "... at the bindings after them (storage, read) of group 0. Launch them in " +
       "order, each with dispatchWorkgroups(dispatch[0], dispatch[1]). Buffers hold row-major " +
       "data; a storage binding is at least 4 bytes. Intermediates with the same scratchSlot " +
       "may share one GPUBuffer of scratch[slot].bytes.",
@@ -78,10 +81,12 @@ function manifest(program: ExportProgram, layout: ExportLayout): string {
         entryPoint: kernel.executable.name,
         workgroupSize: [workgroupSize(kernel), 1, 1],
         dispatch: [...kernel.executable.workgroups, 1],
-        bindings: [step.output, ...step.inputs].map((i, binding) => ({
+        bindings: [...step.outputs, ...step.inputs].map((i, binding) => ({
           binding,
-          variable: binding === 0 ? "out" : `in${binding - 1}`,
-          access: binding === 0 ? "read_write" : "read",
+          variable: binding < step.outputs.length
+            ? outputName(binding, step.outputs.length)
+            : `in${binding - step.outputs.length}`,
+          access: binding < step.outputs.length ? "read_write" : "read",
           buffer: layout.names[i],
           dtype: plan.buffers[i].dtype,
           elements: elementsOf(plan.buffers[i]),
@@ -139,17 +144,17 @@ function runnerTables(program: ExportProgram, layout: ExportLayout): string[] {
     `const INPUT_BUFFERS = [${program.inputs.map((v) => v.buffer).join(", ")}];`,
     `const OUTPUT_BUFFERS = [${program.outputs.map((v) => v.buffer).join(", ")}];`,
     "",
-    "// ---- launches, in order: kernel, buffers bound (out first, then in0, in1, ...), grid ----",
+    "// ---- launches, in order: kernel, outputs, buffers bound (outputs first), grid ----",
     "const LAUNCHES = [",
   );
   plan.steps.forEach((step, s) => {
     const kernel = layout.kernels[layout.stepKernels[s]];
     const [x, y] = kernel.executable.workgroups;
     lines.push(
-      `  { kernel: "${kernel.name}", buffers: [${
-        [step.output, ...step.inputs].join(", ")
+      `  { kernel: "${kernel.name}", outputs: ${step.outputs.length}, buffers: [${
+        [...step.outputs, ...step.inputs].join(", ")
       }], workgroups: [${x}, ${y}] }, // ${
-        [step.output, ...step.inputs].map((i) => layout.names[i]).join(", ")
+        [...step.outputs, ...step.inputs].map((i) => layout.names[i]).join(", ")
       }`,
     );
   });
@@ -183,18 +188,19 @@ function stateOf(device) {
   let state = states.get(device);
   if (state !== undefined) return state;
   const layouts = new Map();
-  const layoutFor = (count) => {
-    let layout = layouts.get(count);
+  const layoutFor = (count, outputs) => {
+    const key = count + "/" + outputs;
+    let layout = layouts.get(key);
     if (layout === undefined) {
       const bind = device.createBindGroupLayout({
         entries: Array.from({ length: count }, (_, binding) => ({
           binding,
           visibility: COMPUTE,
-          buffer: { type: binding === 0 ? "storage" : "read-only-storage" },
+          buffer: { type: binding < outputs ? "storage" : "read-only-storage" },
         })),
       });
       layout = { bind, pipeline: device.createPipelineLayout({ bindGroupLayouts: [bind] }) };
-      layouts.set(count, layout);
+      layouts.set(key, layout);
     }
     return layout;
   };
@@ -208,7 +214,7 @@ function stateOf(device) {
     pipelines.set(
       launch.kernel,
       device.createComputePipelineAsync({
-        layout: layoutFor(launch.buffers.length).pipeline,
+        layout: layoutFor(launch.buffers.length, launch.outputs).pipeline,
         compute: { module, entryPoint: kernel.entryPoint },
       }),
     );
@@ -358,7 +364,7 @@ function submit(device, state, pipelines, values, temporary) {
   for (const launch of LAUNCHES) {
     pass.setPipeline(pipelines.get(launch.kernel));
     pass.setBindGroup(0, device.createBindGroup({
-      layout: state.layoutFor(launch.buffers.length).bind,
+      layout: state.layoutFor(launch.buffers.length, launch.outputs).bind,
       entries: launch.buffers.map((b, binding) => ({
         binding,
         resource: { buffer: gpu[b], size: bindingBytes(BUFFERS[b]) },

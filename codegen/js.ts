@@ -5,11 +5,21 @@
 // `js` export writes out.
 
 import { CStylePrinter } from "./printer.ts";
-import { type Expr, mayWrap, type ReduceArg, reduceBody, type ScalarType } from "./kernel.ts";
+import {
+  type Expr,
+  mayWrap,
+  outputName,
+  type ReduceArg,
+  reduceBody,
+  type ScalarType,
+} from "./kernel.ts";
 import type { LoopStmt, Program } from "./linearize.ts";
 import { INT32_MAX } from "../src/ir/dtype.ts";
 
-/** Prints programs (launch mode `loops`) as JavaScript functions `(out, in0, in1, ...) => void`. */
+/**
+ * Prints programs (launch mode `loops`) as JavaScript functions `(out, in0, in1, ...) => void`
+ * (`out0, out1, ...` first when a kernel writes several outputs).
+ */
 export class JsPrinter extends CStylePrinter {
   protected literal(value: number, type: ScalarType): string {
     if (type === "bool") return value ? "true" : "false";
@@ -116,13 +126,16 @@ export class JsPrinter extends CStylePrinter {
     return super.update(reduce);
   }
 
-  protected store(index: string, value: string): string {
-    return `out[${index}] = ${value};`;
+  protected store(output: string, index: string, value: string): string {
+    return `${output}[${index}] = ${value};`;
   }
 
   protected frame(program: Program, body: string[]): string {
     const { kernel } = program;
-    const params = ["out", ...kernel.inputs.map((_, i) => `in${i}`)].join(", ");
+    const params = [
+      ...kernel.outputs.map((_, k) => outputName(k, kernel.outputs.length)),
+      ...kernel.inputs.map((_, i) => `in${i}`),
+    ].join(", ");
     const header = kernel.comment.split("\n").map((l) => `// ${l}`).join("\n");
     return `${header}\nfunction ${kernel.name}(${params}) {\n${body.join("\n")}\n}\n`;
   }

@@ -153,20 +153,39 @@ export interface Kernel {
   readonly name: string;
   /** The kernel's header: what it computes, in words and in IR ops. */
   readonly comment: string;
-  /** Shape of the output. */
+  /** Shape of the outputs (one loop nest writes them all). */
   readonly outShape: Shape;
-  /** Element type of the output. */
-  readonly outType: ScalarType;
   /** One variable per output axis, outermost first. */
   readonly outVars: readonly Expr[];
-  /** The output element at the index given by `outVars`. */
-  readonly value: Expr;
-  /** The row-major position of that element in the output buffer. */
+  /** What the kernel writes, each into a buffer of its own (most kernels write one). */
+  readonly outputs: readonly KernelOutput[];
+  /** The row-major position of the element at `outVars` in every output buffer. */
   readonly outIndex: Expr;
   /** Input buffers in slot order: element type and shape. */
   readonly inputs: readonly KernelInput[];
   /** The builder that made the expressions (rewrites of the kernel continue with it). */
   readonly builder: ExprBuilder;
+}
+
+/** One output of a kernel. */
+export interface KernelOutput {
+  /** Element type of its buffer. */
+  readonly type: ScalarType;
+  /** The element at the index given by the kernel's `outVars`. */
+  readonly value: Expr;
+}
+
+/** The roots of a kernel's expressions: every output's value, then the output index. */
+export function kernelRoots(kernel: Kernel): Expr[] {
+  return [...kernel.outputs.map((o) => o.value), kernel.outIndex];
+}
+
+/**
+ * The name of output `k` of a kernel that writes `count`, in every backend's source and in
+ * exports: `out` when there is one, else `out0`, `out1`, ...
+ */
+export function outputName(k: number, count: number): string {
+  return count === 1 ? "out" : `out${k}`;
 }
 
 /** One input buffer of a kernel. */

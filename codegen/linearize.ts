@@ -25,6 +25,7 @@ import {
   type Expr,
   exprsInOrder,
   type Kernel,
+  kernelRoots,
   type ReduceArg,
   reduceIdentity,
   type VarArg,
@@ -72,9 +73,11 @@ export interface CombineStmt {
   readonly reduce: Expr;
 }
 
-/** Stores `value` at `index` of the output (in `workgroup` mode, lane 0 stores). */
+/** Stores `value` at `index` of output `output` (in `workgroup` mode, lane 0 stores). */
 export interface StoreStmt {
   readonly kind: "store";
+  /** Which of the kernel's outputs. */
+  readonly output: number;
   readonly index: Expr;
   readonly value: Expr;
 }
@@ -127,7 +130,8 @@ export function linearize(kernel: Kernel, mode: LaunchMode, lanes = 1): Program 
   const varScope = new Map<Expr, Scope>();
   kernel.outVars.forEach((v, i) => varScope.set(v, levels[loops ? i + 1 : 0]));
   const loopScopes = new Map<Expr, Scope>();
-  const free = freeVariables([kernel.outIndex, kernel.value]);
+  const roots = kernelRoots(kernel);
+  const free = freeVariables(roots);
 
   const deepest = (e: Expr): Scope => {
     let scope = levels[0];
@@ -142,10 +146,7 @@ export function linearize(kernel: Kernel, mode: LaunchMode, lanes = 1): Program 
   // reduction first places its bounds, then opens its loop scope, then places its body.
   type Task = { e: Expr; phase: "enter" | "body" | "place"; scope?: Scope; };
   const visited = new Set<Expr>();
-  const stack: Task[] = [{ e: kernel.value, phase: "enter" }, {
-    e: kernel.outIndex,
-    phase: "enter",
-  }];
+  const stack: Task[] = roots.map((e): Task => ({ e, phase: "enter" }));
   const isLeaf = (e: Expr) => e.op === "const" || e.op === "var" || e.op === "acc";
   while (stack.length > 0) {
     const task = stack.pop()!;
@@ -236,7 +237,9 @@ export function linearize(kernel: Kernel, mode: LaunchMode, lanes = 1): Program 
         body: emitLevel(i + 1),
       });
     } else {
-      stmts.push({ kind: "store", index: kernel.outIndex, value: kernel.value });
+      kernel.outputs.forEach(({ value }, output) => {
+        stmts.push({ kind: "store", output, index: kernel.outIndex, value });
+      });
     }
     return stmts;
   };

@@ -36,8 +36,8 @@ export interface PlanStep {
   readonly executable: Executable;
   /** Buffers read, in the kernel's input-slot order. */
   readonly inputs: readonly number[];
-  /** The buffer written. */
-  readonly output: number;
+  /** The buffers written, in the kernel's output order (most kernels write one). */
+  readonly outputs: readonly number[];
 }
 
 /** A realization as data: buffers and steps. */
@@ -73,6 +73,7 @@ export function buildPlan(
     fusion: options.fusion,
     isRealized: options.isSource,
     target: options.target,
+    targetFor: options.targetFor,
   });
   const buffers: PlanBuffer[] = [];
   const bufferOf = new Map<Node, number>();
@@ -89,7 +90,7 @@ export function buildPlan(
   const steps = scheduled.map((s): PlanStep => ({
     executable: compile(s.kernel, options.targetFor(s.kernel)),
     inputs: s.inputs.map((n) => bind(n, "input")),
-    output: bind(s.output, requested.has(s.output) ? "output" : "intermediate"),
+    outputs: s.outputs.map((n) => bind(n, requested.has(n) ? "output" : "intermediate")),
   }));
   // requested outputs no kernel writes (empty values) still get a buffer
   for (const n of outputs) bind(n, "output");

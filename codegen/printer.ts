@@ -4,7 +4,7 @@
 // (js.ts, wgsl.ts) are thin subclasses. Modeled on tinygrad's CStyleLanguage, whose WGSL
 // renderer is a small subclass of it.
 
-import type { Expr, ReduceArg, ScalarType, VarArg } from "./kernel.ts";
+import { type Expr, outputName, type ReduceArg, type ScalarType, type VarArg } from "./kernel.ts";
 import type { LoopStmt, Program, Stmt } from "./linearize.ts";
 
 /** A printer for one language; subclasses fill in the spelling. */
@@ -22,8 +22,8 @@ export abstract class CStylePrinter {
   ): string;
   /** The opening line of a loop (`for (v = lo; v < hi; v++) {`). */
   protected abstract loopHeader(loop: LoopStmt, v: string, lo: string, hi: string): string;
-  /** The statement storing `value` at `index` of the output. */
-  protected abstract store(index: string, value: string): string;
+  /** The statement storing `value` at `index` of the buffer named `output`. */
+  protected abstract store(output: string, index: string, value: string): string;
   /** The whole kernel around the body lines (already indented one level). */
   protected abstract frame(program: Program, body: string[]): string;
 
@@ -79,7 +79,14 @@ export abstract class CStylePrinter {
           out.push(...this.combine(s.reduce).map((line) => indent + line));
           break;
         case "store":
-          out.push(indent + this.store(this.ref(s.index), this.ref(s.value)));
+          out.push(
+            indent +
+              this.store(
+                outputName(s.output, this.program.kernel.outputs.length),
+                this.ref(s.index),
+                this.ref(s.value),
+              ),
+          );
           break;
       }
     }

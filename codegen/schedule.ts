@@ -15,6 +15,7 @@ import {
   ExprBuilder,
   exprsInOrder,
   type Kernel,
+  outputName,
   scalarTypeOf,
   someInDag,
 } from "./kernel.ts";
@@ -45,8 +46,8 @@ const OP_COST: Partial<Record<Op, number>> = {
 /** One kernel of a schedule: what it computes and which nodes its buffers hold. */
 export interface ScheduledKernel {
   readonly kernel: Kernel;
-  /** The node whose value the kernel writes. */
-  readonly output: Node;
+  /** The nodes whose values the kernel writes, in output order (most kernels write one). */
+  readonly outputs: readonly Node[];
   /** The nodes whose buffers the kernel reads, in input-slot order. */
   readonly inputs: readonly Node[];
 }
@@ -71,6 +72,12 @@ export interface ScheduleOptions {
    *   largest fused part that fits (a shader compiler's time grows faster than its input).
    */
   readonly target: Target;
+  /**
+   * The target each kernel will compile for, where it depends on the kernel (the cpu device
+   * runs Wasm kernels and, for what Wasm lacks, JavaScript ones): kernels merge by
+   * MULTI_OUTPUT only where the merged kernel compiles for the target each part did.
+   */
+  readonly targetFor?: (kernel: Kernel) => Target;
 }
 
 /** Cuts the graph below `outputs` into kernels. */
@@ -113,7 +120,7 @@ export function scheduleKernels(
         split = splitBySize(node, (n) => n !== node && loaded(n), target.maxKernelOps);
         if (split !== null) return false;
       }
-      const built = buildKernel(node, (n) => n !== node && loaded(n), substitute);
+      const built = buildKernel([node], (n) => n !== node && loaded(n), substitute);
       if (built.inputs.length + 1 > target.maxBuffers) {
         split = pickSplit(node, loaded, target.maxBuffers);
         if (split === null) {
@@ -137,9 +144,118 @@ export function scheduleKernels(
       if (!stages.every(add)) break;
       if (materialized.has(node) && node.numel > 0 && !add(node)) break;
     }
-    if (split === null) return kernels;
+    if (split === null) {
+      if (!options.fusion) return kernels;
+      return mergeSiblings(kernels, loaded, (parts) => {
+        const outputs = parts.flatMap((k) => k.outputs);
+        const merged = buildKernel(outputs, (n) => !outputs.includes(n) && loaded(n), substitute);
+        const fits = merged.inputs.length + outputs.length <= target.maxBuffers &&
+          outputs.reduce((sum, n) => sum + treeOps(n, loaded).get(n)!, 0) <= target.maxKernelOps &&
+          (!Number.isFinite(target.maxLoopWork) || fitsLoopWork(merged.kernel, target)) &&
+          (options.targetFor === undefined ||
+            parts.every((k) => options.targetFor!(k.kernel) === options.targetFor!(merged.kernel)));
+        return fits ? merged : null;
+      });
+    }
     materialized.add(split);
   }
+}
+
+/**
+ * Rule MULTI_OUTPUT: two kernels that write values of one shape and load a buffer in common
+ * become one kernel writing both values: one loop nest, each shared load and each
+ * subexpression both compute (a window sum) done once. The later may read what the earlier
+ * writes only elementwise (at its own index: the merged kernel then uses the value it has just
+ * computed instead of loading it) and not through any other kernel. LocalResponseNorm's
+ * forward y and the backward's middle term g * y / D (which reads y) share x's window sum this
+ * way. `merge` builds the kernel of several parts, or says null where it would pass a target
+ * limit (or compile for another target than its parts). Pairs are tried in order until none
+ * merges; the merged kernel runs where the later part did, which is sound because no kernel
+ * between the two reads the earlier one.
+ */
+function mergeSiblings(
+  kernels: readonly ScheduledKernel[],
+  isLoaded: (n: Node) => boolean,
+  merge: (parts: readonly ScheduledKernel[]) => ScheduledKernel | null,
+): ScheduledKernel[] {
+  const list = [...kernels];
+  const refused = new Set<string>();
+  const key = (a: ScheduledKernel, b: ScheduledKernel) =>
+    [...a.outputs, ...b.outputs].map((n) => n.id).join(",");
+  for (let changed = true; changed;) {
+    changed = false;
+    const writer = new Map<Node, number>();
+    list.forEach((k, i) => k.outputs.forEach((n) => writer.set(n, i)));
+    // whether kernel j reads what kernel i writes through some kernel between them (`direct`:
+    // or directly)
+    const reads = (j: number, i: number, direct: boolean): boolean => {
+      const stack = [j];
+      const seen = new Set<number>();
+      while (stack.length > 0) {
+        const k = stack.pop()!;
+        for (const input of list[k].inputs) {
+          const w = writer.get(input);
+          if (w === undefined || w < i || seen.has(w)) continue;
+          if (w === i) {
+            if (direct || k !== j) return true;
+            continue;
+          }
+          seen.add(w);
+          stack.push(w);
+        }
+      }
+      return false;
+    };
+    search: for (let i = 0; i < list.length; i++) {
+      const a = list[i];
+      const shape = a.outputs[0].shape;
+      const written = new Set(a.outputs);
+      for (let j = i + 1; j < list.length; j++) {
+        const b = list[j];
+        if (!sameShapeOf(b.outputs[0].shape, shape)) continue;
+        if (!b.inputs.some((n) => a.inputs.includes(n))) continue;
+        if (refused.has(key(a, b)) || reads(j, i, false)) continue;
+        const readsDirectly = b.inputs.some((n) => written.has(n));
+        if (
+          readsDirectly && !b.outputs.every((n) => readsOnlyElementwise(n, written, isLoaded))
+        ) continue;
+        let between = false;
+        for (let k = i + 1; k < j && !between; k++) between = reads(k, i, true);
+        if (between) continue;
+        const merged = merge([a, b]);
+        if (merged === null) {
+          refused.add(key(a, b));
+          continue;
+        }
+        list[j] = merged;
+        list.splice(i, 1);
+        changed = true;
+        break search;
+      }
+    }
+  }
+  return list;
+}
+
+/**
+ * Whether the fused graph of `root` reaches the nodes of `targets` only through elementwise
+ * ops (so it reads them at its own output index), walking no deeper than loaded nodes.
+ */
+function readsOnlyElementwise(
+  root: Node,
+  targets: ReadonlySet<Node>,
+  isLoaded: (n: Node) => boolean,
+): boolean {
+  const stop = (n: Node) => n !== root && (targets.has(n) || isLoaded(n));
+  for (const n of topoSort([root], stop)) {
+    if (stop(n) || !n.srcs.some((s) => targets.has(s))) continue;
+    if (isMovement(n.op) || isReduce(n.op)) return false;
+  }
+  return true;
+}
+
+function sameShapeOf(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
 /**
@@ -181,18 +297,24 @@ function splitLongReduction(
  * a cut too early is harmless); else null.
  */
 function splitBySize(root: Node, isLoaded: (n: Node) => boolean, maxOps: number): Node | null {
-  const ops = new Map<Node, number>();
-  for (const n of topoSort([root], isLoaded)) {
-    if (isLoaded(n)) continue;
-    const own = isMovement(n.op) || n.op === "detach" || n.op === "const" ? 0 : 1;
-    ops.set(n, own + n.srcs.reduce((sum, s) => sum + (ops.get(s) ?? 0), 0));
-  }
+  const ops = treeOps(root, isLoaded);
   if (ops.get(root)! <= maxOps) return null;
   let best: Node | null = null;
   for (const [n, count] of ops) {
     if (n !== root && count <= maxOps && count > (best === null ? 0 : ops.get(best)!)) best = n;
   }
   return best;
+}
+
+/** The ops each fused node below `root` computes, counted as a tree (for MAX_KERNEL_OPS). */
+function treeOps(root: Node, isLoaded: (n: Node) => boolean): Map<Node, number> {
+  const ops = new Map<Node, number>();
+  for (const n of topoSort([root], (m) => m !== root && isLoaded(m))) {
+    if (n !== root && isLoaded(n)) continue;
+    const own = isMovement(n.op) || n.op === "detach" || n.op === "const" ? 0 : 1;
+    ops.set(n, own + n.srcs.reduce((sum, s) => sum + (ops.get(s) ?? 0), 0));
+  }
+  return ops;
 }
 
 /** MAX_LOOP_WORK: the fused reduction below `root` with the most elements, if any. */
@@ -324,15 +446,16 @@ function substituted(
 }
 
 /**
- * Builds the kernel computing `node`, loading every node for which `isLoaded` holds and
- * computing `substitute(n)` in place of a node that has one.
+ * Builds the kernel computing `nodes` (one or more values of one shape, none reading another),
+ * loading every node for which `isLoaded` holds and computing `substitute(n)` in place of a
+ * node that has one.
  */
 export function buildKernel(
-  node: Node,
+  nodes: readonly Node[],
   isLoaded: (n: Node) => boolean,
   substitute: (n: Node) => Node | undefined = () => undefined,
 ): ScheduledKernel {
-  const root = substituted(node, isLoaded, substitute);
+  const roots = nodes.map((node) => substituted(node, isLoaded, substitute));
   // Rule MERGE_OUTPUT_AXES: adjacent output axes merge into one loop where every index the
   // kernel computes sees them only as their flat position (a loop over H * W instead of H
   // loops over W: longer vector runs, fewer loop headers), which the index rules reveal by
@@ -340,7 +463,7 @@ export function buildKernel(
   // innermost first; a merge that leaves a division of the merged variable is undone.
   // The kernel without merges is lowered only if no merge holds (lowering is most of a first
   // call's scheduling: LocalResponseNorm forward lowers three times instead of four).
-  let groups = node.shape.map((_, i): [number, number] => [i, i + 1]);
+  let groups = nodes[0].shape.map((_, i): [number, number] => [i, i + 1]);
   let built: ScheduledKernel | null = null;
   for (let i = groups.length - 2; i >= 0; i--) {
     const merged = [
@@ -348,29 +471,29 @@ export function buildKernel(
       [groups[i][0], groups[i + 1][1]] as [number, number],
       ...groups.slice(i + 2),
     ];
-    const attempt = lowerKernel(node, root, merged, isLoaded);
+    const attempt = lowerKernel(nodes, roots, merged, isLoaded);
     if (attempt === null) continue;
     groups = merged;
     built = attempt;
   }
-  return built ?? lowerKernel(node, root, groups, isLoaded)!;
+  return built ?? lowerKernel(nodes, roots, groups, isLoaded)!;
 }
 
 /**
- * The kernel of `node` (computed as `root`) with one loop variable per group of output axes;
+ * The kernel of `nodes` (computed as `roots`) with one loop variable per group of output axes;
  * null when a group of several axes is not cleanly merged (a division or remainder of its
  * variable is left in the kernel).
  */
 function lowerKernel(
-  node: Node,
-  root: Node,
+  nodes: readonly Node[],
+  roots: readonly Node[],
   groups: readonly (readonly [number, number])[],
   isLoaded: (n: Node) => boolean,
 ): ScheduledKernel | null {
   const builder = new ExprBuilder();
   const inputs: Node[] = [];
   const slots = new Map<Node, number>();
-  const shape = node.shape;
+  const shape = nodes[0].shape;
   const outShape = groups.map(([a, b]) => numelOf(shape.slice(a, b)));
   const outVars = outShape.map((d) => builder.variable("o", d));
   const index: Expr[] = [];
@@ -390,40 +513,42 @@ function lowerKernel(
       );
     }
   });
-  const value = lowerKernelValue(root, index, {
-    builder,
-    isLoaded: (n) => n !== node && isLoaded(n),
-    slotOf(n) {
-      let slot = slots.get(n);
-      if (slot === undefined) {
-        slot = inputs.length;
-        slots.set(n, slot);
-        inputs.push(n);
-      }
-      return slot;
-    },
-  });
+  const slotOf = (n: Node) => {
+    let slot = slots.get(n);
+    if (slot === undefined) {
+      slot = inputs.length;
+      slots.set(n, slot);
+      inputs.push(n);
+    }
+    return slot;
+  };
+  const values = roots.map((root, k) =>
+    lowerKernelValue(root, index, {
+      builder,
+      isLoaded: (n) => n !== nodes[k] && isLoaded(n),
+      slotOf,
+    })
+  );
   const outIndex = linearIndex(builder, outVars, outShape);
   const merged = outVars.filter((_, g) => groups[g][1] - groups[g][0] > 1);
   if (
     merged.length > 0 &&
-    exprsInOrder([value, outIndex]).some((e) =>
+    exprsInOrder([...values, outIndex]).some((e) =>
       (e.op === "idiv" || e.op === "imod") &&
       merged.some((v) => someInDag(e.srcs[0], (x) => x === v))
     )
   ) return null;
   const kernel: Kernel = {
-    name: `k_${describeOps(root, isLoaded)}`,
-    comment: describeKernel(root, inputs),
+    name: `k_${describeOps(roots, isLoaded)}`,
+    comment: describeKernel(roots, inputs),
     outShape,
-    outType: scalarTypeOf(node.dtype),
     outVars,
-    value,
+    outputs: nodes.map((node, k) => ({ type: scalarTypeOf(node.dtype), value: values[k] })),
     outIndex,
     inputs: inputs.map((n) => ({ type: scalarTypeOf(n.dtype), shape: n.shape, numel: n.numel })),
     builder,
   };
-  return { kernel, output: node, inputs };
+  return { kernel, outputs: nodes, inputs };
 }
 
 function fusedRegion(root: Node, isLoaded: (n: Node) => boolean): Node[] {
@@ -432,21 +557,22 @@ function fusedRegion(root: Node, isLoaded: (n: Node) => boolean): Node[] {
 }
 
 /** The kernel's name: its computing ops in order (views only when it computes nothing). */
-function describeOps(root: Node, isLoaded: (n: Node) => boolean): string {
-  const region = fusedRegion(root, isLoaded).filter((n) => n.op !== "detach");
+function describeOps(roots: readonly Node[], isLoaded: (n: Node) => boolean): string {
+  const region = roots.flatMap((root) => fusedRegion(root, isLoaded))
+    .filter((n) => n.op !== "detach");
   const computing = region.filter((n) => !isMovement(n.op));
   const ops = [...new Set((computing.length > 0 ? computing : region).map((n) => n.op))];
   const shown = ops.length > 5 ? [...ops.slice(0, 2), ...ops.slice(-3)] : ops;
   return shown.join("_") || "copy";
 }
 
-function describeKernel(root: Node, inputs: readonly Node[]): string {
-  const expr = (n: Node, depth: number): string => {
+function describeKernel(roots: readonly Node[], inputs: readonly Node[]): string {
+  const expr = (root: Node, n: Node, depth: number): string => {
     const slot = inputs.indexOf(n);
     if (n !== root && slot >= 0) return `in${slot}`;
     if (n.op === "const") return String(n.arg);
     if (depth > 12) return "...";
-    const args = n.srcs.map((s) => expr(s, depth + 1));
+    const args = n.srcs.map((s) => expr(root, s, depth + 1));
     if (n.op === "affine") {
       const [scale, shift] = n.arg as number[];
       args.push(String(scale), String(shift));
@@ -457,8 +583,10 @@ function describeKernel(root: Node, inputs: readonly Node[]): string {
     return `${n.op}(${args.join(", ")})`;
   };
   const inputText = inputs.map((n, i) => `in${i}: ${n.dtype}[${n.shape.join(",")}]`).join(", ");
+  const name = (k: number) => outputName(k, roots.length);
+  const outputText = roots.map((r, k) => `${name(k)} ${r.dtype}[${r.shape.join(",")}]`).join(", ");
   return [
-    `lucid kernel: out ${root.dtype}[${root.shape.join(",")}] from ${inputText || "no inputs"}`,
-    `out = ${expr(root, 0)}`,
+    `lucid kernel: ${outputText} from ${inputText || "no inputs"}`,
+    ...roots.map((root, k) => `${name(k)} = ${expr(root, root, 0)}`),
   ].join("\n");
 }

@@ -12,6 +12,7 @@ import {
   hasPowForm,
   type KBinaryOp,
   type Kernel,
+  kernelRoots,
   type KUnaryOp,
   powForm,
   truncIsFloor,
@@ -169,8 +170,10 @@ const DECOMPOSABLE_FOR_WASM = new Set<ExprOp>([
  * or decomposed into native ones, and indices within i32.
  */
 export function fitsWasm(kernel: Kernel): boolean {
-  if (kernel.outType !== "f32" || kernel.inputs.some((i) => i.type !== "f32")) return false;
-  const exprs = exprsInOrder([kernel.value, kernel.outIndex]);
+  if (kernel.outputs.some((o) => o.type !== "f32") || kernel.inputs.some((i) => i.type !== "f32")) {
+    return false;
+  }
+  const exprs = exprsInOrder(kernelRoots(kernel));
   // a local per value (two in a vectorized loop): engines cap a function at 50,000 locals
   if (exprs.length > MAX_WASM_VALUES) return false;
   for (const e of exprs) {
@@ -371,7 +374,7 @@ export function decompose(kernel: Kernel, target: Target): Kernel {
   const t = new TargetBuilder(kernel.builder, target);
   const b = kernel.builder;
   const done = new Map<Expr, Expr>();
-  for (const e of exprsInOrder([kernel.value, kernel.outIndex, ...kernel.outVars])) {
+  for (const e of exprsInOrder([...kernelRoots(kernel), ...kernel.outVars])) {
     const srcs = e.srcs.map((s) => done.get(s)!);
     let out: Expr;
     if (ALU_OPS.has(e.op) && !isCombine(e)) {
@@ -391,7 +394,7 @@ export function decompose(kernel: Kernel, target: Target): Kernel {
   }
   return {
     ...kernel,
-    value: done.get(kernel.value)!,
+    outputs: kernel.outputs.map((o) => ({ ...o, value: done.get(o.value)! })),
     outIndex: done.get(kernel.outIndex)!,
   };
 }

@@ -1,5 +1,6 @@
 // The WebAssembly backend: a linearized program (launch mode `loops`) as one exported Wasm
-// function `name(out, in0, ..., start, end)` over the cpu's shared memory, where buffers are
+// function `name(out, in0, ..., start, end)` (`out0, out1, ...` first when a kernel writes
+// several outputs) over the cpu's shared memory, where buffers are
 // byte offsets and [start, end) is the part of the outermost output loop to run (so threads
 // can split it). Float32 kernels only: float64 and int32 data stay on the JavaScript backend.
 //
@@ -19,7 +20,14 @@
 // - the loop is vectorized only when every op in it has a lane form here, and every loop
 //   nested in it has bounds that do not depend on the variable.
 
-import { type Expr, exprsInOrder, type ReduceArg, type VarArg } from "./kernel.ts";
+import {
+  type Expr,
+  exprsInOrder,
+  kernelRoots,
+  outputName,
+  type ReduceArg,
+  type VarArg,
+} from "./kernel.ts";
 import type { LoopStmt, Program, Stmt } from "./linearize.ts";
 import { FunctionBuilder, type Mnemonic, ModuleBuilder, type ValType } from "./wasm_module.ts";
 import { expFunction, logFunction } from "./wasm_math.ts";
@@ -115,7 +123,8 @@ type Held = "scalar" | "affine" | "vector";
 class KernelEmitter {
   readonly fn: FunctionBuilder;
   readonly #program: Program;
-  readonly #params: number[];
+  /** Outputs of the kernel: its first parameters, the inputs' follow. */
+  readonly #outputs: number;
   readonly #start: number;
   readonly #end: number;
   /** Scalar locals of named values, loop variables and accumulators. */
@@ -153,22 +162,24 @@ class KernelEmitter {
   constructor(program: Program) {
     this.#program = program;
     const { kernel } = program;
+    const outputs = kernel.outputs.length;
     const params = [
-      { name: "out", type: "i32" as const },
+      ...kernel.outputs.map((_, k) => ({ name: outputName(k, outputs), type: "i32" as const })),
       ...kernel.inputs.map((_, i) => ({ name: `in${i}`, type: "i32" as const })),
       { name: "start", type: "i32" as const },
       { name: "end", type: "i32" as const },
     ];
     this.fn = new FunctionBuilder(kernel.name, params);
-    this.#params = params.map((_, i) => i);
+    this.#outputs = outputs;
     this.#start = params.length - 2;
     this.#end = params.length - 1;
     this.#vectorLoop = vectorizableLoop(program);
-    for (const e of exprsInOrder([kernel.value, kernel.outIndex])) {
+    const roots = kernelRoots(kernel);
+    for (const e of exprsInOrder(roots)) {
       if (e.op === "reduce") this.#owner.set((e.arg as ReduceArg).acc, e);
     }
-    this.#speculative = speculativeLoads([kernel.value, kernel.outIndex]);
-    this.#wide = wideSums([kernel.value, kernel.outIndex]);
+    this.#speculative = speculativeLoads(roots);
+    this.#wide = wideSums(roots);
   }
 
   emit(): void {
@@ -250,7 +261,7 @@ class KernelEmitter {
           break;
         }
         case "store":
-          this.#store(s.index, s.value, vector);
+          this.#store(s.output, s.index, s.value, vector);
           break;
         case "combine":
           throw new Error("wasm: workgroup launches have no cpu form");
@@ -485,9 +496,9 @@ class KernelEmitter {
     }
   }
 
-  /** Pushes the byte address of element `index` of buffer `slot` (-1: the output). */
-  #address(slot: number, pushIndex: () => void): void {
-    this.fn.get(this.#params[slot + 1]);
+  /** Pushes the byte address of element `index` of the buffer that parameter `param` holds. */
+  #address(param: number, pushIndex: () => void): void {
+    this.fn.get(param);
     pushIndex();
     this.fn.i32(2).op("i32.shl", "i32.add");
   }
@@ -523,7 +534,7 @@ class KernelEmitter {
     switch (e.op) {
       case "load": {
         const slot = e.arg as number;
-        this.#address(slot, () => {
+        this.#address(this.#outputs + slot, () => {
           this.#pushScalar(a);
           if (!this.#inBounds(e, a, slot)) this.#clamp(slot);
         });
@@ -608,14 +619,14 @@ class KernelEmitter {
         const slot = e.arg as number;
         const inBounds = this.#inBounds(e, a, slot);
         if (this.#held.get(a) === "affine" && this.#coef.get(a) === 1 && inBounds) {
-          this.#address(slot, () => this.#pushScalar(a));
+          this.#address(this.#outputs + slot, () => this.#pushScalar(a));
           this.fn.memory("v128.load", 2);
           return;
         }
         // a gather: lane by lane
         this.fn.v128([0, 0, 0, 0]);
         for (let lane = 0; lane < LANES; lane++) {
-          this.#address(slot, () => {
+          this.#address(this.#outputs + slot, () => {
             this.#laneOf(a, lane);
             if (!inBounds) this.#clamp(slot);
           });
@@ -696,21 +707,21 @@ class KernelEmitter {
     if (held === "affine" && lane > 0) this.fn.i32(lane * this.#coef.get(e)!).op("i32.add");
   }
 
-  #store(index: Expr, value: Expr, vector: boolean): void {
+  #store(output: number, index: Expr, value: Expr, vector: boolean): void {
     if (!vector) {
-      this.#address(-1, () => this.#pushScalar(index));
+      this.#address(output, () => this.#pushScalar(index));
       this.#pushScalar(value);
       this.fn.memory("f32.store", 2);
       return;
     }
     if (this.#held.get(index) === "affine" && this.#coef.get(index) === 1) {
-      this.#address(-1, () => this.#pushScalar(index));
+      this.#address(output, () => this.#pushScalar(index));
       this.#pushVector(value);
       this.fn.memory("v128.store", 2);
       return;
     }
     for (let lane = 0; lane < LANES; lane++) {
-      this.#address(-1, () => this.#laneOf(index, lane));
+      this.#address(output, () => this.#laneOf(index, lane));
       this.#pushVector(value);
       this.fn.lane("f32x4.extract_lane", lane).memory("f32.store", 2);
     }

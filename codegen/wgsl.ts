@@ -4,7 +4,8 @@
 // sign of NaN, tanh near 0); this file only spells constants, operators, declarations, loops
 // and the shader around them.
 //
-// - typed storage bindings: `out` (read_write) at binding 0, `in0`, `in1`, ... (read) after;
+// - typed storage bindings: `out` (read_write) at binding 0 (`out0`, `out1`, ... at 0, 1, ...
+//   when a kernel writes several outputs), `in0`, `in1`, ... (read) after;
 // - launch mode `grid`: one invocation per output element, 64 per workgroup; more than 65535
 //   workgroups become a 2-D grid (see `dispatchGrid`), so the flat index is
 //   `id.x + id.y * (nwg.x * 64)`, and each output variable is derived from it;
@@ -20,7 +21,7 @@
 // - WGSL has no f64: a float64 kernel cannot be printed and throws.
 
 import { CStylePrinter } from "./printer.ts";
-import { type Expr, reduceBody, type ScalarType } from "./kernel.ts";
+import { type Expr, outputName, reduceBody, type ScalarType } from "./kernel.ts";
 import type { LoopStmt, Program } from "./linearize.ts";
 import { INT32_MIN } from "../src/ir/dtype.ts";
 
@@ -231,20 +232,27 @@ export class WgslPrinter extends CStylePrinter {
     ];
   }
 
-  protected store(index: string, value: string): string {
-    const line = `out[${index}] = ${value};`;
+  protected store(output: string, index: string, value: string): string {
+    const line = `${output}[${index}] = ${value};`;
     return this.program.mode === "workgroup" ? `if (lane == 0u) { ${line} }` : line;
   }
 
   protected frame(program: Program, body: string[]): string {
     const { kernel } = program;
     const lines: string[] = kernel.comment.split("\n").map((l) => `// ${l}`);
-    lines.push(
-      `@group(0) @binding(0) var<storage, read_write> out: array<${wgslType(kernel.outType)}>;`,
-    );
-    kernel.inputs.forEach((input, i) => {
+    const outputs = kernel.outputs.length;
+    kernel.outputs.forEach((output, k) => {
+      const name = outputName(k, outputs);
       lines.push(
-        `@group(0) @binding(${i + 1}) var<storage, read> in${i}: array<${wgslType(input.type)}>;`,
+        `@group(0) @binding(${k}) var<storage, read_write> ${name}: array<${
+          wgslType(output.type)
+        }>;`,
+      );
+    });
+    kernel.inputs.forEach((input, i) => {
+      const binding = outputs + i;
+      lines.push(
+        `@group(0) @binding(${binding}) var<storage, read> in${i}: array<${wgslType(input.type)}>;`,
       );
     });
     for (const [name, bits] of Object.entries(SPECIAL_F32_BITS)) {

@@ -207,7 +207,7 @@ function handPlan(
   } as unknown as Executable;
   const plan: Plan = {
     buffers: roles.map((role, i) => ({ dtype: "float32", shape: [sizes[i]], role, node: -1 })),
-    steps: steps.map(([output, inputs]) => ({ executable, inputs, output })),
+    steps: steps.map(([output, inputs]) => ({ executable, inputs, outputs: [output] })),
   };
   return {
     name: "m",

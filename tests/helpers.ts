@@ -4,7 +4,7 @@
 import { evaluateReference } from "../src/ir/reference.ts";
 import { plannedSteps, realizedBuffer } from "../src/runtime/realize.ts";
 import { backendFor } from "../src/runtime/backends.ts";
-import type { ExprBuilder, Kernel, ScalarType } from "../codegen/kernel.ts";
+import type { Expr, ExprBuilder, Kernel, ScalarType } from "../codegen/kernel.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 import { cpu, type CpuKernels, type DeviceName, type Tensor } from "../mod.ts";
 import { nodeOf } from "../src/tensor.ts";
@@ -133,17 +133,25 @@ export function plannedKernelIR(...tensors: Tensor[]): Kernel[] {
   return (plan?.steps ?? []).map((s) => s.executable.program.kernel);
 }
 
-/** A hand-built kernel over `builder`'s expressions (inputs given by type and shape). */
+/**
+ * A hand-built kernel over `builder`'s expressions (inputs given by type and shape), writing
+ * `outputs`, or the one output `value` of type `outType`.
+ */
 export function handKernel(
   builder: ExprBuilder,
-  fields: Omit<Kernel, "builder" | "inputs" | "comment"> & {
+  fields: Omit<Kernel, "builder" | "inputs" | "comment" | "outputs"> & {
     comment?: string;
     inputs: readonly { type: ScalarType; shape: readonly number[]; }[];
-  },
+  } & ({ outType: ScalarType; value: Expr; } | { outputs: Kernel["outputs"]; }),
 ): Kernel {
+  const { name, outShape, outVars, outIndex } = fields;
   return {
-    comment: fields.name,
-    ...fields,
+    name,
+    comment: fields.comment ?? name,
+    outShape,
+    outVars,
+    outputs: "outputs" in fields ? fields.outputs : [{ type: fields.outType, value: fields.value }],
+    outIndex,
     inputs: fields.inputs.map((i) => ({ ...i, numel: i.shape.reduce((n, d) => n * d, 1) })),
     builder,
   };

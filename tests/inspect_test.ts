@@ -48,7 +48,7 @@ Deno.test("kernels() describes the plan and runs nothing", () =>
     assertEquals(ks[0].target, "js");
     assertEquals(ks[0].name, "k_exp_sum");
     assertStringIncludes(ks[0].source, `function ${ks[0].name}(out, in0)`);
-    assertEquals(ks[0].output, { dtype: "float32", shape: [3], role: "output" });
+    assertEquals(ks[0].outputs, [{ dtype: "float32", shape: [3], role: "output" }]);
     assertEquals(ks[0].inputs, [{ dtype: "float32", shape: [3, 4], role: "input" }]);
     assertEquals(y.isRealized, false); // nothing ran
     assertClose(await y.data(), reference(y));

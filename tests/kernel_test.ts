@@ -274,7 +274,7 @@ Deno.test("reduce bound clipping: an affine validity test becomes the loop bound
   // in a kernel: a padded window sum has no select in its body and computes the right value
   const t = positive([3, 9]).pad([[0, 0], [2, 2]]).unfoldDim(1, 5).sum(-1);
   const [kernel] = plannedKernelIR(t);
-  const reduce = exprsInOrder([kernel.value]).find((e) => e.op === "reduce")!;
+  const reduce = exprsInOrder([kernel.outputs[0].value]).find((e) => e.op === "reduce")!;
   assertEquals(opsOf(reduceBody(reduce)).has("select"), false);
   assertClose(await t.data(), reference(t));
   // and with step 2 and a non-zero pad value (which must not be clipped away)

@@ -3,13 +3,21 @@
 // threshold with correct values, unfused mode, and the plan / compiled-kernel caches of the
 // runtime.
 
-import { type DeviceName, kernels, setFusion, type Tensor, tensor } from "../mod.ts";
+import { cpu, type DeviceName, kernels, realize, setFusion, type Tensor, tensor } from "../mod.ts";
+import * as ir from "../src/ir/node.ts";
 import { RECOMPUTE_BUDGET, scheduleKernels } from "../codegen/schedule.ts";
 import { JS_TARGET, WGSL_TARGET } from "../codegen/targets.ts";
 import { planCacheStats } from "../src/runtime/realize.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
-import { assertClose, reference, webgpuAvailable, withCpuKernels } from "./helpers.ts";
+import {
+  assertClose,
+  onBackend,
+  reference,
+  testBackends,
+  webgpuAvailable,
+  withCpuKernels,
+} from "./helpers.ts";
 import { nodeOf } from "../src/tensor.ts";
 
 /** A [rows, cols] float32 tensor with distinct, deterministic values. */
@@ -26,9 +34,9 @@ async function assertValue(t: Tensor, rtol = 1e-5): Promise<void> {
   assertClose(await t.data(), reference(t), { rtol, atol: 1e-6 });
 }
 
-/** How many buffers each kernel binds (output included). */
+/** How many buffers each kernel binds (outputs included). */
 function buffersPerKernel(t: Tensor): number[] {
-  return kernels(t).map((k) => k.inputs.length + 1);
+  return kernels(t).map((k) => k.inputs.length + k.outputs.length);
 }
 
 Deno.test("the rules are the documented constants", () => {
@@ -77,7 +85,7 @@ Deno.test("RECOMPUTE_BUDGET: softmax's row max over a long row is materialized",
   const ks = kernels(y);
   assertEquals(ks.length, 2);
   // the first kernel stores the [4,1] max, the second reads it
-  assertEquals(ks[0].output.shape, [4, 1]);
+  assertEquals(ks[0].outputs[0].shape, [4, 1]);
   assertStringIncludes(ks[0].name, "max");
   assertEquals(ks[1].inputs.length, 2);
   await assertValue(y);
@@ -179,9 +187,96 @@ Deno.test("outputs realized together share work and each is computed", async () 
   const s = x.exp().sum(1);
   const m = x.exp().max(1);
   const ks = kernels(s, m);
-  assertEquals(ks.length, 2);
+  // MULTI_OUTPUT: one kernel writes both (one pass over x, exp computed once)
+  assertEquals(ks.length, 1);
+  assertEquals(ks[0].outputs.map((o) => o.shape), [[4], [4]]);
+  await realize(s, m);
   await assertValue(s);
   await assertValue(m);
+});
+
+Deno.test("MULTI_OUTPUT: a value read elementwise is used, not loaded; each output is right", () =>
+  withCpuKernels("js", async () => {
+    const x = input(3, 37);
+    const e = x.exp();
+    const s = e.mul(x); // reads e at its own index
+    const ks = kernels(e, s);
+    assertEquals(ks.length, 1);
+    assertEquals(ks[0].outputs.length, 2);
+    assertEquals(ks[0].inputs.length, 1, "x only: e is not loaded");
+    assertEquals(ks[0].source.match(/Math\.exp/g)?.length ?? 0, 1, "exp computed once");
+    await realize(e, s);
+    await assertValue(e);
+    await assertValue(s);
+  }));
+
+Deno.test("MULTI_OUTPUT: no merge where one reads the other through a window or a kernel", async () => {
+  const x = input(4, 6);
+  const e = x.exp();
+  // reads e at its neighbours (a window over axis 1): it must load e's buffer
+  const w = e.pad([[0, 0], [1, 1]]).unfoldDim(1, 3).sum(2).add(x);
+  assertEquals(kernels(e, w).length, 2, "a window of e");
+  await realize(e, w);
+  await assertValue(e);
+  await assertValue(w);
+  // reads e through the row max, a kernel of its own (RECOMPUTE_BUDGET: a long row)
+  const x2 = input(4, 400, 2);
+  const e2 = x2.exp();
+  const b = x2.sub(e2.max(1, true));
+  assertEquals(kernels(e2, b).map((k) => k.outputs.length), [1, 1, 1]);
+  await realize(e2, b);
+  await assertValue(e2);
+  await assertValue(b);
+  // values of different shapes never share a kernel (a fresh x: e above is realized)
+  const x3 = input(4, 6, 3);
+  assertEquals(kernels(x3.exp(), x3.sum(1)).length, 2, "two shapes");
+});
+
+Deno.test("MULTI_OUTPUT: a merge stays within the target's buffer limit and its target", async () => {
+  const xs = Array.from({ length: 7 }, (_, i) => nodeOf(input(2, 3, i + 1)));
+  const sum = (nodes: typeof xs) => nodes.reduce((a, n) => ir.binary("add", a, n));
+  const a = sum(xs.slice(0, 4));
+  const b = sum([xs[0], ...xs.slice(4)]);
+  const schedule = (target: typeof JS_TARGET) =>
+    scheduleKernels([a, b], { fusion: true, isRealized: () => false, target })
+      .map((k) => k.outputs.length);
+  // merged, it would bind 7 inputs and 2 outputs: 9 > 8 on webgpu
+  assertEquals(schedule(WGSL_TARGET), [1, 1]);
+  assertEquals(schedule(JS_TARGET), [2]);
+  // on cpu a float32 kernel runs as Wasm and an int32 one as JavaScript: they stay apart
+  const x = input(3, 8);
+  const kinds = (ks: ReturnType<typeof kernels>) =>
+    ks.map((k) => `${k.target}:${k.outputs.length}`);
+  if (cpu.simd) {
+    assertEquals(kinds(kernels(x.exp(), x.mul(1000).cast("int32"))).sort(), ["js:1", "wasm:1"]);
+  }
+  await withCpuKernels(
+    "js",
+    () => assertEquals(kinds(kernels(x.exp(), x.mul(1000).cast("int32"))), ["js:2"]),
+  );
+});
+
+Deno.test("MULTI_OUTPUT: values on every backend, threads and vector tails included", async (t) => {
+  for (const backend of testBackends) {
+    await t.step(backend.name, () =>
+      onBackend(backend, async () => {
+        const build = (x: Tensor) => {
+          const e = x.tanh();
+          const s = e.mul(x).add(1);
+          const w = x.pad([[0, 0], [2, 2]]).unfoldDim(1, 5).square().sum(2).add(e);
+          return [e, s, w];
+        };
+        const expected = build(input(5, 37, 3)).map(reference);
+        const values = build(input(5, 37, 3, backend.device));
+        const ks = kernels(...values);
+        assertEquals(ks.length, 1, backend.name);
+        assertEquals(ks[0].outputs.length, 3, backend.name);
+        await realize(...values);
+        for (let i = 0; i < values.length; i++) {
+          assertClose(await values[i].data(), expected[i], { rtol: 2e-5, atol: 1e-6 });
+        }
+      }));
+  }
 });
 
 Deno.test("a realized node is loaded, not recomputed", () =>
@@ -214,9 +309,9 @@ Deno.test("scheduleKernels writes every buffer before reading it", () => {
   const written = new Set<unknown>();
   for (const s of scheduled) {
     for (const n of s.inputs) assert(n.op === "buffer" || written.has(n), "read before written");
-    written.add(s.output);
+    for (const n of s.outputs) written.add(n);
   }
-  assertEquals(scheduled[scheduled.length - 1].output, nodeOf(y));
+  assertEquals(scheduled[scheduled.length - 1].outputs, [nodeOf(y)]);
 });
 
 Deno.test("plan cache: the same structure with new data reuses the plan and the kernels", async () => {

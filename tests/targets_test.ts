@@ -43,7 +43,9 @@ type Data = Float32Array | Int32Array;
 function runDecomposedAsJs(kernel: Kernel, a: Data, b: Data): number[] {
   const program = linearize(decompose(kernel, WGSL_TARGET), "loops");
   const fn = new Function(`${printJs(program)}\nreturn ${kernel.name};`)();
-  const out = kernel.outType === "i32" ? new Int32Array(a.length) : new Float32Array(a.length);
+  const out = kernel.outputs[0].type === "i32"
+    ? new Int32Array(a.length)
+    : new Float32Array(a.length);
   fn(out, a, b);
   return Array.from(out);
 }
@@ -51,11 +53,11 @@ function runDecomposedAsJs(kernel: Kernel, a: Data, b: Data): number[] {
 /** Runs `kernel` compiled to WGSL on the webgpu device. */
 async function runOnGpu(kernel: Kernel, a: Data, b: Data): Promise<number[]> {
   const backend = webgpuBackend();
-  const dtype = kernel.outType === "i32" ? "int32" : "float32";
+  const dtype = kernel.outputs[0].type === "i32" ? "int32" : "float32";
   const inputs = [backend.upload(a, dtype), backend.upload(b, dtype)];
   const output = backend.allocate(dtype, a.length);
   try {
-    await backend.run([{ executable: compile(kernel, WGSL_TARGET), output, inputs }]);
+    await backend.run([{ executable: compile(kernel, WGSL_TARGET), outputs: [output], inputs }]);
     return Array.from(await backend.read(output));
   } finally {
     for (const buffer of [output, ...inputs]) backend.release(buffer);
@@ -130,7 +132,8 @@ Deno.test("decompose: pow follows Math.pow for every base and exponent, WGSL has
   // the rewrite leaves no general pow behind, only pow of a positive base
   const ops = new Set(
     exprsInOrder([
-      decompose(binaryKernel(1, "f32", (b, x, y) => b.binary("pow", x, y)), WGSL_TARGET).value,
+      decompose(binaryKernel(1, "f32", (b, x, y) => b.binary("pow", x, y)), WGSL_TARGET)
+        .outputs[0].value,
     ]).map((e) => e.op),
   );
   assert(!ops.has("pow") && ops.has("ppow"));
@@ -208,7 +211,7 @@ Deno.test("decompose: sign keeps NaN and -0; tanh keeps its relative accuracy ne
 
 Deno.test("decompose: JavaScript has every op; only range rewrites apply to it", () => {
   const kernel = binaryKernel(4, "f32", (b, x, y) => b.binary("pow", b.binary("max", x, y), y));
-  const ops = (k: Kernel) => new Set(exprsInOrder([k.value]).map((e) => e.op));
+  const ops = (k: Kernel) => new Set(exprsInOrder([k.outputs[0].value]).map((e) => e.op));
   assertEquals([...ops(decompose(kernel, JS_TARGET))].sort(), [...ops(kernel)].sort());
   // floor division of a non-negative index by a positive constant is truncating division
   const b = new ExprBuilder();

@@ -75,9 +75,8 @@ function elementwiseKernel(
     name,
     comment: name,
     outShape: [n],
-    outType,
     outVars: [o],
-    value: value(b, o),
+    outputs: [{ type: outType, value: value(b, o) }],
     outIndex: o,
     inputs: inputs.map((type) => ({ type, shape: [n], numel: n })),
     builder: b,
@@ -105,7 +104,7 @@ function launchOf(
   const numel = kernel.outShape.reduce((a, d) => a * d, 1);
   return {
     executable: compile(kernel, WGSL_TARGET),
-    output: backend.allocate(dtypeOf(kernel.outType), numel),
+    outputs: [backend.allocate(dtypeOf(kernel.outputs[0].type), numel)],
     inputs: inputs.map((data, i) => backend.upload(data, dtypeOf(kernel.inputs[i].type))),
   };
 }
@@ -226,7 +225,7 @@ Deno.test("webgpu: floor division, literals and pow run as printed", gpuTest, as
   const l1 = launchOf(backend, floorDiv, [xs]);
   await backend.run([l1]);
   const expectedDiv = Array.from(xs, (x) => Math.floor(x / 3) * 100 + (x - Math.floor(x / 3) * 3));
-  assertEquals(Array.from(await backend.read(l1.output)), expectedDiv);
+  assertEquals(Array.from(await backend.read(l1.outputs[0])), expectedDiv);
   // special constants: +inf, -inf, NaN, -0, tiny and huge finite values, INT_MIN
   const specials = [Infinity, -Infinity, NaN, -0, 1e-5, 3.4028234663852886e38, -1e-30, 0.1];
   const pick = elementwiseKernel("k_specials", specials.length, "f32", ["f32"], (b, o) => {
@@ -238,7 +237,7 @@ Deno.test("webgpu: floor division, literals and pow run as printed", gpuTest, as
   });
   const l2 = launchOf(backend, pick, [new Float32Array(specials.length)]);
   await backend.run([l2]);
-  const got = await backend.read(l2.output);
+  const got = await backend.read(l2.outputs[0]);
   assertClose(got, specials.map((v) => Math.fround(v)), { rtol: 0, atol: 0 });
   const intMin = elementwiseKernel(
     "k_int_min",
@@ -249,7 +248,7 @@ Deno.test("webgpu: floor division, literals and pow run as printed", gpuTest, as
   );
   const l3 = launchOf(backend, intMin, [Int32Array.from([0, 5])]);
   await backend.run([l3]);
-  assertEquals(Array.from(await backend.read(l3.output)), [-2147483648, -2147483643]);
+  assertEquals(Array.from(await backend.read(l3.outputs[0])), [-2147483648, -2147483643]);
   // pow as in JavaScript: negative bases with integer exponents, and x ** 0 = 1
   const bases = Float32Array.from([-2, -2, -0.5, 0, 3, -3, 2]);
   const exps = Float32Array.from([3, 2, -1, 0, 0.5, 0, 1.5]);
@@ -262,7 +261,7 @@ Deno.test("webgpu: floor division, literals and pow run as printed", gpuTest, as
   );
   const l4 = launchOf(backend, pow, [bases, exps]);
   await backend.run([l4]);
-  assertClose(await backend.read(l4.output), Array.from(bases, (x, i) => x ** exps[i]));
+  assertClose(await backend.read(l4.outputs[0]), Array.from(bases, (x, i) => x ** exps[i]));
   // more than 32 index temporaries (none may be named i32, WGSL's type)
   const table = Int32Array.from([10, 11, 12, 13, 14, 15, 16]);
   const deep = elementwiseKernel("k_deep_index", 16, "i32", ["i32"], (b, o) => {
@@ -279,8 +278,10 @@ Deno.test("webgpu: floor division, literals and pow run as printed", gpuTest, as
     for (let k = 1; k <= 20; k++) index = (index * o + k) % 7;
     return table[index];
   });
-  assertEquals(Array.from(await backend.read(l5.output)), expectedDeep);
-  for (const l of [l1, l2, l3, l4, l5]) for (const b of [l.output, ...l.inputs]) backend.release(b);
+  assertEquals(Array.from(await backend.read(l5.outputs[0])), expectedDeep);
+  for (const l of [l1, l2, l3, l4, l5]) {
+    for (const b of [...l.outputs, ...l.inputs]) backend.release(b);
+  }
 });
 
 Deno.test("webgpu: tanh keeps its relative accuracy near 0, -0 and NaN", gpuTest, async () => {
@@ -467,7 +468,7 @@ Deno.test("webgpu: a limit error is reported and the next call works", gpuTest, 
   });
   const launch = launchOf(backend, wide, Array.from({ length: count }, () => new Float32Array(4)));
   await assertRejects(() => backend.run([launch]), Error, "maxStorageBuffersPerShaderStage");
-  for (const b of [launch.output, ...launch.inputs]) backend.release(b);
+  for (const b of [...launch.outputs, ...launch.inputs]) backend.release(b);
   // the backend is still usable
   assertEquals(
     Array.from(await one.expand(3).add(tensor([1, 2, 3], { device: "webgpu" })).data()),
@@ -510,7 +511,7 @@ Deno.test(
     const add1 = add1Kernel();
     const first = launchOf(backend, add1, [Float32Array.from([1, 2, 3])]);
     await backend.run([first]);
-    assertEquals(Array.from(await backend.read(first.output)), [2, 3, 4]);
+    assertEquals(Array.from(await backend.read(first.outputs[0])), [2, 3, 4]);
     const device = await backend.acquireDevice();
     device.destroy();
     await device.lost;
@@ -522,11 +523,11 @@ Deno.test(
     );
     // the next call acquires a new device; data uploaded meanwhile is still on the host
     await backend.run([second]);
-    assertEquals(Array.from(await backend.read(second.output)), [6, 7, 8]);
+    assertEquals(Array.from(await backend.read(second.outputs[0])), [6, 7, 8]);
     assertNotStrictEquals(await backend.acquireDevice(), device);
     // what lived on the old device is gone, and saying so is an error
-    await assertRejects(() => backend.read(first.output), Error, "lost with the device");
-    for (const b of [first.output, ...first.inputs, second.output, ...second.inputs]) {
+    await assertRejects(() => backend.read(first.outputs[0]), Error, "lost with the device");
+    for (const b of [first.outputs[0], ...first.inputs, second.outputs[0], ...second.inputs]) {
       backend.release(b);
     }
     assertEquals(backend.liveBuffers(), 0);
@@ -553,18 +554,18 @@ Deno.test(
     // everything made on the device was destroyed with it, nothing waits for a collector
     assertEquals(backend.deviceBuffers(), 0);
     assertEquals(backend.cachedPipelines(), 0);
-    await assertRejects(() => backend.read(kept.output), Error, "the device was lost");
+    await assertRejects(() => backend.read(kept.outputs[0]), Error, "the device was lost");
     // a release after the loss only forgets the handle: nothing goes to the new device's pool
     backend.release(kept.inputs[0]);
     assertEquals(backend.liveBuffers(), 1);
     const fresh = backend.upload(Float32Array.from([7, 8, 9]), "float32");
     const again = launchOf(backend, add1, [Float32Array.from([7, 8, 9])]);
     await backend.run([again]);
-    assertEquals(Array.from(await backend.read(again.output)), [8, 9, 10]);
+    assertEquals(Array.from(await backend.read(again.outputs[0])), [8, 9, 10]);
     assertEquals(Array.from(await backend.read(fresh)), [7, 8, 9]);
-    await assertRejects(() => backend.read(kept.output), Error, "lost with the device");
+    await assertRejects(() => backend.read(kept.outputs[0]), Error, "lost with the device");
     assertEquals(backend.cachedPipelines(), 1); // compiled again on the new device
-    for (const b of [kept.output, fresh, again.output, ...again.inputs]) backend.release(b);
+    for (const b of [kept.outputs[0], fresh, again.outputs[0], ...again.inputs]) backend.release(b);
     assertEquals(backend.liveBuffers(), 0);
     // pooled: again's input and output (fresh stayed on the host: no kernel needed it)
     assertEquals(backend.deviceBuffers(), 2);

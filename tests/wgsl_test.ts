@@ -144,8 +144,7 @@ Deno.test("wgsl: float64 kernels throw an error naming float64 and webgpu", () =
   const inner = b.cast(b.mul(b.cast(b.load(0, o, "f32"), "f64"), b.constant(2, "f64")), "f32");
   const mixed: Kernel = {
     ...kernel,
-    outType: "f32",
-    value: inner,
+    outputs: [{ type: "f32", value: inner }],
     inputs: [{ type: "f32", shape: [4], numel: 4 }],
   };
   assertThrows(() => printWgsl(mixed), Error, "float64");

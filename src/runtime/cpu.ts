@@ -135,8 +135,8 @@ export class CpuBuffer implements DeviceBuffer {
   ) {}
 }
 
-type CompiledKernel = (out: TypedArray, ...inputs: TypedArray[]) => void;
-/** A Wasm kernel: byte offsets of the output and inputs, then the outer loop's [start, end). */
+type CompiledKernel = (...outputsThenInputs: TypedArray[]) => void;
+/** A Wasm kernel: byte offsets of the outputs and inputs, then the outer loop's [start, end). */
 type WasmKernel = (...offsetsAndRange: number[]) => void;
 
 /** The typed array of `dtype` over `length` elements at `offset` of `buffer`. */
@@ -281,23 +281,27 @@ class CpuBackend implements Backend {
 
   run(launches: readonly Launch[]): void {
     for (const l of launches) {
-      if (l.output.length === 0) continue; // empty outputs never launch
-      const output = l.output as CpuBuffer;
+      const outputs = l.outputs as readonly CpuBuffer[];
+      if (outputs[0].length === 0) continue; // empty outputs never launch
       const inputs = l.inputs as readonly CpuBuffer[];
-      if (output.released) throw releasedError(output);
+      for (let i = 0; i < outputs.length; i++) {
+        if (outputs[i].released) throw releasedError(outputs[i]);
+      }
       for (let i = 0; i < inputs.length; i++) {
         if (inputs[i].released) throw releasedError(inputs[i]);
       }
       if (l.executable.target === "wasm") {
         const outer = l.executable.program.kernel.outShape[0] ?? 1;
-        const offsets = [output.block.offset];
+        const offsets: number[] = [];
+        for (let i = 0; i < outputs.length; i++) offsets.push(outputs[i].block.offset);
         for (let i = 0; i < inputs.length; i++) offsets.push(inputs[i].block.offset);
         const fn = this.compileWasm(l.executable);
-        const split = output.length >= this.threadMinElements && outer > 1 &&
+        const split = outputs[0].length >= this.threadMinElements && outer > 1 &&
           this.pool.run(l.executable, fn, offsets, outer);
         if (!split) fn(...offsets, 0, outer);
       } else {
-        this.compile(l.executable)(this.view(output), ...inputs.map((b) => this.view(b)));
+        const views = [...outputs, ...inputs].map((b) => this.view(b));
+        this.compile(l.executable)(...views);
       }
     }
   }

@@ -22,10 +22,10 @@ export interface DeviceBuffer extends BufferRef {
   readonly length: number;
 }
 
-/** One kernel launch: the executable, output buffer and input buffers in slot order. */
+/** One kernel launch: the executable, its output buffers and input buffers in slot order. */
 export interface Launch {
   readonly executable: Executable;
-  readonly output: DeviceBuffer;
+  readonly outputs: readonly DeviceBuffer[];
   readonly inputs: readonly DeviceBuffer[];
 }
 

@@ -97,8 +97,11 @@ export interface KernelInfo {
   readonly source: string;
   /** The buffers it reads, in its input order (`in0`, `in1`, ...). */
   readonly inputs: readonly BufferInfo[];
-  /** The buffer it writes. */
-  readonly output: BufferInfo;
+  /**
+   * The buffers it writes, in its output order (`out`, or `out0`, `out1`, ... for a kernel
+   * that computes several values in one pass: rule MULTI_OUTPUT).
+   */
+  readonly outputs: readonly BufferInfo[];
 }
 
 /** A buffer a kernel reads or writes. */
@@ -252,13 +255,13 @@ export function plannedKernels(outputs: readonly Node[], backend: Backend): Kern
     const { dtype, shape, role } = plan.buffers[i];
     return { dtype, shape: [...shape], role };
   };
-  return plan.steps.map(({ executable: e, inputs, output }) => ({
+  return plan.steps.map(({ executable: e, inputs, outputs }) => ({
     name: e.name,
     target: e.target,
     key: e.key,
     source: e.text,
     inputs: inputs.map(describe),
-    output: describe(output),
+    outputs: outputs.map(describe),
   }));
 }
 
@@ -311,12 +314,14 @@ export function runPlan(
   }
   const launches: Launch[] = plan.steps.map((step) => {
     if (debugLevel() >= 1) {
-      const out = plan.buffers[step.output];
-      debugLog(`launch ${step.executable.name} -> ${out.dtype}[${out.shape}]`);
+      const outs = step.outputs.map((i) => plan.buffers[i]);
+      debugLog(
+        `launch ${step.executable.name} -> ${outs.map((o) => `${o.dtype}[${o.shape}]`).join(", ")}`,
+      );
     }
     return {
       executable: step.executable,
-      output: buffers[step.output],
+      outputs: step.outputs.map((i) => buffers[i]),
       inputs: step.inputs.map((i) => buffers[i]),
     };
   });

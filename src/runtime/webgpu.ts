@@ -66,7 +66,8 @@ class DeviceScope {
   /** Compiled pipelines by WGSL source, oldest first. */
   readonly pipelines = new Map<string, GPUComputePipeline>();
   /** Layouts by number of inputs. */
-  readonly layouts = new Map<number, Layout>();
+  /** Bind group layouts by `outputs/inputs`. */
+  readonly layouts = new Map<string, Layout>();
   /** Every buffer made on the device and not destroyed yet: storage in use or pooled, staging. */
   readonly buffers = new Set<GPUBuffer>();
   retired = false;
@@ -389,21 +390,24 @@ export class WebGpuBackend implements Backend {
 
   // ---- kernels -----------------------------------------------------------------------------
 
-  #layout(scope: DeviceScope, inputs: number): Layout {
+  /** The layout of a kernel binding `launch`'s outputs (read_write), then its inputs. */
+  #layout(scope: DeviceScope, launch: Launch): Layout {
     const device = scope.device;
-    let layout = scope.layouts.get(inputs);
+    const outputs = launch.outputs.length;
+    const key = `${outputs}/${launch.inputs.length}`;
+    let layout = scope.layouts.get(key);
     if (layout === undefined) {
       const entries: GPUBindGroupLayoutEntry[] = [];
-      for (let i = 0; i <= inputs; i++) {
+      for (let i = 0; i < outputs + launch.inputs.length; i++) {
         entries.push({
           binding: i,
           visibility: GPUShaderStage_COMPUTE,
-          buffer: { type: i === 0 ? "storage" : "read-only-storage" },
+          buffer: { type: i < outputs ? "storage" : "read-only-storage" },
         });
       }
       const bind = device.createBindGroupLayout({ entries });
       layout = { bind, pipeline: device.createPipelineLayout({ bindGroupLayouts: [bind] }) };
-      scope.layouts.set(inputs, layout);
+      scope.layouts.set(key, layout);
     }
     return layout;
   }
@@ -417,7 +421,7 @@ export class WebGpuBackend implements Backend {
     const module = device.createShaderModule({ code: text, label: name });
     const pipeline = device.createComputePipeline({
       label: name,
-      layout: this.#layout(scope, launch.inputs.length).pipeline,
+      layout: this.#layout(scope, launch).pipeline,
       compute: { module, entryPoint: name },
     });
     const error = await device.popErrorScope();
@@ -437,7 +441,7 @@ export class WebGpuBackend implements Backend {
   #check(launch: Launch, scope: DeviceScope): [number, number] {
     const { name } = launch.executable;
     const limits = scope.device.limits;
-    const buffers = [launch.output, ...launch.inputs];
+    const buffers = [...launch.outputs, ...launch.inputs];
     if (buffers.length > limits.maxStorageBuffersPerShaderStage) {
       throw new Error(
         `webgpu: kernel ${name} binds ${buffers.length} storage buffers, above this device's ` +
@@ -466,7 +470,7 @@ export class WebGpuBackend implements Backend {
     if (grid[0] > maxGroups || grid[1] > maxGroups) {
       throw new Error(
         `webgpu: kernel ${name} needs a ${grid[0]} x ${grid[1]} workgroup grid for ` +
-          `${launch.output.length} elements, above this device's ` +
+          `${launch.outputs[0].length} elements, above this device's ` +
           `maxComputeWorkgroupsPerDimension of ${maxGroups}`,
       );
     }
@@ -474,7 +478,7 @@ export class WebGpuBackend implements Backend {
   }
 
   async run(launches: readonly Launch[]): Promise<void> {
-    const work = launches.filter((l) => l.output.length > 0); // empty outputs never launch
+    const work = launches.filter((l) => l.outputs[0].length > 0); // empty outputs never launch
     if (work.length === 0) return;
     const scope = await this.#acquireScope();
     const device = scope.device;
@@ -489,9 +493,9 @@ export class WebGpuBackend implements Backend {
       const encoder = device.createCommandEncoder();
       const pass = encoder.beginComputePass();
       work.forEach((launch, i) => {
-        const buffers = [launch.output, ...launch.inputs];
+        const buffers = [...launch.outputs, ...launch.inputs];
         const bindGroup = device.createBindGroup({
-          layout: this.#layout(scope, launch.inputs.length).bind,
+          layout: this.#layout(scope, launch).bind,
           entries: buffers.map((b, binding) => ({
             binding,
             resource: { buffer: this.#storageOf((b as WebGpuBuffer).storage, scope) },
