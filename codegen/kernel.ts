@@ -302,6 +302,35 @@ interface PowFactor {
   readonly base: Expr;
   /** The exponent as a factor: negated for a division. */
   readonly exponent: number;
+  /** Whether it is a division by the pow (which costs a division besides the pow). */
+  readonly division: boolean;
+}
+
+/** What an op of a POW_FORMS spelling costs: the divide unit's ops dearest, the rest 1. */
+const FORM_OP_COST: Partial<Record<ExprOp, number>> = { sqrt: 4, rsqrt: 4, recip: 4, div: 4 };
+/** A pow without a POW_FORMS spelling: exp and log, or a library call. */
+const GENERAL_POW_COST = 40;
+const formCosts = new Map<number, number>();
+
+/** The cost of `x ** exponent` as it will be spelled (see FORM_OP_COST). */
+function powCost(exponent: number): number {
+  let cost = formCosts.get(exponent);
+  if (cost === undefined) {
+    const b = new ExprBuilder();
+    const x = b.load(0, b.int(0), "f32");
+    const form = powForm(b, x, exponent);
+    const opCost = (e: Expr) => (e === x || e.srcs.length === 0 ? 0 : FORM_OP_COST[e.op] ?? 1);
+    cost = form === null
+      ? GENERAL_POW_COST
+      : exprsInOrder([form]).reduce((sum, e) => sum + opCost(e), 0);
+    formCosts.set(exponent, cost);
+  }
+  return cost;
+}
+
+/** The cost of a pow factor: its pow, and the division when it divides. */
+function factorCost(f: PowFactor): number {
+  return f.division ? powCost(-f.exponent) + FORM_OP_COST.div! : powCost(f.exponent);
 }
 
 /**
@@ -313,6 +342,11 @@ interface PowFactor {
  * which becomes `g * d ** -1`, spelled `g * (1 / d)`.
  *
  * Rules, so that merging never makes a kernel worse:
+ * - of the pairs that may merge, the one saving the most (by FORM_OP_COST: the merged pow's
+ *   spelling against the two it replaces) merges first; LocalResponseNorm's middle term
+ *   `(g / d ** 0.75) * (x / d ** 0.75) * d ** -0.25` (y inlined by MULTI_OUTPUT) becomes
+ *   `g * d ** -1 * (x / d ** 0.75)`, whose last factor is y itself, not `g * x * d ** -1.5 *
+ *   d ** -0.25`, which spells five square roots;
  * - the product keeps its shape: the first pow becomes the merged one, the second becomes 1,
  *   every other factor and division stays where it was (float32 products are not
  *   reassociated: `(x * d) * (y * z)` must not become `((x * d) * y) * z`, which overflows
@@ -329,18 +363,20 @@ function combinePowers(b: ExprBuilder, x: Expr, y: Expr): Expr | null {
   let visited = 0;
   const collect = (e: Expr): boolean => {
     if (++visited > MAX_PRODUCT_FACTORS) return false;
+    if (b.opaque.has(e)) return true;
     if (e.op === "mul") return collect(e.srcs[0]) && collect(e.srcs[1]);
     if (e.op === "neg") return collect(e.srcs[0]);
     if (e.op === "div" && isConstPow(e.srcs[1])) {
       const [base, exponent] = e.srcs[1].srcs;
-      found.push({ base, exponent: -exponent.value });
+      found.push({ base, exponent: -exponent.value, division: true });
       return collect(e.srcs[0]);
     }
-    if (isConstPow(e)) found.push({ base: e.srcs[0], exponent: e.srcs[1].value });
+    if (isConstPow(e)) found.push({ base: e.srcs[0], exponent: e.srcs[1].value, division: false });
     return true;
   };
   if (!collect(x) || !collect(y)) return null;
   const inType = (v: number) => (x.type === "f32" ? Math.fround(v) : v);
+  let best: { i: number; j: number; sum: number; saves: number; } | null = null;
   for (let i = 0; i < found.length; i++) {
     const p = found[i];
     if (!neverNegative(p.base)) continue;
@@ -351,31 +387,35 @@ function combinePowers(b: ExprBuilder, x: Expr, y: Expr): Expr | null {
       if (Math.sign(p.exponent) !== Math.sign(q.exponent)) continue;
       if (!Number.isFinite(inType(sum)) || inType(sum) !== sum) continue;
       if (!hasPowForm(sum) && (hasPowForm(p.exponent) || hasPowForm(q.exponent))) continue;
-      const merged = b.binary("pow", p.base, b.constant(sum, x.type));
-      const one = b.constant(1, x.type);
-      // the product again, walked as `collect` walked it: factor i is now the merged pow,
-      // factor j is 1 (folded away), the others are as they were
-      let site = 0;
-      const rebuild = (e: Expr): Expr => {
-        if (e.op === "mul") {
-          const left = rebuild(e.srcs[0]);
-          return b.mul(left, rebuild(e.srcs[1]));
-        }
-        if (e.op === "neg") return b.unary("neg", rebuild(e.srcs[0]));
-        if (e.op === "div" && isConstPow(e.srcs[1])) {
-          const k = site++;
-          const numerator = rebuild(e.srcs[0]);
-          if (k === i) return b.mul(numerator, merged);
-          return k === j ? numerator : b.binary("div", numerator, e.srcs[1]);
-        }
-        if (!isConstPow(e)) return e;
-        const k = site++;
-        return k === i ? merged : k === j ? one : e;
-      };
-      return b.mul(rebuild(x), rebuild(y));
+      const saves = factorCost(p) + factorCost(q) - powCost(sum);
+      if (best === null || saves > best.saves) best = { i, j, sum, saves };
     }
   }
-  return null;
+  if (best === null) return null;
+  const { i, j, sum } = best;
+  const merged = b.binary("pow", found[i].base, b.constant(sum, x.type));
+  const one = b.constant(1, x.type);
+  // the product again, walked as `collect` walked it: factor i is now the merged pow, factor j
+  // is 1 (folded away), the others are as they were
+  let site = 0;
+  const rebuild = (e: Expr): Expr => {
+    if (b.opaque.has(e)) return e;
+    if (e.op === "mul") {
+      const left = rebuild(e.srcs[0]);
+      return b.mul(left, rebuild(e.srcs[1]));
+    }
+    if (e.op === "neg") return b.unary("neg", rebuild(e.srcs[0]));
+    if (e.op === "div" && isConstPow(e.srcs[1])) {
+      const k = site++;
+      const numerator = rebuild(e.srcs[0]);
+      if (k === i) return b.mul(numerator, merged);
+      return k === j ? numerator : b.binary("div", numerator, e.srcs[1]);
+    }
+    if (!isConstPow(e)) return e;
+    const k = site++;
+    return k === i ? merged : k === j ? one : e;
+  };
+  return b.mul(rebuild(x), rebuild(y));
 }
 
 /** Recursion depth of `neverNegative` (deeper count as possibly negative; at most 2^8 visits). */
@@ -515,6 +555,12 @@ const BINARY_RULES: readonly BinaryRule[] = [
 
 /** Makes hash-consed expressions, applying the rewrite rules as it goes. One per kernel. */
 export class ExprBuilder {
+  /**
+   * Values the product rules take as one factor, never looking inside: the earlier outputs of
+   * a kernel with several (MULTI_OUTPUT), which later outputs use as they are. Merging powers
+   * across one would spell it anew instead of reusing it.
+   */
+  readonly opaque: Set<Expr> = new Set();
   private readonly table = new Map<string, Expr>();
   private nextId = 0;
   private nextVar = 0;

@@ -24,6 +24,12 @@ export interface LowerContext {
   isLoaded(node: Node): boolean;
   /** The input slot of a loaded node (allocated on first use). */
   slotOf(node: Node): number;
+  /**
+   * Expressions already lowered, by node and index: the outputs of one kernel share it, so
+   * what they both compute (a reduction included, whose loop variables are fresh each time it
+   * is lowered) is one expression.
+   */
+  readonly lowered?: Map<string, Expr>;
 }
 
 /** Row-major linear index of `idx` in an array of `shape`, outer terms first (for hoisting). */
@@ -223,7 +229,7 @@ function lowerStep(
  * sources in order, depth first, as a recursion would go), so graphs of any depth lower.
  */
 export function lowerKernelValue(root: Node, idx: readonly Expr[], ctx: LowerContext): Expr {
-  const memo = new Map<string, Expr>();
+  const memo = ctx.lowered ?? new Map<string, Expr>();
   const keyOf = (node: Node, at: readonly Expr[]) => `${node.id}@${at.map((e) => e.id).join(",")}`;
   interface Frame {
     readonly node: Node;

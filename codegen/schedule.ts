@@ -169,72 +169,73 @@ export function scheduleKernels(
  * computed instead of loading it) and not through any other kernel. LocalResponseNorm's
  * forward y and the backward's middle term g * y / D (which reads y) share x's window sum this
  * way. `merge` builds the kernel of several parts, or says null where it would pass a target
- * limit (or compile for another target than its parts). Pairs are tried in order until none
- * merges; the merged kernel runs where the later part did, which is sound because no kernel
- * between the two reads the earlier one.
+ * limit (or compile for another target than its parts). Each kernel, in order, merges into the
+ * first later one it may; the merged kernel runs where the later part did, which is sound
+ * because no kernel between the two reads the earlier one. A kernel writes at most
+ * MAX_KERNEL_OUTPUTS values (the merged kernel's size, and the scheduling work, stay bounded).
  */
+export const MAX_KERNEL_OUTPUTS = 4;
+
 function mergeSiblings(
   kernels: readonly ScheduledKernel[],
   isLoaded: (n: Node) => boolean,
   merge: (parts: readonly ScheduledKernel[]) => ScheduledKernel | null,
 ): ScheduledKernel[] {
   const list = [...kernels];
-  const refused = new Set<string>();
-  const key = (a: ScheduledKernel, b: ScheduledKernel) =>
-    [...a.outputs, ...b.outputs].map((n) => n.id).join(",");
-  for (let changed = true; changed;) {
-    changed = false;
-    const writer = new Map<Node, number>();
-    list.forEach((k, i) => k.outputs.forEach((n) => writer.set(n, i)));
-    // whether kernel j reads what kernel i writes through some kernel between them (`direct`:
-    // or directly)
-    const reads = (j: number, i: number, direct: boolean): boolean => {
-      const stack = [j];
-      const seen = new Set<number>();
-      while (stack.length > 0) {
-        const k = stack.pop()!;
-        for (const input of list[k].inputs) {
-          const w = writer.get(input);
-          if (w === undefined || w < i || seen.has(w)) continue;
-          if (w === i) {
-            if (direct || k !== j) return true;
-            continue;
-          }
-          seen.add(w);
-          stack.push(w);
-        }
-      }
-      return false;
-    };
-    search: for (let i = 0; i < list.length; i++) {
-      const a = list[i];
-      const shape = a.outputs[0].shape;
-      const written = new Set(a.outputs);
-      for (let j = i + 1; j < list.length; j++) {
-        const b = list[j];
-        if (!sameShapeOf(b.outputs[0].shape, shape)) continue;
-        if (!b.inputs.some((n) => a.inputs.includes(n))) continue;
-        if (refused.has(key(a, b)) || reads(j, i, false)) continue;
-        const readsDirectly = b.inputs.some((n) => written.has(n));
-        if (
-          readsDirectly && !b.outputs.every((n) => readsOnlyElementwise(n, written, isLoaded))
-        ) continue;
-        let between = false;
-        for (let k = i + 1; k < j && !between; k++) between = reads(k, i, true);
-        if (between) continue;
-        const merged = merge([a, b]);
-        if (merged === null) {
-          refused.add(key(a, b));
-          continue;
-        }
-        list[j] = merged;
-        list.splice(i, 1);
-        changed = true;
-        break search;
-      }
-    }
+  const writer = new Map<Node, ScheduledKernel>();
+  for (const k of list) for (const n of k.outputs) writer.set(n, k);
+  for (let i = 0; i < list.length;) {
+    const merged = mergeIntoLater(list, i, writer, isLoaded, merge);
+    if (merged === null) i++;
+    else for (const n of merged.outputs) writer.set(n, merged);
   }
   return list;
+}
+
+/**
+ * MULTI_OUTPUT for kernel `i` of `list` (`writer`: the kernel writing each output): merges it
+ * into the first later kernel it may merge with, which the merged kernel replaces; returns the
+ * merged kernel, or null.
+ */
+function mergeIntoLater(
+  list: ScheduledKernel[],
+  i: number,
+  writer: ReadonlyMap<Node, ScheduledKernel>,
+  isLoaded: (n: Node) => boolean,
+  merge: (parts: readonly ScheduledKernel[]) => ScheduledKernel | null,
+): ScheduledKernel | null {
+  const a = list[i];
+  if (a.outputs.length >= MAX_KERNEL_OUTPUTS) return null;
+  const shape = a.outputs[0].shape;
+  const written = new Set(a.outputs);
+  const inputs = new Set(a.inputs);
+  // the kernels that read what `a` writes, directly or through others, found going forward
+  // (every buffer is written before it is read); the merged kernel runs where b did, so no
+  // kernel between may read a: the scan ends at the first that does (which may still merge)
+  const readers = new Set<ScheduledKernel>([a]);
+  const readsA = (k: ScheduledKernel) => k.inputs.some((n) => readers.has(writer.get(n)!));
+  for (let j = i + 1; j < list.length; j++) {
+    const b = list[j];
+    const readsAny = readsA(b);
+    if (readsAny) readers.add(b);
+    const fits = b.outputs.length + a.outputs.length <= MAX_KERNEL_OUTPUTS &&
+      sameShapeOf(b.outputs[0].shape, shape) && b.inputs.some((n) => inputs.has(n));
+    // reading a through another kernel: that kernel would have to run inside the merged one
+    const through = readsAny &&
+      b.inputs.some((n) => !written.has(n) && readers.has(writer.get(n)!));
+    const elementwise = !readsAny ||
+      b.outputs.every((n) => readsOnlyElementwise(n, written, isLoaded));
+    if (fits && !through && elementwise) {
+      const merged = merge([a, b]);
+      if (merged !== null) {
+        list[j] = merged;
+        list.splice(i, 1);
+        return merged;
+      }
+    }
+    if (readsAny) return null;
+  }
+  return null;
 }
 
 /**
@@ -522,13 +523,17 @@ function lowerKernel(
     }
     return slot;
   };
-  const values = roots.map((root, k) =>
-    lowerKernelValue(root, index, {
+  const lowered = new Map<string, Expr>();
+  const values = roots.map((root, k) => {
+    const value = lowerKernelValue(root, index, {
       builder,
       isLoaded: (n) => n !== nodes[k] && isLoaded(n),
       slotOf,
-    })
-  );
+      lowered,
+    });
+    builder.opaque.add(value); // later outputs use it as it is (see ExprBuilder.opaque)
+    return value;
+  });
   const outIndex = linearIndex(builder, outVars, outShape);
   const merged = outVars.filter((_, g) => groups[g][1] - groups[g][0] > 1);
   if (

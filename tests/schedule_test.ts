@@ -5,7 +5,7 @@
 
 import { cpu, type DeviceName, kernels, realize, setFusion, type Tensor, tensor } from "../mod.ts";
 import * as ir from "../src/ir/node.ts";
-import { RECOMPUTE_BUDGET, scheduleKernels } from "../codegen/schedule.ts";
+import { MAX_KERNEL_OUTPUTS, RECOMPUTE_BUDGET, scheduleKernels } from "../codegen/schedule.ts";
 import { JS_TARGET, WGSL_TARGET } from "../codegen/targets.ts";
 import { planCacheStats } from "../src/runtime/realize.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
@@ -254,6 +254,15 @@ Deno.test("MULTI_OUTPUT: a merge stays within the target's buffer limit and its 
     "js",
     () => assertEquals(kinds(kernels(x.exp(), x.mul(1000).cast("int32"))), ["js:2"]),
   );
+});
+
+Deno.test("MULTI_OUTPUT: a kernel writes at most MAX_KERNEL_OUTPUTS values", async () => {
+  assertEquals(MAX_KERNEL_OUTPUTS, 4);
+  const x = input(3, 5, 4);
+  const values = [x.exp(), x.tanh(), x.neg(), x.square(), x.abs(), x.sigmoid()];
+  assertEquals(kernels(...values).map((k) => k.outputs.length), [4, 2]);
+  await realize(...values);
+  for (const v of values) await assertValue(v);
 });
 
 Deno.test("MULTI_OUTPUT: values on every backend, threads and vector tails included", async (t) => {
