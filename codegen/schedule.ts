@@ -43,6 +43,17 @@ const OP_COST: Partial<Record<Op, number>> = {
   div: 2,
 };
 
+/**
+ * Rule SHARED_VALUE: a value two kernels of one output shape both compute at their own output
+ * index (elementwise from their outputs, not through a view or inside a reduction), costing at
+ * least this many op-units per element inlined, is materialized: the first kernel computes it
+ * once more as an output of its own (MULTI_OUTPUT merges it in) and the second loads it. Of
+ * such values the dearest is taken, one at a time, and kept only if the schedule needs no more
+ * kernels with it. LocalResponseNorm's `g / d ** 0.75`, which the y kernel and the dx kernel
+ * both computed (a window sum of x, two square roots, a division), is stored by the first.
+ */
+export const SHARED_VALUE_COST = 16;
+
 /** One kernel of a schedule: what it computes and which nodes its buffers hold. */
 export interface ScheduledKernel {
   readonly kernel: Kernel;
@@ -110,6 +121,9 @@ export function scheduleKernels(
   }
   const stageNodes = new Set([...splits.values()].flatMap((s) => s.stages));
   const substitute = (n: Node) => splits.get(n)?.value;
+  // SHARED_VALUE: the schedule before the last shared value was stored, and the values tried
+  let before: { kernels: ScheduledKernel[]; shared: Node; } | null = null;
+  const tried = new Set<Node>();
   for (;;) {
     const kernels: ScheduledKernel[] = [];
     let split: Node | null = null;
@@ -146,7 +160,7 @@ export function scheduleKernels(
     }
     if (split === null) {
       if (!options.fusion) return kernels;
-      return mergeSiblings(kernels, loaded, (parts) => {
+      const merged = mergeSiblings(kernels, loaded, (parts) => {
         const outputs = parts.flatMap((k) => k.outputs);
         const merged = buildKernel(outputs, (n) => !outputs.includes(n) && loaded(n), substitute);
         const fits = merged.inputs.length + outputs.length <= target.maxBuffers &&
@@ -156,6 +170,18 @@ export function scheduleKernels(
             parts.every((k) => options.targetFor!(k.kernel) === options.targetFor!(merged.kernel)));
         return fits ? merged : null;
       });
+      if (before !== null && merged.length > before.kernels.length) {
+        // the shared value cost a kernel: the schedule without it
+        materialized.delete(before.shared);
+        return before.kernels;
+      }
+      const costs = inlineCosts(order, isSource, loaded);
+      const shared = sharedValue(merged, loaded, (n) => costs.get(n) ?? 0, tried);
+      if (shared === null) return merged;
+      tried.add(shared);
+      materialized.add(shared);
+      before = { kernels: merged, shared };
+      continue;
     }
     materialized.add(split);
   }
@@ -163,7 +189,7 @@ export function scheduleKernels(
 
 /**
  * Rule MULTI_OUTPUT: two kernels that write values of one shape and load a buffer in common
- * become one kernel writing both values: one loop nest, each shared load and each
+ * (or the later loads what the earlier writes) become one kernel writing both values: one loop nest, each shared load and each
  * subexpression both compute (a window sum) done once. The later may read what the earlier
  * writes only elementwise (at its own index: the merged kernel then uses the value it has just
  * computed instead of loading it) and not through any other kernel. LocalResponseNorm's
@@ -218,8 +244,10 @@ function mergeIntoLater(
     const b = list[j];
     const readsAny = readsA(b);
     if (readsAny) readers.add(b);
+    // (a buffer in common, or what a writes: the merged kernel then reads a's inputs)
     const fits = b.outputs.length + a.outputs.length <= MAX_KERNEL_OUTPUTS &&
-      sameShapeOf(b.outputs[0].shape, shape) && b.inputs.some((n) => inputs.has(n));
+      sameShapeOf(b.outputs[0].shape, shape) &&
+      b.inputs.some((n) => inputs.has(n) || written.has(n));
     // reading a through another kernel: that kernel would have to run inside the merged one
     const through = readsAny &&
       b.inputs.some((n) => !written.has(n) && readers.has(writer.get(n)!));
@@ -236,6 +264,45 @@ function mergeIntoLater(
     if (readsAny) return null;
   }
   return null;
+}
+
+/**
+ * SHARED_VALUE: the dearest value (by `cost`, at least SHARED_VALUE_COST) that two kernels of
+ * one output shape both compute at their output index, not yet tried; null if there is none.
+ */
+function sharedValue(
+  kernels: readonly ScheduledKernel[],
+  isLoaded: (n: Node) => boolean,
+  cost: (n: Node) => number,
+  tried: ReadonlySet<Node>,
+): Node | null {
+  // the nodes a kernel computes at its output index: elementwise from an output, down to loads
+  const atIndex = (k: ScheduledKernel): Set<Node> => {
+    const found = new Set<Node>();
+    const stack = [...k.outputs];
+    while (stack.length > 0) {
+      const n = stack.pop()!;
+      if (found.has(n)) continue;
+      found.add(n);
+      if (isMovement(n.op) || isReduce(n.op)) continue;
+      for (const s of n.srcs) if (!isLoaded(s) && s.op !== "const") stack.push(s);
+    }
+    for (const n of k.outputs) found.delete(n);
+    return found;
+  };
+  const computed = kernels.map(atIndex);
+  let best: Node | null = null;
+  for (let i = 0; i < kernels.length; i++) {
+    const shape = kernels[i].outputs[0].shape;
+    for (let j = i + 1; j < kernels.length; j++) {
+      if (!sameShapeOf(kernels[j].outputs[0].shape, shape)) continue;
+      for (const n of computed[i]) {
+        if (!computed[j].has(n) || tried.has(n) || cost(n) < SHARED_VALUE_COST) continue;
+        if (best === null || cost(n) > cost(best)) best = n;
+      }
+    }
+  }
+  return best;
 }
 
 /**
@@ -357,6 +424,35 @@ function applyRecomputeBudget(
   for (const n of stored) materialized.add(n);
 }
 
+/** How many elements of its source a node reads per element of its own (1 but for reductions). */
+function extentOf(n: Node): number {
+  return isReduce(n.op) ? numelOf(n.srcs[0].shape) / Math.max(1, n.numel) : 1;
+}
+
+/**
+ * Op-units to compute one element of each node of `order` with everything below it inlined:
+ * sources cost a load (constants nothing), views nothing, a reduction its extent times its
+ * body; a node for which `readAsLoad` holds costs its readers one load.
+ */
+function inlineCosts(
+  order: readonly Node[],
+  isSource: (n: Node) => boolean,
+  readAsLoad: (n: Node) => boolean,
+): Map<Node, number> {
+  const cost = new Map<Node, number>();
+  const readCost = (n: Node) => (readAsLoad(n) ? 1 : cost.get(n) ?? 1);
+  for (const node of order) {
+    if (isSource(node)) {
+      cost.set(node, node.op === "const" ? 0 : 1);
+      continue;
+    }
+    const own = isMovement(node.op) || node.op === "detach" ? 0 : OP_COST[node.op] ?? 1;
+    const below = [...new Set(node.srcs)].reduce((sum, s) => sum + readCost(s), 0);
+    cost.set(node, own + extentOf(node) * below);
+  }
+  return cost;
+}
+
 /** One pass of RECOMPUTE_BUDGET, pricing nodes in `pricedAsLoads` as loads. */
 function chooseStored(
   order: readonly Node[],
@@ -364,19 +460,7 @@ function chooseStored(
   isSource: (n: Node) => boolean,
   pricedAsLoads: ReadonlySet<Node>,
 ): Set<Node> {
-  const extentOf = (n: Node) =>
-    isReduce(n.op) ? numelOf(n.srcs[0].shape) / Math.max(1, n.numel) : 1;
-  const inlineCost = new Map<Node, number>();
-  const readCost = (n: Node) => (pricedAsLoads.has(n) ? 1 : inlineCost.get(n) ?? 1);
-  for (const node of order) {
-    if (isSource(node)) {
-      inlineCost.set(node, node.op === "const" ? 0 : 1);
-      continue;
-    }
-    const own = isMovement(node.op) || node.op === "detach" ? 0 : OP_COST[node.op] ?? 1;
-    const below = [...new Set(node.srcs)].reduce((sum, s) => sum + readCost(s), 0);
-    inlineCost.set(node, own + extentOf(node) * below);
-  }
+  const inlineCost = inlineCosts(order, isSource, (n) => pricedAsLoads.has(n));
   const stored = new Set<Node>();
   const evaluations = new Map<Node, number>();
   for (let i = order.length - 1; i >= 0; i--) {

@@ -5,7 +5,12 @@
 
 import { cpu, type DeviceName, kernels, realize, setFusion, type Tensor, tensor } from "../mod.ts";
 import * as ir from "../src/ir/node.ts";
-import { MAX_KERNEL_OUTPUTS, RECOMPUTE_BUDGET, scheduleKernels } from "../codegen/schedule.ts";
+import {
+  MAX_KERNEL_OUTPUTS,
+  RECOMPUTE_BUDGET,
+  scheduleKernels,
+  SHARED_VALUE_COST,
+} from "../codegen/schedule.ts";
 import { JS_TARGET, WGSL_TARGET } from "../codegen/targets.ts";
 import { planCacheStats } from "../src/runtime/realize.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
@@ -263,6 +268,38 @@ Deno.test("MULTI_OUTPUT: a kernel writes at most MAX_KERNEL_OUTPUTS values", asy
   assertEquals(kernels(...values).map((k) => k.outputs.length), [4, 2]);
   await realize(...values);
   for (const v of values) await assertValue(v);
+});
+
+Deno.test("SHARED_VALUE: a dear value two kernels compute is stored once, unless it costs a kernel", () => {
+  assertEquals(SHARED_VALUE_COST, 16);
+  const xs = Array.from({ length: 7 }, (_, i) => nodeOf(input(2, 3, i + 1)));
+  // n: six loads, five adds, exp and log (21 op-units); k1 reads it with one more input, k2
+  // with a window of k1 (so k1 and k2 never merge)
+  const n = ir.unary(
+    "log",
+    ir.unary("exp", xs.slice(0, 6).reduce((a, b) => ir.binary("add", a, b))),
+  );
+  const k1 = ir.binary("add", n, xs[6]);
+  const window = ir.reduce("sum", ir.unfoldDim(ir.pad(k1, [[0, 0], [1, 1]], 0), 1, 3, 1), [2]);
+  const k2 = ir.binary("add", ir.binary("mul", n, xs[1]), ir.reshape(window, [2, 3]));
+  const schedule = (target: typeof JS_TARGET) =>
+    scheduleKernels([k1, k2], { fusion: true, isRealized: () => false, target })
+      .map((k) => ({
+        outputs: k.outputs.length,
+        storesN: k.outputs.includes(n),
+        inputs: k.inputs.length,
+      }));
+  // stored by k1's kernel (an output of its own), loaded by k2's
+  assertEquals(schedule(JS_TARGET), [
+    { outputs: 2, storesN: true, inputs: 7 },
+    { outputs: 1, storesN: false, inputs: 3 },
+  ]);
+  // on webgpu n and k1 in one kernel would bind 9 buffers: n would be a third kernel, so both
+  // compute it as before
+  assertEquals(schedule(WGSL_TARGET), [
+    { outputs: 1, storesN: false, inputs: 7 },
+    { outputs: 1, storesN: false, inputs: 7 },
+  ]);
 });
 
 Deno.test("MULTI_OUTPUT: values on every backend, threads and vector tails included", async (t) => {

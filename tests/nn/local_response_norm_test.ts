@@ -63,9 +63,10 @@ for (const backend of testBackends) {
       const y = lrn.forward(x);
       assertEquals(kernels(y).length, 1);
       y.backward(randn([2, 12, 4, 4]).to(device));
-      // MULTI_OUTPUT: y and the backward's middle term in one kernel, then dx
+      // MULTI_OUTPUT and SHARED_VALUE: y, the backward's middle term and g / d^0.75 in one
+      // kernel (one window sum of x), then dx
       const both = kernels(y, x.grad!);
-      assertEquals(both.map((k) => k.outputs.length), [2, 1], "forward + backward kernels");
+      assertEquals(both.map((k) => k.outputs.length), [3, 1], "forward + backward kernels");
     }));
 }
 
@@ -212,19 +213,23 @@ Deno.test("LocalResponseNorm: the kernel is specialized (constant pow forms, cli
     );
   }));
 
-Deno.test("LocalResponseNorm: y and the middle term share one window sum, two square roots, two divisions", () =>
+Deno.test("LocalResponseNorm: forward + backward computes one window sum of x, two square roots, three divisions", () =>
   withCpuKernels("js", () => {
     const x = randn([2, 8, 3, 3], { requiresGrad: true });
     const y = new nn.LocalResponseNorm(5, 1e-4, 0.75, 2).forward(x);
     y.backward(randn(2, 8, 3, 3));
-    const [first] = kernels(y, x.grad!);
-    const body = first.source.split("\n").filter((l) => !l.startsWith("//")).join("\n");
-    const count = (pattern: RegExp) => body.match(pattern)?.length ?? 0;
+    const [first, dx] = kernels(y, x.grad!);
+    const count = (source: string, pattern: RegExp) =>
+      source.split("\n").filter((l) => !l.startsWith("//")).join("\n").match(pattern)?.length ??
+        0;
     // d = k + alpha * sum(x^2) once; y = x / d^0.75 (sqrt, sqrt, one division); the middle
-    // term g * y / d uses y as computed (one more division), not x * d^-1.5 * d^-0.25 anew
-    assertEquals(count(/let acc\d+ = 0;/g), 1, "one window sum");
-    assertEquals(count(/Math\.sqrt/g), 2, "square roots");
-    assertEquals(count(/ \/ /g), 2, "divisions");
+    // term g * y / d uses y as computed (one more division), not x * d^-1.5 * d^-0.25 anew;
+    // g / d^0.75, stored for dx (one more)
+    assertEquals(count(first.source, /let acc\d+ = 0;/g), 1, "one window sum");
+    assertEquals(count(first.source, /Math\.sqrt/g), 2, "square roots");
+    assertEquals(count(first.source, / \/ /g), 3, "divisions");
+    // dx loads g / d^0.75 and sums the middle term over its window: no root, no division
+    assertEquals(count(dx.source, /Math\.sqrt| \/ /g), 0, "dx: no root or division");
   }));
 
 Deno.test("LocalResponseNorm: fused and unfused give the same values and gradients", async () => {
