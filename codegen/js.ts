@@ -1,8 +1,12 @@
 // The JavaScript backend's printer: a kernel as a plain function over typed arrays, compiled
-// with `new Function`. Floats compute in double precision and round when stored; int32 data
-// that may leave int32 wraps explicitly (`| 0`, `Math.imul`), and index arithmetic is exact
-// (JavaScript numbers hold integers exactly up to 2^53). This is also the source that the
-// `js` export writes out.
+// with `new Function`. Float32 values are float32: each operation that rounds rounds its
+// result with `Math.fround` (a sum's accumulator alone stays a double, rounded once when the
+// sum is done, as the Wasm backend's long sums), so a value recomputed here equals the one a
+// kernel stored (the gradient of max compares the two) and one output of a kernel seen by
+// another is what was stored. Float64 computes in double precision; int32 data that may leave
+// int32 wraps explicitly (`| 0`, `Math.imul`), and index arithmetic is exact (JavaScript
+// numbers hold integers exactly up to 2^53). This is also the source that the `js` export
+// writes out.
 
 import { CStylePrinter } from "./printer.ts";
 import {
@@ -17,10 +21,42 @@ import type { LoopStmt, Program } from "./linearize.ts";
 import { INT32_MAX } from "../src/ir/dtype.ts";
 
 /**
+ * Ops whose float32 result must be rounded to float32: the others (negation, abs, sign, trunc,
+ * max, min, select, loads) give a float32 value from float32 operands.
+ */
+const ROUNDING_OPS: ReadonlySet<string> = new Set([
+  "add",
+  "sub",
+  "mul",
+  "div",
+  "exp",
+  "log",
+  "sqrt",
+  "rsqrt",
+  "recip",
+  "tanh",
+  "pow",
+  "ppow",
+  "cast",
+]);
+
+/**
  * Prints programs (launch mode `loops`) as JavaScript functions `(out, in0, in1, ...) => void`
  * (`out0, out1, ...` first when a kernel writes several outputs).
  */
 export class JsPrinter extends CStylePrinter {
+  protected override operation(e: Expr, args: readonly string[]): string {
+    const text = this.exactOperation(e, args);
+    return e.type === "f32" && ROUNDING_OPS.has(e.op) ? `Math.fround(${text})` : text;
+  }
+
+  protected override afterReduce(reduce: Expr): string[] {
+    const { op } = reduce.arg as ReduceArg;
+    return reduce.type === "f32" && op === "sum"
+      ? [`${this.ref(reduce)} = Math.fround(${this.ref(reduce)});`]
+      : [];
+  }
+
   protected literal(value: number, type: ScalarType): string {
     if (type === "bool") return value ? "true" : "false";
     if (Number.isNaN(value)) return "NaN";
@@ -30,7 +66,8 @@ export class JsPrinter extends CStylePrinter {
     return String(value);
   }
 
-  protected operation(e: Expr, [a, b, c]: readonly string[]): string {
+  /** `e` on its operands in double precision (float32 results are rounded by the caller). */
+  private exactOperation(e: Expr, [a, b, c]: readonly string[]): string {
     const wrap = (text: string) => (mayWrap(e) ? `(${text}) | 0` : text);
     switch (e.op) {
       case "load":
@@ -41,8 +78,7 @@ export class JsPrinter extends CStylePrinter {
         const from = e.srcs[0].type;
         if (from === "bool") return `${a} ? 1 : 0`;
         if (e.type === "i32") return `${a} | 0`;
-        if (e.type === "f32" && from === "f64") return `Math.fround(${a})`;
-        return a;
+        return a; // (to float32 from float64 or int32: rounded by the caller)
       }
       case "neg":
         return wrap(`-${a}`);

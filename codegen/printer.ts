@@ -63,15 +63,20 @@ export abstract class CStylePrinter {
               ),
           );
           break;
-        case "loop":
+        case "loop": {
           if (s.role === "reduce" && (s.v.arg as VarArg).extent <= this.unrollMaxTrips) {
             this.emitUnrolled(s, indent, out);
-            break;
+          } else {
+            out.push(indent + this.loopHeader(s, this.ref(s.v), this.ref(s.lo), this.ref(s.hi)));
+            this.emit(s.body, indent + "  ", out);
+            out.push(indent + "}");
           }
-          out.push(indent + this.loopHeader(s, this.ref(s.v), this.ref(s.lo), this.ref(s.hi)));
-          this.emit(s.body, indent + "  ", out);
-          out.push(indent + "}");
+          const last = s.body[s.body.length - 1];
+          if (s.role === "reduce" && last?.kind === "update") {
+            out.push(...this.afterReduce(last.reduce).map((line) => indent + line));
+          }
           break;
+        }
         case "update":
           out.push(indent + this.update(s.reduce));
           break;
@@ -117,6 +122,11 @@ export abstract class CStylePrinter {
   /** The statement ending a reduction's loop body: `acc = combine`. */
   protected update(reduce: Expr): string {
     return `${this.ref(reduce)} = ${this.spell(reduce.srcs[0])};`;
+  }
+
+  /** Lines after a reduction's loop, once its accumulator holds the result (none here). */
+  protected afterReduce(_reduce: Expr): string[] {
+    return [];
   }
 
   /** The lines combining lanes' accumulators (workgroup mode only). */

@@ -2,12 +2,19 @@
 // kernels is pinned, so any change to lowering, rewrite rules or placement shows up here as a
 // reviewed diff. Each pinned kernel is also run and checked against hand-worked values.
 
-import { kernels, tensor, zeros } from "../mod.ts";
+import { full, kernels, realize, tensor, zeros } from "../mod.ts";
 import { printJs } from "../codegen/js.ts";
 import { ExprBuilder } from "../codegen/kernel.ts";
 import { linearize } from "../codegen/linearize.ts";
 import { assertEquals, assertStringIncludes } from "./assert.ts";
-import { assertClose, handKernel, reference, withCpuKernels } from "./helpers.ts";
+import {
+  assertClose,
+  handKernel,
+  onBackend,
+  reference,
+  testBackends,
+  withCpuKernels,
+} from "./helpers.ts";
 
 Deno.test("padded window sum: clipped loop bounds are hoisted out of the innermost loop", () =>
   withCpuKernels("js", async () => {
@@ -39,6 +46,7 @@ function k_sum(out, in0) {
         const in0_0 = in0[idx9];
         acc0 += in0_0;
       }
+      acc0 = Math.fround(acc0);
       out[idx2] = acc0;
     }
   }
@@ -139,7 +147,7 @@ Deno.test("printJs of a hand-built kernel: constants fold before printing", () =
 function k_test(out, in0) {
   for (let o0 = 0; o0 < 3; o0++) {
     const in0_0 = in0[o0];
-    const v0 = in0_0 + 6;
+    const v0 = Math.fround(in0_0 + 6);
     out[o0] = v0;
   }
 }
@@ -152,4 +160,31 @@ function k_test(out, in0) {
   const out = new Float32Array(3);
   fn(out, new Float32Array([1, 2, 3]));
   assertEquals(Array.from(out), [7, 8, 9]);
+});
+
+Deno.test("js: float32 values are float32 (each rounding op rounds), on every cpu backend", async (t) => {
+  for (const backend of testBackends.filter((b) => b.device === "cpu")) {
+    await t.step(backend.name, () =>
+      onBackend(backend, async () => {
+        // 0.7f * 10 is 6.99999988 in double, 7 in float32; 1.7f * 10 is 17.0000005 -> 17
+        const x = tensor([0.7, 1.7, -2.3]);
+        const a = x.mul(10);
+        const b = a.cast("int32");
+        assertEquals(Array.from(await b.data()), [7, 17, -23], "fused: cast of a product");
+        // realized together (one kernel writes both) or apart, b is the cast of a as stored
+        const x2 = tensor([0.7, 1.7, -2.3]);
+        const a2 = x2.mul(10);
+        const b2 = a2.cast("int32").add(x2.cast("int32"));
+        await realize(a2, b2);
+        const stored = Array.from(await a2.data());
+        assertEquals(
+          Array.from(await b2.data()),
+          stored.map((v, i) => Math.trunc(v) + [0, 1, -2][i]),
+        );
+        // a long float32 sum still accumulates in double and rounds once
+        const n = 1 << 16;
+        const s = full([n], 0.1).sum();
+        assertClose(await s.data(), [Math.fround(0.1) * n], { rtol: 1e-6 });
+      }));
+  }
 });
