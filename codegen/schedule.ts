@@ -49,10 +49,13 @@ const OP_COST: Partial<Record<Op, number>> = {
  * least this many op-units per element inlined, is materialized: the first kernel computes it
  * once more as an output of its own (MULTI_OUTPUT merges it in) and the second loads it. Of
  * such values the dearest is taken, one at a time, and kept only if the schedule needs no more
- * kernels with it. LocalResponseNorm's `g / d ** 0.75`, which the y kernel and the dx kernel
- * both computed (a window sum of x, two square roots, a division), is stored by the first.
+ * kernels with it, and at most MAX_SHARED_VALUES of them per schedule (each try schedules the
+ * graph again). LocalResponseNorm's `g / d ** 0.75`, which the y kernel and the dx kernel both
+ * computed (a window sum of x, two square roots, a division), is stored by the first.
  */
 export const SHARED_VALUE_COST = 16;
+/** How many values SHARED_VALUE tries per schedule. */
+const MAX_SHARED_VALUES = 4;
 
 /** One kernel of a schedule: what it computes and which nodes its buffers hold. */
 export interface ScheduledKernel {
@@ -176,7 +179,9 @@ export function scheduleKernels(
         return before.kernels;
       }
       const costs = inlineCosts(order, isSource, loaded);
-      const shared = sharedValue(merged, loaded, (n) => costs.get(n) ?? 0, tried);
+      const shared = tried.size < MAX_SHARED_VALUES
+        ? sharedValue(merged, loaded, (n) => costs.get(n) ?? 0, tried)
+        : null;
       if (shared === null) return merged;
       tried.add(shared);
       materialized.add(shared);
@@ -189,8 +194,9 @@ export function scheduleKernels(
 
 /**
  * Rule MULTI_OUTPUT: two kernels that write values of one shape and load a buffer in common
- * (or the later loads what the earlier writes) become one kernel writing both values: one loop nest, each shared load and each
- * subexpression both compute (a window sum) done once. The later may read what the earlier
+ * (or the later loads what the earlier writes) become one kernel writing both values: one
+ * loop nest, each shared load and each subexpression both compute (a window sum) done once.
+ * The later may read what the earlier
  * writes only elementwise (at its own index: the merged kernel then uses the value it has just
  * computed instead of loading it) and not through any other kernel. LocalResponseNorm's
  * forward y and the backward's middle term g * y / D (which reads y) share x's window sum this
@@ -290,16 +296,17 @@ function sharedValue(
     for (const n of k.outputs) found.delete(n);
     return found;
   };
-  const computed = kernels.map(atIndex);
+  // (a node computed at a kernel's output index has that kernel's output shape)
+  const seen = new Set<Node>();
   let best: Node | null = null;
-  for (let i = 0; i < kernels.length; i++) {
-    const shape = kernels[i].outputs[0].shape;
-    for (let j = i + 1; j < kernels.length; j++) {
-      if (!sameShapeOf(kernels[j].outputs[0].shape, shape)) continue;
-      for (const n of computed[i]) {
-        if (!computed[j].has(n) || tried.has(n) || cost(n) < SHARED_VALUE_COST) continue;
-        if (best === null || cost(n) > cost(best)) best = n;
+  for (const k of kernels) {
+    for (const n of atIndex(k)) {
+      if (!seen.has(n)) {
+        seen.add(n);
+        continue;
       }
+      if (tried.has(n) || cost(n) < SHARED_VALUE_COST) continue;
+      if (best === null || cost(n) > cost(best)) best = n;
     }
   }
   return best;
