@@ -162,7 +162,7 @@ export function scheduleKernels(
       if (materialized.has(node) && node.numel > 0 && !add(node)) break;
     }
     if (split === null) {
-      if (!options.fusion) return kernels;
+      if (!options.fusion || kernels.length < 2) return kernels;
       const merged = mergeSiblings(kernels, loaded, (parts) => {
         const outputs = parts.flatMap((k) => k.outputs);
         const merged = buildKernel(outputs, (n) => !outputs.includes(n) && loaded(n), substitute);
@@ -178,10 +178,12 @@ export function scheduleKernels(
         materialized.delete(before.shared);
         return before.kernels;
       }
-      const costs = inlineCosts(order, isSource, loaded);
-      const shared = tried.size < MAX_SHARED_VALUES
-        ? sharedValue(merged, loaded, (n) => costs.get(n) ?? 0, tried)
+      const costs = merged.length > 1 && tried.size < MAX_SHARED_VALUES
+        ? inlineCosts(order, isSource, loaded)
         : null;
+      const shared = costs === null
+        ? null
+        : sharedValue(merged, loaded, (n) => costs.get(n) ?? 0, tried);
       if (shared === null) return merged;
       tried.add(shared);
       materialized.add(shared);
