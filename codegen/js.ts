@@ -63,7 +63,11 @@ export class JsPrinter extends CStylePrinter {
     if (value === Infinity) return "Infinity";
     if (value === -Infinity) return "-Infinity";
     if (Object.is(value, -0)) return "-0";
-    return String(value);
+    // a float32 constant is the float32 nearest it, as Wasm's f32.const and WGSL's literals
+    // are: spelled `Math.fround(0.1)` where that differs from the double
+    return type === "f32" && Math.fround(value) !== value
+      ? `Math.fround(${value})`
+      : String(value);
   }
 
   /** `e` on its operands in double precision (float32 results are rounded by the caller). */
@@ -91,7 +95,8 @@ export class JsPrinter extends CStylePrinter {
       case "trunc":
         return wrap(`Math.${e.op}(${a})`);
       case "rsqrt":
-        return `1 / Math.sqrt(${a})`;
+        // float32: the root rounded before the division, as Wasm and WGSL compute it
+        return e.type === "f32" ? `1 / Math.fround(Math.sqrt(${a}))` : `1 / Math.sqrt(${a})`;
       case "recip":
         return `1 / ${a}`;
       case "not":

@@ -57,6 +57,34 @@ export const SHARED_VALUE_COST = 16;
 /** How many values SHARED_VALUE tries per schedule. */
 const MAX_SHARED_VALUES = 4;
 
+/**
+ * Rule MAX_INPUT_STORED: the gradient of max compares the max's input with the max for
+ * equality (`x == max(x)`, src/autodiff.ts). Where the max is stored, its input is stored too,
+ * so the comparison reads the very bits the max was taken of: a kernel recomputing the input
+ * may run on another target (JavaScript and Wasm differ in exp, log or a short sum's last
+ * bit), and then no element matched and the gradient was 0 / 0.
+ */
+function storeComparedMaxInputs(
+  order: readonly Node[],
+  materialized: Set<Node>,
+  isSource: (n: Node) => boolean,
+): void {
+  const throughViews = (n: Node) => {
+    while (n.op === "expand" || n.op === "reshape") n = n.srcs[0];
+    return n;
+  };
+  for (const n of order) {
+    if (n.op !== "cmpeq") continue;
+    for (const [maybeMax, x] of [n.srcs, [...n.srcs].reverse()]) {
+      const max = throughViews(maybeMax);
+      const stored = isSource(max) || materialized.has(max);
+      if (max.op === "max" && max.srcs[0] === x && stored && !isSource(x) && x.numel > 0) {
+        materialized.add(x);
+      }
+    }
+  }
+}
+
 /** One kernel of a schedule: what it computes and which nodes its buffers hold. */
 export interface ScheduledKernel {
   readonly kernel: Kernel;
@@ -114,6 +142,7 @@ export function scheduleKernels(
     }
   } else {
     applyRecomputeBudget(order, materialized, isSource);
+    storeComparedMaxInputs(order, materialized, isSource);
   }
   // LONG_REDUCTION: each long reduction is lowered as an equal graph of shorter ones, whose
   // intermediate stages are stored by kernels of their own
@@ -124,6 +153,11 @@ export function scheduleKernels(
   }
   const stageNodes = new Set([...splits.values()].flatMap((s) => s.stages));
   const substitute = (n: Node) => splits.get(n)?.value;
+  // a node the splits made (a stage, or one rebuilt above a split) is computed here even where
+  // an equal node was realized before (hash-consing finds it): a plan loads only what the
+  // graph's own structure holds, so that it can run again on other data
+  const inGraph = new Set(order);
+  const isStored = (n: Node) => isSource(n) && inGraph.has(n);
   // SHARED_VALUE: the schedule before the last shared value was stored, and the values tried
   let before: { kernels: ScheduledKernel[]; shared: Node; } | null = null;
   const tried = new Set<Node>();
@@ -131,7 +165,7 @@ export function scheduleKernels(
     const kernels: ScheduledKernel[] = [];
     let split: Node | null = null;
     const loaded = (n: Node) =>
-      n.op !== "const" && (isSource(n) || materialized.has(n) || stageNodes.has(n));
+      n.op !== "const" && (isStored(n) || materialized.has(n) || stageNodes.has(n));
     const add = (node: Node): boolean => {
       if (Number.isFinite(target.maxKernelOps)) {
         split = splitBySize(node, (n) => n !== node && loaded(n), target.maxKernelOps);

@@ -181,6 +181,18 @@ Deno.test("js: float32 values are float32 (each rounding op rounds), on every cp
           Array.from(await b2.data()),
           stored.map((v, i) => Math.trunc(v) + [0, 1, -2][i]),
         );
+        // a float32 constant is the float32 nearest it, and rsqrt rounds the root first, as
+        // Wasm and WGSL compute them
+        const ys = tensor([13, 7, 3, 1.5, 0.7]);
+        const f = Math.fround;
+        assertEquals(
+          Array.from(await ys.mul(0.1).data()),
+          [13, 7, 3, 1.5, 0.7].map((y) => f(f(y) * f(0.1))),
+        );
+        assertEquals(
+          Array.from(await ys.rsqrt().data()),
+          [13, 7, 3, 1.5, 0.7].map((y) => f(1 / f(Math.sqrt(f(y))))),
+        );
         // a long float32 sum still accumulates in double and rounds once
         const n = 1 << 16;
         const s = full([n], 0.1).sum();

@@ -392,3 +392,32 @@ Deno.test("plan cache: kernels() plans once and the next realization reuses it",
   assertEquals(planCacheStats().hits, before.hits + 1);
   assertEquals(planCacheStats().misses, before.misses);
 });
+
+Deno.test({
+  name: "LONG_REDUCTION: a split equal to a value realized before is computed, not loaded",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    // the first sum realizes sum(reshape(a, [1024, 1024]), 1) and its total; the mean of a is
+    // split into the very same two stages (hash-consing finds them realized), which the plan
+    // must compute itself: it loads only what the mean's own graph holds (it crashed)
+    const a = tensor(new Float32Array(1 << 20).fill(0.25), { device: "webgpu" });
+    assertClose([await a.reshape(1024, 1024).sum(1).sum().item()], [262144], { rtol: 1e-6 });
+    assertClose([await a.mean().item()], [0.25], { rtol: 1e-6 });
+    // and the same plan on other data, where nothing equal was realized
+    const b = tensor(new Float32Array(1 << 20).fill(0.5), { device: "webgpu" });
+    assertClose([await b.mean().item()], [0.5], { rtol: 1e-6 });
+  },
+});
+
+Deno.test("MAX_INPUT_STORED: max's gradient compares stored bits, whichever cpu target recomputes", async () => {
+  // a float32 v where Wasm's exp and JavaScript's differ in the last bit
+  const candidates = Array.from({ length: 256 }, (_, i) => Math.fround(0.1 + i * 0.0123));
+  const wasmExp = await tensor(candidates).exp().data();
+  const v = candidates.find((c, i) => wasmExp[i] !== Math.fround(Math.exp(c)));
+  if (v === undefined) return; // (the cpu runs JavaScript kernels only: nothing to tell apart)
+  // the max of exp(x) is one kernel (Wasm), the gradient another (JavaScript: a general pow)
+  const x = tensor([v, v - 0.5], { requiresGrad: true });
+  x.exp().max().add(x.pow(tensor([2, 2])).sum()).backward();
+  const dx = Array.from(await x.grad!.data());
+  assertClose(dx, [Math.exp(v) + 2 * v, 2 * (v - 0.5)], { rtol: 1e-6 });
+});
