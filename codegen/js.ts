@@ -65,9 +65,7 @@ export class JsPrinter extends CStylePrinter {
     if (Object.is(value, -0)) return "-0";
     // a float32 constant is the float32 nearest it, as Wasm's f32.const and WGSL's literals
     // are: spelled `Math.fround(0.1)` where that differs from the double
-    return type === "f32" && Math.fround(value) !== value
-      ? `Math.fround(${value})`
-      : String(value);
+    return type === "f32" && Math.fround(value) !== value ? `Math.fround(${value})` : String(value);
   }
 
   /** `e` on its operands in double precision (float32 results are rounded by the caller). */
