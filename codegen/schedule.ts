@@ -69,16 +69,17 @@ function storeComparedMaxInputs(
   materialized: Set<Node>,
   isSource: (n: Node) => boolean,
 ): void {
-  const throughViews = (n: Node) => {
-    while (n.op === "expand" || n.op === "reshape") n = n.srcs[0];
-    return n;
-  };
+  const stored = (n: Node) => isSource(n) || materialized.has(n);
+  // whether reading `n` reads stored bits only: a stored node, or views of stored nodes
+  // (a transposed input, or the max of a max, needs no copy)
+  const readsStored = (n: Node): boolean =>
+    stored(n) || (isMovement(n.op) && n.srcs.every((s) => s.op === "const" || readsStored(s)));
   for (const n of order) {
     if (n.op !== "cmpeq") continue;
     for (const [maybeMax, x] of [n.srcs, [...n.srcs].reverse()]) {
-      const max = throughViews(maybeMax);
-      const stored = isSource(max) || materialized.has(max);
-      if (max.op === "max" && max.srcs[0] === x && stored && !isSource(x) && x.numel > 0) {
+      let max = maybeMax;
+      while (max.op === "expand" || max.op === "reshape") max = max.srcs[0];
+      if (max.op === "max" && max.srcs[0] === x && stored(max) && x.numel > 0 && !readsStored(x)) {
         materialized.add(x);
       }
     }
@@ -166,7 +167,10 @@ export function scheduleKernels(
     let split: Node | null = null;
     const loaded = (n: Node) =>
       n.op !== "const" && (isStored(n) || materialized.has(n) || stageNodes.has(n));
+    // (a requested value may also be a LONG_REDUCTION stage: one kernel writes it, once)
+    const written = new Set<Node>();
     const add = (node: Node): boolean => {
+      if (written.has(node)) return true;
       if (Number.isFinite(target.maxKernelOps)) {
         split = splitBySize(node, (n) => n !== node && loaded(n), target.maxKernelOps);
         if (split !== null) return false;
@@ -187,7 +191,13 @@ export function scheduleKernels(
         split = largestInnerReduction(node, (n) => n !== node && loaded(n));
         if (split !== null) return false; // else it stays: compiling it says why it cannot run
       }
+      // a stage this kernel loads is written first (a graph node equal to a stage, as the
+      // user's own sum of a reshape can be, may come before the split that makes it)
+      for (const input of built.inputs) {
+        if (stageNodes.has(input) && !written.has(input) && !add(input)) return false;
+      }
       kernels.push(built);
+      written.add(node);
       return true;
     };
     for (const node of order) {

@@ -406,6 +406,27 @@ Deno.test({
     // and the same plan on other data, where nothing equal was realized
     const b = tensor(new Float32Array(1 << 20).fill(0.5), { device: "webgpu" });
     assertClose([await b.mean().item()], [0.5], { rtol: 1e-6 });
+    // requested together with the split: a stage (before or after it in the outputs) is written
+    // once, before the kernels that read it; the split's last value likewise (they crashed)
+    const data = Float32Array.from({ length: 1 << 20 }, (_, i) => (i % 7) - 3);
+    const c = tensor(data, { device: "webgpu" });
+    const onCpu = tensor(data);
+    // (and how many values its kernels write: each once; the last also stores a stage)
+    const pairs: [(t: typeof c) => (typeof c)[], number][] = [
+      [(t) => [t.reshape(1024, 1024).sum(1, true), t.sum()], 2],
+      [(t) => [t.sum(), t.reshape(1024, 1024).sum(1, true)], 2],
+      [(t) => [t.max(), t.reshape(1024, 1024).max(1, true).reshape(1024).max(0, true)], 3],
+    ];
+    for (const [pair, written] of pairs) {
+      const got = pair(c);
+      await realize(...got);
+      const want = pair(onCpu);
+      for (let i = 0; i < got.length; i++) {
+        assertClose(await got[i].data(), await want[i].data(), { rtol: 1e-6 });
+      }
+      const fresh = pair(tensor(data, { device: "webgpu" }));
+      assertEquals(kernels(...fresh).flatMap((k) => k.outputs).length, written);
+    }
   },
 });
 
@@ -420,4 +441,18 @@ Deno.test("MAX_INPUT_STORED: max's gradient compares stored bits, whichever cpu 
   x.exp().max().add(x.pow(tensor([2, 2])).sum()).backward();
   const dx = Array.from(await x.grad!.data());
   assertClose(dx, [Math.exp(v) + 2 * v, 2 * (v - 0.5)], { rtol: 1e-6 });
+});
+
+Deno.test("MAX_INPUT_STORED: a view of stored values is read through, not copied", async () => {
+  for (const view of [(a: Tensor) => a.transpose(0, 1), (a: Tensor) => a.reshape(6, 2, 10)]) {
+    const a = input(6, 20, 5);
+    a.requiresGrad = true;
+    const loss = view(a).max(-1).sum();
+    loss.backward();
+    const ks = kernels(loss, a.grad!);
+    // max, the count of maxima, the gradient, the loss: no kernel copying the view
+    assertEquals(ks.length, 4, ks.map((k) => k.name).join(" "));
+    assert(!ks.some((k) => /permute|reshape/.test(k.name)), ks.map((k) => k.name).join(" "));
+    assertClose(await a.grad!.data(), reference(a.grad!), { rtol: 1e-6 });
+  }
 });
