@@ -1,7 +1,12 @@
 // Fusion: the graph below the requested outputs is cut into kernels. A node is either computed
-// inline by the kernels that read it, or materialized: computed by a kernel of its own into a
-// buffer that later kernels load. Each rule that materializes is a named constant below; all
-// other nodes fuse. Kernels come out in an order where every buffer is written before it is read.
+// inline by the kernels that read it, or materialized: computed by a kernel into a buffer that
+// later kernels load. Each rule is a named constant or function below, in the order they apply:
+// - what is stored: the requested values, RECOMPUTE_BUDGET, MAX_INPUT_STORED, and the target's
+//   limits (MAX_KERNEL_BUFFERS, LONG_REDUCTION, MAX_LOOP_WORK, MAX_KERNEL_OPS);
+// - how kernels combine: MULTI_OUTPUT (kernels of one shape sharing a buffer write their values
+//   in one pass), then SHARED_VALUE (a dear value two kernels compute is stored by the first).
+// All other nodes fuse. Kernels come out in an order where every buffer is written before it
+// is read. After tinygrad's scheduler (its multi-output kernels included).
 
 import * as ir from "../src/ir/node.ts";
 import { type Node, numelOf } from "../src/ir/node.ts";
