@@ -19,6 +19,77 @@ import {
 } from "./kernel.ts";
 import type { LoopStmt, Program } from "./linearize.ts";
 import { INT32_MAX } from "../src/ir/dtype.ts";
+import { EXP_POLY, LN2_HI, LN2_LO, LOG_POLY } from "./wasm_math.ts";
+
+/** A float32 constant spelled as the double that is its value. */
+const f32 = (value: number) => String(Math.fround(value));
+
+/** `p = c0; p = p * v + c1; ...` in float32, one statement per step. */
+function hornerLines(p: string, v: string, coefficients: readonly number[]): string[] {
+  return [
+    `let ${p} = ${f32(coefficients[0])};`,
+    ...coefficients.slice(1).map((c) =>
+      `${p} = Math.fround(Math.fround(${p} * ${v}) + ${f32(c)});`
+    ),
+  ];
+}
+
+/**
+ * exp and log of float32 values, step for step as the Wasm backend computes them
+ * (codegen/wasm_math.ts: the same constants, operations and float32 roundings), so a value a
+ * JavaScript kernel and a Wasm kernel both compute has the same bits. Declared inside each
+ * kernel that calls them (a kernel's text stays one self-contained function).
+ */
+const FLOAT32_MATH: Record<"exp" | "log", readonly string[]> = {
+  exp: [
+    "const exp_f32 = (x) => {",
+    "  x = Math.min(Math.max(x, -104), 89);",
+    `  const scaled = Math.fround(x * ${f32(Math.LOG2E)});`,
+    "  // the nearest integer, ties to even (Wasm's nearest)",
+    "  let n = Math.round(scaled);",
+    "  if (n - scaled === 0.5 && (n & 1) !== 0) n -= 1;",
+    `  const hi = Math.fround(x - Math.fround(n * ${f32(LN2_HI)}));`,
+    `  const r = Math.fround(hi - Math.fround(n * ${f32(LN2_LO)}));`,
+    ...hornerLines("p", "r", EXP_POLY).map((l) => `  ${l}`),
+    "  p = Math.fround(p * r);",
+    "  p = Math.fround(p * r);",
+    "  p = Math.fround(p + r);",
+    "  p = Math.fround(p + 1);",
+    "  // times 2^n as two powers of two (NaN takes n = 0 and stays NaN)",
+    "  const whole = n | 0;",
+    "  const half = whole >> 1;",
+    "  return Math.fround(Math.fround(p * 2 ** half) * 2 ** (whole - half));",
+    "};",
+  ],
+  log: [
+    "const log_bits = new Uint32Array(1);",
+    "const log_float = new Float32Array(log_bits.buffer);",
+    "const log_f32 = (x) => {",
+    "  // subnormals scaled by 2^23 first",
+    `  const tiny = x < ${f32(2 ** -126)};`,
+    "  log_float[0] = tiny ? Math.fround(x * 8388608) : x;",
+    "  const bits = log_bits[0];",
+    "  let e = ((bits >>> 23) & 255) - 127 - (tiny ? 23 : 0);",
+    "  log_bits[0] = (bits & 0x007fffff) | 0x3f800000;",
+    "  let m = log_float[0];",
+    `  if (m > ${f32(Math.SQRT2)}) {`,
+    "    m = Math.fround(m * 0.5);",
+    "    e += 1;",
+    "  }",
+    "  const f = Math.fround(m - 1);",
+    "  const z = Math.fround(f * f);",
+    ...hornerLines("y", "f", LOG_POLY).map((l) => `  ${l}`),
+    "  y = Math.fround(y * f);",
+    "  y = Math.fround(y * z);",
+    `  y = Math.fround(y + Math.fround(e * ${f32(LN2_LO)}));`,
+    "  y = Math.fround(y - Math.fround(z * 0.5));",
+    `  y = Math.fround(Math.fround(f + y) + Math.fround(e * ${f32(LN2_HI)}));`,
+    "  if (x !== x || x < 0) return NaN;",
+    "  if (x === 0) return -Infinity;",
+    "  return x === Infinity ? Infinity : y;",
+    "};",
+  ],
+};
 
 /**
  * Ops whose float32 result must be rounded to float32: the others (negation, abs, sign, trunc,
@@ -45,7 +116,19 @@ const ROUNDING_OPS: ReadonlySet<string> = new Set([
  * (`out0, out1, ...` first when a kernel writes several outputs).
  */
 export class JsPrinter extends CStylePrinter {
+  /** The float32 math functions the kernel being printed calls. */
+  #math = new Set<"exp" | "log">();
+
+  override print(program: Program): string {
+    this.#math = new Set();
+    return super.print(program);
+  }
+
   protected override operation(e: Expr, args: readonly string[]): string {
+    if (e.type === "f32" && (e.op === "exp" || e.op === "log")) {
+      this.#math.add(e.op);
+      return `${e.op}_f32(${args[0]})`;
+    }
     const text = this.exactOperation(e, args);
     return e.type === "f32" && ROUNDING_OPS.has(e.op) ? `Math.fround(${text})` : text;
   }
@@ -176,7 +259,9 @@ export class JsPrinter extends CStylePrinter {
       ...kernel.inputs.map((_, i) => `in${i}`),
     ].join(", ");
     const header = kernel.comment.split("\n").map((l) => `// ${l}`).join("\n");
-    return `${header}\nfunction ${kernel.name}(${params}) {\n${body.join("\n")}\n}\n`;
+    const math = [...this.#math].sort().flatMap((op) => FLOAT32_MATH[op]).map((l) => `  ${l}`);
+    const lines = [...math, ...body].join("\n");
+    return `${header}\nfunction ${kernel.name}(${params}) {\n${lines}\n}\n`;
   }
 }
 

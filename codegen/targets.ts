@@ -46,6 +46,12 @@ export interface Target {
   readonly sharedMemory?: boolean;
   /** Ops it has natively but not accurately enough everywhere (their rule refines them). */
   readonly approximate?: ReadonlySet<ExprOp>;
+  /**
+   * Ops it has natively but spells by their rule for float32 values, as the Wasm target must:
+   * the cpu runs a kernel as Wasm or as JavaScript, and a value one kernel of each computes
+   * must have the same bits in both (a comparison or a cast of it would disagree otherwise).
+   */
+  readonly decomposedForFloat32?: ReadonlySet<ExprOp>;
 }
 
 const ALU_OPS: ReadonlySet<ExprOp> = new Set<ExprOp>([
@@ -91,6 +97,7 @@ const without = (...ops: ExprOp[]) => new Set([...ALU_OPS].filter((op) => !ops.i
 export const JS_TARGET: Target = {
   name: "js",
   native: without("sigmoid"),
+  decomposedForFloat32: new Set(["tanh"]),
   float64: true,
   maxBuffers: Infinity,
   launch: "loops",
@@ -192,7 +199,9 @@ export class TargetBuilder {
 
   /** `op(x)`, spelled with what the target has. */
   unary(op: KUnaryOp, x: Expr): Expr {
-    const rule = this.target.native.has(op) ? undefined : UNARY_DECOMPOSITIONS[op];
+    const native = this.target.native.has(op) &&
+      !(x.type === "f32" && this.target.decomposedForFloat32?.has(op));
+    const rule = native ? undefined : UNARY_DECOMPOSITIONS[op];
     return rule ? rule(this, x) : this.b.unary(op, x);
   }
 

@@ -11,11 +11,13 @@
 // log(x): subnormal x is scaled by 2^23 first; x = m 2^e with m in [sqrt(1/2), sqrt(2));
 // log(m) = f - f^2/2 + f^3 P(f) with f = m - 1; log(x) = log(m) + e ln 2 (ln 2 in two parts);
 // x < 0 and NaN give NaN, 0 gives -Infinity, Infinity gives Infinity.
+// The JavaScript backend spells the same steps in float32 (js.ts, FLOAT32_MATH), so the cpu's
+// two kernel targets compute the same bits.
 
 import { FunctionBuilder } from "./wasm_module.ts";
 
 /** e^r - 1 - r = r^2 P(r): P's coefficients, highest first (Cephes expf). */
-const EXP_POLY = [
+export const EXP_POLY: readonly number[] = [
   1.9875691500e-4,
   1.3981999507e-3,
   8.3334519073e-3,
@@ -25,7 +27,7 @@ const EXP_POLY = [
 ];
 
 /** log(1 + f) = f - f^2 / 2 + f^3 Q(f): Q's coefficients, highest first (Cephes logf). */
-const LOG_POLY = [
+export const LOG_POLY: readonly number[] = [
   7.0376836292e-2,
   -1.1514610310e-1,
   1.1676998740e-1,
@@ -37,8 +39,9 @@ const LOG_POLY = [
   3.3333331174e-1,
 ];
 
-const LN2_HI = 0.693359375;
-const LN2_LO = -2.12194440e-4;
+/** ln 2 in two parts (Cody-Waite): LN2_HI has few bits, so n * LN2_HI is exact. */
+export const LN2_HI = 0.693359375;
+export const LN2_LO = -2.12194440e-4;
 
 /** Pushes a splat of the float `value`. */
 function splat(fn: FunctionBuilder, value: number): FunctionBuilder {

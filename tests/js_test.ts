@@ -2,7 +2,7 @@
 // kernels is pinned, so any change to lowering, rewrite rules or placement shows up here as a
 // reviewed diff. Each pinned kernel is also run and checked against hand-worked values.
 
-import { full, kernels, realize, tensor, zeros } from "../mod.ts";
+import { cpu, full, kernels, realize, tensor, zeros } from "../mod.ts";
 import { printJs } from "../codegen/js.ts";
 import { ExprBuilder } from "../codegen/kernel.ts";
 import { linearize } from "../codegen/linearize.ts";
@@ -199,4 +199,58 @@ Deno.test("js: float32 values are float32 (each rounding op rounds), on every cp
         assertClose(await s.data(), [Math.fround(0.1) * n], { rtol: 1e-6 });
       }));
   }
+});
+
+Deno.test({
+  name: "js: float32 exp, log, tanh and sigmoid have the Wasm backend's bits exactly",
+  ignore: !cpu.simd,
+  fn: async () => {
+    // 2^18 float32 bit patterns from a fixed generator, and the edges of every range
+    const n = 1 << 18;
+    const bits = new Uint32Array(n);
+    for (let i = 0, s = 12345; i < n; i++) bits[i] = s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const edges = [0, -0, 1, -1, Infinity, -Infinity, NaN, 1e-45, -1e-45, 1.17549435e-38];
+    const more = [3.4e38, -3.4e38, 88.7, 88.8, -103.9, -104.1, 89.5, 0.5, 2.5, -2.5, 0.125];
+    const values = new Float32Array([
+      ...edges,
+      ...more,
+      -0.125,
+      0.12499999,
+      ...new Float32Array(bits.buffer),
+    ]);
+    for (const op of ["exp", "log", "tanh", "sigmoid"] as const) {
+      const js = await withCpuKernels("js", () => tensor(values)[op]().data());
+      const wasm = await withCpuKernels("wasm", () => tensor(values)[op]().data());
+      let differ = 0;
+      for (let i = 0; i < values.length; i++) {
+        if (!Object.is(js[i], wasm[i]) && !(Number.isNaN(js[i]) && Number.isNaN(wasm[i]))) differ++;
+      }
+      assertEquals(differ, 0, `${op}: ${differ} of ${values.length} differ`);
+    }
+  },
+});
+
+Deno.test({
+  name: "js: a value a Wasm kernel and a JavaScript kernel both compute agrees with itself",
+  ignore: !cpu.simd,
+  fn: async () => {
+    // a float32 v whose exp in JavaScript's Math.exp, rounded, is not Wasm's
+    const candidates = Array.from({ length: 256 }, (_, i) => Math.fround(0.1 + i * 0.0123));
+    const wasmExp = await withCpuKernels("wasm", () => tensor(candidates).exp().data());
+    const v = candidates.find((c, i) => Math.fround(Math.exp(c)) !== wasmExp[i])!;
+    // V = exp(x): its max is a Wasm kernel; V < max, next to a general pow, a JavaScript one,
+    // which used Math.exp: at the maximum itself V was below the max
+    const build = () => {
+      const x = tensor([v - 0.5, v]);
+      const big = x.exp();
+      const max = big.max();
+      return [max, big.lt(max).mul(x.pow(tensor([2, 2])))];
+    };
+    const together = build();
+    assertEquals(kernels(...together).map((k) => k.target).sort(), ["js", "wasm"]);
+    await realize(...together);
+    const below = Array.from(await together[1].data());
+    assertEquals(below, [Math.fround((v - 0.5) ** 2), 0]);
+    assertEquals(below, Array.from(await build()[1].data()), "as realized one at a time");
+  },
 });
