@@ -6,7 +6,7 @@
 
 import type { Kernel } from "./kernel.ts";
 import { type LaunchMode, linearize, loopWork, type Program } from "./linearize.ts";
-import { decompose, JS_TARGET, type Target } from "./targets.ts";
+import { decompose, JS_BESIDE_WASM_TARGET, type Target } from "./targets.ts";
 import { printJs } from "./js.ts";
 import { emitWasm } from "./wasm.ts";
 import { float64Error, printWgsl, WORKGROUP_SIZE, workgroupGrid } from "./wgsl.ts";
@@ -128,8 +128,10 @@ export function compile(kernel: Kernel, target: Target): Executable {
   // Rule WASM_FUNCTION_LIMITS: a kernel whose function would pass the engines' limits (50,000
   // locals: a chain of a thousand tanh, each decomposed into a dozen values held in two locals
   // each) is compiled for JavaScript instead, which has none
-  if (target.name === "wasm" && wasm === null) return compile(kernel, JS_TARGET);
-  const text = wasm?.text ?? (target.name === "wgsl" ? printWgsl(program) : printJs(program));
+  if (target.name === "wasm" && wasm === null) return compile(kernel, JS_BESIDE_WASM_TARGET);
+  const wasmMath = target.wasmFloat32 !== undefined;
+  const text = wasm?.text ??
+    (target.name === "wgsl" ? printWgsl(program) : printJs(program, { wasmMath }));
   const cacheKey = `${target.name}${target.sharedMemory === false ? " unshared" : ""}\n${text}`;
   const cached = executables.get(cacheKey);
   if (cached !== undefined) return cached;

@@ -42,6 +42,8 @@ function hornerLines(p: string, v: string, coefficients: readonly number[]): str
  */
 const FLOAT32_MATH: Record<"exp" | "log", readonly string[]> = {
   exp: [
+    "// 2^k for the k a float32 exp scales by: -75 ... 64",
+    "const exp_scale = new Float64Array(140).map((_, k) => 2 ** (k - 75));",
     "const exp_f32 = (x) => {",
     "  x = Math.min(Math.max(x, -104), 89);",
     `  const scaled = Math.fround(x * ${f32(Math.LOG2E)});`,
@@ -58,7 +60,7 @@ const FLOAT32_MATH: Record<"exp" | "log", readonly string[]> = {
     "  // times 2^n as two powers of two (NaN takes n = 0 and stays NaN)",
     "  const whole = n | 0;",
     "  const half = whole >> 1;",
-    "  return Math.fround(Math.fround(p * 2 ** half) * 2 ** (whole - half));",
+    "  return Math.fround(Math.fround(p * exp_scale[half + 75]) * exp_scale[whole - half + 75]);",
     "};",
   ],
   log: [
@@ -119,13 +121,18 @@ export class JsPrinter extends CStylePrinter {
   /** The float32 math functions the kernel being printed calls. */
   #math = new Set<"exp" | "log">();
 
+  /** `wasmMath`: float32 exp and log as the Wasm backend computes them (FLOAT32_MATH). */
+  constructor(private readonly wasmMath = false) {
+    super();
+  }
+
   override print(program: Program): string {
     this.#math = new Set();
     return super.print(program);
   }
 
   protected override operation(e: Expr, args: readonly string[]): string {
-    if (e.type === "f32" && (e.op === "exp" || e.op === "log")) {
+    if (this.wasmMath && e.type === "f32" && (e.op === "exp" || e.op === "log")) {
       this.#math.add(e.op);
       return `${e.op}_f32(${args[0]})`;
     }
@@ -266,6 +273,6 @@ export class JsPrinter extends CStylePrinter {
 }
 
 /** The JavaScript source of a program in launch mode `loops`. */
-export function printJs(program: Program): string {
-  return new JsPrinter().print(program);
+export function printJs(program: Program, options: { wasmMath?: boolean; } = {}): string {
+  return new JsPrinter(options.wasmMath).print(program);
 }

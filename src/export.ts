@@ -9,6 +9,7 @@ import { type DType, isDType, type TypedArray } from "./ir/dtype.ts";
 import type { Shape } from "./ir/node.ts";
 import {
   fitsWasm,
+  JS_BESIDE_WASM_TARGET,
   JS_TARGET,
   type Target,
   WASM_UNSHARED_TARGET,
@@ -69,7 +70,7 @@ function only(target: Target): TraceTargets {
 const WASM_KERNELS: TraceTargets = {
   key: "wasm unshared, else js",
   limits: JS_TARGET,
-  targetFor: (kernel) => (fitsWasm(kernel) ? WASM_UNSHARED_TARGET : JS_TARGET),
+  targetFor: (kernel) => (fitsWasm(kernel) ? WASM_UNSHARED_TARGET : JS_BESIDE_WASM_TARGET),
 };
 
 /** Every export target. */

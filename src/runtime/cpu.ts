@@ -14,6 +14,7 @@ import { bytesPerElement, type DType, type TypedArray } from "../ir/dtype.ts";
 import type { Executable } from "../../codegen/compile.ts";
 import {
   fitsWasm,
+  JS_BESIDE_WASM_TARGET,
   JS_TARGET,
   type Target,
   WASM_TARGET,
@@ -201,7 +202,8 @@ class CpuBackend implements Backend {
   }
 
   targetFor(kernel: Kernel): Target {
-    if (!this.#useWasm() || !fitsWasm(kernel)) return JS_TARGET;
+    if (!this.#useWasm()) return JS_TARGET;
+    if (!fitsWasm(kernel)) return JS_BESIDE_WASM_TARGET;
     return this.heap.memory.buffer instanceof SharedArrayBuffer
       ? WASM_TARGET
       : WASM_UNSHARED_TARGET;
