@@ -12,6 +12,7 @@ import * as ir from "../src/ir/node.ts";
 import { type Node, numelOf } from "../src/ir/node.ts";
 import { isMovement, isReduce, type Op, type ReduceOp } from "../src/ir/ops.ts";
 import { INT32_MIN } from "../src/ir/dtype.ts";
+import { sameShape } from "../src/ir/hash.ts";
 import type { Target } from "./targets.ts";
 import { fitsLoopWork } from "./compile.ts";
 import { topoSort } from "../src/ir/graph.ts";
@@ -303,7 +304,7 @@ function mergeIntoLater(
     if (readsAny) readers.add(b);
     // (a buffer in common, or what a writes: the merged kernel then reads a's inputs)
     const fits = b.outputs.length + a.outputs.length <= MAX_KERNEL_OUTPUTS &&
-      sameShapeOf(b.outputs[0].shape, shape) &&
+      sameShape(b.outputs[0].shape, shape) &&
       b.inputs.some((n) => inputs.has(n) || written.has(n));
     // reading a through another kernel: that kernel would have to run inside the merged one
     const through = readsAny &&
@@ -378,10 +379,6 @@ function readsOnlyElementwise(
     if (isMovement(n.op) || isReduce(n.op)) return false;
   }
   return true;
-}
-
-function sameShapeOf(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
 /**
