@@ -29,6 +29,8 @@ export interface Executable {
   readonly workgroups: readonly [number, number];
   /** The binary module (`wasm` target). */
   readonly binary?: Uint8Array;
+  /** How many rows a Wasm function's [start, end) counts over (`wasm` target; SPLIT_TWO_AXES). */
+  readonly splitExtent?: number;
   /** What the runtime made of it (a compiled function, a module), set on first run. */
   artifact?: unknown;
 }
@@ -142,7 +144,7 @@ export function compile(kernel: Kernel, target: Target): Executable {
     text,
     program,
     workgroups: gridOf(program, program.mode),
-    ...(wasm ? { binary: wasm.bytes } : {}),
+    ...(wasm ? { binary: wasm.bytes, splitExtent: wasm.splitExtent } : {}),
   };
   executables.set(cacheKey, executable);
   return executable;

@@ -119,9 +119,9 @@ function isWasm(kernel: ExportLayout["kernels"][number]): boolean {
   return kernel.executable.target === "wasm";
 }
 
-/** The range [start, end) of the outermost output loop a Wasm launch runs: all of it. */
+/** The range [start, end) of the outer output rows a Wasm launch runs: all of them. */
 function outerRange(kernel: ExportLayout["kernels"][number]): [number, number] {
-  return [0, kernel.executable.program.kernel.outShape[0] ?? 1];
+  return [0, kernel.executable.splitExtent!];
 }
 
 /** The arguments of a Wasm launch: byte offsets of its output and inputs, then its range. */
@@ -278,7 +278,9 @@ function manifest(program: ExportProgram, layout: ExportLayout, memory: MemoryLa
       "page; the loader makes one of memory.pages pages of 64 KiB) and exports one function, " +
       "`export`, taking i32 arguments: the byte offsets of its output and inputs in that " +
       "memory (unsigned: one of 2^31 or more is passed as the i32 of the same bits), then the " +
-      "range [start, end) of its outermost output loop; a launch lists them in `arguments`. Buffers hold row-major little-endian data at `offset`; intermediates " +
+      "range [start, end) of its outer rows (of the first output axis, or of the first two); " +
+      "a launch lists them in `arguments`. Buffers hold row-major little-endian data at " +
+      "`offset`; intermediates " +
       "with the same scratchSlot share one block. Kernels of kind js are JavaScript functions " +
       "in the loader taking typed-array views of their buffers, output first. The modules use " +
       "WebAssembly SIMD.",

@@ -1,8 +1,9 @@
 // The WebAssembly backend: a linearized program (launch mode `loops`) as one exported Wasm
 // function `name(out, in0, ..., start, end)` (`out0, out1, ...` first when a kernel writes
-// several outputs) over the cpu's shared memory, where buffers are
-// byte offsets and [start, end) is the part of the outermost output loop to run (so threads
-// can split it). Float32 kernels only: float64 and int32 data stay on the JavaScript backend.
+// several outputs) over the cpu's shared memory, where buffers are byte offsets and
+// [start, end) is the part of the outer rows to run, so threads can split them (the rows of
+// the first output axis, or of the first two: rule SPLIT_TWO_AXES). Float32 kernels only:
+// float64 and int32 data stay on the JavaScript backend.
 //
 // Rules of the vectorizer (after jax-js's tilePlan: contiguous / broadcast / gather):
 // - the innermost output loop runs four elements at a time in f32x4 lanes, then a scalar tail;
@@ -140,6 +141,14 @@ class KernelEmitter {
   #held = new Map<Expr, Held>();
   #coef = new Map<Expr, number>();
   readonly #vectorLoop: LoopStmt | null;
+  /**
+   * The second output loop when [start, end) counts rows of the first two output axes together
+   * (see `splitLoops`), with its extent; else null and 0.
+   */
+  readonly #splitInner: LoopStmt | null;
+  readonly #splitUnit: number;
+  /** How many rows [start, end) counts over: the extent of the range threads split. */
+  readonly splitExtent: number;
   /** Each accumulator's reduction: they share a local. */
   readonly #owner = new Map<Expr, Expr>();
   /** Loads only a select's value reads (see the file header). */
@@ -174,6 +183,10 @@ class KernelEmitter {
     this.#start = params.length - 2;
     this.#end = params.length - 1;
     this.#vectorLoop = vectorizableLoop(program);
+    const split = splitLoops(program, this.#vectorLoop);
+    this.#splitInner = split.length === 2 ? split[1] : null;
+    this.#splitUnit = split.length === 2 ? (split[1].v.arg as VarArg).extent : 0;
+    this.splitExtent = split.reduce((n, l) => n * (l.v.arg as VarArg).extent, 1);
     const roots = kernelRoots(kernel);
     for (const e of exprsInOrder(roots)) {
       if (e.op === "reduce") this.#owner.set((e.arg as ReduceArg).acc, e);
@@ -296,7 +309,7 @@ class KernelEmitter {
     return this.#termLocalIndex;
   }
 
-  /** A scalar loop; the outermost output loop runs [start, end) of its range. */
+  /** A scalar loop; the split output loops run the part [start, end) of their rows. */
   #loop(s: LoopStmt, vector: boolean, splitByThreads: boolean): void {
     const v = this.#scalarLocal(s.v);
     const extent = (s.v.arg as VarArg).extent;
@@ -331,17 +344,54 @@ class KernelEmitter {
       this.fn.op("end");
       return;
     }
-    if (splitByThreads) this.fn.get(this.#start);
-    else this.#pushScalar(s.lo);
-    this.fn.set(v);
+    const pushHi = this.#loopBounds(s, v, splitByThreads);
     this.fn.open("block").open("loop");
     this.fn.get(v);
-    if (splitByThreads) this.fn.get(this.#end);
-    else this.#pushScalar(s.hi);
+    pushHi();
     this.fn.op("i32.ge_s").branch("br_if", 1);
     this.#stmts(s.body, vector, false);
     this.fn.get(v).i32(1).op("i32.add").set(v).branch("br", 0);
     this.fn.op("end", "end");
+  }
+
+  /**
+   * Sets the loop variable of `s` to its first value and returns what pushes its bound: its own
+   * bounds, or the part of [start, end) it runs. When [start, end) counts rows of two loops
+   * (`#splitInner`, of extent u), the outer runs v0 from start / u while v0 * u < end, and the
+   * inner from max(0, start - v0 * u) to min(u, end - v0 * u).
+   */
+  #loopBounds(s: LoopStmt, v: number, splitByThreads: boolean): () => void {
+    const unit = this.#splitUnit;
+    if (splitByThreads && this.#splitInner !== null) {
+      const hi = this.fn.local("i32", `${(s.v.arg as VarArg).name}_end`);
+      this.fn.get(this.#start).i32(unit).op("i32.div_s").set(v);
+      // ceil(end / u)
+      this.fn.get(this.#end).i32(unit - 1).op("i32.add").i32(unit).op("i32.div_s").set(hi);
+      return () => this.fn.get(hi);
+    }
+    if (splitByThreads) {
+      this.fn.get(this.#start).set(v);
+      return () => this.fn.get(this.#end);
+    }
+    if (s === this.#splitInner) {
+      const outer = this.#scalarLocal(this.#program.kernel.outVars[0]);
+      const hi = this.fn.local("i32", `${(s.v.arg as VarArg).name}_end`);
+      const offset = () => this.fn.get(outer).i32(unit).op("i32.mul");
+      // v = max(0, start - v0 * u)
+      this.fn.get(this.#start);
+      offset();
+      this.fn.op("i32.sub").set(v);
+      this.fn.get(v).i32(0).get(v).i32(0).op("i32.gt_s", "select").set(v);
+      // hi = min(u, end - v0 * u)
+      this.fn.get(this.#end);
+      offset();
+      this.fn.op("i32.sub").set(hi);
+      this.fn.i32(unit).get(hi).get(hi).i32(unit).op("i32.gt_s", "select").set(hi);
+      return () => this.fn.get(hi);
+    }
+    this.#pushScalar(s.lo);
+    this.fn.set(v);
+    return () => this.#pushScalar(s.hi);
   }
 
   /** The innermost output loop: four elements at a time, then one at a time. */
@@ -775,6 +825,24 @@ function wideSums(roots: readonly Expr[]): Set<Expr> {
  * The loop to vectorize: the innermost output loop, if it has four elements or more, every op
  * in it has a lane form, and no loop inside it has bounds depending on its variable.
  */
+/**
+ * Rule SPLIT_TWO_AXES: the output loops [start, end) counts rows of. The first alone, or the
+ * first two when the second is not the vectorized loop: then threads split the rows of both
+ * (2 x 96 channels of LocalResponseNorm on (2, 96, 27, 27), where 2 rows let a thread that
+ * starts late or is preempted hold up the call for half the kernel).
+ */
+function splitLoops(program: Program, vectorLoop: LoopStmt | null): LoopStmt[] {
+  const { outVars } = program.kernel;
+  const outputLoop = (stmts: readonly Stmt[], v: Expr) =>
+    stmts.find((s): s is LoopStmt => s.kind === "loop" && s.v === v);
+  if (outVars.length === 0) return [];
+  const first = outputLoop(program.body, outVars[0]);
+  if (first === undefined) return [];
+  if (first === vectorLoop || outVars.length === 1) return [first];
+  const second = outputLoop(first.body, outVars[1]);
+  return second === undefined || second === vectorLoop ? [first] : [first, second];
+}
+
 function vectorizableLoop(program: Program): LoopStmt | null {
   const { kernel } = program;
   if (kernel.outVars.length === 0) return null;
@@ -808,7 +876,7 @@ function vectorizableLoop(program: Program): LoopStmt | null {
 export function emitWasm(
   program: Program,
   sharedMemory: boolean,
-): { bytes: Uint8Array; text: string; } | null {
+): { bytes: Uint8Array; text: string; splitExtent: number; } | null {
   const emitter = new KernelEmitter(program);
   emitter.emit();
   if (![emitter.fn, ...emitter.math].every((fn) => fn.withinLimits)) return null;
@@ -816,5 +884,9 @@ export function emitWasm(
   module.add(emitter.fn, true);
   for (const fn of emitter.math) module.add(fn);
   const header = program.kernel.comment.split("\n").map((l) => `;; ${l}`).join("\n");
-  return { bytes: module.toBytes(), text: `${header}\n${module.toText()}\n` };
+  return {
+    bytes: module.toBytes(),
+    text: `${header}\n${module.toText()}\n`,
+    splitExtent: emitter.splitExtent,
+  };
 }

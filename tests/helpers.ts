@@ -5,6 +5,7 @@ import { evaluateReference } from "../src/ir/reference.ts";
 import { plannedSteps, realizedBuffer } from "../src/runtime/realize.ts";
 import { backendFor } from "../src/runtime/backends.ts";
 import type { Expr, ExprBuilder, Kernel, ScalarType } from "../codegen/kernel.ts";
+import type { Executable } from "../codegen/compile.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 import { cpu, type CpuKernels, type DeviceName, type Tensor } from "../mod.ts";
 import { nodeOf } from "../src/tensor.ts";
@@ -127,10 +128,15 @@ export function assertClose(
   }
 }
 
+/** The executable of each kernel that realizing `tensors` (on one device) would run. */
+export function plannedExecutables(...tensors: Tensor[]): Executable[] {
+  const plan = plannedSteps(tensors.map(nodeOf), backendFor(tensors[0].device));
+  return (plan?.steps ?? []).map((s) => s.executable);
+}
+
 /** The kernel IR of each kernel that realizing `tensors` (on one device) would run. */
 export function plannedKernelIR(...tensors: Tensor[]): Kernel[] {
-  const plan = plannedSteps(tensors.map(nodeOf), backendFor(tensors[0].device));
-  return (plan?.steps ?? []).map((s) => s.executable.program.kernel);
+  return plannedExecutables(...tensors).map((e) => e.program.kernel);
 }
 
 /**
@@ -166,4 +172,16 @@ export async function withCpuKernels<T>(kernels: CpuKernels, fn: () => T | Promi
   } finally {
     cpu.kernels = before;
   }
+}
+
+/** A small seeded generator of floats in [0, 1) (mulberry32), independent of the library's. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }

@@ -17,25 +17,13 @@
 
 import { type DeviceName, setFusion, type Tensor, tensor } from "../mod.ts";
 import * as ir from "../src/ir/node.ts";
-import { assertClose, onBackend, reference, testBackends } from "./helpers.ts";
+import { assertClose, onBackend, reference, rng, testBackends } from "./helpers.ts";
 import { assertEquals } from "./assert.ts";
 import { createTensor } from "../src/tensor.ts";
 
 /** Graphs per device (about 1 s on cpu, 10 s on webgpu through llvmpipe). */
 const CASES = 300;
 const MAX_NUMEL = 1500;
-
-/** A small seeded generator (mulberry32), independent of the library's. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 

@@ -82,6 +82,31 @@ Deno.test("threads: a module a worker cannot instantiate fails the launch, never
   pool.threads = 1;
 });
 
+Deno.test("threads: a worker that died between launches never holds up a launch", async () => {
+  // the caller used to wait for every worker to check in on each launch: a worker that had
+  // died left it waiting for good; now it waits only for chunks claimed, and a dead worker
+  // claims none
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 16, shared: true });
+  const pool = new ThreadPool(memory, 3);
+  await pool.started();
+  assertEquals(pool.ready, 3);
+  await pool.crashWorkersForTest();
+  const fine = moduleBytes(
+    "0061736d01000000" + "010401600000" + "03020100" + "070501016b0000" +
+      "0a040102000b",
+  );
+  const ok = { name: "k", binary: fine } as unknown as Executable;
+  for (let launch = 0; launch < 3; launch++) {
+    const rows: number[] = [];
+    const record = (start: number, end: number) => {
+      for (let r = start; r < end; r++) rows.push(r);
+    };
+    assertEquals(pool.run(ok, record, [], 10), true);
+    assertEquals(rows.sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  }
+  pool.threads = 1;
+});
+
 Deno.test("threads: every row of the outer loop is computed once, whatever the chunks", async () => {
   // rows claimed in chunks from a shared counter: a missed or misplaced chunk leaves wrong
   // values; outer extents around the chunk counts (4 per thread) and below the thread count

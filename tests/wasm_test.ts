@@ -2,9 +2,16 @@
 // for the whole window away from the edges and a test per trip at them, checked for values at
 // every position of the window against the float64 reference, and in the kernel text.
 
-import { kernels, nn, randn } from "../mod.ts";
+import { kernels, nn, randn, type Tensor } from "../mod.ts";
 import { assert, assertEquals } from "./assert.ts";
-import { assertClose, onBackend, reference, testBackends } from "./helpers.ts";
+import {
+  assertClose,
+  onBackend,
+  plannedExecutables,
+  reference,
+  rng,
+  testBackends,
+} from "./helpers.ts";
 
 const wasmBackends = testBackends.filter((b) => b.kernels === "wasm");
 
@@ -69,4 +76,58 @@ Deno.test("wasm: windows along the vectorized axis, with steps, and padded uneve
       }
     });
   }
+});
+
+Deno.test("wasm: any cut of a kernel's rows into ranges computes every element once", async () => {
+  // Rule SPLIT_TWO_AXES: [start, end) counts rows of the first two output axes when the second
+  // is not the vectorized one, so a range may begin and end inside a row of the first; the
+  // kernel runs on a memory of its own, whole and in random pieces, and must agree bit for bit
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 16384, shared: true });
+  const floats = new Float32Array(memory.buffer);
+  const random = rng(7);
+  await onBackend(wasmBackends[0], async () => {
+    // a window along axis 1, the second split axis: its edges depend on where a row starts
+    const lrn = (x: Tensor) => new nn.LocalResponseNorm(3, 0.5, 0.75, 1).forward(x);
+    for (
+      const [shape, rows, f] of [
+        [[2, 5, 3, 6], 10, lrn],
+        [[1, 7, 2, 9], 7, lrn],
+        [[3, 2, 5], 6, lrn],
+        [[4, 3, 1, 4], 12, lrn],
+        [[6, 3, 3], 18, lrn], // the last axis too short for lanes: both split axes are scalar
+        [[5, 8], 40, lrn], // the window along the last axis keeps it out of lanes likewise
+        // the second axis in lanes: rows of the first alone
+        [[5, 8], 5, (x: Tensor) => x.pad([[0, 0], [1, 2]]).exp()],
+      ] as const
+    ) {
+      using x = randn([...shape]);
+      using y = f(x);
+      const executables = plannedExecutables(y);
+      assertEquals(executables.length, 1);
+      const [executable] = executables;
+      assertEquals(executable.target, "wasm");
+      assertEquals(executable.splitExtent, rows, `${shape}: rows`);
+      assertEquals(executable.program.kernel.inputs.length, 1);
+      const n = y.numel;
+      floats.set(await x.data(), n); // the output at byte 0, the input after it
+      const { exports } = new WebAssembly.Instance(
+        new WebAssembly.Module(executable.binary! as Uint8Array<ArrayBuffer>),
+        { env: { memory } },
+      );
+      const run = exports[executable.name] as (...args: number[]) => void;
+      run(0, 4 * n, 0, rows);
+      const whole = floats.slice(0, n);
+      assertClose(whole, reference(y), { rtol: 2e-5, atol: 1e-6, msg: `${shape}: whole` });
+      for (let trial = 0; trial < 20; trial++) {
+        floats.fill(NaN, 0, n);
+        const cuts = [0, rows];
+        for (let c = 0; c < 3; c++) cuts.push(Math.floor(random() * (rows + 1)));
+        cuts.sort((a, b) => a - b);
+        // last piece first, as threads may finish them: a piece that wrote past its end would
+        // leave a wrong value where a later piece had written
+        for (let c = cuts.length - 2; c >= 0; c--) run(0, 4 * n, cuts[c], cuts[c + 1]);
+        assertEquals(Array.from(floats.slice(0, n)), Array.from(whole), `${shape}: cuts ${cuts}`);
+      }
+    }
+  });
 });

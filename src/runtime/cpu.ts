@@ -33,14 +33,14 @@ import { defaultThreads, ThreadPool } from "./threads.ts";
 
 /**
  * Rule THREAD_MIN_ELEMENTS: a Wasm kernel writing fewer elements than this runs on the calling
- * thread alone: sharing it gains nothing. Measured with LocalResponseNorm forward (2 cores, a
- * whole call with its copies, medians): (2, 96, 27, 27), 140K elements, 448 us on one thread,
- * 452-508 us split over two (the worker's core does not hold the input the caller just wrote);
- * (8, 96, 55, 55), 2.3M elements, 6.5 against 5.7 ms. Worker threads also cost memory (a Deno
- * isolate each) and slow finalizers (see backstop.ts), so kernels below a quarter million
- * elements keep to one.
+ * thread alone: sharing it costs more than it gains. Measured with LocalResponseNorm on 2 cores
+ * (a whole call with its copies; blocks of 20 calls alternating between two thresholds in one
+ * process, median ratio of the blocks' medians, 2026-12-06): forward on (2, 96, 27, 27), 140K
+ * elements, split over two threads takes 0.83-0.92 of its time on one; forward + backward there
+ * 0.96-1.02; forward on (4, 32, 64), 8K elements, 1.22 (split is slower). Worker threads also
+ * cost memory (a Deno isolate each) and slow finalizers (see backstop.ts).
  */
-export const THREAD_MIN_ELEMENTS = 262144;
+export const THREAD_MIN_ELEMENTS = 65536;
 
 /** Which kernels the cpu device runs: `auto` (Wasm where it can), `wasm` or `js`. */
 export type CpuKernels = "auto" | "wasm" | "js";
@@ -293,7 +293,7 @@ class CpuBackend implements Backend {
         if (inputs[i].released) throw releasedError(inputs[i]);
       }
       if (l.executable.target === "wasm") {
-        const outer = l.executable.program.kernel.outShape[0] ?? 1;
+        const outer = l.executable.splitExtent!;
         const offsets: number[] = [];
         for (let i = 0; i < outputs.length; i++) offsets.push(outputs[i].block.offset);
         for (let i = 0; i < inputs.length; i++) offsets.push(inputs[i].block.offset);

@@ -1,10 +1,18 @@
 // Threads for the cpu device's Wasm kernels: worker threads that share the cpu memory and,
-// with the calling thread, run a kernel's outermost output loop in chunks [start, end) that
-// each thread claims in turn from a shared counter, so a thread that wakes late or shares its
-// core (with the garbage collector's marking thread, say) takes fewer chunks; the caller still
-// waits for every worker to check in before it returns. After jax-js's parallel dispatch
-// (ranges over workers on one memory).
+// with the calling thread, run a kernel's outer output rows in chunks [start, end) that each
+// thread claims in turn from a shared claim word, so a thread that wakes late or shares its
+// core (with the garbage collector's marking thread, say) takes fewer chunks. After jax-js's
+// parallel dispatch (ranges over workers on one memory).
 //
+// Rules of a launch:
+// - the claim word holds the launch's sequence number and the next chunk; a thread claims a
+//   chunk by compare-and-swap on it, so a claim made with what a thread read under an older
+//   launch fails (it never runs a chunk with arguments torn between two launches);
+// - the caller publishes a launch in three steps: the claim word closed under the new sequence
+//   number, then the kernel and its arguments, then the word opened at chunk 0;
+// - every claimed chunk is counted done once it has run (or failed); the caller returns when
+//   all are done. It never waits for a worker that did not wake in time: that worker's claims
+//   fail and it goes back to waiting.
 // - Workers are `node:worker_threads` workers, `unref()`ed so they never keep a process alive
 //   (a Deno `Worker` that is still running does). Creating one blocks the calling thread for
 //   tens of milliseconds (measured: 65-80 ms in Deno 2.9), so they start right after the first
@@ -26,30 +34,36 @@ import type { Executable } from "../../codegen/compile.ts";
 /** The most arguments a kernel takes: buffers plus the range. */
 const MAX_ARGS = 256;
 /**
- * Control array layout (Int32): sequence, workers left, kernel id, arg count, failure flag,
- * outer extent, chunk count, next chunk to claim, workers ready, args.
+ * Control array layout (Int32): sequence, chunks done, kernel id, arg count, failure flag,
+ * outer extent, chunk count, workers ready, args; then the claim word (see CLAIM_BYTE).
  */
 const SEQ = 0;
-const LEFT = 1;
+const DONE = 1;
 const KERNEL = 2;
 const ARGC = 3;
 const FAILED = 4;
 const OUTER = 5;
 const CHUNKS = 6;
-const NEXT = 7;
-const READY = 8;
-const ARGS = 9;
+const READY = 7;
+const ARGS = 8;
 const CONTROL_LENGTH = ARGS + MAX_ARGS;
 /**
+ * Byte offset of the claim word (BigInt64, after the Int32 slots): the launch's sequence number
+ * times 2^32 plus the next chunk to claim; CLOSED as the chunk while a launch is being written.
+ */
+const CLAIM_BYTE = 4 * CONTROL_LENGTH;
+const CLOSED = 0xffffffff;
+/**
  * How long a thread that waits for the others (a worker for the next launch, the caller for the
- * workers to check in) first spins on the control array before it sleeps. Waking a sleeping
+ * chunks others claimed) first spins on the control array before it sleeps. Waking a sleeping
  * thread took tens of microseconds here (a 2-core virtual machine), on every launch. Measured
  * with the spin switched per call in one process (medians): LocalResponseNorm forward on
  * (4, 32, 64) split over two threads 97-102 us with 0.2 ms of spinning, 131-143 without; on
  * (32, 256, 13, 13) 3.65 against 3.90-3.96 ms; forward + backward on (8, 96, 55, 55) no
  * different (16.7-17.0 ms). Sleeping in `Atomics.wait` instead of the event loop's
  * `Atomics.waitAsync` made no difference either. A loop of calls launches again within the
- * spin; an idle pool spins 0.2 ms after its last launch, then sleeps.
+ * spin; an idle pool spins 0.2 ms after its last launch, then sleeps. (Spinning 0.5 ms made
+ * no difference on (2, 96, 27, 27) in blocks alternating in one process, 2026-12-06.)
  */
 const SPIN_MS = 0.2;
 /** Chunks per thread: enough to even out a late or slowed thread, few enough to stay cheap. */
@@ -67,14 +81,15 @@ function chunkRange(c: number, chunks: number, outer: number): [number, number] 
 /** The worker's program (plain JavaScript, run with `eval`, so it needs no file of its own). */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
-const control = new Int32Array(workerData.control);
+const control = new Int32Array(workerData.control, 0, ${CONTROL_LENGTH});
+const claim = new BigInt64Array(workerData.control, ${CLAIM_BYTE}, 1);
 const memory = workerData.memory;
 const chunkRange = ${chunkRange.toString()};
 const kernels = new Map();
 const waiting = new Map();
 parentPort.on("message", ({ id, module, name }) => {
   // a module that fails here fails the launches that use it (caught below), never the worker:
-  // a worker that dies leaves the caller waiting for it to check in
+  // a worker that dies would leave the chunks it claimed undone
   let fn;
   try {
     fn = new WebAssembly.Instance(module, { env: { memory } }).exports[name];
@@ -97,22 +112,32 @@ const kernel = (id) =>
     const wait = Atomics.waitAsync(control, ${SEQ}, seen);
     if (wait.async) await wait.value;
     seen = Atomics.load(control, ${SEQ});
-    try {
-      const fn = await kernel(Atomics.load(control, ${KERNEL}));
-      const argc = Atomics.load(control, ${ARGC});
-      const args = [];
-      for (let i = 0; i < argc; i++) args.push(Atomics.load(control, ${ARGS} + i));
-      const outer = Atomics.load(control, ${OUTER});
-      const chunks = Atomics.load(control, ${CHUNKS});
-      for (let c = Atomics.add(control, ${NEXT}, 1); c < chunks; c = Atomics.add(control, ${NEXT}, 1)) {
-        fn(...args, ...chunkRange(c, chunks, outer));
+    // the word first: every read after it is checked by the claim (the same launch still)
+    let word = Atomics.load(claim, 0);
+    const launch = word >> 32n;
+    if (Number(word & 0xffffffffn) === ${CLOSED}) continue;
+    const fn = await kernel(Atomics.load(control, ${KERNEL}));
+    const argc = Atomics.load(control, ${ARGC});
+    const args = [];
+    for (let i = 0; i < argc; i++) args.push(Atomics.load(control, ${ARGS} + i));
+    const outer = Atomics.load(control, ${OUTER});
+    const chunks = Atomics.load(control, ${CHUNKS});
+    while ((word >> 32n) === launch && Number(word & 0xffffffffn) < chunks) {
+      const seenWord = Atomics.compareExchange(claim, 0, word, word + 1n);
+      if (seenWord !== word) {
+        word = seenWord; // another thread claimed it, or a new launch began
+        continue;
       }
-    } catch (error) {
-      Atomics.store(control, ${FAILED}, 1);
-      Atomics.store(control, ${NEXT}, Atomics.load(control, ${CHUNKS})); // no one starts another
+      const c = Number(word & 0xffffffffn);
+      word += 1n;
+      try {
+        if (Atomics.load(control, ${FAILED}) === 0) fn(...args, ...chunkRange(c, chunks, outer));
+      } catch (error) {
+        Atomics.store(control, ${FAILED}, 1);
+      }
+      Atomics.add(control, ${DONE}, 1);
+      Atomics.notify(control, ${DONE});
     }
-    Atomics.sub(control, ${LEFT}, 1);
-    Atomics.notify(control, ${LEFT});
   }
 })();
 `;
@@ -144,6 +169,9 @@ export class ThreadPool {
   #starting: Promise<void> | null = null;
   #scheduled: Promise<void> | null = null;
   #control: Int32Array | null = null;
+  #claim: BigInt64Array | null = null;
+  /** The sequence number of the latest launch. */
+  #launch = 0n;
   #ids = new WeakMap<Executable, number>();
   #nextId = 1;
   /** Worker threads created and not terminated (those still starting included). */
@@ -167,9 +195,18 @@ export class ThreadPool {
     this.#terminate(this.#workers);
     this.#workers = [];
     this.#control = null;
+    this.#claim = null;
     this.#starting = null;
     this.#scheduled = null;
     this.#ids = new WeakMap();
+  }
+
+  /**
+   * @internal Ends the workers as a crash would (the pool is not told), for tests: later launches
+   * must not wait for them.
+   */
+  crashWorkersForTest(): Promise<unknown> {
+    return Promise.all(this.#workers.map((w) => w.terminate()));
   }
 
   /** @internal Worker threads created and not yet terminated. */
@@ -215,36 +252,54 @@ export class ThreadPool {
     }
     if (!this.#allReady()) return false; // still starting
     const control = this.#control;
+    const claim = this.#claim!;
     const workers = this.#workers;
     const id = this.#send(executable);
     const threads = Math.min(workers.length + 1, outer);
     if (threads <= 1 || args.length > MAX_ARGS) return false;
     const chunks = Math.min(outer, threads * CHUNKS_PER_THREAD);
+    // launch numbers wrap below 2^31, so the word stays a positive BigInt64 (a claim read 2^31
+    // launches ago and still unmade is not a case to guard)
+    this.#launch = (this.#launch + 1n) & 0x7fffffffn;
+    const launch = this.#launch << 32n;
+    Atomics.store(claim, 0, launch | BigInt(CLOSED));
     Atomics.store(control, KERNEL, id);
     Atomics.store(control, ARGC, args.length);
     Atomics.store(control, FAILED, 0);
     Atomics.store(control, OUTER, outer);
     Atomics.store(control, CHUNKS, chunks);
-    Atomics.store(control, NEXT, 0);
+    Atomics.store(control, DONE, 0);
     args.forEach((a, i) => Atomics.store(control, ARGS + i, a));
-    Atomics.store(control, LEFT, workers.length);
+    Atomics.store(claim, 0, launch);
     Atomics.add(control, SEQ, 1);
     Atomics.notify(control, SEQ);
     // the calling thread claims chunks like the workers (the first, at once)
     let thrown: unknown = null;
-    try {
-      for (let c = Atomics.add(control, NEXT, 1); c < chunks; c = Atomics.add(control, NEXT, 1)) {
-        const [start, end] = chunkRange(c, chunks, outer);
-        fn(...args, start, end);
+    for (let word = launch; Number(word & 0xffffffffn) < chunks;) {
+      const seen = Atomics.compareExchange(claim, 0, word, word + 1n);
+      if (seen !== word) {
+        word = seen; // a worker claimed it
+        continue;
       }
-    } catch (e) {
-      thrown = e;
-      Atomics.store(control, NEXT, chunks); // no one starts another chunk
+      const [start, end] = chunkRange(Number(word & 0xffffffffn), chunks, outer);
+      word += 1n;
+      try {
+        if (thrown === null && Atomics.load(control, FAILED) === 0) fn(...args, start, end);
+      } catch (e) {
+        thrown = e;
+      }
+      Atomics.add(control, DONE, 1);
     }
     const spinUntil = performance.now() + SPIN_MS;
-    while (Atomics.load(control, LEFT) !== 0 && performance.now() < spinUntil) Atomics.pause?.();
-    for (let left = Atomics.load(control, LEFT); left !== 0; left = Atomics.load(control, LEFT)) {
-      Atomics.wait(control, LEFT, left);
+    while (Atomics.load(control, DONE) !== chunks && performance.now() < spinUntil) {
+      Atomics.pause?.();
+    }
+    for (
+      let done = Atomics.load(control, DONE);
+      done !== chunks;
+      done = Atomics.load(control, DONE)
+    ) {
+      Atomics.wait(control, DONE, done);
     }
     if (thrown !== null) throw thrown;
     if (Atomics.load(control, FAILED) !== 0) {
@@ -282,7 +337,7 @@ export class ThreadPool {
     // the count was set meanwhile (even back to the same number): a later start, if any, has
     // workers of its own
     if (!current()) return;
-    const buffer = new SharedArrayBuffer(4 * CONTROL_LENGTH);
+    const buffer = new SharedArrayBuffer(CLAIM_BYTE + 8);
     const workers: NodeWorker[] = [];
     for (let i = 0; i < this.#threads - 1; i++) {
       const worker = new Worker(WORKER_SOURCE, {
@@ -299,7 +354,8 @@ export class ThreadPool {
     // message needed a turn, and a loop whose awaits all settle at once took hundreds of
     // calls to see it, or never did)
     this.#workers = workers;
-    this.#control = new Int32Array(buffer);
+    this.#control = new Int32Array(buffer, 0, CONTROL_LENGTH);
+    this.#claim = new BigInt64Array(buffer, CLAIM_BYTE, 1);
   }
 
   /**
