@@ -107,6 +107,46 @@ Deno.test("threads: a worker that died between launches never holds up a launch"
   pool.threads = 1;
 });
 
+Deno.test("threads: workers keep the kernels launched most recently, up to a limit", async () => {
+  // each worker instantiated every kernel it was sent and kept it as long as the pool lived:
+  // a program making distinct kernels (new shapes or constants) grew 13 MB per thousand
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 16, shared: true });
+  const pool = new ThreadPool(memory, 3);
+  pool.workerKernelLimit = 4;
+  await pool.started();
+  const fine = moduleBytes(
+    "0061736d01000000" + "010401600000" + "03020100" + "070501016b0000" +
+      "0a040102000b",
+  );
+  const executables = Array.from(
+    { length: 12 },
+    () => ({ name: "k", binary: fine }) as unknown as Executable,
+  );
+  const launch = (executable: Executable) => {
+    const rows: number[] = [];
+    const record = (start: number, end: number) => {
+      for (let r = start; r < end; r++) rows.push(r);
+    };
+    assertEquals(pool.run(executable, record, [], 9), true);
+    assertEquals(rows.sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  };
+  const settled = async (want: number) => {
+    for (let i = 0; i < 500 && !pool.workerKernels.every((n) => n === want); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    assertEquals(pool.workerKernels, [want, want]);
+  };
+  launch(executables[0]);
+  launch(executables[1]);
+  await settled(2);
+  for (const e of executables) launch(e);
+  await settled(4);
+  // the first was dropped: launching it again sends it again, and a worker may run it
+  launch(executables[0]);
+  await settled(4);
+  pool.threads = 1;
+});
+
 Deno.test("threads: every row of the outer loop is computed once, whatever the chunks", async () => {
   // rows claimed in chunks from a shared counter: a missed or misplaced chunk leaves wrong
   // values; outer extents around the chunk counts (4 per thread) and below the thread count

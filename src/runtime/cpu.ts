@@ -117,7 +117,7 @@ function kernelsFromEnv(): CpuKernels {
 
 function threadsFromEnv(): number {
   const value = Number(env("LUCID_THREADS"));
-  return Number.isInteger(value) && value >= 1 ? value : defaultThreads();
+  return Number.isInteger(value) && value >= 1 ? Math.min(value, 64) : defaultThreads();
 }
 
 /** A cpu buffer: a handle on a block of the cpu memory. */

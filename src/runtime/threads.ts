@@ -33,9 +33,12 @@ import type { Executable } from "../../codegen/compile.ts";
 
 /** The most arguments a kernel takes: buffers plus the range. */
 const MAX_ARGS = 256;
+/** The most worker threads a pool has. */
+const MAX_WORKERS = 63;
 /**
  * Control array layout (Int32): sequence, chunks done, kernel id, arg count, failure flag,
- * outer extent, chunk count, workers ready, args; then the claim word (see CLAIM_BYTE).
+ * outer extent, chunk count, workers ready, args, then per worker the kernels it holds; then
+ * the claim word (see CLAIM_BYTE).
  */
 const SEQ = 0;
 const DONE = 1;
@@ -46,12 +49,13 @@ const OUTER = 5;
 const CHUNKS = 6;
 const READY = 7;
 const ARGS = 8;
-const CONTROL_LENGTH = ARGS + MAX_ARGS;
+const HELD = ARGS + MAX_ARGS;
+const CONTROL_LENGTH = HELD + MAX_WORKERS;
 /**
  * Byte offset of the claim word (BigInt64, after the Int32 slots): the launch's sequence number
  * times 2^32 plus the next chunk to claim; CLOSED as the chunk while a launch is being written.
  */
-const CLAIM_BYTE = 4 * CONTROL_LENGTH;
+const CLAIM_BYTE = 8 * Math.ceil(CONTROL_LENGTH / 2); // BigInt64 needs 8-byte alignment
 const CLOSED = 0xffffffff;
 /**
  * How long a thread that waits for the others (a worker for the next launch, the caller for the
@@ -66,6 +70,12 @@ const CLOSED = 0xffffffff;
  * no difference on (2, 96, 27, 27) in blocks alternating in one process, 2026-12-06.)
  */
 const SPIN_MS = 0.2;
+/**
+ * Kernels a worker keeps instantiated: past this many, the one launched least recently is
+ * dropped (and sent again if it is launched again). A worker held every kernel it was ever
+ * sent: 13 MB more per thousand distinct kernels, for as long as the pool lived.
+ */
+const WORKER_KERNEL_LIMIT = 256;
 /** Chunks per thread: enough to even out a late or slowed thread, few enough to stay cheap. */
 const CHUNKS_PER_THREAD = 4;
 
@@ -84,51 +94,53 @@ const { parentPort, workerData } = require("node:worker_threads");
 const control = new Int32Array(workerData.control, 0, ${CONTROL_LENGTH});
 const claim = new BigInt64Array(workerData.control, ${CLAIM_BYTE}, 1);
 const memory = workerData.memory;
+const held = ${HELD} + workerData.index;
 const chunkRange = ${chunkRange.toString()};
 const kernels = new Map();
-const waiting = new Map();
-parentPort.on("message", ({ id, module, name }) => {
-  // a module that fails here fails the launches that use it (caught below), never the worker:
-  // a worker that dies would leave the chunks it claimed undone
-  let fn;
-  try {
-    fn = new WebAssembly.Instance(module, { env: { memory } }).exports[name];
-  } catch (error) {
-    fn = () => {
-      throw error;
-    };
+parentPort.on("message", ({ id, module, name, drop }) => {
+  if (drop !== undefined) {
+    kernels.delete(drop);
+  } else {
+    // a module that fails here fails the launches that use it (caught below), never the
+    // worker: a worker that dies in a chunk would leave that chunk undone
+    try {
+      kernels.set(id, new WebAssembly.Instance(module, { env: { memory } }).exports[name]);
+    } catch (error) {
+      kernels.set(id, () => {
+        throw error;
+      });
+    }
   }
-  kernels.set(id, fn);
-  waiting.get(id)?.();
+  Atomics.store(control, held, kernels.size);
 });
-const kernel = (id) =>
-  kernels.get(id) ?? new Promise((resolve) => waiting.set(id, () => resolve(kernels.get(id))));
-(async () => {
-  let seen = Atomics.load(control, ${SEQ});
-  Atomics.add(control, ${READY}, 1); // after reading the sequence: no launch can be missed
+const LOW = 0xffffffffn;
+/** Takes part in the launch under way, if any chunk of it is left. */
+async function work() {
   for (;;) {
-    const spinUntil = performance.now() + ${SPIN_MS};
-    while (Atomics.load(control, ${SEQ}) === seen && performance.now() < spinUntil) Atomics.pause?.();
-    const wait = Atomics.waitAsync(control, ${SEQ}, seen);
-    if (wait.async) await wait.value;
-    seen = Atomics.load(control, ${SEQ});
     // the word first: every read after it is checked by the claim (the same launch still)
     let word = Atomics.load(claim, 0);
     const launch = word >> 32n;
-    if (Number(word & 0xffffffffn) === ${CLOSED}) continue;
-    const fn = await kernel(Atomics.load(control, ${KERNEL}));
+    const id = Atomics.load(control, ${KERNEL});
     const argc = Atomics.load(control, ${ARGC});
     const args = [];
     for (let i = 0; i < argc; i++) args.push(Atomics.load(control, ${ARGS} + i));
     const outer = Atomics.load(control, ${OUTER});
     const chunks = Atomics.load(control, ${CHUNKS});
-    while ((word >> 32n) === launch && Number(word & 0xffffffffn) < chunks) {
+    if (Number(word & LOW) >= chunks) return; // closed, or every chunk claimed
+    const fn = kernels.get(id);
+    if (fn === undefined) {
+      // its module is still on its way (or was dropped, its launch long over): let the
+      // message in, then look again
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      continue;
+    }
+    while ((word >> 32n) === launch && Number(word & LOW) < chunks) {
       const seenWord = Atomics.compareExchange(claim, 0, word, word + 1n);
       if (seenWord !== word) {
         word = seenWord; // another thread claimed it, or a new launch began
         continue;
       }
-      const c = Number(word & 0xffffffffn);
+      const c = Number(word & LOW);
       word += 1n;
       try {
         if (Atomics.load(control, ${FAILED}) === 0) fn(...args, ...chunkRange(c, chunks, outer));
@@ -138,6 +150,19 @@ const kernel = (id) =>
       Atomics.add(control, ${DONE}, 1);
       Atomics.notify(control, ${DONE});
     }
+    return;
+  }
+}
+(async () => {
+  let seen = Atomics.load(control, ${SEQ});
+  Atomics.add(control, ${READY}, 1); // after reading the sequence: no launch can be missed
+  for (;;) {
+    const spinUntil = performance.now() + ${SPIN_MS};
+    while (Atomics.load(control, ${SEQ}) === seen && performance.now() < spinUntil) Atomics.pause?.();
+    const wait = Atomics.waitAsync(control, ${SEQ}, seen);
+    if (wait.async) await wait.value;
+    seen = Atomics.load(control, ${SEQ});
+    await work();
   }
 })();
 `;
@@ -172,15 +197,18 @@ export class ThreadPool {
   #claim: BigInt64Array | null = null;
   /** The sequence number of the latest launch. */
   #launch = 0n;
-  #ids = new WeakMap<Executable, number>();
+  /** The ids of the kernels the workers hold, least recently launched first. */
+  #ids = new Map<Executable, number>();
   #nextId = 1;
+  /** @internal WORKER_KERNEL_LIMIT, settable for tests. */
+  workerKernelLimit: number = WORKER_KERNEL_LIMIT;
   /** Worker threads created and not terminated (those still starting included). */
   #live = 0;
 
   /** A pool for kernels on `memory`, with `threads` threads in all (the caller's included). */
   constructor(memory: WebAssembly.Memory, threads: number) {
     this.#memory = memory;
-    this.#threads = threads;
+    this.#threads = Math.min(threads, MAX_WORKERS + 1);
   }
 
   /** Threads in all, the calling one included. */
@@ -190,6 +218,7 @@ export class ThreadPool {
 
   /** Sets the thread count (1: everything on the calling thread); the workers start anew. */
   set threads(value: number) {
+    value = Math.min(value, MAX_WORKERS + 1);
     if (value === this.#threads) return;
     this.#threads = value;
     this.#terminate(this.#workers);
@@ -198,7 +227,7 @@ export class ThreadPool {
     this.#claim = null;
     this.#starting = null;
     this.#scheduled = null;
-    this.#ids = new WeakMap();
+    this.#ids = new Map();
   }
 
   /**
@@ -254,9 +283,9 @@ export class ThreadPool {
     const control = this.#control;
     const claim = this.#claim!;
     const workers = this.#workers;
-    const id = this.#send(executable);
     const threads = Math.min(workers.length + 1, outer);
     if (threads <= 1 || args.length > MAX_ARGS) return false;
+    const id = this.#send(executable);
     const chunks = Math.min(outer, threads * CHUNKS_PER_THREAD);
     // launch numbers wrap below 2^31, so the word stays a positive BigInt64 (a claim read 2^31
     // launches ago and still unmade is not a case to guard)
@@ -287,6 +316,7 @@ export class ThreadPool {
         if (thrown === null && Atomics.load(control, FAILED) === 0) fn(...args, start, end);
       } catch (e) {
         thrown = e;
+        Atomics.store(control, FAILED, 1); // the others start no more chunks
       }
       Atomics.add(control, DONE, 1);
     }
@@ -308,16 +338,33 @@ export class ThreadPool {
     return true;
   }
 
-  /** The id workers know `executable` by, sending them its module on first use. */
+  /**
+   * The id workers know `executable` by, sending them its module on first use; past
+   * `workerKernelLimit` kernels the least recently launched is dropped from the workers.
+   */
   #send(executable: Executable): number {
     let id = this.#ids.get(executable);
-    if (id === undefined) {
-      id = this.#nextId++;
+    if (id !== undefined) {
+      this.#ids.delete(executable); // now the most recent
       this.#ids.set(executable, id);
-      const module = new WebAssembly.Module(executable.binary! as Uint8Array<ArrayBuffer>);
-      for (const w of this.#workers) w.postMessage({ id, module, name: executable.name });
+      return id;
+    }
+    id = this.#nextId++;
+    this.#ids.set(executable, id);
+    const module = new WebAssembly.Module(executable.binary! as Uint8Array<ArrayBuffer>);
+    for (const w of this.#workers) w.postMessage({ id, module, name: executable.name });
+    for (const [old, oldId] of this.#ids) {
+      if (this.#ids.size <= this.workerKernelLimit) break;
+      this.#ids.delete(old);
+      for (const w of this.#workers) w.postMessage({ drop: oldId });
     }
     return id;
+  }
+
+  /** @internal The kernels each worker holds (as the workers last said). */
+  get workerKernels(): number[] {
+    const control = this.#control;
+    return control === null ? [] : this.#workers.map((_, i) => Atomics.load(control, HELD + i));
   }
 
   /** Starts the workers in the background (once per thread count set). */
@@ -342,7 +389,7 @@ export class ThreadPool {
     for (let i = 0; i < this.#threads - 1; i++) {
       const worker = new Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: { control: buffer, memory: this.#memory },
+        workerData: { control: buffer, memory: this.#memory, index: i },
       }) as unknown as NodeWorker;
       worker.on("error", () => {});
       worker.unref(); // a process must be able to end while they idle
