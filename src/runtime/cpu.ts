@@ -33,14 +33,18 @@ import { defaultThreads, ThreadPool } from "./threads.ts";
 
 /**
  * Rule THREAD_MIN_ELEMENTS: a Wasm kernel writing fewer elements than this runs on the calling
- * thread alone: sharing it costs more than it gains. Measured with LocalResponseNorm on 2 cores
- * (a whole call with its copies; blocks of 20 calls alternating between two thresholds in one
- * process, median ratio of the blocks' medians, 2026-12-06): forward on (2, 96, 27, 27), 140K
- * elements, split over two threads takes 0.83-0.92 of its time on one; forward + backward there
- * 0.96-1.02; forward on (4, 32, 64), 8K elements, 1.22 (split is slower). Worker threads also
- * cost memory (a Deno isolate each) and slow finalizers (see backstop.ts).
+ * thread alone. Measured with LocalResponseNorm on 2 cores (whole calls with their copies,
+ * blocks of 20 calls alternating between two thresholds in one process, median ratio of the
+ * blocks' medians, 2026-12-06): forward on (2, 96, 27, 27), 140K elements, split over two
+ * threads takes 0.83-0.92 of its time on one in a loop of calls, but 1.01-1.07 when each call
+ * follows the bench's hand-written loop (the worker asleep, its caches cold), 1.3-1.6 in
+ * `deno bench` while the second core was busy elsewhere; forward + backward there 0.96-1.02;
+ * forward on (4, 32, 64), 8K elements, 1.22. The first kernel this large also starts the
+ * workers, which blocks for 65-80 ms (threads.ts): a first call on such a tensor would pay it.
+ * Worker threads cost memory too (a Deno isolate each) and slow finalizers (see backstop.ts),
+ * so kernels below a quarter million elements keep to one thread.
  */
-export const THREAD_MIN_ELEMENTS = 65536;
+export const THREAD_MIN_ELEMENTS = 262144;
 
 /** Which kernels the cpu device runs: `auto` (Wasm where it can), `wasm` or `js`. */
 export type CpuKernels = "auto" | "wasm" | "js";
