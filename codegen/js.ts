@@ -1,7 +1,8 @@
 // The JavaScript backend's printer: a kernel as a plain function over typed arrays, compiled
 // with `new Function`. Float32 values are float32: each operation that rounds rounds its
 // result with `Math.fround` (a sum's accumulator alone stays a double, rounded once when the
-// sum is done, as the Wasm backend's long sums), so a value recomputed here equals the one a
+// sum is done, as the Wasm backend's long sums; beside Wasm kernels a short float32 sum rounds
+// each step, as Wasm's short sums do), so a value recomputed here equals the one a
 // kernel stored (the gradient of max compares the two) and one output of a kernel seen by
 // another is what was stored. Float64 computes in double precision; int32 data that may leave
 // int32 wraps explicitly (`| 0`, `Math.imul`), and index arithmetic is exact (JavaScript
@@ -16,10 +17,12 @@ import {
   type ReduceArg,
   reduceBody,
   type ScalarType,
+  type VarArg,
 } from "./kernel.ts";
 import type { LoopStmt, Program } from "./linearize.ts";
 import { INT32_MAX } from "../src/ir/dtype.ts";
 import { EXP_POLY, LN2_HI, LN2_LO, LOG_POLY } from "./wasm_math.ts";
+import { WIDE_SUM_MIN_TRIPS } from "./wasm.ts";
 
 /** A float32 constant spelled as the double that is its value. */
 const f32 = (value: number) => String(Math.fround(value));
@@ -249,7 +252,14 @@ export class JsPrinter extends CStylePrinter {
   protected override update(reduce: Expr): string {
     const combine = reduce.srcs[0];
     const acc = this.ref(reduce);
-    if ((reduce.arg as ReduceArg).op === "sum" && combine.op === "add" && !mayWrap(combine)) {
+    const { op, v } = reduce.arg as ReduceArg;
+    if (op === "sum" && combine.op === "add" && !mayWrap(combine)) {
+      // beside Wasm, a float32 sum the Wasm backend keeps in float32 (a short one) is rounded
+      // at each step as there, so the two agree on it
+      const short = (v.arg as VarArg).extent <= WIDE_SUM_MIN_TRIPS;
+      if (this.wasmMath && reduce.type === "f32" && short) {
+        return `${acc} = Math.fround(${acc} + ${this.ref(reduceBody(reduce))});`;
+      }
       return `${acc} += ${this.ref(reduceBody(reduce))};`;
     }
     return super.update(reduce);

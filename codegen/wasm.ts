@@ -52,7 +52,7 @@ const UNROLL_MAX_TRIPS = 8;
  * summed 2^20 times came to 105891.8, not 104857.6). Shorter sums, windows among them, stay in
  * float32 lanes (within about 4e-6 relative).
  */
-const WIDE_SUM_MIN_TRIPS = 64;
+export const WIDE_SUM_MIN_TRIPS = 64;
 /** `i8x16.shuffle` bytes: lanes 2-3 of the first operand moved to lanes 0-1. */
 const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
 /** `i8x16.shuffle` bytes: lanes 0-1 of each operand, side by side. */
@@ -822,10 +822,6 @@ function wideSums(roots: readonly Expr[]): Set<Expr> {
 }
 
 /**
- * The loop to vectorize: the innermost output loop, if it has four elements or more, every op
- * in it has a lane form, and no loop inside it has bounds depending on its variable.
- */
-/**
  * Rule SPLIT_TWO_AXES: the output loops [start, end) counts rows of. The first alone, or the
  * first two when the second is not the vectorized loop: then threads split the rows of both
  * (2 x 96 channels of LocalResponseNorm on (2, 96, 27, 27), where 2 rows let a thread that
@@ -843,6 +839,10 @@ function splitLoops(program: Program, vectorLoop: LoopStmt | null): LoopStmt[] {
   return second === undefined || second === vectorLoop ? [first] : [first, second];
 }
 
+/**
+ * The loop to vectorize: the innermost output loop, if it has four elements or more, every op
+ * in it has a lane form, and no loop inside it has bounds depending on its variable.
+ */
 function vectorizableLoop(program: Program): LoopStmt | null {
   const { kernel } = program;
   if (kernel.outVars.length === 0) return null;

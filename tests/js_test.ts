@@ -263,3 +263,28 @@ Deno.test({
     assertEquals(below, Array.from(await build()[1].data()), "as realized one at a time");
   },
 });
+
+Deno.test({
+  name: "js: beside Wasm, a short float32 sum rounds each step as Wasm's does",
+  ignore: !cpu.simd,
+  fn: async () => {
+    // -1 - 2^-24 - 2^-24 is -1 summed in float32 (each step a tie to even) and -1 - 2^-23 in
+    // a double rounded once: S's max is a Wasm kernel; S < max, next to a general pow, a
+    // JavaScript one, which found the maximum row below the maximum
+    const e = 2 ** -24;
+    const build = () => {
+      const x = tensor([[-1, -e, -e], [-2, 0, 0]]);
+      const s = x.sum(1);
+      const max = s.max();
+      return [max, s.lt(max).mul(tensor([1, 2]).pow(tensor([2, 2])))];
+    };
+    const together = build();
+    assertEquals(kernels(...together).map((k) => k.target).sort(), ["js", "wasm"]);
+    await realize(...together);
+    assertEquals(Array.from(await together[0].data()), [-1]);
+    assertEquals(Array.from(await together[1].data()), [0, 4]);
+    // JavaScript kernels alone keep the double accumulator (closer to the exact sum)
+    const alone = await withCpuKernels("js", () => tensor([[-1, -e, -e]]).sum(1).data());
+    assertEquals(Array.from(alone), [Math.fround(-1 - 2 * e)]);
+  },
+});
