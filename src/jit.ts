@@ -16,7 +16,8 @@
 //   `assign` (an optimizer step): the new value would be graph over the stand-ins, so that is an
 //   Error too; gradients that backward() sets during the trace are given back when it ends.
 // - Results are new tensors that own their storage, cut off from autodiff; a result that is an
-//   argument or a captured tensor is returned as that tensor.
+//   argument or a captured tensor, or equal to another result, is a new handle on that value
+//   (disposing one handle leaves the others readable, as in eager code).
 
 import type { DType } from "./ir/dtype.ts";
 import * as ir from "./ir/node.ts";
@@ -418,19 +419,20 @@ async function runHeld(
   }
   const { buffers, ran } = runPlan(trace.plan, bound, backend);
   await ran;
-  const owned = new Map<number, Tensor>();
+  // every result is a handle of its own, as in eager code: disposing one (or the argument it
+  // equals) leaves the others readable
+  const owned = new Map<number, Node>();
   const results = trace.outputs.map((index) => {
     const argument = trace.inputs.indexOf(index);
-    if (argument >= 0) return args[argument];
+    if (argument >= 0) return createTensor(nodeOf(args[argument]), trace.device, false, true);
     const node = captured.get(index);
     if (node !== undefined) return createTensor(node, trace.device, false, true);
-    let t = owned.get(index);
-    if (t === undefined) {
-      const pb = trace.plan.buffers[index];
-      t = tensorFromBuffer(buffers[index], pb.shape);
-      resultFinalizer.register(nodeOf(t), { buffer: buffers[index], backend });
-      owned.set(index, t);
-    }
+    const stored = owned.get(index);
+    if (stored !== undefined) return createTensor(stored, trace.device, false, true);
+    const pb = trace.plan.buffers[index];
+    const t = tensorFromBuffer(buffers[index], pb.shape);
+    resultFinalizer.register(nodeOf(t), { buffer: buffers[index], backend });
+    owned.set(index, nodeOf(t));
     return t;
   });
   if (trace.resultKind === "tensor") return results[0];

@@ -104,11 +104,12 @@ export function keepForever(t: Owned): void {
 
 /**
  * Opens a scope. The returned function closes it: `prepare` sees the tensors about to be
- * disposed, then all it tracked is disposed except `survivors`.
+ * disposed and those of the scope passed to `keep`, then all it tracked is disposed except
+ * `survivors` (and the kept).
  */
 export function openScope(): (
   survivors: ReadonlySet<Owned>,
-  prepare?: (doomed: readonly Owned[]) => void,
+  prepare?: (doomed: readonly Owned[], keptHere: readonly Owned[]) => void,
 ) => void {
   const scope: Owned[] = [];
   scopes.push(scope);
@@ -139,7 +140,7 @@ export function openScope(): (
         }
       }
     }
-    prepare?.(doomed);
+    prepare?.(doomed, scope.filter((t) => kept.has(t)));
     for (const t of doomed) t.dispose();
   };
 }

@@ -6,9 +6,9 @@
 // gradient the library lets go of while a scope is open (zeroGrad, a later sum replacing it, its
 // leaf disposed by the scope) is the scope's to dispose (src/ownership.ts).
 //
-// Tensors are lazy, so a returned tensor may not be computed yet and still need the storage of a
-// tensor the scope is about to dispose (`tidy(() => lrn.forward(randn(...)))`). Such results are
-// computed when the scope closes, before anything is disposed (on webgpu the computation is
+// Tensors are lazy, so a returned (or kept) tensor may not be computed yet and still need the
+// storage of a tensor the scope is about to dispose (`tidy(() => lrn.forward(randn(...)))`).
+// Such results are computed when the scope closes, before anything is disposed (on webgpu the computation is
 // started and holds its inputs until it is done); results that need nothing disposed stay lazy.
 //
 // fn must be synchronous. A scope is open exactly while fn runs, and nothing marks which tensors
@@ -63,7 +63,12 @@ export function tidy<T>(fn: () => T): T {
     );
   }
   const survivors = tensorsIn(result);
-  close(survivors, (doomed) => computeWhatNeeds(survivors, doomed));
+  // what the scope keeps is computed like what it returns: a kept running average that reads
+  // a tensor of the scope was left unreadable
+  close(
+    survivors,
+    (doomed, keptHere) => computeWhatNeeds(new Set([...survivors, ...keptHere]), doomed),
+  );
   return result;
 }
 

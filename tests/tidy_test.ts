@@ -4,7 +4,7 @@
 // values (a returned tensor sharing an inner tensor's node) survive.
 
 import { keep, memory, nn, optim, randn, type Tensor, tensor, tidy } from "../mod.ts";
-import { testDevices } from "./helpers.ts";
+import { assertClose, testDevices } from "./helpers.ts";
 import { assert, assertEquals, assertRejects, assertStrictEquals, assertThrows } from "./assert.ts";
 
 Deno.test("tidy: disposes what fn created, returns its result alive", async () => {
@@ -285,4 +285,23 @@ Deno.test("tidy: a lazy result reading storage made inside is computed before th
   const lazy = tidy(() => x.mul(3));
   assert(!lazy.isRealized, "a result reading nothing disposed stays lazy (it can still fuse)");
   assertEquals(Array.from(await lazy.data()), [3, 6]);
+});
+
+Deno.test("tidy: a kept lazy tensor that reads a tensor of the scope is computed before it goes", async () => {
+  // TensorFlow.js's running average: the kept value read `batch`, which the scope disposed,
+  // and the next read failed with "input was disposed"
+  let running = tensor([0, 0, 0, 0]);
+  const first = running;
+  for (let step = 0; step < 2; step++) {
+    tidy(() => {
+      const batch = tensor([1, 2, 3, 4]);
+      running = keep(running.mul(0.9).add(batch.mul(0.1)));
+    });
+  }
+  const f = Math.fround;
+  const once = [1, 2, 3, 4].map((b) => f(f(0 * f(0.9)) + f(b * f(0.1))));
+  const twice = once.map((r, i) => f(f(r * f(0.9)) + f((i + 1) * f(0.1))));
+  assertClose(await running.data(), twice, { rtol: 1e-6 });
+  first.dispose();
+  running.dispose();
 });
