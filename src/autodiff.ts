@@ -92,6 +92,15 @@ const neg = (a: Node) => ir.unary("neg", a);
 /** The vjp of one node: the gradient of each source (null where none flows). */
 type Vjp = (g: Node, node: Node) => (Node | null)[];
 
+/** The value of a constant, or of a view of one (expanded, reshaped...): else undefined. */
+function constantValue(node: Node): number | undefined {
+  let x = node;
+  while (x.op === "expand" || x.op === "reshape" || x.op === "permute" || x.op === "shrink") {
+    x = x.srcs[0];
+  }
+  return x.op === "const" ? (x.arg as number) : undefined;
+}
+
 /** One rule per op: given the output gradient `g` and the node, the sources' gradients. */
 const VJP: Record<string, Vjp> = {
   // sources and stops: nothing flows further
@@ -126,11 +135,22 @@ const VJP: Record<string, Vjp> = {
   // d(a/b)/da = 1/b; d(a/b)/db = -(a/b)/b, as -(g/b) * (a/b): g/b first keeps the
   // intermediate in range where g * (a/b) would overflow (and shares g/b with da)
   div: (g, n) => [div(g, n.srcs[1]), neg(mul(div(g, n.srcs[1]), n))],
+  // d a^b = b a^(b-1) da + a^b log a db. At a = 0 these are 0 * Infinity where b = 0 (the
+  // derivative of a^0 is 0) and 0 * -Infinity where b > 0 (that of 0^b is 0): there the base
+  // is moved to 1, as PyTorch masks them, so both are 0
   pow: (g, n) => {
     const [a, b] = n.srcs;
-    const da = mul(g, mul(b, ir.binary("pow", a, sub(b, c(1, n))))); // b a^(b-1)
-    const db = b.op === "const" ? null : mul(g, mul(n, ir.unary("log", a))); // a^b log a
-    return [da, db];
+    const exponent = constantValue(b);
+    if (exponent !== undefined) {
+      if (exponent === 0) return [c(0, n), null];
+      return [mul(g, mul(b, ir.binary("pow", a, sub(b, c(1, n))))), null];
+    }
+    const isZero = (x: Node) => ir.binary("cmpeq", x, c(0, n));
+    const bothZero = mul(isZero(a), isZero(b));
+    const da = mul(g, mul(b, ir.binary("pow", ir.binary("add", a, bothZero), sub(b, c(1, n)))));
+    const nonNegative = sub(c(1, n), ir.binary("cmplt", b, c(0, n)));
+    const logBase = ir.unary("log", ir.binary("add", a, mul(isZero(a), nonNegative)));
+    return [da, mul(g, mul(n, logBase))];
   },
   maximum: (g, n) => {
     // the larger operand takes the gradient; ties split it evenly

@@ -565,3 +565,34 @@ Deno.test("backward of max through a recomputed chain: the maxima are found, on 
       }));
   }
 });
+
+Deno.test("autodiff: pow's gradients at a zero base are 0 where the derivatives are", async () => {
+  // the rules gave 0 * Infinity (d a^0 / da at a = 0) and 0 * -Infinity (d 0^b / db at b > 0):
+  // NaN, where PyTorch and the limits give 0
+  for (const backend of testBackends) {
+    await onBackend(backend, async () => {
+      const device = backend.device;
+      const what = (s: string) => `${backend.name}: ${s}`;
+      const [dx] = grad((v: Tensor) => v.pow(0).sum())(tensor([0, 2], { device }));
+      assertEquals(Array.from(await dx.data()), [0, 0], what("d x^0 / dx"));
+      const base = tensor([0, 0, 0, 2], { device });
+      const [da, db] = grad((a: Tensor, b: Tensor) => a.pow(b).sum())(
+        base,
+        tensor([0, 0.5, 2, 3], { device }),
+      );
+      // b a^(b-1): 0, Infinity (the true slope of sqrt at 0), 0, 12
+      assertEquals(Array.from(await da.data()), [0, Infinity, 0, 12], what("d a^b / da"));
+      // a^b log a: 0 at a = 0 and b >= 0, 8 log 2
+      assertClose(await db.data(), [0, 0, 0, 8 * Math.LN2], {
+        rtol: 1e-6,
+        msg: what("d a^b / db"),
+      });
+      // below zero the exponent's gradient at a zero base stays what the formula gives
+      const [, dNegative] = grad((a: Tensor, b: Tensor) => a.pow(b).sum())(
+        tensor([0], { device }),
+        tensor([-1], { device }),
+      );
+      assertEquals(Array.from(await dNegative.data()), [-Infinity], what("d 0^-1 / db"));
+    });
+  }
+});
