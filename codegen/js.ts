@@ -12,17 +12,17 @@
 import { CStylePrinter } from "./printer.ts";
 import {
   type Expr,
+  kernelRoots,
   mayWrap,
   outputName,
   type ReduceArg,
   reduceBody,
   type ScalarType,
-  type VarArg,
 } from "./kernel.ts";
 import type { LoopStmt, Program } from "./linearize.ts";
 import { INT32_MAX } from "../src/ir/dtype.ts";
 import { EXP_POLY, LN2_HI, LN2_LO, LOG_POLY } from "./wasm_math.ts";
-import { WIDE_SUM_MIN_TRIPS } from "./wasm.ts";
+import { wideSums } from "./wasm.ts";
 
 /** A float32 constant spelled as the double that is its value. */
 const f32 = (value: number) => String(Math.fround(value));
@@ -129,8 +129,12 @@ export class JsPrinter extends CStylePrinter {
     super();
   }
 
+  /** Beside Wasm: the sums Wasm accumulates in float64 (the others round at each step). */
+  #wide: ReadonlySet<Expr> = new Set();
+
   override print(program: Program): string {
     this.#math = new Set();
+    this.#wide = this.wasmMath ? wideSums(kernelRoots(program.kernel)) : new Set();
     return super.print(program);
   }
 
@@ -252,12 +256,11 @@ export class JsPrinter extends CStylePrinter {
   protected override update(reduce: Expr): string {
     const combine = reduce.srcs[0];
     const acc = this.ref(reduce);
-    const { op, v } = reduce.arg as ReduceArg;
+    const { op } = reduce.arg as ReduceArg;
     if (op === "sum" && combine.op === "add" && !mayWrap(combine)) {
       // beside Wasm, a float32 sum the Wasm backend keeps in float32 (a short one) is rounded
       // at each step as there, so the two agree on it
-      const short = (v.arg as VarArg).extent <= WIDE_SUM_MIN_TRIPS;
-      if (this.wasmMath && reduce.type === "f32" && short) {
+      if (this.wasmMath && reduce.type === "f32" && !this.#wide.has(reduce)) {
         return `${acc} = Math.fround(${acc} + ${this.ref(reduceBody(reduce))});`;
       }
       return `${acc} += ${this.ref(reduceBody(reduce))};`;

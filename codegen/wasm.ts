@@ -27,6 +27,7 @@ import {
   kernelRoots,
   outputName,
   type ReduceArg,
+  reduceBody,
   type VarArg,
 } from "./kernel.ts";
 import type { LoopStmt, Program, Stmt } from "./linearize.ts";
@@ -808,15 +809,38 @@ function speculativeLoads(roots: readonly Expr[]): Set<Expr> {
   return speculative;
 }
 
-/** The float32 sums over more than WIDE_SUM_MIN_TRIPS trips (accumulated in float64). */
-function wideSums(roots: readonly Expr[]): Set<Expr> {
-  const wide = new Set<Expr>();
+/**
+ * The float32 sums over more than WIDE_SUM_MIN_TRIPS terms (accumulated in float64). A sum
+ * whose term is itself such a sum is one sum over both loops (a sum over several axes): every
+ * sum of the chain is wide when the product of their trips is above the limit (a sum of [2, 64]
+ * over both axes accumulated 128 terms in float32 steps). Shared by the JavaScript printer,
+ * whose kernels beside Wasm ones round the other sums at each step as these do.
+ */
+export function wideSums(roots: readonly Expr[]): Set<Expr> {
+  const sums = new Set<Expr>();
   for (const e of exprsInOrder(roots)) {
     if (e.op !== "reduce" || e.type !== "f32") continue;
-    const { op, v, acc } = e.arg as ReduceArg;
+    const { op, acc } = e.arg as ReduceArg;
     const combine = e.srcs[0];
-    if (op !== "sum" || combine.op !== "add" || !combine.srcs.includes(acc)) continue;
-    if ((v.arg as VarArg).extent > WIDE_SUM_MIN_TRIPS) wide.add(e);
+    if (op === "sum" && combine.op === "add" && combine.srcs.includes(acc)) sums.add(e);
+  }
+  const trips = (e: Expr) => ((e.arg as ReduceArg).v.arg as VarArg).extent;
+  const inner = (e: Expr): Expr | undefined => {
+    const term = reduceBody(e);
+    return sums.has(term) ? term : undefined;
+  };
+  const wide = new Set<Expr>();
+  const nested = new Set<Expr>();
+  for (const e of sums) {
+    const term = inner(e);
+    if (term !== undefined) nested.add(term);
+  }
+  for (const outer of sums) {
+    if (nested.has(outer)) continue; // counted from the outermost sum of its chain
+    const chain: Expr[] = [];
+    for (let e: Expr | undefined = outer; e !== undefined; e = inner(e)) chain.push(e);
+    const total = chain.reduce((n, e) => n * trips(e), 1);
+    if (total > WIDE_SUM_MIN_TRIPS) { for (const e of chain) wide.add(e); }
   }
   return wide;
 }

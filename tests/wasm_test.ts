@@ -2,7 +2,7 @@
 // for the whole window away from the edges and a test per trip at them, checked for values at
 // every position of the window against the float64 reference, and in the kernel text.
 
-import { kernels, nn, randn, type Tensor } from "../mod.ts";
+import { kernels, nn, randn, type Tensor, tensor } from "../mod.ts";
 import { assert, assertEquals } from "./assert.ts";
 import {
   assertClose,
@@ -11,6 +11,7 @@ import {
   reference,
   rng,
   testBackends,
+  withCpuKernels,
 } from "./helpers.ts";
 
 const wasmBackends = testBackends.filter((b) => b.kernels === "wasm");
@@ -130,4 +131,25 @@ Deno.test("wasm: any cut of a kernel's rows into ranges computes every element o
       }
     }
   });
+});
+
+Deno.test("wasm: a sum over several axes of more than 64 terms in all accumulates in float64", async () => {
+  // each axis alone has at most 64 terms: every level summed in float32 steps, so 1e8 and 127
+  // ones came to 100000064 (the nearest float32 to the true 100000127 is 100000128)
+  const data = [1e8, ...new Array(127).fill(1)];
+  const values = Float32Array.from({ length: 50 * 50 * 50 }, (_, i) => Math.sin(i) * 100);
+  const jsSums = await withCpuKernels(
+    "js",
+    () => tensor(values, { shape: [50, 50, 50] }).sum([1, 2]).data(),
+  );
+  for (const backend of wasmBackends) {
+    await onBackend(backend, async () => {
+      const both = tensor(data, { shape: [2, 64] }).sum();
+      assertEquals(kernels(both).map((k) => k.target), ["wasm"]);
+      assertEquals(await both.item(), Math.fround(100000127), backend.name);
+      // as the JavaScript kernels sum them: each level in float64, rounded between levels
+      const sums = await tensor(values, { shape: [50, 50, 50] }).sum([1, 2]).data();
+      assertEquals(Array.from(sums), Array.from(jsSums), backend.name);
+    });
+  }
 });
