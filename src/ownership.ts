@@ -50,10 +50,13 @@ export function freeValue(node: Node, backend: Backend, reason: ReleaseReason): 
 /** Something a scope can dispose. */
 export interface Owned {
   dispose(): void;
+  readonly isDisposed: boolean;
 }
 
 const scopes: Owned[][] = [];
 const kept = new WeakSet<Owned>();
+/** Per open scope, what the scopes it enclosed kept (see the scope's close). */
+const keptInside = new WeakMap<Owned[], { list: Owned[]; limit: number; }>();
 
 /** For a tracked tensor something else may hold (a gradient): who holds it now, if anyone. */
 const holders = new WeakMap<Owned, () => Owned | null>();
@@ -140,7 +143,22 @@ export function openScope(): (
         }
       }
     }
-    prepare?.(doomed, scope.filter((t) => kept.has(t)));
+    // what this scope and the scopes it enclosed kept: a kept value may read a tensor of any
+    // scope around the one it was made in, so the enclosing scope sees it too
+    const keptHere = [...scope.filter((t) => kept.has(t)), ...(keptInside.get(scope)?.list ?? [])];
+    keptInside.delete(scope);
+    if (parent !== undefined && keptHere.length > 0) {
+      let inherited = keptInside.get(parent);
+      if (inherited === undefined) keptInside.set(parent, inherited = { list: [], limit: 64 });
+      inherited.list.push(...keptHere);
+      // a loop of kept steps inside one long scope: past twice what was alive at the last look,
+      // the disposed go (amortized: the list stays about the size of what is alive)
+      if (inherited.list.length > inherited.limit) {
+        inherited.list = inherited.list.filter((t) => !t.isDisposed);
+        inherited.limit = Math.max(64, 2 * inherited.list.length);
+      }
+    }
+    prepare?.(doomed, keptHere);
     for (const t of doomed) t.dispose();
   };
 }

@@ -74,7 +74,7 @@ export function tidy<T>(fn: () => T): T {
 
 /** Computes the `results` (and protected lazy values) whose graphs read a `doomed` tensor's storage. */
 function computeWhatNeeds(results: ReadonlySet<Owned>, doomed: readonly Owned[]): void {
-  const lazy = [...results].filter((t): t is Tensor => t instanceof Tensor);
+  const lazy = [...results].filter((t): t is Tensor => t instanceof Tensor && !t.isDisposed);
   for (const device of DEVICES) {
     // the values whose storage disposing the doomed frees: every handle on the node is doomed
     // (a view sharing a kept tensor's value, an optimizer's learning rate say, frees nothing)

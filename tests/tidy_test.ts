@@ -305,3 +305,33 @@ Deno.test("tidy: a kept lazy tensor that reads a tensor of the scope is computed
   first.dispose();
   running.dispose();
 });
+
+Deno.test("tidy: a value kept in an inner scope that reads the outer scope's tensor is computed", async () => {
+  // the outer scope did not see what inner scopes kept: closing it freed `outer`, which the
+  // kept value still read
+  let kept: Tensor | null = null;
+  tidy(() => {
+    const outer = tensor([5, 6]);
+    tidy(() => {
+      kept = keep(outer.mul(2));
+    });
+  });
+  assertEquals(Array.from(await kept!.data()), [10, 12]);
+  kept!.dispose();
+  // a loop of kept steps inside one scope: each step reads the last, the disposed drop out
+  const start = tensor([0]);
+  let running = start;
+  tidy(() => {
+    const step = tensor([1]);
+    for (let i = 0; i < 300; i++) {
+      const last = running;
+      tidy(() => {
+        running = keep(last.add(step));
+      });
+      if (last !== start) last.dispose(); // a lazy value: its readers recompute it
+    }
+  });
+  assertEquals(Array.from(await running.data()), [300]);
+  running.dispose();
+  start.dispose();
+});
