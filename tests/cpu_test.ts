@@ -92,3 +92,20 @@ Deno.test("cpu: long float32 sums are accurate on every cpu backend", async () =
     });
   }
 });
+
+Deno.test("cpu: sign keeps -0 and max of -0 and 0 is 0, in the kernels and the reference", async () => {
+  // the reference gave sign(-0) = 0 and max(-0, 0) = -0: tests compared within a tolerance, so
+  // only an exact comparison of zeros' signs could see it
+  const show = (values: ArrayLike<number>) =>
+    Array.from(values, (v) => (Object.is(v, -0) ? "-0" : String(v)));
+  for (const backend of testBackends.filter((b) => b.device === "cpu")) {
+    await onBackend(backend, async () => {
+      const s = tensor([-0, 0, NaN, 2, -3]).sign();
+      assertEquals(show(reference(s)), ["-0", "0", "NaN", "1", "-1"]);
+      assertEquals(show(await s.data()), show(reference(s)), backend.name);
+      const m = tensor([[-0, 0], [0, -0], [-0, -0]]).max(1);
+      assertEquals(show(reference(m)), ["0", "0", "-0"]);
+      assertEquals(show(await m.data()), show(reference(m)), backend.name);
+    });
+  }
+});

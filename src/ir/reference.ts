@@ -30,7 +30,7 @@ export const UNARY_REFERENCE: Record<UnaryOp, (x: number) => number> = {
   // e^x / (1 + e^x) below 0: 1 / (1 + e^-x) would overflow e^-x before the result underflows
   sigmoid: (x) => x < 0 ? Math.exp(x) / (1 + Math.exp(x)) : 1 / (1 + Math.exp(-x)),
   tanh: Math.tanh,
-  sign: (x) => (Number.isNaN(x) ? x : x > 0 ? 1 : x < 0 ? -1 : 0),
+  sign: (x) => (x > 0 ? 1 : x < 0 ? -1 : x), // NaN and -0 stay, as in every kernel
 };
 
 /** Each binary op as a float64 function. */
@@ -122,7 +122,9 @@ function evaluateNode(node: Node, srcs: Float64Array[], read: BufferReader): Flo
         for (const a of axes) idx[a] = 0;
         const o = flatten(idx, node.shape);
         const v = srcs[0][i];
-        out[o] = node.op === "sum" ? out[o] + v : Number.isNaN(v) || v > out[o] ? v : out[o];
+        // max(-0, 0) is 0 either way round, as Math.max and the kernels' max give it
+        const larger = Number.isNaN(v) || v > out[o] || (v === 0 && Object.is(out[o], -0));
+        out[o] = node.op === "sum" ? out[o] + v : larger ? v : out[o];
       }
       if (node.dtype === "int32") { for (let i = 0; i < out.length; i++) out[i] |= 0; }
       return out;
