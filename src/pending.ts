@@ -66,6 +66,17 @@ export function awaitValue(node: Node, device: DeviceName): void {
   waitingRefOf.set(node, ref);
 }
 
+/** No longer computes `node` with the next realization (a step's gradient, cleared since). */
+export function stopWaiting(node: Node): void {
+  if (!waiting.delete(node)) return;
+  waitingCount--;
+  const ref = waitingRefOf.get(node);
+  if (ref !== undefined) {
+    waitingRefs.delete(ref);
+    waitingRefOf.delete(node);
+  }
+}
+
 /**
  * `next` replaces `old`: `old`'s storage is freed once `next` is stored (and so is what `old`
  * was to replace, if `old` is never stored itself).

@@ -31,7 +31,7 @@ import {
   trackCreated,
   trackDropped,
 } from "./ownership.ts";
-import { awaitValue, hasReaders, replaceWhenStored } from "./pending.ts";
+import { awaitValue, hasReaders, replaceWhenStored, stopWaiting } from "./pending.ts";
 import {
   computeReadersOf,
   moveTo,
@@ -173,7 +173,11 @@ export class Tensor {
    */
   zeroGrad(): void {
     // in a jit trace the gradient comes back when the trace ends
-    if (!noteGradientChange(this) && this.grad !== null) trackDropped(this.grad);
+    if (!noteGradientChange(this) && this.grad !== null) {
+      trackDropped(this.grad);
+      // a step made it a variable to compute with the updates: nobody holds it now
+      if (!this.grad.isDisposed) stopWaiting(nodeOf(this.grad));
+    }
     this.grad = null;
   }
 
@@ -450,6 +454,16 @@ export function createTensor(
   isLeaf: boolean,
 ): Tensor {
   return privateAccess.create(node, device, requiresGrad, isLeaf);
+}
+
+/**
+ * Makes the lazy value of `t` (a gradient an optimizer step reads) a variable computed with
+ * the next realization that stores a value it reads the old one of (pending.ts): then it is
+ * computed while that old value is still there.
+ */
+export function computeWithUpdates(t: Tensor): void {
+  const node = nodeOf(t);
+  if (!t.isRealized) awaitValue(node, t.device);
 }
 
 /** The IR node `t` evaluates to (an Error once it was disposed). */

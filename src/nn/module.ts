@@ -98,7 +98,8 @@ export abstract class Module {
 
   /** Clears the gradients of every parameter. */
   zeroGrad(): void {
-    for (const p of this.parameters()) p.grad = null;
+    // each as Tensor.zeroGrad (setting `grad` directly skipped tidy's and jit's bookkeeping)
+    for (const p of this.parameters()) p.zeroGrad();
   }
 
   /** The text inside the parentheses of `toString()`; empty by default. */

@@ -8,7 +8,8 @@ import { noGrad } from "../autodiff.ts";
 import { tensor, zeros } from "../creation.ts";
 import { isFloat } from "../ir/dtype.ts";
 import { keepForever, tracing, untracked } from "../ownership.ts";
-import { Tensor } from "../tensor.ts";
+import { computeWithUpdates, Tensor } from "../tensor.ts";
+import { sameShape } from "../ir/hash.ts";
 import { checkRate, described, fail } from "../validate.ts";
 
 /** Parameters updated by gradient steps: `step()` after `backward()`, then `zeroGrad()`. */
@@ -63,15 +64,34 @@ export abstract class Optimizer {
         described("a step while tracing"),
       );
     }
+    // every gradient is checked before anything changes: a step that throws updates nothing
+    // (it used to update the parameters before the bad one, and Adam to count the step)
+    const updates: [number, Tensor, Tensor][] = [];
+    for (const [i, p] of this.params.entries()) {
+      if (p.isDisposed) continue;
+      const g: unknown = p.grad;
+      if (g === null) continue;
+      if (!(g instanceof Tensor)) {
+        fail(`${this.#name}.step`, `parameter ${i}'s grad must be a Tensor or null`, g);
+      }
+      if (g.isDisposed) continue;
+      if (!sameShape(g.shape, p.shape) || g.dtype !== p.dtype || g.device !== p.device) {
+        fail(
+          `${this.#name}.step`,
+          `parameter ${i}'s grad must be ${p.dtype}[${p.shape.join(", ")}] on ${p.device}, ` +
+            "as the parameter",
+          described(`${g.dtype}[${g.shape.join(", ")}] on ${g.device}`),
+        );
+      }
+      updates.push([i, p, g]);
+    }
     for (const entry of this.#scalars.values()) entry.used = false;
     noGrad(() => {
-      for (const [i, p] of this.params.entries()) {
-        if (p.isDisposed) continue;
-        const g = p.grad;
-        if (g === null || g.isDisposed) continue;
-        this.update(i, p, g);
-      }
+      for (const [i, p, g] of updates) this.update(i, p, g);
     });
+    // the gradients read the values the updates replace: they are computed with the updates,
+    // so one read after the step (a gradient norm to log) still finds them
+    for (const [, , g] of updates) computeWithUpdates(g);
     // numbers of earlier steps are done with (an update still reading one is computed first)
     for (const [key, entry] of this.#scalars) {
       if (entry.used) continue;

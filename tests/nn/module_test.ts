@@ -1,7 +1,7 @@
 // nn.Module: discovery of children and parameters from fields, train/eval, zeroGrad, the state
 // dict and Lucid's toString forms (leaf and nested).
 
-import { nn, randn, type Tensor, tensor, zeros } from "../../mod.ts";
+import { jit, memory, nn, randn, type Tensor, tensor, tidy, zeros } from "../../mod.ts";
 import { assertEquals, assertStrictEquals, assertThrows } from "../assert.ts";
 
 class Scale extends nn.Module {
@@ -70,6 +70,30 @@ Deno.test("Module: zeroGrad clears every parameter's gradient", async () => {
   block.zeroGrad();
   assertEquals(block.bias.grad, null);
   assertEquals(block.scale.weight.grad, null);
+});
+
+Deno.test("Module: zeroGrad inside tidy frees the cleared gradients; under jit it is undone", async () => {
+  // it set `grad` to null directly, skipping Tensor.zeroGrad's bookkeeping: a training step in
+  // tidy that reads with dataSync kept every step's gradient (live buffers growing by one a
+  // step), and a jit trace's zeroGrad cleared the real parameter's gradient for good
+  const block = new Block();
+  const x = tensor([1, 2, 3]);
+  const live: number[] = [];
+  for (let i = 0; i < 60; i++) {
+    tidy(() => {
+      block.zeroGrad();
+      block.forward(x).sum().backward();
+      block.bias.grad!.dataSync();
+    });
+    if (i % 20 === 19) live.push(memory().cpu.liveBuffers);
+  }
+  assertEquals(live[2], live[0], `live cpu buffers after 20, 40, 60 steps: ${live}`);
+  const before = block.bias.grad;
+  await jit((t: Tensor) => {
+    block.zeroGrad();
+    return t.add(1);
+  })(x);
+  assertStrictEquals(block.bias.grad, before, "the trace's zeroGrad is undone");
 });
 
 Deno.test("Module: toString in Lucid's leaf and nested forms, also through Deno.inspect", () => {
