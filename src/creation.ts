@@ -83,7 +83,8 @@ function inferNested(fn: string, data: unknown): { flat: number[]; shape: number
     fail(fn, "data must be a number, a (nested) array of numbers or a typed array", data);
   }
   if (data.length === 0) return { flat: [], shape: [0] };
-  const parts = data.map((d) => inferNested(fn, d));
+  // indexed, not map(): map skips an array's holes (`[1, , 3]`), which then read as undefined
+  const parts = Array.from({ length: data.length }, (_, i) => inferNested(fn, data[i]));
   const inner = parts[0].shape;
   for (const p of parts) {
     if (p.shape.join() !== inner.join()) {
@@ -181,11 +182,12 @@ function filled(
 ): Tensor {
   const dtype = options.dtype ?? "float32";
   const bytes = numelOf(shape) * bytesPerElement(dtype);
-  if ((options.device ?? "cpu") === "cpu" && bytes > MAX_MEMORY_BYTES) {
-    // refused before the host array, whose allocation would fail naming nothing
+  if (!(bytes <= MAX_MEMORY_BYTES)) {
+    // refused before the host array, whose allocation would fail naming nothing (on webgpu
+    // too: its values are made on the host first, and its buffers are smaller still)
     fail(
       fn,
-      "a cpu tensor must fit the 4 GiB of cpu memory",
+      "a tensor must fit 4 GiB (the cpu memory; webgpu buffers hold less)",
       described(`shape [${shape.join(", ")}] of ${dtype} (${bytes} bytes)`),
     );
   }

@@ -279,6 +279,9 @@ export async function exportCompiled(
   exampleInputs: readonly ExampleInput[],
   options: ExportOptions,
 ): Promise<ExportedFiles> {
+  if (traceEntryOf(compiled) === undefined) {
+    fail("exportCompiled", "compiled must be a function made by jit()", compiled);
+  }
   if (options === null || typeof options !== "object") {
     fail("exportCompiled", "options must be an object with a target", options);
   }
@@ -373,6 +376,25 @@ export async function writeExport(exported: ExportedFiles, dir: string): Promise
   if (typeof dir !== "string" || dir === "") {
     fail("writeExport", "dir must be a directory path", dir);
   }
+  // every file lands in `dir`: a plain file name (a path of "../x.js" was written outside it)
+  exported.files.forEach((file: unknown, i) => {
+    const { path, contents } = (file ?? {}) as { path?: unknown; contents?: unknown; };
+    if (typeof path !== "string" || !FILE_NAME.test(path)) {
+      fail(
+        "writeExport",
+        `exported.files[${i}].path must be a file name of letters, digits, _, . and - ` +
+          "(no directories)",
+        file === null || typeof file !== "object" ? file : path,
+      );
+    }
+    if (typeof contents !== "string" && !(contents instanceof Uint8Array)) {
+      fail(
+        "writeExport",
+        `exported.files[${i}].contents must be a string or a Uint8Array`,
+        contents,
+      );
+    }
+  });
   const paths = exported.files.map((f) => `${dir.replace(/\/+$/, "")}/${f.path}`);
   const temporaries: string[] = [];
   try {

@@ -56,17 +56,26 @@ export function gradcheck(
     // finite differences evaluate synchronously, in float64: cpu only
     if (t.device !== "cpu") fail("gradcheck", `input ${i} must be on the cpu device`, t.device);
   });
+  if (options === null || typeof options !== "object") {
+    fail("gradcheck", "options must be an object", options);
+  }
   const { eps = 1e-6, atol = 1e-6, rtol = 1e-4 } = options;
-  for (const [name, v] of [["eps", eps], ["atol", atol], ["rtol", rtol]] as const) {
+  // the step divides: it must be positive (0 gave an error of Infinity)
+  if (typeof eps !== "number" || !(eps > 0) || !Number.isFinite(eps)) {
+    fail("gradcheck", "options.eps must be a positive finite number", eps);
+  }
+  for (const [name, v] of [["atol", atol], ["rtol", rtol]] as const) {
     if (typeof v !== "number" || !(v >= 0) || !Number.isFinite(v)) {
-      fail("gradcheck", `${name} must be a non-negative number`, v);
+      fail("gradcheck", `options.${name} must be a non-negative finite number`, v);
     }
   }
   const values = inputs.map((t) => Float64Array.from(t.to("cpu").cast("float64").dataSync()));
   const shapes = inputs.map((t) => t.shape);
   const make = (vals: Float64Array[]) =>
     vals.map((v, i) => tensor(v, { shape: shapes[i], dtype: "float64" }));
-  const outShape = fn(...make(values)).shape;
+  const first = fn(...make(values));
+  if (!(first instanceof Tensor)) fail("gradcheck", "fn must return a Tensor", first);
+  const outShape = first.shape;
   const weights = randn(outShape, { dtype: "float64" });
   const loss = (...xs: Tensor[]) => fn(...xs).cast("float64").mul(weights).sum();
   const analytic = grad(loss)(...make(values)).map((g) => g.dataSync());

@@ -507,11 +507,11 @@ export function jit<R extends JitResult>(
   if (options === null || typeof options !== "object") {
     fail("jit", "options must be an object", options);
   }
+  if (options.inputNames !== undefined && !Array.isArray(options.inputNames)) {
+    fail("jit", "options.inputNames must be an array of strings", options.inputNames);
+  }
   const inputNames = options.inputNames === undefined ? undefined : [...options.inputNames];
   if (inputNames !== undefined) {
-    if (!Array.isArray(options.inputNames)) {
-      fail("jit", "options.inputNames must be an array of strings", options.inputNames);
-    }
     checkIdentifiers("jit", "options.inputNames", inputNames);
   }
   const traces = new BoundedCache<string, Trace>(TRACE_LIMIT);

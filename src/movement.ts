@@ -99,8 +99,9 @@ export function squeeze(t: Tensor, dim?: number): Tensor {
     return derive(t, ir.reshape(nodeOf(t), shapeOf(t).filter((d) => d !== 1)), [t]);
   }
   const a = normalizeAxis("squeeze", dim, t.ndim, "dim");
-  if (shapeOf(t)[a] !== 1) return t;
-  return derive(t, ir.reshape(nodeOf(t), shapeOf(t).filter((_, i) => i !== a)), [t]);
+  // an axis longer than 1 stays: the same value, as a handle of its own (as reshape gives it)
+  const shape = shapeOf(t)[a] !== 1 ? shapeOf(t) : shapeOf(t).filter((_, i) => i !== a);
+  return derive(t, ir.reshape(nodeOf(t), shape), [t]);
 }
 
 /** `t.unsqueeze(dim)`: a length-1 axis inserted at `dim`. */

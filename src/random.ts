@@ -1,13 +1,17 @@
 // Seeded random numbers for rand/randn: a 32-bit xorshift-multiply generator (in the style of
 // splitmix32) for uniforms and the Box-Muller transform for normals. manualSeed resets it.
 
+import { fail } from "./validate.ts";
+
 let state = 0x9e3779b9;
 let spareNormal: number | null = null;
 
 /** Reseeds the generator: equal seeds give equal random tensors. */
 export function manualSeed(seed: number): void {
-  if (typeof seed !== "number" || !Number.isInteger(seed)) {
-    throw new Error(`manualSeed: seed must be an integer, got ${String(seed)}`);
+  // the generator's state is 32 bits: a larger seed was truncated, so 0, 2^32 and 1e300 gave
+  // one stream (and -1 the stream of 2^32 - 1)
+  if (typeof seed !== "number" || !Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) {
+    fail("manualSeed", "seed must be an integer from 0 to 2^32 - 1", seed);
   }
   state = seed | 0;
   spareNormal = null;

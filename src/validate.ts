@@ -15,12 +15,15 @@ export function described(text: string): Described {
   return new Described(text);
 }
 
-const fmt = (v: unknown): string => {
+/** A received value as the library's messages print it: strings quoted, BigInts with `n`. */
+export const fmt = (v: unknown): string => {
   if (v instanceof Described) return v.text;
   if (typeof v === "string") return JSON.stringify(v);
+  if (typeof v === "bigint") return `${v}n`; // 1n is not the number 1 it would print as
   if (Array.isArray(v)) return `[${v.map(fmt).join(", ")}]`;
   if (v === null || v === undefined) return String(v);
-  if (typeof v === "object") return (v as object).constructor?.name ?? "object";
+  // an instance of an anonymous class has a constructor named ""
+  if (typeof v === "object") return (v as object).constructor?.name || "an object";
   return String(v);
 };
 

@@ -596,3 +596,39 @@ Deno.test("autodiff: pow's gradients at a zero base are 0 where the derivatives 
     });
   }
 });
+
+Deno.test("gradcheck and manualSeed: bad options are Errors naming them", () => {
+  const x = tensor([1, 2], { dtype: "float64" });
+  // options null was a TypeError from inside; eps 0 divided by zero and reported Infinity
+  assertThrows(
+    () => gradcheck((v) => v, [x], null as never),
+    Error,
+    "gradcheck: options must be an object, got null",
+  );
+  assertThrows(
+    () => gradcheck((v) => v, [x], { eps: 0 }),
+    Error,
+    "options.eps must be a positive finite number, got 0",
+  );
+  assertThrows(
+    () => gradcheck((v) => v, [x], { atol: -1 }),
+    Error,
+    "options.atol must be a non-negative",
+  );
+  assertThrows(
+    () => gradcheck(() => 1 as never, [x]),
+    Error,
+    "gradcheck: fn must return a Tensor, got 1",
+  );
+  // the generator's state is 32 bits: 0, 2^32 and 1e300 gave one stream
+  for (const seed of [2 ** 32, 1e300, -1]) {
+    assertThrows(
+      () => manualSeed(seed),
+      Error,
+      "manualSeed: seed must be an integer from 0 to 2^32 - 1",
+    );
+  }
+  manualSeed(2 ** 32 - 1); // the largest still works
+  assertEquals(gradcheck((v) => v.square(), [x]).passed, true, "still usable");
+  manualSeed(2024);
+});

@@ -256,3 +256,34 @@ Deno.test("export layout: formatJson keeps number arrays on one line and is vali
     '{\n  "a": [1, 2, 3],\n  "b": {\n    "c": "d",\n    "e": []\n  },\n  "f": [\n    {\n      "g": [1.5]\n    }\n  ],\n  "h": {}\n}\n',
   );
 });
+
+Deno.test("writeExport: every file is a plain name in dir; exportCompiled checks compiled first", async () => {
+  // a path of "../escaped.js" was written outside dir; a null file was a TypeError from inside
+  const dir = await Deno.makeTempDir({ prefix: "lucid-write-" });
+  try {
+    const files = (path: unknown, contents: unknown = "x") => ({ files: [{ path, contents }] });
+    const bad: [unknown, string][] = [
+      [
+        files("../escaped.js"),
+        'exported.files[0].path must be a file name of letters, digits, _, . and - (no directories), got "../escaped.js"',
+      ],
+      [files("sub/a.js"), 'got "sub/a.js"'],
+      [files(""), 'got ""'],
+      [{ files: [null] }, "exported.files[0].path must be a file name"],
+      [files("a.js", 5), "exported.files[0].contents must be a string or a Uint8Array, got 5"],
+    ];
+    for (const [exported, message] of bad) {
+      await assertRejects(() => writeExport(exported as never, `${dir}/out`), Error, message);
+    }
+    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), [], "nothing was written");
+    for (const compiled of [null, undefined, (x: unknown) => x]) {
+      await assertRejects(
+        () => exportCompiled(compiled as never, [{ shape: [2] }], { target: "js" }),
+        Error,
+        "exportCompiled: compiled must be a function made by jit()",
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -365,3 +365,14 @@ Deno.test("jit: assign inside a traced function is an Error; the tensor keeps it
   opt.step();
   assertEquals(Array.from(await w.data()), [0.9, 1.9, 2.9].map(Math.fround));
 });
+
+Deno.test("jit: options.inputNames that is not an array is an Error naming it", () => {
+  // a number or an object was spread before the check: "is not iterable" from inside
+  for (const inputNames of [5, {}, "ab"]) {
+    assertThrows(
+      () => jit((x) => x, { inputNames: inputNames as never }),
+      Error,
+      "jit: options.inputNames must be an array of strings",
+    );
+  }
+});

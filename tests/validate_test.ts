@@ -18,6 +18,9 @@ Deno.test("fail: `fn: expected, got value`, values formatted by kind", () => {
   assertThrows(() => fail("f", "s", null), Error, "f: s, got null");
   assertThrows(() => fail("f", "s", new Map()), Error, "f: s, got Map");
   assertThrows(() => fail("f", "s", described("a thing")), Error, "f: s, got a thing");
+  // a BigInt printed as the number it is not; an anonymous class's instance printed as nothing
+  assertThrows(() => fail("f", "s", 1n), Error, "f: s, got 1n");
+  assertThrows(() => fail("f", "s", new (class {})()), Error, "f: s, got an object");
 });
 
 Deno.test("checkShape and shapeArgs: non-negative integers, copied", () => {

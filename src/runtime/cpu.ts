@@ -30,6 +30,7 @@ import {
 } from "./device.ts";
 import { type Block, HeapMemory } from "./heap.ts";
 import { defaultThreads, ThreadPool } from "./threads.ts";
+import { fmt } from "../validate.ts";
 
 /**
  * Rule THREAD_MIN_ELEMENTS: a Wasm kernel writing fewer elements than this runs on the calling
@@ -399,7 +400,7 @@ export const cpu: CpuInfo = {
   },
   set threads(value: number) {
     if (!Number.isInteger(value) || value < 1 || value > 64) {
-      throw new Error(`cpu.threads: must be an integer from 1 to 64, got ${String(value)}`);
+      throw new Error(`cpu.threads: must be an integer from 1 to 64, got ${fmt(value)}`);
     }
     cpuBackend.pool.threads = value;
   },

@@ -2,6 +2,8 @@
 // the generated source. Read once from the environment when permission allows; settable from
 // code with setDebug.
 
+import { fmt } from "../validate.ts";
+
 let level: number | null = null;
 
 function readEnv(): number {
@@ -24,7 +26,7 @@ export function debugLevel(): number {
 /** Sets the debug level: 0 quiet, 1 launches, 2 also IR, 3 also generated source. */
 export function setDebug(value: number): void {
   if (!Number.isInteger(value) || value < 0) {
-    throw new Error(`setDebug: level must be a non-negative integer, got ${String(value)}`);
+    throw new Error(`setDebug: level must be a non-negative integer, got ${fmt(value)}`);
   }
   level = value;
 }
