@@ -115,6 +115,14 @@ export function installElementwise(access: TensorAccess): void {
   define("cast", function (this: Tensor, dtype: DType): Tensor {
     if (this.isDisposed) failDisposed("cast", this);
     if (!isDType(dtype)) fail("cast", `dtype must be one of "float32", "float64", "int32"`, dtype);
+    if (dtype === "float64" && this.device === "webgpu") {
+      // refused here, as creation and to() refuse it, not when the value is first read
+      fail(
+        "cast",
+        'dtype "float64" needs the "cpu" device (WGSL has no 64-bit floats)',
+        described(`a cast of a webgpu tensor to "float64"`),
+      );
+    }
     return derive(this, ir.castTo(nodeOf(this), dtype), [this]);
   });
 }

@@ -93,7 +93,12 @@ async function readNode(fn: string, node: Node, device: DeviceName): Promise<Typ
   const backend = backendFor(device);
   acquireHandle(node);
   try {
+    // asked at the call, not after an await: a jit stand-in notes a read only while fn runs
+    // (an argument read without await went unnoticed, and its read rejected later)
+    const stored = realizedBuffer(node, device);
+    const arriving = stored === undefined ? null : backend.pending(stored);
     await realizeOn(device, [node]);
+    if (arriving !== null) await arriving;
     const buffer = storedBuffer(fn, node, device);
     const unhold = holdBuffers([buffer]);
     try {

@@ -49,6 +49,10 @@ export function checkShape(fn: string, name: string, shape: unknown): number[] {
   ) {
     fail(fn, `${name} must be an array of non-negative integers`, shape);
   }
+  if (!shape.every(Number.isSafeInteger)) {
+    // named here, not by the op node made later ("buffer: ... would have 0 elements")
+    fail(fn, `${name} must be an array of non-negative integers, each at most 2^53 - 1`, shape);
+  }
   return [...shape];
 }
 

@@ -376,3 +376,18 @@ Deno.test("jit: options.inputNames that is not an array is an Error naming it", 
     );
   }
 });
+
+Deno.test("jit: reading an argument without awaiting it inside fn fails the call", async () => {
+  // the read touched the stand-in only after fn returned: the call succeeded and the read
+  // rejected later, unhandled
+  let pending: Promise<unknown> | undefined;
+  const f = jit((x) => {
+    pending = x.data();
+    return x.exp();
+  });
+  await assertRejects(() => f(tensor([1, 2, 3])), Error, "jit: fn read the value of its argument");
+  assert(pending !== undefined);
+  // the library still works: the same function traced again without the read
+  const g = jit((x) => x.exp());
+  assertClose(await (await g(tensor([0]))).data(), [1]);
+});

@@ -15,14 +15,15 @@ import {
   zeros,
 } from "../mod.ts";
 import type { DeviceName, DType } from "../mod.ts";
+import { assert, assertEquals, assertInstanceOf, assertRejects, assertThrows } from "./assert.ts";
 import {
-  assert,
-  assertEquals,
-  assertInstanceOf,
-  assertRejects,
-  assertThrows,
-} from "./assert.ts";
-import { assertClose, type CloseOptions, onBackend, reference, testBackends } from "./helpers.ts";
+  assertClose,
+  type CloseOptions,
+  onBackend,
+  reference,
+  testBackends,
+  webgpuAvailable,
+} from "./helpers.ts";
 
 // ---- the device table ------------------------------------------------------------------------
 
@@ -918,7 +919,11 @@ Deno.test("bad input throws Errors naming the function, the expectation and the 
     "item: needs a tensor with exactly one element, got shape [2, 3]",
   );
   await assertRejects(() => zeros(0).item(), Error, "got shape [0]");
-  assertThrows(() => manualSeed(1.5), Error, "manualSeed: seed must be an integer from 0 to 2^32 - 1, got 1.5");
+  assertThrows(
+    () => manualSeed(1.5),
+    Error,
+    "manualSeed: seed must be an integer from 0 to 2^32 - 1, got 1.5",
+  );
 });
 
 Deno.test("a failed op leaves its inputs usable", async () => {
@@ -1028,5 +1033,22 @@ Deno.test("squeeze of a longer axis is a handle of its own; an array with holes 
       Error,
       "tensor: data must be a number, a (nested) array",
     );
+  }
+});
+
+Deno.test("a shape axis past 2^53 - 1 and a float64 cast on webgpu are refused by the call", () => {
+  // an axis of 1e300 beside a 0 was refused by the internal op node ("buffer: ... would have 0
+  // elements, beyond 2^53 - 1")
+  assertThrows(
+    () => zeros([1e300, 0]),
+    Error,
+    "zeros: shape must be an array of non-negative integers, each at most 2^53 - 1, got [1e+300, 0]",
+  );
+  assertThrows(() => tensor([], { shape: [0, 2 ** 60] }), Error, "tensor: shape must be");
+  if (webgpuAvailable) {
+    // accepted, then failed at the first read
+    const x = ones([2], { device: "webgpu" });
+    assertThrows(() => x.cast("float64"), Error, 'cast: dtype "float64" needs the "cpu" device');
+    x.dispose();
   }
 });

@@ -123,8 +123,10 @@ export class Node {
       integral &&= Number.isSafeInteger(shape[i]);
     }
     if (!Number.isSafeInteger(size) || !integral) {
+      // an axis past 2^53 - 1 is refused even where another axis is 0 (0 elements in all)
+      const count = integral ? `${size} elements` : "an axis";
       throw new RangeError(
-        `${op}: the result of shape [${shape.join(", ")}] would have ${size} elements, ` +
+        `${op}: the result of shape [${shape.join(", ")}] would have ${count} ` +
           `beyond 2^53 - 1, the largest count JavaScript numbers hold exactly`,
       );
     }
