@@ -95,7 +95,8 @@ export function caseData(shape: readonly number[], seed = 1): CaseData {
   return { x, g };
 }
 
-function mulberry32(seed: number): () => number {
+/** A small seeded generator of floats in [0, 1) (mulberry32), independent of the library's. */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

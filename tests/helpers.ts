@@ -174,14 +174,5 @@ export async function withCpuKernels<T>(kernels: CpuKernels, fn: () => T | Promi
   }
 }
 
-/** A small seeded generator of floats in [0, 1) (mulberry32), independent of the library's. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded generator of floats in [0, 1), independent of the library's (bench/cases.ts). */
+export { mulberry32 as rng } from "../bench/cases.ts";
