@@ -37,14 +37,9 @@ import {
   wasReleased,
 } from "./runtime/realize.ts";
 import { releaseBuffer } from "./runtime/lifetime.ts";
-import {
-  acquireHandle,
-  freeValue,
-  releaseHandle,
-  untracked,
-  withGradientsRestored,
-} from "./ownership.ts";
+import { acquireHandle, untracked, withGradientsRestored } from "./ownership.ts";
 import { createTensor, nodeOf, readingNodes, Tensor } from "./tensor.ts";
+import { realizeOn, releaseValue } from "./realization.ts";
 import { described, fail } from "./validate.ts";
 import { tensorFromBuffer } from "./creation.ts";
 
@@ -373,9 +368,7 @@ async function runTrace(
   try {
     return await runHeld(trace, args, argNodes, names, backend);
   } finally {
-    for (const node of argNodes) {
-      if (releaseHandle(node)) freeValue(node, backend, "disposed");
-    }
+    for (const node of argNodes) releaseValue(node, trace.device);
   }
 }
 
@@ -389,7 +382,9 @@ async function runHeld(
 ): Promise<JitResult> {
   const captured = currentConstants(trace);
   // lazy arguments (and captured values assigned since) are computed first
-  await realizeNodes([...argNodes, ...captured.values()], backend);
+  // (through realizeOn: an argument assigned since is stored with its bookkeeping, so the value
+  // it replaces is freed; realizing it directly leaked the old value of every step)
+  await realizeOn(trace.device, [...argNodes, ...captured.values()]);
   const bound: DeviceBuffer[] = [];
   const bind = () => {
     trace.inputs.forEach((index, i) => {
@@ -424,7 +419,8 @@ async function runHeld(
   const owned = new Map<number, Node>();
   const results = trace.outputs.map((index) => {
     const argument = trace.inputs.indexOf(index);
-    if (argument >= 0) return createTensor(nodeOf(args[argument]), trace.device, false, true);
+    // the node taken at the call: the tensor may have been disposed or assigned since
+    if (argument >= 0) return createTensor(argNodes[argument], trace.device, false, true);
     const node = captured.get(index);
     if (node !== undefined) return createTensor(node, trace.device, false, true);
     const stored = owned.get(index);

@@ -13,7 +13,7 @@ import { topoSort } from "./ir/graph.ts";
 import * as ir from "./ir/node.ts";
 import { type Node, numelOf } from "./ir/node.ts";
 import { acquireHandle, freeValue, releaseHandle } from "./ownership.ts";
-import { afterStored, readersOf, withWaitingVariables } from "./pending.ts";
+import { afterStored, hasReaders, readersOf, withWaitingVariables } from "./pending.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { backstop, noteHostArray } from "./runtime/backstop.ts";
 import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
@@ -22,8 +22,11 @@ import { realizedBuffer, realizeNodes } from "./runtime/realize.ts";
 import { createTensor, liveNode, type NestedArray, nodeOf, type Tensor } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
 
-/** Realizes the nodes of `tensors` on `device`, with the variables they reach. */
-function realizeOn(device: DeviceName, nodes: readonly Node[]): void | Promise<void> {
+/**
+ * Realizes `nodes` on `device` with the variables they reach, and does the bookkeeping of what
+ * was stored (an assigned value's predecessor freed): every realization goes through here.
+ */
+export function realizeOn(device: DeviceName, nodes: readonly Node[]): void | Promise<void> {
   const backend = backendFor(device);
   const all = withWaitingVariables(nodes, device);
   const ran = realizeNodes(all, backend);
@@ -63,6 +66,18 @@ export function computeReadersOf(
       }
     }
   }
+}
+
+/**
+ * Drops one handle on `node` (a tensor's, a read's or a jit call's hold). When it was the last
+ * and the value is stored, the lazy values the library protects that read it (an assigned
+ * value, a gradient) are computed first, then its storage is freed. A read in flight used to
+ * free it without that: `w.assign(w.mul(2))` while a read of the old `w` was in flight lost `w`.
+ */
+export function releaseValue(node: Node, device: DeviceName): void {
+  if (!releaseHandle(node) || realizedBuffer(node, device) === undefined) return;
+  if (hasReaders()) computeReadersOf(new Set([node]), device);
+  freeValue(node, backendFor(device), "disposed");
 }
 
 /** Realizes several tensors together (one schedule per device, shared work). */
@@ -107,7 +122,7 @@ async function readNode(fn: string, node: Node, device: DeviceName): Promise<Typ
       unhold();
     }
   } finally {
-    if (releaseHandle(node)) freeValue(node, backend, "disposed");
+    releaseValue(node, device);
   }
 }
 

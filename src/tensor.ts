@@ -14,7 +14,6 @@
 import { type DType, isFloat, type TypedArray } from "./ir/dtype.ts";
 import * as ir from "./ir/node.ts";
 import type { Node, Shape } from "./ir/node.ts";
-import { backendFor } from "./runtime/backends.ts";
 import type { DeviceName } from "./runtime/device.ts";
 import { realizedBuffer } from "./runtime/realize.ts";
 import { gradEnabled } from "./autodiff.ts";
@@ -24,21 +23,20 @@ import { gradientTargetsChanged, settleIfDead } from "./history.ts";
 import * as movement from "./movement.ts";
 import {
   acquireHandle,
-  freeValue,
   noteGradientChange,
   releaseHandle,
   tracing,
   trackCreated,
   trackDropped,
 } from "./ownership.ts";
-import { awaitValue, hasReaders, replaceWhenStored, stopWaiting } from "./pending.ts";
+import { awaitValue, replaceWhenStored, stopWaiting } from "./pending.ts";
 import {
-  computeReadersOf,
   moveTo,
   nest,
   readData,
   readDataSync,
   realizeTensors,
+  releaseValue,
 } from "./realization.ts";
 import { mean, reduce } from "./reduction.ts";
 import { checkInt32, described, fail, failDisposed } from "./validate.ts";
@@ -339,10 +337,7 @@ export class Tensor {
     const node = this.#node;
     // keep shape and dtype, drop the history: a constant of the same type stands in
     this.#node = ir.constant(0, node.shape, node.dtype);
-    if (!releaseHandle(node) || realizedBuffer(node, this.device) === undefined) return;
-    // what the library keeps lazy and still reads this value is computed first
-    if (hasReaders()) computeReadersOf(new Set([node]), this.device);
-    freeValue(node, backendFor(this.device), "disposed");
+    releaseValue(node, this.device);
   }
   /** `using t = ...` disposes the tensor at the end of the scope. */
   [Symbol.dispose](): void {

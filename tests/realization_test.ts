@@ -210,3 +210,25 @@ Deno.test("data(): the caller's own array, exactly the tensor's values, on every
     }
   }
 });
+
+Deno.test("a read in flight does not free a value that a pending assignment or gradient reads", async () => {
+  // the read held the old value's last handle and freed it when done, without computing what
+  // the library keeps lazy that reads it: the assigned value, or a gradient, was lost for good
+  for (const device of testDevices) {
+    const w = tensor([1, 2, 3, 4], { device });
+    const before = w.data();
+    w.assign(w.mul(2));
+    assertEquals(Array.from(await before), [1, 2, 3, 4], device);
+    assertEquals(Array.from(await w.data()), [2, 4, 6, 8], device);
+    // a batch read in flight, then disposed after backward(): its gradient is still computed
+    const p = tensor([1, 1, 1], { device, requiresGrad: true });
+    const batch = tensor([10, 20, 30], { device });
+    p.mul(batch).sum().backward();
+    const read = batch.data();
+    batch.dispose();
+    await read;
+    assertEquals(Array.from(await p.grad!.data()), [10, 20, 30], device);
+    w.dispose();
+    p.dispose();
+  }
+});
