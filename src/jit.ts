@@ -29,13 +29,7 @@ import type { Kernel } from "../codegen/kernel.ts";
 import { BoundedCache } from "../codegen/cache.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { type Backend, type DeviceBuffer, type DeviceName, newBufferId } from "./runtime/device.ts";
-import {
-  fusionIsEnabled,
-  realizedBuffer,
-  realizeNodes,
-  runPlan,
-  wasReleased,
-} from "./runtime/realize.ts";
+import { fusionIsEnabled, realizedBuffer, runPlan, wasReleased } from "./runtime/realize.ts";
 import { releaseBuffer } from "./runtime/lifetime.ts";
 import { acquireHandle, untracked, withGradientsRestored } from "./ownership.ts";
 import { createTensor, nodeOf, readingNodes, Tensor } from "./tensor.ts";
@@ -366,7 +360,7 @@ async function runTrace(
   const argNodes = args.map(nodeOf);
   argNodes.forEach(acquireHandle);
   try {
-    return await runHeld(trace, args, argNodes, names, backend);
+    return await runHeld(trace, argNodes, names, backend);
   } finally {
     for (const node of argNodes) releaseValue(node, trace.device);
   }
@@ -375,7 +369,6 @@ async function runTrace(
 /** runTrace with the arguments' nodes (taken at the call) held. */
 async function runHeld(
   trace: Trace,
-  args: readonly Tensor[],
   argNodes: readonly Node[],
   names: readonly string[],
   backend: Backend,
