@@ -9,7 +9,7 @@ import { backwardNodes, gradEnabled, withGradEnabled } from "./autodiff.ts";
 import { topoSort } from "./ir/graph.ts";
 import { noteGradientDetach, settleIfDead } from "./history.ts";
 import { noteGradientChange, trackCreated, trackDropped, untracked } from "./ownership.ts";
-import { protectReader } from "./pending.ts";
+import { protectReader, unprotectReader } from "./pending.ts";
 import { createTensor, leafRequiringGrad, liveNode, nodeOf, Tensor } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
 
@@ -74,7 +74,11 @@ export function backward(t: Tensor, gradient?: Tensor): void {
       const held = holder.deref();
       return held !== undefined && held.grad === gradient && !held.isDisposed ? held : null;
     });
-    if (leaf.grad !== null) trackDropped(leaf.grad);
+    if (leaf.grad !== null) {
+      trackDropped(leaf.grad);
+      // the sum reads it and is protected in its place
+      if (!leaf.grad.isDisposed) unprotectReader(nodeOf(leaf.grad));
+    }
     leaf.grad = gradient;
     protectReader(sum, leaf.device);
   }

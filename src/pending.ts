@@ -66,15 +66,15 @@ export function awaitValue(node: Node, device: DeviceName): void {
   waitingRefOf.set(node, ref);
 }
 
-/** No longer computes `node` with the next realization (a step's gradient, cleared since). */
-export function stopWaiting(node: Node): void {
-  if (!waiting.delete(node)) return;
-  waitingCount--;
-  const ref = waitingRefOf.get(node);
-  if (ref !== undefined) {
-    waitingRefs.delete(ref);
-    waitingRefOf.delete(node);
-  }
+/**
+ * `node` is no longer the library's to protect (a gradient that zeroGrad cleared or a later sum
+ * replaced): a dispose no longer computes it first, and no search walks it. Cleared gradients
+ * stayed protected until collected, and a loop that never let finalizers run walked more of
+ * them on every dispose (a training loop disposing its loss: 1.1 ms a step, then 33 ms).
+ */
+export function unprotectReader(node: Node): void {
+  const ref = readerRefs.get(node);
+  if (ref !== undefined) forget(ref, node);
 }
 
 /**
@@ -158,6 +158,11 @@ export function afterStored(nodes: readonly Node[], backend: Backend): void {
     freeReplaced(n, backend);
     if (n.op === "detach") settleStoredDetach(n); // no gradient flows through it
   }
+}
+
+/** The number of protected readers (for tests: cleared gradients must not pile up). */
+export function protectedReaderCount(): number {
+  return readers.size;
 }
 
 /** Whether any reader is protected at all (most programs: none); a dispose asks first. */

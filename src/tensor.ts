@@ -29,7 +29,7 @@ import {
   trackCreated,
   trackDropped,
 } from "./ownership.ts";
-import { awaitValue, replaceWhenStored, stopWaiting } from "./pending.ts";
+import { awaitValue, replaceWhenStored, unprotectReader } from "./pending.ts";
 import {
   moveTo,
   nest,
@@ -173,8 +173,8 @@ export class Tensor {
     // in a jit trace the gradient comes back when the trace ends
     if (!noteGradientChange(this) && this.grad !== null) {
       trackDropped(this.grad);
-      // a step made it a variable to compute with the updates: nobody holds it now
-      if (!this.grad.isDisposed) stopWaiting(nodeOf(this.grad));
+      // no longer the library's: what it reads may be freed under it
+      if (!this.grad.isDisposed) unprotectReader(nodeOf(this.grad));
     }
     this.grad = null;
   }
@@ -449,16 +449,6 @@ export function createTensor(
   isLeaf: boolean,
 ): Tensor {
   return privateAccess.create(node, device, requiresGrad, isLeaf);
-}
-
-/**
- * Makes the lazy value of `t` (a gradient an optimizer step reads) a variable computed with
- * the next realization that stores a value it reads the old one of (pending.ts): then it is
- * computed while that old value is still there.
- */
-export function computeWithUpdates(t: Tensor): void {
-  const node = nodeOf(t);
-  if (!t.isRealized) awaitValue(node, t.device);
 }
 
 /** The IR node `t` evaluates to (an Error once it was disposed). */

@@ -8,6 +8,7 @@ import { topoSort } from "../src/ir/graph.ts";
 import { assert, assertEquals } from "./assert.ts";
 import { assertClose, testDevices } from "./helpers.ts";
 import { nodeOf } from "../src/tensor.ts";
+import { protectedReaderCount } from "../src/pending.ts";
 
 Deno.test("pending: a computed leaf requiring grad is stored by the next realization reaching it", async () => {
   const w = tensor([1, 2]).mul(2).requiresGrad_();
@@ -164,4 +165,31 @@ Deno.test("pending: Adam steps in tidy returning the loss lazy, read after each 
     }
     assertClose(await w.data(), wv, { rtol: 1e-5, msg: device });
   }
+});
+
+Deno.test("a gradient cleared by zeroGrad or replaced by a sum is no longer protected", async () => {
+  // cleared gradients stayed protected readers until collected, and every dispose of a stored
+  // value walked them: a training loop that disposed its loss went from 1.1 to 33 ms a step
+  const x = tensor(Float32Array.from({ length: 64 }, (_, i) => Math.sin(i)));
+  const w = tensor(new Float32Array(64), { requiresGrad: true });
+  const opt = new optim.SGD([w], { lr: 0.1 });
+  const counts: number[] = [];
+  for (let step = 0; step < 300; step++) {
+    const loss = x.mul(w).sub(1).square().mean();
+    loss.backward();
+    loss.backward(); // accumulated: the first gradient is replaced by the sum
+    opt.step();
+    opt.zeroGrad();
+    await loss.item();
+    loss.dispose();
+    if (step === 50 || step === 299) counts.push(protectedReaderCount());
+  }
+  assertEquals(counts[1], counts[0], `protected readers after 50 and 300 steps: ${counts}`);
+  // and the steps were right: w -= lr * 2 * (2 x (x w - 1) / n), two backward passes a step
+  const xs = Array.from({ length: 64 }, (_, i) => Math.fround(Math.sin(i)));
+  let want = xs.map(() => 0);
+  for (let step = 0; step < 300; step++) {
+    want = want.map((v, i) => v - 0.1 * 2 * ((2 * xs[i] * (xs[i] * v - 1)) / 64));
+  }
+  assertClose(await w.data(), want, { rtol: 1e-4, atol: 1e-5 });
 });

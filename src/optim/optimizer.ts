@@ -8,7 +8,7 @@ import { noGrad } from "../autodiff.ts";
 import { tensor, zeros } from "../creation.ts";
 import { isFloat } from "../ir/dtype.ts";
 import { keepForever, tracing, untracked } from "../ownership.ts";
-import { computeWithUpdates, Tensor } from "../tensor.ts";
+import { Tensor } from "../tensor.ts";
 import { sameShape } from "../ir/hash.ts";
 import { checkRate, described, fail } from "../validate.ts";
 
@@ -89,9 +89,6 @@ export abstract class Optimizer {
     noGrad(() => {
       for (const [i, p, g] of updates) this.update(i, p, g);
     });
-    // the gradients read the values the updates replace: they are computed with the updates,
-    // so one read after the step (a gradient norm to log) still finds them
-    for (const [, , g] of updates) computeWithUpdates(g);
     // numbers of earlier steps are done with (an update still reading one is computed first)
     for (const [key, entry] of this.#scalars) {
       if (entry.used) continue;
