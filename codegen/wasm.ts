@@ -53,7 +53,7 @@ const UNROLL_MAX_TRIPS = 8;
  * summed 2^20 times came to 105891.8, not 104857.6). Shorter sums, windows among them, stay in
  * float32 lanes (within about 4e-6 relative).
  */
-export const WIDE_SUM_MIN_TRIPS = 64;
+const WIDE_SUM_MIN_TRIPS = 64;
 /** `i8x16.shuffle` bytes: lanes 2-3 of the first operand moved to lanes 0-1. */
 const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
 /** `i8x16.shuffle` bytes: lanes 0-1 of each operand, side by side. */
