@@ -178,10 +178,17 @@ export function layoutOf(program: ExportProgram, reserved: ReadonlySet<string>):
   return { names, kernels, stepKernels, ...assignSlots(plan), written };
 }
 
-/** `text` as `// ` comment lines. */
+/**
+ * `text` as `// ` comment lines, split at every line terminator JavaScript knows (\r\n, \n, \r,
+ * U+2028, U+2029): a `//` comment ends at any of them, and text after a lone \r in a
+ * description became code of the module.
+ */
 export function commentLines(text: string): string[] {
-  return text.split("\n").map((line) => `// ${line}`.trimEnd());
+  return text.split(LINE_TERMINATOR).map((line) => `// ${line}`.trimEnd());
 }
+
+/** JavaScript's line terminators (a CRLF pair is one). */
+const LINE_TERMINATOR = /\r\n|[\n\r\u2028\u2029]/;
 
 /**
  * The header every exported module starts with: what it computes, who made it, its signature
@@ -240,7 +247,9 @@ export function runDoc(
   const types = program.outputs.map((v) => typedArrayName(plan.buffers[v.buffer].dtype));
   return [
     "/**",
-    ...program.description.split("\n").map((line) => ` * ${line.replaceAll("*/", "*\\/")}`),
+    ...program.description.split(LINE_TERMINATOR).map((line) =>
+      ` * ${line.replaceAll("*/", "*\\/")}`
+    ),
     " *",
     ...extra.map((line) => ` * ${line}`),
     ...program.inputs.map(param),

@@ -237,7 +237,7 @@ function checkDevice(device) {
   if (device === null || typeof device !== "object" || typeof device.createBuffer !== "function" || !device.queue) {
     throw new TypeError(
       "run: device must be a GPUDevice (from (await navigator.gpu.requestAdapter()).requestDevice()), " +
-        \`got \${device === null ? "null" : typeof device}\`,
+        \`got \${describeValue(device)}\`,
     );
   }
   const limits = device.limits;
@@ -258,6 +258,14 @@ function checkDevice(device) {
   }
 }
 
+/** What a wrong argument was, for an Error: a typed array or class by name, else its type. */
+function describeValue(value) {
+  if (value === null) return "null";
+  if (ArrayBuffer.isView(value)) return \`a \${value[Symbol.toStringTag] ?? "DataView"}\`;
+  if (typeof value === "object") return value.constructor?.name || "an object";
+  return typeof value;
+}
+
 function checkInputs(values) {
   if (values.length !== INPUT_BUFFERS.length) {
     const names = inputs.map((input) => input.name).join(", ");
@@ -271,7 +279,7 @@ function checkInputs(values) {
     if (!ArrayBuffer.isView(value) || value[Symbol.toStringTag] !== type || value.length !== length) {
       const got = ArrayBuffer.isView(value) && "length" in value
         ? \`a \${value[Symbol.toStringTag]} of \${value.length} elements\`
-        : value === null ? "null" : typeof value;
+        : describeValue(value);
       throw new TypeError(
         \`run: input \${name} must be a \${type} of \${length} elements (\${dtype}[\${shape.join(", ")}]), got \${got}\`,
       );
@@ -282,6 +290,9 @@ function checkInputs(values) {
 async function runOn(device, values) {
   checkDevice(device);
   checkInputs(values);
+  // the values at the call: they are uploaded after an await, and the caller may refill its
+  // arrays or transfer their buffers meanwhile (a run computed on zeros, or on the new values)
+  values = values.map((value) => value.slice());
   const state = stateOf(device);
   let pipelines;
   try {

@@ -5,7 +5,7 @@
 // writeExport() puts the files in a directory atomically. A target is one row of
 // EXPORT_TARGETS: the compiler target of each kernel, and its writer.
 
-import { type DType, isDType, type TypedArray } from "./ir/dtype.ts";
+import { type DType, isDType, isFloat, type TypedArray } from "./ir/dtype.ts";
 import type { Shape } from "./ir/node.ts";
 import {
   fitsWasm,
@@ -133,6 +133,8 @@ function exampleDevice(examples: readonly ExampleInput[]): DeviceName {
   return devices.values().next().value ?? "cpu";
 }
 
+const isAxisLength = (d: unknown) => typeof d === "number" && Number.isInteger(d) && d >= 0;
+
 /** The input specs of the examples, validated (errors name the example). */
 function specsOf(examples: unknown, device: DeviceName): InputSpec[] {
   if (!Array.isArray(examples)) {
@@ -145,10 +147,8 @@ function specsOf(examples: unknown, device: DeviceName): InputSpec[] {
     const what = `exampleInputs[${i}] must be a Tensor or {shape, dtype?, requiresGrad?}`;
     if (e === null || typeof e !== "object") fail("exportCompiled", what, e);
     const { shape, dtype = "float32", requiresGrad = false } = e as Record<string, unknown>;
-    if (
-      !Array.isArray(shape) ||
-      !shape.every((d) => typeof d === "number" && Number.isInteger(d) && d >= 0)
-    ) {
+    // indexed, not every(): every() skips the holes of [, 2]
+    if (!Array.isArray(shape) || !Array.from(shape).every(isAxisLength)) {
       fail("exportCompiled", `exampleInputs[${i}].shape must be non-negative integers`, shape);
     }
     if (!isDType(dtype)) {
@@ -156,6 +156,10 @@ function specsOf(examples: unknown, device: DeviceName): InputSpec[] {
     }
     if (typeof requiresGrad !== "boolean") {
       fail("exportCompiled", `exampleInputs[${i}].requiresGrad must be a boolean`, requiresGrad);
+    }
+    if (requiresGrad && !isFloat(dtype)) {
+      // as tensor() refuses: no call could ever pass such an input
+      fail("exportCompiled", `exampleInputs[${i}].requiresGrad needs a float dtype`, dtype);
     }
     return { shape: [...shape], dtype, device, requiresGrad };
   });
@@ -172,7 +176,7 @@ function checkDtypes(
   fail(
     "exportCompiled",
     `target "${target}" has no float64 (WGSL has no 64-bit floats): export float32 ` +
-      `values, or use target "js"`,
+      `values, or use target "js" or "wasm"`,
     described(`${wide.what} of type ${typeText(wide.dtype, wide.shape)}`),
   );
 }
@@ -196,7 +200,7 @@ function traceForExport(
       throw new Error(
         `exportCompiled: target "${target}" has no float64 (WGSL has no 64-bit floats), and ` +
           `kernel ${kernel} of the function computes in float64; export float32 values, or ` +
-          `use target "js"`,
+          `use target "js" or "wasm"`,
         { cause: e },
       );
     }
@@ -395,13 +399,30 @@ export async function writeExport(exported: ExportedFiles, dir: string): Promise
       );
     }
   });
-  const paths = exported.files.map((f) => `${dir.replace(/\/+$/, "")}/${f.path}`);
+  // two files of one path shared a temporary: the second rename failed after the first landed
+  const seen = new Map<string, number>();
+  exported.files.forEach(({ path }, i) => {
+    const first = seen.get(path);
+    if (first !== undefined) {
+      fail(
+        "writeExport",
+        `exported.files[${i}].path must differ from exported.files[${first}].path ` +
+          "(a file is written once)",
+        path,
+      );
+    }
+    seen.set(path, i);
+  });
+  const base = dir.replace(/\/+$/, "");
+  const paths = exported.files.map((f) => `${base}/${f.path}`);
   const temporaries: string[] = [];
   try {
     await Deno.mkdir(dir, { recursive: true });
-    const suffix = `.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+    // a short name of its own, not the file's name plus a suffix: a file name near the system's
+    // 255-byte limit fits, its temporary did not
+    const tag = `.lucid-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
     for (const [i, file] of exported.files.entries()) {
-      const temporary = paths[i] + suffix;
+      const temporary = `${base}/${tag}-${i}`;
       temporaries.push(temporary);
       if (typeof file.contents === "string") await Deno.writeTextFile(temporary, file.contents);
       else await Deno.writeFile(temporary, file.contents);

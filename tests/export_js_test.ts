@@ -131,6 +131,21 @@ Deno.test("js export: the header says what it computes, the version, the signatu
   assert(files[0].contents.includes(" * @returns {[Float32Array]} [y], new arrays on every call:"));
 });
 
+Deno.test("export: a description is a comment whatever line terminators it holds", async () => {
+  // a // comment ends at \r, U+2028 and U+2029 too: the rest of the description became code
+  const fn = jit((x: Tensor) => ({ y: x.mul(2) }));
+  for (const target of ["js", "wasm", "wgsl"] as const) {
+    for (const terminator of ["\n", "\r\n", "\r", "\u2028", "\u2029"]) {
+      const description = `doubles x${terminator}globalThis.lucidInjected = "${target}";`;
+      const { files } = await exportCompiled(fn, [{ shape: [2] }], { target, description });
+      const module = files.find((f) => f.path === "model.js")!.contents as string;
+      await import(`data:text/javascript;charset=utf-8,${encodeURIComponent(module)}`);
+      assertEquals((globalThis as Record<string, unknown>).lucidInjected, undefined, target);
+      assert(module.includes("// globalThis.lucidInjected"), `${target}: the second line`);
+    }
+  }
+});
+
 Deno.test("js export: empty tensors and functions of no arguments", async () => {
   const sums = jit((x) => ({ rows: x.exp().sum(1), cols: x.exp().sum(0) }));
   const { files } = await exportCompiled(sums, [{ shape: [0, 3] }], { target: "js" });

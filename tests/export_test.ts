@@ -124,6 +124,19 @@ Deno.test("export: bad arguments name what was expected and what was given", asy
     "exportCompiled: exampleInputs[0].shape must be non-negative integers, got [2, -1]",
   );
   await assertRejects(
+    // every() skipped the hole, and the trace failed with a RangeError naming no argument
+    // deno-lint-ignore no-sparse-arrays
+    () => exportCompiled(f, [{ shape: [, 2] as number[] }], { target: "js" }),
+    Error,
+    "exportCompiled: exampleInputs[0].shape must be non-negative integers, got [, 2]",
+  );
+  await assertRejects(
+    // tensor() refuses it, so no call could pass such an input
+    () => exportCompiled(f, [{ shape: [3], dtype: "int32", requiresGrad: true }], { target: "js" }),
+    Error,
+    'exportCompiled: exampleInputs[0].requiresGrad needs a float dtype, got "int32"',
+  );
+  await assertRejects(
     () => exportCompiled(f, [{ shape: [2], dtype: "float16" as never }], { target: "js" }),
     Error,
     'exampleInputs[0].dtype must be a dtype, got "float16"',
@@ -271,11 +284,27 @@ Deno.test("writeExport: every file is a plain name in dir; exportCompiled checks
       [files(""), 'got ""'],
       [{ files: [null] }, "exported.files[0].path must be a file name"],
       [files("a.js", 5), "exported.files[0].contents must be a string or a Uint8Array, got 5"],
+      [
+        // two files of one path shared a temporary: the first landed, the second failed
+        {
+          files: [{ path: "m.js", contents: "1" }, { path: "b.js", contents: "2" }, {
+            path: "m.js",
+            contents: "3",
+          }],
+        },
+        'exported.files[2].path must differ from exported.files[0].path (a file is written once), got "m.js"',
+      ],
     ];
     for (const [exported, message] of bad) {
       await assertRejects(() => writeExport(exported as never, `${dir}/out`), Error, message);
     }
     assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), [], "nothing was written");
+    // a name near the 255-byte limit is written: its temporary was the name plus 19 bytes
+    const long = `${"n".repeat(248)}.js`;
+    assertEquals(await writeExport({ files: [{ path: long, contents: "x" }] } as never, dir), [
+      `${dir}/${long}`,
+    ]);
+    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), [long], "no temporary left");
     for (const compiled of [null, undefined, (x: unknown) => x]) {
       await assertRejects(
         () => exportCompiled(compiled as never, [{ shape: [2] }], { target: "js" }),

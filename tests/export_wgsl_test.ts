@@ -138,8 +138,18 @@ Deno.test({
       "input x must be a Float32Array of 3 elements",
     );
     await assertRejects(() => m.run(gpu), TypeError, "expected 1 inputs (x), got 0");
+    await assertRejects(
+      () => m.run(new Float32Array(3), new Float32Array(3)),
+      TypeError,
+      "device must be a GPUDevice (from (await navigator.gpu.requestAdapter()).requestDevice()), got a Float32Array",
+    );
     const x = Float32Array.from([1, 2, 3]);
-    const [y, weights] = await m.run(gpu, x);
+    // the values at the call count: the caller refills x while the run awaits its pipelines
+    // (a run computed on the new values, and in Chromium on zeros when x's buffer was transferred)
+    const running = m.run(gpu, x);
+    x.fill(0);
+    const [y, weights] = await running;
+    x.set([1, 2, 3]);
     assertEquals(Array.from(y), [2, -2, 1.5]);
     assertEquals(Array.from(weights), [2, -1, 0.5]);
     const other = await (await navigator.gpu.requestAdapter())!.requestDevice();
@@ -156,7 +166,7 @@ Deno.test("wgsl export: float64 is refused with a clear Error, before anything i
   await assertRejects(
     () => exportCompiled(fn, [{ shape: [3], dtype: "float64" }], { target: "wgsl" }),
     Error,
-    'exportCompiled: target "wgsl" has no float64 (WGSL has no 64-bit floats): export float32 values, or use target "js", got input x of type float64[3]',
+    'exportCompiled: target "wgsl" has no float64 (WGSL has no 64-bit floats): export float32 values, or use target "js" or "wasm", got input x of type float64[3]',
   );
   const widened = jit((x) => x.cast("float64").mul(2));
   await assertRejects(
@@ -178,7 +188,7 @@ Deno.test("wgsl export: float64 is refused with a clear Error, before anything i
   await assertRejects(
     () => exportCompiled(inside, [{ shape: [3] }], { target: "wgsl" }),
     Error,
-    'computes in float64; export float32 values, or use target "js"',
+    'computes in float64; export float32 values, or use target "js" or "wasm"',
   );
 });
 
