@@ -10,7 +10,15 @@ import { topoSort } from "./ir/graph.ts";
 import { noteGradientDetach, settleIfDead } from "./history.ts";
 import { noteGradientChange, trackCreated, trackDropped, untracked } from "./ownership.ts";
 import { protectReader, unprotectReader } from "./pending.ts";
-import { createTensor, leafRequiringGrad, liveNode, nodeOf, Tensor } from "./tensor.ts";
+import {
+  createTensor,
+  gradOf,
+  leafRequiringGrad,
+  liveNode,
+  nodeOf,
+  setGradOf,
+  Tensor,
+} from "./tensor.ts";
 import { described, fail } from "./validate.ts";
 
 /** `t.backward(gradient)`: d(t)/d(leaf) added to each leaf's `grad`. */
@@ -50,7 +58,8 @@ export function backward(t: Tensor, gradient?: Tensor): void {
   const isTarget = (n: Node) => leafRequiringGrad(n) !== undefined;
   for (const [node, g] of backwardNodes(root, seed, isTarget)) {
     const leaf = leafRequiringGrad(node)!;
-    const previous = leaf.grad === null || leaf.grad.isDisposed ? null : nodeOf(leaf.grad);
+    const before = gradOf(leaf);
+    const previous = before === null || before.isDisposed ? null : nodeOf(before);
     if (previous !== null) settleIfDead(previous); // built upon: drop a history no one needs
     // a constant, as it says (requiresGrad false): a later backward pass through it must not
     // reach the graph it was computed from (torch's default, without create_graph)
@@ -65,21 +74,21 @@ export function backward(t: Tensor, gradient?: Tensor): void {
     const gradient = untracked(() => createTensor(sum, leaf.device, false, true));
     if (noteGradientChange(leaf)) {
       // a trace: the leaf gets its gradient back when the trace ends, and no scope is involved
-      leaf.grad = gradient;
+      setGradOf(leaf, gradient);
       continue;
     }
     // (weakly: a gradient kept after its leaf is dropped must not keep the leaf's storage)
     const holder = new WeakRef(leaf);
     trackCreated(gradient, () => {
       const held = holder.deref();
-      return held !== undefined && held.grad === gradient && !held.isDisposed ? held : null;
+      return held !== undefined && gradOf(held) === gradient && !held.isDisposed ? held : null;
     });
-    if (leaf.grad !== null) {
-      trackDropped(leaf.grad);
+    if (before !== null) {
+      trackDropped(before);
       // the sum reads it and is protected in its place
-      if (!leaf.grad.isDisposed) unprotectReader(nodeOf(leaf.grad));
+      if (!before.isDisposed) unprotectReader(nodeOf(before));
     }
-    leaf.grad = gradient;
+    setGradOf(leaf, gradient);
     protectReader(sum, leaf.device);
   }
 }

@@ -85,6 +85,21 @@ export function replaceWhenStored(next: Node, old: Node): void {
   replaces.set(next, [old]);
 }
 
+/**
+ * The stored values that storing `nodes` frees (see {@link afterStored}): what they replace,
+ * and what those replace in turn, that no handle holds.
+ */
+export function valuesFreedBy(nodes: readonly Node[]): Set<Node> {
+  const freed = new Set<Node>();
+  const stack = nodes.flatMap((n) => replaces.get(n) ?? []);
+  while (stack.length > 0) {
+    const old = stack.pop()!;
+    stack.push(...(replaces.get(old) ?? []));
+    if (handleCount(old) === 0 && isStored(old)) freed.add(old);
+  }
+  return freed;
+}
+
 /** Frees the values `node` replaces, and what those replace in turn. */
 function freeReplaced(node: Node, backend: Backend): void {
   const stack = replaces.get(node) ?? [];

@@ -50,6 +50,8 @@ const inspectSymbol = Symbol.for("Deno.customInspect");
 let privateAccess: {
   create(node: Node, device: DeviceName, requiresGrad: boolean, isLeaf: boolean): Tensor;
   node(t: Tensor): Node;
+  grad(t: Tensor): Tensor | null;
+  setGrad(t: Tensor, grad: Tensor | null): void;
 };
 
 /**
@@ -73,8 +75,12 @@ export class Tensor {
   #requiresGrad: boolean;
   #isLeaf: boolean;
   #disposed = false;
-  /** The accumulated gradient (a lazy Tensor), or null. */
-  grad: Tensor | null = null;
+  #grad: Tensor | null = null;
+  /**
+   * Whether the program has seen `grad` (read or set it) since the library last set it. One it
+   * never saw, no one else holds: zeroGrad() frees it at once.
+   */
+  #gradSeen = false;
 
   /** @ignore Use the creation functions (`tensor`, `zeros`, `randn`, ...) instead. */
   private constructor(node: Node, device: DeviceName, requiresGrad: boolean, isLeaf: boolean) {
@@ -135,6 +141,16 @@ export class Tensor {
     return this.#disposed;
   }
 
+  /** The accumulated gradient (a lazy Tensor), or null. */
+  get grad(): Tensor | null {
+    this.#gradSeen = true;
+    return this.#grad;
+  }
+  set grad(value: Tensor | null) {
+    this.#gradSeen = true;
+    this.#grad = value;
+  }
+
   /** Whether gradients are computed for this tensor. */
   get requiresGrad(): boolean {
     return this.#requiresGrad;
@@ -170,13 +186,18 @@ export class Tensor {
    * garbage collection.
    */
   zeroGrad(): void {
+    const grad = this.#grad;
     // in a jit trace the gradient comes back when the trace ends
-    if (!noteGradientChange(this) && this.grad !== null) {
-      trackDropped(this.grad);
+    if (!noteGradientChange(this) && grad !== null && !grad.isDisposed) {
       // no longer the library's: what it reads may be freed under it
-      if (!this.grad.isDisposed) unprotectReader(nodeOf(this.grad));
+      unprotectReader(nodeOf(grad));
+      // one the program never saw is freed now: an assignment that frees a value it reads
+      // computes it first (an accumulated gradient reads old parameters), and a loop that
+      // read its parameters after each step kept every step's gradient until collected
+      if (!this.#gradSeen) grad.dispose();
+      else trackDropped(grad);
     }
-    this.grad = null;
+    this.#grad = null;
   }
 
   /** The same value, cut off from autodiff for good (its history is dropped once computed). */
@@ -362,6 +383,11 @@ export class Tensor {
       create: (node, device, requiresGrad, isLeaf) =>
         new Tensor(node, device, requiresGrad, isLeaf),
       node: (t) => t.#node,
+      grad: (t) => t.#grad,
+      setGrad: (t, grad) => {
+        t.#grad = grad;
+        t.#gradSeen = false;
+      },
     };
   }
 }
@@ -449,6 +475,16 @@ export function createTensor(
   isLeaf: boolean,
 ): Tensor {
   return privateAccess.create(node, device, requiresGrad, isLeaf);
+}
+
+/** `t.grad` for the library's own reads (the program has not seen it; see zeroGrad). */
+export function gradOf(t: Tensor): Tensor | null {
+  return privateAccess.grad(t);
+}
+
+/** Sets `t.grad` as the library (a gradient the program has not seen yet). */
+export function setGradOf(t: Tensor, grad: Tensor | null): void {
+  privateAccess.setGrad(t, grad);
 }
 
 /** The IR node `t` evaluates to (an Error once it was disposed). */

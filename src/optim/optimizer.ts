@@ -8,7 +8,7 @@ import { noGrad } from "../autodiff.ts";
 import { tensor, zeros } from "../creation.ts";
 import { isFloat } from "../ir/dtype.ts";
 import { keepForever, tracing, untracked } from "../ownership.ts";
-import { Tensor } from "../tensor.ts";
+import { gradOf, Tensor } from "../tensor.ts";
 import { sameShape } from "../ir/hash.ts";
 import { checkRate, described, fail } from "../validate.ts";
 
@@ -69,7 +69,7 @@ export abstract class Optimizer {
     const updates: [number, Tensor, Tensor][] = [];
     for (const [i, p] of this.params.entries()) {
       if (p.isDisposed) continue;
-      const g: unknown = p.grad;
+      const g: unknown = gradOf(p); // not p.grad: the program has not seen it (see zeroGrad)
       if (g === null) continue;
       if (!(g instanceof Tensor)) {
         fail(`${this.#name}.step`, `parameter ${i}'s grad must be a Tensor or null`, g);

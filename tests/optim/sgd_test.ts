@@ -169,3 +169,26 @@ Deno.test("optim: README's loop reads its loss after every step, on every device
     }
   }
 });
+
+Deno.test("optim: gradients accumulated over steps without zeroGrad, the loss read after each", async () => {
+  // storing a step's update freed the parameter of the step before, which the accumulated
+  // gradient (this step's plus the last's) still read: step 3's loss read threw "overwritten"
+  for (const device of testDevices) {
+    const w = tensor([1, 2, 3], { requiresGrad: true, device });
+    const opt = new optim.SGD([w], { lr: 0.1 });
+    let want = [1, 2, 3];
+    let sum = [0, 0, 0]; // the accumulated gradient: the sum of 2 w over the steps so far
+    for (let step = 0; step < 6; step++) {
+      const loss = w.square().sum();
+      loss.backward();
+      opt.step();
+      assertClose([await loss.item()], [want.reduce((a, v) => a + v * v, 0)], {
+        rtol: 1e-5,
+        msg: `${device} step ${step}`,
+      });
+      sum = sum.map((g, i) => g + 2 * want[i]);
+      want = want.map((v, i) => v - 0.1 * sum[i]);
+    }
+    assertClose(await w.toArray() as number[], want, { rtol: 1e-5, msg: device });
+  }
+});
