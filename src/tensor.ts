@@ -103,12 +103,16 @@ export class Tensor {
   /**
    * Makes this leaf an autodiff variable. Equal values share a node (hash-consing: `x.detach()`
    * twice, or `noGrad(() => x.mul(2))` twice), but each leaf requiring grad is its own
-   * variable: a leaf whose node is computed, or held by another live leaf requiring grad, moves
-   * to a fresh node of the same value (a buffer node is unique to its storage already).
+   * variable: a leaf moves to a fresh node of the same value unless its node is a buffer or
+   * variable that no other handle holds and no graph was built from. Otherwise a view that
+   * changes nothing (`x.reshape(x.shape)`, a cast to its own dtype), which shares its input's
+   * node, made every use of the input a use of the new leaf, and graphs built while a leaf did
+   * not require grad led to it once it did.
    */
   #claimLeaf(): void {
     const holder = leafTensors.get(this.#node)?.deref();
-    const shared = holder !== undefined && holder !== this && holder.#requiresGrad;
+    const shared = (holder !== undefined && holder !== this && holder.#requiresGrad) ||
+      this.#node.handles > 1 || this.#node.used;
     if (shared || (this.#node.op !== "buffer" && !isVariable(this.#node))) {
       this.#moveTo(ir.detach(this.#node, true));
     }
@@ -166,9 +170,11 @@ export class Tensor {
       );
     }
     if (value && !isFloat(this.dtype)) fail("requiresGrad", "needs a float tensor", this.dtype);
+    const was = this.#requiresGrad;
     this.#requiresGrad = value;
-    if (value) this.#claimLeaf();
-    else gradientTargetsChanged();
+    // on a change only: a second requiresGrad_() must not cut the graphs built since the first
+    if (value && !was) this.#claimLeaf();
+    else if (!value) gradientTargetsChanged();
   }
   /** Sets `requiresGrad` in place and returns this tensor. */
   requiresGrad_(value = true): this {

@@ -228,6 +228,42 @@ Deno.test("backward: leaves made by detach() or noGrad are distinct variables", 
   assertClose(await a.grad!.data(), [4, 5]);
 });
 
+Deno.test("backward: a leaf on a node other tensors hold or graphs were built from is its own", async () => {
+  // a view that changes nothing shares its input's node: every use of the input was
+  // differentiated as the new leaf (w.grad [4, 8, 12] here, not [1, 2, 3])
+  const views: [string, (d: Tensor) => Tensor][] = [
+    ["reshape", (d) => d.reshape(3)],
+    ["squeeze", (d) => d.squeeze()],
+    ["cast", (d) => d.cast("float64")],
+    ["expand", (d) => d.expand(3)],
+    ["sum([])", (d) => d.sum([])],
+  ];
+  for (const [name, view] of views) {
+    const data = tensor([1, 2, 3], { dtype: "float64" });
+    const w = view(data).requiresGrad_();
+    data.mul(w).sum().add(data.square().sum()).backward();
+    assertClose(await w.grad!.data(), [1, 2, 3], { msg: name });
+    assertClose(await data.data(), [1, 2, 3], { msg: `${name}: data unchanged` });
+  }
+  // a graph built while the leaf did not require grad does not lead to it once it does
+  const x = tensor([0.5, -1, 2], { dtype: "float64" });
+  const v = tensor([1, 2, 3], { dtype: "float64" });
+  const frozenTarget = x.mul(v).tanh(); // v does not require grad: a constant
+  v.requiresGrad = true;
+  v.mul(x).sub(frozenTarget).square().sum().backward();
+  const want = [0, 0, 0].map((_, i) => {
+    const xi = [0.5, -1, 2][i], vi = [1, 2, 3][i];
+    return 2 * (vi * xi - Math.tanh(xi * vi)) * xi;
+  });
+  assertClose(await v.grad!.data(), want, { rtol: 1e-12 });
+  // a second requiresGrad_() keeps the graphs built since the first
+  const u = tensor([1, 2], { dtype: "float64", requiresGrad: true });
+  const built = u.mul(3).sum();
+  u.requiresGrad_();
+  built.backward();
+  assertClose(await u.grad!.data(), [3, 3]);
+});
+
 Deno.test("autodiff bad input", () => {
   assertThrows(() => randn(2).sum().backward(), Error, "backward: the tensor must require grad");
   const x = randn([2, 3], { requiresGrad: true });

@@ -97,6 +97,13 @@ export class Node {
   handles = 0;
 
   /**
+   * Whether a node was ever made with this one as a source: a leaf that starts requiring grad
+   * on a node graphs were built from gets a fresh one (src/tensor.ts). Bookkeeping, like
+   * `handles`.
+   */
+  used = false;
+
+  /**
    * Op, dtype, shape and arg without the sources: a line of a graph's structural key (plans are
    * cached by structure). A detach node's tag only makes a fresh autodiff variable unique, so it
    * is left out.
@@ -154,6 +161,7 @@ export class Node {
       op === "detach" ? shapeHash : withArg,
       hash,
     );
+    for (let i = 0; i < srcs.length; i++) srcs[i].used = true;
     const ref = new WeakRef(node);
     if (found === undefined) table.set(hash, ref);
     else if (Array.isArray(found)) found.push(ref);
