@@ -537,6 +537,9 @@ function chooseStored(
   return stored;
 }
 
+/** Buffer limits up to this are split by exact counts of the buffers each node reads. */
+const EXACT_SPLIT_LIMIT = 64;
+
 /**
  * The fused node below `root` to materialize when `root` reads too many buffers: the one
  * reading the most buffers that still fit in one kernel, so each split removes as many as it
@@ -547,26 +550,40 @@ function pickSplit(
   isLoaded: (n: Node) => boolean,
   maxBuffers: number,
 ): Node | null {
+  const order = topoSort([root], (m) => m !== root && isLoaded(m));
   // the buffers each fused node reads, sources before users (a loaded node below the root
-  // is a leaf: its own sources are another kernel's business)
+  // is a leaf: its own sources are another kernel's business). Counted exactly, as sets, for
+  // small limits (WebGPU's 8); for the cpu's (hundreds or thousands) a set per node was
+  // quadratic (a chain of 66,000 additions ran out of memory), so there each node counts its
+  // sources' leaves again per use: never fewer than it reads, so what fits fits
+  const exact = maxBuffers <= EXACT_SPLIT_LIMIT;
   const leaves = new Map<Node, Set<Node>>();
-  for (const n of topoSort([root], (m) => m !== root && isLoaded(m))) {
-    const set = new Set<Node>();
-    if (n !== root && isLoaded(n)) {
-      if (n.op !== "const") set.add(n);
-    } else for (const s of n.srcs) for (const l of leaves.get(s)!) set.add(l);
-    leaves.set(n, set);
+  const counts = new Map<Node, number>();
+  for (const n of order) {
+    const leaf = n !== root && isLoaded(n);
+    if (exact) {
+      const set = new Set<Node>();
+      if (leaf) {
+        if (n.op !== "const") set.add(n);
+      } else for (const s of n.srcs) for (const l of leaves.get(s)!) set.add(l);
+      leaves.set(n, set);
+    } else {
+      let count = leaf ? (n.op !== "const" ? 1 : 0) : 0;
+      if (!leaf) { for (const s of n.srcs) count = Math.min(count + counts.get(s)!, maxBuffers); }
+      counts.set(n, count);
+    }
   }
-  const total = leaves.get(root)!.size;
-  const fits = (n: Node) => leaves.get(n)!.size < maxBuffers;
+  const sizeOf = (n: Node) => exact ? leaves.get(n)!.size : counts.get(n)!;
+  const total = sizeOf(root);
+  const fits = (n: Node) => sizeOf(n) < maxBuffers;
   let best: Node | null = null;
-  for (const [n, set] of leaves) {
+  for (const n of order) {
     const candidate = n !== root && !isLoaded(n) && !isMovement(n.op) && n.numel > 0 &&
-      set.size < total && set.size >= 2;
+      (sizeOf(n) < total || !exact) && sizeOf(n) >= 2;
     if (!candidate) continue;
     const better = best === null ||
       (fits(n) && !fits(best)) ||
-      (fits(n) === fits(best) && set.size > leaves.get(best)!.size);
+      (fits(n) === fits(best) && sizeOf(n) > sizeOf(best));
     if (better) best = n;
   }
   return best;

@@ -19,6 +19,7 @@ import {
 } from "./kernel.ts";
 import type { LaunchMode } from "./linearize.ts";
 import { INT32_MAX } from "../src/ir/dtype.ts";
+import { FUNCTION_LIMITS } from "./wasm_module.ts";
 
 /** A compilation target: a language, what it computes natively, and its limits. */
 export interface Target {
@@ -92,6 +93,13 @@ const ALU_OPS: ReadonlySet<ExprOp> = new Set<ExprOp>([
 const without = (...ops: ExprOp[]) => new Set([...ALU_OPS].filter((op) => !ops.includes(op)));
 
 /**
+ * Buffers one cpu kernel binds: a Wasm kernel takes one parameter per buffer and two for its
+ * range, and a Wasm function at most FUNCTION_LIMITS.params (a sum of 998 tensors failed to
+ * compile).
+ */
+const CPU_MAX_BUFFERS = FUNCTION_LIMITS.params - 2;
+
+/**
  * JavaScript: every op natively (Math has them all) but sigmoid, whose decomposition keeps the
  * subnormal results `1 / (1 + Math.exp(-x))` loses in float64 below -709; float64 and exact
  * indices to 2^53.
@@ -100,7 +108,11 @@ export const JS_TARGET: Target = {
   name: "js",
   native: without("sigmoid"),
   float64: true,
-  maxBuffers: Infinity,
+  // a kernel is a function of one parameter per buffer, called with its buffers spread: a sum
+  // of 66,000 tensors was a SyntaxError (too many parameters), of 60,000 a RangeError (the
+  // call's arguments passed the stack). The cpu schedules for this target's limits, and a
+  // kernel Wasm cannot take falls back here: the Wasm function's limit serves both
+  maxBuffers: CPU_MAX_BUFFERS,
   launch: "loops",
   lanes: 1,
   maxIndex: Number.MAX_SAFE_INTEGER,
@@ -155,7 +167,7 @@ export const WASM_TARGET: Target = {
   name: "wasm",
   native: without("pow", "ppow", "idiv", "imod", "sign", "sigmoid", "tanh", "isnan"),
   float64: false,
-  maxBuffers: Infinity,
+  maxBuffers: CPU_MAX_BUFFERS,
   launch: "loops",
   lanes: 1,
   maxIndex: INT32_MAX,

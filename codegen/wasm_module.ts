@@ -202,9 +202,10 @@ function f32Text(bytes: Uint8Array): string {
 
 /**
  * The limits the WebAssembly JavaScript API sets on one function (its "Limits" section; V8
- * refuses a module past them with a CompileError): locals, parameters included, and body size.
+ * refuses a module past them with a CompileError): locals, parameters included, parameters
+ * (a kernel takes one per buffer: a sum of 998 tensors failed to compile), and body size.
  */
-export const FUNCTION_LIMITS = { locals: 50_000, bodyBytes: 7_654_321 } as const;
+export const FUNCTION_LIMITS = { locals: 50_000, params: 1000, bodyBytes: 7_654_321 } as const;
 
 /** One function under construction: its locals, its code as bytes and as text. */
 export class FunctionBuilder {
@@ -226,6 +227,7 @@ export class FunctionBuilder {
   /** Whether the function is within FUNCTION_LIMITS (its body as it stands). */
   get withinLimits(): boolean {
     return this.params.length + this.locals.length <= FUNCTION_LIMITS.locals &&
+      this.params.length <= FUNCTION_LIMITS.params &&
       this.code.length < FUNCTION_LIMITS.bodyBytes;
   }
 

@@ -136,12 +136,36 @@ Deno.test("MAX_KERNEL_BUFFERS: on webgpu a sum of 10 distinct inputs is split an
   assertEquals(buffersPerKernel(sumOf(7)), [8]);
   assertEquals(kernels(sumOf(8)).length, 2);
   for (const n of buffersPerKernel(sumOf(8))) assert(n <= MAX_KERNEL_BUFFERS, `${n} buffers`);
-  // the cpu target has no such limit: one kernel
+  // the cpu's limit is far above: one kernel
   const onCpu = Array.from({ length: 10 }, (_, i) => input(3, 4, i + 1));
   const cpuTotal = onCpu.reduce((acc, t) => acc.add(t));
   assertEquals(kernels(cpuTotal).length, 1);
   await assertValue(cpuTotal);
   if (device === "webgpu") assertClose(await total.data(), reference(cpuTotal), { rtol: 1e-6 });
+});
+
+Deno.test("MAX_KERNEL_BUFFERS: on cpu a kernel binds at most 998 buffers, JS and Wasm alike", async () => {
+  // one parameter per buffer: a sum of 998 tensors was a Wasm CompileError (1,001 parameters),
+  // of 66,000 a JavaScript SyntaxError; and splitting by exact sets of buffers per node was
+  // quadratic on such a chain (it ran out of memory)
+  assertEquals(JS_TARGET.maxBuffers, 998);
+  const before = cpu.kernels;
+  try {
+    for (const kind of ["wasm", "js"] as const) {
+      cpu.kernels = kind;
+      for (const n of [997, 998, 2500]) {
+        const inputs = Array.from({ length: n }, (_, i) => tensor([i, 1, -i / 4]));
+        const total = inputs.reduce((acc, t) => acc.add(t));
+        const counts = buffersPerKernel(total);
+        assertEquals(counts.length, Math.ceil((n - 1) / 996), `${kind} ${n}: ${counts}`);
+        for (const c of counts) assert(c <= 998, `${kind} ${n}: ${c} buffers`);
+        // exact in float32: every partial sum is an integer or a quarter below 2^24
+        assertEquals(Array.from(await total.data()), [n * (n - 1) / 2, n, -n * (n - 1) / 8]);
+      }
+    }
+  } finally {
+    cpu.kernels = before;
+  }
 });
 
 Deno.test("MAX_KERNEL_BUFFERS: a balanced tree of 16 inputs with reductions is split", async () => {
