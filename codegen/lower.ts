@@ -194,12 +194,19 @@ function lowerStep(
         valid = b.and(valid, b.and(b.le(b.int(0), shifted), b.lt(shifted, b.int(src.shape[i]))));
         return shifted;
       });
+      // every lane padding (a shrink of the padded rows alone): the source is never read, and
+      // its index arithmetic, folded in such a lane, could pass 2^53 and fail the kernel
+      if (valid.isConst(0)) return b.constant(value, type);
       return same((x) => b.select(valid, x, b.constant(value, type)), inner);
     }
     case "unfoldDim": {
       const { dim, step } = node.arg as UnfoldArg;
       const inner = at.slice(0, -1);
-      inner[dim] = b.add(b.mul(at[dim], b.int(step)), at[at.length - 1]);
+      // one window: its index is 0, whatever the step (a step of 2^27 in two nested unfolds
+      // multiplied to an index constant of 2^54, an Error, for a view of 5 elements)
+      inner[dim] = node.shape[dim] === 1
+        ? at[at.length - 1]
+        : b.add(b.mul(at[dim], b.int(step)), at[at.length - 1]);
       return same((x) => x, inner);
     }
     case "unfoldTranspose": {

@@ -2,7 +2,7 @@
 // deeper than the JavaScript call stack realize and differentiate, on cpu and (with the
 // schedule's MAX_KERNEL_OPS keeping each shader small) on webgpu.
 
-import { kernels, setFusion, type Tensor, tensor } from "../mod.ts";
+import { cpu, kernels, setFusion, type Tensor, tensor } from "../mod.ts";
 import { assertEquals } from "./assert.ts";
 import { onBackend, testBackends, webgpuAvailable } from "./helpers.ts";
 
@@ -95,3 +95,30 @@ for (const backend of testBackends) {
       assertEquals(Array.from(await x.grad!.data()), []);
     }));
 }
+
+Deno.test("lower: views whose index constants would pass 2^53 in lanes never read still compute", async () => {
+  // two nested unfolds of step 2^27 multiplied to an index constant of 2^54: an Error
+  const before = cpu.kernels;
+  try {
+    for (const kind of ["wasm", "js"] as const) {
+      cpu.kernels = kind;
+      const x = tensor([1, 2, 3, 4, 5]);
+      const view = x.unfoldDim(0, 5, 2 ** 27).unfoldDim(0, 1, 2 ** 27);
+      assertEquals(view.shape, [1, 5, 1]);
+      assertEquals(Array.from(await view.data()), [1, 2, 3, 4, 5], kind);
+      assertEquals(await view.sum().item(), 15, kind);
+      // a shrink of padded rows alone never reads the source, whose index arithmetic, folded
+      // in such a lane, passed 2^53 (an Error naming a tensor "too large to index")
+      const padded = tensor([1, 2, 3]).pad([[0, 2]]).unfoldDim(0, 3, 2 ** 30)
+        .pad([[1073741827, 2147483659], [0, 1]], -1.5)
+        .shrink([[2897761549, 2897761550], [0, 4]]);
+      assertEquals(Array.from(await padded.data()), [-1.5, -1.5, -1.5, -1.5], kind);
+      const windows = tensor([7]).expand(2 ** 30 + 1).unfoldDim(0, 1, 2 ** 30); // [2, 1]
+      const far = windows.pad([[2 ** 40, 0], [0, 0]], -1.5);
+      assertEquals(Array.from(await far.shrink([[5, 6], [0, 1]]).data()), [-1.5], kind);
+      assertEquals(Array.from(await far.shrink([[2 ** 40 + 1, 2 ** 40 + 2], [0, 1]]).data()), [7]);
+    }
+  } finally {
+    cpu.kernels = before;
+  }
+});
