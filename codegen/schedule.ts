@@ -381,6 +381,9 @@ function readsOnlyElementwise(
   return true;
 }
 
+/** The most values a LONG_REDUCTION stage stores where the chunk length allows (16 MiB of float32). */
+const MAX_STAGE_ELEMENTS = 2 ** 22;
+
 /**
  * LONG_REDUCTION: `node` as an equal graph whose reductions each cover at most `maxExtent`
  * elements per output, and the intermediate reductions (`stages`, in order) that must be
@@ -399,8 +402,18 @@ function splitLongReduction(
   const op = node.op as ReduceOp;
   const kept = x.shape.flatMap((_, i) => (axes.includes(i) ? [] : [i]));
   const keptShape = kept.map((a) => x.shape[a]);
-  const chunk = Math.min(maxExtent, Math.ceil(Math.sqrt(extent)));
-  const chunks = Math.ceil(extent / chunk);
+  // about the square root of the extent, or longer where many values are kept: the stage
+  // holds kept * chunks values, and a row sum of 140,000 rows of 65,537 stored 143 MB (past
+  // WebGPU's binding limit) for an output of 0.56 MB; many rows are parallel work already
+  const keptCount = numelOf(keptShape);
+  let chunk = Math.min(maxExtent, Math.ceil(Math.sqrt(extent)));
+  let chunks = Math.ceil(extent / chunk);
+  if (chunks * keptCount > MAX_STAGE_ELEMENTS) {
+    // fewer, longer chunks: as many as the budget holds, none longer than maxExtent
+    chunks = Math.max(Math.ceil(extent / maxExtent), Math.floor(MAX_STAGE_ELEMENTS / keptCount));
+    chunk = Math.ceil(extent / chunks);
+    chunks = Math.ceil(extent / chunk);
+  }
   const identity = op === "sum" ? 0 : x.dtype === "int32" ? INT32_MIN : -Infinity;
   const flat = ir.reshape(ir.permute(x, [...kept, ...axes]), [...keptShape, extent]);
   const padded = ir.pad(

@@ -419,7 +419,8 @@ Deno.test("jit: an argument assigned between calls frees the value it replaced",
       if (i === 5 || i === 25) live.push(memory()[device].liveBuffers);
     }
     previous?.dispose();
-    assertEquals(live[1], live[0], `${device}: live buffers after 5 and 25 steps`);
+    // no growth (fewer is fine: earlier tests' dropped tensors may be collected meanwhile)
+    assert(live[1] <= live[0], `${device}: live buffers after 5 and 25 steps: ${live}`);
     // each step: w -= 0.01 * 8 w (the gradient of mean((2 w)^2) is 8 w / n, n = 2^16)
     assertClose((await w.data()).slice(0, 1), [Math.pow(1 - 0.01 * 8 / (1 << 16), 25)], {
       rtol: 1e-5,

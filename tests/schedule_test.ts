@@ -3,7 +3,16 @@
 // threshold with correct values, unfused mode, and the plan / compiled-kernel caches of the
 // runtime.
 
-import { cpu, type DeviceName, kernels, realize, setFusion, type Tensor, tensor } from "../mod.ts";
+import {
+  cpu,
+  type DeviceName,
+  kernels,
+  nn,
+  realize,
+  setFusion,
+  type Tensor,
+  tensor,
+} from "../mod.ts";
 import * as ir from "../src/ir/node.ts";
 import {
   MAX_KERNEL_OUTPUTS,
@@ -479,4 +488,42 @@ Deno.test("MAX_INPUT_STORED: a view of stored values is read through, not copied
     assert(!ks.some((k) => /permute|reshape/.test(k.name)), ks.map((k) => k.name).join(" "));
     assertClose(await a.grad!.data(), reference(a.grad!), { rtol: 1e-6 });
   }
+});
+
+Deno.test({
+  name: "LONG_REDUCTION: a stage keeps at most 2^22 values where the chunk length allows",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    // a row sum of 140,000 rows of 65,537 stored 140,000 x 257 values (143 MB, past WebGPU's
+    // binding limit) for 0.56 MB of output: planned only (running it takes half a minute)
+    const rows = tensor(new Float32Array(140_000), { shape: [140_000, 1], device: "webgpu" });
+    const cols = tensor(new Float32Array(65_537), { shape: [1, 65_537], device: "webgpu" });
+    const planned = kernels(rows.mul(cols).sum(1));
+    assertEquals(planned.length, 2, planned.map((k) => k.name).join());
+    const stage = planned[0].outputs[0];
+    assertEquals(stage.role, "intermediate");
+    const stored = stage.shape.reduce((a, b) => a * b, 1);
+    assert(stored <= 2 ** 22, `stage of ${stored} values`);
+    // LRN's gradient with a window longer than 65,536 (larger than the channels) was refused
+    const lrnX = tensor(new Float32Array(200).fill(0.5), { shape: [1, 100, 2], device: "webgpu" });
+    lrnX.requiresGrad = true;
+    const lrnKernels = kernels(...(() => {
+      const y = new nn.LocalResponseNorm(65_537, 1e-4, 0.75, 2).forward(lrnX);
+      y.sum().backward();
+      return [y, lrnX.grad!];
+    })());
+    for (const k of lrnKernels) {
+      for (const b of [...k.inputs, ...k.outputs]) {
+        assert(b.shape.reduce((p, q) => p * q, 1) <= 2 ** 22, `${k.name}: [${b.shape}]`);
+      }
+    }
+    // and a smaller one runs, against the cpu
+    const small = (device: DeviceName) =>
+      tensor(Float32Array.from({ length: 300 }, (_, i) => (i % 7) - 3), { shape: [300, 1], device })
+        .mul(tensor(Float32Array.from({ length: 70_000 }, (_, i) => (i % 5) / 4), {
+          shape: [1, 70_000],
+          device,
+        })).sum(1);
+    assertClose(await small("webgpu").data(), await small("cpu").data(), { rtol: 1e-5 });
+  },
 });
