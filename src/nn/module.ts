@@ -54,14 +54,23 @@ export abstract class Module {
     for (const child of this.children()) yield* child.modules();
   }
 
-  /** Parameters (tensors requiring grad) of this module and its children, with dotted names. */
+  /**
+   * Parameters (tensors requiring grad) of this module and its children, with dotted names;
+   * a tensor two of them share comes once, under its first name (as torch's does: an optimizer
+   * given it twice refuses it).
+   */
   *namedParameters(prefix = ""): Generator<[string, Tensor]> {
-    for (const [name, value] of Object.entries(this)) {
-      if (value instanceof Tensor && value.requiresGrad) yield [prefix + name, value];
-    }
-    for (const [name, child] of this.namedChildren()) {
-      yield* child.namedParameters(`${prefix}${name}.`);
-    }
+    const seen = new Set<Tensor>();
+    const walk = function* (m: Module, at: string): Generator<[string, Tensor]> {
+      for (const [name, value] of Object.entries(m)) {
+        if (value instanceof Tensor && value.requiresGrad && !seen.has(value)) {
+          seen.add(value);
+          yield [at + name, value];
+        }
+      }
+      for (const [name, child] of m.namedChildren()) yield* walk(child, `${at}${name}.`);
+    };
+    yield* walk(this, prefix);
   }
 
   /** Parameters of this module and its children. */

@@ -1,7 +1,7 @@
 // nn.Module: discovery of children and parameters from fields, train/eval, zeroGrad, the state
 // dict and Lucid's toString forms (leaf and nested).
 
-import { jit, memory, nn, randn, type Tensor, tensor, tidy, zeros } from "../../mod.ts";
+import { jit, memory, nn, optim, randn, type Tensor, tensor, tidy, zeros } from "../../mod.ts";
 import { assertEquals, assertStrictEquals, assertThrows } from "../assert.ts";
 
 class Scale extends nn.Module {
@@ -38,6 +38,28 @@ Deno.test("Module: children, modules and parameters come from fields", () => {
   assertStrictEquals(params[0], block.bias);
   assertStrictEquals(params[1], block.scale.weight);
   assertEquals(Object.keys(block.stateDict()), ["bias", "scale.weight", "scale.offset"]);
+});
+
+Deno.test("Module: a parameter two submodules share comes once, and an optimizer takes it", async () => {
+  // parameters() gave it twice and the optimizer refused the duplicate
+  class Tied extends nn.Module {
+    first = new Scale();
+    second = new Scale();
+    constructor() {
+      super();
+      this.second.weight = this.first.weight;
+    }
+    forward(x: Tensor): Tensor {
+      return this.second.forward(this.first.forward(x));
+    }
+  }
+  const tied = new Tied();
+  assertEquals([...tied.namedParameters()].map(([n]) => n), ["first.weight"]);
+  const opt = new optim.SGD(tied.parameters(), { lr: 0.5 });
+  const w = Array.from(await tied.first.weight.data());
+  tied.forward(tensor([1, 1, 1])).sum().backward(); // sum(w^2): gradient 2 w
+  opt.step();
+  assertEquals(Array.from(await tied.second.weight.data()), w.map(() => 0)); // w - 0.5 * 2 w
 });
 
 Deno.test("Module: train and eval set the training flag on the whole tree", () => {
