@@ -34,9 +34,17 @@ const isStored = (n: Node) => storedAnywhere(n) !== undefined;
 
 let sweepAt = 64;
 
+/**
+ * How many holders protect each reader: equal gradients are one node (hash-consing), so two
+ * leaves' gradients can be one reader, and clearing one leaf's unprotected the other's.
+ */
+const protections = new WeakMap<Node, number>();
+
 /** Protects the lazy value `node` on `device`: it is computed before storage it reads is freed. */
 export function protectReader(node: Node, device: DeviceName): void {
-  if (readerRefs.has(node) || isStored(node)) return;
+  if (isStored(node)) return;
+  protections.set(node, (protections.get(node) ?? 0) + 1);
+  if (readerRefs.has(node)) return;
   const ref = new WeakRef(node);
   readerRefs.set(node, ref);
   readers.set(ref, device);
@@ -73,6 +81,12 @@ export function awaitValue(node: Node, device: DeviceName): void {
  * them on every dispose (a training loop disposing its loss: 1.1 ms a step, then 33 ms).
  */
 export function unprotectReader(node: Node): void {
+  const left = (protections.get(node) ?? 1) - 1;
+  if (left > 0) {
+    protections.set(node, left); // another holder still protects it
+    return;
+  }
+  protections.delete(node);
   const ref = readerRefs.get(node);
   if (ref !== undefined) forget(ref, node);
 }
@@ -83,21 +97,6 @@ export function unprotectReader(node: Node): void {
  */
 export function replaceWhenStored(next: Node, old: Node): void {
   replaces.set(next, [old]);
-}
-
-/**
- * The stored values that storing `nodes` frees (see {@link afterStored}): what they replace,
- * and what those replace in turn, that no handle holds.
- */
-export function valuesFreedBy(nodes: readonly Node[]): Set<Node> {
-  const freed = new Set<Node>();
-  const stack = nodes.flatMap((n) => replaces.get(n) ?? []);
-  while (stack.length > 0) {
-    const old = stack.pop()!;
-    stack.push(...(replaces.get(old) ?? []));
-    if (handleCount(old) === 0 && isStored(old)) freed.add(old);
-  }
-  return freed;
 }
 
 /** Frees the values `node` replaces, and what those replace in turn. */
@@ -117,8 +116,9 @@ function freeReplaced(node: Node, backend: Backend): void {
 }
 
 /**
- * `nodes` and the waiting variables their graph reaches (walked down to stored values), and
- * the waiting variables on `device` that read a value one of those frees once stored: an
+ * `nodes` and the waiting variables their graph reaches (walked down to stored values), the
+ * protected values (gradients) that read a value one of those frees once stored, and the
+ * waiting variables on `device` that read such a value otherwise: an
  * optimizer step's updates read each other's old values (w's new value reads b, b's reads w),
  * so storing w's alone would free the old w that b's still needs, and b's could never be
  * computed. All of a step's updates are computed together.
@@ -141,6 +141,14 @@ export function withWaitingVariables(nodes: readonly Node[], device: DeviceName)
       stack.push(...(replaces.get(old) ?? []));
     }
     if (freed.size === 0) return [...all];
+    // the protected values (gradients) that read what is freed are computed here too, before
+    // it is: else a waiting variable reading the freed value only through one of them (Adam's
+    // next update, through a gradient accumulated without zeroGrad) was pulled in below, and
+    // storing it freed the value a loss of its step still read
+    const stored = new Set([...freed].filter(isStored));
+    for (const reader of stored.size === 0 ? [] : readersOf(stored, device)) {
+      if (!waiting.has(reader)) all.add(reader);
+    }
     const more: Node[] = [];
     for (const [ref, on] of waitingRefs) {
       const node = ref.deref();

@@ -13,13 +13,7 @@ import { topoSort } from "./ir/graph.ts";
 import * as ir from "./ir/node.ts";
 import { type Node, numelOf } from "./ir/node.ts";
 import { acquireHandle, freeValue, releaseHandle } from "./ownership.ts";
-import {
-  afterStored,
-  hasReaders,
-  readersOf,
-  valuesFreedBy,
-  withWaitingVariables,
-} from "./pending.ts";
+import { afterStored, hasReaders, readersOf, withWaitingVariables } from "./pending.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { backstop, noteHostArray } from "./runtime/backstop.ts";
 import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
@@ -36,19 +30,8 @@ export function realizeOn(device: DeviceName, nodes: readonly Node[]): void | Pr
   const backend = backendFor(device);
   const all = withWaitingVariables(nodes, device);
   const ran = realizeNodes(all, backend);
-  const stored = () => {
-    // the old values an assignment frees may still be read by a protected value: a gradient
-    // accumulated over two steps without zeroGrad reads the parameter of the step before,
-    // and an optimizer step storing its update freed it under the gradient (as dispose does
-    // not: see releaseValue)
-    if (hasReaders()) {
-      const freed = valuesFreedBy(all);
-      if (freed.size > 0) computeReadersOf(freed, device);
-    }
-    afterStored(all, backend);
-  };
-  if (ran instanceof Promise) return ran.then(stored);
-  stored();
+  if (ran instanceof Promise) return ran.then(() => afterStored(all, backend));
+  afterStored(all, backend);
 }
 
 /**

@@ -90,3 +90,27 @@ Deno.test("Adam: bad options name Adam, the expectation and the value", () => {
   assertThrows(() => new optim.Adam([w], { eps: -1 }), Error, "Adam: eps must be");
   assertThrows(() => new optim.Adam([w], { lr: Infinity }), Error, "Adam: lr must be");
 });
+
+Deno.test("Adam: gradients accumulated over steps without zeroGrad, the loss read after each", async () => {
+  // disposing the last step's bias correction computed that step's updates, which pulled in
+  // this step's (they read the old parameter through the accumulated gradient): storing them
+  // freed the parameter this step's loss read, "overwritten" at step 1 on cpu
+  for (const device of testDevices) {
+    const p = tensor([0.1, 0.2, 0.3], { requiresGrad: true, device });
+    const opt = new optim.Adam([p], { lr: 0.01 });
+    let w = [0.1, 0.2, 0.3], sum = [0, 0, 0], m = [0, 0, 0], v = [0, 0, 0];
+    for (let step = 1; step <= 5; step++) {
+      const loss = p.square().sum();
+      loss.backward();
+      opt.step();
+      const want = w.reduce((s, x) => s + x * x, 0);
+      assertClose([await loss.item()], [want], { rtol: 1e-5, msg: `${device} step ${step}` });
+      sum = sum.map((g, i) => g + 2 * w[i]);
+      m = m.map((x, i) => 0.9 * x + 0.1 * sum[i]);
+      v = v.map((x, i) => 0.999 * x + 0.001 * sum[i] ** 2);
+      const bias1 = 1 - 0.9 ** step, bias2 = 1 - 0.999 ** step;
+      w = w.map((x, i) => x - 0.01 * (m[i] / bias1) / (Math.sqrt(v[i] / bias2) + 1e-8));
+    }
+    assertClose(await p.data(), w, { rtol: 1e-5, msg: device });
+  }
+});

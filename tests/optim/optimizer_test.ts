@@ -87,3 +87,18 @@ Deno.test("optimizer: zeroGrad frees a gradient the program never saw, and keeps
     assertEquals(p.grad, null);
   }
 });
+
+Deno.test("optimizer: a gradient two leaves share stays the library's when one is cleared", async () => {
+  // equal gradients are one node: clearing a's gave up b's protection too, and b's gradient,
+  // read after b's step, threw "overwritten"
+  for (const device of testDevices) {
+    const a = tensor([1, 2, 3], { requiresGrad: true, device });
+    const b = tensor([10, 20, 30], { requiresGrad: true, device });
+    a.add(b).square().sum().backward(); // da = db = 2 (a + b)
+    a.zeroGrad();
+    const opt = new optim.SGD([b], { lr: 0.1 });
+    opt.step();
+    assertClose(await b.data(), [7.8, 15.6, 23.4], { rtol: 1e-6, msg: device });
+    assertClose(await b.grad!.data(), [22, 44, 66], { msg: device });
+  }
+});
