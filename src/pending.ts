@@ -31,6 +31,7 @@ const readers = new Map<WeakRef<Node>, DeviceName>();
 const readerRefs = new WeakMap<Node, WeakRef<Node>>();
 
 const isStored = (n: Node) => storedAnywhere(n) !== undefined;
+const isWaiting = (n: Node) => waiting.has(n);
 
 let sweepAt = 64;
 
@@ -145,10 +146,10 @@ export function withWaitingVariables(nodes: readonly Node[], device: DeviceName)
     // it is: else a waiting variable reading the freed value only through one of them (Adam's
     // next update, through a gradient accumulated without zeroGrad) was pulled in below, and
     // storing it freed the value a loss of its step still read
+    // (the waiting variables are not walked here: the search below is theirs, and in a loop
+    // that clears its gradients they are all the readers there are)
     const stored = new Set([...freed].filter(isStored));
-    for (const reader of stored.size === 0 ? [] : readersOf(stored, device)) {
-      if (!waiting.has(reader)) all.add(reader);
-    }
+    if (stored.size > 0) { for (const r of readersOf(stored, device, isWaiting)) all.add(r); }
     const more: Node[] = [];
     for (const [ref, on] of waitingRefs) {
       const node = ref.deref();
@@ -198,14 +199,19 @@ export function hasReaders(): boolean {
  * way). Only those: a reader that cannot be computed any more (a cleared gradient whose input
  * was overwritten since) must not take the others down with it, nor may computing one that
  * needs nothing freed here run an assignment early under a lazy result that reads the old value.
+ * Readers `skip` holds for are not candidates.
  */
-export function readersOf(stored: ReadonlySet<Node>, device: DeviceName): Node[] {
+export function readersOf(
+  stored: ReadonlySet<Node>,
+  device: DeviceName,
+  skip: (n: Node) => boolean = () => false,
+): Node[] {
   if (readers.size === 0) return [];
   const candidates: Node[] = [];
   for (const [ref, on] of readers) {
     const node = ref.deref();
     if (node === undefined || isStored(node)) forget(ref, node);
-    else if (on === device) candidates.push(node);
+    else if (on === device && !skip(node)) candidates.push(node);
   }
   if (candidates.length === 0) return [];
   // one walk for all, sources first: a node reads `stored` if it is one, or is computed from one
