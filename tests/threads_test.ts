@@ -3,7 +3,7 @@
 // chunks over two and three threads.
 
 import { ThreadPool } from "../src/runtime/threads.ts";
-import { assertEquals, assertMatch, assertThrows } from "./assert.ts";
+import { assert, assertEquals, assertMatch, assertThrows } from "./assert.ts";
 import type { Executable } from "../codegen/compile.ts";
 import { tensor } from "../mod.ts";
 import { onBackend } from "./helpers.ts";
@@ -128,7 +128,10 @@ Deno.test("threads: workers keep the kernels launched most recently, up to a lim
       for (let r = start; r < end; r++) rows.push(r);
     };
     assertEquals(pool.run(executable, record, [], 9), true);
-    assertEquals(rows.sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    // the caller's rows (the workers run the no-op module for the chunks they claim, and a
+    // worker already spinning may claim them all): in range, each once
+    assertEquals(new Set(rows).size, rows.length);
+    assert(rows.every((r) => r >= 0 && r < 9), `${rows}`);
   };
   const settled = async (want: number) => {
     for (let i = 0; i < 500 && !pool.workerKernels.every((n) => n === want); i++) {
