@@ -626,6 +626,13 @@ Deno.test("rand and randn: both call forms, ranges, moments and manualSeed", asy
   assert(Math.abs(m) < 0.05, `randn mean ${m}`);
   assert(Math.abs(variance - 1) < 0.05, `randn variance ${variance}`);
   assert(normal.some((x) => x < -2) && normal.some((x) => x > 2));
+  // a draw within 2^-25 of 1 rounded up to 1 in float32 (a seed whose first draw is
+  // 1 - 2^-32); float64 keeps it
+  manualSeed(2498111178);
+  assertEquals((await rand(1).data())[0], 1 - 2 ** -24);
+  manualSeed(2498111178);
+  const wide = (await rand([1], { dtype: "float64" }).data())[0];
+  assert(wide < 1 && Math.fround(wide) === 1, `${wide}`);
 });
 
 // ---- reading values --------------------------------------------------------------------------------
