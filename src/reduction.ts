@@ -40,5 +40,7 @@ export function mean(t: Tensor, axis: Axes, keepdim: boolean): Tensor {
   if (typeof keepdim !== "boolean") fail("mean", "keepdim must be a boolean", keepdim);
   const axes = reduceAxes("mean", t, axis);
   const count = axes.reduce((n, a) => n * shapeOf(t)[a], 1);
-  return t.cast(floatOf(t.dtype)).sum(axes, keepdim).mul(1 / count);
+  // a division, as NumPy and torch do: times a rounded 1 / count, the mean of [v, v, v] was an
+  // ulp above v
+  return t.cast(floatOf(t.dtype)).sum(axes, keepdim).div(count);
 }

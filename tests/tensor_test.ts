@@ -335,6 +335,11 @@ for (const backend of testBackends) {
       assertEquals(i.pow(2).dtype, "float32");
       assertEquals(i.mean().dtype, "float32");
       assertEquals(await i.mean().item(), 2);
+      // a mean divides by the count, as NumPy's: times a rounded 1/3 it was an ulp off
+      const third = tensor([1, 2, 4], { dtype: "int32", device }).mean();
+      assertEquals(await third.item(), Math.fround(7 / 3));
+      const v = Math.fround(1.001);
+      assertEquals(await tensor([v, v, v], { device }).mean().item(), v);
       assertEquals(i.affine(2, 0).dtype, "float32");
       // int32 with a float tensor or a fractional number computes in float32
       assertEquals(i.add(f).dtype, "float32");
