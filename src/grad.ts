@@ -8,7 +8,13 @@ import type { Node } from "./ir/node.ts";
 import { backwardNodes, gradEnabled, withGradEnabled } from "./autodiff.ts";
 import { topoSort } from "./ir/graph.ts";
 import { noteGradientDetach, settleIfDead } from "./history.ts";
-import { noteGradientChange, trackCreated, trackDropped, untracked } from "./ownership.ts";
+import {
+  inheritedByTrace,
+  noteGradientChange,
+  trackCreated,
+  trackDropped,
+  untracked,
+} from "./ownership.ts";
 import { protectReader, unprotectReader } from "./pending.ts";
 import {
   createTensor,
@@ -58,7 +64,9 @@ export function backward(t: Tensor, gradient?: Tensor): void {
   const isTarget = (n: Node) => leafRequiringGrad(n) !== undefined;
   for (const [node, g] of backwardNodes(root, seed, isTarget)) {
     const leaf = leafRequiringGrad(node)!;
-    const before = gradOf(leaf);
+    // in a jit trace, a gradient from before the call is not this call's: a traced backward
+    // pass starts from none (one inherited was baked into every replay as a constant)
+    const before = inheritedByTrace(leaf, gradOf(leaf)) ? null : gradOf(leaf);
     const previous = before === null || before.isDisposed ? null : nodeOf(before);
     if (previous !== null) settleIfDead(previous); // built upon: drop a history no one needs
     // a constant, as it says (requiresGrad false): a later backward pass through it must not

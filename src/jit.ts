@@ -31,8 +31,9 @@ import { backendFor } from "./runtime/backends.ts";
 import { type Backend, type DeviceBuffer, type DeviceName, newBufferId } from "./runtime/device.ts";
 import { fusionIsEnabled, realizedBuffer, runPlan, wasReleased } from "./runtime/realize.ts";
 import { releaseBuffer } from "./runtime/lifetime.ts";
+import { backstop } from "./runtime/backstop.ts";
 import { acquireHandle, untracked, withGradientsRestored } from "./ownership.ts";
-import { createTensor, nodeOf, readingNodes, Tensor } from "./tensor.ts";
+import { createTensor, leafRequiringGrad, nodeOf, readingNodes, Tensor } from "./tensor.ts";
 import { realizeOn, releaseValue } from "./realization.ts";
 import { described, fail } from "./validate.ts";
 import { tensorFromBuffer } from "./creation.ts";
@@ -210,7 +211,11 @@ function traceFunction(
   let result: unknown;
   const read = new Set<Tensor>();
   try {
-    result = readingNodes((t) => read.add(t), () => withGradientsRestored(() => fn(...standIns)));
+    // untracked: what fn makes belongs to the trace (its constants to the plan), not to a tidy
+    // scope of the caller's, which disposed them when it closed and broke every later call
+    result = untracked(() =>
+      readingNodes((t) => read.add(t), () => withGradientsRestored(() => fn(...standIns)))
+    );
   } catch (e) {
     if (state.read !== null) throw readError(state.read);
     throw e;
@@ -359,11 +364,16 @@ async function runTrace(
   // call and before it settles frees it only then (this part runs before the caller goes on)
   const argNodes = args.map(nodeOf);
   argNodes.forEach(acquireHandle);
+  let results: JitResult;
   try {
-    return await runHeld(trace, argNodes, names, backend);
+    results = await runHeld(trace, argNodes, names, backend);
   } finally {
     for (const node of argNodes) releaseValue(node, trace.device);
   }
+  // as every asynchronous read does: a loop of calls that drops its results must let the
+  // garbage collector in (1,023 dropped 4 MB results ran the cpu out of memory)
+  await backstop();
+  return results;
 }
 
 /** runTrace with the arguments' nodes (taken at the call) held. */
@@ -410,12 +420,26 @@ async function runHeld(
   // every result is a handle of its own, as in eager code: disposing one (or the argument it
   // equals) leaves the others readable
   const owned = new Map<number, Node>();
+  // a result equal to an argument or a captured tensor that requires grad is a copy, computed
+  // now: on the tensor's own node it was that autodiff variable, and a gradient flowed
+  // through a result that said requiresGrad false
+  const copies = new Map<Node, Node>();
+  for (const index of trace.outputs) {
+    const argument = trace.inputs.indexOf(index);
+    const node = argument >= 0 ? argNodes[argument] : captured.get(index);
+    if (node !== undefined && leafRequiringGrad(node) !== undefined) {
+      copies.set(node, ir.detach(node, true));
+    }
+  }
+  if (copies.size > 0) await realizeOn(trace.device, [...copies.values()]);
+  const constant = (node: Node) =>
+    createTensor(copies.get(node) ?? node, trace.device, false, true);
   const results = trace.outputs.map((index) => {
     const argument = trace.inputs.indexOf(index);
     // the node taken at the call: the tensor may have been disposed or assigned since
-    if (argument >= 0) return createTensor(argNodes[argument], trace.device, false, true);
+    if (argument >= 0) return constant(argNodes[argument]);
     const node = captured.get(index);
-    if (node !== undefined) return createTensor(node, trace.device, false, true);
+    if (node !== undefined) return constant(node);
     const stored = owned.get(index);
     if (stored !== undefined) return createTensor(stored, trace.device, false, true);
     const pb = trace.plan.buffers[index];

@@ -200,6 +200,14 @@ export function noteGradientChange(leaf: GradientHolder): boolean {
   return true;
 }
 
+/**
+ * Whether `grad` is the gradient `leaf` had before the running jit trace began (a trace's
+ * backward pass starts from none: one it inherited would be baked into the plan as a constant).
+ */
+export function inheritedByTrace(leaf: GradientHolder, grad: Owned | null): boolean {
+  return journal !== null && grad !== null && (!journal.has(leaf) || journal.get(leaf) === grad);
+}
+
 /** Whether a jit trace is running (withGradientsRestored's `fn`). */
 export function tracing(): boolean {
   return journal !== null;

@@ -17,7 +17,7 @@
 
 import { isAsyncFunction, isPromiseLike } from "./autodiff.ts";
 import type { Node } from "./ir/node.ts";
-import { handleCount, keepForever, openScope, type Owned } from "./ownership.ts";
+import { handleCount, keepForever, openScope, type Owned, tracing } from "./ownership.ts";
 import { computeReadersOf } from "./realization.ts";
 import { DEVICES } from "./runtime/device.ts";
 import { nodeOf, Tensor } from "./tensor.ts";
@@ -46,6 +46,9 @@ export function tidy<T>(fn: () => T): T {
       described("an async function"),
     );
   }
+  // inside a jit trace, fn's tensors are graph over stand-ins and constants the plan keeps:
+  // nothing to compute or dispose (computing what the result needs read the stand-ins)
+  if (tracing()) return fn();
   const close = openScope();
   let result: T;
   try {
