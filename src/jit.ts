@@ -285,6 +285,23 @@ function leafHolders(
 }
 
 /**
+ * Whether the tensors holding one captured value now hold different values: `w` assigned and
+ * `w0 = w.reshape(w.shape)`, which was the same node, not. The plan has one buffer for them
+ * (it bound both to `w`'s new value, wrong for `w0`), so `fn` is traced again.
+ */
+function holdersDiverged(trace: Trace): boolean {
+  for (const index of trace.constants.keys()) {
+    const nodes = new Set<Node>();
+    for (const ref of trace.holders.get(index) ?? []) {
+      const t = ref.deref();
+      if (t !== undefined && !t.isDisposed) nodes.add(nodeOf(t));
+    }
+    if (nodes.size > 1) return true;
+  }
+  return false;
+}
+
+/**
  * The value each constant of `trace` reads now: the node of a holder that `assign` has moved
  * since the trace, else the captured node.
  */
@@ -363,12 +380,16 @@ async function runTrace(
   // the call holds its arguments, as a pending data() holds its tensor: disposing one after the
   // call and before it settles frees it only then (this part runs before the caller goes on)
   const argNodes = args.map(nodeOf);
-  argNodes.forEach(acquireHandle);
+  // and the captured values as they are now: a captured tensor assigned while the call was in
+  // flight freed the value the call was to read ("must stay alive", though nothing was disposed)
+  const captured = currentConstants(trace);
+  const held = [...argNodes, ...captured.values()];
+  held.forEach(acquireHandle);
   let results: JitResult;
   try {
-    results = await runHeld(trace, argNodes, names, backend);
+    results = await runHeld(trace, argNodes, captured, names, backend);
   } finally {
-    for (const node of argNodes) releaseValue(node, trace.device);
+    for (const node of held) releaseValue(node, trace.device);
   }
   // as every asynchronous read does: a loop of calls that drops its results must let the
   // garbage collector in (1,023 dropped 4 MB results ran the cpu out of memory)
@@ -376,14 +397,14 @@ async function runTrace(
   return results;
 }
 
-/** runTrace with the arguments' nodes (taken at the call) held. */
+/** runTrace with the arguments' and captured values' nodes (taken at the call) held. */
 async function runHeld(
   trace: Trace,
   argNodes: readonly Node[],
+  captured: ReadonlyMap<number, Node>,
   names: readonly string[],
   backend: Backend,
 ): Promise<JitResult> {
-  const captured = currentConstants(trace);
   // lazy arguments (and captured values assigned since) are computed first
   // (through realizeOn: an argument assigned since is stored with its bookkeeping, so the value
   // it replaces is freed; realizing it directly leaked the old value of every step)
@@ -542,7 +563,7 @@ export function jit<R extends JitResult>(
   const traceFor: TraceEntry = (specs, targets) => {
     const key = `${targets?.key ?? "device"} | ${signatureOf(specs)}`;
     let trace = traces.get(key);
-    if (trace === undefined) {
+    if (trace === undefined || holdersDiverged(trace)) {
       trace = traceFunction(fn, specs, namesFor(specs.length), targets);
       traceCount++;
       traces.set(key, trace);

@@ -501,3 +501,27 @@ Deno.test("jit: a loop of calls that drops its results lets them be collected", 
   }
   assert(most < 300, `at most ${most} live buffers over 600 dropped results`);
 });
+
+Deno.test("jit: captured values as they are at the call, aliases and calls in flight alike", async () => {
+  for (const device of testDevices) {
+    // w0 was w's node (a no-op view): after w.assign the plan's one buffer took w's new value
+    const w = tensor([1, 2], { device });
+    const w0 = w.reshape(w.shape);
+    const f = jit((x) => x.mul(w).add(w0));
+    const x = tensor([1, 1], { device });
+    assertEquals(await (await f(x) as Tensor).toArray(), [2, 4], device);
+    w.assign(w.add(10));
+    assertEquals(await (await f(x) as Tensor).toArray(), [12, 14], `${device}: traced again`);
+    assertEquals(await w0.toArray(), [1, 2]);
+    // a capture assigned while a call is in flight: that call reads the value at the call
+    const v = tensor([1, 2, 3], { device, requiresGrad: true });
+    const g = jit((a) => a.mul(v));
+    const ones = tensor([1, 1, 1], { device });
+    await g(ones);
+    const before = g(ones);
+    v.assign(v.add(1));
+    const after = g(ones);
+    assertEquals(await (await before as Tensor).toArray(), [1, 2, 3], device);
+    assertEquals(await (await after as Tensor).toArray(), [2, 3, 4], device);
+  }
+});
