@@ -509,8 +509,8 @@ const BINARY_RULES: readonly BinaryRule[] = [
       : null,
   // c + x = x + c on integers: constants to the right
   (b, op, x, y, int) => (op === "add" && int && x.isConst() ? b.add(y, x) : null),
-  // x - 0 = x
-  (_b, op, x, y) => (op === "sub" && y.isConst(0) ? x : null),
+  // x - 0 = x, exactly (-0 - 0 is -0); not x - (-0), which is x + 0 (+0 for x = -0)
+  (_b, op, x, y) => (op === "sub" && y.isConst(0) && !Object.is(y.value, -0) ? x : null),
   // x - x = 0 on integers (not floats: Infinity - Infinity is NaN)
   (b, op, x, y, int) => (op === "sub" && int && x === y ? b.constant(0, x.type) : null),
   // x - c = x + (-c) on integers, so constants collect

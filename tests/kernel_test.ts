@@ -95,6 +95,9 @@ Deno.test("identities: only those exact in IEEE arithmetic", () => {
   // floats keep x - x and x * 0: Infinity - Infinity and NaN * 0 are NaN
   assertEquals(b.sub(x, x).op, "sub");
   assertEquals(b.mul(x, b.constant(0, "f32")).op, "mul");
+  // x - 0 is x, but x - (-0) is x + 0: +0 for x = -0 (it folded to x, keeping -0)
+  assertStrictEquals(b.sub(x, b.constant(0, "f32")), x);
+  assertEquals(b.sub(x, b.constant(-0, "f32")).op, "sub");
   // (x + 1) + 2 = x + 3 on integers; constants move to the right
   assertStrictEquals(b.add(b.add(i, b.int(1)), b.int(2)), b.add(i, b.int(3)));
   assertStrictEquals(b.add(b.int(3), i), b.add(i, b.int(3)));
