@@ -18,7 +18,14 @@ import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts
 import { trackValue } from "./runtime/lifetime.ts";
 import { MAX_MEMORY_BYTES } from "./runtime/heap.ts";
 import { createTensor, type NestedArray, type Tensor } from "./tensor.ts";
-import { checkInt32, checkShape, described, fail, shapeArgs } from "./validate.ts";
+import {
+  checkDeviceDtype,
+  checkInt32,
+  checkShape,
+  described,
+  fail,
+  shapeArgs,
+} from "./validate.ts";
 
 /** Options of tensor creation functions. */
 export interface TensorOptions {
@@ -60,6 +67,7 @@ function fromTyped(fn: string, data: TypedArray, shape: number[], options: Tenso
   const dtype = options.dtype ?? "float32";
   const device = options.device ?? "cpu";
   if (options.requiresGrad && !isFloat(dtype)) fail(fn, "requiresGrad needs a float dtype", dtype);
+  checkDeviceDtype(fn, device, dtype);
   const backend = backendFor(device);
   const buffer = backend.upload(data, dtype);
   const node = ir.buffer(buffer, shape, dtype);
@@ -181,6 +189,7 @@ function filled(
   value: (i: number) => number,
 ): Tensor {
   const dtype = options.dtype ?? "float32";
+  checkDeviceDtype(fn, options.device ?? "cpu", dtype); // before the host array is filled
   const bytes = numelOf(shape) * bytesPerElement(dtype);
   if (!(bytes <= MAX_MEMORY_BYTES)) {
     // refused before the host array, whose allocation would fail naming nothing (on webgpu

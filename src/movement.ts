@@ -116,7 +116,12 @@ export function unsqueeze(t: Tensor, dim: number): Tensor {
 /** `t.flatten(startDim, endDim)`: those axes merged into one. */
 export function flatten(t: Tensor, startDim: number, endDim: number): Tensor {
   liveNode("flatten", t);
-  if (t.ndim === 0) return reshape(t, [[1]]);
+  if (t.ndim === 0) {
+    // its axes are checked as a 1-D tensor's (as torch's): flatten(5, 9) and flatten("a") passed
+    normalizeAxis("flatten", startDim, 1, "startDim");
+    normalizeAxis("flatten", endDim, 1, "endDim");
+    return reshape(t, [[1]]);
+  }
   const s = normalizeAxis("flatten", startDim, t.ndim, "startDim");
   const e = normalizeAxis("flatten", endDim, t.ndim, "endDim");
   if (s > e) {

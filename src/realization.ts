@@ -20,7 +20,7 @@ import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts
 import { holdBuffers, releaseReason, trackValue } from "./runtime/lifetime.ts";
 import { realizedBuffer, realizeNodes } from "./runtime/realize.ts";
 import { createTensor, liveNode, type NestedArray, nodeOf, type Tensor } from "./tensor.ts";
-import { described, fail } from "./validate.ts";
+import { checkDeviceDtype, described, fail } from "./validate.ts";
 
 /**
  * Realizes `nodes` on `device` with the variables they reach, and does the bookkeeping of what
@@ -165,6 +165,7 @@ export function moveTo(t: Tensor, device: DeviceName): Tensor {
   const node = liveNode("to", t);
   if (!DEVICES.includes(device)) fail("to", `device must be "cpu" or "webgpu"`, device);
   if (device === t.device) return t;
+  checkDeviceDtype("to", device, node.dtype);
   const toBackend = backendFor(device);
   const data = readNode("to", node, t.device);
   const buffer = toBackend.uploadLater(data, node.dtype, node.numel);

@@ -111,3 +111,18 @@ export function checkRate(fn: string, name: string, value: unknown, max = Infini
   }
   return value;
 }
+
+/**
+ * Throws, naming `fn`, when `dtype` cannot live on `device` (WGSL has no 64-bit floats): the
+ * backend's own Error named "webgpu" and no value.
+ */
+export function checkDeviceDtype(fn: string, device: string, dtype: string): void {
+  if (device === "webgpu" && dtype === "float64") {
+    fail(
+      fn,
+      'a dtype "webgpu" holds, "float32" or "int32" (WGSL has no 64-bit floats; float64 lives ' +
+        'on "cpu")',
+      dtype,
+    );
+  }
+}

@@ -524,6 +524,10 @@ Deno.test("movement ops: hand-worked values and shapes", async () => {
   assertEquals(zeros(2, 3).unsqueeze(0).shape, [1, 2, 3]);
   assertEquals(zeros(2, 3).unsqueeze(2).shape, [2, 3, 1]);
   assertEquals(zeros(2, 3, 4).flatten(1).shape, [2, 12]);
+  // a 0-D tensor's axes are checked as a 1-D tensor's (flatten(5, 9) passed unchecked)
+  assertEquals(tensor(3).flatten(0, -1).shape, [1]);
+  assertThrows(() => tensor(3).flatten(5, 9), Error, "flatten: startDim must be an integer");
+  assertThrows(() => tensor(3).flatten(0, "a" as never), Error, "endDim must be an integer");
   assertEquals(await x.pad([[0, 0], [1, 1]], 9).toArray(), [[9, 0, 1, 2, 9], [9, 3, 4, 5, 9]]);
   assertEquals(await x.pad([[-1, 0], [-1, 1]]).toArray(), [[4, 5, 0]]);
   assertEquals(await x.shrink([null, [1, 3]]).toArray(), [[1, 2], [4, 5]]);

@@ -15,7 +15,7 @@ import {
   assertThrows,
 } from "./assert.ts";
 import { assertClose, reference, testDevices, webgpuAvailable } from "./helpers.ts";
-import { type DType, kernels, type Tensor, tensor, webgpu } from "../mod.ts";
+import { type DType, full, kernels, randn, type Tensor, tensor, webgpu, zeros } from "../mod.ts";
 import { type Expr, ExprBuilder, type Kernel, type ScalarType } from "../codegen/kernel.ts";
 import { compile } from "../codegen/compile.ts";
 import { WGSL_TARGET } from "../codegen/targets.ts";
@@ -435,12 +435,17 @@ Deno.test("webgpu: mixing devices in one op throws", { ignore }, () => {
   assertThrows(() => b.mul(a), Error, "device");
 });
 
-Deno.test("webgpu: float64 tensors are refused with an error naming float64", () => {
-  assertThrows(
-    () => tensor([1.5], { dtype: "float64", device: "webgpu" }),
-    Error,
-    "float64",
-  );
+Deno.test("webgpu: float64 tensors are refused with an error naming the call and float64", () => {
+  // the backend's Error named "webgpu", not the function called, and no value
+  const why = 'a dtype "webgpu" holds, "float32" or "int32" (WGSL has no 64-bit floats; ' +
+    'float64 lives on "cpu"), got "float64"';
+  const webgpuOnly = { dtype: "float64", device: "webgpu" } as const;
+  assertThrows(() => tensor([1.5], webgpuOnly), Error, `tensor: ${why}`);
+  assertThrows(() => tensor(new Float64Array(2), { device: "webgpu" }), Error, `tensor: ${why}`);
+  assertThrows(() => zeros([2], webgpuOnly), Error, `zeros: ${why}`);
+  assertThrows(() => full([2], 1, webgpuOnly), Error, `full: ${why}`);
+  assertThrows(() => randn([2], webgpuOnly), Error, `randn: ${why}`);
+  assertThrows(() => tensor([1], { dtype: "float64" }).to("webgpu"), Error, `to: ${why}`);
   assertThrows(() => new WebGpuBackend().allocate("float64", 4), Error, "webgpu");
 });
 
