@@ -200,6 +200,8 @@ function traceFunction(
   targets?: TraceTargets,
 ): Trace {
   const state: TraceState = { tracing: true, read: null };
+  // nodes made from here on are the trace's: an older one read by fn is captured
+  const firstTraced = ir.nodesMade() + 1;
   // the trace's own tensors: no tidy scope of the caller's may dispose them (their buffers
   // hold no storage to give back)
   const standIns = untracked(() =>
@@ -235,7 +237,7 @@ function traceFunction(
     }
   }
   const backend = backendFor(device);
-  const holders = leafHolders(read, standIns, device);
+  const holders = leafHolders(read, standIns, device, firstTraced);
   const isSource = (n: Node) =>
     n.op === "buffer" || (n.op !== "const" && realizedBuffer(n, device) !== undefined) ||
     holders.has(n);
@@ -265,20 +267,31 @@ function traceFunction(
  * values, and values assigned but not yet computed (those become constants of the plan too,
  * computed before each call, since the tensor may move on to another value before the next).
  */
+/** Whether `n` is data on `device`: a buffer, or a stored value. */
+function isStoredOn(n: Node, device: DeviceName): boolean {
+  return n.op === "buffer" || realizedBuffer(n, device) !== undefined;
+}
+
 function leafHolders(
   read: ReadonlySet<Tensor>,
   standIns: readonly Tensor[],
   device: DeviceName,
+  firstTraced: number,
 ): Map<Node, Tensor[]> {
   const standInNodes = new Set(standIns.map(nodeOf));
   const holders = new Map<Node, Tensor[]>();
   for (const t of read) {
-    if (t.isDisposed || !t.isLeaf || t.device !== device || standIns.includes(t)) continue;
+    // non-leaves too (w0 = w.reshape(w.shape) of a w requiring grad is w's node): they never
+    // move, but they hold the value, and holdersDiverged must see them
+    if (t.isDisposed || t.device !== device || standIns.includes(t)) continue;
     const n = nodeOf(t);
-    const stored = n.op === "buffer" || realizedBuffer(n, device) !== undefined;
+    const stored = isStoredOn(n, device);
     const assigned = n.op === "detach" && n.arg !== null &&
       !topoSort([n]).some((m) => standInNodes.has(m));
-    if (!stored && !assigned) continue;
+    // a lazy value made before the call (h = w.mul(2)) is a captured value too, computed at
+    // the call: traced inline over w's node, it was computed from w's new value after w.assign
+    const lazy = n.id < firstTraced;
+    if (!stored && !assigned && !lazy) continue;
     holders.set(n, [...holders.get(n) ?? [], t]);
   }
   return holders;
@@ -448,7 +461,8 @@ async function runHeld(
   for (const index of trace.outputs) {
     const argument = trace.inputs.indexOf(index);
     const node = argument >= 0 ? argNodes[argument] : captured.get(index);
-    if (node !== undefined && leafRequiringGrad(node) !== undefined) {
+    // (a node with a history may lead to one too: x = p.mul(2), returned as it was passed)
+    if (node !== undefined && (node.srcs.length > 0 || leafRequiringGrad(node) !== undefined)) {
       copies.set(node, ir.detach(node, true));
     }
   }

@@ -151,6 +151,7 @@ export class Tensor {
     return this.#grad;
   }
   set grad(value: Tensor | null) {
+    noteGradientChange(this); // in a jit trace, undone when it ends
     this.#gradSeen = true;
     this.#grad = value;
   }

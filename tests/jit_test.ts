@@ -525,3 +525,41 @@ Deno.test("jit: captured values as they are at the call, aliases and calls in fl
     assertEquals(await (await after as Tensor).toArray(), [2, 3, 4], device);
   }
 });
+
+Deno.test("jit: captured lazy values, views of grad leaves and non-leaf results", async () => {
+  for (const device of testDevices) {
+    // h = w.mul(2), lazy when traced: it was computed inline over w's node, from w's new value
+    const w = tensor([1, 2], { device });
+    const h = w.mul(2);
+    const f = jit((x) => x.mul(w).add(h));
+    const x = tensor([1, 1], { device });
+    assertEquals(await (await f(x) as Tensor).toArray(), [3, 6], device);
+    w.assign(tensor([10, 20], { device }));
+    assertEquals(await (await f(x) as Tensor).toArray(), [12, 24], `${device}: h as it was`);
+    // w0 is w's node when w requires grad (a non-leaf view): it was no holder of the value
+    const v = tensor([1, 2], { device, requiresGrad: true });
+    const v0 = v.reshape(v.shape);
+    const g = jit((a) => a.mul(v).add(v0));
+    await g(x);
+    v.assign(v.add(10));
+    assertEquals(await (await g(x) as Tensor).toArray(), [12, 14], `${device}: v0 as it was`);
+    // a result equal to a non-leaf requiring grad passed gradients to its leaf
+    const p = tensor([1, 2, 3], { device, requiresGrad: true });
+    const [same] = await jit((a) => [a])(p.mul(2)) as Tensor[];
+    same.mul(p).sum().backward();
+    assertEquals(await p.grad!.toArray(), [2, 4, 6], device);
+  }
+});
+
+Deno.test("jit: a grad set by hand inside fn lasts the trace only", async () => {
+  // the setter was not journaled: a later traced backward dropped it, and w.grad was left as
+  // graph over the stand-in after the call
+  const w = tensor([1, 1], { requiresGrad: true });
+  const f = jit((x) => {
+    w.grad = x.mul(3);
+    x.mul(w).sum().backward();
+    return w.grad!;
+  });
+  assertEquals(await (await f(tensor([1, 1])) as Tensor).toArray(), [4, 4]);
+  assertEquals(w.grad, null);
+});
