@@ -40,6 +40,8 @@ import {
   type TraceTargets,
 } from "./jit.ts";
 import { Tensor } from "./tensor.ts";
+import { acquireHandle } from "./ownership.ts";
+import { releaseValue } from "./realization.ts";
 import { described, fail } from "./validate.ts";
 import { VERSION } from "./version.ts";
 
@@ -221,12 +223,20 @@ async function constantData(trace: Trace): Promise<Map<number, TypedArray>> {
   }
   const backend = backendFor(trace.device);
   const captured = currentConstants(trace);
-  await realizeNodes([...captured.values()], backend);
-  const data = new Map<number, TypedArray>();
-  for (const [index, node] of captured) {
-    data.set(index, await backend.read(realizedBuffer(node, trace.device)!));
+  // held while the export reads them, as a jit call holds them: a lazy capture disposed
+  // meanwhile was freed under the read (a TypeError from inside)
+  const held = [...captured.values()];
+  held.forEach(acquireHandle);
+  try {
+    await realizeNodes(held, backend);
+    const data = new Map<number, TypedArray>();
+    for (const [index, node] of captured) {
+      data.set(index, await backend.read(realizedBuffer(node, trace.device)!));
+    }
+    return data;
+  } finally {
+    for (const node of held) releaseValue(node, trace.device);
   }
-  return data;
 }
 
 /**

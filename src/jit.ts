@@ -33,7 +33,15 @@ import { fusionIsEnabled, realizedBuffer, runPlan, wasReleased } from "./runtime
 import { releaseBuffer } from "./runtime/lifetime.ts";
 import { backstop } from "./runtime/backstop.ts";
 import { acquireHandle, untracked, withGradientsRestored } from "./ownership.ts";
-import { createTensor, leafRequiringGrad, nodeOf, readingNodes, Tensor } from "./tensor.ts";
+import {
+  createTensor,
+  leafRequiringGrad,
+  nextTensorSerial,
+  nodeOf,
+  readingNodes,
+  Tensor,
+  tensorSerial,
+} from "./tensor.ts";
 import { realizeOn, releaseValue } from "./realization.ts";
 import { described, fail } from "./validate.ts";
 import { tensorFromBuffer } from "./creation.ts";
@@ -200,8 +208,10 @@ function traceFunction(
   targets?: TraceTargets,
 ): Trace {
   const state: TraceState = { tracing: true, read: null };
-  // nodes made from here on are the trace's: an older one read by fn is captured
-  const firstTraced = ir.nodesMade() + 1;
+  // tensors made from here on are the trace's: an older one read by fn is captured (not nodes:
+  // fn's own w.mul(2) is an older node when one equal was made before, by the caller or an
+  // earlier trace, and was frozen at its value)
+  const firstTraced = nextTensorSerial();
   // the trace's own tensors: no tidy scope of the caller's may dispose them (their buffers
   // hold no storage to give back)
   const standIns = untracked(() =>
@@ -281,16 +291,19 @@ function leafHolders(
   const standInNodes = new Set(standIns.map(nodeOf));
   const holders = new Map<Node, Tensor[]>();
   for (const t of read) {
-    // non-leaves too (w0 = w.reshape(w.shape) of a w requiring grad is w's node): they never
-    // move, but they hold the value, and holdersDiverged must see them
+    // non-leaves made before the trace too (w0 = w.reshape(w.shape) of a w requiring grad is
+    // w's node): they never move, but they hold the value, and holdersDiverged must see them;
+    // not fn's own (a view of w made inside fn diverged from w at every step: a trace a call)
+    const before = tensorSerial(t) < firstTraced;
     if (t.isDisposed || t.device !== device || standIns.includes(t)) continue;
+    if (!t.isLeaf && !before) continue;
     const n = nodeOf(t);
     const stored = isStoredOn(n, device);
     const assigned = n.op === "detach" && n.arg !== null &&
       !topoSort([n]).some((m) => standInNodes.has(m));
     // a lazy value made before the call (h = w.mul(2)) is a captured value too, computed at
     // the call: traced inline over w's node, it was computed from w's new value after w.assign
-    const lazy = n.id < firstTraced;
+    const lazy = before && n.op !== "const"; // (a constant is the same at every call)
     if (!stored && !assigned && !lazy) continue;
     holders.set(n, [...holders.get(n) ?? [], t]);
   }

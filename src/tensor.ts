@@ -52,7 +52,20 @@ let privateAccess: {
   node(t: Tensor): Node;
   grad(t: Tensor): Tensor | null;
   setGrad(t: Tensor, grad: Tensor | null): void;
+  serial(t: Tensor): number;
 };
+
+let nextSerial = 1;
+
+/** The serial the next tensor made gets (tensors made before have smaller ones). */
+export function nextTensorSerial(): number {
+  return nextSerial;
+}
+
+/** `t`'s serial: tensors made later have larger ones. */
+export function tensorSerial(t: Tensor): number {
+  return privateAccess.serial(t);
+}
 
 /**
  * A lazy n-dimensional array. Ops build graph; `data()` and friends compute. A tensor owns its
@@ -75,6 +88,8 @@ export class Tensor {
   #requiresGrad: boolean;
   #isLeaf: boolean;
   #disposed = false;
+  /** Unique, increasing: which tensors existed before a jit trace began (src/jit.ts). */
+  readonly #serial = nextSerial++;
   #grad: Tensor | null = null;
   /**
    * Whether the program has seen `grad` (read or set it) since the library last set it. One it
@@ -391,6 +406,7 @@ export class Tensor {
         new Tensor(node, device, requiresGrad, isLeaf),
       node: (t) => t.#node,
       grad: (t) => t.#grad,
+      serial: (t) => t.#serial,
       setGrad: (t, grad) => {
         t.#grad = grad;
         t.#gradSeen = false;

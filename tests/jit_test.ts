@@ -563,3 +563,35 @@ Deno.test("jit: a grad set by hand inside fn lasts the trace only", async () => 
   assertEquals(await (await f(tensor([1, 1])) as Tensor).toArray(), [4, 4]);
   assertEquals(w.grad, null);
 });
+
+Deno.test("jit: fn's own values are never frozen as captures, and views made in fn never retrace", async () => {
+  for (const device of testDevices) {
+    // h = w.mul(2) made outside: fn's own w.mul(2) is h's node (hash-consing), and was taken
+    // for a captured value, frozen at w's value when traced
+    const w = tensor([1, 2], { device });
+    const h = w.mul(2);
+    const f = jit((x) => x.add(w.mul(2)));
+    const zero = tensor([0, 0], { device });
+    assertEquals(await (await f(zero) as Tensor).toArray(), [2, 4], device);
+    w.assign(tensor([10, 20], { device }));
+    assertEquals(await (await f(zero) as Tensor).toArray(), [20, 40], `${device}: w as it is`);
+    h.dispose(); // lazy, over w's old value
+    // a view of a grad leaf made inside fn held its node and diverged from it after every
+    // step: a trace a call
+    const v = tensor([1, 2, 3, 4], { device, requiresGrad: true });
+    const opt = new optim.SGD([v], { lr: 0.1 });
+    const step = jit((x) => {
+      x.mul(v.reshape([4])).sum().backward();
+      return { g: v.grad! };
+    });
+    const x = tensor([1, 1, 1, 1], { device });
+    for (let i = 0; i < 5; i++) {
+      const { g } = await step(x) as { g: Tensor; };
+      v.grad = g;
+      opt.step();
+      opt.zeroGrad();
+    }
+    assertEquals(step.traceCount, 1, device);
+    assertClose(await v.data(), [0.5, 1.5, 2.5, 3.5], { msg: device });
+  }
+});
