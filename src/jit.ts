@@ -247,7 +247,7 @@ function traceFunction(
     }
   }
   const backend = backendFor(device);
-  const holders = leafHolders(read, standIns, device, firstTraced);
+  const holders = captureHolders(read, standIns, device, firstTraced);
   const isSource = (n: Node) =>
     n.op === "buffer" || (n.op !== "const" && realizedBuffer(n, device) !== undefined) ||
     holders.has(n);
@@ -272,17 +272,19 @@ function traceFunction(
   );
 }
 
-/**
- * The leaf tensors among `read` (other than the stand-ins) by the value they hold: stored
- * values, and values assigned but not yet computed (those become constants of the plan too,
- * computed before each call, since the tensor may move on to another value before the next).
- */
 /** Whether `n` is data on `device`: a buffer, or a stored value. */
 function isStoredOn(n: Node, device: DeviceName): boolean {
   return n.op === "buffer" || realizedBuffer(n, device) !== undefined;
 }
 
-function leafHolders(
+/**
+ * The tensors among `read` (other than the stand-ins) that hold captured values, by value:
+ * leaves holding stored values or values assigned but not yet computed, and any tensor made
+ * before the trace (a view of a leaf, a lazy value). Their values are constants of the plan,
+ * computed before each call where need be, since a leaf may move on to another value before
+ * the next.
+ */
+function captureHolders(
   read: ReadonlySet<Tensor>,
   standIns: readonly Tensor[],
   device: DeviceName,
