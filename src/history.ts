@@ -12,6 +12,7 @@
 import { isSettled, type Node, settle } from "./ir/node.ts";
 import { storedAnywhere } from "./runtime/realize.ts";
 import { leafRequiringGrad } from "./tensor.ts";
+import { tracing } from "./ownership.ts";
 
 /** Nodes found to lead to a leaf requiring grad, with the generation they were checked in. */
 const live = new WeakMap<Node, number>();
@@ -51,6 +52,9 @@ export function gradientTargetsChanged(): void {
  */
 export function settleIfDead(node: Node): void {
   if (node.srcs.length === 0 || live.get(node) === generation) return;
+  // not while jit traces: fn built upon a stored value it computed itself (equal to one the
+  // caller had computed), and settled, the value looked captured and was bound for good
+  if (tracing()) return;
   if (node.op === "buffer" || storedAnywhere(node) === undefined) return;
   // [node, whether a gradient could flow from the root to it]
   const stack: [Node, boolean][] = node.srcs.map((s) => [s, node.op !== "detach"]);

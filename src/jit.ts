@@ -248,9 +248,12 @@ function traceFunction(
   }
   const backend = backendFor(device);
   const holders = captureHolders(read, standIns, device, firstTraced);
+  // a stored value no capture holds, with its history, is fn's own computation (fn's w.mul(2)
+  // is the node of an equal value the caller computed before): computed from its sources at
+  // every call, not bound as stored, which kept w's traced value after w.assign
   const isSource = (n: Node) =>
-    n.op === "buffer" || (n.op !== "const" && realizedBuffer(n, device) !== undefined) ||
-    holders.has(n);
+    n.op === "buffer" || holders.has(n) ||
+    (n.op !== "const" && n.srcs.length === 0 && realizedBuffer(n, device) !== undefined);
   const nodes = tensors.map(nodeOf);
   const computed = [...new Set(nodes.filter((n) => !isSource(n)))];
   const order = topoSort(computed, isSource);
@@ -293,19 +296,20 @@ function captureHolders(
   const standInNodes = new Set(standIns.map(nodeOf));
   const holders = new Map<Node, Tensor[]>();
   for (const t of read) {
-    // non-leaves made before the trace too (w0 = w.reshape(w.shape) of a w requiring grad is
-    // w's node): they never move, but they hold the value, and holdersDiverged must see them;
-    // not fn's own (a view of w made inside fn diverged from w at every step: a trace a call)
-    const before = tensorSerial(t) < firstTraced;
+    // only tensors made before the trace, non-leaves too (w0 = w.reshape(w.shape) of a w
+    // requiring grad is w's node: it never moves, but it holds the value, and holdersDiverged
+    // must see it); not fn's own: a view of w made inside fn diverged from w at every step (a
+    // trace a call), and fn's w.mul(2), a leaf when nothing requires grad, on the node of an
+    // equal value the caller had computed, bound that stored value for good
+    if (tensorSerial(t) >= firstTraced) continue;
     if (t.isDisposed || t.device !== device || standIns.includes(t)) continue;
-    if (!t.isLeaf && !before) continue;
     const n = nodeOf(t);
     const stored = isStoredOn(n, device);
     const assigned = n.op === "detach" && n.arg !== null &&
       !topoSort([n]).some((m) => standInNodes.has(m));
     // a lazy value made before the call (h = w.mul(2)) is a captured value too, computed at
     // the call: traced inline over w's node, it was computed from w's new value after w.assign
-    const lazy = before && n.op !== "const"; // (a constant is the same at every call)
+    const lazy = n.op !== "const"; // (a constant is the same at every call)
     if (!stored && !assigned && !lazy) continue;
     holders.set(n, [...holders.get(n) ?? [], t]);
   }
@@ -411,6 +415,14 @@ async function runTrace(
   // and the captured values as they are now: a captured tensor assigned while the call was in
   // flight freed the value the call was to read ("must stay alive", though nothing was disposed)
   const captured = currentConstants(trace);
+  // a captured tensor its holders all disposed is gone, even where its value could be
+  // computed again (a lazy capture, a computed one): dispose() is final
+  for (const [index, refs] of trace.holders) {
+    const holders = refs.map((ref) => ref.deref()).filter((t) => t !== undefined);
+    if (holders.length > 0 && holders.every((t) => t.isDisposed)) {
+      failCapturedDisposed(trace, index);
+    }
+  }
   const held = [...argNodes, ...captured.values()];
   held.forEach(acquireHandle);
   let results: JitResult;
@@ -423,6 +435,17 @@ async function runTrace(
   // garbage collector in (1,023 dropped 4 MB results ran the cpu out of memory)
   await backstop();
   return results;
+}
+
+/** The Error for a call of `trace` whose captured value `index` was disposed. */
+function failCapturedDisposed(trace: Trace, index: number): never {
+  const { dtype, shape } = trace.plan.buffers[index];
+  fail(
+    "jit",
+    "the tensors fn captured must stay alive while the compiled function is used (or be " +
+      "passed as arguments)",
+    described(`a ${dtype}[${shape.join(", ")}] tensor captured by fn, disposed`),
+  );
 }
 
 /** runTrace with the arguments' and captured values' nodes (taken at the call) held. */
@@ -447,15 +470,7 @@ async function runHeld(
     });
     for (const [index, node] of captured) {
       bound[index] = realizedBuffer(node, trace.device)!;
-      if (wasReleased(bound[index])) {
-        const { dtype, shape } = trace.plan.buffers[index];
-        fail(
-          "jit",
-          "the tensors fn captured must stay alive while the compiled function is used (or be " +
-            "passed as arguments)",
-          described(`a ${dtype}[${shape.join(", ")}] tensor captured by fn, disposed`),
-        );
-      }
+      if (wasReleased(bound[index])) failCapturedDisposed(trace, index);
     }
   };
   bind();

@@ -576,6 +576,14 @@ Deno.test("jit: fn's own values are never frozen as captures, and views made in 
     w.assign(tensor([10, 20], { device }));
     assertEquals(await (await f(zero) as Tensor).toArray(), [20, 40], `${device}: w as it is`);
     h.dispose(); // lazy, over w's old value
+    // the same with the caller's w.mul(2) computed before the trace: fn's own, a leaf on that
+    // stored node, was bound as stored for good
+    const u = tensor([1, 2], { device });
+    await u.mul(2).toArray();
+    const fu = jit((a) => a.add(u.mul(2)));
+    assertEquals(await (await fu(zero) as Tensor).toArray(), [2, 4], device);
+    u.assign(tensor([10, 20], { device }));
+    assertEquals(await (await fu(zero) as Tensor).toArray(), [20, 40], `${device}: u as it is`);
     // a view of a grad leaf made inside fn held its node and diverged from it after every
     // step: a trace a call
     const v = tensor([1, 2, 3, 4], { device, requiresGrad: true });
