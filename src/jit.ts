@@ -247,7 +247,7 @@ function traceFunction(
     }
   }
   const backend = backendFor(device);
-  const holders = captureHolders(read, standIns, device, firstTraced);
+  const holders = captureHolders(read, device, firstTraced);
   // a stored value no capture holds, with its history, is fn's own computation (fn's w.mul(2)
   // is the node of an equal value the caller computed before): computed from its sources at
   // every call, not bound as stored, which kept w's traced value after w.assign
@@ -275,42 +275,30 @@ function traceFunction(
   );
 }
 
-/** Whether `n` is data on `device`: a buffer, or a stored value. */
-function isStoredOn(n: Node, device: DeviceName): boolean {
-  return n.op === "buffer" || realizedBuffer(n, device) !== undefined;
-}
-
 /**
- * The tensors among `read` (other than the stand-ins) that hold captured values, by value:
- * leaves holding stored values or values assigned but not yet computed, and any tensor made
- * before the trace (a view of a leaf, a lazy value). Their values are constants of the plan,
- * computed before each call where need be, since a leaf may move on to another value before
- * the next.
+ * The tensors among `read` that hold captured values, by value: every tensor made before the
+ * trace (`firstTraced` and on are the trace's own, stand-ins included). Leaves holding stored
+ * values or values assigned but not yet computed, views of leaves, lazy values: their values
+ * are constants of the plan, computed before each call where need be, since a leaf may move on
+ * to another value before the next.
  */
 function captureHolders(
   read: ReadonlySet<Tensor>,
-  standIns: readonly Tensor[],
   device: DeviceName,
   firstTraced: number,
 ): Map<Node, Tensor[]> {
-  const standInNodes = new Set(standIns.map(nodeOf));
   const holders = new Map<Node, Tensor[]>();
   for (const t of read) {
-    // only tensors made before the trace, non-leaves too (w0 = w.reshape(w.shape) of a w
-    // requiring grad is w's node: it never moves, but it holds the value, and holdersDiverged
-    // must see it); not fn's own: a view of w made inside fn diverged from w at every step (a
-    // trace a call), and fn's w.mul(2), a leaf when nothing requires grad, on the node of an
-    // equal value the caller had computed, bound that stored value for good
-    if (tensorSerial(t) >= firstTraced) continue;
-    if (t.isDisposed || t.device !== device || standIns.includes(t)) continue;
+    // not fn's own: a view of w made inside fn diverged from w at every step (a trace a call),
+    // and fn's w.mul(2), a leaf when nothing requires grad, on the node of an equal value the
+    // caller had computed, bound that stored value for good. Non-leaves made before count
+    // (w0 = w.reshape(w.shape) of a w requiring grad is w's node: it never moves, but it holds
+    // the value, and holdersDiverged must see it), and so do lazy values (h = w.mul(2), traced
+    // inline over w's node, was computed from w's new value after w.assign)
+    if (tensorSerial(t) >= firstTraced || t.isDisposed || t.device !== device) continue;
     const n = nodeOf(t);
-    const stored = isStoredOn(n, device);
-    const assigned = n.op === "detach" && n.arg !== null &&
-      !topoSort([n]).some((m) => standInNodes.has(m));
-    // a lazy value made before the call (h = w.mul(2)) is a captured value too, computed at
-    // the call: traced inline over w's node, it was computed from w's new value after w.assign
-    const lazy = n.op !== "const"; // (a constant is the same at every call)
-    if (!stored && !assigned && !lazy) continue;
+    // a constant is the same at every call (inlined, unless stored)
+    if (n.op === "const" && realizedBuffer(n, device) === undefined) continue;
     holders.set(n, [...holders.get(n) ?? [], t]);
   }
   return holders;
