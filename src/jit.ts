@@ -96,6 +96,21 @@ export interface Trace {
   readonly constants: ReadonlyMap<number, Node>;
   /** The leaf tensors that held each constant's value when traced (`assign` moves them). */
   readonly holders: ReadonlyMap<number, readonly WeakRef<Tensor>[]>;
+  /** Captured values `fn` may have computed itself as well (see `shadowsOf`). */
+  readonly shadows: readonly Shadow[];
+}
+
+/**
+ * A captured lazy value (`h = w.mul(2)` made before the trace) computed from other captured
+ * values (`w`): `fn`'s own `w.mul(2)` is the same node, so the plan reads it from `h` too. That
+ * holds while `w` keeps its traced value; once `w` is assigned (or `h` disposed) `fn` is traced
+ * again, and its `w.mul(2)` is then a node of its own.
+ */
+interface Shadow {
+  /** The holders of the captured value. */
+  readonly holders: readonly WeakRef<Tensor>[];
+  /** The captured values below it, and their holders when traced. */
+  readonly below: readonly { node: WeakRef<Node>; holders: readonly WeakRef<Tensor>[]; }[];
 }
 
 /** Signatures (and export targets) remembered per compiled function. */
@@ -304,11 +319,51 @@ function captureHolders(
   return holders;
 }
 
+/** The captured values among `holders` that other captured values are computed from. */
+function shadowsOf(holders: ReadonlyMap<Node, readonly Tensor[]>): Shadow[] {
+  const shadows: Shadow[] = [];
+  const weak = (ts: readonly Tensor[]) => ts.map((t) => new WeakRef(t));
+  for (const [node, tensors] of holders) {
+    const below: Shadow["below"][number][] = [];
+    const seen = new Set<Node>([node]);
+    const stack = [...node.srcs];
+    while (stack.length > 0) {
+      const n = stack.pop()!;
+      if (seen.has(n)) continue;
+      seen.add(n);
+      const held = holders.get(n);
+      if (held !== undefined) below.push({ node: new WeakRef(n), holders: weak(held) });
+      stack.push(...n.srcs);
+    }
+    if (below.length > 0) shadows.push({ holders: weak(tensors), below });
+  }
+  return shadows;
+}
+
+/** Whether a tensor among `refs` is alive and no longer on `node`. */
+function moved(refs: readonly WeakRef<Tensor>[], node: Node | undefined): boolean {
+  return refs.some((ref) => {
+    const t = ref.deref();
+    return t !== undefined && !t.isDisposed && nodeOf(t) !== node;
+  });
+}
+
 /**
- * Whether the tensors holding one captured value now hold different values: `w` assigned and
- * `w0 = w.reshape(w.shape)`, which was the same node, not. The plan has one buffer for them
- * (it bound both to `w`'s new value, wrong for `w0`), so `fn` is traced again.
+ * Whether `fn` must be traced again: the tensors holding one captured value now hold different
+ * values (`w` assigned and `w0 = w.reshape(w.shape)`, which was the same node, not: the plan
+ * has one buffer for them, and bound both to `w`'s new value, wrong for `w0`), or a captured
+ * value `fn` may compute itself no longer is what `fn` would compute (see `Shadow`).
  */
+function mustRetrace(trace: Trace): boolean {
+  for (const { holders, below } of trace.shadows) {
+    const alive = holders.map((ref) => ref.deref()).filter((t) => t !== undefined);
+    if (alive.length > 0 && alive.every((t) => t.isDisposed)) return true;
+    if (below.some(({ node, holders }) => moved(holders, node.deref()))) return true;
+  }
+  return holdersDiverged(trace);
+}
+
+/** Whether the tensors holding one captured value now hold different values. */
 function holdersDiverged(trace: Trace): boolean {
   for (const index of trace.constants.keys()) {
     const nodes = new Set<Node>();
@@ -381,6 +436,7 @@ function bindTrace(
     resultKind,
     constants,
     holders,
+    shadows: shadowsOf(holdersByNode),
   };
 }
 
@@ -595,7 +651,7 @@ export function jit<R extends JitResult>(
   const traceFor: TraceEntry = (specs, targets) => {
     const key = `${targets?.key ?? "device"} | ${signatureOf(specs)}`;
     let trace = traces.get(key);
-    if (trace === undefined || holdersDiverged(trace)) {
+    if (trace === undefined || mustRetrace(trace)) {
       trace = traceFunction(fn, specs, namesFor(specs.length), targets);
       traceCount++;
       traces.set(key, trace);

@@ -603,3 +603,35 @@ Deno.test("jit: fn's own values are never frozen as captures, and views made in 
     assertClose(await v.data(), [0.5, 1.5, 2.5, 3.5], { msg: device });
   }
 });
+
+Deno.test("jit: fn's own value equal to a captured lazy value follows its sources", async () => {
+  for (const device of testDevices) {
+    // h = w.mul(2) made outside and read by fn, and fn's own w.mul(2): one node (hash-consing),
+    // bound to h's value at every call, so fn's w.mul(2) kept w's traced value after w.assign
+    const w = tensor([1, 2], { device, requiresGrad: true });
+    const h = w.mul(2);
+    const f = jit((x) => ({ own: x.add(w.mul(2)), captured: x.add(h) }));
+    const zero = tensor([0, 0], { device });
+    const first = await f(zero) as { own: Tensor; captured: Tensor; };
+    assertEquals(await first.own.toArray(), [2, 4], device);
+    w.assign(tensor([10, 20], { device }));
+    const second = await f(zero) as { own: Tensor; captured: Tensor; };
+    assertEquals(await second.own.toArray(), [20, 40], `${device}: w as it is`);
+    assertEquals(await second.captured.toArray(), [2, 4], `${device}: h as it was`);
+    w.assign(tensor([5, 6], { device }));
+    const third = await f(zero) as { own: Tensor; captured: Tensor; };
+    assertEquals(await third.own.toArray(), [10, 12], device);
+    assertEquals(await third.captured.toArray(), [2, 4], device);
+    assertEquals(f.traceCount, 2, `${device}: traced again once, when w first moved`);
+    // h disposed: fn's own w.mul(2) is computed (it was an Error: a capture disposed)
+    const u = tensor([1, 2], { device });
+    const k = u.mul(3);
+    const g = jit((x) => x.add(u.mul(3)).add(k.mul(0)));
+    assertEquals(await (await g(zero) as Tensor).toArray(), [3, 6], device);
+    const ownOnly = jit((x) => x.add(u.mul(3)));
+    assertEquals(await (await ownOnly(zero) as Tensor).toArray(), [3, 6], device);
+    k.dispose();
+    assertEquals(await (await ownOnly(zero) as Tensor).toArray(), [3, 6], `${device}: k gone`);
+    await assertRejects(() => g(zero), Error, "disposed");
+  }
+});
