@@ -41,7 +41,7 @@ import {
 } from "./jit.ts";
 import { Tensor } from "./tensor.ts";
 import { acquireHandle } from "./ownership.ts";
-import { releaseValue } from "./realization.ts";
+import { failGone, releaseValue } from "./realization.ts";
 import { described, fail } from "./validate.ts";
 import { VERSION } from "./version.ts";
 
@@ -228,7 +228,11 @@ async function constantData(trace: Trace): Promise<Map<number, TypedArray>> {
   const held = [...captured.values()];
   held.forEach(acquireHandle);
   try {
-    await realizeNodes(held, backend);
+    try {
+      await realizeNodes(held, backend);
+    } catch (e) {
+      failGone("exportCompiled", e);
+    }
     const data = new Map<number, TypedArray>();
     for (const [index, node] of captured) {
       data.set(index, await backend.read(realizedBuffer(node, trace.device)!));

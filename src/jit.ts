@@ -503,7 +503,7 @@ async function runHeld(
   // lazy arguments (and captured values assigned since) are computed first
   // (through realizeOn: an argument assigned since is stored with its bookkeeping, so the value
   // it replaces is freed; realizing it directly leaked the old value of every step)
-  await realizeOn(trace.device, [...argNodes, ...captured.values()]);
+  await realizeOn(trace.device, [...argNodes, ...captured.values()], "jit");
   const bound: DeviceBuffer[] = [];
   const bind = () => {
     trace.inputs.forEach((index, i) => {
@@ -540,7 +540,7 @@ async function runHeld(
       copies.set(node, ir.detach(node, true));
     }
   }
-  if (copies.size > 0) await realizeOn(trace.device, [...copies.values()]);
+  if (copies.size > 0) await realizeOn(trace.device, [...copies.values()], "jit");
   const constant = (node: Node) =>
     createTensor(copies.get(node) ?? node, trace.device, false, true);
   const results = trace.outputs.map((index) => {

@@ -18,7 +18,7 @@ import { backendFor } from "./runtime/backends.ts";
 import { backstop, noteHostArray } from "./runtime/backstop.ts";
 import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
 import { holdBuffers, releaseReason, trackValue } from "./runtime/lifetime.ts";
-import { realizedBuffer, realizeNodes } from "./runtime/realize.ts";
+import { InputGoneError, realizedBuffer, realizeNodes } from "./runtime/realize.ts";
 import { createTensor, liveNode, type NestedArray, nodeOf, type Tensor } from "./tensor.ts";
 import { checkDeviceDtype, described, fail } from "./validate.ts";
 
@@ -26,12 +26,33 @@ import { checkDeviceDtype, described, fail } from "./validate.ts";
  * Realizes `nodes` on `device` with the variables they reach, and does the bookkeeping of what
  * was stored (an assigned value's predecessor freed): every realization goes through here.
  */
-export function realizeOn(device: DeviceName, nodes: readonly Node[]): void | Promise<void> {
+export function realizeOn(
+  device: DeviceName,
+  nodes: readonly Node[],
+  fn = "realize",
+): void | Promise<void> {
   const backend = backendFor(device);
   const all = withWaitingVariables(nodes, device);
-  const ran = realizeNodes(all, backend);
-  if (ran instanceof Promise) return ran.then(() => afterStored(all, backend));
+  let ran: void | Promise<void>;
+  try {
+    ran = realizeNodes(all, backend);
+  } catch (e) {
+    failGone(fn, e);
+  }
+  if (ran instanceof Promise) {
+    return ran.then(() => afterStored(all, backend), (e) => failGone(fn, e));
+  }
   afterStored(all, backend);
+}
+
+/** Rethrows `error`, naming `fn` if it says an input's storage is gone. */
+export function failGone(fn: string, error: unknown): never {
+  if (!(error instanceof InputGoneError)) throw error;
+  fail(
+    fn,
+    "the tensors it is computed from alive (compute results before disposing what they read)",
+    described(error.input),
+  );
 }
 
 /**
@@ -84,7 +105,7 @@ export function releaseValue(node: Node, device: DeviceName): void {
 export async function realizeTensors(fn: string, tensors: readonly Tensor[]): Promise<void> {
   const nodes = tensors.map((t) => liveNode(fn, t));
   for (const device of new Set(tensors.map((t) => t.device))) {
-    await realizeOn(device, nodes.filter((_, i) => tensors[i].device === device));
+    await realizeOn(device, nodes.filter((_, i) => tensors[i].device === device), fn);
   }
   await backstop();
 }
@@ -112,7 +133,7 @@ async function readNode(fn: string, node: Node, device: DeviceName): Promise<Typ
     // (an argument read without await went unnoticed, and its read rejected later)
     const stored = realizedBuffer(node, device);
     const arriving = stored === undefined ? null : backend.pending(stored);
-    await realizeOn(device, [node]);
+    await realizeOn(device, [node], fn);
     if (arriving !== null) await arriving;
     const buffer = storedBuffer(fn, node, device);
     const unhold = holdBuffers([buffer]);
@@ -141,7 +162,7 @@ export function readDataSync(t: Tensor): TypedArray {
     fail("dataSync", `needs a cpu tensor (use await data() on "${t.device}")`, t.device);
   }
   const cpu = backendFor("cpu");
-  const ran = realizeOn("cpu", [node]);
+  const ran = realizeOn("cpu", [node], "dataSync");
   if (ran instanceof Promise || cpu.pending(realizedBuffer(node, "cpu")!) !== null) {
     // a copy from another device is still arriving: only the async path can wait for it
     ran?.catch(() => {});

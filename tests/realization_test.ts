@@ -3,7 +3,7 @@
 // computation holds its inputs, and assign() computes the new value with the next realization
 // and frees the old one then.
 
-import { memory, noGrad, type Tensor, tensor, zeros } from "../mod.ts";
+import { jit, memory, noGrad, realize, type Tensor, tensor, zeros } from "../mod.ts";
 import {
   assert,
   assertEquals,
@@ -118,7 +118,28 @@ Deno.test("a lazy result needing a disposed input is an Error, never other data"
   const y = x.mul(2); // lazy
   x.dispose();
   tensor([9, 9]);
-  await assertRejects(() => y.data(), Error, "input was disposed");
+  await assertRejects(() => y.data(), Error, "input that was disposed");
+});
+
+Deno.test("a read needing a disposed input names the function called", async () => {
+  // the Error named "realize" whatever the program had called
+  const x = tensor([1, 2]);
+  const y = x.mul(2);
+  x.dispose();
+  const expected = "the tensors it is computed from alive";
+  await assertRejects(() => y.data(), Error, `data: ${expected}`);
+  await assertRejects(() => y.toArray(), Error, `toArray: ${expected}`);
+  assertThrows(() => y.dataSync(), Error, `dataSync: ${expected}`);
+  await assertRejects(() => realize(y), Error, `realize: ${expected}`);
+  await assertRejects(() => y.realize(), Error, `realize: ${expected}`);
+  await assertRejects(() => y.to("cpu").data(), Error, "data: "); // to() on the same device
+  const w = tensor([1, 2]);
+  const captured = w.mul(3);
+  w.dispose(); // captured, lazy, reads w's value
+  const f = jit((a) => a.add(captured));
+  await assertRejects(() => f(tensor([0, 0])), Error, `jit: ${expected}`);
+  // the library stays usable
+  assertEquals(await tensor([1, 2]).mul(2).toArray(), [2, 4]);
 });
 
 Deno.test("assign: new value in place of the old, same tensor, grad and requiresGrad kept", async () => {

@@ -340,6 +340,16 @@ export function runPlan(
 }
 
 /**
+ * A realization needs storage that is gone (disposed, or overwritten by `assign`): the
+ * caller's Error names the function the program called (`data`, `realize`, a jit call...).
+ */
+export class InputGoneError extends Error {
+  constructor(readonly input: string) {
+    super(`realize: ${input}`);
+  }
+}
+
+/**
  * Computes every node of `outputs` that is not yet realized, on `backend`, and records the
  * results. Intermediate buffers return to the pool once the kernels have run.
  */
@@ -368,9 +378,7 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
     const b = realizedBuffer(n, backend.name)!;
     const gone = releaseReason(b);
     if (gone !== undefined) {
-      throw new Error(
-        `realize: a ${n.dtype}[${n.shape}] input was ${gone}; create it again before using it`,
-      );
+      throw new InputGoneError(`a ${n.dtype}[${n.shape}] input that was ${gone}`);
     }
     const wait = backend.pending(b);
     if (wait) waits.push(wait);
