@@ -147,6 +147,7 @@ export function parseCli(args: readonly string[]): CliOptions | "help" | "versio
       grad = true;
       continue;
     }
+    if (arg.startsWith("--grad=")) usage(`--grad takes no value, got ${JSON.stringify(arg)}`);
     if (!arg.startsWith("-")) {
       positional.push(arg);
       continue;
@@ -170,10 +171,11 @@ export function parseCli(args: readonly string[]): CliOptions | "help" | "versio
     );
   }
   if (positional[0] !== "lrn") usage(`unknown model ${JSON.stringify(positional[0])} (known: lrn)`);
-  const size = values.size === undefined ? 5 : parseNumber("size", values.size);
-  if (!Number.isInteger(size) || size < 1) {
+  // digits only: Number() took 0x10 and 1e1 too
+  if (values.size !== undefined && !/^\s*0*[1-9]\d*\s*$/.test(values.size)) {
     usage(`--size must be a positive integer, got ${JSON.stringify(values.size)}`);
   }
+  const size = values.size === undefined ? 5 : Number(values.size);
   if (values.shape === undefined) usage("--shape is required (e.g. --shape 2,96,27,27)");
   if (values.out === undefined || values.out === "") usage("--out DIR is required");
   const dtype = values.dtype ?? "float32";

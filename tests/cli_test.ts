@@ -70,6 +70,11 @@ Deno.test("cli: bad options are UsageErrors naming the option and the value", ()
     [[...base, "--size", "--grad"], "--size needs a value"],
     [[...base, "--size", "0"], '--size must be a positive integer, got "0"'],
     [[...base, "--size", "2.5"], '--size must be a positive integer, got "2.5"'],
+    // Number() read these as 16, 10 and 1e20 (which then failed inside pad, exit 1)
+    [[...base, "--size", "0x10"], '--size must be a positive integer, got "0x10"'],
+    [[...base, "--size", "1e1"], '--size must be a positive integer, got "1e1"'],
+    [[...base, "--size", "1e20"], '--size must be a positive integer, got "1e20"'],
+    [[...base, "--grad=1"], '--grad takes no value, got "--grad=1"'],
     [[...base, "--alpha", "abc"], '--alpha must be a finite number, got "abc"'],
     [[...base, "--beta", "Infinity"], '--beta must be a finite number, got "Infinity"'],
     [[...base, "--k", ""], '--k must be a finite number, got ""'],
@@ -85,6 +90,9 @@ Deno.test("cli: bad options are UsageErrors naming the option and the value", ()
   for (const [args, message] of cases) {
     assertThrows(() => parseCli(args), UsageError, message, args.join(" "));
   }
+  // digits are digits however many: a window past every channel is clipped to them
+  assertEquals((parseCli([...base, "--size", "007"]) as CliOptions).size, 7);
+  assertEquals((parseCli([...base, "--size", "100000000000000000000"]) as CliOptions).size, 1e20);
   for (const shape of ["2x96", "2,", "", "5", "2,-3", "2,3.5", "a,b"]) {
     assertThrows(
       () => parseShape(shape),

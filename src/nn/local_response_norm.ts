@@ -8,7 +8,7 @@
 // clips the window loop to the valid channels and specializes the constant pow, as it would
 // for any graph of this shape.
 
-import { Tensor } from "../tensor.ts";
+import { liveNode, Tensor } from "../tensor.ts";
 import { fail } from "../validate.ts";
 import { Module } from "./module.ts";
 import { pythonFloat } from "./format.ts";
@@ -46,14 +46,17 @@ export function localResponseNorm(
 ): Tensor {
   checkParams("localResponseNorm", size, alpha, beta, k);
   if (!(x instanceof Tensor)) fail("localResponseNorm", "x must be a Tensor", x);
+  liveNode("localResponseNorm", x); // a disposed x is an Error here, not in pad (or returned)
   if (x.ndim < 2) return x;
   const input = x.dtype === "int32" ? x.cast("float32") : x;
   const shape = input.shape;
   if (shape[1] === 0) return input.affine(1, 0); // no channels: empty, and no window fits
-  const before = Math.floor((size - 1) / 2);
-  const after = Math.floor(size / 2);
+  // a window reaching past every channel on a side reaches as far as C - 1 channels would
+  // (clipped alike): a size of 10^8 padded 10^8 channels and the backward pass failed on it
+  const before = Math.min(Math.floor((size - 1) / 2), shape[1] - 1);
+  const after = Math.min(Math.floor(size / 2), shape[1] - 1);
   const pads = shape.map((_, i): [number, number] => (i === 1 ? [before, after] : [0, 0]));
-  const windows = input.pad(pads).unfoldDim(1, size, 1); // (N, C, *, size)
+  const windows = input.pad(pads).unfoldDim(1, before + after + 1, 1); // (N, C, *, window)
   const sumSquares = windows.square().sum(-1); // S
   const denominator = sumSquares.affine(alpha, k).pow(beta); // (k + alpha S) ^ beta
   return input.div(denominator);
@@ -62,7 +65,8 @@ export function localResponseNorm(
 /**
  * `nn.LocalResponseNorm(size, alpha = 1e-4, beta = 0.75, k = 1.0)` with Lucid's semantics:
  * `y = x / (k + alpha * S) ^ beta`, S the sum of squares over a window of `size` channels
- * around each (alpha not divided by size). Forward, and backward, each compile to one kernel.
+ * around each (alpha not divided by size). Forward compiles to one kernel, forward and
+ * backward together to two.
  *
  * @example
  * ```ts

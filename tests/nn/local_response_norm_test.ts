@@ -280,6 +280,31 @@ Deno.test("LocalResponseNorm: no parameters and an empty state dict", () => {
   assertEquals(lrn.stateDict(), {});
 });
 
+Deno.test("LocalResponseNorm: a size far past the channels, forward and backward, both devices", async () => {
+  // every window covers all C channels: D = k + alpha * sum x^2 alike for each, so
+  // y = x D^-beta and dx = g D^-beta - 2 alpha beta x D^(-beta-1) sum(g x) (hand-worked).
+  // A size of 10^8 padded 10^8 channels: the backward pass failed (an unfoldTranspose of
+  // 10^16 elements), webgpu took minutes at 70,000, and 10^300 failed in pad.
+  const xs = [0.5, -1, 1.5, 2];
+  const gs = [1, -2, 0.5, 3];
+  const [alpha, beta, k] = [0.25, 0.75, 1];
+  const d = k + alpha * xs.reduce((s, v) => s + v * v, 0);
+  const gx = xs.reduce((s, v, i) => s + v * gs[i], 0);
+  const y = xs.map((v) => v * d ** -beta);
+  const dx = xs.map((v, i) => gs[i] * d ** -beta - 2 * alpha * beta * v * d ** (-beta - 1) * gx);
+  for (const device of testBackends.map((b) => b.device)) {
+    for (const size of [7, 9, 1e8, 2 ** 53, 1e300]) {
+      const x = tensor(xs, { shape: [1, 4, 1], device, requiresGrad: true });
+      const out = nn.functional.localResponseNorm(x, size, alpha, beta, k);
+      out.backward(tensor(gs, { shape: [1, 4, 1], device }));
+      const msg = `${device}, size ${size}`;
+      assertEquals(kernels(out).length, 1, msg);
+      assertClose(await out.data(), y, { rtol: 1e-6, atol: 0, msg });
+      assertClose(await x.grad!.data(), dx, { rtol: 1e-5, atol: 1e-7, msg });
+    }
+  }
+});
+
 Deno.test("LocalResponseNorm: bad input names the argument, the expectation and the value", () => {
   assertThrows(() => new nn.LocalResponseNorm(0), Error, "size must be a positive integer, got 0");
   assertThrows(
@@ -323,6 +348,17 @@ Deno.test("LocalResponseNorm: bad input names the argument, the expectation and 
     Error,
     "size must be a positive integer, got -1",
   );
+  // a disposed x is named here (it was pad's Error, and a rank-1 one was returned as it was)
+  for (const shape of [[1, 3, 2], [3]]) {
+    const gone = randn(shape);
+    gone.dispose();
+    assertThrows(
+      () => nn.functional.localResponseNorm(gone, 3),
+      Error,
+      "localResponseNorm: the tensor was disposed",
+    );
+    assertThrows(() => lrn.forward(gone), Error, "localResponseNorm: the tensor was disposed");
+  }
 });
 
 Deno.test("LocalResponseNorm: the input is not modified", async () => {
