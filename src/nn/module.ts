@@ -48,10 +48,19 @@ export abstract class Module {
     for (const [, m] of this.namedChildren()) yield m;
   }
 
-  /** This module and every module below it, depth first. */
+  /**
+   * This module and every module below it, depth first, each once: a child shared under two
+   * names, or a back-reference (`child.owner = parent`), is not walked again.
+   */
   *modules(): Generator<Module> {
-    yield this;
-    for (const child of this.children()) yield* child.modules();
+    const seen = new Set<Module>();
+    const walk = function* (m: Module): Generator<Module> {
+      if (seen.has(m)) return;
+      seen.add(m);
+      yield m;
+      for (const child of m.children()) yield* walk(child);
+    };
+    yield* walk(this);
   }
 
   /**
@@ -61,7 +70,10 @@ export abstract class Module {
    */
   *namedParameters(prefix = ""): Generator<[string, Tensor]> {
     const seen = new Set<Tensor>();
+    const walked = new Set<Module>(); // a module reached again (shared, or a cycle) adds nothing
     const walk = function* (m: Module, at: string): Generator<[string, Tensor]> {
+      if (walked.has(m)) return;
+      walked.add(m);
       for (const [name, value] of Object.entries(m)) {
         if (value instanceof Tensor && value.requiresGrad && !seen.has(value)) {
           seen.add(value);
@@ -78,14 +90,22 @@ export abstract class Module {
     for (const [, p] of this.namedParameters()) yield p;
   }
 
-  /** Every tensor of the module tree (parameters and state) by dotted name. */
+  /**
+   * Every tensor of the module tree (parameters and state) by dotted name: a child shared under
+   * two names is listed under each (as torch's is); a back-reference to a module above is not
+   * followed.
+   */
   stateDict(): Record<string, Tensor> {
     const state: Record<string, Tensor> = {};
+    const above = new Set<Module>();
     const walk = (m: Module, prefix: string) => {
+      if (above.has(m)) return;
+      above.add(m);
       for (const [name, value] of Object.entries(m)) {
         if (value instanceof Tensor) state[prefix + name] = value;
       }
       for (const [name, child] of m.namedChildren()) walk(child, `${prefix}${name}.`);
+      above.delete(m);
     };
     walk(this, "");
     return state;
@@ -116,17 +136,30 @@ export abstract class Module {
     return "";
   }
 
-  /** `Name(extra)`, or the multi-line `(name): Child(...)` form when there are children. */
+  /**
+   * `Name(extra)`, or the multi-line `(name): Child(...)` form when there are children or the
+   * extra text has several lines (torch's layout). A back-reference to a module above prints
+   * as `Name(...)`.
+   */
   toString(): string {
+    return this.#describe(new Set());
+  }
+
+  #describe(above: Set<Module>): string {
+    const name = this.constructor.name || "Module";
+    if (above.has(this)) return `${name}(...)`;
     const children = [...this.namedChildren()];
-    const name = this.constructor.name;
-    if (children.length === 0) return `${name}(${this.extraRepr()})`;
+    const extra = this.extraRepr();
+    if (children.length === 0 && !extra.includes("\n")) return `${name}(${extra})`;
+    above.add(this);
+    const indent = (text: string) => text.split("\n").join("\n  ");
     const lines = [`${name}(`];
-    if (this.extraRepr()) lines.push(`  ${this.extraRepr()}`);
+    if (extra) lines.push(`  ${indent(extra)}`);
     for (const [childName, child] of children) {
-      lines.push(`  (${childName}): ${child.toString().split("\n").join("\n  ")}`);
+      lines.push(`  (${childName}): ${indent(child.#describe(above))}`);
     }
     lines.push(")");
+    above.delete(this);
     return lines.join("\n");
   }
 

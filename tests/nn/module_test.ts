@@ -156,3 +156,64 @@ Deno.test("Module: a module without extraRepr prints empty parentheses", () => {
   assertEquals(String(new Identity()), "Identity()");
   assertEquals(new Identity().extraRepr(), "");
 });
+
+Deno.test("Module: a shared child and a back-reference are walked once; toString ends", () => {
+  // a child holding its parent overflowed the stack in parameters, stateDict, eval, zeroGrad
+  // and toString; a child shared under two names came twice from modules()
+  class Child extends nn.Module {
+    w: Tensor = tensor([1, 2], { requiresGrad: true });
+    owner: nn.Module | null = null;
+    forward(x: Tensor): Tensor {
+      return x.mul(this.w);
+    }
+  }
+  class Top extends nn.Module {
+    child = new Child();
+    again = this.child;
+    forward(x: Tensor): Tensor {
+      return this.child.forward(x);
+    }
+  }
+  const top = new Top();
+  top.child.owner = top;
+  assertEquals([...top.modules()].length, 2);
+  assertEquals([...top.namedParameters()].map(([name]) => name), ["child.w"]);
+  assertEquals(Object.keys(top.stateDict()), ["child.w", "again.w"]);
+  top.eval();
+  assertEquals([top.training, top.child.training], [false, false]);
+  top.child.w.grad = tensor([1, 1]);
+  top.zeroGrad();
+  assertEquals(top.child.w.grad, null);
+  assertEquals(
+    String(top),
+    "Top(\n  (child): Child(\n    (owner): Top(...)\n  )\n  (again): Child(\n    (owner): Top(...)\n  )\n)",
+  );
+});
+
+Deno.test("Module: a multi-line extraRepr is indented; an anonymous class prints as Module", () => {
+  class Inner extends nn.Module {
+    forward(x: Tensor): Tensor {
+      return x;
+    }
+    override extraRepr(): string {
+      return "in_features=3\nout_features=4";
+    }
+  }
+  class Outer extends nn.Module {
+    inner = new Inner();
+    forward(x: Tensor): Tensor {
+      return x;
+    }
+  }
+  assertEquals(String(new Inner()), "Inner(\n  in_features=3\n  out_features=4\n)");
+  assertEquals(
+    String(new Outer()),
+    "Outer(\n  (inner): Inner(\n    in_features=3\n    out_features=4\n  )\n)",
+  );
+  const anonymous = new (class extends nn.Module {
+    forward(x: Tensor): Tensor {
+      return x;
+    }
+  })();
+  assertEquals(String(anonymous), "Module()");
+});
