@@ -304,7 +304,14 @@ interface PowFactor {
   readonly exponent: number;
   /** Whether it is a division by the pow (which costs a division besides the pow). */
   readonly division: boolean;
+  /** The factor: the pow, or the division (`a / b ** c`) that is one value of its own. */
+  readonly expr: Expr;
+  /** Whether it is an earlier output (ExprBuilder.opaque): it is reused, never merged. */
+  readonly opaque: boolean;
 }
+
+/** Whether `e` is a pow by a constant other than 0. */
+const isConstPow = (e: Expr) => e.op === "pow" && e.srcs[1].isConst() && e.srcs[1].value !== 0;
 
 /** What an op of a POW_FORMS spelling costs: the divide unit's ops dearest, the rest 1. */
 const FORM_OP_COST: Partial<Record<ExprOp, number>> = { sqrt: 4, rsqrt: 4, recip: 4, div: 4 };
@@ -337,7 +344,9 @@ function factorCost(f: PowFactor): number {
  * `x * y` with two of its pow factors of one base merged: `b ** c1 * b ** c2 = b ** (c1 + c2)`
  * for constant exponents of one sign and a base never negative nor -0 (NaN, +0 and +Infinity
  * included: both sides agree there, as they would not for exponents of both signs, where
- * 0 ** 1 * 0 ** -1 is NaN and 0 ** 0 is 1). A division by a pow counts as a factor of the
+ * 0 ** 1 * 0 ** -1 is NaN and 0 ** 0 is 1), and for exponents of both signs over a base above
+ * 0 (`abovePositive`: `d ** 2 * d ** -3` is `d ** -1`, which stays in range where the product
+ * of the two may not). A division by a pow counts as a factor of the
  * negated exponent. LocalResponseNorm's backward multiplies `g / d ** 0.75` by `d ** -0.25`,
  * which becomes `g * d ** -1`, spelled `g * (1 / d)`.
  *
@@ -358,20 +367,22 @@ function factorCost(f: PowFactor): number {
  * division's power before its numerator), not by identity: one pow may be two factors.
  */
 function combinePowers(b: ExprBuilder, x: Expr, y: Expr): Expr | null {
-  const isConstPow = (e: Expr) => e.op === "pow" && e.srcs[1].isConst() && e.srcs[1].value !== 0;
   const found: PowFactor[] = [];
   let visited = 0;
   const collect = (e: Expr): boolean => {
     if (++visited > MAX_PRODUCT_FACTORS) return false;
-    if (b.opaque.has(e)) return true;
-    if (e.op === "mul") return collect(e.srcs[0]) && collect(e.srcs[1]);
-    if (e.op === "neg") return collect(e.srcs[0]);
+    const opaque = b.opaque.has(e);
     if (e.op === "div" && isConstPow(e.srcs[1])) {
       const [base, exponent] = e.srcs[1].srcs;
-      found.push({ base, exponent: -exponent.value, division: true });
-      return collect(e.srcs[0]);
+      found.push({ base, exponent: -exponent.value, division: true, expr: e, opaque });
+      return opaque || collect(e.srcs[0]);
     }
-    if (isConstPow(e)) found.push({ base: e.srcs[0], exponent: e.srcs[1].value, division: false });
+    if (opaque) return true;
+    if (e.op === "mul") return collect(e.srcs[0]) && collect(e.srcs[1]);
+    if (e.op === "neg") return collect(e.srcs[0]);
+    if (isConstPow(e)) {
+      found.push({ base: e.srcs[0], exponent: e.srcs[1].value, division: false, expr: e, opaque });
+    }
     return true;
   };
   if (!collect(x) || !collect(y)) return null;
@@ -379,19 +390,20 @@ function combinePowers(b: ExprBuilder, x: Expr, y: Expr): Expr | null {
   let best: { i: number; j: number; sum: number; saves: number; } | null = null;
   for (let i = 0; i < found.length; i++) {
     const p = found[i];
-    if (!neverNegative(p.base)) continue;
+    if (p.opaque || !neverNegative(p.base)) continue;
     for (let j = i + 1; j < found.length; j++) {
       const q = found[j];
-      if (q.base !== p.base) continue;
+      if (q.opaque || q.base !== p.base) continue;
       const sum = p.exponent + q.exponent;
-      if (Math.sign(p.exponent) !== Math.sign(q.exponent)) continue;
+      // opposite signs only over a base above 0: at 0, d ** 2 * d ** -3 is NaN, d ** -1 is not
+      if (Math.sign(p.exponent) !== Math.sign(q.exponent) && !abovePositive(p.base)) continue;
       if (!Number.isFinite(inType(sum)) || inType(sum) !== sum) continue;
       if (!hasPowForm(sum) && (hasPowForm(p.exponent) || hasPowForm(q.exponent))) continue;
       const saves = factorCost(p) + factorCost(q) - powCost(sum);
       if (best === null || saves > best.saves) best = { i, j, sum, saves };
     }
   }
-  if (best === null) return null;
+  if (best === null) return pairWithOutput(b, x, y, found);
   const { i, j, sum } = best;
   const merged = b.binary("pow", found[i].base, b.constant(sum, x.type));
   const one = b.constant(1, x.type);
@@ -399,7 +411,10 @@ function combinePowers(b: ExprBuilder, x: Expr, y: Expr): Expr | null {
   // is 1 (folded away), the others are as they were
   let site = 0;
   const rebuild = (e: Expr): Expr => {
-    if (b.opaque.has(e)) return e;
+    if (b.opaque.has(e)) {
+      if (e.op === "div" && isConstPow(e.srcs[1])) site++;
+      return e;
+    }
     if (e.op === "mul") {
       const left = rebuild(e.srcs[0]);
       return b.mul(left, rebuild(e.srcs[1]));
@@ -414,6 +429,51 @@ function combinePowers(b: ExprBuilder, x: Expr, y: Expr): Expr | null {
     if (!isConstPow(e)) return e;
     const k = site++;
     return k === i ? merged : k === j ? one : e;
+  };
+  return b.mul(rebuild(x), rebuild(y));
+}
+
+/**
+ * `x * y` with a pow factor moved next to an earlier output that divides by a pow of the same
+ * base and the opposite sign, at least as large: LocalResponseNorm's middle term
+ * `-((g / d ** 3) * y) * (3 * d ** 2)`, with `g / d ** 3` and y outputs of the kernel, becomes
+ * `-(((g / d ** 3) * d ** 2) * y) * 3`. The product of the two outputs, about g x d ** -6,
+ * left float32's range (1e-50 for x near 3e4, alpha 1, beta 3: the gradient lost its
+ * cross-channel term and changed sign) where the gradient itself, g x d ** -4, is in it;
+ * paired, every partial product lies between values the kernel computes anyway. Else null.
+ */
+function pairWithOutput(
+  b: ExprBuilder,
+  x: Expr,
+  y: Expr,
+  found: readonly PowFactor[],
+): Expr | null {
+  const output = found.find((f) => f.opaque && f.division && neverNegative(f.base));
+  const pow = output && found.find((f) =>
+    !f.opaque && !f.division && f.base === output.base &&
+    Math.sign(f.exponent) === -Math.sign(output.exponent) &&
+    Math.abs(f.exponent) <= Math.abs(output.exponent)
+  );
+  if (output === undefined || pow === undefined) return null;
+  // already the pair itself: nothing to move
+  if ((x === output.expr && y === pow.expr) || (x === pow.expr && y === output.expr)) return null;
+  const one = b.constant(1, x.type);
+  // one factor from here on, as the output is: the products built from it must not pair again
+  const paired = b.mul(output.expr, pow.expr);
+  b.opaque.add(paired);
+  const rebuild = (e: Expr): Expr => {
+    if (e === output.expr) return paired;
+    if (e === pow.expr) return one;
+    if (b.opaque.has(e)) return e;
+    if (e.op === "mul") {
+      const left = rebuild(e.srcs[0]);
+      return b.mul(left, rebuild(e.srcs[1]));
+    }
+    if (e.op === "neg") return b.unary("neg", rebuild(e.srcs[0]));
+    if (e.op === "div" && isConstPow(e.srcs[1])) {
+      return b.binary("div", rebuild(e.srcs[0]), e.srcs[1]);
+    }
+    return e;
   };
   return b.mul(rebuild(x), rebuild(y));
 }
@@ -446,6 +506,28 @@ function neverNegative(e: Expr, depth = SIGN_DEPTH): boolean {
       return below(e.srcs[1]) && below(e.srcs[2]);
     case "reduce":
       return (e.arg as ReduceArg).op === "sum" && below(reduceBody(e));
+    default:
+      return false;
+  }
+}
+
+/**
+ * Whether the float `e` is above 0 wherever it is not NaN (+Infinity may be): a positive
+ * constant plus a value never negative, as LocalResponseNorm's `k + alpha * S` with k > 0
+ * (rounding keeps such a sum at k or above), and square roots of such sums.
+ */
+function abovePositive(e: Expr, depth = SIGN_DEPTH): boolean {
+  if (depth === 0 || isIntType(e.type)) return false;
+  switch (e.op) {
+    case "const":
+      return e.value > 0;
+    case "add": {
+      const [a, c] = e.srcs;
+      return (abovePositive(a, depth - 1) && neverNegative(c, depth - 1)) ||
+        (neverNegative(a, depth - 1) && abovePositive(c, depth - 1));
+    }
+    case "sqrt":
+      return abovePositive(e.srcs[0], depth - 1);
     default:
       return false;
   }

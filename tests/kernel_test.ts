@@ -346,7 +346,12 @@ Deno.test("a reduction over a broadcast axis is not looped: max is the value, su
 
 Deno.test("LocalResponseNorm with a window of 2^31 channels: clipped loop, exact indices", async () => {
   const x = tensor([[1, 2, 3], [0.5, -1, 4]]);
-  const y = await nn.functional.localResponseNorm(x, 2 ** 31, 1, 0.75, 1).data();
+  // LocalResponseNorm's graph for size 2^31 + 1, built by hand (the module clips a window past
+  // every channel to C - 1 on each side before it builds one): 2^30 channels of padding on
+  // each side, three windows of 2^31 + 1
+  const half = 2 ** 30;
+  const windows = x.pad([[0, 0], [half, half]]).unfoldDim(1, 2 * half + 1, 1);
+  const y = await x.div(windows.square().sum(-1).affine(1, 1).pow(0.75)).data();
   // every window covers all channels: y = x / (1 + sum x^2) ^ 0.75 per row
   const expected = [[1, 2, 3], [0.5, -1, 4]].flatMap((row) => {
     const s = row.reduce((acc, v) => acc + v * v, 0);
@@ -354,7 +359,12 @@ Deno.test("LocalResponseNorm with a window of 2^31 channels: clipped loop, exact
   });
   assertClose(y, expected, { rtol: 1e-6 });
   // 2^53 channels would need a padded axis past exact integers: a clear error naming the op
-  assertThrows(() => nn.functional.localResponseNorm(x, 2 ** 53, 1, 0.75, 1), RangeError, "pad");
+  assertThrows(() => x.pad([[0, 0], [2 ** 52, 2 ** 52]]), RangeError, "pad");
+  // the module gives the same values for every size past the channels
+  for (const size of [2 ** 31, 2 ** 53, 1e300]) {
+    const z = await nn.functional.localResponseNorm(x, size, 1, 0.75, 1).data();
+    assertClose(z, expected, { rtol: 1e-6, msg: `size ${size}` });
+  }
 });
 
 Deno.test("exprsInOrder: every expression after its sources, each once, the first root's first", () => {
@@ -391,12 +401,27 @@ Deno.test("powers of one base merge: b ** c1 * b ** c2 = b ** (c1 + c2) where th
   assert(!exprsInOrder([term]).some((e) => e.op === "div"), "the division became the merged pow");
   // exponents of one sign merge; through several products too
   assert(exprsInOrder([b.mul(b.mul(pow(d, 2), g), pow(d, 1))]).some((e) => isPow(e, d, 3)));
+  // an earlier output dividing by d ** 3 takes a d ** 2 factor next to it (MULTI_OUTPUT's
+  // outputs are reused, never merged): their product with another output is kept in range
+  const out0 = b.binary("div", g, pow(d, 3));
+  const out1 = b.binary("div", x, pow(d, 3));
+  b.opaque.add(out0);
+  b.opaque.add(out1);
+  const middle = b.mul(b.unary("neg", b.mul(out0, out1)), b.mul(b.constant(3, "f32"), pow(d, 2)));
+  const paired = b.mul(out0, pow(d, 2));
+  assertStrictEquals(
+    middle,
+    b.mul(b.unary("neg", b.mul(paired, out1)), b.constant(3, "f32")),
+  );
+  // exponents of both signs merge over a base above 0 (d = x^2 + 2: at most +Infinity)
+  assert(isPow(b.mul(pow(d, 0.5), pow(d, -0.25)), d, 0.25));
   // not merged: a base that may be negative (x ** 0.5 * x ** 0.5 is NaN for x < 0, x ** 1 is
-  // not), exponents of both signs (0 ** 0.5 * 0 ** -0.5 is NaN, 0 ** 0 is 1), -0 as a base
+  // not), exponents of both signs over a base that may be 0 (0 ** 0.5 * 0 ** -0.5 is NaN,
+  // 0 ** 0.25 is not), -0 as a base
   for (
     const [base, c1, c2] of [
       [x, 0.5, 0.5],
-      [d, 0.5, -0.25],
+      [b.mul(x, x), 0.5, -0.25],
       [b.mul(x, b.constant(-1, "f32")), 2, 1],
     ] as const
   ) {

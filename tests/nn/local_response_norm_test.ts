@@ -305,6 +305,30 @@ Deno.test("LocalResponseNorm: a size far past the channels, forward and backward
   }
 });
 
+Deno.test("LocalResponseNorm: float32 gradients with tiny partial products, every backend", async () => {
+  // alpha 1, beta 3, x near 3e4: the kernel multiplied g / d^3 by y (two outputs, about
+  // g x d^-6 = 1e-50, below float32) before d^2 brought it back: the cross-channel term
+  // vanished and dx changed sign. Each case against the float64 evaluation of its own graph.
+  const lrn = (device: DeviceName) => {
+    const x = tensor([1e4, -2e4, 3e4], { shape: [1, 3, 1], device, requiresGrad: true });
+    const y = nn.functional.localResponseNorm(x, 3, 1, 3, 1);
+    y.backward(tensor([1, -1, 0.5], { shape: [1, 3, 1], device }));
+    return { y, dx: x.grad! };
+  };
+  const want = lrn("cpu");
+  const [wantY, wantDx] = [reference(want.y), reference(want.dx)];
+  for (const backend of testBackends) {
+    await onBackend(backend, async () => {
+      for (const alsoY of [true, false]) {
+        const { y, dx } = lrn(backend.device);
+        const msg = `${backend.name}, ${alsoY ? "y and dx" : "dx alone"}`;
+        if (alsoY) assertClose(await y.data(), wantY, { rtol: 1e-5, atol: 0, msg });
+        assertClose(await dx.data(), wantDx, { rtol: 1e-4, atol: 0, msg });
+      }
+    });
+  }
+});
+
 Deno.test("LocalResponseNorm: bad input names the argument, the expectation and the value", () => {
   assertThrows(() => new nn.LocalResponseNorm(0), Error, "size must be a positive integer, got 0");
   assertThrows(
