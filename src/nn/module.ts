@@ -1,6 +1,7 @@
 // nn.Module: the base of layers, after Lucid's (and PyTorch's) Module. Children and parameters
-// are found by looking at the module's own fields: a Module field is a child, a Tensor field
-// that requires grad is a parameter, any other Tensor field is state (a buffer).
+// are found by looking at the module's own fields (and the elements of array fields): a Module
+// field is a child, a Tensor field that requires grad is a parameter, any other Tensor field is
+// state (a buffer).
 
 import { Tensor } from "../tensor.ts";
 import { fail } from "../validate.ts";
@@ -8,9 +9,35 @@ import { fail } from "../validate.ts";
 const inspect = Symbol.for("Deno.customInspect");
 
 /**
+ * A module's fields by name, with the elements of array fields (nested too) as `name.0`,
+ * `name.1`... (torch's ModuleList and ParameterList naming): `layers = [new A(), new B()]` are
+ * children, which an optimizer built from `parameters()` would otherwise never see.
+ */
+function* fieldsOf(m: Module): Generator<[string, unknown]> {
+  const walk = function* (
+    name: string,
+    value: unknown,
+    seen: Set<unknown>,
+  ): Generator<[string, unknown]> {
+    if (!Array.isArray(value)) {
+      yield [name, value];
+      return;
+    }
+    if (seen.has(value)) return; // an array holding itself
+    seen.add(value);
+    // an array of numbers (a shape, a table) holds no fields: not walked element by element
+    const holds = (v: unknown) => v instanceof Module || v instanceof Tensor || Array.isArray(v);
+    if (!value.some(holds)) return;
+    for (let i = 0; i < value.length; i++) yield* walk(`${name}.${i}`, value[i], seen);
+  };
+  for (const [name, value] of Object.entries(m)) yield* walk(name, value, new Set());
+}
+
+/**
  * The base class of layers. Subclasses implement `forward` and may override `extraRepr`.
  * Fields are found by looking: a Module field is a child, a Tensor field that requires grad a
- * parameter, any other Tensor field state.
+ * parameter, any other Tensor field state; the elements of an array field count as fields
+ * named `field.0`, `field.1`... (`layers = [new A(), new B()]` are two children).
  *
  * @example
  * ```ts
@@ -38,7 +65,7 @@ export abstract class Module {
 
   /** Direct child modules with their field names. */
   *namedChildren(): Generator<[string, Module]> {
-    for (const [name, value] of Object.entries(this)) {
+    for (const [name, value] of fieldsOf(this)) {
       if (value instanceof Module) yield [name, value];
     }
   }
@@ -74,7 +101,7 @@ export abstract class Module {
     const walk = function* (m: Module, at: string): Generator<[string, Tensor]> {
       if (walked.has(m)) return;
       walked.add(m);
-      for (const [name, value] of Object.entries(m)) {
+      for (const [name, value] of fieldsOf(m)) {
         if (value instanceof Tensor && value.requiresGrad && !seen.has(value)) {
           seen.add(value);
           yield [at + name, value];
@@ -101,7 +128,7 @@ export abstract class Module {
     const walk = (m: Module, prefix: string) => {
       if (above.has(m)) return;
       above.add(m);
-      for (const [name, value] of Object.entries(m)) {
+      for (const [name, value] of fieldsOf(m)) {
         if (value instanceof Tensor) state[prefix + name] = value;
       }
       for (const [name, child] of m.namedChildren()) walk(child, `${prefix}${name}.`);

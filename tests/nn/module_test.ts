@@ -2,7 +2,13 @@
 // dict and Lucid's toString forms (leaf and nested).
 
 import { jit, memory, nn, optim, randn, type Tensor, tensor, tidy, zeros } from "../../mod.ts";
-import { assertEquals, assertStrictEquals, assertThrows } from "../assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertStrictEquals,
+  assertStringIncludes,
+  assertThrows,
+} from "../assert.ts";
 
 class Scale extends nn.Module {
   weight: Tensor = randn([3], { requiresGrad: true });
@@ -216,4 +222,37 @@ Deno.test("Module: a multi-line extraRepr is indented; an anonymous class prints
     }
   })();
   assertEquals(String(anonymous), "Module()");
+});
+
+Deno.test("Module: the elements of array fields are children, parameters and state", async () => {
+  // a model keeping its layers in an array had no children and no parameters: an optimizer
+  // built from parameters() trained nothing
+  class Stack extends nn.Module {
+    layers = [new Scale(), [new Scale()]];
+    weights: Tensor[] = [tensor([2], { requiresGrad: true }), zeros(1)];
+    forward(x: Tensor): Tensor {
+      return (this.layers[1] as Scale[])[0].forward((this.layers[0] as Scale).forward(x))
+        .mul(this.weights[0]);
+    }
+  }
+  const model = new Stack();
+  assertEquals([...model.namedChildren()].map(([name]) => name), ["layers.0", "layers.1.0"]);
+  assertEquals(
+    [...model.namedParameters()].map(([name]) => name),
+    ["weights.0", "layers.0.weight", "layers.1.0.weight"],
+  );
+  assertEquals(Object.keys(model.stateDict()), [
+    "weights.0",
+    "weights.1",
+    "layers.0.weight",
+    "layers.0.offset",
+    "layers.1.0.weight",
+    "layers.1.0.offset",
+  ]);
+  const before = await model.weights[0].item();
+  const opt = new optim.SGD(model.parameters(), { lr: 0.1 });
+  model.forward(tensor([1, 1, 1])).sum().backward();
+  opt.step();
+  assert(await model.weights[0].item() !== before, "the array's parameter was trained");
+  assertStringIncludes(String(model), "(layers.0): Scale(features=3)");
 });
