@@ -141,7 +141,9 @@ export abstract class CStylePrinter {
   protected inline(e: Expr, given: ReadonlyMap<Expr, string>): string {
     const text = given.get(e);
     if (text !== undefined) return text;
-    if (e.op === "const") return this.literal(e.value, e.type);
+    // leaves are spelled as everywhere (a loop variable by its name: a max over a padded axis
+    // of 16,385 to 65,536 elements on webgpu failed, "no spelling for op var")
+    if (e.op === "const" || e.op === "var") return this.ref(e);
     return `(${this.operation(e, e.srcs.map((s) => this.inline(s, given)))})`;
   }
 

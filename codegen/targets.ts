@@ -6,7 +6,7 @@
 
 import {
   type Expr,
-  type ExprBuilder,
+  ExprBuilder,
   type ExprOp,
   exprsInOrder,
   hasPowForm,
@@ -15,6 +15,7 @@ import {
   kernelRoots,
   type KUnaryOp,
   powForm,
+  type ScalarType,
   truncIsFloor,
 } from "./kernel.ts";
 import type { LaunchMode } from "./linearize.ts";
@@ -432,6 +433,26 @@ export function decompose(kernel: Kernel, target: Target): Kernel {
     outputs: kernel.outputs.map((o) => ({ ...o, value: done.get(o.value)! })),
     outIndex: done.get(kernel.outIndex)!,
   };
+}
+
+/**
+ * A reduction's combine step over two values of `type` (two loads standing for them), spelled
+ * for `target`: workgroup lanes combine their accumulators with it. The kernel's own combine
+ * step cannot serve, since decomposing it reaches into the body (a max over a padded axis
+ * hoisted the body's select into the NaN test, which then named the loop variable).
+ */
+export function combineStep(
+  op: "add" | "max",
+  type: ScalarType,
+  target: Target,
+): { step: Expr; left: Expr; right: Expr; } {
+  const b = new ExprBuilder();
+  const left = b.load(0, b.int(0), type);
+  const right = b.load(1, b.int(0), type);
+  const step = target.native.has(op)
+    ? b.binary(op, left, right)
+    : BINARY_DECOMPOSITIONS[op]!(new TargetBuilder(b, target), left, right);
+  return { step, left, right };
 }
 
 /** Whether `e` is a reduction's combine step (it reads the accumulator directly). */

@@ -21,7 +21,8 @@
 // - WGSL has no f64: a float64 kernel cannot be printed and throws.
 
 import { CStylePrinter } from "./printer.ts";
-import { type Expr, outputName, reduceBody, type ScalarType } from "./kernel.ts";
+import { type Expr, outputName, type ReduceArg, type ScalarType } from "./kernel.ts";
+import { combineStep, WGSL_TARGET } from "./targets.ts";
 import type { LoopStmt, Program } from "./linearize.ts";
 import { INT32_MIN } from "../src/ir/dtype.ts";
 
@@ -210,13 +211,11 @@ export class WgslPrinter extends CStylePrinter {
   protected override combine(reduce: Expr): string[] {
     const acc = this.ref(reduce);
     const shared = sharedArray(reduce.type);
-    const combine = reduce.srcs[0];
+    const op = (reduce.arg as ReduceArg).op === "sum" ? "add" : "max";
+    const { step: combine, left, right } = combineStep(op, reduce.type, WGSL_TARGET);
     const step = this.inline(
       combine,
-      new Map([[this.accOf(reduce), `${shared}[lane]`], [
-        reduceBody(reduce),
-        `${shared}[lane + s]`,
-      ]]),
+      new Map([[left, `${shared}[lane]`], [right, `${shared}[lane + s]`]]),
     );
     return [
       `${shared}[lane] = ${acc};`,

@@ -686,3 +686,27 @@ Deno.test({
     assertEquals(backend.liveBuffers(), 0);
   },
 });
+
+Deno.test({
+  ...gpuTest,
+  name: "webgpu: max over a padded axis long enough for workgroup lanes (NaN and -0 too)",
+  fn: async () => {
+    // the lanes' combine step was the kernel's own, decomposed through the pad's select: it
+    // named the loop variable outside its loop ("no spelling for op var", then a WGSL error)
+    for (const n of [16385, 20000, 65535]) {
+      const data = new Float32Array(n).fill(-1);
+      data[123] = 3;
+      for (const [at, value] of [[7, 3], [n - 1, NaN], [0, -0]] as const) {
+        const values = data.slice();
+        if (value === -0) values.fill(-0);
+        else values[at] = value;
+        const cpu = tensor(values).pad([[1, 0]], value === -0 ? -0 : -5).max();
+        const gpu = tensor(values, { device: "webgpu" }).pad([[1, 0]], value === -0 ? -0 : -5)
+          .max();
+        const want = reference(cpu)[0];
+        const got = await gpu.item();
+        assert(Object.is(got, want), `n ${n}, ${value} at ${at}: got ${got}, expected ${want}`);
+      }
+    }
+  },
+});
