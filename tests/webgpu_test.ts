@@ -698,10 +698,13 @@ Deno.test({
       data[123] = 3;
       for (const [at, value] of [[7, 3], [n - 1, NaN], [0, -0]] as const) {
         const values = data.slice();
-        if (value === -0) values.fill(-0);
+        if (Object.is(value, -0)) values.fill(-0);
         else values[at] = value;
-        const cpu = tensor(values).pad([[1, 0]], value === -0 ? -0 : -5).max();
-        const gpu = tensor(values, { device: "webgpu" }).pad([[1, 0]], value === -0 ? -0 : -5)
+        const cpu = tensor(values).pad([[1, 0]], Object.is(value, -0) ? -0 : -5).max();
+        const gpu = tensor(values, { device: "webgpu" }).pad(
+          [[1, 0]],
+          Object.is(value, -0) ? -0 : -5,
+        )
           .max();
         const want = reference(cpu)[0];
         const got = await gpu.item();
