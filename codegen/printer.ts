@@ -5,7 +5,7 @@
 // renderer is a small subclass of it.
 
 import { type Expr, outputName, type ReduceArg, type ScalarType, type VarArg } from "./kernel.ts";
-import type { LoopStmt, Program, Stmt } from "./linearize.ts";
+import { type LoopStmt, type Program, type Stmt, unrollable } from "./linearize.ts";
 
 /** A printer for one language; subclasses fill in the spelling. */
 export abstract class CStylePrinter {
@@ -64,7 +64,7 @@ export abstract class CStylePrinter {
           );
           break;
         case "loop": {
-          if (s.role === "reduce" && (s.v.arg as VarArg).extent <= this.unrollMaxTrips) {
+          if (unrollable(s, this.unrollMaxTrips)) {
             this.emitUnrolled(s, indent, out);
           } else {
             out.push(indent + this.loopHeader(s, this.ref(s.v), this.ref(s.lo), this.ref(s.hi)));

@@ -30,7 +30,7 @@ import {
   reduceBody,
   type VarArg,
 } from "./kernel.ts";
-import type { LoopStmt, Program, Stmt } from "./linearize.ts";
+import { type LoopStmt, type Program, type Stmt, unrollable } from "./linearize.ts";
 import { FunctionBuilder, type Mnemonic, ModuleBuilder, type ValType } from "./wasm_module.ts";
 import { expFunction, logFunction } from "./wasm_math.ts";
 
@@ -314,7 +314,7 @@ class KernelEmitter {
   #loop(s: LoopStmt, vector: boolean, splitByThreads: boolean): void {
     const v = this.#scalarLocal(s.v);
     const extent = (s.v.arg as VarArg).extent;
-    if (s.role === "reduce" && extent <= UNROLL_MAX_TRIPS && !splitByThreads) {
+    if (unrollable(s, UNROLL_MAX_TRIPS) && !splitByThreads) {
       // short reduction: one copy of the body per possible trip, no loop
       const trips = (guarded: boolean) => {
         for (let k = 0; k < extent; k++) {
