@@ -302,8 +302,8 @@ export class WgslPrinter extends CStylePrinter {
         : `i32((${quotient}) % ${extent}u)`;
       lines.push(`  let ${this.ref(v)}: i32 = ${value};`);
     });
-    lines.push(...body, "}", "");
-    return lines.join("\n");
+    // joined, not spread into push: a body of 100,000 lines overflowed the stack
+    return [lines.join("\n"), ...body.length === 0 ? [] : [body.join("\n")], "}", ""].join("\n");
   }
 }
 
