@@ -165,6 +165,20 @@ export function scheduleKernels(
   // graph's own structure holds, so that it can run again on other data
   const inGraph = new Set(order);
   const isStored = (n: Node) => isSource(n) && inGraph.has(n);
+  // MAX_KERNEL_BUFFERS, before any kernel is built: a kernel reading too many buffers split
+  // below restarted the schedule, which built every kernel before it again (a chain of 56,000
+  // additions took 40 s on the cpu, quadratic in its length); counting a kernel's buffers is
+  // a walk of its fused nodes, so each root is split here until it fits
+  const loadedHere = (n: Node) =>
+    n.op !== "const" && (isStored(n) || materialized.has(n) || stageNodes.has(n));
+  for (const node of order) {
+    if (!materialized.has(node) || node.numel === 0 || splits.has(node)) continue;
+    while (buffersRead(node, loadedHere) + 1 > target.maxBuffers) {
+      const split = pickSplit(node, loadedHere, target.maxBuffers);
+      if (split === null || materialized.has(split)) break; // the loop below says why
+      materialized.add(split);
+    }
+  }
   // SHARED_VALUE: the schedule before the last shared value was stored, and the values tried
   let before: { kernels: ScheduledKernel[]; shared: Node; } | null = null;
   const tried = new Set<Node>();
@@ -548,6 +562,14 @@ function chooseStored(
     }
   }
   return stored;
+}
+
+/** The distinct buffers the fused graph of `root` reads (its loaded nodes, constants aside). */
+function buffersRead(root: Node, isLoaded: (n: Node) => boolean): number {
+  const below = (n: Node) => n !== root && isLoaded(n);
+  let count = 0;
+  for (const n of topoSort([root], below)) if (below(n)) count++;
+  return count;
 }
 
 /** Buffer limits up to this are split by exact counts of the buffers each node reads. */

@@ -171,6 +171,12 @@ Deno.test("MAX_KERNEL_BUFFERS: on cpu a kernel binds at most 998 buffers, JS and
         // exact in float32: every partial sum is an integer or a quarter below 2^24
         assertEquals(Array.from(await total.data()), [n * (n - 1) / 2, n, -n * (n - 1) / 8]);
       }
+      // one buffer read 2,500 times is one buffer: no split
+      const x = tensor([1, 2, 3]);
+      let repeated = x;
+      for (let i = 1; i < 2500; i++) repeated = repeated.add(x);
+      assertEquals(buffersPerKernel(repeated), [2], kind);
+      assertEquals(Array.from(await repeated.data()), [2500, 5000, 7500], kind);
     }
   } finally {
     cpu.kernels = before;
