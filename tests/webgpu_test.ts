@@ -426,6 +426,31 @@ Deno.test(
   },
 );
 
+Deno.test(
+  "webgpu: a full pool gives up the sizes released longest ago, and keeps the latest",
+  gpuTest,
+  async () => {
+    // it destroyed every new size once full, and kept what filled it first for good: a loop of
+    // changing sizes held 256 MB of sizes never asked for again
+    const backend = new WebGpuBackend();
+    await backend.acquireDevice();
+    backend.poolLimitBytes = 4096;
+    const sizes = [256, 512, 1024, 768, 2048]; // float32 elements: 1, 2, 4, 3, 8 KB
+    const buffers = sizes.map((n) => backend.upload(new Float32Array(n).fill(n), "float32"));
+    const storage = buffers.map((b) => b.storage.gpu);
+    for (const b of buffers) backend.release(b);
+    // 1 + 2 + 4 KB past 4 KB: the 1 and 2 KB go when 4 comes; 3 KB pushes out 4; 8 is too large
+    assertEquals(backend.storageStats().bytesPooled, 3072);
+    assertEquals(backend.deviceBuffers(), 1);
+    const again = backend.upload(new Float32Array(768), "float32");
+    assertStrictEquals(again.storage.gpu, storage[3], "the 3 KB buffer came back from the pool");
+    assertEquals(Array.from((await backend.read(again)).slice(0, 2)), [0, 0]);
+    assertEquals(backend.storageStats().bytesPooled, 0);
+    backend.release(again);
+    backend.destroyDevice();
+  },
+);
+
 Deno.test("webgpu: mixing devices in one op throws", { ignore }, () => {
   const a = tensor([1, 2, 3], { device: "webgpu" });
   const b = tensor([1, 2, 3]);

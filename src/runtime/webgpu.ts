@@ -38,7 +38,7 @@ const MAP_MODE_READ = 0x0001;
 /** Compiled pipelines kept (by WGSL source). */
 const PIPELINE_LIMIT = 1024;
 
-/** Bytes the pool may hold before released storage is destroyed instead. */
+/** Bytes the pool may hold; past them the sizes released longest ago are destroyed. */
 const POOL_LIMIT_BYTES = 256 * 1024 * 1024;
 
 /** The device limits this backend checks, requested at the adapter's maximum. */
@@ -165,6 +165,8 @@ export class WebGpuBackend implements Backend {
   #live = 0;
   #bytesInUse = 0;
   #bytesAllocated = 0;
+  /** @internal POOL_LIMIT_BYTES, settable for tests. */
+  poolLimitBytes: number = POOL_LIMIT_BYTES;
   readonly #finalizer = new FinalizationRegistry<Storage>((s) => this.#free(s));
 
   /** `gpu` says where WebGPU comes from (default: `navigator.gpu`). */
@@ -217,11 +219,21 @@ export class WebGpuBackend implements Backend {
     s.gpu = null;
     s.scope = null;
     if (gpu === null || scope === null || scope.retired) return;
-    if (scope.pooledBytes + s.bytes > POOL_LIMIT_BYTES) {
+    if (s.bytes > this.poolLimitBytes) {
       scope.destroyBuffer(gpu);
       return;
     }
+    // a full pool gives up the sizes released longest ago (the map keeps sizes in order of
+    // their latest release): it kept what filled it first, and a loop of changing sizes then
+    // held 256 MB of sizes never asked for again while destroying every new one
+    while (scope.pooledBytes + s.bytes > this.poolLimitBytes) {
+      const [bytes, list] = scope.pool.entries().next().value!;
+      scope.destroyBuffer(list.pop()!);
+      scope.pooledBytes -= bytes;
+      if (list.length === 0) scope.pool.delete(bytes);
+    }
     const list = scope.pool.get(s.bytes) ?? [];
+    scope.pool.delete(s.bytes); // now the latest released
     list.push(gpu);
     scope.pool.set(s.bytes, list);
     scope.pooledBytes += s.bytes;
@@ -372,7 +384,9 @@ export class WebGpuBackend implements Backend {
       if (s.scope !== scope) throw lostBufferError();
       return s.gpu;
     }
-    let gpu = scope.pool.get(s.bytes)?.pop();
+    const pooled = scope.pool.get(s.bytes);
+    let gpu = pooled?.pop();
+    if (pooled?.length === 0) scope.pool.delete(s.bytes);
     if (gpu !== undefined) scope.pooledBytes -= s.bytes;
     else gpu = scope.createBuffer(s.bytes, USAGE_STORAGE | USAGE_COPY_SRC | USAGE_COPY_DST);
     s.gpu = gpu;
