@@ -623,6 +623,15 @@ Deno.test("jit: fn's own value equal to a captured lazy value follows its source
     assertEquals(await third.own.toArray(), [10, 12], device);
     assertEquals(await third.captured.toArray(), [2, 4], device);
     assertEquals(f.traceCount, 2, `${device}: traced again once, when w first moved`);
+    // h itself assigned: fn's own w.mul(2) took h's new value
+    const v = tensor([1, 2], { device });
+    const hv = v.mul(2);
+    const fv = jit((x) => ({ own: x.add(v.mul(2)), captured: x.add(hv) }));
+    await fv(zero);
+    hv.assign(tensor([100, 100], { device }));
+    const afterAssign = await fv(zero) as { own: Tensor; captured: Tensor; };
+    assertEquals(await afterAssign.own.toArray(), [2, 4], `${device}: v.mul(2) as it is`);
+    assertEquals(await afterAssign.captured.toArray(), [100, 100], `${device}: hv as assigned`);
     // h disposed: fn's own w.mul(2) is computed (it was an Error: a capture disposed)
     const u = tensor([1, 2], { device });
     const k = u.mul(3);
