@@ -13,24 +13,29 @@ const inspect = Symbol.for("Deno.customInspect");
  * `name.1`... (torch's ModuleList and ParameterList naming): `layers = [new A(), new B()]` are
  * children, which an optimizer built from `parameters()` would otherwise never see.
  */
-function* fieldsOf(m: Module): Generator<[string, unknown]> {
-  const walk = function* (
-    name: string,
-    value: unknown,
-    seen: Set<unknown>,
-  ): Generator<[string, unknown]> {
+function fieldsOf(m: Module): [string, unknown][] {
+  const fields: [string, unknown][] = [];
+  // arrays on the way down: an array holding itself ends there (one held twice is listed
+  // under each name, as a child shared under two names is)
+  const path = new Set<unknown[]>();
+  const walk = (name: string, value: unknown) => {
     if (!Array.isArray(value)) {
-      yield [name, value];
+      fields.push([name, value]);
       return;
     }
-    if (seen.has(value)) return; // an array holding itself
-    seen.add(value);
-    // an array of numbers (a shape, a table) holds no fields: not walked element by element
-    const holds = (v: unknown) => v instanceof Module || v instanceof Tensor || Array.isArray(v);
-    if (!value.some(holds)) return;
-    for (let i = 0; i < value.length; i++) yield* walk(`${name}.${i}`, value[i], seen);
+    if (path.has(value)) return;
+    // only the elements there are (forEach skips holes: one module at index 10^7 of an empty
+    // array was a walk of ten million holes), and none of an array of plain values
+    const present: [number, unknown][] = [];
+    value.forEach((v, i) => {
+      if (v instanceof Module || v instanceof Tensor || Array.isArray(v)) present.push([i, v]);
+    });
+    path.add(value);
+    for (const [i, v] of present) walk(`${name}.${i}`, v);
+    path.delete(value);
   };
-  for (const [name, value] of Object.entries(m)) yield* walk(name, value, new Set());
+  for (const [name, value] of Object.entries(m)) walk(name, value);
+  return fields;
 }
 
 /**
@@ -80,14 +85,18 @@ export abstract class Module {
    * names, or a back-reference (`child.owner = parent`), is not walked again.
    */
   *modules(): Generator<Module> {
+    // depth first with a stack of its own: nested yield* was quadratic in the depth, and a
+    // chain of 20,000 modules overflowed the call stack
     const seen = new Set<Module>();
-    const walk = function* (m: Module): Generator<Module> {
-      if (seen.has(m)) return;
+    const stack: Module[] = [this];
+    while (stack.length > 0) {
+      const m = stack.pop()!;
+      if (seen.has(m)) continue; // met again (shared, or a cycle): walked where first met
       seen.add(m);
       yield m;
-      for (const child of m.children()) yield* walk(child);
-    };
-    yield* walk(this);
+      const next = [...m.children()];
+      for (let i = next.length - 1; i >= 0; i--) stack.push(next[i]);
+    }
   }
 
   /**
@@ -97,9 +106,12 @@ export abstract class Module {
    */
   *namedParameters(prefix = ""): Generator<[string, Tensor]> {
     const seen = new Set<Tensor>();
-    const walked = new Set<Module>(); // a module reached again (shared, or a cycle) adds nothing
-    const walk = function* (m: Module, at: string): Generator<[string, Tensor]> {
-      if (walked.has(m)) return;
+    // a module reached again (shared, or a cycle) adds nothing; a stack of its own, as modules()
+    const walked = new Set<Module>();
+    const stack: [Module, string][] = [[this, prefix]];
+    while (stack.length > 0) {
+      const [m, at] = stack.pop()!;
+      if (walked.has(m)) continue;
       walked.add(m);
       for (const [name, value] of fieldsOf(m)) {
         if (value instanceof Tensor && value.requiresGrad && !seen.has(value)) {
@@ -107,9 +119,9 @@ export abstract class Module {
           yield [at + name, value];
         }
       }
-      for (const [name, child] of m.namedChildren()) yield* walk(child, `${at}${name}.`);
-    };
-    yield* walk(this, prefix);
+      const next = [...m.namedChildren()];
+      for (let i = next.length - 1; i >= 0; i--) stack.push([next[i][1], `${at}${next[i][0]}.`]);
+    }
   }
 
   /** Parameters of this module and its children. */
@@ -124,17 +136,31 @@ export abstract class Module {
    */
   stateDict(): Record<string, Tensor> {
     const state: Record<string, Tensor> = {};
+    // depth first with a stack of its own (a chain of 20,000 modules overflowed the call
+    // stack); `above` holds the modules on the way down, each left by its `leave` entry
     const above = new Set<Module>();
-    const walk = (m: Module, prefix: string) => {
-      if (above.has(m)) return;
+    const stack: ({ m: Module; prefix: string; } | { leave: Module; })[] = [{
+      m: this,
+      prefix: "",
+    }];
+    while (stack.length > 0) {
+      const entry = stack.pop()!;
+      if ("leave" in entry) {
+        above.delete(entry.leave);
+        continue;
+      }
+      const { m, prefix } = entry;
+      if (above.has(m)) continue;
       above.add(m);
+      stack.push({ leave: m });
       for (const [name, value] of fieldsOf(m)) {
         if (value instanceof Tensor) state[prefix + name] = value;
       }
-      for (const [name, child] of m.namedChildren()) walk(child, `${prefix}${name}.`);
-      above.delete(m);
-    };
-    walk(this, "");
+      const children = [...m.namedChildren()];
+      for (let i = children.length - 1; i >= 0; i--) {
+        stack.push({ m: children[i][1], prefix: `${prefix}${children[i][0]}.` });
+      }
+    }
     return state;
   }
 

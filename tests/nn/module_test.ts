@@ -256,3 +256,43 @@ Deno.test("Module: the elements of array fields are children, parameters and sta
   assert(await model.weights[0].item() !== before, "the array's parameter was trained");
   assertStringIncludes(String(model), "(layers.0): Scale(features=3)");
 });
+
+Deno.test("Module: deep chains, sparse and repeated arrays are walked without recursion limits", () => {
+  class Link extends nn.Module {
+    w: Tensor = tensor([1], { requiresGrad: true });
+    next: nn.Module | null = null;
+    prev: nn.Module | null = null;
+    forward(x: Tensor): Tensor {
+      return x;
+    }
+  }
+  // a doubly linked chain of 20,000: modules(), parameters() and train() overflowed the stack
+  const root = new Link();
+  let last = root;
+  for (let i = 0; i < 20000; i++) {
+    const link = new Link();
+    last.next = link;
+    link.prev = last;
+    last = link;
+  }
+  assertEquals([...root.modules()].length, 20001);
+  assertEquals([...root.parameters()].length, 20001);
+  assertEquals(Object.keys(root.stateDict()).length, 20001);
+  root.eval();
+  assertEquals(last.training, false);
+  // one module at index 10^6 of an empty array: a walk of the elements there are only
+  class Slots extends nn.Module {
+    slots: unknown[] = [];
+    inner = [1, 2];
+    pair: unknown[] = [];
+    forward(x: Tensor): Tensor {
+      return x;
+    }
+  }
+  const slots = new Slots();
+  slots.slots[1e6] = new Link();
+  const inner = [zeros(1)];
+  slots.pair = [inner, inner]; // one array under two names: listed under each
+  assertEquals([...slots.namedParameters()].map(([name]) => name), ["slots.1000000.w"]);
+  assertEquals(Object.keys(slots.stateDict()), ["pair.0.0", "pair.1.0", "slots.1000000.w"]);
+});
