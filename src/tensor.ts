@@ -166,6 +166,23 @@ export class Tensor {
     return this.#grad;
   }
   set grad(value: Tensor | null) {
+    // the next backward() adds into it: an int32, float64, string or misshapen value there
+    // truncated, widened or broke that sum
+    if (value !== null) {
+      if (!(value instanceof Tensor)) fail("grad", "must be a Tensor or null", value);
+      if (value.isDisposed) failDisposed("grad", value);
+      if (
+        value.dtype !== this.dtype || value.device !== this.device ||
+        value.shape.length !== this.shape.length || value.shape.some((n, i) => n !== this.shape[i])
+      ) {
+        fail(
+          "grad",
+          `must be a ${this.dtype}[${this.shape.join(", ")}] tensor on "${this.device}" (this ` +
+            `tensor's dtype, shape and device)`,
+          described(`a ${value.dtype}[${value.shape.join(", ")}] tensor on "${value.device}"`),
+        );
+      }
+    }
     noteGradientChange(this); // in a jit trace, undone when it ends
     this.#gradSeen = true;
     this.#grad = value;

@@ -668,3 +668,26 @@ Deno.test("gradcheck and manualSeed: bad options are Errors naming them", () => 
   assertEquals(gradcheck((v) => v.square(), [x]).passed, true, "still usable");
   manualSeed(2024);
 });
+
+Deno.test("grad setter: a Tensor of the leaf's dtype, shape and device, or null", async () => {
+  // it took anything: an int32 value truncated the next backward's sum (1 + 2.5 gave 3), a
+  // float64 one widened a float32 gradient, a string or a misshapen tensor broke it inside
+  const x = tensor([1, 2, 3], { requiresGrad: true });
+  const bad: [unknown, string][] = [
+    [tensor([1, 1, 1], { dtype: "int32" }), 'must be a float32[3] tensor on "cpu"'],
+    [tensor([1, 1, 1], { dtype: "float64" }), "got a float64[3] tensor"],
+    [tensor([1, 1]), 'got a float32[2] tensor on "cpu"'],
+    ["1,1,1", 'must be a Tensor or null, got "1,1,1"'],
+  ];
+  if (webgpuAvailable) bad.push([tensor([1, 1, 1], { device: "webgpu" }), 'on "webgpu"']);
+  for (const [value, message] of bad) {
+    assertThrows(() => (x as { grad: unknown; }).grad = value, Error, message);
+    assertEquals(x.grad, null);
+  }
+  const gone = tensor([1, 1, 1]);
+  gone.dispose();
+  assertThrows(() => x.grad = gone, Error, "grad: the tensor was disposed");
+  x.grad = tensor([1, 1, 1]);
+  x.mul(2.5).sum().backward();
+  assertEquals(Array.from(await x.grad!.data()), [3.5, 3.5, 3.5]);
+});
