@@ -85,14 +85,22 @@ export function tensorFromBuffer(buffer: DeviceBuffer, shape: Shape): Tensor {
   return createTensor(node, buffer.device, false, true);
 }
 
-function inferNested(fn: string, data: unknown): { flat: number[]; shape: number[]; } {
+function inferNested(
+  fn: string,
+  data: unknown,
+  above = new Set<unknown>(),
+): { flat: number[]; shape: number[]; } {
   if (typeof data === "number") return { flat: [data], shape: [] };
   if (!Array.isArray(data)) {
     fail(fn, "data must be a number, a (nested) array of numbers or a typed array", data);
   }
+  // an array holding itself (or an ancestor) nests forever: the stack overflowed
+  if (above.has(data)) fail(fn, "data must not contain itself", described("an array that does"));
   if (data.length === 0) return { flat: [], shape: [0] };
+  above.add(data);
   // indexed, not map(): map skips an array's holes (`[1, , 3]`), which then read as undefined
-  const parts = Array.from({ length: data.length }, (_, i) => inferNested(fn, data[i]));
+  const parts = Array.from({ length: data.length }, (_, i) => inferNested(fn, data[i], above));
+  above.delete(data);
   const inner = parts[0].shape;
   for (const p of parts) {
     if (p.shape.join() !== inner.join()) {

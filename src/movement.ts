@@ -11,8 +11,9 @@ import { checkInt32, described, fail, normalizeAxis } from "./validate.ts";
 /** A shape given as varargs `(2, 3)` or as one array `([2, 3])`, unchecked. */
 export type ShapeLike = number[] | [readonly number[]];
 
+// holes as undefined (every() and map() skip them: permute([1, , 0]) passed its checks)
 const unpack = (args: ShapeLike): unknown[] =>
-  (args.length === 1 && Array.isArray(args[0]) ? args[0] : args) as unknown[];
+  Array.from((args.length === 1 && Array.isArray(args[0]) ? args[0] : args) as unknown[]);
 
 /** `t.reshape(...shape)`: one axis may be -1 (inferred). */
 export function reshape(t: Tensor, shape: ShapeLike): Tensor {
@@ -142,6 +143,8 @@ export function pad(
   value: number,
 ): Tensor {
   liveNode("pad", t);
+  // holes as undefined, so the checks see them (every() skips them)
+  if (Array.isArray(pads)) pads = Array.from(pads, (p) => Array.isArray(p) ? Array.from(p) : p);
   if (
     !Array.isArray(pads) || pads.length !== t.ndim ||
     !pads.every((p) => Array.isArray(p) && p.length === 2 && p.every((v) => Number.isInteger(v)))
@@ -170,6 +173,10 @@ export function pad(
 /** `t.shrink(ranges)`: each axis cut to `[start, end)`; null keeps an axis. */
 export function shrink(t: Tensor, ranges: readonly (readonly [number, number] | null)[]): Tensor {
   liveNode("shrink", t);
+  // a hole is not null (which keeps an axis): undefined, refused below
+  if (Array.isArray(ranges)) {
+    ranges = Array.from(ranges, (r) => r === null ? null : r ?? undefined!);
+  }
   if (!Array.isArray(ranges) || ranges.length !== t.ndim) {
     fail("shrink", `ranges must have one [start, end] or null per axis (${t.ndim})`, ranges);
   }

@@ -13,7 +13,7 @@ export type Axes = number | number[] | null | undefined;
 /** The validated, non-negative axes of a reduction (all axes when omitted). */
 function reduceAxes(fn: string, t: Tensor, axis: unknown): number[] {
   if (axis === undefined || axis === null) return shapeOf(t).map((_, i) => i);
-  const list = Array.isArray(axis) ? axis : [axis];
+  const list = Array.isArray(axis) ? Array.from(axis) : [axis]; // holes as undefined
   const axes = list.map((a) => normalizeAxis(fn, a, t.ndim));
   if (axes.length > 1 && new Set(axes).size !== axes.length) {
     fail(fn, "axes must be distinct", axis);

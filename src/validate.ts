@@ -16,16 +16,33 @@ export function described(text: string): Described {
 }
 
 /** A received value as the library's messages print it: strings quoted, BigInts with `n`. */
-export const fmt = (v: unknown): string => {
+export const fmt = (v: unknown): string => printed(v, new Set());
+
+/** Elements of an array a message prints at most. */
+const PRINTED_ELEMENTS = 20;
+
+/** `fmt` within the arrays `above` (an array holding itself prints as `[...]`). */
+function printed(v: unknown, above: Set<unknown>): string {
   if (v instanceof Described) return v.text;
   if (typeof v === "string") return JSON.stringify(v);
   if (typeof v === "bigint") return `${v}n`; // 1n is not the number 1 it would print as
-  if (Array.isArray(v)) return `[${v.map(fmt).join(", ")}]`;
+  if (Array.isArray(v)) {
+    // holes print as empty (map() kept them, and join() hid them); a cycle overflowed the stack
+    if (above.has(v)) return "[...]";
+    above.add(v);
+    const shown = Array.from(
+      v.slice(0, PRINTED_ELEMENTS),
+      (e, i) => i in v ? printed(e, above) : "<empty>",
+    );
+    above.delete(v);
+    const more = v.length > PRINTED_ELEMENTS ? `, ... (${v.length} elements)` : "";
+    return `[${shown.join(", ")}${more}]`;
+  }
   if (v === null || v === undefined) return String(v);
   // an instance of an anonymous class has a constructor named ""
   if (typeof v === "object") return (v as object).constructor?.name || "an object";
   return String(v);
-};
+}
 
 /** Throws the library's standard Error: `fn: what must hold, got value`. */
 export function fail(fn: string, expected: string, got: unknown): never {
@@ -43,6 +60,8 @@ export function failDisposed(fn: string, tensor: unknown): never {
 
 /** `shape` as a fresh array of non-negative integers, or an Error naming `name`. */
 export function checkShape(fn: string, name: string, shape: unknown): number[] {
+  // holes as undefined: every() skips them, and a shape with one passed as NaN elements
+  if (Array.isArray(shape)) shape = Array.from(shape);
   if (
     !Array.isArray(shape) ||
     !shape.every((d) => typeof d === "number" && Number.isInteger(d) && d >= 0)

@@ -10,6 +10,7 @@ import {
   shapeArgs,
 } from "../src/validate.ts";
 import { assertEquals, assertThrows } from "./assert.ts";
+import { tensor, zeros } from "../mod.ts";
 
 Deno.test("fail: `fn: expected, got value`, values formatted by kind", () => {
   assertThrows(() => fail("f", "x must be odd", 2), Error, "f: x must be odd, got 2");
@@ -56,4 +57,33 @@ Deno.test("broadcastShapes: NumPy rules, and an Error naming both shapes", () =>
     Error,
     "add: shapes [2, 3] and [4, 3] must broadcast (equal or 1 in each trailing axis), got [2, 3] and [4, 3]",
   );
+});
+
+Deno.test("validation: arrays with holes or holding themselves are refused by name", () => {
+  // every() and map() skip holes: `sum([0, ,])` and `pad([, [1, 1]])` passed their checks and
+  // failed inside (an internal IR error, a TypeError), `shrink([, null])` kept the axis; an
+  // array holding itself overflowed the stack in tensor() and in the Error's own formatting
+  const x = zeros(2, 3);
+  const cases: [() => unknown, string][] = [
+    // deno-lint-ignore no-sparse-arrays
+    [() => x.sum([0, ,] as number[]), "sum: axis must be an integer"],
+    // deno-lint-ignore no-sparse-arrays
+    [() => x.pad([, [1, 1]] as [number, number][], 0), "got [undefined, [1, 1]]"],
+    // deno-lint-ignore no-sparse-arrays
+    [() => x.shrink([, null] as null[]), "shrink: range of axis 0"],
+    // deno-lint-ignore no-sparse-arrays
+    [() => x.permute([1, ,] as number[]), "permute: dims must be an integer"],
+    // deno-lint-ignore no-sparse-arrays
+    [() => x.reshape([2, , 3] as number[]), "got [2, undefined, 3]"],
+    // deno-lint-ignore no-sparse-arrays
+    [() => zeros([2, , 3] as number[]), "zeros: shape must be an array of non-negative integers"],
+  ];
+  const cyclic: unknown[] = [1];
+  cyclic.push(cyclic);
+  cases.push([() => tensor(cyclic as number[]), "tensor: data must not contain itself"]);
+  cases.push([() => zeros(cyclic as number[]), "got [1, [1, [...]]]"]);
+  for (const [call, message] of cases) assertThrows(call, Error, message);
+  // a long array prints its first 20 elements
+  const long = Array.from({ length: 1000 }, () => -1);
+  assertThrows(() => zeros(long), Error, "-1, -1, ... (1000 elements)]");
 });
