@@ -554,7 +554,9 @@ export function liveNode(fn: string, t: Tensor): Node {
 export function derive(from: Tensor, node: Node, inputs: readonly Tensor[]): Tensor {
   // built upon: drop a history no one needs
   for (const t of inputs) settleIfDead(privateAccess.node(t));
-  const requires = gradEnabled() && inputs.some((t) => t.requiresGrad);
+  // an int32 result never requires grad (as torch's integer tensors): a float cast to int32
+  // passed its gradient straight through, x.cast("int32").sum() gave x a gradient of 1
+  const requires = gradEnabled() && node.dtype !== "int32" && inputs.some((t) => t.requiresGrad);
   if (!requires && inputs.some((t) => t.requiresGrad)) node = ir.detach(node);
   return createTensor(node, from.device, requires, !requires);
 }

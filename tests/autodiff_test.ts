@@ -691,3 +691,19 @@ Deno.test("grad setter: a Tensor of the leaf's dtype, shape and device, or null"
   x.mul(2.5).sum().backward();
   assertEquals(Array.from(await x.grad!.data()), [3.5, 3.5, 3.5]);
 });
+
+Deno.test("a float cast to int32 stops gradients: its result never requires grad", async () => {
+  // the gradient passed through the cast: x.cast("int32").mul(3).sum().backward() gave
+  // x.grad = [3, 3, 3] (truncation is piecewise constant: no gradient, as torch's integers)
+  for (const device of testDevices) {
+    const x = tensor([1.7, -2.3, 0.2], { requiresGrad: true, device });
+    const ints = x.cast("int32");
+    assertEquals(ints.requiresGrad, false, device);
+    const scaled = ints.mul(tensor([3, 3, 3], { dtype: "int32", device })).sum();
+    assertThrows(() => scaled.backward(), Error, "backward: the tensor must require grad");
+    assertEquals(x.grad, null, device);
+    const [dx] = grad((a) => a.cast("int32").cast("float32").mul(a).sum())(x);
+    // d/da of trunc(a) * a is trunc(a): the int32 path is a constant
+    assertEquals(Array.from(await dx.data()), [1, -2, 0], device);
+  }
+});
