@@ -50,7 +50,7 @@ export function failGone(fn: string, error: unknown): never {
   if (!(error instanceof InputGoneError)) throw error;
   fail(
     fn,
-    "the tensors it is computed from alive (compute results before disposing what they read)",
+    "needs the values it is computed from (compute results before disposing or assigning what they read)",
     described(error.input),
   );
 }

@@ -126,7 +126,7 @@ Deno.test("a read needing a disposed input names the function called", async () 
   const x = tensor([1, 2]);
   const y = x.mul(2);
   x.dispose();
-  const expected = "the tensors it is computed from alive";
+  const expected = "needs the values it is computed from";
   await assertRejects(() => y.data(), Error, `data: ${expected}`);
   await assertRejects(() => y.toArray(), Error, `toArray: ${expected}`);
   assertThrows(() => y.dataSync(), Error, `dataSync: ${expected}`);
