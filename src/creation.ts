@@ -21,6 +21,7 @@ import { createTensor, type NestedArray, type Tensor } from "./tensor.ts";
 import {
   checkDeviceDtype,
   checkInt32,
+  checkKnownKeys,
   checkShape,
   described,
   fail,
@@ -43,6 +44,10 @@ export interface TensorDataOptions extends TensorOptions {
   shape?: readonly number[];
 }
 
+/** The keys of TensorOptions, and of TensorDataOptions. */
+const OPTION_KEYS = ["dtype", "device", "requiresGrad"];
+const DATA_OPTION_KEYS = [...OPTION_KEYS, "shape"];
+
 /** Validated creation options (an empty object when omitted). */
 function checkOptions(fn: string, options: unknown): TensorDataOptions {
   if (options === undefined) return {};
@@ -50,6 +55,8 @@ function checkOptions(fn: string, options: unknown): TensorDataOptions {
     fail(fn, "options must be an object", options);
   }
   const o = options as TensorDataOptions;
+  // shape only where data is flat (tensor()); the others take theirs as an argument
+  checkKnownKeys(fn, "options", o, fn === "tensor" ? DATA_OPTION_KEYS : OPTION_KEYS);
   if (o.dtype !== undefined && !isDType(o.dtype)) {
     fail(fn, `dtype must be one of "float32", "float64", "int32"`, o.dtype);
   }

@@ -42,7 +42,7 @@ import {
 import { Tensor } from "./tensor.ts";
 import { acquireHandle } from "./ownership.ts";
 import { failGone, releaseValue } from "./realization.ts";
-import { described, fail } from "./validate.ts";
+import { checkKnownKeys, described, fail } from "./validate.ts";
 import { VERSION } from "./version.ts";
 
 export type { ExportFile } from "../codegen/export.ts";
@@ -148,6 +148,7 @@ function specsOf(examples: unknown, device: DeviceName): InputSpec[] {
     }
     const what = `exampleInputs[${i}] must be a Tensor or {shape, dtype?, requiresGrad?}`;
     if (e === null || typeof e !== "object") fail("exportCompiled", what, e);
+    checkKnownKeys("exportCompiled", `exampleInputs[${i}]`, e, ["shape", "dtype", "requiresGrad"]);
     const { shape, dtype = "float32", requiresGrad = false } = e as Record<string, unknown>;
     // indexed, not every(): every() skips the holes of [, 2]
     if (!Array.isArray(shape) || !Array.from(shape).every(isAxisLength)) {
@@ -303,6 +304,7 @@ export async function exportCompiled(
   if (options === null || typeof options !== "object") {
     fail("exportCompiled", "options must be an object with a target", options);
   }
+  checkKnownKeys("exportCompiled", "options", options, ["target", "name", "description"]);
   const { target, name = "model", description } = options;
   if (typeof target !== "string" || !Object.hasOwn(EXPORT_TARGETS, target)) {
     fail(

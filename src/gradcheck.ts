@@ -5,7 +5,7 @@
 import { randn, tensor } from "./creation.ts";
 import { grad } from "./grad.ts";
 import { Tensor } from "./tensor.ts";
-import { fail } from "./validate.ts";
+import { checkKnownKeys, fail } from "./validate.ts";
 
 /** Options of {@link gradcheck}. */
 export interface GradcheckOptions {
@@ -59,6 +59,7 @@ export function gradcheck(
   if (options === null || typeof options !== "object") {
     fail("gradcheck", "options must be an object", options);
   }
+  checkKnownKeys("gradcheck", "options", options, ["eps", "atol", "rtol"]);
   const { eps = 1e-6, atol = 1e-6, rtol = 1e-4 } = options;
   // the step divides: it must be positive (0 gave an error of Infinity)
   if (typeof eps !== "number" || !(eps > 0) || !Number.isFinite(eps)) {

@@ -43,7 +43,7 @@ import {
   tensorSerial,
 } from "./tensor.ts";
 import { realizeOn, releaseValue } from "./realization.ts";
-import { described, fail } from "./validate.ts";
+import { checkKnownKeys, described, fail } from "./validate.ts";
 import { tensorFromBuffer } from "./creation.ts";
 
 /** What a function given to {@link jit} returns: a tensor, an array or a record of tensors. */
@@ -639,6 +639,7 @@ export function jit<R extends JitResult>(
   if (options === null || typeof options !== "object") {
     fail("jit", "options must be an object", options);
   }
+  checkKnownKeys("jit", "options", options, ["inputNames"]);
   if (options.inputNames !== undefined && !Array.isArray(options.inputNames)) {
     fail("jit", "options.inputNames must be an array of strings", options.inputNames);
   }

@@ -49,6 +49,27 @@ export function fail(fn: string, expected: string, got: unknown): never {
   throw new Error(`${fn}: ${expected}, got ${fmt(got)}`);
 }
 
+/**
+ * Throws unless every own key of the options object `value` is one of `known`: a misspelled
+ * option (`momentun`, `dtyp`, `requiresgrad`) was ignored, and its setting silently lost.
+ */
+export function checkKnownKeys(
+  fn: string,
+  name: string,
+  value: object,
+  known: readonly string[],
+): void {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      fail(
+        fn,
+        `${name} may hold ${known.join(", ")}`,
+        described(`an unknown key ${JSON.stringify(key)}`),
+      );
+    }
+  }
+}
+
 /** Throws the Error for a tensor used by `fn` after it was disposed. */
 export function failDisposed(fn: string, tensor: unknown): never {
   fail(

@@ -9,8 +9,19 @@ import {
   normalizeAxis,
   shapeArgs,
 } from "../src/validate.ts";
-import { assertEquals, assertThrows } from "./assert.ts";
-import { tensor, zeros } from "../mod.ts";
+import { assertEquals, assertRejects, assertThrows } from "./assert.ts";
+import {
+  arange,
+  type ExampleInput,
+  exportCompiled,
+  type ExportOptions,
+  gradcheck,
+  jit,
+  optim,
+  randn,
+  tensor,
+  zeros,
+} from "../mod.ts";
 
 Deno.test("fail: `fn: expected, got value`, values formatted by kind", () => {
   assertThrows(() => fail("f", "x must be odd", 2), Error, "f: x must be odd, got 2");
@@ -86,4 +97,49 @@ Deno.test("validation: arrays with holes or holding themselves are refused by na
   // a long array prints its first 20 elements
   const long = Array.from({ length: 1000 }, () => -1);
   assertThrows(() => zeros(long), Error, "-1, -1, ... (1000 elements)]");
+});
+
+Deno.test("validation: an unknown option key is an Error naming it and the known ones", async () => {
+  // a misspelled option was ignored and its setting silently lost: {dtyp: "int32"} made
+  // float32, {momentun: 0.9} no momentum, zeros([2], {shape: [5]}) two elements
+  const p = tensor([1, 2], { requiresGrad: true });
+  const cases: [() => unknown, string][] = [
+    [
+      () => tensor([1], { dtyp: "int32" } as object),
+      'tensor: options may hold dtype, device, requiresGrad, shape, got an unknown key "dtyp"',
+    ],
+    [
+      () => zeros([2], { shape: [5] } as object),
+      'zeros: options may hold dtype, device, requiresGrad, got an unknown key "shape"',
+    ],
+    [() => randn([2], { requiresgrad: true } as object), 'unknown key "requiresgrad"'],
+    [() => arange(0, 3, 1, { devise: "cpu" } as object), "arange: options may hold"],
+    [
+      () => new optim.SGD([p], { lr: 0.1, momentun: 0.9 } as optim.SGDOptions),
+      'SGD: options may hold lr, momentum, weightDecay, nesterov, got an unknown key "momentun"',
+    ],
+    [
+      () => new optim.Adam([p], { beta: [0.9, 0.99] } as optim.AdamOptions),
+      'Adam: options may hold lr, betas, eps, weightDecay, got an unknown key "beta"',
+    ],
+    [() => jit((x) => x, { inputname: ["x"] } as object), "jit: options may hold inputNames"],
+  ];
+  for (const [call, message] of cases) assertThrows(call, Error, message);
+  assertThrows(
+    () =>
+      gradcheck((x) => x.sum(), [tensor([1], { dtype: "float64" })], { epsilon: 1e-6 } as object),
+    Error,
+    'gradcheck: options may hold eps, atol, rtol, got an unknown key "epsilon"',
+  );
+  const f = jit((x) => x.mul(2));
+  await assertRejects(
+    () => exportCompiled(f, [{ shape: [2] }], { target: "js", nmae: "m" } as ExportOptions),
+    Error,
+    'exportCompiled: options may hold target, name, description, got an unknown key "nmae"',
+  );
+  await assertRejects(
+    () => exportCompiled(f, [{ shape: [2], dtyp: "int32" } as ExampleInput], { target: "js" }),
+    Error,
+    'exportCompiled: exampleInputs[0] may hold shape, dtype, requiresGrad, got an unknown key "dtyp"',
+  );
 });

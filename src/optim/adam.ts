@@ -6,7 +6,7 @@
 // computed in float64 on the host), so every step reuses one compiled plan.
 
 import type { Tensor } from "../tensor.ts";
-import { checkRate, fail } from "../validate.ts";
+import { checkKnownKeys, checkRate, fail } from "../validate.ts";
 import { Optimizer } from "./optimizer.ts";
 
 /** Options of {@link Adam}. */
@@ -54,6 +54,7 @@ export class Adam extends Optimizer {
     if (options === null || typeof options !== "object") {
       fail("Adam", "options must be an object", options);
     }
+    checkKnownKeys("Adam", "options", options, ["lr", "betas", "eps", "weightDecay"]);
     super("Adam", params, options.lr ?? 1e-3);
     const betas = options.betas ?? [0.9, 0.999];
     if (!Array.isArray(betas) || betas.length !== 2) {

@@ -5,7 +5,7 @@
 // The momentum buffer starts at zero, so its first value is g, as in PyTorch.
 
 import type { Tensor } from "../tensor.ts";
-import { checkRate, fail } from "../validate.ts";
+import { checkKnownKeys, checkRate, fail } from "../validate.ts";
 import { Optimizer } from "./optimizer.ts";
 
 /** Options of {@link SGD}. */
@@ -51,6 +51,7 @@ export class SGD extends Optimizer {
     if (options === null || typeof options !== "object") {
       fail("SGD", "options must be an object with lr", options);
     }
+    checkKnownKeys("SGD", "options", options, ["lr", "momentum", "weightDecay", "nesterov"]);
     super("SGD", params, options.lr);
     this.momentum = checkRate("SGD", "momentum", options.momentum ?? 0, 1);
     this.weightDecay = checkRate("SGD", "weightDecay", options.weightDecay ?? 0);
