@@ -54,8 +54,15 @@ const SPECIAL_F32_BITS = {
   inf_bits: "0x7f800000u",
   neg_inf_bits: "0xff800000u",
   nan_bits: "0x7fc00000u",
+  // a zero multiplied or divided by: the shader compiler folds `x * 0.0` to 0 (llvmpipe gave
+  // 0 for Infinity * 0 and NaN * 0, and +0 for 1 * -0), and a private variable's constant
+  // value too: these are set in the kernel from the grid's z index, 0 at run time (see frame)
+  zero_bits: "0x00000000u",
+  neg_zero_bits: "0x80000000u",
 } as const;
 type SpecialF32 = keyof typeof SPECIAL_F32_BITS;
+/** The specials set at run time (from an index the compiler cannot know is 0). */
+const RUNTIME_ZEROS: readonly SpecialF32[] = ["zero_bits", "neg_zero_bits"];
 
 /** The variable holding `f`'s bits if `f` is an infinity or NaN. */
 function specialF32(f: number): SpecialF32 | undefined {
@@ -132,6 +139,14 @@ export class WgslPrinter extends CStylePrinter {
     }
   }
 
+  /** `text`, or a float zero constant `src` spelled from a private variable (see zero_bits). */
+  #unfolded(src: Expr, text: string): string {
+    if (src.type !== "f32" || !src.isConst(0)) return text;
+    const special = Object.is(src.value, -0) ? "neg_zero_bits" : "zero_bits";
+    this.#specials.add(special);
+    return `bitcast<f32>(${special})`;
+  }
+
   protected operation(e: Expr, [a, b, c]: readonly string[]): string {
     const one = e.type === "f32" ? "1.0" : "1";
     switch (e.op) {
@@ -169,8 +184,9 @@ export class WgslPrinter extends CStylePrinter {
         return `${a} - ${b}`;
       case "mul":
         if (e.srcs[1].isConst(-1)) return `-${a}`;
-        return `${a} * ${b}`;
+        return `${this.#unfolded(e.srcs[0], a)} * ${this.#unfolded(e.srcs[1], b)}`;
       case "div":
+        return `${this.#unfolded(e.srcs[0], a)} / ${this.#unfolded(e.srcs[1], b)}`;
       case "tdiv":
         return `${a} / ${b}`;
       case "tmod":
@@ -287,6 +303,12 @@ export class WgslPrinter extends CStylePrinter {
       );
     }
     lines.push(`  if (gid >= ${total}u) { return; }`);
+    const z = workgroup ? "wid.z" : "id.z"; // 0: every launch is one workgroup deep
+    for (const special of RUNTIME_ZEROS) {
+      if (this.#specials.has(special)) {
+        lines.push(`  ${special} = ${SPECIAL_F32_BITS[special]} | ${z};`);
+      }
+    }
     // the output index of this invocation, one variable per axis (row-major)
     let stride = total;
     kernel.outVars.forEach((v, axis) => {

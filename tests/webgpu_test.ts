@@ -738,3 +738,32 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  ...gpuTest,
+  name: "webgpu: multiplying or dividing by a constant zero keeps IEEE's NaN, Infinity and -0",
+  fn: async () => {
+    // the shader compiler folded `x * 0.0` (and a private variable holding 0) to 0: Infinity * 0
+    // and NaN * 0 gave 0, 1 * -0 gave +0
+    const values = [Infinity, NaN, -1, 2, -0];
+    const cases: [string, (t: Tensor) => Tensor][] = [
+      ["mul(0)", (t) => t.mul(0)],
+      ["mul(-0)", (t) => t.mul(-0)],
+      ["affine(0, 0)", (t) => t.affine(0, 0)],
+      ["mul(-0).recip()", (t) => t.mul(-0).recip()],
+      ["div(0)", (t) => t.div(0)],
+      ["div(-0)", (t) => t.div(-0)],
+    ];
+    for (const [name, op] of cases) {
+      // the cpu's values (IEEE, with the documented x + 0 fold: affine(0, 0) of -1 is -0)
+      const want = await op(tensor(values)).data();
+      const got = await op(tensor(values, { device: "webgpu" })).data();
+      values.forEach((_, i) => {
+        assert(
+          Object.is(got[i], want[i]),
+          `${name} of ${values[i]}: got ${got[i]}, expected ${want[i]}`,
+        );
+      });
+    }
+  },
+});
