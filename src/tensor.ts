@@ -13,7 +13,7 @@
 
 import { type DType, isFloat, type TypedArray } from "./ir/dtype.ts";
 import * as ir from "./ir/node.ts";
-import type { Node, Shape } from "./ir/node.ts";
+import { Node, type Shape } from "./ir/node.ts";
 import type { DeviceName } from "./runtime/device.ts";
 import { realizedBuffer } from "./runtime/realize.ts";
 import { gradEnabled } from "./autodiff.ts";
@@ -83,8 +83,9 @@ export function tensorSerial(t: Tensor): number {
  */
 export class Tensor {
   #node: Node;
-  /** The device holding (or going to hold) the data. */
-  readonly device: DeviceName;
+  // a getter, not a readonly field: `x.device = "webgpu"` changed the field at run time (the
+  // readonly is TypeScript's only), and every later op on x failed inside
+  readonly #device: DeviceName;
   #requiresGrad: boolean;
   #isLeaf: boolean;
   #disposed = false;
@@ -99,8 +100,16 @@ export class Tensor {
 
   /** @ignore Use the creation functions (`tensor`, `zeros`, `randn`, ...) instead. */
   private constructor(node: Node, device: DeviceName, requiresGrad: boolean, isLeaf: boolean) {
+    if (!(node instanceof Node)) {
+      // `new Tensor()` from JavaScript (TypeScript refuses it): a TypeError from deep inside
+      fail(
+        "Tensor",
+        "tensors are made by tensor(), zeros(), randn() or another creation function",
+        described("new Tensor()"),
+      );
+    }
     this.#node = node;
-    this.device = device;
+    this.#device = device;
     this.#requiresGrad = requiresGrad;
     this.#isLeaf = isLeaf;
     acquireHandle(node);
@@ -133,6 +142,11 @@ export class Tensor {
     }
     if (this.#node.op !== "buffer") awaitValue(this.#node, this.device);
     leafTensors.set(this.#node, new WeakRef(this));
+  }
+
+  /** The device holding (or going to hold) the data. */
+  get device(): DeviceName {
+    return this.#device;
   }
 
   /** Axis lengths. */

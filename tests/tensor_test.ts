@@ -10,7 +10,7 @@ import {
   ones,
   rand,
   randn,
-  type Tensor,
+  Tensor,
   tensor,
   zeros,
 } from "../mod.ts";
@@ -1067,4 +1067,18 @@ Deno.test("a shape axis past 2^53 - 1 and a float64 cast on webgpu are refused b
     assertThrows(() => x.cast("float64"), Error, 'cast: dtype "float64" needs the "cpu" device');
     x.dispose();
   }
+});
+
+Deno.test("Tensor: device cannot be reassigned, and new Tensor() is an Error naming the way", async () => {
+  // device was a plain field (readonly for TypeScript only): x.device = "webgpu" broke every
+  // later op on x inside; new Tensor() from JavaScript failed with a TypeError inside
+  const x = tensor([1, 2]);
+  assertThrows(() => (x as { device: string; }).device = "webgpu", TypeError);
+  assertEquals(x.device, "cpu");
+  assertEquals(await x.add(1).toArray(), [2, 3]);
+  assertThrows(
+    () => new (Tensor as unknown as new () => Tensor)(),
+    Error,
+    "Tensor: tensors are made by tensor(), zeros(), randn() or another creation function, got new Tensor()",
+  );
 });
