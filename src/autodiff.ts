@@ -8,6 +8,7 @@
 import * as ir from "./ir/node.ts";
 import type { Node, PadArg, UnfoldArg } from "./ir/node.ts";
 import { topoSort } from "./ir/graph.ts";
+import { fail } from "./validate.ts";
 
 let enabled = true;
 
@@ -31,7 +32,7 @@ export function gradEnabled(): boolean {
  * ```
  */
 export function noGrad<T>(fn: () => T): T {
-  if (typeof fn !== "function") throw new Error(`noGrad: fn must be a function, got ${typeof fn}`);
+  if (typeof fn !== "function") fail("noGrad", "fn must be a function", fn); // (null: "object")
   if (isAsyncFunction(fn)) {
     throw new Error(
       "noGrad: fn must be synchronous (tracking is switched off only while it runs, and an " +

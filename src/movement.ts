@@ -108,7 +108,11 @@ export function squeeze(t: Tensor, dim?: number): Tensor {
 /** `t.unsqueeze(dim)`: a length-1 axis inserted at `dim`. */
 export function unsqueeze(t: Tensor, dim: number): Tensor {
   liveNode("unsqueeze", t);
-  const a = normalizeAxis("unsqueeze", dim, t.ndim + 1, "dim");
+  const n = t.ndim + 1; // the result's axes (the message said "for a 3-D tensor" of a 2-D one)
+  if (typeof dim !== "number" || !Number.isInteger(dim) || dim < -n || dim >= n) {
+    fail("unsqueeze", `dim must be an integer in [${-n}, ${n - 1}] for a ${t.ndim}-D tensor`, dim);
+  }
+  const a = normalizeAxis("unsqueeze", dim, n, "dim");
   const shape = [...shapeOf(t)];
   shape.splice(a, 0, 1);
   return derive(t, ir.reshape(nodeOf(t), shape), [t]);

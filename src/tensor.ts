@@ -389,6 +389,7 @@ export class Tensor {
   }
   /** The single value of a one-element tensor. */
   async item(): Promise<number> {
+    if (this.#disposed) failDisposed("item", this); // before its shape: "needs one element"
     if (this.numel !== 1) {
       fail(
         "item",

@@ -21,7 +21,7 @@ import { handleCount, keepForever, openScope, type Owned, tracing } from "./owne
 import { computeReadersOf } from "./realization.ts";
 import { DEVICES } from "./runtime/device.ts";
 import { nodeOf, Tensor } from "./tensor.ts";
-import { described, fail } from "./validate.ts";
+import { described, fail, failDisposed } from "./validate.ts";
 
 /**
  * Runs `fn` and disposes every tensor it created, except those it returns (a tensor, or
@@ -108,6 +108,7 @@ function computeWhatNeeds(results: ReadonlySet<Owned>, doomed: readonly Owned[])
  */
 export function keep<T extends Tensor>(t: T): T {
   if (!(t instanceof Tensor)) fail("keep", "t must be a Tensor", t);
+  if (t.isDisposed) failDisposed("keep", t); // it was returned as if kept
   keepForever(t);
   return t;
 }

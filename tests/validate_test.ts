@@ -17,6 +17,9 @@ import {
   type ExportOptions,
   gradcheck,
   jit,
+  keep,
+  nn,
+  noGrad,
   optim,
   randn,
   tensor,
@@ -142,4 +145,30 @@ Deno.test("validation: an unknown option key is an Error naming it and the known
     Error,
     'exportCompiled: exampleInputs[0] may hold shape, dtype, requiresGrad, got an unknown key "dtyp"',
   );
+});
+
+Deno.test("validation: errors name the function called and the value received", async () => {
+  const gone = tensor([1, 2]);
+  gone.dispose();
+  const cases: [() => unknown, string][] = [
+    // named "to" (gradcheck's copy), "got object", the result's rank, the functional form
+    [() => gradcheck((x) => x.sum(), [gone]), "gradcheck: the tensor was disposed"],
+    [
+      () => gradcheck((x) => x.sum(), [tensor([1], { dtype: "int32" })]),
+      'gradcheck: input 0 must be float32 or float64, got "int32"',
+    ],
+    [() => noGrad(null as unknown as () => void), "noGrad: fn must be a function, got null"],
+    [
+      () => tensor([[1, 2]]).unsqueeze(3),
+      "unsqueeze: dim must be an integer in [-3, 2] for a 2-D tensor, got 3",
+    ],
+    [
+      () => new nn.LocalResponseNorm(3).forward(gone),
+      "LocalResponseNorm.forward: the tensor was disposed",
+    ],
+    [() => keep(gone), "keep: the tensor was disposed"],
+  ];
+  for (const [call, message] of cases) assertThrows(call, Error, message);
+  // a disposed tensor's item() said it needed one element
+  await assertRejects(() => gone.item(), Error, "item: the tensor was disposed");
 });

@@ -103,6 +103,7 @@ export class LocalResponseNorm extends Module {
   /** Normalizes `x` of shape (N, C, *); rank < 2 input is returned unchanged. */
   forward(x: Tensor): Tensor {
     if (!(x instanceof Tensor)) fail("LocalResponseNorm.forward", "x must be a Tensor", x);
+    liveNode("LocalResponseNorm.forward", x);
     return localResponseNorm(x, this.size, this.alpha, this.beta, this.k);
   }
 

@@ -381,7 +381,11 @@ Deno.test("LocalResponseNorm: bad input names the argument, the expectation and 
       Error,
       "localResponseNorm: the tensor was disposed",
     );
-    assertThrows(() => lrn.forward(gone), Error, "localResponseNorm: the tensor was disposed");
+    assertThrows(
+      () => lrn.forward(gone),
+      Error,
+      "LocalResponseNorm.forward: the tensor was disposed",
+    );
   }
 });
 
