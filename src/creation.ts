@@ -66,7 +66,10 @@ function checkOptions(fn: string, options: unknown): TensorDataOptions {
   if (o.requiresGrad !== undefined && typeof o.requiresGrad !== "boolean") {
     fail(fn, "requiresGrad must be a boolean", o.requiresGrad);
   }
-  return o;
+  // own keys holding what was read and checked: a spread copy kept only the object's own, and
+  // settings read through a prototype or a getter were lost (requiresGrad: true became false)
+  const { dtype, device, requiresGrad, shape } = o;
+  return { dtype, device, requiresGrad, ...(fn === "tensor" ? { shape } : {}) };
 }
 
 /** A new leaf holding a copy of `data` (a typed array of `options.dtype`, default float32). */

@@ -68,7 +68,8 @@ export function gradcheck(
   options: GradcheckOptions = {},
 ): GradcheckResult {
   if (typeof fn !== "function") fail("gradcheck", "fn must be a function", fn);
-  if (!Array.isArray(inputs) || !inputs.every((t) => t instanceof Tensor)) {
+  // holes as undefined (every() skips them: a hole reached grad(), which named itself)
+  if (!Array.isArray(inputs) || !Array.from(inputs).every((t) => t instanceof Tensor)) {
     fail("gradcheck", "inputs must be an array of Tensors", inputs);
   }
   inputs.forEach((t, i) => {

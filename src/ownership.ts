@@ -170,6 +170,20 @@ export interface GradientHolder {
   grad: Owned | null;
 }
 
+/**
+ * How a trace's end gives a leaf its gradient back: as the `grad` setter does, without its
+ * checks (a gradient from before may have been disposed since: the setter's check threw, and
+ * the other leaves kept their traced gradients). Set by src/tensor.ts.
+ */
+let restoreGradient = (leaf: GradientHolder, grad: Owned | null) => {
+  leaf.grad = grad;
+};
+
+/** Sets how gradients are given back (see `restoreGradient`). */
+export function setGradientRestorer(fn: (leaf: GradientHolder, grad: Owned | null) => void): void {
+  restoreGradient = fn;
+}
+
 /** While `withGradientsRestored` runs: each leaf whose `grad` changed, with its grad before. */
 let journal: Map<GradientHolder, Owned | null> | null = null;
 
@@ -186,7 +200,7 @@ export function withGradientsRestored<T>(fn: () => T): T {
     return fn();
   } finally {
     journal = outer;
-    for (const [leaf, before] of mine) leaf.grad = before;
+    for (const [leaf, before] of mine) restoreGradient(leaf, before);
   }
 }
 

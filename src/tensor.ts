@@ -25,6 +25,7 @@ import {
   acquireHandle,
   noteGradientChange,
   releaseHandle,
+  setGradientRestorer,
   tracing,
   trackCreated,
   trackDropped,
@@ -444,6 +445,12 @@ export class Tensor {
         t.#gradSeen = false;
       },
     };
+    setGradientRestorer((leaf, grad) => {
+      const t = leaf as Tensor;
+      noteGradientChange(t); // an enclosing trace undoes it in turn
+      t.#gradSeen = true;
+      t.#grad = grad as Tensor | null;
+    });
   }
 }
 

@@ -59,7 +59,8 @@ export function checkKnownKeys(
   value: object,
   known: readonly string[],
 ): void {
-  for (const key of Object.keys(value)) {
+  // inherited keys too (Object.create({lr, momentun})): the options are read through them
+  for (const key in value) {
     if (!known.includes(key)) {
       fail(
         fn,

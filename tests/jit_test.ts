@@ -644,3 +644,21 @@ Deno.test("jit: fn's own value equal to a captured lazy value follows its source
     await assertRejects(() => g(zero), Error, "disposed");
   }
 });
+
+Deno.test("jit: a trace ends by giving back gradients disposed before it, unchecked", async () => {
+  // giving back went through the grad setter, whose checks (1fc9eed) refused a disposed
+  // gradient: the call failed, and leaves after it kept their traced gradients
+  const w1 = tensor([1, 2, 3], { requiresGrad: true });
+  const w2 = tensor([4, 5, 6], { requiresGrad: true });
+  w2.mul(2).sum().backward();
+  w1.mul(2).sum().backward();
+  w1.grad!.dispose();
+  const f = jit((x) => {
+    const loss = x.mul(w1).add(x.mul(w2)).sum();
+    loss.backward();
+    return loss;
+  });
+  assertEquals(await (await f(tensor([1, 1, 1])) as Tensor).item(), 21);
+  assert(w1.grad!.isDisposed, "w1's own gradient, as it was");
+  assertEquals(await w2.grad!.toArray(), [2, 2, 2], "w2's own gradient, as it was");
+});

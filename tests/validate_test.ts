@@ -22,6 +22,7 @@ import {
   noGrad,
   optim,
   randn,
+  type Tensor,
   tensor,
   zeros,
 } from "../mod.ts";
@@ -171,4 +172,34 @@ Deno.test("validation: errors name the function called and the value received", 
   for (const [call, message] of cases) assertThrows(call, Error, message);
   // a disposed tensor's item() said it needed one element
   await assertRejects(() => gone.item(), Error, "item: the tensor was disposed");
+});
+
+Deno.test("validation: options read through a prototype or a getter are kept, and checked", () => {
+  // they were checked, then lost by a spread copy (requiresGrad: true made false); an
+  // inherited misspelling was accepted
+  class Options {
+    get dtype(): "float64" {
+      return "float64";
+    }
+    get requiresGrad(): boolean {
+      return true;
+    }
+  }
+  const a = tensor([1, 2], new Options());
+  assertEquals([a.dtype, a.requiresGrad], ["float64", true]);
+  assertEquals(zeros([2], Object.create({ requiresGrad: true })).requiresGrad, true);
+  const p = tensor([1], { requiresGrad: true });
+  assertThrows(
+    () => new optim.SGD([p], Object.create({ lr: 0.1, momentun: 0.9 })),
+    Error,
+    'SGD: options may hold lr, momentum, weightDecay, nesterov, got an unknown key "momentun"',
+  );
+  // a hole among gradcheck's inputs is gradcheck's to name (grad() named itself)
+  const x = tensor([1, 2], { dtype: "float64" });
+  assertThrows(
+    // deno-lint-ignore no-sparse-arrays
+    () => gradcheck((v) => v.sum(), [x, ,] as Tensor[]),
+    Error,
+    "gradcheck: inputs must be an array of Tensors, got [Tensor, <empty>]",
+  );
 });
