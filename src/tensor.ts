@@ -186,9 +186,10 @@ export class Tensor {
     if (value !== null) {
       if (!(value instanceof Tensor)) fail("grad", "must be a Tensor or null", value);
       if (value.isDisposed) failDisposed("grad", value);
+      const [got, want] = [value.#node.shape, this.#node.shape];
       if (
         value.dtype !== this.dtype || value.device !== this.device ||
-        value.shape.length !== this.shape.length || value.shape.some((n, i) => n !== this.shape[i])
+        got.length !== want.length || got.some((n, i) => n !== want[i])
       ) {
         fail(
           "grad",
