@@ -161,7 +161,7 @@ export function checkDeviceDtype(fn: string, device: string, dtype: string): voi
   if (device === "webgpu" && dtype === "float64") {
     fail(
       fn,
-      'a dtype "webgpu" holds, "float32" or "int32" (WGSL has no 64-bit floats; float64 lives ' +
+      'dtype must be "float32" or "int32" on "webgpu" (WGSL has no 64-bit floats; float64 lives ' +
         'on "cpu")',
       dtype,
     );

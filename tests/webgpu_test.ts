@@ -462,7 +462,7 @@ Deno.test("webgpu: mixing devices in one op throws", { ignore }, () => {
 
 Deno.test("webgpu: float64 tensors are refused with an error naming the call and float64", () => {
   // the backend's Error named "webgpu", not the function called, and no value
-  const why = 'a dtype "webgpu" holds, "float32" or "int32" (WGSL has no 64-bit floats; ' +
+  const why = 'dtype must be "float32" or "int32" on "webgpu" (WGSL has no 64-bit floats; ' +
     'float64 lives on "cpu"), got "float64"';
   const webgpuOnly = { dtype: "float64", device: "webgpu" } as const;
   assertThrows(() => tensor([1.5], webgpuOnly), Error, `tensor: ${why}`);
