@@ -6,14 +6,14 @@ import * as ir from "./ir/node.ts";
 import { numelOf } from "./ir/node.ts";
 import { broadcastTo } from "./elementwise.ts";
 import { derive, liveNode, nodeOf, shapeOf, type Tensor } from "./tensor.ts";
-import { checkInt32, described, fail, normalizeAxis } from "./validate.ts";
+import { checkInt32, dense, described, fail, normalizeAxis } from "./validate.ts";
 
 /** A shape given as varargs `(2, 3)` or as one array `([2, 3])`, unchecked. */
 export type ShapeLike = number[] | [readonly number[]];
 
 // holes as undefined (every() and map() skip them: permute([1, , 0]) passed its checks)
 const unpack = (args: ShapeLike): unknown[] =>
-  Array.from((args.length === 1 && Array.isArray(args[0]) ? args[0] : args) as unknown[]);
+  dense((args.length === 1 && Array.isArray(args[0]) ? args[0] : args) as unknown[]) as unknown[];
 
 /** `t.reshape(...shape)`: one axis may be -1 (inferred). */
 export function reshape(t: Tensor, shape: ShapeLike): Tensor {
@@ -148,7 +148,12 @@ export function pad(
 ): Tensor {
   liveNode("pad", t);
   // holes as undefined, so the checks see them (every() skips them)
-  if (Array.isArray(pads)) pads = Array.from(pads, (p) => Array.isArray(p) ? Array.from(p) : p);
+  if (Array.isArray(pads)) {
+    const holed = (a: readonly unknown[]) => a.includes(undefined);
+    if (holed(pads) || pads.some((p) => Array.isArray(p) && holed(p))) {
+      pads = Array.from(pads, (p) => Array.isArray(p) ? Array.from(p) : p);
+    }
+  }
   if (
     !Array.isArray(pads) || pads.length !== t.ndim ||
     !pads.every((p) => Array.isArray(p) && p.length === 2 && p.every((v) => Number.isInteger(v)))
@@ -179,7 +184,7 @@ export function shrink(t: Tensor, ranges: readonly (readonly [number, number] | 
   liveNode("shrink", t);
   // a hole is not null (which keeps an axis): undefined, refused below
   if (Array.isArray(ranges)) {
-    ranges = Array.from(ranges, (r) => r === null ? null : r ?? undefined!);
+    ranges = dense(ranges) as (readonly [number, number] | null)[];
   }
   if (!Array.isArray(ranges) || ranges.length !== t.ndim) {
     fail("shrink", `ranges must have one [start, end] or null per axis (${t.ndim})`, ranges);

@@ -80,10 +80,19 @@ export function failDisposed(fn: string, tensor: unknown): never {
   );
 }
 
+/**
+ * `array` with its holes as undefined, so that checks see them (every() and map() skip holes);
+ * the array itself when it has none (includes() reads a hole as undefined, and copying every
+ * array an op is given cost a microsecond of a small eager call).
+ */
+export function dense<T>(array: readonly T[]): readonly (T | undefined)[] {
+  return array.includes(undefined as T) ? Array.from(array) : array;
+}
+
 /** `shape` as a fresh array of non-negative integers, or an Error naming `name`. */
 export function checkShape(fn: string, name: string, shape: unknown): number[] {
   // holes as undefined: every() skips them, and a shape with one passed as NaN elements
-  if (Array.isArray(shape)) shape = Array.from(shape);
+  if (Array.isArray(shape)) shape = dense(shape);
   if (
     !Array.isArray(shape) ||
     !shape.every((d) => typeof d === "number" && Number.isInteger(d) && d >= 0)

@@ -96,7 +96,7 @@ Deno.test("validation: arrays with holes or holding themselves are refused by na
   const cyclic: unknown[] = [1];
   cyclic.push(cyclic);
   cases.push([() => tensor(cyclic as number[]), "tensor: data must not contain itself"]);
-  cases.push([() => zeros(cyclic as number[]), "got [1, [1, [...]]]"]);
+  cases.push([() => zeros(cyclic as number[]), "got [1, [...]]"]);
   for (const [call, message] of cases) assertThrows(call, Error, message);
   // a long array prints its first 20 elements
   const long = Array.from({ length: 1000 }, () => -1);
