@@ -3,6 +3,7 @@
 // covers the whole vector-Jacobian product. Inputs are copied to float64 on the cpu device.
 
 import { tensor } from "./creation.ts";
+import { privateUniforms } from "./random.ts";
 import { grad } from "./grad.ts";
 import { Tensor } from "./tensor.ts";
 import { checkKnownKeys, fail, failDisposed } from "./validate.ts";
@@ -13,14 +14,7 @@ import { checkKnownKeys, fail, failDisposed } from "./validate.ts";
  * Values in [0.5, 1.5) with random signs: none near 0, where an element would go unchecked.
  */
 function checkWeights(shape: readonly number[]): Tensor {
-  let state = 0x9e3779b9;
-  const next = () => {
-    // xorshift32
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    return (state >>> 0) / 2 ** 32;
-  };
+  const next = privateUniforms(0);
   const n = shape.reduce((a, b) => a * b, 1);
   const values = Float64Array.from({ length: n }, () => (next() < 0.5 ? -1 : 1) * (0.5 + next()));
   return tensor(values, { shape, dtype: "float64" });

@@ -34,11 +34,25 @@ export function manualSeed(seed: number): void {
 /** A uniform number in [0, 1). */
 export function nextUniform(): number {
   state = (state + 0x9e3779b9) | 0;
+  return uniformOf(state);
+}
+
+/** The uniform number in [0, 1) that a state gives. */
+function uniformOf(state: number): number {
   let z = state;
   z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
   z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
   z ^= z >>> 16;
   return (z >>> 0) / 4294967296;
+}
+
+/**
+ * A generator of uniform numbers in [0, 1) of its own, started at `seed`: the same numbers as
+ * `manualSeed(seed)` then `rand`, without touching the global stream (gradcheck's weights).
+ */
+export function privateUniforms(seed: number): () => number {
+  let own = stateOf(seed);
+  return () => uniformOf(own = (own + 0x9e3779b9) | 0);
 }
 
 /** A standard normal number. */

@@ -16,6 +16,7 @@ import {
 } from "../mod.ts";
 import type { DeviceName, DType } from "../mod.ts";
 import { assert, assertEquals, assertInstanceOf, assertRejects, assertThrows } from "./assert.ts";
+import { privateUniforms } from "../src/random.ts";
 import {
   assertClose,
   type CloseOptions,
@@ -1103,4 +1104,15 @@ Deno.test("manualSeed: nearby seeds give unrelated streams", async () => {
     }
     assert(shared < 100, `seed ${seed} shares ${shared} consecutive pairs with seed 0`);
   }
+});
+
+Deno.test("privateUniforms: manualSeed's stream, without touching the global one", async () => {
+  manualSeed(11);
+  const want = Array.from(await rand([5], { dtype: "float64" }).data());
+  manualSeed(3);
+  const next = privateUniforms(11);
+  assertEquals(Array.from({ length: 5 }, next), want);
+  const after = Array.from(await rand([2], { dtype: "float64" }).data());
+  manualSeed(3);
+  assertEquals(Array.from(await rand([2], { dtype: "float64" }).data()), after);
 });
