@@ -570,6 +570,9 @@ export function liveNode(fn: string, t: Tensor): Node {
   return privateAccess.node(t);
 }
 
+/** Ops whose results pass no gradient to their sources (piecewise constant). */
+const NO_GRADIENT_OPS = new Set(["cmplt", "cmpeq", "sign"]);
+
 /**
  * A new tensor on `from`'s device for `node`, computed by an op from `inputs`: it requires grad
  * when one of them does and gradients are on (autodiff bookkeeping).
@@ -577,9 +580,12 @@ export function liveNode(fn: string, t: Tensor): Node {
 export function derive(from: Tensor, node: Node, inputs: readonly Tensor[]): Tensor {
   // built upon: drop a history no one needs
   for (const t of inputs) settleIfDead(privateAccess.node(t));
-  // an int32 result never requires grad (as torch's integer tensors): a float cast to int32
-  // passed its gradient straight through, x.cast("int32").sum() gave x a gradient of 1
-  const requires = gradEnabled() && node.dtype !== "int32" && inputs.some((t) => t.requiresGrad);
+  // a result no gradient flows through never requires grad, as torch's: an int32 one (a float
+  // cast to int32 passed its gradient straight through: x.cast("int32").sum() gave x a
+  // gradient of 1), and a comparison's or a sign's mask (it required grad, and its backward()
+  // quietly gave its inputs none)
+  const flows = node.dtype !== "int32" && !NO_GRADIENT_OPS.has(node.op);
+  const requires = gradEnabled() && flows && inputs.some((t) => t.requiresGrad);
   if (!requires && inputs.some((t) => t.requiresGrad)) node = ir.detach(node);
   return createTensor(node, from.device, requires, !requires);
 }

@@ -716,3 +716,16 @@ Deno.test("gradcheck leaves the global random generator where it was", () => {
   assert(gradcheck((x) => x.square().sum(), [tensor([1, 2], { dtype: "float64" })]).passed);
   assertEquals(randn([3]).dataSync(), want);
 });
+
+Deno.test("comparison and sign masks never require grad; gradients flow around them", async () => {
+  // x.gt(0) required grad, and its backward() quietly gave x no gradient (torch refuses it)
+  for (const device of testDevices) {
+    const x = tensor([1, -2, 3], { requiresGrad: true, device });
+    for (const mask of [x.gt(0), x.lt(1), x.eq(3), x.sign()]) {
+      assertEquals(mask.requiresGrad, false, device);
+      assertThrows(() => mask.sum().backward(), Error, "backward: the tensor must require grad");
+    }
+    x.mul(x.gt(0)).sum().backward(); // relu by a mask: the mask is a constant
+    assertEquals(await x.grad!.toArray(), [1, 0, 1], device);
+  }
+});
