@@ -461,9 +461,19 @@ function pairWithOutput(
   // one factor from here on, as the output is: the products built from it must not pair again
   const paired = b.mul(output.expr, pow.expr);
   b.opaque.add(paired);
+  // one occurrence of each moves (an expression may be two factors: y * y * d ** 2 is
+  // (y * d ** 2) * y, where replacing by identity made it (y * d ** 2) * (y * d ** 2))
+  let outputLeft = true;
+  let powLeft = true;
   const rebuild = (e: Expr): Expr => {
-    if (e === output.expr) return paired;
-    if (e === pow.expr) return one;
+    if (e === output.expr && outputLeft) {
+      outputLeft = false;
+      return paired;
+    }
+    if (e === pow.expr && powLeft) {
+      powLeft = false;
+      return one;
+    }
     if (b.opaque.has(e)) return e;
     if (e.op === "mul") {
       const left = rebuild(e.srcs[0]);

@@ -413,6 +413,9 @@ Deno.test("powers of one base merge: b ** c1 * b ** c2 = b ** (c1 + c2) where th
     middle,
     b.mul(b.unary("neg", b.mul(paired, out1)), b.constant(3, "f32")),
   );
+  // one occurrence moves: y * y * d ** 2 is (y * d ** 2) * y (moving by identity gave
+  // (y * d ** 2) * (y * d ** 2), an extra d ** 2)
+  assertStrictEquals(b.mul(b.mul(out1, out1), pow(d, 2)), b.mul(b.mul(out1, pow(d, 2)), out1));
   // exponents of both signs merge over a base above 0 (d = x^2 + 2: at most +Infinity)
   assert(isPow(b.mul(pow(d, 0.5), pow(d, -0.25)), d, 0.25));
   // not merged: a base that may be negative (x ** 0.5 * x ** 0.5 is NaN for x < 0, x ** 1 is
