@@ -4,12 +4,22 @@
 //   using    `using` declarations
 //   dispose  explicit dispose() calls
 //   tidy     tidy() around the graph, dispose() of what it returned
-// Each (device, style) runs in a fresh process. On cpu the resident set may grow by at most
-// 150 MB over the loop (a loop past it runs again, and only a second time counts: the
-// collector's timing has outliers), counted from the end of its first iteration (which compiles the
-// kernels, and after which the cpu's worker threads start); on webgpu the number of live buffers must stay bounded (the device's memory is not
-// in the resident set). Also printed: the growth from before the first iteration, time per
-// iteration (median of the last half) and the backstop's yields, for reading, not for checking.
+// Each (device, style) runs in a fresh process, counted from the end of its first iteration
+// (which compiles the kernels, and after which the cpu's worker threads start). A leak must
+// show in what the process keeps once garbage is collected (a full collection, then its
+// finalizers), which does not depend on the collector's timing:
+//   - the live buffers of the device: at most 4 after the loop (the upstream gradient, one
+//     being read): a buffer kept an iteration would be thousands;
+//   - V8's heap in use: at most 8 MB more after the loop than after the first iteration (a
+//     kilobyte kept an iteration is 5 MB in 5,000).
+// The resident set is bounded too, loosely: on cpu it may grow by at most 250 MB over the loop.
+// Its growth before the garbage is collected is dead storage and arrays waiting for the
+// collector and what glibc keeps after freeing, so it depends on the collector's timing (78-167
+// MB in ten runs of one build) and creeps for thousands of iterations before it levels off; a
+// loop past that limit runs again, and only a second time counts. On webgpu the live buffers
+// must also stay bounded during the loop (the device's memory is not in the resident set).
+// Also printed: the growth from before the first iteration, time per iteration (median of the
+// last half) and the backstop's yields, for reading, not for checking.
 //
 //   deno run --allow-read --allow-env --allow-run scripts/memory_loops.ts [iterations] [devices]
 //   e.g. scripts/memory_loops.ts 5000 cpu,webgpu
@@ -23,7 +33,11 @@ const STYLES = ["none", "using", "dispose", "tidy"] as const;
 type Style = (typeof STYLES)[number];
 const SHAPE = [2, 96, 27, 27];
 /** Allowed growth of the resident set on cpu over a loop. */
-const RSS_LIMIT_MB = 150;
+const RSS_LIMIT_MB = 250;
+/** Allowed growth of V8's heap in use over a loop, both measured after a full collection. */
+const HEAP_LIMIT_MB = 8;
+/** Allowed live buffers after the loop, once garbage is collected. */
+const RETAINED_BUFFER_LIMIT = 4;
 /** Allowed live webgpu buffers at any sample (one iteration needs about 6). */
 const WEBGPU_BUFFER_LIMIT = 256;
 
@@ -33,8 +47,9 @@ interface Result {
   iterations: number;
   rssGrowthMB: number;
   rssGrowthFromStartMB: number;
+  heapGrowthMB: number;
+  retainedBuffers: number;
   maxLiveBuffers: number;
-  lastLiveBuffers: number;
   medianMs: number;
   yields: number;
 }
@@ -88,11 +103,22 @@ async function child(device: "cpu" | "webgpu", style: Style, iterations: number)
       gx.dispose();
     },
   };
+  const gc = (globalThis as { gc?: () => void; }).gc;
+  if (gc === undefined) throw new Error("memory_loops: run with --v8-flags=--expose-gc");
+  /** V8's heap in use once garbage is collected (a full collection, then its finalizers). */
+  const collected = async () => {
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    return Deno.memoryUsage().heapUsed;
+  };
   const live = () => device === "webgpu" ? webgpu.liveBuffers() : memory().cpu.liveBuffers;
   const rssStart = Deno.memoryUsage().rss;
   let rss0 = rssStart;
   let maxRss = rss0;
   let maxLive = 0;
+  let heap0 = 0;
   const times: number[] = [];
   for (let i = 0; i < iterations; i++) {
     const t0 = performance.now();
@@ -102,6 +128,7 @@ async function child(device: "cpu" | "webgpu", style: Style, iterations: number)
       // the worker threads of the cpu's Wasm kernels start after the first large kernel, if
       // any: a fixed cost (a Deno isolate each), not growth, so they start before the count
       await cpuBackend.pool.settled();
+      heap0 = await collected();
       rss0 = maxRss = Deno.memoryUsage().rss;
     }
     if (i % 25 === 0 || i === iterations - 1) {
@@ -109,6 +136,7 @@ async function child(device: "cpu" | "webgpu", style: Style, iterations: number)
       maxLive = Math.max(maxLive, live());
     }
   }
+  const heapGrowthMB = (await collected() - heap0) / 1e6;
   const tail = times.slice(Math.floor(times.length / 2)).sort((a, b) => a - b);
   return {
     device,
@@ -116,8 +144,9 @@ async function child(device: "cpu" | "webgpu", style: Style, iterations: number)
     iterations,
     rssGrowthMB: (maxRss - rss0) / 1e6,
     rssGrowthFromStartMB: (maxRss - rssStart) / 1e6,
+    heapGrowthMB,
+    retainedBuffers: live(),
     maxLiveBuffers: maxLive,
-    lastLiveBuffers: live(),
     medianMs: tail[Math.floor(tail.length / 2)],
     yields: backstopYields(),
   };
@@ -136,7 +165,7 @@ async function main(): Promise<void> {
   let failed = false;
   console.log(`LRN (2, 96, 27, 27) forward + backward, ${iterations} iterations per loop`);
   console.log(
-    "device  style    rss growth (from start)  max live buffers  ms/iter (median)  backstop yields",
+    "device  style    rss growth (from start)  heap kept  max live buffers (kept)  ms/iter (median)  backstop yields",
   );
   for (const device of devices) {
     for (const style of STYLES) {
@@ -146,6 +175,7 @@ async function main(): Promise<void> {
             "run",
             "--allow-read",
             "--allow-env",
+            "--v8-flags=--expose-gc",
             import.meta.filename!,
             String(iterations),
             device,
@@ -169,6 +199,16 @@ async function main(): Promise<void> {
       if (device === "cpu" && r.rssGrowthMB > RSS_LIMIT_MB) {
         problems.push(`resident set grew by more than ${RSS_LIMIT_MB} MB`);
       }
+      if (r.heapGrowthMB > HEAP_LIMIT_MB) {
+        problems.push(
+          `V8's heap kept ${r.heapGrowthMB.toFixed(1)} MB more (limit ${HEAP_LIMIT_MB})`,
+        );
+      }
+      if (r.retainedBuffers > RETAINED_BUFFER_LIMIT) {
+        problems.push(
+          `${r.retainedBuffers} buffers live after collection (limit ${RETAINED_BUFFER_LIMIT})`,
+        );
+      }
       if (device === "webgpu" && r.maxLiveBuffers > WEBGPU_BUFFER_LIMIT) {
         problems.push(`more than ${WEBGPU_BUFFER_LIMIT} live buffers`);
       }
@@ -176,7 +216,10 @@ async function main(): Promise<void> {
       console.log(
         `${device.padEnd(7)} ${style.padEnd(8)} ${r.rssGrowthMB.toFixed(0).padStart(7)} MB` +
           ` (${r.rssGrowthFromStartMB.toFixed(0).padStart(4)} MB)   ` +
-          `  ${String(r.maxLiveBuffers).padStart(16)}  ${r.medianMs.toFixed(2).padStart(16)}` +
+          `${r.heapGrowthMB.toFixed(1).padStart(6)} MB` +
+          `  ${String(r.maxLiveBuffers).padStart(16)} (${r.retainedBuffers})  ${
+            r.medianMs.toFixed(2).padStart(16)
+          }` +
           `  ${String(r.yields).padStart(15)}${grewOnce}${
             problems.length ? "  FAILED: " + problems.join("; ") : ""
           }`,
