@@ -62,7 +62,22 @@ export function backward(t: Tensor, gradient?: Tensor): void {
     seed = ir.castTo(liveNode("backward", gradient), t.dtype);
   }
   const isTarget = (n: Node) => leafRequiringGrad(n) !== undefined;
-  for (const [node, g] of backwardNodes(root, seed, isTarget)) {
+  const gradients = backwardNodes(root, seed, isTarget);
+  // a gradient the program disposed cannot be added to, and taking it for none lost what it
+  // held without a word: refused before any leaf changes
+  for (const node of gradients.keys()) {
+    const leaf = leafRequiringGrad(node)!;
+    const held = gradOf(leaf);
+    if (held !== null && held.isDisposed && !inheritedByTrace(leaf, held)) {
+      fail(
+        "backward",
+        "the grad of every leaf it reaches must be live or null (set grad to null, or call " +
+          "zeroGrad(), to start a leaf's gradient afresh)",
+        described(`the disposed grad of a leaf ${leaf.dtype}[${leaf.shape.join(", ")}]`),
+      );
+    }
+  }
+  for (const [node, g] of gradients) {
     const leaf = leafRequiringGrad(node)!;
     // in a jit trace, a gradient from before the call is not this call's: a traced backward
     // pass starts from none (one inherited was baked into every replay as a constant)

@@ -149,6 +149,25 @@ Deno.test("backward: accumulates across calls until zeroGrad", async () => {
   assertClose(await x.grad!.data(), [1, 1, 1]);
 });
 
+Deno.test("backward: a grad the program disposed is refused, not taken for none", async () => {
+  const x = tensor([1, 2, 3], { requiresGrad: true });
+  const other = tensor([1, 1, 1], { requiresGrad: true });
+  x.square().sum().backward();
+  other.sum().backward();
+  x.grad!.dispose();
+  // it lost [2, 4, 6] without a word, and gave [3, 3, 3]; nothing changes before the Error
+  assertThrows(
+    () => x.mul(3).add(other).sum().backward(),
+    Error,
+    "backward: the grad of every leaf it reaches must be live or null",
+  );
+  assertClose(await other.grad!.data(), [1, 1, 1]);
+  x.grad = null;
+  x.mul(3).add(other).sum().backward();
+  assertClose(await x.grad!.data(), [3, 3, 3]);
+  assertClose(await other.grad!.data(), [2, 2, 2]);
+});
+
 Deno.test("backward: an explicit gradient for a non-scalar output", async () => {
   const x = tensor([[1, 2], [3, 4]], { requiresGrad: true });
   x.mul(x).backward(tensor([[1, 0], [0, 2]]));

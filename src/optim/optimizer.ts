@@ -74,7 +74,15 @@ export abstract class Optimizer {
       if (!(g instanceof Tensor)) {
         fail(`${this.#name}.step`, `parameter ${i}'s grad must be a Tensor or null`, g);
       }
-      if (g.isDisposed) continue;
+      if (g.isDisposed) {
+        // taken for none, the parameter quietly missed the step
+        fail(
+          `${this.#name}.step`,
+          `parameter ${i}'s grad must be live or null (set it to null, or call zeroGrad(), to ` +
+            "leave the parameter out of a step)",
+          described("a disposed grad"),
+        );
+      }
       if (!sameShape(g.shape, p.shape) || g.dtype !== p.dtype || g.device !== p.device) {
         fail(
           `${this.#name}.step`,

@@ -41,6 +41,27 @@ Deno.test("optimizer: a step with a bad gradient throws before any parameter cha
   }
 });
 
+Deno.test("optimizer: a grad the program disposed is refused, not skipped", async () => {
+  for (const [name, make] of makers) {
+    const a = tensor([1, 2], { requiresGrad: true });
+    const b = tensor([3, 4], { requiresGrad: true });
+    const opt = make([a, b]);
+    a.add(b).sum().backward();
+    b.grad!.dispose();
+    // the step left b as it was without a word
+    assertThrows(
+      () => opt.step(),
+      Error,
+      `${name}.step: parameter 1's grad must be live or null`,
+    );
+    assertEquals(Array.from(await a.data()), [1, 2]);
+    b.grad = null;
+    opt.step();
+    assertEquals(Array.from(await b.data()), [3, 4]);
+    assert((await a.data())[0] < 1, `${name}: a stepped once b's grad was null`);
+  }
+});
+
 Deno.test("optimizer: after a step, gradients read before or after the parameters", async () => {
   // the gradients read the parameters' old values, which storing the updates frees: they are
   // computed first (reading a gradient after its parameter was an Error, "overwritten")
