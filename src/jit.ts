@@ -660,7 +660,12 @@ export function jit<R extends JitResult>(
     return inputNames ?? Array.from({ length: count }, (_, i) => defaultInputName(i, count));
   };
   const traceFor: TraceEntry = (specs, targets) => {
-    const key = `${targets?.key ?? "device"} | ${signatureOf(specs)}`;
+    // what a plan depends on besides the graph: the fusion setting, and the kernels the cpu
+    // runs (`cpu.kernels`); a trace made under other settings kept them (fusion switched back
+    // on still ran one kernel per op, "js" asked for still ran Wasm)
+    const settings = `fusion=${fusionIsEnabled()}` +
+      (targets === undefined ? ` cpu=${backendFor("cpu").planKey ?? ""}` : "");
+    const key = `${targets?.key ?? "device"} ${settings} | ${signatureOf(specs)}`;
     let trace = traces.get(key);
     if (trace === undefined || mustRetrace(trace)) {
       trace = traceFunction(fn, specs, namesFor(specs.length), targets);

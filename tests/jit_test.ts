@@ -5,6 +5,7 @@
 // disposed captures, mixed devices.
 
 import {
+  cpu,
   grad,
   jit,
   kernels,
@@ -12,12 +13,14 @@ import {
   nn,
   optim,
   randn,
+  setFusion,
   type Tensor,
   tensor,
   tidy,
   webgpu,
 } from "../mod.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
+import { traceEntryOf } from "../src/jit.ts";
 import { storedAnywhere, wasReleased } from "../src/runtime/realize.ts";
 import { nodeOf } from "../src/tensor.ts";
 import { assert, assertEquals, assertRejects, assertStrictEquals, assertThrows } from "./assert.ts";
@@ -661,4 +664,36 @@ Deno.test("jit: a trace ends by giving back gradients disposed before it, unchec
   assertEquals(await (await f(tensor([1, 1, 1])) as Tensor).item(), 21);
   assert(w1.grad!.isDisposed, "w1's own gradient, as it was");
   assertEquals(await w2.grad!.toArray(), [2, 2, 2], "w2's own gradient, as it was");
+});
+
+Deno.test("jit: a trace made under other fusion or cpu kernel settings is made again", async () => {
+  const f = jit((x: Tensor) => x.exp().add(1).mul(x).sum());
+  const x = tensor([0.5, -1, 2, 0]);
+  const spec = [{ shape: [4], dtype: "float32", device: "cpu", requiresGrad: false }] as const;
+  const steps = () => traceEntryOf(f)!(spec).plan.steps;
+  const want = [0.5, -1, 2, 0].reduce((s, v) => s + (Math.exp(v) + 1) * v, 0);
+  const before = { kernels: cpu.kernels, threads: cpu.threads };
+  try {
+    setFusion(false);
+    assertClose([await (await f(x)).item()], [want], { rtol: 1e-6 });
+    const unfused = steps().length;
+    assert(unfused > 1, `one kernel per op: ${unfused} steps`);
+    setFusion(true);
+    // it kept the unfused plan: 4 kernels where a fresh jit runs 1
+    assertClose([await (await f(x)).item()], [want], { rtol: 1e-6 });
+    assertEquals(steps().length, 1);
+    cpu.kernels = "js";
+    await f(x);
+    assertEquals(steps().map((s) => s.executable.target), ["js"]);
+    cpu.kernels = "auto";
+    await f(x);
+    if (cpuBackend.planKey === "wasm") {
+      assertEquals(steps().map((s) => s.executable.target), ["wasm"]);
+    }
+    assertEquals(f.traceCount, 3); // the fused Wasm trace is cached from before "js"
+  } finally {
+    setFusion(true);
+    cpu.kernels = before.kernels;
+    cpu.threads = before.threads;
+  }
 });
