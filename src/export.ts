@@ -89,11 +89,16 @@ const EXPORT_TARGETS: Readonly<Record<ExportTargetName, ExportTarget>> = {
  */
 export const MAX_EMBEDDED_ELEMENTS = 1 << 20;
 
-/** An example input: a tensor, or what a tensor would be (shape, dtype, requiresGrad). */
+/**
+ * An example input: a tensor, or what a tensor would be (shape, dtype, requiresGrad, device;
+ * the device matters for what `fn` captures: a function reading a webgpu tensor is traced on
+ * webgpu).
+ */
 export type ExampleInput = Tensor | {
   readonly shape: Shape;
   readonly dtype?: DType;
   readonly requiresGrad?: boolean;
+  readonly device?: DeviceName;
 };
 
 /** Options of {@link exportCompiled}. */
@@ -122,9 +127,20 @@ export interface ExportedFiles<Contents extends string | Uint8Array = string | U
 
 const FILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
-/** The device the examples live on (all must agree; specs say cpu). */
+/** The device the examples live on (all must agree; a spec without a device says cpu). */
 function exampleDevice(examples: readonly ExampleInput[]): DeviceName {
-  const devices = new Set(examples.map((e) => (e instanceof Tensor ? e.device : "cpu")));
+  const devices = new Set(examples.map((e, i) => {
+    if (e instanceof Tensor) return e.device;
+    const device: unknown = e !== null && typeof e === "object" ? e.device ?? "cpu" : "cpu";
+    if (!DEVICES.includes(device as DeviceName)) {
+      fail(
+        "exportCompiled",
+        `exampleInputs[${i}].device must be one of ${DEVICES.map((d) => `"${d}"`).join(", ")}`,
+        device,
+      );
+    }
+    return device as DeviceName;
+  }));
   if (devices.size > 1) {
     fail(
       "exportCompiled",
@@ -146,9 +162,14 @@ function specsOf(examples: unknown, device: DeviceName): InputSpec[] {
     if (e instanceof Tensor) {
       return { shape: e.shape, dtype: e.dtype, device, requiresGrad: e.requiresGrad };
     }
-    const what = `exampleInputs[${i}] must be a Tensor or {shape, dtype?, requiresGrad?}`;
+    const what = `exampleInputs[${i}] must be a Tensor or {shape, dtype?, requiresGrad?, device?}`;
     if (e === null || typeof e !== "object") fail("exportCompiled", what, e);
-    checkKnownKeys("exportCompiled", `exampleInputs[${i}]`, e, ["shape", "dtype", "requiresGrad"]);
+    checkKnownKeys("exportCompiled", `exampleInputs[${i}]`, e, [
+      "shape",
+      "dtype",
+      "requiresGrad",
+      "device",
+    ]);
     const { shape, dtype = "float32", requiresGrad = false } = e as Record<string, unknown>;
     // indexed, not every(): every() skips the holes of [, 2]
     if (!Array.isArray(shape) || !Array.from(shape).every(isAxisLength)) {
@@ -326,8 +347,15 @@ export async function exportCompiled(
     fail("exportCompiled", "options.description must be a string", description);
   }
   const device = exampleDevice(Array.isArray(exampleInputs) ? exampleInputs : []);
-  if (!DEVICES.includes(device)) fail("exportCompiled", "unknown device", device);
   const specs = specsOf(exampleInputs, device);
+  if (compiled.inputNames === undefined && specs.length < compiled.fn.length) {
+    // fn then read undefined for a parameter, and failed inside with a bare TypeError
+    fail(
+      "exportCompiled",
+      `exampleInputs must have an entry for each of fn's ${compiled.fn.length} parameters`,
+      described(`${specs.length} entries`),
+    );
+  }
   const inputNames = compiled.inputNames ??
     specs.map((_, i) => defaultInputName(i, specs.length));
   if (inputNames.length !== specs.length) {

@@ -18,6 +18,7 @@ import type { ExportProgram } from "../codegen/export.ts";
 import type { Plan } from "../codegen/plan.ts";
 import type { Executable } from "../codegen/compile.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
+import { webgpuAvailable } from "./helpers.ts";
 
 const lrn = new nn.LocalResponseNorm(5, 1e-4, 0.75, 2);
 const lrnStep = () =>
@@ -148,6 +149,17 @@ Deno.test("export: bad arguments name what was expected and what was given", asy
       }),
     Error,
     "exampleInputs must have one entry per argument (a, b), got 1 entries",
+  );
+  await assertRejects(
+    // fn read undefined for x, and failed inside with a bare TypeError
+    () => exportCompiled(f, [], { target: "js" }),
+    Error,
+    "exportCompiled: exampleInputs must have an entry for each of fn's 1 parameters, got 0 entries",
+  );
+  await assertRejects(
+    () => exportCompiled(f, [{ shape: [2], device: "gpu" as never }], { target: "js" }),
+    Error,
+    'exportCompiled: exampleInputs[0].device must be one of "cpu", "webgpu", got "gpu"',
   );
   await assertRejects(
     () => exportCompiled(f, "x" as never, { target: "js" }),
@@ -315,4 +327,36 @@ Deno.test("writeExport: every file is a plain name in dir; exportCompiled checks
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name: "export: shape examples may name their device, for functions that capture webgpu tensors",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    const w = tensor([1, 2, 3], { device: "webgpu" });
+    const f = jit((x) => x.mul(w));
+    // examples without a device are cpu's: the trace mixed devices, and the Error named mul
+    await assertRejects(
+      () => exportCompiled(f, [{ shape: [3] }], { target: "wgsl" }),
+      Error,
+      "mul: both operands must be on one device",
+    );
+    const bySpec = await exportCompiled(f, [{ shape: [3], device: "webgpu" }], { target: "wgsl" });
+    const byTensor = await exportCompiled(f, [tensor([0, 0, 0], { device: "webgpu" })], {
+      target: "wgsl",
+    });
+    assertEquals(bySpec, byTensor);
+    await assertRejects(
+      () =>
+        exportCompiled(
+          jit((a, b) => a.add(b)),
+          [{ shape: [3], device: "webgpu" }, { shape: [3] }],
+          {
+            target: "wgsl",
+          },
+        ),
+      Error,
+      "exampleInputs must all be on one device, got webgpu, cpu",
+    );
+  },
 });
