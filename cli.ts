@@ -111,8 +111,9 @@ function usage(message: string): never {
 
 function parseNumber(option: string, text: string): number {
   const value = Number(text);
-  if (text.trim() === "" || !Number.isFinite(value)) {
-    usage(`--${option} must be a finite number, got ${JSON.stringify(text)}`);
+  // decimal only, as a user writes it: Number() took 0x10, 0b1 and 0o7 too
+  if (!/^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(text) || !Number.isFinite(value)) {
+    usage(`--${option} must be a finite decimal number, got ${JSON.stringify(text)}`);
   }
   return value;
 }
@@ -161,6 +162,8 @@ export function parseCli(args: readonly string[]): CliOptions | "help" | "versio
     if (value === undefined || (inline === undefined && value.startsWith("--"))) {
       usage(`--${option} needs a value`);
     }
+    // the last one silently won
+    if (values[option] !== undefined) usage(`--${option} is given twice`);
     values[option] = value;
   }
   if (positional.length !== 1) {
@@ -176,6 +179,9 @@ export function parseCli(args: readonly string[]): CliOptions | "help" | "versio
     usage(`--size must be a positive integer, got ${JSON.stringify(values.size)}`);
   }
   const size = values.size === undefined ? 5 : Number(values.size);
+  if (!Number.isSafeInteger(size)) {
+    usage(`--size must be a positive integer below 2^53, got ${JSON.stringify(values.size)}`);
+  }
   if (values.shape === undefined) usage("--shape is required (e.g. --shape 2,96,27,27)");
   if (values.out === undefined || values.out === "") usage("--out DIR is required");
   const dtype = values.dtype ?? "float32";

@@ -75,9 +75,22 @@ Deno.test("cli: bad options are UsageErrors naming the option and the value", ()
     [[...base, "--size", "1e1"], '--size must be a positive integer, got "1e1"'],
     [[...base, "--size", "1e20"], '--size must be a positive integer, got "1e20"'],
     [[...base, "--grad=1"], '--grad takes no value, got "--grad=1"'],
-    [[...base, "--alpha", "abc"], '--alpha must be a finite number, got "abc"'],
-    [[...base, "--beta", "Infinity"], '--beta must be a finite number, got "Infinity"'],
-    [[...base, "--k", ""], '--k must be a finite number, got ""'],
+    // past 2^53 digits no longer say one number: 99999999999999999999 was read as 1e20
+    [
+      [...base, "--size", "99999999999999999999"],
+      '--size must be a positive integer below 2^53, got "99999999999999999999"',
+    ],
+    [[...base, "--alpha", "abc"], '--alpha must be a finite decimal number, got "abc"'],
+    [[...base, "--beta", "Infinity"], '--beta must be a finite decimal number, got "Infinity"'],
+    [[...base, "--k", ""], '--k must be a finite decimal number, got ""'],
+    // Number() read these as 16, 1 and 7
+    [[...base, "--alpha", "0x10"], '--alpha must be a finite decimal number, got "0x10"'],
+    [[...base, "--beta", "0b1"], '--beta must be a finite decimal number, got "0b1"'],
+    [[...base, "--k", "0o7"], '--k must be a finite decimal number, got "0o7"'],
+    [[...base, "--beta", "1e999"], '--beta must be a finite decimal number, got "1e999"'],
+    // the last one silently won
+    [[...base, "--shape", "4,5"], "--shape is given twice"],
+    [[...base, "--alpha", "1", "--alpha=2"], "--alpha is given twice"],
     [[...base, "--target", "webgl"], '--target must be js, wgsl or wasm, got "webgl"'],
     [[...base, "--dtype", "int32"], '--dtype must be float32 or float64, got "int32"'],
     [
@@ -90,9 +103,16 @@ Deno.test("cli: bad options are UsageErrors naming the option and the value", ()
   for (const [args, message] of cases) {
     assertThrows(() => parseCli(args), UsageError, message, args.join(" "));
   }
+  // decimals as people write them
+  for (const [text, value] of [["-2", -2], ["+.5", 0.5], ["3.", 3], ["1E-3", 1e-3], [" 2 ", 2]]) {
+    assertEquals((parseCli([...base, "--k", text as string]) as CliOptions).k, value);
+  }
   // digits are digits however many: a window past every channel is clipped to them
   assertEquals((parseCli([...base, "--size", "007"]) as CliOptions).size, 7);
-  assertEquals((parseCli([...base, "--size", "100000000000000000000"]) as CliOptions).size, 1e20);
+  assertEquals(
+    (parseCli([...base, "--size", "9007199254740991"]) as CliOptions).size,
+    Number.MAX_SAFE_INTEGER,
+  );
   for (const shape of ["2x96", "2,", "", "5", "2,-3", "2,3.5", "a,b"]) {
     assertThrows(
       () => parseShape(shape),
