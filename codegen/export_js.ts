@@ -106,7 +106,10 @@ function storage(program: ExportProgram, layout: ExportLayout): string[] {
   return lines;
 }
 
-/** `checkInputs(args)` and `describeValue(value)`: what `run` checks its inputs with. */
+/**
+ * `checkInputs(args)` and `describeValue(value)`: what `run` checks its inputs with (every
+ * target's module: js, wasm and the wgsl runner).
+ */
 export const INPUT_CHECKS = `
 // ---- input checks ----
 
@@ -121,19 +124,28 @@ function checkInputs(args) {
     const value = args[i];
     // the tag, not instanceof: arrays from another realm (a worker, an iframe) are welcome
     if (!ArrayBuffer.isView(value) || value[Symbol.toStringTag] !== type || value.length !== length) {
+      const article = type === "Int32Array" ? "an" : "a";
       throw new TypeError(
-        \`run: input \${name} must be a \${type} of \${length} elements \` +
+        \`run: input \${name} must be \${article} \${type} of \${length} elements \` +
           \`(\${dtype}[\${shape.join(", ")}]), got \${describeValue(value)}\`,
       );
     }
   });
 }
 
+/** What a wrong argument was, for an Error: an array with its length, a class by name, a type. */
 function describeValue(value) {
-  if (ArrayBuffer.isView(value) && "length" in value) {
-    return \`a \${value[Symbol.toStringTag]} of \${value.length} elements\`;
-  }
-  return value === null ? "null" : typeof value;
+  if (value === null) return "null";
+  const kind = ArrayBuffer.isView(value)
+    ? value[Symbol.toStringTag] ?? "DataView"
+    : Array.isArray(value)
+    ? "Array"
+    : typeof value === "object"
+    ? value.constructor?.name || "Object"
+    : null;
+  if (kind === null) return typeof value;
+  const article = /^[AEIOU]/.test(kind) ? "an" : "a";
+  return "length" in value ? \`\${article} \${kind} of \${value.length} elements\` : \`\${article} \${kind}\`;
 }
 `;
 

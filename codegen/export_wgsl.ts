@@ -17,6 +17,7 @@
 // so the two import lists (and the openings of the two manifests) look alike.
 import { WORKGROUP_SIZE } from "./wgsl.ts";
 import { outputName } from "./kernel.ts";
+import { INPUT_CHECKS } from "./export_js.ts";
 import {
   bytesOf,
   elementsOf,
@@ -258,35 +259,6 @@ function checkDevice(device) {
   }
 }
 
-/** What a wrong argument was, for an Error: a typed array or class by name, else its type. */
-function describeValue(value) {
-  if (value === null) return "null";
-  if (ArrayBuffer.isView(value)) return \`a \${value[Symbol.toStringTag] ?? "DataView"}\`;
-  if (typeof value === "object") return value.constructor?.name || "an object";
-  return typeof value;
-}
-
-function checkInputs(values) {
-  if (values.length !== INPUT_BUFFERS.length) {
-    const names = inputs.map((input) => input.name).join(", ");
-    throw new TypeError(\`run: expected \${INPUT_BUFFERS.length} inputs (\${names}), got \${values.length}\`);
-  }
-  inputs.forEach(({ name, shape, dtype }, i) => {
-    const type = TYPED_ARRAYS[dtype].name;
-    const length = shape.reduce((n, d) => n * d, 1);
-    const value = values[i];
-    // the tag, not instanceof: arrays from another realm (a worker, an iframe) are welcome
-    if (!ArrayBuffer.isView(value) || value[Symbol.toStringTag] !== type || value.length !== length) {
-      const got = ArrayBuffer.isView(value) && "length" in value
-        ? \`a \${value[Symbol.toStringTag]} of \${value.length} elements\`
-        : describeValue(value);
-      throw new TypeError(
-        \`run: input \${name} must be a \${type} of \${length} elements (\${dtype}[\${shape.join(", ")}]), got \${got}\`,
-      );
-    }
-  });
-}
-
 async function runOn(device, values) {
   checkDevice(device);
   checkInputs(values);
@@ -426,6 +398,7 @@ export function writeWgslFiles(program: ExportProgram, layout: ExportLayout): Ex
     "  return await runOn(device, [...arguments].slice(1));",
     "}",
     ...runnerTables(program, layout),
+    INPUT_CHECKS.trimEnd(),
     RUNTIME,
   ];
   return [

@@ -291,8 +291,22 @@ export async function assertInputChecks(target: "js" | "wasm"): Promise<void> {
     "run: input dy must be a Float32Array of 6 elements (float32[2, 3]), got a Float64Array of 6 elements",
   );
   assertThrows(() => m.run(new Float32Array(5), ok), TypeError, "got a Float32Array of 5 elements");
-  assertThrows(() => m.run([1, 2, 3, 4, 5, 6], ok), TypeError, "got object");
+  // described as "object" before
+  assertThrows(() => m.run([1, 2, 3, 4, 5, 6], ok), TypeError, "got an Array of 6 elements");
+  assertThrows(() => m.run(new DataView(new ArrayBuffer(24)), ok), TypeError, "got a DataView");
+  assertThrows(() => m.run(new Map(), ok), TypeError, "got a Map");
+  assertThrows(() => m.run(7, ok), TypeError, "got number");
   assertThrows(() => m.run(null, ok), TypeError, "got null");
   const [y] = m.run(ok.fill(2), Float32Array.of(1, 2, 3, 4, 5, 6));
   assertEquals(Array.from(y), [2, 4, 6, 8, 10, 12], "a refused call leaves the module usable");
+  const count = jit((n) => n.add(1), { inputNames: ["n"] });
+  const ints = await importExported(
+    (await exportCompiled(count, [{ shape: [2], dtype: "int32" }], { target })).files,
+  );
+  // "a Int32Array" before
+  assertThrows(
+    () => ints.run(new Float32Array(2)),
+    TypeError,
+    "run: input n must be an Int32Array of 2 elements (int32[2]), got a Float32Array of 2 elements",
+  );
 }

@@ -138,6 +138,12 @@ Deno.test({
       "input x must be a Float32Array of 3 elements",
     );
     await assertRejects(() => m.run(gpu), TypeError, "expected 1 inputs (x), got 0");
+    // the checks of the js and wasm modules: an Array had been "Array", the article missing
+    await assertRejects(
+      () => m.run(gpu, [1, 2, 3]),
+      TypeError,
+      "input x must be a Float32Array of 3 elements (float32[3]), got an Array of 3 elements",
+    );
     await assertRejects(
       () => m.run(new Float32Array(3), new Float32Array(3)),
       TypeError,
