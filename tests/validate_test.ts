@@ -144,7 +144,7 @@ Deno.test("validation: an unknown option key is an Error naming it and the known
   await assertRejects(
     () => exportCompiled(f, [{ shape: [2], dtyp: "int32" } as ExampleInput], { target: "js" }),
     Error,
-    'exportCompiled: exampleInputs[0] may hold shape, dtype, requiresGrad, got an unknown key "dtyp"',
+    'exportCompiled: exampleInputs[0] may hold shape, dtype, requiresGrad, device, got an unknown key "dtyp"',
   );
 });
 
