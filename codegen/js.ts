@@ -9,7 +9,7 @@
 // numbers hold integers exactly up to 2^53). This is also the source that the `js` export
 // writes out.
 
-import { CStylePrinter } from "./printer.ts";
+import { CStylePrinter, shortestF32 } from "./printer.ts";
 import {
   type Expr,
   kernelRoots,
@@ -162,7 +162,9 @@ export class JsPrinter extends CStylePrinter {
     if (Object.is(value, -0)) return "-0";
     // a float32 constant is the float32 nearest it, as Wasm's f32.const and WGSL's literals
     // are: spelled `Math.fround(0.1)` where that differs from the double
-    return type === "f32" && Math.fround(value) !== value ? `Math.fround(${value})` : String(value);
+    if (type !== "f32") return String(value);
+    const shortest = shortestF32(Math.fround(value));
+    return shortest !== Math.fround(value) ? `Math.fround(${shortest})` : String(shortest);
   }
 
   /** `e` on its operands in double precision (float32 results are rounded by the caller). */

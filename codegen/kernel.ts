@@ -687,9 +687,14 @@ export class ExprBuilder {
     return e;
   }
 
-  /** A constant of `type` (int32 data wraps, indices must be exact integers). */
+  /**
+   * A constant of `type`: int32 data wraps, float32 data rounds (so a fold rounds each op as the
+   * kernel would: `(c < d) + 0.1 + 0.2` folded in float64 and rounded once gave 1.2999999523
+   * where float32 gives 1.3000000715), indices must be exact integers.
+   */
   constant(value: number, type: ScalarType): Expr {
     if (type === "i32") value = value | 0;
+    if (type === "f32") value = Math.fround(value);
     if (type === "bool") value = value ? 1 : 0;
     if (type === "index") {
       if (!Number.isSafeInteger(value)) {

@@ -7,6 +7,21 @@
 import { type Expr, outputName, type ReduceArg, type ScalarType, type VarArg } from "./kernel.ts";
 import { type LoopStmt, type Program, type Stmt, unrollable } from "./linearize.ts";
 
+/**
+ * The shortest decimal that reads back as the float32 `f` (finite, already rounded): how a
+ * float32 constant is spelled, `0.0001` rather than `0.00009999999747378752`.
+ */
+export function shortestF32(f: number): number {
+  for (let digits = 1; digits <= 9; digits++) {
+    const candidate = Number(f.toPrecision(digits));
+    if (Math.fround(candidate) === f && Math.abs(candidate) <= F32_MAX) return candidate;
+  }
+  return f;
+}
+
+/** The largest finite float32. */
+const F32_MAX = 3.4028234663852886e38;
+
 /** A printer for one language; subclasses fill in the spelling. */
 export abstract class CStylePrinter {
   /** A literal of `type`. */

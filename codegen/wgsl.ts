@@ -20,7 +20,7 @@
 // - indices are i32: the compiler refuses a kernel whose index ranges leave i32 (compile.ts);
 // - WGSL has no f64: a float64 kernel cannot be printed and throws.
 
-import { CStylePrinter } from "./printer.ts";
+import { CStylePrinter, shortestF32 } from "./printer.ts";
 import { type Expr, outputName, type ReduceArg, type ScalarType } from "./kernel.ts";
 import { combineStep, WGSL_TARGET } from "./targets.ts";
 import type { LoopStmt, Program } from "./linearize.ts";
@@ -46,8 +46,6 @@ export function workgroupGrid(groups: number): [number, number] {
 export function dispatchGrid(total: number): [number, number] {
   return workgroupGrid(Math.ceil(total / WORKGROUP_SIZE));
 }
-
-const F32_MAX = 3.4028234663852886e38;
 
 /** The private variables holding the bits of the f32 values WGSL cannot spell as constants. */
 const SPECIAL_F32_BITS = {
@@ -76,17 +74,11 @@ function specialF32(f: number): SpecialF32 | undefined {
 function f32Literal(value: number): string {
   const f = Math.fround(value);
   if (Object.is(f, -0)) return "-0.0";
-  let text = String(f);
-  for (let digits = 1; digits <= 9; digits++) {
-    const candidate = Number(f.toPrecision(digits));
-    if (Math.fround(candidate) === f && Math.abs(candidate) <= F32_MAX) {
-      // plain decimals down to 1e-4 (0.001 reads better than 1e-3), exponents below
-      text = candidate !== 0 && Math.abs(candidate) < 1e-4
-        ? candidate.toExponential()
-        : String(candidate);
-      break;
-    }
-  }
+  const shortest = shortestF32(f);
+  // plain decimals down to 1e-4 (0.001 reads better than 1e-3), exponents below
+  const text = shortest !== 0 && Math.abs(shortest) < 1e-4
+    ? shortest.toExponential()
+    : String(shortest);
   return /[.e]/.test(text) ? text : `${text}.0`;
 }
 
