@@ -12,7 +12,7 @@ import {
 } from "./ir/dtype.ts";
 import * as ir from "./ir/node.ts";
 import { numelOf, type Shape } from "./ir/node.ts";
-import { nextNormal, nextUniform } from "./random.ts";
+import { nextNormal, nextUniform, nextUniformFloat32 } from "./random.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
 import { trackValue } from "./runtime/lifetime.ts";
@@ -291,19 +291,12 @@ export function arange(start: number, end?: number, step = 1, options?: TensorOp
 export function rand(...args: ShapeAndOptions): Tensor {
   const { shape, options } = splitShapeArgs("rand", args);
   if (options.dtype === "int32") fail("rand", "dtype must be a float dtype", options.dtype);
-  return filled("rand", shape, options, options.dtype === "float64" ? nextUniform : float32Uniform);
-}
-
-/** The float32 below 1 nearest to it. */
-const BELOW_ONE_FLOAT32 = 1 - 2 ** -24;
-
-/**
- * A uniform number in [0, 1) that stays below 1 in float32: draws within 2^-25 of 1 rounded up
- * to 1 when stored (one in 34 million: `rand(1e8)` held about three 1s).
- */
-function float32Uniform(): number {
-  const u = nextUniform();
-  return Math.fround(u) === 1 ? BELOW_ONE_FLOAT32 : u;
+  return filled(
+    "rand",
+    shape,
+    options,
+    options.dtype === "float64" ? nextUniform : nextUniformFloat32,
+  );
 }
 
 /**

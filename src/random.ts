@@ -1,19 +1,65 @@
-// Seeded random numbers for rand/randn: a 32-bit xorshift-multiply generator (in the style of
-// splitmix32) for uniforms and the Box-Muller transform for normals. manualSeed resets it.
+// Seeded random numbers for rand/randn: xoshiro128** (Blackman and Vigna, "Scrambled linear
+// pseudorandom number generators", 2021) for 32-bit words, seeded through splitmix32, and the
+// Box-Muller transform for normals. manualSeed resets it.
+//
+// Rules:
+// - The state is 128 bits (period 2^128 - 1). A seed is mixed into the four words, so distinct
+//   seeds start at unrelated points of that cycle: two seeded streams overlap with a chance of
+//   about (draws / 2^128). The generator before had 32 bits of state that each draw moved by one
+//   constant, so every seed was a point on one cycle of 2^32 draws: seed 178's stream was seed
+//   15709's 8 draws later, and the whole stream repeated after 2^32 draws.
+// - A float32 uniform is the top 24 bits of a word over 2^24: every float32 multiple of 2^-24 in
+//   [0, 1) is equally likely and 1 never comes out (no rounding up on the way to float32).
+// - A float64 uniform takes 53 bits from two words, as NumPy's and torch's do (32 bits gave only
+//   2^32 distinct values, and no normal beyond 6.66 in magnitude).
 
 import { fail } from "./validate.ts";
 
-/**
- * The generator's state for `seed`: the seed through a 32-bit bijective mix (murmur3's
- * finalizer). The state was the seed itself, and since each draw adds one constant to it, seed
- * s + 227 was seed s shifted by 732,539 draws: two runs with nearby seeds shared a quarter of a
- * million values. Mixed, distinct seeds stay distinct states, far apart along the stream.
- */
-function stateOf(seed: number): number {
-  let z = seed | 0;
-  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-  return z ^ (z >>> 16);
+/** The four 32-bit words of a generator's state. */
+export type State = Uint32Array;
+
+/** The state for `seed`: splitmix32 run from the seed, one output per word (never all zero). */
+export function stateOf(seed: number): State {
+  const state = new Uint32Array(4);
+  let z = seed >>> 0;
+  for (let i = 0; i < 4; i++) {
+    z = (z + 0x9e3779b9) | 0;
+    let w = z;
+    w = Math.imul(w ^ (w >>> 16), 0x85ebca6b);
+    w = Math.imul(w ^ (w >>> 13), 0xc2b2ae35);
+    state[i] = w ^ (w >>> 16);
+  }
+  if (state.every((w) => w === 0)) state[0] = 1; // the one state xoshiro never leaves
+  return state;
+}
+
+/** The next 32-bit word of `s` (xoshiro128**), as an unsigned number; `s` moves on. */
+export function nextWord(s: State): number {
+  const result = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;
+  const t = s[1] << 9;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = rotl(s[3], 11);
+  return result;
+}
+
+function rotl(x: number, k: number): number {
+  return (x << k) | (x >>> (32 - k));
+}
+
+/** A float64 uniform in [0, 1) with 53 random bits. */
+function float64Of(s: State): number {
+  const high = nextWord(s) >>> 5; // 27 bits
+  const low = nextWord(s) >>> 6; // 26 bits
+  return (high * 67108864 + low) / 9007199254740992;
+}
+
+/** A float32 uniform in [0, 1): 24 random bits, exact in float32. */
+function float32Of(s: State): number {
+  return (nextWord(s) >>> 8) / 16777216;
 }
 
 /** The state; a program that never seeds draws as after manualSeed(0). */
@@ -22,8 +68,7 @@ let spareNormal: number | null = null;
 
 /** Reseeds the generator: equal seeds give equal random tensors. */
 export function manualSeed(seed: number): void {
-  // the generator's state is 32 bits: a larger seed was truncated, so 0, 2^32 and 1e300 gave
-  // one stream (and -1 the stream of 2^32 - 1)
+  // a larger seed was truncated, so 0, 2^32 and 1e300 gave one stream (and -1 that of 2^32 - 1)
   if (typeof seed !== "number" || !Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) {
     fail("manualSeed", "seed must be an integer from 0 to 2^32 - 1", seed);
   }
@@ -31,28 +76,24 @@ export function manualSeed(seed: number): void {
   spareNormal = null;
 }
 
-/** A uniform number in [0, 1). */
+/** A uniform number in [0, 1) with 53 random bits (float64's `rand`, and normals). */
 export function nextUniform(): number {
-  state = (state + 0x9e3779b9) | 0;
-  return uniformOf(state);
+  return float64Of(state);
 }
 
-/** The uniform number in [0, 1) that a state gives. */
-function uniformOf(state: number): number {
-  let z = state;
-  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-  z ^= z >>> 16;
-  return (z >>> 0) / 4294967296;
+/** A uniform number in [0, 1) exact in float32 (float32's `rand`). */
+export function nextUniformFloat32(): number {
+  return float32Of(state);
 }
 
 /**
- * A generator of uniform numbers in [0, 1) of its own, started at `seed`: the same numbers as
- * `manualSeed(seed)` then `rand`, without touching the global stream (gradcheck's weights).
+ * A generator of float64 uniform numbers in [0, 1) of its own, started at `seed`: the same
+ * numbers as `manualSeed(seed)` then float64 `rand`, without touching the global stream
+ * (gradcheck's weights).
  */
 export function privateUniforms(seed: number): () => number {
-  let own = stateOf(seed);
-  return () => uniformOf(own = (own + 0x9e3779b9) | 0);
+  const own = stateOf(seed);
+  return () => float64Of(own);
 }
 
 /** A standard normal number. */
