@@ -271,6 +271,18 @@ export function arange(start: number, end?: number, step = 1, options?: TensorOp
   const ints = [start, step].every(Number.isInteger) && Number.isInteger(end);
   const inferred = !ints ? "float32" : fitsInt32(start) && fitsInt32(last) ? "int32" : "float64";
   if (
+    o.dtype === undefined && inferred === "float64" && n > 0 &&
+    !(Number.isSafeInteger(start) && Number.isSafeInteger(last))
+  ) {
+    // past 2^53 float64 holds no longer every whole number: arange(2 ** 53, 2 ** 53 + 4) gave
+    // 2^53 twice and skipped 2^53 + 1, 2^53 + 3 (a dtype given says which rounding is wanted)
+    fail(
+      "arange",
+      "whole numbers within 2^53 (float64 holds every one of them; pass a dtype for rounded values)",
+      described(`values from ${start} to ${last}`),
+    );
+  }
+  if (
     o.dtype === "int32" && n > 0 && !(fitsInt32(Math.trunc(start)) && fitsInt32(Math.trunc(last)))
   ) {
     fail(

@@ -603,6 +603,17 @@ for (const backend of testBackends) {
       if (device === "cpu") {
         assertEquals(ones([2], { dtype: "float64" }).dtype, "float64");
         assertEquals(arange(3, undefined, 1, { dtype: "float64" }).dtype, "float64");
+        // whole numbers past int32 are float64, exact up to 2^53
+        const big = arange(2 ** 53 - 3, 2 ** 53);
+        assertEquals(big.dtype, "float64");
+        assertEquals(Array.from(await big.data()), [2 ** 53 - 3, 2 ** 53 - 2, 2 ** 53 - 1]);
+        // past it 2^53 came twice and 2^53 + 1 never: refused, unless a dtype says to round
+        assertThrows(
+          () => arange(2 ** 53 - 2, 2 ** 53 + 2),
+          Error,
+          "arange: whole numbers within 2^53 (float64 holds every one of them; pass a dtype for rounded values), got values from 9007199254740990 to 9007199254740992",
+        );
+        assertEquals(arange(2 ** 53, 2 ** 53 + 4, 2, { dtype: "float64" }).shape, [2]);
       }
     }));
 }
