@@ -95,33 +95,59 @@ export function tensorFromBuffer(buffer: DeviceBuffer, shape: Shape): Tensor {
   return createTensor(node, buffer.device, false, true);
 }
 
-function inferNested(
-  fn: string,
-  data: unknown,
-  above = new Set<unknown>(),
-): { flat: number[]; shape: number[]; } {
-  if (typeof data === "number") return { flat: [data], shape: [] };
-  if (!Array.isArray(data)) {
-    fail(fn, "data must be a number, a (nested) array of numbers or a typed array", data);
-  }
-  // an array holding itself (or an ancestor) nests forever: the stack overflowed
-  if (above.has(data)) fail(fn, "data must not contain itself", described("an array that does"));
-  if (data.length === 0) return { flat: [], shape: [0] };
-  above.add(data);
-  // indexed, not map(): map skips an array's holes (`[1, , 3]`), which then read as undefined
-  const parts = Array.from({ length: data.length }, (_, i) => inferNested(fn, data[i], above));
-  above.delete(data);
-  const inner = parts[0].shape;
-  for (const p of parts) {
-    if (p.shape.join() !== inner.join()) {
-      fail(
-        fn,
-        `nested arrays must be rectangular (every row of shape [${inner.join(", ")}])`,
-        described(`a row of shape [${p.shape.join(", ")}]`),
-      );
+/**
+ * The values and shape of nested arrays, walked with a stack of its own (recursion overflowed
+ * the call stack between 1,000 and 2,000 levels, a bare RangeError): the shape is read down the
+ * first elements, then every array is checked against it, depth first, in order.
+ */
+function inferNested(fn: string, data: unknown): { flat: number[]; shape: number[]; } {
+  const notNumbers = "data must be a number, a (nested) array of numbers or a typed array";
+  const containsItself = () =>
+    fail(fn, "data must not contain itself", described("an array that does"));
+  /** The shape of `x` read down its first elements. */
+  const shapeOf = (x: unknown): number[] => {
+    const shape: number[] = [];
+    const seen = new Set<unknown>();
+    while (Array.isArray(x)) {
+      // an array holding itself nests forever
+      if (seen.has(x)) containsItself();
+      seen.add(x);
+      shape.push(x.length);
+      if (x.length === 0) break;
+      x = x[0];
     }
+    return shape;
+  };
+  const shape = shapeOf(data);
+  const ragged = (depth: number, row: unknown) =>
+    fail(
+      fn,
+      `nested arrays must be rectangular (every row of shape [${shape.slice(depth).join(", ")}])`,
+      described(`a row of shape [${shapeOf(row).join(", ")}]`),
+    );
+  const flat: number[] = [];
+  const path = new Set<unknown>(); // the arrays being walked, for arrays holding an ancestor
+  const stack: [value: unknown, depth: number, leaving: boolean][] = [[data, 0, false]];
+  while (stack.length > 0) {
+    const [x, depth, leaving] = stack.pop()!;
+    if (leaving) {
+      path.delete(x);
+      continue;
+    }
+    if (typeof x === "number") {
+      if (depth !== shape.length) ragged(depth, x);
+      flat.push(x);
+      continue;
+    }
+    if (!Array.isArray(x)) fail(fn, notNumbers, x);
+    if (path.has(x)) containsItself();
+    if (depth === shape.length || x.length !== shape[depth]) ragged(depth, x);
+    path.add(x);
+    stack.push([x, depth, true]);
+    // indexed, not map(): map skips an array's holes (`[1, , 3]`), which read as undefined
+    for (let i = x.length - 1; i >= 0; i--) stack.push([x[i], depth + 1, false]);
   }
-  return { flat: parts.flatMap((p) => p.flat), shape: [data.length, ...inner] };
+  return { flat, shape };
 }
 
 /**

@@ -891,7 +891,35 @@ Deno.test("bad input throws Errors naming the function, the expectation and the 
     Error,
     "tensor: data length must equal the product of shape [2, 2] = 4, got 3 elements",
   );
-  assertThrows(() => tensor([[1, 2], [3]]), Error, "tensor: nested arrays must be rectangular");
+  assertThrows(
+    () => tensor([[1, 2], [3]]),
+    Error,
+    "tensor: nested arrays must be rectangular (every row of shape [2]), got a row of shape [1]",
+  );
+  assertThrows(
+    () => tensor([[[1], [2]], [3, 4]] as unknown as number[][]),
+    Error,
+    "tensor: nested arrays must be rectangular (every row of shape [1]), got a row of shape []",
+  );
+  assertThrows(
+    () => tensor([[1, 2], 3] as unknown as number[][]),
+    Error,
+    "tensor: nested arrays must be rectangular (every row of shape [2]), got a row of shape []",
+  );
+  assertThrows(
+    () => tensor([[], [1]]),
+    Error,
+    "tensor: nested arrays must be rectangular (every row of shape [0]), got a row of shape [1]",
+  );
+  assertEquals(tensor([[], []]).shape, [2, 0]);
+  // nesting deeper than the call stack: recursion threw a bare RangeError past 1,000 levels
+  let deep: unknown = 7;
+  for (let i = 0; i < 20_000; i++) deep = [deep];
+  const t = tensor(deep as number[]);
+  assertEquals([t.ndim, t.numel], [20_000, 1]);
+  const cyclic: unknown[] = [[1], [2]];
+  (cyclic[1] as unknown[])[0] = cyclic; // an ancestor, not on the first elements' path
+  assertThrows(() => tensor(cyclic as number[][]), Error, "tensor: data must not contain itself");
   assertThrows(() => tensor(["a"] as unknown as number[]), Error, "tensor: data must be a number");
   assertThrows(
     () => tensor(new Uint8Array(2) as unknown as Float32Array),
