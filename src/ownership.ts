@@ -58,8 +58,31 @@ const kept = new WeakSet<Owned>();
 /** Per open scope, what the scopes it enclosed kept (see the scope's close). */
 const keptInside = new WeakMap<Owned[], { list: Owned[]; limit: number; }>();
 
-/** For a tracked tensor something else may hold (a gradient): who holds it now, if anyone. */
-const holders = new WeakMap<Owned, () => Owned | null>();
+/**
+ * For a tensor something else may hold (a gradient, held by leaves' `grad`): per holder, who
+ * holds it now, if anyone.
+ */
+const holders = new WeakMap<Owned, (() => Owned | null)[]>();
+
+/**
+ * Records that `holder()` may hold `t` (a gradient set by hand: `w.grad = w.grad.mul(0.5)`, or
+ * `b.grad = a.grad`): a scope keeps `t` while one of its holders does and is not disposed with
+ * the scope. Only a gradient `backward()` made was kept so, and a `tidy` disposed a clipped
+ * gradient its leaf still held.
+ */
+export function noteHolder(t: Owned, holder: () => Owned | null): void {
+  const list = holders.get(t);
+  if (list === undefined) holders.set(t, [holder]);
+  else if (list.length < MAX_HOLDERS) list.push(holder);
+  else {
+    // a long loop setting one tensor as the grad of many leaves in turn: drop those let go
+    const live = list.filter((h) => h() !== null);
+    holders.set(t, [...live.slice(-(MAX_HOLDERS - 1)), holder]);
+  }
+}
+
+/** The most holders kept per tensor before those no longer holding it are dropped. */
+const MAX_HOLDERS = 64;
 
 /**
  * Records a newly created tensor in the innermost open scope, if any. `holder`, for a tensor
@@ -67,7 +90,7 @@ const holders = new WeakMap<Owned, () => Owned | null>();
  * keeps it while its holder does and is not disposed with the scope.
  */
 export function trackCreated(t: Owned, holder?: () => Owned | null): void {
-  if (holder !== undefined) holders.set(t, holder);
+  if (holder !== undefined) noteHolder(t, holder);
   if (scopes.length === 0) return;
   const scope = scopes[scopes.length - 1];
   scope.push(t);
@@ -127,10 +150,11 @@ export function openScope(): (
     // a held tensor (a gradient) stays while its holder stays: held by a tensor that is not
     // disposed now (nor was before), it survives the scope like a returned one
     const leaving = new Set(unwanted);
-    const isHeld = (t: Owned) => {
-      const holder = holders.get(t)?.();
-      return holder !== null && holder !== undefined && !leaving.has(holder);
-    };
+    const isHeld = (t: Owned) =>
+      (holders.get(t) ?? []).some((holderOf) => {
+        const holder = holderOf();
+        return holder !== null && !leaving.has(holder);
+      });
     const held = new Set(unwanted.filter(isHeld));
     const doomed = unwanted.filter((t) => !held.has(t));
     for (const t of scope) {

@@ -24,6 +24,7 @@ import * as movement from "./movement.ts";
 import {
   acquireHandle,
   noteGradientChange,
+  noteHolder,
   releaseHandle,
   setGradientRestorer,
   tracing,
@@ -202,6 +203,15 @@ export class Tensor {
     noteGradientChange(this); // in a jit trace, undone when it ends
     this.#gradSeen = true;
     this.#grad = value;
+    if (value !== null) {
+      // held by this leaf: a tidy() scope keeps it while the leaf does (weakly: a gradient
+      // kept after its leaf is dropped must not keep the leaf)
+      const holder = new WeakRef<Tensor>(this);
+      noteHolder(value, () => {
+        const leaf = holder.deref();
+        return leaf !== undefined && !leaf.#disposed && leaf.#grad === value ? leaf : null;
+      });
+    }
   }
 
   /** Whether gradients are computed for this tensor. */

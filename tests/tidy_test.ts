@@ -161,6 +161,40 @@ Deno.test("tidy: gradients stored by backward() belong to the leaf, not the scop
   assertEquals(await loss.item(), 14);
 });
 
+Deno.test("tidy: a gradient set by hand belongs to the leaf holding it, not the scope", async () => {
+  // clipping inside tidy: the scope disposed the new gradient its leaf held, and the step then
+  // found a disposed grad
+  const w = tensor([3, 4], { requiresGrad: true });
+  const opt = new optim.SGD([w], { lr: 0.1 });
+  tidy(() => {
+    w.mul(w).sum().backward();
+    w.grad = w.grad!.mul(0.5);
+  });
+  assert(!w.grad!.isDisposed);
+  opt.step();
+  assertClose(await w.data(), [2.7, 3.6]);
+  // one gradient held by two leaves: the scope keeps it while either holds it
+  const a = tensor([1, 2], { requiresGrad: true });
+  const b = tensor([5, 6], { requiresGrad: true });
+  tidy(() => {
+    a.mul(a).sum().backward();
+    b.grad = a.grad;
+    a.zeroGrad();
+  });
+  assert(!b.grad!.isDisposed);
+  b.mul(1).sum().backward();
+  assertEquals(Array.from(await b.grad!.data()), [3, 5]);
+  // let go of by every leaf inside the scope, it is the scope's again
+  const c = tensor([1, 1], { requiresGrad: true });
+  let dropped: Tensor | null = null;
+  tidy(() => {
+    c.grad = tensor([7, 7]);
+    dropped = c.grad;
+    c.grad = null;
+  });
+  assert(dropped!.isDisposed);
+});
+
 Deno.test("tidy: the gradient of a leaf the scope disposes is disposed with it", () => {
   const before = memory().cpu;
   let leaf: Tensor | null = null;
