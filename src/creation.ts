@@ -126,26 +126,36 @@ function inferNested(fn: string, data: unknown): { flat: number[]; shape: number
       described(`a row of shape [${shapeOf(row).join(", ")}]`),
     );
   const flat: number[] = [];
-  const path = new Set<unknown>(); // the arrays being walked, for arrays holding an ancestor
-  const stack: [value: unknown, depth: number, leaving: boolean][] = [[data, 0, false]];
-  while (stack.length > 0) {
-    const [x, depth, leaving] = stack.pop()!;
-    if (leaving) {
-      path.delete(x);
-      continue;
-    }
+  if (shape.length === 0) {
+    if (typeof data !== "number") fail(fn, notNumbers, data);
+    return { flat: [data], shape };
+  }
+  // the arrays being walked, each with the index of its next element: as deep as the nesting,
+  // never as long as an array (a stack of every element of `new Array(1e8)` ran out of memory)
+  const frames: { array: unknown[]; next: number; }[] = [];
+  const path = new Set<unknown>(); // the same arrays, for an array holding an ancestor
+  const enter = (x: unknown, depth: number) => {
     if (typeof x === "number") {
       if (depth !== shape.length) ragged(depth, x);
       flat.push(x);
-      continue;
+      return;
     }
     if (!Array.isArray(x)) fail(fn, notNumbers, x);
     if (path.has(x)) containsItself();
     if (depth === shape.length || x.length !== shape[depth]) ragged(depth, x);
+    frames.push({ array: x, next: 0 });
     path.add(x);
-    stack.push([x, depth, true]);
+  };
+  enter(data, 0);
+  while (frames.length > 0) {
+    const top = frames[frames.length - 1];
+    if (top.next === top.array.length) {
+      frames.pop();
+      path.delete(top.array);
+      continue;
+    }
     // indexed, not map(): map skips an array's holes (`[1, , 3]`), which read as undefined
-    for (let i = x.length - 1; i >= 0; i--) stack.push([x[i], depth + 1, false]);
+    enter(top.array[top.next++], frames.length);
   }
   return { flat, shape };
 }

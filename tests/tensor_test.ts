@@ -917,6 +917,12 @@ Deno.test("bad input throws Errors naming the function, the expectation and the 
   for (let i = 0; i < 20_000; i++) deep = [deep];
   const t = tensor(deep as number[]);
   assertEquals([t.ndim, t.numel], [20_000, 1]);
+  // a stack of every element before looking at any ran out of memory (a fatal V8 error)
+  assertThrows(
+    () => tensor(new Array(1e8) as number[]),
+    Error,
+    "tensor: data must be a number, a (nested) array of numbers or a typed array, got undefined",
+  );
   const cyclic: unknown[] = [[1], [2]];
   (cyclic[1] as unknown[])[0] = cyclic; // an ancestor, not on the first elements' path
   assertThrows(() => tensor(cyclic as number[][]), Error, "tensor: data must not contain itself");
