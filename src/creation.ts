@@ -306,17 +306,17 @@ export function arange(start: number, end?: number, step = 1, options?: TensorOp
   // whole numbers that fit int32 give int32; beyond its range float64 keeps them exact
   const ints = [start, step].every(Number.isInteger) && Number.isInteger(end);
   const inferred = !ints ? "float32" : fitsInt32(start) && fitsInt32(last) ? "int32" : "float64";
-  if (
-    o.dtype === undefined && inferred === "float64" && n > 0 &&
-    !(Number.isSafeInteger(start) && Number.isSafeInteger(last))
-  ) {
+  if (o.dtype === undefined && inferred === "float64") {
     // past 2^53 float64 holds no longer every whole number: arange(2 ** 53, 2 ** 53 + 4) gave
-    // 2^53 twice and skipped 2^53 + 1, 2^53 + 3 (a dtype given says which rounding is wanted)
-    fail(
-      "arange",
-      "whole numbers within 2^53 (float64 holds every one of them; pass a dtype for rounded values)",
-      described(`values from ${start} to ${last}`),
-    );
+    // 2^53 twice and skipped 2^53 + 1 (a dtype given says which rounding is wanted)
+    const inexact = firstInexact(start, step, n);
+    if (inexact !== null) {
+      fail(
+        "arange",
+        "whole numbers float64 holds exactly (pass a dtype for rounded values)",
+        described(`${inexact} among the values from ${start} to ${last}`),
+      );
+    }
   }
   if (
     o.dtype === "int32" && n > 0 && !(fitsInt32(Math.trunc(start)) && fitsInt32(Math.trunc(last)))
@@ -333,6 +333,20 @@ export function arange(start: number, end?: number, step = 1, options?: TensorOp
     { ...o, dtype: o.dtype ?? inferred },
     (i) => start + i * step,
   );
+}
+
+/**
+ * The exact value of the first of `start + i * step` (i < n, whole numbers) that float64 rounds,
+ * or null: past 2^53 only some whole numbers are floats (2^53 + 2 is, 2^53 + 1 is not).
+ */
+function firstInexact(start: number, step: number, n: number): string | null {
+  if (Number.isSafeInteger(start) && Number.isSafeInteger(start + (n - 1) * step)) return null;
+  const [first, by] = [BigInt(start), BigInt(step)];
+  for (let i = 0; i < n; i++) {
+    const exact = first + BigInt(i) * by;
+    if (BigInt(start + i * step) !== exact) return String(exact);
+  }
+  return null;
 }
 
 /** Uniform random numbers in [0, 1): `rand(2, 3)` or `rand([2, 3], options)`. */

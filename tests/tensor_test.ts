@@ -611,9 +611,22 @@ for (const backend of testBackends) {
         assertThrows(
           () => arange(2 ** 53 - 2, 2 ** 53 + 2),
           Error,
-          "arange: whole numbers within 2^53 (float64 holds every one of them; pass a dtype for rounded values), got values from 9007199254740990 to 9007199254740992",
+          "arange: whole numbers float64 holds exactly (pass a dtype for rounded values), got 9007199254740993 among the values from 9007199254740990 to 9007199254740992",
         );
         assertEquals(arange(2 ** 53, 2 ** 53 + 4, 2, { dtype: "float64" }).shape, [2]);
+        // values past 2^53 that are floats stay allowed
+        for (
+          const [a, b, step] of [[-(2 ** 53), -(2 ** 53) + 3, 1], [2 ** 53, 2 ** 53 + 20, 2], [
+            0,
+            2 ** 60,
+            2 ** 57,
+          ], [0, 1e20, 1e19]]
+        ) {
+          const values = Array.from(await arange(a, b, step).data());
+          const want = Array.from({ length: values.length }, (_, i) =>
+            BigInt(a) + BigInt(i) * BigInt(step));
+          assertEquals(values.map(BigInt), want);
+        }
       }
     }));
 }
