@@ -145,6 +145,7 @@ export function parseCli(args: readonly string[]): CliOptions | "help" | "versio
     if (arg === "-h" || arg === "--help") return "help";
     if (arg === "--version") return "version";
     if (arg === "--grad") {
+      if (grad) usage("--grad is given twice");
       grad = true;
       continue;
     }

@@ -144,7 +144,7 @@ function describeValue(value) {
     ? value.constructor?.name || "Object"
     : null;
   if (kind === null) return typeof value;
-  const article = /^[AEIOU]/.test(kind) ? "an" : "a";
+  const article = /^[AEIO]/.test(kind) ? "an" : "a"; // a Uint8Array, an Int32Array
   return "length" in value ? \`\${article} \${kind} of \${value.length} elements\` : \`\${article} \${kind}\`;
 }
 `;

@@ -131,7 +131,9 @@ const FILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 function exampleDevice(examples: readonly ExampleInput[]): DeviceName {
   const devices = new Set(examples.map((e, i) => {
     if (e instanceof Tensor) return e.device;
-    const device: unknown = e !== null && typeof e === "object" ? e.device ?? "cpu" : "cpu";
+    // undefined only: `device: null` is a mistake to name, not the cpu
+    const given: unknown = e !== null && typeof e === "object" ? e.device : undefined;
+    const device = given === undefined ? "cpu" : given;
     if (!DEVICES.includes(device as DeviceName)) {
       fail(
         "exportCompiled",
@@ -180,6 +182,10 @@ function specsOf(examples: unknown, device: DeviceName): InputSpec[] {
     }
     if (typeof requiresGrad !== "boolean") {
       fail("exportCompiled", `exampleInputs[${i}].requiresGrad must be a boolean`, requiresGrad);
+    }
+    if (dtype === "float64" && device === "webgpu") {
+      // as tensor() refuses it: float64 lives on the cpu only
+      fail("exportCompiled", `exampleInputs[${i}].dtype float64 needs device "cpu"`, device);
     }
     if (requiresGrad && !isFloat(dtype)) {
       // as tensor() refuses: no call could ever pass such an input
@@ -348,14 +354,6 @@ export async function exportCompiled(
   }
   const device = exampleDevice(Array.isArray(exampleInputs) ? exampleInputs : []);
   const specs = specsOf(exampleInputs, device);
-  if (compiled.inputNames === undefined && specs.length < compiled.fn.length) {
-    // fn then read undefined for a parameter, and failed inside with a bare TypeError
-    fail(
-      "exportCompiled",
-      `exampleInputs must have an entry for each of fn's ${compiled.fn.length} parameters`,
-      described(`${specs.length} entries`),
-    );
-  }
   const inputNames = compiled.inputNames ??
     specs.map((_, i) => defaultInputName(i, specs.length));
   if (inputNames.length !== specs.length) {
@@ -366,7 +364,7 @@ export async function exportCompiled(
     );
   }
   checkDtypes(target, specs.map((s, i) => ({ what: `input ${inputNames[i]}`, ...s })));
-  const trace = traceForExport(compiled, specs, target);
+  const trace = traceWithExamples(compiled, specs, target);
   checkIdentifiers("exportCompiled", "output names (the keys fn returns)", trace.outputNames);
   const names = [...inputNames, ...trace.outputNames];
   const clash = names.find((n, i) => names.indexOf(n) !== i);
@@ -396,6 +394,29 @@ export async function exportCompiled(
   const writer = EXPORT_TARGETS[target];
   const layout = layoutOf(program, writer.reserved);
   return { target, files: writer.write(program, layout) };
+}
+
+/**
+ * The export trace of `compiled` from `specs`. With fewer examples than fn declares parameters,
+ * fn read undefined for one and failed inside with a bare TypeError: a failure then says so
+ * (an optional parameter, `bias?: Tensor`, counts in `fn.length` too, so it is not refused).
+ */
+function traceWithExamples(
+  compiled: CompiledFunction<JitResult>,
+  specs: InputSpec[],
+  target: ExportTargetName,
+): Trace {
+  try {
+    return traceForExport(compiled, specs, target);
+  } catch (error) {
+    const declared = compiled.fn.length;
+    if (compiled.inputNames !== undefined || specs.length >= declared) throw error;
+    throw new Error(
+      `exportCompiled: exampleInputs has ${specs.length} entries and fn declares ${declared} ` +
+        `parameters, and tracing fn failed: ${error instanceof Error ? error.message : error}`,
+      { cause: error },
+    );
+  }
 }
 
 /**

@@ -91,6 +91,7 @@ Deno.test("cli: bad options are UsageErrors naming the option and the value", ()
     // the last one silently won
     [[...base, "--shape", "4,5"], "--shape is given twice"],
     [[...base, "--alpha", "1", "--alpha=2"], "--alpha is given twice"],
+    [[...base, "--grad", "--grad"], "--grad is given twice"],
     [[...base, "--target", "webgl"], '--target must be js, wgsl or wasm, got "webgl"'],
     [[...base, "--dtype", "int32"], '--dtype must be float32 or float64, got "int32"'],
     [

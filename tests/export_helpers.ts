@@ -295,6 +295,7 @@ export async function assertInputChecks(target: "js" | "wasm"): Promise<void> {
   assertThrows(() => m.run([1, 2, 3, 4, 5, 6], ok), TypeError, "got an Array of 6 elements");
   assertThrows(() => m.run(new DataView(new ArrayBuffer(24)), ok), TypeError, "got a DataView");
   assertThrows(() => m.run(new Map(), ok), TypeError, "got a Map");
+  assertThrows(() => m.run(new Uint8Array(6), ok), TypeError, "got a Uint8Array of 6 elements");
   assertThrows(() => m.run(7, ok), TypeError, "got number");
   assertThrows(() => m.run(null, ok), TypeError, "got null");
   const [y] = m.run(ok.fill(2), Float32Array.of(1, 2, 3, 4, 5, 6));

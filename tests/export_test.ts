@@ -9,6 +9,7 @@ import {
   jit,
   MAX_EMBEDDED_ELEMENTS,
   nn,
+  type Tensor,
   tensor,
   writeExport,
   zeros,
@@ -19,6 +20,7 @@ import type { Plan } from "../codegen/plan.ts";
 import type { Executable } from "../codegen/compile.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
 import { webgpuAvailable } from "./helpers.ts";
+import { importExported } from "./export_helpers.ts";
 
 const lrn = new nn.LocalResponseNorm(5, 1e-4, 0.75, 2);
 const lrnStep = () =>
@@ -154,7 +156,23 @@ Deno.test("export: bad arguments name what was expected and what was given", asy
     // fn read undefined for x, and failed inside with a bare TypeError
     () => exportCompiled(f, [], { target: "js" }),
     Error,
-    "exportCompiled: exampleInputs must have an entry for each of fn's 1 parameters, got 0 entries",
+    "exportCompiled: exampleInputs has 0 entries and fn declares 1 parameters, and tracing fn failed: ",
+  );
+  // an optional parameter counts in fn.length too: fewer examples that fn accepts are fine
+  const scaled = jit((x: Tensor, bias?: Tensor) => bias ? x.add(bias) : x.mul(2));
+  const [y] =
+    (await importExported((await exportCompiled(scaled, [shape], { target: "js" })).files))
+      .run(Float32Array.of(1, 2));
+  assertEquals(Array.from(y as Float32Array), [2, 4]);
+  await assertRejects(
+    () => exportCompiled(f, [{ shape: [2], device: null as never }], { target: "js" }),
+    Error,
+    'exportCompiled: exampleInputs[0].device must be one of "cpu", "webgpu", got null',
+  );
+  await assertRejects(
+    () => exportCompiled(f, [{ shape: [2], device: "webgpu", dtype: "float64" }], { target: "js" }),
+    Error,
+    'exportCompiled: exampleInputs[0].dtype float64 needs device "cpu", got "webgpu"',
   );
   await assertRejects(
     () => exportCompiled(f, [{ shape: [2], device: "gpu" as never }], { target: "js" }),
