@@ -663,8 +663,10 @@ export function jit<R extends JitResult>(
     // what a plan depends on besides the graph: the fusion setting, and the kernels the cpu
     // runs (`cpu.kernels`); a trace made under other settings kept them (fusion switched back
     // on still ran one kernel per op, "js" asked for still ran Wasm)
+    // (a function of webgpu arguments keeps its traces when the cpu's kernels change)
+    const onCpu = targets === undefined && specs[0]?.device !== "webgpu";
     const settings = `fusion=${fusionIsEnabled()}` +
-      (targets === undefined ? ` cpu=${backendFor("cpu").planKey ?? ""}` : "");
+      (onCpu ? ` cpu=${backendFor("cpu").planKey ?? ""}` : "");
     const key = `${targets?.key ?? "device"} ${settings} | ${signatureOf(specs)}`;
     let trace = traces.get(key);
     if (trace === undefined || mustRetrace(trace)) {
