@@ -543,6 +543,37 @@ function abovePositive(e: Expr, depth = SIGN_DEPTH): boolean {
   }
 }
 
+/**
+ * The float32 ops whose fold gives the bits a kernel computes: the exact ones and IEEE's
+ * correctly rounded ones (a double result rounded once to float32 is the float32 result).
+ * exp, log, tanh, sigmoid and rsqrt are each backend's own float32 routine, and a pow by a
+ * constant becomes steps of POW_FORMS: folded in float64 such a constant differed in the last
+ * bit from the same value computed beside it (a pad region's exp(0.5) against a loaded 0.5's).
+ */
+const F32_FOLDS = new Set<KUnaryOp | KBinaryOp>([
+  ...(["neg", "sqrt", "recip", "abs", "sign", "trunc", "isnan", "not"] as const),
+  ...([
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "ppow",
+    "max",
+    "min",
+    "fmax",
+    "fmin",
+    "lt",
+    "le",
+    "eq",
+  ] as const),
+  ...(["and", "idiv", "imod", "tdiv", "tmod"] as const),
+]);
+
+/** Whether `op` on constants of `type` folds to what a kernel would compute. */
+function folds(op: KUnaryOp | KBinaryOp, type: ScalarType): boolean {
+  return type !== "f32" || F32_FOLDS.has(op);
+}
+
 /** A rewrite rule of a unary op: a simpler equal expression, or null when it does not apply. */
 type UnaryRule = (b: ExprBuilder, op: KUnaryOp, x: Expr) => Expr | null;
 
@@ -550,12 +581,12 @@ type UnaryRule = (b: ExprBuilder, op: KUnaryOp, x: Expr) => Expr | null;
 const UNARY_RULES: readonly UnaryRule[] = [
   // fold: op(constant) is a constant
   (b, op, x) =>
-    x.isConst()
+    x.isConst() && folds(op, x.type)
       ? b.constant(FOLD_UNARY[op](x.value), op === "isnan" || op === "not" ? "bool" : x.type)
       : null,
   // hoist select: op(p ? a : c) = p ? op(a) : op(c), with op(c) folded
   (b, op, x) =>
-    x.op === "select" && x.srcs[2].isConst()
+    x.op === "select" && x.srcs[2].isConst() && folds(op, x.type)
       ? b.select(x.srcs[0], b.unary(op, x.srcs[1]), b.unary(op, x.srcs[2]))
       : null,
   // double negation cancels
@@ -573,7 +604,7 @@ const isComparison = (op: KBinaryOp) => op === "lt" || op === "le" || op === "eq
 const BINARY_RULES: readonly BinaryRule[] = [
   // fold: op(constant, constant) is a constant (integer products wrap as int32 does)
   (b, op, x, y) => {
-    if (!x.isConst() || !y.isConst()) return null;
+    if (!x.isConst() || !y.isConst() || !folds(op, x.type)) return null;
     const type = isComparison(op) || op === "and" ? "bool" : x.type;
     if (type === "i32" && op === "mul") return b.constant(Math.imul(x.value, y.value), type);
     return b.constant(FOLD_BINARY[op](x.value, y.value), type);
@@ -581,6 +612,7 @@ const BINARY_RULES: readonly BinaryRule[] = [
   // hoist select: op(p ? a : c, q) = p ? op(a, q) : op(c, q) when q is a constant or a select
   // on the same p; the constant side folds
   (b, op, x, y) => {
+    if (!folds(op, x.type)) return null;
     const selX = x.op === "select" && x.srcs[2].isConst();
     const selY = y.op === "select" && y.srcs[2].isConst();
     if (selX && (y.isConst() || (selY && y.srcs[0] === x.srcs[0]))) {
