@@ -11,7 +11,10 @@
 //   - the live buffers of the device: at most 4 after the loop (the upstream gradient, one
 //     being read): a buffer kept an iteration would be thousands;
 //   - V8's heap in use: at most 8 MB more after the loop than after the first iteration (a
-//     kilobyte kept an iteration is 5 MB in 5,000).
+//     kilobyte kept an iteration is 5 MB in 5,000);
+//   - the host memory of V8's ArrayBuffers (the arrays `data()` returns, kept by mistake): at
+//     most 8 MB more, likewise (they live outside the heap: a loop keeping 40 KB of them an
+//     iteration passed the heap check).
 // The resident set is bounded too, loosely: on cpu it may grow by at most 250 MB over the loop.
 // Its growth before the garbage is collected is dead storage and arrays waiting for the
 // collector and what glibc keeps after freeing, so it depends on the collector's timing (78-167
@@ -36,6 +39,8 @@ const SHAPE = [2, 96, 27, 27];
 const RSS_LIMIT_MB = 250;
 /** Allowed growth of V8's heap in use over a loop, both measured after a full collection. */
 const HEAP_LIMIT_MB = 8;
+/** Allowed growth of V8's ArrayBuffer memory over a loop, both after a full collection. */
+const EXTERNAL_LIMIT_MB = 8;
 /** Allowed live buffers after the loop, once garbage is collected. */
 const RETAINED_BUFFER_LIMIT = 4;
 /** Allowed live webgpu buffers at any sample (one iteration needs about 6). */
@@ -48,6 +53,7 @@ interface Result {
   rssGrowthMB: number;
   rssGrowthFromStartMB: number;
   heapGrowthMB: number;
+  externalGrowthMB: number;
   retainedBuffers: number;
   maxLiveBuffers: number;
   medianMs: number;
@@ -105,20 +111,24 @@ async function child(device: "cpu" | "webgpu", style: Style, iterations: number)
   };
   const gc = (globalThis as { gc?: () => void; }).gc;
   if (gc === undefined) throw new Error("memory_loops: run with --v8-flags=--expose-gc");
-  /** V8's heap in use once garbage is collected (a full collection, then its finalizers). */
+  /**
+   * V8's heap in use and the host memory of its ArrayBuffers (the arrays data() returns), once
+   * garbage is collected (a full collection, then its finalizers).
+   */
   const collected = async () => {
     for (let i = 0; i < 3; i++) {
       gc();
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    return Deno.memoryUsage().heapUsed;
+    const usage = Deno.memoryUsage();
+    return { heap: usage.heapUsed, external: usage.external };
   };
   const live = () => device === "webgpu" ? webgpu.liveBuffers() : memory().cpu.liveBuffers;
   const rssStart = Deno.memoryUsage().rss;
   let rss0 = rssStart;
   let maxRss = rss0;
   let maxLive = 0;
-  let heap0 = 0;
+  let kept0 = { heap: 0, external: 0 };
   const times: number[] = [];
   for (let i = 0; i < iterations; i++) {
     const t0 = performance.now();
@@ -128,7 +138,7 @@ async function child(device: "cpu" | "webgpu", style: Style, iterations: number)
       // the worker threads of the cpu's Wasm kernels start after the first large kernel, if
       // any: a fixed cost (a Deno isolate each), not growth, so they start before the count
       await cpuBackend.pool.settled();
-      heap0 = await collected();
+      kept0 = await collected();
       rss0 = maxRss = Deno.memoryUsage().rss;
     }
     if (i % 25 === 0 || i === iterations - 1) {
@@ -136,7 +146,9 @@ async function child(device: "cpu" | "webgpu", style: Style, iterations: number)
       maxLive = Math.max(maxLive, live());
     }
   }
-  const heapGrowthMB = (await collected() - heap0) / 1e6;
+  const kept = await collected();
+  const heapGrowthMB = (kept.heap - kept0.heap) / 1e6;
+  const externalGrowthMB = (kept.external - kept0.external) / 1e6;
   const tail = times.slice(Math.floor(times.length / 2)).sort((a, b) => a - b);
   return {
     device,
@@ -145,6 +157,7 @@ async function child(device: "cpu" | "webgpu", style: Style, iterations: number)
     rssGrowthMB: (maxRss - rss0) / 1e6,
     rssGrowthFromStartMB: (maxRss - rssStart) / 1e6,
     heapGrowthMB,
+    externalGrowthMB,
     retainedBuffers: live(),
     maxLiveBuffers: maxLive,
     medianMs: tail[Math.floor(tail.length / 2)],
@@ -165,7 +178,7 @@ async function main(): Promise<void> {
   let failed = false;
   console.log(`LRN (2, 96, 27, 27) forward + backward, ${iterations} iterations per loop`);
   console.log(
-    "device  style    rss growth (from start)  heap kept  max live buffers (kept)  ms/iter (median)  backstop yields",
+    "device  style    rss growth (from start)  heap kept  arrays kept  max live buffers (kept)  ms/iter (median)  backstop yields",
   );
   for (const device of devices) {
     for (const style of STYLES) {
@@ -204,6 +217,11 @@ async function main(): Promise<void> {
           `V8's heap kept ${r.heapGrowthMB.toFixed(1)} MB more (limit ${HEAP_LIMIT_MB})`,
         );
       }
+      if (r.externalGrowthMB > EXTERNAL_LIMIT_MB) {
+        problems.push(
+          `ArrayBuffers kept ${r.externalGrowthMB.toFixed(1)} MB more (limit ${EXTERNAL_LIMIT_MB})`,
+        );
+      }
       if (r.retainedBuffers > RETAINED_BUFFER_LIMIT) {
         problems.push(
           `${r.retainedBuffers} buffers live after collection (limit ${RETAINED_BUFFER_LIMIT})`,
@@ -217,6 +235,7 @@ async function main(): Promise<void> {
         `${device.padEnd(7)} ${style.padEnd(8)} ${r.rssGrowthMB.toFixed(0).padStart(7)} MB` +
           ` (${r.rssGrowthFromStartMB.toFixed(0).padStart(4)} MB)   ` +
           `${r.heapGrowthMB.toFixed(1).padStart(6)} MB` +
+          `${r.externalGrowthMB.toFixed(1).padStart(9)} MB` +
           `  ${String(r.maxLiveBuffers).padStart(16)} (${r.retainedBuffers})  ${
             r.medianMs.toFixed(2).padStart(16)
           }` +
