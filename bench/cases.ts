@@ -37,6 +37,9 @@ export const CASES: readonly Case[] = [
 /** The group of first_call_bench.ts. */
 export const FIRST_CALL_GROUP = "first call A fwd";
 
+/** The groups of jit_bench.ts: a training step eager, by jit and by the exported module. */
+export const JIT_GROUPS: readonly string[] = ["jit T f+b", "jit A f+b"];
+
 /**
  * The groups to run: null for all, or those named in LUCID_BENCH_CASES (comma-separated ids such
  * as `A fwd,T fwd,first call A fwd`), for a quicker look and for bench/check.ts's second run of
@@ -51,7 +54,7 @@ export function selectedGroups(): ReadonlySet<string> | null {
   }
   if (!wanted) return null;
   const ids = wanted.split(",").map((s) => s.trim());
-  const known = [...CASES.map((c) => c.id), FIRST_CALL_GROUP];
+  const known = [...CASES.map((c) => c.id), FIRST_CALL_GROUP, ...JIT_GROUPS];
   const unknown = ids.filter((id) => !known.includes(id));
   if (unknown.length > 0) {
     throw new Error(

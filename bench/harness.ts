@@ -1,5 +1,7 @@
 // How a row is benchmarked: `Deno.bench` drives every call; the first call of each row checks
 // its outputs against the float64 reference (and a wrong row throws instead of being timed);
+// then untimed warm-up calls run (WARMUP) and the last one's outputs are checked too, so the
+// calls that are timed (cached plans, pooled buffers, worker threads) are known to be right;
 // every call after that is timed with explicit timers and also recorded as a sample here, because
 // `deno bench --json` reports min, max, avg and percentiles from p75 up but no median, and
 // averages on this machine swing with garbage-collection outliers.
@@ -61,6 +63,16 @@ export interface RowSamples {
   readonly baselineMs: number[];
 }
 
+/**
+ * WARMUP: untimed calls after a row's first, before any is sampled: at least WARMUP_MIN_CALLS and
+ * until WARMUP_MS have passed, at most WARMUP_MAX_CALLS. With only the first call untimed, the
+ * early calls of a row were in its median: on A forward blocks of 25 calls took 1655, 946 and
+ * 778 us before settling at 430-600 (Deno's own warm-up iteration is sampled too).
+ */
+const WARMUP_MS = 300;
+const WARMUP_MIN_CALLS = 5;
+const WARMUP_MAX_CALLS = 200;
+
 /** Samples by group then row label. */
 const samples: Record<string, Record<string, RowSamples>> = {};
 
@@ -89,11 +101,29 @@ export function registerCases(cases: readonly Case[], rows: readonly Row[]): voi
       const setup = async () => {
         const call = await row.prepare(c, inputs());
         checkOutputs(row.label, c, await call(), expected());
+        // the calls timed next take other paths than the first (cached plans, pooled buffers,
+        // worker threads): the last warm-up call's outputs are checked as well
+        checkOutputs(`${row.label} (after warm-up)`, c, await warmUp(call), expected());
         return call;
       };
       registerRow(c.id, row.label, isBaseline, setup, isBaseline || !baselineRow ? null : paired);
     }
   }
+}
+
+/** Runs `call` untimed as WARMUP says; returns the last call's outputs. */
+export async function warmUp(call: Call): Promise<Outputs> {
+  const start = performance.now();
+  let out = await call();
+  for (
+    let calls = 1;
+    calls < WARMUP_MAX_CALLS &&
+    (calls < WARMUP_MIN_CALLS || performance.now() - start < WARMUP_MS);
+    calls++
+  ) {
+    out = await call();
+  }
+  return out;
 }
 
 /**

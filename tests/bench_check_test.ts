@@ -278,8 +278,9 @@ Deno.test("historyEntry and parseHistory round-trip through JSON lines", () => {
   assertEquals(parsed[0], entry);
 });
 
-Deno.test("limitFor: 25% for cpu rows, 50% for webgpu rows, 100% for first calls", () => {
+Deno.test("limitFor: 25% for JavaScript rows, 60% for Wasm, 50% for webgpu, 100% for first calls", () => {
   assertEquals(limitFor(rowKey("B fwd", FUSED)), 1.25);
+  assertEquals(limitFor(rowKey("B fwd", "@lucid/nn fused, wasm, 2 threads")), 1.6);
   assertEquals(limitFor(rowKey("B fwd", "@lucid/nn fused, webgpu (llvmpipe)")), 1.5);
   assertEquals(limitFor(rowKey("first call A fwd", "@lucid/nn fused, js, fresh process")), 2);
   // a webgpu row 40% slower passes, 60% slower fails
@@ -315,4 +316,23 @@ Deno.test("formatPeerTable: one-thread peers against our one-thread row and all 
     `| ${PEER} vs fused, wasm, 2 threads | 1.50 |`,
     "| jax-js webgpu (llvmpipe) vs fused, webgpu (llvmpipe) | 0.50 |",
   ]);
+  // with paired ratios, their quotient: a busier minute during one row cancels (here the
+  // medians say 3.00, the pairs 2.00)
+  const ratios = {
+    [rowKey("A fwd", "@lucid/nn fused, wasm, 1 thread")]: 0.5,
+    [rowKey("A fwd", "@lucid/nn fused, wasm, 2 threads")]: 0.4,
+    [rowKey("A fwd", "tfjs wasm (1 thread)")]: 1,
+  };
+  const paired = formatPeerTable({ ...entry, ratios }).split("\n").slice(2);
+  assertEquals(paired.slice(0, 2), [
+    "| tfjs wasm (1 thread) vs fused, wasm, 1 thread | 2.00 |",
+    "| tfjs wasm (1 thread) vs fused, wasm, 2 threads | 2.50 |",
+  ]);
+  // "11 threads" is not one thread
+  const eleven = formatPeerTable({
+    ...entry,
+    medianMs: { ...medianMs, [rowKey("A fwd", "other wasm (11 threads)")]: 4 },
+  });
+  assert(eleven.includes("| other wasm (11 threads) vs fused, wasm, 2 threads | 4.00 |"));
+  assert(!eleven.includes("other wasm (11 threads) vs fused, wasm, 1 thread"));
 });
