@@ -83,9 +83,12 @@ export function drawReport(history: readonly HistoryEntry[]): string {
   // ---- panel 1: @lucid/nn ratios over time
   const top = 50;
   const height1 = 260;
-  // one line per group for the fused rows: solid on cpu (js), dashed on webgpu
+  // one line per group and backend for the fused rows: Wasm on every core (the default) solid,
+  // JavaScript dotted, webgpu dashed (the Wasm rows were left out, so their moves never showed)
   const lucidKeys = [...new Set(history.flatMap((h) => Object.keys(h.ratios)))]
-    .filter((k) => /^@lucid\/nn fused, (js|webgpu \([^)]*\)+)$/.test(splitKey(k)[1]));
+    .filter((k) =>
+      /^@lucid\/nn fused, (js|wasm, \d+ threads|webgpu \([^)]*\)+)$/.test(splitKey(k)[1])
+    );
   const groupsEver = [...new Set(lucidKeys.map((k) => splitKey(k)[0]))];
   const values1 = history.flatMap((h) => lucidKeys.map((k) => h.ratios[k]).filter((v) => v > 0));
   const y1 = logScale(values1.length ? values1 : [1], top + height1, top);
@@ -96,7 +99,8 @@ export function drawReport(history: readonly HistoryEntry[]): string {
       : LEFT + (i / (history.length - 1)) * (plotRight - LEFT);
   parts.push(
     `<text x="${LEFT}" y="${top - 22}" font-size="15" font-weight="bold">` +
-      `@lucid/nn fused (js solid, webgpu dashed): time / hand-written loop's time, per run</text>`,
+      `@lucid/nn fused (wasm on every core solid, js dotted, webgpu dashed): time / ` +
+      `hand-written loop's time, per run</text>`,
   );
   for (const t of y1.ticks) {
     parts.push(...guide(y1.at(t).toFixed(1), plotRight, "#ddd", tickLabel(t), 11));
@@ -104,6 +108,18 @@ export function drawReport(history: readonly HistoryEntry[]): string {
   history.forEach((h, i) => {
     const x = xAt(i).toFixed(1);
     const label = `${h.date.slice(0, 10)} ${h.commit}`;
+    const before = history[i - 1]?.machine;
+    if (
+      before !== undefined && (before.cpu !== h.machine.cpu || before.cores !== h.machine.cores)
+    ) {
+      // ratios across machines compare machines too: the line says where one changed
+      const mid = ((xAt(i - 1) + xAt(i)) / 2).toFixed(1);
+      parts.push(
+        `<line x1="${mid}" x2="${mid}" y1="${top}" y2="${top + height1}" stroke="#999" ` +
+          `stroke-dasharray="2,4"/>`,
+        `<text x="${mid}" y="${top + 10}" font-size="9" text-anchor="middle">other machine</text>`,
+      );
+    }
     parts.push(
       `<text x="${x}" y="${top + height1 + 16}" font-size="10" text-anchor="middle">${
         escape(label)
@@ -112,7 +128,12 @@ export function drawReport(history: readonly HistoryEntry[]): string {
   });
   lucidKeys.forEach((key) => {
     const color = PALETTE[groupsEver.indexOf(splitKey(key)[0]) % PALETTE.length];
-    const dash = splitKey(key)[1].includes("webgpu") ? ` stroke-dasharray="5,3"` : "";
+    const name = splitKey(key)[1];
+    const dash = name.includes("webgpu")
+      ? ` stroke-dasharray="5,3"`
+      : name.endsWith(", js")
+      ? ` stroke-dasharray="1,3"`
+      : "";
     const points = history
       .map((h, i) => [i, h.ratios[key]] as const)
       .filter(([, v]) => v > 0)

@@ -46,3 +46,18 @@ Deno.test("drawReport: one run and no run still give a valid document", () => {
   assert(none.includes("<svg") && none.includes("</svg>"));
   assert(!none.includes("NaN"));
 });
+
+Deno.test("drawReport: the Wasm row on every core is drawn, and a change of machine is marked", () => {
+  const withWasm = (commit: string, cpu: string): HistoryEntry => {
+    const e = entry(commit, 0.5);
+    return {
+      ...e,
+      machine: { ...machine, cpu },
+      ratios: { ...e.ratios, "A fwd | @lucid/nn fused, wasm, 2 threads": 0.1 },
+    };
+  };
+  const svg = drawReport([withWasm("aaa", "c"), withWasm("bbb", "c"), withWasm("ccc", "other")]);
+  // js on A and B, and the Wasm row (left out before, so its moves never showed)
+  assertEquals(count(svg, "<polyline"), 3);
+  assertEquals(count(svg, "other machine"), 1);
+});
