@@ -32,8 +32,10 @@ export interface Outputs {
 /**
  * One call of a row: builds the library's input from the host data, computes, reads every
  * output back to the host and disposes everything it made, so the next call computes again.
+ * `forCheck` is set on the calls whose outputs are checked (never timed): a row whose timed
+ * calls leave outputs in another layout (tfjs's channels-last) converts them then.
  */
-export type Call = () => Promise<Outputs>;
+export type Call = (forCheck?: boolean) => Promise<Outputs>;
 
 /** A line of the table: one library on one backend. */
 export interface Row {
@@ -100,7 +102,7 @@ export function registerCases(cases: readonly Case[], rows: readonly Row[]): voi
       const isBaseline = row === baselineRow;
       const setup = async () => {
         const call = await row.prepare(c, inputs());
-        checkOutputs(row.label, c, await call(), expected());
+        checkOutputs(row.label, c, await call(true), expected());
         // the calls timed next take other paths than the first (cached plans, pooled buffers,
         // worker threads): the last warm-up call's outputs are checked as well
         checkOutputs(`${row.label} (after warm-up)`, c, await warmUp(call), expected());
@@ -111,19 +113,18 @@ export function registerCases(cases: readonly Case[], rows: readonly Row[]): voi
   }
 }
 
-/** Runs `call` untimed as WARMUP says; returns the last call's outputs. */
+/** Runs `call` untimed as WARMUP says; returns the outputs of one more call, for a check. */
 export async function warmUp(call: Call): Promise<Outputs> {
   const start = performance.now();
-  let out = await call();
   for (
-    let calls = 1;
+    let calls = 0;
     calls < WARMUP_MAX_CALLS &&
     (calls < WARMUP_MIN_CALLS || performance.now() - start < WARMUP_MS);
     calls++
   ) {
-    out = await call();
+    await call();
   }
-  return out;
+  return await call(true);
 }
 
 /**
