@@ -62,7 +62,7 @@ const keptInside = new WeakMap<Owned[], { list: Owned[]; limit: number; }>();
  * For a tensor something else may hold (a gradient, held by leaves' `grad`): per holder, who
  * holds it now, if anyone.
  */
-const holders = new WeakMap<Owned, (() => Owned | null)[]>();
+const holders = new WeakMap<Owned, { list: (() => Owned | null)[]; limit: number; }>();
 
 /**
  * Records that `holder()` may hold `t` (a gradient set by hand: `w.grad = w.grad.mul(0.5)`, or
@@ -71,18 +71,19 @@ const holders = new WeakMap<Owned, (() => Owned | null)[]>();
  * gradient its leaf still held.
  */
 export function noteHolder(t: Owned, holder: () => Owned | null): void {
-  const list = holders.get(t);
-  if (list === undefined) holders.set(t, [holder]);
-  else if (list.length < MAX_HOLDERS) list.push(holder);
-  else {
-    // a long loop setting one tensor as the grad of many leaves in turn: drop those let go
-    const live = list.filter((h) => h() !== null);
-    holders.set(t, [...live.slice(-(MAX_HOLDERS - 1)), holder]);
+  let entry = holders.get(t);
+  if (entry === undefined) holders.set(t, entry = { list: [], limit: MIN_HOLDER_LIMIT });
+  entry.list.push(holder);
+  if (entry.list.length > entry.limit) {
+    // a loop setting one tensor as a grad again and again: those that let go of it are dropped
+    // (never one still holding it), amortized over as many calls as are left
+    entry.list = entry.list.filter((h) => h() !== null);
+    entry.limit = Math.max(MIN_HOLDER_LIMIT, 2 * entry.list.length);
   }
 }
 
-/** The most holders kept per tensor before those no longer holding it are dropped. */
-const MAX_HOLDERS = 64;
+/** Holders a tensor keeps before those no longer holding it are dropped. */
+const MIN_HOLDER_LIMIT = 64;
 
 /**
  * Records a newly created tensor in the innermost open scope, if any. `holder`, for a tensor
@@ -151,7 +152,7 @@ export function openScope(): (
     // disposed now (nor was before), it survives the scope like a returned one
     const leaving = new Set(unwanted);
     const isHeld = (t: Owned) =>
-      (holders.get(t) ?? []).some((holderOf) => {
+      (holders.get(t)?.list ?? []).some((holderOf) => {
         const holder = holderOf();
         return holder !== null && !leaving.has(holder);
       });

@@ -184,6 +184,18 @@ Deno.test("tidy: a gradient set by hand belongs to the leaf holding it, not the 
   assert(!b.grad!.isDisposed);
   b.mul(1).sum().backward();
   assertEquals(Array.from(await b.grad!.data()), [3, 5]);
+  // held by the first of many leaves: a list of holders cut to its 64 newest forgot the first
+  const shared = tensor([1, 1], { requiresGrad: true });
+  const leaves = Array.from({ length: 70 }, () => tensor([0, 0], { requiresGrad: true }));
+  tidy(() => {
+    const g = tensor([2, 3]);
+    shared.grad = g;
+    for (const leaf of leaves) leaf.grad = g;
+    for (let i = 0; i < 70; i++) leaves[0].grad = g; // one leaf again and again
+    for (const leaf of leaves) leaf.grad = null;
+  });
+  assert(!shared.grad!.isDisposed);
+  assertEquals(Array.from(await shared.grad!.data()), [2, 3]);
   // let go of by every leaf inside the scope, it is the scope's again
   const c = tensor([1, 1], { requiresGrad: true });
   let dropped: Tensor | null = null;
