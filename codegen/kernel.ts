@@ -544,34 +544,22 @@ function abovePositive(e: Expr, depth = SIGN_DEPTH): boolean {
 }
 
 /**
- * The float32 ops whose fold gives the bits a kernel computes: the exact ones and IEEE's
- * correctly rounded ones (a double result rounded once to float32 is the float32 result).
- * exp, log, tanh, sigmoid and rsqrt are each backend's own float32 routine, and a pow by a
- * constant becomes steps of POW_FORMS: folded in float64 such a constant differed in the last
- * bit from the same value computed beside it (a pad region's exp(0.5) against a loaded 0.5's).
+ * The float ops whose fold gives the bits a kernel computes: the exact ones and IEEE's correctly
+ * rounded ones (for float32, a double result rounded once to float32 is the float32 result).
+ * exp, log, tanh, sigmoid, rsqrt and pow are each backend's own routine (float64's sigmoid a
+ * decomposition, a pow by a constant steps of POW_FORMS, WGSL's pow the driver's): folded in
+ * float64 such a constant differed in the last bit from the same value computed beside it (a pad
+ * region's exp(0.5411) against a loaded 0.5411's; pow(3.25, 3.5) on webgpu, sigmoid and x ** 3 in
+ * float64). Integer and boolean ops all fold (int32 wraps as kernels do).
  */
-const F32_FOLDS = new Set<KUnaryOp | KBinaryOp>([
+const FLOAT_FOLDS = new Set<KUnaryOp | KBinaryOp>([
   ...(["neg", "sqrt", "recip", "abs", "sign", "trunc", "isnan", "not"] as const),
-  ...([
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "ppow",
-    "max",
-    "min",
-    "fmax",
-    "fmin",
-    "lt",
-    "le",
-    "eq",
-  ] as const),
-  ...(["and", "idiv", "imod", "tdiv", "tmod"] as const),
+  ...(["add", "sub", "mul", "div", "max", "min", "fmax", "fmin", "lt", "le", "eq", "and"] as const),
 ]);
 
 /** Whether `op` on constants of `type` folds to what a kernel would compute. */
 function folds(op: KUnaryOp | KBinaryOp, type: ScalarType): boolean {
-  return type !== "f32" || F32_FOLDS.has(op);
+  return (type !== "f32" && type !== "f64") || FLOAT_FOLDS.has(op);
 }
 
 /** A rewrite rule of a unary op: a simpler equal expression, or null when it does not apply. */
