@@ -306,7 +306,8 @@ export function arange(start: number, end?: number, step = 1, options?: TensorOp
   // whole numbers that fit int32 give int32; beyond its range float64 keeps them exact
   const ints = [start, step].every(Number.isInteger) && Number.isInteger(end);
   const inferred = !ints ? "float32" : fitsInt32(start) && fitsInt32(last) ? "int32" : "float64";
-  if (o.dtype === undefined && inferred === "float64") {
+  // (a range past 4 GiB is refused for its size when the tensor is made, below)
+  if (o.dtype === undefined && inferred === "float64" && n * 8 <= 2 ** 32) {
     // past 2^53 float64 holds no longer every whole number: arange(2 ** 53, 2 ** 53 + 4) gave
     // 2^53 twice and skipped 2^53 + 1 (a dtype given says which rounding is wanted)
     const inexact = firstInexact(start, step, n);
@@ -337,17 +338,29 @@ export function arange(start: number, end?: number, step = 1, options?: TensorOp
 
 /**
  * The exact value of the first of `start + i * step` (i < n, whole numbers) that float64 rounds,
- * or null: past 2^53 only some whole numbers are floats (2^53 + 2 is, 2^53 + 1 is not).
+ * or null: past 2^53 only some whole numbers are floats (2^53 + 2 is, 2^53 + 1 is not). With R
+ * the largest magnitude of a value or of `i * step`, every multiple of s up to R is a float when
+ * R / s < 2^53, so start and step multiples of that s make every product and sum exact; else
+ * each value is checked with BigInt, for up to CHECKED_ARANGE values (checking 2^52 of them took
+ * minutes); a longer range is taken as inexact, and said so.
  */
 function firstInexact(start: number, step: number, n: number): string | null {
-  if (Number.isSafeInteger(start) && Number.isSafeInteger(start + (n - 1) * step)) return null;
+  const last = start + (n - 1) * step;
+  if (Number.isSafeInteger(start) && Number.isSafeInteger(last)) return null;
+  const largest = Math.max(Math.abs(start), Math.abs(last), Math.abs(last - start));
+  let spacing = 1;
+  while (largest / spacing >= 2 ** 53) spacing *= 2;
+  if (start % spacing === 0 && step % spacing === 0) return null;
   const [first, by] = [BigInt(start), BigInt(step)];
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < Math.min(n, CHECKED_ARANGE); i++) {
     const exact = first + BigInt(i) * by;
     if (BigInt(start + i * step) !== exact) return String(exact);
   }
-  return null;
+  return n > CHECKED_ARANGE ? `${n} values past 2^53, too many to check one by one,` : null;
 }
+
+/** The most values past 2^53 arange checks one by one (see firstInexact). */
+const CHECKED_ARANGE = 1 << 20;
 
 /** Uniform random numbers in [0, 1): `rand(2, 3)` or `rand([2, 3], options)`. */
 export function rand(...args: ShapeAndOptions): Tensor {

@@ -614,6 +614,15 @@ for (const backend of testBackends) {
           "arange: whole numbers float64 holds exactly (pass a dtype for rounded values), got 9007199254740993 among the values from 9007199254740990 to 9007199254740992",
         );
         assertEquals(arange(2 ** 53, 2 ** 53 + 4, 2, { dtype: "float64" }).shape, [2]);
+        // a huge range is refused for its size at once (each value was checked first: minutes)
+        assertThrows(() => arange(0, 2 ** 60), Error, "arange: a tensor must fit 4 GiB");
+        assertThrows(
+          () => arange(2 ** 60, 2 ** 61, 2 ** 8),
+          Error,
+          "arange: a tensor must fit 4 GiB",
+        );
+        // exact without checking each value: multiples of the spacing of floats up there
+        assertEquals(arange(2 ** 60, 2 ** 60 + 2 ** 30, 2 ** 8).shape, [2 ** 22]);
         // values past 2^53 that are floats stay allowed
         for (
           const [a, b, step] of [[-(2 ** 53), -(2 ** 53) + 3, 1], [2 ** 53, 2 ** 53 + 20, 2], [
