@@ -132,7 +132,9 @@ function inferNested(fn: string, data: unknown): { flat: number[]; shape: number
   }
   // the arrays being walked, each with the index of its next element: as deep as the nesting,
   // never as long as an array (a stack of every element of `new Array(1e8)` ran out of memory)
-  const frames: { array: unknown[]; next: number; }[] = [];
+  // (each with the length checked against the shape, read once: an array whose length getter
+  // pushed gave shape [2] and three values)
+  const frames: { array: unknown[]; length: number; next: number; }[] = [];
   const path = new Set<unknown>(); // the same arrays, for an array holding an ancestor
   const enter = (x: unknown, depth: number) => {
     if (typeof x === "number") {
@@ -142,14 +144,15 @@ function inferNested(fn: string, data: unknown): { flat: number[]; shape: number
     }
     if (!Array.isArray(x)) fail(fn, notNumbers, x);
     if (path.has(x)) containsItself();
-    if (depth === shape.length || x.length !== shape[depth]) ragged(depth, x);
-    frames.push({ array: x, next: 0 });
+    const length = x.length;
+    if (depth === shape.length || length !== shape[depth]) ragged(depth, x);
+    frames.push({ array: x, length, next: 0 });
     path.add(x);
   };
   enter(data, 0);
   while (frames.length > 0) {
     const top = frames[frames.length - 1];
-    if (top.next === top.array.length) {
+    if (top.next === top.length) {
       frames.pop();
       path.delete(top.array);
       continue;

@@ -945,6 +945,17 @@ Deno.test("bad input throws Errors naming the function, the expectation and the 
     Error,
     "tensor: data must be a number, a (nested) array of numbers or a typed array, got undefined",
   );
+  // an array that grows while it is read: the length checked against the shape is the one used
+  // (the walk read it again, and a shape [2] tensor held three values)
+  const growing = [1, 2];
+  Object.defineProperty(growing, 1, {
+    get() {
+      growing.push(3);
+      return 2;
+    },
+  });
+  const read = tensor(growing);
+  assertEquals([read.shape, Array.from(read.dataSync())], [[2], [1, 2]]);
   const cyclic: unknown[] = [[1], [2]];
   (cyclic[1] as unknown[])[0] = cyclic; // an ancestor, not on the first elements' path
   assertThrows(() => tensor(cyclic as number[][]), Error, "tensor: data must not contain itself");
