@@ -31,7 +31,7 @@ import {
   trackCreated,
   trackDropped,
 } from "./ownership.ts";
-import { awaitValue, replaceWhenStored, unprotectReader } from "./pending.ts";
+import { awaitValue, protectReader, replaceWhenStored, unprotectReader } from "./pending.ts";
 import {
   moveTo,
   nest,
@@ -200,7 +200,18 @@ export class Tensor {
         );
       }
     }
-    noteGradientChange(this); // in a jit trace, undone when it ends
+    // in a jit trace, undone when it ends; else the library holds the new gradient as one
+    // backward() stored (computed before storage it reads is freed: an optimizer's update
+    // reading a clipped gradient was otherwise left lazy, step after step, until read) and
+    // lets go of the old one
+    if (!noteGradientChange(this)) {
+      const old = this.#grad;
+      if (old !== value) {
+        if (value !== null) protectReader(value.#node, value.device);
+        // (instanceof: a grad planted by setGradOf, tests only, may be anything)
+        if (old instanceof Tensor && !old.#disposed) unprotectReader(old.#node);
+      }
+    }
     this.#gradSeen = true;
     this.#grad = value;
     if (value !== null) {

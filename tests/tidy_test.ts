@@ -207,6 +207,33 @@ Deno.test("tidy: a gradient set by hand belongs to the leaf holding it, not the 
   assert(dropped!.isDisposed);
 });
 
+Deno.test("tidy: a training step that clips its gradient by hand holds nothing across steps", async () => {
+  // the optimizer's update read the clipped gradient, which the library did not hold: the
+  // update stayed lazy step after step (each step's old value kept until collection, and each
+  // step slower than the last) where an unclipped step computes it as the scope ends
+  const w = tensor(Float32Array.from({ length: 256 }, (_, i) => Math.sin(i)), {
+    requiresGrad: true,
+  });
+  const opt = new optim.SGD([w], { lr: 1e-3 });
+  const want = Array.from(await w.data());
+  const before = memory().cpu.liveTensors;
+  for (let step = 0; step < 40; step++) {
+    tidy(() => {
+      w.mul(w).sum().backward();
+      w.grad = w.grad!.mul(0.5);
+      opt.step();
+      opt.zeroGrad();
+    });
+    // each step: w -= 1e-3 * 0.5 * 2w, in float32
+    for (let i = 0; i < want.length; i++) {
+      want[i] = Math.fround(want[i] - Math.fround(1e-3 * Math.fround(want[i])));
+    }
+  }
+  assertClose(await w.data(), want, { rtol: 1e-5 });
+  // (before: the 40 lazy steps were computed at this read, and 39 old values stayed)
+  assert(memory().cpu.liveTensors <= before + 1, `${memory().cpu.liveTensors} live`);
+});
+
 Deno.test("tidy: the gradient of a leaf the scope disposes is disposed with it", () => {
   const before = memory().cpu;
   let leaf: Tensor | null = null;
