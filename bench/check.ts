@@ -443,9 +443,10 @@ export function formatWideTable(
  * second line against our row on every core, the library's default (and the form issue 12's
  * targets take: the peers as they ship against ours as it ships). The quotient is of the two
  * rows' paired ratios (each call over the hand-written loop's call just before it), so a busier
- * minute during one row cancels as it does in the regression check; medians, taken minutes
- * apart, are the fallback for a row without one (quotients of medians overstated our lead
- * on C forward against onnxruntime-web by 1.5x in one run: 8.59 where the pairs gave 5.78).
+ * minute during one row cancels as it does in the regression check (quotients of medians taken
+ * minutes apart overstated our lead on C forward against onnxruntime-web by 1.5x in one run:
+ * 8.59 where the pairs gave 5.78). Every timed row but a group's baseline has pairs; a row
+ * without (an entry written by hand) has its median over the baseline's there (`ratios`).
  */
 export function formatPeerTable(entry: HistoryEntry): string {
   const split = (k: string) => [k.slice(0, k.indexOf(" | ")), k.slice(k.indexOf(" | ") + 3)];
@@ -467,14 +468,10 @@ export function formatPeerTable(entry: HistoryEntry): string {
     const everyCore = wasmRow(false);
     return [wasmRow(true), ...(everyCore === wasmRow(true) ? [] : [everyCore])];
   };
-  /** Row `a`'s time over row `b`'s in group `g`: of their paired ratios, else their medians. */
+  /** Row `a`'s time over row `b`'s in group `g`, of their ratios (see {@link ratios}). */
   const quotient = (g: string, a: string, b: string): number | undefined => {
-    const [ka, kb] = [rowKey(g, a), rowKey(g, b)];
-    if (entry.ratios[ka] !== undefined && entry.ratios[kb] !== undefined) {
-      return entry.ratios[ka] / entry.ratios[kb];
-    }
-    const [ma, mb] = [entry.medianMs[ka], entry.medianMs[kb]];
-    return ma === undefined || mb === undefined ? undefined : ma / mb;
+    const [ra, rb] = [entry.ratios[rowKey(g, a)], entry.ratios[rowKey(g, b)]];
+    return ra === undefined || rb === undefined ? undefined : ra / rb;
   };
   const lines = [
     `| peer / @lucid/nn (paired) | ${groups.join(" | ")} |`,

@@ -412,8 +412,10 @@ function traceWithExamples(
     const declared = compiled.fn.length;
     if (compiled.inputNames !== undefined || specs.length >= declared) throw error;
     throw new Error(
-      `exportCompiled: exampleInputs has ${specs.length} entries and fn declares ${declared} ` +
-        `parameters, and tracing fn failed: ${error instanceof Error ? error.message : error}`,
+      `exportCompiled: tracing fn failed (exampleInputs has ${specs.length} entries and fn ` +
+        `declares ${declared} parameters: a missing example may be why): ${
+          error instanceof Error ? error.message : error
+        }`,
       { cause: error },
     );
   }

@@ -308,7 +308,9 @@ Deno.test("formatPeerTable: one-thread peers against our one-thread row and all 
     [rowKey("A fwd", PEER)]: 1.5,
     [rowKey("A fwd", "jax-js webgpu (llvmpipe)")]: 5,
   };
-  const entry = { date: "d", commit: "c", machine, ratios: {}, medianMs };
+  // ratios as `ratios()` gives them for rows without pairs: medians over the loop's
+  const unpaired = Object.fromEntries(Object.entries(medianMs).map(([k, v]) => [k, v / 4]));
+  const entry = { date: "d", commit: "c", machine, ratios: unpaired, medianMs };
   const lines = formatPeerTable(entry).split("\n").slice(2);
   assertEquals(lines, [
     "| tfjs wasm (1 thread) vs fused, wasm, 1 thread | 1.50 |",
@@ -323,7 +325,8 @@ Deno.test("formatPeerTable: one-thread peers against our one-thread row and all 
     [rowKey("A fwd", "@lucid/nn fused, wasm, 2 threads")]: 0.4,
     [rowKey("A fwd", "tfjs wasm (1 thread)")]: 1,
   };
-  const paired = formatPeerTable({ ...entry, ratios }).split("\n").slice(2);
+  const paired = formatPeerTable({ ...entry, ratios: { ...unpaired, ...ratios } }).split("\n")
+    .slice(2);
   assertEquals(paired.slice(0, 2), [
     "| tfjs wasm (1 thread) vs fused, wasm, 1 thread | 2.00 |",
     "| tfjs wasm (1 thread) vs fused, wasm, 2 threads | 2.50 |",
@@ -332,6 +335,7 @@ Deno.test("formatPeerTable: one-thread peers against our one-thread row and all 
   const eleven = formatPeerTable({
     ...entry,
     medianMs: { ...medianMs, [rowKey("A fwd", "other wasm (11 threads)")]: 4 },
+    ratios: { ...unpaired, [rowKey("A fwd", "other wasm (11 threads)")]: 1 },
   });
   assert(eleven.includes("| other wasm (11 threads) vs fused, wasm, 2 threads | 4.00 |"));
   assert(!eleven.includes("other wasm (11 threads) vs fused, wasm, 1 thread"));

@@ -156,7 +156,7 @@ Deno.test("export: bad arguments name what was expected and what was given", asy
     // fn read undefined for x, and failed inside with a bare TypeError
     () => exportCompiled(f, [], { target: "js" }),
     Error,
-    "exportCompiled: exampleInputs has 0 entries and fn declares 1 parameters, and tracing fn failed: ",
+    "exportCompiled: tracing fn failed (exampleInputs has 0 entries and fn declares 1 parameters: a missing example may be why): ",
   );
   // an optional parameter counts in fn.length too: fewer examples that fn accepts are fine
   const scaled = jit((x: Tensor, bias?: Tensor) => bias ? x.add(bias) : x.mul(2));
