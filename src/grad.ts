@@ -15,10 +15,10 @@ import {
   trackDropped,
   untracked,
 } from "./ownership.ts";
-import { protectReader, unprotectReader } from "./pending.ts";
 import {
   createTensor,
   gradOf,
+  holdGradient,
   leafRequiringGrad,
   liveNode,
   nodeOf,
@@ -106,13 +106,10 @@ export function backward(t: Tensor, gradient?: Tensor): void {
       const held = holder.deref();
       return held !== undefined && gradOf(held) === gradient && !held.isDisposed ? held : null;
     });
-    if (before !== null) {
-      trackDropped(before);
-      // the sum reads it and is protected in its place
-      if (!before.isDisposed) unprotectReader(nodeOf(before));
-    }
+    if (before !== null) trackDropped(before);
     setGradOf(leaf, gradient);
-    protectReader(sum, leaf.device);
+    // the sum reads the gradient before and is protected in its place
+    holdGradient(leaf, gradient);
   }
 }
 

@@ -41,11 +41,15 @@ let sweepAt = 64;
  */
 const protections = new WeakMap<Node, number>();
 
-/** Protects the lazy value `node` on `device`: it is computed before storage it reads is freed. */
-export function protectReader(node: Node, device: DeviceName): void {
-  if (isStored(node)) return;
+/**
+ * Protects the lazy value `node` on `device`: it is computed before storage it reads is freed.
+ * Returns whether it counted a protection (a stored value needs none): only then may the caller
+ * give one back with {@link unprotectReader}.
+ */
+export function protectReader(node: Node, device: DeviceName): boolean {
+  if (isStored(node)) return false;
   protections.set(node, (protections.get(node) ?? 0) + 1);
-  if (readerRefs.has(node)) return;
+  if (readerRefs.has(node)) return true;
   const ref = new WeakRef(node);
   readerRefs.set(node, ref);
   readers.set(ref, device);
@@ -57,6 +61,7 @@ export function protectReader(node: Node, device: DeviceName): void {
     }
     sweepAt = Math.max(64, 2 * readers.size);
   }
+  return true;
 }
 
 function forget(ref: WeakRef<Node>, node: Node | undefined): void {

@@ -204,17 +204,11 @@ export class Tensor {
     // backward() stored (computed before storage it reads is freed: an optimizer's update
     // reading a clipped gradient was otherwise left lazy, step after step, until read) and
     // lets go of the old one
-    if (!noteGradientChange(this)) {
-      const old = this.#grad;
-      if (old !== value) {
-        if (value !== null) protectReader(value.#node, value.device);
-        // (instanceof: a grad planted by setGradOf, tests only, may be anything)
-        if (old instanceof Tensor && !old.#disposed) unprotectReader(old.#node);
-      }
-    }
+    const same = value === this.#grad;
+    if (!noteGradientChange(this) && !same) holdGradient(this, value);
     this.#gradSeen = true;
     this.#grad = value;
-    if (value !== null) {
+    if (value !== null && !same) {
       // held by this leaf: a tidy() scope keeps it while the leaf does (weakly: a gradient
       // kept after its leaf is dropped must not keep the leaf)
       const holder = new WeakRef<Tensor>(this);
@@ -264,14 +258,16 @@ export class Tensor {
   zeroGrad(): void {
     const grad = this.#grad;
     // in a jit trace the gradient comes back when the trace ends
-    if (!noteGradientChange(this) && grad !== null && !grad.isDisposed) {
+    if (!noteGradientChange(this)) {
       // no longer the library's: what it reads may be freed under it
-      unprotectReader(nodeOf(grad));
+      releaseGradient(this);
       // one the program never saw is freed now: an assignment that frees a value it reads
       // computes it first (an accumulated gradient reads old parameters), and a loop that
       // read its parameters after each step kept every step's gradient until collected
-      if (!this.#gradSeen) grad.dispose();
-      else trackDropped(grad);
+      if (grad !== null && !grad.isDisposed) {
+        if (!this.#gradSeen) grad.dispose();
+        else trackDropped(grad);
+      }
     }
     this.#grad = null;
   }
@@ -432,6 +428,9 @@ export class Tensor {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
+    // a gradient it held is the library's no more (it stayed protected, and a loop of leaves
+    // disposed with their gradients piled up protected readers, each step slower)
+    releaseGradient(this);
     const node = this.#node;
     // keep shape and dtype, drop the history: a constant of the same type stands in
     this.#node = ir.constant(0, node.shape, node.dtype);
@@ -564,6 +563,32 @@ export function createTensor(
 /** `t.grad` for the library's own reads (the program has not seen it; see zeroGrad). */
 export function gradOf(t: Tensor): Tensor | null {
   return privateAccess.grad(t);
+}
+
+/**
+ * The node each leaf's gradient was protected as (the node, not the tensor: `assign` moves a
+ * tensor to another node, and giving back the protection of its new node took away one an
+ * `assign` had made, so that pending value could no longer be computed).
+ */
+const gradientProtections = new WeakMap<Tensor, Node>();
+
+/**
+ * The library holds `grad` as `leaf`'s gradient: computed before storage it reads is freed,
+ * until {@link releaseGradient} (the gradient it held before is released first).
+ */
+export function holdGradient(leaf: Tensor, grad: Tensor | null): void {
+  releaseGradient(leaf);
+  if (grad === null || grad.isDisposed || !(grad instanceof Tensor)) return;
+  const node = nodeOf(grad);
+  if (protectReader(node, grad.device)) gradientProtections.set(leaf, node);
+}
+
+/** `leaf`'s gradient is the library's no more (see {@link holdGradient}). */
+export function releaseGradient(leaf: Tensor): void {
+  const node = gradientProtections.get(leaf);
+  if (node === undefined) return;
+  gradientProtections.delete(leaf);
+  unprotectReader(node);
 }
 
 /** Sets `t.grad` as the library (a gradient the program has not seen yet). */

@@ -193,3 +193,36 @@ Deno.test("a gradient cleared by zeroGrad or replaced by a sum is no longer prot
   }
   assertClose(await w.data(), want, { rtol: 1e-4, atol: 1e-5 });
 });
+
+Deno.test("pending: a gradient is protected as the node it was, per leaf holding it", async () => {
+  // the setter gave back the protection of the tensor's node now: after acc.assign, that was
+  // the pending value's own, and disposing what it read lost it for good
+  const w = tensor([0, 0, 0], { requiresGrad: true });
+  const acc = tensor([1, 2, 3]);
+  const batch = tensor([10, 10, 10]);
+  w.grad = acc; // stored: nothing to protect
+  acc.assign(acc.add(batch));
+  w.grad = null;
+  batch.dispose();
+  assertEquals(Array.from(await acc.data()), [11, 12, 13]);
+  // a leaf disposed while holding a gradient lets go of it: a loop of such leaves piled up
+  // protected readers, each step slower than the last
+  const before = protectedReaderCount();
+  const kept = tensor([1, 2, 3]);
+  for (let i = 0; i < 200; i++) {
+    tidy(() => {
+      const x = tensor([1, 2, 3], { requiresGrad: true });
+      x.mul(x).sum().backward();
+      x.grad = kept.mul(i);
+      x.dataSync();
+    });
+  }
+  assertEquals(protectedReaderCount(), before);
+  // the same gradient set again and again is noted once
+  const same = tensor([1, 2], { requiresGrad: true });
+  same.grad = tensor([3, 4]);
+  const held = same.grad;
+  for (let i = 0; i < 1000; i++) same.grad = held;
+  same.grad = null;
+  assertEquals(protectedReaderCount(), before);
+});
