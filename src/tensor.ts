@@ -578,7 +578,7 @@ const gradientProtections = new WeakMap<Tensor, Node>();
  */
 export function holdGradient(leaf: Tensor, grad: Tensor | null): void {
   releaseGradient(leaf);
-  if (grad === null || grad.isDisposed || !(grad instanceof Tensor)) return;
+  if (!(grad instanceof Tensor) || grad.isDisposed) return;
   const node = nodeOf(grad);
   if (protectReader(node, grad.device)) gradientProtections.set(leaf, node);
 }
