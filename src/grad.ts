@@ -21,6 +21,8 @@ import {
   holdGradient,
   leafRequiringGrad,
   liveNode,
+  madeByBackward,
+  markBackwardGradient,
   nodeOf,
   setGradOf,
   Tensor,
@@ -95,6 +97,7 @@ export function backward(t: Tensor, gradient?: Tensor): void {
     // leaf disposed, the scope disposes it), and storage it reads is not freed under it (it is
     // computed first)
     const gradient = untracked(() => createTensor(sum, leaf.device, false, true));
+    markBackwardGradient(gradient);
     if (noteGradientChange(leaf)) {
       // a trace: the leaf gets its gradient back when the trace ends, and no scope is involved
       setGradOf(leaf, gradient);
@@ -106,7 +109,7 @@ export function backward(t: Tensor, gradient?: Tensor): void {
       const held = holder.deref();
       return held !== undefined && gradOf(held) === gradient && !held.isDisposed ? held : null;
     });
-    if (before !== null) trackDropped(before);
+    if (before !== null && madeByBackward(before)) trackDropped(before);
     setGradOf(leaf, gradient);
     // the sum reads the gradient before and is protected in its place
     holdGradient(leaf, gradient);

@@ -266,7 +266,10 @@ export class Tensor {
       // read its parameters after each step kept every step's gradient until collected
       if (grad !== null && !grad.isDisposed) {
         if (!this.#gradSeen) grad.dispose();
-        else trackDropped(grad);
+        else if (madeByBackward(grad)) trackDropped(grad);
+        // (a gradient set by hand is the program's: the scope that made it, if any, has it;
+        // one made outside every scope was disposed by the scope that cleared it, and the next
+        // step reusing it threw)
       }
     }
     this.#grad = null;
@@ -563,6 +566,22 @@ export function createTensor(
 /** `t.grad` for the library's own reads (the program has not seen it; see zeroGrad). */
 export function gradOf(t: Tensor): Tensor | null {
   return privateAccess.grad(t);
+}
+
+/** The gradients backward() made: the library's to free once no leaf holds them. */
+const backwardGradients = new WeakSet<Tensor>();
+
+/** Records that backward() made `t` (see {@link madeByBackward}). */
+export function markBackwardGradient(t: Tensor): void {
+  backwardGradients.add(t);
+}
+
+/**
+ * Whether backward() made `t`: a gradient the library let go of goes to the innermost scope
+ * only then (one set by hand belongs to the program, and to the scope that made it, if any).
+ */
+export function madeByBackward(t: Tensor): boolean {
+  return backwardGradients.has(t);
 }
 
 /**

@@ -234,6 +234,31 @@ Deno.test("tidy: a training step that clips its gradient by hand holds nothing a
   assert(memory().cpu.liveTensors <= before + 1, `${memory().cpu.liveTensors} live`);
 });
 
+Deno.test("tidy: a gradient set by hand from outside the scope is the program's, kept", async () => {
+  // cleared inside the scope, it was disposed as if backward() had made it, and the next step
+  // reusing it threw
+  const w = tensor([1, 2], { requiresGrad: true });
+  const constant = tensor([1, 1]);
+  const opt = new optim.SGD([w], { lr: 0.5 });
+  for (let step = 0; step < 3; step++) {
+    tidy(() => {
+      w.grad = constant;
+      opt.step();
+      opt.zeroGrad();
+    });
+    assert(!constant.isDisposed, `step ${step}`);
+  }
+  assertEquals(Array.from(await w.data()), [-0.5, 0.5]);
+  // a gradient backward() made is still the library's: cleared in the scope, it goes with it
+  let made: Tensor | null = null;
+  tidy(() => {
+    w.sum().backward();
+    made = w.grad;
+    w.zeroGrad();
+  });
+  assert(made!.isDisposed);
+});
+
 Deno.test("tidy: the gradient of a leaf the scope disposes is disposed with it", () => {
   const before = memory().cpu;
   let leaf: Tensor | null = null;
