@@ -130,10 +130,10 @@ function inferNested(fn: string, data: unknown): { flat: number[]; shape: number
     if (typeof data !== "number") fail(fn, notNumbers, data);
     return { flat: [data], shape };
   }
-  // the arrays being walked, each with the index of its next element: as deep as the nesting,
-  // never as long as an array (a stack of every element of `new Array(1e8)` ran out of memory)
-  // (each with the length checked against the shape, read once: an array whose length getter
-  // pushed gave shape [2] and three values)
+  // the arrays being walked, each with its length (read once, when checked against the shape:
+  // an array growing while read gave a shape [2] tensor three values) and the index of its
+  // next element: as deep as the nesting, never as long as an array (a stack of every element
+  // of `new Array(1e8)` ran out of memory)
   const frames: { array: unknown[]; length: number; next: number; }[] = [];
   const path = new Set<unknown>(); // the same arrays, for an array holding an ancestor
   const enter = (x: unknown, depth: number) => {
