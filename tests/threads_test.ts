@@ -7,6 +7,7 @@ import { assert, assertEquals, assertMatch, assertThrows } from "./assert.ts";
 import type { Executable } from "../codegen/compile.ts";
 import { tensor } from "../mod.ts";
 import { onBackend } from "./helpers.ts";
+import { cpuBackend } from "../src/runtime/cpu.ts";
 
 Deno.test("threads: changing the count while workers start leaves only the last start's", async () => {
   const memory = new WebAssembly.Memory({ initial: 1, maximum: 16, shared: true });
@@ -168,4 +169,76 @@ Deno.test("threads: every row of the outer loop is computed once, whatever the c
       },
     );
   }
+});
+
+/** Spins the calling thread for `ms` milliseconds (workers sleep after their spin of 0.2 ms). */
+function idle(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) Atomics.pause?.();
+}
+
+Deno.test("threads: a large upload wakes idle workers once, ahead of its kernel", async () => {
+  await onBackend({ name: "wasm 2", device: "cpu", kernels: "wasm", threads: 2 }, async () => {
+    const pool = cpuBackend.pool;
+    cpuBackend.threadMinElements = 1000;
+    idle(3); // past any spin: the worker sleeps
+    const before = pool.wakes;
+    using small = tensor(new Float32Array(999));
+    assertEquals(pool.wakes, before, "an upload below the split size wakes nobody");
+    using large = tensor(new Float32Array(1000).fill(2));
+    assertEquals(pool.wakes, before + 1, "an upload of a splittable size wakes the workers");
+    using y = large.mul(3);
+    assertEquals(Array.from(await y.data()), new Array(1000).fill(6));
+    assertEquals(pool.wakes, before + 2, "the launch wakes them (they may spin still)");
+    void small;
+  });
+});
+
+Deno.test("threads: kernels launched at any time after a prewake compute every element once", async () => {
+  // a prewake opens no launch: the woken worker must find nothing to claim, spin, and take
+  // part in the next launch whenever it comes (while it spins, after it slept again)
+  await onBackend({ name: "wasm 3", device: "cpu", kernels: "wasm", threads: 3 }, async () => {
+    const gaps = [0, 0.05, 0.3, 0.8, 1.5, 3];
+    for (let i = 0; i < 60; i++) {
+      const n = 13 + 17 * i;
+      const values = Float32Array.from({ length: n }, (_, k) => k - i);
+      idle(gaps[i % gaps.length]);
+      using x = tensor(values, { shape: [n] }); // wakes the workers (every size splits here)
+      idle(gaps[(i * 5 + 1) % gaps.length]);
+      using y = x.mul(2).sub(1);
+      const got = await y.data();
+      assertEquals(Array.from(got), Array.from(values, (v) => 2 * v - 1), `call ${i}`);
+    }
+  });
+});
+
+Deno.test("threads: a prewake with no workers, or dead ones, changes nothing", async () => {
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 16, shared: true });
+  const pool = new ThreadPool(memory, 2);
+  pool.prewake(); // not started: starts nothing
+  assertEquals(pool.liveWorkers, 0);
+  assertEquals(pool.wakes, 0);
+  await pool.started();
+  await pool.crashWorkersForTest();
+  idle(1.5);
+  pool.prewake();
+  const fine = moduleBytes(
+    "0061736d01000000" + "010401600000" + "03020100" + "070501016b0000" +
+      "0a040102000b",
+  );
+  const ok = { name: "k", binary: fine } as unknown as Executable;
+  const rows: number[] = [];
+  assertEquals(
+    pool.run(
+      ok,
+      (start, end) => {
+        for (let r = start; r < end; r++) rows.push(r);
+      },
+      [],
+      6,
+    ),
+    true,
+  );
+  assertEquals(rows.sort((a, b) => a - b), [0, 1, 2, 3, 4, 5]);
+  pool.threads = 1;
 });

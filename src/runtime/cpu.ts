@@ -244,6 +244,8 @@ class CpuBackend implements Backend {
   upload(data: TypedArray, dtype: DType): CpuBuffer {
     const b = this.allocate(dtype, data.length);
     this.view(b).set(data);
+    // a kernel on data this large will likely be split: its threads can wake meanwhile
+    if (data.length >= this.threadMinElements) this.pool.prewake();
     return b;
   }
 

@@ -24,6 +24,10 @@
 //   workers spin briefly, then wait with `Atomics.waitAsync`, so they can still receive
 //   modules; the calling thread spins, then waits with `Atomics.wait` (Deno allows it on the
 //   main thread; browsers do not, and there the pool stays at one thread).
+// - A sleeping worker takes tens of microseconds to wake (measured 50-150 us here), which is
+//   half of a kernel that is just large enough to split. So the caller can wake the workers
+//   ahead of a launch it sees coming (`prewake`, after a large upload): they spin a little
+//   longer, until the launch or PREWAKE_SPIN_MS, and the launch finds them running.
 // - Every output element is computed by exactly one thread with the same code, so results do
 //   not depend on the number of threads.
 
@@ -37,8 +41,8 @@ const MAX_ARGS = 256;
 const MAX_WORKERS = 63;
 /**
  * Control array layout (Int32): sequence, chunks done, kernel id, arg count, failure flag,
- * outer extent, chunk count, workers ready, args, then per worker the kernels it holds; then
- * the claim word (see CLAIM_BYTE).
+ * outer extent, chunk count, workers ready, how long a woken worker spins (microseconds), args,
+ * then per worker the kernels it holds; then the claim word (see CLAIM_BYTE).
  */
 const SEQ = 0;
 const DONE = 1;
@@ -48,7 +52,8 @@ const FAILED = 4;
 const OUTER = 5;
 const CHUNKS = 6;
 const READY = 7;
-const ARGS = 8;
+const SPIN_US = 8;
+const ARGS = 9;
 const HELD = ARGS + MAX_ARGS;
 const CONTROL_LENGTH = HELD + MAX_WORKERS;
 /**
@@ -70,6 +75,13 @@ const CLOSED = 0xffffffff;
  * no difference on (2, 96, 27, 27) in blocks alternating in one process, 2026-12-06.)
  */
 const SPIN_MS = 0.2;
+/**
+ * How long workers woken by `prewake` spin for the launch before they sleep again. An upload
+ * of a quarter million elements and the graph built on it took 60-300 us here before their
+ * first kernel; a longer wait than this is a program doing something else, and the other core
+ * is not ours to burn.
+ */
+const PREWAKE_SPIN_MS = 1;
 /**
  * Kernels a worker keeps instantiated: past this many, the one launched least recently is
  * dropped (and sent again if it is launched again). A worker held every kernel it was ever
@@ -157,7 +169,7 @@ async function work() {
   let seen = Atomics.load(control, ${SEQ});
   Atomics.add(control, ${READY}, 1); // after reading the sequence: no launch can be missed
   for (;;) {
-    const spinUntil = performance.now() + ${SPIN_MS};
+    const spinUntil = performance.now() + Atomics.load(control, ${SPIN_US}) / 1000;
     while (Atomics.load(control, ${SEQ}) === seen && performance.now() < spinUntil) Atomics.pause?.();
     const wait = Atomics.waitAsync(control, ${SEQ}, seen);
     if (wait.async) await wait.value;
@@ -204,6 +216,8 @@ export class ThreadPool {
   workerKernelLimit: number = WORKER_KERNEL_LIMIT;
   /** Worker threads created and not terminated (those still starting included). */
   #live = 0;
+  /** Until when (performance.now()) the workers spin after the latest launch or prewake. */
+  #spinningUntil = 0;
 
   /** A pool for kernels on `memory`, with `threads` threads in all (the caller's included). */
   constructor(memory: WebAssembly.Memory, threads: number) {
@@ -300,6 +314,7 @@ export class ThreadPool {
     Atomics.store(control, DONE, 0);
     args.forEach((a, i) => Atomics.store(control, ARGS + i, a));
     Atomics.store(claim, 0, launch);
+    Atomics.store(control, SPIN_US, SPIN_MS * 1000);
     Atomics.add(control, SEQ, 1);
     Atomics.notify(control, SEQ);
     // the calling thread claims chunks like the workers (the first, at once)
@@ -331,11 +346,35 @@ export class ThreadPool {
     ) {
       Atomics.wait(control, DONE, done);
     }
+    this.#spinningUntil = performance.now() + SPIN_MS;
     if (thrown !== null) throw thrown;
     if (Atomics.load(control, FAILED) !== 0) {
       throw new Error(`cpu: kernel ${executable.name} failed in a worker thread`);
     }
     return true;
+  }
+
+  /**
+   * Wakes the workers for a launch that is coming soon (the caller just uploaded a tensor large
+   * enough to be split, say), so that it does not wait for them to wake: they spin until the
+   * launch or PREWAKE_SPIN_MS. Does nothing while they still spin, or with no workers ready.
+   */
+  prewake(): void {
+    const control = this.#control;
+    if (control === null || !this.#allReady()) return;
+    const now = performance.now();
+    if (now < this.#spinningUntil) return;
+    this.#spinningUntil = now + PREWAKE_SPIN_MS;
+    // no chunk is open between launches (a launch ends with every chunk claimed), so a woken
+    // worker finds nothing to claim and spins on the sequence number
+    Atomics.store(control, SPIN_US, PREWAKE_SPIN_MS * 1000);
+    Atomics.add(control, SEQ, 1);
+    Atomics.notify(control, SEQ);
+  }
+
+  /** @internal Times the workers were woken (launches and prewakes), for tests. */
+  get wakes(): number {
+    return this.#control === null ? 0 : Atomics.load(this.#control, SEQ);
   }
 
   /**
@@ -385,6 +424,8 @@ export class ThreadPool {
     // workers of its own
     if (!current()) return;
     const buffer = new SharedArrayBuffer(CLAIM_BYTE + 8);
+    const control = new Int32Array(buffer, 0, CONTROL_LENGTH);
+    Atomics.store(control, SPIN_US, SPIN_MS * 1000);
     const workers: NodeWorker[] = [];
     for (let i = 0; i < this.#threads - 1; i++) {
       const worker = new Worker(WORKER_SOURCE, {
@@ -401,7 +442,7 @@ export class ThreadPool {
     // message needed a turn, and a loop whose awaits all settle at once took hundreds of
     // calls to see it, or never did)
     this.#workers = workers;
-    this.#control = new Int32Array(buffer, 0, CONTROL_LENGTH);
+    this.#control = control;
     this.#claim = new BigInt64Array(buffer, CLAIM_BYTE, 1);
   }
 
