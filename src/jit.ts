@@ -32,7 +32,12 @@ import { type Backend, type DeviceBuffer, type DeviceName, newBufferId } from ".
 import { fusionIsEnabled, realizedBuffer, runPlan, wasReleased } from "./runtime/realize.ts";
 import { releaseBuffer } from "./runtime/lifetime.ts";
 import { backstop } from "./runtime/backstop.ts";
-import { acquireHandle, untracked, withGradientsRestored } from "./ownership.ts";
+import {
+  acquireHandle,
+  type GradientHolder,
+  untracked,
+  withGradientsRestored,
+} from "./ownership.ts";
 import {
   createTensor,
   leafRequiringGrad,
@@ -76,6 +81,11 @@ export interface InputSpec {
   readonly dtype: DType;
   readonly device: DeviceName;
   readonly requiresGrad: boolean;
+  /**
+   * The earlier argument that is the same autodiff variable (a leaf requiring grad passed
+   * twice): both get one stand-in, so that a gradient through either reaches it whole.
+   */
+  readonly sameAs?: number;
 }
 
 /** A traced function: its plan, and how arguments, captured values and results map onto it. */
@@ -98,6 +108,8 @@ export interface Trace {
   readonly holders: ReadonlyMap<number, readonly WeakRef<Tensor>[]>;
   /** Captured values `fn` may have computed itself as well (see `shadowsOf`). */
   readonly shadows: readonly Shadow[];
+  /** The tensors, not arguments, whose gradient `fn` set while traced (captured leaves). */
+  readonly differentiated: readonly WeakRef<Tensor>[];
 }
 
 /**
@@ -169,7 +181,10 @@ export function defaultInputName(i: number, count: number): string {
 /** The signature of `specs`: what a trace depends on. */
 function signatureOf(specs: readonly InputSpec[]): string {
   return specs
-    .map((s) => `${s.device} ${s.dtype}[${s.shape}]${s.requiresGrad ? " grad" : ""}`)
+    .map((s) =>
+      `${s.device} ${s.dtype}[${s.shape}]${s.requiresGrad ? " grad" : ""}` +
+      (s.sameAs === undefined ? "" : ` =${s.sameAs}`)
+    )
     .join("; ");
 }
 
@@ -231,19 +246,27 @@ function traceFunction(
   const firstTraced = nextTensorSerial();
   // the trace's own tensors: no tidy scope of the caller's may dispose them (their buffers
   // hold no storage to give back)
-  const standIns = untracked(() =>
-    specs.map((s, i) => {
+  const standIns: Tensor[] = untracked(() =>
+    specs.reduce((made: Tensor[], s, i) => {
+      if (s.sameAs !== undefined) return [...made, made[s.sameAs]];
       const buffer = new TracedInput(s.device, s.dtype, ir.numelOf(s.shape), state, names[i]);
-      return createTensor(ir.buffer(buffer, s.shape, s.dtype), s.device, s.requiresGrad, true);
-    })
+      const standIn = createTensor(
+        ir.buffer(buffer, s.shape, s.dtype),
+        s.device,
+        s.requiresGrad,
+        true,
+      );
+      return [...made, standIn];
+    }, [])
   );
+  const changed: { leaves: GradientHolder[]; } = { leaves: [] };
   let result: unknown;
   const read = new Set<Tensor>();
   try {
     // untracked: what fn makes belongs to the trace (its constants to the plan), not to a tidy
     // scope of the caller's, which disposed them when it closed and broke every later call
     result = untracked(() =>
-      readingNodes((t) => read.add(t), () => withGradientsRestored(() => fn(...standIns)))
+      readingNodes((t) => read.add(t), () => withGradientsRestored(() => fn(...standIns), changed))
     );
   } catch (e) {
     if (state.read !== null) throw readError(state.read);
@@ -289,6 +312,8 @@ function traceFunction(
     outputNames,
     kind,
     holders,
+    changed.leaves.filter((t) => t instanceof Tensor && !standIns.includes(t))
+      .map((t) => new WeakRef(t as Tensor)),
   );
 }
 
@@ -411,6 +436,7 @@ function bindTrace(
   outputNames: readonly string[],
   resultKind: Trace["resultKind"],
   holdersByNode: ReadonlyMap<Node, readonly Tensor[]>,
+  differentiated: readonly WeakRef<Tensor>[],
 ): Trace {
   const argumentOf = new Map(argumentNodes.map((n, i) => [n, i]));
   const buffers: PlanBuffer[] = [];
@@ -447,6 +473,7 @@ function bindTrace(
     constants,
     holders,
     shadows: shadowsOf(holdersByNode),
+    differentiated,
   };
 }
 
@@ -469,6 +496,7 @@ async function runTrace(
   // and the captured values as they are now: a captured tensor assigned while the call was in
   // flight freed the value the call was to read ("must stay alive", though nothing was disposed)
   const captured = currentConstants(trace);
+  if (trace.differentiated.length > 0) checkNotDifferentiated(trace, args, argNodes, names);
   // a captured tensor its holders all disposed is gone, even where its value could be
   // computed again (a lazy capture, a computed one): dispose() is final
   for (const [index, refs] of trace.holders) {
@@ -574,9 +602,43 @@ async function runHeld(
 
 /** The specs of `args`, validated (errors name the argument). */
 function specsOf(fn: string, args: readonly unknown[]): InputSpec[] {
+  const variables = new Map<Node, number>();
   return args.map((t, i) => {
     if (!(t instanceof Tensor)) fail(fn, `argument ${i} must be a Tensor`, t);
-    return { shape: t.shape, dtype: t.dtype, device: t.device, requiresGrad: t.requiresGrad };
+    const spec = { shape: t.shape, dtype: t.dtype, device: t.device, requiresGrad: t.requiresGrad };
+    if (!t.requiresGrad) return spec;
+    // one variable passed twice is one stand-in: eager code sums the gradients of its uses
+    const node = nodeOf(t);
+    const sameAs = variables.get(node);
+    if (sameAs !== undefined) return { ...spec, sameAs };
+    variables.set(node, i);
+    return spec;
+  });
+}
+
+/**
+ * Throws if an argument requiring grad is also a captured tensor whose gradient `fn` takes:
+ * the trace has a stand-in for the argument and the captured tensor apart, so each would get
+ * only its own share of the gradient that eager code gives them whole.
+ */
+function checkNotDifferentiated(
+  trace: Trace,
+  args: readonly Tensor[],
+  argNodes: readonly Node[],
+  names: readonly string[],
+): void {
+  const leaves = trace.differentiated.map((ref) => ref.deref()).filter((t) => t !== undefined);
+  const nodes = new Set(leaves.map(nodeOf));
+  args.forEach((t, i) => {
+    if (t.requiresGrad && (leaves.includes(t) || nodes.has(argNodes[i]))) {
+      fail(
+        "jit",
+        `argument ${names[i]} must not also be a tensor fn uses without receiving it, when fn ` +
+          "takes gradients (the two uses would each get only their share of the gradient): " +
+          "pass it only as an argument, or only capture it",
+        described("a tensor fn captures"),
+      );
+    }
   });
 }
 

@@ -217,7 +217,10 @@ let journal: Map<GradientHolder, Owned | null> | null = null;
  * zeroGrad()) its gradient from before: traced gradients are graph over stand-ins, for the
  * trace's results only.
  */
-export function withGradientsRestored<T>(fn: () => T): T {
+export function withGradientsRestored<T>(
+  fn: () => T,
+  changed?: { leaves: GradientHolder[]; },
+): T {
   const outer = journal;
   const mine = new Map<GradientHolder, Owned | null>();
   journal = mine;
@@ -225,6 +228,7 @@ export function withGradientsRestored<T>(fn: () => T): T {
     return fn();
   } finally {
     journal = outer;
+    if (changed !== undefined) changed.leaves = [...mine.keys()];
     for (const [leaf, before] of mine) restoreGradient(leaf, before);
   }
 }

@@ -697,3 +697,53 @@ Deno.test("jit: a trace made under other fusion or cpu kernel settings is made a
     cpu.threads = before.threads;
   }
 });
+
+Deno.test("jit: one leaf passed twice is one stand-in: its gradients add up as in eager code", async () => {
+  // each argument had a stand-in of its own: backward() gave each only its own share, and
+  // f(x, x) returned x instead of 2x with no error
+  const f = (a: Tensor, b: Tensor) => {
+    a.mul(b).sum().backward();
+    return [a.grad!, b.grad!];
+  };
+  const compiled = jit(f);
+  const x = tensor([1, 2, 3], { requiresGrad: true });
+  const y = tensor([5, 7, 11], { requiresGrad: true });
+  for (let round = 0; round < 2; round++) {
+    // d/dx sum(x * x) = 2x, through either argument; f(x, y) is a trace of its own
+    const [ga, gb] = await compiled(x, x);
+    assertEquals(Array.from(await ga.data()), [2, 4, 6]);
+    assertEquals(Array.from(await gb.data()), [2, 4, 6]);
+    const [gx, gy] = await compiled(x, y);
+    assertEquals(Array.from(await gx.data()), [5, 7, 11]);
+    assertEquals(Array.from(await gy.data()), [1, 2, 3]);
+  }
+  assertEquals(compiled.traceCount, 2);
+  assertEquals(x.grad, null, "the caller's leaves keep their gradients");
+  // without requiresGrad, arguments alias freely: one trace serves both calls
+  const g = jit((a: Tensor, b: Tensor) => a.mul(b));
+  const c = tensor([1, 2, 3]);
+  assertEquals(Array.from(await (await g(c, c)).data()), [1, 4, 9]);
+  assertEquals(Array.from(await (await g(c, tensor([1, 1, 1]))).data()), [1, 2, 3]);
+  assertEquals(g.traceCount, 1);
+});
+
+Deno.test("jit: an argument also captured by a fn that takes gradients is an Error", async () => {
+  // the argument's stand-in and the captured leaf were two variables: w's gradient came back
+  // as one use's share (x instead of 2x), silently
+  const w = tensor([1, 2, 3], { requiresGrad: true });
+  const other = tensor([4, 5, 6], { requiresGrad: true });
+  const step = jit((a: Tensor) => {
+    a.mul(w).sum().backward();
+    return w.grad!;
+  });
+  await assertRejects(
+    () => step(w),
+    Error,
+    "jit: argument x must not also be a tensor fn uses without receiving it",
+  );
+  // the library stays usable: another argument is fine (d/dw sum(a * w) = a)
+  assertEquals(Array.from(await (await step(other)).data()), [4, 5, 6]);
+  // a fn that takes no gradient may receive what it captures
+  const scaled = jit((a: Tensor) => a.mul(w));
+  assertEquals(Array.from(await (await scaled(w)).data()), [1, 4, 9]);
+});
