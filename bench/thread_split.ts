@@ -1,11 +1,13 @@
-// Whether splitting a kernel over threads pays, for rule THREAD_MIN_ELEMENTS (src/runtime/cpu.ts):
-// LocalResponseNorm calls in one process, in blocks of calls alternating between two thresholds
-// (so a slow minute of a shared machine slows both alike), reporting each threshold's median
-// call and the median ratio of the blocks' medians (second / first).
-// Run: deno run -A bench/thread_split.ts [shape] [fwd|fb] [hand]
+// Whether splitting a kernel over threads pays, for rule THREAD_MIN_ELEMENTS (src/runtime/cpu.ts),
+// and whether waking the workers on a large upload does (`ThreadPool.prewake`): LocalResponseNorm
+// calls in one process, in blocks of calls alternating between two settings (so a slow minute of
+// a shared machine slows both alike), reporting each setting's median call and the median ratio
+// of the blocks' medians (second / first).
+// Run: deno run -A bench/thread_split.ts [shape] [fwd|fb] [hand] [prewake]
 //   shape: A, B, C, D (bench/cases.ts) or E = (1, 96, 110, 110); thresholds from
 //   LUCID_SPLIT_THRESHOLDS (default "262144,65536"); `hand` runs the hand-written loop before each
-//   call, as `deno bench` does (caches cold, workers asleep).
+//   call, as `deno bench` does (caches cold, workers asleep); `prewake` compares uploads that
+//   do not wake the workers with uploads that do, at the first threshold.
 
 import { cpu, nn, tensor } from "../mod.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
@@ -15,7 +17,8 @@ import { handwrittenForward } from "./handwritten.ts";
 const shapeName = Deno.args[0] ?? "A";
 const shape = shapeName === "E" ? [1, 96, 110, 110] : [...SHAPES[shapeName]];
 const backward = Deno.args[1] === "fb";
-const hand = Deno.args[2] === "hand";
+const hand = Deno.args.includes("hand");
+const comparePrewake = Deno.args.includes("prewake");
 const thresholds = (Deno.env.get("LUCID_SPLIT_THRESHOLDS") ?? "262144,65536").split(",").map(
   Number,
 );
@@ -48,12 +51,27 @@ async function call(): Promise<number> {
   return performance.now() - start;
 }
 
-const calls: number[][] = thresholds.map(() => []);
+const pool = cpuBackend.pool;
+const prewake = pool.prewake;
+/** The two settings compared, each applied before its block of calls. */
+const settings: { label: string; apply: () => void; }[] = comparePrewake
+  ? [false, true].map((wakes) => ({
+    label: wakes ? "prewake" : "no prewake",
+    apply: () => {
+      cpuBackend.threadMinElements = thresholds[0];
+      pool.prewake = wakes ? prewake : () => {};
+    },
+  }))
+  : thresholds.map((t) => ({
+    label: `threshold ${t}`,
+    apply: () => cpuBackend.threadMinElements = t,
+  }));
+const calls: number[][] = settings.map(() => []);
 const ratios: number[] = [];
 for (let b = 0; b < BLOCKS; b++) {
   const blockMedians: number[] = [];
-  for (let t = 0; t < thresholds.length; t++) {
-    cpuBackend.threadMinElements = thresholds[t];
+  for (let t = 0; t < settings.length; t++) {
+    settings[t].apply();
     const times: number[] = [];
     for (let c = 0; c < CALLS_PER_BLOCK; c++) {
       const ms = await call();
@@ -67,9 +85,7 @@ for (let b = 0; b < BLOCKS; b++) {
 const sorted = [...ratios].sort((a, b) => a - b);
 console.log(
   `${shapeName} ${backward ? "f+b" : "fwd"}${hand ? " after the hand-written loop" : ""}: ` +
-    thresholds.map((t, i) => `threshold ${t} ${(median(calls[i]) * 1000).toFixed(0)} us`).join(
-      ", ",
-    ) +
+    settings.map((s, i) => `${s.label} ${(median(calls[i]) * 1000).toFixed(0)} us`).join(", ") +
     `; ratio ${median(ratios).toFixed(3)} (quartiles ${sorted[sorted.length >> 2].toFixed(3)}-${
       sorted[(3 * sorted.length) >> 2].toFixed(3)
     })`,

@@ -11,7 +11,13 @@ import {
   assertStrictEquals,
   assertThrows,
 } from "./assert.ts";
-import { assertClose, onBackend, reference, testBackends } from "./helpers.ts";
+import {
+  assertClose,
+  onBackend,
+  reference,
+  testBackends,
+  unhandledRejectionsOf,
+} from "./helpers.ts";
 
 Deno.test("cpu: released storage comes back under a new handle; the old one reads no more", () => {
   const a = cpuBackend.allocate("float32", 1234);
@@ -108,4 +114,17 @@ Deno.test("cpu: sign keeps -0 and max of -0 and 0 is 0, in the kernels and the r
       assertEquals(show(await m.data()), show(reference(m)), backend.name);
     });
   }
+});
+
+Deno.test("cpu: a copy from another device that fails rejects only for whoever reads it", async () => {
+  // the copy's promise had no handler: a failed copy nobody read (the moved tensor dropped or
+  // disposed) ended the process with "Uncaught (in promise)"
+  const unhandled = await unhandledRejectionsOf(async () => {
+    const dropped = cpuBackend.uploadLater(Promise.reject(new Error("copy failed")), "float32", 3);
+    cpuBackend.release(dropped);
+    const read = cpuBackend.uploadLater(Promise.reject(new Error("copy failed")), "float32", 3);
+    await assertRejects(() => cpuBackend.read(read), Error, "copy failed");
+    cpuBackend.release(read);
+  });
+  assertEquals(unhandled, []);
 });

@@ -176,3 +176,20 @@ export async function withCpuKernels<T>(kernels: CpuKernels, fn: () => T | Promi
 
 /** A small seeded generator of floats in [0, 1), independent of the library's (bench/cases.ts). */
 export { mulberry32 as rng } from "../bench/cases.ts";
+
+/** Runs `fn`, then waits a little; returns the promise rejections nobody handled meanwhile. */
+export async function unhandledRejectionsOf(fn: () => Promise<void>): Promise<unknown[]> {
+  const unhandled: unknown[] = [];
+  const note = (e: PromiseRejectionEvent) => {
+    unhandled.push(e.reason);
+    e.preventDefault();
+  };
+  globalThis.addEventListener("unhandledrejection", note);
+  try {
+    await fn();
+    await new Promise((resolve) => setTimeout(resolve, 50)); // they are reported on a task
+  } finally {
+    globalThis.removeEventListener("unhandledrejection", note);
+  }
+  return unhandled;
+}

@@ -14,7 +14,13 @@ import {
   assertStringIncludes,
   assertThrows,
 } from "./assert.ts";
-import { assertClose, reference, testDevices, webgpuAvailable } from "./helpers.ts";
+import {
+  assertClose,
+  reference,
+  testDevices,
+  unhandledRejectionsOf,
+  webgpuAvailable,
+} from "./helpers.ts";
 import { type DType, full, kernels, randn, type Tensor, tensor, webgpu, zeros } from "../mod.ts";
 import { type Expr, ExprBuilder, type Kernel, type ScalarType } from "../codegen/kernel.ts";
 import { compile } from "../codegen/compile.ts";
@@ -765,5 +771,29 @@ Deno.test({
         );
       });
     }
+  },
+});
+
+Deno.test({
+  name: "webgpu: to('cpu') of a value that cannot be computed fails only whoever reads the copy",
+  ...gpuTest,
+  fn: async () => {
+    // the cpu side of the copy left a rejection nobody could handle: dropping the moved
+    // tensor unread ended the process with "Uncaught (in promise)"
+    const unhandled = await unhandledRejectionsOf(async () => {
+      for (const readIt of [false, true]) {
+        const x = tensor([1, 2, 3], { device: "webgpu" });
+        const y = x.mul(2);
+        x.dispose(); // computing y is now an Error for whoever computes it
+        const moved = y.to("cpu");
+        if (readIt) await assertRejects(() => moved.data(), Error, "disposed");
+        moved.dispose();
+        y.dispose();
+      }
+    });
+    assertEquals(unhandled, []);
+    // the library stays usable
+    const z = tensor([1, 2, 3], { device: "webgpu" }).mul(2).to("cpu");
+    assertEquals(Array.from(await z.data()), [2, 4, 6]);
   },
 });

@@ -251,10 +251,12 @@ class CpuBackend implements Backend {
 
   uploadLater(data: Promise<TypedArray>, dtype: DType, length: number): CpuBuffer {
     const b = this.allocate(dtype, length);
-    b.pending = data.then((values) => {
+    const pending = data.then((values) => {
       b.pending = null;
       if (!b.released) this.view(b).set(values);
     });
+    pending.catch(() => {}); // whoever waits on the buffer sees the error; nobody else must
+    b.pending = pending;
     return b;
   }
 
