@@ -18,6 +18,7 @@
 // its load, ratios much less. The logic is exported for tests/bench_check_test.ts.
 
 import { drawReport } from "./report_svg.ts";
+import { RTOL } from "./reference.ts";
 
 /** A row more than this factor above its baseline ratio is a regression. */
 export const SLOWDOWN_LIMIT = 1.25;
@@ -55,6 +56,8 @@ export interface RowResult {
   readonly samples: number;
   /** Median of (call / paired baseline call), when the row has paired samples. */
   readonly pairedRatio?: number;
+  /** The worst error of the row's checked outputs against the float64 reference. */
+  readonly outputError?: number;
   /** Why the row has no time (wrong output, an error, no samples). */
   readonly error?: string;
 }
@@ -72,7 +75,10 @@ export interface DenoBenchReport {
 }
 
 /** Per-call samples in ms, by group then row name (what harness.ts writes). */
-export type Samples = Record<string, Record<string, { ms: number[]; baselineMs?: number[]; }>>;
+export type Samples = Record<
+  string,
+  Record<string, { ms: number[]; baselineMs?: number[]; outputError?: number; }>
+>;
 
 /** The median of `values` (the mean of the middle two for an even count). */
 export function median(values: readonly number[]): number {
@@ -97,7 +103,13 @@ export function collectRows(report: DenoBenchReport, samples: Samples): RowResul
     if (values.length === 0) {
       return { ...base, medianMs: null, samples: 0, error: "no samples recorded" };
     }
-    const row = { ...base, medianMs: median(values), samples: values.length };
+    const checked = recorded?.outputError;
+    const row = {
+      ...base,
+      medianMs: median(values),
+      samples: values.length,
+      ...(checked === undefined ? {} : { outputError: checked }),
+    };
     const paired = recorded?.baselineMs ?? [];
     if (paired.length !== values.length) return row;
     return { ...row, pairedRatio: median(values.map((ms, i) => ms / paired[i])) };
@@ -294,6 +306,11 @@ export interface HistoryEntry {
   readonly machine: Machine;
   readonly ratios: Record<string, number>;
   readonly medianMs: Record<string, number>;
+  /**
+   * Each timed row's worst output error against the float64 reference (`relativeError`'s
+   * units; a row is timed only at RTOL or less). Runs before 2026-12-07 did not record it.
+   */
+  readonly outputErrors?: Record<string, number>;
 }
 
 /** The history entry of a run. */
@@ -302,8 +319,13 @@ export function historyEntry(
   meta: { date: string; commit: string; machine: Machine; },
 ): HistoryEntry {
   const medianMs: Record<string, number> = {};
-  for (const r of rows) if (r.medianMs !== null) medianMs[rowKey(r.group, r.name)] = r.medianMs;
-  return { ...meta, ratios: ratios(rows), medianMs };
+  const outputErrors: Record<string, number> = {};
+  for (const r of rows) {
+    if (r.medianMs === null) continue;
+    medianMs[rowKey(r.group, r.name)] = r.medianMs;
+    if (r.outputError !== undefined) outputErrors[rowKey(r.group, r.name)] = r.outputError;
+  }
+  return { ...meta, ratios: ratios(rows), medianMs, outputErrors };
 }
 
 /** Parses bench/history.jsonl (blank lines skipped). */
@@ -496,6 +518,15 @@ export function formatMs(ms: number): string {
   return `${ms.toPrecision(3)} ms`;
 }
 
+/** One line: the worst checked output error of a run, and which row it was. */
+export function formatOutputErrors(entry: HistoryEntry): string {
+  const errors = Object.entries(entry.outputErrors ?? {});
+  if (errors.length === 0) return "outputs checked against float64: no errors recorded";
+  const [key, worst] = errors.reduce((a, b) => (b[1] > a[1] ? b : a));
+  return `outputs checked against float64 (${errors.length} rows): worst error ` +
+    `${worst.toExponential(2)} (${key}), tolerance ${RTOL}`;
+}
+
 async function main(update: boolean): Promise<number> {
   const loadAtStart = Deno.loadavg()[0];
   if (loadAtStart > 0.5) {
@@ -519,6 +550,7 @@ async function main(update: boolean): Promise<number> {
     machine,
   });
   console.log(formatTable(rows));
+  console.log(formatOutputErrors(entry));
   await Deno.writeTextFile(file("history.jsonl"), JSON.stringify(entry) + "\n", { append: true });
   const history = parseHistory(await Deno.readTextFile(file("history.jsonl")));
   await Deno.writeTextFile(file("report.svg"), drawReport(history));

@@ -12,7 +12,13 @@
 import { nn, webgpu } from "../mod.ts";
 import { caseData, FIRST_CALL_GROUP, LRN, makeCase, selectedGroups } from "./cases.ts";
 import { handwrittenForward } from "./handwritten.ts";
-import { type Call, checkOutputs, registerRow, writeSamplesAtUnload } from "./harness.ts";
+import {
+  type Call,
+  checkOutputs,
+  noteOutputError,
+  registerRow,
+  writeSamplesAtUnload,
+} from "./harness.ts";
 import { lucidCall, type LucidMode } from "./lucid_rows.ts";
 import { referenceLrn, RTOL } from "./reference.ts";
 
@@ -31,7 +37,7 @@ const loop: Call = () => Promise.resolve({ y: handwrittenForward(data.x, c.shape
 function checkedRow(label: string, baseline: boolean, make: () => Call | Promise<Call>): void {
   const setup = async () => {
     const call = await make();
-    checkOutputs(label, c, await call(true), expected());
+    noteOutputError(GROUP, label, checkOutputs(label, c, await call(true), expected()));
     return call;
   };
   if (enabled) registerRow(GROUP, label, baseline, setup, baseline ? null : loop);
@@ -50,8 +56,8 @@ function newStructureRow(mode: LucidMode): void {
 
 const ROOT = new URL("../", import.meta.url);
 
-/** One child process: its self-timed first call, checked. */
-async function coldStart(device: "cpu" | "webgpu"): Promise<number> {
+/** One child process: its self-timed first call, checked (the error noted for `label`). */
+async function coldStart(device: "cpu" | "webgpu", label: string): Promise<number> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -73,13 +79,14 @@ async function coldStart(device: "cpu" | "webgpu"): Promise<number> {
   if (!(result.error <= RTOL)) {
     throw new Error(`cold_start.ts ${device}: output error ${result.error} > ${RTOL}; not timed`);
   }
+  noteOutputError(GROUP, label, result.error);
   return result.firstCallMs;
 }
 
 function freshProcessRow(label: string, device: "cpu" | "webgpu"): void {
   const setup = async () => {
-    await coldStart(device); // checked in the child
-    return async () => ({ y: [], selfTimedMs: await coldStart(device) });
+    await coldStart(device, label); // checked in the child
+    return async () => ({ y: [], selfTimedMs: await coldStart(device, label) });
   };
   if (enabled) registerRow(GROUP, label, false, setup, loop);
 }

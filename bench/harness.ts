@@ -63,6 +63,8 @@ export function brokenRow(label: string, message: string): Row {
 export interface RowSamples {
   readonly ms: number[];
   readonly baselineMs: number[];
+  /** The worst error of the row's checked outputs against the float64 reference. */
+  outputError?: number;
 }
 
 /**
@@ -102,10 +104,15 @@ export function registerCases(cases: readonly Case[], rows: readonly Row[]): voi
       const isBaseline = row === baselineRow;
       const setup = async () => {
         const call = await row.prepare(c, inputs());
-        checkOutputs(row.label, c, await call(true), expected());
+        noteOutputError(c.id, row.label, checkOutputs(row.label, c, await call(true), expected()));
         // the calls timed next take other paths than the first (cached plans, pooled buffers,
         // worker threads): the last warm-up call's outputs are checked as well
-        checkOutputs(`${row.label} (after warm-up)`, c, await warmUp(call), expected());
+        const afterWarmUp = await warmUp(call);
+        noteOutputError(
+          c.id,
+          row.label,
+          checkOutputs(`${row.label} (after warm-up)`, c, afterWarmUp, expected()),
+        );
         return call;
       };
       registerRow(c.id, row.label, isBaseline, setup, isBaseline || !baselineRow ? null : paired);
@@ -167,26 +174,42 @@ export function registerRow(
       const out = await call();
       b.end();
       const ms = out.selfTimedMs ?? performance.now() - start;
-      const row = (samples[group] ??= {})[label] ??= { ms: [], baselineMs: [] };
+      const row = samplesOf(group, label);
       row.ms.push(ms);
       if (paired !== null) row.baselineMs.push(baselineMs);
     },
   });
 }
 
-/** Throws unless the outputs match the float64 reference (y, and dx for forward + backward). */
+/** The samples of one row, made on first use. */
+function samplesOf(group: string, label: string): RowSamples {
+  return (samples[group] ??= {})[label] ??= { ms: [], baselineMs: [] };
+}
+
+/** Records a checked error of a row's outputs (the run keeps each row's worst). */
+export function noteOutputError(group: string, label: string, error: number): void {
+  const row = samplesOf(group, label);
+  row.outputError = Math.max(row.outputError ?? 0, error);
+}
+
+/**
+ * Throws unless the outputs match the float64 reference (y, and dx for forward + backward);
+ * returns the worst of their errors (see `relativeError`).
+ */
 export function checkOutputs(
   label: string,
   c: Case,
   got: Outputs,
   want: { y: Float64Array; dx?: Float64Array; },
-): void {
+): number {
   const errors: string[] = [];
   const yError = relativeError(got.y, want.y);
   if (!(yError <= RTOL)) errors.push(`y error ${yError.toExponential(2)}`);
+  let worst = yError;
   if (want.dx !== undefined) {
     const dxError = got.dx === undefined ? Infinity : relativeError(got.dx, want.dx);
     if (!(dxError <= RTOL)) errors.push(`dx error ${dxError.toExponential(2)}`);
+    worst = Math.max(worst, dxError);
   }
   if (errors.length > 0) {
     throw new Error(
@@ -195,6 +218,7 @@ export function checkOutputs(
       } > ${RTOL}); not timed`,
     );
   }
+  return worst;
 }
 
 /** Where samples go: LUCID_BENCH_SAMPLES, when set and readable. */

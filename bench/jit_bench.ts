@@ -13,7 +13,14 @@
 
 import { exportCompiled, jit, nn, type Tensor, tensor } from "../mod.ts";
 import { caseData, LRN, makeCase, selectedGroups } from "./cases.ts";
-import { type Call, checkOutputs, registerRow, warmUp, writeSamplesAtUnload } from "./harness.ts";
+import {
+  type Call,
+  checkOutputs,
+  noteOutputError,
+  registerRow,
+  warmUp,
+  writeSamplesAtUnload,
+} from "./harness.ts";
 import { lucidCall } from "./lucid_rows.ts";
 import { referenceLrn } from "./reference.ts";
 
@@ -59,8 +66,9 @@ for (const shapeName of ["T", "A"]) {
   ];
   for (const [label, call] of rows) {
     const setup = async () => {
-      checkOutputs(label, c, await call(true), want);
-      checkOutputs(`${label} (after warm-up)`, c, await warmUp(call), want);
+      noteOutputError(group, label, checkOutputs(label, c, await call(true), want));
+      const afterWarmUp = await warmUp(call);
+      noteOutputError(group, label, checkOutputs(`${label} (after warm-up)`, c, afterWarmUp, want));
       return call;
     };
     const isEager = call === eager;

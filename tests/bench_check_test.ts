@@ -9,6 +9,7 @@ import {
   confirm,
   type DenoBenchReport,
   formatComparison,
+  formatOutputErrors,
   formatPeerTable,
   historyEntry,
   isOurRow,
@@ -339,4 +340,30 @@ Deno.test("formatPeerTable: one-thread peers against our one-thread row and all 
   });
   assert(eleven.includes("| other wasm (11 threads) vs fused, wasm, 2 threads | 4.00 |"));
   assert(!eleven.includes("other wasm (11 threads) vs fused, wasm, 1 thread"));
+});
+
+Deno.test("historyEntry: each timed row's worst checked output error is recorded and reported", () => {
+  const recorded = samples({
+    "A fwd": { [LOOP]: 4, [FUSED]: 1 },
+    "B fwd": { [LOOP]: 8, [FUSED]: 2 },
+  });
+  recorded["A fwd"][FUSED].outputError = 2.5e-7;
+  recorded["B fwd"][FUSED].outputError = 9e-7;
+  const rows = collectRows(report(["A fwd", "B fwd"], [LOOP, FUSED], []), recorded);
+  assertEquals(rows.find((r) => r.group === "B fwd" && r.name === FUSED)?.outputError, 9e-7);
+  const machine = { cpu: "c", cores: 2, runtime: "Deno/2.9.6", os: "linux" };
+  const entry = historyEntry(rows, { date: "2026-01-01T00:00:00Z", commit: "abc", machine });
+  assertEquals(entry.outputErrors, {
+    [rowKey("A fwd", FUSED)]: 2.5e-7,
+    [rowKey("B fwd", FUSED)]: 9e-7,
+  });
+  assertStringIncludes(
+    formatOutputErrors(entry),
+    `worst error 9.00e-7 (${rowKey("B fwd", FUSED)})`,
+  );
+  assertStringIncludes(formatOutputErrors({ ...entry, outputErrors: undefined }), "no errors");
+  // a row that failed has no time and no error in the history
+  const failed = collectRows(report(["A fwd"], [LOOP, FUSED], [FUSED]), recorded);
+  const failedEntry = historyEntry(failed, { date: "2026-01-01T00:00:00Z", commit: "d", machine });
+  assertEquals(failedEntry.outputErrors, {});
 });
