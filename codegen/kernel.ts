@@ -129,7 +129,24 @@ export class Expr {
     readonly min: number,
     /** Largest value (integers and bools; Infinity for floats). */
     readonly max: number,
-  ) {}
+  ) {
+    // facts about the whole DAG below, kept bottom-up: asked once per term of every index
+    // comparison, a walk of the DAG each time made long chains of views compile in
+    // quadratic time (6,000 pad/permute steps: 20 s)
+    let innermost = op === "var" ? id : -1;
+    let divMod = op === "idiv" || op === "imod";
+    for (const s of srcs) {
+      if (s.innermostVar > innermost) innermost = s.innermostVar;
+      divMod ||= s.hasDivMod;
+    }
+    this.innermostVar = innermost;
+    this.hasDivMod = divMod;
+  }
+
+  /** The id of the innermost (last made) loop variable this mentions, -1 for none. */
+  readonly innermostVar: number;
+  /** Whether an integer division or modulo is among this and what it is computed from. */
+  readonly hasDivMod: boolean;
 
   /** The value of a `const`. */
   get value(): number {
@@ -769,8 +786,8 @@ export class ExprBuilder {
    */
   canonicalIndex(index: Expr): Expr {
     const terms = linearTerms(index);
-    if (terms === null || (terms.size < 2 && !someInDag(index, isDivMod))) return index;
-    const ordered = [...terms].sort((a, b) => innermostVar(a[0]) - innermostVar(b[0]));
+    if (terms === null || (terms.size < 2 && !index.hasDivMod)) return index;
+    const ordered = [...terms].sort((a, b) => a[0].innermostVar - b[0].innermostVar);
     return ordered.reduce(
       (acc, [term, coef]) => this.add(acc, this.mul(term, this.int(coef))),
       this.int(0),
@@ -872,7 +889,7 @@ export class ExprBuilder {
     if (body.isConst(identity)) return id;
     const nonEmpty = this.lt(lo, hi);
     if (nonEmpty.isConst(0)) return id;
-    if (!someInDag(body, (e) => e === v)) {
+    if (!mentions(body, v)) {
       if (op === "max") return this.select(nonEmpty, body, id);
       const trips = this.cast(this.binary("max", this.sub(hi, lo), this.int(0)), body.type);
       return this.select(nonEmpty, this.mul(body, trips), id);
@@ -976,7 +993,7 @@ export class ExprBuilder {
     let negRest = this.int(0);
     for (const [term, coef] of diff) {
       if (term === v) k += coef;
-      else if (someInDag(term, (e) => e === v)) return null;
+      else if (mentions(term, v)) return null;
       else {
         rest = this.add(rest, this.mul(term, this.int(coef)));
         negRest = this.add(negRest, this.mul(term, this.int(-coef)));
@@ -1000,6 +1017,16 @@ export function exprsInOrder(roots: readonly Expr[]): Expr[] {
   return topoSort([...roots].reverse()); // reversed: the first root's expressions come first
 }
 
+/**
+ * Whether `e` is computed from the loop variable `v`: by the innermost variable below `e`
+ * alone, except when that one is newer than `v` (then the DAG is walked).
+ */
+export function mentions(e: Expr, v: Expr): boolean {
+  if (e.innermostVar < v.id) return false;
+  if (e.innermostVar === v.id) return true;
+  return someInDag(e, (x) => x === v);
+}
+
 /** Whether `pred` holds for any expression of the DAG below `e` (iterative). */
 export function someInDag(e: Expr, pred: (x: Expr) => boolean): boolean {
   const seen = new Set<Expr>();
@@ -1015,18 +1042,6 @@ export function someInDag(e: Expr, pred: (x: Expr) => boolean): boolean {
     }
   }
   return false;
-}
-
-const isDivMod = (e: Expr) => e.op === "idiv" || e.op === "imod";
-
-/** The id of the innermost (last made) loop variable `e` mentions, -1 for none. */
-function innermostVar(e: Expr): number {
-  let id = -1;
-  someInDag(e, (x) => {
-    if (x.op === "var" && x.id > id) id = x.id;
-    return false;
-  });
-  return id;
 }
 
 /** The conjuncts of a predicate (`a && b && c` gives [a, b, c]). */

@@ -21,9 +21,9 @@ import {
   ExprBuilder,
   exprsInOrder,
   type Kernel,
+  mentions,
   outputName,
   scalarTypeOf,
-  someInDag,
 } from "./kernel.ts";
 import { linearIndex, lowerKernelValue } from "./lower.ts";
 
@@ -731,7 +731,7 @@ function lowerKernel(
     merged.length > 0 &&
     exprsInOrder([...values, outIndex]).some((e) =>
       (e.op === "idiv" || e.op === "imod") &&
-      merged.some((v) => someInDag(e.srcs[0], (x) => x === v))
+      merged.some((v) => mentions(e.srcs[0], v))
     )
   ) return null;
   const kernel: Kernel = {
