@@ -582,6 +582,14 @@ function folds(op: KUnaryOp | KBinaryOp, type: ScalarType): boolean {
 /** A rewrite rule of a unary op: a simpler equal expression, or null when it does not apply. */
 type UnaryRule = (b: ExprBuilder, op: KUnaryOp, x: Expr) => Expr | null;
 
+/**
+ * Rule SELECT_HOIST_DEPTH: an op is moved into a select, and on into the selects inside that
+ * one, at most this deep. Each op of a chain of pads moved through every pad below it: a
+ * thousand pad-and-scale steps made half a million selects (2.3 s to compile, 5.2 s for two
+ * thousand); programs that are not such chains stay well below the limit.
+ */
+const SELECT_HOIST_DEPTH = 8;
+
 /** The unary rules, tried in order; the first that applies wins. */
 const UNARY_RULES: readonly UnaryRule[] = [
   // fold: op(constant) is a constant
@@ -592,7 +600,7 @@ const UNARY_RULES: readonly UnaryRule[] = [
   // hoist select: op(p ? a : c) = p ? op(a) : op(c), with op(c) folded
   (b, op, x) =>
     x.op === "select" && x.srcs[2].isConst() && folds(op, x.type)
-      ? b.select(x.srcs[0], b.unary(op, x.srcs[1]), b.unary(op, x.srcs[2]))
+      ? b.hoisting(() => b.select(x.srcs[0], b.unary(op, x.srcs[1]), b.unary(op, x.srcs[2])))
       : null,
   // double negation cancels
   (_b, op, x) => ((op === "neg" || op === "not") && x.op === op ? x.srcs[0] : null),
@@ -622,10 +630,14 @@ const BINARY_RULES: readonly BinaryRule[] = [
     const selY = y.op === "select" && y.srcs[2].isConst();
     if (selX && (y.isConst() || (selY && y.srcs[0] === x.srcs[0]))) {
       const [yv, yc] = selY ? [y.srcs[1], y.srcs[2]] : [y, y];
-      return b.select(x.srcs[0], b.binary(op, x.srcs[1], yv), b.binary(op, x.srcs[2], yc));
+      return b.hoisting(() =>
+        b.select(x.srcs[0], b.binary(op, x.srcs[1], yv), b.binary(op, x.srcs[2], yc))
+      );
     }
     if (selY && x.isConst()) {
-      return b.select(y.srcs[0], b.binary(op, x, y.srcs[1]), b.binary(op, x, y.srcs[2]));
+      return b.hoisting(() =>
+        b.select(y.srcs[0], b.binary(op, x, y.srcs[1]), b.binary(op, x, y.srcs[2]))
+      );
     }
     return null;
   },
@@ -693,6 +705,22 @@ export class ExprBuilder {
   private readonly table = new Map<string, Expr>();
   private nextId = 0;
   private nextVar = 0;
+  /** Select hoists under way, one inside the other (see SELECT_HOIST_DEPTH). */
+  private hoists = 0;
+
+  /**
+   * `hoist()`, a select hoist, unless SELECT_HOIST_DEPTH of them are under way already (then
+   * null: the op stays outside the select).
+   */
+  hoisting(hoist: () => Expr): Expr | null {
+    if (this.hoists >= SELECT_HOIST_DEPTH) return null;
+    this.hoists++;
+    try {
+      return hoist();
+    } finally {
+      this.hoists--;
+    }
+  }
 
   private intern(
     op: ExprOp,

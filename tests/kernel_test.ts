@@ -595,7 +595,7 @@ Deno.test("kernel: what each expression keeps about its DAG agrees with a walk o
 
 Deno.test("kernel: a chain of 500 pads and transposes fuses and computes the right values", async () => {
   // (long chains of views compiled in quadratic time: 6,000 steps of pad and transpose took
-  // 20 s, now half a second; with the scaling as well, as here, 500 steps take 0.6 s); each step
+  // 20 s, now half a second; 2,000 with the scaling as well, as here, 5.2 s, now 0.9 s); each step
   // shifts the six values right by one (a zero comes in), transposes them as a 2 x 3 matrix
   // and scales them in float32, which the reference does by hand
   const start = Float32Array.from({ length: 6 }, (_, i) => i * 0.5 - 1);
@@ -609,4 +609,29 @@ Deno.test("kernel: a chain of 500 pads and transposes fuses and computes the rig
   }
   assertEquals(kernels(y).length, 1);
   assertEquals(Array.from(await y.data()), want);
+});
+
+Deno.test("kernel: an op moves into nested selects at most SELECT_HOIST_DEPTH (8) deep", () => {
+  // each op of a chain of pads moved through every pad below it: a thousand pad-and-scale
+  // steps made half a million selects; now it moves through eight and stays outside the rest
+  const b = new ExprBuilder();
+  const v = b.variable("o", 40);
+  const selectsIn = (e: Expr) => exprsInOrder([e]).filter((x) => x.op === "select").length;
+  const nest = (depth: number) => {
+    let x: Expr = b.cast(v, "f32");
+    for (let i = 0; i < depth; i++) x = b.select(b.lt(v, b.int(39 - i)), x, b.constant(0, "f32"));
+    return x;
+  };
+  const mulIn = (e: Expr) => exprsInOrder([e]).filter((x) => x.op === "mul");
+  // shallow: moved all the way in, to the value inside the three selects
+  const shallow = b.mul(nest(3), b.constant(2, "f32"));
+  assertEquals(shallow.op, "select");
+  assertEquals(mulIn(shallow).length, 1);
+  assertEquals(selectsIn(mulIn(shallow)[0]), 0);
+  // deep: moved through eight of the twenty, the twelve below stay inside its operand
+  const scaled = b.mul(nest(20), b.constant(2, "f32"));
+  assertEquals(scaled.op, "select");
+  assertEquals(mulIn(scaled).length, 1);
+  assertEquals(selectsIn(mulIn(scaled)[0]), 12);
+  assertEquals(selectsIn(scaled), 20);
 });
