@@ -10,6 +10,7 @@ import { topoSort } from "./ir/graph.ts";
 import { noteGradientDetach, settleIfDead } from "./history.ts";
 import {
   inheritedByTrace,
+  noteDifferentiated,
   noteGradientChange,
   trackCreated,
   trackDropped,
@@ -100,6 +101,7 @@ export function backward(t: Tensor, gradient?: Tensor): void {
     markBackwardGradient(gradient);
     if (noteGradientChange(leaf)) {
       // a trace: the leaf gets its gradient back when the trace ends, and no scope is involved
+      noteDifferentiated(leaf);
       setGradOf(leaf, gradient);
       continue;
     }

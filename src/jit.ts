@@ -108,8 +108,14 @@ export interface Trace {
   readonly holders: ReadonlyMap<number, readonly WeakRef<Tensor>[]>;
   /** Captured values `fn` may have computed itself as well (see `shadowsOf`). */
   readonly shadows: readonly Shadow[];
-  /** The tensors, not arguments, whose gradient `fn` set while traced (captured leaves). */
-  readonly differentiated: readonly WeakRef<Tensor>[];
+  /**
+   * What backward() inside `fn` gave a gradient while traced: the arguments (by position) and
+   * the captured leaves.
+   */
+  readonly differentiated: {
+    readonly arguments: ReadonlySet<number>;
+    readonly captured: readonly WeakRef<Tensor>[];
+  };
 }
 
 /**
@@ -259,14 +265,14 @@ function traceFunction(
       return [...made, standIn];
     }, [])
   );
-  const changed: { leaves: GradientHolder[]; } = { leaves: [] };
+  const reached: { leaves: GradientHolder[]; } = { leaves: [] };
   let result: unknown;
   const read = new Set<Tensor>();
   try {
     // untracked: what fn makes belongs to the trace (its constants to the plan), not to a tidy
     // scope of the caller's, which disposed them when it closed and broke every later call
     result = untracked(() =>
-      readingNodes((t) => read.add(t), () => withGradientsRestored(() => fn(...standIns), changed))
+      readingNodes((t) => read.add(t), () => withGradientsRestored(() => fn(...standIns), reached))
     );
   } catch (e) {
     if (state.read !== null) throw readError(state.read);
@@ -312,8 +318,11 @@ function traceFunction(
     outputNames,
     kind,
     holders,
-    changed.leaves.filter((t) => t instanceof Tensor && !standIns.includes(t))
-      .map((t) => new WeakRef(t as Tensor)),
+    {
+      arguments: new Set(standIns.flatMap((t, i) => reached.leaves.includes(t) ? [i] : [])),
+      captured: reached.leaves.filter((t) => t instanceof Tensor && !standIns.includes(t))
+        .map((t) => new WeakRef(t as Tensor)),
+    },
   );
 }
 
@@ -436,7 +445,7 @@ function bindTrace(
   outputNames: readonly string[],
   resultKind: Trace["resultKind"],
   holdersByNode: ReadonlyMap<Node, readonly Tensor[]>,
-  differentiated: readonly WeakRef<Tensor>[],
+  differentiated: Trace["differentiated"],
 ): Trace {
   const argumentOf = new Map(argumentNodes.map((n, i) => [n, i]));
   const buffers: PlanBuffer[] = [];
@@ -496,7 +505,9 @@ async function runTrace(
   // and the captured values as they are now: a captured tensor assigned while the call was in
   // flight freed the value the call was to read ("must stay alive", though nothing was disposed)
   const captured = currentConstants(trace);
-  if (trace.differentiated.length > 0) checkNotDifferentiated(trace, args, argNodes, names);
+  if (trace.differentiated.captured.length > 0) {
+    checkNotDifferentiated(trace, args, argNodes, names);
+  }
   // a captured tensor its holders all disposed is gone, even where its value could be
   // computed again (a lazy capture, a computed one): dispose() is final
   for (const [index, refs] of trace.holders) {
@@ -617,9 +628,9 @@ function specsOf(fn: string, args: readonly unknown[]): InputSpec[] {
 }
 
 /**
- * Throws if an argument requiring grad is also a captured tensor whose gradient `fn` takes:
- * the trace has a stand-in for the argument and the captured tensor apart, so each would get
- * only its own share of the gradient that eager code gives them whole.
+ * Throws if an argument requiring grad is also a captured tensor, and backward() inside `fn`
+ * reached both: the trace has a stand-in for the argument and the captured tensor apart, so
+ * each would get only its own share of the gradient that eager code gives them whole.
  */
 function checkNotDifferentiated(
   trace: Trace,
@@ -627,14 +638,15 @@ function checkNotDifferentiated(
   argNodes: readonly Node[],
   names: readonly string[],
 ): void {
-  const leaves = trace.differentiated.map((ref) => ref.deref()).filter((t) => t !== undefined);
+  const { arguments: reached, captured } = trace.differentiated;
+  const leaves = captured.map((ref) => ref.deref()).filter((t) => t !== undefined);
   const nodes = new Set(leaves.map(nodeOf));
   args.forEach((t, i) => {
-    if (t.requiresGrad && (leaves.includes(t) || nodes.has(argNodes[i]))) {
+    if (reached.has(i) && t.requiresGrad && (leaves.includes(t) || nodes.has(argNodes[i]))) {
       fail(
         "jit",
-        `argument ${names[i]} must not also be a tensor fn uses without receiving it, when fn ` +
-          "takes gradients (the two uses would each get only their share of the gradient): " +
+        `argument ${names[i]} must not also be a tensor fn uses without receiving it, when ` +
+          "backward() inside fn reaches both (each would get only its share of the gradient): " +
           "pass it only as an argument, or only capture it",
         described("a tensor fn captures"),
       );

@@ -211,6 +211,8 @@ export function setGradientRestorer(fn: (leaf: GradientHolder, grad: Owned | nul
 
 /** While `withGradientsRestored` runs: each leaf whose `grad` changed, with its grad before. */
 let journal: Map<GradientHolder, Owned | null> | null = null;
+/** While `withGradientsRestored` runs: the leaves backward() gave a gradient. */
+let differentiated: Set<GradientHolder> | null = null;
 
 /**
  * Runs `fn` (a jit trace), then gives every leaf whose `grad` changed meanwhile (backward(),
@@ -219,18 +221,27 @@ let journal: Map<GradientHolder, Owned | null> | null = null;
  */
 export function withGradientsRestored<T>(
   fn: () => T,
-  changed?: { leaves: GradientHolder[]; },
+  reached?: { leaves: GradientHolder[]; },
 ): T {
   const outer = journal;
+  const outerReached = differentiated;
   const mine = new Map<GradientHolder, Owned | null>();
+  const mineReached = new Set<GradientHolder>();
   journal = mine;
+  differentiated = mineReached;
   try {
     return fn();
   } finally {
     journal = outer;
-    if (changed !== undefined) changed.leaves = [...mine.keys()];
+    differentiated = outerReached;
+    if (reached !== undefined) reached.leaves = [...mineReached];
     for (const [leaf, before] of mine) restoreGradient(leaf, before);
   }
+}
+
+/** Notes, while a trace runs, that backward() gave `leaf` a gradient (see `reached` above). */
+export function noteDifferentiated(leaf: GradientHolder): void {
+  differentiated?.add(leaf);
 }
 
 /**

@@ -739,11 +739,27 @@ Deno.test("jit: an argument also captured by a fn that takes gradients is an Err
   await assertRejects(
     () => step(w),
     Error,
-    "jit: argument x must not also be a tensor fn uses without receiving it",
+    "jit: argument x must not also be a tensor fn uses without receiving it, when backward()",
   );
   // the library stays usable: another argument is fine (d/dw sum(a * w) = a)
   assertEquals(Array.from(await (await step(other)).data()), [4, 5, 6]);
-  // a fn that takes no gradient may receive what it captures
+  // a fn that takes no gradient may receive what it captures, even one that clears its
+  // gradient (zeroGrad changes a gradient, but splits none)
   const scaled = jit((a: Tensor) => a.mul(w));
   assertEquals(Array.from(await (await scaled(w)).data()), [1, 4, 9]);
+  const clearing = jit((a: Tensor) => {
+    w.zeroGrad();
+    return a.mul(w);
+  });
+  assertEquals(Array.from(await (await clearing(w)).data()), [1, 4, 9]);
+  // and so may one whose backward() reaches only one of the two: here the captured w, while
+  // the argument stays off the gradient's path (eager code gives w.grad = u as well)
+  const u = tensor([7, 8, 9]);
+  const offPath = jit((a: Tensor) => {
+    u.mul(w).sum().backward();
+    return [w.grad!, a.mul(2)];
+  });
+  const [dw, twice] = await offPath(w);
+  assertEquals(Array.from(await dw.data()), [7, 8, 9]);
+  assertEquals(Array.from(await twice.data()), [2, 4, 6]);
 });
