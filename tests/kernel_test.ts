@@ -635,3 +635,28 @@ Deno.test("kernel: an op moves into nested selects at most SELECT_HOIST_DEPTH (8
   assertEquals(selectsIn(mulIn(scaled)[0]), 12);
   assertEquals(selectsIn(scaled), 20);
 });
+
+Deno.test("kernel: a chain of 600 reshapes and permutes fuses and moves every element right", async () => {
+  // (merging a reshape's split index worked out the chain's earlier steps anew each time: 4,000
+  // steps compiled in 3.6 s, now 0.5 s); the reference permutes a plain array the same way
+  const permuted = (flat: number[], shape: number[], perm: number[]) => {
+    const strides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
+    const outShape = perm.map((p) => shape[p]);
+    const out: number[] = [];
+    const index = outShape.map(() => 0);
+    for (let n = 0; n < flat.length; n++) {
+      out.push(flat[perm.reduce((at, p, k) => at + index[k] * strides[p], 0)]);
+      for (let k = outShape.length - 1; k >= 0 && ++index[k] === outShape[k]; k--) index[k] = 0;
+    }
+    return out;
+  };
+  let want = Array.from({ length: 480 }, (_, i) => i);
+  let y = tensor(Float32Array.from(want), { shape: [12, 5, 8] });
+  for (let i = 0; i < 600; i++) {
+    y = y.reshape([60, 8]).permute([1, 0]).reshape([8, 12, 5]).permute([1, 2, 0]);
+    want = permuted(permuted(want, [60, 8], [1, 0]), [8, 12, 5], [1, 2, 0]);
+  }
+  const doubled = y.mul(2);
+  assertEquals(kernels(doubled).length, 1);
+  assertEquals(Array.from(await doubled.data()), want.map((v) => 2 * v));
+});
