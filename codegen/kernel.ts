@@ -147,6 +147,8 @@ export class Expr {
   readonly innermostVar: number;
   /** Whether an integer division or modulo is among this and what it is computed from. */
   readonly hasDivMod: boolean;
+  /** This index as linear terms, once worked out (see `termsOf`); undefined before. */
+  terms: ReadonlyMap<Expr, number> | null | undefined = undefined;
 
   /** The value of a `const`. */
   get value(): number {
@@ -1094,18 +1096,14 @@ function linearTerms(e: Expr): Map<Expr, number> | null {
 }
 
 /**
- * linearTerms of each expression, kept: a merge below descends into the index a reshape split,
+ * linearTerms of `e`, kept with it: a merge below descends into the index a reshape split,
  * which is itself a sum of the chain's earlier steps; worked out anew each time, a chain of
- * reshapes and permutes compiled in quadratic time (4,000 steps: 3.6 s).
+ * reshapes and permutes compiled in quadratic time (4,000 steps: 3.6 s). (A field, not a
+ * WeakMap: an entry per fresh key cost about a microsecond.)
  */
-const termsKept = new WeakMap<Expr, ReadonlyMap<Expr, number> | null>();
-
 function termsOf(e: Expr): ReadonlyMap<Expr, number> | null {
-  const kept = termsKept.get(e);
-  if (kept !== undefined) return kept;
-  const terms = e.type === "index" ? collectTerms(e) : null;
-  termsKept.set(e, terms);
-  return terms;
+  if (e.terms === undefined) e.terms = e.type === "index" ? collectTerms(e) : null;
+  return e.terms;
 }
 
 /** linearTerms worked out (see termsOf, which keeps them). */
@@ -1142,7 +1140,7 @@ function collectTerms(e: Expr): Map<Expr, number> {
         if ((!same && !nested) || qc !== rc * b) continue;
         terms.delete(q);
         terms.delete(r);
-        // y's own terms, merged already (kept: see termsKept)
+        // y's own terms, merged already (kept: see termsOf)
         for (const [t, c] of termsOf(y)!) terms.set(t, (terms.get(t) ?? 0) + c * rc);
         merged = true;
         break;
