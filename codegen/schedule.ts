@@ -173,6 +173,11 @@ export function scheduleKernels(
     n.op !== "const" && (isStored(n) || materialized.has(n) || stageNodes.has(n));
   for (const node of order) {
     if (!materialized.has(node) || node.numel === 0 || splits.has(node)) continue;
+    if (target.maxBuffers > EXACT_SPLIT_LIMIT) {
+      if (buffersRead(node, loadedHere) + 1 <= target.maxBuffers) continue;
+      for (const cut of cutsToFit(node, loadedHere, target.maxBuffers)) materialized.add(cut);
+      continue;
+    }
     while (buffersRead(node, loadedHere) + 1 > target.maxBuffers) {
       const split = pickSplit(node, loadedHere, target.maxBuffers);
       if (split === null || materialized.has(split)) break; // the loop below says why
@@ -574,6 +579,57 @@ function buffersRead(root: Node, isLoaded: (n: Node) => boolean): number {
 
 /** Buffer limits up to this are split by exact counts of the buffers each node reads. */
 const EXACT_SPLIT_LIMIT = 64;
+
+/**
+ * The fused nodes below `root` to materialize so that every kernel, `root`'s and the cuts'
+ * own, reads fewer than `maxBuffers` buffers, for large limits (the cpu's): one walk from the
+ * sources up, each node counting its sources' buffers (a buffer read twice counts twice:
+ * never fewer than it reads), and a node that would pass the limit cuts its dearest source
+ * (through views, to the value they show) until it fits. Materializing one cut at a time and
+ * counting again (`pickSplit`) walked the region once per cut: a chain reading 100,000
+ * buffers took 12 s to schedule, quadratic in its length.
+ */
+function cutsToFit(
+  root: Node,
+  isLoaded: (n: Node) => boolean,
+  maxBuffers: number,
+): Node[] {
+  const counts = new Map<Node, number>();
+  const cuts: Node[] = [];
+  // the value below views that a cut at `s` materializes, or null where none may be cut
+  const cutPoint = (s: Node): Node | null => {
+    while (isMovement(s.op) && s.srcs.length === 1 && !isLoaded(s)) s = s.srcs[0];
+    const cuttable = !isLoaded(s) && !isMovement(s.op) && s.numel > 0 && counts.get(s)! >= 2;
+    return cuttable ? s : null;
+  };
+  for (const n of topoSort([root], (m) => m !== root && isLoaded(m))) {
+    if (n !== root && isLoaded(n)) {
+      counts.set(n, n.op === "const" ? 0 : 1);
+      continue;
+    }
+    const total = () => n.srcs.reduce((sum, s) => sum + counts.get(s)!, 0);
+    let count = total();
+    while (count + 1 > maxBuffers) {
+      let dearest: { source: Node; at: Node; } | null = null;
+      for (const source of n.srcs) {
+        const at = cutPoint(source);
+        if (at !== null && (dearest === null || counts.get(at)! > counts.get(dearest.at)!)) {
+          dearest = { source, at };
+        }
+      }
+      if (dearest === null) break; // the schedule's own check says why
+      cuts.push(dearest.at);
+      // the cut is one buffer now, to everything above it (the views over it included)
+      for (let v = dearest.source;; v = v.srcs[0]) {
+        counts.set(v, 1);
+        if (v === dearest.at) break;
+      }
+      count = total();
+    }
+    counts.set(n, Math.min(count, maxBuffers));
+  }
+  return cuts;
+}
 
 /**
  * The fused node below `root` to materialize when `root` reads too many buffers: the one
