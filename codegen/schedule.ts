@@ -184,6 +184,14 @@ export function scheduleKernels(
       materialized.add(split);
     }
   }
+  // MAX_KERNEL_OPS likewise, before any kernel is built: each split found while building
+  // restarted the schedule (a chain of 80,000 additions on webgpu took 12 s, quadratic)
+  if (Number.isFinite(target.maxKernelOps)) {
+    for (const node of order) {
+      if (!materialized.has(node) || node.numel === 0 || splits.has(node)) continue;
+      for (const cut of cutsBySize(node, loadedHere, target.maxKernelOps)) materialized.add(cut);
+    }
+  }
   // SHARED_VALUE: the schedule before the last shared value was stored, and the values tried
   let before: { kernels: ScheduledKernel[]; shared: Node; } | null = null;
   const tried = new Set<Node>();
@@ -480,6 +488,35 @@ function splitBySize(root: Node, isLoaded: (n: Node) => boolean, maxOps: number)
     if (n !== root && count <= maxOps && count > (best === null ? 0 : ops.get(best)!)) best = n;
   }
   return best;
+}
+
+/**
+ * The fused nodes below `root` to materialize so that no kernel computes more than `maxOps`
+ * ops (counted as `treeOps` does): one walk from the sources up, where a node that would pass
+ * the limit cuts its dearest source until it fits (in a chain, the node `splitBySize` picks).
+ */
+function cutsBySize(root: Node, isLoaded: (n: Node) => boolean, maxOps: number): Node[] {
+  const ops = new Map<Node, number>();
+  const cuts: Node[] = [];
+  for (const n of topoSort([root], (m) => m !== root && isLoaded(m))) {
+    if (n !== root && isLoaded(n)) continue;
+    const own = isMovement(n.op) || n.op === "detach" || n.op === "const" ? 0 : 1;
+    const total = () => own + n.srcs.reduce((sum, s) => sum + (ops.get(s) ?? 0), 0);
+    let count = total();
+    while (count > maxOps) {
+      let dearest: Node | null = null;
+      for (const s of n.srcs) {
+        const c = ops.get(s) ?? 0;
+        if (c > 0 && (dearest === null || c > ops.get(dearest)!)) dearest = s;
+      }
+      if (dearest === null) break;
+      cuts.push(dearest);
+      ops.set(dearest, 0); // loaded from now on
+      count = total();
+    }
+    ops.set(n, count);
+  }
+  return cuts;
 }
 
 /** The ops each fused node below `root` computes, counted as a tree (for MAX_KERNEL_OPS). */
