@@ -652,41 +652,56 @@ function cutsToFit(
   isLoaded: (n: Node) => boolean,
   maxBuffers: number,
 ): Node[] {
-  const counts = new Map<Node, number>();
-  const cuts: Node[] = [];
-  // the value below views that a cut at `s` materializes, or null where none may be cut
+  const cuts = new Set<Node>();
+  const isLeaf = (m: Node) => (m !== root && isLoaded(m)) || cuts.has(m);
+  // each fused node's count, with the number of cuts made when it was counted: a cut makes the
+  // counts above it stale (every view and user of the value cut, not only the source a node
+  // cut it through), and a stale count is counted again, sources first, when it is read
+  const counted = new Map<Node, { count: number; cuts: number; }>();
+  const fresh = (m: Node) => isLeaf(m) || counted.get(m)!.cuts === cuts.size;
+  const sum = (n: Node) => n.srcs.reduce((total, s) => total + countOf(s), 0);
+  const countOf = (s: Node): number => {
+    if (isLeaf(s)) return cuts.has(s) || s.op !== "const" ? 1 : 0;
+    if (!fresh(s)) {
+      for (const m of topoSort([s], fresh)) {
+        if (!fresh(m)) counted.set(m, { count: Math.min(sum(m), maxBuffers), cuts: cuts.size });
+      }
+    }
+    return counted.get(s)!.count;
+  };
+  // what a cut at `s` materializes: the value below its views, and below any node whose buffers
+  // all come from one source (`A.shrink(..).mul(0.5)` cuts A, which its other views share,
+  // not each product of a view); null where none may be cut
   const cutPoint = (s: Node): Node | null => {
-    while (isMovement(s.op) && s.srcs.length === 1 && !isLoaded(s)) s = s.srcs[0];
-    const cuttable = !isLoaded(s) && !isMovement(s.op) && s.numel > 0 && counts.get(s)! >= 2;
-    return cuttable ? s : null;
+    for (;;) {
+      if (isLeaf(s)) return null;
+      if (isMovement(s.op) && s.srcs.length === 1) {
+        s = s.srcs[0];
+        continue;
+      }
+      const count = countOf(s);
+      const holder = s.srcs.find((x) => !isLeaf(x) && countOf(x) === count);
+      if (holder === undefined) break;
+      s = holder;
+    }
+    return !isMovement(s.op) && s.numel > 0 && countOf(s) >= 2 ? s : null;
   };
   for (const n of topoSort([root], (m) => m !== root && isLoaded(m))) {
-    if (n !== root && isLoaded(n)) {
-      counts.set(n, n.op === "const" ? 0 : 1);
-      continue;
-    }
-    const total = () => n.srcs.reduce((sum, s) => sum + counts.get(s)!, 0);
-    let count = total();
+    if (n !== root && isLoaded(n)) continue; // a leaf: countOf counts it
+    let count = sum(n);
     while (count + 1 > maxBuffers) {
-      let dearest: { source: Node; at: Node; } | null = null;
+      let dearest: Node | null = null;
       for (const source of n.srcs) {
         const at = cutPoint(source);
-        if (at !== null && (dearest === null || counts.get(at)! > counts.get(dearest.at)!)) {
-          dearest = { source, at };
-        }
+        if (at !== null && (dearest === null || countOf(at) > countOf(dearest))) dearest = at;
       }
       if (dearest === null) break; // the schedule's own check says why
-      cuts.push(dearest.at);
-      // the cut is one buffer now, to everything above it (the views over it included)
-      for (let v = dearest.source;; v = v.srcs[0]) {
-        counts.set(v, 1);
-        if (v === dearest.at) break;
-      }
-      count = total();
+      cuts.add(dearest);
+      count = sum(n);
     }
-    counts.set(n, Math.min(count, maxBuffers));
+    counted.set(n, { count: Math.min(count, maxBuffers), cuts: cuts.size });
   }
-  return cuts;
+  return [...cuts];
 }
 
 /**

@@ -550,3 +550,40 @@ Deno.test({
     assertClose(await small("webgpu").data(), await small("cpu").data(), { rtol: 1e-5 });
   },
 });
+
+Deno.test("MAX_KERNEL_BUFFERS: a value too wide for one kernel, read through many views, is stored once", () => {
+  // a cut used to update only the views it went through: the other views of the value kept its
+  // old count, so every later step passed the limit again and cut once more (51 kernels where
+  // 2 do); and a product of a view was cut in place of the value the views share
+  const n = 4;
+  const slices = 200;
+  const leaves = (count: number, length: number, seed: number) =>
+    Array.from(
+      { length: count },
+      (_, i) => Array.from({ length }, (_, j) => ((i * seed + j * 3) % 11) - 5),
+    );
+  const aData = leaves(500, slices * n, 7);
+  const bData = leaves(500, n, 5);
+  const a = aData.map((d) => tensor(d)).reduce((acc, t) => acc.add(t));
+  const b = bData.map((d) => tensor(d)).reduce((acc, t) => acc.add(t));
+  for (const scaled of [false, true]) {
+    let total = a.shrink([[0, n]]);
+    for (let k = 1; k < slices; k++) {
+      const slice = a.shrink([[k * n, (k + 1) * n]]);
+      total = (scaled ? slice.mul(0.5) : slice).add(total);
+    }
+    total = total.add(b);
+    const counts = buffersPerKernel(total);
+    assertEquals(counts.length, 2, `scaled ${scaled}: ${counts}`);
+    for (const c of counts) assert(c <= 998, `${c} buffers`);
+    const want = Array.from({ length: n }, (_, j) => {
+      let sum = 0;
+      for (const d of aData) {
+        for (let k = 0; k < slices; k++) sum += (scaled && k > 0 ? 0.5 : 1) * d[k * n + j];
+      }
+      for (const d of bData) sum += d[j];
+      return sum;
+    });
+    assertEquals(Array.from(total.dataSync()), want);
+  }
+});
