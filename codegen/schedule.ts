@@ -175,7 +175,8 @@ export function scheduleKernels(
     if (!materialized.has(node) || node.numel === 0 || splits.has(node)) continue;
     if (target.maxBuffers > EXACT_SPLIT_LIMIT) {
       if (buffersRead(node, loadedHere) + 1 <= target.maxBuffers) continue;
-      for (const cut of cutsToFit(node, loadedHere, target.maxBuffers)) materialized.add(cut);
+      const weights = bufferWeights(target.maxBuffers);
+      for (const cut of cutsUnder(node, loadedHere, weights)) materialized.add(cut);
       continue;
     }
     while (buffersRead(node, loadedHere) + 1 > target.maxBuffers) {
@@ -189,7 +190,8 @@ export function scheduleKernels(
   if (Number.isFinite(target.maxKernelOps)) {
     for (const node of order) {
       if (!materialized.has(node) || node.numel === 0 || splits.has(node)) continue;
-      for (const cut of cutsBySize(node, loadedHere, target.maxKernelOps)) materialized.add(cut);
+      const weights = opWeights(target.maxKernelOps);
+      for (const cut of cutsUnder(node, loadedHere, weights)) materialized.add(cut);
     }
   }
   // SHARED_VALUE: the schedule before the last shared value was stored, and the values tried
@@ -490,35 +492,6 @@ function splitBySize(root: Node, isLoaded: (n: Node) => boolean, maxOps: number)
   return best;
 }
 
-/**
- * The fused nodes below `root` to materialize so that no kernel computes more than `maxOps`
- * ops (counted as `treeOps` does): one walk from the sources up, where a node that would pass
- * the limit cuts its dearest source until it fits (in a chain, the node `splitBySize` picks).
- */
-function cutsBySize(root: Node, isLoaded: (n: Node) => boolean, maxOps: number): Node[] {
-  const ops = new Map<Node, number>();
-  const cuts: Node[] = [];
-  for (const n of topoSort([root], (m) => m !== root && isLoaded(m))) {
-    if (n !== root && isLoaded(n)) continue;
-    const own = isMovement(n.op) || n.op === "detach" || n.op === "const" ? 0 : 1;
-    const total = () => own + n.srcs.reduce((sum, s) => sum + (ops.get(s) ?? 0), 0);
-    let count = total();
-    while (count > maxOps) {
-      let dearest: Node | null = null;
-      for (const s of n.srcs) {
-        const c = ops.get(s) ?? 0;
-        if (c > 0 && (dearest === null || c > ops.get(dearest)!)) dearest = s;
-      }
-      if (dearest === null) break;
-      cuts.push(dearest);
-      ops.set(dearest, 0); // loaded from now on
-      count = total();
-    }
-    ops.set(n, count);
-  }
-  return cuts;
-}
-
 /** The ops each fused node below `root` computes, counted as a tree (for MAX_KERNEL_OPS). */
 function treeOps(root: Node, isLoaded: (n: Node) => boolean): Map<Node, number> {
   const ops = new Map<Node, number>();
@@ -638,68 +611,91 @@ function buffersRead(root: Node, isLoaded: (n: Node) => boolean): number {
 /** Buffer limits up to this are split by exact counts of the buffers each node reads. */
 const EXACT_SPLIT_LIMIT = 64;
 
+/** What `cutsUnder` weighs: buffers read (MAX_KERNEL_BUFFERS) or ops computed (MAX_KERNEL_OPS). */
+interface CutWeights {
+  /** The most a kernel may weigh. */
+  readonly limit: number;
+  /** What a node loaded from a buffer weighs (`cut`: one materialized here). */
+  readonly leaf: (n: Node, cut: boolean) => number;
+  /** What a fused node weighs besides its sources. */
+  readonly own: (n: Node) => number;
+}
+
+/** MAX_KERNEL_BUFFERS's weights for large limits (the cpu's): each buffer read counts once. */
+function bufferWeights(maxBuffers: number): CutWeights {
+  return {
+    limit: maxBuffers - 1, // and the output
+    leaf: (n, cut) => (cut || n.op !== "const" ? 1 : 0),
+    own: () => 0,
+  };
+}
+
+/** MAX_KERNEL_OPS's weights: ops counted as a tree, as `treeOps` does. */
+function opWeights(maxOps: number): CutWeights {
+  return {
+    limit: maxOps,
+    leaf: () => 0,
+    own: (n) => (isMovement(n.op) || n.op === "detach" || n.op === "const" ? 0 : 1),
+  };
+}
+
 /**
- * The fused nodes below `root` to materialize so that every kernel, `root`'s and the cuts'
- * own, reads fewer than `maxBuffers` buffers, for large limits (the cpu's): one walk from the
- * sources up, each node counting its sources' buffers (a buffer read twice counts twice:
- * never fewer than it reads), and a node that would pass the limit cuts its dearest source
- * (through views, to the value they show) until it fits. Materializing one cut at a time and
- * counting again (`pickSplit`) walked the region once per cut: a chain reading 100,000
- * buffers took 12 s to schedule, quadratic in its length.
+ * The fused nodes below `root` to materialize so that no kernel, `root`'s or a cut's own,
+ * weighs more than the limit: one walk from the sources up, each node weighing its sources
+ * (what is read twice counts twice: never less than the truth), and a node that would pass the
+ * limit cuts its dearest source until it fits. Rules:
+ * - a cut goes below the views of a value and below any node all of whose weight comes from one
+ *   source (`A.shrink(..).mul(0.5)` cuts A, which its other views share, not each product);
+ * - a cut makes the weights above it stale (every view and user of the value cut, not only the
+ *   source a node cut it through), and a stale weight is counted again, sources first, when it
+ *   is read (updating only the cut's own path made a wide sum read through 200 slices 51
+ *   kernels where 2 do).
+ * Materializing one cut at a time and counting again walked the region once per cut: a chain
+ * reading 100,000 buffers took 12 s to schedule, and 80,000 additions on webgpu, which
+ * restarted the schedule for each, 12 s.
  */
-function cutsToFit(
-  root: Node,
-  isLoaded: (n: Node) => boolean,
-  maxBuffers: number,
-): Node[] {
+function cutsUnder(root: Node, isLoaded: (n: Node) => boolean, weights: CutWeights): Node[] {
+  const { limit, leaf, own } = weights;
   const cuts = new Set<Node>();
   const isLeaf = (m: Node) => (m !== root && isLoaded(m)) || cuts.has(m);
-  // each fused node's count, with the number of cuts made when it was counted: a cut makes the
-  // counts above it stale (every view and user of the value cut, not only the source a node
-  // cut it through), and a stale count is counted again, sources first, when it is read
-  const counted = new Map<Node, { count: number; cuts: number; }>();
+  // each fused node's weight, with the number of cuts made when it was counted
+  const counted = new Map<Node, { weight: number; cuts: number; }>();
   const fresh = (m: Node) => isLeaf(m) || counted.get(m)!.cuts === cuts.size;
-  const sum = (n: Node) => n.srcs.reduce((total, s) => total + countOf(s), 0);
-  const countOf = (s: Node): number => {
-    if (isLeaf(s)) return cuts.has(s) || s.op !== "const" ? 1 : 0;
+  const sum = (n: Node) => n.srcs.reduce((total, s) => total + weightOf(s), own(n));
+  const weightOf = (s: Node): number => {
+    if (isLeaf(s)) return leaf(s, cuts.has(s));
     if (!fresh(s)) {
       for (const m of topoSort([s], fresh)) {
-        if (!fresh(m)) counted.set(m, { count: Math.min(sum(m), maxBuffers), cuts: cuts.size });
+        if (!fresh(m)) counted.set(m, { weight: Math.min(sum(m), limit + 1), cuts: cuts.size });
       }
     }
-    return counted.get(s)!.count;
+    return counted.get(s)!.weight;
   };
-  // what a cut at `s` materializes: the value below its views, and below any node whose buffers
-  // all come from one source (`A.shrink(..).mul(0.5)` cuts A, which its other views share,
-  // not each product of a view); null where none may be cut
+  // what a cut at `s` materializes (see the rules), or null where none would lighten it
   const cutPoint = (s: Node): Node | null => {
     for (;;) {
       if (isLeaf(s)) return null;
-      if (isMovement(s.op) && s.srcs.length === 1) {
-        s = s.srcs[0];
-        continue;
-      }
-      const count = countOf(s);
-      const holder = s.srcs.find((x) => !isLeaf(x) && countOf(x) === count);
+      const weight = weightOf(s);
+      const holder = s.srcs.find((x) => !isLeaf(x) && weightOf(x) === weight);
       if (holder === undefined) break;
       s = holder;
     }
-    return !isMovement(s.op) && s.numel > 0 && countOf(s) >= 2 ? s : null;
+    return !isMovement(s.op) && s.numel > 0 && weightOf(s) > leaf(s, true) ? s : null;
   };
   for (const n of topoSort([root], (m) => m !== root && isLoaded(m))) {
-    if (n !== root && isLoaded(n)) continue; // a leaf: countOf counts it
-    let count = sum(n);
-    while (count + 1 > maxBuffers) {
+    if (n !== root && isLoaded(n)) continue; // a leaf: weightOf weighs it
+    let weight = sum(n);
+    while (weight > limit) {
       let dearest: Node | null = null;
       for (const source of n.srcs) {
         const at = cutPoint(source);
-        if (at !== null && (dearest === null || countOf(at) > countOf(dearest))) dearest = at;
+        if (at !== null && (dearest === null || weightOf(at) > weightOf(dearest))) dearest = at;
       }
       if (dearest === null) break; // the schedule's own check says why
       cuts.add(dearest);
-      count = sum(n);
+      weight = sum(n);
     }
-    counted.set(n, { count: Math.min(count, maxBuffers), cuts: cuts.size });
+    counted.set(n, { weight: Math.min(weight, limit + 1), cuts: cuts.size });
   }
   return [...cuts];
 }
