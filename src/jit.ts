@@ -252,19 +252,19 @@ function traceFunction(
   const firstTraced = nextTensorSerial();
   // the trace's own tensors: no tidy scope of the caller's may dispose them (their buffers
   // hold no storage to give back)
-  const standIns: Tensor[] = untracked(() =>
-    specs.reduce((made: Tensor[], s, i) => {
-      if (s.sameAs !== undefined) return [...made, made[s.sameAs]];
+  // (a leaf passed twice has one stand-in: its specs say sameAs)
+  const standIns: Tensor[] = untracked(() => {
+    const made: Tensor[] = [];
+    specs.forEach((s, i) => {
+      if (s.sameAs !== undefined) {
+        made.push(made[s.sameAs]);
+        return;
+      }
       const buffer = new TracedInput(s.device, s.dtype, ir.numelOf(s.shape), state, names[i]);
-      const standIn = createTensor(
-        ir.buffer(buffer, s.shape, s.dtype),
-        s.device,
-        s.requiresGrad,
-        true,
-      );
-      return [...made, standIn];
-    }, [])
-  );
+      made.push(createTensor(ir.buffer(buffer, s.shape, s.dtype), s.device, s.requiresGrad, true));
+    });
+    return made;
+  });
   const reached: { leaves: GradientHolder[]; } = { leaves: [] };
   let result: unknown;
   const read = new Set<Tensor>();
