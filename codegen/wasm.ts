@@ -896,11 +896,20 @@ function vectorizableLoop(program: Program): LoopStmt | null {
   return ok ? loop : null;
 }
 
-/** The Wasm module of `program` and its text form, or null past an engine limit (FUNCTION_LIMITS). */
-export function emitWasm(
-  program: Program,
-  sharedMemory: boolean,
-): { bytes: Uint8Array; text: string; splitExtent: number; } | null {
+/** A kernel's Wasm module. */
+export interface WasmModule {
+  /** The module in the binary format. */
+  readonly bytes: Uint8Array;
+  /** What, with the bytes, determines the text: the header comment and the names of locals. */
+  readonly names: string;
+  /** The text form, printed when asked for (most kernels are run, never read). */
+  readonly text: () => string;
+  /** How many rows the function's [start, end) counts over. */
+  readonly splitExtent: number;
+}
+
+/** The Wasm module of `program`, or null past an engine limit (FUNCTION_LIMITS). */
+export function emitWasm(program: Program, sharedMemory: boolean): WasmModule | null {
   const emitter = new KernelEmitter(program);
   emitter.emit();
   if (![emitter.fn, ...emitter.math].every((fn) => fn.withinLimits)) return null;
@@ -910,7 +919,8 @@ export function emitWasm(
   const header = program.kernel.comment.split("\n").map((l) => `;; ${l}`).join("\n");
   return {
     bytes: module.toBytes(),
-    text: `${header}\n${module.toText()}\n`,
+    names: `${header}\n${module.names()}`,
+    text: () => `${header}\n${module.toText()}\n`,
     splitExtent: emitter.splitExtent,
   };
 }

@@ -462,6 +462,15 @@ export class ModuleBuilder {
     return new Uint8Array(out);
   }
 
+  /**
+   * What the text form holds beyond the binary: the names of the functions, their parameters
+   * and locals. Two modules with equal bytes and equal names have equal text, so a key of the
+   * two stands for the text without printing it.
+   */
+  names(): string {
+    return this.functions.map((f) => `${f.name}(${f.localNames.join(" ")})`).join("\n");
+  }
+
   /** The module as WAT-like text. */
   toText(): string {
     const memory = `(import "env" "memory" (memory 1${this.sharedMemory ? " 65536 shared" : ""}))`;

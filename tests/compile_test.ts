@@ -7,7 +7,9 @@
 import { cpu, kernels, rand, realize, tensor } from "../mod.ts";
 import { compile, executableCount, WORKGROUP_REDUCE_WORK } from "../codegen/compile.ts";
 import { ExprBuilder } from "../codegen/kernel.ts";
-import { JS_TARGET, WGSL_TARGET } from "../codegen/targets.ts";
+import { JS_TARGET, WASM_TARGET, WGSL_TARGET } from "../codegen/targets.ts";
+import { linearize } from "../codegen/linearize.ts";
+import { emitWasm } from "../codegen/wasm.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "./assert.ts";
 import { assertClose, handKernel, reference, webgpuAvailable, withCpuKernels } from "./helpers.ts";
@@ -35,6 +37,39 @@ Deno.test("compile: an equal kernel at another position of another plan compiles
   const onGpu = kernels(rand(5, 7).to("webgpu").exp());
   assertEquals(onGpu[0].target, "wgsl");
   assert(onGpu[0].key !== only.key);
+});
+
+/** out[o] = in0[o] * 3 + 1 over [n]: the same code under any name and comment. */
+function affineKernel(n: number, name: string, comment: string) {
+  const b = new ExprBuilder();
+  const o = b.variable("o", n);
+  const value = b.add(b.mul(b.load(0, o, "f32"), b.constant(3, "f32")), b.constant(1, "f32"));
+  return handKernel(b, {
+    name,
+    comment,
+    outShape: [n],
+    outType: "f32",
+    outVars: [o],
+    value,
+    outIndex: o,
+    inputs: [{ type: "f32", shape: [n] }],
+  });
+}
+
+Deno.test("compile: a Wasm executable's text, printed when read, is that of its own kernel", () => {
+  const first = compile(affineKernel(37, "k_mul_add", "out = x * 3 + 1 (first)"), WASM_TARGET);
+  // the same bytes under another comment: another executable, whose text says its own comment
+  const second = compile(affineKernel(37, "k_mul_add", "out = x * 3 + 1 (second)"), WASM_TARGET);
+  assert(first !== second && first.key !== second.key);
+  assertEquals(first.binary, second.binary);
+  assert(first.text.startsWith(";; out = x * 3 + 1 (first)\n"), first.text);
+  assert(second.text.startsWith(";; out = x * 3 + 1 (second)\n"), second.text);
+  // an equal kernel is the same executable; its text is the module's text form
+  const again = compile(affineKernel(37, "k_mul_add", "out = x * 3 + 1 (first)"), WASM_TARGET);
+  assert(again === first);
+  const printed = emitWasm(linearize(affineKernel(37, "k_mul_add", "x"), "loops"), true)!.text();
+  assertEquals(first.text.split("\n").slice(1), printed.split("\n").slice(1));
+  assertStringIncludes(first.text, "f32x4.mul");
 });
 
 /** out[o] = sum over r1 < n of sum over r2 < n of in0[r2]: loop work n * n per output. */
