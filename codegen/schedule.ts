@@ -173,17 +173,9 @@ export function scheduleKernels(
     n.op !== "const" && (isStored(n) || materialized.has(n) || stageNodes.has(n));
   for (const node of order) {
     if (!materialized.has(node) || node.numel === 0 || splits.has(node)) continue;
-    if (target.maxBuffers > EXACT_SPLIT_LIMIT) {
-      if (buffersRead(node, loadedHere) + 1 <= target.maxBuffers) continue;
-      const weights = bufferWeights(target.maxBuffers);
-      for (const cut of cutsUnder(node, loadedHere, weights)) materialized.add(cut);
-      continue;
-    }
-    while (buffersRead(node, loadedHere) + 1 > target.maxBuffers) {
-      const split = pickSplit(node, loadedHere, target.maxBuffers);
-      if (split === null || materialized.has(split)) break; // the loop below says why
-      materialized.add(split);
-    }
+    if (buffersRead(node, loadedHere) + 1 <= target.maxBuffers) continue;
+    const weights = bufferWeights(target.maxBuffers);
+    for (const cut of cutsUnder(node, loadedHere, weights)) materialized.add(cut);
   }
   // MAX_KERNEL_OPS likewise, before any kernel is built: each split found while building
   // restarted the schedule (a chain of 80,000 additions on webgpu took 12 s, quadratic)
@@ -619,14 +611,25 @@ interface CutWeights {
   readonly leaf: (n: Node, cut: boolean) => number;
   /** What a fused node weighs besides its sources. */
   readonly own: (n: Node) => number;
+  /**
+   * Whether a leaf reached along several paths weighs once (the distinct buffers a kernel
+   * binds, counted as sets), not once per path (a bound, never below the truth).
+   */
+  readonly distinct: boolean;
 }
 
-/** MAX_KERNEL_BUFFERS's weights for large limits (the cpu's): each buffer read counts once. */
+/**
+ * MAX_KERNEL_BUFFERS's weights: each buffer read counts once per use for large limits (the
+ * cpu's: a set per node was quadratic there, a chain of 66,000 additions ran out of memory), and
+ * exactly, as sets, for small ones (WebGPU's 8), where counting `x * x + x` as three buffers
+ * would split kernels that fit.
+ */
 function bufferWeights(maxBuffers: number): CutWeights {
   return {
     limit: maxBuffers - 1, // and the output
     leaf: (n, cut) => (cut || n.op !== "const" ? 1 : 0),
     own: () => 0,
+    distinct: maxBuffers <= EXACT_SPLIT_LIMIT,
   };
 }
 
@@ -636,6 +639,7 @@ function opWeights(maxOps: number): CutWeights {
     limit: maxOps,
     leaf: () => 0,
     own: (n) => (isMovement(n.op) || n.op === "detach" || n.op === "const" ? 0 : 1),
+    distinct: false,
   };
 }
 
@@ -655,37 +659,56 @@ function opWeights(maxOps: number): CutWeights {
  * restarted the schedule for each, 12 s.
  */
 function cutsUnder(root: Node, isLoaded: (n: Node) => boolean, weights: CutWeights): Node[] {
-  const { limit, leaf, own } = weights;
+  const { limit, leaf, own, distinct } = weights;
   const cuts = new Set<Node>();
   const isLeaf = (m: Node) => (m !== root && isLoaded(m)) || cuts.has(m);
-  // each fused node's weight, with the number of cuts made when it was counted
-  const counted = new Map<Node, { weight: number; cuts: number; }>();
+  // each fused node's weight, with the number of cuts made when it was counted and, where
+  // leaves weigh once, the leaves it reads (at most limit + 1: past it, which ones is moot)
+  const counted = new Map<Node, Counted>();
+  const noLeaves: ReadonlySet<Node> = new Set();
   const fresh = (m: Node) => isLeaf(m) || counted.get(m)!.cuts === cuts.size;
-  const sum = (n: Node) => n.srcs.reduce((total, s) => total + weightOf(s), own(n));
-  const weightOf = (s: Node): number => {
-    if (isLeaf(s)) return leaf(s, cuts.has(s));
+  const countOf = (s: Node): Counted => {
+    if (isLeaf(s)) {
+      const weight = leaf(s, cuts.has(s));
+      return { weight, cuts: cuts.size, leaves: distinct && weight > 0 ? new Set([s]) : noLeaves };
+    }
     if (!fresh(s)) {
-      for (const m of topoSort([s], fresh)) {
-        if (!fresh(m)) counted.set(m, { weight: Math.min(sum(m), limit + 1), cuts: cuts.size });
+      for (const m of topoSort([s], fresh)) if (!fresh(m)) counted.set(m, sum(m));
+    }
+    return counted.get(s)!;
+  };
+  const weightOf = (s: Node) => countOf(s).weight;
+  const sum = (n: Node): Counted => {
+    if (!distinct) {
+      const weight = n.srcs.reduce((total, s) => total + weightOf(s), own(n));
+      return { weight: Math.min(weight, limit + 1), cuts: cuts.size, leaves: noLeaves };
+    }
+    const leaves = new Set<Node>();
+    for (const s of n.srcs) {
+      for (const l of countOf(s).leaves) {
+        if (leaves.size > limit) break;
+        leaves.add(l);
       }
     }
-    return counted.get(s)!.weight;
+    return { weight: Math.min(leaves.size + own(n), limit + 1), cuts: cuts.size, leaves };
   };
   // what a cut at `s` materializes (see the rules), or null where none would lighten it
   const cutPoint = (s: Node): Node | null => {
     for (;;) {
       if (isLeaf(s)) return null;
+      // the one source `s` weighs through (views weigh nothing; the others must weigh nothing
+      // too: an equal set of buffers read through two sources is not removed by cutting one)
       const weight = weightOf(s);
       const holder = s.srcs.find((x) => !isLeaf(x) && weightOf(x) === weight);
-      if (holder === undefined) break;
+      if (holder === undefined || s.srcs.some((x) => x !== holder && weightOf(x) > 0)) break;
       s = holder;
     }
     return !isMovement(s.op) && s.numel > 0 && weightOf(s) > leaf(s, true) ? s : null;
   };
   for (const n of topoSort([root], (m) => m !== root && isLoaded(m))) {
-    if (n !== root && isLoaded(n)) continue; // a leaf: weightOf weighs it
-    let weight = sum(n);
-    while (weight > limit) {
+    if (n !== root && isLoaded(n)) continue; // a leaf: countOf weighs it
+    let count = sum(n);
+    while (count.weight > limit) {
       let dearest: Node | null = null;
       for (const source of n.srcs) {
         const at = cutPoint(source);
@@ -693,11 +716,20 @@ function cutsUnder(root: Node, isLoaded: (n: Node) => boolean, weights: CutWeigh
       }
       if (dearest === null) break; // the schedule's own check says why
       cuts.add(dearest);
-      weight = sum(n);
+      count = sum(n);
     }
-    counted.set(n, { weight: Math.min(weight, limit + 1), cuts: cuts.size });
+    counted.set(n, count);
   }
   return [...cuts];
+}
+
+/** A node's weight in `cutsUnder`. */
+interface Counted {
+  readonly weight: number;
+  /** How many cuts had been made when it was counted (more since: stale). */
+  readonly cuts: number;
+  /** The leaves it reads, where leaves weigh once (else empty). */
+  readonly leaves: ReadonlySet<Node>;
 }
 
 /**

@@ -161,6 +161,32 @@ Deno.test("MAX_KERNEL_BUFFERS: on webgpu a sum of 10 distinct inputs is split an
   if (device === "webgpu") assertClose(await total.data(), reference(cpuTotal), { rtol: 1e-6 });
 });
 
+Deno.test("MAX_KERNEL_BUFFERS: on webgpu a buffer read along many paths is bound once", async () => {
+  // the region is cut in one walk from its sources up; on webgpu each node weighs the set of
+  // buffers it reads (a split after each count of the whole region took 8.5 s on a chain of
+  // 8,000 inputs): a count per path would see 7 inputs read 4 times as 28 buffers and split
+  const inputs = Array.from({ length: 7 }, (_, i) => input(3, 4, i + 1, "webgpu"));
+  const total = inputs.reduce((acc, t) => acc.add(t));
+  const shifted = inputs.reduce((acc, t) =>
+    acc.mul(t.pad([[1, 0], [0, 0]]).shrink([[0, 3], null]))
+  );
+  const y = total.mul(total.exp()).add(shifted).sub(inputs[6]);
+  assertEquals(buffersPerKernel(y), [8]);
+  // one more input reaches the limit: the part that reads the most of them that fits is cut
+  const z = y.add(input(3, 4, 9, "webgpu"));
+  const counts = buffersPerKernel(z);
+  assert(counts.length === 2 && counts.every((n) => n <= MAX_KERNEL_BUFFERS), `${counts}`);
+  if (webgpuAvailable) {
+    const onCpu = inputs.map((_, i) => input(3, 4, i + 1));
+    const cpuTotal = onCpu.reduce((acc, t) => acc.add(t));
+    const cpuShifted = onCpu.reduce((acc, t) =>
+      acc.mul(t.pad([[1, 0], [0, 0]]).shrink([[0, 3], null]))
+    );
+    const want = cpuTotal.mul(cpuTotal.exp()).add(cpuShifted).sub(onCpu[6]).add(input(3, 4, 9));
+    assertClose(await z.data(), reference(want), { rtol: 1e-5 });
+  }
+});
+
 Deno.test("MAX_KERNEL_BUFFERS: on cpu a kernel binds at most 998 buffers, JS and Wasm alike", async () => {
   // one parameter per buffer: a sum of 998 tensors was a Wasm CompileError (1,001 parameters),
   // of 66,000 a JavaScript SyntaxError; and splitting by exact sets of buffers per node was
