@@ -50,6 +50,7 @@ import {
 import { realizeOn, releaseValue } from "./realization.ts";
 import { checkKnownKeys, described, fail } from "./validate.ts";
 import { tensorFromBuffer } from "./creation.ts";
+import { type GeneratorPosition, generatorPosition, moveGenerator } from "./random.ts";
 
 /** What a function given to {@link jit} returns: a tensor, an array or a record of tensors. */
 export type JitResult = Tensor | readonly Tensor[] | { readonly [name: string]: Tensor; };
@@ -135,6 +136,11 @@ interface Shadow {
 
 /** Signatures (and export targets) remembered per compiled function. */
 const TRACE_LIMIT = 64;
+/**
+ * Signatures whose random draws a compiled function remembers (a position is 20 bytes: more
+ * than its traces, so a signature whose trace was dropped draws its numbers again alike).
+ */
+const DRAWS_LIMIT = 1024;
 
 /** State shared by the stand-ins of one trace. */
 interface TraceState {
@@ -688,7 +694,8 @@ export const RESERVED_WORDS: ReadonlySet<string> = new Set(
  * and plans its kernels; later calls run the plan directly. `fn` may call `backward()` or
  * `grad()`, so a training step compiles too. Tensors `fn` uses without receiving them are
  * captured as constants, read as they are at each call (a weight `assign`ed a new value, as
- * optimizers do, is seen by the next call). `fn` must not read values (data(), item(), ...): it runs on
+ * optimizers do, is seen by the next call); random data `fn` draws is drawn once per input
+ * signature, at its first trace. `fn` must not read values (data(), item(), ...): it runs on
  * stand-ins that have none. `backward()` inside `fn` accumulates into the `grad` of every leaf
  * requiring grad it reaches, captured ones too, during tracing only: return the gradients.
  *
@@ -722,6 +729,8 @@ export function jit<R extends JitResult>(
     checkIdentifiers("jit", "options.inputNames", inputNames);
   }
   const traces = new BoundedCache<string, Trace>(TRACE_LIMIT);
+  /** Where the generator stood at each signature's first trace. */
+  const draws = new BoundedCache<string, GeneratorPosition>(DRAWS_LIMIT);
   let traceCount = 0;
   const namesFor = (count: number) => {
     if (inputNames !== undefined && inputNames.length !== count) {
@@ -744,7 +753,19 @@ export function jit<R extends JitResult>(
     const key = `${targets?.key ?? "device"} ${settings} | ${signatureOf(specs)}`;
     let trace = traces.get(key);
     if (trace === undefined || mustRetrace(trace)) {
-      trace = traceFunction(fn, specs, namesFor(specs.length), targets);
+      // random data fn makes is drawn at the first trace of a signature; a trace made again
+      // (other settings, an export's targets, a captured value moved) draws the same numbers
+      // and leaves the generator where it was, so every plan of one signature computes alike
+      const signature = signatureOf(specs);
+      const drawnFrom = draws.get(signature);
+      const now = generatorPosition();
+      if (drawnFrom !== undefined) moveGenerator(drawnFrom);
+      try {
+        trace = traceFunction(fn, specs, namesFor(specs.length), targets);
+      } finally {
+        if (drawnFrom !== undefined) moveGenerator(now);
+      }
+      if (drawnFrom === undefined) draws.set(signature, now);
       traceCount++;
       traces.set(key, trace);
     }

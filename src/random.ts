@@ -76,6 +76,23 @@ export function manualSeed(seed: number): void {
   spareNormal = null;
 }
 
+/** Where the global generator stands (its state and the normal it holds back). */
+export interface GeneratorPosition {
+  readonly state: State;
+  readonly spareNormal: number | null;
+}
+
+/** The global generator's position now, to come back to with {@link moveGenerator}. */
+export function generatorPosition(): GeneratorPosition {
+  return { state: state.slice(), spareNormal };
+}
+
+/** Puts the global generator at `position` (a copy: the position can be returned to again). */
+export function moveGenerator(position: GeneratorPosition): void {
+  state = position.state.slice();
+  spareNormal = position.spareNormal;
+}
+
 /** A uniform number in [0, 1) with 53 random bits (float64's `rand`, and normals). */
 export function nextUniform(): number {
   return float64Of(state);

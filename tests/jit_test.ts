@@ -6,12 +6,15 @@
 
 import {
   cpu,
+  exportCompiled,
   grad,
   jit,
   kernels,
+  manualSeed,
   memory,
   nn,
   optim,
+  rand,
   randn,
   setFusion,
   type Tensor,
@@ -762,4 +765,50 @@ Deno.test("jit: an argument also captured by a fn that takes gradients is an Err
   const [dw, twice] = await offPath(w);
   assertEquals(Array.from(await dw.data()), [7, 8, 9]);
   assertEquals(Array.from(await twice.data()), [2, 4, 6]);
+});
+
+Deno.test("jit: random data fn makes is drawn once per signature, whatever traces it again", async () => {
+  // every trace ran fn again and drew again: a trace made under other settings, or for an
+  // export, computed with another mask than the calls before it
+  const before = { kernels: cpu.kernels, fusion: true };
+  try {
+    const stream = () => rand([3]).data().then((d) => Array.from(d));
+    manualSeed(7);
+    const fromSeed = await stream();
+    manualSeed(7);
+    const want = rand([4]).add(randn([4]));
+    const wantValues = Array.from(await want.data());
+    const afterDraws = await stream();
+    manualSeed(7);
+    const f = jit((x: Tensor) => x.mul(rand([4])).add(randn([4])));
+    const ones = tensor([1, 1, 1, 1]);
+    const first = Array.from(await (await f(ones)).data());
+    // the first trace draws as eager code does: manualSeed(7), then rand, then randn
+    assertEquals(first, wantValues);
+    assertEquals(await stream(), afterDraws);
+    // a call replays the plan (no draws), and so does every trace made again: under other
+    // settings, and for each export target
+    manualSeed(7);
+    await f(ones);
+    setFusion(false);
+    const unfused = Array.from(await (await f(ones)).data());
+    setFusion(true);
+    cpu.kernels = "js";
+    const onJs = Array.from(await (await f(ones)).data());
+    assertEquals(f.traceCount, 3);
+    assertClose(unfused, first, { rtol: 1e-6 });
+    assertClose(onJs, first, { rtol: 1e-6 });
+    for (const target of ["js", "wasm"] as const) {
+      const { files } = await exportCompiled(f, [{ shape: [4] }], { target });
+      const text = files.find((file) => file.path === "model.js")!.contents as string;
+      const module = await import(`data:text/javascript;base64,${btoa(text)}`);
+      const exported = Array.from(module.run(Float32Array.from([1, 1, 1, 1]))[0] as Float32Array);
+      assertClose(exported, first, { rtol: 1e-6, msg: target });
+    }
+    // and none of them moved the global stream
+    assertEquals(await stream(), fromSeed);
+  } finally {
+    setFusion(before.fusion);
+    cpu.kernels = before.kernels;
+  }
 });
