@@ -508,12 +508,6 @@ async function runTrace(
   // the call holds its arguments, as a pending data() holds its tensor: disposing one after the
   // call and before it settles frees it only then (this part runs before the caller goes on)
   const argNodes = args.map(nodeOf);
-  // and the captured values as they are now: a captured tensor assigned while the call was in
-  // flight freed the value the call was to read ("must stay alive", though nothing was disposed)
-  const captured = currentConstants(trace);
-  if (trace.differentiated.captured.length > 0) {
-    checkNotDifferentiated(trace, args, argNodes, names);
-  }
   // a captured tensor its holders all disposed is gone, even where its value could be
   // computed again (a lazy capture, a computed one): dispose() is final
   for (const [index, refs] of trace.holders) {
@@ -521,6 +515,12 @@ async function runTrace(
     if (holders.length > 0 && holders.every((t) => t.isDisposed)) {
       failCapturedDisposed(trace, index);
     }
+  }
+  // and the captured values as they are now: a captured tensor assigned while the call was in
+  // flight freed the value the call was to read ("must stay alive", though nothing was disposed)
+  const captured = currentConstants(trace);
+  if (trace.differentiated.captured.length > 0) {
+    checkNotDifferentiated(trace, args, argNodes, names);
   }
   const held = [...argNodes, ...captured.values()];
   held.forEach(acquireHandle);
@@ -645,7 +645,10 @@ function checkNotDifferentiated(
   names: readonly string[],
 ): void {
   const { arguments: reached, captured } = trace.differentiated;
-  const leaves = captured.map((ref) => ref.deref()).filter((t) => t !== undefined);
+  // (a disposed one is no argument: arguments are live)
+  const leaves = captured.map((ref) => ref.deref()).filter((t): t is Tensor =>
+    t !== undefined && !t.isDisposed
+  );
   const nodes = new Set(leaves.map(nodeOf));
   args.forEach((t, i) => {
     if (reached.has(i) && t.requiresGrad && (leaves.includes(t) || nodes.has(argNodes[i]))) {

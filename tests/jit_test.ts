@@ -226,6 +226,22 @@ Deno.test("jit: a captured tensor disposed after tracing is an Error naming it",
   assertEquals(Array.from(await (await g(tensor([0, 0, 1]))).data()), [1, 2, 4]);
   half.dispose();
   await assertRejects(() => g(tensor([0, 0, 1])), Error, "captured by fn");
+  // and a captured leaf that backward() inside fn reaches (README's training step): the check
+  // of arguments against differentiated captures read it first, with the Tensor's own Error
+  const p = tensor([1, 2], { requiresGrad: true });
+  const step = jit((x: Tensor) => {
+    const loss = x.mul(p).sum();
+    loss.backward();
+    return [loss, p.grad!];
+  });
+  const [loss, dp] = await step(tensor([3, 4]));
+  assertEquals([await loss.item(), ...await dp.data()], [11, 3, 4]);
+  p.dispose();
+  await assertRejects(
+    () => step(tensor([3, 4])),
+    Error,
+    "jit: the tensors fn captured must stay alive while the compiled function is used (or be passed as arguments), got a float32[2] tensor captured by fn, disposed",
+  );
 });
 
 Deno.test({
