@@ -2,7 +2,8 @@
 // function `name(out, in0, ..., start, end)` (`out0, out1, ...` first when a kernel writes
 // several outputs) over the cpu's shared memory, where buffers are byte offsets and
 // [start, end) is the part of the outer rows to run, so threads can split them (the rows of
-// the first output axis, or of the first two: rule SPLIT_TWO_AXES). Float32 kernels only:
+// the first output axis, or of the first two: rule SPLIT_TWO_AXES; groups of four elements
+// where the first is the vectorized one: SPLIT_WHOLE_VECTORS). Float32 kernels only:
 // float64 and int32 data stay on the JavaScript backend.
 //
 // Rules of the vectorizer (after jax-js's tilePlan: contiguous / broadcast / gather):
@@ -187,7 +188,9 @@ class KernelEmitter {
     const split = splitLoops(program, this.#vectorLoop);
     this.#splitInner = split.length === 2 ? split[1] : null;
     this.#splitUnit = split.length === 2 ? (split[1].v.arg as VarArg).extent : 0;
-    this.splitExtent = split.reduce((n, l) => n * (l.v.arg as VarArg).extent, 1);
+    // rule SPLIT_WHOLE_VECTORS: a split vectorized loop counts groups of four
+    const extent = split.reduce((n, l) => n * (l.v.arg as VarArg).extent, 1);
+    this.splitExtent = split[0] === this.#vectorLoop ? Math.ceil(extent / LANES) : extent;
     const roots = kernelRoots(kernel);
     for (const e of exprsInOrder(roots)) {
       if (e.op === "reduce") this.#owner.set((e.arg as ReduceArg).acc, e);
@@ -399,13 +402,25 @@ class KernelEmitter {
   #vectorized(s: LoopStmt, splitByThreads: boolean): void {
     this.#classify(s);
     const v = this.#scalarLocal(s.v);
-    const vectorEnd = this.fn.local("i32", `${(s.v.arg as VarArg).name}_end4`);
-    if (splitByThreads) this.fn.get(this.#start);
-    else this.#pushScalar(s.lo);
-    this.fn.set(v);
+    const { name, extent } = s.v.arg as VarArg;
+    const vectorEnd = this.fn.local("i32", `${name}_end4`);
+    let pushHi = () => this.#pushScalar(s.hi);
+    if (splitByThreads) {
+      // rule SPLIT_WHOLE_VECTORS: [start, end) counts groups of four lanes, so each element
+      // takes the vector path or the tail whatever the threads (f32x4.max and f32.max give
+      // NaNs of other signs: a chunk edge moved with the thread count changed the results)
+      const hi = this.fn.local("i32", `${name}_hi`);
+      this.fn.get(this.#end).i32(LANES).op("i32.mul").set(hi);
+      // hi = min(end * 4, extent)
+      this.fn.i32(extent).get(hi).get(hi).i32(extent).op("i32.gt_s", "select").set(hi);
+      this.fn.get(this.#start).i32(LANES).op("i32.mul").set(v);
+      pushHi = () => this.fn.get(hi);
+    } else {
+      this.#pushScalar(s.lo);
+      this.fn.set(v);
+    }
     // vectorEnd = lo + ((hi - lo) & -4)
-    if (splitByThreads) this.fn.get(this.#end);
-    else this.#pushScalar(s.hi);
+    pushHi();
     this.fn.get(v).op("i32.sub").i32(-LANES).op("i32.and").get(v).op("i32.add").set(vectorEnd);
     this.fn.open("block").open("loop");
     this.fn.get(v).get(vectorEnd).op("i32.ge_s").branch("br_if", 1);
@@ -417,8 +432,7 @@ class KernelEmitter {
     // the tail, scalar
     this.fn.open("block").open("loop");
     this.fn.get(v);
-    if (splitByThreads) this.fn.get(this.#end);
-    else this.#pushScalar(s.hi);
+    pushHi();
     this.fn.op("i32.ge_s").branch("br_if", 1);
     this.#stmts(s.body, false, false);
     this.fn.get(v).i32(1).op("i32.add").set(v).branch("br", 0);
@@ -846,6 +860,10 @@ export function wideSums(roots: readonly Expr[]): Set<Expr> {
 }
 
 /**
+ * Rule SPLIT_WHOLE_VECTORS: where the loop split is the vectorized one, [start, end) counts
+ * its groups of four elements (the last group may be short), so a thread's part never starts
+ * inside a group: every element is computed by the same code as on one thread.
+ *
  * Rule SPLIT_TWO_AXES: the output loops [start, end) counts rows of. The first alone, or the
  * first two when the second is not the vectorized loop: then threads split the rows of both
  * (2 x 96 channels of LocalResponseNorm on (2, 96, 27, 27), where 2 rows let a thread that

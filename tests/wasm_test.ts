@@ -99,6 +99,8 @@ Deno.test("wasm: any cut of a kernel's rows into ranges computes every element o
         [[5, 8], 40, lrn], // the window along the last axis keeps it out of lanes likewise
         // the second axis in lanes: rows of the first alone
         [[5, 8], 5, (x: Tensor) => x.pad([[0, 0], [1, 2]]).exp()],
+        // one axis, in lanes: its groups of four (SPLIT_WHOLE_VECTORS), the last one short
+        [[37], 10, (x: Tensor) => x.exp().maximum(x)],
       ] as const
     ) {
       using x = randn([...shape]);
