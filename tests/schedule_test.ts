@@ -185,6 +185,20 @@ Deno.test("MAX_KERNEL_BUFFERS: on webgpu a buffer read along many paths is bound
     const want = cpuTotal.mul(cpuTotal.exp()).add(cpuShifted).sub(onCpu[6]).add(input(3, 4, 9));
     assertClose(await z.data(), reference(want), { rtol: 1e-5 });
   }
+  // and where the value down a chain of equal weights is read elsewhere too, cutting it serves
+  // both readers: 3 kernels (cutting only at the first source that shares the weight made 4)
+  const build = (device: DeviceName) => {
+    const x = Array.from({ length: 14 }, (_, i) => input(6, 6, i + 30, device));
+    const t17 = x[10].add(x[7]).add(x[11]).add(x[0].transpose().mul(x[1]).add(x[6]));
+    const t19 = t17.pad([[1, 0], [0, 0]]).shrink([[0, 6], null]).add(x[0]);
+    const t24 = x[2].sub(t19.add(x[12].add(x[13])).add(x[9]).add(x[3])).exp();
+    return t24.transpose().mul(t17).add(x[4]).add(x[8]).add(x[9]);
+  };
+  const shared = build("webgpu");
+  const sharedCounts = buffersPerKernel(shared);
+  assertEquals(sharedCounts.length, 3, `${sharedCounts}`);
+  for (const n of sharedCounts) assert(n <= MAX_KERNEL_BUFFERS, `${n} buffers`);
+  if (webgpuAvailable) assertClose(await shared.data(), reference(build("cpu")), { rtol: 1e-5 });
 });
 
 Deno.test("MAX_KERNEL_BUFFERS: on cpu a kernel binds at most 998 buffers, JS and Wasm alike", async () => {
