@@ -2,10 +2,11 @@
 // free neighbours, the top coming down, growth while tensors are alive (views are made per use,
 // so nothing reads a stale view), and the 4 GiB limit of wasm32 as a clear error.
 
-import { tensor } from "../mod.ts";
-import { HeapMemory, MAX_MEMORY_BYTES } from "../src/runtime/heap.ts";
+import { nn, tensor } from "../mod.ts";
+import { HeapMemory, MAX_MEMORY_BYTES, PlainMemory } from "../src/runtime/heap.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 import { assert, assertEquals, assertThrows } from "./assert.ts";
+import { assertClose } from "./helpers.ts";
 
 Deno.test("memory: blocks are aligned, reused exactly, split and coalesced", () => {
   const heap = new HeapMemory(new WebAssembly.Memory({ initial: 1 }));
@@ -62,4 +63,53 @@ Deno.test("memory: tensors stay readable while the memory grows under them", asy
     assertEquals([values[0], values[(1 << 20) - 1]], [i, i]);
     big[i].dispose();
   }
+});
+
+Deno.test("memory: a plain memory (no WebAssembly) grows in place under the same allocator", () => {
+  const plain = new PlainMemory(1, 64);
+  const heap = new HeapMemory(plain);
+  const a = heap.allocate(40_000);
+  new Float32Array(plain.buffer, a.offset, 10_000).fill(3);
+  const view = new Float32Array(plain.buffer, a.offset, 10_000);
+  const b = heap.allocate(200_000); // past the first page: the buffer is resized in place
+  assert(plain.buffer.byteLength >= b.offset + b.size);
+  assertEquals(view[9_999], 3, "a view made before the growth still reads the block");
+  assertEquals(heap.bytesInUse, 40_000 + 200_000);
+  assertThrows(() => heap.allocate(64 * 65536), RangeError, "could not grow the tensor memory");
+  assertEquals(heap.allocate(64).offset, b.offset + b.size, "usable after the failure");
+});
+
+Deno.test("memory: a runtime without WebAssembly runs the library on JavaScript kernels", async () => {
+  // V8's --jitless has no WebAssembly global: importing the library threw a ReferenceError
+  const program = `
+    import { cpu, nn, tensor } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
+    const values = Array.from({ length: 54 }, (_, i) => Math.sin(i));
+    const x = tensor(values, { shape: [1, 6, 3, 3], requiresGrad: true });
+    const y = new nn.LocalResponseNorm(3, 0.5, 0.75, 1).forward(x);
+    y.sum().backward();
+    const big = tensor(new Float32Array(5_000_000).fill(0.5)).sum();
+    console.log(JSON.stringify({
+      simd: cpu.simd,
+      y: Array.from(await y.data()),
+      dx: Array.from(await x.grad.data()),
+      big: await big.item(),
+    }));`;
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--v8-flags=--jitless", program],
+    env: { NO_COLOR: "1" },
+  }).output();
+  const text = new TextDecoder();
+  assertEquals(code, 0, text.decode(stderr));
+  const got = JSON.parse(text.decode(stdout));
+  assertEquals(got.simd, false);
+  assertEquals(got.big, 2_500_000);
+  // the same computation here, on whatever kernels this process runs
+  const x = tensor(Array.from({ length: 54 }, (_, i) => Math.sin(i)), {
+    shape: [1, 6, 3, 3],
+    requiresGrad: true,
+  });
+  const y = new nn.LocalResponseNorm(3, 0.5, 0.75, 1).forward(x);
+  y.sum().backward();
+  assertClose(got.y, await y.data(), { rtol: 1e-6 });
+  assertClose(got.dx, await x.grad!.data(), { rtol: 1e-6 });
 });

@@ -4,7 +4,8 @@
 // that coalesce with their neighbours, so a program whose shapes change over time reuses its
 // memory instead of growing it forever; a block of the exact size asked for, the common case in
 // a loop, is found without a search. A memory can grow but never shrink: freed blocks stay
-// with the allocator ("pooled") for the next tensors. wasm32 caps a memory at 4 GiB.
+// with the allocator ("pooled") for the next tensors. wasm32 caps a memory at 4 GiB. Where the
+// runtime has no WebAssembly, a resizable ArrayBuffer stands in (JavaScript kernels only).
 // Ideas from jax-js's WasmAllocator (size classes on a bump pointer) and from classic
 // first-fit allocators with boundary coalescing.
 
@@ -21,8 +22,48 @@ export function sharedMemoryAvailable(): boolean {
     (globalThis as { crossOriginIsolated?: boolean; }).crossOriginIsolated !== false;
 }
 
+/**
+ * What the heap needs of a memory: its bytes, and growth by pages. A `WebAssembly.Memory` is
+ * one; a runtime without WebAssembly gets a {@link PlainMemory}.
+ */
+export interface CpuMemory {
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
+  /** Adds `pages` pages; returns the page count before. Throws where it cannot. */
+  grow(pages: number): number;
+}
+
+/**
+ * The memory of a runtime without WebAssembly (V8's `--jitless`, a browser's lockdown mode): a
+ * resizable ArrayBuffer, grown in place, for JavaScript kernels only. The library failed to
+ * import there (a ReferenceError from `new WebAssembly.Memory`).
+ */
+export class PlainMemory implements CpuMemory {
+  readonly buffer: ArrayBuffer;
+
+  /** A memory of `pages` pages that may grow to `maximum`. */
+  constructor(pages: number, maximum: number) {
+    this.buffer = new ArrayBuffer(pages * PAGE, { maxByteLength: maximum * PAGE });
+  }
+
+  grow(pages: number): number {
+    const before = this.buffer.byteLength / PAGE;
+    this.buffer.resize((before + pages) * PAGE);
+    return before;
+  }
+}
+
 /** A new memory: shared (so workers can use it) where the runtime allows, else plain. */
-function newMemory(): WebAssembly.Memory {
+function newMemory(): CpuMemory {
+  if (typeof WebAssembly === "undefined") {
+    // a resizable buffer reserves its maximum up front, as a shared memory does
+    for (const maximum of [65536, 32768, 16384, 4096]) {
+      try {
+        return new PlainMemory(16, maximum);
+      } catch {
+        // this runtime could not reserve that much address space
+      }
+    }
+  }
   if (sharedMemoryAvailable()) {
     // a shared memory needs a maximum, reserved up front: try 4 GiB, then less
     for (const maximum of [65536, 32768, 16384]) {
@@ -47,7 +88,7 @@ export interface Block {
 /** The cpu memory and its allocator. */
 export class HeapMemory {
   /** The memory every cpu tensor lives in. */
-  readonly memory: WebAssembly.Memory;
+  readonly memory: CpuMemory;
   /** End of the highest block ever handed out; memory above it is untouched. */
   #top = ALIGN; // offset 0 is kept for empty blocks
   /** Free blocks below the top: offset -> size, and the offsets sorted, for coalescing. */
@@ -58,7 +99,7 @@ export class HeapMemory {
   #inUse = 0;
 
   /** A memory holding nothing yet (`memory` for tests: a given one). */
-  constructor(memory: WebAssembly.Memory = newMemory()) {
+  constructor(memory: CpuMemory = newMemory()) {
     this.memory = memory;
   }
 

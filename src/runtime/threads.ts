@@ -32,6 +32,7 @@
 //   not depend on the number of threads.
 
 import type { Executable } from "../../codegen/compile.ts";
+import type { CpuMemory } from "./heap.ts";
 
 // (Named numbers, like webgpu.ts's usage flags: tables alike in form, with nothing to share.)
 
@@ -200,7 +201,7 @@ function canBlock(): boolean {
 
 /** Worker threads running slices of Wasm kernels on one shared memory. */
 export class ThreadPool {
-  readonly #memory: WebAssembly.Memory;
+  readonly #memory: CpuMemory;
   #threads: number;
   #workers: NodeWorker[] = [];
   #starting: Promise<void> | null = null;
@@ -220,7 +221,7 @@ export class ThreadPool {
   #spinningUntil = 0;
 
   /** A pool for kernels on `memory`, with `threads` threads in all (the caller's included). */
-  constructor(memory: WebAssembly.Memory, threads: number) {
+  constructor(memory: CpuMemory, threads: number) {
     this.#memory = memory;
     this.#threads = Math.min(threads, MAX_WORKERS + 1);
   }
