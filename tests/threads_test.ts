@@ -184,8 +184,9 @@ Deno.test("threads: results are the same bits on any number of threads, NaNs inc
       using y = tensor(b);
       using max = x.maximum(y);
       using min = x.minimum(y).mul(2);
-      return [max, min].map(async (t) => Array.from(new Uint32Array((await t.data()).buffer)));
-    }).then((results) => Promise.all(results));
+      const values = await Promise.all([max.data(), min.data()]);
+      return values.map((v) => Array.from(new Uint32Array(v.buffer)));
+    });
   const before = cpuBackend.threadMinElements;
   cpuBackend.threadMinElements = 1;
   try {
