@@ -28,7 +28,7 @@ import {
   newBufferId,
   type StorageStats,
 } from "./device.ts";
-import { type Block, HeapMemory } from "./heap.ts";
+import { type Block, HeapMemory, isShared } from "./heap.ts";
 import { defaultThreads, ThreadPool } from "./threads.ts";
 import { fmt } from "../validate.ts";
 
@@ -209,9 +209,7 @@ class CpuBackend implements Backend {
   targetFor(kernel: Kernel): Target {
     if (!this.#useWasm()) return JS_TARGET;
     if (!fitsWasm(kernel)) return JS_BESIDE_WASM_TARGET;
-    return this.heap.memory.buffer instanceof SharedArrayBuffer
-      ? WASM_TARGET
-      : WASM_UNSHARED_TARGET;
+    return isShared(this.heap.memory.buffer) ? WASM_TARGET : WASM_UNSHARED_TARGET;
   }
 
   /** A view of `buffer`'s elements, valid until the memory next grows. */

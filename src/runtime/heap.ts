@@ -16,6 +16,15 @@ const ALIGN = 64;
 /** The most a wasm32 memory can hold. */
 export const MAX_MEMORY_BYTES = 2 ** 32;
 
+/**
+ * Whether `buffer` is shared. A browser page that is not cross-origin isolated has no
+ * `SharedArrayBuffer` at all: `instanceof SharedArrayBuffer` there threw a ReferenceError on
+ * every realization.
+ */
+export function isShared(buffer: ArrayBuffer | SharedArrayBuffer): boolean {
+  return typeof SharedArrayBuffer === "function" && buffer instanceof SharedArrayBuffer;
+}
+
 /** Whether shared memory (and so worker threads) is available in this JavaScript runtime. */
 export function sharedMemoryAvailable(): boolean {
   return typeof SharedArrayBuffer === "function" &&

@@ -32,7 +32,7 @@
 //   not depend on the number of threads.
 
 import type { Executable } from "../../codegen/compile.ts";
-import type { CpuMemory } from "./heap.ts";
+import { type CpuMemory, isShared } from "./heap.ts";
 
 // (Named numbers, like webgpu.ts's usage flags: tables alike in form, with nothing to share.)
 
@@ -283,7 +283,7 @@ export class ThreadPool {
     args: number[],
     outer: number,
   ): boolean {
-    if (this.#threads <= 1 || !canBlock() || !(this.#memory.buffer instanceof SharedArrayBuffer)) {
+    if (this.#threads <= 1 || !canBlock() || !isShared(this.#memory.buffer)) {
       return false;
     }
     if (this.#control === null) {
