@@ -447,6 +447,14 @@ export async function writeExport(exported: ExportedFiles, dir: string): Promise
   if (typeof dir !== "string" || dir === "") {
     fail("writeExport", "dir must be a directory path", dir);
   }
+  if (typeof (globalThis as { Deno?: { writeFile?: unknown; }; }).Deno?.writeFile !== "function") {
+    // a browser, say: a ReferenceError from deep inside said less
+    fail(
+      "writeExport",
+      "a runtime with Deno's file system (elsewhere, save exported.files yourself)",
+      described("no Deno file system"),
+    );
+  }
   // every file lands in `dir`: a plain file name (a path of "../x.js" was written outside it)
   exported.files.forEach((file: unknown, i) => {
     const { path, contents } = (file ?? {}) as { path?: unknown; contents?: unknown; };

@@ -378,3 +378,37 @@ Deno.test({
     );
   },
 });
+
+Deno.test("writeExport: a runtime without Deno's file system is an Error saying so", async () => {
+  // a browser page: a ReferenceError from deep inside said only "Deno is not defined"
+  const program = `
+    const lib = await import(${JSON.stringify(new URL("../mod.ts", import.meta.url).href)});
+    const exported = await lib.exportCompiled(lib.jit((x) => x.exp()), [{ shape: [2] }], {
+      target: "js",
+    });
+    delete globalThis.Deno;
+    try {
+      await lib.writeExport(exported, "never-written");
+      console.log("written");
+    } catch (e) {
+      console.log(e.message);
+    }`;
+  const dir = await Deno.makeTempDir();
+  try {
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", program],
+      cwd: dir,
+      env: { NO_COLOR: "1" },
+    }).output();
+    const text = new TextDecoder();
+    assertEquals(code, 0, text.decode(stderr));
+    assertEquals(
+      text.decode(stdout).trim(),
+      "writeExport: a runtime with Deno's file system (elsewhere, save exported.files " +
+        "yourself), got no Deno file system",
+    );
+    assertEquals([...Deno.readDirSync(dir)], [], "nothing written");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
