@@ -11,6 +11,7 @@
 import { liveNode, Tensor } from "../tensor.ts";
 import { fail } from "../validate.ts";
 import { Module } from "./module.ts";
+import { nameModuleClass } from "./names.ts";
 import { pythonFloat } from "./format.ts";
 
 function checkParams(fn: string, size: unknown, alpha: unknown, beta: unknown, k: unknown): void {
@@ -114,3 +115,5 @@ export class LocalResponseNorm extends Module {
     }, k=${pythonFloat(this.k)}`;
   }
 }
+
+nameModuleClass(LocalResponseNorm, "LocalResponseNorm");

@@ -5,6 +5,7 @@
 
 import { Tensor } from "../tensor.ts";
 import { fail } from "../validate.ts";
+import { moduleClassName } from "./names.ts";
 
 const inspect = Symbol.for("Deno.customInspect");
 
@@ -167,7 +168,7 @@ export abstract class Module {
   /** Sets training mode on this module and its children; returns this module. */
   train(mode = true): this {
     if (typeof mode !== "boolean") {
-      fail(`${this.constructor.name}.train`, "mode must be a boolean", mode);
+      fail(`${moduleClassName(this.constructor)}.train`, "mode must be a boolean", mode);
     }
     for (const m of this.modules()) m.training = mode;
     return this;
@@ -199,7 +200,7 @@ export abstract class Module {
   }
 
   #describe(above: Set<Module>): string {
-    const name = this.constructor.name || "Module";
+    const name = moduleClassName(this.constructor) || "Module";
     if (above.has(this)) return `${name}(...)`;
     const children = [...this.namedChildren()];
     const extra = this.extraRepr();
