@@ -6,12 +6,13 @@
 // needs no cross-origin isolation), the `wgsl` runner on Chromium's software WebGPU adapter.
 // Outputs are checked against the library's on cpu (bit for bit for `js` and `wasm` when the
 // library ran kernels of that target: the same kernels, IEEE arithmetic; within float32
-// tolerance otherwise, as for `wgsl` on another adapter) and against the goldens. Exit status 0
-// when everything matches.
+// tolerance otherwise, as for `wgsl` on another adapter) and against the goldens. The library
+// itself runs there too, bundled by `deno bundle` as a site would ship it, on both devices.
+// Exit status 0 when everything matches.
 
 // pinned here, not in deno.json: the library itself has no dependencies to resolve
 // deno-lint-ignore no-import-prefix
-import { chromium } from "npm:playwright-core@1.65.1";
+import { chromium, type Page } from "npm:playwright-core@1.65.1";
 import { exportCompiled, jit, kernels, realize, tensor, writeExport } from "../mod.ts";
 import { assertGolden, goldenCases } from "../tests/lrn_golden.ts";
 import {
@@ -66,6 +67,21 @@ window.runExports = async (jobs) => {
       outputs = m.run(...inputs);
     }
     results.push({ names: m.outputs.map((o) => o.name), values: outputs.map((o) => Array.from(o)) });
+  }
+  return results;
+};
+// the library itself, bundled: LocalResponseNorm forward and backward on each device
+window.runLibrary = async (url, cases) => {
+  const lib = await import(url);
+  const results = [];
+  for (const c of cases) {
+    for (const device of ["cpu", "webgpu"]) {
+      const x = lib.tensor(Float32Array.from(c.x), { shape: c.shape, device, requiresGrad: true });
+      const y = new lib.nn.LocalResponseNorm(c.size, c.alpha, c.beta, c.k).forward(x);
+      y.backward(lib.tensor(Float32Array.from(c.g), { shape: c.shape, device }));
+      const values = [Array.from(await y.data()), Array.from(await x.grad.data())];
+      results.push({ names: ["y", "dx"], values, targets: lib.kernels(y.mul(1)).map((k) => k.target) });
+    }
   }
   return results;
 };
@@ -212,6 +228,64 @@ function checkJob(job: Job, { names, values }: PageResult): void {
   });
 }
 
+/**
+ * The library itself bundled into the page (`deno bundle`), as a site would ship it, on a page
+ * without cross-origin isolation (no SharedArrayBuffer: every cpu realization threw there
+ * once): LocalResponseNorm forward and backward of each case on cpu and webgpu, against the
+ * goldens and, within float32 tolerance, the library in Deno.
+ */
+async function libraryInPage(
+  page: Page,
+  root: string,
+): Promise<{ passed: number; failed: number; }> {
+  const bundle = await new Deno.Command(Deno.execPath(), {
+    args: ["bundle", "--platform", "browser", "-o", `${root}/lucid.js`, "mod.ts"],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "null",
+  }).output();
+  if (!bundle.success) {
+    console.log(`FAIL bundling mod.ts: ${new TextDecoder().decode(bundle.stderr)}`);
+    return { passed: 0, failed: 1 };
+  }
+  const cases = LRN_CASES.map((name) => goldenCases.find((g) => g.name === name)!);
+  let results: PageResult[];
+  try {
+    results = await Promise.race([
+      page.evaluate(
+        ([url, c]) =>
+          (window as unknown as { runLibrary(u: string, c: unknown): Promise<PageResult[]>; })
+            .runLibrary(url, c),
+        ["/exports/lucid.js", cases] as const,
+      ),
+      timeout(TIMEOUT_MS, "running the library in the page"),
+    ]);
+  } catch (e) {
+    console.log(`FAIL the library in the page: ${e instanceof Error ? e.message : e}`);
+    return { passed: 0, failed: 1 };
+  }
+  let passed = 0;
+  let failed = 0;
+  for (const [i, c] of cases.entries()) {
+    const library = await libraryLrn(c, true, "cpu");
+    for (const [d, device] of ["cpu", "webgpu"].entries()) {
+      const what = `library in the page, ${device}, ${caseName(c, true)}`;
+      try {
+        const { values } = results[2 * i + d];
+        values.forEach((got, o) => {
+          assertLikeLibrary(got, library, o, "wgsl", `${what} ${o === 0 ? "y" : "dx"}`);
+          assertGolden(got, [c.y, c.dx][o], `${what} ${o === 0 ? "y" : "dx"}`);
+        });
+        console.log(`ok   ${what}`);
+        passed++;
+      } catch (e) {
+        console.log(`FAIL ${what}: ${e instanceof Error ? e.message : e}`);
+        failed++;
+      }
+    }
+  }
+  return { passed, failed };
+}
+
 async function main(): Promise<number> {
   try {
     await Deno.stat(CHROMIUM);
@@ -266,6 +340,9 @@ async function main(): Promise<number> {
         failed++;
       }
     }
+    const library = await libraryInPage(page, root);
+    passed += library.passed;
+    failed += library.failed;
   } finally {
     await browser.close();
     await server.shutdown();
