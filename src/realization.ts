@@ -37,17 +37,35 @@ export function realizeOn(
   try {
     ran = realizeNodes(all, backend);
   } catch (e) {
-    failGone(fn, e);
+    failGone(fn, e, all);
   }
   if (ran instanceof Promise) {
-    return ran.then(() => afterStored(all, backend), (e) => failGone(fn, e));
+    return ran.then(() => afterStored(all, backend), (e) => failGone(fn, e, all));
   }
   afterStored(all, backend);
 }
 
+/**
+ * Why a value the library protects could not be computed before storage it read was freed
+ * (computeReadersOf): a later read of it finds that storage gone, and says this instead (it
+ * said the input "was disposed", blaming a dispose the program was allowed to make, where
+ * the cause was a device limit).
+ */
+const failedBeforeFree = new WeakMap<Node, unknown>();
+
 /** Rethrows `error`, naming `fn` if it says an input's storage is gone. */
-export function failGone(fn: string, error: unknown): never {
+export function failGone(fn: string, error: unknown, nodes: readonly Node[] = []): never {
   if (!(error instanceof InputGoneError)) throw error;
+  for (const n of nodes.length > 0 ? topoSort(nodes) : []) {
+    const cause = failedBeforeFree.get(n);
+    if (cause === undefined) continue;
+    throw new Error(
+      `${fn}: a value could not be computed before storage it reads was freed: ${
+        cause instanceof Error ? cause.message : String(cause)
+      }`,
+      { cause },
+    );
+  }
   fail(
     fn,
     "needs the values it is computed from (compute results before disposing or assigning what they read)",
@@ -72,18 +90,20 @@ export function computeReadersOf(
   if (nodes.length === 0) return;
   const attempt = (some: Node[]) => {
     const ran = realizeOn(device, some);
-    if (ran instanceof Promise) ran.catch(() => {}); // it holds its inputs while it runs
+    // it holds its inputs while it runs
+    if (ran instanceof Promise) ran.catch((e) => some.forEach((n) => failedBeforeFree.set(n, e)));
   };
   try {
     attempt(nodes); // together: in one schedule they share work
   } catch {
     // one that cannot be computed fails them all: each alone, so the others still are (a
-    // failure is reported again when its value is used: realizing it retries and throws)
+    // failure is reported when its value is used: realizing it retries and finds its input
+    // gone, and says why it was not computed in time)
     for (const n of nodes) {
       try {
         attempt([n]);
-      } catch {
-        // as above
+      } catch (e) {
+        failedBeforeFree.set(n, e);
       }
     }
   }

@@ -3,7 +3,7 @@
 // computation holds its inputs, and assign() computes the new value with the next realization
 // and frees the old one then.
 
-import { jit, memory, noGrad, realize, type Tensor, tensor, zeros } from "../mod.ts";
+import { jit, memory, noGrad, ones, realize, type Tensor, tensor, zeros } from "../mod.ts";
 import {
   assert,
   assertEquals,
@@ -252,4 +252,25 @@ Deno.test("a read in flight does not free a value that a pending assignment or g
     w.dispose();
     p.dispose();
   }
+});
+
+Deno.test({
+  name: "realize: a gradient not computable before its batch was freed says why, not 'disposed'",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    // disposing the batch right after backward() computes the gradient first (README, Memory);
+    // where that fails (a kernel past the device's binding limit), the later read said the
+    // batch "was disposed", as if the dispose were the program's mistake
+    const n = 33_554_433; // float32: one element past llvmpipe's (and the default) 128 MiB
+    const w = ones([n], { device: "webgpu", requiresGrad: true });
+    const batch = ones([n], { device: "webgpu" });
+    batch.mul(w).sum().backward();
+    batch.dispose();
+    await new Promise((resolve) => setTimeout(resolve, 0)); // the batch's storage went back
+    const error = await assertRejects(() => w.grad!.sum().item(), Error);
+    assertStringIncludes(error.message, "maxStorageBufferBindingSize");
+    assert(!error.message.includes("disposed"), error.message);
+    w.dispose();
+    assertEquals(await values(tensor([1, 2], { device: "webgpu" }).add(1)), [2, 3]);
+  },
 });
