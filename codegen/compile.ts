@@ -79,10 +79,13 @@ function checkTarget(kernel: Kernel, target: Target): void {
     total - 1,
   );
   if (widest > target.maxIndex) {
+    // (a kernel may be a stage of a split reduction: its own output says nothing to the program)
+    const cause = total - 1 > target.maxIndex
+      ? `it writes ${total} elements`
+      : `a view or reduction in it spans more than ${target.maxIndex + 1} elements`;
     throw new Error(
       `${target.name}: kernel ${kernel.name} needs indices up to ${widest}, beyond the ` +
-        `${target.maxIndex} its integers hold (a tensor of ${total} elements or a reduction ` +
-        `that long); run it on the "cpu" device`,
+        `${target.maxIndex} its integers hold (${cause}); run it on the "cpu" device`,
     );
   }
 }
