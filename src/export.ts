@@ -439,9 +439,10 @@ function traceWithExamples(
  * ```
  */
 export async function writeExport(exported: ExportedFiles, dir: string): Promise<string[]> {
-  if (
-    exported === null || typeof exported !== "object" || !Array.isArray(exported.files)
-  ) {
+  // each field read once, into plain values checked and then used: a getter giving a file name
+  // when checked and "../x.js" when read again wrote outside `dir`
+  const given = exported === null || typeof exported !== "object" ? undefined : exported.files;
+  if (!Array.isArray(given)) {
     fail("writeExport", "exported must be what exportCompiled() returned", exported);
   }
   if (typeof dir !== "string" || dir === "") {
@@ -456,7 +457,7 @@ export async function writeExport(exported: ExportedFiles, dir: string): Promise
     );
   }
   // every file lands in `dir`: a plain file name (a path of "../x.js" was written outside it)
-  exported.files.forEach((file: unknown, i) => {
+  const files = Array.from(given as unknown[], (file, i): ExportFile => {
     const { path, contents } = (file ?? {}) as { path?: unknown; contents?: unknown; };
     if (typeof path !== "string" || !FILE_NAME.test(path)) {
       fail(
@@ -473,10 +474,11 @@ export async function writeExport(exported: ExportedFiles, dir: string): Promise
         contents,
       );
     }
+    return { path, contents };
   });
   // two files of one path shared a temporary: the second rename failed after the first landed
   const seen = new Map<string, number>();
-  exported.files.forEach(({ path }, i) => {
+  files.forEach(({ path }, i) => {
     const first = seen.get(path);
     if (first !== undefined) {
       fail(
@@ -489,14 +491,14 @@ export async function writeExport(exported: ExportedFiles, dir: string): Promise
     seen.set(path, i);
   });
   const base = dir.replace(/\/+$/, "");
-  const paths = exported.files.map((f) => `${base}/${f.path}`);
+  const paths = files.map((f) => `${base}/${f.path}`);
   const temporaries: string[] = [];
   try {
     await Deno.mkdir(dir, { recursive: true });
     // a short name of its own, not the file's name plus a suffix: a file name near the system's
     // 255-byte limit fits, its temporary did not
     const tag = `.lucid-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-    for (const [i, file] of exported.files.entries()) {
+    for (const [i, file] of files.entries()) {
       const temporary = `${base}/${tag}-${i}`;
       temporaries.push(temporary);
       if (typeof file.contents === "string") await Deno.writeTextFile(temporary, file.contents);

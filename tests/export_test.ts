@@ -335,6 +335,20 @@ Deno.test("writeExport: every file is a plain name in dir; exportCompiled checks
       `${dir}/${long}`,
     ]);
     assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), [long], "no temporary left");
+    // each field is read once: a path that is a file name when checked and "../" when read
+    // again was written outside dir
+    let reads = 0;
+    const shifty = {
+      get path() {
+        return reads++ === 0 ? "m.js" : "../escaped.js";
+      },
+      contents: "x",
+    };
+    assertEquals(await writeExport({ files: [shifty] } as never, `${dir}/inner`), [
+      `${dir}/inner/m.js`,
+    ]);
+    assertEquals(reads, 1);
+    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["inner", long].sort());
     for (const compiled of [null, undefined, (x: unknown) => x]) {
       await assertRejects(
         () => exportCompiled(compiled as never, [{ shape: [2] }], { target: "js" }),
