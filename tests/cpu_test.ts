@@ -1,7 +1,7 @@
 // The cpu device: storage reused under fresh handles, intermediates returned to the memory,
 // dispose and `using`, and what happens to a disposed input or a released buffer.
 
-import { kernels, nn, randn, type Tensor, tensor } from "../mod.ts";
+import { cpu, kernels, nn, randn, type Tensor, tensor } from "../mod.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 import {
   assert,
@@ -163,4 +163,30 @@ Deno.test("cpu: a runtime without SharedArrayBuffer runs Wasm kernels on an unsh
   y.sum().backward();
   assertClose(got.y, await y.data(), { rtol: 1e-6 });
   assertClose(got.dx, await x.grad!.data(), { rtol: 1e-6 });
+});
+
+Deno.test("cpu: the settings refuse bad values with an Error saying what they got", () => {
+  const before = { kernels: cpu.kernels, threads: cpu.threads };
+  // a BigInt made the message itself throw (JSON.stringify), a symbol printed as undefined
+  const kernelsBad: [unknown, string][] = [
+    [2n, "2n"],
+    [Symbol("k"), "Symbol(k)"],
+    ["gpu", '"gpu"'],
+    [null, "null"],
+  ];
+  for (const [value, shown] of kernelsBad) {
+    assertThrows(
+      () => cpu.kernels = value as never,
+      Error,
+      `cpu.kernels: must be "auto", "wasm" or "js", got ${shown}`,
+    );
+  }
+  for (const [value, shown] of [[0, "0"], [1.5, "1.5"], [65, "65"], ["2", '"2"'], [3n, "3n"]]) {
+    assertThrows(
+      () => cpu.threads = value as never,
+      Error,
+      `cpu.threads: must be an integer from 1 to 64, got ${shown}`,
+    );
+  }
+  assertEquals([cpu.kernels, cpu.threads], [before.kernels, before.threads], "unchanged");
 });

@@ -393,7 +393,7 @@ export const cpu: CpuInfo = {
   },
   set kernels(value: CpuKernels) {
     if (value !== "auto" && value !== "wasm" && value !== "js") {
-      throw new Error(`cpu.kernels: must be "auto", "wasm" or "js", got ${JSON.stringify(value)}`);
+      throw new Error(`cpu.kernels: must be "auto", "wasm" or "js", got ${fmt(value)}`);
     }
     cpuBackend.kernels = value;
   },
