@@ -57,18 +57,19 @@ function checkOptions(fn: string, options: unknown): TensorDataOptions {
   const o = options as TensorDataOptions;
   // shape only where data is flat (tensor()); the others take theirs as an argument
   checkKnownKeys(fn, "options", o, fn === "tensor" ? DATA_OPTION_KEYS : OPTION_KEYS);
-  if (o.dtype !== undefined && !isDType(o.dtype)) {
-    fail(fn, `dtype must be one of "float32", "float64", "int32"`, o.dtype);
-  }
-  if (o.device !== undefined && !DEVICES.includes(o.device)) {
-    fail(fn, `device must be "cpu" or "webgpu"`, o.device);
-  }
-  if (o.requiresGrad !== undefined && typeof o.requiresGrad !== "boolean") {
-    fail(fn, "requiresGrad must be a boolean", o.requiresGrad);
-  }
-  // own keys holding what was read and checked: a spread copy kept only the object's own, and
-  // settings read through a prototype or a getter were lost (requiresGrad: true became false)
+  // each read once, then checked and kept: a getter read again after its check gave a value
+  // never checked (a device "tpu", a requiresGrad "yes"); and own keys (a spread copy kept only
+  // the object's own, and settings read through a prototype or a getter were lost)
   const { dtype, device, requiresGrad, shape } = o;
+  if (dtype !== undefined && !isDType(dtype)) {
+    fail(fn, `dtype must be one of "float32", "float64", "int32"`, dtype);
+  }
+  if (device !== undefined && !DEVICES.includes(device)) {
+    fail(fn, `device must be "cpu" or "webgpu"`, device);
+  }
+  if (requiresGrad !== undefined && typeof requiresGrad !== "boolean") {
+    fail(fn, "requiresGrad must be a boolean", requiresGrad);
+  }
   return { dtype, device, requiresGrad, ...(fn === "tensor" ? { shape } : {}) };
 }
 

@@ -42,7 +42,7 @@ import {
 import { Tensor } from "./tensor.ts";
 import { acquireHandle } from "./ownership.ts";
 import { failGone, releaseValue } from "./realization.ts";
-import { checkKnownKeys, described, fail } from "./validate.ts";
+import { checkKnownKeys, dense, described, fail } from "./validate.ts";
 import { VERSION } from "./version.ts";
 
 export type { ExportFile } from "../codegen/export.ts";
@@ -172,10 +172,20 @@ function specsOf(examples: unknown, device: DeviceName): InputSpec[] {
       "requiresGrad",
       "device",
     ]);
-    const { shape, dtype = "float32", requiresGrad = false } = e as Record<string, unknown>;
-    // indexed, not every(): every() skips the holes of [, 2]
-    if (!Array.isArray(shape) || !Array.from(shape).every(isAxisLength)) {
-      fail("exportCompiled", `exampleInputs[${i}].shape must be non-negative integers`, shape);
+    const { shape: given, dtype = "float32", requiresGrad = false } = e as Record<string, unknown>;
+    // copied, each axis read once (what was checked is what is used), holes as undefined
+    // (every() skips them); and a count of elements a tensor can have: [1e9, 1e9] failed
+    // inside, as an op named "buffer"
+    const shape = Array.isArray(given) ? dense(given) : given;
+    if (
+      !Array.isArray(shape) || !shape.every(isAxisLength) ||
+      !Number.isSafeInteger(shape.reduce((n: number, d: number) => n * d, 1))
+    ) {
+      fail(
+        "exportCompiled",
+        `exampleInputs[${i}].shape must be non-negative integers of at most 2^53 - 1 elements`,
+        given,
+      );
     }
     if (!isDType(dtype)) {
       fail("exportCompiled", `exampleInputs[${i}].dtype must be a dtype`, dtype);

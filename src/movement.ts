@@ -147,12 +147,10 @@ export function pad(
   value: number,
 ): Tensor {
   liveNode("pad", t);
-  // holes as undefined, so the checks see them (every() skips them)
+  // copied, each element read once, holes as undefined: the checks see the holes (every() skips
+  // them), and what was checked is what is used
   if (Array.isArray(pads)) {
-    const holed = (a: readonly unknown[]) => a.includes(undefined);
-    if (holed(pads) || pads.some((p) => Array.isArray(p) && holed(p))) {
-      pads = Array.from(pads, (p) => Array.isArray(p) ? Array.from(p) : p);
-    }
+    pads = dense(pads).map((p) => Array.isArray(p) ? dense(p) : p) as [number, number][];
   }
   if (
     !Array.isArray(pads) || pads.length !== t.ndim ||
@@ -189,8 +187,9 @@ export function shrink(t: Tensor, ranges: readonly (readonly [number, number] | 
   if (!Array.isArray(ranges) || ranges.length !== t.ndim) {
     fail("shrink", `ranges must have one [start, end] or null per axis (${t.ndim})`, ranges);
   }
-  const full = ranges.map((r, i) => {
-    if (r === null) return [0, shapeOf(t)[i]] as [number, number];
+  const full = ranges.map((given, i) => {
+    if (given === null) return [0, shapeOf(t)[i]] as [number, number];
+    const r = Array.isArray(given) ? dense(given) : given; // read once, as above
     if (
       !Array.isArray(r) || r.length !== 2 || !Number.isInteger(r[0]) || !Number.isInteger(r[1]) ||
       r[0] < 0 || r[0] > r[1] || r[1] > shapeOf(t)[i]

@@ -81,29 +81,34 @@ export function failDisposed(fn: string, tensor: unknown): never {
 }
 
 /**
- * `array` with its holes as undefined, so that checks see them (every() and map() skip holes);
- * the array itself when it has none (includes() reads a hole as undefined, and copying every
- * array an op is given cost a microsecond of a small eager call).
+ * A copy of `array`, each element read once, holes as undefined: checks see the holes (every()
+ * and map() skip them), and what was checked is what is used (an element behind a getter, read
+ * again after its check, gave an axis of -3 to expand). A loop: Array.from cost a microsecond
+ * of a small eager call.
  */
-export function dense<T>(array: readonly T[]): readonly (T | undefined)[] {
-  return array.includes(undefined as T) ? Array.from(array) : array;
+export function dense<T>(array: readonly T[]): (T | undefined)[] {
+  const copy: (T | undefined)[] = [];
+  const length = array.length;
+  for (let i = 0; i < length; i++) copy.push(array[i]);
+  return copy;
 }
 
 /** `shape` as a fresh array of non-negative integers, or an Error naming `name`. */
-export function checkShape(fn: string, name: string, shape: unknown): number[] {
-  // holes as undefined: every() skips them, and a shape with one passed as NaN elements
-  if (Array.isArray(shape)) shape = dense(shape);
+export function checkShape(fn: string, name: string, given: unknown): number[] {
+  // a copy (holes as undefined: every() skips them, and a shape with one passed as NaN
+  // elements); errors show what was given
+  const shape = Array.isArray(given) ? dense(given) : given;
   if (
     !Array.isArray(shape) ||
     !shape.every((d) => typeof d === "number" && Number.isInteger(d) && d >= 0)
   ) {
-    fail(fn, `${name} must be an array of non-negative integers`, shape);
+    fail(fn, `${name} must be an array of non-negative integers`, given);
   }
   if (!shape.every(Number.isSafeInteger)) {
     // named here, not by the op node made later ("buffer: ... would have 0 elements")
-    fail(fn, `${name} must be an array of non-negative integers, each at most 2^53 - 1`, shape);
+    fail(fn, `${name} must be an array of non-negative integers, each at most 2^53 - 1`, given);
   }
-  return [...shape];
+  return shape as number[];
 }
 
 /**

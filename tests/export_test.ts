@@ -18,7 +18,13 @@ import { formatJson, layoutOf } from "../codegen/export.ts";
 import type { ExportProgram } from "../codegen/export.ts";
 import type { Plan } from "../codegen/plan.ts";
 import type { Executable } from "../codegen/compile.ts";
-import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "./assert.ts";
 import { webgpuAvailable } from "./helpers.ts";
 import { importExported } from "./export_helpers.ts";
 
@@ -124,15 +130,30 @@ Deno.test("export: bad arguments name what was expected and what was given", asy
   await assertRejects(
     () => exportCompiled(f, [{ shape: [2, -1] }], { target: "js" }),
     Error,
-    "exportCompiled: exampleInputs[0].shape must be non-negative integers, got [2, -1]",
+    "exportCompiled: exampleInputs[0].shape must be non-negative integers of at most 2^53 - 1 elements, got [2, -1]",
   );
   await assertRejects(
     // every() skipped the hole, and the trace failed with a RangeError naming no argument
     // deno-lint-ignore no-sparse-arrays
     () => exportCompiled(f, [{ shape: [, 2] as number[] }], { target: "js" }),
     Error,
-    "exportCompiled: exampleInputs[0].shape must be non-negative integers, got [<empty>, 2]",
+    "exportCompiled: exampleInputs[0].shape must be non-negative integers of at most 2^53 - 1 elements, got [<empty>, 2]",
   );
+  for (const shape of [[1e9, 1e9], [2 ** 53], [1e300]]) {
+    // a count no tensor can have failed inside, as an op named "buffer"
+    await assertRejects(
+      () => exportCompiled(f, [{ shape }], { target: "js" }),
+      Error,
+      "exportCompiled: exampleInputs[0].shape must be non-negative integers of at most 2^53 - 1 elements",
+    );
+  }
+  // each axis read once: an axis that is 2 when checked and -3 when read again
+  let reads = 0;
+  const shifty = [2];
+  Object.defineProperty(shifty, 0, { get: () => reads++ === 0 ? 2 : -3, enumerable: true });
+  const { files } = await exportCompiled(f, [{ shape: shifty }], { target: "js" });
+  assertStringIncludes(files.find((file) => file.path === "model.js")!.contents as string, "[2]");
+  assertEquals(reads, 1);
   await assertRejects(
     // tensor() refuses it, so no call could pass such an input
     () => exportCompiled(f, [{ shape: [3], dtype: "int32", requiresGrad: true }], { target: "js" }),

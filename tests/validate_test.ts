@@ -203,3 +203,36 @@ Deno.test("validation: options read through a prototype or a getter are kept, an
     "gradcheck: inputs must be an array of Tensors, got [Tensor, <empty>]",
   );
 });
+
+Deno.test("validation: each option and element is read once, so what was checked is used", async () => {
+  // a getter valid when checked and not when read again got its second value into the library:
+  // a device "tpu", a requiresGrad "yes", an axis of -3, a beta of 5, a pad past the axis
+  /** `good` for the first `reads` reads, then `bad`; counts the reads. */
+  const shifty = <T>(good: T, bad: T, reads = 1) => {
+    const counter = { reads: 0, get: () => counter.reads++ < reads ? good : bad };
+    return counter;
+  };
+  const withGetter = <T extends object>(target: T, key: PropertyKey, c: { get(): unknown; }) =>
+    Object.defineProperty(target, key, { get: c.get, enumerable: true }) as T;
+  const device = shifty<unknown>("cpu", "tpu");
+  const onCpu = tensor([1, 2], withGetter({}, "device", device));
+  assertEquals([onCpu.device, device.reads], ["cpu", 1]);
+  const grad = shifty<unknown>(true, "yes");
+  const leaf = tensor([1, 2], withGetter({}, "requiresGrad", grad));
+  assertEquals([leaf.requiresGrad, grad.reads], [true, 1]);
+  const axis = shifty(3, -3);
+  const expanded = tensor([1, 2]).expand(withGetter([3, 2], 0, axis));
+  assertEquals([expanded.shape, axis.reads], [[3, 2], 1]);
+  assertEquals(Array.from(await expanded.data()), [1, 2, 1, 2, 1, 2]);
+  const before = shifty(1, -5);
+  const padded = tensor([1, 2]).pad([withGetter([0, 0], 0, before) as [number, number]]);
+  assertEquals([Array.from(await padded.data()), before.reads], [[0, 1, 2], 1]);
+  const end = shifty(1, 2);
+  const cut = tensor([1, 2]).shrink([withGetter([0, 0], 1, end) as [number, number]]);
+  assertEquals([Array.from(await cut.data()), end.reads], [[1], 1]);
+  const beta = shifty(0.5, 5);
+  const adam = new optim.Adam([zeros([1], { requiresGrad: true })], {
+    betas: withGetter([0.9, 0.999], 0, beta) as [number, number],
+  });
+  assertEquals([adam.betas, beta.reads], [[0.5, 0.999], 1]);
+});

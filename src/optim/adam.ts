@@ -6,7 +6,7 @@
 // computed in float64 on the host), so every step reuses one compiled plan.
 
 import type { Tensor } from "../tensor.ts";
-import { checkKnownKeys, checkRate, fail } from "../validate.ts";
+import { checkKnownKeys, checkRate, dense, fail } from "../validate.ts";
 import { Optimizer } from "./optimizer.ts";
 
 /** Options of {@link Adam}. */
@@ -56,7 +56,9 @@ export class Adam extends Optimizer {
     }
     checkKnownKeys("Adam", "options", options, ["lr", "betas", "eps", "weightDecay"]);
     super("Adam", params, options.lr ?? 1e-3);
-    const betas = options.betas ?? [0.9, 0.999];
+    const given = options.betas ?? [0.9, 0.999];
+    // copied, each read once: a getter read again after its check gave a beta of 5
+    const betas = Array.isArray(given) ? dense(given) : given;
     if (!Array.isArray(betas) || betas.length !== 2) {
       fail("Adam", "betas must be a pair [beta1, beta2]", betas);
     }
