@@ -129,6 +129,9 @@ export function parseShape(text: string): number[] {
   }
   const shape = parts.map(Number);
   if (!shape.every(Number.isSafeInteger)) usage(`--shape has an axis too long: ${text}`);
+  if (!Number.isSafeInteger(shape.reduce((n, d) => n * d, 1))) {
+    usage(`--shape has more elements than 2^53 - 1: ${text}`);
+  }
   return shape;
 }
 

@@ -123,6 +123,12 @@ Deno.test("cli: bad options are UsageErrors naming the option and the value", ()
       }`,
     );
   }
+  // a count no tensor can have is a usage error too (an op named "buffer" said it, exit 1)
+  assertThrows(
+    () => parseShape("1000000000,1000000000"),
+    UsageError,
+    "--shape has more elements than 2^53 - 1: 1000000000,1000000000",
+  );
 });
 
 Deno.test("cli: --help explains every option", () => {
