@@ -105,7 +105,19 @@ export abstract class Module {
    * a tensor two of them share comes once, under its first name (as torch's does: an optimizer
    * given it twice refuses it).
    */
-  *namedParameters(prefix = ""): Generator<[string, Tensor]> {
+  namedParameters(prefix = ""): Generator<[string, Tensor]> {
+    // checked at the call, not at the first step of the walk (a generator's body waits for it)
+    if (typeof prefix !== "string") {
+      fail(
+        `${moduleClassName(this.constructor)}.namedParameters`,
+        "prefix must be a string",
+        prefix,
+      );
+    }
+    return this.#namedParameters(prefix);
+  }
+
+  *#namedParameters(prefix: string): Generator<[string, Tensor]> {
     const seen = new Set<Tensor>();
     // a module reached again (shared, or a cycle) adds nothing; a stack of its own, as modules()
     const walked = new Set<Module>();

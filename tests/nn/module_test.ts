@@ -40,6 +40,18 @@ Deno.test("Module: children, modules and parameters come from fields", () => {
     "LocalResponseNorm",
   ]);
   assertEquals([...block.namedParameters()].map(([n]) => n), ["bias", "scale.weight"]);
+  assertEquals([...block.namedParameters("net.")].map(([n]) => n), [
+    "net.bias",
+    "net.scale.weight",
+  ]);
+  // a prefix of another kind was glued on ("nullbias") or threw a bare TypeError (a symbol)
+  for (const [prefix, shown] of [[null, "null"], [1.5, "1.5"], [Symbol("p"), "Symbol(p)"]]) {
+    assertThrows(
+      () => block.namedParameters(prefix as never),
+      Error,
+      `Block.namedParameters: prefix must be a string, got ${shown as string}`,
+    );
+  }
   const params = [...block.parameters()];
   assertStrictEquals(params[0], block.bias);
   assertStrictEquals(params[1], block.scale.weight);
