@@ -45,27 +45,31 @@ export interface TensorAccess {
   readonly tensorClass: typeof Tensor;
   /** The IR node of a live tensor. */
   nodeOf(t: Tensor): Node;
+  /** The IR node of `t`, or an Error naming `fn` if it is disposed or no tensor the library made. */
+  liveNode(fn: string, t: Tensor): Node;
+  /** Whether `value` is a tensor the library made (not a Proxy or a copy of one). */
+  isTensor(value: unknown): value is Tensor;
   /** A new tensor for `node`, computed by an op from `inputs` (autodiff bookkeeping). */
   derive(from: Tensor, node: Node, inputs: readonly Tensor[]): Tensor;
 }
 
 /** `self op other` with NumPy broadcasting and dtype promotion; `fn` names the method. */
 function binary(
-  { tensorClass, nodeOf, derive }: TensorAccess,
+  { nodeOf, derive, liveNode, isTensor }: TensorAccess,
   fn: string,
   self: Tensor,
   other: Tensor | number,
   op: BinaryOp,
   swap: boolean,
 ): Tensor {
-  if (self.isDisposed) failDisposed(fn, self);
+  liveNode(fn, self);
   let otherNode: Node;
   if (typeof other === "number") {
     // a number keeps an int32 tensor int32 only when it is whole
     const dtype = isFloat(self.dtype) || Number.isInteger(other) ? self.dtype : "float32";
     if (dtype === "int32") checkInt32(fn, "other", other, "for an int32 tensor");
     otherNode = ir.constant(other, [], dtype);
-  } else if (other instanceof tensorClass) {
+  } else if (isTensor(other)) {
     if (other.device !== self.device) {
       fail(
         fn,
@@ -88,7 +92,7 @@ function binary(
 
 /** Puts one method per unary op and per binary method, and affine and cast, on the prototype. */
 export function installElementwise(access: TensorAccess): void {
-  const { tensorClass, nodeOf, derive } = access;
+  const { tensorClass, nodeOf, derive, liveNode } = access;
   const define = (name: string, method: (this: Tensor, ...args: never[]) => Tensor) =>
     Object.defineProperty(tensorClass.prototype, name, {
       value: method,
@@ -97,8 +101,7 @@ export function installElementwise(access: TensorAccess): void {
     });
   for (const op of Object.keys(UNARY_OPS) as UnaryOp[]) {
     define(op, function (this: Tensor): Tensor {
-      if (this.isDisposed) failDisposed(op, this);
-      return derive(this, ir.unary(op, nodeOf(this)), [this]);
+      return derive(this, ir.unary(op, liveNode(op, this)), [this]);
     });
   }
   for (const [name, { op, swap }] of Object.entries(BINARY_METHODS)) {
@@ -107,13 +110,13 @@ export function installElementwise(access: TensorAccess): void {
     });
   }
   define("affine", function (this: Tensor, scale: number, shift: number): Tensor {
-    if (this.isDisposed) failDisposed("affine", this);
+    liveNode("affine", this);
     if (typeof scale !== "number") fail("affine", "scale must be a number", scale);
     if (typeof shift !== "number") fail("affine", "shift must be a number", shift);
     return derive(this, ir.affine(nodeOf(this), scale, shift), [this]);
   });
   define("cast", function (this: Tensor, dtype: DType): Tensor {
-    if (this.isDisposed) failDisposed("cast", this);
+    liveNode("cast", this);
     if (!isDType(dtype)) fail("cast", `dtype must be one of "float32", "float64", "int32"`, dtype);
     if (dtype === "float64" && this.device === "webgpu") {
       // refused here, as creation and to() refuse it, not when the value is first read

@@ -39,7 +39,7 @@ import {
   traceEntryOf,
   type TraceTargets,
 } from "./jit.ts";
-import { Tensor } from "./tensor.ts";
+import { isTensor, type Tensor } from "./tensor.ts";
 import { acquireHandle } from "./ownership.ts";
 import { failGone, releaseValue } from "./realization.ts";
 import { checkKnownKeys, dense, described, fail } from "./validate.ts";
@@ -130,7 +130,7 @@ const FILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 /** The device the examples live on (all must agree; a spec without a device says cpu). */
 function exampleDevice(examples: readonly ExampleInput[]): DeviceName {
   const devices = new Set(examples.map((e, i) => {
-    if (e instanceof Tensor) return e.device;
+    if (isTensor(e)) return e.device;
     // undefined only: `device: null` is a mistake to name, not the cpu
     const given: unknown = e !== null && typeof e === "object" ? e.device : undefined;
     const device = given === undefined ? "cpu" : given;
@@ -161,7 +161,7 @@ function specsOf(examples: unknown, device: DeviceName): InputSpec[] {
     fail("exportCompiled", "exampleInputs must be an array of tensors or {shape, dtype}", examples);
   }
   return examples.map((e, i): InputSpec => {
-    if (e instanceof Tensor) {
+    if (isTensor(e)) {
       return { shape: e.shape, dtype: e.dtype, device, requiresGrad: e.requiresGrad };
     }
     const what = `exampleInputs[${i}] must be a Tensor or {shape, dtype?, requiresGrad?, device?}`;

@@ -20,13 +20,14 @@ import {
   createTensor,
   gradOf,
   holdGradient,
+  isTensor,
   leafRequiringGrad,
   liveNode,
   madeByBackward,
   markBackwardGradient,
   nodeOf,
   setGradOf,
-  Tensor,
+  type Tensor,
 } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
 
@@ -51,7 +52,7 @@ export function backward(t: Tensor, gradient?: Tensor): void {
     }
     seed = ir.constant(1, nodeOf(t).shape, t.dtype);
   } else {
-    if (!(gradient instanceof Tensor)) fail("backward", "gradient must be a Tensor", gradient);
+    if (!isTensor(gradient)) fail("backward", "gradient must be a Tensor", gradient);
     if (gradient.shape.join() !== t.shape.join()) {
       fail(
         "backward",
@@ -145,7 +146,7 @@ export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[])
   if (typeof fn !== "function") fail("grad", "fn must be a function", fn);
   return (...inputs: Tensor[]): Tensor[] => {
     inputs.forEach((t, i) => {
-      if (!(t instanceof Tensor)) fail("grad", `input ${i} must be a Tensor`, t);
+      if (!isTensor(t)) fail("grad", `input ${i} must be a Tensor`, t);
       if (!isFloat(t.dtype)) fail("grad", `input ${i} must be a float tensor`, t.dtype);
     });
     const inputNodes = inputs.map((t) => liveNode("grad", t));
@@ -154,7 +155,7 @@ export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[])
       createTensor(ir.detach(node, true), inputs[i].device, true, true)
     );
     const out = withGradEnabled(() => fn(...vars));
-    if (!(out instanceof Tensor)) fail("grad", "fn must return a Tensor", out);
+    if (!isTensor(out)) fail("grad", "fn must return a Tensor", out);
     if (out.numel !== 1) {
       fail(
         "grad",

@@ -5,7 +5,7 @@
 import { tensor } from "./creation.ts";
 import { privateUniforms } from "./random.ts";
 import { grad } from "./grad.ts";
-import { Tensor } from "./tensor.ts";
+import { isTensor, type Tensor } from "./tensor.ts";
 import { checkKnownKeys, fail, failDisposed } from "./validate.ts";
 
 /**
@@ -63,7 +63,7 @@ export function gradcheck(
 ): GradcheckResult {
   if (typeof fn !== "function") fail("gradcheck", "fn must be a function", fn);
   // holes as undefined (every() skips them: a hole reached grad(), which named itself)
-  if (!Array.isArray(inputs) || !Array.from(inputs).every((t) => t instanceof Tensor)) {
+  if (!Array.isArray(inputs) || !Array.from(inputs).every((t) => isTensor(t))) {
     fail("gradcheck", "inputs must be an array of Tensors", inputs);
   }
   inputs.forEach((t, i) => {
@@ -92,7 +92,7 @@ export function gradcheck(
   const make = (vals: Float64Array[]) =>
     vals.map((v, i) => tensor(v, { shape: shapes[i], dtype: "float64" }));
   const first = fn(...make(values));
-  if (!(first instanceof Tensor)) fail("gradcheck", "fn must return a Tensor", first);
+  if (!isTensor(first)) fail("gradcheck", "fn must return a Tensor", first);
   const outShape = first.shape;
   const weights = checkWeights(outShape);
   const loss = (...xs: Tensor[]) => fn(...xs).cast("float64").mul(weights).sum();

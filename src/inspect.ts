@@ -5,7 +5,7 @@ import { graphToDot, printGraph } from "./ir/print.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { type KernelInfo, plannedKernels, setFusion as setFusionFlag } from "./runtime/realize.ts";
 import { realizeTensors } from "./realization.ts";
-import { liveNode, nodeOf, Tensor } from "./tensor.ts";
+import { isTensor, liveNode, nodeOf, type Tensor } from "./tensor.ts";
 import { fail } from "./validate.ts";
 
 export type { BufferInfo, KernelInfo } from "./runtime/realize.ts";
@@ -13,7 +13,7 @@ export { setDebug } from "./runtime/debug.ts";
 
 function checkTensors(fn: string, tensors: readonly unknown[]): Tensor[] {
   tensors.forEach((t, i) => {
-    if (!(t instanceof Tensor)) fail(fn, `argument ${i} must be a Tensor`, t);
+    if (!isTensor(t)) fail(fn, `argument ${i} must be a Tensor`, t);
     liveNode(fn, t);
   });
   return tensors as Tensor[];

@@ -40,11 +40,12 @@ import {
 } from "./ownership.ts";
 import {
   createTensor,
+  isTensor,
   leafRequiringGrad,
   nextTensorSerial,
   nodeOf,
   readingNodes,
-  Tensor,
+  type Tensor,
   tensorSerial,
 } from "./tensor.ts";
 import { realizeOn, releaseValue } from "./realization.ts";
@@ -205,7 +206,7 @@ function flattenResult(
   result: unknown,
 ): { tensors: Tensor[]; names: string[]; kind: Trace["resultKind"]; } {
   const expected = "fn must return a Tensor, an array of Tensors or an object of Tensors";
-  if (result instanceof Tensor) return { tensors: [result], names: ["y"], kind: "tensor" };
+  if (isTensor(result)) return { tensors: [result], names: ["y"], kind: "tensor" };
   let entries: [string, unknown][];
   let kind: Trace["resultKind"];
   if (Array.isArray(result)) {
@@ -222,7 +223,7 @@ function flattenResult(
   }
   if (entries.length === 0) fail("jit", `${expected} (at least one)`, result);
   for (const [name, t] of entries) {
-    if (!(t instanceof Tensor)) fail("jit", `fn's result ${name} must be a Tensor`, t);
+    if (!isTensor(t)) fail("jit", `fn's result ${name} must be a Tensor`, t);
   }
   return { tensors: entries.map(([, t]) => t as Tensor), names: entries.map(([n]) => n), kind };
 }
@@ -326,7 +327,7 @@ function traceFunction(
     holders,
     {
       arguments: new Set(standIns.flatMap((t, i) => reached.leaves.includes(t) ? [i] : [])),
-      captured: reached.leaves.filter((t) => t instanceof Tensor && !standIns.includes(t))
+      captured: reached.leaves.filter((t) => isTensor(t) && !standIns.includes(t))
         .map((t) => new WeakRef(t as Tensor)),
     },
   );
@@ -621,7 +622,7 @@ async function runHeld(
 function specsOf(fn: string, args: readonly unknown[]): InputSpec[] {
   const variables = new Map<Node, number>();
   return args.map((t, i) => {
-    if (!(t instanceof Tensor)) fail(fn, `argument ${i} must be a Tensor`, t);
+    if (!isTensor(t)) fail(fn, `argument ${i} must be a Tensor`, t);
     const spec = { shape: t.shape, dtype: t.dtype, device: t.device, requiresGrad: t.requiresGrad };
     if (!t.requiresGrad) return spec;
     // one variable passed twice is one stand-in: eager code sums the gradients of its uses

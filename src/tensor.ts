@@ -41,7 +41,7 @@ import {
   releaseValue,
 } from "./realization.ts";
 import { mean, reduce } from "./reduction.ts";
-import { checkInt32, described, fail, failDisposed } from "./validate.ts";
+import { checkInt32, described, fail, failDisposed, registerTensorClass } from "./validate.ts";
 
 /** Nested arrays of numbers, as `toArray()` returns and `tensor()` accepts. */
 export type NestedArray = number | NestedArray[];
@@ -55,6 +55,7 @@ let privateAccess: {
   grad(t: Tensor): Tensor | null;
   setGrad(t: Tensor, grad: Tensor | null): void;
   serial(t: Tensor): number;
+  isTensor(value: unknown): boolean;
 };
 
 let nextSerial = 1;
@@ -185,7 +186,7 @@ export class Tensor {
     // the next backward() adds into it: an int32, float64, string or misshapen value there
     // truncated, widened or broke that sum
     if (value !== null) {
-      if (!(value instanceof Tensor)) fail("grad", "must be a Tensor or null", value);
+      if (!isTensor(value)) fail("grad", "must be a Tensor or null", value);
       if (value.isDisposed) failDisposed("grad", value);
       const [got, want] = [value.#node.shape, this.#node.shape];
       if (
@@ -464,6 +465,7 @@ export class Tensor {
       node: (t) => t.#node,
       grad: (t) => t.#grad,
       serial: (t) => t.#serial,
+      isTensor: (value) => typeof value === "object" && value !== null && #node in value,
       setGrad: (t, grad) => {
         t.#grad = grad;
         t.#gradSeen = false;
@@ -530,7 +532,8 @@ export interface Tensor {
   eq(other: Tensor | number): Tensor;
 }
 
-installElementwise({ tensorClass: Tensor, nodeOf, derive });
+installElementwise({ tensorClass: Tensor, nodeOf, derive, liveNode, isTensor });
+registerTensorClass(Tensor.prototype, isTensor);
 
 const leafTensors = new WeakMap<Node, WeakRef<Tensor>>();
 
@@ -597,7 +600,7 @@ const gradientProtections = new WeakMap<Tensor, Node>();
  */
 export function holdGradient(leaf: Tensor, grad: Tensor | null): void {
   releaseGradient(leaf);
-  if (!(grad instanceof Tensor) || grad.isDisposed) return;
+  if (!isTensor(grad) || grad.isDisposed) return;
   const node = nodeOf(grad);
   if (protectReader(node, grad.device)) gradientProtections.set(leaf, node);
 }
@@ -628,8 +631,20 @@ export function shapeOf(t: Tensor): Shape {
   return privateAccess.node(t).shape;
 }
 
-/** `t`'s node, or an Error naming `fn` if `t` was disposed. */
+/**
+ * Whether `value` is a tensor the library made. `instanceof` is not enough: a Proxy of a tensor
+ * and an object made from `Tensor.prototype` pass it and have none of its private state (every
+ * use was a TypeError naming a private field).
+ */
+export function isTensor(value: unknown): value is Tensor {
+  return privateAccess.isTensor(value);
+}
+
+/** `t`'s node, or an Error naming `fn` if `t` was disposed or is no tensor the library made. */
 export function liveNode(fn: string, t: Tensor): Node {
+  if (!privateAccess.isTensor(t)) {
+    fail(fn, "the tensor must be one the library made", t);
+  }
   if (t.isDisposed) failDisposed(fn, t);
   nodeReader?.(t);
   return privateAccess.node(t);
@@ -668,7 +683,7 @@ function assignedValue(target: Tensor, value: unknown): Node {
     if (target.dtype === "int32") checkInt32("assign", "value", value, "for dtype int32");
     return ir.constant(value, target.shape, target.dtype);
   }
-  if (!(value instanceof Tensor)) fail("assign", "value must be a Tensor or a number", value);
+  if (!isTensor(value)) fail("assign", "value must be a Tensor or a number", value);
   const node = liveNode("assign", value);
   const want = `${target.dtype}[${target.shape.join(", ")}] on "${target.device}"`;
   const got = `${value.dtype}[${value.shape.join(", ")}] on "${value.device}"`;

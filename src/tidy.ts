@@ -20,7 +20,7 @@ import type { Node } from "./ir/node.ts";
 import { handleCount, keepForever, openScope, type Owned, tracing } from "./ownership.ts";
 import { computeReadersOf } from "./realization.ts";
 import { DEVICES } from "./runtime/device.ts";
-import { nodeOf, Tensor } from "./tensor.ts";
+import { isTensor, nodeOf, type Tensor } from "./tensor.ts";
 import { described, fail, failDisposed } from "./validate.ts";
 
 /**
@@ -77,13 +77,13 @@ export function tidy<T>(fn: () => T): T {
 
 /** Computes the `results` (and protected lazy values) whose graphs read a `doomed` tensor's storage. */
 function computeWhatNeeds(results: ReadonlySet<Owned>, doomed: readonly Owned[]): void {
-  const lazy = [...results].filter((t): t is Tensor => t instanceof Tensor && !t.isDisposed);
+  const lazy = [...results].filter((t): t is Tensor => isTensor(t) && !t.isDisposed);
   for (const device of DEVICES) {
     // the values whose storage disposing the doomed frees: every handle on the node is doomed
     // (a view sharing a kept tensor's value, an optimizer's learning rate say, frees nothing)
     const doomedHandles = new Map<Node, number>();
     for (const t of doomed) {
-      if (!(t instanceof Tensor) || t.device !== device || !t.isRealized) continue;
+      if (!isTensor(t) || t.device !== device || !t.isRealized) continue;
       const node = nodeOf(t);
       doomedHandles.set(node, (doomedHandles.get(node) ?? 0) + 1);
     }
@@ -107,7 +107,7 @@ function computeWhatNeeds(results: ReadonlySet<Owned>, doomed: readonly Owned[])
  * ```
  */
 export function keep<T extends Tensor>(t: T): T {
-  if (!(t instanceof Tensor)) fail("keep", "t must be a Tensor", t);
+  if (!isTensor(t)) fail("keep", "t must be a Tensor", t);
   if (t.isDisposed) failDisposed("keep", t); // it was returned as if kept
   keepForever(t);
   return t;
@@ -122,7 +122,7 @@ function tensorsIn(value: unknown): Set<Owned> {
     const v = stack.pop();
     if (v === null || typeof v !== "object" || seen.has(v)) continue;
     seen.add(v);
-    if (v instanceof Tensor) found.add(v);
+    if (isTensor(v)) found.add(v);
     else if (Array.isArray(v) || v instanceof Set) stack.push(...v);
     else if (v instanceof Map) stack.push(...v.keys(), ...v.values());
     else if (isPlainObject(v)) stack.push(...Object.values(v));

@@ -15,6 +15,17 @@ export function described(text: string): Described {
   return new Described(text);
 }
 
+/** Tensor.prototype and the brand check, as tensor.ts registers them (it imports this module). */
+let tensors: { readonly prototype: object; isTensor(v: unknown): boolean; } | null = null;
+
+/** @internal Tells `fmt` what a Tensor is, so it can tell a tensor from an imitation of one. */
+export function registerTensorClass(prototype: object, isTensor: (v: unknown) => boolean): void {
+  tensors = { prototype, isTensor };
+}
+
+const isPrototypeOf = (prototype: object, v: object) =>
+  Object.prototype.isPrototypeOf.call(prototype, v);
+
 /** A received value as the library's messages print it: strings quoted, BigInts with `n`. */
 export const fmt = (v: unknown): string => printed(v, new Set());
 
@@ -39,6 +50,11 @@ function printed(v: unknown, above: Set<unknown>): string {
     return `[${shown.join(", ")}${more}]`;
   }
   if (v === null || v === undefined) return String(v);
+  if (typeof v === "object" && tensors !== null && isPrototypeOf(tensors.prototype, v)) {
+    // a Proxy of a tensor, or an object made from Tensor.prototype, passes instanceof and has
+    // none of a tensor's state ("x must be a Tensor, got Tensor" said nothing)
+    return tensors.isTensor(v) ? "Tensor" : "an imitation of a Tensor (a Proxy or a copy of one)";
+  }
   // an instance of an anonymous class has a constructor named ""
   if (typeof v === "object") return (v as object).constructor?.name || "an object";
   return String(v);

@@ -5,9 +5,13 @@
 import {
   arange,
   full,
+  grad,
+  jit,
+  keep,
   kernels,
   manualSeed,
   ones,
+  optim,
   rand,
   randn,
   Tensor,
@@ -1186,4 +1190,38 @@ Deno.test("privateUniforms: manualSeed's stream, without touching the global one
   const after = Array.from(await rand([2], { dtype: "float64" }).data());
   manualSeed(3);
   assertEquals(Array.from(await rand([2], { dtype: "float64" }).data()), after);
+});
+
+Deno.test("Tensor: an imitation of a tensor is refused by name, never read", async () => {
+  // a Proxy of a tensor and an object made from Tensor.prototype pass `instanceof Tensor` and
+  // have none of its private state: every use was a TypeError naming a private field
+  const imitations = [new Proxy(tensor([1, 2]), {}), Object.create(Tensor.prototype)];
+  const imitation = "an imitation of a Tensor (a Proxy or a copy of one)";
+  for (const fake of imitations) {
+    const calls: [() => unknown, string][] = [
+      [() => tensor([1, 2]).add(fake), `add: other must be a Tensor or a number, got ${imitation}`],
+      [() => fake.mul(2), `mul: the tensor must be one the library made, got ${imitation}`],
+      [() => fake.exp(), `exp: the tensor must be one the library made, got ${imitation}`],
+      [
+        () => tensor([1, 2]).assign(fake),
+        `assign: value must be a Tensor or a number, got ${imitation}`,
+      ],
+      [() => keep(fake), `keep: t must be a Tensor, got ${imitation}`],
+      [
+        () => new optim.SGD([fake], { lr: 0.1 }),
+        `SGD: parameter 0 must be a Tensor, got ${imitation}`,
+      ],
+      [
+        () => grad((t: Tensor) => t.sum())(fake),
+        `grad: input 0 must be a Tensor, got ${imitation}`,
+      ],
+    ];
+    for (const [call, message] of calls) assertThrows(call, Error, message);
+    await assertRejects(
+      () => jit((t) => t.exp())(fake),
+      Error,
+      `jit: argument 0 must be a Tensor, got ${imitation}`,
+    );
+  }
+  assertEquals(Array.from(await tensor([1, 2]).add(1).data()), [2, 3], "still usable");
 });

@@ -8,7 +8,7 @@
 // clips the window loop to the valid channels and specializes the constant pow, as it would
 // for any graph of this shape.
 
-import { liveNode, Tensor } from "../tensor.ts";
+import { isTensor, liveNode, type Tensor } from "../tensor.ts";
 import { fail } from "../validate.ts";
 import { Module } from "./module.ts";
 import { nameModuleClass } from "./names.ts";
@@ -46,7 +46,7 @@ export function localResponseNorm(
   k = 1.0,
 ): Tensor {
   checkParams("localResponseNorm", size, alpha, beta, k);
-  if (!(x instanceof Tensor)) fail("localResponseNorm", "x must be a Tensor", x);
+  if (!isTensor(x)) fail("localResponseNorm", "x must be a Tensor", x);
   liveNode("localResponseNorm", x); // a disposed x is an Error here, not in pad (or returned)
   if (x.ndim < 2) return x;
   const input = x.dtype === "int32" ? x.cast("float32") : x;
@@ -103,7 +103,7 @@ export class LocalResponseNorm extends Module {
 
   /** Normalizes `x` of shape (N, C, *); rank < 2 input is returned unchanged. */
   forward(x: Tensor): Tensor {
-    if (!(x instanceof Tensor)) fail("LocalResponseNorm.forward", "x must be a Tensor", x);
+    if (!isTensor(x)) fail("LocalResponseNorm.forward", "x must be a Tensor", x);
     liveNode("LocalResponseNorm.forward", x);
     return localResponseNorm(x, this.size, this.alpha, this.beta, this.k);
   }

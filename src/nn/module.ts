@@ -3,7 +3,7 @@
 // field is a child, a Tensor field that requires grad is a parameter, any other Tensor field is
 // state (a buffer).
 
-import { Tensor } from "../tensor.ts";
+import { isTensor, type Tensor } from "../tensor.ts";
 import { fail } from "../validate.ts";
 import { moduleClassName } from "./names.ts";
 
@@ -29,7 +29,7 @@ function fieldsOf(m: Module): [string, unknown][] {
     // array was a walk of ten million holes), and none of an array of plain values
     const present: [number, unknown][] = [];
     value.forEach((v, i) => {
-      if (v instanceof Module || v instanceof Tensor || Array.isArray(v)) present.push([i, v]);
+      if (v instanceof Module || isTensor(v) || Array.isArray(v)) present.push([i, v]);
     });
     path.add(value);
     for (const [i, v] of present) walk(`${name}.${i}`, v);
@@ -127,7 +127,7 @@ export abstract class Module {
       if (walked.has(m)) continue;
       walked.add(m);
       for (const [name, value] of fieldsOf(m)) {
-        if (value instanceof Tensor && value.requiresGrad && !seen.has(value)) {
+        if (isTensor(value) && value.requiresGrad && !seen.has(value)) {
           seen.add(value);
           yield [at + name, value];
         }
@@ -167,7 +167,7 @@ export abstract class Module {
       above.add(m);
       stack.push({ leave: m });
       for (const [name, value] of fieldsOf(m)) {
-        if (value instanceof Tensor) state[prefix + name] = value;
+        if (isTensor(value)) state[prefix + name] = value;
       }
       const children = [...m.namedChildren()];
       for (let i = children.length - 1; i >= 0; i--) {

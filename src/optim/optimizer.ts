@@ -8,7 +8,7 @@ import { noGrad } from "../autodiff.ts";
 import { tensor, zeros } from "../creation.ts";
 import { isFloat } from "../ir/dtype.ts";
 import { keepForever, tracing, untracked } from "../ownership.ts";
-import { gradOf, Tensor } from "../tensor.ts";
+import { gradOf, isTensor, type Tensor } from "../tensor.ts";
 import { sameShape } from "../ir/hash.ts";
 import { checkRate, described, fail } from "../validate.ts";
 
@@ -29,7 +29,7 @@ export abstract class Optimizer {
     }
     const list = [...params];
     list.forEach((p, i) => {
-      if (!(p instanceof Tensor)) fail(name, `parameter ${i} must be a Tensor`, p);
+      if (!isTensor(p)) fail(name, `parameter ${i} must be a Tensor`, p);
       if (p.isDisposed) fail(name, `parameter ${i} must not be disposed`, described(String(p)));
       if (!p.isLeaf || !p.requiresGrad || !isFloat(p.dtype)) {
         fail(
@@ -71,7 +71,7 @@ export abstract class Optimizer {
       if (p.isDisposed) continue;
       const g: unknown = gradOf(p); // not p.grad: the program has not seen it (see zeroGrad)
       if (g === null) continue;
-      if (!(g instanceof Tensor)) {
+      if (!isTensor(g)) {
         fail(`${this.#name}.step`, `parameter ${i}'s grad must be a Tensor or null`, g);
       }
       if (g.isDisposed) {
