@@ -77,7 +77,9 @@ export function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): 
   let worst = 0;
   for (let i = 0; i < want.length; i++) {
     const e = Math.abs(got[i] - want[i]) / (Math.abs(want[i]) + rms);
-    if (!(e <= worst)) worst = e; // NaN counts as the worst
+    // NaN is the worst there is: `!(e <= worst)` let the next finite error replace it
+    if (Number.isNaN(e)) return NaN;
+    if (e > worst) worst = e;
   }
   return worst;
 }

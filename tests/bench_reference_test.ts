@@ -19,6 +19,10 @@ Deno.test("referenceLrn matches every golden case in float64 (y and dx)", () => 
 
 Deno.test("relativeError: NaN and a length mismatch are infinitely wrong", () => {
   assert(!(relativeError([1, NaN], [1, 2]) <= RTOL));
+  // anywhere: a NaN before a finite error was replaced by it, and the row passed
+  assert(!(relativeError([NaN, 2, 3, 4], [1, 2, 3, 4]) <= RTOL));
+  assert(!(relativeError([1, NaN, 3, NaN, 5], [1, 2, 3, 4, 5]) <= RTOL));
+  assert(!(relativeError([1, 2], [NaN, 2]) <= RTOL), "a NaN expected value too");
   assert(!(relativeError([1], [1, 2]) <= RTOL));
   assert(relativeError([1, 2], [1, 2]) === 0);
 });
