@@ -189,6 +189,11 @@ export interface Comparison {
   readonly failed: { key: string; error: string; }[];
   /** Rows in the baseline that this run did not have (a peer missing, a subset run). */
   readonly missing: string[];
+  /**
+   * The missing rows that are checked ones (ours, by default): a suite that failed to load
+   * registered none of its rows, and the check passed on the others.
+   */
+  readonly lost: string[];
   /** Rows of this run that the baseline does not have. */
   readonly added: string[];
   readonly ok: boolean;
@@ -214,13 +219,15 @@ export function compare(
   const ran = new Set(rows.map((r) => rowKey(r.group, r.name)));
   const missing = Object.keys(baseline.ratios).filter((key) => !ran.has(key));
   const added = Object.keys(current).filter((key) => !(key in baseline.ratios));
+  const lost = missing.filter(gated);
   return {
     slower,
     drift,
     failed,
     missing,
+    lost,
     added,
-    ok: slower.length === 0 && failed.length === 0,
+    ok: slower.length === 0 && failed.length === 0 && lost.length === 0,
   };
 }
 
@@ -256,7 +263,8 @@ export function confirm(
     .filter((r) => r.medianMs === null && !failedKeys.has(rowKey(r.group, r.name)))
     .map((r) => ({ key: rowKey(r.group, r.name), error: r.error ?? "no time" }));
   const failed = [...first.failed, ...failedAgain];
-  return { ...first, slower, unconfirmed, failed, ok: slower.length === 0 && failed.length === 0 };
+  const ok = slower.length === 0 && failed.length === 0 && first.lost.length === 0;
+  return { ...first, slower, unconfirmed, failed, ok };
 }
 
 /** The verdict as text: one line per regression or failure, then what was missing or new. */
@@ -289,12 +297,19 @@ export function formatComparison(
     );
   }
   for (const f of c.failed) lines.push(`FAILED  ${f.key}: ${f.error}`);
-  for (const m of c.missing) lines.push(`missing ${m} (in the baseline, not in this run)`);
+  for (const m of c.missing) {
+    lines.push(
+      c.lost.includes(m)
+        ? `FAILED  ${m}: in the baseline, not in this run (its suite failed to load?)`
+        : `missing ${m} (in the baseline, not in this run)`,
+    );
+  }
   for (const a of c.added) lines.push(`new     ${a} (not in the baseline)`);
   lines.push(
     c.ok
       ? "bench:check passed: no checked row is slower than its baseline ratio beyond its limit"
-      : `bench:check FAILED: ${c.slower.length} row(s) slower, ${c.failed.length} failed`,
+      : `bench:check FAILED: ${c.slower.length} row(s) slower, ${c.failed.length} failed, ` +
+        `${c.lost.length} missing`,
   );
   return lines.join("\n");
 }
@@ -378,7 +393,7 @@ export const TRACKED_SUITES = ["lrn_bench.ts", "first_call_bench.ts", "jit_bench
 /** Runs the tracked suites and returns Deno's report and the samples. */
 async function runSuites(
   groups: readonly string[] | null = null,
-): Promise<{ report: DenoBenchReport; samples: Samples; }> {
+): Promise<{ report: DenoBenchReport; samples: Samples; exitCode: number; }> {
   const dir = await Deno.makeTempDir({ dir: BENCH_DIR.pathname, prefix: ".samples-" });
   try {
     const child = new Deno.Command(Deno.execPath(), {
@@ -410,7 +425,7 @@ async function runSuites(
         Object.assign(samples[group] ??= {}, byName);
       }
     }
-    return { report, samples };
+    return { report, samples, exitCode: result.code };
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -535,7 +550,7 @@ async function main(update: boolean): Promise<number> {
         "cores, and the Wasm rows slow with it more than their pairing cancels",
     );
   }
-  const { report, samples } = await runSuites();
+  const { report, samples, exitCode } = await runSuites();
   const rows = collectRows(report, samples);
   const machine: Machine = {
     cpu: report.cpu ?? "unknown",
@@ -562,7 +577,8 @@ async function main(update: boolean): Promise<number> {
     console.log(
       `bench:update wrote bench/baseline.json (${Object.keys(entry.ratios).length} rows)`,
     );
-    return failed.length === 0 ? 0 : 1;
+    if (exitCode !== 0) console.log(`FAILED  deno bench exited with code ${exitCode}`);
+    return failed.length === 0 && exitCode === 0 ? 0 : 1;
   }
   let baseline: Baseline;
   try {
@@ -589,6 +605,13 @@ async function main(update: boolean): Promise<number> {
     verdict = confirm(verdict, collectRows(again.report, again.samples));
   }
   console.log(formatComparison(verdict));
+  if (exitCode !== 0 && verdict.ok) {
+    // every row it registered passed, yet deno bench failed: a module threw outside its rows
+    console.log(
+      `bench:check FAILED: deno bench exited with code ${exitCode} (see its errors above)`,
+    );
+    return 1;
+  }
   return verdict.ok ? 0 : 1;
 }
 

@@ -218,7 +218,7 @@ Deno.test("confirm: a row fails only if it is slower again when measured a secon
   assertEquals(broken.failed.map((f) => f.key), [rowKey("A fwd", PEER)]);
 });
 
-Deno.test("compare: a failed row fails the check; missing and new rows are reported only", () => {
+Deno.test("compare: a failed row fails the check; missing peers and new rows are reported only", () => {
   const times = { [LOOP]: 4, [FUSED]: 2, [PEER]: 3 };
   const baseline = {
     ratios: {
@@ -232,7 +232,7 @@ Deno.test("compare: a failed row fails the check; missing and new rows are repor
   );
   assertEquals(failed[1].medianMs, null);
   assertEquals(failed[1].error, "output differs from the float64 reference");
-  const verdict = compare(failed, baseline);
+  const verdict = compare(failed, baseline, { gated: isOurRow });
   assert(!verdict.ok);
   assertEquals(verdict.failed.map((f) => f.key), [rowKey("A fwd", FUSED)]);
   assertEquals(verdict.missing, [rowKey("A fwd", "gone")]);
@@ -241,9 +241,17 @@ Deno.test("compare: a failed row fails the check; missing and new rows are repor
     report(["A fwd"], [LOOP, FUSED, PEER, "new row"]),
     samples({ "A fwd": { ...times, "new row": 1 } }),
   );
-  const v2 = compare(added, baseline);
+  const v2 = compare(added, baseline, { gated: isOurRow });
   assert(v2.ok, formatComparison(v2));
   assertEquals(v2.added, [rowKey("A fwd", "new row")]);
+  assertEquals(v2.lost, []);
+  // a row of ours missing (its suite failed to load and registered nothing) fails the check:
+  // it passed on the rows of the suites that loaded
+  const withoutOurs = collectRows(report(["A fwd"], [LOOP, PEER]), samples({ "A fwd": times }));
+  const v3 = compare(withoutOurs, { ratios: baseline.ratios }, { gated: isOurRow });
+  assert(!v3.ok);
+  assertEquals(v3.lost, [rowKey("A fwd", FUSED)]);
+  assertStringIncludes(formatComparison(v3), `FAILED  ${rowKey("A fwd", FUSED)}: in the baseline`);
 });
 
 Deno.test("collectRows: a failure given as coloured text keeps its first line", () => {
