@@ -162,7 +162,9 @@ export function withWaitingVariables(nodes: readonly Node[], device: DeviceName)
         waitingRefs.delete(ref); // collected, or stored on another path
         continue;
       }
-      if (on !== device || all.has(node) || !waiting.has(node)) continue;
+      // (a variable replaced by another assign is computed only for a reader found here: the
+      // freed value it was, computed for nobody, failed the read of its successor)
+      if (on !== device || all.has(node) || !waiting.has(node) || freed.has(node)) continue;
       // (through values computed here, it reads their new storage: the next step's update)
       const computedHere = (n: Node) => n !== node && (isStored(n) || all.has(n));
       if (topoSort([node], computedHere).some((n) => freed.has(n))) more.push(node);
@@ -170,6 +172,19 @@ export function withWaitingVariables(nodes: readonly Node[], device: DeviceName)
     if (more.length === 0) return [...all];
     addReached(more);
     for (const n of more) all.add(n);
+  }
+}
+
+/**
+ * `node` could not be computed when a realization that frees what it reads pulled it in: it is
+ * no longer waited for (each later realization would try it again), and reading it reports why.
+ */
+export function stopWaiting(node: Node): void {
+  if (waiting.delete(node)) waitingCount--;
+  const ref = waitingRefOf.get(node);
+  if (ref !== undefined) {
+    waitingRefs.delete(ref);
+    waitingRefOf.delete(node);
   }
 }
 

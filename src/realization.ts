@@ -13,10 +13,16 @@ import { topoSort } from "./ir/graph.ts";
 import * as ir from "./ir/node.ts";
 import { type Node, numelOf } from "./ir/node.ts";
 import { acquireHandle, freeValue, releaseHandle } from "./ownership.ts";
-import { afterStored, hasReaders, readersOf, withWaitingVariables } from "./pending.ts";
+import {
+  afterStored,
+  hasReaders,
+  readersOf,
+  stopWaiting,
+  withWaitingVariables,
+} from "./pending.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { backstop, noteHostArray } from "./runtime/backstop.ts";
-import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
+import { type Backend, type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
 import { holdBuffers, releaseReason, trackValue } from "./runtime/lifetime.ts";
 import { InputGoneError, realizedBuffer, realizeNodes } from "./runtime/realize.ts";
 import { createTensor, liveNode, type NestedArray, nodeOf, type Tensor } from "./tensor.ts";
@@ -33,16 +39,62 @@ export function realizeOn(
 ): void | Promise<void> {
   const backend = backendFor(device);
   const all = withWaitingVariables(nodes, device);
+  const apart = (e: unknown) => {
+    // a value pulled in (a variable waiting for an assigned value, a gradient) that cannot be
+    // computed fails only its own reads: a pending assign reading a disposed tensor made every
+    // read of an unrelated tensor fail for good, blaming it
+    if (all.length === nodes.length) failGone(fn, e, all);
+    return realizeApart(fn, nodes, all.filter((n) => !nodes.includes(n)), backend);
+  };
   let ran: void | Promise<void>;
   try {
     ran = realizeNodes(all, backend);
   } catch (e) {
-    failGone(fn, e, all);
+    return apart(e);
+  }
+  if (ran instanceof Promise) return ran.then(() => afterStored(all, backend), apart);
+  afterStored(all, backend);
+}
+
+/**
+ * Realizes `extras` one by one (each one that fails is given up on: no longer waited for, its
+ * failure kept for its own reads), then `nodes`: they come first because storing `nodes` frees
+ * what they read.
+ */
+function realizeApart(
+  fn: string,
+  nodes: readonly Node[],
+  extras: readonly Node[],
+  backend: Backend,
+): void | Promise<void> {
+  const giveUp = (n: Node, e: unknown) => {
+    noteFailedBeforeFree(n, e);
+    stopWaiting(n);
+  };
+  for (const [i, n] of extras.entries()) {
+    let ran: void | Promise<void>;
+    try {
+      ran = realizeNodes([n], backend);
+    } catch (e) {
+      giveUp(n, e);
+      continue;
+    }
+    if (ran instanceof Promise) {
+      return ran.then(() => afterStored([n], backend), (e) => giveUp(n, e))
+        .then(() => realizeApart(fn, nodes, extras.slice(i + 1), backend));
+    }
+    afterStored([n], backend);
+  }
+  let ran: void | Promise<void>;
+  try {
+    ran = realizeNodes(nodes, backend);
+  } catch (e) {
+    failGone(fn, e, nodes);
   }
   if (ran instanceof Promise) {
-    return ran.then(() => afterStored(all, backend), (e) => failGone(fn, e, all));
+    return ran.then(() => afterStored(nodes, backend), (e) => failGone(fn, e, nodes));
   }
-  afterStored(all, backend);
+  afterStored(nodes, backend);
 }
 
 /**
@@ -52,6 +104,11 @@ export function realizeOn(
  * the cause was a device limit).
  */
 const failedBeforeFree = new WeakMap<Node, unknown>();
+
+/** Keeps `error` for reads of `node`, unless it already says what they will (an input gone). */
+function noteFailedBeforeFree(node: Node, error: unknown): void {
+  if (!(error instanceof InputGoneError)) failedBeforeFree.set(node, error);
+}
 
 /** Rethrows `error`, naming `fn` if it says an input's storage is gone. */
 export function failGone(fn: string, error: unknown, nodes: readonly Node[] = []): never {
@@ -91,7 +148,7 @@ export function computeReadersOf(
   const attempt = (some: Node[]) => {
     const ran = realizeOn(device, some);
     // it holds its inputs while it runs
-    if (ran instanceof Promise) ran.catch((e) => some.forEach((n) => failedBeforeFree.set(n, e)));
+    if (ran instanceof Promise) ran.catch((e) => some.forEach((n) => noteFailedBeforeFree(n, e)));
   };
   try {
     attempt(nodes); // together: in one schedule they share work
@@ -103,7 +160,7 @@ export function computeReadersOf(
       try {
         attempt([n]);
       } catch (e) {
-        failedBeforeFree.set(n, e);
+        noteFailedBeforeFree(n, e);
       }
     }
   }

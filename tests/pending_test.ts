@@ -5,7 +5,7 @@
 
 import { manualSeed, optim, randn, tensor, tidy } from "../mod.ts";
 import { topoSort } from "../src/ir/graph.ts";
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { assertClose, testDevices } from "./helpers.ts";
 import { nodeOf } from "../src/tensor.ts";
 import { protectedReaderCount } from "../src/pending.ts";
@@ -225,4 +225,45 @@ Deno.test("pending: a gradient is protected as the node it was, per leaf holding
   for (let i = 0; i < 1000; i++) same.grad = held;
   same.grad = null;
   assertEquals(protectedReaderCount(), before);
+});
+
+Deno.test("pending: an assigned value that cannot be computed fails only its own reads", async () => {
+  for (const device of testDevices) {
+    // b's new value reads a disposed tensor; storing a's new value frees the old a it reads too,
+    // so a's realization pulled b's in, and every read of a failed, blaming a disposed input
+    const a = tensor([1, 2, 3], { device });
+    const d = tensor([1, 1, 1], { device });
+    const b = tensor([0, 0, 0], { device });
+    const sum = a.add(d);
+    d.dispose(); // allowed: computing `sum` is then an Error
+    b.assign(sum);
+    a.assign(5);
+    assertEquals(Array.from(await a.data()), [5, 5, 5], device);
+    assertEquals(Array.from(await a.add(1).data()), [6, 6, 6], device);
+    // (b reads the disposed d and the old a, overwritten since: either is named)
+    await assertRejects(
+      () => b.data(),
+      Error,
+      "data: needs the values it is computed from (compute results before disposing or " +
+        "assigning what they read), got a float32[3] input that was ",
+    );
+    // a value replaced by a later assign is computed only for a reader: a broken one replaced
+    // by a good one was computed first, for nobody, and failed the read of its successor
+    const e = tensor([1, 1, 1], { device });
+    const c = tensor([0, 0, 0], { device });
+    const twice = e.mul(2);
+    e.dispose();
+    c.assign(twice);
+    c.assign(7);
+    assertEquals(Array.from(await c.data()), [7, 7, 7], device);
+    // and one a reader still reads is computed for it, from what it read
+    const x = tensor([1, 2, 3], { device });
+    const w = tensor([0, 0, 0], { device });
+    w.assign(x.mul(2));
+    const reader = w.add(1);
+    w.assign(9);
+    assertEquals(Array.from(await w.data()), [9, 9, 9], device);
+    assertEquals(Array.from(await reader.data()), [3, 5, 7], device);
+    for (const t of [a, b, c, x, w, reader]) t.dispose();
+  }
 });
