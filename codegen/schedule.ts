@@ -16,6 +16,7 @@ import { sameShape } from "../src/ir/hash.ts";
 import type { Target } from "./targets.ts";
 import { fitsLoopWork } from "./compile.ts";
 import { topoSort } from "../src/ir/graph.ts";
+import { spellArg } from "../src/ir/print.ts";
 import {
   type Expr,
   ExprBuilder,
@@ -953,15 +954,14 @@ function describeKernel(roots: readonly Node[], inputs: readonly Node[]): string
   const expr = (root: Node, n: Node, depth: number): string => {
     const slot = inputs.indexOf(n);
     if (n !== root && slot >= 0) return `in${slot}`;
-    if (n.op === "const") return String(n.arg);
+    if (n.op === "const") return spellArg(n.arg);
     if (depth > 12) return "...";
     const args = n.srcs.map((s) => expr(root, s, depth + 1));
     if (n.op === "affine") {
       const [scale, shift] = n.arg as number[];
-      args.push(String(scale), String(shift));
+      args.push(spellArg(scale), spellArg(shift));
     } else if (n.arg !== null && typeof n.arg === "object") {
-      const spelled = JSON.stringify(n.arg, (_k, v) => (Object.is(v, -0) ? "-0" : v));
-      args.push(spelled.replace(/"(\w+)":/g, "$1=").replace(/"-0"/g, "-0"));
+      args.push(spellArg(n.arg)); // NaN, the infinities and -0 as they are (JSON said null, 0)
     }
     return `${n.op}(${args.join(", ")})`;
   };

@@ -4,6 +4,7 @@
 import { graphToDot, printGraph } from "./ir/print.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { type KernelInfo, plannedKernels, setFusion as setFusionFlag } from "./runtime/realize.ts";
+import { withWaitingVariables } from "./pending.ts";
 import { realizeTensors } from "./realization.ts";
 import { isTensor, liveNode, nodeOf, type Tensor } from "./tensor.ts";
 import { fail } from "./validate.ts";
@@ -56,8 +57,10 @@ export function kernels(...tensors: Tensor[]): KernelInfo[] {
   const out: KernelInfo[] = [];
   for (const device of new Set(list.map((t) => t.device))) {
     out.push(
+      // with the variables a realization computes with them (an assigned value that storing
+      // these would free what it reads): what realize() then runs
       ...plannedKernels(
-        list.filter((t) => t.device === device).map(nodeOf),
+        withWaitingVariables(list.filter((t) => t.device === device).map(nodeOf), device),
         backendFor(device),
       ),
     );

@@ -29,7 +29,13 @@ import type { Kernel } from "../codegen/kernel.ts";
 import { BoundedCache } from "../codegen/cache.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { type Backend, type DeviceBuffer, type DeviceName, newBufferId } from "./runtime/device.ts";
-import { fusionIsEnabled, realizedBuffer, runPlan, wasReleased } from "./runtime/realize.ts";
+import {
+  debugPlan,
+  fusionIsEnabled,
+  realizedBuffer,
+  runPlan,
+  wasReleased,
+} from "./runtime/realize.ts";
 import { releaseBuffer } from "./runtime/lifetime.ts";
 import { backstop } from "./runtime/backstop.ts";
 import {
@@ -316,6 +322,7 @@ function traceFunction(
     target: targets?.limits ?? backend.limits,
     targetFor: (kernel) => targets?.targetFor(kernel) ?? backend.targetFor(kernel),
   });
+  if (computed.length > 0) debugPlan(computed, planned, isSource);
   return bindTrace(
     planned,
     order,

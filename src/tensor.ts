@@ -447,6 +447,8 @@ export class Tensor {
 
   /** `Tensor(float32[2, 3], cpu, lazy)`; the state is `lazy`, `realized` or `disposed`. */
   toString(): string {
+    // (a Proxy of a tensor, or a copy of one, has none of its state: printing it threw)
+    if (!(#node in this)) return "an imitation of a Tensor (a Proxy or a copy of one)";
     const state = this.#disposed ? "disposed" : this.isRealized ? "realized" : "lazy";
     const grad = this.#requiresGrad ? ", requiresGrad" : "";
     return `Tensor(${this.dtype}[${this.shape.join(", ")}], ${this.device}, ${state}${grad})`;

@@ -6,6 +6,7 @@ import {
   cpu,
   graph,
   graphDot,
+  jit,
   kernels,
   realize,
   setDebug,
@@ -114,6 +115,66 @@ Deno.test("setDebug(3) also prints the IR and the source of each new plan", asyn
     cpu.simd ? "(func $k_tanh_square_sum (param $out i32)" : "function k_tanh_square_sum(out, in0)",
   );
   assertStringIncludes(text, "[lucid] launch k_tanh_square_sum -> float32[1,4]");
+});
+
+Deno.test("setDebug(2) prints a plan's own graph, down to stored values, jit's plans too", async () => {
+  // the whole history was printed, with nothing to say where the plan began; and plans jit
+  // made printed nothing at levels 2 and 3
+  const x = input(7);
+  const stored = x.exp().neg();
+  await stored.realize();
+  let lines: string[] = [];
+  try {
+    setDebug(2);
+    lines = await captureErrors(async () => void (await stored.add(1).data()));
+    lines.push("--- jit");
+    lines.push(...await captureErrors(async () => void (await jit((t) => t.sigmoid().abs())(x))));
+  } finally {
+    setDebug(0);
+  }
+  const [eager, traced] = lines.join("\n").split("--- jit");
+  assertStringIncludes(eager, "[lucid] IR:\n%0 = neg(stored) : float32[3,4]\n");
+  assert(!eager.includes("exp("), eager);
+  assertStringIncludes(traced, "[lucid] IR:\n%0 = buffer() : float32[3,4]\n%1 = sigmoid(%0)");
+  assertStringIncludes(traced, "[lucid] launch k_sigmoid_abs");
+});
+
+Deno.test("kernels() lists what realize() runs, the assigned values it computes included", async () => {
+  // a realization computes the assigned values that storing its outputs would free what they
+  // read; kernels() planned the outputs alone: one kernel listed, two launched
+  const w = input(8);
+  w.assign(w.mul(2));
+  const y = w.add(1).sum();
+  const listed = kernels(y);
+  let launched: string[] = [];
+  try {
+    setDebug(1);
+    launched = await captureErrors(() => realize(y));
+  } finally {
+    setDebug(0);
+  }
+  assertEquals(
+    launched.map((l) => l.split(" ")[2]),
+    listed.map((k) => k.name),
+  );
+  const want = Array.from({ length: 12 }, (_, i) => 2 * Math.cos(i + 8) + 1)
+    .reduce((a, b) => a + b, 0);
+  assertClose([await y.item()], [want], { rtol: 1e-5 });
+});
+
+Deno.test("graph(), graphDot() and kernel headers spell NaN, the infinities and -0", () => {
+  // JSON made them null and 0: a pad by -Infinity printed as one by NaN, x * -0 as x * 0
+  const x = input(9);
+  const padded = x.pad([[0, 0], [1, 1]], -Infinity).max(1);
+  assertStringIncludes(graph(padded), "pad(%0) {pads=[[0,0],[1,1]],value=-Infinity}");
+  assertStringIncludes(graphDot(padded), "value=-Infinity");
+  assertStringIncludes(graph(x.pad([[0, 0], [1, 1]], NaN)), "value=NaN}");
+  assertStringIncludes(graph(x.affine(Infinity, -0)), "affine(%0) [Infinity,-0]");
+  assertStringIncludes(graph(x.mul(-0)), "const() -0");
+  withCpuKernels("js", () => {
+    assertStringIncludes(kernels(padded)[0].source, "value=-Infinity})");
+    assertStringIncludes(kernels(x.mul(-0).add(1))[0].source, "mul(in0, expand(reshape(-0)))");
+  });
 });
 
 Deno.test("inspection entries validate their arguments", async () => {

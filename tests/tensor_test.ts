@@ -19,7 +19,14 @@ import {
   zeros,
 } from "../mod.ts";
 import type { DeviceName, DType } from "../mod.ts";
-import { assert, assertEquals, assertInstanceOf, assertRejects, assertThrows } from "./assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertInstanceOf,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "./assert.ts";
 import { privateUniforms } from "../src/random.ts";
 import {
   assertClose,
@@ -1197,7 +1204,7 @@ Deno.test("Tensor: an imitation of a tensor is refused by name, never read", asy
   // have none of its private state: every use was a TypeError naming a private field
   const imitations = [new Proxy(tensor([1, 2]), {}), Object.create(Tensor.prototype)];
   const imitation = "an imitation of a Tensor (a Proxy or a copy of one)";
-  for (const fake of imitations) {
+  for (const [k, fake] of imitations.entries()) {
     const calls: [() => unknown, string][] = [
       [() => tensor([1, 2]).add(fake), `add: other must be a Tensor or a number, got ${imitation}`],
       [() => fake.mul(2), `mul: the tensor must be one the library made, got ${imitation}`],
@@ -1217,6 +1224,11 @@ Deno.test("Tensor: an imitation of a tensor is refused by name, never read", asy
       ],
     ];
     for (const [call, message] of calls) assertThrows(call, Error, message);
+    // printing one says what it is (it threw, and so did console.log of anything holding one)
+    assertEquals(String(fake), imitation);
+    // (Deno.inspect shows a Proxy's target: a real tensor)
+    const shown = k === 0 ? "Tensor(float32[2], cpu, realized)" : imitation;
+    assertStringIncludes(Deno.inspect({ weights: fake }), shown);
     await assertRejects(
       () => jit((t) => t.exp())(fake),
       Error,

@@ -235,9 +235,22 @@ function planFor(outputs: readonly Node[], backend: Backend): { plan: Plan; orde
   const entry = rememberStructure(plan, structure);
   if (bucket === undefined) plans.set(structure.hash, [entry]);
   else bucket.push(entry);
-  if (debugLevel() >= 2) debugLog(`IR:\n${printGraph(outputs)}`);
-  if (debugLevel() >= 3) { for (const s of plan.steps) debugLog(s.executable.text); }
+  debugPlan(outputs, plan, sourceTest(backend.name));
   return { plan, order };
+}
+
+/**
+ * Debug levels 2 and 3: a new plan's IR (its part of the graph, down to stored values: the
+ * whole history printed with nothing to say where the plan began) and its kernels' source.
+ * Plans `jit` makes print here too.
+ */
+export function debugPlan(
+  outputs: readonly Node[],
+  plan: Plan,
+  isStored: (n: Node) => boolean,
+): void {
+  if (debugLevel() >= 2) debugLog(`IR:\n${printGraph(outputs, isStored)}`);
+  if (debugLevel() >= 3) { for (const s of plan.steps) debugLog(s.executable.text); }
 }
 
 /** The plan that realizing `outputs` on `backend` would run, if anything needs computing. */
