@@ -57,15 +57,17 @@ export function realizeOn(
 }
 
 /**
- * Realizes `extras` one by one (each one that fails is given up on: no longer waited for, its
- * failure kept for its own reads), then `nodes`: they come first because storing `nodes` frees
- * what they read.
+ * Realizes `extras` one by one, giving up on each one that fails (no longer waited for, its
+ * failure kept for its own reads), then `nodes`; what they replace is freed only once all are
+ * stored, as in one realization (freeing b's old value as soon as b's new one was stored lost a
+ * lazy value of the program's, in `nodes`, that read it).
  */
 function realizeApart(
   fn: string,
   nodes: readonly Node[],
   extras: readonly Node[],
   backend: Backend,
+  stored: Node[] = [],
 ): void | Promise<void> {
   const giveUp = (n: Node, e: unknown) => {
     noteFailedBeforeFree(n, e);
@@ -80,21 +82,26 @@ function realizeApart(
       continue;
     }
     if (ran instanceof Promise) {
-      return ran.then(() => afterStored([n], backend), (e) => giveUp(n, e))
-        .then(() => realizeApart(fn, nodes, extras.slice(i + 1), backend));
+      return ran.then(() => void stored.push(n), (e) => giveUp(n, e))
+        .then(() => realizeApart(fn, nodes, extras.slice(i + 1), backend, stored));
     }
-    afterStored([n], backend);
+    stored.push(n);
   }
+  const done = () => afterStored([...stored, ...nodes], backend);
   let ran: void | Promise<void>;
   try {
     ran = realizeNodes(nodes, backend);
   } catch (e) {
+    afterStored(stored, backend); // what was computed stays computed
     failGone(fn, e, nodes);
   }
   if (ran instanceof Promise) {
-    return ran.then(() => afterStored(nodes, backend), (e) => failGone(fn, e, nodes));
+    return ran.then(done, (e) => {
+      afterStored(stored, backend);
+      failGone(fn, e, nodes);
+    });
   }
-  afterStored(nodes, backend);
+  done();
 }
 
 /**

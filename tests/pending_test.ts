@@ -3,7 +3,7 @@
 // gradients stored in `grad` and the pending assignments are computed before storage they read
 // is freed, on every device.
 
-import { manualSeed, optim, randn, tensor, tidy } from "../mod.ts";
+import { manualSeed, optim, randn, realize, tensor, tidy } from "../mod.ts";
 import { topoSort } from "../src/ir/graph.ts";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { assertClose, testDevices } from "./helpers.ts";
@@ -265,5 +265,23 @@ Deno.test("pending: an assigned value that cannot be computed fails only its own
     assertEquals(Array.from(await w.data()), [9, 9, 9], device);
     assertEquals(Array.from(await reader.data()), [3, 5, 7], device);
     for (const t of [a, b, c, x, w, reader]) t.dispose();
+    // the values computed apart free what they replace only once all are stored: freeing the
+    // old p as soon as p's new value was stored lost the program's lazy sum, which reads it
+    const p = tensor([1, 2, 3], { device });
+    const q = tensor([10, 20, 30], { device });
+    const r = tensor([0, 0, 0], { device });
+    const f = tensor([1, 1, 1], { device });
+    const lazySum = p.add(q); // the program's own, reading the old p and q
+    const broken = f.mul(p);
+    f.dispose();
+    q.assign(q.add(p));
+    r.assign(broken);
+    p.assign(p.mul(2));
+    await realize(p, lazySum);
+    assertEquals(Array.from(await p.data()), [2, 4, 6], device);
+    assertEquals(Array.from(await lazySum.data()), [11, 22, 33], device);
+    assertEquals(Array.from(await q.data()), [11, 22, 33], device);
+    await assertRejects(() => r.data(), Error, "data: needs the values it is computed from");
+    for (const t of [p, q, r, lazySum]) t.dispose();
   }
 });
