@@ -39,7 +39,7 @@ import {
   traceEntryOf,
   type TraceTargets,
 } from "./jit.ts";
-import { isTensor, type Tensor } from "./tensor.ts";
+import { isImitationTensor, isTensor, type Tensor } from "./tensor.ts";
 import { acquireHandle } from "./ownership.ts";
 import { failGone, releaseValue } from "./realization.ts";
 import { checkKnownKeys, dense, described, fail } from "./validate.ts";
@@ -131,6 +131,10 @@ const FILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 function exampleDevice(examples: readonly ExampleInput[]): DeviceName {
   const devices = new Set(examples.map((e, i) => {
     if (isTensor(e)) return e.device;
+    if (isImitationTensor(e)) {
+      // read as a spec, its device getter threw a TypeError from a private field
+      fail("exportCompiled", `exampleInputs[${i}] must be a Tensor or {shape, dtype}`, e);
+    }
     // undefined only: `device: null` is a mistake to name, not the cpu
     const given: unknown = e !== null && typeof e === "object" ? e.device : undefined;
     const device = given === undefined ? "cpu" : given;

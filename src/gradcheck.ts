@@ -6,7 +6,7 @@ import { tensor } from "./creation.ts";
 import { privateUniforms } from "./random.ts";
 import { grad } from "./grad.ts";
 import { isTensor, type Tensor } from "./tensor.ts";
-import { checkKnownKeys, fail, failDisposed } from "./validate.ts";
+import { checkKnownKeys, dense, fail, failDisposed } from "./validate.ts";
 
 /**
  * The weights of the checked sum: the same every call, from a generator of gradcheck's own (it
@@ -62,9 +62,11 @@ export function gradcheck(
   options: GradcheckOptions = {},
 ): GradcheckResult {
   if (typeof fn !== "function") fail("gradcheck", "fn must be a function", fn);
+  // a copy, each element read once (a getter read again after its check gave a number to use),
   // holes as undefined (every() skips them: a hole reached grad(), which named itself)
-  if (!Array.isArray(inputs) || !Array.from(inputs).every((t) => isTensor(t))) {
-    fail("gradcheck", "inputs must be an array of Tensors", inputs);
+  const given = inputs;
+  if (!Array.isArray(given) || !(inputs = dense(given) as Tensor[]).every((t) => isTensor(t))) {
+    fail("gradcheck", "inputs must be an array of Tensors", given);
   }
   inputs.forEach((t, i) => {
     if (t.isDisposed) failDisposed("gradcheck", t); // (it was named by the copy, "to")

@@ -55,7 +55,7 @@ import {
   tensorSerial,
 } from "./tensor.ts";
 import { realizeOn, releaseValue } from "./realization.ts";
-import { checkKnownKeys, described, fail } from "./validate.ts";
+import { checkKnownKeys, dense, described, fail } from "./validate.ts";
 import { tensorFromBuffer } from "./creation.ts";
 import { type GeneratorPosition, generatorPosition, moveGenerator } from "./random.ts";
 
@@ -732,10 +732,12 @@ export function jit<R extends JitResult>(
     fail("jit", "options must be an object", options);
   }
   checkKnownKeys("jit", "options", options, ["inputNames"]);
-  if (options.inputNames !== undefined && !Array.isArray(options.inputNames)) {
-    fail("jit", "options.inputNames must be an array of strings", options.inputNames);
+  // read once, then checked and copied (a getter read again after its check gave a number)
+  const givenNames: unknown = options.inputNames;
+  if (givenNames !== undefined && !Array.isArray(givenNames)) {
+    fail("jit", "options.inputNames must be an array of strings", givenNames);
   }
-  const inputNames = options.inputNames === undefined ? undefined : [...options.inputNames];
+  const inputNames = givenNames === undefined ? undefined : dense(givenNames) as string[];
   if (inputNames !== undefined) {
     checkIdentifiers("jit", "options.inputNames", inputNames);
   }

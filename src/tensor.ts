@@ -642,6 +642,12 @@ export function isTensor(value: unknown): value is Tensor {
   return privateAccess.isTensor(value);
 }
 
+/** Whether `value` passes for a Tensor (`instanceof`) without being one: see {@link isTensor}. */
+export function isImitationTensor(value: unknown): boolean {
+  return typeof value === "object" && value !== null &&
+    Object.prototype.isPrototypeOf.call(Tensor.prototype, value) && !isTensor(value);
+}
+
 /** `t`'s node, or an Error naming `fn` if `t` was disposed or is no tensor the library made. */
 export function liveNode(fn: string, t: Tensor): Node {
   if (!privateAccess.isTensor(t)) {

@@ -147,6 +147,12 @@ Deno.test("export: bad arguments name what was expected and what was given", asy
       "exportCompiled: exampleInputs[0].shape must be non-negative integers of at most 2^53 - 1 elements",
     );
   }
+  // an imitation of a tensor, read as a spec, threw a TypeError from a private field
+  await assertRejects(
+    () => exportCompiled(f, [new Proxy(tensor([1, 2]), {})], { target: "js" }),
+    Error,
+    "exportCompiled: exampleInputs[0] must be a Tensor or {shape, dtype}, got an imitation of a Tensor",
+  );
   // each axis read once: an axis that is 2 when checked and -3 when read again
   let reads = 0;
   const shifty = [2];

@@ -235,4 +235,10 @@ Deno.test("validation: each option and element is read once, so what was checked
     betas: withGetter([0.9, 0.999], 0, beta) as [number, number],
   });
   assertEquals([adam.betas, beta.reads], [[0.5, 0.999], 1]);
+  const input = shifty<unknown>(tensor([0.5, 1], { dtype: "float64" }), 42);
+  const checked = gradcheck((t) => t.square(), withGetter([] as Tensor[], 0, input));
+  assertEquals([checked.passed, input.reads], [true, 1]);
+  const names = shifty<unknown>(["x"], 5);
+  const f = jit((t) => t.add(1), withGetter({}, "inputNames", names));
+  assertEquals([f.inputNames, names.reads], [["x"], 1]);
 });
