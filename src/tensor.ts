@@ -149,40 +149,49 @@ export class Tensor {
 
   /** The device holding (or going to hold) the data. */
   get device(): DeviceName {
+    Tensor.#own(this, "device");
     return this.#device;
   }
 
   /** Axis lengths. */
   get shape(): number[] {
+    Tensor.#own(this, "shape");
     return this.#node.shape.slice();
   }
   /** Element type. */
   get dtype(): DType {
+    Tensor.#own(this, "dtype");
     return this.#node.dtype;
   }
   /** Number of axes. */
   get ndim(): number {
+    Tensor.#own(this, "ndim");
     return this.#node.shape.length;
   }
   /** Number of elements. */
   get numel(): number {
+    Tensor.#own(this, "numel");
     return this.#node.numel;
   }
   /** Whether the value has been computed (or was given as data) and not disposed. */
   get isRealized(): boolean {
+    Tensor.#own(this, "isRealized");
     return !this.#disposed && realizedBuffer(this.#node, this.device) !== undefined;
   }
   /** Whether `dispose()` freed this tensor (it can no longer be read or used in an op). */
   get isDisposed(): boolean {
+    Tensor.#own(this, "isDisposed");
     return this.#disposed;
   }
 
   /** The accumulated gradient (a lazy Tensor), or null. */
   get grad(): Tensor | null {
+    Tensor.#own(this, "grad");
     this.#gradSeen = true;
     return this.#grad;
   }
   set grad(value: Tensor | null) {
+    Tensor.#own(this, "grad");
     // the next backward() adds into it: an int32, float64, string or misshapen value there
     // truncated, widened or broke that sum
     if (value !== null) {
@@ -222,9 +231,11 @@ export class Tensor {
 
   /** Whether gradients are computed for this tensor. */
   get requiresGrad(): boolean {
+    Tensor.#own(this, "requiresGrad");
     return this.#requiresGrad;
   }
   set requiresGrad(value: boolean) {
+    Tensor.#own(this, "requiresGrad");
     if (this.#disposed) failDisposed("requiresGrad", this);
     if (typeof value !== "boolean") fail("requiresGrad", "must be a boolean", value);
     if (!this.#isLeaf) {
@@ -248,6 +259,7 @@ export class Tensor {
   }
   /** Whether this tensor was created directly (not computed by an op from tensors requiring grad). */
   get isLeaf(): boolean {
+    Tensor.#own(this, "isLeaf");
     return this.#isLeaf;
   }
 
@@ -257,6 +269,7 @@ export class Tensor {
    * garbage collection.
    */
   zeroGrad(): void {
+    Tensor.#own(this, "zeroGrad");
     const grad = this.#grad;
     // in a jit trace the gradient comes back when the trace ends
     if (!noteGradientChange(this)) {
@@ -412,6 +425,7 @@ export class Tensor {
   }
   /** The single value of a one-element tensor. */
   async item(): Promise<number> {
+    Tensor.#own(this, "item");
     if (this.#disposed) failDisposed("item", this); // before its shape: "needs one element"
     if (this.numel !== 1) {
       fail(
@@ -430,6 +444,7 @@ export class Tensor {
    * computation or copy still reads it. Disposing twice does nothing.
    */
   dispose(): void {
+    Tensor.#own(this, "dispose");
     if (this.#disposed) return;
     this.#disposed = true;
     // a gradient it held is the library's no more (it stayed protected, and a loop of leaves
@@ -443,6 +458,14 @@ export class Tensor {
   /** `using t = ...` disposes the tensor at the end of the scope. */
   [Symbol.dispose](): void {
     this.dispose();
+  }
+
+  /**
+   * Throws unless `t` is a tensor the library made: a Proxy of one, or an object made from
+   * `Tensor.prototype`, has none of its state (a member read a private field: a TypeError).
+   */
+  static #own(t: Tensor, fn: string): void {
+    if (!(#node in t)) fail(fn, "the tensor must be one the library made", t);
   }
 
   /** `Tensor(float32[2, 3], cpu, lazy)`; the state is `lazy`, `realized` or `disposed`. */

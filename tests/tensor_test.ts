@@ -1235,5 +1235,21 @@ Deno.test("Tensor: an imitation of a tensor is refused by name, never read", asy
       `jit: argument 0 must be a Tensor, got ${imitation}`,
     );
   }
+  // every member, on a Proxy of a tensor: a library Error or a result, never a TypeError from a
+  // private field (shape, dispose, zeroGrad, item... threw one)
+  const proxy = new Proxy(tensor([1, 2], { requiresGrad: true }), {});
+  const prototype = Tensor.prototype as unknown as Record<string, unknown>;
+  for (const name of Object.getOwnPropertyNames(prototype)) {
+    if (name === "constructor") continue;
+    const { get, value } = Object.getOwnPropertyDescriptor(prototype, name)!;
+    try {
+      const result = get
+        ? get.call(proxy)
+        : (value as (...a: unknown[]) => unknown).call(proxy, 1, 1);
+      if (result instanceof Promise) await result;
+    } catch (e) {
+      assert(e instanceof Error && e.constructor === Error, `${name}: ${e}`);
+    }
+  }
   assertEquals(Array.from(await tensor([1, 2]).add(1).data()), [2, 3], "still usable");
 });
