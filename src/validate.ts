@@ -15,6 +15,8 @@ export function described(text: string): Described {
   return new Described(text);
 }
 
+import { moduleClassName } from "./nn/names.ts";
+
 /** Tensor.prototype and the brand check, as tensor.ts registers them (it imports this module). */
 let tensors: { readonly prototype: object; isTensor(v: unknown): boolean; } | null = null;
 
@@ -55,8 +57,12 @@ function printed(v: unknown, above: Set<unknown>): string {
     // none of a tensor's state ("x must be a Tensor, got Tensor" said nothing)
     return tensors.isTensor(v) ? "Tensor" : "an imitation of a Tensor (a Proxy or a copy of one)";
   }
-  // an instance of an anonymous class has a constructor named ""
-  if (typeof v === "object") return (v as object).constructor?.name || "an object";
+  // an instance of an anonymous class has a constructor named ""; the library's modules by the
+  // names they print by (a minifier renames classes)
+  if (typeof v === "object") {
+    const constructor = (v as object).constructor;
+    return (constructor ? moduleClassName(constructor) : "") || "an object";
+  }
   return String(v);
 }
 

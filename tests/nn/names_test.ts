@@ -2,7 +2,7 @@
 // minifier renamed the classes still prints `LocalResponseNorm(...)`; a user's class prints by
 // its own name.
 
-import { nn, type Tensor } from "../../mod.ts";
+import { nn, type Tensor, tensor } from "../../mod.ts";
 import { assertEquals, assertThrows } from "../assert.ts";
 
 /** Runs `fn` with `cls.name` changed to `name`, as a minifier would have it. */
@@ -38,6 +38,12 @@ Deno.test("names: the library's modules print by their own names in a minified b
       "Xt(\n  (norm): LocalResponseNorm(size=3, alpha=0.5, beta=0.75, k=1.0)\n)",
     );
     assertEquals(String(new MyNorm(2)), "MyNorm(size=2, alpha=0.0001, beta=0.75, k=1.0)");
+    // and errors that print one as a received value
+    assertThrows(
+      () => tensor([1]).add(lrn as never),
+      Error,
+      "add: other must be a Tensor or a number, got LocalResponseNorm",
+    );
   });
   assertEquals(String(new Block()).split("(")[0], "Block");
 });
