@@ -155,7 +155,10 @@ export function computeReadersOf(
   const attempt = (some: Node[]) => {
     const ran = realizeOn(device, some);
     // it holds its inputs while it runs
-    if (ran instanceof Promise) ran.catch((e) => some.forEach((n) => noteFailedBeforeFree(n, e)));
+    // (a failure of several together is not any one's: each read finds its own)
+    if (ran instanceof Promise) {
+      ran.catch((e) => some.length === 1 && noteFailedBeforeFree(some[0], e));
+    }
   };
   try {
     attempt(nodes); // together: in one schedule they share work

@@ -65,13 +65,17 @@ export class PlainMemory implements CpuMemory {
 function newMemory(): CpuMemory {
   if (typeof WebAssembly === "undefined") {
     // a resizable buffer reserves its maximum up front, as a shared memory does
-    for (const maximum of [65536, 32768, 16384, 4096]) {
+    for (const maximum of [65536, 32768, 16384, 4096, 256]) {
       try {
         return new PlainMemory(16, maximum);
       } catch {
         // this runtime could not reserve that much address space
       }
     }
+    throw new Error(
+      "cpu: no memory for tensors: this runtime has no WebAssembly and could " +
+        "not reserve a 16 MiB ArrayBuffer",
+    );
   }
   if (sharedMemoryAvailable()) {
     // a shared memory needs a maximum, reserved up front: try 4 GiB, then less
