@@ -80,7 +80,8 @@ window.runLibrary = async (url, cases) => {
       const y = new lib.nn.LocalResponseNorm(c.size, c.alpha, c.beta, c.k).forward(x);
       y.backward(lib.tensor(Float32Array.from(c.g), { shape: c.shape, device }));
       const values = [Array.from(await y.data()), Array.from(await x.grad.data())];
-      results.push({ names: ["y", "dx"], values, targets: lib.kernels(y.mul(1)).map((k) => k.target) });
+      const targets = lib.kernels(y.mul(1)).map((k) => k.target);
+      results.push({ names: ["y", "dx"], values, targets, simd: lib.cpu.simd });
     }
   }
   return results;
@@ -270,7 +271,13 @@ async function libraryInPage(
     for (const [d, device] of ["cpu", "webgpu"].entries()) {
       const what = `library in the page, ${device}, ${caseName(c, true)}`;
       try {
-        const { values } = results[2 * i + d];
+        const { values, targets, simd } = results[2 * i + d] as PageResult & {
+          targets: string[];
+          simd: boolean;
+        };
+        // the cpu's kernels are Wasm ones (on the page's unshared memory) where it has SIMD
+        const want = device === "webgpu" ? "wgsl" : simd ? "wasm" : "js";
+        if (!targets.every((t) => t === want)) throw new Error(`kernels ${targets}, want ${want}`);
         values.forEach((got, o) => {
           assertLikeLibrary(got, library, o, "wgsl", `${what} ${o === 0 ? "y" : "dx"}`);
           assertGolden(got, [c.y, c.dx][o], `${what} ${o === 0 ? "y" : "dx"}`);
