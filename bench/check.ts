@@ -190,8 +190,9 @@ export interface Comparison {
   /** Rows in the baseline that this run did not have (a peer missing, a subset run). */
   readonly missing: string[];
   /**
-   * The missing rows that are checked ones (ours, by default): a suite that failed to load
-   * registered none of its rows, and the check passed on the others.
+   * The missing rows that are gated (`options.gated`: every row by default; the command gates
+   * ours, and every row with `--all-rows`, where a peer not installed then fails too): a suite
+   * that failed to load registered none of its rows, and the check passed on the others.
    */
   readonly lost: string[];
   /** Rows of this run that the baseline does not have. */

@@ -654,8 +654,9 @@ function opWeights(maxOps: number): CutWeights {
 /**
  * The fused nodes below `root` to materialize so that no kernel, `root`'s or a cut's own,
  * weighs more than the limit: one walk from the sources up, each node weighing its sources
- * (what is read twice counts twice: never less than the truth), and a node that would pass the
- * limit cuts its dearest source until it fits. Rules:
+ * (where leaves weigh once, `distinct`, as the set of them; else once per path, never less
+ * than the truth), and a node that would pass the limit cuts its dearest source until it
+ * fits. Rules:
  * - a cut goes below the views of a value and below any node all of whose weight comes from one
  *   source (`A.shrink(..).mul(0.5)` cuts A, which its other views share, not each product), as
  *   far as the `policy` says (CutPolicy);
