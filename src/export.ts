@@ -6,7 +6,7 @@
 // EXPORT_TARGETS: the compiler target of each kernel, and its writer.
 
 import { type DType, isDType, isFloat, type TypedArray } from "./ir/dtype.ts";
-import type { Shape } from "./ir/node.ts";
+import type { Node, Shape } from "./ir/node.ts";
 import {
   fitsWasm,
   JS_BESIDE_WASM_TARGET,
@@ -35,6 +35,7 @@ import {
   defaultInputName,
   type InputSpec,
   type JitResult,
+  tensorSpec,
   type Trace,
   traceEntryOf,
   type TraceTargets,
@@ -164,10 +165,9 @@ function specsOf(examples: unknown, device: DeviceName): InputSpec[] {
   if (!Array.isArray(examples)) {
     fail("exportCompiled", "exampleInputs must be an array of tensors or {shape, dtype}", examples);
   }
+  const variables = new Map<Node, number>();
   return examples.map((e, i): InputSpec => {
-    if (isTensor(e)) {
-      return { shape: e.shape, dtype: e.dtype, device, requiresGrad: e.requiresGrad };
-    }
+    if (isTensor(e)) return tensorSpec(e, i, variables, device);
     const what = `exampleInputs[${i}] must be a Tensor or {shape, dtype?, requiresGrad?, device?}`;
     if (e === null || typeof e !== "object") fail("exportCompiled", what, e);
     checkKnownKeys("exportCompiled", `exampleInputs[${i}]`, e, [

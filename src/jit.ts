@@ -630,15 +630,29 @@ function specsOf(fn: string, args: readonly unknown[]): InputSpec[] {
   const variables = new Map<Node, number>();
   return args.map((t, i) => {
     if (!isTensor(t)) fail(fn, `argument ${i} must be a Tensor`, t);
-    const spec = { shape: t.shape, dtype: t.dtype, device: t.device, requiresGrad: t.requiresGrad };
-    if (!t.requiresGrad) return spec;
-    // one variable passed twice is one stand-in: eager code sums the gradients of its uses
-    const node = nodeOf(t);
-    const sameAs = variables.get(node);
-    if (sameAs !== undefined) return { ...spec, sameAs };
-    variables.set(node, i);
-    return spec;
+    return tensorSpec(t, i, variables);
   });
+}
+
+/**
+ * The spec of tensor argument `i` (on `device`). One variable passed twice is one stand-in
+ * (`sameAs` the first): eager code sums the gradients of its uses. `variables` holds the
+ * earlier arguments' variables; exports build their specs here too (they traced a signature
+ * of their own, with a stand-in per use, and the gradient split between them).
+ */
+export function tensorSpec(
+  t: Tensor,
+  i: number,
+  variables: Map<Node, number>,
+  device: DeviceName = t.device,
+): InputSpec {
+  const spec = { shape: t.shape, dtype: t.dtype, device, requiresGrad: t.requiresGrad };
+  if (!t.requiresGrad) return spec;
+  const node = nodeOf(t);
+  const sameAs = variables.get(node);
+  if (sameAs !== undefined) return { ...spec, sameAs };
+  variables.set(node, i);
+  return spec;
 }
 
 /**

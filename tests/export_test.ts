@@ -453,3 +453,24 @@ Deno.test("writeExport: a runtime without Deno's file system is an Error saying 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("exportCompiled: a leaf passed twice in the examples is one stand-in, as in the call", async () => {
+  // the examples' specs lacked jit's marking of a leaf passed twice: the export traced another
+  // signature, a stand-in per use, and split the gradient between them (2 where eager gives 102)
+  const f = jit((a, c, a2) => {
+    const y = a.mul(2).add(c.mul(10)).add(a2.mul(100));
+    y.sum().backward();
+    return { y, ga: a.grad! };
+  });
+  const a = tensor([1, 2], { requiresGrad: true });
+  const c = tensor([3, 4]);
+  const called = await f(a, c, a);
+  assertEquals(Array.from(await called.ga.data()), [102, 102]);
+  const m = await importExported((await exportCompiled(f, [a, c, a], { target: "js" })).files);
+  const [y, ga] = m.run(
+    Float32Array.from([1, 2]),
+    Float32Array.from([3, 4]),
+    Float32Array.from([1, 2]),
+  ) as Float32Array[];
+  assertEquals([Array.from(y), Array.from(ga)], [[132, 244], [102, 102]]);
+});
