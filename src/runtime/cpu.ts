@@ -28,6 +28,7 @@ import {
   newBufferId,
   type StorageStats,
 } from "./device.ts";
+import { envVariable } from "./env.ts";
 import { type Block, HeapMemory, isShared } from "./heap.ts";
 import { defaultThreads, ThreadPool } from "./threads.ts";
 import { fmt } from "../validate.ts";
@@ -106,22 +107,13 @@ export const simdAvailable: boolean = (() => {
   }
 })();
 
-/** An environment variable, or undefined without one (or without permission to read it). */
-function env(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined; // no permission to read the environment, or no Deno
-  }
-}
-
 function kernelsFromEnv(): CpuKernels {
-  const value = env("LUCID_CPU_KERNELS");
+  const value = envVariable("LUCID_CPU_KERNELS");
   return value === "js" || value === "wasm" ? value : "auto";
 }
 
 function threadsFromEnv(): number {
-  const value = Number(env("LUCID_THREADS"));
+  const value = Number(envVariable("LUCID_THREADS"));
   return Number.isInteger(value) && value >= 1 ? Math.min(value, 64) : defaultThreads();
 }
 

@@ -3,18 +3,13 @@
 // code with setDebug.
 
 import { fmt } from "../validate.ts";
+import { envVariable } from "./env.ts";
 
 let level: number | null = null;
 
 function readEnv(): number {
-  try {
-    const status = Deno.permissions.querySync?.({ name: "env", variable: "LUCID_DEBUG" });
-    if (status && status.state !== "granted") return 0;
-    const value = Number(Deno.env.get("LUCID_DEBUG") ?? "0");
-    return Number.isInteger(value) && value > 0 ? value : 0;
-  } catch {
-    return 0;
-  }
+  const value = Number(envVariable("LUCID_DEBUG") ?? "0");
+  return Number.isInteger(value) && value > 0 ? value : 0;
 }
 
 /** The current debug level (0: quiet). */

@@ -431,6 +431,9 @@ export class ThreadPool {
     for (let i = 0; i < this.#threads - 1; i++) {
       const worker = new Worker(WORKER_SOURCE, {
         eval: true,
+        // an environment of its own, empty: by default it copies process.env, which asked for
+        // access to every variable (a prompt in the middle of a computation)
+        env: Object.create(null),
         workerData: { control: buffer, memory: this.#memory, index: i },
       }) as unknown as NodeWorker;
       worker.on("error", () => {});
