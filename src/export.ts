@@ -438,9 +438,10 @@ function traceWithExamples(
 /**
  * Writes `exported` into `dir` (created if missing). Every file is first written under a
  * temporary name, then each is renamed into place once all are written and every destination
- * is known to be replaceable, so a failure (a full disk, a path that is a directory, no
- * permission) leaves no file half-written and no part of the export in place: the temporaries
- * are removed and an Error says why. Returns the paths written.
+ * is known to be replaceable, a file an earlier export left being moved aside first, so a
+ * failure (a full disk, a path that is a directory, no permission, a name too long) leaves no
+ * file half-written and no part of the export in place: what was renamed is undone, the files
+ * moved aside come back, and an Error says why. Returns the paths written.
  *
  * @example
  * ```ts
@@ -507,6 +508,8 @@ export async function writeExport(exported: ExportedFiles, dir: string): Promise
   const base = dir.replace(/\/+$/, "");
   const paths = files.map((f) => `${base}/${f.path}`);
   const temporaries: string[] = [];
+  const placed: number[] = []; // renamed into place
+  const replaced = new Map<number, string>(); // the files they replace, moved aside
   try {
     await Deno.mkdir(dir, { recursive: true });
     // a short name of its own, not the file's name plus a suffix: a file name near the system's
@@ -518,19 +521,31 @@ export async function writeExport(exported: ExportedFiles, dir: string): Promise
       if (typeof file.contents === "string") await Deno.writeTextFile(temporary, file.contents);
       else await Deno.writeFile(temporary, file.contents);
     }
-    for (const path of paths) {
-      const existing = await Deno.lstat(path).catch(() => null);
-      if (existing !== null && !existing.isFile) {
-        throw new Error(`${path} exists and is not a file`);
+    const existing = await Promise.all(paths.map((path) => Deno.lstat(path).catch(() => null)));
+    existing.forEach((info, i) => {
+      if (info !== null && !info.isFile) throw new Error(`${paths[i]} exists and is not a file`);
+    });
+    // a file an earlier export left is moved aside first, and put back if a later rename
+    // fails (a name past the system's limit, a file denied): renames that had landed stayed,
+    // a new manifest beside an old module
+    for (const [i, temporary] of temporaries.entries()) {
+      if (existing[i] !== null) {
+        const aside = `${base}/${tag}-old-${i}`;
+        await Deno.rename(paths[i], aside);
+        replaced.set(i, aside);
       }
+      await Deno.rename(temporary, paths[i]);
+      placed.push(i);
     }
-    for (const [i, temporary] of temporaries.entries()) await Deno.rename(temporary, paths[i]);
   } catch (e) {
+    for (const i of placed) await Deno.remove(paths[i]).catch(() => {});
+    for (const [i, aside] of replaced) await Deno.rename(aside, paths[i]).catch(() => {});
     for (const temporary of temporaries) await Deno.remove(temporary).catch(() => {});
     const reason = e instanceof Error ? e.message : String(e);
     throw new Error(`writeExport: cannot write the export to ${JSON.stringify(dir)}: ${reason}`, {
       cause: e,
     });
   }
+  for (const aside of replaced.values()) await Deno.remove(aside).catch(() => {});
   return paths;
 }

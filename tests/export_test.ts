@@ -362,6 +362,21 @@ Deno.test("writeExport: every file is a plain name in dir; exportCompiled checks
       `${dir}/${long}`,
     ]);
     assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), [long], "no temporary left");
+    // a rename that fails midway (a name past the system's 255-byte limit) undoes the ones
+    // that landed and puts back what they replaced: a new manifest stayed beside an old module
+    const again = `${dir}/again`;
+    await writeExport({ files: [{ path: "manifest.json", contents: "old" }] } as never, again);
+    const tooLong = `${"n".repeat(260)}.js`;
+    await assertRejects(
+      () =>
+        writeExport({
+          files: [{ path: "manifest.json", contents: "new" }, { path: tooLong, contents: "x" }],
+        } as never, again),
+      Error,
+      "writeExport: cannot write the export to",
+    );
+    assertEquals([...Deno.readDirSync(again)].map((e) => e.name), ["manifest.json"]);
+    assertEquals(await Deno.readTextFile(`${again}/manifest.json`), "old");
     // each field is read once: a path that is a file name when checked and "../" when read
     // again was written outside dir
     let reads = 0;
@@ -375,7 +390,10 @@ Deno.test("writeExport: every file is a plain name in dir; exportCompiled checks
       `${dir}/inner/m.js`,
     ]);
     assertEquals(reads, 1);
-    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["inner", long].sort());
+    assertEquals(
+      [...Deno.readDirSync(dir)].map((e) => e.name).sort(),
+      ["again", "inner", long].sort(),
+    );
     for (const compiled of [null, undefined, (x: unknown) => x]) {
       await assertRejects(
         () => exportCompiled(compiled as never, [{ shape: [2] }], { target: "js" }),
