@@ -168,6 +168,9 @@ async function child(device: "cpu" | "webgpu", style: Style, iterations: number)
 async function main(): Promise<void> {
   const [iterationsArg, devicesArg, styleArg] = Deno.args;
   const iterations = Number(iterationsArg ?? 5000);
+  if (!Number.isSafeInteger(iterations) || iterations < 1) {
+    throw new Error(`memory_loops: iterations must be a positive integer, got ${iterationsArg}`);
+  }
   if (styleArg !== undefined) {
     // a child: one loop, its result as JSON on the last line
     const result = await child(devicesArg as "cpu" | "webgpu", styleArg as Style, iterations);

@@ -143,7 +143,10 @@ async function main(): Promise<void> {
   const [stepsArg, deviceArg, styleArg] = Deno.args;
   const steps = Number(stepsArg ?? 3000);
   const device = (deviceArg ?? "cpu") as "cpu" | "webgpu";
-  if (steps < 1500) throw new Error(`training_loop: steps must be at least 1500, got ${steps}`);
+  // (NaN passed `steps < 1500` and failed at the end, after every child had run)
+  if (!Number.isSafeInteger(steps) || steps < 1500) {
+    throw new Error(`training_loop: steps must be an integer of at least 1500, got ${stepsArg}`);
+  }
   if (styleArg !== undefined) {
     console.log(JSON.stringify(await child(styleArg as Style, steps, device)));
     return;
