@@ -395,13 +395,23 @@ export async function exportCompiled(
       ...trace.plan.buffers[b],
     })),
   ]);
+  // a leaf passed twice is one stand-in, one buffer: the module takes it once, at its first
+  // position (it declared every position and read the last alone, whatever the others held)
+  const taken = new Set<number>();
+  const inputs = trace.inputs.flatMap((buffer, i) => {
+    if (taken.has(buffer)) return [];
+    taken.add(buffer);
+    return [{ name: inputNames[i], buffer }];
+  });
   const program: ExportProgram = {
     name,
     description: description ??
-      `computes ${trace.outputNames.join(", ")} from ${inputNames.join(", ") || "nothing"}`,
+      `computes ${trace.outputNames.join(", ")} from ${
+        inputs.map((input) => input.name).join(", ") || "nothing"
+      }`,
     generator: `@lucid/nn ${VERSION}`,
     plan: trace.plan,
-    inputs: trace.inputs.map((buffer, i) => ({ name: inputNames[i], buffer })),
+    inputs,
     outputs: trace.outputs.map((buffer, i) => ({ name: trace.outputNames[i], buffer })),
     constants: await constantData(trace),
   };
@@ -441,7 +451,9 @@ function traceWithExamples(
  * is known to be replaceable, a file an earlier export left being moved aside first, so a
  * failure (a full disk, a path that is a directory, no permission, a name too long) leaves no
  * file half-written and no part of the export in place: what was renamed is undone, the files
- * moved aside come back, and an Error says why. Returns the paths written.
+ * moved aside come back, and an Error says why. Calls into one directory run one after
+ * another (other processes writing there at the same time are not coordinated). Returns the
+ * paths written.
  *
  * @example
  * ```ts
@@ -506,6 +518,27 @@ export async function writeExport(exported: ExportedFiles, dir: string): Promise
     seen.set(path, i);
   });
   const base = dir.replace(/\/+$/, "");
+  // calls into one directory run one after another: two at once interleaved their renames,
+  // a manifest of one export beside the modules of the other
+  const before = writesInProgress.get(base) ?? Promise.resolve();
+  const writing = before.catch(() => {}).then(() => writeFiles(files, dir, base));
+  writesInProgress.set(base, writing);
+  try {
+    return await writing;
+  } finally {
+    if (writesInProgress.get(base) === writing) writesInProgress.delete(base);
+  }
+}
+
+/** The writeExport calls in progress, by directory (the last of each). */
+const writesInProgress = new Map<string, Promise<string[]>>();
+
+/** writeExport's writing, once everything is checked (see there). */
+async function writeFiles(
+  files: readonly ExportFile[],
+  dir: string,
+  base: string,
+): Promise<string[]> {
   const paths = files.map((f) => `${base}/${f.path}`);
   const temporaries: string[] = [];
   const placed: number[] = []; // renamed into place
@@ -531,8 +564,13 @@ export async function writeExport(exported: ExportedFiles, dir: string): Promise
     for (const [i, temporary] of temporaries.entries()) {
       if (existing[i] !== null) {
         const aside = `${base}/${tag}-old-${i}`;
-        await Deno.rename(paths[i], aside);
-        replaced.set(i, aside);
+        try {
+          await Deno.rename(paths[i], aside);
+          replaced.set(i, aside);
+        } catch (e) {
+          // gone meanwhile (another process writing there): nothing to put back
+          if (!(e instanceof Deno.errors.NotFound)) throw e;
+        }
       }
       await Deno.rename(temporary, paths[i]);
       placed.push(i);

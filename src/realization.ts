@@ -43,8 +43,10 @@ export function realizeOn(
     // a value pulled in (a variable waiting for an assigned value, a gradient) that cannot be
     // computed fails only its own reads: a pending assign reading a disposed tensor made every
     // read of an unrelated tensor fail for good, blaming it
-    if (all.length === nodes.length) failGone(fn, e, all);
-    return realizeApart(fn, nodes, all.filter((n) => !nodes.includes(n)), backend);
+    // (by what was pulled in, not by counts: `all` has no duplicates, `nodes` may)
+    const extras = all.filter((n) => !nodes.includes(n));
+    if (extras.length === 0) failGone(fn, e, all);
+    return realizeApart(fn, [...new Set(nodes)], extras, backend);
   };
   let ran: void | Promise<void>;
   try {

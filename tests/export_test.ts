@@ -377,6 +377,18 @@ Deno.test("writeExport: every file is a plain name in dir; exportCompiled checks
     );
     assertEquals([...Deno.readDirSync(again)].map((e) => e.name), ["manifest.json"]);
     assertEquals(await Deno.readTextFile(`${again}/manifest.json`), "old");
+    // two calls into one directory run one after another: their renames interleaved, a manifest
+    // of one beside the modules of the other, and moving aside a file the other had just moved
+    // failed the export
+    const both = `${dir}/both`;
+    const names = ["manifest.json", "model.js", "k0.wgsl", "k1.wgsl"];
+    const exportOf = (tag: string) => ({ files: names.map((path) => ({ path, contents: tag })) });
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(["A", "B", "C"].map((tag) => writeExport(exportOf(tag) as never, both)));
+      const got = names.map((path) => Deno.readTextFileSync(`${both}/${path}`));
+      assertEquals(got, names.map(() => "C"), `round ${round}`);
+      assertEquals([...Deno.readDirSync(both)].length, names.length, "no temporary left");
+    }
     // each field is read once: a path that is a file name when checked and "../" when read
     // again was written outside dir
     let reads = 0;
@@ -392,7 +404,7 @@ Deno.test("writeExport: every file is a plain name in dir; exportCompiled checks
     assertEquals(reads, 1);
     assertEquals(
       [...Deno.readDirSync(dir)].map((e) => e.name).sort(),
-      ["again", "inner", long].sort(),
+      ["again", "both", "inner", long].sort(),
     );
     for (const compiled of [null, undefined, (x: unknown) => x]) {
       await assertRejects(
@@ -484,11 +496,10 @@ Deno.test("exportCompiled: a leaf passed twice in the examples is one stand-in, 
   const c = tensor([3, 4]);
   const called = await f(a, c, a);
   assertEquals(Array.from(await called.ga.data()), [102, 102]);
+  // the module takes the leaf once, at its first position (it declared every position and
+  // read the last alone, whatever the others held)
   const m = await importExported((await exportCompiled(f, [a, c, a], { target: "js" })).files);
-  const [y, ga] = m.run(
-    Float32Array.from([1, 2]),
-    Float32Array.from([3, 4]),
-    Float32Array.from([1, 2]),
-  ) as Float32Array[];
+  assertEquals(m.inputs.map((i: { name: string; }) => i.name), ["x0", "x1"]);
+  const [y, ga] = m.run(Float32Array.from([1, 2]), Float32Array.from([3, 4])) as Float32Array[];
   assertEquals([Array.from(y), Array.from(ga)], [[132, 244], [102, 102]]);
 });
