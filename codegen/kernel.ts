@@ -380,9 +380,10 @@ function factorCost(f: PowFactor): number {
  *   reassociated: `(x * d) * (y * z)` must not become `((x * d) * y) * z`, which overflows
  *   where the original does not);
  * - the merged exponent is finite in the kernel's type (float32 for float32 kernels);
- * - exponents of one sign merge up to a power of 1: `(g / d) * (x / d)` merged into
- *   `g * (1 / d) ** 2 * x` overflowed at d = 1e-20 (and gave NaN) where each quotient is in
- *   range, as the division rule arranges;
+ * - two quotients keep their divisions, and exponents of one sign merge up to a power of 1:
+ *   `(g / d) * (x / d)` merged into `g * (1 / d) ** 2 * x` overflowed at d = 1e-20 (and gave
+ *   NaN), and `(g / d ** 0.5) * (x / d ** 0.5)` into `(g * (1 / d)) * x` at g = 1e20, where
+ *   each quotient is in range, as the division rule arranges;
  * - it has a POW_FORMS spelling, unless neither exponent had one (a kernel must not trade
  *   sqrt forms for a general pow, which Wasm does not have).
  * Factors are told apart by their place in a walk of the product (left before right, a
@@ -419,8 +420,11 @@ function combinePowers(b: ExprBuilder, x: Expr, y: Expr): Expr | null {
       const sum = p.exponent + q.exponent;
       // opposite signs only over a base above 0: at 0, d ** 2 * d ** -3 is NaN, d ** -1 is not
       if (Math.sign(p.exponent) !== Math.sign(q.exponent) && !abovePositive(p.base)) continue;
-      // one sign up to a power of 1: further, the merged pow leaves float32 where the factors
-      // do not (`(g / d) * (x / d)` as `g * (1 / d) ** 2 * x`: 1e40 at d = 1e-20, and NaN)
+      // two quotients keep their divisions: merged, the power leaves the numerator it was paired
+      // with (`(g / d ** 0.5) * (x / d ** 0.5)` as `(g * (1 / d)) * x`: g / d is 1e40 where each
+      // quotient and the result are in float32); and one sign merges up to a power of 1:
+      // further, the merged pow leaves float32 where the factors do not (`(1 / d) ** 2`)
+      if (p.division && q.division) continue;
       if (Math.sign(p.exponent) === Math.sign(q.exponent) && Math.abs(sum) > 1) continue;
       if (!Number.isFinite(inType(sum)) || inType(sum) !== sum) continue;
       if (!hasPowForm(sum) && (hasPowForm(p.exponent) || hasPowForm(q.exponent))) continue;

@@ -680,6 +680,15 @@ Deno.test("powers of one base merge only up to a power of 1 where their signs ag
       want.push(dx);
     }
   }
+  // and two quotients by powers summing to 1 keep their divisions: (g / d ** 0.5) * (x / d ** 0.5)
+  // as (g * (1 / d)) * x made g / d = 1e40 where each quotient and the result are in range
+  for (const cpuKernels of ["js", "wasm"] as const) {
+    await withCpuKernels(cpuKernels, async () => {
+      const [g, t, d] = [1e20, 1e-30, 1e-20].map((v) => tensor(new Array(8).fill(v)));
+      const product = g.div(d.abs().pow(0.5)).mul(t.div(d.abs().pow(0.5)));
+      assertClose(await product.data(), new Array(8).fill(1e10), { rtol: 1e-5, msg: cpuKernels });
+    });
+  }
   for (const cpuKernels of ["js", "wasm"] as const) {
     await withCpuKernels(cpuKernels, async () => {
       const x = tensor(values, { shape: [1, 3, 2], requiresGrad: true });
