@@ -519,14 +519,26 @@ export async function writeExport(exported: ExportedFiles, dir: string): Promise
   });
   const base = dir.replace(/\/+$/, "");
   // calls into one directory run one after another: two at once interleaved their renames,
-  // a manifest of one export beside the modules of the other
-  const before = writesInProgress.get(base) ?? Promise.resolve();
+  // a manifest of one export beside the modules of the other. The directory is told by its
+  // absolute path with `.`, `..` and repeated slashes resolved ("out", "./out/." and the
+  // absolute spelling queued apart); a symlinked spelling is not resolved
+  const key = directoryKey(base);
+  const before = writesInProgress.get(key) ?? Promise.resolve();
   const writing = before.catch(() => {}).then(() => writeFiles(files, dir, base));
-  writesInProgress.set(base, writing);
+  writesInProgress.set(key, writing);
   try {
     return await writing;
   } finally {
-    if (writesInProgress.get(base) === writing) writesInProgress.delete(base);
+    if (writesInProgress.get(key) === writing) writesInProgress.delete(key);
+  }
+}
+
+/** `dir` as writeExport's queue tells directories apart (see there). */
+function directoryKey(dir: string): string {
+  try {
+    return new URL(`${dir}/`, `file://${Deno.cwd()}/`).pathname.replace(/\/+/g, "/");
+  } catch {
+    return dir; // no read permission for the working directory: the spelling as given
   }
 }
 

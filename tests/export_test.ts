@@ -383,8 +383,12 @@ Deno.test("writeExport: every file is a plain name in dir; exportCompiled checks
     const both = `${dir}/both`;
     const names = ["manifest.json", "model.js", "k0.wgsl", "k1.wgsl"];
     const exportOf = (tag: string) => ({ files: names.map((path) => ({ path, contents: tag })) });
+    // (one directory however it is spelled: relative, absolute, with `.` and repeated slashes)
+    const spellings = [both, `${both}/.`, `${dir}//both`];
     for (let round = 0; round < 5; round++) {
-      await Promise.all(["A", "B", "C"].map((tag) => writeExport(exportOf(tag) as never, both)));
+      await Promise.all(
+        ["A", "B", "C"].map((tag, i) => writeExport(exportOf(tag) as never, spellings[i])),
+      );
       const got = names.map((path) => Deno.readTextFileSync(`${both}/${path}`));
       assertEquals(got, names.map(() => "C"), `round ${round}`);
       assertEquals([...Deno.readDirSync(both)].length, names.length, "no temporary left");
