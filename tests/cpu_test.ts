@@ -1,7 +1,7 @@
 // The cpu device: storage reused under fresh handles, intermediates returned to the memory,
 // dispose and `using`, and what happens to a disposed input or a released buffer.
 
-import { cpu, kernels, nn, randn, type Tensor, tensor } from "../mod.ts";
+import { cpu, kernels, randn, type Tensor, tensor } from "../mod.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 import {
   assert,
@@ -13,6 +13,7 @@ import {
 } from "./assert.ts";
 import {
   assertClose,
+  lrnInChild,
   onBackend,
   reference,
   testBackends,
@@ -132,37 +133,8 @@ Deno.test("cpu: a copy from another device that fails rejects only for whoever r
 Deno.test("cpu: a runtime without SharedArrayBuffer runs Wasm kernels on an unshared memory", async () => {
   // a browser page that is not cross-origin isolated has no SharedArrayBuffer global at all:
   // every realization threw a ReferenceError from `instanceof SharedArrayBuffer`
-  const program = `
-    delete globalThis.SharedArrayBuffer;
-    const { cpu, kernels, nn, tensor } = await import(${
-    JSON.stringify(new URL("../mod.ts", import.meta.url).href)
-  });
-    const values = Array.from({ length: 2 * 6 * 20 * 20 }, (_, i) => Math.sin(i));
-    const x = tensor(values, { shape: [2, 6, 20, 20], requiresGrad: true });
-    const y = new nn.LocalResponseNorm(3, 0.5, 0.75, 1).forward(x);
-    y.sum().backward();
-    console.log(JSON.stringify({
-      simd: cpu.simd,
-      targets: kernels(y.mul(2)).map((k) => k.target),
-      y: Array.from(await y.data()),
-      dx: Array.from(await x.grad.data()),
-    }));`;
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", program],
-    env: { NO_COLOR: "1" },
-  }).output();
-  const text = new TextDecoder();
-  assertEquals(code, 0, text.decode(stderr));
-  const got = JSON.parse(text.decode(stdout));
+  const got = await lrnInChild([2, 6, 20, 20], [], "delete globalThis.SharedArrayBuffer;");
   if (got.simd) assertEquals(got.targets, ["wasm"]);
-  const x = tensor(Array.from({ length: 2 * 6 * 20 * 20 }, (_, i) => Math.sin(i)), {
-    shape: [2, 6, 20, 20],
-    requiresGrad: true,
-  });
-  const y = new nn.LocalResponseNorm(3, 0.5, 0.75, 1).forward(x);
-  y.sum().backward();
-  assertClose(got.y, await y.data(), { rtol: 1e-6 });
-  assertClose(got.dx, await x.grad!.data(), { rtol: 1e-6 });
 });
 
 Deno.test("cpu: the settings refuse bad values with an Error saying what they got", () => {

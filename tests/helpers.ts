@@ -7,7 +7,8 @@ import { backendFor } from "../src/runtime/backends.ts";
 import type { Expr, ExprBuilder, Kernel, ScalarType } from "../codegen/kernel.ts";
 import type { Executable } from "../codegen/compile.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
-import { cpu, type CpuKernels, type DeviceName, type Tensor } from "../mod.ts";
+import { cpu, type CpuKernels, type DeviceName, nn, type Tensor, tensor } from "../mod.ts";
+import { assertEquals } from "./assert.ts";
 import { nodeOf } from "../src/tensor.ts";
 
 async function probeWebgpu(): Promise<boolean> {
@@ -192,4 +193,50 @@ export async function unhandledRejectionsOf(fn: () => Promise<void>): Promise<un
     globalThis.removeEventListener("unhandledrejection", note);
   }
   return unhandled;
+}
+
+/**
+ * Runs LocalResponseNorm (size 3, alpha 0.5, beta 0.75, k 1) forward and backward on `shape` in
+ * a child `deno eval` with `flags`, after `prelude` (code taking something away from the
+ * runtime), asserts that its y and dx equal this process's, and returns the child's report:
+ * `simd`, the `targets` of its kernels, and the fields `extra` adds (`name: expression`).
+ */
+export async function lrnInChild(
+  shape: readonly number[],
+  flags: readonly string[],
+  prelude = "",
+  extra = "",
+): Promise<Record<string, unknown>> {
+  const count = shape.reduce((n, d) => n * d, 1);
+  const program = `${prelude}
+    const { cpu, kernels, nn, tensor } = await import(${
+    JSON.stringify(new URL("../mod.ts", import.meta.url).href)
+  });
+    const values = Array.from({ length: ${count} }, (_, i) => Math.sin(i));
+    const x = tensor(values, { shape: ${JSON.stringify(shape)}, requiresGrad: true });
+    const y = new nn.LocalResponseNorm(3, 0.5, 0.75, 1).forward(x);
+    y.sum().backward();
+    console.log(JSON.stringify({
+      simd: cpu.simd,
+      targets: kernels(y.mul(2)).map((k) => k.target),
+      y: Array.from(await y.data()),
+      dx: Array.from(await x.grad.data()),
+      ${extra}
+    }));`;
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", ...flags, program],
+    env: { NO_COLOR: "1" },
+  }).output();
+  const text = new TextDecoder();
+  assertEquals(code, 0, text.decode(stderr));
+  const got = JSON.parse(text.decode(stdout));
+  const x = tensor(Array.from({ length: count }, (_, i) => Math.sin(i)), {
+    shape: [...shape],
+    requiresGrad: true,
+  });
+  const y = new nn.LocalResponseNorm(3, 0.5, 0.75, 1).forward(x);
+  y.sum().backward();
+  assertClose(got.y, await y.data(), { rtol: 1e-6 });
+  assertClose(got.dx, await x.grad!.data(), { rtol: 1e-6 });
+  return got;
 }
