@@ -50,28 +50,33 @@ export function tidy<T>(fn: () => T): T {
   // nothing to compute or dispose (computing what the result needs read the stand-ins)
   if (tracing()) return fn();
   const close = openScope();
+  // what the scope keeps is computed like what it returns, before what it reads is disposed
+  // (a kept running average that reads a tensor of the scope was left unreadable), also when
+  // fn throws (it was not: a kept tensor became unreadable because the step failed)
+  const closeKeeping = (survivors: ReadonlySet<Owned>) =>
+    close(
+      survivors,
+      (doomed, keptHere) => computeWhatNeeds(new Set([...survivors, ...keptHere]), doomed),
+    );
   let result: T;
+  let survivors: Set<Owned>;
   try {
     result = fn();
+    if (isPromiseLike(result)) {
+      fail(
+        "tidy",
+        "fn must be synchronous (await outside tidy, then tidy the tensor code)",
+        described("a function returning a Promise"),
+      );
+    }
+    // walking the result may throw too (a getter): the scope closes either way, else it stayed
+    // open for good and every scope after it failed to close in order
+    survivors = tensorsIn(result);
   } catch (e) {
-    close(new Set());
+    closeKeeping(new Set());
     throw e;
   }
-  if (isPromiseLike(result)) {
-    close(new Set());
-    fail(
-      "tidy",
-      "fn must be synchronous (await outside tidy, then tidy the tensor code)",
-      described("a function returning a Promise"),
-    );
-  }
-  const survivors = tensorsIn(result);
-  // what the scope keeps is computed like what it returns: a kept running average that reads
-  // a tensor of the scope was left unreadable
-  close(
-    survivors,
-    (doomed, keptHere) => computeWhatNeeds(new Set([...survivors, ...keptHere]), doomed),
-  );
+  closeKeeping(survivors);
   return result;
 }
 
@@ -122,10 +127,15 @@ function tensorsIn(value: unknown): Set<Owned> {
     const v = stack.pop();
     if (v === null || typeof v !== "object" || seen.has(v)) continue;
     seen.add(v);
+    // (pushed one by one: spreading 300,000 numbers overflowed the call stack)
     if (isTensor(v)) found.add(v);
-    else if (Array.isArray(v) || v instanceof Set) stack.push(...v);
-    else if (v instanceof Map) stack.push(...v.keys(), ...v.values());
-    else if (isPlainObject(v)) stack.push(...Object.values(v));
+    else if (Array.isArray(v) || v instanceof Set) { for (const e of v) stack.push(e); }
+    else if (v instanceof Map) {
+      for (const [k, e] of v) stack.push(k, e);
+    } else if (isPlainObject(v)) {
+      // symbol keys too: a result under a symbol was disposed
+      for (const key of Reflect.ownKeys(v)) stack.push((v as Record<PropertyKey, unknown>)[key]);
+    }
   }
   return found;
 }

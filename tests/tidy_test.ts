@@ -433,3 +433,43 @@ Deno.test("tidy: a value kept in an inner scope that reads the outer scope's ten
   running.dispose();
   start.dispose();
 });
+
+Deno.test("tidy: a throwing fn or result walk still closes the scope, keeping what keep() kept", async () => {
+  // a kept lazy tensor reading a tensor of the scope was left unreadable when fn threw
+  let kept: Tensor | undefined;
+  assertThrows(
+    () =>
+      tidy(() => {
+        kept = keep(tensor([1, 2, 3]).mul(2));
+        throw new Error("step failed");
+      }),
+    Error,
+    "step failed",
+  );
+  assertEquals(Array.from(await kept!.data()), [2, 4, 6]);
+  kept!.dispose();
+  // a result whose walk throws (a getter) left the scope open, and every scope after it
+  // failed to close in order
+  const outer = tidy(() => {
+    assertThrows(
+      () =>
+        tidy(() => ({
+          get a(): never {
+            throw new Error("getter");
+          },
+        })),
+      Error,
+      "getter",
+    );
+    return tensor([7]);
+  });
+  assertEquals(Array.from(await outer.data()), [7]);
+  outer.dispose();
+  // a large array of numbers overflowed the call stack (a spread), leaving the scope open too
+  assertEquals(tidy(() => new Array(300_000).fill(0)).length, 300_000);
+  // a tensor under a symbol key survives, as under any other key of a plain object
+  const key = Symbol("out");
+  const result = tidy(() => ({ [key]: tensor([1, 2]).add(1) }));
+  assertEquals(Array.from(await result[key].data()), [2, 3]);
+  result[key].dispose();
+});
