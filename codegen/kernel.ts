@@ -327,6 +327,8 @@ interface PowFactor {
   readonly expr: Expr;
   /** Whether it is an earlier output (ExprBuilder.opaque): it is reused, never merged. */
   readonly opaque: boolean;
+  /** Whether it is a whole operand of the product (negated or scaled by constants at most). */
+  readonly alone: boolean;
 }
 
 /** Whether `e` is a pow by a constant other than 0. */
@@ -380,10 +382,13 @@ function factorCost(f: PowFactor): number {
  *   reassociated: `(x * d) * (y * z)` must not become `((x * d) * y) * z`, which overflows
  *   where the original does not);
  * - the merged exponent is finite in the kernel's type (float32 for float32 kernels);
- * - two quotients keep their divisions, and exponents of one sign merge up to a power of 1:
- *   `(g / d) * (x / d)` merged into `g * (1 / d) ** 2 * x` overflowed at d = 1e-20 (and gave
- *   NaN), and `(g / d ** 0.5) * (x / d ** 0.5)` into `(g * (1 / d)) * x` at g = 1e20, where
- *   each quotient is in range, as the division rule arranges;
+ * - one of the two is a whole operand of the product (`x` or `y`, negated or times constants
+ *   at most), and
+ *   exponents of one sign merge up to a power of 1: `(g / d) * (x / d)` merged into
+ *   `g * (1 / d) ** 2 * x` overflowed at d = 1e-20 (and gave NaN), and
+ *   `(g / d ** 0.5) * (x / d ** 0.5)` into `(g * (1 / d)) * x` at g = 1e20, where each
+ *   quotient is in range, as the division rule arranges (and `(g * d ** -0.5) * (x * d ** -0.5)`
+ *   into `(g * d ** -1) * x` likewise);
  * - it has a POW_FORMS spelling, unless neither exponent had one (a kernel must not trade
  *   sqrt forms for a general pow, which Wasm does not have).
  * Factors are told apart by their place in a walk of the product (left before right, a
@@ -392,23 +397,30 @@ function factorCost(f: PowFactor): number {
 function combinePowers(b: ExprBuilder, x: Expr, y: Expr): Expr | null {
   const found: PowFactor[] = [];
   let visited = 0;
-  const collect = (e: Expr): boolean => {
+  const collect = (e: Expr, alone: boolean): boolean => {
     if (++visited > MAX_PRODUCT_FACTORS) return false;
     const opaque = b.opaque.has(e);
     if (e.op === "div" && isConstPow(e.srcs[1])) {
       const [base, exponent] = e.srcs[1].srcs;
-      found.push({ base, exponent: -exponent.value, division: true, expr: e, opaque });
-      return opaque || collect(e.srcs[0]);
+      const division = true;
+      found.push({ base, exponent: -exponent.value, division, expr: e, opaque, alone: false });
+      return opaque || collect(e.srcs[0], false);
     }
     if (opaque) return true;
-    if (e.op === "mul") return collect(e.srcs[0]) && collect(e.srcs[1]);
-    if (e.op === "neg") return collect(e.srcs[0]);
+    if (e.op === "mul") {
+      // a constant beside a factor leaves it alone: its magnitude is known (LocalResponseNorm's
+      // `-0.75 * d ** -1.75`)
+      const [left, right] = e.srcs;
+      return collect(left, alone && right.isConst()) && collect(right, alone && left.isConst());
+    }
+    if (e.op === "neg") return collect(e.srcs[0], alone);
     if (isConstPow(e)) {
-      found.push({ base: e.srcs[0], exponent: e.srcs[1].value, division: false, expr: e, opaque });
+      const [base, exponent] = e.srcs;
+      found.push({ base, exponent: exponent.value, division: false, expr: e, opaque, alone });
     }
     return true;
   };
-  if (!collect(x) || !collect(y)) return null;
+  if (!collect(x, true) || !collect(y, true)) return null;
   const inType = (v: number) => (x.type === "f32" ? Math.fround(v) : v);
   let best: { i: number; j: number; sum: number; saves: number; } | null = null;
   for (let i = 0; i < found.length; i++) {
@@ -420,11 +432,12 @@ function combinePowers(b: ExprBuilder, x: Expr, y: Expr): Expr | null {
       const sum = p.exponent + q.exponent;
       // opposite signs only over a base above 0: at 0, d ** 2 * d ** -3 is NaN, d ** -1 is not
       if (Math.sign(p.exponent) !== Math.sign(q.exponent) && !abovePositive(p.base)) continue;
-      // two quotients keep their divisions: merged, the power leaves the numerator it was paired
-      // with (`(g / d ** 0.5) * (x / d ** 0.5)` as `(g * (1 / d)) * x`: g / d is 1e40 where each
-      // quotient and the result are in float32); and one sign merges up to a power of 1:
+      // two factors that each have a factor beside them stay apart: merged, a power leaves the
+      // factor it was paired with (`(g / d ** 0.5) * (x / d ** 0.5)` as `(g * (1 / d)) * x`,
+      // `(g * d ** 2) * (x * d ** -3)` as `(g * d ** -1) * x`: g / d is 1e40 where each
+      // product and the result are in float32); and one sign merges up to a power of 1:
       // further, the merged pow leaves float32 where the factors do not (`(1 / d) ** 2`)
-      if (p.division && q.division) continue;
+      if (!p.alone && !q.alone) continue;
       if (Math.sign(p.exponent) === Math.sign(q.exponent) && Math.abs(sum) > 1) continue;
       if (!Number.isFinite(inType(sum)) || inType(sum) !== sum) continue;
       if (!hasPowForm(sum) && (hasPowForm(p.exponent) || hasPowForm(q.exponent))) continue;

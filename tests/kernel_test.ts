@@ -527,10 +527,19 @@ Deno.test("powers of one base merge: b ** c1 * b ** c2 = b ** (c1 + c2) where th
   // a division by a pow that merges nothing stays a division
   assertEquals(b.binary("div", g, pow(d, 0.3)).op, "div");
   // the product keeps its shape (float32 products overflow when reassociated): with y and z
-  // loads, (x * d^0.5) * (d^0.5 * (y * z)) is (x * d^1) * (y * z), not ((x * d) * y) * z
+  // loads, ((x * d^0.5) * (y * z)) * d^0.5 is (x * d^1) * (y * z), not ((x * d) * y) * z
   const [y, z] = [b.load(2, o, "f32"), b.load(3, o, "f32")];
-  const shaped = b.mul(b.mul(x, pow(d, 0.5)), b.mul(pow(d, 0.5), b.mul(y, z)));
+  const shaped = b.mul(b.mul(b.mul(x, pow(d, 0.5)), b.mul(y, z)), pow(d, 0.5));
   assertStrictEquals(shaped, b.mul(b.mul(x, pow(d, 1)), b.mul(y, z)));
+  // and two powers that each have a factor beside them stay apart: (x * d^0.5) * (d^0.5 * y)
+  // as (x * d) * y overflows at x = 1e30, d = 1e10, where x * d^0.5 and the result do not
+  const apart = b.mul(b.mul(x, pow(d, 0.5)), b.mul(pow(d, 0.5), y));
+  assertEquals(
+    exprsInOrder([apart]).filter((e) => isPow(e, d, 0.5)).length,
+    1,
+    "one pow, used twice",
+  );
+  assert(!exprsInOrder([apart]).some((e) => isPow(e, d, 1)));
   // and a division outside the merged pair stays a division
   const kept = b.mul(b.mul(b.binary("div", g, pow(y, 2)), pow(d, 0.5)), pow(d, 0.5));
   assertStrictEquals(kept, b.mul(b.binary("div", g, pow(y, 2)), pow(d, 1)));
@@ -663,7 +672,7 @@ Deno.test("kernel: a chain of 600 reshapes and permutes fuses and moves every el
   assertEquals(Array.from(await doubled.data()), want.map((v) => 2 * v));
 });
 
-Deno.test("powers of one base merge only up to a power of 1 where their signs agree", async () => {
+Deno.test("powers of one base merge only up to a power of 1 where their signs agree, and never between two products", async () => {
   // LocalResponseNorm with beta 1 and a denominator d near 1e-20: `(g / d) * (x / d)` was
   // merged into `g * (1 / d) ** 2 * x` on the Wasm path, and (1 / d) ** 2 = 1e40 left float32:
   // dx NaN and -Infinity where it is about 1e20 (the JavaScript path kept the quotients)
@@ -687,6 +696,14 @@ Deno.test("powers of one base merge only up to a power of 1 where their signs ag
       const [g, t, d] = [1e20, 1e-30, 1e-20].map((v) => tensor(new Array(8).fill(v)));
       const product = g.div(d.abs().pow(0.5)).mul(t.div(d.abs().pow(0.5)));
       assertClose(await product.data(), new Array(8).fill(1e10), { rtol: 1e-5, msg: cpuKernels });
+      // the same family in products: (g * d ** -0.5) * (t * d ** -0.5) merged into
+      // (g * d ** -1) * t, and (g * d ** 2) * (t * d ** -3) into (g * d ** -1) * t, with
+      // g * d ** -1 = 1e40 (Infinity) where every factor, product and the result are in range
+      const negative = g.mul(d.abs().pow(-0.5)).mul(t.mul(d.abs().pow(-0.5)));
+      assertClose(await negative.data(), new Array(8).fill(1e10), { rtol: 1e-5, msg: cpuKernels });
+      const [g2, t2, d2] = [1e30, 1e-20, 1e-10].map((v) => tensor(new Array(8).fill(v)));
+      const mixed = g2.mul(d2.abs().pow(2)).mul(t2.mul(d2.abs().pow(-3)));
+      assertClose(await mixed.data(), new Array(8).fill(1e20), { rtol: 1e-5, msg: cpuKernels });
     });
   }
   for (const cpuKernels of ["js", "wasm"] as const) {
