@@ -7,6 +7,7 @@ import { nodeOf, Tensor } from "../src/tensor.ts";
 import { BINARY_METHODS } from "../src/elementwise.ts";
 import { BINARY_OPS, UNARY_OPS } from "../src/ir/ops.ts";
 import { assert, assertEquals, assertThrows } from "./assert.ts";
+import { reference, withCpuKernels } from "./helpers.ts";
 
 Deno.test("elementwise: one method per unary op of the IR table, building that op", () => {
   const x = tensor([0.5, 2]);
@@ -84,4 +85,23 @@ Deno.test("elementwise: a number beyond int32 is refused with an int32 tensor, n
   assertEquals(Array.from(await x.lt(2 ** 31 - 1).data()), [1, 1, 0]);
   assertEquals(Array.from(await tensor([1]).lt(3e9).data()), [1]);
   assertEquals(Array.from(await x.add(1).data()), [2, -6, -2147483648], "int32 math still wraps");
+});
+
+Deno.test("elementwise: a -0 operand of an int32 tensor is 0, in kernels and the reference alike", async () => {
+  // int32 [-1, 2] / -0 gave [-Infinity, Infinity] from the kernels and [Infinity, -Infinity]
+  // from the reference evaluator, which kept the constant's -0 (integers have no -0)
+  for (const kernels of ["js", "auto"] as const) {
+    await withCpuKernels(kernels, async () => {
+      const x = tensor([-1, 2], { dtype: "int32" });
+      for (const y of [x.div(-0), x.mul(-0).cast("float32").recip()]) {
+        const want = Array.from(reference(y));
+        assertEquals(Array.from(await y.data()), want, kernels);
+      }
+      assertEquals(Array.from(await x.div(-0).data()), [-Infinity, Infinity], kernels);
+      assertEquals(Array.from(await x.mul(-0).cast("float32").recip().data()), [
+        Infinity,
+        Infinity,
+      ]);
+    });
+  }
 });

@@ -200,6 +200,13 @@ Deno.test("js: float32 values are float32 (each rounding op rounds), on every cp
         const n = 1 << 16;
         const s = full([n], 0.1).sum();
         assertClose(await s.data(), [Math.fround(0.1) * n], { rtol: 1e-6 });
+        // a sum over two axes rounds each row's sum (README): 1e8 + 3 is 1e8 in float32
+        const rows = tensor([1e8, 1, 1, 1, -1e8, 1, 1, 1], { shape: [2, 4] });
+        assertEquals(Array.from(await rows.sum().data()), [0]);
+        // in one axis, a JavaScript-only kernel sums in a double (6); Wasm's eight terms round
+        // each step (3)
+        const flat = await rows.reshape([8]).sum().data();
+        assertEquals(Array.from(flat), [backend.kernels === "js" ? 6 : 3], backend.name);
       }));
   }
 });

@@ -361,9 +361,11 @@ export function buffer(ref: BufferRef, shape: Shape, dtype: DType): Node {
   return Node.make("buffer", [], ref, shape, dtype);
 }
 
-/** The scalar `value` broadcast to `shape`. */
+/** The scalar `value` broadcast to `shape` (an int32 -0 is 0: integers have no -0). */
 export function constant(value: number, shape: Shape, dtype: DType): Node {
-  return Node.make("const", [], value, shape, dtype);
+  // (kernels hold an int32 -0 as 0 while the reference evaluator kept -0: int32 x / -0 had
+  // infinities of opposite signs in the two)
+  return Node.make("const", [], dtype === "int32" && value === 0 ? 0 : value, shape, dtype);
 }
 
 // ---- elementwise -------------------------------------------------------------------------
