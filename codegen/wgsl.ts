@@ -147,6 +147,12 @@ export class WgslPrinter extends CStylePrinter {
       case "select":
         return `select(${c}, ${b}, ${a})`;
       case "cast":
+        // an integer is never -0, but llvmpipe folds `f32(i32(x))` into a truncation that keeps
+        // x's sign (-0.5 gave -0): adding a zero it cannot see gives +0 for a zero at run time
+        if (e.type === "f32" && e.srcs[0].type !== "f32" && e.srcs[0].type !== "bool") {
+          this.#specials.add("zero_bits");
+          return `(f32(${a}) + bitcast<f32>(zero_bits))`;
+        }
         return `${wgslType(e.type)}(${a})`;
       case "neg":
         return `-${a}`;

@@ -771,6 +771,31 @@ Deno.test({
 
 Deno.test({
   ...gpuTest,
+  name: "webgpu: an integer converted to float32 is never -0",
+  fn: async () => {
+    // llvmpipe folded `f32(i32(x))` into a truncation keeping x's sign: -0.5 through int32 and
+    // back gave -0 (its reciprocal -Infinity), and so did int32 0 ** -1 and rsqrt(0) of one
+    const values = [-0.5, -0.9, 0.5, -0, -1.5];
+    const cases: [string, (t: Tensor) => Tensor][] = [
+      ["cast(int32).cast(float32).recip()", (t) => t.cast("int32").cast("float32").recip()],
+      ["cast(int32).pow(-1)", (t) => t.cast("int32").pow(-1)],
+      ["cast(int32).rsqrt()", (t) => t.cast("int32").rsqrt()],
+    ];
+    for (const [name, op] of cases) {
+      const want = await op(tensor(values)).data();
+      const got = await op(tensor(values, { device: "webgpu" })).data();
+      values.forEach((_, i) => {
+        assert(
+          Object.is(got[i], want[i]),
+          `${name} of ${values[i]}: got ${got[i]}, expected ${want[i]}`,
+        );
+      });
+    }
+  },
+});
+
+Deno.test({
+  ...gpuTest,
   name: "webgpu: multiplying or dividing by a constant zero keeps IEEE's NaN, Infinity and -0",
   fn: async () => {
     // the shader compiler folded `x * 0.0` (and a private variable holding 0) to 0: Infinity * 0
