@@ -22,6 +22,7 @@ import {
   checkDeviceDtype,
   checkInt32,
   checkKnownKeys,
+  checkOptionsObject,
   checkShape,
   described,
   fail,
@@ -51,10 +52,7 @@ const DATA_OPTION_KEYS = [...OPTION_KEYS, "shape"];
 /** Validated creation options (an empty object when omitted). */
 function checkOptions(fn: string, options: unknown): TensorDataOptions {
   if (options === undefined) return {};
-  if (options === null || typeof options !== "object" || Array.isArray(options)) {
-    fail(fn, "options must be an object", options);
-  }
-  const o = options as TensorDataOptions;
+  const o = checkOptionsObject(fn, options) as TensorDataOptions;
   // shape only where data is flat (tensor()); the others take theirs as an argument
   checkKnownKeys(fn, "options", o, fn === "tensor" ? DATA_OPTION_KEYS : OPTION_KEYS);
   // each read once, then checked and kept: a getter read again after its check gave a value

@@ -43,7 +43,7 @@ import {
 import { isImitationTensor, isTensor, type Tensor } from "./tensor.ts";
 import { acquireHandle } from "./ownership.ts";
 import { failGone, releaseValue } from "./realization.ts";
-import { checkKnownKeys, dense, described, fail } from "./validate.ts";
+import { checkKnownKeys, checkOptionsObject, dense, described, fail } from "./validate.ts";
 import { VERSION } from "./version.ts";
 
 export type { ExportFile } from "../codegen/export.ts";
@@ -342,9 +342,7 @@ export async function exportCompiled(
   if (traceEntryOf(compiled) === undefined) {
     fail("exportCompiled", "compiled must be a function made by jit()", compiled);
   }
-  if (options === null || typeof options !== "object") {
-    fail("exportCompiled", "options must be an object with a target", options);
-  }
+  checkOptionsObject("exportCompiled", options, "an object with a target");
   checkKnownKeys("exportCompiled", "options", options, ["target", "name", "description"]);
   const { target, name = "model", description } = options;
   if (typeof target !== "string" || !Object.hasOwn(EXPORT_TARGETS, target)) {

@@ -6,7 +6,7 @@ import { tensor } from "./creation.ts";
 import { privateUniforms } from "./random.ts";
 import { grad } from "./grad.ts";
 import { isTensor, type Tensor } from "./tensor.ts";
-import { checkKnownKeys, dense, fail, failDisposed } from "./validate.ts";
+import { checkKnownKeys, checkOptionsObject, dense, fail, failDisposed } from "./validate.ts";
 
 /**
  * The weights of the checked sum: the same every call, from a generator of gradcheck's own (it
@@ -75,9 +75,7 @@ export function gradcheck(
     // as grad() refuses them: an integer input has no derivative to check
     if (t.dtype === "int32") fail("gradcheck", `input ${i} must be float32 or float64`, t.dtype);
   });
-  if (options === null || typeof options !== "object") {
-    fail("gradcheck", "options must be an object", options);
-  }
+  checkOptionsObject("gradcheck", options);
   checkKnownKeys("gradcheck", "options", options, ["eps", "atol", "rtol"]);
   const { eps = 1e-6, atol = 1e-6, rtol = 1e-4 } = options;
   // the step divides: it must be positive (0 gave an error of Infinity)

@@ -55,7 +55,7 @@ import {
   tensorSerial,
 } from "./tensor.ts";
 import { realizeOn, releaseValue } from "./realization.ts";
-import { checkKnownKeys, dense, described, fail } from "./validate.ts";
+import { checkKnownKeys, checkOptionsObject, dense, described, fail } from "./validate.ts";
 import { tensorFromBuffer } from "./creation.ts";
 import { type GeneratorPosition, generatorPosition, moveGenerator } from "./random.ts";
 
@@ -742,9 +742,7 @@ export function jit<R extends JitResult>(
   options: JitOptions = {},
 ): CompiledFunction<R> {
   if (typeof fn !== "function") fail("jit", "fn must be a function", fn);
-  if (options === null || typeof options !== "object") {
-    fail("jit", "options must be an object", options);
-  }
+  checkOptionsObject("jit", options);
   checkKnownKeys("jit", "options", options, ["inputNames"]);
   // read once, then checked and copied (a getter read again after its check gave a number)
   const givenNames: unknown = options.inputNames;

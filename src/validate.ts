@@ -72,6 +72,17 @@ export function fail(fn: string, expected: string, got: unknown): never {
 }
 
 /**
+ * Throws unless `options` is an options object (not null, an array or a primitive): `[]` was
+ * taken for an object without keys, every setting its default.
+ */
+export function checkOptionsObject(fn: string, options: unknown, expected = "an object"): object {
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    fail(fn, `options must be ${expected}`, options);
+  }
+  return options;
+}
+
+/**
  * Throws unless every own key of the options object `value` is one of `known`: a misspelled
  * option (`momentun`, `dtyp`, `requiresgrad`) was ignored, and its setting silently lost.
  */

@@ -148,6 +148,96 @@ Deno.test("validation: an unknown option key is an Error naming it and the known
   );
 });
 
+Deno.test("validation: options are an object, not an array, and a null setting is not its default", async () => {
+  // `[]` passed as an object without keys (every setting its default), and `?? default` took a
+  // null setting for a missing one: Adam ran with lr 0.001 for {lr: null}
+  const p = tensor([1, 2], { requiresGrad: true });
+  const cases: [() => unknown, string][] = [
+    [() => new optim.Adam([p], [] as object), "Adam: options must be an object, got []"],
+    [
+      () => new optim.SGD([p], [] as unknown as optim.SGDOptions),
+      "SGD: options must be an object with lr, got []",
+    ],
+    [() => jit((x) => x, [] as object), "jit: options must be an object, got []"],
+    [
+      () => gradcheck((x) => x.sum(), [tensor([1], { dtype: "float64" })], [] as object),
+      "gradcheck: options must be an object, got []",
+    ],
+    [
+      () => new optim.Adam([p], { lr: null } as object),
+      "Adam: lr must be a finite number in [0, Infinity], got null",
+    ],
+    [
+      () => new optim.Adam([p], { betas: null } as object),
+      "Adam: betas must be a pair [beta1, beta2], got null",
+    ],
+    [
+      () => new optim.Adam([p], { eps: null } as object),
+      "Adam: eps must be a finite number in [0, Infinity], got null",
+    ],
+    [() => new optim.Adam([p], { weightDecay: null } as object), "Adam: weightDecay must be"],
+    [
+      () => new optim.SGD([p], { lr: 0.1, momentum: null } as object as optim.SGDOptions),
+      "SGD: momentum must be a finite number in [0, 1], got null",
+    ],
+    [
+      () => new optim.SGD([p], { lr: 0.1, weightDecay: null } as object as optim.SGDOptions),
+      "SGD: weightDecay must be",
+    ],
+    [
+      () => new optim.SGD([p], { lr: 0.1, nesterov: null } as object as optim.SGDOptions),
+      "SGD: nesterov must be a boolean, got null",
+    ],
+  ];
+  for (const [call, message] of cases) assertThrows(call, Error, message);
+  await assertRejects(
+    () => exportCompiled(jit((x) => x.mul(2)), [{ shape: [2] }], [] as unknown as ExportOptions),
+    Error,
+    "exportCompiled: options must be an object with a target, got []",
+  );
+});
+
+Deno.test("validation: an optimizer's settings and parameter list cannot be changed past its checks", () => {
+  // written, they were used unchecked: a momentum of 5, a beta of 1 (the parameter became NaN),
+  // a parameter pushed again (stepped twice)
+  const w = tensor([1], { requiresGrad: true });
+  const sgd = new optim.SGD([w], { lr: 0.1, momentum: 0.5 });
+  assertThrows(() => ((sgd as { momentum: number; }).momentum = 5), TypeError);
+  assertThrows(() => ((sgd as { weightDecay: number; }).weightDecay = -1), TypeError);
+  assertThrows(() => ((sgd as { nesterov: boolean; }).nesterov = true), TypeError);
+  assertThrows(() => (sgd.params as Tensor[]).push(w), TypeError);
+  assertEquals([sgd.momentum, sgd.weightDecay, sgd.nesterov, sgd.params.length], [
+    0.5,
+    0,
+    false,
+    1,
+  ]);
+  const adam = new optim.Adam([w]);
+  assertThrows(() => ((adam.betas as unknown as number[])[0] = 1), TypeError);
+  assertThrows(() => ((adam as { eps: number; }).eps = -1), TypeError);
+  assertEquals([...adam.betas, adam.eps, adam.weightDecay], [0.9, 0.999, 1e-8, 0]);
+  // and an optimizer over no parameters is refused, as torch's is (a generator another
+  // optimizer had used up gave one that never stepped)
+  const model = new (class extends nn.Module {
+    w = tensor([1], { requiresGrad: true });
+    forward(x: Tensor): Tensor {
+      return x.mul(this.w);
+    }
+  })();
+  const params = model.parameters();
+  new optim.SGD(params, { lr: 0.1 });
+  assertThrows(
+    () => new optim.Adam(params),
+    Error,
+    "Adam: params must hold at least one tensor, got none",
+  );
+  assertThrows(
+    () => new optim.SGD([], { lr: 0.1 }),
+    Error,
+    "SGD: params must hold at least one tensor",
+  );
+});
+
 Deno.test("validation: errors name the function called and the value received", async () => {
   const gone = tensor([1, 2]);
   gone.dispose();

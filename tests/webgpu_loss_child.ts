@@ -12,7 +12,7 @@
 //
 // Needs `--v8-flags=--expose-gc`.
 
-import { tensor, webgpu } from "../mod.ts";
+import { optim, realize, tensor, webgpu } from "../mod.ts";
 import { WebGpuBackend, webgpuBackend } from "../src/runtime/webgpu.ts";
 
 const gc = (globalThis as { gc?: () => void; }).gc;
@@ -100,7 +100,60 @@ Deno.test("webgpu: devices lost under live, pooled, in-flight and collected buff
     }, pipelines ${global.cachedPipelines()}`,
   );
 
-  // 4. Leave live handles, pooled storage and pipelines of the new device to process exit.
+  // 4. A loss met before `device.lost` settles (no task between: every call awaited promises
+  // only) gave WebGPU's bare "validation error occurred" on every call and never recovered.
+  const current = await global.acquireDevice();
+  current.destroy();
+  const errors: string[] = [];
+  let values = "";
+  for (let i = 0; i < 5 && values === ""; i++) {
+    try {
+      values = Array.from(await tensor([1, 2], { device: "webgpu" }).mul(2).data()).join(" ");
+    } catch (e) {
+      errors.push((e as Error).message.includes("device was lost") ? "lost" : String(e));
+    }
+  }
+  log(`loss before its event: errors ${errors.join(", ")}, then ${values}`);
+
+  // 5. Optimizers across a loss: SGD's learning rate (kept as a tensor on the device) is made
+  // again, so a parameter given a new value steps (every step failed reading the lost one);
+  // a momentum buffer lost with the device is an Error naming it, before anything changes.
+  const p = tensor([1, 2, 3], { device: "webgpu", requiresGrad: true });
+  const q = tensor([1, 2, 3], { device: "webgpu", requiresGrad: true });
+  const plain = new optim.SGD([p], { lr: 0.1 });
+  const heavy = new optim.SGD([q], { lr: 0.1, momentum: 0.9 });
+  const stepBoth = async () => {
+    p.square().sum().backward();
+    q.square().sum().backward();
+    plain.step();
+    heavy.step();
+    plain.zeroGrad();
+    heavy.zeroGrad();
+    await realize(p, q);
+  };
+  await stepBoth();
+  const third = await global.acquireDevice();
+  third.destroy();
+  await third.lost;
+  await collect();
+  const reportedOnce = await rejectsWith(tensor([1], { device: "webgpu" }).data(), "lost");
+  p.assign(tensor([1, 2, 3], { device: "webgpu" }));
+  p.square().sum().backward();
+  plain.step();
+  const stepped = Array.from(await p.data()).map((v) => v.toFixed(3)).join(" ");
+  q.assign(tensor([1, 2, 3], { device: "webgpu" }));
+  q.square().sum().backward();
+  let refused = "";
+  try {
+    heavy.step();
+  } catch (e) {
+    refused = (e as Error).message;
+  }
+  log(
+    `optimizers after a loss: reported ${reportedOnce}, SGD stepped ${stepped}, momentum SGD: ${refused}`,
+  );
+
+  // 6. Leave live handles, pooled storage and pipelines of the new device to process exit.
   await collect();
   log(`exit with ${webgpu.liveBuffers() > 0 ? "live" : "no"} buffers`);
 });

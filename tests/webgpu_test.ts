@@ -674,6 +674,10 @@ Deno.test(
       "reads 10 11, live buffers 0, device buffers 1",
       "private device given up: device buffers 0",
       "global loss: reported true, old value gone true, recovered 3 6, pipelines 1",
+      "loss before its event: errors lost, then 2 4",
+      "optimizers after a loss: reported true, SGD stepped 0.800 1.600 2.400, momentum SGD: " +
+      "SGD.step: parameter 0's momentum buffer must be live (it was lost with the webgpu device " +
+      "it lived on: a new optimizer starts it again), got a lost device's buffer",
       "exit with live buffers",
     ];
     const child = new URL("./webgpu_loss_child.ts", import.meta.url).pathname;

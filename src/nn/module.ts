@@ -191,10 +191,12 @@ export abstract class Module {
     return this.train(false);
   }
 
-  /** Clears the gradients of every parameter. */
+  /** Clears the gradients of every tensor of the module tree (frozen parameters' too). */
   zeroGrad(): void {
-    // each as Tensor.zeroGrad (setting `grad` directly skipped tidy's and jit's bookkeeping)
-    for (const p of this.parameters()) p.zeroGrad();
+    // each as Tensor.zeroGrad (setting `grad` directly skipped tidy's and jit's bookkeeping);
+    // every tensor, not only those requiring grad: a parameter frozen after a backward kept its
+    // gradient, and an optimizer built before the freeze went on stepping it with that one
+    for (const t of new Set(Object.values(this.stateDict()))) t.zeroGrad();
   }
 
   /** The text inside the parentheses of `toString()`; empty by default. */

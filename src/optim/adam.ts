@@ -6,7 +6,7 @@
 // computed in float64 on the host), so every step reuses one compiled plan.
 
 import type { Tensor } from "../tensor.ts";
-import { checkKnownKeys, checkRate, dense, fail } from "../validate.ts";
+import { checkKnownKeys, checkOptionsObject, checkRate, dense, fail } from "../validate.ts";
 import { Optimizer } from "./optimizer.ts";
 
 /** Options of {@link Adam}. */
@@ -39,24 +39,22 @@ export interface AdamOptions {
  * ```
  */
 export class Adam extends Optimizer {
-  /** Decay rates of the first and second moment estimates. */
-  readonly betas: readonly [number, number];
-  /** Added to the denominator for stability. */
-  readonly eps: number;
-  /** L2 penalty on the parameters. */
-  readonly weightDecay: number;
+  // settings are read-only (getters, a frozen pair): written, they bypassed the constructor's
+  // checks (a beta of 1 made the parameters NaN)
+  readonly #betas: readonly [number, number];
+  readonly #eps: number;
+  readonly #weightDecay: number;
   readonly #m: (Tensor | undefined)[] = [];
   readonly #v: (Tensor | undefined)[] = [];
   readonly #steps: number[] = [];
 
   /** An optimizer over `params` (e.g. `module.parameters()`). */
   constructor(params: Iterable<Tensor>, options: AdamOptions = {}) {
-    if (options === null || typeof options !== "object") {
-      fail("Adam", "options must be an object", options);
-    }
+    checkOptionsObject("Adam", options);
     checkKnownKeys("Adam", "options", options, ["lr", "betas", "eps", "weightDecay"]);
-    super("Adam", params, options.lr ?? 1e-3);
-    const given = options.betas ?? [0.9, 0.999];
+    // each read once; a default only for a missing setting (null was taken for one)
+    const { lr = 1e-3, betas: given = [0.9, 0.999], eps = 1e-8, weightDecay = 0 } = options;
+    super("Adam", params, lr);
     // copied, each read once: a getter read again after its check gave a beta of 5
     const betas = Array.isArray(given) ? dense(given) : given;
     if (!Array.isArray(betas) || betas.length !== 2) {
@@ -67,9 +65,30 @@ export class Adam extends Optimizer {
         fail("Adam", "betas must each be a number in [0, 1)", betas);
       }
     }
-    this.betas = [betas[0], betas[1]];
-    this.eps = checkRate("Adam", "eps", options.eps ?? 1e-8);
-    this.weightDecay = checkRate("Adam", "weightDecay", options.weightDecay ?? 0);
+    this.#betas = Object.freeze([betas[0], betas[1]] as [number, number]);
+    this.#eps = checkRate("Adam", "eps", eps);
+    this.#weightDecay = checkRate("Adam", "weightDecay", weightDecay);
+  }
+
+  protected override readonly stateNames = "moment estimates";
+
+  protected override stateOf(index: number): readonly (Tensor | undefined)[] {
+    return [this.#m[index], this.#v[index]];
+  }
+
+  /** Decay rates of the first and second moment estimates. */
+  get betas(): readonly [number, number] {
+    return this.#betas;
+  }
+
+  /** Added to the denominator for stability. */
+  get eps(): number {
+    return this.#eps;
+  }
+
+  /** L2 penalty on the parameters. */
+  get weightDecay(): number {
+    return this.#weightDecay;
   }
 
   /** `p -= lr * m_hat / (sqrt(v_hat) + eps)` with bias-corrected moment estimates. */

@@ -8,9 +8,18 @@ import { noGrad } from "../autodiff.ts";
 import { tensor, zeros } from "../creation.ts";
 import { isFloat } from "../ir/dtype.ts";
 import { keepForever, tracing, untracked } from "../ownership.ts";
-import { gradOf, isTensor, type Tensor } from "../tensor.ts";
+import { gradOf, isTensor, nodeOf, type Tensor } from "../tensor.ts";
+import { backendFor } from "../runtime/backends.ts";
+import { realizedBuffer } from "../runtime/realize.ts";
 import { sameShape } from "../ir/hash.ts";
 import { checkRate, described, fail } from "../validate.ts";
+
+/** Whether `t`'s stored value was lost with the device it lived on. */
+function contentsLost(t: Tensor): boolean {
+  if (t.isDisposed) return false;
+  const buffer = realizedBuffer(nodeOf(t), t.device);
+  return buffer !== undefined && backendFor(t.device).lost?.(buffer) === true;
+}
 
 /** Parameters updated by gradient steps: `step()` after `backward()`, then `zeroGrad()`. */
 export abstract class Optimizer {
@@ -42,7 +51,10 @@ export abstract class Optimizer {
     if (new Set(list).size !== list.length) {
       fail(name, "params must not list a tensor twice", described(`${list.length} entries`));
     }
-    this.params = list;
+    // as torch's: a generator another optimizer had used up gave one that never stepped
+    if (list.length === 0) fail(name, "params must hold at least one tensor", described("none"));
+    // frozen: a parameter pushed again was stepped twice
+    this.params = Object.freeze(list);
     this.#lr = checkRate(name, "lr", lr);
   }
 
@@ -68,6 +80,14 @@ export abstract class Optimizer {
     // (it used to update the parameters before the bad one, and Adam to count the step)
     const updates: [number, Tensor, Tensor][] = [];
     for (const [i, p] of this.params.entries()) {
+      if (!p.isDisposed && this.stateOf(i).some((t) => t !== undefined && contentsLost(t))) {
+        fail(
+          `${this.#name}.step`,
+          `parameter ${i}'s ${this.stateNames} must be live (it was lost with the ${p.device} ` +
+            "device it lived on: a new optimizer starts it again)",
+          described("a lost device's buffer"),
+        );
+      }
       if (p.isDisposed) continue;
       const g: unknown = gradOf(p); // not p.grad: the program has not seen it (see zeroGrad)
       if (g === null) continue;
@@ -113,6 +133,14 @@ export abstract class Optimizer {
   /** Updates parameter `index` (`p`) from its gradient `g` with `assign`; runs under noGrad. */
   protected abstract update(index: number, p: Tensor, g: Tensor): void;
 
+  /** What the state tensors of `stateOf` hold, for errors ("momentum buffer"). */
+  protected readonly stateNames: string = "state";
+
+  /** The state tensors kept for parameter `index` (none by default). */
+  protected stateOf(_index: number): readonly (Tensor | undefined)[] {
+    return [];
+  }
+
   /** The learning rate as a 0-D tensor like `p` (remade only when the rate changes). */
   protected lrFor(p: Tensor): Tensor {
     return this.scalarsFor(p, [this.#lr])[0];
@@ -125,6 +153,13 @@ export abstract class Optimizer {
   protected scalarsFor(p: Tensor, values: readonly number[]): Tensor[] {
     const key = `${p.device}:${p.dtype}:${values.join(",")}`;
     let entry = this.#scalars.get(key);
+    if (entry !== undefined && contentsLost(entry.tensor)) {
+      // made on a webgpu device since lost: made again (the parameters' own values were
+      // assigned anew by the program, but every step failed reading this one)
+      this.#scalars.delete(key);
+      entry.tensor.dispose();
+      entry = undefined;
+    }
     if (entry === undefined) {
       const t = this.state(() => tensor([...values], { device: p.device, dtype: p.dtype }));
       entry = { tensor: t, used: true };

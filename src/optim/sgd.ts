@@ -5,7 +5,7 @@
 // The momentum buffer starts at zero, so its first value is g, as in PyTorch.
 
 import type { Tensor } from "../tensor.ts";
-import { checkKnownKeys, checkRate, fail } from "../validate.ts";
+import { checkKnownKeys, checkOptionsObject, checkRate, fail } from "../validate.ts";
 import { Optimizer } from "./optimizer.ts";
 
 /** Options of {@link SGD}. */
@@ -38,27 +38,46 @@ export interface SGDOptions {
  * ```
  */
 export class SGD extends Optimizer {
-  /** Momentum factor. */
-  readonly momentum: number;
-  /** L2 penalty on the parameters. */
-  readonly weightDecay: number;
-  /** Whether momentum is Nesterov's. */
-  readonly nesterov: boolean;
+  // settings are read-only (getters): written, they bypassed the constructor's checks (a
+  // momentum of 5)
+  readonly #momentum: number;
+  readonly #weightDecay: number;
+  readonly #nesterov: boolean;
   readonly #buffers: (Tensor | undefined)[] = [];
 
   /** An optimizer over `params` (e.g. `module.parameters()`). */
   constructor(params: Iterable<Tensor>, options: SGDOptions) {
-    if (options === null || typeof options !== "object") {
-      fail("SGD", "options must be an object with lr", options);
-    }
+    checkOptionsObject("SGD", options, "an object with lr");
     checkKnownKeys("SGD", "options", options, ["lr", "momentum", "weightDecay", "nesterov"]);
-    super("SGD", params, options.lr);
-    this.momentum = checkRate("SGD", "momentum", options.momentum ?? 0, 1);
-    this.weightDecay = checkRate("SGD", "weightDecay", options.weightDecay ?? 0);
-    const nesterov = options.nesterov ?? false;
+    // each read once; a default only for a missing setting (null was taken for one)
+    const { lr, momentum = 0, weightDecay = 0, nesterov = false } = options;
+    super("SGD", params, lr);
+    this.#momentum = checkRate("SGD", "momentum", momentum, 1);
+    this.#weightDecay = checkRate("SGD", "weightDecay", weightDecay);
     if (typeof nesterov !== "boolean") fail("SGD", "nesterov must be a boolean", nesterov);
-    if (nesterov && this.momentum === 0) fail("SGD", "nesterov needs momentum > 0", 0);
-    this.nesterov = nesterov;
+    if (nesterov && momentum === 0) fail("SGD", "nesterov needs momentum > 0", 0);
+    this.#nesterov = nesterov;
+  }
+
+  protected override readonly stateNames = "momentum buffer";
+
+  protected override stateOf(index: number): readonly (Tensor | undefined)[] {
+    return [this.#buffers[index]];
+  }
+
+  /** Momentum factor. */
+  get momentum(): number {
+    return this.#momentum;
+  }
+
+  /** L2 penalty on the parameters. */
+  get weightDecay(): number {
+    return this.#weightDecay;
+  }
+
+  /** Whether momentum is Nesterov's. */
+  get nesterov(): boolean {
+    return this.#nesterov;
   }
 
   /** `p -= lr * d`, `d` the gradient with weight decay, through the momentum buffer if any. */

@@ -66,6 +66,8 @@ export interface Backend {
   read(buffer: DeviceBuffer): Promise<TypedArray>;
   /** A copy of the buffer's contents, synchronously (cpu only). */
   readSync?(buffer: DeviceBuffer): TypedArray;
+  /** Whether the buffer's contents were lost with the device they lived on (webgpu). */
+  lost?(buffer: DeviceBuffer): boolean;
   /** Number of live (allocated, not released) buffers. */
   liveBuffers(): number;
   /** Live and pooled storage, and the bytes allocated so far. */

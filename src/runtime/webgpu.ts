@@ -303,6 +303,11 @@ export class WebGpuBackend implements Backend {
     return (buffer as WebGpuBuffer).pending;
   }
 
+  lost(buffer: DeviceBuffer): boolean {
+    const s = (buffer as WebGpuBuffer).storage;
+    return s.gpu !== null && s.scope !== null && s.scope.retired;
+  }
+
   liveBuffers(): number {
     return this.#live;
   }
@@ -475,7 +480,10 @@ export class WebGpuBackend implements Backend {
     });
     const error = await device.popErrorScope();
     if (error !== null) {
-      throw new Error(`webgpu: kernel ${name} failed to compile: ${error.message}`);
+      throw await this.#failure(
+        scope,
+        new Error(`webgpu: kernel ${name} failed to compile: ${error.message}`),
+      );
     }
     if (scope.retired) return pipeline; // lost meanwhile: run() reports it; cache nothing
     scope.pipelines.set(text, pipeline);
@@ -561,11 +569,14 @@ export class WebGpuBackend implements Backend {
     }
     const invalid = await device.popErrorScope();
     const oom = await device.popErrorScope();
-    if (thrown !== null) throw thrown;
+    if (thrown !== null) throw await this.#failure(scope, thrown);
     const error = invalid ?? oom;
     if (error !== null) {
       const names = work.map((l) => l.executable.name).join(", ");
-      throw new Error(`webgpu: running ${names} failed: ${error.message}`);
+      throw await this.#failure(
+        scope,
+        new Error(`webgpu: running ${names} failed: ${error.message}`),
+      );
     }
   }
 
@@ -591,8 +602,7 @@ export class WebGpuBackend implements Backend {
       try {
         await staging.mapAsync(MAP_MODE_READ);
       } catch (e) {
-        if (scope.retired) throw this.#lossError();
-        throw e;
+        throw await this.#failure(scope, e);
       }
       if (scope.retired) throw this.#lossError();
       const mapped = staging.getMappedRange();
@@ -613,6 +623,17 @@ export class WebGpuBackend implements Backend {
     const scope = this.#scope;
     if (scope === null || scope.device !== device) throw this.#lossError();
     return scope;
+  }
+
+  /**
+   * The error to throw for `error`, met on `scope`'s device: the loss's, when the device was
+   * lost. A loss is known once `device.lost` settles, which takes a task: work that awaited only
+   * promises after a `destroy()` met WebGPU's bare "validation error occurred" on every call and
+   * never acquired a new device, so a failure waits for one task before it is told apart.
+   */
+  async #failure(scope: DeviceScope, error: unknown): Promise<unknown> {
+    if (!scope.retired) await new Promise((resolve) => setTimeout(resolve, 0));
+    return scope.retired ? this.#lossError() : error;
   }
 
   /** The error for work that the device was lost (or given up) under; reports the loss once. */

@@ -112,6 +112,30 @@ Deno.test("Module: zeroGrad clears every parameter's gradient", async () => {
   assertEquals(block.scale.weight.grad, null);
 });
 
+Deno.test("Module: zeroGrad clears a parameter frozen after its backward, so it stops moving", async () => {
+  // zeroGrad visited the tensors requiring grad only: the frozen bias kept its gradient, and an
+  // optimizer built before the freeze stepped it with that one every step (torch's zero_grad
+  // clears it)
+  const block = new Block();
+  const opt = new optim.SGD(block.parameters(), { lr: 0.5 });
+  const before = Array.from(await block.bias.data());
+  block.forward(tensor([1, 2, 3])).sum().backward();
+  const grad = Array.from(await block.bias.grad!.data());
+  block.bias.requiresGrad = false;
+  opt.step();
+  block.zeroGrad();
+  assertEquals(block.bias.grad, null);
+  const once = Array.from(await block.bias.data());
+  for (let i = 0; i < 3; i++) {
+    block.forward(tensor([1, 2, 3])).sum().backward();
+    opt.step();
+    block.zeroGrad();
+  }
+  // the bias took the one step, then stayed
+  assertEquals(once, before.map((v, i) => Math.fround(v - Math.fround(0.5 * grad[i]))));
+  assertEquals(Array.from(await block.bias.data()), once);
+});
+
 Deno.test("Module: zeroGrad inside tidy frees the cleared gradients; under jit it is undone", async () => {
   // it set `grad` to null directly, skipping Tensor.zeroGrad's bookkeeping: a training step in
   // tidy that reads with dataSync kept every step's gradient (live buffers growing by one a
