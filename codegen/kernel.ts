@@ -666,8 +666,12 @@ const BINARY_RULES: readonly BinaryRule[] = [
     }
     return null;
   },
-  // x + 0 = 0 + x = x (for floats this turns -0 + 0 into -0, a documented limitation)
-  (_b, op, x, y) => (op === "add" ? (x.isConst(0) ? y : y.isConst(0) ? x : null) : null),
+  // x + (-0) = -0 + x = x, exactly; x + 0 = x on integers (for floats -0 + 0 is +0)
+  (_b, op, x, y, int) => {
+    if (op !== "add") return null;
+    const zero = (c: Expr) => c.isConst(0) && (int || Object.is(c.value, -0));
+    return zero(x) ? y : zero(y) ? x : null;
+  },
   // (x + c1) + c2 = x + (c1 + c2) on integers
   (b, op, x, y, int) =>
     op === "add" && int && y.isConst() && x.op === "add" && x.srcs[1].isConst()

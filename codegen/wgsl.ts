@@ -177,9 +177,11 @@ export class WgslPrinter extends CStylePrinter {
         if (e.srcs[1].isConst() && e.srcs[1].value < 0 && e.srcs[1].value > INT32_MIN) {
           return `${a} - ${this.literal(-e.srcs[1].value, e.type)}`;
         }
-        return `${a} + ${b}`;
+        // a zero added is spelled from a private variable, as one multiplied by: the driver
+        // folded `x + 0.0` to x, and -0 + 0 gave -0
+        return `${this.#unfolded(e.srcs[0], a)} + ${this.#unfolded(e.srcs[1], b)}`;
       case "sub":
-        return `${a} - ${b}`;
+        return `${this.#unfolded(e.srcs[0], a)} - ${this.#unfolded(e.srcs[1], b)}`;
       case "mul":
         if (e.srcs[1].isConst(-1)) return `-${a}`;
         return `${this.#unfolded(e.srcs[0], a)} * ${this.#unfolded(e.srcs[1], b)}`;

@@ -139,11 +139,39 @@ for (const backend of testBackends) {
     }));
 }
 
+Deno.test("-0 + 0 is +0 on every backend, as the reference says", async (t) => {
+  // `x + 0` folded to x in the kernels (and on webgpu the driver folded `x + 0.0`): -0 stayed
+  // -0, where IEEE and the reference evaluator give +0
+  for (const backend of testBackends) {
+    await t.step(backend.name, () =>
+      onBackend(backend, async () => {
+        const ops = [
+          (x: Tensor) => x.add(0),
+          (x: Tensor) => x.affine(1, 0),
+          (x: Tensor) => x.mul(0).add(0),
+          (x: Tensor) => x.sub(-0),
+        ];
+        for (const op of ops) {
+          const y = op(tensor([-0, 0, -1], { device: backend.device }));
+          const got = Array.from(await y.data());
+          const want = Array.from(reference(op(tensor([-0, 0, -1]))));
+          got.forEach((v, i) =>
+            assert(Object.is(v, want[i]), `${backend.name}: ${got} against ${want}`)
+          );
+          assert(Object.is(got[0], 0), `${backend.name}: -0 + 0 gave ${got[0]}`);
+        }
+      }));
+  }
+});
+
 Deno.test("identities: only those exact in IEEE arithmetic", () => {
   const b = new ExprBuilder();
   const x = b.load(0, b.int(0), "f32");
   const i = b.variable("o", 10);
-  assertStrictEquals(b.add(x, b.constant(0, "f32")), x);
+  // x + (-0) is x; x + 0 is not for x = -0 (it folded to x, keeping -0 where IEEE gives +0)
+  assertStrictEquals(b.add(x, b.constant(-0, "f32")), x);
+  assertEquals(b.add(x, b.constant(0, "f32")).op, "add");
+  assertStrictEquals(b.add(i, b.int(0)), i);
   assertStrictEquals(b.mul(b.constant(1, "f32"), x), x);
   assertStrictEquals(b.binary("div", x, b.constant(1, "f32")), x);
   assertStrictEquals(b.unary("neg", b.unary("neg", x)), x);

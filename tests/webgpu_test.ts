@@ -814,7 +814,7 @@ Deno.test({
       ["div(-0)", (t) => t.div(-0)],
     ];
     for (const [name, op] of cases) {
-      // the cpu's values (IEEE, with the documented x + 0 fold: affine(0, 0) of -1 is -0)
+      // the cpu's values (IEEE: affine(0, 0) of -1 is -1 * 0 + 0, +0)
       const want = await op(tensor(values)).data();
       const got = await op(tensor(values, { device: "webgpu" })).data();
       values.forEach((_, i) => {
