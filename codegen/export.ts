@@ -273,23 +273,25 @@ export function valueTables(
   inputsDoc: string,
   outputsDoc: string,
 ): string[] {
+  // frozen: run checks its inputs against this table, and a caller that changed a shape in it
+  // (reusing the array it was given) had run read past a shorter input
   const table = (values: readonly ExportedValue[]) =>
     values.map((v) => {
       const b = program.plan.buffers[v.buffer];
-      return `  { name: ${JSON.stringify(v.name)}, shape: [${
+      return `  Object.freeze({ name: ${JSON.stringify(v.name)}, shape: Object.freeze([${
         b.shape.join(", ")
-      }], dtype: "${b.dtype}" },`;
+      }]), dtype: "${b.dtype}" }),`;
     });
   return [
     `/** ${inputsDoc} */`,
-    "export const inputs = [",
+    "export const inputs = Object.freeze([",
     ...table(program.inputs),
-    "];",
+    "]);",
     "",
     `/** ${outputsDoc} */`,
-    "export const outputs = [",
+    "export const outputs = Object.freeze([",
     ...table(program.outputs),
-    "];",
+    "]);",
   ];
 }
 

@@ -16,7 +16,7 @@ import { nextNormal, nextUniform, nextUniformFloat32 } from "./random.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
 import { trackValue } from "./runtime/lifetime.ts";
-import { MAX_MEMORY_BYTES } from "./runtime/heap.ts";
+import { MAX_TENSOR_BYTES } from "./runtime/heap.ts";
 import { createTensor, type NestedArray, type Tensor } from "./tensor.ts";
 import {
   checkDeviceDtype,
@@ -247,12 +247,12 @@ function filled(
   const dtype = options.dtype ?? "float32";
   checkDeviceDtype(fn, options.device ?? "cpu", dtype); // before the host array is filled
   const bytes = numelOf(shape) * bytesPerElement(dtype);
-  if (!(bytes <= MAX_MEMORY_BYTES)) {
+  if (!(bytes <= MAX_TENSOR_BYTES)) {
     // refused before the host array, whose allocation would fail naming nothing (on webgpu
     // too: its values are made on the host first, and its buffers are smaller still)
     fail(
       fn,
-      "a tensor must fit 4 GiB (the cpu memory; webgpu buffers hold less)",
+      "a tensor must fit 4 GiB less 64 bytes (the cpu memory; webgpu buffers hold less)",
       described(`shape [${shape.join(", ")}] of ${dtype} (${bytes} bytes)`),
     );
   }

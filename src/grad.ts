@@ -156,6 +156,9 @@ export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[])
     );
     const out = withGradEnabled(() => fn(...vars));
     if (!isTensor(out)) fail("grad", "fn must return a Tensor", out);
+    // a disposed result is an Error naming grad (it named "Tensor", and one not requiring grad
+    // gave zero gradients)
+    const outNode = liveNode("grad", out);
     if (out.numel !== 1) {
       fail(
         "grad",
@@ -167,8 +170,8 @@ export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[])
     const targets = new Set(varNodes);
     const grads = out.requiresGrad
       ? backwardNodes(
-        nodeOf(out),
-        ir.constant(1, nodeOf(out).shape, out.dtype),
+        outNode,
+        ir.constant(1, outNode.shape, out.dtype),
         (n) => targets.has(n),
       )
       : new Map<Node, Node>();

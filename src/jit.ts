@@ -124,6 +124,12 @@ export interface Trace {
     readonly arguments: ReadonlySet<number>;
     readonly captured: readonly WeakRef<Tensor>[];
   };
+  /**
+   * The captured leaves `fn` read and whether each required grad when traced: a backward()
+   * inside `fn` gives gradients by it, so a leaf frozen or unfrozen since is a new trace (the
+   * plan went on giving a frozen weight its gradient).
+   */
+  readonly requiresGrad: readonly { readonly leaf: WeakRef<Tensor>; readonly was: boolean; }[];
 }
 
 /**
@@ -307,6 +313,9 @@ function traceFunction(
   }
   const backend = backendFor(device);
   const holders = captureHolders(read, device, firstTraced);
+  const requiresGrad = [...read]
+    .filter((t) => tensorSerial(t) < firstTraced && !t.isDisposed && t.isLeaf)
+    .map((t) => ({ leaf: new WeakRef(t), was: t.requiresGrad }));
   // a stored value no capture holds, with its history, is fn's own computation (fn's w.mul(2)
   // is the node of an equal value the caller computed before): computed from its sources at
   // every call, not bound as stored, which kept w's traced value after w.assign
@@ -337,6 +346,7 @@ function traceFunction(
       captured: reached.leaves.filter((t) => isTensor(t) && !standIns.includes(t))
         .map((t) => new WeakRef(t as Tensor)),
     },
+    requiresGrad,
   );
 }
 
@@ -411,6 +421,10 @@ function moved(refs: readonly WeakRef<Tensor>[], node: Node | undefined): boolea
  * value `fn` may compute itself no longer is what `fn` would compute (see `Shadow`).
  */
 function mustRetrace(trace: Trace): boolean {
+  for (const { leaf, was } of trace.requiresGrad) {
+    const t = leaf.deref();
+    if (t !== undefined && !t.isDisposed && t.requiresGrad !== was) return true;
+  }
   for (const { node, holders, below } of trace.shadows) {
     const alive = holders.map((ref) => ref.deref()).filter((t) => t !== undefined);
     if (alive.length > 0 && alive.every((t) => t.isDisposed)) return true;
@@ -460,6 +474,7 @@ function bindTrace(
   resultKind: Trace["resultKind"],
   holdersByNode: ReadonlyMap<Node, readonly Tensor[]>,
   differentiated: Trace["differentiated"],
+  requiresGrad: Trace["requiresGrad"],
 ): Trace {
   const argumentOf = new Map(argumentNodes.map((n, i) => [n, i]));
   const buffers: PlanBuffer[] = [];
@@ -497,6 +512,7 @@ function bindTrace(
     holders,
     shadows: shadowsOf(holdersByNode),
     differentiated,
+    requiresGrad,
   };
 }
 

@@ -197,6 +197,8 @@ export class Tensor {
     if (value !== null) {
       if (!isTensor(value)) fail("grad", "must be a Tensor or null", value);
       if (value.isDisposed) failDisposed("grad", value);
+      // as the requiresGrad setter: a disposed tensor took a gradient and held it for good
+      if (this.isDisposed) failDisposed("grad", this);
       const [got, want] = [value.#node.shape, this.#node.shape];
       if (
         value.dtype !== this.dtype || value.device !== this.device ||

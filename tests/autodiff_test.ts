@@ -212,6 +212,39 @@ Deno.test("grad(fn) returns gradients without touching .grad", async () => {
   assertClose(await unused.data(), [0, 0, 0]);
 });
 
+Deno.test("grad(fn) whose result was disposed, and a gradient set on a disposed leaf, are Errors", () => {
+  // the first named "Tensor", not grad, and a disposed result not requiring grad gave zeros; a
+  // disposed leaf took a gradient and held it
+  const disposed = "the tensor was disposed";
+  const x = tensor([1, 2]);
+  assertThrows(
+    () =>
+      grad((a) => {
+        const s = a.sum();
+        s.dispose();
+        return s;
+      })(x),
+    Error,
+    `grad: ${disposed}`,
+  );
+  assertThrows(
+    () =>
+      grad((_a) => {
+        const s = tensor([1]);
+        s.dispose();
+        return s;
+      })(x),
+    Error,
+    `grad: ${disposed}`,
+  );
+  const w = tensor([1, 2], { requiresGrad: true });
+  w.dispose();
+  assertThrows(() => (w.grad = tensor([1, 1])), Error, `grad: ${disposed}`);
+  w.grad = null; // clearing stays allowed (an optimizer's zeroGrad over a disposed parameter)
+  assertEquals(w.grad, null);
+  assertEquals(Array.from(grad((a) => a.square().sum())(x)[0].dataSync()), [2, 4], "usable");
+});
+
 Deno.test("grad(fn): each input is its own variable, even the same tensor twice", async () => {
   // JAX's grad with argnums=(0, 1) at (x, x): d(a*b)/da = b = x, d(a*b)/db = a = x
   const x = tensor([1, 2, 3], { dtype: "float64" });

@@ -300,6 +300,13 @@ export async function assertInputChecks(target: "js" | "wasm"): Promise<void> {
   assertThrows(() => m.run(null, ok), TypeError, "got null");
   const [y] = m.run(ok.fill(2), Float32Array.of(1, 2, 3, 4, 5, 6));
   assertEquals(Array.from(y), [2, 4, 6, 8, 10, 12], "a refused call leaves the module usable");
+  // the tables run checks against cannot be changed: a shape changed in them had run read past
+  // a shorter input (NaN in js, the last call's values in wasm)
+  const inputs = m.inputs as { shape: number[]; }[];
+  assertThrows(() => (inputs[0].shape[0] = 1), TypeError);
+  assertThrows(() => inputs.push({ shape: [1] }), TypeError);
+  assertThrows(() => ((m.outputs as { name: string; }[])[0].name = "z"), TypeError);
+  assertThrows(() => m.run(new Float32Array(3), new Float32Array(3)), TypeError, "of 6 elements");
   const count = jit((n) => n.add(1), { inputNames: ["n"] });
   const ints = await importExported(
     (await exportCompiled(count, [{ shape: [2], dtype: "int32" }], { target })).files,

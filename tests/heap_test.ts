@@ -3,7 +3,12 @@
 // so nothing reads a stale view), and the 4 GiB limit of wasm32 as a clear error.
 
 import { tensor } from "../mod.ts";
-import { HeapMemory, MAX_MEMORY_BYTES, PlainMemory } from "../src/runtime/heap.ts";
+import {
+  HeapMemory,
+  MAX_MEMORY_BYTES,
+  MAX_TENSOR_BYTES,
+  PlainMemory,
+} from "../src/runtime/heap.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 import { assert, assertEquals, assertThrows } from "./assert.ts";
 import { lrnInChild } from "./helpers.ts";
@@ -41,6 +46,12 @@ Deno.test("memory: past 4 GiB a clear RangeError, and nothing is lost", () => {
   const heap = new HeapMemory(new WebAssembly.Memory({ initial: 1 }));
   const a = heap.allocate(256);
   assertThrows(() => heap.allocate(MAX_MEMORY_BYTES), RangeError, "4 GiB");
+  // one tensor the memory could never hold is named alone, not as the tensors "together"
+  assertThrows(
+    () => heap.allocate(MAX_TENSOR_BYTES + 1),
+    RangeError,
+    "cpu: out of memory: a tensor of 4294967233 bytes, above the 4294967232 (4 GiB less 64)",
+  );
   assertEquals(heap.bytesInUse, 256);
   assert(heap.allocate(64).offset > a.offset, "still usable");
 });

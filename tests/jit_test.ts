@@ -496,6 +496,27 @@ Deno.test("jit: a traced backward pass starts from no gradient, whatever the lea
   }
 });
 
+Deno.test("jit: a captured leaf frozen or unfrozen since the trace is traced again", async () => {
+  // the plan kept the gradients it was traced with: a weight frozen after the first call went
+  // on getting its gradient, and one unfrozen got none (as eager code: [0, 0], then [5, 6])
+  for (const device of testDevices) {
+    const w = tensor([1, 2], { device, requiresGrad: true });
+    const step = jit((x) => {
+      x.mul(w).sum().backward();
+      return w.grad ?? x.mul(0);
+    });
+    const x = tensor([5, 6], { device, requiresGrad: true });
+    assertEquals(await (await step(x) as Tensor).toArray(), [5, 6], device);
+    w.requiresGrad = false;
+    assertEquals(await (await step(x) as Tensor).toArray(), [0, 0], `${device}: frozen`);
+    w.requiresGrad = true;
+    assertEquals(await (await step(x) as Tensor).toArray(), [5, 6], `${device}: unfrozen`);
+    assertEquals(step.traceCount, 3, device);
+    assertEquals(await (await step(x) as Tensor).toArray(), [5, 6], device);
+    assertEquals(step.traceCount, 3, `${device}: the same setting replays`);
+  }
+});
+
 Deno.test("jit: tidy around a first call, and inside fn, leave the function usable", async () => {
   // the trace's constants belonged to the caller's tidy, which disposed them; a tidy inside
   // fn computed its result at the close and read the stand-in

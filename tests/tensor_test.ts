@@ -1103,7 +1103,8 @@ Deno.test("int32 values beyond int32 throw at creation, assign and pad instead o
 Deno.test("a filled tensor beyond 4 GiB is refused before any allocation, on either device", () => {
   // the host array came first: a RangeError "Array buffer allocation failed", naming nothing
   // (on webgpu too: its values are made on the host first)
-  const refused = "a tensor must fit 4 GiB (the cpu memory; webgpu buffers hold less)";
+  const refused =
+    "a tensor must fit 4 GiB less 64 bytes (the cpu memory; webgpu buffers hold less)";
   assertThrows(
     () => zeros([2 ** 34]),
     Error,
@@ -1113,6 +1114,10 @@ Deno.test("a filled tensor beyond 4 GiB is refused before any allocation, on eit
   assertThrows(() => randn([2 ** 33]), Error, `randn: ${refused}`);
   assertThrows(() => full([2 ** 30], 1, { dtype: "float64" }), Error, "(8589934592 bytes)");
   assertThrows(() => zeros([1e10], { device: "webgpu" }), Error, `zeros: ${refused}`);
+  // exactly 4 GiB too (the memory holds 64 bytes less): its 4 GiB host array was filled first,
+  // seconds of work, before the allocator's RangeError said "together" with nothing else live
+  assertThrows(() => zeros([2 ** 30]), Error, "(4294967296 bytes)");
+  assertThrows(() => randn([2 ** 30]), Error, `randn: ${refused}`);
   assertThrows(() => arange(0, 1, 1e-300, { device: "webgpu" }), Error, `arange: ${refused}`);
   assertEquals(Array.from(zeros(2).dataSync()), [0, 0], "still usable");
 });

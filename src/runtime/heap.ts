@@ -15,6 +15,8 @@ const PAGE = 65536;
 const ALIGN = 64;
 /** The most a wasm32 memory can hold. */
 export const MAX_MEMORY_BYTES = 2 ** 32;
+/** The largest tensor one memory holds: all of it but the first block, kept for empty ones. */
+export const MAX_TENSOR_BYTES = MAX_MEMORY_BYTES - ALIGN;
 
 /**
  * Whether `buffer` is shared. A browser page that is not cross-origin isolated has no
@@ -134,6 +136,13 @@ export class HeapMemory {
   /** A block of at least `bytes` bytes. Throws a RangeError past the 4 GiB of wasm32. */
   allocate(bytes: number): Block {
     if (bytes === 0) return { offset: 0, size: 0 };
+    if (bytes > MAX_TENSOR_BYTES) {
+      // alone, not "together": the memory could never hold it, whatever else is freed
+      throw new RangeError(
+        `cpu: out of memory: a tensor of ${bytes} bytes, above the ${MAX_TENSOR_BYTES} (4 GiB ` +
+          "less 64) one WebAssembly memory holds",
+      );
+    }
     const size = Math.ceil(bytes / ALIGN) * ALIGN;
     const offset = this.#takeFree(size) ?? this.#takeTop(size);
     this.#inUse += size;
