@@ -26,6 +26,7 @@ import {
   withCpuKernels,
 } from "../helpers.ts";
 import { assertGolden, type GoldenCase, goldenCases } from "../lrn_golden.ts";
+import { nodeOf } from "../../src/tensor.ts";
 
 const forms = {
   module: (c: GoldenCase, x: Tensor) =>
@@ -430,4 +431,31 @@ Deno.test({
     lrn.forward(xc).backward(tensor(gData, { shape }));
     assertClose(last!, await xc.grad!.data(), { rtol: 1e-4, atol: 1e-6 });
   },
+});
+
+Deno.test("LocalResponseNorm builds the graph of pad, unfoldDim, square, sum, affine, pow and div", () => {
+  // it makes the nodes directly (one tensor, not seven: the graph of a small call took half
+  // the time); hash-consing makes an equal graph the same node, so the graph the tensor methods
+  // build is the very node it returns, gradient and all
+  for (const requiresGrad of [false, true]) {
+    for (
+      const [shape, size] of [[[2, 6, 3, 3], 5], [[1, 3, 4], 2], [[2, 4], 9], [
+        [1, 1, 2],
+        1,
+      ]] as const
+    ) {
+      const x = randn([...shape], { requiresGrad });
+      const [alpha, beta, k] = [1e-4, 0.75, 2];
+      const y = nn.functional.localResponseNorm(x, size, alpha, beta, k);
+      const c = shape[1];
+      const before = Math.min(Math.floor((size - 1) / 2), c - 1);
+      const after = Math.min(Math.floor(size / 2), c - 1);
+      const pads = shape.map((_, i): [number, number] => (i === 1 ? [before, after] : [0, 0]));
+      const byMethods = x.div(
+        x.pad(pads).unfoldDim(1, before + after + 1, 1).square().sum(-1).affine(alpha, k).pow(beta),
+      );
+      assertStrictEquals(nodeOf(y), nodeOf(byMethods), `[${shape}], size ${size}`);
+      assertEquals(y.requiresGrad, requiresGrad);
+    }
+  }
 });
