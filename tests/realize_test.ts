@@ -2,7 +2,7 @@
 // or after a part was realized), copies between devices waited for, and realized values kept
 // per device with constants always inlined (their values are part of the plan key).
 
-import { grad, kernels, randn, realize, tensor, webgpu } from "../mod.ts";
+import { grad, kernels, randn, realize, type Tensor, tensor, webgpu } from "../mod.ts";
 import * as ir from "../src/ir/node.ts";
 import type { Kernel } from "../codegen/kernel.ts";
 import { assertEquals, assertThrows } from "./assert.ts";
@@ -172,6 +172,27 @@ Deno.test("realize: plans are told apart by every part of a structure, args incl
       using x = tensor(data, { shape: [2, 3] });
       using y = build(x);
       assertEquals(Array.from(await y.data()), want.map(Math.fround), `${name}, round ${round}`);
+    }
+  }
+});
+
+Deno.test("realize: plans are told apart by which node each source of a node is", async () => {
+  // the plan cache keys a graph by each node's sources' places in the walk (stamped on the
+  // nodes): graphs equal but for which input an op reads must not share a plan
+  const cases: [string, (a: Tensor, b: Tensor) => Tensor, number[]][] = [
+    ["a * b + b", (a, b) => a.mul(b).add(b), [2 * 5 + 5, 3 * 7 + 7]],
+    ["a * b + a", (a, b) => a.mul(b).add(a), [2 * 5 + 2, 3 * 7 + 3]],
+    ["a * a + b", (a, b) => a.mul(a).add(b), [2 * 2 + 5, 3 * 3 + 7]],
+    ["b * a + a", (a, b) => b.mul(a).add(a), [5 * 2 + 2, 7 * 3 + 3]],
+    ["(a + b) * (a - b)", (a, b) => a.add(b).mul(a.sub(b)), [7 * -3, 10 * -4]],
+    ["(a - b) * (a + b)", (a, b) => a.sub(b).mul(a.add(b)), [-3 * 7, -4 * 10]],
+  ];
+  for (let round = 0; round < 2; round++) {
+    for (const [name, build, want] of cases) {
+      using a = tensor([2, 3]);
+      using b = tensor([5, 7]);
+      using y = build(a, b);
+      assertEquals(Array.from(await y.data()), want, `${name}, round ${round}`);
     }
   }
 });

@@ -22,7 +22,8 @@ export function topoSort<T extends WithSources<T>>(
 /**
  * {@link topoSort}'s order, and each vertex's place in it: the map of places is also the walk's
  * record of the vertices seen (-1 while a vertex's sources are walked), so a caller that needs
- * both (the plan cache keys a graph by places) allocates one map, not a set and a map.
+ * both allocates one map, not a set and a map. (The plan cache, which keys every realization's
+ * graph by places, stamps them on the nodes instead: runtime/realize.ts's `placeNodes`.)
  */
 export function topoPlaces<T extends WithSources<T>>(
   roots: readonly T[],

@@ -97,6 +97,15 @@ export class Node {
   handles = 0;
 
   /**
+   * The walk of runtime/realize.ts's `structureOf` that placed this node last, and its place in
+   * that walk's order (-1 while its sources are walked). Bookkeeping, like `handles`: a Map of
+   * places per realization was a tenth of a small cached call.
+   */
+  walk = 0;
+  /** See `walk`. */
+  place = -1;
+
+  /**
    * Whether a node was ever made with this one as a source: a leaf that starts requiring grad
    * on a node graphs were built from gets a fresh one (src/tensor.ts). Bookkeeping, like
    * `handles`.

@@ -16,7 +16,7 @@ import { HASH_SEED, mix, mixNumber, mixText, sameArg, sameShape } from "../ir/ha
 import type { Op } from "../ir/ops.ts";
 import type { DType } from "../ir/dtype.ts";
 import { printGraph } from "../ir/print.ts";
-import { topoPlaces, topoSort } from "../ir/graph.ts";
+import { topoSort } from "../ir/graph.ts";
 import { buildPlan, type Plan } from "../../codegen/plan.ts";
 import { BoundedCache } from "../../codegen/cache.ts";
 import type { Backend, DeviceBuffer, DeviceName, Launch } from "./device.ts";
@@ -136,7 +136,8 @@ export function planCacheStats(): { hits: number; misses: number; size: number; 
 interface Structure {
   readonly order: readonly Node[];
   readonly isSource: readonly boolean[];
-  readonly local: ReadonlyMap<Node, number>;
+  /** The walk that placed `order` (Node.walk): a node's place is `node.place` while it holds. */
+  readonly walk: number;
   readonly head: string;
   readonly hash: number;
 }
@@ -159,11 +160,53 @@ interface StructureNode {
   readonly srcs: readonly number[];
 }
 
+let walks = 0;
+
+/**
+ * The nodes below `outputs`, each after its sources, the sources of those `isSource` holds for
+ * not walked: graph.ts's topoSort, in the same order, with each node's place stamped on the
+ * node (Node.walk and Node.place) instead of kept in a Map.
+ */
+function placeNodes(outputs: readonly Node[], isSource: (n: Node) => boolean): {
+  order: Node[];
+  walk: number;
+} {
+  const walk = ++walks;
+  const order: Node[] = [];
+  const stack: Node[] = [];
+  const expanded: boolean[] = [];
+  for (let i = 0; i < outputs.length; i++) {
+    stack.push(outputs[i]);
+    expanded.push(false);
+  }
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    if (expanded.pop()) {
+      node.place = order.length;
+      order.push(node);
+      continue;
+    }
+    if (node.walk === walk) continue;
+    node.walk = walk;
+    node.place = -1;
+    stack.push(node);
+    expanded.push(true);
+    if (isSource(node)) continue;
+    for (let i = node.srcs.length - 1; i >= 0; i--) {
+      if (node.srcs[i].walk !== walk) {
+        stack.push(node.srcs[i]);
+        expanded.push(false);
+      }
+    }
+  }
+  return { order, walk };
+}
+
 function structureOf(outputs: readonly Node[], backend: Backend): Structure {
   const sourceOf = sourceTest(backend.name);
-  const { order, places: local } = topoPlaces(outputs, sourceOf);
+  const { order, walk } = placeNodes(outputs, sourceOf);
   const head = `${backend.name} ${backend.planKey ?? ""} fusion=${fusionEnabled} out=${
-    outputs.map((o) => local.get(o)).join(",")
+    outputs.map((o) => o.place).join(",")
   }`;
   const isSource = order.map(sourceOf);
   let hash = mixText(HASH_SEED, head);
@@ -175,14 +218,14 @@ function structureOf(outputs: readonly Node[], backend: Backend): Structure {
       continue;
     }
     hash = mix(hash, n.structureHash);
-    for (let j = 0; j < n.srcs.length; j++) hash = mix(hash, local.get(n.srcs[j])!);
+    for (let j = 0; j < n.srcs.length; j++) hash = mix(hash, n.srcs[j].place);
   }
-  return { order, isSource, local, head, hash };
+  return { order, isSource, walk, head, hash };
 }
 
 /** Whether `cached` was built for `structure` (the same hash is not proof). */
 function sameStructure(cached: CachedPlan, structure: Structure): boolean {
-  const { order, isSource, local } = structure;
+  const { order, isSource } = structure;
   if (cached.head !== structure.head || cached.nodes.length !== order.length) return false;
   for (let i = 0; i < order.length; i++) {
     const want = cached.nodes[i];
@@ -193,7 +236,7 @@ function sameStructure(cached: CachedPlan, structure: Structure): boolean {
     if (n.op !== want.op || n.srcs.length !== want.srcs.length) return false;
     if (n.op !== "detach" && !sameArg(n.arg, want.arg)) return false;
     for (let j = 0; j < want.srcs.length; j++) {
-      if (local.get(n.srcs[j]) !== want.srcs[j]) return false;
+      if (n.srcs[j].place !== want.srcs[j]) return false;
     }
   }
   return true;
@@ -203,17 +246,17 @@ function sameStructure(cached: CachedPlan, structure: Structure): boolean {
  * What a cached plan remembers of its structure: each node's parts, not the node (so the cache
  * holds no graph, buffer or value alive).
  */
-function rememberStructure(plan: Plan, structure: Structure): CachedPlan {
-  const { order, isSource, local, head } = structure;
+function rememberStructure(structure: Structure): Omit<CachedPlan, "plan"> {
+  const { order, isSource, head } = structure;
   const nodes = order.map((n, i): StructureNode => ({
     op: n.op,
     dtype: n.dtype,
     shape: n.shape,
     arg: isSource[i] ? undefined : n.arg,
     isSource: isSource[i],
-    srcs: isSource[i] ? [] : n.srcs.map((s) => local.get(s)!),
+    srcs: isSource[i] ? [] : n.srcs.map((s) => s.place),
   }));
-  return { plan, head, nodes };
+  return { head, nodes };
 }
 
 function planFor(outputs: readonly Node[], backend: Backend): { plan: Plan; order: Node[]; } {
@@ -226,13 +269,15 @@ function planFor(outputs: readonly Node[], backend: Backend): { plan: Plan; orde
     return { plan: bucket[i].plan, order };
   }
   planMisses++;
+  // taken before planning, while the nodes' places are this walk's (planning walks again)
+  const remembered = rememberStructure(structure);
   const plan = buildPlan(outputs, order, {
     fusion: fusionEnabled,
     isSource: sourceTest(backend.name),
     target: backend.limits,
     targetFor: (kernel) => backend.targetFor(kernel),
   });
-  const entry = rememberStructure(plan, structure);
+  const entry = { plan, ...remembered };
   if (bucket === undefined) plans.set(structure.hash, [entry]);
   else bucket.push(entry);
   debugPlan(outputs, plan, sourceTest(backend.name));
