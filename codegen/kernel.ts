@@ -327,8 +327,8 @@ interface PowFactor {
   readonly expr: Expr;
   /** Whether it is an earlier output (ExprBuilder.opaque): it is reused, never merged. */
   readonly opaque: boolean;
-  /** Whether it is a whole operand of the product (negated or scaled by constants at most). */
-  readonly alone: boolean;
+  /** The operand of the product it is a factor of: 0 for `x`, 1 for `y`. */
+  readonly side: 0 | 1;
 }
 
 /** Whether `e` is a pow by a constant other than 0. */
@@ -382,13 +382,15 @@ function factorCost(f: PowFactor): number {
  *   reassociated: `(x * d) * (y * z)` must not become `((x * d) * y) * z`, which overflows
  *   where the original does not);
  * - the merged exponent is finite in the kernel's type (float32 for float32 kernels);
- * - one of the two is a whole operand of the product (`x` or `y`, negated or times constants
- *   at most), and
- *   exponents of one sign merge up to a power of 1: `(g / d) * (x / d)` merged into
- *   `g * (1 / d) ** 2 * x` overflowed at d = 1e-20 (and gave NaN), and
- *   `(g / d ** 0.5) * (x / d ** 0.5)` into `(g * (1 / d)) * x` at g = 1e20, where each
- *   quotient is in range, as the division rule arranges (and `(g * d ** -0.5) * (x * d ** -0.5)`
- *   into `(g * d ** -1) * x` likewise);
+ * - a merge moves a power only into a product it bounds: one of the two is all of its operand
+ *   (`x` or `y`, negated or times constants at most) and the other has at most one factor
+ *   beside it (constants aside), or the two are all of one operand; then the merged pow times
+ *   that factor is the whole product. `(g / d ** 0.5) * (x / d ** 0.5)` merged into
+ *   `(g * (1 / d)) * x` gave Infinity at g = 1e20, d = 1e-20, where each quotient and the
+ *   result are in range, and so did `P * ((g * P) * t)` as `(1 / d) * (g * t)` and
+ *   `((x * d ** 0.5) * (y * z)) * d ** 0.5` as `(x * d) * (y * z)`;
+ * - exponents of one sign merge up to a power of 1: `(g / d) * (x / d)` merged into
+ *   `g * (1 / d) ** 2 * x` overflowed at d = 1e-20 (and gave NaN);
  * - it has a POW_FORMS spelling, unless neither exponent had one (a kernel must not trade
  *   sqrt forms for a general pow, which Wasm does not have).
  * Factors are told apart by their place in a walk of the product (left before right, a
@@ -397,30 +399,41 @@ function factorCost(f: PowFactor): number {
 function combinePowers(b: ExprBuilder, x: Expr, y: Expr): Expr | null {
   const found: PowFactor[] = [];
   let visited = 0;
-  const collect = (e: Expr, alone: boolean): boolean => {
+  // the factors of each operand that are not constants (a constant's magnitude is known:
+  // LocalResponseNorm's `-0.75 * d ** -1.75` is one factor), pows and divisions included
+  const factors = [0, 0];
+  const collect = (e: Expr, side: 0 | 1): boolean => {
     if (++visited > MAX_PRODUCT_FACTORS) return false;
     const opaque = b.opaque.has(e);
     if (e.op === "div" && isConstPow(e.srcs[1])) {
       const [base, exponent] = e.srcs[1].srcs;
-      const division = true;
-      found.push({ base, exponent: -exponent.value, division, expr: e, opaque, alone: false });
-      return opaque || collect(e.srcs[0], false);
+      factors[side]++;
+      found.push({ base, exponent: -exponent.value, division: true, expr: e, opaque, side });
+      return opaque || collect(e.srcs[0], side);
     }
-    if (opaque) return true;
-    if (e.op === "mul") {
-      // a constant beside a factor leaves it alone: its magnitude is known (LocalResponseNorm's
-      // `-0.75 * d ** -1.75`)
-      const [left, right] = e.srcs;
-      return collect(left, alone && right.isConst()) && collect(right, alone && left.isConst());
+    if (opaque) {
+      factors[side]++;
+      return true;
     }
-    if (e.op === "neg") return collect(e.srcs[0], alone);
+    if (e.op === "mul") return collect(e.srcs[0], side) && collect(e.srcs[1], side);
+    if (e.op === "neg") return collect(e.srcs[0], side);
+    if (!e.isConst()) factors[side]++;
     if (isConstPow(e)) {
       const [base, exponent] = e.srcs;
-      found.push({ base, exponent: exponent.value, division: false, expr: e, opaque, alone });
+      found.push({ base, exponent: exponent.value, division: false, expr: e, opaque, side });
     }
     return true;
   };
-  if (!collect(x, true) || !collect(y, true)) return null;
+  if (!collect(x, 0) || !collect(y, 1)) return null;
+  // whether merging p and q moves a power only into products whose value it already had a
+  // bound on: within one operand, when the two are all of it; across the two, when one is all
+  // of its operand and the other has at most one factor beside it (then the merged pow times
+  // that factor is the whole product)
+  const inRange = (p: PowFactor, q: PowFactor) => {
+    if (p.side === q.side) return factors[p.side] === 2;
+    const [besideP, besideQ] = [factors[p.side] - 1, factors[q.side] - 1];
+    return Math.min(besideP, besideQ) === 0 && Math.max(besideP, besideQ) <= 1;
+  };
   const inType = (v: number) => (x.type === "f32" ? Math.fround(v) : v);
   let best: { i: number; j: number; sum: number; saves: number; } | null = null;
   for (let i = 0; i < found.length; i++) {
@@ -437,7 +450,7 @@ function combinePowers(b: ExprBuilder, x: Expr, y: Expr): Expr | null {
       // `(g * d ** 2) * (x * d ** -3)` as `(g * d ** -1) * x`: g / d is 1e40 where each
       // product and the result are in float32); and one sign merges up to a power of 1:
       // further, the merged pow leaves float32 where the factors do not (`(1 / d) ** 2`)
-      if (!p.alone && !q.alone) continue;
+      if (!inRange(p, q)) continue;
       if (Math.sign(p.exponent) === Math.sign(q.exponent) && Math.abs(sum) > 1) continue;
       if (!Number.isFinite(inType(sum)) || inType(sum) !== sum) continue;
       if (!hasPowForm(sum) && (hasPowForm(p.exponent) || hasPowForm(q.exponent))) continue;

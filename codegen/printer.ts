@@ -73,7 +73,7 @@ export abstract class CStylePrinter {
               this.declare(
                 this.ref(s.reduce),
                 s.reduce.type,
-                this.literal(s.identity, s.reduce.type),
+                this.identity(s.identity, s.reduce.type),
                 true,
               ),
           );
@@ -169,6 +169,11 @@ export abstract class CStylePrinter {
     const name = this.program.names.get(e);
     if (name === undefined) throw new Error(`printer: ${e.op} expression has no name`);
     return name;
+  }
+
+  /** The value a reduction's accumulator starts from (its identity), spelled. */
+  protected identity(value: number, type: ScalarType): string {
+    return this.literal(value, type);
   }
 
   /** The accumulator of a reduction. */

@@ -131,6 +131,16 @@ export class WgslPrinter extends CStylePrinter {
     }
   }
 
+  /**
+   * A sum starts from the run-time zero: the driver folded `0.0 + x` in an unrolled sum, so a sum
+   * of -0 values gave -0 where it gives +0 on the cpu (and IEEE's +0 + -0 is +0).
+   */
+  protected override identity(value: number, type: ScalarType): string {
+    if (type !== "f32" || !Object.is(value, 0)) return super.identity(value, type);
+    this.#specials.add("zero_bits");
+    return "bitcast<f32>(zero_bits)";
+  }
+
   /** `text`, or a float zero constant `src` spelled from a private variable (see zero_bits). */
   #unfolded(src: Expr, text: string): string {
     if (src.type !== "f32" || !src.isConst(0)) return text;

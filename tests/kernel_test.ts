@@ -554,23 +554,28 @@ Deno.test("powers of one base merge: b ** c1 * b ** c2 = b ** (c1 + c2) where th
   }
   // a division by a pow that merges nothing stays a division
   assertEquals(b.binary("div", g, pow(d, 0.3)).op, "div");
-  // the product keeps its shape (float32 products overflow when reassociated): with y and z
-  // loads, ((x * d^0.5) * (y * z)) * d^0.5 is (x * d^1) * (y * z), not ((x * d) * y) * z
+  // with y a load, (y * d^0.5) * d^0.5 is y * d^1: the merged pow times y is the product
   const [y, z] = [b.load(2, o, "f32"), b.load(3, o, "f32")];
-  const shaped = b.mul(b.mul(b.mul(x, pow(d, 0.5)), b.mul(y, z)), pow(d, 0.5));
-  assertStrictEquals(shaped, b.mul(b.mul(x, pow(d, 1)), b.mul(y, z)));
-  // and two powers that each have a factor beside them stay apart: (x * d^0.5) * (d^0.5 * y)
-  // as (x * d) * y overflows at x = 1e30, d = 1e10, where x * d^0.5 and the result do not
-  const apart = b.mul(b.mul(x, pow(d, 0.5)), b.mul(pow(d, 0.5), y));
-  assertEquals(
-    exprsInOrder([apart]).filter((e) => isPow(e, d, 0.5)).length,
-    1,
-    "one pow, used twice",
-  );
-  assert(!exprsInOrder([apart]).some((e) => isPow(e, d, 1)));
-  // and a division outside the merged pair stays a division
+  assertStrictEquals(b.mul(b.mul(y, pow(d, 0.5)), pow(d, 0.5)), b.mul(y, pow(d, 1)));
+  // two powers stay apart unless one is all of its operand and the other has at most one
+  // factor beside it: (x * d^0.5) * (d^0.5 * y) as (x * d) * y overflows at x = 1e30, d = 1e10,
+  // where x * d^0.5 and the result do not; ((x * d^0.5) * (y * z)) * d^0.5 as
+  // (x * d) * (y * z) likewise; and d^0.5 * ((x * d^0.5) * y) as d * (x * y) at x = y = 1e20,
+  // d = 1e-20
+  const cases = [
+    b.mul(b.mul(x, pow(d, 0.5)), b.mul(pow(d, 0.5), y)),
+    b.mul(b.mul(b.mul(x, pow(d, 0.5)), b.mul(y, z)), pow(d, 0.5)),
+    b.mul(pow(d, 0.5), b.mul(b.mul(x, pow(d, 0.5)), y)),
+  ];
+  for (const [i, apart] of cases.entries()) {
+    assertEquals(exprsInOrder([apart]).filter((e) => isPow(e, d, 0.5)).length, 1, `${i}`);
+    assert(!exprsInOrder([apart]).some((e) => isPow(e, d, 1)), `${i}`);
+  }
+  // and so do two beside a division: ((g / y^2) * d^0.5) * d^0.5 as (g / y^2) * d overflows
+  // where g / y^2 is large and d is
   const kept = b.mul(b.mul(b.binary("div", g, pow(y, 2)), pow(d, 0.5)), pow(d, 0.5));
-  assertStrictEquals(kept, b.mul(b.binary("div", g, pow(y, 2)), pow(d, 1)));
+  assert(!exprsInOrder([kept]).some((e) => isPow(e, d, 1)));
+  assertEquals(exprsInOrder([kept]).filter((e) => e.op === "div").length, 1);
   // not merged: a sum beyond float32 (3e38 + 3e38), and a sum without a sqrt form when an
   // exponent had one (2 + 0.5: the kernel would need a general pow); merged when neither had;
   // not merged either: a sum float32 does not hold exactly (0.3 + 0.4)
@@ -732,6 +737,16 @@ Deno.test("powers of one base merge only up to a power of 1 where their signs ag
       const [g2, t2, d2] = [1e30, 1e-20, 1e-10].map((v) => tensor(new Array(8).fill(v)));
       const mixed = g2.mul(d2.abs().pow(2)).mul(t2.mul(d2.abs().pow(-3)));
       assertClose(await mixed.data(), new Array(8).fill(1e20), { rtol: 1e-5, msg: cpuKernels });
+      // and a power all of its operand merged into a product of more than two factors:
+      // p * ((g * p) * g) as (1 / d) * (g * g), g * g = 1e40 at d = 1e20; ((x * h) * (s * s)) * h
+      // as (x * d) * (s * s), x * d = 1e40
+      const p = tensor(new Array(8).fill(1e20)).pow(-0.5); // 1e-10
+      const deep = p.mul(g.mul(p).mul(g));
+      assertClose(await deep.data(), new Array(8).fill(1e20), { rtol: 1e-5, msg: cpuKernels });
+      const [x3, s3, d3] = [1e30, 1e-10, 1e10].map((v) => tensor(new Array(8).fill(v)));
+      const half = d3.abs().pow(0.5); // 1e5
+      const wide = x3.mul(half).mul(s3.mul(s3)).mul(half);
+      assertClose(await wide.data(), new Array(8).fill(1e20), { rtol: 1e-5, msg: cpuKernels });
     });
   }
   for (const cpuKernels of ["js", "wasm"] as const) {

@@ -114,6 +114,21 @@ Deno.test("webgpu: devices lost under live, pooled, in-flight and collected buff
     }
   }
   log(`loss before its event: errors ${errors.join(", ")}, then ${values}`);
+  // two reads failing on one loss are both told it (the second was told "given up")
+  const [r1, r2] = [tensor([1, 2], { device: "webgpu" }).mul(2), tensor([3], { device: "webgpu" })];
+  await realize(r1, r2);
+  const reading = [r1.data(), r2.data()];
+  (await global.acquireDevice()).destroy();
+  const told = await Promise.all(
+    reading.map((p) =>
+      p.then(
+        () => "read",
+        (e) => (e as Error).message.includes("device was lost") ? "lost" : String(e),
+      )
+    ),
+  );
+  const after = Array.from(await tensor([5], { device: "webgpu" }).mul(2).data());
+  log(`two reads at a loss: ${told.join(", ")}, then ${after}`);
 
   // 5. Optimizers across a loss: SGD's learning rate (kept as a tensor on the device) is made
   // again, so a parameter given a new value steps (every step failed reading the lost one);

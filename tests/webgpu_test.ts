@@ -675,6 +675,7 @@ Deno.test(
       "private device given up: device buffers 0",
       "global loss: reported true, old value gone true, recovered 3 6, pipelines 1",
       "loss before its event: errors lost, then 2 4",
+      "two reads at a loss: lost, lost, then 10",
       "optimizers after a loss: reported true, SGD stepped 0.800 1.600 2.400, momentum SGD: " +
       "SGD.step: parameter 0's momentum buffer must be live (it was lost with the webgpu device " +
       "it lived on: a new optimizer starts it again), got a lost device's buffer",
@@ -769,6 +770,28 @@ Deno.test({
         const got = await gpu.item();
         assert(Object.is(got, want), `n ${n}, ${value} at ${at}: got ${got}, expected ${want}`);
       }
+    }
+  },
+});
+
+Deno.test({
+  ...gpuTest,
+  name: "webgpu: a sum of -0 values is +0 as on the cpu, however short",
+  fn: async () => {
+    // an unrolled sum started from the literal 0.0, which the driver folded into the first
+    // add: 2 to 8 terms of -0 gave -0 (mean and sum over an axis too), the cpu +0
+    const cases: [string, (device: "cpu" | "webgpu") => Tensor][] = [
+      ...[1, 2, 3, 5, 8, 64].map((n): [string, (device: "cpu" | "webgpu") => Tensor] => [
+        `sum of ${n}`,
+        (device) => full([n], -0, { device }).sum(),
+      ]),
+      ["mean", (device) => full([2, 2], -0, { device }).mean()],
+      ["sum(1)", (device) => full([2, 2], -0, { device }).sum(1)],
+    ];
+    for (const [name, make] of cases) {
+      const want = Array.from(await make("cpu").data());
+      const got = Array.from(await make("webgpu").data());
+      got.forEach((v, i) => assert(Object.is(v, want[i]), `${name}: got ${got}, cpu ${want}`));
     }
   },
 });

@@ -73,6 +73,8 @@ class DeviceScope {
   /** Every buffer made on the device and not destroyed yet: storage in use or pooled, staging. */
   readonly buffers = new Set<GPUBuffer>();
   retired = false;
+  /** Why the device was lost, once it was (every call failing on it is told; see #lossError). */
+  lossMessage: string | null = null;
 
   /** Bytes written by `writeBuffer` since the queue last submitted (held in staging till then). */
   unsubmittedBytes = 0;
@@ -409,7 +411,7 @@ export class WebGpuBackend implements Backend {
     scope.retire(); // whether current or given up already: nothing of a lost device survives
     if (this.#scope !== scope) return; // given up on purpose (destroyDevice): nothing to report
     this.#scope = null;
-    this.#lost = `webgpu: the device was lost (${info.reason}${
+    this.#lost = scope.lossMessage = `webgpu: the device was lost (${info.reason}${
       info.message ? `: ${info.message}` : ""
     }); tensors computed on it are gone, and the next call acquires a new device`;
   }
@@ -542,7 +544,7 @@ export class WebGpuBackend implements Backend {
     // everything that can fail is checked before anything is encoded
     const grids = work.map((l) => this.#check(l, scope));
     const pipelines = await Promise.all(work.map((l) => this.#pipeline(scope, l)));
-    if (scope.retired) throw this.#lossError();
+    if (scope.retired) throw this.#lossError(scope);
     device.pushErrorScope("out-of-memory");
     device.pushErrorScope("validation");
     let thrown: unknown = null;
@@ -604,7 +606,7 @@ export class WebGpuBackend implements Backend {
       } catch (e) {
         throw await this.#failure(scope, e);
       }
-      if (scope.retired) throw this.#lossError();
+      if (scope.retired) throw this.#lossError(scope);
       const mapped = staging.getMappedRange();
       // copies by the constructor, which does not zero the new buffer first as slice() does
       const out = b.dtype === "int32"
@@ -633,12 +635,16 @@ export class WebGpuBackend implements Backend {
    */
   async #failure(scope: DeviceScope, error: unknown): Promise<unknown> {
     if (!scope.retired) await new Promise((resolve) => setTimeout(resolve, 0));
-    return scope.retired ? this.#lossError() : error;
+    return scope.retired ? this.#lossError(scope) : error;
   }
 
-  /** The error for work that the device was lost (or given up) under; reports the loss once. */
-  #lossError(): Error {
-    const message = this.#lost ??
+  /**
+   * The error for work that the device was lost (or given up) under; reports the loss once (the
+   * call after it acquires a new device). Every call that ran on the lost device (`scope`) is
+   * told the loss: the second of two reads failing together was told the device was "given up".
+   */
+  #lossError(scope?: DeviceScope): Error {
+    const message = scope?.lossMessage ?? this.#lost ??
       "webgpu: the device was given up while this call ran; the next call acquires a new one";
     this.#lost = null;
     return new Error(message);
