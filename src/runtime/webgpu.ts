@@ -474,12 +474,19 @@ export class WebGpuBackend implements Backend {
     if (cached !== undefined) return cached;
     const device = scope.device;
     device.pushErrorScope("validation");
-    const module = device.createShaderModule({ code: text, label: name });
-    const pipeline = device.createComputePipeline({
-      label: name,
-      layout: this.#layout(scope, launch).pipeline,
-      compute: { module, entryPoint: name },
-    });
+    let pipeline: GPUComputePipeline;
+    try {
+      const module = device.createShaderModule({ code: text, label: name });
+      pipeline = device.createComputePipeline({
+        label: name,
+        layout: this.#layout(scope, launch).pipeline,
+        compute: { module, entryPoint: name },
+      });
+    } catch (e) {
+      // the scope is popped first: left pushed, it would take the next call's errors
+      await device.popErrorScope();
+      throw await this.#failure(scope, e);
+    }
     const error = await device.popErrorScope();
     if (error !== null) {
       throw await this.#failure(
