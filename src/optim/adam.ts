@@ -70,8 +70,10 @@ export class Adam extends Optimizer {
     this.#weightDecay = checkRate("Adam", "weightDecay", weightDecay);
   }
 
+  /** What its state is called in errors. */
   protected override readonly stateNames = "moment estimates";
 
+  /** Parameter `index`'s first and second moment estimates, if made. */
   protected override stateOf(index: number): readonly (Tensor | undefined)[] {
     return [this.#m[index], this.#v[index]];
   }

@@ -59,8 +59,10 @@ export class SGD extends Optimizer {
     this.#nesterov = nesterov;
   }
 
+  /** What its state is called in errors. */
   protected override readonly stateNames = "momentum buffer";
 
+  /** Parameter `index`'s momentum buffer, if made. */
   protected override stateOf(index: number): readonly (Tensor | undefined)[] {
     return [this.#buffers[index]];
   }
