@@ -12,7 +12,7 @@ import type { TypedArray } from "./ir/dtype.ts";
 import { topoSort } from "./ir/graph.ts";
 import * as ir from "./ir/node.ts";
 import { type Node, numelOf } from "./ir/node.ts";
-import { acquireHandle, freeValue, releaseHandle } from "./ownership.ts";
+import { acquireHandle, freeValue, releaseHandle, tracing } from "./ownership.ts";
 import {
   afterStored,
   hasReaders,
@@ -149,7 +149,9 @@ export function computeReadersOf(
   lazy: readonly Tensor[] = [],
 ): void {
   const isStored = (n: Node) => realizedBuffer(n, device) !== undefined;
-  const mine = lazy.filter((t) => t.device === device && !t.isDisposed && !t.isRealized);
+  const mine = lazy.filter((t) =>
+    t.device === device && !t.isDisposed && realizedBuffer(nodeOf(t), device) === undefined
+  );
   const needy = mine.length > 0 &&
     topoSort(mine.map(nodeOf), isStored).some((n) => stored.has(n));
   const nodes = [...(needy ? mine.map(nodeOf) : []), ...readersOf(stored, device)];
@@ -194,7 +196,16 @@ export function releaseValue(node: Node, device: DeviceName): void {
 export async function realizeTensors(fn: string, tensors: readonly Tensor[]): Promise<void> {
   const nodes = tensors.map((t) => liveNode(fn, t));
   for (const device of new Set(tensors.map((t) => t.device))) {
-    await realizeOn(device, nodes.filter((_, i) => tensors[i].device === device), fn);
+    const mine = nodes.filter((_, i) => tensors[i].device === device);
+    await realizeOn(device, mine, fn);
+    // and a copy from another device has arrived: realize() resolved while `to()`'s copy was
+    // still on its way, and a dataSync() after it failed
+    const backend = backendFor(device);
+    for (const node of mine) {
+      const stored = realizedBuffer(node, device);
+      const arriving = stored === undefined ? null : backend.pending(stored);
+      if (arriving !== null) await arriving;
+    }
   }
   await backstop();
 }
@@ -255,6 +266,15 @@ export function readDataSync(t: Tensor): TypedArray {
   if (ran instanceof Promise || cpu.pending(realizedBuffer(node, "cpu")!) !== null) {
     // a copy from another device is still arriving: only the async path can wait for it
     ran?.catch(() => {});
+    // or a jit stand-in, which has no value: told so (it was told of a copy from a device)
+    if (tracing()) {
+      fail(
+        "dataSync",
+        "a value, not one fn computes from its arguments while jit traces it (build the results " +
+          "with tensor ops, and read them after the call)",
+        described("a read while tracing"),
+      );
+    }
     fail(
       "dataSync",
       "inputs that are ready now (this tensor depends on data still being copied from another device; use await data())",

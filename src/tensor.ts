@@ -16,6 +16,7 @@ import * as ir from "./ir/node.ts";
 import { Node, type Shape } from "./ir/node.ts";
 import type { DeviceName } from "./runtime/device.ts";
 import { realizedBuffer } from "./runtime/realize.ts";
+import { backendFor } from "./runtime/backends.ts";
 import { gradEnabled } from "./autodiff.ts";
 import { installElementwise } from "./elementwise.ts";
 import { backward } from "./grad.ts";
@@ -42,6 +43,9 @@ import {
 } from "./realization.ts";
 import { mean, reduce } from "./reduction.ts";
 import { checkInt32, described, fail, failDisposed, registerTensorClass } from "./validate.ts";
+
+/** The most elements a JavaScript array holds. */
+const MAX_ARRAY_LENGTH = 2 ** 32 - 1;
 
 /** Nested arrays of numbers, as `toArray()` returns and `tensor()` accepts. */
 export type NestedArray = number | NestedArray[];
@@ -176,7 +180,12 @@ export class Tensor {
   /** Whether the value has been computed (or was given as data) and not disposed. */
   get isRealized(): boolean {
     Tensor.#own(this, "isRealized");
-    return !this.#disposed && realizedBuffer(this.#node, this.device) !== undefined;
+    if (this.#disposed) return false;
+    const stored = realizedBuffer(this.#node, this.device);
+    if (stored === undefined) return false;
+    // a copy from another device still on its way holds no value yet (it printed "realized",
+    // and dataSync() refused it); a jit stand-in is left alone (asking it counts as a read)
+    return tracing() || backendFor(this.device).pending(stored) === null;
   }
   /** Whether `dispose()` freed this tensor (it can no longer be read or used in an op). */
   get isDisposed(): boolean {
@@ -423,6 +432,15 @@ export class Tensor {
   }
   /** The values as nested arrays (a number for a 0-D tensor). */
   async toArray(): Promise<NestedArray> {
+    // an empty tensor may have an axis longer than an array can be ([2 ** 32, 0]): a bare
+    // RangeError named nothing
+    if (this.shape.some((n) => n > MAX_ARRAY_LENGTH)) {
+      fail(
+        "toArray",
+        `axes of at most ${MAX_ARRAY_LENGTH} (the longest JavaScript array)`,
+        described(`shape [${this.shape.join(", ")}]`),
+      );
+    }
     return nest(Array.from(await readData("toArray", this)), this.shape);
   }
   /** The single value of a one-element tensor. */

@@ -20,6 +20,7 @@ import type { Node } from "./ir/node.ts";
 import { handleCount, keepForever, openScope, type Owned, tracing } from "./ownership.ts";
 import { computeReadersOf } from "./realization.ts";
 import { DEVICES } from "./runtime/device.ts";
+import { realizedBuffer } from "./runtime/realize.ts";
 import { isTensor, nodeOf, type Tensor } from "./tensor.ts";
 import { described, fail, failDisposed } from "./validate.ts";
 
@@ -88,7 +89,8 @@ function computeWhatNeeds(results: ReadonlySet<Owned>, doomed: readonly Owned[])
     // (a view sharing a kept tensor's value, an optimizer's learning rate say, frees nothing)
     const doomedHandles = new Map<Node, number>();
     for (const t of doomed) {
-      if (!isTensor(t) || t.device !== device || !t.isRealized) continue;
+      if (!isTensor(t) || t.device !== device || t.isDisposed) continue;
+      if (realizedBuffer(nodeOf(t), device) === undefined) continue; // no storage to free
       const node = nodeOf(t);
       doomedHandles.set(node, (doomedHandles.get(node) ?? 0) + 1);
     }

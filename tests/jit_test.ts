@@ -186,6 +186,23 @@ Deno.test("jit: bad functions and bad calls give clear Errors; the library stays
       "jit: fn read the value of its argument x (or of a tensor computed from it) while being traced",
     );
   }
+  // and the error fn itself meets says why (it said data was being copied from another device)
+  let inner = "";
+  await assertRejects(() =>
+    jit((v) => {
+      try {
+        v.dataSync();
+      } catch (e) {
+        inner = (e as Error).message;
+      }
+      return v.exp();
+    })(x)
+  );
+  assertEquals(
+    inner,
+    "dataSync: a value, not one fn computes from its arguments while jit traces it (build the " +
+      "results with tensor ops, and read them after the call), got a read while tracing",
+  );
   await assertRejects(
     () => jit((a, b) => a.add(b), { inputNames: ["a", "b"] })(x),
     Error,

@@ -274,3 +274,25 @@ Deno.test({
     assertEquals(await values(tensor([1, 2], { device: "webgpu" }).add(1)), [2, 3]);
   },
 });
+
+Deno.test({
+  name: "realization: realize() waits for a copy from another device, which is lazy until then",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    // realize() resolved while `to()`'s copy was on its way (a dataSync() after it failed), and
+    // the copy printed "realized" with nothing in it yet
+    const values = Array.from({ length: 512 }, (_, i) => Math.sin(i));
+    const w = tensor(values, { device: "webgpu" }).exp();
+    const c = w.to("cpu");
+    assertEquals(c.isRealized, false);
+    assertEquals(String(c), "Tensor(float32[512], cpu, lazy)");
+    await c.realize();
+    assertEquals(c.isRealized, true);
+    const want = values.map((v) => Math.fround(Math.exp(Math.fround(v))));
+    const got = Array.from(c.dataSync());
+    got.forEach((v, i) => assert(Math.abs(v - want[i]) <= 1e-6 * want[i], `${i}: ${v}`));
+    const d = tensor(values, { device: "webgpu" }).mul(2).to("cpu");
+    await realize(d);
+    assertEquals(Array.from(d.dataSync()), values.map((v) => Math.fround(Math.fround(v) * 2)));
+  },
+});

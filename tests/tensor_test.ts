@@ -1100,6 +1100,16 @@ Deno.test("int32 values beyond int32 throw at creation, assign and pad instead o
   assertEquals(Array.from(x.assign(7).dataSync()), [7, 7]);
 });
 
+Deno.test("toArray of an empty tensor with an axis longer than an array names itself", async () => {
+  // a bare "RangeError: Invalid array length"
+  await assertRejects(
+    () => zeros([2 ** 32, 0]).toArray(),
+    Error,
+    "toArray: axes of at most 4294967295 (the longest JavaScript array), got shape [4294967296, 0]",
+  );
+  assertEquals(await zeros([2, 0]).toArray(), [[], []]);
+});
+
 Deno.test("a filled tensor beyond 4 GiB is refused before any allocation, on either device", () => {
   // the host array came first: a RangeError "Array buffer allocation failed", naming nothing
   // (on webgpu too: its values are made on the host first)
