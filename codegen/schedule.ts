@@ -294,9 +294,11 @@ function mergeSiblings(
   isLoaded: (n: Node) => boolean,
   merge: (parts: readonly ScheduledKernel[]) => ScheduledKernel | null,
 ): ScheduledKernel[] {
-  const list = [...kernels];
-  // the kernels reading each buffer (merged-away ones stay, and have no position), and each
-  // live kernel's position in the list
+  // merged-away kernels leave a hole (null), so every live kernel keeps its position: each
+  // merge renumbering the list made 8,000 outputs of one shared input take 10-19 s to plan
+  const list: (ScheduledKernel | null)[] = [...kernels];
+  // the kernels reading each buffer (merged-away and earlier ones are dropped as met), and
+  // each live kernel's position in the list
   const readers = new Map<Node, ScheduledKernel[]>();
   const noteReads = (k: ScheduledKernel) => {
     for (const n of k.inputs) {
@@ -305,23 +307,17 @@ function mergeSiblings(
       else list.push(k);
     }
   };
-  list.forEach(noteReads);
   const position = new Map<ScheduledKernel, number>();
-  const place = () => {
-    position.clear();
-    list.forEach((k, i) => position.set(k, i));
-  };
-  place();
-  for (let i = 0; i < list.length;) {
+  list.forEach((k, i) => {
+    noteReads(k!);
+    position.set(k!, i);
+  });
+  for (let i = 0; i < list.length; i++) {
+    if (list[i] === null) continue;
     const merged = mergeIntoLater(list, i, readers, position, isLoaded, merge);
-    if (merged === null) {
-      i++;
-      continue;
-    }
-    noteReads(merged);
-    place();
+    if (merged !== null) noteReads(merged);
   }
-  return list;
+  return list.filter((k) => k !== null);
 }
 
 /**
@@ -337,41 +333,71 @@ function mergeSiblings(
  * later kernel for each made 16,000 unrelated outputs take 14 s to schedule).
  */
 function mergeIntoLater(
-  list: ScheduledKernel[],
+  list: (ScheduledKernel | null)[],
   i: number,
-  readers: ReadonlyMap<Node, readonly ScheduledKernel[]>,
-  position: ReadonlyMap<ScheduledKernel, number>,
+  readers: ReadonlyMap<Node, ScheduledKernel[]>,
+  position: Map<ScheduledKernel, number>,
   isLoaded: (n: Node) => boolean,
   merge: (parts: readonly ScheduledKernel[]) => ScheduledKernel | null,
 ): ScheduledKernel | null {
-  const a = list[i];
+  const a = list[i]!;
   if (a.outputs.length >= MAX_KERNEL_OUTPUTS) return null;
   const shape = a.outputs[0].shape;
   const written = new Set(a.outputs);
-  const later = (nodes: readonly Node[]) =>
-    nodes.flatMap((n) => readers.get(n) ?? []).filter((k) => (position.get(k) ?? -1) > i);
-  const readersOfA = later(a.outputs);
-  const firstReader = readersOfA.reduce(
-    (first, k) => Math.min(first, position.get(k)!),
-    Infinity,
-  );
-  const candidates = [...new Set([...later(a.inputs), ...readersOfA])]
-    .filter((k) => position.get(k)! <= firstReader)
-    .sort((x, y) => position.get(x)! - position.get(y)!);
-  for (const b of candidates) {
+  // the live kernels after `a` reading `nodes`, with their positions (each looked up once); the
+  // others are dropped from the lists for good (positions only grow past i, and a merged-away
+  // kernel never comes back)
+  const found: ScheduledKernel[] = [];
+  const at: number[] = [];
+  const later = (nodes: readonly Node[]) => {
+    for (const n of nodes) {
+      const list = readers.get(n);
+      if (list === undefined) continue;
+      let kept = 0;
+      for (const k of list) {
+        const p = position.get(k);
+        if (p === undefined || p < i) continue;
+        list[kept++] = k;
+        if (p > i) {
+          found.push(k);
+          at.push(p);
+        }
+      }
+      list.length = kept;
+    }
+  };
+  later(a.outputs);
+  let firstReader = Infinity;
+  for (const p of at) firstReader = Math.min(firstReader, p);
+  later(a.inputs);
+  // tried in list order, the nearest first, picked one at a time (sorting every candidate for
+  // each kernel was the other half of the 10-19 s: the first that fits usually merges); a
+  // kernel found twice (it reads two of a's buffers) is tried once
+  const tried = new Set<number>();
+  for (;;) {
+    let best = -1;
+    for (let j = 0; j < found.length; j++) {
+      if (at[j] <= firstReader && !tried.has(at[j]) && (best < 0 || at[j] < at[best])) best = j;
+    }
+    if (best < 0) return null;
+    tried.add(at[best]);
+    const b = found[best];
     const fits = b.outputs.length + a.outputs.length <= MAX_KERNEL_OUTPUTS &&
       sameShape(b.outputs[0].shape, shape);
-    const elementwise = position.get(b)! < firstReader ||
+    const elementwise = at[best] < firstReader ||
       b.outputs.every((n) => readsOnlyElementwise(n, written, isLoaded));
     if (!fits || !elementwise) continue;
     const merged = merge([a, b]);
     if (merged !== null) {
-      list[position.get(b)!] = merged;
-      list.splice(i, 1);
+      const place = at[best];
+      list[place] = merged;
+      list[i] = null;
+      position.delete(a);
+      position.delete(b);
+      position.set(merged, place);
       return merged;
     }
   }
-  return null;
 }
 
 /**
