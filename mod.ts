@@ -21,7 +21,7 @@
  * @module
  */
 
-export { type NestedArray, Tensor } from "./src/tensor.ts";
+export { type NestedArray, type NestedInput, Tensor } from "./src/tensor.ts";
 export {
   arange,
   full,

@@ -17,7 +17,7 @@ import { backendFor } from "./runtime/backends.ts";
 import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
 import { trackValue } from "./runtime/lifetime.ts";
 import { MAX_TENSOR_BYTES } from "./runtime/heap.ts";
-import { createTensor, type NestedArray, type Tensor } from "./tensor.ts";
+import { createTensor, type NestedInput, type Tensor } from "./tensor.ts";
 import {
   checkDeviceDtype,
   checkInt32,
@@ -71,12 +71,28 @@ function checkOptions(fn: string, options: unknown): TensorDataOptions {
   return { dtype, device, requiresGrad, ...(fn === "tensor" ? { shape } : {}) };
 }
 
+/**
+ * Throws unless a tensor of `shape` and `dtype` fits the cpu memory: past it, made from data,
+ * it was the allocator's RangeError, which names no function.
+ */
+function checkTensorBytes(fn: string, shape: readonly number[], dtype: DType): void {
+  const bytes = numelOf(shape) * bytesPerElement(dtype);
+  if (!(bytes <= MAX_TENSOR_BYTES)) {
+    fail(
+      fn,
+      "a tensor must fit 4 GiB less 64 bytes (the cpu memory; webgpu buffers hold less)",
+      described(`shape [${shape.join(", ")}] of ${dtype} (${bytes} bytes)`),
+    );
+  }
+}
+
 /** A new leaf holding a copy of `data` (a typed array of `options.dtype`, default float32). */
 function fromTyped(fn: string, data: TypedArray, shape: number[], options: TensorOptions): Tensor {
   const dtype = options.dtype ?? "float32";
   const device = options.device ?? "cpu";
   if (options.requiresGrad && !isFloat(dtype)) fail(fn, "requiresGrad needs a float dtype", dtype);
   checkDeviceDtype(fn, device, dtype);
+  checkTensorBytes(fn, shape, dtype);
   const backend = backendFor(device);
   const buffer = backend.upload(data, dtype);
   const node = ir.buffer(buffer, shape, dtype);
@@ -176,7 +192,7 @@ function inferNested(fn: string, data: unknown): { flat: number[]; shape: number
  * ```
  */
 export function tensor(
-  data: NestedArray | readonly number[] | TypedArray,
+  data: NestedInput | TypedArray,
   options?: TensorDataOptions,
 ): Tensor {
   const o = checkOptions("tensor", options);
@@ -187,6 +203,18 @@ export function tensor(
     if (
       !(data instanceof Float32Array || data instanceof Float64Array || data instanceof Int32Array)
     ) fail("tensor", "a typed array must be Float32Array, Float64Array or Int32Array", data);
+    try {
+      // at() validates the view: it throws where the buffer was detached (transferred), or
+      // shrunk under a fixed-length view, whose length reads 0 (the cpu's copy threw a bare
+      // TypeError and left its storage behind; webgpu made an empty tensor)
+      data.at(0);
+    } catch {
+      fail(
+        "tensor",
+        "a typed array whose memory is there (not detached, nor a view past its shrunk buffer)",
+        described(`a ${data.constructor.name} over memory gone`),
+      );
+    }
     flat = data;
     shape = [data.length];
     dtype ??= data instanceof Float64Array
@@ -246,16 +274,9 @@ function filled(
 ): Tensor {
   const dtype = options.dtype ?? "float32";
   checkDeviceDtype(fn, options.device ?? "cpu", dtype); // before the host array is filled
-  const bytes = numelOf(shape) * bytesPerElement(dtype);
-  if (!(bytes <= MAX_TENSOR_BYTES)) {
-    // refused before the host array, whose allocation would fail naming nothing (on webgpu
-    // too: its values are made on the host first, and its buffers are smaller still)
-    fail(
-      fn,
-      "a tensor must fit 4 GiB less 64 bytes (the cpu memory; webgpu buffers hold less)",
-      described(`shape [${shape.join(", ")}] of ${dtype} (${bytes} bytes)`),
-    );
-  }
+  // refused before the host array, whose allocation would fail naming nothing (on webgpu too:
+  // its values are made on the host first, and its buffers are smaller still)
+  checkTensorBytes(fn, shape, dtype);
   const data = allocArray(dtype, numelOf(shape));
   for (let i = 0; i < data.length; i++) data[i] = value(i);
   return fromTyped(fn, data, shape, { ...options, dtype });
@@ -302,13 +323,34 @@ export function arange(start: number, end?: number, step = 1, options?: TensorOp
   }
   if (step === 0) fail("arange", "step must not be 0", step);
   const o = checkOptions("arange", options);
-  const n = Math.max(0, Math.ceil((end - start) / step));
-  const last = start + (n - 1) * step;
+  // the span over the step, divided apart where the span overflows (-1.5e308 to 1.5e308 by
+  // 1e308: refused as a range of Infinity values, not as what it is, below)
+  const span = end - start;
+  let n = Math.max(0, Math.ceil(Number.isFinite(span) ? span / step : end / step - start / step));
+  if (n > 0 && !Number.isFinite(start + (n - 1) * step)) {
+    fail(
+      "arange",
+      "values that are finite numbers",
+      described(`${n} values from ${start} by ${step}`),
+    );
+  }
+  // every value below `end` (above it for a negative step), none at it: the quotient rounds up
+  // past a whole number (arange(1, 1.3, 0.1) counted 4 values, the last 1.3)
+  // (a count no tensor could hold is left for its size to refuse: n - 1 may equal n there)
+  const beyond = (v: number) => n <= 2 ** 32 && (step > 0 ? v >= end : v <= end);
+  while (n > 0 && beyond(start + (n - 1) * step)) n--;
+  let last = start + (n - 1) * step;
   const fitsInt32 = (v: number) => Number.isInteger(v) && v >= -2147483648 && v <= 2147483647;
   // whole numbers that fit int32 give int32; beyond its range float64 keeps them exact
   const ints = [start, step].every(Number.isInteger) && Number.isInteger(end);
   const inferred = !ints ? "float32" : fitsInt32(start) && fitsInt32(last) ? "int32" : "float64";
   // (a range past 4 GiB is refused for its size when the tensor is made, below)
+  // and in the dtype's own rounding (0 to 1 by 0.99999999 in float32 ended at 1)
+  const dtype = o.dtype ?? inferred;
+  if (dtype === "float32") {
+    while (n > 0 && beyond(Math.fround(start + (n - 1) * step))) n--;
+    last = start + (n - 1) * step;
+  }
   if (o.dtype === undefined && inferred === "float64" && n * 8 <= 2 ** 32) {
     // past 2^53 float64 holds no longer every whole number: arange(2 ** 53, 2 ** 53 + 4) gave
     // 2^53 twice and skipped 2^53 + 1 (a dtype given says which rounding is wanted)
@@ -330,12 +372,7 @@ export function arange(start: number, end?: number, step = 1, options?: TensorOp
       described(`values from ${start} to ${last}`),
     );
   }
-  return filled(
-    "arange",
-    [n],
-    { ...o, dtype: o.dtype ?? inferred },
-    (i) => start + i * step,
-  );
+  return filled("arange", [n], { ...o, dtype }, (i) => start + i * step);
 }
 
 /**

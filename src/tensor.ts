@@ -47,8 +47,14 @@ import { checkInt32, described, fail, failDisposed, registerTensorClass } from "
 /** The most elements a JavaScript array holds. */
 const MAX_ARRAY_LENGTH = 2 ** 32 - 1;
 
-/** Nested arrays of numbers, as `toArray()` returns and `tensor()` accepts. */
+/** Nested arrays of numbers, as `toArray()` returns them. */
 export type NestedArray = number | NestedArray[];
+
+/**
+ * Nested arrays of numbers, as `tensor()` accepts them: readonly at every level (`tensor()`
+ * never changes its input; `[[1, 2], [3, 4]] as const` was a type error).
+ */
+export type NestedInput = number | readonly NestedInput[];
 
 const inspectSymbol = Symbol.for("Deno.customInspect");
 

@@ -141,6 +141,8 @@ export function checkShape(fn: string, name: string, given: unknown): number[] {
     // named here, not by the op node made later ("buffer: ... would have 0 elements")
     fail(fn, `${name} must be an array of non-negative integers, each at most 2^53 - 1`, given);
   }
+  // -0 is 0 (a shape of [-0] compared unequal to [0] under Object.is); `shape` is a copy
+  for (let i = 0; i < shape.length; i++) shape[i] += 0;
   return shape as number[];
 }
 

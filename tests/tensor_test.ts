@@ -10,6 +10,7 @@ import {
   keep,
   kernels,
   manualSeed,
+  memory,
   ones,
   optim,
   rand,
@@ -34,6 +35,7 @@ import {
   onBackend,
   reference,
   testBackends,
+  testDevices,
   webgpuAvailable,
 } from "./helpers.ts";
 
@@ -1267,4 +1269,86 @@ Deno.test("Tensor: an imitation of a tensor is refused by name, never read", asy
     }
   }
   assertEquals(Array.from(await tensor([1, 2]).add(1).data()), [2, 3], "still usable");
+});
+
+Deno.test("tensor(): a typed array over memory gone is refused by name, leaving no storage", () => {
+  // a detached buffer, or a fixed-length view past its shrunk resizable buffer (length 0 then):
+  // the cpu's copy threw a bare TypeError and kept the storage it had allocated; webgpu made
+  // an empty tensor
+  const detached = () => {
+    const buffer = new ArrayBuffer(16);
+    const view = new Float32Array(buffer);
+    structuredClone(buffer, { transfer: [buffer] });
+    return view;
+  };
+  const pastShrunk = () => {
+    const buffer = new ArrayBuffer(16, { maxByteLength: 32 });
+    const view = new Float32Array(buffer, 0, 4);
+    buffer.resize(8);
+    return view;
+  };
+  for (const device of testDevices) {
+    for (const make of [detached, pastShrunk]) {
+      const before = memory()[device].liveBuffers;
+      assertThrows(
+        () => tensor(make(), { device }),
+        Error,
+        "tensor: a typed array whose memory is there (not detached, nor a view past its shrunk " +
+          "buffer), got a Float32Array over memory gone",
+      );
+      assertEquals(memory()[device].liveBuffers, before, `${device}: nothing left behind`);
+    }
+    // a length-tracking view of a shrunk buffer is still its memory
+    const buffer = new ArrayBuffer(16, { maxByteLength: 32 });
+    const view = new Float32Array(buffer);
+    view.set([1, 2, 3, 4]);
+    buffer.resize(8);
+    assertEquals(Array.from(tensor(view, { device: "cpu" }).dataSync()), [1, 2]);
+  }
+});
+
+Deno.test("tensor(): data past 4 GiB is refused by name, as zeros() refuses it", () => {
+  // 2 GiB of float32 as float64 is 4 GiB + 128 bytes: the allocator's RangeError named nothing
+  // (the host array is never touched: no memory is used for it)
+  assertThrows(
+    () => tensor(new Float32Array(2 ** 29 + 16), { dtype: "float64" }),
+    Error,
+    "tensor: a tensor must fit 4 GiB less 64 bytes (the cpu memory; webgpu buffers hold less), " +
+      "got shape [536870928] of float64 (4294967424 bytes)",
+  );
+});
+
+Deno.test("shapes: an axis of -0 is 0, whoever makes it", () => {
+  const shapes = [
+    zeros(-0).shape,
+    zeros([2, -0]).shape,
+    full([-0], 1).shape,
+    tensor([], { shape: [2, -0] }).shape,
+    zeros([1, 3]).expand([-0, 3]).shape,
+  ];
+  for (const shape of shapes) assert(!shape.some((d) => Object.is(d, -0)), `[${shape}]`);
+  assertEquals(shapes[4], [0, 3]);
+});
+
+Deno.test("arange: every value below end, counted in the dtype's rounding; a span past float64 named", async () => {
+  // (end - start) / step rounded up past a whole number: arange(1, 1.3, 0.1) counted 4 values,
+  // the last 1.3 itself; 0 to 1 by 0.99999999 ended at 1 once rounded to float32
+  assertEquals(Array.from(await arange(1, 1.3, 0.1, { dtype: "float64" }).data()), [1, 1.1, 1.2]);
+  assertEquals(Array.from(await arange(1, 0.7, -0.1, { dtype: "float64" }).data()), [1, 0.9, 0.8]);
+  assertEquals(Array.from(await arange(0, 1, 0.99999999).data()), [0]);
+  assertEquals(Array.from(await arange(0, 0.3, 0.1, { dtype: "float64" }).data()), [0, 0.1, 0.2]);
+  assertEquals(Array.from(await arange(5).data()), [0, 1, 2, 3, 4]);
+  // end - start past float64 was "a tensor must fit 4 GiB..., got shape [Infinity]"
+  assertThrows(
+    () => arange(-1.5e308, 1.5e308, 1e308, { dtype: "float64" }),
+    Error,
+    "arange: values that are finite numbers, got 3 values from -1.5e+308 by 1e+308",
+  );
+});
+
+Deno.test("tensor(): readonly nested arrays are accepted (the input is never changed)", async () => {
+  // a type error before (NestedArray is mutable), though tensor() never writes its input
+  const rows: readonly (readonly number[])[] = [[1, 2], [3, 4]];
+  assertEquals(await tensor(rows).toArray(), [[1, 2], [3, 4]]);
+  assertEquals(await tensor([[5, 6]] as const).toArray(), [[5, 6]]);
 });

@@ -134,10 +134,14 @@ export class Node {
     // of several kinds ran as the generic iterator (measured: a tenth of a small eager call)
     let size = 1;
     let integral = true;
+    let negativeZero = false;
     for (let i = 0; i < shape.length; i++) {
       size *= shape[i];
       integral &&= Number.isSafeInteger(shape[i]);
+      negativeZero ||= Object.is(shape[i], -0);
     }
+    // an axis of -0 is 0 (`expand([-0, 3])` kept [-0, 3], unequal to [0, 3] under Object.is)
+    if (negativeZero) shape = shape.map((d) => d + 0);
     if (!Number.isSafeInteger(size) || !integral) {
       // an axis past 2^53 - 1 is refused even where another axis is 0 (0 elements in all)
       const count = integral ? `${size} elements` : "an axis";

@@ -233,7 +233,12 @@ class CpuBackend implements Backend {
 
   upload(data: TypedArray, dtype: DType): CpuBuffer {
     const b = this.allocate(dtype, data.length);
-    this.view(b).set(data);
+    try {
+      this.view(b).set(data);
+    } catch (e) {
+      this.release(b); // (a copy that throws leaves no storage behind)
+      throw e;
+    }
     // a kernel on data this large will likely be split: its threads can wake meanwhile
     if (data.length >= this.threadMinElements) this.pool.prewake();
     return b;
