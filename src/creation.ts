@@ -327,7 +327,7 @@ export function arange(start: number, end?: number, step = 1, options?: TensorOp
   // 1e308: refused as a range of Infinity values, not as what it is, below)
   const span = end - start;
   let n = Math.max(0, Math.ceil(Number.isFinite(span) ? span / step : end / step - start / step));
-  if (n > 0 && !Number.isFinite(start + (n - 1) * step)) {
+  if (Number.isFinite(n) && n > 0 && !Number.isFinite(start + (n - 1) * step)) {
     fail(
       "arange",
       "values that are finite numbers",
@@ -336,19 +336,18 @@ export function arange(start: number, end?: number, step = 1, options?: TensorOp
   }
   // every value below `end` (above it for a negative step), none at it: the quotient rounds up
   // past a whole number (arange(1, 1.3, 0.1) counted 4 values, the last 1.3)
-  // (a count no tensor could hold is left for its size to refuse: n - 1 may equal n there)
-  const beyond = (v: number) => n <= 2 ** 32 && (step > 0 ? v >= end : v <= end);
-  while (n > 0 && beyond(start + (n - 1) * step)) n--;
+  n = countBelow(n, start, step, end, (v) => v);
   let last = start + (n - 1) * step;
   const fitsInt32 = (v: number) => Number.isInteger(v) && v >= -2147483648 && v <= 2147483647;
   // whole numbers that fit int32 give int32; beyond its range float64 keeps them exact
   const ints = [start, step].every(Number.isInteger) && Number.isInteger(end);
   const inferred = !ints ? "float32" : fitsInt32(start) && fitsInt32(last) ? "int32" : "float64";
   // (a range past 4 GiB is refused for its size when the tensor is made, below)
-  // and in the dtype's own rounding (0 to 1 by 0.99999999 in float32 ended at 1)
+  // and in the dtype's own rounding (0 to 1 by 0.99999999 in float32 ended at 1, and -2.5 to 0
+  // by 0.5 in int32 at 0)
   const dtype = o.dtype ?? inferred;
-  if (dtype === "float32") {
-    while (n > 0 && beyond(Math.fround(start + (n - 1) * step))) n--;
+  if (dtype !== "float64") {
+    n = countBelow(n, start, step, end, dtype === "float32" ? Math.fround : Math.trunc);
     last = start + (n - 1) * step;
   }
   if (o.dtype === undefined && inferred === "float64" && n * 8 <= 2 ** 32) {
@@ -373,6 +372,33 @@ export function arange(start: number, end?: number, step = 1, options?: TensorOp
     );
   }
   return filled("arange", [n], { ...o, dtype }, (i) => start + i * step);
+}
+
+/**
+ * How many of the first `n` values `start + i * step`, rounded by `round`, lie below `end` (above
+ * it for a negative step): they only grow (shrink) with i, so a binary search finds the last,
+ * in about 32 steps (trimming one value at a time walked 2^32 of them for a step of 1e-18). A
+ * count no tensor could hold is left as it is, for its size to refuse.
+ */
+function countBelow(
+  n: number,
+  start: number,
+  step: number,
+  end: number,
+  round: (v: number) => number,
+): number {
+  if (!(n <= 2 ** 32)) return n;
+  const inRange = (count: number) => {
+    const v = round(start + (count - 1) * step);
+    return step > 0 ? v < end : v > end;
+  };
+  let [low, high] = [0, n]; // count `low` is in range (0 always is); beyond `high` none is
+  while (low < high) {
+    const middle = Math.ceil((low + high) / 2);
+    if (inRange(middle)) low = middle;
+    else high = middle - 1;
+  }
+  return low;
 }
 
 /**

@@ -171,6 +171,7 @@ interface TraceState {
  */
 class TracedInput implements DeviceBuffer {
   readonly id: number = newBufferId();
+  readonly standIn = true;
   constructor(
     readonly device: DeviceName,
     readonly dtype: DType,

@@ -191,7 +191,7 @@ export class Tensor {
     if (stored === undefined) return false;
     // a copy from another device still on its way holds no value yet (it printed "realized",
     // and dataSync() refused it); a jit stand-in is left alone (asking it counts as a read)
-    return tracing() || backendFor(this.device).pending(stored) === null;
+    return stored.standIn === true || backendFor(this.device).pending(stored) === null;
   }
   /** Whether `dispose()` freed this tensor (it can no longer be read or used in an op). */
   get isDisposed(): boolean {

@@ -186,6 +186,13 @@ Deno.test("jit: bad functions and bad calls give clear Errors; the library stays
       "jit: fn read the value of its argument x (or of a tensor computed from it) while being traced",
     );
   }
+  // realize() of an argument inside fn waits for nothing: asked for a copy to wait for after the
+  // trace, the stand-in rejected, and nobody caught it (an unhandled rejection ended the program)
+  const realizing = await jit((v) => {
+    v.realize();
+    return v.exp();
+  })(x) as Tensor;
+  assertEquals(realizing.shape, x.shape);
   // and the error fn itself meets says why (it said data was being copied from another device)
   let inner = "";
   await assertRejects(() =>

@@ -296,3 +296,29 @@ Deno.test({
     assertEquals(Array.from(d.dataSync()), values.map((v) => Math.fround(Math.fround(v) * 2)));
   },
 });
+
+Deno.test({
+  name: "realization: inside a jit trace a copy on its way is still a copy, not the trace's",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    // isRealized and dataSync() took every read while tracing for a read of the trace's
+    // arguments: the copy printed "realized", and dataSync() blamed the trace
+    const c = tensor(Array.from({ length: 4096 }, (_, i) => i), { device: "webgpu" }).exp()
+      .to("cpu");
+    let inside = "";
+    let message = "";
+    await jit((x) => {
+      inside = String(c);
+      try {
+        c.dataSync();
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      return x.mul(2);
+    })(tensor([1]));
+    assertEquals(inside, "Tensor(float32[4096], cpu, lazy)");
+    assertStringIncludes(message, "data still being copied from another device");
+    await c.realize();
+    assertEquals(c.isRealized, true);
+  },
+});

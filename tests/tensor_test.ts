@@ -1338,6 +1338,15 @@ Deno.test("arange: every value below end, counted in the dtype's rounding; a spa
   assertEquals(Array.from(await arange(0, 1, 0.99999999).data()), [0]);
   assertEquals(Array.from(await arange(0, 0.3, 0.1, { dtype: "float64" }).data()), [0, 0.1, 0.2]);
   assertEquals(Array.from(await arange(5).data()), [0, 1, 2, 3, 4]);
+  // int32 truncates: -2.5 to 0 by 0.5 ended at 0 itself
+  assertEquals(Array.from(await arange(-2.5, 0, 0.5, { dtype: "int32" }).data()), [-2, -2, -1, -1]);
+  assertEquals(Array.from(await arange(2.5, 0, -0.5, { dtype: "int32" }).data()), [2, 2, 1, 1]);
+  // every value rounds to end in float32: none, found in a few steps (one value at a time
+  // walked 2^32 of them)
+  assertEquals(arange(1 - 1e-9, 1, 1e-18).shape, [0]);
+  assertEquals(arange(1 - 1e-9, 1, 2.4e-19).shape, [0]);
+  // a count past any tensor is refused for its size, not said to be of infinite values
+  assertThrows(() => arange(0, 1, 5e-324), Error, "arange: a tensor must fit 4 GiB");
   // end - start past float64 was "a tensor must fit 4 GiB..., got shape [Infinity]"
   assertThrows(
     () => arange(-1.5e308, 1.5e308, 1e308, { dtype: "float64" }),

@@ -20,6 +20,8 @@ export interface DeviceBuffer extends BufferRef {
   readonly dtype: DType;
   /** Number of elements. */
   readonly length: number;
+  /** True for a jit stand-in, which has no value (asking for its `pending` notes a read). */
+  readonly standIn?: boolean;
 }
 
 /** One kernel launch: the executable, its output buffers and input buffers in slot order. */
