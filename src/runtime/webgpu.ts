@@ -638,10 +638,13 @@ export class WebGpuBackend implements Backend {
    * The error to throw for `error`, met on `scope`'s device: the loss's, when the device was
    * lost. A loss is known once `device.lost` settles, which takes a task: work that awaited only
    * promises after a `destroy()` met WebGPU's bare "validation error occurred" on every call and
-   * never acquired a new device, so a failure waits for one task before it is told apart.
+   * never acquired a new device, so a failure waits a few tasks (LOSS_WAIT_TASKS) before it is told apart.
    */
   async #failure(scope: DeviceScope, error: unknown): Promise<unknown> {
-    if (!scope.retired) await new Promise((resolve) => setTimeout(resolve, 0));
+    // a few tasks at most, on the failure path only (one was not always enough for the event)
+    for (let i = 0; i < LOSS_WAIT_TASKS && !scope.retired; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
     return scope.retired ? this.#lossError(scope) : error;
   }
 
@@ -653,10 +656,14 @@ export class WebGpuBackend implements Backend {
   #lossError(scope?: DeviceScope): Error {
     const message = scope?.lossMessage ?? this.#lost ??
       "webgpu: the device was given up while this call ran; the next call acquires a new one";
-    this.#lost = null;
+    // reported now; a later device's loss, pending still, waits for its own call
+    if (this.#lost === message) this.#lost = null;
     return new Error(message);
   }
 }
+
+/** Tasks a failed call waits for `device.lost` to settle before it reports the error as is. */
+const LOSS_WAIT_TASKS = 3;
 
 // GPUShaderStage.COMPUTE, spelled out for the same reason as the usage flags.
 const GPUShaderStage_COMPUTE = 0x4;
