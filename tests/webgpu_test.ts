@@ -774,6 +774,12 @@ Deno.test({
   },
 });
 
+/** Asserts `gpu` holds `cpu`'s values bit for bit (NaN as NaN, and each zero's sign). */
+async function assertLikeCpu(name: string, gpu: Tensor, cpu: Tensor): Promise<void> {
+  const [got, want] = [Array.from(await gpu.data()), Array.from(await cpu.data())];
+  got.forEach((v, i) => assert(Object.is(v, want[i]), `${name}: got [${got}], cpu [${want}]`));
+}
+
 Deno.test({
   ...gpuTest,
   name: "webgpu: a sum of -0 values is +0 as on the cpu, however short",
@@ -788,11 +794,7 @@ Deno.test({
       ["mean", (device) => full([2, 2], -0, { device }).mean()],
       ["sum(1)", (device) => full([2, 2], -0, { device }).sum(1)],
     ];
-    for (const [name, make] of cases) {
-      const want = Array.from(await make("cpu").data());
-      const got = Array.from(await make("webgpu").data());
-      got.forEach((v, i) => assert(Object.is(v, want[i]), `${name}: got ${got}, cpu ${want}`));
-    }
+    for (const [name, make] of cases) await assertLikeCpu(name, make("webgpu"), make("cpu"));
   },
 });
 
@@ -809,14 +811,11 @@ Deno.test({
       ["cast(int32).rsqrt()", (t) => t.cast("int32").rsqrt()],
     ];
     for (const [name, op] of cases) {
-      const want = await op(tensor(values)).data();
-      const got = await op(tensor(values, { device: "webgpu" })).data();
-      values.forEach((_, i) => {
-        assert(
-          Object.is(got[i], want[i]),
-          `${name} of ${values[i]}: got ${got[i]}, expected ${want[i]}`,
-        );
-      });
+      await assertLikeCpu(
+        `${name} of [${values}]`,
+        op(tensor(values, { device: "webgpu" })),
+        op(tensor(values)),
+      );
     }
   },
 });
@@ -838,14 +837,11 @@ Deno.test({
     ];
     for (const [name, op] of cases) {
       // the cpu's values (IEEE: affine(0, 0) of -1 is -1 * 0 + 0, +0)
-      const want = await op(tensor(values)).data();
-      const got = await op(tensor(values, { device: "webgpu" })).data();
-      values.forEach((_, i) => {
-        assert(
-          Object.is(got[i], want[i]),
-          `${name} of ${values[i]}: got ${got[i]}, expected ${want[i]}`,
-        );
-      });
+      await assertLikeCpu(
+        `${name} of [${values}]`,
+        op(tensor(values, { device: "webgpu" })),
+        op(tensor(values)),
+      );
     }
   },
 });
