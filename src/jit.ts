@@ -149,6 +149,8 @@ interface Shadow {
 
 /** Signatures (and export targets) remembered per compiled function. */
 const TRACE_LIMIT = 64;
+/** Traces remembered per signature (for captured values since changed; the newest first). */
+const TRACE_VARIANTS = 4;
 /**
  * Signatures whose random draws a compiled function remembers (a position is 20 bytes: more
  * than its traces, so a signature whose trace was dropped draws its numbers again alike).
@@ -770,7 +772,10 @@ export function jit<R extends JitResult>(
   if (inputNames !== undefined) {
     checkIdentifiers("jit", "options.inputNames", inputNames);
   }
-  const traces = new BoundedCache<string, Trace>(TRACE_LIMIT);
+  // several traces per key, each kept while it may serve again: one made for other
+  // requiresGrad settings of captured leaves (a GAN's step freezing either network in turn
+  // traced at every call with one)
+  const traces = new BoundedCache<string, Trace[]>(TRACE_LIMIT);
   /** Where the generator stood at each signature's first trace. */
   const draws = new BoundedCache<string, GeneratorPosition>(DRAWS_LIMIT);
   let traceCount = 0;
@@ -793,8 +798,9 @@ export function jit<R extends JitResult>(
     const settings = `fusion=${fusionIsEnabled()}` +
       (onCpu ? ` cpu=${backendFor("cpu").planKey ?? ""}` : "");
     const key = `${targets?.key ?? "device"} ${settings} | ${signatureOf(specs)}`;
-    let trace = traces.get(key);
-    if (trace === undefined || mustRetrace(trace)) {
+    const kept = traces.get(key) ?? [];
+    let trace = kept.find((t) => !mustRetrace(t));
+    if (trace === undefined) {
       // random data fn makes is drawn at the first trace of a signature; a trace made again
       // (other settings, an export's targets, a captured value moved) draws the same numbers
       // and leaves the generator where it was, so every plan of one signature computes alike
@@ -809,7 +815,7 @@ export function jit<R extends JitResult>(
       }
       if (drawnFrom === undefined) draws.set(signature, now);
       traceCount++;
-      traces.set(key, trace);
+      traces.set(key, [trace, ...kept].slice(0, TRACE_VARIANTS));
     }
     return trace;
   };
