@@ -164,7 +164,9 @@ export function normalizeAxis(fn: string, axis: unknown, ndim: number, name = "a
   if (typeof axis !== "number" || !Number.isInteger(axis) || axis < -n || axis >= n) {
     fail(fn, `${name} must be an integer in [${-n}, ${n - 1}] for a ${ndim}-D tensor`, axis);
   }
-  return axis < 0 ? axis + ndim : axis;
+  // (+ 0: an axis of -0 is 0; kept, `sum(-0)` and `permute([1, -0])` made nodes, and plans,
+  // apart from those of 0)
+  return (axis < 0 ? axis + ndim : axis) + 0;
 }
 
 /** Shape arguments as varargs `(2, 3)` or one array `([2, 3])`. */

@@ -9,7 +9,8 @@ import {
   normalizeAxis,
   shapeArgs,
 } from "../src/validate.ts";
-import { assertEquals, assertRejects, assertThrows } from "./assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
+import { nodeOf } from "../src/tensor.ts";
 import {
   arange,
   type ExampleInput,
@@ -61,6 +62,11 @@ Deno.test("normalizeAxis: [-ndim, ndim) made non-negative; 0-D accepts 0 and -1"
     "f: dim must be an integer in [-3, 2] for a 3-D tensor, got 3",
   );
   assertThrows(() => normalizeAxis("f", 0.5, 3), Error, "got 0.5");
+  // -0 is axis 0 itself: kept, sum(-0) and permute([1, -0]) made nodes (and plans) of their own
+  assert(Object.is(normalizeAxis("f", -0, 3), 0));
+  const x = tensor([[1, 2], [3, 4]]);
+  assert(nodeOf(x.sum(-0)) === nodeOf(x.sum(0)));
+  assert(nodeOf(x.permute([1, -0])) === nodeOf(x.permute([1, 0])));
 });
 
 Deno.test("broadcastShapes: NumPy rules, and an Error naming both shapes", () => {
