@@ -853,6 +853,23 @@ function substituted(
 }
 
 /**
+ * One group per axis of `shape`, except that each length-1 axis is in the group of the next
+ * longer axis (trailing ones in the group of the last longer axis); one group if none is longer.
+ */
+export function groupUnitAxes(shape: readonly number[]): [number, number][] {
+  const groups: [number, number][] = [];
+  let start = 0;
+  for (let axis = 0; axis < shape.length; axis++) {
+    if (shape[axis] === 1) continue;
+    groups.push([start, axis + 1]);
+    start = axis + 1;
+  }
+  if (groups.length === 0) return shape.length === 0 ? [] : [[0, shape.length]];
+  groups[groups.length - 1][1] = shape.length;
+  return groups;
+}
+
+/**
  * Builds the kernel computing `nodes` (one or more values of one shape, none reading another),
  * loading every node for which `isLoaded` holds and computing `substitute(n)` in place of a
  * node that has one.
@@ -870,8 +887,17 @@ export function buildKernel(
   // innermost first; a merge that leaves a division of the merged variable is undone.
   // The kernel without merges is lowered only if no merge holds (lowering is most of a first
   // call's scheduling: LocalResponseNorm forward lowers three times instead of four).
-  let groups = nodes[0].shape.map((_, i): [number, number] => [i, i + 1]);
+  // Length-1 axes first join their neighbours (the group to their right, or to their left at
+  // the end), which is where their own attempts would usually put them: their index is 0 in
+  // any group, so a tensor of rank 1000 lowers a few times rather than 1000 times. Where that
+  // grouping does not lower cleanly, every axis is tried one by one as before.
+  const singleAxes = nodes[0].shape.map((_, i): [number, number] => [i, i + 1]);
+  let groups = groupUnitAxes(nodes[0].shape);
   let built: ScheduledKernel | null = null;
+  if (groups.length < singleAxes.length) {
+    built = lowerKernel(nodes, roots, groups, isLoaded);
+    if (built === null) groups = singleAxes;
+  }
   for (let i = groups.length - 2; i >= 0; i--) {
     const merged = [
       ...groups.slice(0, i),
@@ -913,6 +939,10 @@ function lowerKernel(
     // the axes of a merged group from its variable: (v / stride) % extent, outermost first
     let stride = outShape[g];
     for (let axis = a; axis < b; axis++) {
+      if (shape[axis] === 1) {
+        index.push(builder.int(0)); // a length-1 axis's index, wherever its group is
+        continue;
+      }
       stride /= shape[axis];
       const quotient = stride === 1 ? v : builder.binary("idiv", v, builder.int(stride));
       index.push(

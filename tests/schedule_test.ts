@@ -15,6 +15,7 @@ import {
 } from "../mod.ts";
 import * as ir from "../src/ir/node.ts";
 import {
+  groupUnitAxes,
   MAX_KERNEL_OUTPUTS,
   RECOMPUTE_BUDGET,
   scheduleKernels,
@@ -419,6 +420,50 @@ Deno.test("MULTI_OUTPUT: values on every backend, threads and vector tails inclu
         }
       }));
   }
+});
+
+Deno.test("groupUnitAxes: a length-1 axis is grouped with the next longer axis, or the last", () => {
+  assertEquals(groupUnitAxes([]), []);
+  assertEquals(groupUnitAxes([1]), [[0, 1]]);
+  assertEquals(groupUnitAxes([1, 1, 1]), [[0, 3]]);
+  assertEquals(groupUnitAxes([5]), [[0, 1]]);
+  assertEquals(groupUnitAxes([2, 3]), [[0, 1], [1, 2]]);
+  assertEquals(groupUnitAxes([1, 2, 1, 3, 1]), [[0, 2], [2, 5]]);
+  assertEquals(groupUnitAxes([4, 1, 1, 5]), [[0, 1], [1, 4]]);
+  assertEquals(groupUnitAxes([0, 1, 2]), [[0, 1], [1, 3]]);
+});
+
+Deno.test("MERGE_OUTPUT_AXES: length-1 axes, hundreds of them, on every backend", async (t) => {
+  // rank 603: (1, 4, 1 x 600, 3), as a broadcast reduction and as a window over the 4
+  const shape = [1, 4, ...new Array(600).fill(1), 3];
+  const build = (x: Tensor) => {
+    const e = x.exp().sum(1, true).mul(x);
+    return [e, x.pad(shape.map((_, i) => i === 1 ? [1, 1] : [0, 0])).unfoldDim(1, 3).sum(-1)];
+  };
+  // a length-1 leading axis beside a padded window (its grouping does not lower cleanly: the
+  // kernel keeps one loop per axis, with the same values)
+  const lrnInput = (device: DeviceName) =>
+    tensor(Array.from({ length: 3 }, (_, i) => i - 1.5), { shape: [1, 3, 1], device });
+  const lrn = new nn.LocalResponseNorm(3, 0.5, 0.75, 1);
+  const data = Array.from({ length: 12 }, (_, i) => Math.cos(i * 0.7) * 2);
+  const expected = build(tensor(data, { shape })).map(reference);
+  const lrnExpected = reference(lrn.forward(lrnInput("cpu")));
+  for (const backend of testBackends) {
+    await t.step(backend.name, () =>
+      onBackend(backend, async () => {
+        const values = build(tensor(data, { shape, device: backend.device }));
+        for (let i = 0; i < values.length; i++) {
+          assertEquals(values[i].shape, shape);
+          assertClose(await values[i].data(), expected[i], { rtol: 1e-5, atol: 1e-6 });
+        }
+        const y = lrn.forward(lrnInput(backend.device));
+        assertClose(await y.data(), lrnExpected, { rtol: 1e-5, atol: 1e-7 });
+      }));
+  }
+  // an elementwise kernel of (1, 4, 1..., 3) loops over its 12 values as one axis
+  const y = tensor(data, { shape }).exp().mul(2);
+  const { source } = await withCpuKernels("js", () => kernels(y)[0]);
+  assertEquals(source.match(/for \(/g)?.length, 1, source);
 });
 
 Deno.test("a realized node is loaded, not recomputed", () =>
