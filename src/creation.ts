@@ -26,7 +26,9 @@ import {
   checkShape,
   described,
   fail,
+  hasMemory,
   shapeArgs,
+  typedArrayKind,
 } from "./validate.ts";
 
 /** Options of tensor creation functions. */
@@ -178,6 +180,57 @@ function inferNested(fn: string, data: unknown): { flat: number[]; shape: number
   return { flat, shape };
 }
 
+/** The built-in accessors of typed arrays, which a subclass or an own property cannot change. */
+const TYPED_ARRAY_PROTOTYPE = Object.getPrototypeOf(Int8Array.prototype);
+const intrinsicGetter = (key: PropertyKey) =>
+  Object.getOwnPropertyDescriptor(TYPED_ARRAY_PROTOTYPE, key)!.get!;
+const typedArrayBuffer = intrinsicGetter("buffer");
+const typedArrayByteOffset = intrinsicGetter("byteOffset");
+const typedArrayLength = intrinsicGetter("length");
+/** The constructors of data arrays, over memory or copying another array. */
+interface DataArrayConstructor {
+  new (buffer: ArrayBufferLike, byteOffset: number, length: number): TypedArray;
+  new (source: TypedArray): TypedArray;
+}
+const DATA_ARRAYS: Record<string, DataArrayConstructor> = {
+  Float32Array,
+  Float64Array,
+  Int32Array,
+};
+const DATA_DTYPES: Record<string, DType> = {
+  Float32Array: "float32",
+  Float64Array: "float64",
+  Int32Array: "int32",
+};
+
+/**
+ * A plain typed array over the same memory as `data`, with its element type, read through the
+ * built-in accessors only: a subclass's `length` getter that said 8 over 4 values made an [8]
+ * tensor whose last values were another tensor's freed storage. Data in shared memory is
+ * copied, so it is checked and stored as one snapshot (another thread writing 3e9 between the
+ * int32 check and the copy made a wrapped tensor).
+ */
+function ownView(data: ArrayBufferView): { view: TypedArray; dtype: DType; } {
+  const name = typedArrayKind(data);
+  if (name !== "Float32Array" && name !== "Float64Array" && name !== "Int32Array") {
+    fail("tensor", "a typed array must be Float32Array, Float64Array or Int32Array", data);
+  }
+  if (!hasMemory(data)) {
+    // the cpu's copy threw a bare TypeError and left its storage behind; webgpu made an empty
+    // tensor
+    fail(
+      "tensor",
+      "a typed array whose memory is there (not detached, nor a view past its shrunk buffer)",
+      described(`a ${name} over memory gone`),
+    );
+  }
+  const buffer = typedArrayBuffer.call(data) as ArrayBufferLike;
+  const Plain = DATA_ARRAYS[name];
+  const view = new Plain(buffer, typedArrayByteOffset.call(data), typedArrayLength.call(data));
+  const shared = Object.prototype.toString.call(buffer) === "[object SharedArrayBuffer]";
+  return { view: shared ? new Plain(view) : view, dtype: DATA_DTYPES[name] };
+}
+
 /**
  * A tensor from data: a number, nested arrays, or a flat array / typed array with
  * `{shape}`. The data is copied; the dtype defaults to the typed array's or float32.
@@ -196,32 +249,17 @@ export function tensor(
   options?: TensorDataOptions,
 ): Tensor {
   const o = checkOptions("tensor", options);
+  // the shape first: its getters run user code, which could free or change the data after
+  // the data was checked (a transfer gave a bare TypeError on cpu, an empty tensor on webgpu)
+  const given = o.shape === undefined ? undefined : checkShape("tensor", "shape", o.shape);
   let flat: ArrayLike<number>;
   let shape: number[];
   let dtype = o.dtype;
   if (ArrayBuffer.isView(data)) {
-    if (
-      !(data instanceof Float32Array || data instanceof Float64Array || data instanceof Int32Array)
-    ) fail("tensor", "a typed array must be Float32Array, Float64Array or Int32Array", data);
-    try {
-      // at() validates the view: it throws where the buffer was detached (transferred), or
-      // shrunk under a fixed-length view, whose length reads 0 (the cpu's copy threw a bare
-      // TypeError and left its storage behind; webgpu made an empty tensor)
-      data.at(0);
-    } catch {
-      fail(
-        "tensor",
-        "a typed array whose memory is there (not detached, nor a view past its shrunk buffer)",
-        described(`a ${data.constructor.name} over memory gone`),
-      );
-    }
-    flat = data;
-    shape = [data.length];
-    dtype ??= data instanceof Float64Array
-      ? "float64"
-      : data instanceof Int32Array
-      ? "int32"
-      : "float32";
+    const own = ownView(data);
+    flat = own.view;
+    shape = [own.view.length];
+    dtype ??= own.dtype;
   } else {
     const inferred = inferNested("tensor", data);
     if (!inferred.flat.every((v) => typeof v === "number")) {
@@ -230,8 +268,7 @@ export function tensor(
     flat = inferred.flat;
     shape = inferred.shape;
   }
-  if (o.shape !== undefined) {
-    const given = checkShape("tensor", "shape", o.shape);
+  if (given !== undefined) {
     if (numelOf(given) !== flat.length) {
       fail(
         "tensor",

@@ -43,7 +43,15 @@ import {
 import { isImitationTensor, isTensor, type Tensor } from "./tensor.ts";
 import { acquireHandle } from "./ownership.ts";
 import { failGone, releaseValue } from "./realization.ts";
-import { checkKnownKeys, checkOptionsObject, dense, described, fail } from "./validate.ts";
+import {
+  checkKnownKeys,
+  checkOptionsObject,
+  dense,
+  described,
+  fail,
+  hasMemory,
+  typedArrayKind,
+} from "./validate.ts";
 import { VERSION } from "./version.ts";
 
 export type { ExportFile } from "../codegen/export.ts";
@@ -128,8 +136,30 @@ export interface ExportedFiles<Contents extends string | Uint8Array = string | U
 
 const FILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
+/**
+ * The examples as a dense array (holes as undefined: map() skipped them, and `[, spec]` was
+ * told "on one device, got , cpu"), each spec's fields read once into a plain object (the
+ * device was read twice, so a getter could name one device when checked and another when used).
+ */
+function readExamples(given: unknown): unknown[] {
+  if (!Array.isArray(given)) {
+    fail("exportCompiled", "exampleInputs must be an array of tensors or {shape, dtype}", given);
+  }
+  return dense(given).map((e, i) => {
+    if (isTensor(e) || isImitationTensor(e) || e === null || typeof e !== "object") return e;
+    checkKnownKeys("exportCompiled", `exampleInputs[${i}]`, e, [
+      "shape",
+      "dtype",
+      "requiresGrad",
+      "device",
+    ]);
+    const { shape, dtype, requiresGrad, device } = e as Record<string, unknown>;
+    return { shape, dtype, requiresGrad, device };
+  });
+}
+
 /** The device the examples live on (all must agree; a spec without a device says cpu). */
-function exampleDevice(examples: readonly ExampleInput[]): DeviceName {
+function exampleDevice(examples: readonly unknown[]): DeviceName {
   const devices = new Set(examples.map((e, i) => {
     if (isTensor(e)) return e.device;
     if (isImitationTensor(e)) {
@@ -137,7 +167,9 @@ function exampleDevice(examples: readonly ExampleInput[]): DeviceName {
       fail("exportCompiled", `exampleInputs[${i}] must be a Tensor or {shape, dtype}`, e);
     }
     // undefined only: `device: null` is a mistake to name, not the cpu
-    const given: unknown = e !== null && typeof e === "object" ? e.device : undefined;
+    const given: unknown = e !== null && typeof e === "object"
+      ? (e as { device?: unknown; }).device
+      : undefined;
     const device = given === undefined ? "cpu" : given;
     if (!DEVICES.includes(device as DeviceName)) {
       fail(
@@ -161,21 +193,12 @@ function exampleDevice(examples: readonly ExampleInput[]): DeviceName {
 const isAxisLength = (d: unknown) => typeof d === "number" && Number.isInteger(d) && d >= 0;
 
 /** The input specs of the examples, validated (errors name the example). */
-function specsOf(examples: unknown, device: DeviceName): InputSpec[] {
-  if (!Array.isArray(examples)) {
-    fail("exportCompiled", "exampleInputs must be an array of tensors or {shape, dtype}", examples);
-  }
+function specsOf(examples: readonly unknown[], device: DeviceName): InputSpec[] {
   const variables = new Map<Node, number>();
   return examples.map((e, i): InputSpec => {
     if (isTensor(e)) return tensorSpec(e, i, variables, device);
     const what = `exampleInputs[${i}] must be a Tensor or {shape, dtype?, requiresGrad?, device?}`;
     if (e === null || typeof e !== "object") fail("exportCompiled", what, e);
-    checkKnownKeys("exportCompiled", `exampleInputs[${i}]`, e, [
-      "shape",
-      "dtype",
-      "requiresGrad",
-      "device",
-    ]);
     const { shape: given, dtype = "float32", requiresGrad = false } = e as Record<string, unknown>;
     // copied, each axis read once (what was checked is what is used), holes as undefined
     // (every() skips them); and a count of elements a tensor can have: [1e9, 1e9] failed
@@ -364,8 +387,8 @@ export async function exportCompiled(
   if (description !== undefined && typeof description !== "string") {
     fail("exportCompiled", "options.description must be a string", description);
   }
-  const device = exampleDevice(Array.isArray(exampleInputs) ? exampleInputs : []);
-  const specs = specsOf(exampleInputs, device);
+  const examples = readExamples(exampleInputs);
+  const specs = specsOf(examples, exampleDevice(examples));
   const inputNames = compiled.inputNames ??
     specs.map((_, i) => defaultInputName(i, specs.length));
   if (inputNames.length !== specs.length) {
@@ -492,14 +515,24 @@ export async function writeExport(exported: ExportedFiles, dir: string): Promise
         file === null || typeof file !== "object" ? file : path,
       );
     }
-    if (typeof contents !== "string" && !(contents instanceof Uint8Array)) {
+    if (typeof contents === "string") return { path, contents };
+    if (typedArrayKind(contents) !== "Uint8Array") {
       fail(
         "writeExport",
         `exported.files[${i}].contents must be a string or a Uint8Array`,
         contents,
       );
     }
-    return { path, contents };
+    if (!hasMemory(contents as Uint8Array)) {
+      fail(
+        "writeExport",
+        `exported.files[${i}].contents must be a Uint8Array whose memory is there`,
+        described("a Uint8Array over memory gone (detached, or past its shrunk buffer)"),
+      );
+    }
+    // a copy, taken now: the caller's bytes, detached or shrunk while the directory was
+    // prepared, were written as empty files
+    return { path, contents: new Uint8Array(contents as Uint8Array) };
   });
   // two files of one path shared a temporary: the second rename failed after the first landed
   const seen = new Map<string, number>();

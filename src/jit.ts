@@ -225,7 +225,8 @@ function flattenResult(
   let entries: [string, unknown][];
   let kind: Trace["resultKind"];
   if (Array.isArray(result)) {
-    entries = result.map((t, i) => [`y${i}`, t]);
+    // dense: map() skips holes (`[a, , b]` destructured an empty slot, a bare TypeError)
+    entries = dense(result).map((t, i) => [`y${i}`, t]);
     kind = "array";
   } else if (
     result !== null && typeof result === "object" &&

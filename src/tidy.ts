@@ -130,16 +130,37 @@ function tensorsIn(value: unknown): Set<Owned> {
     if (v === null || typeof v !== "object" || seen.has(v)) continue;
     seen.add(v);
     // (pushed one by one: spreading 300,000 numbers overflowed the call stack)
+    // arrays by index, Maps and Sets by their built-in iterators: a subclass's own iterator
+    // (one yielding indices, or only values) hid results, which were then disposed
     if (isTensor(v)) found.add(v);
-    else if (Array.isArray(v) || v instanceof Set) { for (const e of v) stack.push(e); }
-    else if (v instanceof Map) {
-      for (const [k, e] of v) stack.push(k, e);
+    else if (Array.isArray(v)) {
+      const length = v.length;
+      for (let i = 0; i < length; i++) stack.push(v[i]);
+    } else if (v instanceof Set) {
+      for (const e of builtInIterator(setValues, v)) stack.push(e);
+    } else if (v instanceof Map) {
+      for (const [k, e] of builtInIterator(mapEntries, v)) stack.push(k, e);
     } else if (isPlainObject(v)) {
       // symbol keys too: a result under a symbol was disposed
       for (const key of Reflect.ownKeys(v)) stack.push((v as Record<PropertyKey, unknown>)[key]);
     }
   }
   return found;
+}
+
+const setValues = Set.prototype.values as (this: unknown) => Iterator<unknown>;
+const mapEntries = Map.prototype.entries as (this: unknown) => Iterator<[unknown, unknown]>;
+
+/** `method` (a built-in iterator maker) on `v`, or an Error where `v` only looks like a Map / Set. */
+function builtInIterator<T>(method: (this: unknown) => Iterator<T>, v: object): Iterable<T> {
+  let iterator: Iterator<T>;
+  try {
+    iterator = method.call(v);
+  } catch {
+    // a Proxy of a Map passes instanceof but has no entries of its own
+    return fail("tidy", "fn's result must hold tensors in arrays, plain objects, Maps or Sets", v);
+  }
+  return { [Symbol.iterator]: () => iterator };
 }
 
 function isPlainObject(v: object): boolean {

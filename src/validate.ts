@@ -126,6 +126,33 @@ export function dense<T>(array: readonly T[]): (T | undefined)[] {
   return copy;
 }
 
+const TYPED_ARRAY_PROTOTYPE = Object.getPrototypeOf(Int8Array.prototype);
+const typedArrayTag = Object.getOwnPropertyDescriptor(TYPED_ARRAY_PROTOTYPE, Symbol.toStringTag)!
+  .get!;
+const typedArrayAt = TYPED_ARRAY_PROTOTYPE.at as (this: unknown, index: number) => unknown;
+
+/**
+ * The kind of typed array `x` is (`"Float32Array"`, ...), read by the built-in accessor (a
+ * subclass or an object over a typed array's prototype cannot claim another), or undefined.
+ */
+export function typedArrayKind(x: unknown): string | undefined {
+  return typedArrayTag.call(x) as string | undefined;
+}
+
+/**
+ * Whether the typed array `x` still has its memory: false where its buffer was detached
+ * (transferred), or shrunk under a fixed-length view, whose length then reads 0 and whose
+ * reads throw (the built-in at() validates the view).
+ */
+export function hasMemory(x: ArrayBufferView): boolean {
+  try {
+    typedArrayAt.call(x, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** `shape` as a fresh array of non-negative integers, or an Error naming `name`. */
 export function checkShape(fn: string, name: string, given: unknown): number[] {
   // a copy (holes as undefined: every() skips them, and a shape with one passed as NaN

@@ -454,6 +454,66 @@ Deno.test({
   },
 });
 
+Deno.test("exportCompiled: holes in the examples are named; a spec's fields are read once", async () => {
+  // map() skipped holes: [, spec] was "must all be on one device, got , cpu", and [, ,] reached
+  // fn with undefined arguments (a bare TypeError from inside it)
+  const f = jit((a, b) => a.add(b));
+  // deno-lint-ignore no-sparse-arrays
+  for (const examples of [[, { shape: [2] }], [, ,]]) {
+    await assertRejects(
+      () => exportCompiled(f, examples as never, { target: "js" }),
+      Error,
+      "exportCompiled: exampleInputs[0] must be a Tensor or {shape, dtype?, requiresGrad?, " +
+        "device?}, got undefined",
+    );
+  }
+  // the device was read once to pick the device and again for the spec
+  let reads = 0;
+  const spec = {
+    shape: [2],
+    get device(): "cpu" {
+      reads++;
+      return "cpu";
+    },
+  };
+  const exported = await exportCompiled(jit((a) => a.exp()), [spec], { target: "js" });
+  assertEquals(reads, 1);
+  assertStringIncludes(exported.files.map((f) => f.contents).join("\n"), "float32[2]");
+});
+
+Deno.test("writeExport: contents are copied at the call (detached or shrunk later, still written)", async () => {
+  // the caller's bytes were kept and written after awaits: detached or shrunk right after
+  // the call, they were written as empty files and the call reported success
+  const dir = await Deno.makeTempDir();
+  try {
+    const buffer = new ArrayBuffer(8, { maxByteLength: 16 });
+    const shrunk = new Uint8Array(buffer);
+    shrunk.set([1, 2, 3, 4, 5, 6, 7, 8]);
+    const detached = new Uint8Array([9, 8, 7]);
+    const writing = writeExport(
+      {
+        files: [{ path: "a.bin", contents: shrunk }, { path: "b.bin", contents: detached }],
+      } as never,
+      dir,
+    );
+    buffer.resize(0);
+    detached.buffer.transfer();
+    await writing;
+    assertEquals(Array.from(await Deno.readFile(`${dir}/a.bin`)), [1, 2, 3, 4, 5, 6, 7, 8]);
+    assertEquals(Array.from(await Deno.readFile(`${dir}/b.bin`)), [9, 8, 7]);
+    // contents whose memory is already gone are refused by name
+    const gone = new Uint8Array([1]);
+    gone.buffer.transfer();
+    await assertRejects(
+      () => writeExport({ files: [{ path: "c.bin", contents: gone }] } as never, dir),
+      Error,
+      "writeExport: exported.files[0].contents must be a Uint8Array whose memory is there",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("writeExport: a runtime without Deno's file system is an Error saying so", async () => {
   // a browser page: a ReferenceError from deep inside said only "Deno is not defined"
   const program = `

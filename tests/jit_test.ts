@@ -170,6 +170,13 @@ Deno.test("jit: bad functions and bad calls give clear Errors; the library stays
     Error,
     'jit: fn\'s result y1 must be a Tensor, got "no"',
   );
+  // a hole in the result (map() skipped it, then a bare TypeError destructured it)
+  await assertRejects(
+    // deno-lint-ignore no-sparse-arrays
+    () => jit((v) => [v, , v] as never)(x),
+    Error,
+    "jit: fn's result y1 must be a Tensor, got undefined",
+  );
   await assertRejects(
     () => jit((v) => Promise.resolve(v) as never)(x),
     Error,

@@ -1307,6 +1307,100 @@ Deno.test("tensor(): a typed array over memory gone is refused by name, leaving 
   }
 });
 
+Deno.test("tensor(): a typed array's length and kind are read by the built-in accessors", async () => {
+  // a subclass whose length said 8 over 4 values made an [8] tensor whose last values were a
+  // disposed tensor's storage; one saying 2 threw a bare RangeError on cpu, gave [0, 0] on webgpu
+  class Long extends Float32Array {
+    override get length() {
+      return 8;
+    }
+  }
+  class Short extends Float32Array {
+    override get length() {
+      return 2;
+    }
+  }
+  const ownLength = new Float32Array([1, 2, 3, 4]);
+  Object.defineProperty(ownLength, "length", { value: 8 });
+  for (const device of testDevices) {
+    const stale = full([8], 777, { device }).add(1);
+    await stale.data();
+    stale.dispose();
+    for (const data of [new Long([1, 2, 3, 4]), new Short([1, 2, 3, 4]), ownLength]) {
+      const t = tensor(data, { device });
+      assertEquals(t.shape, [4], `${device}: ${data.constructor.name}`);
+      assertEquals(Array.from(await t.data()), [1, 2, 3, 4], `${device}: ${data.constructor.name}`);
+      t.dispose();
+    }
+    // a DataView dressed as a Float32Array is no typed array
+    const dressed = Object.setPrototypeOf(new DataView(new ArrayBuffer(8)), Float32Array.prototype);
+    assertThrows(
+      () => tensor(dressed, { device }),
+      Error,
+      "tensor: a typed array must be Float32Array, Float64Array or Int32Array",
+    );
+  }
+});
+
+Deno.test("tensor(): shape getters run before the data is checked", async () => {
+  // a getter in the shape that transferred the data's buffer ran after the data's check: a
+  // bare TypeError on cpu, an empty tensor on webgpu
+  for (const device of testDevices) {
+    const view = new Float32Array([1, 2, 3, 4]);
+    const shape = [2, 0];
+    Object.defineProperty(shape, 1, {
+      get: () => (view.buffer.transfer(), 2),
+    });
+    const before = memory()[device].liveBuffers;
+    assertThrows(
+      () => tensor(view, { shape, device }),
+      Error,
+      "tensor: a typed array whose memory is there",
+    );
+    assertEquals(memory()[device].liveBuffers, before, `${device}: nothing left behind`);
+    assertEquals(Array.from(await tensor([1, 2]).add(1).data()), [2, 3], "still usable");
+  }
+});
+
+Deno.test("tensor(): data in shared memory is checked and stored as one snapshot", async () => {
+  // another thread writing 3e9 between the int32 check and the copy stored a wrapped value;
+  // a worker flips the values as fast as it can while tensors are made (without the snapshot
+  // the wrapped value came within a few thousand tensors)
+  const values = new Float32Array(new SharedArrayBuffer(16)).fill(1);
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const source = `self.onmessage = (e) => {
+    const [values, stop] = e.data;
+    self.postMessage("flipping");
+    while (Atomics.load(stop, 0) === 0) { values.fill(1); values.fill(3e9); }
+  };`;
+  const url = URL.createObjectURL(new Blob([source], { type: "application/javascript" }));
+  const worker = new Worker(url, { type: "module" });
+  try {
+    await new Promise((resolve) => {
+      worker.onmessage = resolve;
+      worker.postMessage([values, stop]);
+    });
+    let made = 0;
+    for (let i = 0; i < 20_000; i++) {
+      let t: Tensor;
+      try {
+        t = tensor(values, { dtype: "int32" });
+      } catch (e) {
+        assertStringIncludes((e as Error).message, "tensor: data must be within int32");
+        continue;
+      }
+      made++;
+      assertEquals(Array.from(t.dataSync()), [1, 1, 1, 1], `tensor ${i}`);
+      t.dispose();
+    }
+    assert(made > 0, "some tensors were made");
+  } finally {
+    Atomics.store(stop, 0, 1);
+    worker.terminate();
+    URL.revokeObjectURL(url);
+  }
+});
+
 Deno.test("tensor(): data past 4 GiB is refused by name, as zeros() refuses it", () => {
   // 2 GiB of float32 as float64 is 4 GiB + 128 bytes: the allocator's RangeError named nothing
   // (the host array is never touched: no memory is used for it)

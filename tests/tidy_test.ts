@@ -473,3 +473,35 @@ Deno.test("tidy: a throwing fn or result walk still closes the scope, keeping wh
   assertEquals(Array.from(await result[key].data()), [2, 3]);
   result[key].dispose();
 });
+
+Deno.test("tidy: results are found in arrays, Maps and Sets whatever their own iterators yield", async () => {
+  // a Map subclass iterating its values gave a bare TypeError (destructuring a Tensor); an
+  // Array subclass iterating its indices hid its elements, which were disposed
+  class ValueMap<K, V> extends Map<K, V> {
+    override *[Symbol.iterator](): Generator<[K, V]> {
+      yield* this.values() as unknown as Generator<[K, V]>;
+    }
+  }
+  class IndexArray<T> extends Array<T> {
+    override *[Symbol.iterator](): Generator<T> {
+      for (let i = 0; i < this.length; i++) yield i as T;
+    }
+  }
+  class Empty<T> extends Set<T> {
+    override *[Symbol.iterator](): Generator<T> {}
+  }
+  const x = tensor([1, 2]);
+  const map = tidy(() => new ValueMap([["a", x.add(1)]]));
+  assertEquals(Array.from(await map.get("a")!.data()), [2, 3]);
+  const array = tidy(() => IndexArray.of(x.add(2)));
+  assertEquals(Array.from(await array[0].data()), [3, 4]);
+  const set = tidy(() => new Empty([x.add(3)]));
+  assertEquals(Array.from(await [...Set.prototype.values.call(set)][0].data()), [4, 5]);
+  // a Proxy of a Map passes instanceof and has no entries of its own: named, scope closed
+  assertThrows(
+    () => tidy(() => new Proxy(new Map([["a", x.add(4)]]), {})),
+    Error,
+    "tidy: fn's result must hold tensors in arrays, plain objects, Maps or Sets",
+  );
+  assertEquals(Array.from(await tidy(() => x.mul(2)).data()), [2, 4], "still usable");
+});

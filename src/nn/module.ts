@@ -114,27 +114,7 @@ export abstract class Module {
         prefix,
       );
     }
-    return this.#namedParameters(prefix);
-  }
-
-  *#namedParameters(prefix: string): Generator<[string, Tensor]> {
-    const seen = new Set<Tensor>();
-    // a module reached again (shared, or a cycle) adds nothing; a stack of its own, as modules()
-    const walked = new Set<Module>();
-    const stack: [Module, string][] = [[this, prefix]];
-    while (stack.length > 0) {
-      const [m, at] = stack.pop()!;
-      if (walked.has(m)) continue;
-      walked.add(m);
-      for (const [name, value] of fieldsOf(m)) {
-        if (isTensor(value) && value.requiresGrad && !seen.has(value)) {
-          seen.add(value);
-          yield [at + name, value];
-        }
-      }
-      const next = [...m.namedChildren()];
-      for (let i = next.length - 1; i >= 0; i--) stack.push([next[i][1], `${at}${next[i][0]}.`]);
-    }
+    return namedParametersOf(this, prefix);
   }
 
   /** Parameters of this module and its children. */
@@ -210,29 +190,55 @@ export abstract class Module {
    * as `Name(...)`.
    */
   toString(): string {
-    return this.#describe(new Set());
-  }
-
-  #describe(above: Set<Module>): string {
-    const name = moduleClassName(this.constructor) || "Module";
-    if (above.has(this)) return `${name}(...)`;
-    const children = [...this.namedChildren()];
-    const extra = this.extraRepr();
-    if (children.length === 0 && !extra.includes("\n")) return `${name}(${extra})`;
-    above.add(this);
-    const indent = (text: string) => text.split("\n").join("\n  ");
-    const lines = [`${name}(`];
-    if (extra) lines.push(`  ${indent(extra)}`);
-    for (const [childName, child] of children) {
-      lines.push(`  (${childName}): ${indent(child.#describe(above))}`);
-    }
-    lines.push(")");
-    above.delete(this);
-    return lines.join("\n");
+    return describeModule(this, new Set());
   }
 
   /** @ignore Deno's inspect shows `toString()`. */
   [inspect](): string {
     return this.toString();
   }
+}
+
+/**
+ * The parameters of `root` and the modules below it, named from `prefix` (Module's
+ * namedParameters). A function, not a private method: a Module behind a Proxy passes
+ * `instanceof Module`, and a private method called on it threw a bare TypeError.
+ */
+function* namedParametersOf(root: Module, prefix: string): Generator<[string, Tensor]> {
+  const seen = new Set<Tensor>();
+  // a module reached again (shared, or a cycle) adds nothing; a stack of its own, as modules()
+  const walked = new Set<Module>();
+  const stack: [Module, string][] = [[root, prefix]];
+  while (stack.length > 0) {
+    const [m, at] = stack.pop()!;
+    if (walked.has(m)) continue;
+    walked.add(m);
+    for (const [name, value] of fieldsOf(m)) {
+      if (isTensor(value) && value.requiresGrad && !seen.has(value)) {
+        seen.add(value);
+        yield [at + name, value];
+      }
+    }
+    const next = [...m.namedChildren()];
+    for (let i = next.length - 1; i >= 0; i--) stack.push([next[i][1], `${at}${next[i][0]}.`]);
+  }
+}
+
+/** `m` as Module's toString() prints it; `above` holds the modules being printed around it. */
+function describeModule(m: Module, above: Set<Module>): string {
+  const name = moduleClassName(m.constructor) || "Module";
+  if (above.has(m)) return `${name}(...)`;
+  const children = [...m.namedChildren()];
+  const extra = m.extraRepr();
+  if (children.length === 0 && !extra.includes("\n")) return `${name}(${extra})`;
+  above.add(m);
+  const indent = (text: string) => text.split("\n").join("\n  ");
+  const lines = [`${name}(`];
+  if (extra) lines.push(`  ${indent(extra)}`);
+  for (const [childName, child] of children) {
+    lines.push(`  (${childName}): ${indent(describeModule(child, above))}`);
+  }
+  lines.push(")");
+  above.delete(m);
+  return lines.join("\n");
 }

@@ -199,6 +199,27 @@ Deno.test("Module: a module without extraRepr prints empty parentheses", () => {
   assertEquals(new Identity().extraRepr(), "");
 });
 
+Deno.test("Module: a module behind a Proxy prints and lists its parameters", () => {
+  // a Proxy passes instanceof Module (it is found as a child), but Module's private methods
+  // refused it: a bare "TypeError: Receiver must be an instance of class Module"
+  class Net extends nn.Module {
+    w = tensor([1, 2], { requiresGrad: true });
+    norm = new Proxy(new nn.LocalResponseNorm(3), {});
+    forward(x: Tensor): Tensor {
+      return this.norm.forward(x).mul(this.w);
+    }
+  }
+  const net = new Net();
+  const behind = new Proxy(net, {});
+  assertEquals(
+    String(behind),
+    "Net(\n  (norm): LocalResponseNorm(size=3, alpha=0.0001, beta=0.75, k=1.0)\n)",
+  );
+  assertEquals([...behind.namedParameters("net.")].map(([name]) => name), ["net.w"]);
+  assertEquals([...behind.parameters()], [net.w]);
+  assertEquals(String(net.norm), "LocalResponseNorm(size=3, alpha=0.0001, beta=0.75, k=1.0)");
+});
+
 Deno.test("Module: a shared child and a back-reference are walked once; toString ends", () => {
   // a child holding its parent overflowed the stack in parameters, stateDict, eval, zeroGrad
   // and toString; a child shared under two names came twice from modules()
