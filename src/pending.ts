@@ -153,8 +153,16 @@ export function withWaitingVariables(nodes: readonly Node[], device: DeviceName)
     // storing it freed the value a loss of its step still read
     // (the waiting variables are not walked here: the search below is theirs, and in a loop
     // that clears its gradients they are all the readers there are)
+    // Read through a value computed here, or through another waiting variable (not freed), a
+    // freed value is not read: that value's new storage is, or that variable is found to need
+    // the freed value itself and is computed here too. (Walked through, an update of the next
+    // step reading this step's, and its gradient, were stored early, and storing the update
+    // freed this step's value under a lazy loss that read it: two optimizers on one weight.)
+    const settled = (n: Node) => isStored(n) || all.has(n) || (waiting.has(n) && !freed.has(n));
     const stored = new Set([...freed].filter(isStored));
-    if (stored.size > 0) { for (const r of readersOf(stored, device, isWaiting)) all.add(r); }
+    if (stored.size > 0) {
+      for (const r of readersOf(stored, device, isWaiting, settled)) all.add(r);
+    }
     const more: Node[] = [];
     for (const [ref, on] of waitingRefs) {
       const node = ref.deref();
@@ -166,7 +174,7 @@ export function withWaitingVariables(nodes: readonly Node[], device: DeviceName)
       // freed value it was, computed for nobody, failed the read of its successor)
       if (on !== device || all.has(node) || !waiting.has(node) || freed.has(node)) continue;
       // (through values computed here, it reads their new storage: the next step's update)
-      const computedHere = (n: Node) => n !== node && (isStored(n) || all.has(n));
+      const computedHere = (n: Node) => n !== node && settled(n);
       if (topoSort([node], computedHere).some((n) => freed.has(n))) more.push(node);
     }
     if (more.length === 0) return [...all];
@@ -219,12 +227,14 @@ export function hasReaders(): boolean {
  * way). Only those: a reader that cannot be computed any more (a cleared gradient whose input
  * was overwritten since) must not take the others down with it, nor may computing one that
  * needs nothing freed here run an assignment early under a lazy result that reads the old value.
- * Readers `skip` holds for are not candidates.
+ * Readers `skip` holds for are not candidates; `storedAfter` tells the values stored by the time
+ * the readers are computed (what reads through one reads its storage).
  */
 export function readersOf(
   stored: ReadonlySet<Node>,
   device: DeviceName,
   skip: (n: Node) => boolean = () => false,
+  storedAfter: (n: Node) => boolean = isStored,
 ): Node[] {
   if (readers.size === 0) return [];
   const candidates: Node[] = [];
@@ -240,9 +250,9 @@ export function readersOf(
   // value under a lazy loss that reads it)
   const isReader = new Set(candidates);
   const reads = new Set<Node>();
-  for (const n of topoSort(candidates, isStored)) {
+  for (const n of topoSort(candidates, (n) => stored.has(n) || storedAfter(n))) {
     const readsStored = n.srcs.some((s) => reads.has(s) && !isReader.has(s));
-    if (stored.has(n) || (!isStored(n) && readsStored)) reads.add(n);
+    if (stored.has(n) || (!storedAfter(n) && readsStored)) reads.add(n);
   }
   return candidates.filter((n) => reads.has(n));
 }
