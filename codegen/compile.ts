@@ -83,10 +83,32 @@ function checkTarget(kernel: Kernel, target: Target): void {
     const cause = total - 1 > target.maxIndex
       ? `it writes ${total} elements`
       : `a view or reduction in it spans more than ${target.maxIndex + 1} elements`;
-    throw new Error(
+    throw new IndexRangeError(
       `${target.name}: kernel ${kernel.name} needs indices up to ${widest}, beyond the ` +
         `${target.maxIndex} its integers hold (${cause}); run it on the "cpu" device`,
+      kernel.name,
+      widest,
+      target.maxIndex,
     );
+  }
+}
+
+/**
+ * A kernel whose indices pass what its target's integers hold (WGSL's i32): its message advises
+ * the cpu device, which an export (which has none) says in its own words.
+ */
+export class IndexRangeError extends Error {
+  constructor(
+    message: string,
+    /** The kernel's name. */
+    readonly kernel: string,
+    /** The largest index it computes. */
+    readonly widest: number,
+    /** The largest its target holds. */
+    readonly maxIndex: number,
+  ) {
+    super(message);
+    this.name = "Error";
   }
 }
 

@@ -185,6 +185,32 @@ function bindingBytes(buffer) {
 /** What is kept per device: pipelines, layouts, scratch and constant buffers. */
 const states = new WeakMap();
 
+/** The loss info of each device known lost (a destroyed device's launches fail as validation errors). */
+const lostDevices = new WeakMap();
+const watchedDevices = new WeakSet();
+
+function watchLoss(device) {
+  if (watchedDevices.has(device)) return;
+  watchedDevices.add(device);
+  device.lost?.then((info) => {
+    lostDevices.set(device, info);
+    states.delete(device);
+  });
+}
+
+/** The device's loss info, given a few tasks to arrive (the lost promise settles after a failure), or undefined. */
+async function lossOf(device) {
+  for (let task = 0; task < 3 && !lostDevices.has(device); task++) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  return lostDevices.get(device);
+}
+
+function lostError(info, cause) {
+  const why = info.message ? \`\${info.reason}: \${info.message}\` : String(info.reason);
+  return new Error(\`run: the device was lost (\${why}); request a new GPUDevice\`, { cause });
+}
+
 function stateOf(device) {
   let state = states.get(device);
   if (state !== undefined) return state;
@@ -230,7 +256,6 @@ function stateOf(device) {
   });
   state = { layoutFor, modules, pipelines, scratch, constants };
   states.set(device, state);
-  device.lost?.then(() => states.delete(device));
   return state;
 }
 
@@ -261,6 +286,8 @@ function checkDevice(device) {
 
 async function runOn(device, values) {
   checkDevice(device);
+  watchLoss(device);
+  if (lostDevices.has(device)) throw lostError(lostDevices.get(device));
   checkInputs(values);
   // the values at the call: they are uploaded after an await, and the caller may refill its
   // arrays or transfer their buffers meanwhile (a run computed on zeros, or on the new values)
@@ -271,6 +298,8 @@ async function runOn(device, values) {
     pipelines = new Map(await Promise.all([...state.pipelines].map(async ([k, p]) => [k, await p])));
   } catch (e) {
     states.delete(device); // the next run compiles again
+    const lost = await lossOf(device);
+    if (lost !== undefined) throw lostError(lost, e);
     const messages = [];
     for (const [name, module] of state.modules) {
       const info = await module.getCompilationInfo?.();
@@ -313,6 +342,10 @@ async function runOn(device, values) {
       claimed.add(b);
       return first ? data : data.slice();
     });
+  } catch (e) {
+    // a device lost meanwhile (destroyed, say) fails the readback with a bare OperationError
+    const lost = await lossOf(device);
+    throw lost === undefined ? e : lostError(lost, e);
   } finally {
     for (const storage of temporary) storage.destroy();
   }

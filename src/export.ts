@@ -25,6 +25,7 @@ import {
 import { JS_MODULE_NAMES, writeJsModule } from "../codegen/export_js.ts";
 import { WGSL_MODULE_NAMES, writeWgslFiles } from "../codegen/export_wgsl.ts";
 import { WASM_LOADER_NAMES, writeWasmFiles } from "../codegen/export_wasm.ts";
+import { IndexRangeError } from "../codegen/compile.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { type DeviceName, DEVICES } from "./runtime/device.ts";
 import { realizedBuffer, realizeNodes } from "./runtime/realize.ts";
@@ -261,6 +262,14 @@ function traceForExport(
   try {
     return entry(specs, EXPORT_TARGETS[target].compileFor);
   } catch (e) {
+    if (e instanceof IndexRangeError) {
+      throw new Error(
+        `exportCompiled: target "${target}" indexes with 32-bit integers (up to ${e.maxIndex}), ` +
+          `and kernel ${e.kernel} of the function needs indices up to ${e.widest}; export ` +
+          `smaller shapes, or use target "js" or "wasm"`,
+        { cause: e },
+      );
+    }
     const message = e instanceof Error ? e.message : String(e);
     const kernel = /kernel (\w+) computes in float64/.exec(message)?.[1];
     if (kernel !== undefined && !EXPORT_TARGETS[target].compileFor.limits.float64) {

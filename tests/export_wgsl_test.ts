@@ -227,6 +227,47 @@ Deno.test({
 });
 
 Deno.test({
+  name: "wgsl export: a lost device is named as lost, before or after a first run",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    // a device destroyed after a run failed with a bare OperationError from mapAsync; before a
+    // first run, the Error blamed the kernels ("does not compile on this device")
+    const fn = jit((x) => x.mul(2));
+    const { files } = await exportCompiled(fn, [{ shape: [4] }], { target: "wgsl" });
+    const m = await importModule(files.find((f) => f.path === "model.js")!.contents);
+    const adapter = (await navigator.gpu.requestAdapter())!;
+    const x = new Float32Array([1, 2, 3, 4]);
+    for (const runFirst of [true, false]) {
+      const doomed = await adapter.requestDevice();
+      if (runFirst) assertEquals(Array.from((await m.run(doomed, x))[0]), [2, 4, 6, 8]);
+      doomed.destroy();
+      await assertRejects(
+        () => m.run(doomed, x),
+        Error,
+        "run: the device was lost (destroyed",
+        `run first: ${runFirst}`,
+      );
+      // and again, at once
+      await assertRejects(() => m.run(doomed, x), Error, "request a new GPUDevice");
+    }
+    assertEquals(Array.from((await m.run(await gpuDevice(), x))[0]), [2, 4, 6, 8]);
+  },
+});
+
+Deno.test("wgsl export: indices past 32 bits are refused in the export's terms", async () => {
+  // the device's advice ("run it on the cpu device") was passed through, which an export
+  // cannot follow
+  await assertRejects(
+    () =>
+      exportCompiled(jit((x) => x.add(1)), [{ shape: [1, 2, 1_100_000_000] }], { target: "wgsl" }),
+    Error,
+    'exportCompiled: target "wgsl" indexes with 32-bit integers (up to 2147483647), and kernel ' +
+      "k_add of the function needs indices up to 2199999999; export smaller shapes, or use " +
+      'target "js" or "wasm"',
+  );
+});
+
+Deno.test({
   name: "wgsl export: overlapping runs on one device share intermediates safely",
   ignore: !webgpuAvailable,
   fn: async () => {
