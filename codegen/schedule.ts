@@ -22,6 +22,7 @@ import {
   ExprBuilder,
   exprsInOrder,
   type Kernel,
+  kernelRoots,
   mentions,
   outputName,
   scalarTypeOf,
@@ -119,7 +120,10 @@ export interface ScheduleOptions {
    * - MAX_LOOP_WORK (`maxLoopWork`): a kernel whose invocations would loop more often than
    *   this (nested reductions multiply) materializes its largest inner reduction;
    * - MAX_KERNEL_OPS (`maxKernelOps`): a kernel computing more ops than this materializes the
-   *   largest fused part that fits (a shader compiler's time grows faster than its input).
+   *   largest fused part that fits (a shader compiler's time grows faster than its input);
+   * - MAX_KERNEL_VALUES (`maxKernelValues`): a kernel computing more values (expressions) than
+   *   this materializes a fused part of at most half as many ops (a JavaScript function's
+   *   frame holds one per value).
    */
   readonly target: Target;
   /**
@@ -166,15 +170,37 @@ export function scheduleKernels(
   // graph's own structure holds, so that it can run again on other data
   const inGraph = new Set(order);
   const isStored = (n: Node) => isSource(n) && inGraph.has(n);
-  // MAX_KERNEL_BUFFERS, before any kernel is built: a kernel reading too many buffers split
-  // below restarted the schedule, which built every kernel before it again (a chain of 56,000
-  // additions took 40 s on the cpu, quadratic in its length); counting a kernel's buffers is
-  // a walk of its fused nodes, so each root is split here until it fits
   const loadedHere = (n: Node) =>
     n.op !== "const" && (isStored(n) || materialized.has(n) || stageNodes.has(n));
+  // MAX_KERNEL_OPS, before any kernel is built: each split found while building restarted the
+  // schedule (a chain of 80,000 additions on webgpu took 12 s, quadratic). Before the buffer
+  // cuts, as its cuts add buffers to the kernels above them, and buffer cuts add no ops: a
+  // chain reading 7 buffers over and over, cut for its ops, read 8 and was split kernel by
+  // kernel while building (4,000 additions on webgpu took 14 s, quadratic)
+  if (Number.isFinite(target.maxKernelOps)) {
+    for (const node of order) {
+      if (!materialized.has(node) || node.numel === 0 || splits.has(node)) continue;
+      const weights = opWeights(target.maxKernelOps);
+      for (const cut of cutsUnder(node, loadedHere, weights)) materialized.add(cut);
+    }
+  }
+  // MAX_KERNEL_BUFFERS likewise: a kernel reading too many buffers split below restarted the
+  // schedule, which built every kernel before it again (a chain of 56,000 additions took 40 s
+  // on the cpu, quadratic in its length); counting a kernel's buffers is a walk of its fused
+  // nodes, so each root is split here until it fits
   for (const node of order) {
     if (!materialized.has(node) || node.numel === 0 || splits.has(node)) continue;
-    if (buffersRead(node, loadedHere) + 1 <= target.maxBuffers) continue;
+    let size = regionSize(node, loadedHere);
+    if (size.computed > target.maxKernelValues / 2) {
+      // MAX_KERNEL_VALUES, found here where the fused nodes alone pass half the values (a
+      // kernel found too large while building restarted the schedule): cut into parts of at
+      // most half as many ops, counted as a tree (a value read through many views counts once
+      // per view: this is only for the kernels already that large)
+      const cuts = cutsUnder(node, loadedHere, opWeights(target.maxKernelValues / 2));
+      for (const cut of cuts) materialized.add(cut);
+      if (cuts.length > 0) size = regionSize(node, loadedHere);
+    }
+    if (size.buffers + 1 <= target.maxBuffers) continue;
     const weights = bufferWeights(target.maxBuffers);
     // where leaves weigh once, each policy wins on some graphs: the one that cuts less is kept
     // (fewer kernels than either alone on 1,050 random webgpu graphs)
@@ -184,15 +210,6 @@ export function scheduleKernels(
       if (other.length < cuts.length) cuts = other;
     }
     for (const cut of cuts) materialized.add(cut);
-  }
-  // MAX_KERNEL_OPS likewise, before any kernel is built: each split found while building
-  // restarted the schedule (a chain of 80,000 additions on webgpu took 12 s, quadratic)
-  if (Number.isFinite(target.maxKernelOps)) {
-    for (const node of order) {
-      if (!materialized.has(node) || node.numel === 0 || splits.has(node)) continue;
-      const weights = opWeights(target.maxKernelOps);
-      for (const cut of cutsUnder(node, loadedHere, weights)) materialized.add(cut);
-    }
   }
   // SHARED_VALUE: the schedule before the last shared value was stored, and the values tried
   let before: { kernels: ScheduledKernel[]; shared: Node; } | null = null;
@@ -222,6 +239,23 @@ export function scheduleKernels(
         }
         return false;
       }
+      if (
+        built.kernel.builder.size > target.maxKernelValues &&
+        exprsInOrder(kernelRoots(built.kernel)).length > target.maxKernelValues
+      ) {
+        // MAX_KERNEL_VALUES: rare (ops and views of a few loads make a value or two each), so
+        // it is found here rather than counted before (counted as a tree, as the op limit is, a
+        // value read through many views counted once per view and was cut for nothing). The
+        // kernel is cut into parts of at most half as many ops, all at once (one at a time,
+        // a 50,000-op chain restarted the schedule 12 times: 8 s)
+        const weights = opWeights(target.maxKernelValues / 2);
+        const cuts = cutsUnder(node, (n) => n !== node && loaded(n), weights);
+        if (cuts.length > 0) {
+          for (const cut of cuts) materialized.add(cut);
+          split = cuts[0];
+          return false;
+        } // else it stays: compiling it may say why
+      }
       if (Number.isFinite(target.maxLoopWork) && !fitsLoopWork(built.kernel, target)) {
         split = largestInnerReduction(node, (n) => n !== node && loaded(n));
         if (split !== null) return false; // else it stays: compiling it says why it cannot run
@@ -243,6 +277,9 @@ export function scheduleKernels(
     if (split === null) {
       if (!options.fusion || kernels.length < 2) return kernels;
       const merged = mergeSiblings(kernels, loaded, (parts) => {
+        // (parts cut for MAX_KERNEL_VALUES stay apart, and are not lowered together to see)
+        const values = parts.reduce((sum, k) => sum + k.kernel.builder.size, 0);
+        if (values > target.maxKernelValues) return null;
         const outputs = parts.flatMap((k) => k.outputs);
         const merged = buildKernel(outputs, (n) => !outputs.includes(n) && loaded(n), substitute);
         const fits = merged.inputs.length + outputs.length <= target.maxBuffers &&
@@ -270,8 +307,15 @@ export function scheduleKernels(
       continue;
     }
     materialized.add(split);
+    scheduleStats.splitsWhileBuilding++;
   }
 }
+
+/**
+ * How often a schedule found a split only while building its kernels, which rebuilds every
+ * kernel before it (for tests: the limits' passes before building should leave none).
+ */
+export const scheduleStats: { splitsWhileBuilding: number; } = { splitsWhileBuilding: 0 };
 
 /**
  * Rule MULTI_OUTPUT: two kernels that write values of one shape and load a buffer in common
@@ -518,12 +562,33 @@ function splitBySize(root: Node, isLoaded: (n: Node) => boolean, maxOps: number)
   return best;
 }
 
+/**
+ * What a node weighs against MAX_KERNEL_OPS: one, and a view as much index arithmetic as it
+ * may make (a division and a remainder per axis of a reshape, a test per axis of a pad): 1,500
+ * rounds of reshape, permute and reshape, views weighing nothing, fused into a 429 KB shader
+ * that llvmpipe took 24 s to compile. Constants and detaches compute nothing.
+ */
+function opWeight(n: Node): number {
+  if (n.op === "detach" || n.op === "const") return 0;
+  if (isMovement(n.op) && viewsOfConstant(n)) return 0; // a constant has no index
+  if (n.op === "reshape") return n.shape.length + n.srcs[0].shape.length;
+  if (n.op === "pad") return n.shape.length;
+  return 1;
+}
+
+/** Whether `n` is views of a constant (a number broadcast: `x.add(1)`'s 1). */
+function viewsOfConstant(n: Node): boolean {
+  // (a realized view has no sources left: its history is dropped)
+  while (isMovement(n.op) && n.srcs.length > 0) n = n.srcs[0];
+  return n.op === "const";
+}
+
 /** The ops each fused node below `root` computes, counted as a tree (for MAX_KERNEL_OPS). */
 function treeOps(root: Node, isLoaded: (n: Node) => boolean): Map<Node, number> {
   const ops = new Map<Node, number>();
   for (const n of topoSort([root], (m) => m !== root && isLoaded(m))) {
     if (n !== root && isLoaded(n)) continue;
-    const own = isMovement(n.op) || n.op === "detach" || n.op === "const" ? 0 : 1;
+    const own = opWeight(n);
     ops.set(n, own + n.srcs.reduce((sum, s) => sum + (ops.get(s) ?? 0), 0));
   }
   return ops;
@@ -626,12 +691,22 @@ function chooseStored(
   return stored;
 }
 
-/** The distinct buffers the fused graph of `root` reads (its loaded nodes, constants aside). */
-function buffersRead(root: Node, isLoaded: (n: Node) => boolean): number {
+/**
+ * The distinct buffers the fused graph of `root` reads (its loaded nodes, constants aside), and
+ * the nodes it computes (each once: what a kernel names a value for, views and loads aside).
+ */
+function regionSize(
+  root: Node,
+  isLoaded: (n: Node) => boolean,
+): { buffers: number; computed: number; } {
   const below = (n: Node) => n !== root && isLoaded(n);
-  let count = 0;
-  for (const n of topoSort([root], below)) if (below(n)) count++;
-  return count;
+  let buffers = 0;
+  let computed = 0;
+  for (const n of topoSort([root], below)) {
+    if (below(n)) buffers++;
+    else if (!isMovement(n.op) && n.op !== "const" && n.op !== "detach") computed++;
+  }
+  return { buffers, computed };
 }
 
 /** Buffer limits up to this are split by exact counts of the buffers each node reads. */
@@ -650,6 +725,8 @@ interface CutWeights {
    * binds, counted as sets), not once per path (a bound, never below the truth).
    */
   readonly distinct: boolean;
+  /** Whether a view may be cut (stored) where no computing node is left to cut. */
+  readonly cutsViews: boolean;
 }
 
 /**
@@ -664,6 +741,7 @@ function bufferWeights(maxBuffers: number): CutWeights {
     leaf: (n, cut) => (cut || n.op !== "const" ? 1 : 0),
     own: () => 0,
     distinct: maxBuffers <= EXACT_SPLIT_LIMIT,
+    cutsViews: false,
   };
 }
 
@@ -672,8 +750,9 @@ function opWeights(maxOps: number): CutWeights {
   return {
     limit: maxOps,
     leaf: () => 0,
-    own: (n) => (isMovement(n.op) || n.op === "detach" || n.op === "const" ? 0 : 1),
+    own: opWeight,
     distinct: false,
+    cutsViews: true,
   };
 }
 
@@ -734,26 +813,37 @@ function cutsUnder(
     return { weight: Math.min(leaves.size + own(n), limit + 1), cuts: cuts.size, leaves };
   };
   // what a cut at `s` materializes (see the rules), or null where none would lighten it
-  const cutPoint = (s: Node): Node | null => {
+  const cutPoint = (s: Node, views: boolean): Node | null => {
+    // a view itself, where only views are left (going down them would cut the lowest)
+    if (views) return !isLeaf(s) && s.numel > 0 && weightOf(s) > leaf(s, true) ? s : null;
     for (;;) {
       if (isLeaf(s)) return null;
       const weight = weightOf(s);
-      const holder = s.srcs.find((x) => !isLeaf(x) && weightOf(x) === weight);
+      // (a view's own weight, its index arithmetic, is its readers' either way)
+      const viewOwn = isMovement(s.op) ? own(s) : 0;
+      const holder = s.srcs.find((x) => !isLeaf(x) && weightOf(x) + viewOwn === weight);
       if (holder === undefined) break;
       if (policy === "first" && s.srcs.some((x) => x !== holder && weightOf(x) > 0)) break;
       s = holder;
     }
     return !isMovement(s.op) && s.numel > 0 && weightOf(s) > leaf(s, true) ? s : null;
   };
+  // the dearest cut point below `n`'s sources, views only where nothing else is left (a chain
+  // of views weighs its index arithmetic: it was left whole, then split one kernel at a time
+  // while building, quadratic)
+  const dearestBelow = (n: Node, views: boolean): Node | null => {
+    let dearest: Node | null = null;
+    for (const source of n.srcs) {
+      const at = cutPoint(source, views);
+      if (at !== null && (dearest === null || weightOf(at) > weightOf(dearest))) dearest = at;
+    }
+    return dearest;
+  };
   for (const n of topoSort([root], (m) => m !== root && isLoaded(m))) {
     if (n !== root && isLoaded(n)) continue; // a leaf: countOf weighs it
     let count = sum(n);
     while (count.weight > limit) {
-      let dearest: Node | null = null;
-      for (const source of n.srcs) {
-        const at = cutPoint(source);
-        if (at !== null && (dearest === null || weightOf(at) > weightOf(dearest))) dearest = at;
-      }
+      const dearest = dearestBelow(n, false) ?? (weights.cutsViews ? dearestBelow(n, true) : null);
       if (dearest === null) break; // the schedule's own check says why
       cuts.add(dearest);
       count = sum(n);

@@ -44,6 +44,8 @@ export interface Target {
   readonly maxReduceExtent: number;
   /** IR ops one kernel may compute before the schedule splits it (its compile time grows). */
   readonly maxKernelOps: number;
+  /** Values (expressions) one kernel may compute before the schedule splits it. */
+  readonly maxKernelValues: number;
   /** For `wasm`: whether the memory the module imports is shared (workers can use it). */
   readonly sharedMemory?: boolean;
   /** Ops it has natively but not accurately enough everywhere (their rule refines them). */
@@ -101,6 +103,14 @@ const without = (...ops: ExprOp[]) => new Set([...ALU_OPS].filter((op) => !ops.i
 const CPU_MAX_BUFFERS = FUNCTION_LIMITS.params - 2;
 
 /**
+ * Values one cpu kernel computes (MAX_KERNEL_VALUES): a JavaScript kernel is a function with a
+ * constant per value, and V8 could not make the frame of one of about 125,000 (a fused chain
+ * of 65,000 `mul(c).sub(c)` threw "Maximum call stack size exceeded" when it ran). Below
+ * MAX_WASM_VALUES, so the parts of such chains run as Wasm kernels.
+ */
+const CPU_MAX_KERNEL_VALUES = 16384;
+
+/**
  * JavaScript: every op natively (Math has them all) but sigmoid, whose decomposition keeps the
  * subnormal results `1 / (1 + Math.exp(-x))` loses in float64 below -709; float64 and exact
  * indices to 2^53.
@@ -120,6 +130,7 @@ export const JS_TARGET: Target = {
   maxLoopWork: Infinity,
   maxReduceExtent: Infinity,
   maxKernelOps: Infinity,
+  maxKernelValues: CPU_MAX_KERNEL_VALUES,
 };
 
 /**
@@ -155,6 +166,7 @@ export const WGSL_TARGET: Target = {
   // measured on llvmpipe: a chain of 1000 ops compiles and runs in 0.25 s, 2000 in 0.5 s,
   // 4000 in 1.7 s, 200,000 in more than ten minutes
   maxKernelOps: 1024,
+  maxKernelValues: Infinity,
 };
 
 /**
@@ -175,6 +187,7 @@ export const WASM_TARGET: Target = {
   maxLoopWork: Infinity,
   maxReduceExtent: Infinity,
   maxKernelOps: Infinity,
+  maxKernelValues: CPU_MAX_KERNEL_VALUES,
   sharedMemory: true,
 };
 

@@ -19,9 +19,11 @@ import {
   MAX_KERNEL_OUTPUTS,
   RECOMPUTE_BUDGET,
   scheduleKernels,
+  scheduleStats,
   SHARED_VALUE_COST,
 } from "../codegen/schedule.ts";
 import { JS_TARGET, WGSL_TARGET } from "../codegen/targets.ts";
+import { exprsInOrder, kernelRoots } from "../codegen/kernel.ts";
 import { planCacheStats } from "../src/runtime/realize.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 import { assert, assertEquals, assertStringIncludes } from "./assert.ts";
@@ -265,6 +267,55 @@ Deno.test("MAX_KERNEL_BUFFERS: a balanced tree of 16 inputs with reductions is s
     }
     assertClose(await level[0].data(), reference(cpu[0]), { rtol: 1e-4 });
   }
+});
+
+Deno.test("MAX_KERNEL_OPS and MAX_KERNEL_BUFFERS: a long chain over 7 buffers is cut before building", async () => {
+  // cut for its ops first, the chain read an 8th buffer where it was cut, and each such kernel
+  // was found only while building, rebuilding every kernel before it (4,000 additions on
+  // webgpu took 14 s, quadratic)
+  const xs = Array.from({ length: 7 }, (_, i) => nodeOf(input(1, 4, i)));
+  let acc = xs[0];
+  for (let i = 1; i < 1500; i++) acc = ir.binary("add", acc, xs[i % 7]);
+  const before = scheduleStats.splitsWhileBuilding;
+  const kernels = scheduleKernels([acc], {
+    fusion: true,
+    isRealized: () => false,
+    target: WGSL_TARGET,
+  });
+  assertEquals(scheduleStats.splitsWhileBuilding - before, 0);
+  for (const k of kernels) assert(k.inputs.length + 1 <= MAX_KERNEL_BUFFERS, `${k.inputs.length}`);
+  // and the values, on webgpu against the cpu
+  if (webgpuAvailable) {
+    const data = Array.from({ length: 7 }, (_, i) => [i, -i, 0.5 * i, 1]);
+    const sum = (device: DeviceName) => {
+      const ts = data.map((d) => tensor(d, { device }));
+      let t = ts[0];
+      for (let i = 1; i < 1500; i++) t = t.add(ts[i % 7]);
+      return t;
+    };
+    assertClose(await sum("webgpu").data(), await sum("cpu").data(), { rtol: 1e-6 });
+  }
+});
+
+Deno.test("MAX_KERNEL_VALUES: a kernel computes at most its target's values, cut before building", () => {
+  const target = { ...JS_TARGET, maxKernelValues: 64 };
+  const x = nodeOf(input(1, 4));
+  const c = nodeOf(input(1, 4, 2));
+  let t = x;
+  for (let i = 0; i < 300; i++) t = ir.binary(i % 2 === 0 ? "mul" : "sub", t, c);
+  const before = scheduleStats.splitsWhileBuilding;
+  const kernels = scheduleKernels([t], { fusion: true, isRealized: () => false, target });
+  assertEquals(scheduleStats.splitsWhileBuilding - before, 0, "found before building");
+  assert(kernels.length >= 300 / 64, `${kernels.length} kernels`);
+  for (const k of kernels) {
+    const values = exprsInOrder(kernelRoots(k.kernel)).length;
+    assert(values <= 64, `${values} values`);
+  }
+  // and without the limit, one kernel
+  assertEquals(
+    scheduleKernels([t], { fusion: true, isRealized: () => false, target: JS_TARGET }).length,
+    1,
+  );
 });
 
 Deno.test("unfused mode: one kernel per op, same values", async () => {
