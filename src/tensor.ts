@@ -47,6 +47,20 @@ import { checkInt32, described, fail, failDisposed, registerTensorClass } from "
 /** The most elements a JavaScript array holds. */
 const MAX_ARRAY_LENGTH = 2 ** 32 - 1;
 
+/** The most arrays toArray() builds for an empty tensor (its rows hold no data to bound them). */
+const MAX_EMPTY_ROWS = 2 ** 24;
+
+/** How many arrays `toArray()` nests for `shape`: one per index of each leading axis. */
+function nestedArrayCount(shape: readonly number[]): number {
+  let count = 0;
+  let level = 1;
+  for (let axis = 0; axis < shape.length && level > 0; axis++) {
+    count += level;
+    level *= shape[axis];
+  }
+  return count;
+}
+
 /** Nested arrays of numbers, as `toArray()` returns them. */
 export type NestedArray = number | NestedArray[];
 
@@ -445,6 +459,16 @@ export class Tensor {
         "toArray",
         `axes of at most ${MAX_ARRAY_LENGTH} (the longest JavaScript array)`,
         described(`shape [${this.shape.join(", ")}]`),
+      );
+    }
+    // and the rows of an empty tensor are arrays too: [2 ** 32 - 1, 0] built 4 billion empty
+    // arrays for 52 s before a bare RangeError
+    const rows = nestedArrayCount(this.shape);
+    if (this.numel === 0 && rows > MAX_EMPTY_ROWS) {
+      fail(
+        "toArray",
+        `an empty tensor of at most ${MAX_EMPTY_ROWS} nested arrays`,
+        described(`shape [${this.shape.join(", ")}] (${rows} arrays)`),
       );
     }
     return nest(Array.from(await readData("toArray", this)), this.shape);

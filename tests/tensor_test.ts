@@ -1110,6 +1110,17 @@ Deno.test("toArray of an empty tensor with an axis longer than an array names it
     "toArray: axes of at most 4294967295 (the longest JavaScript array), got shape [4294967296, 0]",
   );
   assertEquals(await zeros([2, 0]).toArray(), [[], []]);
+  // an axis an array can hold, with too many empty rows: 4 billion arrays were built for 52 s,
+  // then a bare RangeError
+  await assertRejects(
+    () => zeros([2 ** 32 - 1, 0]).toArray(),
+    Error,
+    "toArray: an empty tensor of at most 16777216 nested arrays, got shape [4294967295, 0] " +
+      "(4294967296 arrays)",
+  );
+  await assertRejects(() => zeros([4096, 4096, 2, 0]).toArray(), Error, "(50335745 arrays)");
+  assertEquals(await zeros([3, 2, 0]).toArray(), [[[], []], [[], []], [[], []]]);
+  assertEquals(await zeros([0, 2 ** 31]).toArray(), []);
 });
 
 Deno.test("a filled tensor beyond 4 GiB is refused before any allocation, on either device", () => {
