@@ -12,13 +12,25 @@ import { gradOf, isTensor, nodeOf, type Tensor } from "../tensor.ts";
 import { backendFor } from "../runtime/backends.ts";
 import { realizedBuffer } from "../runtime/realize.ts";
 import { sameShape } from "../ir/hash.ts";
+import type { Node } from "../ir/node.ts";
+import { topoSort } from "../ir/graph.ts";
 import { checkRate, described, fail } from "../validate.ts";
 
-/** Whether `t`'s stored value was lost with the device it lived on. */
+/**
+ * Whether `t`'s value was lost with the device it lived on: its storage, or, for a value still
+ * pending (a state assigned in a step not computed yet), storage it is computed from (only the
+ * stored value was looked at, and such a state met the generic read Error instead).
+ */
 function contentsLost(t: Tensor): boolean {
   if (t.isDisposed) return false;
-  const buffer = realizedBuffer(nodeOf(t), t.device);
-  return buffer !== undefined && backendFor(t.device).lost?.(buffer) === true;
+  const backend = backendFor(t.device);
+  if (backend.lost === undefined) return false;
+  const storedHere = (n: Node) => realizedBuffer(n, t.device);
+  for (const n of topoSort([nodeOf(t)], (m) => storedHere(m) !== undefined)) {
+    const buffer = storedHere(n);
+    if (buffer !== undefined && backend.lost(buffer)) return true;
+  }
+  return false;
 }
 
 /** Parameters updated by gradient steps: `step()` after `backward()`, then `zeroGrad()`. */
