@@ -184,18 +184,17 @@ export function scheduleKernels(
       for (const cut of cutsUnder(node, loadedHere, weights)) materialized.add(cut);
     }
   }
-  // MAX_KERNEL_BUFFERS likewise: a kernel reading too many buffers split below restarted the
-  // schedule, which built every kernel before it again (a chain of 56,000 additions took 40 s
-  // on the cpu, quadratic in its length); counting a kernel's buffers is a walk of its fused
-  // nodes, so each root is split here until it fits
+  // MAX_KERNEL_VALUES and MAX_KERNEL_BUFFERS likewise, from one walk of each root's fused nodes
+  // (a kernel found too large only while building restarted the schedule, which built every
+  // kernel before it again: a chain of 56,000 additions took 40 s on the cpu, quadratic):
+  // - where the nodes it computes, each counted once, pass half the values, the root is cut
+  //   into parts of at most half, weighed as a tree (a value read through many views counts
+  //   once per view, so only kernels already that large are cut this way);
+  // - where it reads too many buffers, it is split until it fits.
   for (const node of order) {
     if (!materialized.has(node) || node.numel === 0 || splits.has(node)) continue;
     let size = regionSize(node, loadedHere);
     if (size.computed > target.maxKernelValues / 2) {
-      // MAX_KERNEL_VALUES, found here where the fused nodes alone pass half the values (a
-      // kernel found too large while building restarted the schedule): cut into parts of at
-      // most half as many ops, counted as a tree (a value read through many views counts once
-      // per view: this is only for the kernels already that large)
       const cuts = cutsUnder(node, loadedHere, opWeights(target.maxKernelValues / 2));
       for (const cut of cuts) materialized.add(cut);
       if (cuts.length > 0) size = regionSize(node, loadedHere);
@@ -576,11 +575,27 @@ function opWeight(n: Node): number {
   return 1;
 }
 
+/** viewsOfConstant's answers, by view (a walk to the bottom each time made long chains quadratic). */
+const constantViews = new WeakMap<Node, boolean>();
+
 /** Whether `n` is views of a constant (a number broadcast: `x.add(1)`'s 1). */
 function viewsOfConstant(n: Node): boolean {
-  // (a realized view has no sources left: its history is dropped)
-  while (isMovement(n.op) && n.srcs.length > 0) n = n.srcs[0];
-  return n.op === "const";
+  const chain: Node[] = [];
+  let answer: boolean | undefined;
+  // down to a known view or the first node that is no view (a realized view has no sources
+  // left: its history is dropped)
+  for (;;) {
+    answer = constantViews.get(n);
+    if (answer !== undefined) break;
+    if (!isMovement(n.op) || n.srcs.length === 0) {
+      answer = n.op === "const";
+      break;
+    }
+    chain.push(n);
+    n = n.srcs[0];
+  }
+  for (const view of chain) constantViews.set(view, answer);
+  return answer;
 }
 
 /** The ops each fused node below `root` computes, counted as a tree (for MAX_KERNEL_OPS). */
@@ -693,7 +708,9 @@ function chooseStored(
 
 /**
  * The distinct buffers the fused graph of `root` reads (its loaded nodes, constants aside), and
- * the nodes it computes (each once: what a kernel names a value for, views and loads aside).
+ * the nodes it computes, each once: about the values its kernel names (views are left out: most
+ * fold into the indices of their readers; a chain of views that does not is found while
+ * building).
  */
 function regionSize(
   root: Node,
@@ -704,7 +721,7 @@ function regionSize(
   let computed = 0;
   for (const n of topoSort([root], below)) {
     if (below(n)) buffers++;
-    else if (!isMovement(n.op) && n.op !== "const" && n.op !== "detach") computed++;
+    else if (!isMovement(n.op) && opWeight(n) > 0) computed++;
   }
   return { buffers, computed };
 }

@@ -175,7 +175,16 @@ export function withWaitingVariables(nodes: readonly Node[], device: DeviceName)
       if (on !== device || all.has(node) || !waiting.has(node) || freed.has(node)) continue;
       // (through values computed here, it reads their new storage: the next step's update)
       const computedHere = (n: Node) => n !== node && settled(n);
-      if (topoSort([node], computedHere).some((n) => freed.has(n))) more.push(node);
+      // what reads a freed value in its graph: the variable itself (an update reading another
+      // parameter's old value) is computed now; a lazy value between (a gradient the program
+      // holds, or accumulates) is computed and stored in its place, which the variable reads
+      // later. (Storing the variable, the next step's update, freed the weight a lazy loss or
+      // gradient of this step still read.)
+      for (const n of topoSort([node], computedHere)) {
+        if (!computedHere(n) && !freed.has(n) && n.srcs.some((src) => freed.has(src))) {
+          more.push(n);
+        }
+      }
     }
     if (more.length === 0) return [...all];
     addReached(more);
