@@ -108,7 +108,7 @@ export class IndexRangeError extends Error {
     readonly maxIndex: number,
   ) {
     super(message);
-    this.name = "Error";
+    this.name = "Error"; // printed as the library's other errors are ("Error: wgsl: ...")
   }
 }
 

@@ -746,14 +746,14 @@ export class ExprBuilder {
   readonly opaque: Set<Expr> = new Set();
   private readonly table = new Map<string, Expr>();
   private nextId = 0;
+  private nextVar = 0;
+  /** Select hoists under way, one inside the other (see SELECT_HOIST_DEPTH). */
+  private hoists = 0;
 
   /** How many expressions it has made (those of its kernel, and some folded away). */
   get size(): number {
     return this.nextId;
   }
-  private nextVar = 0;
-  /** Select hoists under way, one inside the other (see SELECT_HOIST_DEPTH). */
-  private hoists = 0;
 
   /**
    * `hoist()`, a select hoist, unless SELECT_HOIST_DEPTH of them are under way already (then

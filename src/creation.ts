@@ -28,6 +28,7 @@ import {
   fail,
   hasMemory,
   shapeArgs,
+  typedArrayExtent,
   typedArrayKind,
 } from "./validate.ts";
 
@@ -180,13 +181,6 @@ function inferNested(fn: string, data: unknown): { flat: number[]; shape: number
   return { flat, shape };
 }
 
-/** The built-in accessors of typed arrays, which a subclass or an own property cannot change. */
-const TYPED_ARRAY_PROTOTYPE = Object.getPrototypeOf(Int8Array.prototype);
-const intrinsicGetter = (key: PropertyKey) =>
-  Object.getOwnPropertyDescriptor(TYPED_ARRAY_PROTOTYPE, key)!.get!;
-const typedArrayBuffer = intrinsicGetter("buffer");
-const typedArrayByteOffset = intrinsicGetter("byteOffset");
-const typedArrayLength = intrinsicGetter("length");
 /** The constructors of data arrays, over memory or copying another array. */
 interface DataArrayConstructor {
   new (buffer: ArrayBufferLike, byteOffset: number, length: number): TypedArray;
@@ -224,9 +218,9 @@ function ownView(data: ArrayBufferView): { view: TypedArray; dtype: DType; } {
       described(`a ${name} over memory gone`),
     );
   }
-  const buffer = typedArrayBuffer.call(data) as ArrayBufferLike;
+  const { buffer, byteOffset, length } = typedArrayExtent(data);
   const Plain = DATA_ARRAYS[name];
-  const view = new Plain(buffer, typedArrayByteOffset.call(data), typedArrayLength.call(data));
+  const view = new Plain(buffer, byteOffset, length);
   const shared = Object.prototype.toString.call(buffer) === "[object SharedArrayBuffer]";
   return { view: shared ? new Plain(view) : view, dtype: DATA_DTYPES[name] };
 }

@@ -11,7 +11,7 @@
 import type { TypedArray } from "./ir/dtype.ts";
 import { topoSort } from "./ir/graph.ts";
 import * as ir from "./ir/node.ts";
-import { type Node, numelOf } from "./ir/node.ts";
+import type { Node } from "./ir/node.ts";
 import { acquireHandle, freeValue, releaseHandle, tracing } from "./ownership.ts";
 import {
   afterStored,
@@ -316,8 +316,16 @@ export function moveTo(t: Tensor, device: DeviceName): Tensor {
 
 /** Flat row-major values as nested arrays of `shape` (a number for a 0-D shape). */
 export function nest(flat: number[], shape: readonly number[]): NestedArray {
-  if (shape.length === 0) return flat[0];
-  const [n, ...rest] = shape;
-  const size = numelOf(rest);
-  return Array.from({ length: n }, (_, i) => nest(flat.slice(i * size, (i + 1) * size), rest));
+  // the innermost axis first, each axis grouping the arrays of the one inside it, without
+  // recursion (a tensor of 5,000 axes overflowed the call stack)
+  const leading = [1]; // the number of arrays at each depth
+  for (const n of shape) leading.push(leading[leading.length - 1] * n);
+  let items: NestedArray[] = flat;
+  for (let axis = shape.length - 1; axis >= 0; axis--) {
+    const size = shape[axis];
+    const arrays: NestedArray[] = new Array(leading[axis]);
+    for (let i = 0; i < arrays.length; i++) arrays[i] = items.slice(i * size, (i + 1) * size);
+    items = arrays;
+  }
+  return items[0];
 }

@@ -126,10 +126,26 @@ export function dense<T>(array: readonly T[]): (T | undefined)[] {
   return copy;
 }
 
+/** The built-in accessors of typed arrays, which a subclass or an own property cannot change. */
 const TYPED_ARRAY_PROTOTYPE = Object.getPrototypeOf(Int8Array.prototype);
-const typedArrayTag = Object.getOwnPropertyDescriptor(TYPED_ARRAY_PROTOTYPE, Symbol.toStringTag)!
-  .get!;
+const intrinsicGetter = (key: PropertyKey) =>
+  Object.getOwnPropertyDescriptor(TYPED_ARRAY_PROTOTYPE, key)!.get!;
+const typedArrayTag = intrinsicGetter(Symbol.toStringTag);
+const typedArrayBuffer = intrinsicGetter("buffer");
+const typedArrayByteOffset = intrinsicGetter("byteOffset");
+const typedArrayLength = intrinsicGetter("length");
 const typedArrayAt = TYPED_ARRAY_PROTOTYPE.at as (this: unknown, index: number) => unknown;
+
+/** The memory a typed array views, read by the built-in accessors. */
+export function typedArrayExtent(
+  x: ArrayBufferView,
+): { buffer: ArrayBufferLike; byteOffset: number; length: number; } {
+  return {
+    buffer: typedArrayBuffer.call(x),
+    byteOffset: typedArrayByteOffset.call(x),
+    length: typedArrayLength.call(x),
+  };
+}
 
 /**
  * The kind of typed array `x` is (`"Float32Array"`, ...), read by the built-in accessor (a

@@ -1123,6 +1123,30 @@ Deno.test("toArray of an empty tensor with an axis longer than an array names it
   assertEquals(await zeros([0, 2 ** 31]).toArray(), []);
 });
 
+Deno.test("toArray of a tensor of 20,000 axes nests 20,000 deep", async () => {
+  // nest() recursed once per axis: "Maximum call stack size exceeded" from 5,000 axes
+  let nested: unknown = await tensor([7], { shape: new Array(20_000).fill(1) }).toArray();
+  let depth = 0;
+  while (Array.isArray(nested)) {
+    assertEquals(nested.length, 1);
+    nested = nested[0];
+    depth++;
+  }
+  assertEquals([depth, nested], [20_000, 7]);
+  const wide = await tensor(Array.from({ length: 24 }, (_, i) => i), { shape: [1, 2, 1, 3, 4, 1] })
+    .toArray();
+  assertEquals(
+    wide,
+    [[[[[[0], [1], [2], [3]], [[4], [5], [6], [7]], [[8], [9], [10], [11]]]], [[
+      [[12], [13], [14], [
+        15,
+      ]],
+      [[16], [17], [18], [19]],
+      [[20], [21], [22], [23]],
+    ]]]],
+  );
+});
+
 Deno.test("a filled tensor beyond 4 GiB is refused before any allocation, on either device", () => {
   // the host array came first: a RangeError "Array buffer allocation failed", naming nothing
   // (on webgpu too: its values are made on the host first)
