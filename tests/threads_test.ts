@@ -5,7 +5,7 @@
 import { ThreadPool } from "../src/runtime/threads.ts";
 import { assert, assertEquals, assertMatch, assertThrows } from "./assert.ts";
 import type { Executable } from "../codegen/compile.ts";
-import { tensor } from "../mod.ts";
+import { cpu, tensor } from "../mod.ts";
 import { onBackend } from "./helpers.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 
@@ -46,6 +46,30 @@ Deno.test("threads: workers started again check in without a turn of the event l
   await starting;
   pool.threads = 1;
   assertEquals(pool.liveWorkers, 0);
+});
+
+Deno.test("threads: a large kernel starts one worker at once and the others on later turns", async () => {
+  // every worker was made in one microtask, each blocking tens of milliseconds: a program
+  // ending after its first large kernel waited for all of them (64 threads: 6.5 s to exit)
+  const before = cpu.threads;
+  try {
+    cpu.threads = 5;
+    const x = tensor(new Float32Array(1 << 18).fill(2));
+    assertEquals(x.mul(3).dataSync()[0], 6);
+    for (let i = 0; i < 1000 && cpuBackend.pool.liveWorkers === 0; i++) await Promise.resolve();
+    assertEquals(cpuBackend.pool.liveWorkers, 1, "one worker within microtasks");
+    const until = Date.now() + 20_000;
+    while (cpuBackend.pool.liveWorkers < 4 && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assertEquals(cpuBackend.pool.liveWorkers, 4, "the others on later turns of the event loop");
+    await cpuBackend.pool.started();
+    assertEquals(cpuBackend.pool.ready, 5);
+    assertEquals(x.mul(3).dataSync()[(1 << 18) - 1], 6);
+    x.dispose();
+  } finally {
+    cpu.threads = before;
+  }
 });
 
 /** A module from its bytes written in hex. */

@@ -187,6 +187,13 @@ interface NodeWorker {
   on(event: "error", listener: (error: unknown) => void): void;
 }
 
+/** Lets the process end while `timer` is pending (Deno's timers are numbers, Node's objects). */
+function unrefTimer(timer: unknown): void {
+  const deno = (globalThis as { Deno?: { unrefTimer?(id: number): void; }; }).Deno;
+  if (deno?.unrefTimer !== undefined && typeof timer === "number") deno.unrefTimer(timer);
+  else (timer as { unref?(): void; }).unref?.();
+}
+
 /** Threads available here by default: the hardware's, where the runtime says. */
 export function defaultThreads(): number {
   const n = (globalThis.navigator as { hardwareConcurrency?: number; } | undefined)
@@ -212,6 +219,8 @@ export class ThreadPool {
   #launch = 0n;
   /** The ids of the kernels the workers hold, least recently launched first. */
   #ids = new Map<Executable, number>();
+  /** The modules the workers hold, by id (for a worker created after they were sent). */
+  #modules = new Map<number, { module: WebAssembly.Module; name: string; }>();
   #nextId = 1;
   /** @internal WORKER_KERNEL_LIMIT, settable for tests. */
   workerKernelLimit: number = WORKER_KERNEL_LIMIT;
@@ -240,9 +249,11 @@ export class ThreadPool {
     this.#workers = [];
     this.#control = null;
     this.#claim = null;
+    this.#createWorker = null;
     this.#starting = null;
     this.#scheduled = null;
     this.#ids = new Map();
+    this.#modules = new Map();
   }
 
   /**
@@ -265,12 +276,18 @@ export class ThreadPool {
 
   /** Threads that would run a kernel now (workers still starting do not count). */
   get ready(): number {
-    return this.#allReady() ? this.#workers.length + 1 : 1;
+    return 1 + this.#readyWorkers();
   }
 
-  /** Whether there are workers and every one has checked in on the control array. */
+  /** The workers that have checked in on the control array (they take part in launches). */
+  #readyWorkers(): number {
+    return this.#control === null ? 0 : Atomics.load(this.#control, READY);
+  }
+
+  /** Whether every worker of the thread count is created and has checked in. */
   #allReady(): boolean {
-    return this.#control !== null && Atomics.load(this.#control, READY) === this.#workers.length;
+    return this.#workers.length === this.#threads - 1 &&
+      this.#readyWorkers() === this.#workers.length;
   }
 
   /**
@@ -294,11 +311,12 @@ export class ThreadPool {
       }
       return false;
     }
-    if (!this.#allReady()) return false; // still starting
+    // (workers still starting take part once they check in: a launch waits for none)
+    const readyWorkers = this.#readyWorkers();
+    if (readyWorkers === 0) return false; // still starting
     const control = this.#control;
     const claim = this.#claim!;
-    const workers = this.#workers;
-    const threads = Math.min(workers.length + 1, outer);
+    const threads = Math.min(readyWorkers + 1, outer);
     if (threads <= 1 || args.length > MAX_ARGS) return false;
     const id = this.#send(executable);
     const chunks = Math.min(outer, threads * CHUNKS_PER_THREAD);
@@ -362,7 +380,7 @@ export class ThreadPool {
    */
   prewake(): void {
     const control = this.#control;
-    if (control === null || !this.#allReady()) return;
+    if (control === null || this.#readyWorkers() === 0) return;
     const now = performance.now();
     if (now < this.#spinningUntil) return;
     this.#spinningUntil = now + PREWAKE_SPIN_MS;
@@ -392,10 +410,12 @@ export class ThreadPool {
     id = this.#nextId++;
     this.#ids.set(executable, id);
     const module = new WebAssembly.Module(executable.binary! as Uint8Array<ArrayBuffer>);
+    this.#modules.set(id, { module, name: executable.name });
     for (const w of this.#workers) w.postMessage({ id, module, name: executable.name });
     for (const [old, oldId] of this.#ids) {
       if (this.#ids.size <= this.workerKernelLimit) break;
       this.#ids.delete(old);
+      this.#modules.delete(oldId);
       for (const w of this.#workers) w.postMessage({ drop: oldId });
     }
     return id;
@@ -427,27 +447,49 @@ export class ThreadPool {
     const buffer = new SharedArrayBuffer(CLAIM_BYTE + 8);
     const control = new Int32Array(buffer, 0, CONTROL_LENGTH);
     Atomics.store(control, SPIN_US, SPIN_MS * 1000);
-    const workers: NodeWorker[] = [];
-    for (let i = 0; i < this.#threads - 1; i++) {
+    // each worker checks in on the control array (READY) once it waits for launches: kernels
+    // use it from then on, whether or not the caller's event loop ever turns (a ready message
+    // needed a turn, and a loop whose awaits all settle at once took hundreds of calls to see
+    // it, or never did)
+    this.#workers = [];
+    this.#control = control;
+    this.#claim = new BigInt64Array(buffer, CLAIM_BYTE, 1);
+    this.#createWorker = () => {
       const worker = new Worker(WORKER_SOURCE, {
         eval: true,
         // an environment of its own, empty: by default it copies process.env, which asked for
         // access to every variable (a prompt in the middle of a computation)
         env: Object.create(null),
-        workerData: { control: buffer, memory: this.#memory, index: i },
+        workerData: { control: buffer, memory: this.#memory, index: this.#workers.length },
       }) as unknown as NodeWorker;
       worker.on("error", () => {});
       worker.unref(); // a process must be able to end while they idle
-      workers.push(worker);
       this.#live++;
+      // the kernels sent before it was made (it reads them before its first launch)
+      for (const [id, { module, name }] of this.#modules) worker.postMessage({ id, module, name });
+      this.#workers.push(worker);
+    };
+    this.#createWorker();
+    // the others one per turn of the event loop, on timers that do not keep the process (and
+    // that nothing awaits: with only those left, Deno ends the program): each blocks the
+    // calling thread for tens of milliseconds, and a program ending after its first large
+    // kernel waited for all of them (64 threads: 6.5 s between its end and its exit)
+    const createLater = () => {
+      if (!current() || this.#workers.length >= this.#threads - 1) return;
+      this.#createWorker!();
+      unrefTimer(setTimeout(createLater, 0));
+    };
+    unrefTimer(setTimeout(createLater, 0));
+  }
+
+  /** Makes one more worker on the current control array (set by the start under way). */
+  #createWorker: (() => void) | null = null;
+
+  /** Makes the workers of the thread count not made yet, now. */
+  #createRest(): void {
+    while (this.#createWorker !== null && this.#workers.length < this.#threads - 1) {
+      this.#createWorker();
     }
-    // each worker checks in on the control array (READY) once it waits for launches: kernels
-    // use the pool from then on, whether or not the caller's event loop ever turns (a ready
-    // message needed a turn, and a loop whose awaits all settle at once took hundreds of
-    // calls to see it, or never did)
-    this.#workers = workers;
-    this.#control = control;
-    this.#claim = new BigInt64Array(buffer, CLAIM_BYTE, 1);
   }
 
   /**
@@ -459,7 +501,10 @@ export class ThreadPool {
     while (this.#threads > 1 && !this.#allReady()) {
       if (performance.now() > deadline) return; // a worker that never started: stay on one
       if (this.#control === null) await this.#start();
-      else await new Promise((resolve) => setTimeout(resolve, STARTUP_POLL_MS));
+      else {
+        this.#createRest(); // asked for all of them: not one per turn
+        await new Promise((resolve) => setTimeout(resolve, STARTUP_POLL_MS));
+      }
     }
   }
 
