@@ -311,6 +311,15 @@ export class ThreadPool {
       }
       return false;
     }
+    if (this.#workers.length < this.#threads - 1 && !this.#growing) {
+      // one more worker after each large kernel, too, for a loop whose awaits never let a
+      // timer run (its workers would stay one)
+      this.#growing = true;
+      queueMicrotask(() => {
+        this.#growing = false;
+        if (this.#workers.length < this.#threads - 1) this.#createWorker?.();
+      });
+    }
     // (workers still starting take part once they check in: a launch waits for none)
     const readyWorkers = this.#readyWorkers();
     if (readyWorkers === 0) return false; // still starting
@@ -484,6 +493,8 @@ export class ThreadPool {
 
   /** Makes one more worker on the current control array (set by the start under way). */
   #createWorker: (() => void) | null = null;
+  /** Whether a large kernel has asked for one more worker (made in a microtask). */
+  #growing = false;
 
   /** Makes the workers of the thread count not made yet, now. */
   #createRest(): void {
