@@ -154,6 +154,10 @@ export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[])
     const vars = inputNodes.map((node, i) =>
       createTensor(ir.detach(node, true), inputs[i].device, true, true)
     );
+    // the variables as they are now: fn may give one a new value with assign, which no
+    // gradient flows through (read after fn, the assigned value was taken for the variable:
+    // v.assign([5, 5]); v.square().sum() gave 2 x, not 0)
+    const varNodes = vars.map(nodeOf);
     const out = withGradEnabled(() => fn(...vars));
     if (!isTensor(out)) fail("grad", "fn must return a Tensor", out);
     // a disposed result is an Error naming grad (it named "Tensor", and one not requiring grad
@@ -166,7 +170,6 @@ export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[])
         described(`shape [${out.shape.join(", ")}]`),
       );
     }
-    const varNodes = vars.map(nodeOf);
     const targets = new Set(varNodes);
     const grads = out.requiresGrad
       ? backwardNodes(

@@ -212,6 +212,26 @@ Deno.test("grad(fn) returns gradients without touching .grad", async () => {
   assertClose(await unused.data(), [0, 0, 0]);
 });
 
+Deno.test("grad(fn): a variable fn assigns gets no gradient through the assignment", async () => {
+  // the node read after fn was the assigned value, taken for the variable: the constant
+  // v.assign([5, 5]); v.square().sum() = 50 had gradient 2 x = [2, 4], and x's own gradient
+  // through it flowed on
+  const x = tensor([1, 2], { dtype: "float64", requiresGrad: true });
+  const [g] = grad((v) => {
+    v.assign(tensor([5, 5], { dtype: "float64" }));
+    return v.square().sum();
+  })(x);
+  assertClose(await g.data(), [0, 0]);
+  // read before the assignment, the variable's own value still has its gradient
+  const [h] = grad((v) => {
+    const before = v.square().sum();
+    v.assign(tensor([5, 5], { dtype: "float64" }));
+    return before.add(v.sum());
+  })(x);
+  assertClose(await h.data(), [2, 4]);
+  assertClose(await x.data(), [1, 2], { msg: "the input is untouched" });
+});
+
 Deno.test("grad(fn) whose result was disposed, and a gradient set on a disposed leaf, are Errors", () => {
   // the first named "Tensor", not grad, and a disposed result not requiring grad gave zeros; a
   // disposed leaf took a gradient and held it
