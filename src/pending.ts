@@ -105,7 +105,13 @@ export function replaceWhenStored(next: Node, old: Node): void {
   replaces.set(next, [old]);
 }
 
-/** Frees the values `node` replaces, and what those replace in turn. */
+/**
+ * Frees the values `node` replaces, and what those replace in turn; one that a waiting variable
+ * still reads is freed when that variable is stored instead (as a running computation holds what
+ * it reads). Computing that variable now, to free the value now, stored the next step's update
+ * early: two optimizers on one weight, or a gradient accumulated over a step, lost the weight a
+ * lazy loss of this step still read ("overwritten by assign()").
+ */
 function freeReplaced(node: Node, backend: Backend): void {
   const stack = replaces.get(node) ?? [];
   replaces.delete(node);
@@ -117,79 +123,60 @@ function freeReplaced(node: Node, backend: Backend): void {
       stack.push(...further);
     }
     // a handle still on the old node (a view of it, say) keeps it until collection
-    if (handleCount(old) === 0) freeValue(old, backend, "overwritten by assign()");
+    if (handleCount(old) !== 0) continue;
+    const reader = isStored(old) ? waitingReaderOf(old, backend.name) : undefined;
+    if (reader !== undefined) {
+      const later = replaces.get(reader);
+      if (later === undefined) replaces.set(reader, [old]);
+      else later.push(old);
+      continue;
+    }
+    freeValue(old, backend, "overwritten by assign()");
   }
 }
 
+/** A waiting variable on `device` whose graph reads the stored value `old`, if any. */
+function waitingReaderOf(old: Node, device: DeviceName): Node | undefined {
+  for (const [ref, on] of waitingRefs) {
+    const node = ref.deref();
+    if (node === undefined || isStored(node)) {
+      waitingRefs.delete(ref); // collected, or stored on another path
+      continue;
+    }
+    if (on !== device || !waiting.has(node)) continue;
+    if (topoSort([node], (n) => n !== node && isStored(n)).includes(old)) return node;
+  }
+  return undefined;
+}
+
 /**
- * `nodes` and the waiting variables their graph reaches (walked down to stored values), the
- * protected values (gradients) that read a value one of those frees once stored, and the
- * waiting variables on `device` that read such a value otherwise: an
- * optimizer step's updates read each other's old values (w's new value reads b, b's reads w),
- * so storing w's alone would free the old w that b's still needs, and b's could never be
- * computed. All of a step's updates are computed together.
+ * `nodes`, the waiting variables their graph reaches (walked down to stored values), and the
+ * protected values (gradients) that read a value one of those frees once stored: they are
+ * computed together, before it is freed. (A waiting variable that reads such a value keeps it
+ * until it is stored itself: see freeReplaced.)
  */
 export function withWaitingVariables(nodes: readonly Node[], device: DeviceName): Node[] {
   if (waitingCount === 0) return [...nodes];
   const all = new Set(nodes);
-  const addReached = (from: readonly Node[]) => {
-    for (const n of topoSort(from, isStored)) if (waiting.has(n) && !isStored(n)) all.add(n);
-  };
-  addReached(nodes);
-  for (;;) {
-    // what storing them frees: the values they replace, and what those replace in turn
-    const freed = new Set<Node>();
-    const stack = [...all].flatMap((n) => replaces.get(n) ?? []);
-    while (stack.length > 0) {
-      const old = stack.pop()!;
-      if (freed.has(old)) continue;
-      freed.add(old);
-      stack.push(...(replaces.get(old) ?? []));
-    }
-    if (freed.size === 0) return [...all];
-    // the protected values (gradients) that read what is freed are computed here too, before
-    // it is: else a waiting variable reading the freed value only through one of them (Adam's
-    // next update, through a gradient accumulated without zeroGrad) was pulled in below, and
-    // storing it freed the value a loss of its step still read
-    // (the waiting variables are not walked here: the search below is theirs, and in a loop
-    // that clears its gradients they are all the readers there are)
-    // Read through a value computed here, or through another waiting variable (not freed), a
-    // freed value is not read: that value's new storage is, or that variable is found to need
-    // the freed value itself and is computed here too. (Walked through, an update of the next
-    // step reading this step's, and its gradient, were stored early, and storing the update
-    // freed this step's value under a lazy loss that read it: two optimizers on one weight.)
-    const settled = (n: Node) => isStored(n) || all.has(n) || (waiting.has(n) && !freed.has(n));
-    const stored = new Set([...freed].filter(isStored));
-    if (stored.size > 0) {
-      for (const r of readersOf(stored, device, isWaiting, settled)) all.add(r);
-    }
-    const more: Node[] = [];
-    for (const [ref, on] of waitingRefs) {
-      const node = ref.deref();
-      if (node === undefined || isStored(node)) {
-        waitingRefs.delete(ref); // collected, or stored on another path
-        continue;
-      }
-      // (a variable replaced by another assign is computed only for a reader found here: the
-      // freed value it was, computed for nobody, failed the read of its successor)
-      if (on !== device || all.has(node) || !waiting.has(node) || freed.has(node)) continue;
-      // (through values computed here, it reads their new storage: the next step's update)
-      const computedHere = (n: Node) => n !== node && settled(n);
-      // what reads a freed value in its graph: the variable itself (an update reading another
-      // parameter's old value) is computed now; a lazy value between (a gradient the program
-      // holds, or accumulates) is computed and stored in its place, which the variable reads
-      // later. (Storing the variable, the next step's update, freed the weight a lazy loss or
-      // gradient of this step still read.)
-      for (const n of topoSort([node], computedHere)) {
-        if (!computedHere(n) && !freed.has(n) && n.srcs.some((src) => freed.has(src))) {
-          more.push(n);
-        }
-      }
-    }
-    if (more.length === 0) return [...all];
-    addReached(more);
-    for (const n of more) all.add(n);
+  for (const n of topoSort(nodes, isStored)) if (waiting.has(n) && !isStored(n)) all.add(n);
+  // what storing them frees: the values they replace, and what those replace in turn
+  const freed = new Set<Node>();
+  const stack = [...all].flatMap((n) => replaces.get(n) ?? []);
+  while (stack.length > 0) {
+    const old = stack.pop()!;
+    if (freed.has(old)) continue;
+    freed.add(old);
+    stack.push(...(replaces.get(old) ?? []));
   }
+  const stored = new Set([...freed].filter(isStored));
+  if (stored.size === 0) return [...all];
+  // Read through a value computed here, or through a waiting variable (not freed), a freed
+  // value is not read: that value's new storage is, or the variable keeps the freed value.
+  // (Walked through, a gradient of the next step, reading this step's update, was stored
+  // early; and waiting variables are not walked here: they keep what they read.)
+  const settled = (n: Node) => isStored(n) || all.has(n) || (waiting.has(n) && !freed.has(n));
+  for (const r of readersOf(stored, device, isWaiting, settled)) all.add(r);
+  return [...all];
 }
 
 /**

@@ -3,7 +3,7 @@
 // gradients stored in `grad` and the pending assignments are computed before storage they read
 // is freed, on every device.
 
-import { manualSeed, optim, randn, realize, tensor, tidy } from "../mod.ts";
+import { manualSeed, memory, optim, randn, realize, tensor, tidy } from "../mod.ts";
 import { topoSort } from "../src/ir/graph.ts";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { assertClose, testDevices } from "./helpers.ts";
@@ -273,6 +273,31 @@ Deno.test("pending: a gradient accumulated over steps and held, then the step's 
     }
     assertClose(await w0.data(), r0, { rtol: 1e-5, msg: device });
   }
+});
+
+Deno.test("pending: a weight an update still reads is kept, not a copy of what reads it", async () => {
+  // storing the lazy value between (here a broadcast of w to x's shape) in place of the update
+  // kept a buffer of x's size per step until garbage collection
+  const rows = 512;
+  const cols = 64;
+  const x = randn([rows, cols]);
+  const w = randn([1, cols], { requiresGrad: true });
+  const opt = new optim.SGD([w], { lr: 1e-6 });
+  let held: unknown = null;
+  let peak = 0;
+  for (let i = 0; i < 20; i++) {
+    const loss = x.mul(w.expand(rows, cols)).square().sum();
+    loss.backward();
+    held = w.grad; // kept by the program (a logger, a clipping check)
+    opt.step();
+    if (i % 2 === 0) opt.zeroGrad(); // gradients accumulated over two steps
+    await loss.item();
+    loss.dispose();
+    peak = Math.max(peak, memory().cpu.bytesInUse);
+  }
+  assert(held !== null);
+  // x, and a few copies of w and its gradient (never a second x)
+  assert(peak < rows * cols * 4 * 1.5, `peak ${peak} bytes`);
 });
 
 Deno.test("a gradient cleared by zeroGrad or replaced by a sum is no longer protected", async () => {
