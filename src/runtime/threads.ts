@@ -317,7 +317,7 @@ export class ThreadPool {
       this.#growing = true;
       queueMicrotask(() => {
         this.#growing = false;
-        if (this.#workers.length < this.#threads - 1) this.#createWorker?.();
+        if (this.#workers.length < this.#threads - 1) this.#tryCreateWorker();
       });
     }
     // (workers still starting take part once they check in: a launch waits for none)
@@ -485,7 +485,7 @@ export class ThreadPool {
     // kernel waited for all of them (64 threads: 6.5 s between its end and its exit)
     const createLater = () => {
       if (!current() || this.#workers.length >= this.#threads - 1) return;
-      this.#createWorker!();
+      if (!this.#tryCreateWorker()) return;
       unrefTimer(setTimeout(createLater, 0));
     };
     unrefTimer(setTimeout(createLater, 0));
@@ -499,7 +499,21 @@ export class ThreadPool {
   /** Makes the workers of the thread count not made yet, now. */
   #createRest(): void {
     while (this.#createWorker !== null && this.#workers.length < this.#threads - 1) {
-      this.#createWorker();
+      if (!this.#tryCreateWorker()) return;
+    }
+  }
+
+  /**
+   * One more worker, or false where making it threw (out of threads, say): the pool goes on
+   * with those it has (thrown from a timer or a microtask, it was an uncaught exception).
+   */
+  #tryCreateWorker(): boolean {
+    try {
+      this.#createWorker?.();
+      return true;
+    } catch {
+      this.#createWorker = null;
+      return false;
     }
   }
 
