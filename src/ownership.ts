@@ -185,6 +185,11 @@ export function openScope(): (
     }
     prepare?.(doomed, keptHere);
     for (const t of doomed) t.dispose();
+    // the closed scope lets go of its list: a disposed tensor still reachable (a layer's field)
+    // kept, through its entry here, every tensor of the scope reachable, gradients and the
+    // storage they read included
+    for (const t of scope) if (scopeOf.get(t) === scope) scopeOf.delete(t);
+    scope.length = 0;
   };
 }
 

@@ -141,12 +141,14 @@ export function failGone(fn: string, error: unknown, nodes: readonly Node[] = []
 
 /**
  * Before the storage of `stored` (values on `device`) is freed: computes the protected readers
- * that still read it (see pending.ts), and the `lazy` tensors that do.
+ * that still read it (see pending.ts; unless `protectedToo` is false), and the `lazy` tensors
+ * that do.
  */
 export function computeReadersOf(
   stored: ReadonlySet<Node>,
   device: DeviceName,
   lazy: readonly Tensor[] = [],
+  protectedToo = true,
 ): void {
   const isStored = (n: Node) => realizedBuffer(n, device) !== undefined;
   const mine = lazy.filter((t) =>
@@ -154,7 +156,10 @@ export function computeReadersOf(
   );
   const needy = mine.length > 0 &&
     topoSort(mine.map(nodeOf), isStored).some((n) => stored.has(n));
-  const nodes = [...(needy ? mine.map(nodeOf) : []), ...readersOf(stored, device)];
+  const nodes = [
+    ...(needy ? mine.map(nodeOf) : []),
+    ...(protectedToo ? readersOf(stored, device) : []),
+  ];
   if (nodes.length === 0) return;
   const attempt = (some: Node[]) => {
     const ran = realizeOn(device, some);
@@ -195,9 +200,23 @@ export function releaseValue(node: Node, device: DeviceName): void {
 /** Realizes several tensors together (one schedule per device, shared work). */
 export async function realizeTensors(fn: string, tensors: readonly Tensor[]): Promise<void> {
   const nodes = tensors.map((t) => liveNode(fn, t));
-  for (const device of new Set(tensors.map((t) => t.device))) {
+  // every device's realization starts before the first await, so each holds its inputs from
+  // the call on (the second device's started after the first's finished: an input disposed
+  // right after the call was gone by then)
+  const perDevice = [...new Set(tensors.map((t) => t.device))].map((device) => {
     const mine = nodes.filter((_, i) => tensors[i].device === device);
-    await realizeOn(device, mine, fn);
+    let ran: void | Promise<void>;
+    try {
+      ran = realizeOn(device, mine, fn);
+    } catch (e) {
+      ran = Promise.reject(e); // after the others have started, and awaited with them
+    }
+    return { device, mine, ran };
+  });
+  const settled = await Promise.allSettled(perDevice.map(({ ran }) => ran));
+  const failed = settled.find((r) => r.status === "rejected");
+  if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+  for (const { device, mine } of perDevice) {
     // and a copy from another device has arrived: realize() resolved while `to()`'s copy was
     // still on its way, and a dataSync() after it failed
     const backend = backendFor(device);

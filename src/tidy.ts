@@ -95,8 +95,16 @@ function computeWhatNeeds(results: ReadonlySet<Owned>, doomed: readonly Owned[])
       doomedHandles.set(node, (doomedHandles.get(node) ?? 0) + 1);
     }
     const stored = new Set<Node>();
-    for (const [node, count] of doomedHandles) if (handleCount(node) <= count) stored.add(node);
+    const held = new Set<Node>();
+    for (const [node, count] of doomedHandles) {
+      (handleCount(node) <= count ? stored : held).add(node);
+    }
     if (stored.size > 0) computeReadersOf(stored, device, lazy);
+    // a value held beyond the scope too (a read in flight, a to() copy, a jit call; or a view a
+    // kept tensor shares) may be freed when that hold ends, long after the scope: the results
+    // reading it are computed now (left lazy, they failed once a read in flight ended), the
+    // library's own readers when it is freed
+    if (held.size > 0) computeReadersOf(held, device, lazy, false);
   }
 }
 

@@ -322,3 +322,24 @@ Deno.test({
     assertEquals(c.isRealized, true);
   },
 });
+
+Deno.test({
+  name: "realize() of tensors on two devices holds every input from the call on",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    // the second device's realization started only after the first's had finished: an input
+    // disposed or assigned right after the call was gone by then
+    for (const order of ["webgpu first", "cpu first"]) {
+      const g = tensor([1, 2, 3], { device: "webgpu" });
+      const x = tensor([1, 2, 3]);
+      const y = x.add(1);
+      const h = g.mul(2);
+      const running = order === "webgpu first" ? realize(h, y) : realize(y, h);
+      x.dispose();
+      g.dispose();
+      await running;
+      assertEquals(Array.from(await y.data()), [2, 3, 4], order);
+      assertEquals(Array.from(await h.data()), [2, 4, 6], order);
+    }
+  },
+});

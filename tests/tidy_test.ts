@@ -505,3 +505,23 @@ Deno.test("tidy: results are found in arrays, Maps and Sets whatever their own i
   );
   assertEquals(Array.from(await tidy(() => x.mul(2)).data()), [2, 4], "still usable");
 });
+
+Deno.test("tidy: a result reading storage a read in flight still holds is computed at the close", async () => {
+  // the held storage was not counted as freed, so the result stayed lazy, and once the read
+  // ended it could not be computed ("input that was disposed")
+  for (const device of testDevices) {
+    for (const reading of ["data", "to"] as const) {
+      let inFlight: Promise<unknown> = Promise.resolve();
+      const y = tidy(() => {
+        const x = tensor([1, 2, 3], { device });
+        inFlight = reading === "data"
+          ? x.data()
+          : x.to(device === "cpu" && testDevices.length > 1 ? "webgpu" : "cpu").data();
+        return x.add(1);
+      });
+      await inFlight;
+      assertEquals(Array.from(await y.data()), [2, 3, 4], `${device}, ${reading} in flight`);
+      y.dispose();
+    }
+  }
+});
