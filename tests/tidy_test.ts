@@ -525,3 +525,44 @@ Deno.test("tidy: a result reading storage a read in flight still holds is comput
     }
   }
 });
+
+Deno.test("tidy: a disposed tensor still reachable keeps nothing else of its closed scope", async () => {
+  // the closed scope's list stayed reachable through each of its tensors: a layer field holding
+  // a disposed activation kept the scope's gradient, and the storage it read, after the
+  // program dropped it (garbage must be collectable on demand: a child with --expose-gc)
+  const program = `
+    const { memory, tensor, tidy } = await import(${
+    JSON.stringify(new URL("../mod.ts", import.meta.url).href)
+  });
+    const layer = { last: null };
+    const p = tensor([1, 1, 1], { requiresGrad: true });
+    const before = memory().cpu.liveTensors;
+    for (let i = 0; i < 10; i++) {
+      const x = tensor([1, 2, 3]);
+      const loss = tidy(() => {
+        const h = p.mul(x);
+        layer.last = h;
+        const l = h.sum();
+        l.backward();
+        return l;
+      });
+      await loss.item();
+      loss.dispose();
+      x.dispose();
+      p.grad = null;
+    }
+    for (let i = 0; i < 10; i++) {
+      globalThis.gc();
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    console.log(memory().cpu.liveTensors - before);`;
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--v8-flags=--expose-gc", program],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const out = new TextDecoder().decode(stdout).trim();
+  assertEquals(code, 0, new TextDecoder().decode(stderr));
+  assertEquals(out, "0", "tensors left beyond p");
+});
