@@ -166,22 +166,19 @@ Deno.test("webgpu: devices lost under live, pooled, in-flight and collected buff
   p.square().sum().backward();
   plain.step();
   const stepped = Array.from(await p.data()).map((v) => v.toFixed(3)).join(" ");
-  q.assign(tensor([1, 2, 3], { device: "webgpu" }));
-  q.square().sum().backward();
-  let refused = "";
-  try {
-    heavy.step();
-  } catch (e) {
-    refused = (e as Error).message;
-  }
-  r.assign(tensor([1, 2, 3], { device: "webgpu" }));
-  r.square().sum().backward();
-  let refusedPending = "";
-  try {
-    pendingState.step();
-  } catch (e) {
-    refusedPending = (e as Error).message;
-  }
+  /** The Error message of a step of `opt` over `param` given a new value, or "". */
+  const refusal = (param: typeof p, opt: typeof heavy) => {
+    param.assign(tensor([1, 2, 3], { device: "webgpu" }));
+    param.square().sum().backward();
+    try {
+      opt.step();
+      return "";
+    } catch (e) {
+      return (e as Error).message;
+    }
+  };
+  const refused = refusal(q, heavy);
+  const refusedPending = refusal(r, pendingState);
   log(
     `optimizers after a loss: reported ${reportedOnce}, SGD stepped ${stepped}, momentum SGD: ${refused}`,
   );
