@@ -122,6 +122,10 @@ function freeReplaced(node: Node, backend: Backend): void {
       replaces.delete(old);
       stack.push(...further);
     }
+    // a variable replaced before it was ever computed is waited for no more: else it kept
+    // what it read, the value before it, which nothing stored would ever free
+    // (`e.assign(e.mul(0.9)); e.assign(0)` in a loop kept one buffer per step)
+    if (!isStored(old)) stopWaiting(old);
     // a handle still on the old node (a view of it, say) keeps it until collection
     if (handleCount(old) !== 0) continue;
     const reader = isStored(old) ? waitingReaderOf(old, backend.name) : undefined;

@@ -300,6 +300,26 @@ Deno.test("pending: a weight an update still reads is kept, not a copy of what r
   assert(peak < rows * cols * 4 * 1.5, `peak ${peak} bytes`);
 });
 
+Deno.test("pending: a value assigned over before it was computed keeps nothing", async () => {
+  // the first assign, never computed, stayed a waiting variable and kept the value it read (the
+  // one before it) for good: one buffer per step until garbage collection
+  for (const device of testDevices) {
+    const e = tensor(new Float32Array(64).fill(1), { device });
+    const live: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      e.assign(e.mul(0.9));
+      e.assign(i);
+      if (i % 10 === 9) {
+        await e.data();
+        live.push(memory()[device].liveBuffers);
+      }
+    }
+    assertEquals((await e.data())[0], 39, device);
+    assertEquals(new Set(live).size, 1, `${device}: live buffers ${live}`);
+    e.dispose();
+  }
+});
+
 Deno.test("a gradient cleared by zeroGrad or replaced by a sum is no longer protected", async () => {
   // cleared gradients stayed protected readers until collected, and every dispose of a stored
   // value walked them: a training loop that disposed its loss went from 1.1 to 33 ms a step
