@@ -42,7 +42,7 @@ import {
   type TraceTargets,
 } from "./jit.ts";
 import { isImitationTensor, isTensor, type Tensor } from "./tensor.ts";
-import { acquireHandle } from "./ownership.ts";
+import { acquireHold, endHold } from "./ownership.ts";
 import { failGone, releaseValue } from "./realization.ts";
 import {
   checkKnownKeys,
@@ -300,7 +300,7 @@ async function constantData(trace: Trace): Promise<Map<number, TypedArray>> {
   // held while the export reads them, as a jit call holds them: a lazy capture disposed
   // meanwhile was freed under the read (a TypeError from inside)
   const held = [...captured.values()];
-  held.forEach(acquireHandle);
+  held.forEach(acquireHold);
   try {
     try {
       await realizeNodes(held, backend);
@@ -313,7 +313,10 @@ async function constantData(trace: Trace): Promise<Map<number, TypedArray>> {
     }
     return data;
   } finally {
-    for (const node of held) releaseValue(node, trace.device);
+    for (const node of held) {
+      endHold(node);
+      releaseValue(node, trace.device);
+    }
   }
 }
 

@@ -39,7 +39,8 @@ import {
 import { releaseBuffer } from "./runtime/lifetime.ts";
 import { backstop } from "./runtime/backstop.ts";
 import {
-  acquireHandle,
+  acquireHold,
+  endHold,
   type GradientHolder,
   untracked,
   withGradientsRestored,
@@ -551,12 +552,15 @@ async function runTrace(
     checkNotDifferentiated(trace, args, argNodes, names);
   }
   const held = [...argNodes, ...captured.values()];
-  held.forEach(acquireHandle);
+  held.forEach(acquireHold);
   let results: JitResult;
   try {
     results = await runHeld(trace, argNodes, captured, names, backend);
   } finally {
-    for (const node of held) releaseValue(node, trace.device);
+    for (const node of held) {
+      endHold(node);
+      releaseValue(node, trace.device);
+    }
   }
   // as every asynchronous read does: a loop of calls that drops its results must let the
   // garbage collector in (1,023 dropped 4 MB results ran the cpu out of memory)

@@ -31,6 +31,30 @@ export function handleCount(node: Node): number {
   return node.handles;
 }
 
+/** Of the handles on each node, those of reads, copies and calls in flight (holds). */
+const holds = new WeakMap<Node, number>();
+
+/**
+ * Counts one more handle on `node`, for a read, copy or call in flight: it ends by itself, and
+ * a tidy scope closing meanwhile must treat the value as about to be freed.
+ */
+export function acquireHold(node: Node): void {
+  acquireHandle(node);
+  holds.set(node, (holds.get(node) ?? 0) + 1);
+}
+
+/** Ends one hold on `node` (its handle is given up by the caller, with releaseValue). */
+export function endHold(node: Node): void {
+  const left = (holds.get(node) ?? 1) - 1;
+  if (left > 0) holds.set(node, left);
+  else holds.delete(node);
+}
+
+/** The handles on `node` that are not holds: tensors', which last until disposed. */
+export function lastingHandleCount(node: Node): number {
+  return node.handles - (holds.get(node) ?? 0);
+}
+
 /**
  * Frees the storage of `node`'s value, if it has one. A computed node that still has its
  * history forgets the value (graphs built on it recompute it); a buffer or settled node keeps

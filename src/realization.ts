@@ -12,7 +12,7 @@ import type { TypedArray } from "./ir/dtype.ts";
 import { topoSort } from "./ir/graph.ts";
 import * as ir from "./ir/node.ts";
 import type { Node } from "./ir/node.ts";
-import { acquireHandle, freeValue, releaseHandle, tracing } from "./ownership.ts";
+import { acquireHold, endHold, freeValue, releaseHandle, tracing } from "./ownership.ts";
 import {
   afterStored,
   hasReaders,
@@ -141,14 +141,12 @@ export function failGone(fn: string, error: unknown, nodes: readonly Node[] = []
 
 /**
  * Before the storage of `stored` (values on `device`) is freed: computes the protected readers
- * that still read it (see pending.ts; unless `protectedToo` is false), and the `lazy` tensors
- * that do.
+ * that still read it (see pending.ts), and the `lazy` tensors that do.
  */
 export function computeReadersOf(
   stored: ReadonlySet<Node>,
   device: DeviceName,
   lazy: readonly Tensor[] = [],
-  protectedToo = true,
 ): void {
   const isStored = (n: Node) => realizedBuffer(n, device) !== undefined;
   const mine = lazy.filter((t) =>
@@ -156,10 +154,7 @@ export function computeReadersOf(
   );
   const needy = mine.length > 0 &&
     topoSort(mine.map(nodeOf), isStored).some((n) => stored.has(n));
-  const nodes = [
-    ...(needy ? mine.map(nodeOf) : []),
-    ...(protectedToo ? readersOf(stored, device) : []),
-  ];
+  const nodes = [...(needy ? mine.map(nodeOf) : []), ...readersOf(stored, device)];
   if (nodes.length === 0) return;
   const attempt = (some: Node[]) => {
     const ran = realizeOn(device, some);
@@ -247,7 +242,7 @@ function storedBuffer(fn: string, node: Node, device: DeviceName): DeviceBuffer 
  */
 async function readNode(fn: string, node: Node, device: DeviceName): Promise<TypedArray> {
   const backend = backendFor(device);
-  acquireHandle(node);
+  acquireHold(node);
   try {
     // asked at the call, not after an await: a jit stand-in notes a read only while fn runs
     // (an argument read without await went unnoticed, and its read rejected later)
@@ -263,6 +258,7 @@ async function readNode(fn: string, node: Node, device: DeviceName): Promise<Typ
       unhold();
     }
   } finally {
+    endHold(node);
     releaseValue(node, device);
   }
 }

@@ -17,7 +17,7 @@
 
 import { isAsyncFunction, isPromiseLike } from "./autodiff.ts";
 import type { Node } from "./ir/node.ts";
-import { handleCount, keepForever, openScope, type Owned, tracing } from "./ownership.ts";
+import { keepForever, lastingHandleCount, openScope, type Owned, tracing } from "./ownership.ts";
 import { computeReadersOf } from "./realization.ts";
 import { DEVICES } from "./runtime/device.ts";
 import { realizedBuffer } from "./runtime/realize.ts";
@@ -94,17 +94,13 @@ function computeWhatNeeds(results: ReadonlySet<Owned>, doomed: readonly Owned[])
       const node = nodeOf(t);
       doomedHandles.set(node, (doomedHandles.get(node) ?? 0) + 1);
     }
+    // (a read, copy or call in flight holds it too, but only until it ends: left lazy, a
+    // result failed once the read ended)
     const stored = new Set<Node>();
-    const held = new Set<Node>();
     for (const [node, count] of doomedHandles) {
-      (handleCount(node) <= count ? stored : held).add(node);
+      if (lastingHandleCount(node) <= count) stored.add(node);
     }
     if (stored.size > 0) computeReadersOf(stored, device, lazy);
-    // a value held beyond the scope too (a read in flight, a to() copy, a jit call; or a view a
-    // kept tensor shares) may be freed when that hold ends, long after the scope: the results
-    // reading it are computed now (left lazy, they failed once a read in flight ended), the
-    // library's own readers when it is freed
-    if (held.size > 0) computeReadersOf(held, device, lazy, false);
   }
 }
 
