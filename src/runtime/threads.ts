@@ -228,6 +228,10 @@ export class ThreadPool {
   #live = 0;
   /** Until when (performance.now()) the workers spin after the latest launch or prewake. */
   #spinningUntil = 0;
+  /** Makes one more worker on the current control array (set by the start under way). */
+  #createWorker: (() => void) | null = null;
+  /** Whether a large kernel has asked for one more worker (made in a microtask). */
+  #growing = false;
 
   /** A pool for kernels on `memory`, with `threads` threads in all (the caller's included). */
   constructor(memory: CpuMemory, threads: number) {
@@ -490,11 +494,6 @@ export class ThreadPool {
     };
     unrefTimer(setTimeout(createLater, 0));
   }
-
-  /** Makes one more worker on the current control array (set by the start under way). */
-  #createWorker: (() => void) | null = null;
-  /** Whether a large kernel has asked for one more worker (made in a microtask). */
-  #growing = false;
 
   /** Makes the workers of the thread count not made yet, now. */
   #createRest(): void {
