@@ -197,6 +197,12 @@ export interface Comparison {
   readonly lost: string[];
   /** Rows of this run that the baseline does not have. */
   readonly added: string[];
+  /**
+   * The added rows that are gated: a row of ours the baseline lacks has no ratio to be slower
+   * than, so it fails the check until `bench:update` records one (the jit rows sat printed as
+   * "new" for a day while README called them tracked).
+   */
+  readonly ungated: string[];
   readonly ok: boolean;
 }
 
@@ -221,6 +227,7 @@ export function compare(
   const missing = Object.keys(baseline.ratios).filter((key) => !ran.has(key));
   const added = Object.keys(current).filter((key) => !(key in baseline.ratios));
   const lost = missing.filter(gated);
+  const ungated = added.filter(gated);
   return {
     slower,
     drift,
@@ -228,7 +235,8 @@ export function compare(
     missing,
     lost,
     added,
-    ok: slower.length === 0 && failed.length === 0 && lost.length === 0,
+    ungated,
+    ok: slower.length === 0 && failed.length === 0 && lost.length === 0 && ungated.length === 0,
   };
 }
 
@@ -264,7 +272,8 @@ export function confirm(
     .filter((r) => r.medianMs === null && !failedKeys.has(rowKey(r.group, r.name)))
     .map((r) => ({ key: rowKey(r.group, r.name), error: r.error ?? "no time" }));
   const failed = [...first.failed, ...failedAgain];
-  const ok = slower.length === 0 && failed.length === 0 && first.lost.length === 0;
+  const ok = slower.length === 0 && failed.length === 0 && first.lost.length === 0 &&
+    first.ungated.length === 0;
   return { ...first, slower, unconfirmed, failed, ok };
 }
 
@@ -305,12 +314,18 @@ export function formatComparison(
         : `missing ${m} (in the baseline, not in this run)`,
     );
   }
-  for (const a of c.added) lines.push(`new     ${a} (not in the baseline)`);
+  for (const a of c.added) {
+    lines.push(
+      c.ungated.includes(a)
+        ? `FAILED  ${a}: not in the baseline, so not gated (deno task bench:update records it)`
+        : `new     ${a} (not in the baseline)`,
+    );
+  }
   lines.push(
     c.ok
       ? "bench:check passed: no checked row is slower than its baseline ratio beyond its limit"
       : `bench:check FAILED: ${c.slower.length} row(s) slower, ${c.failed.length} failed, ` +
-        `${c.lost.length} missing`,
+        `${c.lost.length} missing, ${c.ungated.length} not in the baseline`,
   );
   return lines.join("\n");
 }

@@ -1,7 +1,9 @@
 // How a row is benchmarked: `Deno.bench` drives every call; the first call of each row checks
 // its outputs against the float64 reference (and a wrong row throws instead of being timed);
 // then untimed warm-up calls run (WARMUP) and the last one's outputs are checked too, so the
-// calls that are timed (cached plans, pooled buffers, worker threads) are known to be right;
+// calls that are timed (cached plans, pooled buffers, worker threads) are known to be right, and
+// every RECHECK_EVERY timed calls one more untimed call is checked, so a fault that appears
+// mid-run (a pooled buffer reused too early) fails the row instead of being timed;
 // every call after that is timed with explicit timers and also recorded as a sample here, because
 // `deno bench --json` reports min, max, avg and percentiles from p75 up but no median, and
 // averages on this machine swing with garbage-collection outliers.
@@ -77,6 +79,9 @@ const WARMUP_MS = 300;
 const WARMUP_MIN_CALLS = 5;
 const WARMUP_MAX_CALLS = 200;
 
+/** Timed calls between two untimed, checked calls of a row. */
+const RECHECK_EVERY = 256;
+
 /** Samples by group then row label. */
 const samples: Record<string, Record<string, RowSamples>> = {};
 
@@ -115,7 +120,20 @@ export function registerCases(cases: readonly Case[], rows: readonly Row[]): voi
         );
         return call;
       };
-      registerRow(c.id, row.label, isBaseline, setup, isBaseline || !baselineRow ? null : paired);
+      const recheck = (out: Outputs) =>
+        noteOutputError(
+          c.id,
+          row.label,
+          checkOutputs(`${row.label} (while timed)`, c, out, expected()),
+        );
+      registerRow(
+        c.id,
+        row.label,
+        isBaseline,
+        setup,
+        isBaseline || !baselineRow ? null : paired,
+        recheck,
+      );
     }
   }
 }
@@ -138,7 +156,8 @@ export async function warmUp(call: Call): Promise<Outputs> {
  * Registers one timed row. `setup` runs at the row's first call (a warm-up call that is neither
  * measured nor sampled) and returns the checked call; if it throws, the row fails in Deno's
  * report and is never timed. `paired`, when given, is the group's baseline call, run and timed
- * before each call of the row.
+ * before each call of the row. `recheck`, when given, checks the outputs of an untimed call made
+ * after every RECHECK_EVERY timed ones (it throws when they are wrong, failing the row).
  */
 export function registerRow(
   group: string,
@@ -146,6 +165,7 @@ export function registerRow(
   baseline: boolean,
   setup: () => Promise<Call>,
   paired: (() => Promise<unknown>) | null,
+  recheck?: (out: Outputs) => void,
 ): void {
   let call: Call | undefined;
   let failure: unknown = null;
@@ -177,6 +197,14 @@ export function registerRow(
       const row = samplesOf(group, label);
       row.ms.push(ms);
       if (paired !== null) row.baselineMs.push(baselineMs);
+      if (recheck !== undefined && row.ms.length % RECHECK_EVERY === 0) {
+        try {
+          recheck(await call(true));
+        } catch (e) {
+          failure = e;
+          throw e;
+        }
+      }
     },
   });
 }

@@ -49,7 +49,7 @@ async function peerRows(adapter: string | null): Promise<Row[]> {
   }
   try {
     const { tfjsRow, tfjsWasmThreads } = await import("./peers/tfjs.ts");
-    rows.push(tfjsRow("cpu"), tfjsRow("wasm", `${await tfjsWasmThreads()} thread`));
+    rows.push(tfjsRow("cpu", "1 thread"), tfjsRow("wasm", `${await tfjsWasmThreads()} thread`));
     if (adapter !== null) rows.push(tfjsRow("webgpu", adapter));
   } catch (e) {
     rows.push(brokenRow("tfjs", `failed to load: ${e}`));

@@ -9,6 +9,7 @@
 //   call, as `deno bench` does (caches cold, workers asleep); `prewake` compares uploads that
 //   do not wake the workers with uploads that do, at the first threshold.
 
+import { median } from "./check.ts";
 import { cpu, nn, tensor } from "../mod.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 import { caseData, LRN, SHAPES } from "./cases.ts";
@@ -26,7 +27,6 @@ const BLOCKS = 40;
 const CALLS_PER_BLOCK = 20;
 const WARM_CALLS = 2;
 
-const median = (values: readonly number[]) => [...values].sort((a, b) => a - b)[values.length >> 1];
 const data = caseData(shape);
 const lrn = new nn.LocalResponseNorm(LRN.size, LRN.alpha, LRN.beta, LRN.k);
 cpu.threads = 2;

@@ -218,7 +218,7 @@ Deno.test("confirm: a row fails only if it is slower again when measured a secon
   assertEquals(broken.failed.map((f) => f.key), [rowKey("A fwd", PEER)]);
 });
 
-Deno.test("compare: a failed row fails the check; missing peers and new rows are reported only", () => {
+Deno.test("compare: a failed row fails the check; missing peers and new peer rows are reported only", () => {
   const times = { [LOOP]: 4, [FUSED]: 2, [PEER]: 3 };
   const baseline = {
     ratios: {
@@ -245,6 +245,20 @@ Deno.test("compare: a failed row fails the check; missing peers and new rows are
   assert(v2.ok, formatComparison(v2));
   assertEquals(v2.added, [rowKey("A fwd", "new row")]);
   assertEquals(v2.lost, []);
+  // a row of ours the baseline lacks has nothing to be compared with: ungated, it fails until
+  // bench:update records it (a peer's new row does not)
+  const ourNewRow = "@lucid/nn jit";
+  const v4 = compare(
+    collectRows(
+      report(["A fwd"], [LOOP, FUSED, PEER, ourNewRow]),
+      samples({ "A fwd": { ...times, [ourNewRow]: 10 } }),
+    ),
+    baseline,
+    { gated: isOurRow },
+  );
+  assert(!v4.ok);
+  assertEquals(v4.ungated, [rowKey("A fwd", ourNewRow)]);
+  assertStringIncludes(formatComparison(v4), `FAILED  ${rowKey("A fwd", ourNewRow)}: not in the`);
   // a row of ours missing (its suite failed to load and registered nothing) fails the check:
   // it passed on the rows of the suites that loaded
   const withoutOurs = collectRows(report(["A fwd"], [LOOP, PEER]), samples({ "A fwd": times }));

@@ -6,8 +6,9 @@
 // the input is already in memory and the output is written in place, no copies, no allocation.
 // It is a measuring tool for README's "Why B stops where it does", not part of the library.
 //
-// Build and run (gcc is on the project's machine; not run by CI):
+// Build and run (gcc is on the project's machine; not run by CI); the shape defaults to B:
 //   gcc -O2 -msse4.2 -fopenmp -o /tmp/lrn_sse bench/native/lrn_sse.c -lm && /tmp/lrn_sse
+//   /tmp/lrn_sse 2 96 27 27      # A: batch, channels, height, width
 
 #include <immintrin.h>
 #include <math.h>
@@ -16,7 +17,9 @@
 #include <stdlib.h>
 #include <time.h>
 
-enum { BATCH = 8, CHANNELS = 96, PLANE = 55 * 55, RUNS = 41 };
+enum { RUNS = 41 };
+// The shape, B's unless given on the command line.
+static int BATCH = 8, CHANNELS = 96, PLANE = 55 * 55;
 static const float ALPHA = 1e-4f, K = 2.0f;
 
 static double nowMs(void) {
@@ -87,12 +90,29 @@ static double measure(const float *x, float *y, int threads) {
   return times[RUNS / 2];
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc != 1 && argc != 5) {
+    fprintf(stderr, "usage: %s [batch channels height width]\n", argv[0]);
+    return 2;
+  }
+  int height = 55, width = 55;
+  if (argc == 5) {
+    BATCH = atoi(argv[1]);
+    CHANNELS = atoi(argv[2]);
+    height = atoi(argv[3]);
+    width = atoi(argv[4]);
+    if (BATCH < 1 || CHANNELS < 1 || height < 1 || width < 1) {
+      fprintf(stderr, "%s: every extent must be a positive integer\n", argv[0]);
+      return 2;
+    }
+    PLANE = height * width;
+  }
   const size_t n = (size_t)BATCH * CHANNELS * PLANE;
   float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
   srand(1);
   for (size_t i = 0; i < n; i++) x[i] = 40.0f * ((float)rand() / RAND_MAX - 0.5f);
-  printf("LRN forward (8, 96, 55, 55), SSE (4 lanes), kernel only, median of %d:\n", RUNS);
+  printf("LRN forward (%d, %d, %d, %d), SSE (4 lanes), kernel only, median of %d:\n", BATCH,
+         CHANNELS, height, width, RUNS);
   printf("  1 thread:  %.3f ms\n", measure(x, y, 1));
   printf("  2 threads: %.3f ms\n", measure(x, y, 2));
   free(x);

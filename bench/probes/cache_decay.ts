@@ -5,10 +5,11 @@
 //
 //   deno run bench/probes/cache_decay.ts
 
+import { median } from "../check.ts";
+
 const n = 2 * 96 * 27 * 27;
 const target = new Float32Array(n);
 const source = new Float32Array(n).fill(1.5);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 for (const pauseMs of [0, 0.2, 0.5, 1, 2, 3, 5]) {
   const copies: number[] = [];

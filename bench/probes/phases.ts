@@ -12,6 +12,7 @@
 // and for fb `backward`), kernel (`realize`: plan lookup and the kernels), read (`data()`, a
 // copy into a new array; for fb, y and then dx), dispose.
 
+import { median } from "../check.ts";
 import { cpu, nn, realize, tensor } from "../../mod.ts";
 import { cpuBackend } from "../../src/runtime/cpu.ts";
 import { caseData, LRN, SHAPES } from "../cases.ts";
@@ -57,7 +58,6 @@ for (let i = 0; i < calls; i++) {
   for (let k = 1; k < times.length; k++) samples[k - 1].push(times[k] - times[k - 1]);
   samples[phases.length - 1].push(times[times.length - 1] - times[0]);
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const show = (ms: number) => ms < 1 ? `${(ms * 1000).toFixed(1)} us` : `${ms.toFixed(2)} ms`;
 console.log(
   `LocalResponseNorm ${backward ? "forward + backward" : "forward"} on ${shapeName} [${shape}], ` +
