@@ -25,6 +25,12 @@ export const JS_MODULE_NAMES: ReadonlySet<string> = new Set([
   "outputs",
   "checkInputs",
   "describeValue",
+  "typedArrayPrototype",
+  "typedArrayTag",
+  "typedArrayLength",
+  "Int8Array",
+  "Object",
+  "Symbol",
   "Float32Array",
   "Float64Array",
   "Int32Array",
@@ -113,6 +119,14 @@ function storage(program: ExportProgram, layout: ExportLayout): string[] {
 export const INPUT_CHECKS = `
 // ---- input checks ----
 
+// A typed array's kind and length as the engine knows them: a subclass or an own property can
+// make \`length\` and \`Symbol.toStringTag\` say anything, and a run that trusted them read past
+// the end of the data (or the last run's values). The built-in getters read the array's own
+// slots, in this realm or another (a worker's, an iframe's).
+const typedArrayPrototype = Object.getPrototypeOf(Int8Array.prototype);
+const typedArrayTag = Object.getOwnPropertyDescriptor(typedArrayPrototype, Symbol.toStringTag).get;
+const typedArrayLength = Object.getOwnPropertyDescriptor(typedArrayPrototype, "length").get;
+
 function checkInputs(args) {
   if (args.length !== inputs.length) {
     const names = inputs.map((input) => input.name).join(", ");
@@ -123,10 +137,10 @@ function checkInputs(args) {
     const length = shape.reduce((n, d) => n * d, 1);
     const value = args[i];
     // the tag, not instanceof: arrays from another realm (a worker, an iframe) are welcome
-    if (!ArrayBuffer.isView(value) || value[Symbol.toStringTag] !== type || value.length !== length) {
+    if (typedArrayTag.call(value) !== type || typedArrayLength.call(value) !== length) {
       const article = type === "Int32Array" ? "an" : "a";
       throw new TypeError(
-        \`run: input \${name} must be \${article} \${type} of \${length} elements \` +
+        \`run: input \${name} must be \${article} \${type} of \${length} element\${length === 1 ? "" : "s"} \` +
           \`(\${dtype}[\${shape.join(", ")}]), got \${describeValue(value)}\`,
       );
     }
@@ -136,15 +150,21 @@ function checkInputs(args) {
 /** What a wrong argument was, for an Error: an array with its length, a class by name, a type. */
 function describeValue(value) {
   if (value === null) return "null";
+  const tag = typedArrayTag.call(value);
+  if (tag !== undefined) {
+    const article = /^[AEIO]/.test(tag) ? "an" : "a"; // a Uint8Array, an Int32Array
+    const length = typedArrayLength.call(value);
+    return \`\${article} \${tag} of \${length} element\${length === 1 ? "" : "s"}\`;
+  }
   const kind = ArrayBuffer.isView(value)
-    ? value[Symbol.toStringTag] ?? "DataView"
+    ? "DataView"
     : Array.isArray(value)
     ? "Array"
     : typeof value === "object"
     ? value.constructor?.name || "Object"
     : null;
   if (kind === null) return typeof value;
-  const article = /^[AEIO]/.test(kind) ? "an" : "a"; // a Uint8Array, an Int32Array
+  const article = /^[AEIO]/.test(kind) ? "an" : "a";
   return "length" in value ? \`\${article} \${kind} of \${value.length} elements\` : \`\${article} \${kind}\`;
 }
 `;

@@ -291,7 +291,9 @@ async function runOn(device, values) {
   checkInputs(values);
   // the values at the call: they are uploaded after an await, and the caller may refill its
   // arrays or transfer their buffers meanwhile (a run computed on zeros, or on the new values)
-  values = values.map((value) => value.slice());
+  // (copied by the built-in constructor: a subclass's own slice() may return anything)
+  const types = { float32: Float32Array, float64: Float64Array, int32: Int32Array };
+  values = values.map((value, i) => new types[inputs[i].dtype](value));
   const state = stateOf(device);
   let pipelines;
   try {

@@ -275,6 +275,15 @@ export async function importExported(files: readonly ExportFile[], name = "model
   return await import(`data:text/javascript;base64,${base64}`);
 }
 
+/** A Float32Array of `length` values whose `length` property says `claimed`. */
+export function lyingArray(length: number, claimed: number): Float32Array {
+  return new (class extends Float32Array {
+    override get length() {
+      return claimed;
+    }
+  })(length);
+}
+
 /**
  * Asserts the synchronous `run` of a `target` export checks the number, types and lengths of
  * its inputs with TypeErrors naming them, and stays usable after refusing a call.
@@ -298,6 +307,12 @@ export async function assertInputChecks(target: "js" | "wasm"): Promise<void> {
   assertThrows(() => m.run(new Uint8Array(6), ok), TypeError, "got a Uint8Array of 6 elements");
   assertThrows(() => m.run(7, ok), TypeError, "got number");
   assertThrows(() => m.run(null, ok), TypeError, "got null");
+  // a typed array's length and tag as the engine knows them, not as the object says: a
+  // subclass saying 6 over 2 values ran (NaN in js, the last run's values in wasm, zeros in wgsl)
+  assertThrows(() => m.run(lyingArray(2, 6), ok), TypeError, "got a Float32Array of 2 elements");
+  const f64 = new Float64Array(6);
+  Object.defineProperty(f64, Symbol.toStringTag, { value: "Float32Array" });
+  assertThrows(() => m.run(f64, ok), TypeError, "got a Float64Array of 6 elements");
   const [y] = m.run(ok.fill(2), Float32Array.of(1, 2, 3, 4, 5, 6));
   assertEquals(Array.from(y), [2, 4, 6, 8, 10, 12], "a refused call leaves the module usable");
   // the tables run checks against cannot be changed: a shape changed in them had run read past

@@ -9,7 +9,7 @@ import { exportCompiled } from "../src/export.ts";
 import { VERSION } from "../src/version.ts";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { assertClose, webgpuAvailable } from "./helpers.ts";
-import { assertSameValues, checkGoldenExports } from "./export_helpers.ts";
+import { assertSameValues, checkGoldenExports, lyingArray } from "./export_helpers.ts";
 
 /** The runner's exports after importing its text. */
 async function importModule(text: string) {
@@ -144,6 +144,20 @@ Deno.test({
       TypeError,
       "input x must be a Float32Array of 3 elements (float32[3]), got an Array of 3 elements",
     );
+    // the length the engine knows, not the object's own (a subclass saying 3 over 1 value had
+    // its one value uploaded and zeros after it); and the copy taken at the call is made by the
+    // built-in constructor, not by a subclass's slice()
+    await assertRejects(
+      () => m.run(gpu, lyingArray(1, 3)),
+      TypeError,
+      "input x must be a Float32Array of 3 elements (float32[3]), got a Float32Array of 1 element",
+    );
+    const slicing = new (class extends Float32Array {
+      override slice() {
+        return new Float32Array(3);
+      }
+    })([1, 2, 3]);
+    assertEquals(Array.from((await m.run(gpu, slicing))[0]), [2, -2, 1.5]);
     await assertRejects(
       () => m.run(new Float32Array(3), new Float32Array(3)),
       TypeError,
