@@ -18,23 +18,30 @@ import {
   valueTables,
 } from "./export.ts";
 
+/** The names {@link INPUT_CHECKS} declares or reads: every module that holds it reserves them. */
+export function inputCheckNames(): string[] {
+  return [
+    "checkInputs",
+    "describeValue",
+    "typedArrayPrototype",
+    "typedArrayTag",
+    "typedArrayLength",
+    "Int8Array",
+    "Object",
+    "Symbol",
+    "ArrayBuffer",
+  ];
+}
+
 /** The helpers the module defines: input and output names must differ from them. */
 export const JS_MODULE_NAMES: ReadonlySet<string> = new Set([
   "run",
   "inputs",
   "outputs",
-  "checkInputs",
-  "describeValue",
-  "typedArrayPrototype",
-  "typedArrayTag",
-  "typedArrayLength",
-  "Int8Array",
-  "Object",
-  "Symbol",
+  ...inputCheckNames(),
   "Float32Array",
   "Float64Array",
   "Int32Array",
-  "ArrayBuffer",
 ]);
 
 /** The kernel's text with its function renamed to its name in the module. */

@@ -37,21 +37,14 @@ import {
   typedArrayName,
   typeText,
 } from "./export.ts";
-import { INPUT_CHECKS, kernelText, synchronousRun } from "./export_js.ts";
+import { INPUT_CHECKS, inputCheckNames, kernelText, synchronousRun } from "./export_js.ts";
 
 /** Names the loader uses besides its inputs: input and output names must differ from them. */
 export const WASM_LOADER_NAMES: ReadonlySet<string> = new Set([
   "run",
   "inputs",
   "outputs",
-  "checkInputs",
-  "describeValue",
-  "typedArrayPrototype",
-  "typedArrayTag",
-  "typedArrayLength",
-  "Int8Array",
-  "Object",
-  "Symbol",
+  ...inputCheckNames(),
   "memory",
   "views",
   "MODULES",
@@ -60,7 +53,6 @@ export const WASM_LOADER_NAMES: ReadonlySet<string> = new Set([
   "Float32Array",
   "Float64Array",
   "Int32Array",
-  "ArrayBuffer",
   "WebAssembly",
 ]);
 
