@@ -15,7 +15,7 @@ export function described(text: string): Described {
   return new Described(text);
 }
 
-import { moduleClassName } from "./nn/names.ts";
+import { classNameOf } from "./nn/names.ts";
 
 /** Tensor.prototype and the brand check, as tensor.ts registers them (it imports this module). */
 let tensors: { readonly prototype: object; isTensor(v: unknown): boolean; } | null = null;
@@ -59,10 +59,7 @@ function printed(v: unknown, above: Set<unknown>): string {
   }
   // an instance of an anonymous class has a constructor named ""; the library's modules by the
   // names they print by (a minifier renames classes)
-  if (typeof v === "object") {
-    const constructor = (v as object).constructor;
-    return (constructor ? moduleClassName(constructor) : "") || "an object";
-  }
+  if (typeof v === "object") return classNameOf(v, "an object");
   return String(v);
 }
 

@@ -4,39 +4,85 @@
 // state (a buffer).
 
 import { isTensor, type Tensor } from "../tensor.ts";
-import { fail } from "../validate.ts";
-import { moduleClassName } from "./names.ts";
+import { described, fail } from "../validate.ts";
+import { classNameOf } from "./names.ts";
 
 const inspect = Symbol.for("Deno.customInspect");
+
+/** An array's own index keys: the elements there are, at any length, holes skipped. */
+function indicesOf(array: readonly unknown[]): number[] {
+  // forEach skips holes but still steps over every index: one parameter at index 10^8 of an
+  // empty array took 3 s a walk. A long array is read by its keys (as many as its elements).
+  if (array.length <= SHORT_ARRAY) {
+    const indices: number[] = [];
+    for (let i = 0; i < array.length; i++) if (i in array) indices.push(i);
+    return indices;
+  }
+  // integer keys come first, in ascending order; "01" or "1.5" are properties, not elements
+  return Object.keys(array).filter((k) => /^(0|[1-9][0-9]*)$/.test(k) && +k < 2 ** 32 - 1).map(
+    Number,
+  );
+}
+
+/** Arrays read index by index: longer ones by their keys (see `indicesOf`). */
+const SHORT_ARRAY = 4096;
 
 /**
  * A module's fields by name, with the elements of array fields (nested too) as `name.0`,
  * `name.1`... (torch's ModuleList and ParameterList naming): `layers = [new A(), new B()]` are
- * children, which an optimizer built from `parameters()` would otherwise never see.
+ * children, which an optimizer built from `parameters()` would otherwise never see. A field
+ * name holding a dot cannot hold a tensor or a module: `"a.0"` beside `a = [t]` made two
+ * tensors one name, and `stateDict()` dropped one.
  */
 function fieldsOf(m: Module): [string, unknown][] {
   const fields: [string, unknown][] = [];
-  // arrays on the way down: an array holding itself ends there (one held twice is listed
-  // under each name, as a child shared under two names is)
-  const path = new Set<unknown[]>();
-  const walk = (name: string, value: unknown) => {
-    if (!Array.isArray(value)) {
-      fields.push([name, value]);
-      return;
+  for (const [name, value] of Object.entries(m)) {
+    const start = fields.length;
+    walkField(name, value, fields);
+    const holdsTensors = () =>
+      fields.slice(start).some(([, v]) => v instanceof Module || isTensor(v));
+    if (name.includes(".") && holdsTensors()) {
+      fail(
+        `${classNameOf(m, "Module")}`,
+        "fields holding tensors or modules must have names without '.' (names are joined " +
+          "with '.': `a.0` and the first element of `a` are one name)",
+        name,
+      );
     }
-    if (path.has(value)) return;
-    // only the elements there are (forEach skips holes: one module at index 10^7 of an empty
-    // array was a walk of ten million holes), and none of an array of plain values
-    const present: [number, unknown][] = [];
-    value.forEach((v, i) => {
-      if (v instanceof Module || isTensor(v) || Array.isArray(v)) present.push([i, v]);
-    });
-    path.add(value);
-    for (const [i, v] of present) walk(`${name}.${i}`, v);
-    path.delete(value);
-  };
-  for (const [name, value] of Object.entries(m)) walk(name, value);
+  }
   return fields;
+}
+
+/**
+ * Pushes `value` onto `fields` under `name`, or, for an array, its tensors, modules and arrays
+ * (nested to any depth, with a stack of its own: 5,000 nested arrays overflowed the call stack)
+ * under `name.i`; an array holding itself ends there (one held twice is listed under each name,
+ * as a child shared under two names is).
+ */
+function walkField(name: string, value: unknown, fields: [string, unknown][]): void {
+  const path = new Set<unknown[]>(); // the arrays on the way down
+  const stack: ({ name: string; value: unknown; } | { leave: unknown[]; })[] = [{ name, value }];
+  while (stack.length > 0) {
+    const entry = stack.pop()!;
+    if ("leave" in entry) {
+      path.delete(entry.leave);
+      continue;
+    }
+    const v = entry.value;
+    if (!Array.isArray(v)) {
+      fields.push([entry.name, v]);
+      continue;
+    }
+    if (path.has(v)) continue;
+    path.add(v);
+    stack.push({ leave: v });
+    const present = indicesOf(v)
+      .map((i) => [i, v[i]] as const)
+      .filter(([, e]) => e instanceof Module || isTensor(e) || Array.isArray(e));
+    for (let k = present.length - 1; k >= 0; k--) {
+      stack.push({ name: `${entry.name}.${present[k][0]}`, value: present[k][1] });
+    }
+  }
 }
 
 /**
@@ -109,7 +155,7 @@ export abstract class Module {
     // checked at the call, not at the first step of the walk (a generator's body waits for it)
     if (typeof prefix !== "string") {
       fail(
-        `${moduleClassName(this.constructor)}.namedParameters`,
+        `${classNameOf(this, "Module")}.namedParameters`,
         "prefix must be a string",
         prefix,
       );
@@ -160,9 +206,22 @@ export abstract class Module {
   /** Sets training mode on this module and its children; returns this module. */
   train(mode = true): this {
     if (typeof mode !== "boolean") {
-      fail(`${moduleClassName(this.constructor)}.train`, "mode must be a boolean", mode);
+      fail(`${classNameOf(this, "Module")}.train`, "mode must be a boolean", mode);
     }
-    for (const m of this.modules()) m.training = mode;
+    // every module is checked before any changes: a frozen child threw a bare TypeError half
+    // way, the modules before it switched and those after it not
+    const modules = [...this.modules()];
+    for (const m of modules) {
+      if (!canSetTraining(m)) {
+        fail(
+          `${classNameOf(this, "Module")}.train`,
+          "every module of the tree must have a writable `training` (frozen or sealed " +
+            "modules cannot switch mode)",
+          described(`${classNameOf(m, "Module")} whose training cannot be set`),
+        );
+      }
+    }
+    for (const m of modules) m.training = mode;
     return this;
   }
 
@@ -190,7 +249,7 @@ export abstract class Module {
    * as `Name(...)`.
    */
   toString(): string {
-    return describeModule(this, new Set());
+    return describeModule(this);
   }
 
   /** @ignore Deno's inspect shows `toString()`. */
@@ -224,21 +283,75 @@ function* namedParametersOf(root: Module, prefix: string): Generator<[string, Te
   }
 }
 
-/** `m` as Module's toString() prints it; `above` holds the modules being printed around it. */
-function describeModule(m: Module, above: Set<Module>): string {
-  const name = moduleClassName(m.constructor) || "Module";
-  if (above.has(m)) return `${name}(...)`;
-  const children = [...m.namedChildren()];
-  const extra = m.extraRepr();
-  if (children.length === 0 && !extra.includes("\n")) return `${name}(${extra})`;
-  above.add(m);
-  const indent = (text: string) => text.split("\n").join("\n  ");
-  const lines = [`${name}(`];
-  if (extra) lines.push(`  ${indent(extra)}`);
-  for (const [childName, child] of children) {
-    lines.push(`  (${childName}): ${indent(describeModule(child, above))}`);
+/** Whether `m.training = value` would take (an own writable field, or one it may add). */
+function canSetTraining(m: Module): boolean {
+  const own = Object.getOwnPropertyDescriptor(m, "training");
+  if (own === undefined) return Object.isExtensible(m);
+  return "value" in own ? own.writable === true : own.set !== undefined;
+}
+
+/** The longest text toString returns (a quarter of what V8's strings hold). */
+const MAX_TEXT = 2 ** 27;
+
+/**
+ * `root` as Module's toString() prints it: `Name(extra)` for a leaf, else `Name(`, the extra
+ * text's lines, one `(field): ...` per child and `)`, each nested line two spaces deeper; a
+ * module being printed around itself prints as `Name(...)`. Built line by line with a stack of
+ * its own: recursion re-indented every child's whole text at each level (1,500 levels took 3.5
+ * s) and a chain of 10,000 modules overflowed the call stack.
+ */
+function describeModule(root: Module): string {
+  const lines: string[] = [];
+  let length = 0;
+  const push = (line: string) => {
+    length += line.length + 1;
+    if (length > MAX_TEXT) {
+      // the layout's indentation grows with the depth: a chain of 20,000 modules is 1.2e9
+      // characters, more than a string holds (a bare RangeError from join)
+      fail(
+        `${classNameOf(root, "Module")}.toString`,
+        `a text of at most ${MAX_TEXT} characters (the tree is too deep or wide to print)`,
+        described(`a longer one (${lines.length} lines in)`),
+      );
+    }
+    lines.push(line);
+  };
+  const above = new Set<Module>();
+  const stack:
+    ({ m: Module; depth: number; label: string; } | { close: Module; depth: number; })[] = [{
+      m: root,
+      depth: 0,
+      label: "",
+    }];
+  while (stack.length > 0) {
+    const entry = stack.pop()!;
+    const pad = "  ".repeat(entry.depth);
+    if ("close" in entry) {
+      push(`${pad})`);
+      above.delete(entry.close);
+      continue;
+    }
+    const { m, depth, label } = entry;
+    const name = classNameOf(m, "Module");
+    if (above.has(m)) {
+      push(`${pad}${label}${name}(...)`);
+      continue;
+    }
+    const children = [...m.namedChildren()];
+    const extra = m.extraRepr();
+    if (children.length === 0 && !extra.includes("\n")) {
+      push(`${pad}${label}${name}(${extra})`);
+      continue;
+    }
+    above.add(m);
+    push(`${pad}${label}${name}(`);
+    if (extra) {
+      for (const line of extra.split("\n")) push(`${pad}  ${line}`);
+    }
+    stack.push({ close: m, depth });
+    for (let i = children.length - 1; i >= 0; i--) {
+      stack.push({ m: children[i][1], depth: depth + 1, label: `(${children[i][0]}): ` });
+    }
   }
-  lines.push(")");
-  above.delete(m);
   return lines.join("\n");
 }

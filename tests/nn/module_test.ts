@@ -337,6 +337,46 @@ Deno.test("Module: deep chains, sparse and repeated arrays are walked without re
   assertEquals(Object.keys(root.stateDict()).length, 20001);
   root.eval();
   assertEquals(last.training, false);
+  // toString too: it recursed (10,000 links overflowed the stack) and re-indented each child's
+  // whole text at every level. This chain's text, indented deeper at each link, would be 1.2e9
+  // characters (a bare RangeError from join); 2,000 links print, each its line, its prev
+  // back-reference and its `)`
+  assertThrows(
+    () => String(root),
+    Error,
+    "Link.toString: a text of at most 134217728 characters (the tree is too deep or wide to print)",
+  );
+  const short = new Link();
+  let end = short;
+  for (let i = 0; i < 2000; i++) {
+    const link = new Link();
+    end.next = link;
+    link.prev = end;
+    end = link;
+  }
+  const text = String(short);
+  const lines = text.split("\n");
+  assertEquals(lines.length, 2 + 2000 * 3); // the first link has no prev
+  // each link's next comes before its prev (field order): the prevs print on the way back up
+  assertEquals(lines.slice(0, 2), ["Link(", "  (next): Link("]);
+  assertEquals(lines[2000], `${"  ".repeat(2000)}(next): Link(`);
+  assertEquals(lines[2001], `${"  ".repeat(2001)}(prev): Link(...)`);
+  assertEquals(lines[2002], `${"  ".repeat(2000)})`);
+  assertEquals(lines.slice(-3), ["    (prev): Link(...)", "  )", ")"]);
+  // arrays nested 5,000 deep: the walk of array fields recursed too
+  class Nest extends nn.Module {
+    deep: unknown[] = [];
+    forward(x: Tensor): Tensor {
+      return x;
+    }
+  }
+  const nest = new Nest();
+  const w = tensor([1], { requiresGrad: true });
+  let nested: unknown = w;
+  for (let i = 0; i < 5000; i++) nested = [nested];
+  nest.deep = nested as unknown[];
+  assertEquals([...nest.namedParameters()].map(([name]) => name), [`deep${".0".repeat(5000)}`]);
+  assertEquals(String(nest), "Nest()");
   // one module at index 10^6 of an empty array: a walk of the elements there are only
   class Slots extends nn.Module {
     slots: unknown[] = [];
@@ -348,8 +388,80 @@ Deno.test("Module: deep chains, sparse and repeated arrays are walked without re
   }
   const slots = new Slots();
   slots.slots[1e6] = new Link();
+  slots.slots[1e8] = new Link(); // forEach stepped over every index: 3 s a walk
+  const started = performance.now();
   const inner = [zeros(1)];
   slots.pair = [inner, inner]; // one array under two names: listed under each
-  assertEquals([...slots.namedParameters()].map(([name]) => name), ["slots.1000000.w"]);
-  assertEquals(Object.keys(slots.stateDict()), ["pair.0.0", "pair.1.0", "slots.1000000.w"]);
+  assertEquals([...slots.namedParameters()].map(([name]) => name), [
+    "slots.1000000.w",
+    "slots.100000000.w",
+  ]);
+  assertEquals(Object.keys(slots.stateDict()), [
+    "pair.0.0",
+    "pair.1.0",
+    "slots.1000000.w",
+    "slots.100000000.w",
+  ]);
+  // not a timing assertion: a functional bound a walk of 10^8 holes (3 s) cannot meet
+  assert(performance.now() - started < 2000, "the sparse arrays are walked by their elements");
+  // the keys of a long array that are not elements are not elements
+  const odd = new Slots();
+  const long: unknown[] = [];
+  long[5000] = zeros(1);
+  Object.assign(long, { "01": zeros(1), "1.5": zeros(1), "-1": zeros(1) });
+  odd.slots = long;
+  assertEquals(Object.keys(odd.stateDict()), ["slots.5000"]);
+});
+
+Deno.test("Module: a field name with a dot cannot hold a tensor or a module (names would clash)", () => {
+  class Dotted extends nn.Module {
+    a = [tensor([1], { requiresGrad: true })];
+    "a.0" = tensor([2], { requiresGrad: true });
+    "b.c" = 5; // a plain value may have any name
+    forward(x: Tensor): Tensor {
+      return x;
+    }
+  }
+  const m = new Dotted();
+  // stateDict had one key for two tensors, namedParameters the same name twice
+  const message = "Dotted: fields holding tensors or modules must have names without '.'";
+  assertThrows(() => m.stateDict(), Error, message);
+  assertThrows(() => [...m.namedParameters()], Error, message);
+  assertThrows(() => String(m), Error, message);
+  delete (m as Partial<Dotted>)["a.0"];
+  assertEquals(Object.keys(m.stateDict()), ["a.0"]);
+});
+
+Deno.test("Module: train on a tree with a frozen module changes nothing and names the module", () => {
+  const root = new Block();
+  Object.freeze(root.scale);
+  // a bare TypeError half way, root switched and its children not
+  assertThrows(
+    () => root.eval(),
+    Error,
+    "Block.train: every module of the tree must have a writable `training` (frozen or sealed " +
+      "modules cannot switch mode), got Scale whose training cannot be set",
+  );
+  assertEquals([...root.modules()].map((m) => m.training), [true, true, true]);
+  const sealed = new Block();
+  Object.defineProperty(sealed.norm, "training", { get: () => true });
+  assertThrows(() => sealed.train(false), Error, "got LocalResponseNorm whose training");
+  assertEquals(sealed.training, true);
+});
+
+Deno.test("Module: an own field named constructor does not change the name it prints by", () => {
+  class Net extends nn.Module {
+    forward(x: Tensor): Tensor {
+      return x;
+    }
+  }
+  const net = new Net();
+  Object.defineProperty(net, "constructor", { value: null, enumerable: false });
+  // a bare TypeError from every message naming the module, and String(net) too
+  assertEquals(String(net), "Net()");
+  assertThrows(() => net.train("yes" as unknown as boolean), Error, "Net.train: mode must be");
+  const holding = new Net();
+  Object.assign(holding, { constructor: zeros(1) }); // state named constructor: printed Module()
+  assertEquals(String(holding), "Net()");
+  assertEquals(Object.keys(holding.stateDict()), ["constructor"]);
 });
