@@ -8,6 +8,8 @@
 import type { Tensor } from "../tensor.ts";
 import { checkKnownKeys, checkOptionsObject, checkRate, dense, fail } from "../validate.ts";
 import { Optimizer } from "./optimizer.ts";
+import { checkReceiver } from "./receiver.ts";
+import { nameModuleClass } from "../nn/names.ts";
 
 /** Options of {@link Adam}. */
 export interface AdamOptions {
@@ -80,16 +82,19 @@ export class Adam extends Optimizer {
 
   /** Decay rates of the first and second moment estimates. */
   get betas(): readonly [number, number] {
+    checkReceiver(this, "betas");
     return this.#betas;
   }
 
   /** Added to the denominator for stability. */
   get eps(): number {
+    checkReceiver(this, "eps");
     return this.#eps;
   }
 
   /** L2 penalty on the parameters. */
   get weightDecay(): number {
+    checkReceiver(this, "weightDecay");
     return this.#weightDecay;
   }
 
@@ -110,3 +115,5 @@ export class Adam extends Optimizer {
     p.assign(p.sub(m.mul(stepSize).div(v.sqrt().mul(rootCorrection).add(this.eps))));
   }
 }
+
+nameModuleClass(Adam, "Adam");

@@ -15,6 +15,7 @@ import { sameShape } from "../ir/hash.ts";
 import type { Node } from "../ir/node.ts";
 import { topoSort } from "../ir/graph.ts";
 import { checkRate, described, fail } from "../validate.ts";
+import { checkReceiver, registerOptimizer } from "./receiver.ts";
 
 /**
  * Whether `t`'s value was lost with the device it lived on: its storage, or, for a value still
@@ -35,8 +36,9 @@ function contentsLost(t: Tensor): boolean {
 
 /** Parameters updated by gradient steps: `step()` after `backward()`, then `zeroGrad()`. */
 export abstract class Optimizer {
-  /** The tensors this optimizer updates (leaves requiring grad). */
-  readonly params: readonly Tensor[];
+  // private, read through a getter: a writable field let `opt.params = [p, p]` past every check
+  // of the constructor (p stepped twice)
+  readonly #params: readonly Tensor[];
   #lr: number;
   /** Per-step numbers as tensors, by name, device, dtype and values; used: in this step. */
   readonly #scalars = new Map<string, { tensor: Tensor; used: boolean; }>();
@@ -66,20 +68,30 @@ export abstract class Optimizer {
     // as torch's: a generator another optimizer had used up gave one that never stepped
     if (list.length === 0) fail(name, "params must hold at least one tensor", described("none"));
     // frozen: a parameter pushed again was stepped twice
-    this.params = Object.freeze(list);
+    this.#params = Object.freeze(list);
     this.#lr = checkRate(name, "lr", lr);
+    registerOptimizer(this);
+  }
+
+  /** The tensors this optimizer updates (leaves requiring grad), frozen. */
+  get params(): readonly Tensor[] {
+    checkReceiver(this, "params");
+    return this.#params;
   }
 
   /** The learning rate; changing it between steps costs no recompilation. */
   get lr(): number {
+    checkReceiver(this, "lr");
     return this.#lr;
   }
   set lr(value: number) {
+    checkReceiver(this, "lr");
     this.#lr = checkRate(`${this.#name}.lr`, "lr", value);
   }
 
   /** Applies one update to every parameter that has a gradient (lazily: see the class docs). */
   step(): void {
+    checkReceiver(this, "step");
     if (tracing()) {
       // refused before any state changes (Adam counts its steps), as assign would refuse it
       fail(
@@ -91,7 +103,7 @@ export abstract class Optimizer {
     // every gradient is checked before anything changes: a step that throws updates nothing
     // (it used to update the parameters before the bad one, and Adam to count the step)
     const updates: [number, Tensor, Tensor][] = [];
-    for (const [i, p] of this.params.entries()) {
+    for (const [i, p] of this.#params.entries()) {
       if (!p.isDisposed && this.stateOf(i).some((t) => t !== undefined && contentsLost(t))) {
         fail(
           `${this.#name}.step`,
@@ -139,7 +151,8 @@ export abstract class Optimizer {
 
   /** Sets every parameter's gradient to null (as `Tensor.zeroGrad`: inside `tidy`, disposed at its end). */
   zeroGrad(): void {
-    for (const p of this.params) p.zeroGrad();
+    checkReceiver(this, "zeroGrad");
+    for (const p of this.#params) p.zeroGrad();
   }
 
   /** Updates parameter `index` (`p`) from its gradient `g` with `assign`; runs under noGrad. */

@@ -7,6 +7,8 @@
 import type { Tensor } from "../tensor.ts";
 import { checkKnownKeys, checkOptionsObject, checkRate, fail } from "../validate.ts";
 import { Optimizer } from "./optimizer.ts";
+import { checkReceiver } from "./receiver.ts";
+import { nameModuleClass } from "../nn/names.ts";
 
 /** Options of {@link SGD}. */
 export interface SGDOptions {
@@ -69,16 +71,19 @@ export class SGD extends Optimizer {
 
   /** Momentum factor. */
   get momentum(): number {
+    checkReceiver(this, "momentum");
     return this.#momentum;
   }
 
   /** L2 penalty on the parameters. */
   get weightDecay(): number {
+    checkReceiver(this, "weightDecay");
     return this.#weightDecay;
   }
 
   /** Whether momentum is Nesterov's. */
   get nesterov(): boolean {
+    checkReceiver(this, "nesterov");
     return this.#nesterov;
   }
 
@@ -93,3 +98,5 @@ export class SGD extends Optimizer {
     p.assign(p.sub(d.mul(this.lrFor(p))));
   }
 }
+
+nameModuleClass(SGD, "SGD");

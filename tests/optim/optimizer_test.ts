@@ -126,3 +126,18 @@ Deno.test("optimizer: a gradient two leaves share stays the library's when one i
     assertClose(await b.grad!.data(), [22, 44, 66], { msg: device });
   }
 });
+
+Deno.test("optimizer: params cannot be replaced (a list past the constructor's checks)", async () => {
+  for (const [name, make] of makers) {
+    const p = tensor([1], { requiresGrad: true });
+    const opt = make([p]);
+    // a writable field: `params = [p, p]` stepped p twice, `params = 5` threw a bare TypeError
+    assertThrows(() => ((opt as { params: unknown; }).params = [p, p]), TypeError);
+    assert(Object.isFrozen(opt.params), `${name}: the list is frozen`);
+    assertEquals(opt.params.length, 1);
+    p.grad = tensor([1]);
+    opt.step();
+    // one step from grad 1 at lr 0.1: SGD 1 - 0.1 = 0.9; Adam's first step moves by lr too
+    assertClose(await p.data(), [0.9]);
+  }
+});
