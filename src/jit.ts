@@ -12,7 +12,9 @@
 // - `backward()` and `grad()` work inside `fn`: their gradients are graph like any other, so a
 //   whole training step compiles to one plan.
 // - A traced function must not read values (data(), dataSync(), item(), toArray(), to()): the
-//   stand-ins have none, and reading one makes the trace fail with a clear Error. Nor may it
+//   stand-ins have none, and reading one makes the trace fail with a clear Error; a captured
+//   tensor's value read then would be a constant of every call, so that read throws at once
+//   (realization.ts's refuseReadWhileTracing). Nor may it
 //   `assign` (an optimizer step): the new value would be graph over the stand-ins, so that is an
 //   Error too; gradients that backward() sets during the trace are given back when it ends.
 // - Results are new tensors that own their storage, cut off from autodiff; a result that is an

@@ -278,6 +278,24 @@ function readsStandIn(node: Node): boolean {
   );
 }
 
+/**
+ * Throws while jit traces a function when `t`'s value is not computed from an argument: read
+ * then, a captured tensor's value became a constant of the plan, and every later call reused it
+ * (`x.mul(w.dataSync()[0])` and `w.sum().to("cpu")` kept w's first value after `w.assign`). A
+ * read of an argument's stand-in keeps its own path: noted, it fails the trace once fn returns.
+ * Synchronous, at the call: fn cannot await, so a rejected read would go unhandled.
+ */
+export function refuseReadWhileTracing(fn: string, t: Tensor): void {
+  if (!tracing() || t.isDisposed || readsStandIn(nodeOf(t))) return;
+  fail(
+    fn,
+    "no read while jit traces fn (a captured tensor's value read now would be a constant of " +
+      "every call; build the results with tensor ops, pass the tensor as an argument, or read " +
+      "it after the call)",
+    described("a read while tracing"),
+  );
+}
+
 /** `t.dataSync()`: the values of a cpu tensor, computed and read synchronously. */
 export function readDataSync(t: Tensor): TypedArray {
   const node = liveNode("dataSync", t);

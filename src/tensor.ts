@@ -39,6 +39,7 @@ import {
   readData,
   readDataSync,
   realizeTensors,
+  refuseReadWhileTracing,
   releaseValue,
 } from "./realization.ts";
 import { mean, reduce } from "./reduction.ts";
@@ -435,6 +436,7 @@ export class Tensor {
    * gradients do not flow back across devices.
    */
   to(device: DeviceName): Tensor {
+    refuseReadWhileTracing("to", this);
     return moveTo(this, device);
   }
   /** Computes the value (if needed) and returns this tensor. */
@@ -444,14 +446,21 @@ export class Tensor {
   }
   /** The values as a new typed array (row-major). */
   data(): Promise<TypedArray> {
+    refuseReadWhileTracing("data", this);
     return readData("data", this);
   }
   /** The values as a new typed array, synchronously (cpu tensors only). */
   dataSync(): TypedArray {
+    refuseReadWhileTracing("dataSync", this);
     return readDataSync(this);
   }
   /** The values as nested arrays (a number for a 0-D tensor). */
-  async toArray(): Promise<NestedArray> {
+  toArray(): Promise<NestedArray> {
+    Tensor.#own(this, "toArray"); // before #toArray: a Proxy's private call threw a TypeError
+    refuseReadWhileTracing("toArray", this);
+    return this.#toArray();
+  }
+  async #toArray(): Promise<NestedArray> {
     // an empty tensor may have an axis longer than an array can be ([2 ** 32, 0]): a bare
     // RangeError named nothing
     if (this.shape.some((n) => n > MAX_ARRAY_LENGTH)) {
@@ -474,7 +483,12 @@ export class Tensor {
     return nest(Array.from(await readData("toArray", this)), this.shape);
   }
   /** The single value of a one-element tensor. */
-  async item(): Promise<number> {
+  item(): Promise<number> {
+    Tensor.#own(this, "item");
+    refuseReadWhileTracing("item", this);
+    return this.#item();
+  }
+  async #item(): Promise<number> {
     Tensor.#own(this, "item");
     if (this.#disposed) failDisposed("item", this); // before its shape: "needs one element"
     if (this.numel !== 1) {

@@ -902,3 +902,40 @@ Deno.test("jit: random data fn makes is drawn once per signature, whatever trace
     cpu.kernels = before.kernels;
   }
 });
+
+Deno.test("jit: fn reading a captured tensor's value is refused, not frozen into the plan", async () => {
+  // `x.mul(v.dataSync()[0])` and `w.sum().to(...)` read the captured value once, at the trace:
+  // after `assign` every call still computed with the first value
+  for (const device of testDevices) {
+    const w = tensor([1, 2], { device });
+    const other = device === "cpu" ? "webgpu" : "cpu";
+    const reads: (readonly [string, (t: Tensor) => unknown])[] = [
+      ["data", (t) => t.data()],
+      ["toArray", (t) => t.toArray()],
+      ["item", (t) => t.sum().item()],
+      ...(device === "cpu" ? [["dataSync", (t: Tensor) => t.dataSync()] as const] : []),
+      ...(webgpuAvailable ? [["to", (t: Tensor) => t.sum().to(other)] as const] : []),
+    ];
+    for (const [name, read] of reads) {
+      const f = jit((x) => {
+        read(w);
+        return x.mul(2);
+      });
+      await assertRejects(
+        () => f(tensor([1], { device })),
+        Error,
+        `${name}: no read while jit traces fn (a captured tensor's value read now would be a ` +
+          "constant of every call",
+      );
+    }
+    // the same function with the value as graph follows w, and w is readable after the trace
+    const g = jit((x) => x.mul(2).add(w.sum()));
+    assertEquals(Array.from(await (await g(tensor([1, 2], { device })) as Tensor).data()), [5, 7]);
+    w.assign(tensor([100, 200], { device }));
+    assertEquals(Array.from(await (await g(tensor([1, 2], { device })) as Tensor).data()), [
+      302,
+      304,
+    ]);
+    assertEquals(Array.from(await w.data()), [100, 200]);
+  }
+});
