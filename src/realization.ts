@@ -304,6 +304,8 @@ export function readDataSync(t: Tensor): TypedArray {
   }
   const cpu = backendFor("cpu");
   const ran = realizeOn("cpu", [node], "dataSync");
+  const copy = ran instanceof Promise ? null : cpu.failedCopy(realizedBuffer(node, "cpu")!);
+  if (copy !== null) throw copy.error; // as await data() rejects: the copy will never arrive
   if (ran instanceof Promise || cpu.pending(realizedBuffer(node, "cpu")!) !== null) {
     // a copy from another device is still arriving: only the async path can wait for it
     ran?.catch(() => {});

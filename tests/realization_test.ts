@@ -345,3 +345,22 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "realization: a copy from another device that failed says why when read synchronously",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    // the failed copy's promise stayed the buffer's `pending` for good: dataSync() of the copy,
+    // and of what is computed from it, said "still being copied" long after it had failed
+    const big = ones([2 ** 25 + 1], { device: "webgpu" }).add(1); // past 128 MiB per binding
+    const c = big.sum().to("cpu");
+    const cause = await assertRejects(() => c.data(), Error);
+    for (const read of [() => c.dataSync(), () => c.add(1).dataSync()]) {
+      const error = assertThrows(read, Error);
+      assertEquals(error.message, cause.message);
+    }
+    const d = c.add(1);
+    await assertRejects(() => d.data(), Error, cause.message);
+    assertEquals(await values(tensor([1, 2]).add(1)), [2, 3], "the library stays usable");
+  },
+});

@@ -22,6 +22,8 @@ import {
 } from "../../codegen/targets.ts";
 import type { Kernel } from "../../codegen/kernel.ts";
 import {
+  arriveLater,
+  type Arriving,
   type Backend,
   type DeviceBuffer,
   type Launch,
@@ -118,11 +120,13 @@ function threadsFromEnv(): number {
 }
 
 /** A cpu buffer: a handle on a block of the cpu memory. */
-export class CpuBuffer implements DeviceBuffer {
+export class CpuBuffer implements DeviceBuffer, Arriving {
   readonly id: number = newBufferId();
   readonly device = "cpu" as const;
   /** Set while the contents are still being copied in from another device. */
   pending: Promise<void> | null = null;
+  /** Set when that copy failed. */
+  copyFailure: { readonly error: unknown; } | null = null;
   /** Set once the block went back to the allocator: reading is then an error. */
   released = false;
   constructor(
@@ -246,17 +250,18 @@ class CpuBackend implements Backend {
 
   uploadLater(data: Promise<TypedArray>, dtype: DType, length: number): CpuBuffer {
     const b = this.allocate(dtype, length);
-    const pending = data.then((values) => {
-      b.pending = null;
+    arriveLater(b, data, (values) => {
       if (!b.released) this.view(b).set(values);
     });
-    pending.catch(() => {}); // whoever waits on the buffer sees the error; nobody else must
-    b.pending = pending;
     return b;
   }
 
   pending(buffer: DeviceBuffer): Promise<void> | null {
     return (buffer as CpuBuffer).pending;
+  }
+
+  failedCopy(buffer: DeviceBuffer): { readonly error: unknown; } | null {
+    return (buffer as CpuBuffer).copyFailure ?? null; // a jit stand-in has none
   }
 
   /** The function of a JavaScript executable (compiled on its first run, then kept with it). */

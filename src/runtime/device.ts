@@ -62,6 +62,11 @@ export interface Backend {
   uploadLater(data: Promise<TypedArray>, dtype: DType, length: number): DeviceBuffer;
   /** Null when `buffer` can be read now, else a promise that settles when it can. */
   pending(buffer: DeviceBuffer): Promise<void> | null;
+  /**
+   * The error a copy into `buffer` (`uploadLater`) failed with, if it did: its `pending` stays
+   * rejected for good, and a synchronous reader says why instead of "still being copied".
+   */
+  failedCopy(buffer: DeviceBuffer): { readonly error: unknown; } | null;
   /** Runs launches in order; throws before running any if one cannot run. */
   run(launches: readonly Launch[]): void | Promise<void>;
   /** A copy of the buffer's contents. */
@@ -81,4 +86,32 @@ let nextBufferId = 1;
 /** A fresh buffer id (buffer ids are unique across devices). */
 export function newBufferId(): number {
   return nextBufferId++;
+}
+
+/** What a buffer filled by a copy from another device records (see `arriveLater`). */
+export interface Arriving {
+  /** Set while the contents are still being copied in from another device. */
+  pending: Promise<void> | null;
+  /** Set when that copy failed (`pending` then stays rejected with the same error). */
+  copyFailure: { readonly error: unknown; } | null;
+}
+
+/**
+ * Makes `b` wait for `data`: `fill` puts the values in once they arrive. A failure is recorded
+ * on `b` as well: a failed copy had left `pending` set and looking in flight forever.
+ */
+export function arriveLater(
+  b: Arriving,
+  data: Promise<TypedArray>,
+  fill: (values: TypedArray) => void,
+): void {
+  const pending = data.then((values) => {
+    b.pending = null;
+    fill(values);
+  }, (error: unknown) => {
+    b.copyFailure = { error };
+    throw error;
+  });
+  pending.catch(() => {}); // whoever waits on the buffer sees the error; nobody else must
+  b.pending = pending;
 }

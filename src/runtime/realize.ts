@@ -438,6 +438,8 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
     if (gone !== undefined) {
       throw new InputGoneError(`a ${n.dtype}[${n.shape}] input that was ${gone}`);
     }
+    const copy = backend.failedCopy(b);
+    if (copy !== null) throw copy.error; // as the awaited copy rejects: it will never arrive
     const wait = backend.pending(b);
     if (wait) waits.push(wait);
     bound[i] = b;

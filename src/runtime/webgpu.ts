@@ -25,7 +25,14 @@
 
 import { allocArray, type DType, type TypedArray } from "../ir/dtype.ts";
 import { type Target, WGSL_TARGET } from "../../codegen/targets.ts";
-import { type Backend, type DeviceBuffer, type Launch, newBufferId } from "./device.ts";
+import {
+  arriveLater,
+  type Arriving,
+  type Backend,
+  type DeviceBuffer,
+  type Launch,
+  newBufferId,
+} from "./device.ts";
 import type { StorageStats } from "./device.ts";
 
 // GPUBufferUsage / GPUMapMode values, spelled out so this module loads where WebGPU is missing.
@@ -146,11 +153,13 @@ interface Storage {
 }
 
 /** A webgpu buffer: a handle on pooled GPU storage (or on host data not yet uploaded). */
-export class WebGpuBuffer implements DeviceBuffer {
+export class WebGpuBuffer implements DeviceBuffer, Arriving {
   readonly id: number = newBufferId();
   readonly device = "webgpu" as const;
   /** Set while the contents are still being copied in from another device. */
   pending: Promise<void> | null = null;
+  /** Set when that copy failed. */
+  copyFailure: { readonly error: unknown; } | null = null;
   constructor(
     readonly dtype: DType,
     readonly length: number,
@@ -281,12 +290,9 @@ export class WebGpuBackend implements Backend {
 
   uploadLater(data: Promise<TypedArray>, dtype: DType, length: number): WebGpuBuffer {
     const b = this.allocate(dtype, length);
-    const pending = data.then((values) => {
-      b.pending = null;
+    arriveLater(b, data, (values) => {
       if (!b.storage.released) this.#fill(b.storage, values, dtype);
     });
-    pending.catch(() => {}); // whoever waits on the buffer sees the error; nobody else must
-    b.pending = pending;
     return b;
   }
 
@@ -303,6 +309,10 @@ export class WebGpuBackend implements Backend {
 
   pending(buffer: DeviceBuffer): Promise<void> | null {
     return (buffer as WebGpuBuffer).pending;
+  }
+
+  failedCopy(buffer: DeviceBuffer): { readonly error: unknown; } | null {
+    return (buffer as WebGpuBuffer).copyFailure ?? null; // a jit stand-in has none
   }
 
   lost(buffer: DeviceBuffer): boolean {
