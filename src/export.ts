@@ -300,7 +300,7 @@ async function constantData(trace: Trace): Promise<Map<number, TypedArray>> {
   // held while the export reads them, as a jit call holds them: a lazy capture disposed
   // meanwhile was freed under the read (a TypeError from inside)
   const held = [...captured.values()];
-  held.forEach(acquireHold);
+  for (const node of held) acquireHold(node, trace.device);
   try {
     try {
       await realizeNodes(held, backend);
@@ -314,7 +314,7 @@ async function constantData(trace: Trace): Promise<Map<number, TypedArray>> {
     return data;
   } finally {
     for (const node of held) {
-      endHold(node);
+      endHold(node, trace.device);
       releaseValue(node, trace.device);
     }
   }

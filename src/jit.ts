@@ -554,13 +554,13 @@ async function runTrace(
     checkNotDifferentiated(trace, args, argNodes, names);
   }
   const held = [...argNodes, ...captured.values()];
-  held.forEach(acquireHold);
+  for (const node of held) acquireHold(node, trace.device);
   let results: JitResult;
   try {
     results = await runHeld(trace, argNodes, captured, names, backend);
   } finally {
     for (const node of held) {
-      endHold(node);
+      endHold(node, trace.device);
       releaseValue(node, trace.device);
     }
   }

@@ -11,48 +11,62 @@
 // living tensor still holds (a leaf's gradient).
 
 import { isSettled, type Node, unshare } from "./ir/node.ts";
-import type { Backend } from "./runtime/device.ts";
+import type { Backend, DeviceName } from "./runtime/device.ts";
 import { releaseBuffer, type ReleaseReason } from "./runtime/lifetime.ts";
 import { forgetRealized, realizedBuffer } from "./runtime/realize.ts";
 
-/** Counts one more handle on `node`. */
-export function acquireHandle(node: Node): void {
+// Handles are counted per node and, because a node of constants only is shared by every device
+// while each device stores its own value, per device too: disposing a cpu tensor freed nothing
+// while an equal webgpu tensor lived, and the last dispose freed only its own device's value.
+
+/** Counts one more handle on `node`, of a tensor (or hold) on `device`. */
+export function acquireHandle(node: Node, device: DeviceName): void {
   node.handles++;
+  if (device === "webgpu") node.webgpuHandles++;
 }
 
-/** Gives up one handle on `node`; true when it was the last one counted. */
-export function releaseHandle(node: Node): boolean {
+/** Gives up one handle on `node` on `device`; true when it was that device's last one. */
+export function releaseHandle(node: Node, device: DeviceName): boolean {
   node.handles = Math.max(0, node.handles - 1);
-  return node.handles === 0;
+  if (device === "webgpu") node.webgpuHandles = Math.max(0, node.webgpuHandles - 1);
+  return handlesOn(node, device) === 0;
 }
 
-/** The number of handles counted on `node` (dropped handles included). */
+/** The handles counted on `node` on `device` (dropped handles included). */
+function handlesOn(node: Node, device: DeviceName): number {
+  return device === "webgpu" ? node.webgpuHandles : node.handles - node.webgpuHandles;
+}
+
+/** The number of handles counted on `node`, every device's (dropped handles included). */
 export function handleCount(node: Node): number {
   return node.handles;
 }
 
-/** Of the handles on each node, those of reads, copies and calls in flight (holds). */
-const holds = new WeakMap<Node, number>();
+/** Of the handles on each node, those of reads, copies and calls in flight (holds), by device. */
+const holds: Record<DeviceName, WeakMap<Node, number>> = {
+  cpu: new WeakMap(),
+  webgpu: new WeakMap(),
+};
 
 /**
- * Counts one more handle on `node`, for a read, copy or call in flight: it ends by itself, and
- * a tidy scope closing meanwhile must treat the value as about to be freed.
+ * Counts one more handle on `node`, for a read, copy or call in flight on `device`: it ends by
+ * itself, and a tidy scope closing meanwhile must treat the value as about to be freed.
  */
-export function acquireHold(node: Node): void {
-  acquireHandle(node);
-  holds.set(node, (holds.get(node) ?? 0) + 1);
+export function acquireHold(node: Node, device: DeviceName): void {
+  acquireHandle(node, device);
+  holds[device].set(node, (holds[device].get(node) ?? 0) + 1);
 }
 
 /** Ends one hold on `node` (its handle is given up by the caller, with releaseValue). */
-export function endHold(node: Node): void {
-  const left = (holds.get(node) ?? 1) - 1;
-  if (left > 0) holds.set(node, left);
-  else holds.delete(node);
+export function endHold(node: Node, device: DeviceName): void {
+  const left = (holds[device].get(node) ?? 1) - 1;
+  if (left > 0) holds[device].set(node, left);
+  else holds[device].delete(node);
 }
 
-/** The handles on `node` that are not holds: tensors', which last until disposed. */
-export function lastingHandleCount(node: Node): number {
-  return node.handles - (holds.get(node) ?? 0);
+/** The handles on `node` on `device` that are not holds: tensors', which last until disposed. */
+export function lastingHandleCount(node: Node, device: DeviceName): number {
+  return handlesOn(node, device) - (holds[device].get(node) ?? 0);
 }
 
 /**

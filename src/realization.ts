@@ -187,7 +187,7 @@ export function computeReadersOf(
  * free it without that: `w.assign(w.mul(2))` while a read of the old `w` was in flight lost `w`.
  */
 export function releaseValue(node: Node, device: DeviceName): void {
-  if (!releaseHandle(node) || realizedBuffer(node, device) === undefined) return;
+  if (!releaseHandle(node, device) || realizedBuffer(node, device) === undefined) return;
   if (hasReaders()) computeReadersOf(new Set([node]), device);
   freeValue(node, backendFor(device), "disposed");
 }
@@ -242,7 +242,7 @@ function storedBuffer(fn: string, node: Node, device: DeviceName): DeviceBuffer 
  */
 async function readNode(fn: string, node: Node, device: DeviceName): Promise<TypedArray> {
   const backend = backendFor(device);
-  acquireHold(node);
+  acquireHold(node, device);
   try {
     // asked at the call, not after an await: a jit stand-in notes a read only while fn runs
     // (an argument read without await went unnoticed, and its read rejected later)
@@ -258,7 +258,7 @@ async function readNode(fn: string, node: Node, device: DeviceName): Promise<Typ
       unhold();
     }
   } finally {
-    endHold(node);
+    endHold(node, device);
     releaseValue(node, device);
   }
 }

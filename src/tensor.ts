@@ -140,15 +140,15 @@ export class Tensor {
     this.#device = device;
     this.#requiresGrad = requiresGrad;
     this.#isLeaf = isLeaf;
-    acquireHandle(node);
+    acquireHandle(node, device);
     trackCreated(this);
     if (isLeaf && requiresGrad) this.#claimLeaf();
   }
 
   /** Moves this tensor to `node`, carrying its handle. */
   #moveTo(node: Node): void {
-    releaseHandle(this.#node);
-    acquireHandle(node);
+    releaseHandle(this.#node, this.#device);
+    acquireHandle(node, this.#device);
     this.#node = node;
   }
 

@@ -98,7 +98,7 @@ function computeWhatNeeds(results: ReadonlySet<Owned>, doomed: readonly Owned[])
     // result failed once the read ended)
     const stored = new Set<Node>();
     for (const [node, count] of doomedHandles) {
-      if (lastingHandleCount(node) <= count) stored.add(node);
+      if (lastingHandleCount(node, device) <= count) stored.add(node);
     }
     if (stored.size > 0) computeReadersOf(stored, device, lazy);
   }

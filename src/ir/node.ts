@@ -95,6 +95,12 @@ export class Node {
    * structure. A field, because a WeakMap entry per tensor was 8% of a small eager call.
    */
   handles = 0;
+  /**
+   * Of `handles`, those of webgpu tensors: a node of constants only (a sum's gradient) is one
+   * node on every device, each device storing its own value, freed when that device's last
+   * handle goes.
+   */
+  webgpuHandles = 0;
 
   /**
    * The walk of runtime/realize.ts's `structureOf` that placed this node last, and its place in
