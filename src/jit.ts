@@ -60,7 +60,12 @@ import {
 import { realizeOn, releaseValue } from "./realization.ts";
 import { checkKnownKeys, checkOptionsObject, dense, described, fail } from "./validate.ts";
 import { tensorFromBuffer } from "./creation.ts";
-import { type GeneratorPosition, generatorPosition, moveGenerator } from "./random.ts";
+import {
+  type GeneratorPosition,
+  generatorPosition,
+  moveGenerator,
+  samePosition,
+} from "./random.ts";
 
 /** What a function given to {@link jit} returns: a tensor, an array or a record of tensors. */
 export type JitResult = Tensor | readonly Tensor[] | { readonly [name: string]: Tensor; };
@@ -155,8 +160,9 @@ const TRACE_LIMIT = 64;
 /** Traces remembered per signature (for captured values since changed; the newest first). */
 const TRACE_VARIANTS = 4;
 /**
- * Signatures whose random draws a compiled function remembers (a position is 20 bytes: more
- * than its traces, so a signature whose trace was dropped draws its numbers again alike).
+ * Signatures whose random draws a compiled function remembers, the most recently used of those
+ * that drew (a position is 20 bytes: more than its traces, so a signature whose trace was
+ * dropped draws its numbers again alike).
  */
 const DRAWS_LIMIT = 1024;
 
@@ -804,15 +810,16 @@ export function jit<R extends JitResult>(
     const onCpu = targets === undefined && specs[0]?.device !== "webgpu";
     const settings = `fusion=${fusionIsEnabled()}` +
       (onCpu ? ` cpu=${backendFor("cpu").planKey ?? ""}` : "");
-    const key = `${targets?.key ?? "device"} ${settings} | ${signatureOf(specs)}`;
+    const signature = signatureOf(specs);
+    const key = `${targets?.key ?? "device"} ${settings} | ${signature}`;
+    // looked up at every call, so the draws of a signature in use stay the most recently used
+    const drawnFrom = draws.get(signature);
     const kept = traces.get(key) ?? [];
     let trace = kept.find((t) => !mustRetrace(t));
     if (trace === undefined) {
       // random data fn makes is drawn at the first trace of a signature; a trace made again
       // (other settings, an export's targets, a captured value moved) draws the same numbers
       // and leaves the generator where it was, so every plan of one signature computes alike
-      const signature = signatureOf(specs);
-      const drawnFrom = draws.get(signature);
       const now = generatorPosition();
       if (drawnFrom !== undefined) moveGenerator(drawnFrom);
       try {
@@ -820,7 +827,11 @@ export function jit<R extends JitResult>(
       } finally {
         if (drawnFrom !== undefined) moveGenerator(now);
       }
-      if (drawnFrom === undefined) draws.set(signature, now);
+      // remembered only where fn drew: a signature drawing nothing takes no place from one
+      // that did
+      if (drawnFrom === undefined && !samePosition(now, generatorPosition())) {
+        draws.set(signature, now);
+      }
       traceCount++;
       traces.set(key, [trace, ...kept].slice(0, TRACE_VARIANTS));
     }

@@ -87,6 +87,11 @@ export function generatorPosition(): GeneratorPosition {
   return { state: state.slice(), spareNormal };
 }
 
+/** Whether two positions are the same (nothing was drawn between them). */
+export function samePosition(a: GeneratorPosition, b: GeneratorPosition): boolean {
+  return a.spareNormal === b.spareNormal && a.state.every((word, i) => word === b.state[i]);
+}
+
 /** Puts the global generator at `position` (a copy: the position can be returned to again). */
 export function moveGenerator(position: GeneratorPosition): void {
   state = position.state.slice();

@@ -21,6 +21,7 @@ import {
   tensor,
   tidy,
   webgpu,
+  zeros,
 } from "../mod.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 import { traceEntryOf } from "../src/jit.ts";
@@ -937,5 +938,20 @@ Deno.test("jit: fn reading a captured tensor's value is refused, not frozen into
       304,
     ]);
     assertEquals(Array.from(await w.data()), [100, 200]);
+  }
+});
+
+Deno.test("jit: a signature in use keeps its random numbers however many others come and go", async () => {
+  // the caches of traces and of draws dropped their oldest entry: a signature called at every
+  // step was traced again after 64 others and drew new numbers after 1,024 others
+  manualSeed(7);
+  const f = jit((x) => x.add(randn([1]).expand(x.shape)));
+  const first = (await (await f(zeros(1)) as Tensor).data())[0];
+  for (let n = 2; n <= 1100; n++) {
+    (await f(zeros(n)) as Tensor).dispose();
+    if (n % 100 !== 0 && n !== 1100) continue;
+    const again = await f(zeros(1)) as Tensor;
+    assertEquals((await again.data())[0], first, `after ${n - 1} other signatures`);
+    again.dispose();
   }
 });
