@@ -14,7 +14,8 @@
 // - A traced function must not read values (data(), dataSync(), item(), toArray(), to()): the
 //   stand-ins have none, and reading one makes the trace fail with a clear Error; a captured
 //   tensor's value read then would be a constant of every call, so that read throws at once
-//   (realization.ts's refuseReadWhileTracing). Nor may it
+//   (realization.ts's refuseReadWhileTracing; an export's trace may: it embeds them anyway).
+//   Nor may it
 //   `assign` (an optimizer step): the new value would be graph over the stand-ins, so that is an
 //   Error too; gradients that backward() sets during the trace are given back when it ends.
 // - Results are new tensors that own their storage, cut off from autodiff; a result that is an
@@ -304,7 +305,10 @@ function traceFunction(
     // untracked: what fn makes belongs to the trace (its constants to the plan), not to a tidy
     // scope of the caller's, which disposed them when it closed and broke every later call
     result = untracked(() =>
-      readingNodes((t) => read.add(t), () => withGradientsRestored(() => fn(...standIns), reached))
+      readingNodes(
+        (t) => read.add(t),
+        () => withGradientsRestored(() => fn(...standIns), reached, targets === undefined),
+      )
     );
   } catch (e) {
     if (state.read !== null) throw readError(state.read);

@@ -10,7 +10,7 @@
 // the scope disposes when it closes (TensorFlow.js's convention, see tidy.ts), except those a
 // living tensor still holds (a leaf's gradient).
 
-import { isSettled, type Node, unshare } from "./ir/node.ts";
+import { isSettled, type Node, nodesMade, unshare } from "./ir/node.ts";
 import type { Backend, DeviceName } from "./runtime/device.ts";
 import { releaseBuffer, type ReleaseReason } from "./runtime/lifetime.ts";
 import { forgetRealized, realizedBuffer } from "./runtime/realize.ts";
@@ -265,9 +265,12 @@ let differentiated: Set<GradientHolder> | null = null;
 export function withGradientsRestored<T>(
   fn: () => T,
   reached?: { leaves: GradientHolder[]; },
+  refuseCapturedReads = false,
 ): T {
   const outer = journal;
   const outerReached = differentiated;
+  const outerCaptured = capturedBelow;
+  capturedBelow = refuseCapturedReads ? nodesMade() + 1 : null;
   const mine = new Map<GradientHolder, Owned | null>();
   const mineReached = new Set<GradientHolder>();
   journal = mine;
@@ -277,6 +280,7 @@ export function withGradientsRestored<T>(
   } finally {
     journal = outer;
     differentiated = outerReached;
+    capturedBelow = outerCaptured;
     if (reached !== undefined) reached.leaves = [...mineReached];
     for (const [leaf, before] of mine) restoreGradient(leaf, before);
   }
@@ -303,6 +307,18 @@ export function noteGradientChange(leaf: GradientHolder): boolean {
  */
 export function inheritedByTrace(leaf: GradientHolder, grad: Owned | null): boolean {
   return journal !== null && grad !== null && (!journal.has(leaf) || journal.get(leaf) === grad);
+}
+
+/**
+ * While a jit trace that refuses reads of captured values runs (a call's, not an export's: an
+ * export embeds every captured value as it is, whatever fn does): the first node id the trace
+ * made. A leaf of storage with a smaller id was made before it, a captured value.
+ */
+let capturedBelow: number | null = null;
+
+/** The first node id of the running jit trace, if it refuses reads of captured values. */
+export function capturedReadsRefusedBelow(): number | null {
+  return capturedBelow;
 }
 
 /** Whether a jit trace is running (withGradientsRestored's `fn`). */

@@ -12,7 +12,14 @@ import type { TypedArray } from "./ir/dtype.ts";
 import { topoSort } from "./ir/graph.ts";
 import * as ir from "./ir/node.ts";
 import type { Node } from "./ir/node.ts";
-import { acquireHold, endHold, freeValue, releaseHandle, tracing } from "./ownership.ts";
+import {
+  acquireHold,
+  capturedReadsRefusedBelow,
+  endHold,
+  freeValue,
+  releaseHandle,
+  tracing,
+} from "./ownership.ts";
 import {
   afterStored,
   hasReaders,
@@ -25,7 +32,14 @@ import { backstop, noteHostArray } from "./runtime/backstop.ts";
 import { type Backend, type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
 import { holdBuffers, releaseReason, trackValue } from "./runtime/lifetime.ts";
 import { InputGoneError, realizedBuffer, realizeNodes } from "./runtime/realize.ts";
-import { createTensor, liveNode, type NestedArray, nodeOf, type Tensor } from "./tensor.ts";
+import {
+  createTensor,
+  isTensor,
+  liveNode,
+  type NestedArray,
+  nodeOf,
+  type Tensor,
+} from "./tensor.ts";
 import { checkDeviceDtype, described, fail } from "./validate.ts";
 
 /**
@@ -279,19 +293,27 @@ function readsStandIn(node: Node): boolean {
 }
 
 /**
- * Throws while jit traces a function when `t`'s value is not computed from an argument: read
- * then, a captured tensor's value became a constant of the plan, and every later call reused it
- * (`x.mul(w.dataSync()[0])` and `w.sum().to("cpu")` kept w's first value after `w.assign`). A
- * read of an argument's stand-in keeps its own path: noted, it fails the trace once fn returns.
- * Synchronous, at the call: fn cannot await, so a rejected read would go unhandled.
+ * Throws while jit traces a function for a call when `t`'s value reads a captured value (a
+ * stored value made before the trace): read then, it became a constant of the plan, and every
+ * later call reused it (`x.mul(w.dataSync()[0])` and `w.sum().to("cpu")` kept w's first value
+ * after `w.assign`). Values fn makes itself (`tensor([3])`, constants) are the same at every
+ * call and may be read; a read of an argument's stand-in keeps its own path (noted, it fails
+ * the trace once fn returns). Synchronous, at the call: fn cannot await, so a rejected read
+ * would go unhandled.
  */
 export function refuseReadWhileTracing(fn: string, t: Tensor): void {
-  if (!tracing() || t.isDisposed || readsStandIn(nodeOf(t))) return;
+  const below = capturedReadsRefusedBelow();
+  if (below === null || !isTensor(t) || t.isDisposed) return; // the read says what is wrong
+  // (an argument's stand-in was made before fn ran, and is not captured)
+  const capturedLeaf = (n: Node) =>
+    n.id < below && n.op !== "const" && n.srcs.length === 0 &&
+    realizedBuffer(n, t.device)?.standIn !== true;
+  if (!topoSort([nodeOf(t)]).some(capturedLeaf)) return;
   fail(
     fn,
-    "no read while jit traces fn (a captured tensor's value read now would be a constant of " +
-      "every call; build the results with tensor ops, pass the tensor as an argument, or read " +
-      "it after the call)",
+    "no read of a captured tensor while jit traces fn (its value read now would be a constant " +
+      "of every call; build the results with tensor ops, pass the tensor as an argument, or " +
+      "read it after the call)",
     described("a read while tracing"),
   );
 }
@@ -337,7 +359,8 @@ export function readDataSync(t: Tensor): TypedArray {
 export function moveTo(t: Tensor, device: DeviceName): Tensor {
   const node = liveNode("to", t);
   if (!DEVICES.includes(device)) fail("to", `device must be "cpu" or "webgpu"`, device);
-  if (device === t.device) return t;
+  if (device === t.device) return t; // nothing read: fine while jit traces too
+  refuseReadWhileTracing("to", t);
   checkDeviceDtype("to", device, node.dtype);
   const toBackend = backendFor(device);
   const data = readNode("to", node, t.device);

@@ -43,7 +43,7 @@ import {
   releaseValue,
 } from "./realization.ts";
 import { mean, reduce } from "./reduction.ts";
-import { checkInt32, described, fail, failDisposed, registerTensorClass } from "./validate.ts";
+import { checkInt32, described, fail, failDisposed, fmt, registerTensorClass } from "./validate.ts";
 
 /** The most elements a JavaScript array holds. */
 const MAX_ARRAY_LENGTH = 2 ** 32 - 1;
@@ -436,7 +436,6 @@ export class Tensor {
    * gradients do not flow back across devices.
    */
   to(device: DeviceName): Tensor {
-    refuseReadWhileTracing("to", this);
     return moveTo(this, device);
   }
   /** Computes the value (if needed) and returns this tensor. */
@@ -456,7 +455,10 @@ export class Tensor {
   }
   /** The values as nested arrays (a number for a 0-D tensor). */
   toArray(): Promise<NestedArray> {
-    Tensor.#own(this, "toArray"); // before #toArray: a Proxy's private call threw a TypeError
+    // a receiver that is no tensor rejects, as the method did when it was async (a Proxy's
+    // call of #toArray threw a TypeError); a read refused while tracing throws, since fn
+    // cannot await a rejection
+    if (!(#node in this)) return Promise.reject(Tensor.#notOwn(this, "toArray"));
     refuseReadWhileTracing("toArray", this);
     return this.#toArray();
   }
@@ -484,7 +486,7 @@ export class Tensor {
   }
   /** The single value of a one-element tensor. */
   item(): Promise<number> {
-    Tensor.#own(this, "item");
+    if (!(#node in this)) return Promise.reject(Tensor.#notOwn(this, "item"));
     refuseReadWhileTracing("item", this);
     return this.#item();
   }
@@ -529,7 +531,12 @@ export class Tensor {
    * `Tensor.prototype`, has none of its state (a member read a private field: a TypeError).
    */
   static #own(t: Tensor, fn: string): void {
-    if (!(#node in t)) fail(fn, "the tensor must be one the library made", t);
+    if (!(#node in t)) throw Tensor.#notOwn(t, fn);
+  }
+
+  /** The Error for `t`, a receiver that is not a tensor the library made. */
+  static #notOwn(t: unknown, fn: string): Error {
+    return new Error(`${fn}: the tensor must be one the library made, got ${fmt(t)}`);
   }
 
   /** `Tensor(float32[2, 3], cpu, lazy)`; the state is `lazy`, `realized` or `disposed`. */

@@ -29,6 +29,7 @@ import { storedAnywhere, wasReleased } from "../src/runtime/realize.ts";
 import { nodeOf } from "../src/tensor.ts";
 import { assert, assertEquals, assertRejects, assertStrictEquals, assertThrows } from "./assert.ts";
 import { assertClose, reference, testDevices, webgpuAvailable } from "./helpers.ts";
+import { importExported } from "./export_helpers.ts";
 
 Deno.test("jit: traces once per signature (shape, dtype, device, requiresGrad)", async () => {
   let traced = 0;
@@ -914,6 +915,7 @@ Deno.test("jit: fn reading a captured tensor's value is refused, not frozen into
       ["data", (t) => t.data()],
       ["toArray", (t) => t.toArray()],
       ["item", (t) => t.sum().item()],
+      ["data", (t) => t.mul(2).add(1).data()], // computed from the captured value
       ...(device === "cpu" ? [["dataSync", (t: Tensor) => t.dataSync()] as const] : []),
       ...(webgpuAvailable ? [["to", (t: Tensor) => t.sum().to(other)] as const] : []),
     ];
@@ -925,11 +927,22 @@ Deno.test("jit: fn reading a captured tensor's value is refused, not frozen into
       await assertRejects(
         () => f(tensor([1], { device })),
         Error,
-        `${name}: no read while jit traces fn (a captured tensor's value read now would be a ` +
-          "constant of every call",
+        `${name}: no read of a captured tensor while jit traces fn (its value read now would ` +
+          "be a constant of every call",
       );
     }
-    // the same function with the value as graph follows w, and w is readable after the trace
+    // reads that take nothing captured: the same at every call, allowed (a tensor fn makes,
+    // constants, and to() the device a tensor is on, which reads nothing)
+    const own = jit((x) => {
+      const three = tensor([3], { device });
+      const scale = device === "cpu" ? three.dataSync()[0] : 3;
+      return x.mul(scale).add(w.to(x.device).sum());
+    });
+    assertEquals(Array.from(await (await own(tensor([1, 2], { device })) as Tensor).data()), [
+      6,
+      9,
+    ]);
+    // the value as graph follows w, and w is readable after the trace
     const g = jit((x) => x.mul(2).add(w.sum()));
     assertEquals(Array.from(await (await g(tensor([1, 2], { device })) as Tensor).data()), [5, 7]);
     w.assign(tensor([100, 200], { device }));
@@ -937,7 +950,21 @@ Deno.test("jit: fn reading a captured tensor's value is refused, not frozen into
       302,
       304,
     ]);
+    assertEquals(Array.from(await (await own(tensor([1, 2], { device })) as Tensor).data()), [
+      303,
+      306,
+    ]);
     assertEquals(Array.from(await w.data()), [100, 200]);
+    // an export embeds captured values as they are whatever fn does: its trace may read them
+    if (device === "cpu") {
+      const exported = await exportCompiled(
+        jit((x) => x.mul(w.sum().dataSync()[0])),
+        [{ shape: [2] }],
+        { target: "js" },
+      );
+      const module = await importExported(exported.files);
+      assertEquals(Array.from(module.run(Float32Array.of(1, 2))[0] as Float32Array), [300, 600]);
+    }
   }
 });
 

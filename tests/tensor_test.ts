@@ -1304,6 +1304,17 @@ Deno.test("Tensor: an imitation of a tensor is refused by name, never read", asy
     }
   }
   assertEquals(Array.from(await tensor([1, 2]).add(1).data()), [2, 3], "still usable");
+  // the asynchronous reads reject, never throw, for a receiver that is no tensor (item() and
+  // toArray() threw at the call once they checked jit traces synchronously)
+  for (const read of [() => proxy.item(), () => proxy.toArray(), () => proxy.data()]) {
+    let promise: Promise<unknown> | undefined;
+    try {
+      promise = read();
+    } catch (e) {
+      throw new Error(`threw instead of rejecting: ${e}`);
+    }
+    await assertRejects(() => promise!, Error, "the tensor must be one the library made");
+  }
 });
 
 Deno.test("tensor(): a typed array over memory gone is refused by name, leaving no storage", () => {
