@@ -33,6 +33,8 @@ export const fmt = (v: unknown): string => printed(v, new Set());
 
 /** Elements of an array a message prints at most. */
 const PRINTED_ELEMENTS = 20;
+/** Arrays nested in one another a message prints at most. */
+const PRINTED_DEPTH = 8;
 
 /** `fmt` within the arrays `above` (an array holding itself prints as `[...]`). */
 function printed(v: unknown, above: Set<unknown>): string {
@@ -40,8 +42,9 @@ function printed(v: unknown, above: Set<unknown>): string {
   if (typeof v === "string") return JSON.stringify(v);
   if (typeof v === "bigint") return `${v}n`; // 1n is not the number 1 it would print as
   if (Array.isArray(v)) {
-    // holes print as empty (map() kept them, and join() hid them); a cycle overflowed the stack
-    if (above.has(v)) return "[...]";
+    // holes print as empty (map() kept them, and join() hid them); a cycle overflowed the stack,
+    // and so did arrays nested 20,000 deep: past PRINTED_DEPTH an array prints as [...]
+    if (above.has(v) || above.size >= PRINTED_DEPTH) return "[...]";
     above.add(v);
     const shown = Array.from(
       v.slice(0, PRINTED_ELEMENTS),

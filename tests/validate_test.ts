@@ -103,6 +103,11 @@ Deno.test("validation: arrays with holes or holding themselves are refused by na
   cyclic.push(cyclic);
   cases.push([() => tensor(cyclic as number[]), "tensor: data must not contain itself"]);
   cases.push([() => zeros(cyclic as number[]), "got [1, [...]]"]);
+  // arrays nested 20,000 deep overflowed the message's own formatting (a bare RangeError)
+  let deep: unknown = [1];
+  for (let i = 0; i < 20000; i++) deep = [deep];
+  cases.push([() => zeros(deep as number[]), "got [[[[[[[[[...]]]]]]]]"]);
+  cases.push([() => zeros(1).reshape(deep as number[]), "got [[[[[[[[[...]]]]]]]]"]);
   for (const [call, message] of cases) assertThrows(call, Error, message);
   // a long array prints its first 20 elements
   const long = Array.from({ length: 1000 }, () => -1);

@@ -9,59 +9,59 @@ import { classNameOf } from "./names.ts";
 
 const inspect = Symbol.for("Deno.customInspect");
 
-/** An array's own index keys: the elements there are, at any length, holes skipped. */
-function indicesOf(array: readonly unknown[]): number[] {
-  // forEach skips holes but still steps over every index: one parameter at index 10^8 of an
-  // empty array took 3 s a walk. A long array is read by its keys (as many as its elements).
-  if (array.length <= SHORT_ARRAY) {
-    const indices: number[] = [];
-    for (let i = 0; i < array.length; i++) if (i in array) indices.push(i);
-    return indices;
+/**
+ * Calls `visit(i, element)` for the elements of `array` that are modules, tensors or arrays, in
+ * index order. A loop over the indices up to LONG_ARRAY (holes read as undefined); a longer
+ * array by its keys, as many as its elements (forEach skips holes but still steps over every
+ * index: one parameter at index 10^8 of an empty array took 3 s a walk).
+ */
+function forEachMember(array: readonly unknown[], visit: (i: number, v: unknown) => void): void {
+  const isMember = (v: unknown) => v instanceof Module || isTensor(v) || Array.isArray(v);
+  if (array.length <= LONG_ARRAY) {
+    for (let i = 0; i < array.length; i++) {
+      const v = array[i];
+      if (isMember(v)) visit(i, v);
+    }
+    return;
   }
-  // integer keys come first, in ascending order; "01" or "1.5" are properties, not elements
-  return Object.keys(array).filter((k) => /^(0|[1-9][0-9]*)$/.test(k) && +k < 2 ** 32 - 1).map(
-    Number,
-  );
+  // an array's index keys come first, ascending; the first key that is not one ends them
+  for (const key of Object.keys(array)) {
+    const i = Number(key);
+    if (!(Number.isInteger(i) && i >= 0 && i < 2 ** 32 - 1 && String(i) === key)) break;
+    const v = array[i];
+    if (isMember(v)) visit(i, v);
+  }
 }
 
-/** Arrays read index by index: longer ones by their keys (see `indicesOf`). */
-const SHORT_ARRAY = 4096;
+/** Arrays longer than this are read by their keys (see `forEachMember`). */
+const LONG_ARRAY = 2 ** 20;
 
 /**
  * A module's fields by name, with the elements of array fields (nested too) as `name.0`,
  * `name.1`... (torch's ModuleList and ParameterList naming): `layers = [new A(), new B()]` are
- * children, which an optimizer built from `parameters()` would otherwise never see. A field
- * name holding a dot cannot hold a tensor or a module: `"a.0"` beside `a = [t]` made two
- * tensors one name, and `stateDict()` dropped one.
+ * children, which an optimizer built from `parameters()` would otherwise never see.
  */
 function fieldsOf(m: Module): [string, unknown][] {
   const fields: [string, unknown][] = [];
   for (const [name, value] of Object.entries(m)) {
-    const start = fields.length;
-    walkField(name, value, fields);
-    const holdsTensors = () =>
-      fields.slice(start).some(([, v]) => v instanceof Module || isTensor(v));
-    if (name.includes(".") && holdsTensors()) {
-      fail(
-        `${classNameOf(m, "Module")}`,
-        "fields holding tensors or modules must have names without '.' (names are joined " +
-          "with '.': `a.0` and the first element of `a` are one name)",
-        name,
-      );
-    }
+    if (Array.isArray(value)) walkArray(name, value, fields);
+    else fields.push([name, value]);
   }
   return fields;
 }
 
 /**
- * Pushes `value` onto `fields` under `name`, or, for an array, its tensors, modules and arrays
- * (nested to any depth, with a stack of its own: 5,000 nested arrays overflowed the call stack)
- * under `name.i`; an array holding itself ends there (one held twice is listed under each name,
- * as a child shared under two names is).
+ * Pushes the tensors, modules and arrays of `array` onto `fields` under `name.i` (nested to any
+ * depth, with a stack of its own: 5,000 nested arrays overflowed the call stack); an array
+ * holding itself ends there (one held twice is listed under each name, as a child shared under
+ * two names is).
  */
-function walkField(name: string, value: unknown, fields: [string, unknown][]): void {
+function walkArray(name: string, array: unknown[], fields: [string, unknown][]): void {
   const path = new Set<unknown[]>(); // the arrays on the way down
-  const stack: ({ name: string; value: unknown; } | { leave: unknown[]; })[] = [{ name, value }];
+  const stack: ({ name: string; value: unknown; } | { leave: unknown[]; })[] = [{
+    name,
+    value: array,
+  }];
   while (stack.length > 0) {
     const entry = stack.pop()!;
     if ("leave" in entry) {
@@ -76,13 +76,24 @@ function walkField(name: string, value: unknown, fields: [string, unknown][]): v
     if (path.has(v)) continue;
     path.add(v);
     stack.push({ leave: v });
-    const present = indicesOf(v)
-      .map((i) => [i, v[i]] as const)
-      .filter(([, e]) => e instanceof Module || isTensor(e) || Array.isArray(e));
-    for (let k = present.length - 1; k >= 0; k--) {
-      stack.push({ name: `${entry.name}.${present[k][0]}`, value: present[k][1] });
-    }
+    const members: { name: string; value: unknown; }[] = [];
+    forEachMember(v, (i, e) => members.push({ name: `${entry.name}.${i}`, value: e }));
+    for (let k = members.length - 1; k >= 0; k--) stack.push(members[k]);
   }
+}
+
+/**
+ * Fails `fn` when `name` already names another tensor: a field whose name has a dot (`"a.0"`
+ * beside `a = [t]`) made two tensors one name, and `stateDict()` dropped one.
+ */
+function checkUniqueName(fn: string, name: string, taken: boolean): void {
+  if (!taken) return;
+  fail(
+    fn,
+    "a name of its own for each tensor (a field whose name has a '.' can clash with the " +
+      "dotted names of array elements and children: rename it)",
+    described(`two tensors named ${JSON.stringify(name)}`),
+  );
 }
 
 /**
@@ -193,7 +204,14 @@ export abstract class Module {
       above.add(m);
       stack.push({ leave: m });
       for (const [name, value] of fieldsOf(m)) {
-        if (isTensor(value)) state[prefix + name] = value;
+        if (!isTensor(value)) continue;
+        const key = prefix + name;
+        checkUniqueName(
+          `${classNameOf(this, "Module")}.stateDict`,
+          key,
+          Object.hasOwn(state, key) && state[key] !== value,
+        );
+        state[key] = value;
       }
       const children = [...m.namedChildren()];
       for (let i = children.length - 1; i >= 0; i--) {
@@ -265,6 +283,7 @@ export abstract class Module {
  */
 function* namedParametersOf(root: Module, prefix: string): Generator<[string, Tensor]> {
   const seen = new Set<Tensor>();
+  const names = new Set<string>();
   // a module reached again (shared, or a cycle) adds nothing; a stack of its own, as modules()
   const walked = new Set<Module>();
   const stack: [Module, string][] = [[root, prefix]];
@@ -275,7 +294,10 @@ function* namedParametersOf(root: Module, prefix: string): Generator<[string, Te
     for (const [name, value] of fieldsOf(m)) {
       if (isTensor(value) && value.requiresGrad && !seen.has(value)) {
         seen.add(value);
-        yield [at + name, value];
+        const full = at + name;
+        checkUniqueName(`${classNameOf(root, "Module")}.namedParameters`, full, names.has(full));
+        names.add(full);
+        yield [full, value];
       }
     }
     const next = [...m.namedChildren()];
@@ -290,8 +312,8 @@ function canSetTraining(m: Module): boolean {
   return "value" in own ? own.writable === true : own.set !== undefined;
 }
 
-/** The longest text toString returns (a quarter of what V8's strings hold). */
-const MAX_TEXT = 2 ** 27;
+/** The longest text toString returns (16 M characters: far past any tree one reads). */
+const MAX_TEXT = 2 ** 24;
 
 /**
  * `root` as Module's toString() prints it: `Name(extra)` for a leaf, else `Name(`, the extra

@@ -19,16 +19,21 @@ export function moduleClassName(cls: unknown): string {
 }
 
 /**
- * The name `value` prints by, from its prototype's class, or `fallback`: not from
- * `value.constructor`, which an own field of that name hides (a module with a field
- * `constructor = null` threw a bare TypeError from every message that named it).
+ * The name `value` prints by, from the class of its prototype chain (the first own
+ * `constructor` there that is a function), or `fallback`: not from `value.constructor`, which
+ * an own field of that name hides (a module with a field `constructor = null` threw a bare
+ * TypeError from every message that named it).
  */
 export function classNameOf(value: object, fallback: string): string {
   try {
-    const prototype = Object.getPrototypeOf(value);
-    if (prototype === null) return fallback;
-    const own = Object.getOwnPropertyDescriptor(prototype, "constructor");
-    return moduleClassName(own?.value) || fallback;
+    // bounded: a Proxy's getPrototypeOf may lead on for ever
+    let prototype = Object.getPrototypeOf(value);
+    for (let depth = 0; prototype !== null && depth < 1000; depth++) {
+      const own = Object.getOwnPropertyDescriptor(prototype, "constructor")?.value;
+      if (typeof own === "function") return moduleClassName(own) || fallback;
+      prototype = Object.getPrototypeOf(prototype);
+    }
+    return fallback;
   } catch {
     return fallback; // a revoked Proxy, a trap that throws
   }

@@ -72,6 +72,11 @@ export class Adam extends Optimizer {
     this.#weightDecay = checkRate("Adam", "weightDecay", weightDecay);
   }
 
+  /** Its settings, for `Deno.inspect`. */
+  protected override settings(): Record<string, unknown> {
+    return { betas: this.#betas, eps: this.#eps, weightDecay: this.#weightDecay };
+  }
+
   /** What its state is called in errors. */
   protected override readonly stateNames = "moment estimates";
 

@@ -16,6 +16,7 @@ import type { Node } from "../ir/node.ts";
 import { topoSort } from "../ir/graph.ts";
 import { checkRate, described, fail } from "../validate.ts";
 import { checkReceiver, registerOptimizer } from "./receiver.ts";
+import { classNameOf } from "../nn/names.ts";
 
 /**
  * Whether `t`'s value was lost with the device it lived on: its storage, or, for a value still
@@ -153,6 +154,24 @@ export abstract class Optimizer {
   zeroGrad(): void {
     checkReceiver(this, "zeroGrad");
     for (const p of this.#params) p.zeroGrad();
+  }
+
+  /** The settings `Deno.inspect` shows, after the learning rate (none by default). */
+  protected settings(): Record<string, unknown> {
+    return {};
+  }
+
+  /**
+   * @ignore Deno's inspect shows the class, its settings and its parameters (private fields
+   * since params became a getter: it showed only `stateNames`).
+   */
+  [Symbol.for("Deno.customInspect")](
+    inspect: (value: unknown, options?: unknown) => string,
+    options?: unknown,
+  ): string {
+    if (!(#lr in this)) return "an imitation of an optimizer (a Proxy or a copy of one)";
+    const shown = { lr: this.#lr, ...this.settings(), params: this.#params };
+    return `${classNameOf(this, "Optimizer")} ${inspect(shown, options)}`;
   }
 
   /** Updates parameter `index` (`p`) from its gradient `g` with `assign`; runs under noGrad. */

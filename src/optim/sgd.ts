@@ -61,6 +61,11 @@ export class SGD extends Optimizer {
     this.#nesterov = nesterov;
   }
 
+  /** Its settings, for `Deno.inspect`. */
+  protected override settings(): Record<string, unknown> {
+    return { momentum: this.#momentum, weightDecay: this.#weightDecay, nesterov: this.#nesterov };
+  }
+
   /** What its state is called in errors. */
   protected override readonly stateNames = "momentum buffer";
 

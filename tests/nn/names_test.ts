@@ -47,3 +47,22 @@ Deno.test("names: the library's modules print by their own names in a minified b
   });
   assertEquals(String(new Block()).split("(")[0], "Block");
 });
+
+Deno.test("names: a module prints by the first class up its prototype chain", () => {
+  class Leaf extends nn.Module {
+    forward(x: Tensor): Tensor {
+      return x;
+    }
+    override extraRepr(): string {
+      return "in=2";
+    }
+  }
+  // an object made from an instance has no own constructor on its prototype: it printed by
+  // the fallback, Module(in=2)
+  const derived = Object.create(new Leaf()) as Leaf;
+  assertEquals(String(derived), "Leaf(in=2)");
+  assertThrows(() => derived.train(1 as unknown as boolean), Error, "Leaf.train: mode must be");
+  const inserted = new Leaf();
+  Object.setPrototypeOf(inserted, Object.create(Leaf.prototype));
+  assertEquals(String(inserted), "Leaf(in=2)");
+});

@@ -141,3 +141,17 @@ Deno.test("optimizer: params cannot be replaced (a list past the constructor's c
     assertClose(await p.data(), [0.9]);
   }
 });
+
+Deno.test("optimizer: Deno.inspect shows the class, its settings and its parameters", () => {
+  const p = tensor([1, 2], { requiresGrad: true });
+  // params became a getter: inspect showed `SGD { stateNames: "momentum buffer" }`
+  const flat = (text: string) => text.replace(/\s+/g, " ");
+  const sgd = flat(Deno.inspect(new optim.SGD([p], { lr: 0.1, momentum: 0.9 })));
+  assertEquals(
+    sgd,
+    "SGD { lr: 0.1, momentum: 0.9, weightDecay: 0, nesterov: false, params: [ " +
+      "Tensor(float32[2], cpu, realized, requiresGrad) ] }",
+  );
+  const adam = flat(Deno.inspect(new optim.Adam([p], { lr: 0.5 })));
+  assert(adam.startsWith("Adam { lr: 0.5, betas: [ 0.9, 0.999 ], eps: 1e-8, weightDecay: 0"), adam);
+});
