@@ -2,7 +2,7 @@
 // granted, so that importing the library or computing with it never asks for a permission.
 
 import { envVariable } from "../src/runtime/env.ts";
-import { assertEquals } from "./assert.ts";
+import { assertEquals, assertStringIncludes } from "./assert.ts";
 
 Deno.test("env: a granted variable is read; none is asked for without a grant", async () => {
   Deno.env.set("LUCID_ENV_TEST", "7");
@@ -44,6 +44,57 @@ Deno.test("env: a granted variable is read; none is asked for without a grant", 
     assertEquals(Math.round(sum), Math.round(4096 * Math.E));
     // (Deno's worker_threads reads NODE_OPTIONS itself, without asking)
     assertEquals(calls.filter((c: string) => c !== "get(NODE_OPTIONS)"), []);
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("env: a value the library cannot use is ignored with one warning naming it", async () => {
+  // dropped without a word: LUCID_THREADS=two used every core, LUCID_CPU_KERNELS=JS ran Wasm,
+  // LUCID_DEBUG=yes printed nothing; and "wasm" on a runtime without SIMD ran JavaScript while
+  // cpu.kernels said "wasm"
+  const root = new URL("..", import.meta.url).href;
+  const program = `
+    const lib = await import(${JSON.stringify(root + "mod.ts")});
+    await lib.tensor([1, 2]).exp().data();
+    console.log(JSON.stringify({ kernels: lib.cpu.kernels, threads: lib.cpu.threads }));`;
+  const file = await Deno.makeTempFile({ suffix: ".js" });
+  const run = async (env: Record<string, string>, v8Flags: string[] = []) => {
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-prompt", "--allow-read", "--allow-env", ...v8Flags, file],
+      env: { NO_COLOR: "1", ...env },
+    }).output();
+    const err = new TextDecoder().decode(stderr);
+    assertEquals(code, 0, err);
+    return { ...JSON.parse(new TextDecoder().decode(stdout)), stderr: err };
+  };
+  try {
+    await Deno.writeTextFile(file, program);
+    const defaults = await run({});
+    assertEquals(defaults.stderr, "");
+    const bad = await run({ LUCID_THREADS: "two", LUCID_CPU_KERNELS: "JS", LUCID_DEBUG: "yes" });
+    assertEquals([bad.kernels, bad.threads], ["auto", defaults.threads]);
+    const lines = bad.stderr.trim().split("\n");
+    assertEquals(lines.sort(), [
+      '@lucid/nn: LUCID_CPU_KERNELS must be "auto", "wasm" or "js", got "JS"; ignored',
+      "@lucid/nn: LUCID_DEBUG must be a non-negative integer (0 quiet, 1 launches, 2 also IR, " +
+      '3 also source), got "yes"; ignored',
+      '@lucid/nn: LUCID_THREADS must be an integer from 1 to 64, got "two"; ignored',
+    ]);
+    // loose numbers are not integers written plainly
+    for (const threads of ["0x1", "1e0", "0", "65", " 2"]) {
+      const got = await run({ LUCID_THREADS: threads });
+      assertEquals(got.threads, defaults.threads, threads);
+      assertStringIncludes(
+        got.stderr,
+        `LUCID_THREADS must be an integer from 1 to 64, got "${threads}"`,
+      );
+    }
+    assertEquals((await run({ LUCID_THREADS: "1" })).threads, 1);
+    // no WebAssembly at all (V8 without its compilers): "wasm" cannot be, and says so
+    const noWasm = await run({ LUCID_CPU_KERNELS: "wasm" }, ["--v8-flags=--jitless"]);
+    assertEquals(noWasm.kernels, "auto");
+    assertStringIncludes(noWasm.stderr, 'LUCID_CPU_KERNELS="wasm" needs WebAssembly SIMD');
   } finally {
     await Deno.remove(file);
   }

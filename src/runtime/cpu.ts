@@ -30,7 +30,7 @@ import {
   newBufferId,
   type StorageStats,
 } from "./device.ts";
-import { envVariable } from "./env.ts";
+import { envSetting, warnOnce } from "./env.ts";
 import { type Block, HeapMemory, isShared } from "./heap.ts";
 import { defaultThreads, ThreadPool } from "./threads.ts";
 import { fmt } from "../validate.ts";
@@ -110,13 +110,30 @@ export const simdAvailable: boolean = (() => {
 })();
 
 function kernelsFromEnv(): CpuKernels {
-  const value = envVariable("LUCID_CPU_KERNELS");
-  return value === "js" || value === "wasm" ? value : "auto";
+  const kernels = envSetting(
+    "LUCID_CPU_KERNELS",
+    (v) => v === "auto" || v === "js" || v === "wasm" ? v : undefined,
+    '"auto", "wasm" or "js"',
+  ) ?? "auto";
+  if (kernels === "wasm" && !simdAvailable) {
+    // as cpu.kernels = "wasm" throws: asked for Wasm, the kernels ran as JavaScript unsaid
+    warnOnce(
+      "LUCID_CPU_KERNELS",
+      'LUCID_CPU_KERNELS="wasm" needs WebAssembly SIMD, which this runtime lacks; kernels run as ' +
+        'JavaScript ("auto")',
+    );
+    return "auto";
+  }
+  return kernels;
 }
 
 function threadsFromEnv(): number {
-  const value = Number(envVariable("LUCID_THREADS"));
-  return Number.isInteger(value) && value >= 1 ? Math.min(value, 64) : defaultThreads();
+  const threads = envSetting(
+    "LUCID_THREADS",
+    (v) => /^[1-9][0-9]*$/.test(v) && Number(v) <= 64 ? Number(v) : undefined,
+    "an integer from 1 to 64",
+  );
+  return threads ?? defaultThreads();
 }
 
 /** A cpu buffer: a handle on a block of the cpu memory. */
@@ -360,9 +377,10 @@ export interface CpuInfo {
   readonly simd: boolean;
   /**
    * Which kernels run: `"auto"` (the default: WebAssembly SIMD for every kernel that fits it,
-   * JavaScript for the rest: float64 and int32 data, exp, log, pow, tanh, sigmoid), `"wasm"`
-   * (the same, but an Error where SIMD is missing) or `"js"` (JavaScript everywhere). The
-   * environment variable `LUCID_CPU_KERNELS` sets the starting value.
+   * exp, log, tanh and sigmoid included; JavaScript for the rest: float64 and int32 data, a
+   * general pow), `"wasm"` (the same, but an Error where SIMD is missing) or `"js"`
+   * (JavaScript everywhere). The environment variable `LUCID_CPU_KERNELS` sets the starting
+   * value (a value it cannot take is ignored with a warning).
    */
   kernels: CpuKernels;
   /**

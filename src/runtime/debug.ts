@@ -3,13 +3,16 @@
 // code with setDebug.
 
 import { fmt } from "../validate.ts";
-import { envVariable } from "./env.ts";
+import { envSetting } from "./env.ts";
 
 let level: number | null = null;
 
 function readEnv(): number {
-  const value = Number(envVariable("LUCID_DEBUG") ?? "0");
-  return Number.isInteger(value) && value > 0 ? value : 0;
+  return envSetting(
+    "LUCID_DEBUG",
+    (v) => /^[0-9]+$/.test(v) ? Number(v) : undefined,
+    "a non-negative integer (0 quiet, 1 launches, 2 also IR, 3 also source)",
+  ) ?? 0;
 }
 
 /** The current debug level (0: quiet). */

@@ -13,3 +13,34 @@ export function envVariable(name: string): string | undefined {
     return undefined; // no Deno, or a runtime without these APIs
   }
 }
+
+/** The variables already warned about (each is read once, but tests read them again). */
+const warned = new Set<string>();
+
+/**
+ * `name`'s value as `parse` reads it, or undefined where it is unset (or not granted). A value
+ * `parse` refuses (undefined) is ignored with one warning on stderr naming the variable, what
+ * it takes and what it got: the settings in code throw for the same values, while these were
+ * dropped without a word (`LUCID_THREADS=two` used every core, `LUCID_CPU_KERNELS=JS` ran
+ * Wasm). Not an Error: a variable read at import must not make the library unusable.
+ */
+export function envSetting<T>(
+  name: string,
+  parse: (value: string) => T | undefined,
+  expected: string,
+): T | undefined {
+  const value = envVariable(name);
+  if (value === undefined) return undefined;
+  const parsed = parse(value);
+  if (parsed === undefined) {
+    warnOnce(name, `${name} must be ${expected}, got ${JSON.stringify(value)}; ignored`);
+  }
+  return parsed;
+}
+
+/** Prints `message` on stderr, once per `key`. */
+export function warnOnce(key: string, message: string): void {
+  if (warned.has(key)) return;
+  warned.add(key);
+  console.warn(`@lucid/nn: ${message}`);
+}
