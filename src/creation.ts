@@ -12,7 +12,13 @@ import {
 } from "./ir/dtype.ts";
 import * as ir from "./ir/node.ts";
 import { numelOf, type Shape } from "./ir/node.ts";
-import { nextNormal, nextUniform, nextUniformFloat32 } from "./random.ts";
+import {
+  generatorPosition,
+  moveGenerator,
+  nextNormal,
+  nextUniform,
+  nextUniformFloat32,
+} from "./random.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
 import { trackValue } from "./runtime/lifetime.ts";
@@ -462,12 +468,24 @@ const CHECKED_ARANGE = 1 << 20;
 export function rand(...args: ShapeAndOptions): Tensor {
   const { shape, options } = splitShapeArgs("rand", args);
   if (options.dtype === "int32") fail("rand", "dtype must be a float dtype", options.dtype);
-  return filled(
-    "rand",
-    shape,
-    options,
-    options.dtype === "float64" ? nextUniform : nextUniformFloat32,
+  return drawn(() =>
+    filled("rand", shape, options, options.dtype === "float64" ? nextUniform : nextUniformFloat32)
   );
+}
+
+/**
+ * `make()`, which draws from the global generator; if it throws (the device out of memory once
+ * the values were drawn), the generator goes back to where it was: a failed call moved it by as
+ * many draws as the tensor had elements, and every seeded number after it shifted.
+ */
+function drawn(make: () => Tensor): Tensor {
+  const before = generatorPosition();
+  try {
+    return make();
+  } catch (e) {
+    moveGenerator(before);
+    throw e;
+  }
 }
 
 /**
@@ -485,5 +503,5 @@ export function rand(...args: ShapeAndOptions): Tensor {
 export function randn(...args: ShapeAndOptions): Tensor {
   const { shape, options } = splitShapeArgs("randn", args);
   if (options.dtype === "int32") fail("randn", "dtype must be a float dtype", options.dtype);
-  return filled("randn", shape, options, nextNormal);
+  return drawn(() => filled("randn", shape, options, nextNormal));
 }

@@ -4,7 +4,8 @@
 
 import { manualSeed, rand, randn } from "../mod.ts";
 import { nextWord, privateUniforms, type State, stateOf } from "../src/random.ts";
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals, assertThrows } from "./assert.ts";
+import { cpuBackend } from "../src/runtime/cpu.ts";
 
 Deno.test("random: xoshiro128** gives the reference implementation's words", () => {
   // from the authors' xoshiro128starstar.c, compiled with gcc, state {1, 2, 3, 4}
@@ -61,4 +62,24 @@ Deno.test("random: normals have mean 0, variance 1 and a normal's share beyond 3
   // about 0.27% beyond 3 sigma
   const beyond3 = normal.filter((x) => Math.abs(x) > 3).length / normal.length;
   assert(Math.abs(beyond3 - 0.0027) < 0.0006, `beyond 3 sigma: ${beyond3}`);
+});
+
+Deno.test("rand and randn: a call that fails after drawing leaves the generator where it was", async () => {
+  // the device out of memory once the values were drawn: the generator had moved by as many
+  // draws as the tensor had elements, and every seeded number after it shifted
+  for (const draw of [rand, randn]) {
+    manualSeed(3);
+    const expected = Array.from(await draw([5]).data());
+    manualSeed(3);
+    const upload = cpuBackend.upload;
+    cpuBackend.upload = () => {
+      throw new Error("cpu: out of memory (a stand-in)");
+    };
+    try {
+      assertThrows(() => draw([1000]), Error, "out of memory");
+    } finally {
+      cpuBackend.upload = upload;
+    }
+    assertEquals(Array.from(await draw([5]).data()), expected);
+  }
 });
