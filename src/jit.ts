@@ -197,7 +197,8 @@ class TracedInput implements DeviceBuffer {
       this.state.read ??= this.name;
       return new Promise<void>(() => {});
     }
-    const rejected = Promise.reject(readError(this.name));
+    // a tensor built on it kept past the trace: read now, no trace is running to blame
+    const rejected = Promise.reject(keptError(this.name));
     rejected.catch(() => {}); // whoever waits sees it; nobody else must
     return rejected;
   }
@@ -208,6 +209,14 @@ function readError(name: string): Error {
     `jit: fn read the value of its argument ${name} (or of a tensor computed from it) while ` +
       "being traced; a compiled function must build its results with tensor ops only, without " +
       "data(), dataSync(), item(), toArray() or to() on values that depend on its arguments",
+  );
+}
+
+function keptError(name: string): Error {
+  return new Error(
+    `jit: a tensor built from fn's argument ${name} while fn was traced, and kept past the ` +
+      "trace (a closure, a global), has no value: the argument had none then; return the " +
+      "tensor from fn instead",
   );
 }
 

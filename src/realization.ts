@@ -285,6 +285,11 @@ export async function readData(fn: string, t: Tensor): Promise<TypedArray> {
   return values;
 }
 
+/** What reading a tensor built on a jit argument's stand-in after its trace is refused with. */
+export const ESCAPED_STAND_IN =
+  "a tensor with a value (this one was built from a jit argument while fn was traced and kept " +
+  "past the trace: the argument had no value then, and has none now; return it from fn instead)";
+
 /** Whether `node`'s value is computed from a jit stand-in (an argument while fn is traced). */
 function readsStandIn(node: Node): boolean {
   return topoSort([node], (n) => realizedBuffer(n, "cpu") !== undefined).some((n) =>
@@ -332,13 +337,17 @@ export function readDataSync(t: Tensor): TypedArray {
     // a copy from another device is still arriving: only the async path can wait for it
     ran?.catch(() => {});
     // or a jit stand-in, which has no value: told so (it was told of a copy from a device)
-    if (tracing() && readsStandIn(node)) {
-      fail(
-        "dataSync",
-        "a value, not one fn computes from its arguments while jit traces it (build the results " +
-          "with tensor ops, and read them after the call)",
-        described("a read while tracing"),
-      );
+    if (readsStandIn(node)) {
+      if (tracing()) {
+        fail(
+          "dataSync",
+          "a value, not one fn computes from its arguments while jit traces it (build the " +
+            "results with tensor ops, and read them after the call)",
+          described("a read while tracing"),
+        );
+      }
+      // kept past its trace (a closure, a global): it was told of a copy from a device
+      fail("dataSync", ESCAPED_STAND_IN, described("a tensor kept past its jit trace"));
     }
     fail(
       "dataSync",

@@ -982,3 +982,25 @@ Deno.test("jit: a signature in use keeps its random numbers however many others 
     again.dispose();
   }
 });
+
+Deno.test("jit: a tensor built from an argument and kept past the trace says so when read", async () => {
+  // dataSync() said it depended on "data still being copied from another device", and data()
+  // that fn read it "while being traced", though no trace ran
+  let kept: Tensor | undefined;
+  const f = jit((x) => {
+    kept = x.exp();
+    return x.mul(2);
+  });
+  assertEquals(Array.from(await (await f(tensor([1, 2])) as Tensor).data()), [2, 4]);
+  assertThrows(
+    () => kept!.dataSync(),
+    Error,
+    "dataSync: a tensor with a value (this one was built from a jit argument while fn was " +
+      "traced and kept past the trace",
+  );
+  await assertRejects(
+    () => kept!.data(),
+    Error,
+    "jit: a tensor built from fn's argument x while fn was traced, and kept past the trace",
+  );
+});
