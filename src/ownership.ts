@@ -33,7 +33,7 @@ export function releaseHandle(node: Node, device: DeviceName): boolean {
 }
 
 /** The handles counted on `node` on `device` (dropped handles included). */
-function handlesOn(node: Node, device: DeviceName): number {
+export function handlesOn(node: Node, device: DeviceName): number {
   return device === "webgpu" ? node.webgpuHandles : node.handles - node.webgpuHandles;
 }
 

@@ -12,7 +12,7 @@
 import { topoSort } from "./ir/graph.ts";
 import type { Node } from "./ir/node.ts";
 import { settleStoredDetach } from "./history.ts";
-import { freeValue, handleCount } from "./ownership.ts";
+import { freeValue, handlesOn } from "./ownership.ts";
 import type { Backend, DeviceName } from "./runtime/device.ts";
 import { storedAnywhere } from "./runtime/realize.ts";
 
@@ -130,8 +130,10 @@ function freeReplaced(
     // what it read, the value before it, which nothing stored would ever free
     // (`e.assign(e.mul(0.9)); e.assign(0)` in a loop kept one buffer per step)
     if (!isStored(old)) stopWaiting(old);
-    // a handle still on the old node (a view of it, say) keeps it until collection
-    if (handleCount(old) !== 0) continue;
+    // a handle still on the old node (a view of it, say) keeps it until collection; one on
+    // another device does not (a node of constants only is shared by both, each storing its
+    // own value: the cpu's outlived its last cpu handle while a webgpu tensor lived)
+    if (handlesOn(old, backend.name) !== 0) continue;
     const reader = isStored(old) ? waitingReaderOf(old) : undefined;
     if (reader !== undefined) {
       const later = replaces.get(reader);

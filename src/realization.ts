@@ -299,7 +299,7 @@ function readsStandIn(node: Node): boolean {
 
 /**
  * Throws while jit traces a function for a call when `t`'s value reads a captured value (a
- * stored value made before the trace): read then, it became a constant of the plan, and every
+ * stored value or a variable made before the trace): read then, it became a constant of the plan, and every
  * later call reused it (`x.mul(w.dataSync()[0])` and `w.sum().to("cpu")` kept w's first value
  * after `w.assign`). Values fn makes itself (`tensor([3])`, constants) are the same at every
  * call and may be read; a read of an argument's stand-in keeps its own path (noted, it fails
@@ -309,11 +309,14 @@ function readsStandIn(node: Node): boolean {
 export function refuseReadWhileTracing(fn: string, t: Tensor): void {
   const below = capturedReadsRefusedBelow();
   if (below === null || !isTensor(t) || t.isDisposed) return; // the read says what is wrong
-  // (an argument's stand-in was made before fn ran, and is not captured)
-  const capturedLeaf = (n: Node) =>
-    n.id < below && n.op !== "const" && n.srcs.length === 0 &&
+  // made before the trace: storage (a leaf that is no constant), or a variable (a leaf's value
+  // after `assign`, a fresh detach: `w.assign(3)` is detach(const), and its 3 was baked in);
+  // an argument's stand-in was made before fn ran too, and is not captured
+  const captured = (n: Node) =>
+    n.id < below &&
+    (n.srcs.length === 0 ? n.op !== "const" : n.op === "detach" && n.arg !== null) &&
     realizedBuffer(n, t.device)?.standIn !== true;
-  if (!topoSort([nodeOf(t)]).some(capturedLeaf)) return;
+  if (!topoSort([nodeOf(t)]).some(captured)) return;
   fail(
     fn,
     "no read of a captured tensor while jit traces fn (its value read now would be a constant " +

@@ -29,29 +29,37 @@ const isPrototypeOf = (prototype: object, v: object) =>
   Object.prototype.isPrototypeOf.call(prototype, v);
 
 /** A received value as the library's messages print it: strings quoted, BigInts with `n`. */
-export const fmt = (v: unknown): string => printed(v, new Set());
+export const fmt = (v: unknown): string => printed(v, new Set(), { left: PRINTED_TOTAL });
 
 /** Elements of an array a message prints at most. */
 const PRINTED_ELEMENTS = 20;
 /** Arrays nested in one another a message prints at most. */
 const PRINTED_DEPTH = 8;
+/**
+ * Array elements a message prints at most, all arrays together: an array sharing one sub-array
+ * twenty times per level printed 20^depth of them (16 M characters at six levels).
+ */
+const PRINTED_TOTAL = 200;
 
-/** `fmt` within the arrays `above` (an array holding itself prints as `[...]`). */
-function printed(v: unknown, above: Set<unknown>): string {
+/**
+ * `fmt` within the arrays `above` (an array holding itself prints as `[...]`), printing at most
+ * `budget.left` more array elements.
+ */
+function printed(v: unknown, above: Set<unknown>, budget: { left: number; }): string {
   if (v instanceof Described) return v.text;
   if (typeof v === "string") return JSON.stringify(v);
   if (typeof v === "bigint") return `${v}n`; // 1n is not the number 1 it would print as
   if (Array.isArray(v)) {
     // holes print as empty (map() kept them, and join() hid them); a cycle overflowed the stack,
     // and so did arrays nested 20,000 deep: past PRINTED_DEPTH an array prints as [...]
-    if (above.has(v) || above.size >= PRINTED_DEPTH) return "[...]";
+    if (above.has(v) || above.size >= PRINTED_DEPTH || budget.left <= 0) return "[...]";
     above.add(v);
-    const shown = Array.from(
-      v.slice(0, PRINTED_ELEMENTS),
-      (e, i) => i in v ? printed(e, above) : "<empty>",
-    );
+    const count = Math.min(v.length, PRINTED_ELEMENTS, budget.left);
+    budget.left -= count;
+    const shown: string[] = [];
+    for (let i = 0; i < count; i++) shown.push(i in v ? printed(v[i], above, budget) : "<empty>");
     above.delete(v);
-    const more = v.length > PRINTED_ELEMENTS ? `, ... (${v.length} elements)` : "";
+    const more = v.length > count ? `, ... (${v.length} elements)` : "";
     return `[${shown.join(", ")}${more}]`;
   }
   if (v === null || v === undefined) return String(v);

@@ -91,6 +91,9 @@ Deno.test("env: a value the library cannot use is ignored with one warning namin
       );
     }
     assertEquals((await run({ LUCID_THREADS: "1" })).threads, 1);
+    // set but empty is how a shell or a Dockerfile turns a variable off: unset, no warning
+    const empty = await run({ LUCID_THREADS: "", LUCID_CPU_KERNELS: "", LUCID_DEBUG: "" });
+    assertEquals([empty.kernels, empty.threads, empty.stderr], ["auto", defaults.threads, ""]);
     // no WebAssembly at all (V8 without its compilers): "wasm" cannot be, and says so
     const noWasm = await run({ LUCID_CPU_KERNELS: "wasm" }, ["--v8-flags=--jitless"]);
     assertEquals(noWasm.kernels, "auto");

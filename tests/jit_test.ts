@@ -931,6 +931,17 @@ Deno.test("jit: fn reading a captured tensor's value is refused, not frozen into
           "be a constant of every call",
       );
     }
+    // a captured leaf given a number by assign is a variable of constants (detach(const)): its
+    // value was read, baked in, and w.assign(5) ignored by every call
+    if (device === "cpu") {
+      const v = tensor([1]);
+      v.assign(3);
+      await assertRejects(
+        () => jit((x) => x.mul(v.dataSync()[0]))(tensor([2])),
+        Error,
+        "dataSync: no read of a captured tensor while jit traces fn",
+      );
+    }
     // reads that take nothing captured: the same at every call, allowed (a tensor fn makes,
     // constants, and to() the device a tensor is on, which reads nothing)
     const own = jit((x) => {

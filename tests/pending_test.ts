@@ -3,10 +3,10 @@
 // gradients stored in `grad` and the pending assignments are computed before storage they read
 // is freed, on every device.
 
-import { manualSeed, memory, optim, randn, realize, tensor, tidy } from "../mod.ts";
+import { grad, manualSeed, memory, optim, randn, realize, tensor, tidy } from "../mod.ts";
 import { topoSort } from "../src/ir/graph.ts";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
-import { assertClose, testDevices } from "./helpers.ts";
+import { assertClose, testDevices, webgpuAvailable } from "./helpers.ts";
 import { nodeOf } from "../src/tensor.ts";
 import { protectedReaderCount } from "../src/pending.ts";
 
@@ -438,4 +438,30 @@ Deno.test("pending: an assigned value that cannot be computed fails only its own
     await assertRejects(() => r.data(), Error, "data: needs the values it is computed from");
     for (const t of [p, q, r, lazySum]) t.dispose();
   }
+});
+
+Deno.test({
+  name: "pending: assigning over a value whose node another device shares frees this device's",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    // a node of constants only (a sum's gradient) is one node on cpu and webgpu: the handle of
+    // the webgpu tensor kept the replaced cpu value until the node was collected
+    const sumGrad = grad((v) => v.sum());
+    const [alone] = sumGrad(tensor(new Float32Array(16)));
+    await alone.realize();
+    let before = memory().cpu.liveBuffers;
+    alone.assign(tensor(new Float32Array(16).fill(2)));
+    await alone.realize();
+    const control = memory().cpu.liveBuffers - before;
+    const [onCpu] = sumGrad(tensor(new Float32Array(8)));
+    const [onGpu] = sumGrad(tensor(new Float32Array(8), { device: "webgpu" }));
+    assert(nodeOf(onCpu) === nodeOf(onGpu));
+    await realize(onCpu, onGpu);
+    before = memory().cpu.liveBuffers;
+    onCpu.assign(tensor(new Float32Array(8).fill(2)));
+    await onCpu.realize();
+    assertEquals(memory().cpu.liveBuffers - before, control);
+    assertEquals(Array.from(await onCpu.data()), new Array(8).fill(2));
+    assertEquals(Array.from(await onGpu.data()), new Array(8).fill(1), "the webgpu value stays");
+  },
 });

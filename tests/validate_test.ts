@@ -9,7 +9,13 @@ import {
   normalizeAxis,
   shapeArgs,
 } from "../src/validate.ts";
-import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "./assert.ts";
 import { nodeOf } from "../src/tensor.ts";
 import {
   arange,
@@ -109,6 +115,16 @@ Deno.test("validation: arrays with holes or holding themselves are refused by na
   cases.push([() => zeros(deep as number[]), "got [[[[[[[[[...]]]]]]]]"]);
   cases.push([() => zeros(1).reshape(deep as number[]), "got [[[[[[[[[...]]]]]]]]"]);
   for (const [call, message] of cases) assertThrows(call, Error, message);
+  // one sub-array shared twenty times per level printed 20^depth elements (16 M characters at
+  // six levels, out of memory deeper): a message prints 200 elements in all
+  let wide: unknown = [-1];
+  for (let i = 0; i < 8; i++) wide = Array(20).fill(wide);
+  const error = assertThrows(() => zeros(wide as number[]), Error);
+  assert(error.message.length < 2000, `${error.message.length} characters`);
+  assertStringIncludes(
+    error.message,
+    "zeros: shape must be an array of non-negative integers, got [[[[",
+  );
   // a long array prints its first 20 elements
   const long = Array.from({ length: 1000 }, () => -1);
   assertThrows(() => zeros(long), Error, "-1, -1, ... (1000 elements)]");

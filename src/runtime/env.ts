@@ -18,7 +18,7 @@ export function envVariable(name: string): string | undefined {
 const warned = new Set<string>();
 
 /**
- * `name`'s value as `parse` reads it, or undefined where it is unset (or not granted). A value
+ * `name`'s value as `parse` reads it, or undefined where it is unset, empty or not granted. A value
  * `parse` refuses (undefined) is ignored with one warning on stderr naming the variable, what
  * it takes and what it got: the settings in code throw for the same values, while these were
  * dropped without a word (`LUCID_THREADS=two` used every core, `LUCID_CPU_KERNELS=JS` ran
@@ -30,7 +30,8 @@ export function envSetting<T>(
   expected: string,
 ): T | undefined {
   const value = envVariable(name);
-  if (value === undefined) return undefined;
+  // set but empty (`LUCID_DEBUG=`, how a shell, a Dockerfile or CI turns a variable off): unset
+  if (value === undefined || value === "") return undefined;
   const parsed = parse(value);
   if (parsed === undefined) {
     warnOnce(name, `${name} must be ${expected}, got ${JSON.stringify(value)}; ignored`);

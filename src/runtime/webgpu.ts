@@ -25,6 +25,7 @@
 
 import { allocArray, type DType, type TypedArray } from "../ir/dtype.ts";
 import { type Target, WGSL_TARGET } from "../../codegen/targets.ts";
+import { BoundedCache } from "../../codegen/cache.ts";
 import {
   arriveLater,
   type Arriving,
@@ -72,8 +73,9 @@ class DeviceScope {
   /** Storage buffers released to the pool, by byte size (each is also in `buffers`). */
   readonly pool = new Map<number, GPUBuffer[]>();
   pooledBytes = 0;
-  /** Compiled pipelines by WGSL source, oldest first. */
-  readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** Compiled pipelines by WGSL source (a kernel run at every step was compiled again once
+   * 1,024 others had come, with first in, first out). */
+  readonly pipelines = new BoundedCache<string, GPUComputePipeline>(PIPELINE_LIMIT);
   /** Layouts by number of inputs. */
   /** Bind group layouts by `outputs/inputs`. */
   readonly layouts = new Map<string, Layout>();
@@ -505,11 +507,7 @@ export class WebGpuBackend implements Backend {
       );
     }
     if (scope.retired) return pipeline; // lost meanwhile: run() reports it; cache nothing
-    scope.pipelines.set(text, pipeline);
-    // bounded like the plan cache: the oldest pipeline goes first
-    if (scope.pipelines.size > PIPELINE_LIMIT) {
-      scope.pipelines.delete(scope.pipelines.keys().next().value!);
-    }
+    scope.pipelines.set(text, pipeline); // bounded like the plan cache (least recently used)
     return pipeline;
   }
 

@@ -402,8 +402,19 @@ Deno.test("Module: deep chains, sparse and repeated arrays are walked without re
     "slots.1000000.w",
     "slots.100000000.w",
   ]);
-  // not a timing assertion: a functional bound a walk of 10^8 holes (3 s) cannot meet
+  // not a timing assertion: a functional bound walks of 10^8 holes (3 s each) cannot meet
   assert(performance.now() - started < 2000, "the sparse arrays are walked by their elements");
+  // nor walks of 10^6 holes, index by index (20 ms each), a thousand times
+  const holey = new Slots();
+  holey.slots[1e6] = new Link();
+  const walked = performance.now();
+  for (let i = 0; i < 1000; i++) [...holey.parameters()];
+  assert(performance.now() - walked < 2000, "a short sparse array is walked by its elements");
+  // an array with a hole in the middle: the elements on both sides
+  const gap = new Slots();
+  const both: unknown[] = [zeros(1), , zeros(1)];
+  gap.slots = both;
+  assertEquals(Object.keys(gap.stateDict()), ["slots.0", "slots.2"]);
   // the keys of a long array that are not elements are not elements
   const odd = new Slots();
   const long: unknown[] = [];
@@ -431,6 +442,12 @@ Deno.test("Module: two tensors under one dotted name are refused; a dotted name 
   assertThrows(() => [...m.namedParameters()], Error, message("namedParameters"));
   assertEquals(String(m), "Dotted()", "printing and train() do not name tensors");
   m.eval();
+  // nor do parameters() and zeroGrad(): they named namedParameters and stateDict, which the
+  // program never called, and an optimizer could not be built from parameters()
+  assertEquals([...m.parameters()].length, 2);
+  m.a[0].grad = tensor([1]);
+  m.zeroGrad();
+  assertEquals(m.a[0].grad, null);
   // torch's names kept as field names: nothing clashes, nothing is refused
   class Imported extends nn.Module {
     "conv.weight" = tensor([1], { requiresGrad: true });
