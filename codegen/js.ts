@@ -43,11 +43,13 @@ function hornerLines(p: string, v: string, coefficients: readonly number[]): str
  * JavaScript kernel and a Wasm kernel both compute has the same bits. Declared inside each
  * kernel that calls them (a kernel's text stays one self-contained function).
  */
-const FLOAT32_MATH: Record<"exp" | "log", readonly string[]> = {
+const KERNEL_MATH: Record<"exp" | "log" | "max" | "min", readonly string[]> = {
   exp: [
     "// 2^k for the k a float32 exp scales by: -75 ... 64",
     "const exp_scale = new Float64Array(140).map((_, k) => 2 ** (k - 75));",
     "const exp_f32 = (x) => {",
+    "  // (NaN returned as such: Math.max's NaN has other bits once V8 optimizes the kernel)",
+    "  if (x !== x) return NaN;",
     "  x = Math.min(Math.max(x, -104), 89);",
     `  const scaled = Math.fround(x * ${f32(Math.LOG2E)});`,
     "  // the nearest integer, ties to even (Wasm's nearest)",
@@ -94,6 +96,11 @@ const FLOAT32_MATH: Record<"exp" | "log", readonly string[]> = {
     "  return x === Infinity ? Infinity : y;",
     "};",
   ],
+  // Math.max and Math.min of a NaN give a NaN whose bits change once V8 optimizes the kernel
+  // (fff8... at first, ffff... after about 70 runs): results equal bit for bit, NaNs included,
+  // need one NaN whatever the tier
+  max: ["const max_float = (a, b) => (a !== a || b !== b ? NaN : Math.max(a, b));"],
+  min: ["const min_float = (a, b) => (a !== a || b !== b ? NaN : Math.min(a, b));"],
 };
 
 /**
@@ -121,10 +128,10 @@ const ROUNDING_OPS: ReadonlySet<string> = new Set([
  * (`out0, out1, ...` first when a kernel writes several outputs).
  */
 export class JsPrinter extends CStylePrinter {
-  /** The float32 math functions the kernel being printed calls. */
-  #math = new Set<"exp" | "log">();
+  /** The math functions the kernel being printed calls (KERNEL_MATH). */
+  #math = new Set<"exp" | "log" | "max" | "min">();
 
-  /** `wasmMath`: float32 exp and log as the Wasm backend computes them (FLOAT32_MATH). */
+  /** `wasmMath`: float32 exp and log as the Wasm backend computes them (KERNEL_MATH). */
   constructor(private readonly wasmMath = false) {
     super();
   }
@@ -217,10 +224,14 @@ export class JsPrinter extends CStylePrinter {
         return `Math.pow(${a}, ${b})`;
       case "max":
       case "fmax":
-        return `Math.max(${a}, ${b})`;
+        if (e.type !== "f32" && e.type !== "f64") return `Math.max(${a}, ${b})`; // no NaN
+        this.#math.add("max");
+        return `max_float(${a}, ${b})`;
       case "min":
       case "fmin":
-        return `Math.min(${a}, ${b})`;
+        if (e.type !== "f32" && e.type !== "f64") return `Math.min(${a}, ${b})`;
+        this.#math.add("min");
+        return `min_float(${a}, ${b})`;
       case "lt":
         return `${a} < ${b}`;
       case "le":
@@ -281,7 +292,7 @@ export class JsPrinter extends CStylePrinter {
       ...kernel.inputs.map((_, i) => `in${i}`),
     ].join(", ");
     const header = kernel.comment.split("\n").map((l) => `// ${l}`).join("\n");
-    const math = [...this.#math].sort().flatMap((op) => FLOAT32_MATH[op]).map((l) => `  ${l}`);
+    const math = [...this.#math].sort().flatMap((op) => KERNEL_MATH[op]).map((l) => `  ${l}`);
     const lines = [...math, ...body].join("\n");
     return `${header}\nfunction ${kernel.name}(${params}) {\n${lines}\n}\n`;
   }

@@ -11,7 +11,7 @@
 // log(x): subnormal x is scaled by 2^23 first; x = m 2^e with m in [sqrt(1/2), sqrt(2));
 // log(m) = f - f^2/2 + f^3 P(f) with f = m - 1; log(x) = log(m) + e ln 2 (ln 2 in two parts);
 // x < 0 and NaN give NaN, 0 gives -Infinity, Infinity gives Infinity.
-// The JavaScript backend spells the same steps in float32 (js.ts, FLOAT32_MATH), so the cpu's
+// The JavaScript backend spells the same steps in float32 (js.ts, KERNEL_MATH), so the cpu's
 // two kernel targets compute the same bits.
 
 import { FunctionBuilder } from "./wasm_module.ts";
