@@ -59,7 +59,14 @@ import {
   tensorSerial,
 } from "./tensor.ts";
 import { realizeOn, releaseValue } from "./realization.ts";
-import { checkKnownKeys, checkOptionsObject, dense, described, fail } from "./validate.ts";
+import {
+  checkKnownKeys,
+  checkOptionsObject,
+  dense,
+  described,
+  fail,
+  isPlainObject,
+} from "./validate.ts";
 import { tensorFromBuffer } from "./creation.ts";
 import {
   type GeneratorPosition,
@@ -248,8 +255,7 @@ function flattenResult(
     entries = dense(result).map((t, i) => [`y${i}`, t]);
     kind = "array";
   } else if (
-    result !== null && typeof result === "object" &&
-    [Object.prototype, null].includes(Object.getPrototypeOf(result))
+    result !== null && typeof result === "object" && isPlainObject(result) // of any realm
   ) {
     entries = Object.entries(result);
     kind = "record";

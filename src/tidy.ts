@@ -22,7 +22,7 @@ import { computeReadersOf } from "./realization.ts";
 import { DEVICES } from "./runtime/device.ts";
 import { realizedBuffer } from "./runtime/realize.ts";
 import { isTensor, nodeOf, type Tensor } from "./tensor.ts";
-import { described, fail, failDisposed } from "./validate.ts";
+import { described, fail, failDisposed, isPlainObject } from "./validate.ts";
 
 /**
  * Runs `fn` and disposes every tensor it created, except those it returns (a tensor, or
@@ -140,9 +140,9 @@ function tensorsIn(value: unknown): Set<Owned> {
     else if (Array.isArray(v)) {
       const length = v.length;
       for (let i = 0; i < length; i++) stack.push(v[i]);
-    } else if (v instanceof Set) {
+    } else if (v instanceof Set || hasBrand(setHas, v)) {
       for (const e of builtInIterator(setValues, v)) stack.push(e);
-    } else if (v instanceof Map) {
+    } else if (v instanceof Map || hasBrand(mapHas, v)) {
       for (const [k, e] of builtInIterator(mapEntries, v)) stack.push(k, e);
     } else if (isPlainObject(v)) {
       // symbol keys too: a result under a symbol was disposed
@@ -167,7 +167,19 @@ function builtInIterator<T>(method: (this: unknown) => Iterator<T>, v: object): 
   return { [Symbol.iterator]: () => iterator };
 }
 
-function isPlainObject(v: object): boolean {
-  const proto = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
+const setHas = Set.prototype.has as (this: unknown, v: unknown) => boolean;
+const mapHas = Map.prototype.has as (this: unknown, v: unknown) => boolean;
+
+/**
+ * Whether `v` is a Set (or Map, with `mapHas`) of any realm: the built-in method checks its
+ * internal slot, where `instanceof` checks this realm's class (a Set made in an iframe or a
+ * `node:vm` context failed it, and its tensors were disposed).
+ */
+function hasBrand(method: (this: unknown, v: unknown) => boolean, v: object): boolean {
+  try {
+    method.call(v, undefined);
+    return true;
+  } catch {
+    return false;
+  }
 }

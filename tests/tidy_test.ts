@@ -3,7 +3,8 @@
 // tensors to the enclosing scope; a throwing fn still cleans up; async fns are refused; shared
 // values (a returned tensor sharing an inner tensor's node) survive.
 
-import { keep, memory, nn, optim, randn, type Tensor, tensor, tidy } from "../mod.ts";
+import { jit, keep, memory, nn, optim, randn, type Tensor, tensor, tidy } from "../mod.ts";
+import vm from "node:vm";
 import { assertClose, testDevices } from "./helpers.ts";
 import { assert, assertEquals, assertRejects, assertStrictEquals, assertThrows } from "./assert.ts";
 
@@ -573,4 +574,28 @@ Deno.test("tidy: a disposed tensor still reachable keeps nothing else of its clo
   const out = new TextDecoder().decode(stdout).trim();
   assertEquals(code, 0, new TextDecoder().decode(stderr));
   assertEquals(out, "0", "tensors left beyond p");
+});
+
+Deno.test("tidy: results in another realm's objects, Maps and Sets are kept", async () => {
+  // a plain object, Map or Set made in an iframe or a node:vm context failed this realm's
+  // prototype and instanceof tests, and the tensors in it were disposed
+  const make = () => vm.runInNewContext("({ object: {}, map: new Map(), set: new Set() })");
+  const foreign = make();
+  const result = tidy(() => {
+    foreign.object.y = tensor([1, 2]).add(1);
+    foreign.map.set("y", tensor([3]).mul(2));
+    foreign.set.add(tensor([5]).neg());
+    return foreign;
+  });
+  assertEquals(Array.from(await result.object.y.data()), [2, 3]);
+  assertEquals(Array.from(await result.map.get("y").data()), [6]);
+  assertEquals(Array.from(await [...result.set][0].data()), [-5]);
+  // jit takes such a record as its result too (it was refused as "not an object of Tensors")
+  const f = jit((x) => {
+    const record = vm.runInNewContext("({})");
+    record.twice = x.mul(2);
+    return record;
+  });
+  const out = await f(tensor([4])) as unknown as { twice: Tensor; };
+  assertEquals(Array.from(await out.twice.data()), [8]);
 });
