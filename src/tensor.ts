@@ -576,6 +576,14 @@ export class Tensor {
   }
 }
 
+// Node's inspect (console.log there printed `_Tensor {}`): `toString()`, as Deno's shows.
+// Defined outside the class: not part of its documented members.
+Object.defineProperty(Tensor.prototype, Symbol.for("nodejs.util.inspect.custom"), {
+  value(this: Tensor): string {
+    return this.toString();
+  },
+});
+
 /** The elementwise methods, installed from the op tables by elementwise.ts. */
 export interface Tensor {
   /** x * scale + shift with numbers (one fused op). */

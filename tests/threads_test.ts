@@ -6,7 +6,7 @@ import { ThreadPool } from "../src/runtime/threads.ts";
 import { assert, assertEquals, assertMatch, assertThrows } from "./assert.ts";
 import type { Executable } from "../codegen/compile.ts";
 import { cpu, tensor } from "../mod.ts";
-import { onBackend } from "./helpers.ts";
+import { assertClose, onBackend } from "./helpers.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 
 Deno.test("threads: changing the count while workers start leaves only the last start's", async () => {
@@ -295,4 +295,64 @@ Deno.test("threads: a prewake with no workers, or dead ones, changes nothing", a
   );
   assertEquals(rows.sort((a, b) => a - b), [0, 1, 2, 3, 4, 5]);
   pool.threads = 1;
+});
+
+Deno.test("threads: in Node, workers start, the default is the hardware's, LUCID_* are read", async () => {
+  // only Deno was asked whether the caller may block, so Node never started a worker; Node 20
+  // has no navigator, so the default was one thread; and the environment was read from Deno only
+  let node: string;
+  try {
+    node = new TextDecoder().decode(
+      (await new Deno.Command("which", { args: ["node"], stdout: "piped" }).output()).stdout,
+    ).trim();
+  } catch {
+    node = "";
+  }
+  if (node === "") {
+    console.log("no node here: skipped");
+    return;
+  }
+  const dir = await Deno.makeTempDir();
+  try {
+    const root = new URL("..", import.meta.url).pathname;
+    const bundled = await new Deno.Command(Deno.execPath(), {
+      args: ["bundle", "--quiet", "--platform", "node", "-o", `${dir}/lucid.mjs`, `${root}mod.ts`],
+    }).output();
+    assert(bundled.success, new TextDecoder().decode(bundled.stderr));
+    await Deno.writeTextFile(
+      `${dir}/run.mjs`,
+      `import * as lib from "./lucid.mjs";
+      import { availableParallelism } from "node:os";
+      import { readFileSync } from "node:fs";
+      import { inspect } from "node:util";
+      const threadsNow = () => Number(/Threads:\\s+(\\d+)/.exec(readFileSync("/proc/self/status", "utf8"))[1]);
+      const before = threadsNow();
+      const defaults = { threads: lib.cpu.threads, hardware: Math.min(availableParallelism(), 64) };
+      lib.cpu.threads = 2;
+      const x = lib.tensor(new Float32Array(1 << 20).fill(2)).reshape([1024, 1024]);
+      let sum = 0;
+      for (let i = 0; i < 20; i++) sum = (await x.exp().data()).reduce((a, b) => a + b, 0);
+      const shown = inspect(lib.tensor([1, 2]));
+      console.log(JSON.stringify({ ...defaults, sum, added: threadsNow() - before, kernels: lib.cpu.kernels, shown }));`,
+    );
+    const run = async (env: Record<string, string>) => {
+      const out = await new Deno.Command(node, {
+        args: [`${dir}/run.mjs`],
+        env,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert(out.success, new TextDecoder().decode(out.stderr));
+      return JSON.parse(new TextDecoder().decode(out.stdout));
+    };
+    const got = await run({});
+    assertEquals(got.threads, got.hardware);
+    assertClose([got.sum], [Math.exp(2) * (1 << 20)], { rtol: 1e-5 });
+    if (got.hardware > 1) assert(got.added >= 1, `worker threads started: ${got.added}`);
+    assertEquals((await run({ LUCID_CPU_KERNELS: "js" })).kernels, "js");
+    // and Node's inspect shows what Deno's does (it printed `_Tensor {}`)
+    assertEquals(got.shown, "Tensor(float32[2], cpu, realized)");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

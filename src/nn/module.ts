@@ -252,6 +252,14 @@ export abstract class Module {
   }
 }
 
+// Node's inspect (console.log there printed the fields): `toString()`, as Deno's shows.
+// Defined outside the class: not part of its documented members.
+Object.defineProperty(Module.prototype, Symbol.for("nodejs.util.inspect.custom"), {
+  value(this: Module): string {
+    return this.toString();
+  },
+});
+
 /**
  * The parameters of `root` and the modules below it, named from `prefix` (Module's
  * namedParameters). A function, not a private method: a Module behind a Proxy passes

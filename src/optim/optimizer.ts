@@ -226,3 +226,17 @@ export abstract class Optimizer {
     return t;
   }
 }
+
+// Node's inspect (console.log there printed `SGD {}`): the same text as Deno's, with Node's own
+// formatting of the settings. Defined outside the class: not part of its documented members.
+Object.defineProperty(Optimizer.prototype, Symbol.for("nodejs.util.inspect.custom"), {
+  value(
+    this: Optimizer,
+    _depth: number,
+    options: unknown,
+    inspect: (value: unknown, options?: unknown) => string,
+  ): string {
+    const deno = Symbol.for("Deno.customInspect");
+    return (this as unknown as Record<symbol, typeof inspect>)[deno].call(this, inspect, options);
+  },
+});

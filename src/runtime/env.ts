@@ -3,14 +3,31 @@
 // imported (reading LUCID_THREADS when the cpu device was made asked for env access at every
 // import, and `deno task export --help` waited at that prompt).
 
-/** `name`'s value, or undefined where it is unset, not granted, or there is no Deno. */
+/** Node's `process`, where the library runs in Node (typed here: no Node types in the build). */
+export function nodeProcess():
+  | {
+    versions: { node?: string; };
+    env: Record<string, string | undefined>;
+    getBuiltinModule?(name: string): unknown;
+  }
+  | undefined {
+  const process = (globalThis as { process?: { versions?: { node?: unknown; }; }; }).process;
+  return typeof process?.versions?.node === "string" ? process as never : undefined;
+}
+
+/** `name`'s value, or undefined where it is unset, not granted, or there is no environment. */
 export function envVariable(name: string): string | undefined {
+  if (typeof (globalThis as { Deno?: unknown; }).Deno === "undefined") {
+    // Node has no permissions to withhold (the variables were ignored there); a browser has
+    // no environment
+    return nodeProcess()?.env[name];
+  }
   try {
     const status = Deno.permissions.querySync?.({ name: "env", variable: name });
     if (status === undefined || status.state !== "granted") return undefined;
     return Deno.env.get(name);
   } catch {
-    return undefined; // no Deno, or a runtime without these APIs
+    return undefined; // a runtime without these APIs
   }
 }
 

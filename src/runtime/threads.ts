@@ -33,6 +33,7 @@
 
 import type { Executable } from "../../codegen/compile.ts";
 import { type CpuMemory, isShared } from "./heap.ts";
+import { nodeProcess } from "./env.ts";
 
 // (Named numbers, like webgpu.ts's usage flags: tables alike in form, with nothing to share.)
 
@@ -194,16 +195,29 @@ function unrefTimer(timer: unknown): void {
   else (timer as { unref?(): void; }).unref?.();
 }
 
-/** Threads available here by default: the hardware's, where the runtime says. */
+/**
+ * Threads available here by default: the hardware's, where the runtime says (`navigator` in
+ * Deno and browsers; Node 20 has none, and its `os` module says: it defaulted to one thread).
+ */
 export function defaultThreads(): number {
-  const n = (globalThis.navigator as { hardwareConcurrency?: number; } | undefined)
+  let n = (globalThis.navigator as { hardwareConcurrency?: number; } | undefined)
     ?.hardwareConcurrency;
+  if (n === undefined) {
+    const os = nodeProcess()?.getBuiltinModule?.("node:os") as
+      | { availableParallelism?(): number; cpus?(): unknown[]; }
+      | undefined;
+    n = os?.availableParallelism?.() ?? os?.cpus?.().length;
+  }
   return Number.isInteger(n) && n! > 0 ? Math.min(n!, 64) : 1;
 }
 
-/** Whether the calling thread may block on `Atomics.wait` (Deno and Node; not browsers). */
+/**
+ * Whether the calling thread may block on `Atomics.wait`: in Deno and in Node (main thread and
+ * workers alike; only Deno was asked, so Node never started a worker), not in browsers.
+ */
 function canBlock(): boolean {
-  return typeof (globalThis as { Deno?: unknown; }).Deno !== "undefined";
+  return typeof (globalThis as { Deno?: unknown; }).Deno !== "undefined" ||
+    nodeProcess() !== undefined;
 }
 
 /** Worker threads running slices of Wasm kernels on one shared memory. */
