@@ -272,13 +272,13 @@ export function checkDeviceDtype(fn: string, device: string, dtype: string): voi
 
 /**
  * Whether `v` is a plain object of any realm: its prototype is null or an `Object.prototype`
- * (one whose own prototype is null), and it is no built-in of another kind (a foreign realm's
- * `{}` failed `proto === Object.prototype`, and its tensors were disposed).
+ * (one whose own prototype is null and that has `hasOwnProperty`), by its prototype alone, as
+ * for this realm's (a foreign realm's `{}` failed `proto === Object.prototype`, and its tensors
+ * were disposed; a tag test besides refused a record with a `Symbol.toStringTag`, and ran it).
  */
 export function isPlainObject(v: object): boolean {
   const proto = Object.getPrototypeOf(v);
   if (proto === Object.prototype || proto === null) return true;
   return Object.getPrototypeOf(proto) === null &&
-    Object.prototype.toString.call(v) === "[object Object]" &&
     typeof Object.getOwnPropertyDescriptor(proto, "hasOwnProperty")?.value === "function";
 }

@@ -315,4 +315,20 @@ Deno.test("JavaScript kernels: a NaN has the same bits at every run, however hot
   const lanes = first.split(",");
   assertEquals([lanes[0], lanes[1], lanes[4]], new Array(3).fill("7ff8000000000000"));
   assertEquals(lanes[2], "3ff0000000000000"); // exp(max(-0, 0) + min(-0, 0)) = exp(0)
+  // a max reduction keeps plain Math.max on its accumulator, and makes its NaN one after it
+  const reduced = new Set<string>();
+  for (let run = 0; run < 300; run++) {
+    const m = a.max();
+    reduced.add(bits(await m.data() as Float64Array));
+    m.dispose();
+  }
+  assertEquals([...reduced], ["7ff8000000000000"]);
+  // float32 exp of a NaN: a JavaScript kernel beside Wasm ones (a general pow keeps it on
+  // JavaScript) gives Wasm's NaN, as README says the two targets agree on exp
+  const x = tensor([NaN, 1, NaN, 0.5]);
+  const bits32 = (values: Float32Array) =>
+    Array.from(new Uint32Array(values.buffer), (v) => v.toString(16)).join(",");
+  const wasmExp = bits32(await x.exp().data() as Float32Array);
+  const jsExp = bits32(await x.pow(tensor([1, 1, 1, 1])).exp().data() as Float32Array);
+  if (cpu.simd) assertEquals(jsExp, wasmExp);
 });

@@ -356,3 +356,19 @@ Deno.test("threads: in Node, workers start, the default is the hardware's, LUCID
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("threads: no library file imports a node: module by a literal specifier", async () => {
+  // esbuild building for the browser stopped at `await import("node:worker_threads")`, "Could
+  // not resolve"; the runtime gives the module (process.getBuiltinModule) instead
+  const root = new URL("..", import.meta.url);
+  const offenders: string[] = [];
+  for (const dir of ["src", "src/runtime", "src/ir", "src/nn", "src/optim", "codegen"]) {
+    for await (const entry of Deno.readDir(new URL(`${dir}/`, root))) {
+      if (!entry.isFile || !entry.name.endsWith(".ts")) continue;
+      const text = await Deno.readTextFile(new URL(`${dir}/${entry.name}`, root));
+      const literal = /(?<!typeof )import\(\s*["']node:|^\s*import\b[^;]*\bfrom\s*["']node:/m;
+      if (literal.test(text)) offenders.push(`${dir}/${entry.name}`);
+    }
+  }
+  assertEquals(offenders, []);
+});

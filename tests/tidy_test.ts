@@ -590,6 +590,13 @@ Deno.test("tidy: results in another realm's objects, Maps and Sets are kept", as
   assertEquals(Array.from(await result.object.y.data()), [2, 3]);
   assertEquals(Array.from(await result.map.get("y").data()), [6]);
   assertEquals(Array.from(await [...result.set][0].data()), [-5]);
+  // by prototype alone, as for this realm's: a record with a Symbol.toStringTag is kept too
+  const tagged = tidy(() => {
+    const record = vm.runInNewContext("({ [Symbol.toStringTag]: 'Record' })");
+    record.y = tensor([7]).add(1);
+    return record;
+  });
+  assertEquals(Array.from(await tagged.y.data()), [8]);
   // jit takes such a record as its result too (it was refused as "not an object of Tensors")
   const f = jit((x) => {
     const record = vm.runInNewContext("({})");

@@ -212,13 +212,36 @@ export function defaultThreads(): number {
 }
 
 /**
- * Whether the calling thread may block on `Atomics.wait`: in Deno and in Node (main thread and
- * workers alike; only Deno was asked, so Node never started a worker), not in browsers.
+ * `node:worker_threads`, from the runtime (Deno and Node both give it through
+ * `process.getBuiltinModule`), not through a dynamic import with a literal specifier: a bundler
+ * building for the browser (esbuild) stopped at that specifier, "Could not resolve". Rejects
+ * where there is none (a browser): the pool then stays on one thread.
+ */
+function workerThreads(): Promise<typeof import("node:worker_threads")> {
+  const module = nodeProcess()?.getBuiltinModule?.("node:worker_threads");
+  if (module !== undefined) return Promise.resolve(module as typeof import("node:worker_threads"));
+  const specifier = "node:worker_threads"; // a variable: bundlers leave it alone
+  return import(specifier);
+}
+
+/**
+ * Whether the calling thread may block on `Atomics.wait`: asked of `Atomics.wait` itself, once
+ * (it throws where blocking is not allowed: a browser's main thread, an Electron renderer),
+ * rather than guessed from the runtime (only Deno was asked, so Node never started a worker).
  */
 function canBlock(): boolean {
-  return typeof (globalThis as { Deno?: unknown; }).Deno !== "undefined" ||
-    nodeProcess() !== undefined;
+  if (blockingAllowed === null) {
+    try {
+      // a wait that returns at once ("not-equal"): the value is not the one it waits on
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
+      blockingAllowed = true;
+    } catch {
+      blockingAllowed = false; // not allowed here, or no SharedArrayBuffer at all
+    }
+  }
+  return blockingAllowed;
 }
+let blockingAllowed: boolean | null = null;
 
 /** Worker threads running slices of Wasm kernels on one shared memory. */
 export class ThreadPool {
@@ -467,7 +490,7 @@ export class ThreadPool {
 
   /** Creates the workers; `current()` says whether the count was not set since the start. */
   async #startWorkers(current: () => boolean): Promise<void> {
-    const { Worker } = await import("node:worker_threads");
+    const { Worker } = await workerThreads();
     // the count was set meanwhile (even back to the same number): a later start, if any, has
     // workers of its own
     if (!current()) return;
