@@ -59,6 +59,8 @@ export const HELP = `lucid-nn export ${VERSION}: export a model as a standalone 
 Usage:
   deno task export lrn --shape DIMS --out DIR [options]
   deno run -A jsr:@lucid/nn/cli lrn --shape DIMS --out DIR [options]
+  (-A, or at least --allow-read and --allow-write on DIR: files are written under temporary
+  names and renamed into place, and what is there is looked at first)
 
 Models:
   lrn             nn.LocalResponseNorm across channels of an (N, C, *) input, with Lucid's

@@ -486,7 +486,8 @@ function traceWithExamples(
  * file half-written and no part of the export in place: what was renamed is undone, the files
  * moved aside come back, and an Error says why. Calls into one directory run one after
  * another (other processes writing there at the same time are not coordinated). Returns the
- * paths written.
+ * paths written. Needs read as well as write permission on `dir` (`--allow-read=dir
+ * --allow-write=dir`): what is there is looked at before it is replaced.
  *
  * @example
  * ```ts

@@ -162,6 +162,19 @@ export abstract class Optimizer {
   }
 
   /**
+   * `SGD(lr=0.1, momentum=0.9, weightDecay=0, nesterov=false, 2 parameters)`: the class and its
+   * settings (String() printed `[object Object]`).
+   */
+  toString(): string {
+    if (!(#lr in this)) return "an imitation of an optimizer (a Proxy or a copy of one)";
+    const settings = Object.entries({ lr: this.#lr, ...this.settings() })
+      .map(([name, value]) => `${name}=${Array.isArray(value) ? `[${value.join(", ")}]` : value}`);
+    const count = this.#params.length;
+    settings.push(`${count} parameter${count === 1 ? "" : "s"}`);
+    return `${classNameOf(this, "Optimizer")}(${settings.join(", ")})`;
+  }
+
+  /**
    * @ignore Deno's inspect shows the class, its settings and its parameters (private fields
    * since params became a getter: it showed only `stateNames`).
    */

@@ -154,4 +154,13 @@ Deno.test("optimizer: Deno.inspect shows the class, its settings and its paramet
   );
   const adam = flat(Deno.inspect(new optim.Adam([p], { lr: 0.5 })));
   assert(adam.startsWith("Adam { lr: 0.5, betas: [ 0.9, 0.999 ], eps: 1e-8, weightDecay: 0"), adam);
+  // and String() (it printed [object Object])
+  assertEquals(
+    String(new optim.SGD([p], { lr: 0.1, momentum: 0.9 })),
+    "SGD(lr=0.1, momentum=0.9, weightDecay=0, nesterov=false, 1 parameter)",
+  );
+  assertEquals(
+    String(new optim.Adam([p, tensor([1], { requiresGrad: true })])),
+    "Adam(lr=0.001, betas=[0.9, 0.999], eps=1e-8, weightDecay=0, 2 parameters)",
+  );
 });
