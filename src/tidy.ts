@@ -140,9 +140,12 @@ function tensorsIn(value: unknown): Set<Owned> {
     else if (Array.isArray(v)) {
       const length = v.length;
       for (let i = 0; i < length; i++) stack.push(v[i]);
-    } else if (v instanceof Set || isForeign("[object Set]", setHas, v)) {
+    } else if (isLocalPlainObject(v)) {
+      // (first: most results are records, and the brand checks below throw for each)
+      for (const key of Reflect.ownKeys(v)) stack.push((v as Record<PropertyKey, unknown>)[key]);
+    } else if (v instanceof Set || hasBrand(setHas, v)) {
       for (const e of builtInIterator(setValues, v)) stack.push(e);
-    } else if (v instanceof Map || isForeign("[object Map]", mapHas, v)) {
+    } else if (v instanceof Map || hasBrand(mapHas, v)) {
       for (const [k, e] of builtInIterator(mapEntries, v)) stack.push(k, e);
     } else if (isPlainObject(v)) {
       // symbol keys too: a result under a symbol was disposed
@@ -171,17 +174,20 @@ const setHas = Set.prototype.has as (this: unknown, v: unknown) => boolean;
 const mapHas = Map.prototype.has as (this: unknown, v: unknown) => boolean;
 
 /**
- * Whether `v` is another realm's Set (`tag` "[object Set]", `method` Set's `has`) or Map: the
- * built-in method checks its internal slot, where `instanceof` checks this realm's class (a Set
- * made in an iframe or a `node:vm` context failed it, and its tensors were disposed). The tag
- * first: a brand check that throws for every plain object made tidy 20x slower on many.
+ * Whether `v` is this realm's ordinary plain object (its prototype `Object.prototype`): a
+ * null-prototype object may be a Set or a Map, and is asked by brand below.
  */
-function isForeign(
-  tag: string,
-  method: (this: unknown, v: unknown) => boolean,
-  v: object,
-): boolean {
-  if (Object.prototype.toString.call(v) !== tag) return false;
+function isLocalPlainObject(v: object): boolean {
+  return Object.getPrototypeOf(v) === Object.prototype;
+}
+
+/**
+ * Whether `v` is a Set (`method` Set's `has`) or a Map of any realm, subclasses and tagged ones
+ * included: the built-in method checks its internal slot, where `instanceof` checks this
+ * realm's class (a Set made in an iframe or a `node:vm` context failed it, and its tensors were
+ * disposed).
+ */
+function hasBrand(method: (this: unknown, v: unknown) => boolean, v: object): boolean {
   try {
     method.call(v, undefined);
     return true;

@@ -597,6 +597,18 @@ Deno.test("tidy: results in another realm's objects, Maps and Sets are kept", as
     return record;
   });
   assertEquals(Array.from(await tagged.y.data()), [8]);
+  // Sets and Maps by brand, whatever their tag or prototype (a tag test first missed these)
+  const odd = tidy(() => {
+    const subclass = vm.runInNewContext(
+      "new (class extends Set { get [Symbol.toStringTag]() { return 'Bag'; } })()",
+    );
+    subclass.add(tensor([1]).add(1));
+    const bare = Object.setPrototypeOf(new Map(), null);
+    Map.prototype.set.call(bare, "y", tensor([2]).add(1));
+    return { subclass, bare };
+  });
+  assertEquals(Array.from(await [...Set.prototype.values.call(odd.subclass)][0].data()), [2]);
+  assertEquals(Array.from(await Map.prototype.get.call(odd.bare, "y").data()), [3]);
   // jit takes such a record as its result too (it was refused as "not an object of Tensors")
   const f = jit((x) => {
     const record = vm.runInNewContext("({})");
