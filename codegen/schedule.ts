@@ -281,11 +281,20 @@ export function scheduleKernels(
         if (values > target.maxKernelValues) return null;
         const outputs = parts.flatMap((k) => k.outputs);
         const merged = buildKernel(outputs, (n) => !outputs.includes(n) && loaded(n), substitute);
+        const opsOf = (k: { outputs: readonly Node[]; }) =>
+          k.outputs.reduce((sum, n) => sum + treeOps(n, loaded).get(n)!, 0);
         const fits = merged.inputs.length + outputs.length <= target.maxBuffers &&
-          outputs.reduce((sum, n) => sum + treeOps(n, loaded).get(n)!, 0) <= target.maxKernelOps &&
+          parts.reduce((sum, k) => sum + opsOf(k), 0) <= target.maxKernelOps &&
           (!Number.isFinite(target.maxLoopWork) || fitsLoopWork(merged.kernel, target)) &&
           (options.targetFor === undefined ||
-            parts.every((k) => options.targetFor!(k.kernel) === options.targetFor!(merged.kernel)));
+            mayJoin(
+              parts.map((k) => options.targetFor!(k.kernel)),
+              parts.map((k) => ({
+                ops: opsOf(k),
+                slow: k.outputs.some((n) => slowInJs(n, loaded)),
+              })),
+              options.targetFor(merged.kernel),
+            ));
         return fits ? merged : null;
       });
       if (before !== null && merged.length > before.kernels.length) {
@@ -315,6 +324,53 @@ export function scheduleKernels(
  * kernel before it (for tests: the limits' passes before building should leave none).
  */
 export const scheduleStats: { splitsWhileBuilding: number; } = { splitsWhileBuilding: 0 };
+
+/**
+ * Whether parts compiling for `targets` may merge into one kernel that compiles for `merged`:
+ * where each part compiled for that target, or where the merged kernel is a JavaScript one
+ * beside Wasm and the parts that would have run as Wasm are cheap there (at most half the ops,
+ * and no exp, log, tanh, sigmoid, square root or pow, which JavaScript computes many times
+ * slower than Wasm's lanes). LocalResponseNorm forward + backward with a window of 8 or more
+ * and a general beta planned 4 kernels on the default cpu setting (2 with `cpu.kernels =
+ * "js"`): its division after the stored pow compiled for Wasm and never joined it. The two cpu
+ * targets compute the same values, so only speed is at stake.
+ */
+function mayJoin(
+  targets: readonly Target[],
+  parts: readonly { ops: number; slow: boolean; }[],
+  merged: Target,
+): boolean {
+  if (targets.every((t) => t === merged)) return true;
+  if (merged.name !== "js" || targets.some((t) => t.name === "wgsl")) return false;
+  let joining = 0;
+  let native = 0;
+  for (const [i, t] of targets.entries()) {
+    if (t === merged) {
+      native += parts[i].ops;
+    } else {
+      if (parts[i].slow) return false;
+      joining += parts[i].ops;
+    }
+  }
+  return 2 * joining <= native;
+}
+
+/** Ops a JavaScript kernel computes many times slower than Wasm's lanes (see `mayJoin`). */
+const SLOW_IN_JS: ReadonlySet<string> = new Set([
+  "exp",
+  "log",
+  "tanh",
+  "sigmoid",
+  "sqrt",
+  "rsqrt",
+  "pow",
+]);
+
+/** Whether `root`'s fused tree (down to loaded values) has an op in SLOW_IN_JS. */
+function slowInJs(root: Node, isLoaded: (n: Node) => boolean): boolean {
+  return topoSort([root], (m) => m !== root && isLoaded(m))
+    .some((n) => (n === root || !isLoaded(n)) && SLOW_IN_JS.has(n.op));
+}
 
 /**
  * Rule MULTI_OUTPUT: two kernels that write values of one shape and load a buffer in common

@@ -119,7 +119,8 @@ export class LocalResponseNorm extends Module {
 
   /** `size=5, alpha=0.0001, beta=0.75, k=2.0`. */
   override extraRepr(): string {
-    return `size=${this.size}, alpha=${pythonFloat(this.alpha)}, beta=${
+    // an integer as Python prints one (1e21 printed as `1e+21`)
+    return `size=${BigInt(this.size)}, alpha=${pythonFloat(this.alpha)}, beta=${
       pythonFloat(this.beta)
     }, k=${pythonFloat(this.k)}`;
   }

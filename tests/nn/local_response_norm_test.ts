@@ -3,6 +3,7 @@
 // printed IR, the kernel counts and every bad input.
 
 import {
+  cpu,
   graph,
   kernels,
   manualSeed,
@@ -256,6 +257,13 @@ Deno.test("LocalResponseNorm: fused and unfused give the same values and gradien
   assertClose(fused.dx, unfused.dx, { rtol: 1e-4, atol: 1e-6 });
 });
 
+Deno.test("LocalResponseNorm: toString prints a large size as Python's integer", () => {
+  assertEquals(
+    String(new nn.LocalResponseNorm(1e21)),
+    "LocalResponseNorm(size=1000000000000000000000, alpha=0.0001, beta=0.75, k=1.0)",
+  );
+});
+
 Deno.test("LocalResponseNorm: toString prints Python floats", () => {
   assertEquals(
     String(new nn.LocalResponseNorm(5, 1e-4, 0.75, 2)),
@@ -456,6 +464,28 @@ Deno.test("LocalResponseNorm builds the graph of pad, unfoldDim, square, sum, af
       );
       assertStrictEquals(nodeOf(y), nodeOf(byMethods), `[${shape}], size ${size}`);
       assertEquals(y.requiresGrad, requiresGrad);
+    }
+  }
+});
+
+Deno.test("LocalResponseNorm: forward + backward is at most 3 kernels for every window and beta", () => {
+  // with a window of 8 or more and a general beta, the default cpu setting planned 4: d^beta
+  // is stored (the backward reads it through a window), and the division after it compiled for
+  // Wasm while the pow stayed JavaScript, so the two never merged (2 with cpu.kernels = "js")
+  for (const kernelsSetting of ["auto", "js"] as const) {
+    const before = cpu.kernels;
+    cpu.kernels = kernelsSetting;
+    try {
+      for (const [size, beta] of [[5, 0.75], [9, 0.6], [9, 0.3], [15, 0.6], [4, 0.6], [9, 0.5]]) {
+        const x = randn([2, 12, 5, 5], { requiresGrad: true });
+        const y = new nn.LocalResponseNorm(size, 1e-4, beta, 2).forward(x);
+        assertEquals(kernels(y).length, 1, `${kernelsSetting} size ${size} beta ${beta}: forward`);
+        y.backward(randn([2, 12, 5, 5]));
+        const count = kernels(y, x.grad!).length;
+        assert(count <= 3, `${kernelsSetting} size ${size} beta ${beta}: ${count} kernels`);
+      }
+    } finally {
+      cpu.kernels = before;
     }
   }
 });
