@@ -281,18 +281,13 @@ export function scheduleKernels(
         if (values > target.maxKernelValues) return null;
         const outputs = parts.flatMap((k) => k.outputs);
         const merged = buildKernel(outputs, (n) => !outputs.includes(n) && loaded(n), substitute);
-        const opsOf = (k: { outputs: readonly Node[]; }) =>
-          k.outputs.reduce((sum, n) => sum + treeOps(n, loaded).get(n)!, 0);
         const fits = merged.inputs.length + outputs.length <= target.maxBuffers &&
-          parts.reduce((sum, k) => sum + opsOf(k), 0) <= target.maxKernelOps &&
+          outputs.reduce((sum, n) => sum + treeOps(n, loaded).get(n)!, 0) <= target.maxKernelOps &&
           (!Number.isFinite(target.maxLoopWork) || fitsLoopWork(merged.kernel, target)) &&
           (options.targetFor === undefined ||
             mayJoin(
               parts.map((k) => options.targetFor!(k.kernel)),
-              parts.map((k) => ({
-                ops: opsOf(k),
-                slow: k.outputs.some((n) => slowInJs(n, loaded)),
-              })),
+              parts.map((k) => computedBy(k.outputs, loaded)),
               options.targetFor(merged.kernel),
             ));
         return fits ? merged : null;
@@ -328,31 +323,36 @@ export const scheduleStats: { splitsWhileBuilding: number; } = { splitsWhileBuil
 /**
  * Whether parts compiling for `targets` may merge into one kernel that compiles for `merged`:
  * where each part compiled for that target, or where the merged kernel is a JavaScript one
- * beside Wasm and the parts that would have run as Wasm are cheap there (at most half the ops,
- * and no exp, log, tanh, sigmoid, square root or pow, which JavaScript computes many times
- * slower than Wasm's lanes). LocalResponseNorm forward + backward with a window of 8 or more
- * and a general beta planned 4 kernels on the default cpu setting (2 with `cpu.kernels =
- * "js"`): its division after the stored pow compiled for Wasm and never joined it. The two cpu
- * targets compute the same values, so only speed is at stake.
+ * beside Wasm, every part that would have run as Wasm is a trifle (at most JOIN_MAX_OPS
+ * elementwise ops, none of them exp, log, tanh, sigmoid, a square root or pow, no reduction),
+ * and the parts that are JavaScript anyway hold a reduction (work the trifle is noise beside).
+ * LocalResponseNorm forward + backward with a window of 8 or more and a general beta planned 4
+ * kernels on the default cpu setting (2 with `cpu.kernels = "js"`): its division after the
+ * stored pow compiled for Wasm and never joined it. A wider rule (half the ops) ran Wasm
+ * reductions and long float32 chains as one-lane JavaScript, 2-14x slower. The two cpu targets
+ * compute the same values, so only speed is at stake.
  */
 function mayJoin(
   targets: readonly Target[],
-  parts: readonly { ops: number; slow: boolean; }[],
+  parts: readonly Computed[],
   merged: Target,
 ): boolean {
   if (targets.every((t) => t === merged)) return true;
   if (merged.name !== "js" || targets.some((t) => t.name === "wgsl")) return false;
-  let joining = 0;
-  let native = 0;
-  for (const [i, t] of targets.entries()) {
-    if (t === merged) {
-      native += parts[i].ops;
-    } else {
-      if (parts[i].slow) return false;
-      joining += parts[i].ops;
-    }
-  }
-  return 2 * joining <= native;
+  const joining = parts.filter((_, i) => targets[i] !== merged);
+  const native = parts.filter((_, i) => targets[i] === merged);
+  return native.some((p) => p.reductions > 0) &&
+    joining.every((p) => p.reductions === 0 && !p.slow && p.ops <= JOIN_MAX_OPS);
+}
+
+/** The most elementwise ops a part that would run as Wasm brings into a JavaScript kernel. */
+const JOIN_MAX_OPS = 2;
+
+/** What a part computes (each node once): elementwise ops, reductions, and whether any is slow. */
+interface Computed {
+  readonly ops: number;
+  readonly reductions: number;
+  readonly slow: boolean;
 }
 
 /** Ops a JavaScript kernel computes many times slower than Wasm's lanes (see `mayJoin`). */
@@ -366,10 +366,20 @@ const SLOW_IN_JS: ReadonlySet<string> = new Set([
   "pow",
 ]);
 
-/** Whether `root`'s fused tree (down to loaded values) has an op in SLOW_IN_JS. */
-function slowInJs(root: Node, isLoaded: (n: Node) => boolean): boolean {
-  return topoSort([root], (m) => m !== root && isLoaded(m))
-    .some((n) => (n === root || !isLoaded(n)) && SLOW_IN_JS.has(n.op));
+/** `Computed` of the fused trees below `outputs` (down to loaded values), each node once. */
+function computedBy(outputs: readonly Node[], isLoaded: (n: Node) => boolean): Computed {
+  let ops = 0;
+  let reductions = 0;
+  let slow = false;
+  for (const n of topoSort(outputs, (m) => !outputs.includes(m) && isLoaded(m))) {
+    if (!outputs.includes(n) && isLoaded(n)) continue;
+    if (isReduce(n.op)) reductions++;
+    else if (!isMovement(n.op) && n.op !== "const" && n.op !== "buffer" && n.op !== "detach") {
+      ops++;
+    }
+    slow ||= SLOW_IN_JS.has(n.op);
+  }
+  return { ops, reductions, slow };
 }
 
 /**

@@ -407,6 +407,20 @@ Deno.test("MULTI_OUTPUT: a merge stays within the target's buffer limit and its 
     "js",
     () => assertEquals(kinds(kernels(x.exp(), x.mul(1000).cast("int32"))), ["js:2"]),
   );
+  if (!cpu.simd) return;
+  // a part that would run as Wasm joins a JavaScript kernel only as a trifle beside a
+  // reduction (LocalResponseNorm's division after its stored pow): a Wasm reduction, or a
+  // float32 chain, beside an int32 cast stays Wasm (run as one-lane JavaScript they were 2-14x
+  // slower)
+  const wide = input(4, 4096);
+  const total = wide.sum(1);
+  const named = (ks: ReturnType<typeof kernels>) => ks.map((k) => `${k.target}:${k.name}`);
+  assert(named(kernels(total.mul(2), total.mul(1000).cast("int32"))).includes("wasm:k_sum"));
+  let chain = wide;
+  for (let i = 0; i < 10; i++) chain = chain.mul(1.5).add(0.25);
+  let ints = wide.mul(1000).cast("int32");
+  for (let i = 0; i < 20; i++) ints = ints.add(1).mul(3);
+  assertEquals(kinds(kernels(chain, ints)).sort(), ["js:1", "wasm:1"]);
 });
 
 Deno.test("MULTI_OUTPUT: a kernel writes at most MAX_KERNEL_OUTPUTS values", async () => {
