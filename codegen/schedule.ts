@@ -315,10 +315,14 @@ export function scheduleKernels(
 }
 
 /**
- * How often a schedule found a split only while building its kernels, which rebuilds every
- * kernel before it (for tests: the limits' passes before building should leave none).
+ * For tests: how often a schedule found a split only while building its kernels, which
+ * rebuilds every kernel before it (the limits' passes before building should leave none), and
+ * how many kernels MULTI_OUTPUT considered merging (those of another shape are not).
  */
-export const scheduleStats: { splitsWhileBuilding: number; } = { splitsWhileBuilding: 0 };
+export const scheduleStats: { splitsWhileBuilding: number; mergeCandidates: number; } = {
+  splitsWhileBuilding: 0,
+  mergeCandidates: 0,
+};
 
 /**
  * Whether parts compiling for `targets` may merge into one kernel that compiles for `merged`:
@@ -455,10 +459,18 @@ function mergeIntoLater(
   const written = new Set(a.outputs);
   // the live kernels after `a` reading `nodes`, with their positions (each looked up once); the
   // others are dropped from the lists for good (positions only grow past i, and a merged-away
-  // kernel never comes back)
+  // kernel never comes back). Only those that could merge (a's output shape, room for both
+  // outputs) are candidates: every reader of a shared input was, and rejected one by one in a
+  // scan of them all, planning n outputs of other shapes reading one input took time cubic in
+  // n (4,000: 121 s; Adam's first step over 1,600 parameters, which all read the step's scalars:
+  // 9 s)
   const found: ScheduledKernel[] = [];
   const at: number[] = [];
-  const later = (nodes: readonly Node[]) => {
+  let firstReader = Infinity;
+  const fits = (b: ScheduledKernel) =>
+    b.outputs.length + a.outputs.length <= MAX_KERNEL_OUTPUTS &&
+    sameShape(b.outputs[0].shape, shape);
+  const later = (nodes: readonly Node[], readsOutput: boolean) => {
     for (const n of nodes) {
       const list = readers.get(n);
       if (list === undefined) continue;
@@ -467,18 +479,19 @@ function mergeIntoLater(
         const p = position.get(k);
         if (p === undefined || p < i) continue;
         list[kept++] = k;
-        if (p > i) {
+        if (p <= i) continue;
+        if (readsOutput) firstReader = Math.min(firstReader, p);
+        if (fits(k)) {
           found.push(k);
           at.push(p);
+          scheduleStats.mergeCandidates++;
         }
       }
       list.length = kept;
     }
   };
-  later(a.outputs);
-  let firstReader = Infinity;
-  for (const p of at) firstReader = Math.min(firstReader, p);
-  later(a.inputs);
+  later(a.outputs, true);
+  later(a.inputs, false);
   // tried in list order, the nearest first, picked one at a time (sorting every candidate for
   // each kernel was the other half of the 10-19 s: the first that fits usually merges); a
   // kernel found twice (it reads two of a's buffers) is tried once
@@ -491,11 +504,9 @@ function mergeIntoLater(
     if (best < 0) return null;
     tried.add(at[best]);
     const b = found[best];
-    const fits = b.outputs.length + a.outputs.length <= MAX_KERNEL_OUTPUTS &&
-      sameShape(b.outputs[0].shape, shape);
     const elementwise = at[best] < firstReader ||
       b.outputs.every((n) => readsOnlyElementwise(n, written, isLoaded));
-    if (!fits || !elementwise) continue;
+    if (!elementwise) continue;
     const merged = merge([a, b]);
     if (merged !== null) {
       const place = at[best];

@@ -1015,3 +1015,12 @@ Deno.test("jit: a tensor built from an argument and kept past the trace says so 
     "jit: a tensor built from fn's argument x while fn was traced, and kept past the trace",
   );
 });
+
+Deno.test("jit: a loop cycling through 200 signatures traces each once", async () => {
+  // 64 signatures were kept: a batch size cycling through 65 values retraced at every call
+  const f = jit((x) => x.mul(2).add(1));
+  for (let round = 0; round < 2; round++) {
+    for (let n = 1; n <= 200; n++) (await f(zeros(n)) as Tensor).dispose();
+  }
+  assertEquals(f.traceCount, 200);
+});

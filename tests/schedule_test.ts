@@ -737,3 +737,23 @@ Deno.test("MAX_KERNEL_BUFFERS: a value too wide for one kernel, read through man
     assertEquals(Array.from(total.dataSync()), want);
   }
 });
+
+Deno.test("MULTI_OUTPUT: kernels of other shapes reading a shared input are no merge candidates", () => {
+  // every reader of the shared input was a candidate, rejected one by one in a scan of them
+  // all: planning n outputs of different shapes reading one 0-D input took time cubic in n
+  // (4,000: 121 s; Adam's first step over 1,600 parameters, which read the step's scalars: 9 s)
+  const lr = nodeOf(tensor(0.5));
+  const outputs = Array.from(
+    { length: 300 },
+    (_, i) =>
+      ir.binary("mul", nodeOf(input(1, i + 1)), ir.expand(ir.reshape(lr, [1, 1]), [1, i + 1])),
+  );
+  const before = scheduleStats.mergeCandidates;
+  const kernels = scheduleKernels(outputs, {
+    fusion: true,
+    isRealized: () => false,
+    target: JS_TARGET,
+  });
+  assertEquals(kernels.length, 300);
+  assertEquals(scheduleStats.mergeCandidates - before, 0);
+});
