@@ -6,7 +6,7 @@
 // harness.ts records per-call samples), and paired, so load changes on a shared machine cancel.
 //
 //   deno task bench:check    exits 1 naming every @lucid/nn row more than 25% slower than its
-//                            baseline ratio (50% for webgpu rows, 100% for first calls: see
+//                            baseline ratio (60% for webgpu rows, 100% for first calls: see
 //                            limitFor), and every row that failed (wrong output, error);
 //                            a row that looks slower is measured again (its groups only, in a
 //                            second `deno bench`) and counts only if it is slower in both runs;
@@ -29,8 +29,9 @@ export const SLOWDOWN_LIMIT = 1.25;
  * over runs of the same code): Wasm rows, whose copies and threads slow with the other core's
  * load where the scalar loop they are paired with hardly does (1.38 and 1.54 between two runs
  * of one commit in bench/history.jsonl, and a gate of 1.25 failed the baseline's own code on a
- * busy hour), get 1.6; webgpu rows, whose software adapter runs on several threads (up to 1.43),
- * get 1.5; first-call rows (compiling, collecting garbage of earlier structures; up to 2.28)
+ * busy hour), get 1.6; webgpu rows, whose software adapter runs on several threads, get 1.6
+ * too (D forward + backward, about one read-back timer of 12 ms, gave paired ratios of 22.0 and
+ * 34.2 in runs of unchanged webgpu code, 1.55x, its medians 12.2-13.2 ms); first-call rows (compiling, collecting garbage of earlier structures; up to 2.28)
  * get 2. So the gate catches a Wasm row 1.6x slower; smaller moves show in the history and in
  * bench/report.svg, not as a failure.
  */
@@ -38,7 +39,7 @@ export function limitFor(key: string): number {
   const name = key.slice(key.indexOf(" | ") + 3);
   if (key.startsWith("first call")) return 2;
   if (name.includes("wasm")) return WASM_SLOWDOWN_LIMIT;
-  if (name.includes("webgpu")) return 1.5;
+  if (name.includes("webgpu")) return WASM_SLOWDOWN_LIMIT;
   return SLOWDOWN_LIMIT;
 }
 

@@ -301,10 +301,10 @@ Deno.test("historyEntry and parseHistory round-trip through JSON lines", () => {
   assertEquals(parsed[0], entry);
 });
 
-Deno.test("limitFor: 25% for JavaScript rows, 60% for Wasm, 50% for webgpu, 100% for first calls", () => {
+Deno.test("limitFor: 25% for JavaScript rows, 60% for Wasm and webgpu, 100% for first calls", () => {
   assertEquals(limitFor(rowKey("B fwd", FUSED)), 1.25);
   assertEquals(limitFor(rowKey("B fwd", "@lucid/nn fused, wasm, 2 threads")), 1.6);
-  assertEquals(limitFor(rowKey("B fwd", "@lucid/nn fused, webgpu (llvmpipe)")), 1.5);
+  assertEquals(limitFor(rowKey("B fwd", "@lucid/nn fused, webgpu (llvmpipe)")), 1.6);
   assertEquals(limitFor(rowKey("first call A fwd", "@lucid/nn fused, js, fresh process")), 2);
   // a webgpu row 40% slower passes, 60% slower fails
   const names = [LOOP, "@lucid/nn fused, webgpu (llvmpipe)"];
