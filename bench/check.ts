@@ -31,15 +31,14 @@ export const SLOWDOWN_LIMIT = 1.25;
  * of one commit in bench/history.jsonl, and a gate of 1.25 failed the baseline's own code on a
  * busy hour), get 1.6; webgpu rows, whose software adapter runs on several threads, get 1.6
  * too (D forward + backward, about one read-back timer of 12 ms, gave paired ratios of 22.0 and
- * 34.2 in runs of unchanged webgpu code, 1.55x, its medians 12.2-13.2 ms); first-call rows (compiling, collecting garbage of earlier structures; up to 2.28)
- * get 2. So the gate catches a Wasm row 1.6x slower; smaller moves show in the history and in
+ * 34.2 in runs of unchanged webgpu code, 1.55x, its medians 12.2-13.2 ms); first-call rows
+ * (compiling, collecting garbage of earlier structures; up to 2.28) get 2. So the gate catches a Wasm row 1.6x slower; smaller moves show in the history and in
  * bench/report.svg, not as a failure.
  */
 export function limitFor(key: string): number {
   const name = key.slice(key.indexOf(" | ") + 3);
   if (key.startsWith("first call")) return 2;
-  if (name.includes("wasm")) return WASM_SLOWDOWN_LIMIT;
-  if (name.includes("webgpu")) return WASM_SLOWDOWN_LIMIT;
+  if (name.includes("wasm") || name.includes("webgpu")) return WASM_SLOWDOWN_LIMIT;
   return SLOWDOWN_LIMIT;
 }
 

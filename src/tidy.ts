@@ -23,7 +23,6 @@ import { DEVICES } from "./runtime/device.ts";
 import { realizedBuffer } from "./runtime/realize.ts";
 import { isTensor, nodeOf, type Tensor } from "./tensor.ts";
 import { described, fail, failDisposed, isPlainObject } from "./validate.ts";
-import { nodeProcess } from "./runtime/env.ts";
 
 /**
  * Runs `fn` and disposes every tensor it created, except those it returns (a tensor, or
@@ -171,44 +170,31 @@ function builtInIterator<T>(method: (this: unknown) => Iterator<T>, v: object): 
 const setHas = Set.prototype.has as (this: unknown, v: unknown) => boolean;
 const mapHas = Map.prototype.has as (this: unknown, v: unknown) => boolean;
 
-/** The runtime's own type tests (Deno's and Node's `node:util`), looked up at first use. */
-let runtimeTypes:
-  | { types?: { isSet?(v: unknown): boolean; isMap?(v: unknown): boolean; }; }
-  | undefined
-  | null = null;
-
-function typeTests(): { isSet?(v: unknown): boolean; isMap?(v: unknown): boolean; } | undefined {
-  if (runtimeTypes === null) {
-    runtimeTypes = nodeProcess()?.getBuiltinModule?.("node:util") as typeof runtimeTypes;
-  }
-  return runtimeTypes?.types;
-}
-
 /**
  * Whether `v` is a Set of any realm (an iframe's, a `node:vm` context's: this realm's
- * `instanceof` missed them, and their tensors were disposed), subclasses and tagged ones
- * included: by the runtime's test where there is one, else by brand (Set's own `has` on it),
- * asked only of what may be a Set (tagged so, or with no prototype), since a brand check throws
- * for everything else, and two exceptions per record made tidy 20x slower.
+ * `instanceof` missed them, and their tensors were disposed), subclasses, tagged ones and ones
+ * given another prototype included: by brand (Set's own `has` on it), asked only of what may be
+ * one (it has `has` and `add`, or no prototype at all), since a brand check throws for
+ * everything else, and two exceptions per record made tidy 20x slower. (Node's `util.types`
+ * would answer without throwing, but loading it cost Deno 13-25 ms at the first tidy.) A Set
+ * whose prototype was replaced by one without those methods is taken for an object.
  */
 function isSet(v: object): boolean {
   if (v instanceof Set) return true;
-  const tests = typeTests();
-  if (tests?.isSet !== undefined) return tests.isSet(v);
-  return mayBe("[object Set]", v) && hasBrand(setHas, v);
+  return mayBe(v, "add") && hasBrand(setHas, v);
 }
 
-/** Whether `v` is a Map of any realm (as `isSet`). */
+/** Whether `v` is a Map of any realm (as `isSet`: it has `has` and `set`, or no prototype). */
 function isMap(v: object): boolean {
   if (v instanceof Map) return true;
-  const tests = typeTests();
-  if (tests?.isMap !== undefined) return tests.isMap(v);
-  return mayBe("[object Map]", v) && hasBrand(mapHas, v);
+  return mayBe(v, "set") && hasBrand(mapHas, v);
 }
 
-/** Whether `v` may be a built-in of `tag` where there is no runtime test (see `isSet`). */
-function mayBe(tag: string, v: object): boolean {
-  return Object.getPrototypeOf(v) === null || Object.prototype.toString.call(v) === tag;
+/** Whether `v` may be a Set (`adds` "add") or a Map ("set"): see `isSet`. */
+function mayBe(v: object, adds: string): boolean {
+  if (Object.getPrototypeOf(v) === null) return true;
+  const methods = v as Record<string, unknown>;
+  return typeof methods.has === "function" && typeof methods[adds] === "function";
 }
 
 /** Whether the built-in `method` (Set's or Map's `has`) accepts `v`: its internal slot. */
