@@ -146,8 +146,9 @@ function checkInputs(args) {
     // the tag, not instanceof: arrays from another realm (a worker, an iframe) are welcome
     if (typedArrayTag.call(value) !== type || typedArrayLength.call(value) !== length) {
       const article = type === "Int32Array" ? "an" : "a";
+      const unit = length === 1 ? "element" : "elements";
       throw new TypeError(
-        \`run: input \${name} must be \${article} \${type} of \${length} element\${length === 1 ? "" : "s"} \` +
+        \`run: input \${name} must be \${article} \${type} of \${length} \${unit} \` +
           \`(\${dtype}[\${shape.join(", ")}]), got \${describeValue(value)}\`,
       );
     }

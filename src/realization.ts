@@ -286,7 +286,7 @@ export async function readData(fn: string, t: Tensor): Promise<TypedArray> {
 }
 
 /** What reading a tensor built on a jit argument's stand-in after its trace is refused with. */
-export const ESCAPED_STAND_IN =
+const ESCAPED_STAND_IN =
   "a tensor with a value (this one was built from a jit argument while fn was traced and kept " +
   "past the trace: the argument had no value then, and has none now; return it from fn instead)";
 
@@ -299,9 +299,9 @@ function readsStandIn(node: Node): boolean {
 
 /**
  * Throws while jit traces a function for a call when `t`'s value reads a captured value (a
- * stored value or a variable made before the trace): read then, it became a constant of the plan, and every
- * later call reused it (`x.mul(w.dataSync()[0])` and `w.sum().to("cpu")` kept w's first value
- * after `w.assign`). Values fn makes itself (`tensor([3])`, constants) are the same at every
+ * stored value or a variable made before the trace): read then, it became a constant of the
+ * plan, and every later call reused it (`x.mul(w.dataSync()[0])` and `w.sum().to("cpu")` kept
+ * w's first value after `w.assign`). Values fn makes itself (`tensor([3])`, constants) are the same at every
  * call and may be read; a read of an argument's stand-in keeps its own path (noted, it fails
  * the trace once fn returns). Synchronous, at the call: fn cannot await, so a rejected read
  * would go unhandled.
