@@ -36,6 +36,31 @@ Deno.test("README: the training-loop example runs and its loss goes down", async
   assert(losses[3] < losses[0] / 100, `the loss went down a hundredfold: ${printed.join("; ")}`);
 });
 
+Deno.test("README: the short tour runs and prints what its comments say", async () => {
+  // (helper 118 ran every README block by hand; only the training loop had a test)
+  const code = codeAfter("## A short tour");
+  const modUrl = new URL("../mod.ts", import.meta.url).href;
+  const runnable = code.replace(`from "@lucid/nn"`, `from "${modUrl}"`);
+  assert(runnable !== code, "the tour imports @lucid/nn");
+  // each console.log line's comment says what it prints, up to the first ":" or "("
+  const promised = [...code.matchAll(/console\.log\(.*\); \/\/ (.*)$/gm)].map((m) => m[1]);
+  assertEquals(promised.length, 3, "the tour's printed lines");
+  const printed: string[] = [];
+  const log = console.log;
+  console.log = (...args: unknown[]) => printed.push(args.join(" "));
+  try {
+    await import(`data:application/typescript;base64,${btoa(runnable)}`);
+  } finally {
+    console.log = log;
+  }
+  assertEquals(printed, [
+    "LocalResponseNorm(size=5, alpha=0.0001, beta=0.75, k=2.0)",
+    "1",
+    "2",
+  ]);
+  assertEquals(promised.map((p) => p.split(/: | \(/)[0].trim()), printed);
+});
+
 Deno.test("README: the LocalResponseNorm kernel it shows is the one the library generates", async () => {
   const { cpu, kernels, nn, zeros } = await import("../mod.ts");
   const at = readme.indexOf("```js\n   // lucid kernel: out float32[2,96,27,27]");
