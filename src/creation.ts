@@ -350,7 +350,19 @@ export function full(shape: readonly number[], value: number, options?: TensorOp
   return filled("full", s, o, () => value);
 }
 
-/** `[start, start + step, ...)` below `end`; `arange(n)` is `0..n-1`. */
+/**
+ * `[start, start + step, ...)` below `end`; `arange(n)` is `0..n-1`. Without a dtype, whole
+ * `start`, `end` and `step` give int32, whole numbers beyond int32's range float64 (cpu only:
+ * on webgpu that is an Error asking for a dtype), any other float32.
+ *
+ * @example
+ * ```ts
+ * import { arange } from "@lucid/nn";
+ * console.log(arange(4).dtype, await arange(4).toArray()); // int32 [ 0, 1, 2, 3 ]
+ * console.log(arange(0, 1, 0.25).dtype); // float32
+ * const w = arange(3, undefined, 1, { dtype: "float32", requiresGrad: true }); // a float leaf
+ * ```
+ */
 export function arange(start: number, end?: number, step = 1, options?: TensorOptions): Tensor {
   if (end === undefined) [start, end] = [0, start];
   for (const [name, v] of [["start", start], ["end", end], ["step", step]] as const) {
@@ -382,6 +394,16 @@ export function arange(start: number, end?: number, step = 1, options?: TensorOp
   // (a range past 4 GiB is refused for its size when the tensor is made, below)
   // and in the dtype's own rounding (0 to 1 by 0.99999999 in float32 ended at 1, and -2.5 to 0
   // by 0.5 in int32 at 0)
+  if (o.dtype === undefined && inferred === "float64" && o.device === "webgpu") {
+    // (it said webgpu has no float64, a dtype the caller never passed)
+    fail(
+      "arange",
+      'a dtype must be given for whole numbers beyond int32\'s range on "webgpu" (float64 ' +
+        'by default, which webgpu does not have: pass { dtype: "float32" } for rounded values, ' +
+        "or make them on the cpu)",
+      described(`values from ${start} to ${last}`),
+    );
+  }
   const dtype = o.dtype ?? inferred;
   if (dtype !== "float64") {
     n = countBelow(n, start, step, end, dtype === "float32" ? Math.fround : Math.trunc);

@@ -649,6 +649,19 @@ for (const backend of testBackends) {
             BigInt(a) + BigInt(i) * BigInt(step));
           assertEquals(values.map(BigInt), want);
         }
+      } else {
+        // whole numbers past int32 would be float64, which webgpu lacks: the Error says so and
+        // asks for a dtype (it said webgpu has no float64, a dtype the caller never passed)
+        assertThrows(
+          () =>
+            arange(3e9, 3e9 + 3, 1, { device }),
+          Error,
+          `arange: a dtype must be given for whole numbers beyond int32's range on "webgpu"`,
+        );
+        assertEquals(
+          Array.from(await arange(3e9, 3e9 + 3 * 256, 256, { device, dtype: "float32" }).data()),
+          [3e9, 3e9 + 256, 3e9 + 512],
+        );
       }
     }));
 }
