@@ -133,16 +133,41 @@ function freeReplaced(
     // a handle still on the old node (a view of it, say) keeps it until collection; one on
     // another device does not (a node of constants only is shared by both, each storing its
     // own value: the cpu's outlived its last cpu handle while a webgpu tensor lived)
-    if (handlesOn(old, backend.name) !== 0) continue;
-    const reader = isStored(old) ? waitingReaderOf(old) : undefined;
-    if (reader !== undefined) {
-      const later = replaces.get(reader);
-      if (later === undefined) replaces.set(reader, [old]);
-      else later.push(old);
+    if (handlesOn(old, backend.name) !== 0) {
+      keptByHandle.add(old);
       continue;
     }
-    freeValue(old, backend, "overwritten by assign()");
+    freeOld(old, backend, waitingReaderOf);
   }
+}
+
+/** Replaced values kept by a handle when their successor was stored (see freeIfReplaced). */
+const keptByHandle = new WeakSet<Node>();
+
+/** Frees a replaced value, or leaves it to a waiting variable that reads it to free once stored. */
+function freeOld(
+  old: Node,
+  backend: Backend,
+  waitingReaderOf: (old: Node) => Node | undefined,
+): void {
+  const reader = isStored(old) ? waitingReaderOf(old) : undefined;
+  if (reader !== undefined) {
+    const later = replaces.get(reader);
+    if (later === undefined) replaces.set(reader, [old]);
+    else later.push(old);
+    return;
+  }
+  freeValue(old, backend, "overwritten by assign()");
+}
+
+/**
+ * Frees `node` as its successor's storing would have, if it was replaced while a hold kept it
+ * (a realization waiting on another: realization.ts's realizeOn) and no handle is left.
+ */
+export function freeIfReplaced(node: Node, backend: Backend): void {
+  if (!keptByHandle.has(node) || handlesOn(node, backend.name) !== 0) return;
+  keptByHandle.delete(node);
+  freeOld(node, backend, waitingReaders(backend.name));
 }
 
 /**

@@ -22,6 +22,7 @@ import {
 } from "./ownership.ts";
 import {
   afterStored,
+  freeIfReplaced,
   hasReaders,
   readersOf,
   stopWaiting,
@@ -68,8 +69,22 @@ export function realizeOn(
   } catch (e) {
     return apart(e);
   }
-  if (ran instanceof Promise) return ran.then(() => afterStored(all, backend), apart);
-  afterStored(all, backend);
+  if (!(ran instanceof Promise)) return afterStored(all, backend);
+  // Until it settles, it holds the values it pulled in (as a read holds its tensor): waiting
+  // for a run in flight, it saw another realization store a later assignment and free the
+  // value it was about to load (webgpu: a read issued before an assign rejected, "overwritten
+  // by assign()"). A value replaced meanwhile is freed when the last hold ends, as its
+  // successor's storing would have.
+  const requested = new Set(nodes);
+  const pulledIn = all.filter((n) => !requested.has(n));
+  for (const n of pulledIn) acquireHold(n, device);
+  return ran.then(() => afterStored(all, backend), apart).finally(() => {
+    for (const n of pulledIn) {
+      endHold(n, device);
+      releaseHandle(n, device);
+      freeIfReplaced(n, backend);
+    }
+  });
 }
 
 /**

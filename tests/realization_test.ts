@@ -254,6 +254,43 @@ Deno.test("a read in flight does not free a value that a pending assignment or g
   }
 });
 
+Deno.test("a read waiting on a run in flight keeps the assigned values it needs (helper-127)", async () => {
+  // On webgpu, a read of w issued while w's value Vb waited on a run still computing Va (an
+  // earlier read's) saw a third realization, started later after w.assign(Vc), store Vc and free
+  // Vb under it: the read rejected with "overwritten by assign()". Runs settle at different
+  // microtasks, so every interleaving of a small sweep is tried; each value is worked by hand.
+  const tick = async (n: number) => {
+    for (let i = 0; i < n; i++) await null;
+  };
+  for (const device of testDevices) {
+    const start = memory()[device].liveTensors;
+    for (const early of [0, 1, 2]) {
+      for (let late = 0; late <= 12; late++) {
+        const w = tensor([1, 2, 3, 4], { device });
+        w.assign(w.mul(3).add(1)); // Va = [4, 7, 10, 13]
+        const e = w.mul(2); // reads Va (not w.mul(3): the assignment's own w.mul(3) shares it)
+        w.assign(w.mul(3).add(1)); // Vb = [13, 22, 31, 40]
+        const readE = e.data();
+        await tick(early);
+        const sum = w.sum();
+        const readSum = sum.data(); // issued while w is Vb
+        await tick(early);
+        w.assign(w.add(1)); // Vc = [14, 23, 32, 41]
+        await tick(late);
+        const f = w.mul(5);
+        const readF = f.data();
+        const where = `${device}, ticks ${early} and ${late}`;
+        assertEquals(Array.from(await readE), [8, 14, 20, 26], where);
+        assertEquals(Array.from(await readSum), [106], where);
+        assertEquals(Array.from(await readF), [70, 115, 160, 205], where);
+        for (const t of [w, e, sum, f]) t.dispose();
+      }
+    }
+    // and the values it held were freed once it was done, as their successors' storing would
+    assertEquals(memory()[device].liveTensors, start, `${device}: live values afterwards`);
+  }
+});
+
 Deno.test({
   name: "realize: a gradient not computable before its batch was freed says why, not 'disposed'",
   ignore: !webgpuAvailable,
