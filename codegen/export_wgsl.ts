@@ -322,8 +322,9 @@ async function runOn(device, values) {
     } catch (e) {
       thrown = e; // the error scopes are popped first
     }
-    const invalid = await device.popErrorScope();
-    const outOfMemory = await device.popErrorScope();
+    // both popped before any await: another run pushing its scopes in between took ours
+    const popped = [device.popErrorScope(), device.popErrorScope()];
+    const [invalid, outOfMemory] = await Promise.all(popped);
     if (thrown !== null) throw thrown;
     const error = invalid ?? outOfMemory;
     if (error) throw new Error(\`run: WebGPU refused the launches: \${error.message}\`);

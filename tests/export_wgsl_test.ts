@@ -8,7 +8,7 @@ import { jit, tensor } from "../mod.ts";
 import { exportCompiled } from "../src/export.ts";
 import { VERSION } from "../src/version.ts";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
-import { assertClose, webgpuAvailable } from "./helpers.ts";
+import { assertClose, assertErrorScopesNest, webgpuAvailable } from "./helpers.ts";
 import { assertSameValues, checkGoldenExports, lyingArray } from "./export_helpers.ts";
 
 /** The runner's exports after importing its text. */
@@ -178,6 +178,25 @@ Deno.test({
     other.destroy();
     const [y3] = await m.run(gpu, x);
     assertEquals(Array.from(y3), [2, -2, 1.5], "the first device still runs");
+  },
+});
+
+Deno.test({
+  name: "wgsl export: concurrent runs of the runner pop their own error scopes (helper-127)",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    // the runner popped its second error scope after an await, as the library did: a run
+    // started meanwhile took the other's out-of-memory scope, and its errors
+    const fn = jit((x) => x.mul(2).add(1));
+    const { files } = await exportCompiled(fn, [{ shape: [3] }], { target: "wgsl" });
+    const m = await importModule(files.find((f) => f.path === "model.js")!.contents);
+    const gpu = await gpuDevice();
+    await m.run(gpu, new Float32Array(3)); // pipelines made
+    await assertErrorScopesNest(async () => {
+      const runs = [0, 1, 2].map((k) => m.run(gpu, new Float32Array([k, k + 1, k + 2])));
+      const results = await Promise.all(runs);
+      assertEquals(results.map(([y]) => Array.from(y)), [[1, 3, 5], [3, 5, 7], [5, 7, 9]]);
+    });
   },
 });
 

@@ -240,3 +240,41 @@ export async function lrnInChild(
   assertClose(got.dx, await x.grad!.data(), { rtol: 1e-6 });
   return got;
 }
+
+/**
+ * Runs `fn` with every GPUDevice's `pushErrorScope` and `popErrorScope` recorded, in call order
+ * (`push` or `pop`), and asserts that the scopes nest: each group of pushes is popped entirely
+ * before anything pushes again. Error scopes are one stack per device, shared by every run: a
+ * run that pushed two scopes and popped its second after an await took the scope another run
+ * had pushed meanwhile, with that run's errors.
+ */
+export async function assertErrorScopesNest(fn: () => Promise<void>): Promise<string[]> {
+  const prototype = GPUDevice.prototype;
+  const { pushErrorScope, popErrorScope } = prototype;
+  const calls: string[] = [];
+  prototype.pushErrorScope = function (this: GPUDevice, filter: GPUErrorFilter) {
+    calls.push("push");
+    return pushErrorScope.call(this, filter);
+  };
+  prototype.popErrorScope = function (this: GPUDevice) {
+    calls.push("pop");
+    return popErrorScope.call(this);
+  };
+  try {
+    await fn();
+  } finally {
+    prototype.pushErrorScope = pushErrorScope;
+    prototype.popErrorScope = popErrorScope;
+  }
+  for (let i = 0; i < calls.length;) {
+    let pushes = 0;
+    while (calls[i] === "push") [pushes, i] = [pushes + 1, i + 1];
+    for (let k = 0; k < pushes; k++, i++) {
+      if (calls[i] !== "pop") {
+        throw new Error(`error scopes interleaved: call ${i} of ${calls.join(", ")}`);
+      }
+    }
+    if (pushes === 0) throw new Error(`a pop without a push: ${calls.join(", ")}`);
+  }
+  return calls;
+}

@@ -16,6 +16,7 @@ import {
 } from "./assert.ts";
 import {
   assertClose,
+  assertErrorScopesNest,
   reference,
   testDevices,
   unhandledRejectionsOf,
@@ -121,6 +122,18 @@ Deno.test("webgpu: the test device table includes webgpu when there is an adapte
 
 Deno.test("webgpu: available() agrees with the adapter probe", async () => {
   assertEquals(await webgpu.available(), webgpuAvailable);
+});
+
+Deno.test("webgpu: concurrent runs pop their own error scopes (helper-127)", gpuTest, async () => {
+  // a run popped its second scope after an await, when another run had pushed its own: each
+  // took the other's out-of-memory scope, and so its errors
+  const graphs = [0, 1, 2, 3].map((k) => () => tensor([1, 2, 3], { device: "webgpu" }).add(k));
+  for (const make of graphs) await make().data(); // pipelines compiled: the runs only run
+  const calls = await assertErrorScopesNest(async () => {
+    const reads = await Promise.all(graphs.map((make) => make().data()));
+    assertEquals(reads.map((r) => Array.from(r)), [[1, 2, 3], [2, 3, 4], [3, 4, 5], [4, 5, 6]]);
+  });
+  assert(calls.length >= 16, `four runs, two scopes each: ${calls}`);
 });
 
 Deno.test("webgpu: elementwise ops and broadcasting match the reference", gpuTest, async () => {

@@ -584,8 +584,11 @@ export class WebGpuBackend implements Backend {
     } catch (e) {
       thrown = e; // the error scopes are popped first
     }
-    const invalid = await device.popErrorScope();
-    const oom = await device.popErrorScope();
+    // both popped before any await: the scopes are the device's, one stack for every run, and
+    // a run started during the first await pushed its own, whose out-of-memory error this
+    // run's second pop took (and the other run, this one's)
+    const popped = [device.popErrorScope(), device.popErrorScope()];
+    const [invalid, oom] = await Promise.all(popped);
     if (thrown !== null) throw await this.#failure(scope, thrown);
     const error = invalid ?? oom;
     if (error !== null) {
