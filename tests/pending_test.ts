@@ -315,7 +315,8 @@ Deno.test("pending: a value assigned over before it was computed keeps nothing",
       }
     }
     assertEquals((await e.data())[0], 39, device);
-    assertEquals(new Set(live).size, 1, `${device}: live buffers ${live}`);
+    // (not equal: another test's garbage collected meanwhile lowers the count)
+    assert(live.every((n) => n <= live[0]), `${device}: live buffers ${live}`);
     e.dispose();
   }
 });

@@ -2,7 +2,7 @@
 // anything, so a step that throws leaves parameters and state as they were; after a step, a
 // gradient is read before the parameters (storing their updates frees the values it reads).
 
-import { memory, optim, type Tensor, tensor } from "../../mod.ts";
+import { memory, optim, type Tensor, tensor, tidy } from "../../mod.ts";
 import { assert, assertEquals, assertThrows } from "../assert.ts";
 import { assertClose, testDevices } from "../helpers.ts";
 import { setGradOf } from "../../src/tensor.ts";
@@ -163,4 +163,43 @@ Deno.test("optimizer: Deno.inspect shows the class, its settings and its paramet
     String(new optim.Adam([p, tensor([1], { requiresGrad: true })])),
     "Adam(lr=0.001, betas=[0.9, 0.999], eps=1e-8, weightDecay=0, 2 parameters)",
   );
+});
+
+Deno.test("optimizers: per-step numbers are kept one step longer, never more, and stay right", async () => {
+  // Adam's bias corrections (and a scheduled learning rate) are a 0-D tensor per step: one
+  // disposed at the next step computed that step's updates in a realization of their own;
+  // they are now kept one step longer, so storage holds at most two steps' numbers
+  const w = tensor([1, -2, 3], { requiresGrad: true });
+  const adam = new optim.Adam([w], { lr: 0.1 });
+  const sgd = new optim.SGD([w], { lr: 0.1 });
+  const start = memory().cpu.liveTensors;
+  const counts: number[] = [];
+  // float64 reference of both updates: Adam with its bias corrections, then SGD with a
+  // learning rate changing every step
+  const want = [1, -2, 3];
+  const [m, v] = [[0, 0, 0], [0, 0, 0]];
+  for (let t = 1; t <= 30; t++) {
+    tidy(() => w.square().sum().backward());
+    adam.step();
+    adam.zeroGrad();
+    for (let i = 0; i < 3; i++) {
+      const g = 2 * want[i];
+      m[i] = 0.9 * m[i] + 0.1 * g;
+      v[i] = 0.999 * v[i] + 0.001 * g * g;
+      const mHat = m[i] / (1 - 0.9 ** t);
+      const vHat = v[i] / (1 - 0.999 ** t);
+      want[i] -= 0.1 * mHat / (Math.sqrt(vHat) + 1e-8);
+    }
+    tidy(() => w.square().sum().backward());
+    sgd.lr = 0.01 * t;
+    sgd.step();
+    sgd.zeroGrad();
+    for (let i = 0; i < 3; i++) want[i] -= 0.01 * t * 2 * want[i];
+    if (t % 3 === 0) await w.data(); // computed every third step: updates wait in between
+    counts.push(memory().cpu.liveTensors - start);
+  }
+  assertClose(await w.data(), Float64Array.from(want), { rtol: 1e-5, atol: 1e-6 });
+  // the moment estimates (2), and two steps' numbers from each optimizer at most (2 + 2)
+  assert(Math.max(...counts) <= 6, `live values over the steps: ${counts}`);
+  w.dispose();
 });
