@@ -103,6 +103,20 @@ export function unprotectReader(node: Node): void {
  */
 export function replaceWhenStored(next: Node, old: Node): void {
   replaces.set(next, [old]);
+  awaitingSuccessor.add(old);
+}
+
+/** Values replaced by an assignment not stored yet (freeReplaced frees them once it is). */
+const awaitingSuccessor = new WeakSet<Node>();
+
+/** Whether a later assignment, not stored yet, replaces `node` (and will free it when stored). */
+export function awaitsSuccessor(node: Node): boolean {
+  return awaitingSuccessor.has(node);
+}
+
+/** Whether `node` was replaced while a handle kept it (freeIfReplaced frees it). */
+export function replacedWhileHeld(node: Node): boolean {
+  return keptByHandle.has(node);
 }
 
 /**
@@ -121,6 +135,7 @@ function freeReplaced(
   replaces.delete(node);
   while (stack.length > 0) {
     const old = stack.pop()!;
+    awaitingSuccessor.delete(old);
     const further = replaces.get(old);
     if (further !== undefined) {
       replaces.delete(old);
@@ -219,7 +234,9 @@ export function withWaitingVariables(nodes: readonly Node[], device: DeviceName)
     freed.add(old);
     stack.push(...(replaces.get(old) ?? []));
   }
-  const stored = new Set([...freed].filter(isStored));
+  // stored now, or computed here and freed as soon as stored (a step's update that the next
+  // step replaced before anything was read: the gradient reading it was lost)
+  const stored = new Set([...freed].filter((n) => isStored(n) || all.has(n)));
   if (stored.size === 0) return [...all];
   // Read through a value computed here, or through a waiting variable (not freed), a freed
   // value is not read: that value's new storage is, or the variable keeps the freed value.

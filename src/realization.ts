@@ -22,9 +22,11 @@ import {
 } from "./ownership.ts";
 import {
   afterStored,
+  awaitsSuccessor,
   freeIfReplaced,
   hasReaders,
   readersOf,
+  replacedWhileHeld,
   stopWaiting,
   withWaitingVariables,
 } from "./pending.ts";
@@ -81,8 +83,10 @@ export function realizeOn(
   return ran.then(() => afterStored(all, backend), apart).finally(() => {
     for (const n of pulledIn) {
       endHold(n, device);
-      releaseHandle(n, device);
-      freeIfReplaced(n, backend);
+      // the last handle: its tensor was disposed meanwhile (stored after its dispose, or
+      // disposed while held, it stayed until garbage collection), or it was replaced; one whose
+      // successor is not stored yet is freed by that storing, not computed early here
+      if (releaseHandle(n, device) && !awaitsSuccessor(n)) freeUnheld(n, device);
     }
   });
 }
@@ -216,7 +220,15 @@ export function computeReadersOf(
  * free it without that: `w.assign(w.mul(2))` while a read of the old `w` was in flight lost `w`.
  */
 export function releaseValue(node: Node, device: DeviceName): void {
-  if (!releaseHandle(node, device) || realizedBuffer(node, device) === undefined) return;
+  if (releaseHandle(node, device)) freeUnheld(node, device);
+}
+
+/** Frees the stored value of `node`, whose last handle on `device` just went (releaseValue). */
+function freeUnheld(node: Node, device: DeviceName): void {
+  if (realizedBuffer(node, device) === undefined) return;
+  // replaced by an assignment while a read held it: freed as the assignment's storing would
+  // have (the Error of a graph still reading it said "disposed", though nothing was)
+  if (replacedWhileHeld(node)) return freeIfReplaced(node, backendFor(device));
   if (hasReaders()) computeReadersOf(new Set([node]), device);
   freeValue(node, backendFor(device), "disposed");
 }

@@ -466,3 +466,25 @@ Deno.test({
     assertEquals(Array.from(await onGpu.data()), new Array(8).fill(1), "the webgpu value stays");
   },
 });
+
+Deno.test("a gradient reading an update the next step replaced is computed first (helper-128)", async () => {
+  // two SGD steps with nothing read between: the second gradient reads the first update V1,
+  // which the second step replaces; realizing the parameter computed V1 and freed it without
+  // the gradient, whose read then said "overwritten by assign()" (README: the gradients
+  // reading an old value are computed first)
+  for (const device of testDevices) {
+    const w0 = [1, 2, 3, 4];
+    const w = tensor(w0, { device, requiresGrad: true });
+    const opt = new optim.SGD([w], { lr: 0.125 });
+    for (let step = 0; step < 2; step++) {
+      opt.zeroGrad();
+      w.mul(w).sum().backward(); // 2w
+      opt.step(); // w - 0.25 w
+    }
+    await w.realize();
+    // by hand: w1 = 0.75 w0; the second gradient 2 w1 = 1.5 w0; w2 = 0.75 w1
+    assertEquals(Array.from(await w.grad!.data()), w0.map((x) => 1.5 * x), device);
+    assertEquals(Array.from(await w.data()), w0.map((x) => 0.5625 * x), device);
+    w.dispose();
+  }
+});

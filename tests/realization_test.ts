@@ -291,6 +291,52 @@ Deno.test("a read waiting on a run in flight keeps the assigned values it needs 
   }
 });
 
+Deno.test("a value disposed while a read holds it is freed when the read settles (helper-128)", async () => {
+  // a read computing w's pending assigned value V holds V; w disposed meanwhile left V stored
+  // with no handle (before and after it was stored), until garbage collection, which a lazy
+  // graph still reading V never let come
+  const tick = async (n: number) => {
+    for (let i = 0; i < n; i++) await null;
+  };
+  for (const device of testDevices) {
+    const kept: Tensor[] = [];
+    for (let k = 0; k <= 16; k++) {
+      const before = memory()[device].liveTensors;
+      const w = tensor([1, 2, 3, 4], { device });
+      w.assign(w.mul(3).add(1)); // V = [4, 7, 10, 13]
+      kept.push(w.add(0.25)); // lazy, reads V: its node stays reachable
+      const e = w.mul(7);
+      const read = e.data();
+      await tick(k);
+      w.dispose();
+      assertEquals(Array.from(await read), [28, 49, 70, 91], `${device}, ${k} ticks`);
+      e.dispose();
+      await tick(8);
+      assertEquals(memory()[device].liveTensors, before, `${device}: V freed (${k} ticks)`);
+    }
+    for (const t of kept) t.dispose();
+  }
+});
+
+Deno.test("a value replaced while a read held it says so to a graph still reading it (helper-128)", async () => {
+  // freed at the read's end as "disposed": nothing was
+  for (const device of testDevices) {
+    const w = tensor([1, 2, 3, 4], { device });
+    w.assign(w.add(1)); // V1
+    await w.realize();
+    const e = w.mul(2); // reads V1
+    const read = w.data(); // holds V1
+    w.assign(w.add(1)); // V2 replaces V1
+    using total = w.sum();
+    assertEquals(Array.from(await total.data()), [18], device); // stores V2
+    assertEquals(Array.from(await read), [2, 3, 4, 5], device);
+    const error = await assertRejects(() => e.data(), Error);
+    assertStringIncludes(error.message, "overwritten by assign()", device);
+    w.dispose();
+    e.dispose();
+  }
+});
+
 Deno.test({
   name: "realize: a gradient not computable before its batch was freed says why, not 'disposed'",
   ignore: !webgpuAvailable,
