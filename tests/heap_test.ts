@@ -4,6 +4,7 @@
 
 import { tensor } from "../mod.ts";
 import {
+  type CpuMemory,
   HeapMemory,
   MAX_MEMORY_BYTES,
   MAX_TENSOR_BYTES,
@@ -29,9 +30,10 @@ Deno.test("memory: blocks are aligned, reused exactly, split and coalesced", () 
   assertEquals(heap.bytesPooled, 192);
   const d = heap.allocate(150);
   assertEquals([d.offset, d.size], [a.offset, 192]);
-  // freeing the highest block brings the top down instead of pooling it
+  // freeing the highest block brings the top down, and its bytes stay pooled (the memory
+  // never shrinks: they read 0 here)
   heap.release(c);
-  assertEquals(heap.bytesPooled, 0);
+  assertEquals(heap.bytesPooled, 128 + 64 + 1024 - 192);
   const e = heap.allocate(2048);
   assertEquals(e.offset, c.offset);
   // a larger free range is split: the rest stays free
@@ -95,4 +97,48 @@ Deno.test("memory: a runtime without WebAssembly runs the library on JavaScript 
   const big = "big: await tensor(new Float32Array(5_000_000).fill(0.5)).sum().item()";
   const got = await lrnInChild([1, 6, 3, 3], ["--v8-flags=--jitless"], "", big);
   assertEquals([got.simd, got.targets, got.big], [false, ["js"], 2_500_000]);
+});
+
+/** A memory of `bytes` that only counts (the allocator never touches the bytes themselves). */
+function countingMemory(bytes: number): CpuMemory {
+  const buffer = { byteLength: bytes };
+  return {
+    buffer: buffer as unknown as ArrayBuffer,
+    grow(pages: number): number {
+      const before = buffer.byteLength / 65536;
+      if (buffer.byteLength + pages * 65536 > MAX_MEMORY_BYTES) throw new RangeError("too big");
+      buffer.byteLength += pages * 65536;
+      return before;
+    },
+  };
+}
+
+Deno.test("memory: small blocks keep out of a large freed range while the top has room (helper-125)", () => {
+  // a 2.4 GB tensor freed, then two 4-byte ones: the second was cut from the front of the
+  // freed range, and a 2.4 GB tensor fitted neither there (64 bytes short) nor above; the
+  // RangeError said the tensors needed 4.8 GB together, with 128 bytes in use
+  const big = 2_400_000_000;
+  const heap = new HeapMemory(countingMemory(65536));
+  const first = heap.allocate(big);
+  const small = heap.allocate(4);
+  heap.release(first);
+  const other = heap.allocate(4);
+  assert(other.offset > small.offset, "the second small block went above, not into the range");
+  const again = heap.allocate(big);
+  assertEquals(again.offset, first.offset);
+  assertEquals(heap.bytesInUse, big + 128);
+  // where nothing fits, the Error gives what is in use and the largest free range
+  heap.release(again);
+  const filler = heap.allocate(1_500_000_000); // into the freed range's front
+  const error = assertThrows(() => heap.allocate(big), RangeError);
+  assertEquals(
+    error.message,
+    "cpu: out of memory: a tensor of 2400000000 bytes fits nowhere in the 4 GiB one WebAssembly " +
+      `memory holds: ${1_500_000_000 + 128} bytes are in use, and the largest free range is ` +
+      `${MAX_MEMORY_BYTES - (64 + big + 128)}` + // above the two small blocks (the top)
+      " bytes (tensors never move, so the ranges freed between them can be too small; dispose " +
+      "tensors no longer needed)",
+  );
+  heap.release(filler);
+  assertEquals(heap.allocate(big).offset, first.offset, "usable after");
 });

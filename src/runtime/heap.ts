@@ -17,6 +17,11 @@ const ALIGN = 64;
 export const MAX_MEMORY_BYTES = 2 ** 32;
 /** The largest tensor one memory holds: all of it but the first block, kept for empty ones. */
 export const MAX_TENSOR_BYTES = MAX_MEMORY_BYTES - ALIGN;
+/**
+ * A free range at least this many times a block's size is kept for larger blocks while the
+ * memory has room at the top (no growth) for the small one.
+ */
+const SMALL_IN_LARGE = 16;
 
 /**
  * Whether `buffer` is shared. A browser page that is not cross-origin isolated has no
@@ -104,8 +109,10 @@ export interface Block {
 export class HeapMemory {
   /** The memory every cpu tensor lives in. */
   readonly memory: CpuMemory;
-  /** End of the highest block ever handed out; memory above it is untouched. */
+  /** End of the highest block handed out and not released; memory above it is free. */
   #top = ALIGN; // offset 0 is kept for empty blocks
+  /** The highest the top has been: memory above it was never written. */
+  #peak = ALIGN;
   /** Free blocks below the top: offset -> size, and the offsets sorted, for coalescing. */
   #freeSize = new Map<number, number>();
   #freeOffsets: number[] = [];
@@ -123,9 +130,13 @@ export class HeapMemory {
     return this.#inUse;
   }
 
-  /** Bytes free below the top, kept for reuse. */
+  /**
+   * Bytes released and kept for reuse: free ranges below the top, and what the top came down
+   * from (a memory never shrinks: that storage is still the process's). It read 0 after the
+   * highest tensor was freed, however large.
+   */
   get bytesPooled(): number {
-    return this.#top - ALIGN - this.#inUse;
+    return this.#peak - ALIGN - this.#inUse;
   }
 
   /** Bytes the memory holds (grown so far). */
@@ -146,6 +157,7 @@ export class HeapMemory {
     const size = Math.ceil(bytes / ALIGN) * ALIGN;
     const offset = this.#takeFree(size) ?? this.#takeTop(size);
     this.#inUse += size;
+    this.#peak = Math.max(this.#peak, this.#top);
     return { offset, size };
   }
 
@@ -185,6 +197,11 @@ export class HeapMemory {
       if (free > size && free < bestSize && set.size > 0) [best, bestSize] = [free, free];
     }
     if (best < 0) return null;
+    // a small block in a far larger range goes to the top while the memory has room there:
+    // cut from the front of a freed 2.4 GB range, 64 bytes left it too small for the next
+    // 2.4 GB tensor, which then did not fit above
+    const roomAtTop = this.memory.buffer.byteLength - this.#top;
+    if (bestSize >= SMALL_IN_LARGE * size && size <= roomAtTop) return null;
     const offset = this.#bySize.get(best)!.values().next().value!;
     this.#removeFree(offset);
     this.#addFree(offset + size, bestSize - size);
@@ -196,9 +213,15 @@ export class HeapMemory {
     const offset = this.#top;
     const end = offset + size;
     if (end > MAX_MEMORY_BYTES) {
+      // (it said the tensors needed `end` bytes together: the top's address, however few bytes
+      // were in use below it)
+      let largest = MAX_MEMORY_BYTES - this.#top;
+      for (const free of this.#bySize.keys()) largest = Math.max(largest, free);
       throw new RangeError(
-        `cpu: out of memory: the tensors need ${end} bytes together, above the 4 GiB one ` +
-          `WebAssembly memory holds (dispose tensors no longer needed)`,
+        `cpu: out of memory: a tensor of ${size} bytes fits nowhere in the 4 GiB one ` +
+          `WebAssembly memory holds: ${this.#inUse} bytes are in use, and the largest free ` +
+          `range is ${largest} bytes (tensors never move, so the ranges freed between them can ` +
+          "be too small; dispose tensors no longer needed)",
       );
     }
     const have = this.memory.buffer.byteLength;
