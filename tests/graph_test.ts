@@ -61,3 +61,45 @@ Deno.test("topoSort: walks any vertices with sources; the last root's graph come
   assertEquals(topoSort([a, b]).map((v) => v.name), ["b", "leaf", "a"]);
   assertEquals(topoSort([b, a]).map((v) => v.name), ["leaf", "a", "b"]);
 });
+
+Deno.test("topoSort: IR nodes stamped on themselves walk as the Map does, nested walks too", () => {
+  // IR nodes are marked seen on a field of their own (a Map per walk was a seventh of an
+  // optimizer step); a walk started from inside another (its stop predicate) must not disturb
+  // the outer walk's marks, and every walk must give topoPlaces' order
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const leaves = [buf([3]), buf([3]), buf([3])];
+  const nodes: ir.Node[] = [...leaves];
+  const ops = ["add", "mul", "sub"] as const;
+  for (let i = 0; i < 60; i++) {
+    const a = nodes[Math.floor(random() * nodes.length)];
+    const b = nodes[Math.floor(random() * nodes.length)];
+    nodes.push(random() < 0.3 ? ir.unary("exp", a) : ir.binary(ops[i % 3], a, b));
+  }
+  const roots = [nodes[nodes.length - 1], nodes[nodes.length - 7], nodes[20]];
+  const boundary = new Set(nodes.filter(() => random() < 0.15));
+  const stop = (n: ir.Node) => boundary.has(n);
+  assertEquals(topoSort(roots, stop), topoPlaces(roots, stop).order);
+  assertEquals(topoSort(roots), topoPlaces(roots).order);
+  // a stop predicate that walks (as the realization's bookkeeping may): same orders, inner and
+  // outer
+  const inner: ir.Node[][] = [];
+  const walkingStop = (n: ir.Node) => {
+    inner.push(topoSort([n], stop));
+    return stop(n);
+  };
+  assertEquals(topoSort(roots, walkingStop), topoPlaces(roots, stop).order);
+  assert(inner.length > 0);
+  for (const order of inner) assertEquals(order, topoPlaces([order[order.length - 1]], stop).order);
+  // and a walk that threw leaves the next one whole
+  let calls = 0;
+  try {
+    topoSort(roots, () => {
+      if (++calls === 5) throw new Error("stop predicate failed");
+      return false;
+    });
+  } catch {
+    // expected
+  }
+  assertEquals(topoSort(roots, stop), topoPlaces(roots, stop).order);
+});

@@ -16,7 +16,60 @@ export function topoSort<T extends WithSources<T>>(
   roots: readonly T[],
   stopAt?: (n: T) => boolean,
 ): T[] {
-  return topoPlaces(roots, stopAt).order;
+  if (walking || roots.length === 0 || !("seen" in roots[0])) {
+    return topoPlaces(roots, stopAt).order;
+  }
+  // vertices that carry a stamp (IR nodes) are marked seen on themselves, not in a Map: the
+  // walks of a realization's bookkeeping (waiting variables, protected readers) were a seventh
+  // of an optimizer step of many small parameters. A walk begun inside another (from stopAt)
+  // uses the Map, which leaves the outer walk's stamps alone.
+  walking = true;
+  try {
+    return stampedOrder(roots as unknown as readonly Stamped[], stopAt as StopAt) as unknown as T[];
+  } finally {
+    walking = false;
+  }
+}
+
+/** A vertex that records the last walk that saw it (IR nodes: Node.seen). */
+interface Stamped {
+  readonly srcs: readonly Stamped[];
+  seen: number;
+}
+type StopAt = ((n: Stamped) => boolean) | undefined;
+
+let walking = false;
+let lastStamp = 0;
+
+/** topoPlaces' order, with each vertex's `seen` set to this walk's stamp instead of a Map. */
+function stampedOrder(roots: readonly Stamped[], stopAt: StopAt): Stamped[] {
+  const stamp = ++lastStamp;
+  const order: Stamped[] = [];
+  const stack: Stamped[] = [];
+  const expanded: boolean[] = [];
+  for (let i = 0; i < roots.length; i++) {
+    stack.push(roots[i]);
+    expanded.push(false);
+  }
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    if (expanded.pop()) {
+      order.push(node);
+      continue;
+    }
+    if (node.seen === stamp) continue;
+    node.seen = stamp;
+    stack.push(node);
+    expanded.push(true);
+    if (stopAt?.(node)) continue;
+    for (let i = node.srcs.length - 1; i >= 0; i--) {
+      if (node.srcs[i].seen !== stamp) {
+        stack.push(node.srcs[i]);
+        expanded.push(false);
+      }
+    }
+  }
+  return order;
 }
 
 /**

@@ -110,6 +110,8 @@ export class Node {
   walk = 0;
   /** See `walk`. */
   place = -1;
+  /** The last walk of ir/graph.ts's topoSort that reached this node (bookkeeping). */
+  seen = 0;
 
   /**
    * Whether a node was ever made with this one as a source: a leaf that starts requiring grad
