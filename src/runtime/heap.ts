@@ -17,11 +17,6 @@ const ALIGN = 64;
 export const MAX_MEMORY_BYTES = 2 ** 32;
 /** The largest tensor one memory holds: all of it but the first block, kept for empty ones. */
 export const MAX_TENSOR_BYTES = MAX_MEMORY_BYTES - ALIGN;
-/**
- * A free range at least this many times a block's size is kept for larger blocks while the
- * memory has room at the top (no growth) for the small one.
- */
-const SMALL_IN_LARGE = 16;
 
 /**
  * Whether `buffer` is shared. A browser page that is not cross-origin isolated has no
@@ -197,11 +192,9 @@ export class HeapMemory {
       if (free > size && free < bestSize && set.size > 0) [best, bestSize] = [free, free];
     }
     if (best < 0) return null;
-    // a small block in a far larger range goes to the top while the memory has room there:
-    // cut from the front of a freed 2.4 GB range, 64 bytes left it too small for the next
-    // 2.4 GB tensor, which then did not fit above
-    const roomAtTop = this.memory.buffer.byteLength - this.#top;
-    if (bestSize >= SMALL_IN_LARGE * size && size <= roomAtTop) return null;
+    // (small blocks sent to the top while a far larger range was free, to keep that range whole
+    // for the next large tensor, pinned the top above every freed range: a loop keeping small
+    // values grew the memory 2-4x, and a 1, 1.5, 2 GB sequence of temporaries stopped fitting)
     const offset = this.#bySize.get(best)!.values().next().value!;
     this.#removeFree(offset);
     this.#addFree(offset + size, bestSize - size);
