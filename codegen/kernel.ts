@@ -964,14 +964,10 @@ export class ExprBuilder {
     if (body.isConst(identity)) return id;
     const nonEmpty = this.lt(lo, hi);
     if (nonEmpty.isConst(0)) return id;
-    const count = this.binary("max", this.sub(hi, lo), this.int(0));
-    // a sum of one value is a product, where the count is exact in the value's type: a float32
-    // count past 2^24 rounds (3 summed 16777217 times gave 50331648, not 50331652), so such a
-    // sum loops and is accumulated as any other (on the cpu, in float64 when long)
-    const exactCount = body.type !== "f32" || count.max <= 2 ** 24;
-    if (!mentions(body, v) && (op === "max" || exactCount)) {
+    if (!mentions(body, v)) {
       if (op === "max") return this.select(nonEmpty, body, id);
-      return this.select(nonEmpty, this.mul(body, this.cast(count, body.type)), id);
+      const trips = this.cast(this.binary("max", this.sub(hi, lo), this.int(0)), body.type);
+      return this.select(nonEmpty, this.mul(body, trips), id);
     }
     const acc = this.intern("acc", [], v, body.type, -Infinity, Infinity);
     const [min, max] = body.type === "i32" ? [INT32_MIN, INT32_MAX] : [-Infinity, Infinity];

@@ -42,12 +42,5 @@ export function mean(t: Tensor, axis: Axes, keepdim: boolean): Tensor {
   const count = axes.reduce((n, a) => n * shapeOf(t)[a], 1);
   // a division, as NumPy and torch do: times a rounded 1 / count, the mean of [v, v, v] was an
   // ulp above v
-  const sum = t.cast(floatOf(t.dtype)).sum(axes, keepdim);
-  if (sum.dtype === "float32" && Math.fround(count) !== count && t.device === "cpu") {
-    // by the exact count (past 2^24 a float32 count is rounded: the mean of 16777217 threes
-    // was 3.0000002), in float64, rounded once; webgpu has no float64 and keeps the rounded
-    // count, within its long sums' documented error
-    return sum.cast("float64").div(count).cast("float32");
-  }
-  return sum.div(count);
+  return t.cast(floatOf(t.dtype)).sum(axes, keepdim).div(count);
 }
