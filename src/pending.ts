@@ -114,6 +114,43 @@ export function awaitsSuccessor(node: Node): boolean {
   return awaitingSuccessor.has(node);
 }
 
+/**
+ * `node`, an assigned value not computed yet, lost its last handle (its tensor was disposed):
+ * nothing will store it now, so it is waited for and protected no more, and returns the stored
+ * values it replaces (directly or through other unstored assignments), which its storing would
+ * have freed: the caller computes what reads them, then {@link freeAbandoned} frees them.
+ */
+export function abandonAssignment(node: Node): Set<Node> {
+  const olds = new Set<Node>();
+  if (!waiting.has(node) || isStored(node)) return olds;
+  stopWaiting(node);
+  unprotectReader(node);
+  const stack = [...(replaces.get(node) ?? [])];
+  while (stack.length > 0) {
+    const old = stack.pop()!;
+    if (isStored(old)) {
+      olds.add(old);
+      continue;
+    }
+    // an earlier assignment it replaced, never computed: abandoned with it (computed as a
+    // protected reader of the stored value, it was stored afterwards with no handle)
+    stopWaiting(old);
+    unprotectReader(old);
+    stack.push(...(replaces.get(old) ?? []));
+  }
+  return olds;
+}
+
+/** Frees what the abandoned assignment `node` replaced (see {@link abandonAssignment}). */
+export function freeAbandoned(node: Node, backend: Backend): void {
+  freeReplaced(node, backend, waitingReaders(backend.name));
+}
+
+/** Whether `node` is an assigned value waited for and not computed yet. */
+export function awaitsStoring(node: Node): boolean {
+  return waiting.has(node) && !isStored(node);
+}
+
 /** Whether `node` was replaced while a handle kept it (freeIfReplaced frees it). */
 export function replacedWhileHeld(node: Node): boolean {
   return keptByHandle.has(node);

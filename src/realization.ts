@@ -21,8 +21,11 @@ import {
   tracing,
 } from "./ownership.ts";
 import {
+  abandonAssignment,
   afterStored,
+  awaitsStoring,
   awaitsSuccessor,
+  freeAbandoned,
   freeIfReplaced,
   hasReaders,
   readersOf,
@@ -220,7 +223,22 @@ export function computeReadersOf(
  * free it without that: `w.assign(w.mul(2))` while a read of the old `w` was in flight lost `w`.
  */
 export function releaseValue(node: Node, device: DeviceName): void {
-  if (releaseHandle(node, device)) freeUnheld(node, device);
+  if (!releaseHandle(node, device)) return;
+  if (awaitsStoring(node)) abandon(node, device);
+  else freeUnheld(node, device);
+}
+
+/**
+ * The last handle of an assigned value not computed yet went (`w.assign(w.mul(2));
+ * w.dispose()`): nothing will compute it, so what it replaces is freed now, the protected
+ * values reading those computed first. It stayed until garbage collection, waiting for a
+ * storing that never came.
+ */
+function abandon(node: Node, device: DeviceName): void {
+  const olds = abandonAssignment(node);
+  if (olds.size === 0) return;
+  if (hasReaders()) computeReadersOf(olds, device);
+  freeAbandoned(node, backendFor(device));
 }
 
 /** Frees the stored value of `node`, whose last handle on `device` just went (releaseValue). */

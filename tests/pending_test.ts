@@ -3,12 +3,23 @@
 // gradients stored in `grad` and the pending assignments are computed before storage they read
 // is freed, on every device.
 
-import { grad, manualSeed, memory, optim, randn, realize, tensor, tidy } from "../mod.ts";
+import {
+  grad,
+  manualSeed,
+  memory,
+  optim,
+  randn,
+  realize,
+  type Tensor,
+  tensor,
+  tidy,
+} from "../mod.ts";
 import { topoSort } from "../src/ir/graph.ts";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { assertClose, testDevices, webgpuAvailable } from "./helpers.ts";
 import { nodeOf } from "../src/tensor.ts";
 import { protectedReaderCount } from "../src/pending.ts";
+import { realizedBuffer, wasReleased } from "../src/runtime/realize.ts";
 
 Deno.test("pending: a computed leaf requiring grad is stored by the next realization reaching it", async () => {
   const w = tensor([1, 2]).mul(2).requiresGrad_();
@@ -486,5 +497,40 @@ Deno.test("a gradient reading an update the next step replaced is computed first
     assertEquals(Array.from(await w.grad!.data()), w0.map((x) => 1.5 * x), device);
     assertEquals(Array.from(await w.data()), w0.map((x) => 0.5625 * x), device);
     w.dispose();
+  }
+});
+
+Deno.test("disposing a tensor whose assignment is not computed yet frees what it replaced (helper-130)", async () => {
+  // the old value was to be freed when the new one was stored, which after the dispose never
+  // came: it stayed until garbage collection (a loop of zeros, assign, dispose grew by 26 MB
+  // in 100 steps); a gradient reading the old value is computed first. Asked of each value's
+  // buffer: the device's counts move when other tests' garbage is collected.
+  const storageOf = (t: Tensor) => realizedBuffer(nodeOf(t), t.device)!;
+  for (const device of testDevices) {
+    const x = tensor(new Float32Array(4096).fill(1), { device });
+    for (let i = 0; i < 20; i++) {
+      const acc = tensor(new Float32Array(4096), { device });
+      const old = storageOf(acc);
+      acc.assign(acc.add(x));
+      acc.dispose();
+      await Promise.resolve(); // (webgpu: a release held by nothing happens at once)
+      assert(wasReleased(old), `${device}: step ${i}'s old value freed`);
+    }
+    const p = tensor([1, 1, 1], { device, requiresGrad: true });
+    const w = tensor([1, 2, 3], { device });
+    const old = storageOf(w);
+    p.mul(w).sum().backward(); // p's gradient reads w's value
+    w.assign(w.mul(2)); // replaces [1, 2, 3]
+    const first = nodeOf(w);
+    w.assign(w.add(1)); // and again, before anything is computed
+    w.dispose();
+    const g = p.grad!;
+    assertEquals(Array.from(await g.data()), [1, 2, 3], device);
+    await new Promise((resolve) => setTimeout(resolve, 0)); // the gradient's run let go of it
+    assert(wasReleased(old), `${device}: the replaced value freed`);
+    // and the first assignment, abandoned with the second, was never computed and stored
+    // (as a protected reader of [1, 2, 3] it was, with no handle, until garbage collection)
+    assertEquals(realizedBuffer(first, device), undefined, `${device}: the first assignment`);
+    for (const t of [g, p, x]) t.dispose();
   }
 });
