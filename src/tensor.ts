@@ -512,6 +512,17 @@ export class Tensor {
   dispose(): void {
     Tensor.#own(this, "dispose");
     if (this.#disposed) return;
+    const stored = this.#node.op === "buffer" ? (this.#node.arg as { standIn?: boolean; }) : null;
+    if (stored?.standIn === true && tracing()) {
+      // a stand-in has no storage: its release reached the allocator, which threw a TypeError
+      // and counted storage never allocated (memory() went negative for good)
+      fail(
+        "dispose",
+        "a tensor fn made, not one of its arguments, while jit traces fn (an argument is the " +
+          "caller's: dispose it after the call)",
+        described("a jit argument"),
+      );
+    }
     this.#disposed = true;
     // a gradient it held is the library's no more (it stayed protected, and a loop of leaves
     // disposed with their gradients piled up protected readers, each step slower)

@@ -1024,3 +1024,35 @@ Deno.test("jit: a loop cycling through 200 signatures traces each once", async (
   }
   assertEquals(f.traceCount, 200);
 });
+
+Deno.test("jit: fn disposing its argument is a named Error, and no storage is miscounted (helper-131)", async () => {
+  // a stand-in has no storage: disposing one reached the allocator (a TypeError reading 'size'
+  // on the cpu, 'released' on webgpu) and memory() counted storage never allocated, negative
+  // for good
+  for (const device of testDevices) {
+    const before = memory()[device];
+    using x = tensor([1, 2], { device });
+    const f = jit((a) => {
+      const b = a.add(1);
+      a.dispose();
+      return b;
+    });
+    await assertRejects(
+      () => f(x),
+      Error,
+      "dispose: a tensor fn made, not one of its arguments, while jit traces fn",
+    );
+    // a stand-in kept past its trace may be disposed: it gives nothing back
+    let kept: Tensor | null = null;
+    const g = jit((a) => {
+      kept = a;
+      return a.add(1);
+    });
+    using y = await g(x);
+    assertEquals(Array.from(await y.data()), [2, 3], device);
+    kept!.dispose();
+    const after = memory()[device];
+    assertEquals(after.liveBuffers, before.liveBuffers + 2, `${device}: x and y`);
+    assertEquals(after.bytesInUse, before.bytesInUse + 16, `${device}: x and y`);
+  }
+});

@@ -47,6 +47,8 @@ export function releaseBuffer(
   reason: ReleaseReason = "disposed",
 ): void {
   if (released.has(buffer) || waiting.has(buffer)) return;
+  // a jit argument's stand-in (one kept past its trace, say) has no storage to give back
+  if (buffer.standIn === true) return;
   uncount(counted.get(buffer));
   if (holds.has(buffer)) waiting.set(buffer, { backend, reason });
   else {
