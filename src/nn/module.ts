@@ -227,9 +227,14 @@ export abstract class Module {
     // each as Tensor.zeroGrad (setting `grad` directly skipped tidy's and jit's bookkeeping);
     // every tensor, not only those requiring grad: a parameter frozen after a backward kept its
     // gradient, and an optimizer built before the freeze went on stepping it with that one
-    // (by stateEntries, not stateDict: two tensors under one name are both cleared, and the
-    // refusal does not name a method the program never called)
-    for (const t of new Set(stateEntries(this).map(([, t]) => t))) t.zeroGrad();
+    // (each module once, not by stateEntries, which lists a shared child under every name it
+    // has: a child shared under two fields at each of 23 levels took 11 s; and no name is
+    // refused, unlike stateDict's)
+    const tensors = new Set<Tensor>();
+    for (const m of this.modules()) {
+      for (const [, value] of fieldsOf(m)) if (isTensor(value)) tensors.add(value);
+    }
+    for (const t of tensors) t.zeroGrad();
   }
 
   /** The text inside the parentheses of `toString()`; empty by default. */
