@@ -4,6 +4,7 @@
 import {
   broadcastShapes,
   checkShape,
+  dense,
   described,
   fail,
   normalizeAxis,
@@ -358,4 +359,33 @@ Deno.test("validation: each option and element is read once, so what was checked
   const names = shifty<unknown>(["x"], 5);
   const f = jit((t) => t.add(1), withGetter({}, "inputNames", names));
   assertEquals([f.inputNames, names.reads], [["x"], 1]);
+});
+
+Deno.test("dense: a copy up to the first hole, which every caller refuses (helper-131)", () => {
+  // `[2, 3]` with its length set to 1.4e8 was copied whole before any check: 5 s and 1.1 GB,
+  // then V8's bare RangeError; counted here by the reads of a Proxy
+  let reads = 0;
+  const sparse = [2, 3];
+  sparse.length = 1_000_000;
+  const counted = new Proxy(sparse, {
+    get(target, key, receiver) {
+      if (typeof key === "string" && /^\d+$/.test(key)) reads++;
+      return Reflect.get(target, key, receiver);
+    },
+  });
+  const copy = dense(counted);
+  assertEquals(copy.length, 3); // (a diff of a million elements would take minutes to print)
+  assertEquals(copy, [2, 3, undefined]);
+  assertEquals(reads, 3);
+  reads = 0;
+  assertThrows(
+    () => zeros(counted),
+    Error,
+    "zeros: shape must be an array of non-negative integers",
+  );
+  assert(reads <= 8, `${reads} elements read`);
+  // an array without holes is copied whole, undefined elements included, and a short one with
+  // holes too (an Error then shows what was given)
+  assertEquals(dense([1, undefined, 3]), [1, undefined, 3]);
+  assertEquals(dense([1, , 3]), [1, undefined, 3]);
 });
