@@ -286,6 +286,7 @@ export class Tensor {
   }
   /** Sets `requiresGrad` in place and returns this tensor. */
   requiresGrad_(value = true): this {
+    Tensor.#own(this, "requiresGrad_"); // (called on {}, it wrote requiresGrad there)
     this.requiresGrad = value;
     return this;
   }
@@ -458,7 +459,7 @@ export class Tensor {
     // a receiver that is no tensor rejects, as the method did when it was async (a Proxy's
     // call of #toArray threw a TypeError); a read refused while tracing throws, since fn
     // cannot await a rejection
-    if (!(#node in this)) return Promise.reject(Tensor.#notOwn(this, "toArray"));
+    if (!Tensor.#isOwn(this)) return Promise.reject(Tensor.#notOwn(this, "toArray"));
     refuseReadWhileTracing("toArray", this);
     return this.#toArray();
   }
@@ -486,7 +487,7 @@ export class Tensor {
   }
   /** The single value of a one-element tensor. */
   item(): Promise<number> {
-    if (!(#node in this)) return Promise.reject(Tensor.#notOwn(this, "item"));
+    if (!Tensor.#isOwn(this)) return Promise.reject(Tensor.#notOwn(this, "item"));
     refuseReadWhileTracing("item", this);
     return this.#item();
   }
@@ -542,7 +543,14 @@ export class Tensor {
    * `Tensor.prototype`, has none of its state (a member read a private field: a TypeError).
    */
   static #own(t: Tensor, fn: string): void {
-    if (!(#node in t)) throw Tensor.#notOwn(t, fn);
+    // (a method called without its tensor, `queueMicrotask(t.dispose)`, has an undefined
+    // receiver: `in` threw a bare TypeError)
+    if (!Tensor.#isOwn(t)) throw Tensor.#notOwn(t, fn);
+  }
+
+  /** Whether `t` is a tensor the library made (not undefined: a method called without one). */
+  static #isOwn(t: unknown): t is Tensor {
+    return typeof t === "object" && t !== null && #node in t;
   }
 
   /** The Error for `t`, a receiver that is not a tensor the library made. */
@@ -553,7 +561,7 @@ export class Tensor {
   /** `Tensor(float32[2, 3], cpu, lazy)`; the state is `lazy`, `realized` or `disposed`. */
   toString(): string {
     // (a Proxy of a tensor, or a copy of one, has none of its state: printing it threw)
-    if (!(#node in this)) return "an imitation of a Tensor (a Proxy or a copy of one)";
+    if (!Tensor.#isOwn(this)) return "an imitation of a Tensor (a Proxy or a copy of one)";
     const state = this.#disposed ? "disposed" : this.isRealized ? "realized" : "lazy";
     const grad = this.#requiresGrad ? ", requiresGrad" : "";
     return `Tensor(${this.dtype}[${this.shape.join(", ")}], ${this.device}, ${state}${grad})`;

@@ -1514,3 +1514,35 @@ Deno.test("tensor(): readonly nested arrays are accepted (the input is never cha
   assertEquals(await tensor(rows).toArray(), [[1, 2], [3, 4]]);
   assertEquals(await tensor([[5, 6]] as const).toArray(), [[5, 6]]);
 });
+
+Deno.test("Tensor members called without their tensor are named Errors (helper-131)", async () => {
+  // `queueMicrotask(t.dispose)`, `const { item } = t`: the receiver is undefined, and the brand
+  // check (`#node in undefined`) threw a bare TypeError; requiresGrad_ had no check and wrote
+  // `requiresGrad` into a plain object
+  const proto = Tensor.prototype as unknown as Record<string, (this: unknown) => unknown>;
+  for (const member of ["dispose", "zeroGrad", "detach", "requiresGrad_"]) {
+    assertThrows(
+      () => proto[member].call(undefined),
+      Error,
+      `${member}: the tensor must be one the library made, got undefined`,
+    );
+  }
+  for (const member of ["item", "toArray", "data"]) {
+    await assertRejects(
+      async () => await proto[member].call(undefined),
+      Error,
+      `${member}: the tensor must be one the library made, got undefined`,
+    );
+  }
+  for (const getter of ["shape", "dtype", "device", "grad", "requiresGrad", "isLeaf"]) {
+    const get = Object.getOwnPropertyDescriptor(Tensor.prototype, getter)!.get!;
+    assertThrows(() => get.call(undefined), Error, `${getter}: the tensor must be one the library`);
+  }
+  const plain: Record<string, unknown> = {};
+  assertThrows(() => proto.requiresGrad_.call(plain), Error, "requiresGrad_: the tensor must be");
+  assertEquals(Object.keys(plain), [], "the plain object is left as it was");
+  assertEquals(
+    String(proto.toString.call(undefined)),
+    "an imitation of a Tensor (a Proxy or a copy of one)",
+  );
+});

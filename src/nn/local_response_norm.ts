@@ -16,6 +16,7 @@ import { broadcastTo } from "../elementwise.ts";
 import { derive, isTensor, liveNode, type Tensor } from "../tensor.ts";
 import { fail } from "../validate.ts";
 import { Module } from "./module.ts";
+import { checkModuleReceiver } from "./receiver.ts";
 import { nameModuleClass } from "./names.ts";
 import { pythonFloat } from "./format.ts";
 
@@ -112,6 +113,7 @@ export class LocalResponseNorm extends Module {
 
   /** Normalizes `x` of shape (N, C, *); rank < 2 input is returned unchanged. */
   forward(x: Tensor): Tensor {
+    checkModuleReceiver(this, "forward");
     if (!isTensor(x)) fail("LocalResponseNorm.forward", "x must be a Tensor", x);
     liveNode("LocalResponseNorm.forward", x);
     return localResponseNorm(x, this.size, this.alpha, this.beta, this.k);
@@ -119,6 +121,7 @@ export class LocalResponseNorm extends Module {
 
   /** `size=5, alpha=0.0001, beta=0.75, k=2.0`. */
   override extraRepr(): string {
+    checkModuleReceiver(this, "extraRepr");
     // an integer as Python prints one (1e21 printed as `1e+21`)
     return `size=${BigInt(this.size)}, alpha=${pythonFloat(this.alpha)}, beta=${
       pythonFloat(this.beta)

@@ -6,6 +6,7 @@
 import { isTensor, type Tensor } from "../tensor.ts";
 import { described, fail } from "../validate.ts";
 import { classNameOf } from "./names.ts";
+import { checkModuleReceiver } from "./receiver.ts";
 
 const inspect = Symbol.for("Deno.customInspect");
 
@@ -125,6 +126,7 @@ export abstract class Module {
 
   /** Direct child modules with their field names. */
   *namedChildren(): Generator<[string, Module]> {
+    checkModuleReceiver(this, "namedChildren");
     for (const [name, value] of fieldsOf(this)) {
       if (value instanceof Module) yield [name, value];
     }
@@ -132,6 +134,7 @@ export abstract class Module {
 
   /** Direct child modules. */
   *children(): Generator<Module> {
+    checkModuleReceiver(this, "children");
     for (const [, m] of this.namedChildren()) yield m;
   }
 
@@ -140,6 +143,7 @@ export abstract class Module {
    * names, or a back-reference (`child.owner = parent`), is not walked again.
    */
   *modules(): Generator<Module> {
+    checkModuleReceiver(this, "modules");
     // depth first with a stack of its own: nested yield* was quadratic in the depth, and a
     // chain of 20,000 modules overflowed the call stack
     const seen = new Set<Module>();
@@ -160,6 +164,7 @@ export abstract class Module {
    * given it twice refuses it).
    */
   namedParameters(prefix = ""): Generator<[string, Tensor]> {
+    checkModuleReceiver(this, "namedParameters");
     // checked at the call, not at the first step of the walk (a generator's body waits for it)
     if (typeof prefix !== "string") {
       fail(
@@ -173,6 +178,7 @@ export abstract class Module {
 
   /** Parameters of this module and its children. */
   *parameters(): Generator<Tensor> {
+    checkModuleReceiver(this, "parameters");
     // no names, so none to refuse (it named namedParameters, which the program never called)
     for (const [, p] of namedParametersOf(this, "", false)) yield p;
   }
@@ -183,6 +189,7 @@ export abstract class Module {
    * followed.
    */
   stateDict(): Record<string, Tensor> {
+    checkModuleReceiver(this, "stateDict");
     const state: Record<string, Tensor> = {};
     for (const [key, value] of stateEntries(this)) {
       checkUniqueName(
@@ -197,6 +204,7 @@ export abstract class Module {
 
   /** Sets training mode on this module and its children; returns this module. */
   train(mode = true): this {
+    checkModuleReceiver(this, "train");
     if (typeof mode !== "boolean") {
       fail(`${classNameOf(this, "Module")}.train`, "mode must be a boolean", mode);
     }
@@ -219,11 +227,13 @@ export abstract class Module {
 
   /** Sets evaluation mode (`train(false)`); returns this module. */
   eval(): this {
+    checkModuleReceiver(this, "eval");
     return this.train(false);
   }
 
   /** Clears the gradients of every tensor of the module tree (frozen parameters' too). */
   zeroGrad(): void {
+    checkModuleReceiver(this, "zeroGrad");
     // each as Tensor.zeroGrad (setting `grad` directly skipped tidy's and jit's bookkeeping);
     // every tensor, not only those requiring grad: a parameter frozen after a backward kept its
     // gradient, and an optimizer built before the freeze went on stepping it with that one
@@ -239,6 +249,7 @@ export abstract class Module {
 
   /** The text inside the parentheses of `toString()`; empty by default. */
   extraRepr(): string {
+    checkModuleReceiver(this, "extraRepr");
     return "";
   }
 
@@ -248,6 +259,7 @@ export abstract class Module {
    * as `Name(...)`.
    */
   toString(): string {
+    checkModuleReceiver(this, "toString");
     return describeModule(this);
   }
 

@@ -185,7 +185,9 @@ export abstract class Optimizer {
    * settings (String() printed `[object Object]`).
    */
   toString(): string {
-    if (!(#lr in this)) return "an imitation of an optimizer (a Proxy or a copy of one)";
+    if (typeof this !== "object" || this === null || !(#lr in this)) {
+      return "an imitation of an optimizer (a Proxy or a copy of one)";
+    }
     const settings = Object.entries({ lr: this.#lr, ...this.settings() })
       .map(([name, value]) => `${name}=${Array.isArray(value) ? `[${value.join(", ")}]` : value}`);
     const count = this.#params.length;
@@ -201,7 +203,9 @@ export abstract class Optimizer {
     inspect: (value: unknown, options?: unknown) => string,
     options?: unknown,
   ): string {
-    if (!(#lr in this)) return "an imitation of an optimizer (a Proxy or a copy of one)";
+    if (typeof this !== "object" || this === null || !(#lr in this)) {
+      return "an imitation of an optimizer (a Proxy or a copy of one)";
+    }
     const shown = { lr: this.#lr, ...this.settings(), params: this.#params };
     return `${classNameOf(this, "Optimizer")} ${inspect(shown, options)}`;
   }

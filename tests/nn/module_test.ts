@@ -526,3 +526,26 @@ Deno.test("Module.zeroGrad: a child shared at every level is cleared once, not o
   assertEquals(w.grad, null);
   assert(reads <= 2, `the leaf's fields read ${reads} times`);
 });
+
+Deno.test("Module members called without their module are named Errors (helper-131)", () => {
+  // `xs.map(lrn.forward)`, `queueMicrotask(model.zeroGrad)`: a bare TypeError from inside
+  const lrn = new nn.LocalResponseNorm(3);
+  const members = lrn as unknown as Record<string, (this: unknown, ...args: unknown[]) => unknown>;
+  for (const member of ["forward", "stateDict", "zeroGrad", "eval", "train", "toString"]) {
+    assertThrows(
+      () => members[member].call(undefined, tensor([[1], [2]])),
+      Error,
+      `Module.${member}: to be called on a module`,
+    );
+  }
+  for (const member of ["parameters", "modules", "children", "namedChildren"]) {
+    assertThrows(
+      () => [...(members[member].call(undefined) as Iterable<unknown>)],
+      Error,
+      `Module.${member}: to be called on a module`,
+    );
+  }
+  // a Proxy of a module is a module as far as its members go
+  const proxied = new Proxy(lrn, {});
+  assertEquals(proxied.toString(), "LocalResponseNorm(size=3, alpha=0.0001, beta=0.75, k=1.0)");
+});

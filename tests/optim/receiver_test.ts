@@ -34,3 +34,11 @@ Deno.test("receiver: an optimizer behind a Proxy names the member it cannot reac
   sgd.step();
   assertClose(await p.data(), [0.8]);
 });
+
+Deno.test("optimizers: toString without an optimizer says so, not a bare TypeError (helper-131)", () => {
+  // (`'#lr' in undefined` threw: a method taken off its optimizer has no receiver)
+  for (const Class of [optim.SGD, optim.Adam]) {
+    const text = (Class.prototype.toString as (this: unknown) => string).call(undefined);
+    assertEquals(text, "an imitation of an optimizer (a Proxy or a copy of one)");
+  }
+});
