@@ -292,3 +292,42 @@ export function isPlainObject(v: object): boolean {
   return Object.getPrototypeOf(proto) === null &&
     typeof Object.getOwnPropertyDescriptor(proto, "hasOwnProperty")?.value === "function";
 }
+
+/**
+ * `target`, a namespace of settings (`cpu`, `webgpu`), behind a Proxy that refuses by name what
+ * it does not have: a misspelled setting (`cpu.thread = 1`) was stored beside the real one and
+ * changed nothing, `delete cpu.kernels` removed the setting, `Object.defineProperty` could make
+ * `cpu.threads` read 99 while the pool kept 2 threads, and setting a read-only one was V8's
+ * bare TypeError. Reads pass through.
+ */
+export function settingsObject<T extends object>(
+  name: string,
+  target: T,
+  writable: readonly string[],
+): T {
+  const known = () => {
+    const readOnly = Reflect.ownKeys(target).filter((k) => !writable.includes(String(k)));
+    const list = readOnly.map(String).join(", ");
+    if (writable.length === 0) return `${name} has nothing to set: ${list} are read-only`;
+    return `${name}'s settings are ${writable.join(", ")}; ${list} ${
+      readOnly.length === 1 ? "is" : "are"
+    } read-only`;
+  };
+  const refuse = (key: PropertyKey, what: string, value?: unknown): never =>
+    fail(`${name}.${String(key)}`, `${what} (${known()})`, value);
+  return new Proxy(target, {
+    set(t, key, value) {
+      if (typeof key === "string" && writable.includes(key)) return Reflect.set(t, key, value);
+      return refuse(key, "a setting that can be set", value);
+    },
+    defineProperty(_t, key) {
+      return refuse(key, "set by assignment, not defined", described("Object.defineProperty"));
+    },
+    deleteProperty(_t, key) {
+      return refuse(key, "a setting to keep, not delete", described("delete"));
+    },
+    setPrototypeOf() {
+      return fail(name, `its prototype kept (${known()})`, described("Object.setPrototypeOf"));
+    },
+  });
+}

@@ -1,7 +1,7 @@
 // The cpu device: storage reused under fresh handles, intermediates returned to the memory,
 // dispose and `using`, and what happens to a disposed input or a released buffer.
 
-import { cpu, kernels, randn, type Tensor, tensor } from "../mod.ts";
+import { cpu, kernels, randn, type Tensor, tensor, webgpu } from "../mod.ts";
 import { cpuBackend } from "../src/runtime/cpu.ts";
 import {
   assert,
@@ -161,4 +161,37 @@ Deno.test("cpu: the settings refuse bad values with an Error saying what they go
     );
   }
   assertEquals([cpu.kernels, cpu.threads], [before.kernels, before.threads], "unchanged");
+});
+
+Deno.test("cpu and webgpu settings refuse by name what they do not have (helper-131)", () => {
+  // `cpu.thread = 1` was stored beside the real setting and changed nothing; `delete
+  // cpu.kernels` removed the setting; defineProperty made cpu.threads read 99 while the pool
+  // kept its threads; `cpu.simd = false` was V8's bare TypeError
+  const loose = cpu as unknown as Record<string, unknown>;
+  const threads = cpu.threads;
+  assertThrows(
+    () => (loose.thread = 1),
+    Error,
+    "cpu.thread: a setting that can be set (cpu's settings are kernels, threads; simd is " +
+      "read-only), got 1",
+  );
+  assertThrows(() => (loose.simd = false), Error, "cpu.simd: a setting that can be set");
+  assertThrows(() => delete loose.kernels, Error, "cpu.kernels: a setting to keep, not delete");
+  assertThrows(
+    () => Object.defineProperty(cpu, "threads", { value: 99 }),
+    Error,
+    "cpu.threads: set by assignment, not defined",
+  );
+  assertEquals(Object.keys(cpu), ["simd", "kernels", "threads"]);
+  assertEquals(cpu.threads, threads);
+  assertThrows(
+    () => ((webgpu as unknown as Record<string, unknown>).powerPreference = "low-power"),
+    Error,
+    "webgpu.powerPreference: a setting that can be set (webgpu has nothing to set",
+  );
+  // the settings themselves still take
+  const kernels = cpu.kernels;
+  cpu.kernels = "js";
+  assertEquals(cpu.kernels, "js");
+  cpu.kernels = kernels;
 });

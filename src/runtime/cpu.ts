@@ -33,7 +33,7 @@ import {
 import { envSetting, warnOnce } from "./env.ts";
 import { type Block, HeapMemory, isShared } from "./heap.ts";
 import { defaultThreads, ThreadPool } from "./threads.ts";
-import { fmt } from "../validate.ts";
+import { fmt, settingsObject } from "../validate.ts";
 
 /**
  * Rule THREAD_MIN_ELEMENTS: a Wasm kernel writing fewer elements than this runs on the calling
@@ -404,7 +404,7 @@ export interface CpuInfo {
  * console.log(kernels(randn(1000).exp())[0].target); // js
  * ```
  */
-export const cpu: CpuInfo = {
+export const cpu: CpuInfo = settingsObject("cpu", {
   get simd(): boolean {
     return simdAvailable;
   },
@@ -426,4 +426,4 @@ export const cpu: CpuInfo = {
     }
     cpuBackend.pool.threads = value;
   },
-};
+}, ["kernels", "threads"]);

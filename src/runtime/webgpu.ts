@@ -35,6 +35,7 @@ import {
   newBufferId,
 } from "./device.ts";
 import type { StorageStats } from "./device.ts";
+import { settingsObject } from "../validate.ts";
 
 // GPUBufferUsage / GPUMapMode values, spelled out so this module loads where WebGPU is missing.
 const USAGE_MAP_READ = 0x0001;
@@ -722,7 +723,7 @@ export interface WebGpuInfo {
  * }
  * ```
  */
-export const webgpu: WebGpuInfo = {
+export const webgpu: WebGpuInfo = settingsObject("webgpu", {
   available: () => webgpuBackend().available(),
   liveBuffers: () => instance?.liveBuffers() ?? 0,
-};
+}, []);
