@@ -87,6 +87,13 @@ export function checkOptionsObject(fn: string, options: unknown, expected = "an 
   if (options === null || typeof options !== "object" || Array.isArray(options)) {
     fail(fn, `options must be ${expected}`, options);
   }
+  // nor a tensor or a built-in (a Map, a Date, a typed array): their getters and entries are
+  // not options (`zeros([2, 3], t)` read t's dtype and requiresGrad as options, and a Map's
+  // entries were not seen at all)
+  const tensor = tensors !== null && isPrototypeOf(tensors.prototype, options);
+  if (tensor || Object.prototype.toString.call(options) !== "[object Object]") {
+    fail(fn, `options must be ${expected} (not a tensor, a Map or another built-in)`, options);
+  }
   return options;
 }
 

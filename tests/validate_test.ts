@@ -389,3 +389,24 @@ Deno.test("dense: a copy up to the first hole, which every caller refuses (helpe
   assertEquals(dense([1, undefined, 3]), [1, undefined, 3]);
   assertEquals(dense([1, , 3]), [1, undefined, 3]);
 });
+
+Deno.test("options: a tensor or a built-in object is not an options object (helper-131)", () => {
+  // `zeros([2, 3], t)` read the tensor's dtype and requiresGrad as options; a Map's entries
+  // were not seen (Adam with a Map of { lr: 0.5 } ran at 0.001)
+  const t = tensor([1.5], { dtype: "float64" });
+  assertThrows(
+    () => zeros([2, 3], t as never),
+    Error,
+    "zeros: options must be an object (not a tensor, a Map or another built-in), got Tensor",
+  );
+  const w = tensor([1], { requiresGrad: true });
+  for (const options of [new Map([["lr", 0.5]]), new Date(0), new Float32Array(1), /lr/]) {
+    assertThrows(() => new optim.Adam([w], options as never), Error, "Adam: options must be");
+  }
+  // an object of a class of the program's, or without a prototype, is one
+  class Options {
+    dtype = "int32" as const;
+  }
+  assertEquals(zeros([2], new Options()).dtype, "int32");
+  assertEquals(zeros([2], Object.assign(Object.create(null), { dtype: "int32" })).dtype, "int32");
+});
