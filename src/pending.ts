@@ -115,35 +115,55 @@ export function awaitsSuccessor(node: Node): boolean {
 }
 
 /**
- * `node`, an assigned value not computed yet, lost its last handle (its tensor was disposed):
- * nothing will store it now, so it is waited for and protected no more, and returns the stored
- * values it replaces (directly or through other unstored assignments), which its storing would
- * have freed: the caller computes what reads them, then {@link freeAbandoned} frees them.
+ * What abandoning `node`, an assigned value not computed yet, would give up: the uncomputed
+ * assignments it replaced that nothing else holds (`abandoned`, `node` first), and the stored
+ * values at the end of that chain (`stored`), which its storing would have freed. An earlier
+ * assignment a handle still holds (a view `w.reshape(w.shape)` taken between two assigns) ends
+ * the walk: it stays waited for, and frees what it replaces when it is stored itself (walked
+ * through, what it read was freed under it). No side effects (tidy asks before it disposes).
  */
-export function abandonAssignment(node: Node): Set<Node> {
-  const olds = new Set<Node>();
-  if (!waiting.has(node) || isStored(node)) return olds;
-  stopWaiting(node);
-  unprotectReader(node);
+export function abandonedBy(node: Node): { abandoned: Node[]; stored: Node[]; } {
+  const abandoned: Node[] = [];
+  const stored: Node[] = [];
+  if (!waiting.has(node) || isStored(node)) return { abandoned, stored };
+  abandoned.push(node);
   const stack = [...(replaces.get(node) ?? [])];
   while (stack.length > 0) {
     const old = stack.pop()!;
-    if (isStored(old)) {
-      olds.add(old);
-      continue;
+    if (isStored(old)) stored.push(old);
+    else if (old.handles === 0 && waiting.has(old)) {
+      abandoned.push(old);
+      stack.push(...(replaces.get(old) ?? []));
     }
-    // an earlier assignment it replaced, never computed: abandoned with it (computed as a
-    // protected reader of the stored value, it was stored afterwards with no handle)
-    stopWaiting(old);
-    unprotectReader(old);
-    stack.push(...(replaces.get(old) ?? []));
   }
-  return olds;
+  return { abandoned, stored };
 }
 
-/** Frees what the abandoned assignment `node` replaced (see {@link abandonAssignment}). */
-export function freeAbandoned(node: Node, backend: Backend): void {
-  freeReplaced(node, backend, waitingReaders(backend.name));
+/**
+ * `node`, an assigned value not computed yet, lost its last handle (its tensor was disposed):
+ * nothing will store it now, so it and the uncomputed assignments only it led to are waited for
+ * and protected no more (computed as a protected reader of the stored value, an earlier one was
+ * stored afterwards with no handle). Returns the stored values to free once what reads them is
+ * computed: {@link freeAbandoned} frees them.
+ */
+export function abandonAssignment(node: Node): Node[] {
+  const { abandoned, stored } = abandonedBy(node);
+  for (const n of abandoned) {
+    stopWaiting(n);
+    unprotectReader(n);
+    replaces.delete(n);
+  }
+  return stored;
+}
+
+/** Frees the stored values an abandoned assignment replaced (see {@link abandonAssignment}). */
+export function freeAbandoned(stored: readonly Node[], backend: Backend): void {
+  const readerOf = waitingReaders(backend.name);
+  for (const old of stored) {
+    awaitingSuccessor.delete(old);
+    if (handlesOn(old, backend.name) !== 0) keptByHandle.add(old); // its last handle frees it
+    else freeOld(old, backend, readerOf);
+  }
 }
 
 /** Whether `node` is an assigned value waited for and not computed yet. */

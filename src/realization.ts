@@ -235,10 +235,10 @@ export function releaseValue(node: Node, device: DeviceName): void {
  * storing that never came.
  */
 function abandon(node: Node, device: DeviceName): void {
-  const olds = abandonAssignment(node);
-  if (olds.size === 0) return;
-  if (hasReaders()) computeReadersOf(olds, device);
-  freeAbandoned(node, backendFor(device));
+  const stored = abandonAssignment(node);
+  if (stored.length === 0) return;
+  if (hasReaders()) computeReadersOf(new Set(stored), device);
+  freeAbandoned(stored, backendFor(device));
 }
 
 /** Frees the stored value of `node`, whose last handle on `device` just went (releaseValue). */

@@ -18,6 +18,7 @@
 import { isAsyncFunction, isPromiseLike } from "./autodiff.ts";
 import type { Node } from "./ir/node.ts";
 import { keepForever, lastingHandleCount, openScope, type Owned, tracing } from "./ownership.ts";
+import { abandonedBy, awaitsStoring } from "./pending.ts";
 import { computeReadersOf } from "./realization.ts";
 import { DEVICES } from "./runtime/device.ts";
 import { realizedBuffer } from "./runtime/realize.ts";
@@ -88,17 +89,30 @@ function computeWhatNeeds(results: ReadonlySet<Owned>, doomed: readonly Owned[])
     // the values whose storage disposing the doomed frees: every handle on the node is doomed
     // (a view sharing a kept tensor's value, an optimizer's learning rate say, frees nothing)
     const doomedHandles = new Map<Node, number>();
+    // assignments not computed yet: disposing the last handle of one frees what it replaced
+    // (a result reading that, `s.assign(s.add(x)); return s.mul(2)`, was left lazy and failed)
+    const doomedAssignments = new Map<Node, number>();
     for (const t of doomed) {
       if (!isTensor(t) || t.device !== device || t.isDisposed) continue;
-      if (realizedBuffer(nodeOf(t), device) === undefined) continue; // no storage to free
       const node = nodeOf(t);
-      doomedHandles.set(node, (doomedHandles.get(node) ?? 0) + 1);
+      const handles = realizedBuffer(node, device) !== undefined
+        ? doomedHandles
+        : awaitsStoring(node)
+        ? doomedAssignments
+        : null; // no storage to free
+      handles?.set(node, (handles.get(node) ?? 0) + 1);
     }
     // (a read, copy or call in flight holds it too, but only until it ends: left lazy, a
     // result failed once the read ended)
     const stored = new Set<Node>();
     for (const [node, count] of doomedHandles) {
       if (lastingHandleCount(node, device) <= count) stored.add(node);
+    }
+    for (const [node, count] of doomedAssignments) {
+      if (lastingHandleCount(node, device) > count) continue;
+      for (const old of abandonedBy(node).stored) {
+        if (lastingHandleCount(old, device) === 0) stored.add(old);
+      }
     }
     if (stored.size > 0) computeReadersOf(stored, device, lazy);
   }

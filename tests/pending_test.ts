@@ -534,3 +534,17 @@ Deno.test("disposing a tensor whose assignment is not computed yet frees what it
     for (const t of [g, p, x]) t.dispose();
   }
 });
+
+Deno.test("disposing an assignment leaves an earlier one a view still holds (helper-132)", async () => {
+  // abandoning w's second assignment stopped waiting for the first too, and freed what the
+  // first read, though a view `h` held the first: h's read said "overwritten by assign()"
+  for (const device of testDevices) {
+    const w = tensor([1, 2, 3], { device });
+    w.assign(w.mul(2)); // w1
+    const h = w.reshape(w.shape); // shares w1
+    w.assign(w.add(1)); // w2
+    w.dispose();
+    assertEquals(Array.from(await h.data()), [2, 4, 6], device);
+    h.dispose();
+  }
+});

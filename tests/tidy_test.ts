@@ -622,3 +622,25 @@ Deno.test("tidy: results in another realm's objects, Maps and Sets are kept", as
   const out = await f(tensor([4])) as unknown as { twice: Tensor; };
   assertEquals(Array.from(await out.twice.data()), [8]);
 });
+
+Deno.test("tidy: a result reading what a disposed, uncomputed assignment replaced is computed first (helper-132)", async () => {
+  // disposing the scope's `s`, whose assign was not computed, frees its old value (since
+  // 7debc37); the returned s.mul(2) was left lazy and then read a freed value
+  for (const device of testDevices) {
+    const x = tensor([1, 2, 3], { device });
+    const returned = tidy(() => {
+      const s = tensor([5, 5, 5], { device });
+      s.assign(s.add(x));
+      return s.mul(2);
+    });
+    assertEquals(Array.from(await returned.data()), [12, 14, 16], device);
+    let held: Tensor | null = null;
+    tidy(() => {
+      const s = tensor([5, 5, 5], { device });
+      s.assign(s.add(x));
+      held = keep(s.mul(2));
+    });
+    assertEquals(Array.from(await held!.data()), [12, 14, 16], device);
+    for (const t of [returned, held!, x]) t.dispose();
+  }
+});
