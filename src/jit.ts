@@ -45,6 +45,7 @@ import {
   acquireHold,
   endHold,
   type GradientHolder,
+  markStandIn,
   untracked,
   withGradientsRestored,
 } from "./ownership.ts";
@@ -313,7 +314,14 @@ function traceFunction(
         return;
       }
       const buffer = new TracedInput(s.device, s.dtype, ir.numelOf(s.shape), state, names[i]);
-      made.push(createTensor(ir.buffer(buffer, s.shape, s.dtype), s.device, s.requiresGrad, true));
+      const standIn = createTensor(
+        ir.buffer(buffer, s.shape, s.dtype),
+        s.device,
+        s.requiresGrad,
+        true,
+      );
+      markStandIn(standIn);
+      made.push(standIn);
     });
     return made;
   });

@@ -325,3 +325,16 @@ export function capturedReadsRefusedBelow(): number | null {
 export function tracing(): boolean {
   return journal !== null;
 }
+
+/** The tensors jit traces fn on, in place of its arguments (see src/jit.ts). */
+const standIns = new WeakSet<object>();
+
+/** Records `t` as a jit argument's stand-in. */
+export function markStandIn(t: object): void {
+  standIns.add(t);
+}
+
+/** Whether `t` is a jit argument's stand-in itself (not a view of one, which fn made). */
+export function isStandIn(t: object): boolean {
+  return standIns.has(t);
+}

@@ -24,6 +24,7 @@ import { gradientTargetsChanged, settleIfDead } from "./history.ts";
 import * as movement from "./movement.ts";
 import {
   acquireHandle,
+  isStandIn,
   noteGradientChange,
   noteHolder,
   releaseHandle,
@@ -513,10 +514,10 @@ export class Tensor {
   dispose(): void {
     Tensor.#own(this, "dispose");
     if (this.#disposed) return;
-    const stored = this.#node.op === "buffer" ? (this.#node.arg as { standIn?: boolean; }) : null;
-    if (stored?.standIn === true && tracing()) {
+    if (isStandIn(this) && tracing()) {
       // a stand-in has no storage: its release reached the allocator, which threw a TypeError
-      // and counted storage never allocated (memory() went negative for good)
+      // and counted storage never allocated (memory() went negative for good); a view of it
+      // (`x.reshape(x.shape)` shares its node) is fn's own to dispose
       fail(
         "dispose",
         "a tensor fn made, not one of its arguments, while jit traces fn (an argument is the " +
