@@ -146,16 +146,7 @@ export abstract class Module {
     checkModuleReceiver(this, "modules");
     // depth first with a stack of its own: nested yield* was quadratic in the depth, and a
     // chain of 20,000 modules overflowed the call stack
-    const seen = new Set<Module>();
-    const stack: Module[] = [this];
-    while (stack.length > 0) {
-      const m = stack.pop()!;
-      if (seen.has(m)) continue; // met again (shared, or a cycle): walked where first met
-      seen.add(m);
-      yield m;
-      const next = [...m.children()];
-      for (let i = next.length - 1; i >= 0; i--) stack.push(next[i]);
-    }
+    yield* moduleTree(this);
   }
 
   /**
@@ -210,7 +201,7 @@ export abstract class Module {
     }
     // every module is checked before any changes: a frozen child threw a bare TypeError half
     // way, the modules before it switched and those after it not
-    const modules = [...this.modules()];
+    const modules = [...moduleTree(this)];
     for (const m of modules) {
       if (!canSetTraining(m)) {
         fail(
@@ -241,7 +232,7 @@ export abstract class Module {
     // has: a child shared under two fields at each of 23 levels took 11 s; and no name is
     // refused, unlike stateDict's)
     const tensors = new Set<Tensor>();
-    for (const m of this.modules()) {
+    for (const m of moduleTree(this)) {
       for (const [, value] of fieldsOf(m)) if (isTensor(value)) tensors.add(value);
     }
     for (const t of tensors) t.zeroGrad();
@@ -309,6 +300,26 @@ function* namedParametersOf(
     }
     const next = [...m.namedChildren()];
     for (let i = next.length - 1; i >= 0; i--) stack.push([next[i][1], `${at}${next[i][0]}.`]);
+  }
+}
+
+/**
+ * `root` and every module below it, depth first, each once (a child shared under two names, or
+ * a back-reference, is not walked again), found by fields, not by the public `children()`: a
+ * field of that name (a list of layers) shadows it, and zeroGrad, train and modules threw V8's
+ * "is not a function". A stack of its own: nested yield* was quadratic in the depth, and a
+ * chain of 20,000 modules overflowed the call stack.
+ */
+function* moduleTree(root: Module): Generator<Module> {
+  const seen = new Set<Module>();
+  const stack: Module[] = [root];
+  while (stack.length > 0) {
+    const m = stack.pop()!;
+    if (seen.has(m)) continue; // met again (shared, or a cycle): walked where first met
+    seen.add(m);
+    yield m;
+    const next = fieldsOf(m).flatMap(([, value]) => value instanceof Module ? [value] : []);
+    for (let i = next.length - 1; i >= 0; i--) stack.push(next[i]);
   }
 }
 

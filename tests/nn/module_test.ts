@@ -549,3 +549,35 @@ Deno.test("Module members called without their module are named Errors (helper-1
   const proxied = new Proxy(lrn, {});
   assertEquals(proxied.toString(), "LocalResponseNorm(size=3, alpha=0.0001, beta=0.75, k=1.0)");
 });
+
+Deno.test("Module: fields named children or modules do not break zeroGrad, train or modules (helper-132)", async () => {
+  // the walks called the public children(), which such a field (a list of layers) shadows:
+  // V8's "m.children is not a function"
+  class Scale extends nn.Module {
+    w = tensor([2, 3], { requiresGrad: true });
+    forward(x: Tensor): Tensor {
+      return x.mul(this.w);
+    }
+  }
+  const layers = [new Scale(), new Scale()];
+  class Stack extends nn.Module {
+    constructor() {
+      super();
+      // (as a JavaScript program writes it; TypeScript refuses the clash with the methods)
+      Object.assign(this, { children: layers, modules: { note: "not a module" } });
+    }
+    forward(x: Tensor): Tensor {
+      return layers.reduce((a, m) => m.forward(a), x);
+    }
+  }
+  const net = new Stack();
+  net.forward(tensor([1, 1])).sum().backward();
+  const [first] = layers;
+  assertEquals(Array.from(await first.w.grad!.data()), [2, 3]); // x * w of the other layer
+  net.zeroGrad();
+  assertEquals([...net.parameters()].map((p) => p.grad), [null, null]);
+  net.eval();
+  assertEquals(layers.map((m) => m.training), [false, false]);
+  assertEquals(nn.Module.prototype.modules.call(net).next().value, net);
+  assertEquals([...nn.Module.prototype.modules.call(net)].length, 3);
+});
