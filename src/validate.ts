@@ -90,12 +90,31 @@ export function checkOptionsObject(fn: string, options: unknown, expected = "an 
   // nor a tensor or a built-in (a Map, a Date, a typed array): their getters and entries are
   // not options (`zeros([2, 3], t)` read t's dtype and requiresGrad as options, and a Map's
   // entries were not seen at all)
+  // (by prototype, not by Object.prototype.toString: a class of the program's with a
+  // Symbol.toStringTag, or a module namespace, is an options object)
   const tensor = tensors !== null && isPrototypeOf(tensors.prototype, options);
-  if (tensor || Object.prototype.toString.call(options) !== "[object Object]") {
+  if (tensor || BUILT_IN_PROTOTYPES.some((p) => isPrototypeOf(p, options))) {
     fail(fn, `options must be ${expected} (not a tensor, a Map or another built-in)`, options);
   }
   return options;
 }
+
+/** Prototypes of built-in objects that are not options objects (this realm's). */
+const BUILT_IN_PROTOTYPES: readonly object[] = [
+  Map.prototype,
+  Set.prototype,
+  WeakMap.prototype,
+  WeakSet.prototype,
+  Date.prototype,
+  RegExp.prototype,
+  Promise.prototype,
+  Error.prototype,
+  ArrayBuffer.prototype,
+  Object.getPrototypeOf(Int8Array.prototype), // every typed array's
+  DataView.prototype,
+  Function.prototype,
+  ...(typeof SharedArrayBuffer === "function" ? [SharedArrayBuffer.prototype] : []),
+];
 
 /**
  * Throws unless every own key of the options object `value` is one of `known`: a misspelled
@@ -305,7 +324,8 @@ export function isPlainObject(v: object): boolean {
  * it does not have: a misspelled setting (`cpu.thread = 1`) was stored beside the real one and
  * changed nothing, `delete cpu.kernels` removed the setting, `Object.defineProperty` could make
  * `cpu.threads` read 99 while the pool kept 2 threads, and setting a read-only one was V8's
- * bare TypeError. Reads pass through.
+ * bare TypeError. Reads pass through. A Proxy cannot be cloned (`structuredClone`, a worker's
+ * postMessage): copy its fields (`{ ...cpu }`).
  */
 export function settingsObject<T extends object>(
   name: string,
@@ -322,12 +342,24 @@ export function settingsObject<T extends object>(
   };
   const refuse = (key: PropertyKey, what: string, value?: unknown): never =>
     fail(`${name}.${String(key)}`, `${what} (${known()})`, value);
+  // its properties fixed and no new ones, so Object.freeze and Object.seal of it hold (they
+  // threw "set by assignment, not defined") while changing nothing
+  for (const key of Reflect.ownKeys(target)) {
+    Object.defineProperty(target, key, { configurable: false });
+  }
+  Object.preventExtensions(target);
   return new Proxy(target, {
     set(t, key, value) {
       if (typeof key === "string" && writable.includes(key)) return Reflect.set(t, key, value);
       return refuse(key, "a setting that can be set", value);
     },
-    defineProperty(_t, key) {
+    defineProperty(t, key, descriptor) {
+      const fixing = Object.keys(descriptor).every((k) =>
+        (k === "configurable" || k === "writable") && descriptor[k] === false
+      );
+      if (fixing && Object.hasOwn(t, key) && Reflect.defineProperty(t, key, descriptor)) {
+        return true;
+      }
       return refuse(key, "set by assignment, not defined", described("Object.defineProperty"));
     },
     deleteProperty(_t, key) {

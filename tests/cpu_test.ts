@@ -189,6 +189,10 @@ Deno.test("cpu and webgpu settings refuse by name what they do not have (helper-
     Error,
     "webgpu.powerPreference: a setting that can be set (webgpu has nothing to set",
   );
+  // it can be frozen, spread and printed as before; a Proxy cannot be cloned (README)
+  assert(Object.isFrozen(Object.freeze(cpu)) && Object.isSealed(Object.seal(webgpu)));
+  assertEquals(Object.keys({ ...cpu }), ["simd", "kernels", "threads"]);
+  assertEquals(JSON.parse(JSON.stringify(cpu)).threads, threads);
   // the settings themselves still take
   const kernels = cpu.kernels;
   cpu.kernels = "js";

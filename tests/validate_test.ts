@@ -409,4 +409,12 @@ Deno.test("options: a tensor or a built-in object is not an options object (help
   }
   assertEquals(zeros([2], new Options()).dtype, "int32");
   assertEquals(zeros([2], Object.assign(Object.create(null), { dtype: "int32" })).dtype, "int32");
+  // by prototype, not by tag: a class with a Symbol.toStringTag is one too (helper-132)
+  class Tagged {
+    dtype = "int32" as const;
+    get [Symbol.toStringTag](): string {
+      return "Settings";
+    }
+  }
+  assertEquals(zeros([2], new Tagged()).dtype, "int32");
 });
