@@ -89,32 +89,56 @@ export function checkOptionsObject(fn: string, options: unknown, expected = "an 
   }
   // nor a tensor or a built-in (a Map, a Date, a typed array): their getters and entries are
   // not options (`zeros([2, 3], t)` read t's dtype and requiresGrad as options, and a Map's
-  // entries were not seen at all)
-  // (by prototype, not by Object.prototype.toString: a class of the program's with a
-  // Symbol.toStringTag, or a module namespace, is an options object)
+  // entries were not seen at all). Built-ins by brand, which holds across realms (a Map made in
+  // a node:vm context or an iframe was taken for options), not by Object.prototype.toString (a
+  // class of the program's with a Symbol.toStringTag, or a module namespace, is an options
+  // object); a plain object, the common case, is asked nothing more.
   const tensor = tensors !== null && isPrototypeOf(tensors.prototype, options);
-  if (tensor || BUILT_IN_PROTOTYPES.some((p) => isPrototypeOf(p, options))) {
+  const args = Object.prototype.toString.call(options) === "[object Arguments]";
+  if (tensor || args || (!isPlainObject(options) && isBuiltIn(options))) {
     fail(fn, `options must be ${expected} (not a tensor, a Map or another built-in)`, options);
   }
   return options;
 }
 
-/** Prototypes of built-in objects that are not options objects (this realm's). */
-const BUILT_IN_PROTOTYPES: readonly object[] = [
-  Map.prototype,
-  Set.prototype,
-  WeakMap.prototype,
-  WeakSet.prototype,
-  Date.prototype,
-  RegExp.prototype,
-  Promise.prototype,
-  Error.prototype,
-  ArrayBuffer.prototype,
-  Object.getPrototypeOf(Int8Array.prototype), // every typed array's
-  DataView.prototype,
-  Function.prototype,
-  ...(typeof SharedArrayBuffer === "function" ? [SharedArrayBuffer.prototype] : []),
+/** Getters and methods that throw unless called on their built-in kind (of any realm). */
+const BRANDS: readonly ((this: unknown, arg: never) => unknown)[] = [
+  Map.prototype.has,
+  Set.prototype.has,
+  WeakMap.prototype.has,
+  WeakSet.prototype.has,
+  Date.prototype.getTime,
+  // (source, not flags: the flags getter reads any object's properties)
+  Object.getOwnPropertyDescriptor(RegExp.prototype, "source")!.get!,
+  Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "byteLength")!.get!,
+  Number.prototype.valueOf,
+  Boolean.prototype.valueOf,
+  String.prototype.valueOf,
+  Symbol.prototype.valueOf,
+  BigInt.prototype.valueOf,
+  WeakRef.prototype.deref,
+  ...(typeof SharedArrayBuffer === "function"
+    ? [Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, "byteLength")!.get!]
+    : []),
 ];
+
+/**
+ * Whether `value`, not a plain object, is a built-in one (a Map, Set, Date, RegExp, buffer,
+ * typed array, boxed primitive, WeakRef, promise, iterator) of any realm.
+ */
+function isBuiltIn(value: object): boolean {
+  if (ArrayBuffer.isView(value) || Symbol.iterator in value) return true; // iterables too
+  if (typeof (value as { then?: unknown; }).then === "function") return true; // a promise
+  for (const brand of BRANDS) {
+    try {
+      brand.call(value, undefined as never);
+      return true;
+    } catch {
+      // not of this kind
+    }
+  }
+  return false;
+}
 
 /**
  * Throws unless every own key of the options object `value` is one of `known`: a misspelled

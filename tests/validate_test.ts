@@ -18,6 +18,7 @@ import {
   assertThrows,
 } from "./assert.ts";
 import { nodeOf } from "../src/tensor.ts";
+import vm from "node:vm";
 import {
   arange,
   type ExampleInput,
@@ -417,4 +418,14 @@ Deno.test("options: a tensor or a built-in object is not an options object (help
     }
   }
   assertEquals(zeros([2], new Tagged()).dtype, "int32");
+  // built-ins by brand, of any realm: a Map from a node:vm context ran Adam at 0.001, and
+  // boxed primitives, arguments objects and iterators were taken for options (helper-133)
+  const foreign = vm.runInNewContext(`[new Map([["lr", 0.5]]), new Set(), new Date(0)]`);
+  const args = (function (..._: unknown[]) {
+    return arguments;
+  })();
+  for (const options of [...foreign, new Number(1), new Boolean(true), args, [1].values()]) {
+    assertThrows(() => zeros([2], options as never), Error, "zeros: options must be an object");
+  }
+  assertEquals(zeros([2], vm.runInNewContext(`({ dtype: "int32" })`)).dtype, "int32");
 });

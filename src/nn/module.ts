@@ -49,6 +49,17 @@ function fieldsOf(m: Module): [string, unknown][] {
 }
 
 /**
+ * The child modules of `m` with their field names, by fields: the walks call this, not the
+ * public `namedChildren()`, which a field of that name (a list of layers) shadows (V8's "is not
+ * a function" from parameters, stateDict and toString).
+ */
+function childrenOf(m: Module): [string, Module][] {
+  return fieldsOf(m).flatMap(([name, value]) =>
+    value instanceof Module ? [[name, value] as [string, Module]] : []
+  );
+}
+
+/**
  * Pushes the tensors, modules and arrays of `array` onto `fields` under `name.i` (nested to any
  * depth, with a stack of its own: 5,000 nested arrays overflowed the call stack); an array
  * holding itself ends there (one held twice is listed under each name, as a child shared under
@@ -127,15 +138,13 @@ export abstract class Module {
   /** Direct child modules with their field names. */
   *namedChildren(): Generator<[string, Module]> {
     checkModuleReceiver(this, "namedChildren");
-    for (const [name, value] of fieldsOf(this)) {
-      if (value instanceof Module) yield [name, value];
-    }
+    yield* childrenOf(this);
   }
 
   /** Direct child modules. */
   *children(): Generator<Module> {
     checkModuleReceiver(this, "children");
-    for (const [, m] of this.namedChildren()) yield m;
+    for (const [, m] of childrenOf(this)) yield m;
   }
 
   /**
@@ -219,7 +228,8 @@ export abstract class Module {
   /** Sets evaluation mode (`train(false)`); returns this module. */
   eval(): this {
     checkModuleReceiver(this, "eval");
-    return this.train(false);
+    Module.prototype.train.call(this, false); // (a field named train shadows this.train)
+    return this;
   }
 
   /** Clears the gradients of every tensor of the module tree (frozen parameters' too). */
@@ -256,7 +266,7 @@ export abstract class Module {
 
   /** @ignore Deno's inspect shows `toString()`. */
   [inspect](): string {
-    return this.toString();
+    return Module.prototype.toString.call(this); // (a field named toString shadows it)
   }
 }
 
@@ -264,7 +274,7 @@ export abstract class Module {
 // Defined outside the class: not part of its documented members.
 Object.defineProperty(Module.prototype, Symbol.for("nodejs.util.inspect.custom"), {
   value(this: Module): string {
-    return this.toString();
+    return Module.prototype.toString.call(this);
   },
 });
 
@@ -298,17 +308,16 @@ function* namedParametersOf(
         yield [full, value];
       }
     }
-    const next = [...m.namedChildren()];
+    const next = childrenOf(m);
     for (let i = next.length - 1; i >= 0; i--) stack.push([next[i][1], `${at}${next[i][0]}.`]);
   }
 }
 
 /**
  * `root` and every module below it, depth first, each once (a child shared under two names, or
- * a back-reference, is not walked again), found by fields, not by the public `children()`: a
- * field of that name (a list of layers) shadows it, and zeroGrad, train and modules threw V8's
- * "is not a function". A stack of its own: nested yield* was quadratic in the depth, and a
- * chain of 20,000 modules overflowed the call stack.
+ * a back-reference, is not walked again), found by fields (see childrenOf). A stack of its
+ * own: nested yield* was quadratic in the depth, and a chain of 20,000 modules overflowed the
+ * call stack.
  */
 function* moduleTree(root: Module): Generator<Module> {
   const seen = new Set<Module>();
@@ -318,8 +327,8 @@ function* moduleTree(root: Module): Generator<Module> {
     if (seen.has(m)) continue; // met again (shared, or a cycle): walked where first met
     seen.add(m);
     yield m;
-    const next = fieldsOf(m).flatMap(([, value]) => value instanceof Module ? [value] : []);
-    for (let i = next.length - 1; i >= 0; i--) stack.push(next[i]);
+    const next = childrenOf(m);
+    for (let i = next.length - 1; i >= 0; i--) stack.push(next[i][1]);
   }
 }
 
@@ -349,7 +358,7 @@ function stateEntries(root: Module): [string, Tensor][] {
     for (const [name, value] of fieldsOf(m)) {
       if (isTensor(value)) entries.push([prefix + name, value]);
     }
-    const children = [...m.namedChildren()];
+    const children = childrenOf(m);
     for (let i = children.length - 1; i >= 0; i--) {
       stack.push({ m: children[i][1], prefix: `${prefix}${children[i][0]}.` });
     }
@@ -411,8 +420,11 @@ function describeModule(root: Module): string {
       push(`${pad}${label}${name}(...)`);
       continue;
     }
-    const children = [...m.namedChildren()];
-    const extra = m.extraRepr();
+    const children = childrenOf(m);
+    // (a subclass's override, or Module's when a field of that name shadows the method)
+    const extra = typeof m.extraRepr === "function"
+      ? m.extraRepr()
+      : Module.prototype.extraRepr.call(m);
     if (children.length === 0 && !extra.includes("\n")) {
       push(`${pad}${label}${name}(${extra})`);
       continue;

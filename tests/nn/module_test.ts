@@ -581,3 +581,45 @@ Deno.test("Module: fields named children or modules do not break zeroGrad, train
   assertEquals(nn.Module.prototype.modules.call(net).next().value, net);
   assertEquals([...nn.Module.prototype.modules.call(net)].length, 3);
 });
+
+Deno.test("Module: fields named like its methods do not break the walks or printing (helper-133)", async () => {
+  // parameters, stateDict and toString called m.namedChildren(), eval this.train, toString
+  // m.extraRepr(), and inspect this.toString(): a field of that name made each V8's "is not a
+  // function"
+  class Scale extends nn.Module {
+    w = tensor([2, 3], { requiresGrad: true });
+    forward(x: Tensor): Tensor {
+      return x.mul(this.w);
+    }
+  }
+  const layer = new Scale();
+  class Odd extends nn.Module {
+    constructor() {
+      super();
+      // (as a JavaScript program writes it; TypeScript refuses the clash with the methods)
+      Object.assign(this, {
+        namedChildren: [layer],
+        train: "a note",
+        extraRepr: 3,
+        toString: null,
+      });
+    }
+    forward(x: Tensor): Tensor {
+      return layer.forward(x);
+    }
+  }
+  const net = new Odd();
+  assertEquals([...net.parameters()], [layer.w]);
+  assertEquals(Object.keys(net.stateDict()), ["namedChildren.0.w"]);
+  net.forward(tensor([1, 1])).sum().backward();
+  assertEquals(Array.from(await layer.w.grad!.data()), [1, 1]);
+  net.zeroGrad();
+  assertEquals(layer.w.grad, null);
+  nn.Module.prototype.eval.call(net);
+  assertEquals(layer.training, false);
+  assertEquals(
+    nn.Module.prototype.toString.call(net),
+    "Odd(\n  (namedChildren.0): Scale()\n)",
+  );
+  assertEquals(Deno.inspect(net), "Odd(\n  (namedChildren.0): Scale()\n)");
+});
