@@ -84,22 +84,69 @@ export function fail(fn: string, expected: string, got: unknown): never {
  * taken for an object without keys, every setting its default.
  */
 export function checkOptionsObject(fn: string, options: unknown, expected = "an object"): object {
-  if (options === null || typeof options !== "object" || Array.isArray(options)) {
-    fail(fn, `options must be ${expected}`, options);
+  let refused: boolean;
+  try {
+    refused = options === null || typeof options !== "object" || Array.isArray(options);
+  } catch {
+    // a revoked Proxy: Array.isArray threw V8's bare TypeError (and printing it would too)
+    fail(fn, `options must be ${expected}`, described("a revoked Proxy"));
   }
-  // nor a tensor or a built-in (a Map, a Date, a typed array): their getters and entries are
-  // not options (`zeros([2, 3], t)` read t's dtype and requiresGrad as options, and a Map's
-  // entries were not seen at all). Built-ins by brand, which holds across realms (a Map made in
-  // a node:vm context or an iframe was taken for options), not by Object.prototype.toString (a
-  // class of the program's with a Symbol.toStringTag, or a module namespace, is an options
-  // object); a plain object, the common case, is asked nothing more.
-  const tensor = tensors !== null && isPrototypeOf(tensors.prototype, options);
-  const args = Object.prototype.toString.call(options) === "[object Arguments]";
-  if (tensor || args || (!isPlainObject(options) && isBuiltIn(options))) {
+  if (refused) fail(fn, `options must be ${expected}`, options);
+  if (notOptions(options as object)) {
     fail(fn, `options must be ${expected} (not a tensor, a Map or another built-in)`, options);
   }
-  return options;
+  return options as object;
 }
+
+/**
+ * Whether `value` is a tensor or a built-in object (a Map, a Date, a typed array, an Error, an
+ * arguments object...), not options: their getters and entries are not settings (`zeros([2,
+ * 3], t)` read t's dtype and requiresGrad as options; Adam given a Map of its lr ran at 0.001).
+ * A plain object, the common case, is asked only whether it is an arguments object. Others by
+ * prototype (this realm's built-ins, through Proxies too) and by brand (other realms': a Map
+ * from a node:vm context), not by Object.prototype.toString, which a class of the program's
+ * with a Symbol.toStringTag, or a module namespace, sets as it likes; the brand answer is kept
+ * per prototype (each failed brand test throws: 45 us per call for a class's instance).
+ */
+function notOptions(value: object): boolean {
+  if (isPlainObject(value)) return isArguments(value);
+  if (tensors !== null && isPrototypeOf(tensors.prototype, value)) return true;
+  if (BUILT_IN_PROTOTYPES.some((p) => isPrototypeOf(p, value))) return true;
+  const prototype = Object.getPrototypeOf(value);
+  let builtIn = prototype === null ? undefined : brandedPrototypes.get(prototype);
+  if (builtIn === undefined) {
+    builtIn = hasBrand(value);
+    if (prototype !== null) brandedPrototypes.set(prototype, builtIn);
+  }
+  return builtIn;
+}
+
+/** An arguments object: its own callee and, as its iterator, Array.prototype.values. */
+function isArguments(value: object): boolean {
+  return Object.hasOwn(value, "callee") &&
+    Object.getOwnPropertyDescriptor(value, Symbol.iterator)?.value === Array.prototype.values;
+}
+
+/** Prototypes of this realm's built-in objects that are not options objects. */
+const BUILT_IN_PROTOTYPES: readonly object[] = [
+  Map.prototype,
+  Set.prototype,
+  WeakMap.prototype,
+  WeakSet.prototype,
+  Date.prototype,
+  RegExp.prototype,
+  Promise.prototype,
+  Error.prototype,
+  ArrayBuffer.prototype,
+  Object.getPrototypeOf(Int8Array.prototype), // every typed array's
+  DataView.prototype,
+  Number.prototype,
+  Boolean.prototype,
+  String.prototype,
+  WeakRef.prototype,
+  Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]())), // %IteratorPrototype%
+  ...(typeof SharedArrayBuffer === "function" ? [SharedArrayBuffer.prototype] : []),
+];
 
 /** Getters and methods that throw unless called on their built-in kind (of any realm). */
 const BRANDS: readonly ((this: unknown, arg: never) => unknown)[] = [
@@ -114,21 +161,17 @@ const BRANDS: readonly ((this: unknown, arg: never) => unknown)[] = [
   Number.prototype.valueOf,
   Boolean.prototype.valueOf,
   String.prototype.valueOf,
-  Symbol.prototype.valueOf,
-  BigInt.prototype.valueOf,
   WeakRef.prototype.deref,
-  ...(typeof SharedArrayBuffer === "function"
-    ? [Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, "byteLength")!.get!]
-    : []),
 ];
 
-/**
- * Whether `value`, not a plain object, is a built-in one (a Map, Set, Date, RegExp, buffer,
- * typed array, boxed primitive, WeakRef, promise, iterator) of any realm.
- */
-function isBuiltIn(value: object): boolean {
-  if (ArrayBuffer.isView(value) || Symbol.iterator in value) return true; // iterables too
-  if (typeof (value as { then?: unknown; }).then === "function") return true; // a promise
+/** The answer of `hasBrand` per prototype (see notOptions). */
+const brandedPrototypes = new WeakMap<object, boolean>();
+
+/** Whether `value` is a built-in of another realm, by its internal slots. */
+function hasBrand(value: object): boolean {
+  if (ArrayBuffer.isView(value)) return true;
+  const isError = (Error as { isError?: (v: unknown) => boolean; }).isError;
+  if (isError !== undefined && isError(value)) return true;
   for (const brand of BRANDS) {
     try {
       brand.call(value, undefined as never);

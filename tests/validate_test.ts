@@ -428,4 +428,26 @@ Deno.test("options: a tensor or a built-in object is not an options object (help
     assertThrows(() => zeros([2], options as never), Error, "zeros: options must be an object");
   }
   assertEquals(zeros([2], vm.runInNewContext(`({ dtype: "int32" })`)).dtype, "int32");
+  // an Error and a Proxy of a Date are refused too, a revoked Proxy by name; a class of the
+  // program's with a then() or an iterator is options (helper-135)
+  for (const options of [new Error("x"), new Proxy(new Date(0), {})]) {
+    assertThrows(() => zeros([2], options as never), Error, "zeros: options must be an object");
+  }
+  const { proxy, revoke } = Proxy.revocable({}, {});
+  revoke();
+  assertThrows(
+    () => zeros([2], proxy as never),
+    Error,
+    "zeros: options must be an object, got a revoked Proxy",
+  );
+  class Builder {
+    dtype = "int32" as const;
+    then(): this {
+      return this;
+    }
+    *[Symbol.iterator](): Generator<number> {
+      yield 1;
+    }
+  }
+  assertEquals(zeros([2], new Builder()).dtype, "int32");
 });

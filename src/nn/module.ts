@@ -48,15 +48,21 @@ function fieldsOf(m: Module): [string, unknown][] {
   return fields;
 }
 
-/**
- * The child modules of `m` with their field names, by fields: the walks call this, not the
- * public `namedChildren()`, which a field of that name (a list of layers) shadows (V8's "is not
- * a function" from parameters, stateDict and toString).
- */
-function childrenOf(m: Module): [string, Module][] {
+/** The child modules of `m` found by its fields, with their names. */
+function childFields(m: Module): [string, Module][] {
   return fieldsOf(m).flatMap(([name, value]) =>
     value instanceof Module ? [[name, value] as [string, Module]] : []
   );
+}
+
+/**
+ * The child modules of `m` as every walk sees them: its `namedChildren()` (a subclass may
+ * override it, and every walk then follows the override), or its fields where a field of that
+ * name (a list of layers) shadows the method (V8's "is not a function" from parameters,
+ * stateDict and toString).
+ */
+function childrenOf(m: Module): [string, Module][] {
+  return typeof m.namedChildren === "function" ? [...m.namedChildren()] : childFields(m);
 }
 
 /**
@@ -138,7 +144,7 @@ export abstract class Module {
   /** Direct child modules with their field names. */
   *namedChildren(): Generator<[string, Module]> {
     checkModuleReceiver(this, "namedChildren");
-    yield* childrenOf(this);
+    yield* childFields(this);
   }
 
   /** Direct child modules. */
@@ -228,7 +234,9 @@ export abstract class Module {
   /** Sets evaluation mode (`train(false)`); returns this module. */
   eval(): this {
     checkModuleReceiver(this, "eval");
-    Module.prototype.train.call(this, false); // (a field named train shadows this.train)
+    // a subclass's train (one keeping a layer frozen), or Module's where a field shadows it
+    if (typeof this.train === "function") this.train(false);
+    else Module.prototype.train.call(this, false);
     return this;
   }
 
@@ -266,7 +274,7 @@ export abstract class Module {
 
   /** @ignore Deno's inspect shows `toString()`. */
   [inspect](): string {
-    return Module.prototype.toString.call(this); // (a field named toString shadows it)
+    return printedModule(this);
   }
 }
 
@@ -274,9 +282,14 @@ export abstract class Module {
 // Defined outside the class: not part of its documented members.
 Object.defineProperty(Module.prototype, Symbol.for("nodejs.util.inspect.custom"), {
   value(this: Module): string {
-    return Module.prototype.toString.call(this);
+    return printedModule(this);
   },
 });
+
+/** `m.toString()` (a subclass's), or Module's where a field of that name shadows it. */
+function printedModule(m: Module): string {
+  return typeof m.toString === "function" ? m.toString() : Module.prototype.toString.call(m);
+}
 
 /**
  * The parameters of `root` and the modules below it, named from `prefix` (Module's
@@ -422,9 +435,12 @@ function describeModule(root: Module): string {
     }
     const children = childrenOf(m);
     // (a subclass's override, or Module's when a field of that name shadows the method)
-    const extra = typeof m.extraRepr === "function"
+    const extra: unknown = typeof m.extraRepr === "function"
       ? m.extraRepr()
       : Module.prototype.extraRepr.call(m);
+    if (typeof extra !== "string") {
+      fail(`${name}.toString`, "extraRepr() to return a string", extra);
+    }
     if (children.length === 0 && !extra.includes("\n")) {
       push(`${pad}${label}${name}(${extra})`);
       continue;

@@ -623,3 +623,53 @@ Deno.test("Module: fields named like its methods do not break the walks or print
   );
   assertEquals(Deno.inspect(net), "Odd(\n  (namedChildren.0): Scale()\n)");
 });
+
+Deno.test("Module: overrides of namedChildren, train, toString are followed; extraRepr must give text (helper-135)", async () => {
+  // the walks went by fields alone for a moment (e67375e): a subclass keeping its layers in a
+  // Map and overriding namedChildren lost them from parameters() (an optimizer never trained
+  // them), eval() skipped an overridden train, and inspect an overridden toString
+  class Lin extends nn.Module {
+    w = tensor([1, 2], { requiresGrad: true });
+    forward(x: Tensor): Tensor {
+      return x.mul(this.w);
+    }
+  }
+  const layers = new Map([["a", new Lin()], ["b", new Lin()]]);
+  let trainCalls = 0;
+  class Dict extends nn.Module {
+    override *namedChildren(): Generator<[string, nn.Module]> {
+      yield* layers;
+    }
+    override train(mode = true): this {
+      trainCalls++;
+      return super.train(mode);
+    }
+    override toString(): string {
+      return "Dict(custom)";
+    }
+    forward(x: Tensor): Tensor {
+      return x;
+    }
+  }
+  const d = new Dict();
+  assertEquals([...d.parameters()].length, 2);
+  assertEquals([...d.children()].length, 2);
+  assertEquals(Object.keys(d.stateDict()), ["a.w", "b.w"]);
+  d.eval();
+  assertEquals(trainCalls, 1);
+  assertEquals(layers.get("a")!.training, false);
+  assertEquals(Deno.inspect(d), "Dict(custom)");
+  class Sized extends nn.Module {
+    override extraRepr(): string {
+      return 3 as unknown as string;
+    }
+    forward(x: Tensor): Tensor {
+      return x;
+    }
+  }
+  assertThrows(
+    () => String(new Sized()),
+    Error,
+    "Sized.toString: extraRepr() to return a string, got 3",
+  );
+});
