@@ -624,7 +624,7 @@ Deno.test("Module: fields named like its methods do not break the walks or print
   assertEquals(Deno.inspect(net), "Odd(\n  (namedChildren.0): Scale()\n)");
 });
 
-Deno.test("Module: overrides of namedChildren, train, toString are followed; extraRepr must give text (helper-135)", async () => {
+Deno.test("Module: overrides of namedChildren, train, toString are followed; extraRepr must give text (helper-135)", () => {
   // the walks went by fields alone for a moment (e67375e): a subclass keeping its layers in a
   // Map and overriding namedChildren lost them from parameters() (an optimizer never trained
   // them), eval() skipped an overridden train, and inspect an overridden toString
