@@ -193,15 +193,23 @@ function freeReplaced(
   while (stack.length > 0) {
     const old = stack.pop()!;
     awaitingSuccessor.delete(old);
+    // a variable replaced before it was computed that a handle still holds (a view taken
+    // between two assigns) stays waited for, with what it replaces: storing it frees that
+    // (walked through, the value it reads was freed under it: "overwritten by assign()")
+    if (!isStored(old) && handlesOn(old, backend.name) !== 0) continue;
     const further = replaces.get(old);
     if (further !== undefined) {
       replaces.delete(old);
       stack.push(...further);
     }
-    // a variable replaced before it was ever computed is waited for no more: else it kept
-    // what it read, the value before it, which nothing stored would ever free
-    // (`e.assign(e.mul(0.9)); e.assign(0)` in a loop kept one buffer per step)
-    if (!isStored(old)) stopWaiting(old);
+    // a variable replaced before it was ever computed is waited for and protected no more:
+    // else it kept what it read, the value before it, which nothing stored would ever free
+    // (`e.assign(e.mul(0.9)); e.assign(0)` in a loop kept one buffer per step), and a later
+    // realization pulled it in as a reader of a value it could no longer compute
+    if (!isStored(old)) {
+      stopWaiting(old);
+      unprotectReader(old);
+    }
     // a handle still on the old node (a view of it, say) keeps it until collection; one on
     // another device does not (a node of constants only is shared by both, each storing its
     // own value: the cpu's outlived its last cpu handle while a webgpu tensor lived)

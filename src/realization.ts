@@ -66,7 +66,18 @@ export function realizeOn(
     // (by what was pulled in, not by counts: `all` has no duplicates, `nodes` may)
     const extras = all.filter((n) => !nodes.includes(n));
     if (extras.length === 0) failGone(fn, e, all);
-    return realizeApart(fn, [...new Set(nodes)], extras, backend);
+    // the stored values they read are held while the chain of runs goes on (an input disposed
+    // meanwhile, once the caller returned, was gone when its turn came: webgpu)
+    const unhold = holdBuffers(storedBelow([...nodes, ...extras], device));
+    let apartRan: void | Promise<void>;
+    try {
+      apartRan = realizeApart(fn, [...new Set(nodes)], extras, backend);
+    } catch (e) {
+      unhold();
+      throw e;
+    }
+    if (apartRan instanceof Promise) return apartRan.finally(unhold);
+    unhold();
   };
   let ran: void | Promise<void>;
   try {
@@ -92,6 +103,12 @@ export function realizeOn(
       if (releaseHandle(n, device) && !awaitsSuccessor(n)) freeUnheld(n, device);
     }
   });
+}
+
+/** The buffers of the stored values the graphs of `nodes` read on `device` (theirs included). */
+function storedBelow(nodes: readonly Node[], device: DeviceName): DeviceBuffer[] {
+  const stored = (n: Node) => realizedBuffer(n, device) !== undefined;
+  return topoSort(nodes, stored).flatMap((n) => realizedBuffer(n, device) ?? []);
 }
 
 /**

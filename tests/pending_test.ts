@@ -548,3 +548,39 @@ Deno.test("disposing an assignment leaves an earlier one a view still holds (hel
     h.dispose();
   }
 });
+
+Deno.test("storing a later assignment leaves an earlier one a view holds, with what it reads (helper-134)", async () => {
+  // storing w's third value walked through the second (uncomputed, held by the view h) and
+  // freed the first under it: h's read said "overwritten by assign()"
+  for (const device of testDevices) {
+    const w = tensor([1, 2, 3], { device });
+    w.assign(w.mul(2)); // w1
+    const h = w.reshape(w.shape); // shares w1
+    w.assign(tensor([7, 8, 9], { device })); // w2
+    assertEquals(Array.from(await w.data()), [7, 8, 9], device);
+    assertEquals(Array.from(await h.data()), [2, 4, 6], device);
+    for (const t of [w, h]) t.dispose();
+  }
+});
+
+Deno.test("a replaced, uncomputed assignment is no reader; a split realization holds its inputs (helper-134)", async () => {
+  // c1 (replaced before it was computed) stayed a protected reader of p's value and was
+  // pulled into a later realization it could not finish; on webgpu the realization then went
+  // on in a chain of runs that held nothing, and `fresh`, disposed meanwhile, was gone
+  for (const device of testDevices) {
+    const p = tensor([0.5, -1, 2], { device, requiresGrad: true });
+    const c = tensor([7, 8, 9], { device });
+    const d = c.mul(p).mul(0.5);
+    c.assign(c.sub(d)); // c1, never computed
+    c.assign(0); // c2 replaces it
+    assertEquals(Array.from(await c.data()), [0, 0, 0], device);
+    p.add(c).square().sum().backward(); // 2 (p + 0), reading p's value
+    const fresh = tensor([9, 10, 11], { device });
+    p.assign(fresh);
+    fresh.dispose(); // p's new value is computed first
+    assertEquals(Array.from(await p.data()), [9, 10, 11], device);
+    const g = p.grad!;
+    assertEquals(Array.from(await g.data()), [1, -2, 4], device);
+    for (const t of [g, p, c, d]) t.dispose();
+  }
+});
