@@ -18,20 +18,30 @@ function codeAfter(heading: string): string {
   return match[1];
 }
 
-Deno.test("README: the training-loop example runs and its loss goes down", async () => {
-  const code = codeAfter("### A training loop");
-  const modUrl = new URL("../mod.ts", import.meta.url).href;
+const modUrl = new URL("../mod.ts", import.meta.url).href;
+
+/** `code` with its `@lucid/nn` import pointed at this checkout's mod.ts. */
+function pointedAtCheckout(code: string): string {
   const runnable = code.replace(`from "@lucid/nn"`, `from "${modUrl}"`);
   assert(runnable !== code, "the example imports @lucid/nn");
+  return runnable;
+}
+
+/** Runs `code` as a module and returns the lines it printed with console.log. */
+async function runPrinting(code: string): Promise<string[]> {
   const printed: string[] = [];
   const log = console.log;
   console.log = (...args: unknown[]) => printed.push(args.join(" "));
   try {
-    const url = `data:application/typescript;base64,${btoa(runnable)}`;
-    await import(url);
+    await import(`data:application/typescript;base64,${btoa(code)}`);
   } finally {
     console.log = log;
   }
+  return printed;
+}
+
+Deno.test("README: the training-loop example runs and its loss goes down", async () => {
+  const printed = await runPrinting(pointedAtCheckout(codeAfter("### A training loop")));
   assertEquals(printed.length, 4, printed.join("\n"));
   const losses = printed.map((line) => Number(/loss (\S+)/.exec(line)![1]));
   assert(losses.every((l) => Number.isFinite(l) && l >= 0), printed.join("\n"));
@@ -41,20 +51,10 @@ Deno.test("README: the training-loop example runs and its loss goes down", async
 Deno.test("README: the short tour runs and prints what its comments say", async () => {
   // (helper 118 ran every README block by hand; only the training loop had a test)
   const code = codeAfter("## A short tour");
-  const modUrl = new URL("../mod.ts", import.meta.url).href;
-  const runnable = code.replace(`from "@lucid/nn"`, `from "${modUrl}"`);
-  assert(runnable !== code, "the tour imports @lucid/nn");
   // each console.log line's comment says what it prints, up to the first ":" or "("
   const promised = [...code.matchAll(/console\.log\(.*\); \/\/ (.*)$/gm)].map((m) => m[1]);
   assertEquals(promised.length, 3, "the tour's printed lines");
-  const printed: string[] = [];
-  const log = console.log;
-  console.log = (...args: unknown[]) => printed.push(args.join(" "));
-  try {
-    await import(`data:application/typescript;base64,${btoa(runnable)}`);
-  } finally {
-    console.log = log;
-  }
+  const printed = await runPrinting(pointedAtCheckout(code));
   assertEquals(printed, [
     "LocalResponseNorm(size=5, alpha=0.0001, beta=0.75, k=2.0)",
     "1",
@@ -97,20 +97,11 @@ Deno.test("README: Compile and export's code runs as written, and its exports ru
   assertEquals(consumers.length, 2, "the js and wasm examples");
   const dir = await Deno.makeTempDir({ prefix: "lucid-readme-export-" });
   try {
-    const modUrl = new URL("../mod.ts", import.meta.url).href;
     // one module, as a reader would paste the two blocks; `dist/` is made in a scratch directory
-    const code = `${compile}\n${exporting}`
-      .replace(`from "@lucid/nn"`, `from "${modUrl}"`)
+    const code = pointedAtCheckout(`${compile}\n${exporting}`)
       .replaceAll("`dist/${target}`", `\`${dir}/dist/\${target}\``);
     assert(code.includes(`${dir}/dist/`), "the export block writes under dist/");
-    const printed: string[] = [];
-    const log = console.log;
-    console.log = (...args: unknown[]) => printed.push(args.join(" "));
-    try {
-      await import(`data:application/typescript;base64,${btoa(code)}`);
-    } finally {
-      console.log = log;
-    }
+    const printed = await runPrinting(code);
     assertEquals(printed, ["1"], "step.traceCount, as its comment says");
     for (const target of ["js", "wgsl", "wasm"]) {
       const files = [...Deno.readDirSync(`${dir}/dist/${target}`)].map((e) => e.name);
