@@ -71,16 +71,24 @@ export function lastingHandleCount(node: Node, device: DeviceName): number {
 
 /**
  * Frees the storage of `node`'s value, if it has one. A computed node that still has its
- * history forgets the value (graphs built on it recompute it); a buffer or settled node keeps
- * the released buffer, so a graph still reading it gets an Error saying why, and a settled node
- * stops being shared, so an equal computation made later gets a fresh node.
+ * history forgets the value (graphs built on it recompute it) when the storage goes back, not
+ * before: a realization in flight that holds it plans again, after waiting for a run or a copy,
+ * and found no value to load (it recomputed it from a graph whose leaf was disposed meanwhile,
+ * and failed). A buffer or settled node keeps the released buffer, so a graph still reading it
+ * gets an Error saying why, and a settled node stops being shared, so an equal computation made
+ * later gets a fresh node.
  */
 export function freeValue(node: Node, backend: Backend, reason: ReleaseReason): void {
   const buffer = realizedBuffer(node, backend.name);
   if (buffer === undefined) return;
-  if (node.op !== "buffer" && !isSettled(node)) forgetRealized(node, backend.name);
-  else if (isSettled(node)) unshare(node);
-  releaseBuffer(buffer, backend, reason);
+  const forget = node.op !== "buffer" && !isSettled(node);
+  if (!forget && isSettled(node)) unshare(node);
+  releaseBuffer(
+    buffer,
+    backend,
+    reason,
+    forget ? () => forgetRealized(node, backend.name) : undefined,
+  );
 }
 
 // ---- tidy scopes ----------------------------------------------------------------------------

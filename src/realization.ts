@@ -94,7 +94,12 @@ export function realizeOn(
   const requested = new Set(nodes);
   const pulledIn = all.filter((n) => !requested.has(n));
   for (const n of pulledIn) acquireHold(n, device);
+  // ...and the stored values it reads, until the runs made apart after a failure settle too:
+  // the first attempt's own hold ended as it failed, freeing an input disposed meanwhile, so the
+  // rescue of a read issued before that dispose found its input gone
+  const unhold = holdBuffers(storedBelow(all, device));
   return ran.then(() => afterStored(all, backend), apart).finally(() => {
+    unhold();
     for (const n of pulledIn) {
       endHold(n, device);
       // the last handle: its tensor was disposed meanwhile (stored after its dispose, or

@@ -451,3 +451,75 @@ Deno.test({
     assertEquals(await values(tensor([1, 2]).add(1)), [2, 3], "the library stays usable");
   },
 });
+
+Deno.test({
+  name:
+    "a realization waiting for a run or a copy loads a computed input disposed meanwhile (helper-137)",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    // dispose() forgot that c was computed while a realization in flight held its storage: when
+    // its wait ended it planned again, recomputed c from its graph and found p (disposed, or
+    // assigned, after the reads were issued) gone
+    for (const then of ["dispose", "assign"] as const) {
+      const p = tensor([1, 2, 3, 4], { device: "webgpu", requiresGrad: true });
+      const c = p.mul(2); // leads to p: keeps its history once computed
+      await c.data();
+      const y = c.add(1);
+      const z = c.mul(5);
+      const readY = y.data(); // runs
+      const readZ = realize(y, z).then(() => z.data()); // waits for readY's run, then plans z
+      c.dispose();
+      if (then === "dispose") p.dispose();
+      else p.assign(tensor([100, 100, 100, 100], { device: "webgpu" }));
+      const readP = then === "assign" ? p.data() : null; // stores p's new value
+      assertEquals(Array.from(await readY), [3, 5, 7, 9], then);
+      assertEquals(Array.from(await readZ), [10, 20, 30, 40], then);
+      if (readP !== null) assertEquals(Array.from(await readP), [100, 100, 100, 100]);
+      for (const t of [p, y, z]) t.dispose();
+    }
+    // cpu: a read waiting for a copy still on its way from webgpu
+    const p = tensor([1, 2, 3, 4], { requiresGrad: true });
+    const c = p.mul(2);
+    await c.data();
+    const q = tensor([10, 20, 30, 40], { device: "webgpu" }).to("cpu");
+    const read = c.add(q).data();
+    c.dispose();
+    p.dispose();
+    assertEquals(Array.from(await read), [12, 24, 36, 48]);
+  },
+});
+
+Deno.test({
+  name:
+    "a read rescued after a pulled-in value failed still has the inputs disposed after it was issued (helper-137)",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    // w.grad, pulled in because storing w's assigned value frees what it reads, cannot be
+    // computed (it reads a copy that fails): the read of y is then made apart from it, but the
+    // first attempt's hold of y's inputs had ended as it failed, and the inputs disposed after
+    // y.data() was called were gone ("input that was disposed")
+    for (const device of ["cpu", "webgpu"] as const) {
+      const w = tensor([1, 2, 3, 4], { device, requiresGrad: true });
+      const other = device === "webgpu" ? "cpu" : "webgpu";
+      const gone = tensor([1, 1, 1, 1], { device: other });
+      const source = gone.add(1);
+      gone.dispose();
+      const q = source.to(device); // its source reads a disposed tensor: the copy fails
+      w.mul(w).mul(q).sum().backward();
+      w.assign(w.mul(0.5));
+      const want = [0.5, 1, 1.5, 2];
+      const xs = Array.from({ length: 12 }, (_, i) => {
+        const v = [i + 0.25, 2 * i + 0.25, 3 * i + 0.25, 4 * i + 0.25];
+        v.forEach((x, j) => want[j] += x);
+        return tensor(v, { device });
+      });
+      const y = xs.reduce((sum, x) => sum.add(x), w.add(0));
+      const read = y.data();
+      for (const x of xs) x.dispose(); // after the read was issued: allowed
+      assertEquals(Array.from(await read), want, device);
+      await assertRejects(() => w.grad!.data(), Error); // its own read says why
+      assertEquals(Array.from(await w.data()), [0.5, 1, 1.5, 2], device);
+      for (const t of [w, source, q, y]) t.dispose();
+    }
+  },
+});

@@ -20,7 +20,10 @@ export type ReleaseReason = "disposed" | "overwritten by assign()";
 const released = new WeakMap<DeviceBuffer, ReleaseReason>();
 /** Readers in flight per buffer, and the release waiting for the last of them. */
 const holds = new Map<DeviceBuffer, number>();
-const waiting = new Map<DeviceBuffer, { backend: Backend; reason: ReleaseReason; }>();
+const waiting = new Map<
+  DeviceBuffer,
+  { backend: Backend; reason: ReleaseReason; onRelease: (() => void) | undefined; }
+>();
 /** Values (not temporaries) whose storage is live, per device. */
 const valueCounts: Record<DeviceName, number> = { cpu: 0, webgpu: 0 };
 /** A counted value: shared by its buffer and the collector below, pointing at neither. */
@@ -38,20 +41,23 @@ const uncount = (c: Counted | undefined) => {
 const collector = new FinalizationRegistry<Counted>(uncount);
 
 /**
- * Returns `buffer` to its device once nothing reads it (at once if no reader holds it). Later
- * calls do nothing; once it is back, `releaseReason(buffer)` says why it is gone.
+ * Returns `buffer` to its device once nothing reads it (at once if no reader holds it), calling
+ * `onRelease` just before. Later calls do nothing; once it is back, `releaseReason(buffer)` says
+ * why it is gone.
  */
 export function releaseBuffer(
   buffer: DeviceBuffer,
   backend: Backend,
   reason: ReleaseReason = "disposed",
+  onRelease?: () => void,
 ): void {
   if (released.has(buffer) || waiting.has(buffer)) return;
   // a jit argument's stand-in (one kept past its trace, say) has no storage to give back
   if (buffer.standIn === true) return;
   uncount(counted.get(buffer));
-  if (holds.has(buffer)) waiting.set(buffer, { backend, reason });
+  if (holds.has(buffer)) waiting.set(buffer, { backend, reason, onRelease });
   else {
+    onRelease?.();
     released.set(buffer, reason);
     backend.release(buffer);
   }
@@ -83,6 +89,7 @@ export function holdBuffers(buffers: Iterable<DeviceBuffer>): () => void {
       const release = waiting.get(b);
       if (release !== undefined) {
         waiting.delete(b);
+        release.onRelease?.();
         released.set(b, release.reason);
         release.backend.release(b);
       }
