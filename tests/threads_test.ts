@@ -72,6 +72,26 @@ Deno.test("threads: a large kernel starts one worker at once and the others on l
   }
 });
 
+Deno.test("threads: the count set to 1 in the turn of the first large kernel makes no worker", async () => {
+  // the start a large kernel queued ran after the count was set to 1 and made a worker that
+  // lived on for the process (helper-138)
+  const before = cpu.threads;
+  try {
+    cpu.threads = 1;
+    cpu.threads = 2; // no workers yet, whatever tests ran before
+    const x = tensor(new Float32Array(1 << 18).fill(2));
+    assertEquals(x.mul(3).dataSync()[0], 6);
+    cpu.threads = 1;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await cpuBackend.pool.settled();
+    assertEquals(cpuBackend.pool.liveWorkers, 0);
+    assertEquals(cpuBackend.pool.ready, 1);
+    x.dispose();
+  } finally {
+    cpu.threads = before;
+  }
+});
+
 /** A module from its bytes written in hex. */
 function moduleBytes(hex: string): Uint8Array {
   return Uint8Array.from(hex.match(/../g)!, (byte) => parseInt(byte, 16));

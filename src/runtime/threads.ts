@@ -348,7 +348,12 @@ export class ThreadPool {
       // creating a worker blocks the calling thread for tens of milliseconds: do it right
       // after this call, before the program goes on (a loop of awaits may never see a timer)
       if (this.#starting === null && this.#scheduled === null) {
-        this.#scheduled = Promise.resolve().then(() => this.#start());
+        // unless the count is set before it runs (to 1 in the same turn: a worker was made and
+        // lived on with no launch to take part in)
+        const scheduled: Promise<void> = Promise.resolve().then(() => {
+          if (this.#scheduled === scheduled) return this.#start();
+        });
+        this.#scheduled = scheduled;
       }
       return false;
     }
@@ -490,6 +495,7 @@ export class ThreadPool {
 
   /** Creates the workers; `current()` says whether the count was not set since the start. */
   async #startWorkers(current: () => boolean): Promise<void> {
+    if (this.#threads <= 1) return;
     const { Worker } = await workerThreads();
     // the count was set meanwhile (even back to the same number): a later start, if any, has
     // workers of its own
