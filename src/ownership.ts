@@ -12,7 +12,7 @@
 
 import { isSettled, type Node, nodesMade, unshare } from "./ir/node.ts";
 import type { Backend, DeviceName } from "./runtime/device.ts";
-import { releaseBuffer, type ReleaseReason } from "./runtime/lifetime.ts";
+import { isHeld, releaseBuffer, type ReleaseReason } from "./runtime/lifetime.ts";
 import { forgetRealized, realizedBuffer } from "./runtime/realize.ts";
 
 // Handles are counted per node and, because a node of constants only is shared by every device
@@ -74,15 +74,17 @@ export function lastingHandleCount(node: Node, device: DeviceName): number {
  * history forgets the value (graphs built on it recompute it) when the storage goes back, not
  * before: a realization in flight that holds it plans again, after waiting for a run or a copy,
  * and found no value to load (it recomputed it from a graph whose leaf was disposed meanwhile,
- * and failed). A buffer or settled node keeps the released buffer, so a graph still reading it
- * gets an Error saying why, and a settled node stops being shared, so an equal computation made
- * later gets a fresh node.
+ * and failed). Meanwhile it is shared no more: an equal computation made then took the node,
+ * value and all, and lost the value when the hold ended (or, built upon, was settled and then
+ * had neither value nor history). A buffer or settled node keeps the released buffer, so a
+ * graph still reading it gets an Error saying why, and a settled node stops being shared, so an
+ * equal computation made later gets a fresh node.
  */
 export function freeValue(node: Node, backend: Backend, reason: ReleaseReason): void {
   const buffer = realizedBuffer(node, backend.name);
   if (buffer === undefined) return;
   const forget = node.op !== "buffer" && !isSettled(node);
-  if (!forget && isSettled(node)) unshare(node);
+  if (isSettled(node) || (forget && isHeld(buffer))) unshare(node);
   releaseBuffer(
     buffer,
     backend,

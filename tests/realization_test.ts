@@ -523,3 +523,50 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "an equal computation made while a disposed value's storage is held gets a node of its own (helper-139)",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    // the disposed node still looked computed until the hold ended, and hash-consing handed it
+    // to p.mul(2) made meanwhile: its value was lost when the hold ended, and built upon, it was
+    // settled and then had neither value nor history (a TypeError on every later read)
+    for (const device of ["webgpu", "cpu"] as const) {
+      for (const leaf of ["data", "requiring grad"]) {
+        const p = tensor([1, 2, 3, 4], { device, requiresGrad: leaf === "requiring grad" });
+        const c = p.mul(2);
+        // on cpu, a value still arriving from webgpu makes the read wait
+        const late = device === "cpu" ? tensor([0, 0, 0, 0], { device: "webgpu" }).to("cpu") : null;
+        const y = late === null ? c.add(1) : c.add(1).add(late);
+        await c.data();
+        const readY = y.data(); // holds c's storage
+        c.dispose();
+        const again = p.mul(2);
+        const built = again.mul(3);
+        const where = `${device}, a leaf ${leaf}`;
+        assertEquals(Array.from(await readY), [3, 5, 7, 9], where);
+        assertEquals(Array.from(await again.data()), [2, 4, 6, 8], where);
+        assertEquals(Array.from(await built.data()), [6, 12, 18, 24], where);
+        p.dispose(); // `again` was computed: it keeps its value
+        assertEquals(Array.from(await again.data()), [2, 4, 6, 8], where);
+        for (const t of [y, again, built, late]) t?.dispose();
+      }
+    }
+    // the same through autodiff: the same backward pass again gives the same gradient node
+    const w = tensor([1, 2, 3, 4], { device: "webgpu", requiresGrad: true });
+    const x = tensor([5, 6, 7, 8], { device: "webgpu" });
+    w.mul(x).sum().backward();
+    const g = w.grad!;
+    const y = g.mul(3);
+    await g.data();
+    const readY = y.data();
+    w.zeroGrad();
+    g.dispose();
+    w.mul(x).sum().backward();
+    const z = w.grad!.mul(5);
+    assertEquals(Array.from(await readY), [15, 18, 21, 24]);
+    assertEquals(Array.from(await w.grad!.data()), [5, 6, 7, 8]);
+    assertEquals(Array.from(await z.data()), [25, 30, 35, 40]);
+  },
+});

@@ -63,6 +63,11 @@ export function releaseBuffer(
   }
 }
 
+/** Whether a reader in flight holds `buffer` (a release requested now waits for it). */
+export function isHeld(buffer: DeviceBuffer): boolean {
+  return holds.has(buffer);
+}
+
 /** Why `buffer` was released, or undefined while it is live. */
 export function releaseReason(buffer: DeviceBuffer): ReleaseReason | undefined {
   return released.get(buffer);
