@@ -56,3 +56,22 @@ Deno.test("lifetime: values are counted until released", () => {
   releaseBuffer(b, cpuBackend);
   assertEquals(liveValues("cpu"), before);
 });
+
+Deno.test("lifetime: onRelease runs as the storage goes back, for every request, never before", () => {
+  const calls: string[] = [];
+  const note = (what: string) => () => void calls.push(`${what}, released: ${releaseReason(b)}`);
+  const b = cpuBackend.upload(Float32Array.from([1, 2]), "float32");
+  const unhold = holdBuffers([b]);
+  releaseBuffer(b, cpuBackend, "disposed", note("first"));
+  releaseBuffer(b, cpuBackend, "disposed", note("second")); // requested again while held
+  assertEquals(calls, [], "held: nothing yet");
+  unhold();
+  // each is told just before the storage goes back
+  assertEquals(calls, ["first, released: undefined", "second, released: undefined"]);
+  assertEquals(releaseReason(b), "disposed");
+  releaseBuffer(b, cpuBackend, "disposed", note("late")); // back already: told at once
+  assertEquals(calls.at(-1), "late, released: disposed");
+  const free = cpuBackend.upload(Float32Array.from([3]), "float32");
+  releaseBuffer(free, cpuBackend, "disposed", () => calls.push("unheld"));
+  assertEquals(calls.at(-1), "unheld", "not held: at once");
+});

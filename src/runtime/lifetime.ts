@@ -42,8 +42,8 @@ const collector = new FinalizationRegistry<Counted>(uncount);
 
 /**
  * Returns `buffer` to its device once nothing reads it (at once if no reader holds it), calling
- * `onRelease` just before. Later calls do nothing; once it is back, `releaseReason(buffer)` says
- * why it is gone.
+ * `onRelease` just before (at once if it is back already). Later calls release nothing; once it
+ * is back, `releaseReason(buffer)` says why it is gone.
  */
 export function releaseBuffer(
   buffer: DeviceBuffer,
@@ -51,9 +51,20 @@ export function releaseBuffer(
   reason: ReleaseReason = "disposed",
   onRelease?: () => void,
 ): void {
-  if (released.has(buffer) || waiting.has(buffer)) return;
   // a jit argument's stand-in (one kept past its trace, say) has no storage to give back
-  if (buffer.standIn === true) return;
+  if (released.has(buffer) || buffer.standIn === true) return onRelease?.();
+  const later = waiting.get(buffer);
+  if (later !== undefined) {
+    // requested twice while held: both callers are told when it goes back
+    const first = later.onRelease;
+    if (onRelease !== undefined) {
+      later.onRelease = first === undefined ? onRelease : () => {
+        first();
+        onRelease();
+      };
+    }
+    return;
+  }
   uncount(counted.get(buffer));
   if (holds.has(buffer)) waiting.set(buffer, { backend, reason, onRelease });
   else {
