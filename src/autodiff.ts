@@ -49,6 +49,7 @@ export function noGrad<T>(fn: () => T): T {
     enabled = before;
   }
   if (isPromiseLike(result)) {
+    ignoreRejection(result);
     throw new Error(
       "noGrad: fn must be synchronous (everything after its first await ran with tracking " +
         "on); await first, then noGrad the tensor code, got a function returning a Promise",
@@ -76,6 +77,16 @@ export function withGradEnabled<T>(fn: () => T): T {
 export function isAsyncFunction(fn: unknown): boolean {
   const tag = Object.prototype.toString.call(fn);
   return tag === "[object AsyncFunction]" || tag === "[object AsyncGeneratorFunction]";
+}
+
+/**
+ * Marks a Promise that a function refuses (fn returned it where a value was expected) as
+ * handled: the caller gets the refusal, and its later rejection (a jit call whose trace threw)
+ * ended the process as an unhandled rejection. Other thenables are left alone (calling their
+ * `then` is the program's business).
+ */
+export function ignoreRejection(value: PromiseLike<unknown>): void {
+  if (value instanceof Promise) value.catch(() => {});
 }
 
 /** Whether `value` is a Promise or another thenable. */

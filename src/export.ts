@@ -30,6 +30,7 @@ import { backendFor } from "./runtime/backends.ts";
 import { type DeviceName, DEVICES } from "./runtime/device.ts";
 import { realizedBuffer, realizeNodes } from "./runtime/realize.ts";
 import {
+  checkCapturesAlive,
   checkIdentifiers,
   type CompiledFunction,
   currentConstants,
@@ -296,6 +297,7 @@ async function constantData(trace: Trace): Promise<Map<number, TypedArray>> {
     );
   }
   const backend = backendFor(trace.device);
+  checkCapturesAlive(trace, "exportCompiled");
   const captured = currentConstants(trace);
   // held while the export reads them, as a jit call holds them: a lazy capture disposed
   // meanwhile was freed under the read (a TypeError from inside)

@@ -68,6 +68,7 @@ import {
   fail,
   isPlainObject,
 } from "./validate.ts";
+import { ignoreRejection } from "./autodiff.ts";
 import { tensorFromBuffer } from "./creation.ts";
 import {
   type GeneratorPosition,
@@ -344,7 +345,7 @@ function traceFunction(
     state.tracing = false;
   }
   if (result instanceof Promise) {
-    result.catch(() => {}); // its failure is reported below, not as an unhandled rejection
+    ignoreRejection(result); // its failure is reported below, not as an unhandled rejection
     fail("jit", "fn must return its results synchronously (not a Promise)", result);
   }
   if (state.read !== null) throw readError(state.read);
@@ -356,6 +357,9 @@ function traceFunction(
     }
   }
   const backend = backendFor(device);
+  // a captured tensor returned as it is, read by no op, is captured too (its value at the trace
+  // was returned by every call: after its assign, and after its dispose)
+  for (const t of tensors) if (tensorSerial(t) < firstTraced) read.add(t);
   const holders = captureHolders(read, device, firstTraced);
   const requiresGrad = [...read]
     .filter((t) => tensorSerial(t) < firstTraced && !t.isDisposed && t.isLeaf)
@@ -576,14 +580,7 @@ async function runTrace(
   // the call holds its arguments, as a pending data() holds its tensor: disposing one after the
   // call and before it settles frees it only then (this part runs before the caller goes on)
   const argNodes = args.map(nodeOf);
-  // a captured tensor its holders all disposed is gone, even where its value could be
-  // computed again (a lazy capture, a computed one): dispose() is final
-  for (const [index, refs] of trace.holders) {
-    const holders = refs.map((ref) => ref.deref()).filter((t) => t !== undefined);
-    if (holders.length > 0 && holders.every((t) => t.isDisposed)) {
-      failCapturedDisposed(trace, index);
-    }
-  }
+  checkCapturesAlive(trace, "jit");
   // and the captured values as they are now: a captured tensor assigned while the call was in
   // flight freed the value the call was to read ("must stay alive", though nothing was disposed)
   const captured = currentConstants(trace);
@@ -607,11 +604,25 @@ async function runTrace(
   return results;
 }
 
+/**
+ * Throws if a captured tensor of `trace` is gone: all its holders disposed, even where its
+ * value could be computed again (a lazy capture, a computed one): dispose() is final. `fn` is
+ * the function called (an export read the freed storage: "read of a buffer that was released").
+ */
+export function checkCapturesAlive(trace: Trace, fn: string): void {
+  for (const [index, refs] of trace.holders) {
+    const holders = refs.map((ref) => ref.deref()).filter((t) => t !== undefined);
+    if (holders.length > 0 && holders.every((t) => t.isDisposed)) {
+      failCapturedDisposed(trace, index, fn);
+    }
+  }
+}
+
 /** The Error for a call of `trace` whose captured value `index` was disposed. */
-function failCapturedDisposed(trace: Trace, index: number): never {
+function failCapturedDisposed(trace: Trace, index: number, fn: string): never {
   const { dtype, shape } = trace.plan.buffers[index];
   fail(
-    "jit",
+    fn,
     "the tensors fn captured must stay alive while the compiled function is used (or be " +
       "passed as arguments)",
     described(`a ${dtype}[${shape.join(", ")}] tensor captured by fn, disposed`),
@@ -640,7 +651,7 @@ async function runHeld(
     });
     for (const [index, node] of captured) {
       bound[index] = realizedBuffer(node, trace.device)!;
-      if (wasReleased(bound[index])) failCapturedDisposed(trace, index);
+      if (wasReleased(bound[index])) failCapturedDisposed(trace, index, "jit");
     }
   };
   bind();

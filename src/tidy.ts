@@ -15,7 +15,7 @@
 // an async function creates after its first await (other code runs in between), so an async fn
 // is refused before it runs; await outside, tidy the synchronous tensor code.
 
-import { isAsyncFunction, isPromiseLike } from "./autodiff.ts";
+import { ignoreRejection, isAsyncFunction, isPromiseLike } from "./autodiff.ts";
 import type { Node } from "./ir/node.ts";
 import { keepForever, lastingHandleCount, openScope, type Owned, tracing } from "./ownership.ts";
 import { abandonedBy, awaitsStoring } from "./pending.ts";
@@ -65,6 +65,7 @@ export function tidy<T>(fn: () => T): T {
   try {
     result = fn();
     if (isPromiseLike(result)) {
+      ignoreRejection(result);
       fail(
         "tidy",
         "fn must be synchronous (await outside tidy, then tidy the tensor code)",

@@ -801,3 +801,8 @@ Deno.test("comparison and sign masks never require grad; gradients flow around t
     assertEquals(await x.grad!.toArray(), [1, 0, 1], device);
   }
 });
+
+Deno.test("noGrad: the Promise it refuses does not reject unhandled (helper-140)", async () => {
+  assertThrows(() => noGrad(() => Promise.reject(new Error("later"))), Error, "noGrad: fn must be");
+  await new Promise((resolve) => setTimeout(resolve, 20)); // the rejection comes meanwhile
+});

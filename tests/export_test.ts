@@ -567,3 +567,18 @@ Deno.test("exportCompiled: a leaf passed twice in the examples is one stand-in, 
   const [y, ga] = m.run(Float32Array.from([1, 2]), Float32Array.from([3, 4])) as Float32Array[];
   assertEquals([Array.from(y), Array.from(ga)], [[132, 244], [102, 102]]);
 });
+
+Deno.test("exportCompiled: a captured tensor disposed since an earlier export is named (helper-140)", async () => {
+  // the export's trace is kept: the second export read the freed storage ("cpu: read of a
+  // float32[3] buffer that was released"), naming neither exportCompiled nor the capture
+  const b = tensor([0.5, 0.5, 0.5]);
+  const f = jit((x) => x.add(b));
+  await exportCompiled(f, [{ shape: [3] }], { target: "js" });
+  b.dispose();
+  await assertRejects(
+    () => exportCompiled(f, [{ shape: [3] }], { target: "js" }),
+    Error,
+    "exportCompiled: the tensors fn captured must stay alive while the compiled function is " +
+      "used (or be passed as arguments), got a float32[3] tensor captured by fn, disposed",
+  );
+});

@@ -1064,3 +1064,21 @@ Deno.test("jit: fn disposing its argument is a named Error, and no storage is mi
     assertEquals(memory()[device], before, `${device}: nothing given back`);
   }
 });
+
+Deno.test("jit: a captured tensor returned as it is follows its assign and its dispose (helper-140)", async () => {
+  // read by no op, it was not among the captures: every call returned its value at the trace,
+  // after w.assign() and after w.dispose()
+  for (const device of testDevices) {
+    const w = tensor([1, 2], { device });
+    const f = jit((x) => ({ y: x.add(1), w }));
+    const x = tensor([0, 0], { device });
+    assertEquals(Array.from(await (await f(x)).w.data()), [1, 2], device);
+    w.assign(tensor([5, 6], { device }));
+    assertEquals(Array.from(await (await f(x)).w.data()), [5, 6], device);
+    const g = jit((x) => [x.mul(2), w]); // in an array too
+    assertEquals(Array.from(await (await g(x))[1].data()), [5, 6], device);
+    w.dispose();
+    await assertRejects(() => f(x), Error, "jit: the tensors fn captured must stay alive");
+    await assertRejects(() => g(x), Error, "jit: the tensors fn captured must stay alive");
+  }
+});

@@ -644,3 +644,17 @@ Deno.test("tidy: a result reading what a disposed, uncomputed assignment replace
     for (const t of [returned, held!, x]) t.dispose();
   }
 });
+
+Deno.test("tidy: the Promise it refuses does not reject unhandled (helper-140)", async () => {
+  // the caller caught the refusal, and the process still died when the refused jit call's
+  // trace failed: an unhandled rejection
+  const f = jit((x) => {
+    if (x.shape[0] === 1) throw new Error("fn failed while traced");
+    return x.add(1);
+  });
+  const x = tensor([1]);
+  assertThrows(() => tidy(() => f(x)), Error, "tidy: fn must be synchronous");
+  assertThrows(() => tidy(() => Promise.reject(new Error("later"))), Error, "tidy: fn must be");
+  await new Promise((resolve) => setTimeout(resolve, 20)); // the rejections come meanwhile
+  x.dispose();
+});
