@@ -287,7 +287,9 @@ Deno.test("a read waiting on a run in flight keeps the assigned values it needs 
       }
     }
     // and the values it held were freed once it was done, as their successors' storing would
-    assertEquals(memory()[device].liveTensors, start, `${device}: live values afterwards`);
+    // (at most: an earlier test's garbage collected meanwhile counts down)
+    const live = memory()[device].liveTensors;
+    assert(live <= start, `${device}: ${live} live values afterwards, ${start} before`);
   }
 });
 

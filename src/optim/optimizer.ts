@@ -26,7 +26,9 @@ import { classNameOf } from "../nn/names.ts";
 function contentsLost(t: Tensor): boolean {
   if (t.isDisposed) return false;
   const backend = backendFor(t.device);
-  if (backend.lost === undefined) return false;
+  // (most programs never lose a device: no walk of a pending state's graph each step, which
+  // a loop of unread steps made quadratic in the steps)
+  if (backend.lost === undefined || backend.lostAny?.() === false) return false;
   const storedHere = (n: Node) => realizedBuffer(n, t.device);
   for (const n of topoSort([nodeOf(t)], (m) => storedHere(m) !== undefined)) {
     const buffer = storedHere(n);

@@ -75,6 +75,8 @@ export interface Backend {
   readSync?(buffer: DeviceBuffer): TypedArray;
   /** Whether the buffer's contents were lost with the device they lived on (webgpu). */
   lost?(buffer: DeviceBuffer): boolean;
+  /** Whether any buffer's contents may have been lost so (a device was lost or given up). */
+  lostAny?(): boolean;
   /** Number of live (allocated, not released) buffers. */
   liveBuffers(): number;
   /** Live and pooled storage, and the bytes allocated so far. */

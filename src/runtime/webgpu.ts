@@ -208,6 +208,8 @@ export class WebGpuBackend implements Backend {
   #acquiring: Promise<GPUDevice> | null = null;
   /** The loss to report on the next call, if the device was lost. */
   #lost: string | null = null;
+  /** Whether a device was lost or given up: buffers of it may be live still. */
+  #retiredAny = false;
   #live = 0;
   #bytesInUse = 0;
   #bytesAllocated = 0;
@@ -318,6 +320,10 @@ export class WebGpuBackend implements Backend {
     return (buffer as WebGpuBuffer).copyFailure ?? null; // a jit stand-in has none
   }
 
+  lostAny(): boolean {
+    return this.#retiredAny;
+  }
+
   lost(buffer: DeviceBuffer): boolean {
     const s = (buffer as WebGpuBuffer).storage;
     return s.gpu !== null && s.scope !== null && s.scope.retired;
@@ -392,6 +398,7 @@ export class WebGpuBackend implements Backend {
     this.#scope = null;
     this.#lost = null;
     if (scope === null) return;
+    this.#retiredAny = true;
     scope.retire();
     scope.device.destroy();
   }
@@ -421,6 +428,7 @@ export class WebGpuBackend implements Backend {
   }
 
   #onLost(scope: DeviceScope, info: GPUDeviceLostInfo): void {
+    this.#retiredAny = true;
     scope.retire(); // whether current or given up already: nothing of a lost device survives
     if (this.#scope !== scope) return; // given up on purpose (destroyDevice): nothing to report
     this.#scope = null;
