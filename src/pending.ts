@@ -267,12 +267,7 @@ function waitingReaders(device: DeviceName): (old: Node) => Node | undefined {
         continue;
       }
       if (on !== device || !waiting.has(node)) continue;
-      // not through another waiting variable: it is stored before or with this one (every
-      // realization stores the waiting variables it reaches), so this one reads its storage,
-      // and what that one reads is found as its own (walking through them made the walks of a
-      // loop of unread steps cubic in the steps: 200 Adam steps, then a read of 52 s)
-      const stop = (n: Node) => n !== node && (isStored(n) || waiting.has(n));
-      for (const m of topoSort([node], stop)) {
+      for (const m of topoSort([node], (n) => n !== node && isStored(n))) {
         if (m === node || !isStored(m)) continue;
         const list = found.get(m);
         if (list === undefined) found.set(m, [node]);
@@ -306,8 +301,8 @@ export function withWaitingVariables(nodes: readonly Node[], device: DeviceName)
   }
   // stored now, or computed here and freed as soon as stored (a step's update that the next
   // step replaced before anything was read: the gradient reading it was lost)
-  // (or being computed by another realization, to be stored before this one: webgpu, where an
-  // assigned value was still in flight, lost the gradient reading the value it replaced)
+  // (or being computed by a run in flight, stored before this one is: webgpu, where an assigned
+  // value was still running, lost the gradient reading the value it replaced)
   const stored = new Set(
     [...freed].filter((n) => isStored(n) || all.has(n) || isInFlight(n, device)),
   );
@@ -382,30 +377,18 @@ export function readersOf(
   for (const [ref, on] of readers) {
     const node = ref.deref();
     if (node === undefined || isStored(node)) forget(ref, node);
-    // one a realization is computing is taken care of: that one holds what it reads (on webgpu
-    // a loop of unread steps had every step's readers walked at every dispose)
-    else if (on === device && !skip(node) && !isInFlight(node, device)) candidates.push(node);
+    else if (on === device && !skip(node)) candidates.push(node);
   }
   if (candidates.length === 0) return [];
   // one walk for all, sources first: a node reads `stored` if it is one, or is computed from one
   // other than a reader (computed and stored itself, it is what later readers load: an update
   // of the next step reading this step's is not computed now, which would free this step's
-  // value under a lazy loss that reads it). So the walk does not go below a reader reached from
-  // another: each reader's sources are walked as roots (below every reader, a loop of unread
-  // steps walked its whole history at every dispose)
+  // value under a lazy loss that reads it)
   const isReader = new Set(candidates);
   const reads = new Set<Node>();
-  const readsThrough = (n: Node) =>
-    n.srcs.some((s) =>
-      reads.has(s) && !isReader.has(s) && (stored.has(s) || !isInFlight(s, device))
-    );
-  const decides = (n: Node) => stored.has(n) || (!storedAfter(n) && readsThrough(n));
-  const settled = (n: Node) => stored.has(n) || storedAfter(n);
-  // (nor below one a realization is computing: it is stored before any of them is computed)
-  const stop = (n: Node) => settled(n) || isReader.has(n) || isInFlight(n, device);
-  const roots = candidates.flatMap((n) => settled(n) ? [] : n.srcs);
-  for (const n of topoSort(roots, stop)) {
-    if (!isReader.has(n) && decides(n)) reads.add(n);
+  for (const n of topoSort(candidates, (n) => stored.has(n) || storedAfter(n))) {
+    const readsStored = n.srcs.some((s) => reads.has(s) && !isReader.has(s));
+    if (stored.has(n) || (!storedAfter(n) && readsStored)) reads.add(n);
   }
-  return candidates.filter(decides);
+  return candidates.filter((n) => reads.has(n));
 }

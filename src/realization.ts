@@ -37,7 +37,7 @@ import { backendFor } from "./runtime/backends.ts";
 import { backstop, noteHostArray } from "./runtime/backstop.ts";
 import { type Backend, type DeviceBuffer, type DeviceName, DEVICES } from "./runtime/device.ts";
 import { holdBuffers, releaseReason, trackValue } from "./runtime/lifetime.ts";
-import { InputGoneError, isInFlight, realizedBuffer, realizeNodes } from "./runtime/realize.ts";
+import { InputGoneError, realizedBuffer, realizeNodes } from "./runtime/realize.ts";
 import {
   createTensor,
   isTensor,
@@ -68,8 +68,7 @@ export function realizeOn(
     if (extras.length === 0) failGone(fn, e, all);
     // the stored values they read are held while the chain of runs goes on (an input disposed
     // meanwhile, once the caller returned, was gone when its turn came: webgpu)
-    const apartNodes = [...nodes, ...extras];
-    const unhold = holdBuffers(storedBelow(apartNodes, device, new Set(apartNodes)));
+    const unhold = holdBuffers(storedBelow([...nodes, ...extras], device));
     let apartRan: void | Promise<void>;
     try {
       apartRan = realizeApart(fn, [...new Set(nodes)], extras, backend);
@@ -80,8 +79,6 @@ export function realizeOn(
     if (apartRan instanceof Promise) return apartRan.finally(unhold);
     unhold();
   };
-  // (those another realization is computing already: before this one marks its own)
-  const othersInFlight = all.filter((n) => isInFlight(n, device));
   let ran: void | Promise<void>;
   try {
     ran = realizeNodes(all, backend);
@@ -100,8 +97,7 @@ export function realizeOn(
   // ...and the stored values it reads, until the runs made apart after a failure settle too:
   // the first attempt's own hold ended as it failed, freeing an input disposed meanwhile, so the
   // rescue of a read issued before that dispose found its input gone
-  const ours = new Set(all.filter((n) => !othersInFlight.includes(n)));
-  const unhold = holdBuffers(storedBelow(all, device, ours));
+  const unhold = holdBuffers(storedBelow(all, device));
   return ran.then(() => afterStored(all, backend), apart).finally(() => {
     unhold();
     for (const n of pulledIn) {
@@ -114,20 +110,10 @@ export function realizeOn(
   });
 }
 
-/**
- * The buffers of the stored values the graphs of `nodes` read on `device` (theirs included),
- * not below a value another realization is computing (it holds what that one reads: a loop of
- * unread steps on webgpu walked its whole history at every step). `ours` are the nodes the
- * caller's realization computes, in flight or not (waiting for a copy, say): walked.
- */
-function storedBelow(
-  nodes: readonly Node[],
-  device: DeviceName,
-  ours: ReadonlySet<Node>,
-): DeviceBuffer[] {
+/** The buffers of the stored values the graphs of `nodes` read on `device` (theirs included). */
+function storedBelow(nodes: readonly Node[], device: DeviceName): DeviceBuffer[] {
   const stored = (n: Node) => realizedBuffer(n, device) !== undefined;
-  const stop = (n: Node) => stored(n) || (isInFlight(n, device) && !ours.has(n));
-  return topoSort(nodes, stop).flatMap((n) => realizedBuffer(n, device) ?? []);
+  return topoSort(nodes, stored).flatMap((n) => realizedBuffer(n, device) ?? []);
 }
 
 /**

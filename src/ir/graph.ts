@@ -9,12 +9,6 @@ export interface WithSources<T> {
 }
 
 /**
- * For tests: IR nodes visited by walks in a top-level topoSort so far (the library's bookkeeping
- * must not walk a growing history again and again: a loop of unread optimizer steps did).
- */
-export const walkStats: { irNodes: number; } = { irNodes: 0 };
-
-/**
  * Vertices reachable from `roots`, every one after its sources (the last root's graph first);
  * the sources of a vertex for which `stopAt` holds are not walked.
  */
@@ -31,9 +25,7 @@ export function topoSort<T extends WithSources<T>>(
   // uses the Map, which leaves the outer walk's stamps alone.
   walking = true;
   try {
-    const order = stampedOrder(roots as unknown as readonly Stamped[], stopAt as StopAt);
-    walkStats.irNodes += order.length;
-    return order as unknown as T[];
+    return stampedOrder(roots as unknown as readonly Stamped[], stopAt as StopAt) as unknown as T[];
   } finally {
     walking = false;
   }

@@ -26,19 +26,8 @@ import { holdBuffers, releaseBuffer, releaseReason, trackValue } from "./lifetim
 /** What is remembered per device: realized values, and runs still in flight. */
 interface DeviceState {
   readonly realized: WeakMap<Node, DeviceBuffer>;
-  readonly inFlight: WeakMap<Node, InFlight>;
+  readonly inFlight: WeakMap<Node, Promise<void>>;
 }
-
-/**
- * A node a realization is computing (a run in flight) or will once what it waits for is done.
- * `order` ranks realizations by when they first had to wait: one waits only for those ranked
- * before it, and a realization waiting again keeps its rank, so no two ever wait for each other.
- */
-interface InFlight {
-  readonly settled: Promise<void>;
-  readonly order: number;
-}
-let lastOrder = 0;
 const states = new Map<DeviceName, DeviceState>();
 function stateOf(device: DeviceName): DeviceState {
   let state = states.get(device);
@@ -64,10 +53,7 @@ export function storedAnywhere(node: Node): DeviceBuffer | undefined {
   return undefined;
 }
 
-/**
- * Whether a realization on `device` is computing `node` now (a run in flight), or will once
- * the runs it waits for are done: that realization holds what `node` is computed from.
- */
+/** Whether a run in flight on `device` is computing `node` (it is stored when the run ends). */
 export function isInFlight(node: Node, device: DeviceName): boolean {
   return stateOf(device).inFlight.has(node);
 }
@@ -430,32 +416,21 @@ export class InputGoneError extends Error {
  * Computes every node of `outputs` that is not yet realized, on `backend`, and records the
  * results. Intermediate buffers return to the pool once the kernels have run.
  */
-export function realizeNodes(
-  outputs: readonly Node[],
-  backend: Backend,
-  rank = Infinity,
-): void | Promise<void> {
+export function realizeNodes(outputs: readonly Node[], backend: Backend): void | Promise<void> {
   const { realized, inFlight } = stateOf(backend.name);
   const pending = outputs.length === 1
     ? (isReady(outputs[0], backend.name) ? [] : [outputs[0]]) // the common case, without a Set
     : [...new Set(outputs.filter((n) => !isReady(n, backend.name)))];
   if (pending.length === 0) return;
   // a node already being computed (an asynchronous run in flight) is waited for, not redone
-  // (by a realization ranked before this one: see InFlight)
-  const busy = pending.flatMap((n) => {
-    const f = inFlight.get(n);
-    return f !== undefined && f.order < rank ? [f.settled] : [];
-  });
+  const busy = pending.flatMap((n) => inFlight.get(n) ?? []);
   if (busy.length > 0) {
-    // a pending realization holds its inputs: a dispose meanwhile waits for it. Not below a
-    // node in flight: that one's realization holds what it reads (a loop of steps never read
-    // on webgpu walked its whole history at every step, and again at every retry)
+    // a pending realization holds its inputs: a dispose meanwhile waits for it
     const isSource = sourceTest(backend.name);
-    const stop = (n: Node) => isSource(n) || inFlight.has(n);
-    const sources = topoSort(pending, stop).flatMap((n) =>
+    const sources = topoSort(pending, isSource).flatMap((n) =>
       isSource(n) ? realizedBuffer(n, backend.name) ?? [] : []
     );
-    return realizeLater(outputs, pending, sources, Promise.all(busy), backend, rank);
+    return holdUntilSettled(sources, Promise.all(busy).then(() => realizeNodes(outputs, backend)));
   }
   const { plan, order } = planFor(pending, backend);
   const bound: (DeviceBuffer | undefined)[] = [];
@@ -476,7 +451,7 @@ export function realizeNodes(
   });
   const inputs = bound.filter((b): b is DeviceBuffer => b !== undefined);
   if (waits.length > 0) {
-    return realizeLater(outputs, pending, inputs, Promise.all(waits), backend, rank);
+    return holdUntilSettled(inputs, Promise.all(waits).then(() => realizeNodes(outputs, backend)));
   }
   const { buffers, ran } = runPlan(plan, bound, backend);
   const finish = () => {
@@ -489,46 +464,12 @@ export function realizeNodes(
   };
   if (ran instanceof Promise) {
     const done = holdUntilSettled(inputs, ran.then(finish));
-    const mark = { settled: done.then(() => {}, () => {}), order: Math.min(rank, ++lastOrder) };
-    for (const n of pending) inFlight.set(n, mark);
-    mark.settled.then(() => pending.forEach((n) => inFlight.get(n) === mark && inFlight.delete(n)));
+    const settled = done.then(() => {}, () => {});
+    for (const n of pending) inFlight.set(n, settled);
+    settled.then(() => pending.forEach((n) => inFlight.delete(n)));
     return done;
   }
   finish();
-}
-
-/**
- * Realizes `outputs` once `wait` settles, holding `sources` (the stored values it reads)
- * meanwhile. Until then its `pending` nodes count as in flight: a later realization needing one
- * waits for this one instead of walking and computing it again, and the bookkeeping of pending
- * values sees it as about to be stored (an assigned value waiting so was taken for one never to
- * be stored, and the gradient reading the value it replaced was lost when it was: webgpu).
- */
-function realizeLater(
-  outputs: readonly Node[],
-  pending: readonly Node[],
-  sources: readonly DeviceBuffer[],
-  wait: Promise<unknown>,
-  backend: Backend,
-  rank: number,
-): Promise<void> {
-  const { inFlight } = stateOf(backend.name);
-  const order = Math.min(rank, ++lastOrder);
-  const mine = pending.filter((n) => !inFlight.has(n));
-  const unmark = () => {
-    for (const n of mine) if (inFlight.get(n) === mark) inFlight.delete(n);
-  };
-  const retry = holdUntilSettled(
-    sources,
-    wait.then(() => {
-      unmark(); // or it would wait for itself
-      return realizeNodes(outputs, backend, order);
-    }),
-  );
-  const mark: InFlight = { settled: retry.then(() => {}, () => {}), order };
-  for (const n of mine) inFlight.set(n, mark);
-  mark.settled.then(unmark);
-  return retry;
 }
 
 /** `work`, with `buffers` held (kept from the pool) until it settles. */
