@@ -275,7 +275,7 @@ export function scheduleKernels(
     }
     if (split === null) {
       if (!options.fusion || kernels.length < 2) return kernels;
-      const merged = mergeSiblings(kernels, loaded, (parts) => {
+      const merged = mergeSiblings(kernels, loaded, target.maxBuffers, (parts) => {
         // (parts cut for MAX_KERNEL_VALUES stay apart, and are not lowered together to see)
         const values = parts.reduce((sum, k) => sum + k.kernel.builder.size, 0);
         if (values > target.maxKernelValues) return null;
@@ -415,6 +415,7 @@ export const MAX_KERNEL_OUTPUTS = 4;
 function mergeSiblings(
   kernels: readonly ScheduledKernel[],
   isLoaded: (n: Node) => boolean,
+  maxBuffers: number,
   merge: (parts: readonly ScheduledKernel[]) => ScheduledKernel | null,
 ): ScheduledKernel[] {
   // merged-away kernels leave a hole (null), so every live kernel keeps its position: each
@@ -437,7 +438,7 @@ function mergeSiblings(
   });
   for (let i = 0; i < list.length; i++) {
     if (list[i] === null) continue;
-    const merged = mergeIntoLater(list, i, readers, position, isLoaded, merge);
+    const merged = mergeIntoLater(list, i, readers, position, isLoaded, maxBuffers, merge);
     if (merged !== null) noteReads(merged);
   }
   return list.filter((k) => k !== null);
@@ -461,6 +462,7 @@ function mergeIntoLater(
   readers: ReadonlyMap<Node, ScheduledKernel[]>,
   position: Map<ScheduledKernel, number>,
   isLoaded: (n: Node) => boolean,
+  maxBuffers: number,
   merge: (parts: readonly ScheduledKernel[]) => ScheduledKernel | null,
 ): ScheduledKernel | null {
   const a = list[i]!;
@@ -477,9 +479,19 @@ function mergeIntoLater(
   const found: ScheduledKernel[] = [];
   const at: number[] = [];
   let firstReader = Infinity;
+  // and whose buffers together fit, counted before building the merged kernel: it loads what
+  // either part loads but the other writes (on webgpu, 8 buffers, Adam's first step over 400
+  // parameters built 80,000 merged kernels only to refuse each: 12 of its 14 s)
+  const buffersWith = (b: ScheduledKernel) => {
+    const most = a.inputs.length + b.inputs.length + a.outputs.length + b.outputs.length;
+    if (most <= maxBuffers) return most; // fits without counting what they share
+    const loads = new Set([...a.inputs, ...b.inputs]);
+    for (const n of [...a.outputs, ...b.outputs]) loads.delete(n);
+    return loads.size + a.outputs.length + b.outputs.length;
+  };
   const fits = (b: ScheduledKernel) =>
     b.outputs.length + a.outputs.length <= MAX_KERNEL_OUTPUTS &&
-    sameShape(b.outputs[0].shape, shape);
+    sameShape(b.outputs[0].shape, shape) && buffersWith(b) <= maxBuffers;
   const later = (nodes: readonly Node[], readsOutput: boolean) => {
     for (const n of nodes) {
       const list = readers.get(n);

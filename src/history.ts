@@ -69,10 +69,14 @@ export function settleIfDead(node: Node): void {
       live.set(node, generation);
       return;
     }
-    if (n.op === "buffer" || isSettled(n)) {
+    // off the gradient path only whether it reads stored data matters: any stored value says so
+    // (walked through, a stored gradient accumulated over unread steps led every step's storing
+    // through all the steps before: 4,000 steps, 56 million nodes visited)
+    if (n.op === "buffer" || isSettled(n) || (!onGradientPath && storedAnywhere(n) !== undefined)) {
       bound = true;
       continue;
     }
+    if (!onGradientPath && bound) continue;
     const passes = onGradientPath && n.op !== "detach";
     for (const s of n.srcs) stack.push([s, passes]);
   }

@@ -77,3 +77,32 @@ Deno.test("history: after a settled value is disposed, an equal computation reco
   const again = x.mul(3); // same structure as y: a fresh node, computed from x
   assertEquals(Array.from(await again.data()), [3, 6]);
 });
+
+Deno.test("history: unread steps with gradients accumulated settle each stored update, values exact (helper-144)", async () => {
+  // settling an update walked, off the gradient path, through every earlier step's stored
+  // gradient down to a buffer (stored gradients are kept unsettled): the read after n unread
+  // steps was quadratic in n. A stored value now says the update reads stored data; the
+  // updates still settle, and the loss is the float64 recurrence's
+  const w = tensor([1, 1, 1, 1], { requiresGrad: true });
+  let loss = w.square().sum();
+  let x = 1;
+  let g = 0;
+  let want = 0;
+  for (let i = 0; i < 200; i++) {
+    loss = w.square().sum();
+    loss.backward(); // accumulates into w.grad: 2 w per step
+    w.assign(w.sub(w.grad!.mul(1e-3)).detach());
+    want = 4 * x * x;
+    g += 2 * x;
+    x -= 1e-3 * g;
+  }
+  const got = await loss.item();
+  assert(Math.abs(got - want) <= 1e-5 * want, `loss ${got}, float64 ${want}`);
+  assertEquals(Array.from(await w.data()).map((v) => Math.abs(v - x) < 1e-5), [
+    true,
+    true,
+    true,
+    true,
+  ]);
+  assert(isSettled(nodeOf(w)), "the stored update is settled");
+});

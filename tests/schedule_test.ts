@@ -763,3 +763,30 @@ Deno.test("MULTI_OUTPUT: kernels of other shapes reading a shared input are no m
   assertEquals(kernels.length, 300);
   assertEquals(scheduleStats.mergeCandidates - before, 0);
 });
+
+Deno.test("MULTI_OUTPUT: kernels whose buffers together pass the limit are no merge candidates", () => {
+  // 300 same-shape outputs each reading its own 5 buffers and 2 shared ones, on webgpu's 8
+  // buffers: any two together need 14. Each was built merged with every later reader of the
+  // shared buffers, only to be refused (Adam's first step over 400 parameters on webgpu: 80,000
+  // merged kernels built, 12 of its 14 s)
+  const shared = [input(4, 4, 0), input(4, 4, 1)].map(nodeOf);
+  const outputs = Array.from({ length: 300 }, (_, i) => {
+    const own = Array.from({ length: 5 }, (_, k) => nodeOf(input(4, 4, 2 + 5 * i + k)));
+    return [...shared, ...own].reduce((sum, n) => ir.binary("add", sum, n));
+  });
+  const before = scheduleStats.mergeCandidates;
+  const kernels = scheduleKernels(outputs, {
+    fusion: true,
+    isRealized: () => false,
+    target: WGSL_TARGET,
+  });
+  assert(kernels.length >= 300, `${kernels.length} kernels`); // none merged
+  assertEquals(scheduleStats.mergeCandidates - before, 0);
+  // on a target with room for them, they still merge (at most 4 outputs a kernel)
+  const roomy = scheduleKernels(outputs, {
+    fusion: true,
+    isRealized: () => false,
+    target: JS_TARGET,
+  });
+  assert(roomy.length < 300, `${roomy.length} kernels`);
+});
