@@ -263,10 +263,15 @@ export async function main(args: readonly string[]): Promise<number> {
     console.log(VERSION);
     return 0;
   }
+  // where the files are, whatever directory the command was typed in: `deno task export` runs
+  // in the project's directory, and `--out reldir` from elsewhere printed a path that was not
+  // there
+  const absolute = (path: string) =>
+    path.startsWith("/") || /^[A-Za-z]:[\\/]/.test(path) ? path : `${Deno.cwd()}/${path}`;
   try {
     const written = await writeExport(await exportLrn(options), options.out);
     console.log(`wrote ${written.length} file${written.length === 1 ? "" : "s"}:`);
-    for (const path of written) console.log(`  ${path}`);
+    for (const path of written) console.log(`  ${absolute(path)}`);
     return 0;
   } catch (e) {
     console.error(`error: ${e instanceof Error ? e.message : String(e)}`);

@@ -284,3 +284,23 @@ Deno.test("cli: main writes the export and reports it", async () => {
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("cli: a relative --out is reported where the files are (helper-146)", async () => {
+  // `deno task export` runs in the project's directory: `--out reldir` typed elsewhere printed
+  // `reldir/lrn.js`, a path that was not there from where the command was typed
+  const root = await Deno.makeTempDir({ prefix: "lucid-cli-" });
+  const logged: string[] = [];
+  const log = console.log;
+  const cwd = Deno.cwd();
+  console.log = (...parts: unknown[]) => logged.push(parts.join(" "));
+  try {
+    Deno.chdir(root);
+    assertEquals(await main(["lrn", "--shape", "1,4", "--out", "reldir"]), 0);
+    assertEquals(logged, ["wrote 1 file:", `  ${Deno.realPathSync(root)}/reldir/lrn.js`]);
+    assertEquals(Deno.statSync(logged[1].trim()).isFile, true);
+  } finally {
+    console.log = log;
+    Deno.chdir(cwd);
+    await Deno.remove(root, { recursive: true });
+  }
+});

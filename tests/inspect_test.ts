@@ -98,6 +98,26 @@ Deno.test("setDebug(1) prints each launch; setDebug(0) is quiet again", async ()
   assertEquals(quiet, []);
 });
 
+Deno.test("debug output that cannot be written fails nothing (helper-146)", async () => {
+  // stderr on a full disk: console.error threw, every realization rejected with "No space left
+  // on device" and kept the buffers it had allocated until garbage collection
+  const original = console.error;
+  const y = input(7).abs().sqrt().mul(3); // a structure no other test plans
+  const want = Array.from(await input(7).data(), (v) => Math.sqrt(Math.abs(v)) * 3);
+  let got: number[] = [];
+  try {
+    setDebug(3);
+    console.error = () => {
+      throw new Error("No space left on device (os error 28)");
+    };
+    got = Array.from(await y.data());
+  } finally {
+    console.error = original;
+    setDebug(0);
+  }
+  assertClose(got, want);
+});
+
 Deno.test("setDebug(3) also prints the IR and the source of each new plan", async () => {
   const y = input(6).tanh().square().sum(0, true); // a structure no other test plans
   let lines: string[] = [];

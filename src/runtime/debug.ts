@@ -29,7 +29,15 @@ export function setDebug(value: number): void {
   level = value;
 }
 
-/** Prints one debug message. */
+/**
+ * Prints one debug message, or nothing where it cannot be written: debug output never fails a
+ * computation (stderr on a full disk made every realization reject with "No space left on
+ * device", leaving the buffers it had allocated until garbage collection).
+ */
 export function debugLog(message: string): void {
-  console.error(`[lucid] ${message}`);
+  try {
+    console.error(`[lucid] ${message}`);
+  } catch {
+    // nowhere to say it either
+  }
 }

@@ -60,5 +60,9 @@ export function envSetting<T>(
 export function warnOnce(key: string, message: string): void {
   if (warned.has(key)) return;
   warned.add(key);
-  console.warn(`@lucid/nn: ${message}`);
+  try {
+    console.warn(`@lucid/nn: ${message}`);
+  } catch {
+    // a warning that cannot be written (stderr on a full disk) must not fail what warned
+  }
 }
