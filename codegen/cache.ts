@@ -4,15 +4,29 @@
 // graph structures does not grow without bound, and an entry in use is never the one dropped
 // (first in, first out dropped a jit signature called at every step once 1,024 others had
 // come and gone, and its random numbers were drawn anew).
+//
+// Entries can also be weighed (a plan by its nodes, a kernel by its text): a program that made
+// ever deeper graphs (`w = w.mul(c)` read at every step) kept 1,024 plans of hundreds of nodes
+// each, 400 MB after 800 steps, where their number alone looked small. The entry just set is
+// never dropped, however heavy.
 
-/** A Map bounded to `limit` entries; the least recently used goes first. */
+/** A Map bounded to `limit` entries and `maxWeight`; the least recently used goes first. */
 export class BoundedCache<K, V> {
   readonly #map = new Map<K, V>();
+  readonly #weights = new Map<K, number>();
+  #weight = 0;
   /** The key used last: using it again moves nothing (a hot loop's common case). */
   #last: K | undefined = undefined;
 
-  /** A cache holding at most `limit` entries. */
-  constructor(readonly limit: number) {}
+  /**
+   * A cache holding at most `limit` entries, and entries weighing at most `maxWeight` together
+   * (by `weigh`) unless the last one set weighs more alone.
+   */
+  constructor(
+    readonly limit: number,
+    readonly maxWeight: number = Infinity,
+    readonly weigh: (value: V, key: K) => number = () => 0,
+  ) {}
 
   /** The value for `key`, if cached; a hit becomes the most recently used. */
   get(key: K): V | undefined {
@@ -27,16 +41,36 @@ export class BoundedCache<K, V> {
 
   /** Caches `value` under `key` as the most recently used, dropping the least beyond the limit. */
   set(key: K, value: V): void {
-    this.#map.delete(key);
+    this.#delete(key);
+    const weight = this.weigh(value, key);
     this.#map.set(key, value);
+    this.#weights.set(key, weight);
+    this.#weight += weight;
     this.#last = key;
-    if (this.#map.size > this.limit) this.#map.delete(this.#map.keys().next().value!);
+    while (
+      this.#map.size > 1 && (this.#map.size > this.limit || this.#weight > this.maxWeight)
+    ) {
+      this.#delete(this.#map.keys().next().value!);
+    }
+  }
+
+  #delete(key: K): void {
+    if (!this.#map.delete(key)) return;
+    this.#weight -= this.#weights.get(key)!;
+    this.#weights.delete(key);
   }
 
   /** Forgets everything. */
   clear(): void {
     this.#map.clear();
+    this.#weights.clear();
+    this.#weight = 0;
     this.#last = undefined;
+  }
+
+  /** The entries' total weight. */
+  get weight(): number {
+    return this.#weight;
   }
 
   /** Number of entries. */

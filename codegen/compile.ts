@@ -46,9 +46,17 @@ export interface Executable {
  */
 export const WORKGROUP_REDUCE_WORK = 16384;
 
-/** Executables kept (by text, per target). */
+/**
+ * Executables kept (by text, per target), and the characters of their keys (the text, or a
+ * module's bytes) they may hold together: what a target compiles them to grows with these.
+ */
 const EXECUTABLE_LIMIT = 1024;
-const executables = new BoundedCache<string, Executable>(EXECUTABLE_LIMIT);
+const EXECUTABLE_CHARACTERS = 1 << 20;
+const executables = new BoundedCache<string, Executable>(
+  EXECUTABLE_LIMIT,
+  EXECUTABLE_CHARACTERS,
+  (_, key) => key.length,
+);
 
 /** 53-bit string hash (cyrb53), as 14 hex digits: names executables, never identifies them. */
 function hash(text: string): string {

@@ -10,7 +10,7 @@
 // variable) pass no gradient at all and are settled as soon as they are realized.
 
 import { isSettled, type Node, settle } from "./ir/node.ts";
-import { storedAnywhere } from "./runtime/realize.ts";
+import { onCheckpointStored, storedAnywhere } from "./runtime/realize.ts";
 import { leafRequiringGrad } from "./tensor.ts";
 import { tracing } from "./ownership.ts";
 
@@ -82,3 +82,7 @@ export function settleIfDead(node: Node): void {
   }
   if (bound) settle(node);
 }
+
+// A value stored unasked (rule CHECKPOINT, runtime/realize.ts) is one a later value was built
+// upon: checked at once, or every value it was stored to spare stayed alive behind it.
+onCheckpointStored(settleIfDead);

@@ -13,7 +13,7 @@
 import { isSettled, type Node, nodesMade, unshare } from "./ir/node.ts";
 import type { Backend, DeviceName } from "./runtime/device.ts";
 import { isHeld, releaseBuffer, type ReleaseReason } from "./runtime/lifetime.ts";
-import { forgetRealized, realizedBuffer } from "./runtime/realize.ts";
+import { forgetRealized, isCheckpoint, realizedBuffer } from "./runtime/realize.ts";
 
 // Handles are counted per node and, because a node of constants only is shared by every device
 // while each device stores its own value, per device too: disposing a cpu tensor freed nothing
@@ -82,7 +82,9 @@ export function lastingHandleCount(node: Node, device: DeviceName): number {
  */
 export function freeValue(node: Node, backend: Backend, reason: ReleaseReason): void {
   const buffer = realizedBuffer(node, backend.name);
-  if (buffer === undefined) return;
+  // a value the library stored unasked (rule CHECKPOINT) goes with its node: a lazy value built
+  // on it may still be computed, and it is what that computation loads
+  if (buffer === undefined || isCheckpoint(node)) return;
   const forget = node.op !== "buffer" && !isSettled(node);
   if (isSettled(node) || (forget && isHeld(buffer))) unshare(node);
   releaseBuffer(

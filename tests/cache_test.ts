@@ -37,3 +37,26 @@ Deno.test("BoundedCache: a full cache drops its least recently used entry", () =
   cache.clear();
   assertEquals([cache.size, cache.get("a")], [0, undefined]);
 });
+
+Deno.test("BoundedCache: weighed entries are dropped past the weight limit, the newest never", () => {
+  const cache = new BoundedCache<string, string>(100, 10, (value) => value.length);
+  cache.set("a", "xxxx");
+  cache.set("b", "xxxx");
+  assertEquals([cache.size, cache.weight], [2, 8]);
+  assertEquals(cache.get("a"), "xxxx"); // a is now the most recently used
+  cache.set("c", "xxxx"); // 12 > 10: drops b, the least recently used
+  assertEquals([cache.get("b"), cache.size, cache.weight], [undefined, 2, 8]);
+  cache.set("a", "x"); // replacing a value replaces its weight
+  assertEquals([cache.size, cache.weight], [2, 5]);
+  cache.set("d", "x".repeat(50)); // heavier than the limit alone: kept, every other dropped
+  assertEquals([cache.get("a"), cache.get("c"), cache.get("d")?.length], [
+    undefined,
+    undefined,
+    50,
+  ]);
+  assertEquals([cache.size, cache.weight], [1, 50]);
+  cache.set("e", "xx"); // and dropped in turn once something else comes
+  assertEquals([cache.get("d"), cache.size, cache.weight], [undefined, 1, 2]);
+  cache.clear();
+  assertEquals([cache.size, cache.weight], [0, 0]);
+});

@@ -720,9 +720,11 @@ Deno.test("MAX_KERNEL_BUFFERS: a value too wide for one kernel, read through man
     );
   const aData = leaves(500, slices * n, 7);
   const bData = leaves(500, n, 5);
-  const a = aData.map((d) => tensor(d)).reduce((acc, t) => acc.add(t));
-  const b = bData.map((d) => tensor(d)).reduce((acc, t) => acc.add(t));
   for (const scaled of [false, true]) {
+    // made anew: computed a second time, the sums' 500 steps would be stored every 64 (rule
+    // CHECKPOINT), cutting kernels of their own
+    const a = aData.map((d) => tensor(d)).reduce((acc, t) => acc.add(t));
+    const b = bData.map((d) => tensor(d)).reduce((acc, t) => acc.add(t));
     let total = a.shrink([[0, n]]);
     for (let k = 1; k < slices; k++) {
       const slice = a.shrink([[k * n, (k + 1) * n]]);

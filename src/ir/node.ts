@@ -114,6 +114,13 @@ export class Node {
   seen = 0;
 
   /**
+   * Whether a realization has computed this node (as a kernel's value, stored or not):
+   * runtime/realize.ts's rule CHECKPOINT stores a deep value computed a second time.
+   * Bookkeeping, like `handles`.
+   */
+  computed = false;
+
+  /**
    * Whether a node was ever made with this one as a source: a leaf that starts requiring grad
    * on a node graphs were built from gets a fresh one (src/tensor.ts). Bookkeeping, like
    * `handles`.

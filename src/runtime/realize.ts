@@ -13,7 +13,7 @@
 
 import { type Node, numelOf, type Shape } from "../ir/node.ts";
 import { HASH_SEED, mix, mixNumber, mixText, sameArg, sameShape } from "../ir/hash.ts";
-import type { Op } from "../ir/ops.ts";
+import { isMovement, type Op } from "../ir/ops.ts";
 import type { DType } from "../ir/dtype.ts";
 import { printGraph } from "../ir/print.ts";
 import { topoSort } from "../ir/graph.ts";
@@ -122,15 +122,27 @@ export interface BufferInfo {
   readonly role: "input" | "constant" | "output" | "intermediate";
 }
 
-/** Plans kept for reuse; a program with more distinct graph structures rebuilds the oldest. */
+/**
+ * Plans kept for reuse, and the nodes they may describe together (a plan's memory grows with
+ * its graph: about a kilobyte per node with its kernels); a program with more distinct graph
+ * structures rebuilds the least recently used.
+ */
 const PLAN_CACHE_LIMIT = 1024;
-const plans = new BoundedCache<number, CachedPlan[]>(PLAN_CACHE_LIMIT);
+export const PLAN_CACHE_NODES = 1 << 15;
+const plans = new BoundedCache<number, CachedPlan[]>(
+  PLAN_CACHE_LIMIT,
+  PLAN_CACHE_NODES,
+  (bucket) => bucket.reduce((n, cached) => n + cached.nodes.length, 0),
+);
 let planHits = 0;
 let planMisses = 0;
 
-/** Plan cache statistics: how many realizations reused a plan and how many built one. */
-export function planCacheStats(): { hits: number; misses: number; size: number; } {
-  return { hits: planHits, misses: planMisses, size: plans.size };
+/**
+ * Plan cache statistics: how many realizations reused a plan and how many built one, how many
+ * structures are cached and the nodes they describe.
+ */
+export function planCacheStats(): { hits: number; misses: number; size: number; nodes: number; } {
+  return { hits: planHits, misses: planMisses, size: plans.size, nodes: plans.weight };
 }
 
 /**
@@ -264,8 +276,103 @@ function rememberStructure(structure: Structure): Omit<CachedPlan, "plan"> {
   return { head, nodes };
 }
 
-function planFor(outputs: readonly Node[], backend: Backend): { plan: Plan; order: Node[]; } {
+/**
+ * Rule CHECKPOINT: a realization also stores, unasked, a value it computes that an earlier
+ * realization computed too, once CHECKPOINT_DEPTH computing ops (views and constants do not
+ * count) lie between it and the stored values it starts from, counting from the last value so
+ * stored on the way. A value built step by step and read only through a result (`w =
+ * w.mul(c); await w.sum().item()`, or a parameter updated as `w = w.sub(g.mul(lr))` while only
+ * the loss is read) was never stored, so every read computed every step from the first, with a
+ * new, deeper plan each time: 2,000 steps took 14 s and held 2 GB of plans. Now a read computes
+ * at most CHECKPOINT_DEPTH steps, by plans that repeat: 0.2 s.
+ * - Computed before: a graph realized once, however deep, keeps its kernels.
+ * - Only a value that computes (not a view, a constant or a detach) and is no larger than the
+ *   largest value the realization loads: storing a broadcast could take far more memory than the
+ *   realization did.
+ * - A value stored by this rule is the library's: dispose() of its tensor leaves it to the
+ *   garbage collector, since a lazy value built on it may still be computed and would load it
+ *   (as a lazy value, it could be disposed and still be computed from its history).
+ */
+export const CHECKPOINT_DEPTH = 64;
+
+/** Values stored by rule CHECKPOINT, the library's until collected. */
+const checkpoints = new WeakSet<Node>();
+
+/** Whether `node`'s stored value was stored by rule CHECKPOINT (no dispose frees it). */
+export function isCheckpoint(node: Node): boolean {
+  return checkpoints.has(node);
+}
+
+let checkpointStored: (node: Node) => void = () => {};
+
+/** Calls `fn` with every value rule CHECKPOINT stores, once stored (history.ts settles it). */
+export function onCheckpointStored(fn: (node: Node) => void): void {
+  checkpointStored = fn;
+}
+
+/**
+ * The values of `structure` rule CHECKPOINT stores besides `outputs`: walking sources first, a
+ * node's depth is one more than its deepest source's (a source and a stored value count 0).
+ */
+function checkpointsIn(structure: Structure, outputs: readonly Node[]): Node[] {
+  const { order, isSource } = structure;
+  let computedBefore = false;
+  for (let i = 0; i < order.length && !computedBefore; i++) {
+    computedBefore = !isSource[i] && order[i].computed;
+  }
+  if (!computedBefore) return []; // the common case: a graph realized for the first time
+  const requested = new Set(outputs);
+  let largestSource = 0;
+  for (let i = 0; i < order.length; i++) {
+    if (isSource[i]) largestSource = Math.max(largestSource, numelOf(order[i].shape));
+  }
+  const depth = new Int32Array(order.length);
+  const chosen: Node[] = [];
+  for (let i = 0; i < order.length; i++) {
+    if (isSource[i]) continue;
+    const n = order[i];
+    let deepest = 0;
+    for (let j = 0; j < n.srcs.length; j++) deepest = Math.max(deepest, depth[n.srcs[j].place]);
+    if (requested.has(n)) continue; // stored anyway: depth 0
+    // a value that computes (not a view or a copy) and is no larger than the data it starts
+    // from: storing a broadcast (`x.expand(...)` and what is computed from it) could take far
+    // more memory than the whole realization did
+    const candidate = n.computed && n.op !== "const" && !isMovement(n.op) && n.op !== "detach" &&
+      numelOf(n.shape) <= largestSource;
+    // views and constants are index arithmetic: only ops that compute count
+    const computes = n.op !== "const" && !isMovement(n.op);
+    if (deepest + 1 >= CHECKPOINT_DEPTH && candidate) chosen.push(n);
+    else depth[i] = deepest + (computes ? 1 : 0);
+  }
+  return chosen;
+}
+
+/**
+ * The plan realizing `outputs` on `backend`, the structural order of its graph, and the values
+ * it stores unasked (rule CHECKPOINT), which come last among its outputs.
+ */
+function planFor(
+  outputs: readonly Node[],
+  backend: Backend,
+): { plan: Plan; order: Node[]; checkpoints: readonly Node[]; } {
   const structure = structureOf(outputs, backend);
+  const deep = checkpointsIn(structure, outputs);
+  if (deep.length > 0) {
+    const planned = cachedPlanFor(
+      [...outputs, ...deep],
+      structureOf([...outputs, ...deep], backend),
+      backend,
+    );
+    return { ...planned, checkpoints: deep };
+  }
+  return { ...cachedPlanFor(outputs, structure, backend), checkpoints: [] };
+}
+
+function cachedPlanFor(
+  outputs: readonly Node[],
+  structure: Structure,
+  backend: Backend,
+): { plan: Plan; order: Node[]; } {
   const order = structure.order as Node[];
   const bucket = plans.get(structure.hash);
   for (let i = 0; bucket !== undefined && i < bucket.length; i++) {
@@ -283,8 +390,7 @@ function planFor(outputs: readonly Node[], backend: Backend): { plan: Plan; orde
     targetFor: (kernel) => backend.targetFor(kernel),
   });
   const entry = { plan, ...remembered };
-  if (bucket === undefined) plans.set(structure.hash, [entry]);
-  else bucket.push(entry);
+  plans.set(structure.hash, [...bucket ?? [], entry]); // set again: the bucket weighs more
   debugPlan(outputs, plan, sourceTest(backend.name));
   return { plan, order };
 }
@@ -432,7 +538,7 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
     );
     return holdUntilSettled(sources, Promise.all(busy).then(() => realizeNodes(outputs, backend)));
   }
-  const { plan, order } = planFor(pending, backend);
+  const { plan, order, checkpoints: deep } = planFor(pending, backend);
   const bound: (DeviceBuffer | undefined)[] = [];
   const waits: Promise<void>[] = [];
   plan.buffers.forEach((pb, i) => {
@@ -455,18 +561,30 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
   }
   const { buffers, ran } = runPlan(plan, bound, backend);
   const finish = () => {
+    for (const n of order) if (!n.computed && !isReady(n, backend.name)) n.computed = true;
     plan.buffers.forEach((pb, i) => {
       if (pb.role !== "output") return;
       const node = order[pb.node];
+      if (deep.includes(node) && isReady(node, backend.name)) {
+        // stored meanwhile by another realization (asynchronous runs): its value stays
+        releaseBuffer(buffers[i], backend);
+        return;
+      }
       realized.set(node, buffers[i]);
       trackValue(node, buffers[i]);
     });
+    for (const n of deep) {
+      if (realized.get(n) === undefined || checkpoints.has(n)) continue;
+      checkpoints.add(n);
+      checkpointStored(n);
+    }
   };
   if (ran instanceof Promise) {
     const done = holdUntilSettled(inputs, ran.then(finish));
     const settled = done.then(() => {}, () => {});
-    for (const n of pending) inFlight.set(n, settled);
-    settled.then(() => pending.forEach((n) => inFlight.delete(n)));
+    const computing = [...pending, ...deep];
+    for (const n of computing) inFlight.set(n, settled);
+    settled.then(() => computing.forEach((n) => inFlight.delete(n)));
     return done;
   }
   finish();
