@@ -56,6 +56,7 @@ const executables = new BoundedCache<string, Executable>(
   EXECUTABLE_LIMIT,
   EXECUTABLE_CHARACTERS,
   (_, key) => key.length,
+  8,
 );
 
 /** 53-bit string hash (cyrb53), as 14 hex digits: names executables, never identifies them. */

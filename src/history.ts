@@ -10,7 +10,8 @@
 // variable) pass no gradient at all and are settled as soon as they are realized.
 
 import { isSettled, type Node, settle } from "./ir/node.ts";
-import { onCheckpointStored, storedAnywhere } from "./runtime/realize.ts";
+import { storedAnywhere } from "./runtime/realize.ts";
+import { onCheckpointStored } from "./runtime/checkpoint.ts";
 import { leafRequiringGrad } from "./tensor.ts";
 import { tracing } from "./ownership.ts";
 
@@ -83,6 +84,6 @@ export function settleIfDead(node: Node): void {
   if (bound) settle(node);
 }
 
-// A value stored unasked (rule CHECKPOINT, runtime/realize.ts) is one a later value was built
-// upon: checked at once, or every value it was stored to spare stayed alive behind it.
+// A value stored unasked (rule CHECKPOINT, runtime/checkpoint.ts) is one later values were
+// built upon: checked at once, or every value it was stored to spare stayed alive behind it.
 onCheckpointStored(settleIfDead);

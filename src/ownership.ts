@@ -13,7 +13,8 @@
 import { isSettled, type Node, nodesMade, unshare } from "./ir/node.ts";
 import type { Backend, DeviceName } from "./runtime/device.ts";
 import { isHeld, releaseBuffer, type ReleaseReason } from "./runtime/lifetime.ts";
-import { forgetRealized, isCheckpoint, realizedBuffer } from "./runtime/realize.ts";
+import { forgetRealized, realizedBuffer } from "./runtime/realize.ts";
+import { isCheckpointOn } from "./runtime/checkpoint.ts";
 
 // Handles are counted per node and, because a node of constants only is shared by every device
 // while each device stores its own value, per device too: disposing a cpu tensor freed nothing
@@ -82,9 +83,9 @@ export function lastingHandleCount(node: Node, device: DeviceName): number {
  */
 export function freeValue(node: Node, backend: Backend, reason: ReleaseReason): void {
   const buffer = realizedBuffer(node, backend.name);
-  // a value the library stored unasked (rule CHECKPOINT) goes with its node: a lazy value built
-  // on it may still be computed, and it is what that computation loads
-  if (buffer === undefined || isCheckpoint(node)) return;
+  // a value the library stored unasked (rule CHECKPOINT, runtime/checkpoint.ts) stays: a lazy
+  // value built on it may still be computed, and it is what that computation loads
+  if (buffer === undefined || isCheckpointOn(node, backend.name)) return;
   const forget = node.op !== "buffer" && !isSettled(node);
   if (isSettled(node) || (forget && isHeld(buffer))) unshare(node);
   releaseBuffer(

@@ -60,3 +60,17 @@ Deno.test("BoundedCache: weighed entries are dropped past the weight limit, the 
   cache.clear();
   assertEquals([cache.size, cache.weight], [0, 0]);
 });
+
+Deno.test("BoundedCache: the entries used last are kept whatever they weigh", () => {
+  const cache = new BoundedCache<string, string>(100, 10, (value) => value.length, 2);
+  cache.set("a", "x".repeat(20));
+  cache.set("b", "x".repeat(20)); // 40 > 10, but two are kept
+  assertEquals([cache.size, cache.weight], [2, 40]);
+  cache.get("a");
+  cache.set("c", "x"); // a and c are the last used: b goes, and 21 > 10 keeps both
+  assertEquals([cache.get("b"), cache.size, cache.weight], [undefined, 2, 21]);
+  cache.set("d", "x"); // c and d: a goes
+  assertEquals([cache.get("a"), cache.size, cache.weight], [undefined, 2, 2]);
+  cache.set("e", "x"); // 3 <= 10: all stay
+  assertEquals([cache.size, cache.weight], [3, 3]);
+});

@@ -66,12 +66,23 @@ export function releaseBuffer(
     return;
   }
   uncount(counted.get(buffer));
+  releaseRequested(buffer, backend);
   if (holds.has(buffer)) waiting.set(buffer, { backend, reason, onRelease });
   else {
     onRelease?.();
     released.set(buffer, reason);
     backend.release(buffer);
   }
+}
+
+let releaseRequested: (buffer: DeviceBuffer, backend: Backend) => void = () => {};
+
+/**
+ * Calls `fn` with each buffer whose release is requested, the first time (realize.ts frees the
+ * values computed from it that the library stored unasked).
+ */
+export function onReleaseRequested(fn: (buffer: DeviceBuffer, backend: Backend) => void): void {
+  releaseRequested = fn;
 }
 
 /** Whether a reader in flight holds `buffer` (a release requested now waits for it). */

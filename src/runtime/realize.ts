@@ -11,9 +11,9 @@
 // a constant is never a source, whether realized or not: lowering bakes its value into the
 // kernel, so its value is part of the key.
 
-import { type Node, numelOf, type Shape } from "../ir/node.ts";
+import { isSettled, type Node, numelOf, type Shape, unshare } from "../ir/node.ts";
 import { HASH_SEED, mix, mixNumber, mixText, sameArg, sameShape } from "../ir/hash.ts";
-import { isMovement, type Op } from "../ir/ops.ts";
+import type { Op } from "../ir/ops.ts";
 import type { DType } from "../ir/dtype.ts";
 import { printGraph } from "../ir/print.ts";
 import { topoSort } from "../ir/graph.ts";
@@ -21,7 +21,21 @@ import { buildPlan, type Plan } from "../../codegen/plan.ts";
 import { BoundedCache } from "../../codegen/cache.ts";
 import type { Backend, DeviceBuffer, DeviceName, Launch } from "./device.ts";
 import { debugLevel, debugLog } from "./debug.ts";
-import { holdBuffers, releaseBuffer, releaseReason, trackValue } from "./lifetime.ts";
+import {
+  holdBuffers,
+  onReleaseRequested,
+  releaseBuffer,
+  releaseReason,
+  trackValue,
+} from "./lifetime.ts";
+import {
+  checkpointsFrom,
+  chooseCheckpoints,
+  forgetCheckpoint,
+  isCheckpointOn,
+  noteCheckpoint,
+  rootsOf,
+} from "./checkpoint.ts";
 
 /** What is remembered per device: realized values, and runs still in flight. */
 interface DeviceState {
@@ -124,15 +138,18 @@ export interface BufferInfo {
 
 /**
  * Plans kept for reuse, and the nodes they may describe together (a plan's memory grows with
- * its graph: about a kilobyte per node with its kernels); a program with more distinct graph
- * structures rebuilds the least recently used.
+ * its graph: about two kilobytes a node with its kernels), except the PLAN_CACHE_KEEP used last,
+ * whatever their size; a program with more distinct graph structures rebuilds the least
+ * recently used.
  */
 const PLAN_CACHE_LIMIT = 1024;
-export const PLAN_CACHE_NODES = 1 << 15;
+export const PLAN_CACHE_NODES = 1 << 16;
+export const PLAN_CACHE_KEEP = 8;
 const plans = new BoundedCache<number, CachedPlan[]>(
   PLAN_CACHE_LIMIT,
   PLAN_CACHE_NODES,
   (bucket) => bucket.reduce((n, cached) => n + cached.nodes.length, 0),
+  PLAN_CACHE_KEEP,
 );
 let planHits = 0;
 let planMisses = 0;
@@ -277,86 +294,15 @@ function rememberStructure(structure: Structure): Omit<CachedPlan, "plan"> {
 }
 
 /**
- * Rule CHECKPOINT: a realization also stores, unasked, a value it computes that an earlier
- * realization computed too, once CHECKPOINT_DEPTH computing ops (views and constants do not
- * count) lie between it and the stored values it starts from, counting from the last value so
- * stored on the way. A value built step by step and read only through a result (`w =
- * w.mul(c); await w.sum().item()`, or a parameter updated as `w = w.sub(g.mul(lr))` while only
- * the loss is read) was never stored, so every read computed every step from the first, with a
- * new, deeper plan each time: 2,000 steps took 14 s and held 2 GB of plans. Now a read computes
- * at most CHECKPOINT_DEPTH steps, by plans that repeat: 0.2 s.
- * - Computed before: a graph realized once, however deep, keeps its kernels.
- * - Only a value that computes (not a view, a constant or a detach) and is no larger than the
- *   largest value the realization loads: storing a broadcast could take far more memory than the
- *   realization did.
- * - A value stored by this rule is the library's: dispose() of its tensor leaves it to the
- *   garbage collector, since a lazy value built on it may still be computed and would load it
- *   (as a lazy value, it could be disposed and still be computed from its history).
- */
-export const CHECKPOINT_DEPTH = 64;
-
-/** Values stored by rule CHECKPOINT, the library's until collected. */
-const checkpoints = new WeakSet<Node>();
-
-/** Whether `node`'s stored value was stored by rule CHECKPOINT (no dispose frees it). */
-export function isCheckpoint(node: Node): boolean {
-  return checkpoints.has(node);
-}
-
-let checkpointStored: (node: Node) => void = () => {};
-
-/** Calls `fn` with every value rule CHECKPOINT stores, once stored (history.ts settles it). */
-export function onCheckpointStored(fn: (node: Node) => void): void {
-  checkpointStored = fn;
-}
-
-/**
- * The values of `structure` rule CHECKPOINT stores besides `outputs`: walking sources first, a
- * node's depth is one more than its deepest source's (a source and a stored value count 0).
- */
-function checkpointsIn(structure: Structure, outputs: readonly Node[]): Node[] {
-  const { order, isSource } = structure;
-  let computedBefore = false;
-  for (let i = 0; i < order.length && !computedBefore; i++) {
-    computedBefore = !isSource[i] && order[i].computed;
-  }
-  if (!computedBefore) return []; // the common case: a graph realized for the first time
-  const requested = new Set(outputs);
-  let largestSource = 0;
-  for (let i = 0; i < order.length; i++) {
-    if (isSource[i]) largestSource = Math.max(largestSource, numelOf(order[i].shape));
-  }
-  const depth = new Int32Array(order.length);
-  const chosen: Node[] = [];
-  for (let i = 0; i < order.length; i++) {
-    if (isSource[i]) continue;
-    const n = order[i];
-    let deepest = 0;
-    for (let j = 0; j < n.srcs.length; j++) deepest = Math.max(deepest, depth[n.srcs[j].place]);
-    if (requested.has(n)) continue; // stored anyway: depth 0
-    // a value that computes (not a view or a copy) and is no larger than the data it starts
-    // from: storing a broadcast (`x.expand(...)` and what is computed from it) could take far
-    // more memory than the whole realization did
-    const candidate = n.computed && n.op !== "const" && !isMovement(n.op) && n.op !== "detach" &&
-      numelOf(n.shape) <= largestSource;
-    // views and constants are index arithmetic: only ops that compute count
-    const computes = n.op !== "const" && !isMovement(n.op);
-    if (deepest + 1 >= CHECKPOINT_DEPTH && candidate) chosen.push(n);
-    else depth[i] = deepest + (computes ? 1 : 0);
-  }
-  return chosen;
-}
-
-/**
  * The plan realizing `outputs` on `backend`, the structural order of its graph, and the values
- * it stores unasked (rule CHECKPOINT), which come last among its outputs.
+ * it stores unasked (rule CHECKPOINT, checkpoint.ts), which come last among its outputs.
  */
 function planFor(
   outputs: readonly Node[],
   backend: Backend,
 ): { plan: Plan; order: Node[]; checkpoints: readonly Node[]; } {
   const structure = structureOf(outputs, backend);
-  const deep = checkpointsIn(structure, outputs);
+  const deep = chooseCheckpoints(structure.order, structure.isSource, outputs);
   if (deep.length > 0) {
     const planned = cachedPlanFor(
       [...outputs, ...deep],
@@ -524,6 +470,8 @@ export class InputGoneError extends Error {
  */
 export function realizeNodes(outputs: readonly Node[], backend: Backend): void | Promise<void> {
   const { realized, inFlight } = stateOf(backend.name);
+  // a checkpoint asked for is an ordinary stored value from now on (rule CHECKPOINT)
+  for (let i = 0; i < outputs.length; i++) forgetCheckpoint(outputs[i], backend.name);
   const pending = outputs.length === 1
     ? (isReady(outputs[0], backend.name) ? [] : [outputs[0]]) // the common case, without a Set
     : [...new Set(outputs.filter((n) => !isReady(n, backend.name)))];
@@ -573,11 +521,7 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
       realized.set(node, buffers[i]);
       trackValue(node, buffers[i]);
     });
-    for (const n of deep) {
-      if (realized.get(n) === undefined || checkpoints.has(n)) continue;
-      checkpoints.add(n);
-      checkpointStored(n);
-    }
+    if (deep.length > 0) storeCheckpoints(deep, order, buffers, plan, backend);
   };
   if (ran instanceof Promise) {
     const done = holdUntilSettled(inputs, ran.then(finish));
@@ -589,6 +533,59 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
   }
   finish();
 }
+
+/**
+ * Records the values rule CHECKPOINT stored in a run of `plan` (checkpoint.ts), each with its
+ * roots: the stored data it was computed from.
+ */
+function storeCheckpoints(
+  deep: readonly Node[],
+  order: readonly Node[],
+  buffers: readonly DeviceBuffer[],
+  plan: Plan,
+  backend: Backend,
+): void {
+  const device = backend.name;
+  const { realized } = stateOf(device);
+  const loaded = new Map<Node, DeviceBuffer>();
+  plan.buffers.forEach((pb, i) => {
+    if (pb.role === "input") loaded.set(order[pb.node], buffers[i]);
+  });
+  const fresh = deep.filter((n) => realized.get(n) !== undefined && !isCheckpointOn(n, device));
+  // every one's roots before any is noted (noted, one drops its history, which the walks of
+  // those above it pass through)
+  const rootsOfEach = fresh.map((n) => {
+    const below = topoSort([n], (m) => m !== n && loaded.has(m)).filter((m) => loaded.has(m));
+    return rootsOf(below.map((m) => ({ node: m, buffer: loaded.get(m)! })), device);
+  });
+  fresh.forEach((n, i) => noteCheckpoint(n, device, rootsOfEach[i]));
+}
+
+/**
+ * Frees the checkpoint `node` on `backend` (a stored value it was computed from is being freed),
+ * as ownership.ts's freeValue frees a disposed value: a node that dropped its history keeps the
+ * released buffer, so a graph still reading it gets an Error saying it is gone, and is shared no
+ * more; one that kept it forgets the value when the storage goes back.
+ */
+function freeCheckpoint(node: Node, backend: Backend): void {
+  const { realized } = stateOf(backend.name);
+  const buffer = realized.get(node);
+  forgetCheckpoint(node, backend.name);
+  if (buffer === undefined) return;
+  if (isSettled(node)) {
+    unshare(node);
+    releaseBuffer(buffer, backend);
+    return;
+  }
+  releaseBuffer(buffer, backend, "disposed", () => {
+    if (realized.get(node) === buffer) realized.delete(node);
+  });
+}
+
+// A stored value being freed takes the checkpoints computed from it along (rule CHECKPOINT).
+onReleaseRequested((buffer, backend) => {
+  for (const n of checkpointsFrom(buffer)) freeCheckpoint(n, backend);
+});
 
 /** `work`, with `buffers` held (kept from the pool) until it settles. */
 function holdUntilSettled<T>(buffers: Iterable<DeviceBuffer>, work: Promise<T>): Promise<T> {

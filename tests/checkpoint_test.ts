@@ -1,0 +1,166 @@
+// Rule CHECKPOINT (src/runtime/checkpoint.ts): a deep value computed again is stored on the
+// way, so a value built step by step and read only through results is not computed from its
+// first step at every read. Such a value is the library's: disposing its tensor leaves what
+// was built on it computable; it goes with the data it was computed from, so a loop that
+// disposes what it makes keeps none.
+
+import { kernels, memory, randn, type Tensor, tensor, tidy } from "../mod.ts";
+import * as ir from "../src/ir/node.ts";
+import { topoSort } from "../src/ir/graph.ts";
+import { CHECKPOINT_DEPTH, isCheckpoint } from "../src/runtime/checkpoint.ts";
+import { planCacheStats, realizedBuffer, wasReleased } from "../src/runtime/realize.ts";
+import { nodeOf } from "../src/tensor.ts";
+import { assert, assertEquals } from "./assert.ts";
+import { assertClose, testDevices } from "./helpers.ts";
+
+/**
+ * `step` applied `steps` times to each of `start`, in float64 (a fused JavaScript kernel rounds
+ * only what it stores, a Wasm one every op: tolerances cover both).
+ */
+function iterate(start: ArrayLike<number>, steps: number, step: (v: number) => number): number[] {
+  return Array.from(start, (v) => {
+    let x = v;
+    for (let i = 0; i < steps; i++) x = step(x);
+    return x;
+  });
+}
+
+Deno.test("CHECKPOINT: a value built step by step and read through a result is computed from a stored step", async () => {
+  // `w = w.mul(c)` read only through its sum was never stored: every read computed every step
+  // from the first, each through a new, deeper plan (2,000 steps: 14 s and 2 GB of plans)
+  const start = Float32Array.from({ length: 100 }, (_, i) => (i % 9) + 1);
+  for (const device of testDevices) {
+    let w = tensor(start, { device });
+    let missesBefore = 0;
+    for (let step = 1; step <= 300; step++) {
+      w = w.mul(1.01);
+      if (step === 200) missesBefore = planCacheStats().misses;
+      const total = await w.sum().item();
+      if (step % 50 === 0) {
+        const want = iterate(start, step, (v) => v * 1.01).reduce((a, b) => a + b);
+        assertClose([total], [want], { rtol: 5e-5 });
+      }
+    }
+    // at most CHECKPOINT_DEPTH steps are computed, by plans made in the first such stretch
+    assertEquals(planCacheStats().misses - missesBefore, 0, device);
+    assertClose(await w.data(), iterate(start, 300, (v) => v * 1.01), { rtol: 5e-5 });
+  }
+});
+
+Deno.test("CHECKPOINT: disposing a stored step a lazy value is built on leaves it computable", async () => {
+  // the previous step is disposed once the next one was read through its sum: as a lazy value
+  // it was allowed (the next recomputes it from the start); stored unasked, it must stay so
+  const start = Float32Array.from({ length: 40 }, (_, i) => i / 8 - 2);
+  for (const device of testDevices) {
+    const leaf = tensor(start, { device });
+    let w = leaf;
+    for (let step = 1; step <= 150; step++) {
+      const next = w.mul(0.99).add(0.01);
+      await next.sum().item();
+      if (w !== leaf) w.dispose();
+      w = next;
+    }
+    assertClose(await w.data(), iterate(start, 150, (v) => v * 0.99 + 0.01), {
+      rtol: 5e-5,
+      atol: 1e-6,
+    });
+  }
+});
+
+Deno.test("CHECKPOINT: a deep graph realized once is one kernel; computed again, every 64th op is stored", async () => {
+  const start = Float32Array.from({ length: 50 }, (_, i) => Math.sin(i));
+  const leaf = tensor(start);
+  let h = leaf;
+  for (let i = 0; i < 200; i++) h = h.mul(1.001).add(0.001); // 400 ops
+  assertEquals(kernels(h.sum()).length, 1);
+  await h.sum().item();
+  const want = iterate(start, 200, (v) => v * 1.001 + 0.001);
+  assertClose([await h.max().item()], [Math.max(...want)], { rtol: 5e-5 });
+  // the 64th, ..., 384th ops were stored, and each dropped its history (of no use: no gradient
+  // flows through it): h is 16 ops above the last
+  let node = nodeOf(h);
+  let above = 0;
+  while (!isCheckpoint(node)) {
+    node = node.srcs[0];
+    above++;
+  }
+  assertEquals([above, ir.isSettled(node)], [400 - 6 * CHECKPOINT_DEPTH, true]);
+  assertEquals(kernels(h.mean()).length, 1);
+  assertClose([await h.mean().item()], [want.reduce((a, b) => a + b) / 50], { rtol: 5e-5 });
+  assertClose(await h.data(), want, { rtol: 5e-5 });
+});
+
+Deno.test("CHECKPOINT: a broadcast is not stored for it, nor a view", async () => {
+  let h = tensor(Float32Array.from({ length: 10 }, (_, i) => i));
+  for (let i = 0; i < 70; i++) h = h.add(1);
+  let wide = h.reshape([10, 1]).expand([10, 5000]);
+  for (let i = 0; i < 70; i++) wide = wide.mul(0.5).add(1);
+  await wide.sum().item();
+  await wide.max().item();
+  const stored: number[][] = [];
+  for (const n of topoSort([nodeOf(wide)])) if (isCheckpoint(n)) stored.push([...n.shape]);
+  assertEquals(stored, [[10]], "h's 64th step only");
+  const want = iterate(
+    iterate(Float32Array.from({ length: 10 }, (_, i) => i), 70, (v) => v + 1),
+    70,
+    (v) => v * 0.5 + 1,
+  );
+  assertClose([await wide.neg().max().item()], [-Math.min(...want)], { rtol: 5e-5 });
+});
+
+Deno.test("CHECKPOINT: a loop that disposes what it makes keeps no checkpoint", () => {
+  // each step's chain is read twice, so the second read stores a checkpoint; it went only with
+  // its node, which a loop of dataSync() never lets the garbage collector take: 2 buffers a step
+  for (const style of ["dispose", "tidy"]) {
+    const before = memory().cpu.liveBuffers;
+    for (let step = 0; step < 20; step++) {
+      const body = () => {
+        const x = randn([1000]);
+        let h = x;
+        for (let i = 0; i < 80; i++) h = h.mul(0.999).add(0.001); // 160 computing ops
+        const a = h.sum();
+        const b = h.max();
+        a.dataSync();
+        b.dataSync();
+        if (style === "dispose") { for (const t of [a, b, h, x]) t.dispose(); }
+      };
+      if (style === "tidy") tidy(body);
+      else body();
+    }
+    assertEquals(memory().cpu.liveBuffers - before, 0, style);
+  }
+});
+
+Deno.test("CHECKPOINT: checkpoints go with the data they were computed from", async () => {
+  const start = Float32Array.from({ length: 30 }, (_, i) => i / 10);
+  for (const device of testDevices) {
+    const leaf = tensor(start, { device });
+    let w = leaf;
+    const kept: Tensor[] = [];
+    for (let step = 1; step <= 200; step++) {
+      w = w.mul(1.002);
+      if (step === 50 || step === 100) kept.push(w);
+      await w.sum().item();
+    }
+    const checkpoints = (t: Tensor) => topoSort([nodeOf(t)]).filter((n) => isCheckpoint(n));
+    const stored = [...checkpoints(kept[1]), ...checkpoints(w)]; // the 64th step's, the 192nd's
+    assertEquals(stored.length, 2, device);
+    assertClose(await kept[1].data(), iterate(start, 100, (v) => v * 1.002), { rtol: 5e-5 });
+    assertClose(await w.data(), iterate(start, 200, (v) => v * 1.002), { rtol: 5e-5 });
+    const next = w.mul(2); // w is stored now: it was read
+    const between = kept[1].mul(1.002); // the 101st step, on the 100th, stored as it was read
+    leaf.dispose(); // frees the checkpoints, which were computed from it
+    for (const n of stored) assert(wasReleased(realizedBuffer(n, device)!), device);
+    let message = "";
+    try {
+      await kept[0].mul(3).sum().item(); // the 50th step needs the leaf, as before the rule
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    assert(message.includes("disposed"), message);
+    assertClose(await between.data(), iterate(start, 101, (v) => v * 1.002), { rtol: 5e-5 });
+    assertClose(await next.data(), iterate(start, 200, (v) => v * 1.002).map((v) => 2 * v), {
+      rtol: 5e-5,
+    });
+  }
+});
