@@ -509,7 +509,7 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
   }
   const { buffers, ran } = runPlan(plan, bound, backend);
   const finish = () => {
-    for (const n of order) if (!n.computed && !isReady(n, backend.name)) n.computed = true;
+    for (let i = 0; i < order.length; i++) order[i].computed = true;
     plan.buffers.forEach((pb, i) => {
       if (pb.role !== "output") return;
       const node = order[pb.node];
