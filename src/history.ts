@@ -11,7 +11,6 @@
 
 import { isSettled, type Node, settle } from "./ir/node.ts";
 import { storedAnywhere } from "./runtime/realize.ts";
-import { onCheckpointStored } from "./runtime/checkpoint.ts";
 import { leafRequiringGrad } from "./tensor.ts";
 import { tracing } from "./ownership.ts";
 
@@ -83,7 +82,3 @@ export function settleIfDead(node: Node): void {
   }
   if (bound) settle(node);
 }
-
-// A value stored unasked (rule CHECKPOINT, runtime/checkpoint.ts) is one later values were
-// built upon: checked at once, or every value it was stored to spare stayed alive behind it.
-onCheckpointStored(settleIfDead);

@@ -14,7 +14,6 @@ import { isSettled, type Node, nodesMade, unshare } from "./ir/node.ts";
 import type { Backend, DeviceName } from "./runtime/device.ts";
 import { isHeld, releaseBuffer, type ReleaseReason } from "./runtime/lifetime.ts";
 import { forgetRealized, realizedBuffer } from "./runtime/realize.ts";
-import { isCheckpointOn } from "./runtime/checkpoint.ts";
 
 // Handles are counted per node and, because a node of constants only is shared by every device
 // while each device stores its own value, per device too: disposing a cpu tensor freed nothing
@@ -83,9 +82,7 @@ export function lastingHandleCount(node: Node, device: DeviceName): number {
  */
 export function freeValue(node: Node, backend: Backend, reason: ReleaseReason): void {
   const buffer = realizedBuffer(node, backend.name);
-  // a value the library stored unasked (rule CHECKPOINT, runtime/checkpoint.ts) stays: a lazy
-  // value built on it may still be computed, and it is what that computation loads
-  if (buffer === undefined || isCheckpointOn(node, backend.name)) return;
+  if (buffer === undefined) return;
   const forget = node.op !== "buffer" && !isSettled(node);
   if (isSettled(node) || (forget && isHeld(buffer))) unshare(node);
   releaseBuffer(

@@ -596,6 +596,24 @@ Deno.test("grad(fn) results: requiresGrad when a gradient can flow through them"
   assertClose(await u.grad!.data(), [27]);
 });
 
+Deno.test("grad(fn) results: a value found to lead to no leaf requiring grad is not walked again, soundly", async () => {
+  // such values are remembered for good: a graph built on a value makes a leaf that starts
+  // requiring grad there a fresh variable, so nothing below a value ever starts leading to one
+  const cube = (x: Tensor) => x.mul(x).mul(x).sum();
+  const x = tensor([2], { dtype: "float64" });
+  const h = x.mul(1.5); // 3
+  const [first] = grad(cube)(h); // h's history leads to no leaf requiring grad
+  assertEquals(first.requiresGrad, false);
+  assertClose(await first.data(), [27]);
+  x.requiresGrad_(); // x was built on: it becomes a fresh variable, not h's source
+  const [again] = grad(cube)(h);
+  assertEquals(again.requiresGrad, false, "h was built from the old x");
+  const [fresh] = grad(cube)(x.mul(1.5)); // 3 (1.5 x)^2, a function of the variable x
+  assertEquals(fresh.requiresGrad, true);
+  fresh.sum().backward(); // d/dx 3 (1.5 x)^2 = 13.5 x = 27
+  assertClose(await x.grad!.data(), [27]);
+});
+
 Deno.test("backward: a leaf's grad is a constant to a later backward pass", async (t) => {
   for (const realized of [true, false]) {
     await t.step(realized ? "grad read first" : "grad never read", async () => {

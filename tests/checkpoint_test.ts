@@ -1,13 +1,20 @@
-// Rule CHECKPOINT (src/runtime/checkpoint.ts): a deep value computed again is stored on the
-// way, so a value built step by step and read only through results is not computed from its
-// first step at every read. Such a value is the library's: disposing its tensor leaves what
-// was built on it computable; it goes with the data it was computed from, so a loop that
-// disposes what it makes keeps none.
+// Rule CHECKPOINT (src/runtime/checkpoint.ts): a deep value computed again is kept on the way,
+// so a value built step by step and read only through results is not computed from its first
+// step at every read. A checkpoint is a cache only plans see: disposing, freeing before a
+// dispose and dropping history behave as without it; it goes with the data it was computed
+// from, so a loop that disposes what it makes keeps none, and the checkpoints of a device are
+// bounded.
 
-import { kernels, memory, randn, type Tensor, tensor, tidy } from "../mod.ts";
+import { kernels, memory, optim, randn, type Tensor, tensor, tidy } from "../mod.ts";
 import * as ir from "../src/ir/node.ts";
 import { topoSort } from "../src/ir/graph.ts";
-import { CHECKPOINT_DEPTH, isCheckpoint } from "../src/runtime/checkpoint.ts";
+import {
+  CHECKPOINT_BYTES,
+  CHECKPOINT_DEPTH,
+  checkpointBuffer,
+  checkpointStats,
+  isCheckpoint,
+} from "../src/runtime/checkpoint.ts";
 import { planCacheStats, realizedBuffer, wasReleased } from "../src/runtime/realize.ts";
 import { nodeOf } from "../src/tensor.ts";
 import { assert, assertEquals } from "./assert.ts";
@@ -67,7 +74,7 @@ Deno.test("CHECKPOINT: disposing a stored step a lazy value is built on leaves i
   }
 });
 
-Deno.test("CHECKPOINT: a deep graph realized once is one kernel; computed again, every 64th op is stored", async () => {
+Deno.test("CHECKPOINT: a deep graph realized once is one kernel; computed again, every 64th op is kept", async () => {
   const start = Float32Array.from({ length: 50 }, (_, i) => Math.sin(i));
   const leaf = tensor(start);
   let h = leaf;
@@ -76,16 +83,22 @@ Deno.test("CHECKPOINT: a deep graph realized once is one kernel; computed again,
   await h.sum().item();
   const want = iterate(start, 200, (v) => v * 1.001 + 0.001);
   assertClose([await h.max().item()], [Math.max(...want)], { rtol: 5e-5 });
-  // the 64th, ..., 384th ops were stored, and each dropped its history (of no use: no gradient
-  // flows through it): h is 16 ops above the last
+  // the 64th, ..., 384th ops are kept, seen by plans only: not stored for the rest of the
+  // library, and with their history
+  const kept = topoSort([nodeOf(h)]).filter(isCheckpoint);
+  assertEquals(kept.length, 6);
+  for (const n of kept) {
+    assertEquals([realizedBuffer(n, "cpu"), ir.isSettled(n)], [undefined, false]);
+  }
   let node = nodeOf(h);
   let above = 0;
   while (!isCheckpoint(node)) {
     node = node.srcs[0];
     above++;
   }
-  assertEquals([above, ir.isSettled(node)], [400 - 6 * CHECKPOINT_DEPTH, true]);
-  assertEquals(kernels(h.mean()).length, 1);
+  assertEquals(above, 400 - 6 * CHECKPOINT_DEPTH);
+  const [k] = kernels(h.mean());
+  assertEquals(k.inputs.length, 1, "reads the last checkpoint, not the leaf and 400 ops");
   assertClose([await h.mean().item()], [want.reduce((a, b) => a + b) / 50], { rtol: 5e-5 });
   assertClose(await h.data(), want, { rtol: 5e-5 });
 });
@@ -142,25 +155,95 @@ Deno.test("CHECKPOINT: checkpoints go with the data they were computed from", as
       if (step === 50 || step === 100) kept.push(w);
       await w.sum().item();
     }
-    const checkpoints = (t: Tensor) => topoSort([nodeOf(t)]).filter((n) => isCheckpoint(n));
-    const stored = [...checkpoints(kept[1]), ...checkpoints(w)]; // the 64th step's, the 192nd's
-    assertEquals(stored.length, 2, device);
-    assertClose(await kept[1].data(), iterate(start, 100, (v) => v * 1.002), { rtol: 5e-5 });
-    assertClose(await w.data(), iterate(start, 200, (v) => v * 1.002), { rtol: 5e-5 });
-    const next = w.mul(2); // w is stored now: it was read
-    const between = kept[1].mul(1.002); // the 101st step, on the 100th, stored as it was read
-    leaf.dispose(); // frees the checkpoints, which were computed from it
-    for (const n of stored) assert(wasReleased(realizedBuffer(n, device)!), device);
-    let message = "";
-    try {
-      await kept[0].mul(3).sum().item(); // the 50th step needs the leaf, as before the rule
-    } catch (e) {
-      message = (e as Error).message;
+    const checkpoints = topoSort([nodeOf(w)]).filter(isCheckpoint);
+    assertEquals(checkpoints.length, 3, `${device}: the 64th, 128th and 192nd steps`);
+    const buffers = checkpoints.map((n) => checkpointBuffer(n, device)!);
+    const between = kept[1].mul(1.002); // the 101st step, on the 64th
+    leaf.dispose();
+    for (const b of buffers) assert(wasReleased(b), device);
+    assertEquals(topoSort([nodeOf(w)]).filter(isCheckpoint), [], device);
+    // what needs the leaf reads as it did before the rule: an Error naming the disposed input
+    for (const t of [kept[0], between, w]) {
+      let message = "";
+      try {
+        await t.mul(3).sum().item();
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      assert(message.includes("disposed"), message);
     }
-    assert(message.includes("disposed"), message);
-    assertClose(await between.data(), iterate(start, 101, (v) => v * 1.002), { rtol: 5e-5 });
-    assertClose(await next.data(), iterate(start, 200, (v) => v * 1.002).map((v) => 2 * v), {
-      rtol: 5e-5,
-    });
   }
+});
+
+Deno.test("CHECKPOINT: what must be computed before storage is freed does not stop at a checkpoint", () => {
+  // a checkpoint dies with its roots: the walks deciding what to compute before a free stopped
+  // at it as at a stored value, and a gradient, an assignment or tidy's result built on it was
+  // left unreadable (helper-149)
+  const n = 50;
+  const start = Float32Array.from({ length: n }, (_, i) => 1 + i / n);
+  const want = iterate(start, 200, (v) => v * 1.001 + 0.001);
+  const chain = (from: Tensor) => {
+    let h = from;
+    for (let i = 0; i < 200; i++) h = h.mul(1.001).add(0.001);
+    h.sum().dataSync();
+    h.max().dataSync(); // computed again: checkpoints, from `from`
+    return h;
+  };
+  // a gradient, the batch disposed right after backward()
+  const p = tensor(new Float32Array(n).fill(0.5), { requiresGrad: true });
+  const x = tensor(start);
+  chain(x).mul(p).sum().backward();
+  x.dispose();
+  assertClose(p.grad!.dataSync(), want, { rtol: 5e-5 });
+  // a gradient, the data replaced by assign()
+  const q = tensor(new Float32Array(n).fill(0.5), { requiresGrad: true });
+  const ema = tensor(start);
+  chain(ema).mul(q).sum().backward();
+  ema.assign(ema.mul(0.9));
+  ema.dataSync();
+  assertClose(q.grad!.dataSync(), want, { rtol: 5e-5 });
+  // a gradient, the data a parameter an optimizer steps
+  const P = tensor(start, { requiresGrad: true });
+  const Q = tensor(new Float32Array(n), { requiresGrad: true });
+  const opt = new optim.SGD([P], { lr: 0.1 });
+  Q.sub(chain(P.detach())).square().sum().mul(-0.5).backward(); // dQ = target - Q = target
+  P.square().sum().backward();
+  opt.step();
+  P.dataSync();
+  assertClose(Q.grad!.dataSync(), want, { rtol: 5e-5 });
+  // an assignment
+  const y = tensor(start);
+  const target = tensor(new Float32Array(n));
+  target.assign(chain(y).mul(2));
+  y.dispose();
+  assertClose(target.dataSync(), want.map((v) => 2 * v), { rtol: 5e-5 });
+  // tidy's result
+  const result = tidy(() => {
+    const z = tensor(start);
+    let w = z;
+    for (let i = 0; i < 200; i++) {
+      const next = w.mul(1.001).add(0.001);
+      if (w !== z) w.dispose(); // lazy: allowed
+      w = next;
+    }
+    w.sum().dataSync();
+    w.max().dataSync();
+    return w.mul(2).sum();
+  });
+  assertClose(result.dataSync(), [2 * want.reduce((a, b) => a + b)], { rtol: 5e-5 });
+});
+
+Deno.test("CHECKPOINT: the checkpoints of a device take at most CHECKPOINT_BYTES", () => {
+  // roots that stay (a persistent input), a new chain each step read twice: nothing frees them
+  // but the garbage collector, which a loop of dataSync() never lets run
+  const x = randn([250_000]); // a megabyte
+  for (let step = 0; step < 60; step++) {
+    let h = x.mul(step);
+    for (let i = 0; i < 40; i++) h = h.mul(0.999).add(0.001); // 81 computing ops
+    h.sum().dataSync();
+    h.max().dataSync();
+    assert(checkpointStats("cpu").bytes <= CHECKPOINT_BYTES, `${checkpointStats("cpu").bytes}`);
+  }
+  assert(checkpointStats("cpu").count >= 16, "the bound was reached");
+  x.dispose();
 });

@@ -1,8 +1,7 @@
 // Rule CHECKPOINT: values a realization stores without being asked, so that a value built step by
 // step and read only through results is not computed from its first step at every read. Like
 // gradient checkpointing in reverse: there, values are dropped and recomputed to save memory;
-// here, a value recomputed again and again is kept to save time. realize.ts stores them and
-// frees them; this file chooses them and keeps their bookkeeping.
+// here, a value recomputed again and again is kept to save time.
 //
 // Rules:
 // - Chosen: a value the realization computes that an earlier realization computed too, once
@@ -11,19 +10,22 @@
 // - Only a value that computes (not a view, a constant or a detach) and is no larger than the
 //   largest value the realization loads: storing a broadcast could take far more memory than the
 //   realization did.
-// - Once stored, its history is dropped when no gradient can flow through it (history.ts), as
-//   for a stored value built upon, so the steps before it can be collected.
-// - It is the library's: dispose() of its tensor leaves it, since lazy values built on it load
-//   it (as a lazy value, it could be disposed and still be computed from its history). It goes
-//   when its node is collected, or when a stored value it was computed from (its roots: buffers
-//   and values asked for) is freed: what is built on it could not be computed any more either
-//   way, and a loop that disposes what it makes must not keep checkpoints until the garbage
-//   collector runs (a loop of `dataSync()` never lets it).
-// - Asked for (a read, `realize()`), it becomes an ordinary stored value.
+// - A checkpoint is a cache the runtime alone sees: plans load it, but for everything else
+//   (what is stored, what a dispose frees, what must be computed before storage is freed, when
+//   history is dropped) its value is not stored, so the library behaves as it did without it,
+//   only faster, and dropping it at any moment is safe: what needs it computes it again from
+//   its history, which it keeps.
+// - It is dropped when a stored value it was computed from (its roots) is freed (what is built
+//   on it could not be computed from its history any more; a loop that disposes what it makes
+//   keeps none), when its node is garbage collected, and, least recently used first, when the
+//   checkpoints of a device take more than CHECKPOINT_BYTES (but for the CHECKPOINT_KEEP used
+//   last). Asked for (a read, `realize()`), it becomes an ordinary stored value.
 
 import { type Node, numelOf } from "../ir/node.ts";
 import { isMovement } from "../ir/ops.ts";
-import type { DeviceBuffer, DeviceName } from "./device.ts";
+import type { Backend, DeviceBuffer, DeviceName } from "./device.ts";
+import { isReleaseRequested, releaseBuffer } from "./lifetime.ts";
+import { bytesPerElement } from "../ir/dtype.ts";
 
 /** Rule CHECKPOINT's depth: computing ops between a chosen value and what it is computed from. */
 export const CHECKPOINT_DEPTH = 64;
@@ -67,85 +69,138 @@ export function chooseCheckpoints(
   return chosen;
 }
 
-/** Per device, the checkpoints stored there and their roots (the stored data they start from). */
-const roots: Record<DeviceName, WeakMap<Node, readonly DeviceBuffer[]>> = {
+/**
+ * The memory checkpoints may take on a device before the least recently used are dropped, and
+ * how many of those used last stay whatever they take.
+ */
+export const CHECKPOINT_BYTES = 32 * 1024 * 1024;
+export const CHECKPOINT_KEEP = 2;
+
+/** A checkpoint: the node's value in `buffer`, computed from `roots`. */
+interface Checkpoint {
+  readonly node: WeakRef<Node>;
+  readonly buffer: DeviceBuffer;
+  readonly backend: Backend;
+  readonly bytes: number;
+  readonly roots: readonly DeviceBuffer[];
+}
+
+/** Per device: the checkpoints by node, and all of them from least to most recently used. */
+const byNode: Record<DeviceName, WeakMap<Node, Checkpoint>> = {
   cpu: new WeakMap(),
   webgpu: new WeakMap(),
 };
+const recency: Record<DeviceName, Set<Checkpoint>> = { cpu: new Set(), webgpu: new Set() };
+const bytesHeld: Record<DeviceName, number> = { cpu: 0, webgpu: 0 };
+/** Per root, the checkpoints computed from it. */
+const dependents = new WeakMap<DeviceBuffer, Set<Checkpoint>>();
+// A checkpoint whose node is collected gives its storage back.
+const collected = new FinalizationRegistry<Checkpoint>((c) => drop(c));
 
-/** Per root, the checkpoints computed from it (weakly: one collected needs no freeing). */
-const dependents = new WeakMap<DeviceBuffer, WeakRef<Node>[]>();
-
-/** Whether `node`'s value is a checkpoint on some device. */
-export function isCheckpoint(node: Node): boolean {
-  return roots.cpu.has(node) || roots.webgpu.has(node);
+/** The checkpoint of `node` on `device`, if there is one. */
+export function checkpointBuffer(node: Node, device: DeviceName): DeviceBuffer | undefined {
+  return byNode[device].get(node)?.buffer;
 }
 
-/** Whether `node`'s value on `device` is a checkpoint. */
-export function isCheckpointOn(node: Node, device: DeviceName): boolean {
-  return roots[device].has(node);
+/** Whether `node` has a checkpoint on some device (for tests and inspection). */
+export function isCheckpoint(node: Node): boolean {
+  return byNode.cpu.has(node) || byNode.webgpu.has(node);
+}
+
+/** The bytes the checkpoints of `device` take, and how many there are. */
+export function checkpointStats(device: DeviceName): { bytes: number; count: number; } {
+  return { bytes: bytesHeld[device], count: recency[device].size };
+}
+
+/** `node`'s checkpoint on `device` was loaded by a realization: the most recently used. */
+export function touchCheckpoint(node: Node, device: DeviceName): void {
+  const c = byNode[device].get(node);
+  if (c === undefined) return;
+  recency[device].delete(c);
+  recency[device].add(c);
 }
 
 /**
- * The roots of a value computed from `sources` on `device`: each source that is not a
- * checkpoint itself, and the roots of each one that is.
+ * The roots of a value computed from `inputs` (the stored values a run loaded) on `device`:
+ * each input that is not a checkpoint, and the roots of each one that is.
  */
 export function rootsOf(
-  sources: readonly { node: Node; buffer: DeviceBuffer; }[],
+  inputs: readonly { node: Node; buffer: DeviceBuffer; }[],
   device: DeviceName,
-): DeviceBuffer[] {
+) {
   const found = new Set<DeviceBuffer>();
-  for (const { node, buffer } of sources) {
-    const below = roots[device].get(node);
-    if (below === undefined) found.add(buffer);
-    else for (const b of below) found.add(b);
+  for (const { node, buffer } of inputs) {
+    const c = byNode[device].get(node);
+    if (c === undefined) found.add(buffer);
+    else for (const b of c.roots) found.add(b);
   }
   return [...found];
 }
 
-let stored: (node: Node) => void = () => {};
-
-/** Calls `fn` with each checkpoint once it is stored (history.ts drops its history if dead). */
-export function onCheckpointStored(fn: (node: Node) => void): void {
-  stored = fn;
-}
-
-/** Records `node`'s value on `device` as a checkpoint computed from `from` (its roots). */
-export function noteCheckpoint(node: Node, device: DeviceName, from: readonly DeviceBuffer[]) {
-  roots[device].set(node, from);
-  stored(node);
-  const ref = new WeakRef(node);
-  for (const b of from) {
-    const list = dependents.get(b);
-    if (list === undefined) dependents.set(b, [ref]);
-    else {
-      // a root that lives long (the first value of a loop) gathers one entry per checkpoint:
-      // the collected and the freed go when the list doubles
-      if (list.length >= 16 && (list.length & (list.length - 1)) === 0) {
-        const live = list.filter((r) => {
-          const n = r.deref();
-          return n !== undefined && roots[device].has(n);
-        });
-        list.length = 0;
-        list.push(...live);
-      }
-      list.push(ref);
-    }
+/** Keeps `buffer` as the checkpoint of `node`, computed from `roots`, on `backend`'s device. */
+export function keepCheckpoint(
+  node: Node,
+  buffer: DeviceBuffer,
+  roots: readonly DeviceBuffer[],
+  backend: Backend,
+): void {
+  const device = backend.name;
+  const c: Checkpoint = {
+    node: new WeakRef(node),
+    buffer,
+    backend,
+    bytes: buffer.length * bytesPerElement(buffer.dtype),
+    roots,
+  };
+  byNode[device].set(node, c);
+  recency[device].add(c);
+  bytesHeld[device] += c.bytes;
+  collected.register(node, c, c);
+  for (const r of roots) {
+    const set = dependents.get(r);
+    if (set === undefined) dependents.set(r, new Set([c]));
+    else set.add(c);
+  }
+  // a root freed while the run computing it was in flight: it is of no use
+  if (roots.some(isReleaseRequested)) return drop(c);
+  for (const oldest of recency[device]) {
+    if (bytesHeld[device] <= CHECKPOINT_BYTES || recency[device].size <= CHECKPOINT_KEEP) break;
+    drop(oldest);
   }
 }
 
-/** `node`'s value on `device` is no checkpoint (any more): asked for, or freed. */
-export function forgetCheckpoint(node: Node, device: DeviceName): void {
-  roots[device].delete(node);
+/**
+ * Takes `node`'s checkpoint on `device` out of the cache, its storage kept: it is about to be
+ * an ordinary stored value (it was asked for). Returns its buffer, if there was one.
+ */
+export function takeCheckpoint(node: Node, device: DeviceName): DeviceBuffer | undefined {
+  const c = byNode[device].get(node);
+  if (c === undefined) return undefined;
+  forget(c);
+  return c.buffer;
 }
 
-/** The checkpoints on `root`'s device computed from `root`, which is being freed. */
-export function checkpointsFrom(root: DeviceBuffer): Node[] {
-  const list = dependents.get(root);
-  if (list === undefined) return [];
+/** Drops the checkpoints computed from `root`, whose release was requested. */
+export function dropCheckpointsFrom(root: DeviceBuffer): void {
+  const set = dependents.get(root);
+  if (set === undefined) return;
   dependents.delete(root);
-  return list.flatMap((r) => {
-    const n = r.deref();
-    return n !== undefined && roots[root.device].has(n) ? [n] : [];
-  });
+  for (const c of [...set]) drop(c);
+}
+
+/** Removes `c` from the bookkeeping; true if it was there. */
+function forget(c: Checkpoint): boolean {
+  const device = c.buffer.device;
+  if (!recency[device].delete(c)) return false;
+  bytesHeld[device] -= c.bytes;
+  const node = c.node.deref();
+  if (node !== undefined && byNode[device].get(node) === c) byNode[device].delete(node);
+  for (const r of c.roots) dependents.get(r)?.delete(c);
+  collected.unregister(c);
+  return true;
+}
+
+/** Drops `c` and gives its storage back (once no run in flight reads it). */
+function drop(c: Checkpoint): void {
+  if (forget(c)) releaseBuffer(c.buffer, c.backend);
 }

@@ -78,11 +78,16 @@ export function releaseBuffer(
 let releaseRequested: (buffer: DeviceBuffer, backend: Backend) => void = () => {};
 
 /**
- * Calls `fn` with each buffer whose release is requested, the first time (realize.ts frees the
- * values computed from it that the library stored unasked).
+ * Calls `fn` with each buffer whose release is requested, the first time (realize.ts drops the
+ * checkpoints computed from it).
  */
 export function onReleaseRequested(fn: (buffer: DeviceBuffer, backend: Backend) => void): void {
   releaseRequested = fn;
+}
+
+/** Whether `buffer`'s release was requested (it is back, or goes back when the last hold ends). */
+export function isReleaseRequested(buffer: DeviceBuffer): boolean {
+  return released.has(buffer) || waiting.has(buffer);
 }
 
 /** Whether a reader in flight holds `buffer` (a release requested now waits for it). */

@@ -11,7 +11,7 @@
 // a constant is never a source, whether realized or not: lowering bakes its value into the
 // kernel, so its value is part of the key.
 
-import { isSettled, type Node, numelOf, type Shape, unshare } from "../ir/node.ts";
+import { type Node, numelOf, type Shape } from "../ir/node.ts";
 import { HASH_SEED, mix, mixNumber, mixText, sameArg, sameShape } from "../ir/hash.ts";
 import type { Op } from "../ir/ops.ts";
 import type { DType } from "../ir/dtype.ts";
@@ -29,12 +29,13 @@ import {
   trackValue,
 } from "./lifetime.ts";
 import {
-  checkpointsFrom,
+  checkpointBuffer,
   chooseCheckpoints,
-  forgetCheckpoint,
-  isCheckpointOn,
-  noteCheckpoint,
+  dropCheckpointsFrom,
+  keepCheckpoint,
   rootsOf,
+  takeCheckpoint,
+  touchCheckpoint,
 } from "./checkpoint.ts";
 
 /** What is remembered per device: realized values, and runs still in flight. */
@@ -78,12 +79,20 @@ export function forgetRealized(node: Node, device: DeviceName): void {
 }
 
 /**
- * Whether `node` is loaded by the kernels realizing on `device` rather than computed: buffers
- * and realized values, never constants (their values are inlined and keyed).
+ * Whether `node` is loaded by the kernels realizing on `device` rather than computed: buffers,
+ * realized values and checkpoints (checkpoint.ts), never constants (their values are inlined
+ * and keyed).
  */
 function sourceTest(device: DeviceName): (n: Node) => boolean {
   const { realized } = stateOf(device);
-  return (n) => n.op === "buffer" || (n.op !== "const" && realized.has(n));
+  return (n) =>
+    n.op === "buffer" ||
+    (n.op !== "const" && (realized.has(n) || checkpointBuffer(n, device) !== undefined));
+}
+
+/** The buffer a realization on `device` loads for the source `node`. */
+function sourceBuffer(node: Node, device: DeviceName): DeviceBuffer | undefined {
+  return realizedBuffer(node, device) ?? checkpointBuffer(node, device);
 }
 
 /** Whether `node`'s value is ready on `device` (a buffer, or realized there). */
@@ -470,8 +479,13 @@ export class InputGoneError extends Error {
  */
 export function realizeNodes(outputs: readonly Node[], backend: Backend): void | Promise<void> {
   const { realized, inFlight } = stateOf(backend.name);
-  // a checkpoint asked for is an ordinary stored value from now on (rule CHECKPOINT)
-  for (let i = 0; i < outputs.length; i++) forgetCheckpoint(outputs[i], backend.name);
+  for (let i = 0; i < outputs.length; i++) {
+    // a checkpoint asked for is an ordinary stored value from now on (rule CHECKPOINT)
+    const kept = takeCheckpoint(outputs[i], backend.name);
+    if (kept === undefined) continue;
+    realized.set(outputs[i], kept);
+    trackValue(outputs[i], kept);
+  }
   const pending = outputs.length === 1
     ? (isReady(outputs[0], backend.name) ? [] : [outputs[0]]) // the common case, without a Set
     : [...new Set(outputs.filter((n) => !isReady(n, backend.name)))];
@@ -482,7 +496,7 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
     // a pending realization holds its inputs: a dispose meanwhile waits for it
     const isSource = sourceTest(backend.name);
     const sources = topoSort(pending, isSource).flatMap((n) =>
-      isSource(n) ? realizedBuffer(n, backend.name) ?? [] : []
+      isSource(n) ? sourceBuffer(n, backend.name) ?? [] : []
     );
     return holdUntilSettled(sources, Promise.all(busy).then(() => realizeNodes(outputs, backend)));
   }
@@ -492,7 +506,8 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
   plan.buffers.forEach((pb, i) => {
     if (pb.role !== "input") return;
     const n = order[pb.node];
-    const b = realizedBuffer(n, backend.name)!;
+    const b = sourceBuffer(n, backend.name)!;
+    touchCheckpoint(n, backend.name);
     const gone = releaseReason(b);
     if (gone !== undefined) {
       throw new InputGoneError(`a ${n.dtype}[${n.shape}] input that was ${gone}`);
@@ -508,20 +523,22 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
     return holdUntilSettled(inputs, Promise.all(waits).then(() => realizeNodes(outputs, backend)));
   }
   const { buffers, ran } = runPlan(plan, bound, backend);
+  let roots: DeviceBuffer[] | undefined; // of the checkpoints it stores, found once
   const finish = () => {
     for (let i = 0; i < order.length; i++) order[i].computed = true;
     plan.buffers.forEach((pb, i) => {
       if (pb.role !== "output") return;
       const node = order[pb.node];
-      if (deep.includes(node) && isReady(node, backend.name)) {
-        // stored meanwhile by another realization (asynchronous runs): its value stays
-        releaseBuffer(buffers[i], backend);
-        return;
+      if (!deep.includes(node)) {
+        realized.set(node, buffers[i]);
+        trackValue(node, buffers[i]);
+      } else if (isReady(node, backend.name) || checkpointBuffer(node, backend.name)) {
+        releaseBuffer(buffers[i], backend); // stored meanwhile by another run (asynchronous)
+      } else {
+        roots ??= rootsOfRun(plan, order, buffers, backend.name);
+        keepCheckpoint(node, buffers[i], roots, backend);
       }
-      realized.set(node, buffers[i]);
-      trackValue(node, buffers[i]);
     });
-    if (deep.length > 0) storeCheckpoints(deep, order, buffers, plan, backend);
   };
   if (ran instanceof Promise) {
     const done = holdUntilSettled(inputs, ran.then(finish));
@@ -535,57 +552,25 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
 }
 
 /**
- * Records the values rule CHECKPOINT stored in a run of `plan` (checkpoint.ts), each with its
- * roots: the stored data it was computed from.
+ * The roots of the checkpoints a run of `plan` computes (checkpoint.ts): every stored value it
+ * loads (those of a loaded checkpoint for it). All of them, not each one's own: a checkpoint
+ * dropped early is only computed again.
  */
-function storeCheckpoints(
-  deep: readonly Node[],
+function rootsOfRun(
+  plan: Plan,
   order: readonly Node[],
   buffers: readonly DeviceBuffer[],
-  plan: Plan,
-  backend: Backend,
-): void {
-  const device = backend.name;
-  const { realized } = stateOf(device);
-  const loaded = new Map<Node, DeviceBuffer>();
+  device: DeviceName,
+): DeviceBuffer[] {
+  const inputs: { node: Node; buffer: DeviceBuffer; }[] = [];
   plan.buffers.forEach((pb, i) => {
-    if (pb.role === "input") loaded.set(order[pb.node], buffers[i]);
+    if (pb.role === "input") inputs.push({ node: order[pb.node], buffer: buffers[i] });
   });
-  const fresh = deep.filter((n) => realized.get(n) !== undefined && !isCheckpointOn(n, device));
-  // every one's roots before any is noted (noted, one drops its history, which the walks of
-  // those above it pass through)
-  const rootsOfEach = fresh.map((n) => {
-    const below = topoSort([n], (m) => m !== n && loaded.has(m)).filter((m) => loaded.has(m));
-    return rootsOf(below.map((m) => ({ node: m, buffer: loaded.get(m)! })), device);
-  });
-  fresh.forEach((n, i) => noteCheckpoint(n, device, rootsOfEach[i]));
-}
-
-/**
- * Frees the checkpoint `node` on `backend` (a stored value it was computed from is being freed),
- * as ownership.ts's freeValue frees a disposed value: a node that dropped its history keeps the
- * released buffer, so a graph still reading it gets an Error saying it is gone, and is shared no
- * more; one that kept it forgets the value when the storage goes back.
- */
-function freeCheckpoint(node: Node, backend: Backend): void {
-  const { realized } = stateOf(backend.name);
-  const buffer = realized.get(node);
-  forgetCheckpoint(node, backend.name);
-  if (buffer === undefined) return;
-  if (isSettled(node)) {
-    unshare(node);
-    releaseBuffer(buffer, backend);
-    return;
-  }
-  releaseBuffer(buffer, backend, "disposed", () => {
-    if (realized.get(node) === buffer) realized.delete(node);
-  });
+  return rootsOf(inputs, device);
 }
 
 // A stored value being freed takes the checkpoints computed from it along (rule CHECKPOINT).
-onReleaseRequested((buffer, backend) => {
-  for (const n of checkpointsFrom(buffer)) freeCheckpoint(n, backend);
-});
+onReleaseRequested(dropCheckpointsFrom);
 
 /** `work`, with `buffers` held (kept from the pool) until it settles. */
 function holdUntilSettled<T>(buffers: Iterable<DeviceBuffer>, work: Promise<T>): Promise<T> {
