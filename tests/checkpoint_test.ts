@@ -247,3 +247,29 @@ Deno.test("CHECKPOINT: the checkpoints of a device take at most CHECKPOINT_BYTES
   assert(checkpointStats("cpu").count >= 16, "the bound was reached");
   x.dispose();
 });
+
+Deno.test("CHECKPOINT: a checkpoint's roots are the data below it, not every input of its run", async () => {
+  // a batch read beside a parameter updated step by step was a root of the parameter's
+  // checkpoints: dropped, it was never freed (helper-150); disposed, it took them along, and
+  // every read computed the parameter from its first step again
+  const start = Float32Array.from({ length: 16 }, (_, i) => i / 4);
+  let w = tensor(start);
+  let batchTotal = 0;
+  let missesBefore = 0;
+  for (let step = 1; step <= 250; step++) {
+    w = w.mul(0.999).add(0.001);
+    const data = Float32Array.from({ length: 64 }, (_, i) => (i * step) % 7);
+    const batch = tensor(data);
+    batchTotal = data.reduce((a, b) => a + b) / 64;
+    if (step === 200) missesBefore = planCacheStats().misses;
+    const got = await w.sum().add(batch.mean()).item();
+    batch.dispose();
+    if (step % 50 === 0) {
+      const want = iterate(start, step, (v) => v * 0.999 + 0.001).reduce((a, b) => a + b);
+      assertClose([got], [want + batchTotal], { rtol: 5e-5 });
+    }
+  }
+  assertEquals(planCacheStats().misses - missesBefore, 0);
+  const kept = topoSort([nodeOf(w)]).filter(isCheckpoint);
+  assert(kept.length > 0);
+});

@@ -523,7 +523,7 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
     return holdUntilSettled(inputs, Promise.all(waits).then(() => realizeNodes(outputs, backend)));
   }
   const { buffers, ran } = runPlan(plan, bound, backend);
-  let roots: DeviceBuffer[] | undefined; // of the checkpoints it stores, found once
+  let roots: Map<Node, DeviceBuffer[]> | undefined; // of the checkpoints it stores
   const finish = () => {
     for (let i = 0; i < order.length; i++) order[i].computed = true;
     plan.buffers.forEach((pb, i) => {
@@ -535,8 +535,8 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
       } else if (isReady(node, backend.name) || checkpointBuffer(node, backend.name)) {
         releaseBuffer(buffers[i], backend); // stored meanwhile by another run (asynchronous)
       } else {
-        roots ??= rootsOfRun(plan, order, buffers, backend.name);
-        keepCheckpoint(node, buffers[i], roots, backend);
+        roots ??= rootsOfCheckpoints(deep, plan, order, buffers, backend.name);
+        keepCheckpoint(node, buffers[i], roots.get(node)!, backend);
       }
     });
   };
@@ -552,21 +552,34 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
 }
 
 /**
- * The roots of the checkpoints a run of `plan` computes (checkpoint.ts): every stored value it
- * loads (those of a loaded checkpoint for it). All of them, not each one's own: a checkpoint
- * dropped early is only computed again.
+ * The roots of each checkpoint `deep` a run of `plan` computes (checkpoint.ts): the stored values
+ * it loads below it (a loaded checkpoint's own roots for it). Only those below: the run's other
+ * inputs (a batch read beside a parameter updated step by step) were held by checkpoints that
+ * did not need them, and a batch dropped at every step was never freed (helper-150).
  */
-function rootsOfRun(
+function rootsOfCheckpoints(
+  deep: readonly Node[],
   plan: Plan,
   order: readonly Node[],
   buffers: readonly DeviceBuffer[],
   device: DeviceName,
-): DeviceBuffer[] {
-  const inputs: { node: Node; buffer: DeviceBuffer; }[] = [];
+): Map<Node, DeviceBuffer[]> {
+  const loaded = new Map<Node, DeviceBuffer>();
   plan.buffers.forEach((pb, i) => {
-    if (pb.role === "input") inputs.push({ node: order[pb.node], buffer: buffers[i] });
+    if (pb.role === "input") loaded.set(order[pb.node], buffers[i]);
   });
-  return rootsOf(inputs, device);
+  const found = new Map<Node, DeviceBuffer[]>();
+  // sources first (deep is in the graph's order): each walk stops at the checkpoints before it
+  for (const c of deep) {
+    const below = new Set<DeviceBuffer>();
+    for (const m of topoSort([c], (m) => m !== c && (loaded.has(m) || found.has(m)))) {
+      const before = m === c ? undefined : found.get(m);
+      const inputs = loaded.has(m) ? rootsOf([{ node: m, buffer: loaded.get(m)! }], device) : [];
+      for (const b of before ?? inputs) below.add(b);
+    }
+    found.set(c, [...below]);
+  }
+  return found;
 }
 
 // A stored value being freed takes the checkpoints computed from it along (rule CHECKPOINT).
