@@ -87,7 +87,16 @@ export function gradcheck(
       fail("gradcheck", `options.${name} must be a non-negative finite number`, v);
     }
   }
-  const values = inputs.map((t) => Float64Array.from(t.to("cpu").cast("float64").dataSync()));
+  // read without a tensor sharing the input's value left behind (a cast of a float64 input to
+  // float64 shares it, and kept its storage after the caller's dispose until garbage collection)
+  const values = inputs.map((t) => {
+    const onCpu = t.to("cpu");
+    try {
+      return Float64Array.from(onCpu.dataSync());
+    } finally {
+      if (onCpu !== t) onCpu.dispose();
+    }
+  });
   const shapes = inputs.map((t) => t.shape);
   const make = (vals: Float64Array[]) =>
     vals.map((v, i) => tensor(v, { shape: shapes[i], dtype: "float64" }));

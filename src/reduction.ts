@@ -41,6 +41,9 @@ export function mean(t: Tensor, axis: Axes, keepdim: boolean): Tensor {
   const axes = reduceAxes("mean", t, axis);
   const count = axes.reduce((n, a) => n * shapeOf(t)[a], 1);
   // a division, as NumPy and torch do: times a rounded 1 / count, the mean of [v, v, v] was an
-  // ulp above v
-  return t.cast(floatOf(t.dtype)).sum(axes, keepdim).div(count);
+  // ulp above v. No cast of a float tensor: a cast to its own dtype is a tensor sharing t's
+  // value, and this one, never disposed, kept t's storage after t.dispose() until garbage
+  // collection (a loop of `x.mean().dataSync(); x.dispose()` never freed an x)
+  const float = floatOf(t.dtype) === t.dtype ? t : t.cast(floatOf(t.dtype));
+  return float.sum(axes, keepdim).div(count);
 }

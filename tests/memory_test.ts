@@ -1,7 +1,10 @@
 // memory() (src/memory.ts): live tensors, live buffers, bytes in use and bytes pooled per
 // device, as tensors are made, computed, shared and disposed.
 
-import { memory, tensor, zeros } from "../mod.ts";
+import { gradcheck, memory, randn, tensor, zeros } from "../mod.ts";
+import type { DeviceBuffer } from "../src/runtime/device.ts";
+import { wasReleased } from "../src/runtime/realize.ts";
+import { nodeOf } from "../src/tensor.ts";
 import { assertEquals } from "./assert.ts";
 import { testDevices } from "./helpers.ts";
 
@@ -38,4 +41,20 @@ Deno.test("memory: counts follow creation, realization, sharing and dispose", as
     assertEquals(g.device, "webgpu");
     assertEquals(memory().cpu.liveTensors, cpuBefore);
   }
+});
+
+Deno.test("memory: a tensor read through mean() or gradcheck() is freed by its dispose", () => {
+  // both made a tensor sharing the input's value (a cast to its own dtype) and dropped it: the
+  // storage stayed until garbage collection, which a loop of dataSync() never lets run
+  const x = randn([1000]);
+  const storage = nodeOf(x).arg as DeviceBuffer;
+  const m = x.mean();
+  assertEquals(m.dataSync().length, 1);
+  x.dispose();
+  assertEquals(wasReleased(storage), true, "mean");
+  const y = randn([3], { dtype: "float64" });
+  const yStorage = nodeOf(y).arg as DeviceBuffer;
+  assertEquals(gradcheck((t) => t.square().sum(), [y]).passed, true);
+  y.dispose();
+  assertEquals(wasReleased(yStorage), true, "gradcheck");
 });
