@@ -15,6 +15,7 @@ import { settleStoredDetach } from "./history.ts";
 import { freeValue, handlesOn } from "./ownership.ts";
 import type { Backend, DeviceName } from "./runtime/device.ts";
 import { isInFlight, storedAnywhere } from "./runtime/realize.ts";
+import { checkpointBuffer } from "./runtime/checkpoint.ts";
 
 const waiting = new WeakSet<Node>();
 let waitingCount = 0;
@@ -289,7 +290,13 @@ function waitingReaders(device: DeviceName): (old: Node) => Node | undefined {
 export function withWaitingVariables(nodes: readonly Node[], device: DeviceName): Node[] {
   if (waitingCount === 0) return [...nodes];
   const all = new Set(nodes);
-  for (const n of topoSort(nodes, isStored)) if (waiting.has(n) && !isStored(n)) all.add(n);
+  // not below a checkpoint (runtime/checkpoint.ts): the realization that made it computed the
+  // waiting variables below it, and none can start waiting there (a leaf that starts requiring
+  // grad on a node built upon, or assigned, is a fresh node); walked through, a value updated
+  // step by step through grad() had its whole history walked at every read
+  const isCheckpoint = (n: Node) => checkpointBuffer(n, device) !== undefined;
+  const below = topoSort(nodes, (n) => isStored(n) || isCheckpoint(n));
+  for (const n of below) if (waiting.has(n) && !isStored(n)) all.add(n);
   // what storing them frees: the values they replace, and what those replace in turn
   const freed = new Set<Node>();
   const stack = [...all].flatMap((n) => replaces.get(n) ?? []);
