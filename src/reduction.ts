@@ -6,6 +6,7 @@ import * as ir from "./ir/node.ts";
 import type { ReduceOp } from "./ir/ops.ts";
 import { derive, liveNode, nodeOf, shapeOf, type Tensor } from "./tensor.ts";
 import { dense, described, fail, normalizeAxis } from "./validate.ts";
+import { broadcastTo } from "./elementwise.ts";
 
 /** An axis argument of a reduction: one axis, several, or all (undefined or null). */
 export type Axes = number | number[] | null | undefined;
@@ -36,14 +37,20 @@ export function reduce(fn: string, t: Tensor, op: ReduceOp, axis: Axes, keepdim:
 
 /** The mean over `axis` (integer input averages in float32). */
 export function mean(t: Tensor, axis: Axes, keepdim: boolean): Tensor {
-  liveNode("mean", t);
+  const node = liveNode("mean", t);
   if (typeof keepdim !== "boolean") fail("mean", "keepdim must be a boolean", keepdim);
   const axes = reduceAxes("mean", t, axis);
-  const count = axes.reduce((n, a) => n * shapeOf(t)[a], 1);
+  const shape = shapeOf(t);
+  const count = axes.reduce((n, a) => n * shape[a], 1);
+  // built on nodes, with no tensor in between: a tensor the library makes and drops is a handle
+  // on its node until garbage collection, so a cast of a float tensor to its own dtype, or a sum
+  // over no axes (both t's own node), kept t's storage after t.dispose(), and a sum equal to one
+  // the program holds kept that one's after its dispose
+  const dtype = floatOf(t.dtype);
+  let summed = ir.reduce("sum", ir.castTo(node, dtype), axes);
+  if (!keepdim) summed = ir.reshape(summed, shape.filter((_, i) => !axes.includes(i)));
   // a division, as NumPy and torch do: times a rounded 1 / count, the mean of [v, v, v] was an
-  // ulp above v. No cast of a float tensor: a cast to its own dtype is a tensor sharing t's
-  // value, and this one, never disposed, kept t's storage after t.dispose() until garbage
-  // collection (a loop of `x.mean().dataSync(); x.dispose()` never freed an x)
-  const float = floatOf(t.dtype) === t.dtype ? t : t.cast(floatOf(t.dtype));
-  return float.sum(axes, keepdim).div(count);
+  // ulp above v
+  const divisor = broadcastTo(ir.constant(count, [], dtype), summed.shape);
+  return derive(t, ir.binary("div", summed, divisor), [t]);
 }

@@ -1,9 +1,8 @@
 // memory() (src/memory.ts): live tensors, live buffers, bytes in use and bytes pooled per
 // device, as tensors are made, computed, shared and disposed.
 
-import { gradcheck, memory, randn, tensor, zeros } from "../mod.ts";
-import type { DeviceBuffer } from "../src/runtime/device.ts";
-import { wasReleased } from "../src/runtime/realize.ts";
+import { grad, gradcheck, memory, nn, randn, type Tensor, tensor, zeros } from "../mod.ts";
+import { realizedBuffer, wasReleased } from "../src/runtime/realize.ts";
 import { nodeOf } from "../src/tensor.ts";
 import { assertEquals } from "./assert.ts";
 import { testDevices } from "./helpers.ts";
@@ -43,18 +42,49 @@ Deno.test("memory: counts follow creation, realization, sharing and dispose", as
   }
 });
 
-Deno.test("memory: a tensor read through mean() or gradcheck() is freed by its dispose", () => {
-  // both made a tensor sharing the input's value (a cast to its own dtype) and dropped it: the
-  // storage stayed until garbage collection, which a loop of dataSync() never lets run
-  const x = randn([1000]);
-  const storage = nodeOf(x).arg as DeviceBuffer;
-  const m = x.mean();
-  assertEquals(m.dataSync().length, 1);
-  x.dispose();
-  assertEquals(wasReleased(storage), true, "mean");
-  const y = randn([3], { dtype: "float64" });
-  const yStorage = nodeOf(y).arg as DeviceBuffer;
-  assertEquals(gradcheck((t) => t.square().sum(), [y]).passed, true);
-  y.dispose();
-  assertEquals(wasReleased(yStorage), true, "gradcheck");
+Deno.test("memory: what the library makes inside a call keeps nothing the program disposes", () => {
+  // tensors made and dropped inside mean(), gradcheck(), grad() and LocalResponseNorm: each a
+  // handle on its node until garbage collection (a synchronous loop never runs it), so a tensor
+  // sharing the program's value kept that value's storage after its dispose, or a copy stayed
+  const released = (t: Tensor) => {
+    const storage = realizedBuffer(nodeOf(t), "cpu")!;
+    return () => wasReleased(storage);
+  };
+  // mean: a cast of a float tensor to its own dtype, a sum over no axes (x's own node)
+  for (const axes of [undefined, [] as number[]]) {
+    const x = randn([1000]);
+    const gone = released(x);
+    x.mean(axes).dataSync();
+    x.dispose();
+    assertEquals(gone(), true, `mean(${axes})`);
+  }
+  // mean and LocalResponseNorm of int32 data: a cast equal to one the program holds
+  const ints = tensor([[1, 2], [3, 4]], { dtype: "int32" }).reshape([1, 2, 2, 1]);
+  const cast = ints.cast("float32");
+  cast.dataSync(); // stored: the program's
+  ints.mean().dataSync();
+  new nn.LocalResponseNorm(2).forward(ints).dataSync();
+  const castGone = released(cast);
+  cast.dispose();
+  assertEquals(castGone(), true, "the program's cast");
+  // grad: its variables were protected readers of the inputs, computed into copies on dispose
+  // gradcheck: two tensors per element evaluated
+  const before = memory().cpu;
+  for (let i = 0; i < 10; i++) {
+    const x = randn([1000]);
+    const [g] = grad((t) => t.square().sum())(x);
+    g.dataSync();
+    g.dispose();
+    const y = randn([8], { dtype: "float64" });
+    assertEquals(gradcheck((t) => t.square().sum(), [y]).passed, true);
+    const gone = [released(x), released(y)];
+    x.dispose();
+    y.dispose();
+    assertEquals(gone.map((f) => f()), [true, true]);
+  }
+  const after = memory().cpu;
+  assertEquals([after.bytesInUse - before.bytesInUse, after.liveTensors - before.liveTensors], [
+    0,
+    0,
+  ]);
 });

@@ -53,24 +53,26 @@ export function localResponseNorm(
 ): Tensor {
   checkParams("localResponseNorm", size, alpha, beta, k);
   if (!isTensor(x)) fail("localResponseNorm", "x must be a Tensor", x);
-  liveNode("localResponseNorm", x); // a disposed x is an Error here, not in pad (or returned)
+  const given = liveNode("localResponseNorm", x); // a disposed x is an Error here, not in pad
   if (x.ndim < 2) return x;
-  const input = x.dtype === "int32" ? x.cast("float32") : x;
-  const shape = input.shape;
-  if (shape[1] === 0) return input.affine(1, 0); // no channels: empty, and no window fits
+  // on nodes, with no tensor in between: a cast tensor the library made and dropped was a
+  // handle on its node until garbage collection, and kept an equal cast the program held (and
+  // disposed) alive
+  const node = x.dtype === "int32" ? ir.castTo(given, "float32") : given;
+  const shape = node.shape;
+  if (shape[1] === 0) return derive(x, ir.affine(node, 1, 0), [x]); // no channels: no window
   // a window reaching past every channel on a side reaches as far as C - 1 channels would
   // (clipped alike): a size of 10^8 padded 10^8 channels and the backward pass failed on it
   const before = Math.min(Math.floor((size - 1) / 2), shape[1] - 1);
   const after = Math.min(Math.floor(size / 2), shape[1] - 1);
   const pads = shape.map((_, i): [number, number] => (i === 1 ? [before, after] : [0, 0]));
-  const node = liveNode("localResponseNorm", input);
   const windows = ir.unfoldDim(ir.pad(node, pads), 1, before + after + 1, 1); // (N, C, *, window)
   const squares = ir.unary("square", windows);
   const sumSquares = ir.reshape(ir.reduce("sum", squares, [shape.length]), shape); // S
-  const exponent = broadcastTo(ir.constant(beta, [], input.dtype), shape);
+  const exponent = broadcastTo(ir.constant(beta, [], node.dtype), shape);
   // (k + alpha S) ^ beta
   const denominator = ir.binary("pow", ir.affine(sumSquares, alpha, k), exponent);
-  return derive(input, ir.binary("div", node, denominator), [input]);
+  return derive(x, ir.binary("div", node, denominator), [x]);
 }
 
 /**
