@@ -5,7 +5,18 @@
 // from, so a loop that disposes what it makes keeps none, and the checkpoints of a device are
 // bounded.
 
-import { kernels, memory, optim, randn, type Tensor, tensor, tidy } from "../mod.ts";
+import {
+  exportCompiled,
+  jit,
+  kernels,
+  memory,
+  optim,
+  randn,
+  type Tensor,
+  tensor,
+  tidy,
+} from "../mod.ts";
+import type { DeviceBuffer } from "../src/runtime/device.ts";
 import * as ir from "../src/ir/node.ts";
 import { topoSort } from "../src/ir/graph.ts";
 import {
@@ -13,12 +24,13 @@ import {
   CHECKPOINT_DEPTH,
   checkpointBuffer,
   checkpointStats,
+  chooseCheckpoints,
   isCheckpoint,
 } from "../src/runtime/checkpoint.ts";
 import { planCacheStats, realizedBuffer, wasReleased } from "../src/runtime/realize.ts";
 import { nodeOf } from "../src/tensor.ts";
 import { assert, assertEquals } from "./assert.ts";
-import { assertClose, testDevices } from "./helpers.ts";
+import { assertClose, testDevices, webgpuAvailable } from "./helpers.ts";
 
 /**
  * `step` applied `steps` times to each of `start`, in float64 (a fused JavaScript kernel rounds
@@ -272,4 +284,43 @@ Deno.test("CHECKPOINT: a checkpoint's roots are the data below it, not every inp
   assertEquals(planCacheStats().misses - missesBefore, 0);
   const kept = topoSort([nodeOf(w)]).filter(isCheckpoint);
   assert(kept.length > 0);
+});
+
+Deno.test("CHECKPOINT: a value larger than CHECKPOINT_BYTES is never chosen", () => {
+  // two were kept whatever they weighed: 256 MB values kept 512 MB unasked (helper-152)
+  for (const [length, chosen] of [[1000, 1], [CHECKPOINT_BYTES / 4 + 1, 0]]) {
+    const storage = { device: "cpu", dtype: "float32", length } as unknown as DeviceBuffer;
+    let node = ir.buffer(storage, [length], "float32");
+    for (let i = 0; i < 70; i++) node = ir.unary("neg", node);
+    const order = topoSort([node]);
+    order.forEach((n, i) => {
+      n.place = i;
+      n.computed = true;
+    });
+    const isSource = order.map((n) => n.op === "buffer");
+    assertEquals(chooseCheckpoints(order, isSource, [node]).length, chosen, `${length}`);
+  }
+});
+
+Deno.test({
+  name: "CHECKPOINT: a realization waiting for a copy holds what the checkpoints it loads need",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    // exportCompiled realizes its captures directly: waiting for an input still arriving, it held
+    // the checkpoint it had planned to load but not the value below it, whose dispose took the
+    // checkpoint along, and the plan made after the wait found that value gone (helper-152)
+    const start = Float32Array.from({ length: 256 }, (_, i) => Math.sin(i));
+    const root = tensor(start);
+    let chain = root;
+    for (let step = 0; step < 100; step++) {
+      chain = chain.mul(0.999).add(0.001);
+      chain.sum().dataSync(); // read through its sum: checkpoints below chain
+    }
+    const arriving = tensor(new Float32Array(256).fill(2), { device: "webgpu" }).to("cpu");
+    const captured = chain.add(arriving);
+    const f = jit((x: Tensor) => x.add(captured));
+    const exported = exportCompiled(f, [{ shape: [256] }], { target: "js" });
+    root.dispose(); // while the export waits for the copy: it holds what it reads
+    assert(Object.keys((await exported).files).length > 0);
+  },
 });

@@ -18,8 +18,8 @@
 // - It is dropped when a stored value it was computed from (its roots) is freed (what is built
 //   on it could not be computed from its history any more; a loop that disposes what it makes
 //   keeps none), when its node is garbage collected, and, least recently used first, when the
-//   checkpoints of a device take more than CHECKPOINT_BYTES (but for the CHECKPOINT_KEEP used
-//   last). Asked for (a read, `realize()`), it becomes an ordinary stored value.
+//   checkpoints of a device take more than CHECKPOINT_BYTES (a larger value is never one).
+//   Asked for (a read, `realize()`), it becomes an ordinary stored value.
 
 import { type Node, numelOf } from "../ir/node.ts";
 import { isMovement } from "../ir/ops.ts";
@@ -61,7 +61,8 @@ export function chooseCheckpoints(
     const computes = n.op !== "const" && !isMovement(n.op);
     if (
       deepest + 1 >= CHECKPOINT_DEPTH && n.computed && computes && n.op !== "detach" &&
-      numelOf(n.shape) <= largestSource
+      numelOf(n.shape) <= largestSource &&
+      numelOf(n.shape) * bytesPerElement(n.dtype) <= CHECKPOINT_BYTES
     ) {
       chosen.push(n);
     } else depth[i] = deepest + (computes ? 1 : 0);
@@ -70,11 +71,11 @@ export function chooseCheckpoints(
 }
 
 /**
- * The memory checkpoints may take on a device before the least recently used are dropped, and
- * how many of those used last stay whatever they take.
+ * The memory checkpoints may take on a device: beyond it the least recently used are dropped,
+ * and a value larger than it is never kept (two kept whatever they weighed, 256 MB values kept
+ * 512 MB unasked).
  */
 export const CHECKPOINT_BYTES = 32 * 1024 * 1024;
-export const CHECKPOINT_KEEP = 2;
 
 /** A checkpoint: the node's value in `buffer`, computed from `roots`. */
 interface Checkpoint {
@@ -110,6 +111,15 @@ export function isCheckpoint(node: Node): boolean {
 /** The bytes the checkpoints of `device` take, and how many there are. */
 export function checkpointStats(device: DeviceName): { bytes: number; count: number; } {
   return { bytes: bytesHeld[device], count: recency[device].size };
+}
+
+/**
+ * The roots of `node`'s checkpoint on `device` (none if it has none): what a realization that
+ * loads it and waits must hold too, since the checkpoint goes with them and it would plan again
+ * without it.
+ */
+export function checkpointRoots(node: Node, device: DeviceName): readonly DeviceBuffer[] {
+  return byNode[device].get(node)?.roots ?? [];
 }
 
 /** `node`'s checkpoint on `device` was loaded by a realization: the most recently used. */
@@ -164,7 +174,7 @@ export function keepCheckpoint(
   // a root freed while the run computing it was in flight: it is of no use
   if (roots.some(isReleaseRequested)) return drop(c);
   for (const oldest of recency[device]) {
-    if (bytesHeld[device] <= CHECKPOINT_BYTES || recency[device].size <= CHECKPOINT_KEEP) break;
+    if (bytesHeld[device] <= CHECKPOINT_BYTES) break;
     drop(oldest);
   }
 }

@@ -30,6 +30,7 @@ import {
 } from "./lifetime.ts";
 import {
   checkpointBuffer,
+  checkpointRoots,
   chooseCheckpoints,
   dropCheckpointsFrom,
   keepCheckpoint,
@@ -495,9 +496,12 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
   if (busy.length > 0) {
     // a pending realization holds its inputs: a dispose meanwhile waits for it
     const isSource = sourceTest(backend.name);
-    const sources = topoSort(pending, isSource).flatMap((n) =>
-      isSource(n) ? sourceBuffer(n, backend.name) ?? [] : []
-    );
+    const sources = topoSort(pending, isSource).flatMap((n) => {
+      if (!isSource(n)) return [];
+      const b = sourceBuffer(n, backend.name);
+      // and what a checkpoint was computed from: see the wait below
+      return [...checkpointRoots(n, backend.name), ...(b === undefined ? [] : [b])];
+    });
     return holdUntilSettled(sources, Promise.all(busy).then(() => realizeNodes(outputs, backend)));
   }
   const { plan, order, checkpoints: deep } = planFor(pending, backend);
@@ -520,7 +524,13 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
   });
   const inputs = bound.filter((b): b is DeviceBuffer => b !== undefined);
   if (waits.length > 0) {
-    return holdUntilSettled(inputs, Promise.all(waits).then(() => realizeNodes(outputs, backend)));
+    // planning again after the wait, it needs what a checkpoint it loads was computed from, if
+    // that goes meanwhile (and takes the checkpoint along): held too (helper-152)
+    const roots = plan.buffers.flatMap((pb) =>
+      pb.role === "input" ? checkpointRoots(order[pb.node], backend.name) : []
+    );
+    const replan = Promise.all(waits).then(() => realizeNodes(outputs, backend));
+    return holdUntilSettled([...inputs, ...roots], replan);
   }
   const { buffers, ran } = runPlan(plan, bound, backend);
   let roots: Map<Node, DeviceBuffer[]> | undefined; // of the checkpoints it stores
