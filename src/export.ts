@@ -28,7 +28,7 @@ import { WASM_LOADER_NAMES, writeWasmFiles } from "../codegen/export_wasm.ts";
 import { IndexRangeError } from "../codegen/compile.ts";
 import { backendFor } from "./runtime/backends.ts";
 import { type DeviceName, DEVICES } from "./runtime/device.ts";
-import { realizedBuffer, realizeNodes } from "./runtime/realize.ts";
+import { realizedBuffer } from "./runtime/realize.ts";
 import {
   checkCapturesAlive,
   checkIdentifiers,
@@ -44,7 +44,7 @@ import {
 } from "./jit.ts";
 import { isImitationTensor, isTensor, type Tensor } from "./tensor.ts";
 import { acquireHold, endHold } from "./ownership.ts";
-import { failGone, releaseValue } from "./realization.ts";
+import { realizeOn, releaseValue } from "./realization.ts";
 import {
   checkKnownKeys,
   checkOptionsObject,
@@ -304,11 +304,11 @@ async function constantData(trace: Trace): Promise<Map<number, TypedArray>> {
   const held = [...captured.values()];
   for (const node of held) acquireHold(node, trace.device);
   try {
-    try {
-      await realizeNodes(held, backend);
-    } catch (e) {
-      failGone("exportCompiled", e);
-    }
+    // through realizeOn, as a jit call: with the variables waiting for a value that the
+    // captures reach (computed by realizeNodes alone, a capture built on an assigned value left
+    // that value waiting below the values kept unasked, runtime/checkpoint.ts, where no walk
+    // looks: its predecessor was never freed) and their bookkeeping
+    await realizeOn(trace.device, held, "exportCompiled");
     const data = new Map<number, TypedArray>();
     for (const [index, node] of captured) {
       data.set(index, await backend.read(realizedBuffer(node, trace.device)!));

@@ -30,7 +30,6 @@ import {
   type Tensor,
 } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
-import { stopWaiting, unprotectReader } from "./pending.ts";
 
 /** `t.backward(gradient)`: d(t)/d(leaf) added to each leaf's `grad`. */
 export function backward(t: Tensor, gradient?: Tensor): void {
@@ -184,13 +183,6 @@ export function grad(fn: (...inputs: Tensor[]) => Tensor): (...inputs: Tensor[])
     const inputOf = new Map(varNodes.map((v, i) => [v, inputNodes[i]]));
     const found = varNodes.map((v) => grads.get(v) ?? ir.constant(0, v.shape, v.dtype));
     const onInputs = ir.replaceNodes(found, (n) => inputOf.get(n), (n) => n.op === "detach");
-    // the variables are of no use now (the gradients are functions of the inputs): no longer
-    // waited for nor protected, or disposing an input computed and stored a copy of it for each
-    // (left to the garbage collector: 20 calls, 20 copies)
-    for (const v of varNodes) {
-      stopWaiting(v);
-      unprotectReader(v);
-    }
     const reaching = reachingLeavesRequiringGrad(onInputs);
     return onInputs.map((node, i) => {
       const flows = reaching.has(node);

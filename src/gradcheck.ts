@@ -5,7 +5,6 @@
 import { tensor } from "./creation.ts";
 import { privateUniforms } from "./random.ts";
 import { grad } from "./grad.ts";
-import { tidy } from "./tidy.ts";
 import { isTensor, type Tensor } from "./tensor.ts";
 import { checkKnownKeys, checkOptionsObject, dense, fail, failDisposed } from "./validate.ts";
 
@@ -90,20 +89,6 @@ export function gradcheck(
   }
   const values = inputs.map((t) => Float64Array.from(t.dataSync()));
   const shapes = inputs.map((t) => t.shape);
-  // every tensor made from here on is gradcheck's own, fn's included: freed when it returns (two
-  // per element evaluated, left to the garbage collector, which a synchronous loop never runs)
-  return tidy(() => compare(fn, values, shapes, eps, atol, rtol));
-}
-
-/** gradcheck's comparison of autodiff with central differences, on validated arguments. */
-function compare(
-  fn: (...inputs: Tensor[]) => Tensor,
-  values: Float64Array[],
-  shapes: number[][],
-  eps: number,
-  atol: number,
-  rtol: number,
-): GradcheckResult {
   const make = (vals: Float64Array[]) =>
     vals.map((v, i) => tensor(v, { shape: shapes[i], dtype: "float64" }));
   const first = fn(...make(values));

@@ -614,6 +614,33 @@ Deno.test("grad(fn) results: a value found to lead to no leaf requiring grad is 
   assertClose(await x.grad!.data(), [27]);
 });
 
+Deno.test("grad(fn): a variable fn keeps stays readable after the input is disposed", () => {
+  // it is a leaf requiring grad the program holds, computed before its input's storage goes
+  // (releasing grad's variables once the gradients were built made it unreadable: helper-153)
+  const input = tensor([1, 2, 3]);
+  let saved: Tensor | undefined;
+  let scaled: Tensor | undefined;
+  const [g] = grad((x: Tensor) => {
+    saved = x;
+    scaled = x.mul(10);
+    return x.square().sum();
+  })(input);
+  assertEquals(Array.from(g.dataSync()), [2, 4, 6]);
+  input.dispose();
+  assertEquals(Array.from(saved!.dataSync()), [1, 2, 3]);
+  assertEquals(Array.from(scaled!.dataSync()), [10, 20, 30]);
+});
+
+Deno.test("gradcheck: tensors fn makes and keeps stay the program's", () => {
+  // gradcheck in a tidy scope disposed them (helper-153)
+  let weight: Tensor | undefined;
+  const fn = (x: Tensor) => x.mul(weight ??= tensor([2, 3], { dtype: "float64" })).sum();
+  for (let i = 0; i < 2; i++) {
+    assertEquals(gradcheck(fn, [tensor([1, 1], { dtype: "float64" })]).passed, true);
+  }
+  assertEquals(Array.from(weight!.dataSync()), [2, 3]);
+});
+
 Deno.test("backward: a leaf's grad is a constant to a later backward pass", async (t) => {
   for (const realized of [true, false]) {
     await t.step(realized ? "grad read first" : "grad never read", async () => {

@@ -324,3 +324,20 @@ Deno.test({
     assert(Object.keys((await exported).files).length > 0);
   },
 });
+
+Deno.test("CHECKPOINT: no assigned value waits below a checkpoint an export made", async () => {
+  // exportCompiled computed its captures without the waiting variables they reach: an assigned
+  // value stayed waiting under the checkpoints of a second export, where no walk looked, and
+  // the value it replaced was never freed (helper-153)
+  const w = tensor([1, 2, 3]);
+  const old = realizedBuffer(nodeOf(w), "cpu")!;
+  w.assign(w.add(1));
+  let h: Tensor = w;
+  for (let i = 0; i < 100; i++) h = h.mul(1.5).add(-0.5);
+  for (const c of [h.mul(2), h.mul(3)]) {
+    await exportCompiled(jit((x: Tensor) => x.add(c)), [{ shape: [3] }], { target: "js" });
+  }
+  h.mul(4).dataSync();
+  assertEquals(wasReleased(old), true);
+  assertEquals(Array.from(w.dataSync()), [2, 3, 4]);
+});
