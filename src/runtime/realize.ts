@@ -476,7 +476,9 @@ export class InputGoneError extends Error {
 
 /**
  * Computes every node of `outputs` that is not yet realized, on `backend`, and records the
- * results. Intermediate buffers return to the pool once the kernels have run.
+ * results. Intermediate buffers return to the pool once the kernels have run. Called through
+ * realization.ts's realizeOn only, which adds the variables waiting for a value that the graph
+ * reaches: rule CHECKPOINT relies on it (no variable waits below a checkpoint).
  */
 export function realizeNodes(outputs: readonly Node[], backend: Backend): void | Promise<void> {
   const { realized, inFlight } = stateOf(backend.name);
