@@ -141,7 +141,8 @@ export interface BufferInfo {
   readonly shape: readonly number[];
   /**
    * `input`: data the realization starts from; `constant`: data a compiled function captured;
-   * `output`: a requested value; `intermediate`.
+   * `output`: a requested value, or one a realization keeps unasked because it computes it
+   * again and again (see README, "Deep values read only through results"); `intermediate`.
    */
   readonly role: "input" | "constant" | "output" | "intermediate";
 }
