@@ -115,7 +115,7 @@ export class Node {
 
   /**
    * Whether a realization has computed this node (as a kernel's value, stored or not):
-   * runtime/realize.ts's rule CHECKPOINT stores a deep value computed a second time.
+   * runtime/checkpoint.ts's rule CHECKPOINT keeps a deep value computed a second time.
    * Bookkeeping, like `handles`.
    */
   computed = false;

@@ -66,7 +66,7 @@ export function releaseBuffer(
     return;
   }
   uncount(counted.get(buffer));
-  releaseRequested(buffer, backend);
+  releaseRequested(buffer);
   if (holds.has(buffer)) waiting.set(buffer, { backend, reason, onRelease });
   else {
     onRelease?.();
@@ -75,13 +75,13 @@ export function releaseBuffer(
   }
 }
 
-let releaseRequested: (buffer: DeviceBuffer, backend: Backend) => void = () => {};
+let releaseRequested: (buffer: DeviceBuffer) => void = () => {};
 
 /**
  * Calls `fn` with each buffer whose release is requested, the first time (realize.ts drops the
  * checkpoints computed from it).
  */
-export function onReleaseRequested(fn: (buffer: DeviceBuffer, backend: Backend) => void): void {
+export function onReleaseRequested(fn: (buffer: DeviceBuffer) => void): void {
   releaseRequested = fn;
 }
 
