@@ -40,11 +40,19 @@ export function chooseCheckpoints(
   isSource: readonly boolean[],
   outputs: readonly Node[],
 ): Node[] {
+  // the common cases: no value that computes was computed before (a graph realized for the first
+  // time; constants and views of them are shared by every step of a loop, and computed each time),
+  // or too few values compute for any to lie CHECKPOINT_DEPTH deep (a training step's backward
+  // pass computes its forward pass again)
   let computedBefore = false;
-  for (let i = 0; i < order.length && !computedBefore; i++) {
-    computedBefore = !isSource[i] && order[i].computed;
+  let computing = 0;
+  for (let i = 0; i < order.length; i++) {
+    const n = order[i];
+    if (isSource[i] || n.op === "const" || isMovement(n.op)) continue;
+    computing++;
+    computedBefore ||= n.computed;
   }
-  if (!computedBefore) return []; // the common case: a graph realized for the first time
+  if (!computedBefore || computing < CHECKPOINT_DEPTH) return [];
   const requested = new Set(outputs);
   let largestSource = 0;
   for (let i = 0; i < order.length; i++) {
