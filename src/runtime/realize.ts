@@ -315,12 +315,8 @@ function planFor(
   const structure = structureOf(outputs, backend);
   const deep = chooseCheckpoints(structure.order, structure.isSource, outputs);
   if (deep.length > 0) {
-    const planned = cachedPlanFor(
-      [...outputs, ...deep],
-      structureOf([...outputs, ...deep], backend),
-      backend,
-    );
-    return { ...planned, checkpoints: deep };
+    const all = [...outputs, ...deep];
+    return { ...cachedPlanFor(all, structureOf(all, backend), backend), checkpoints: deep };
   }
   return { ...cachedPlanFor(outputs, structure, backend), checkpoints: [] };
 }
