@@ -5,6 +5,7 @@
 // next forward pass, typically), fused into a few kernels, and it never grows the graph.
 
 import { noGrad } from "../autodiff.ts";
+import { tidy } from "../tidy.ts";
 import { tensor, zeros } from "../creation.ts";
 import { isFloat } from "../ir/dtype.ts";
 import { keepForever, tracing, untracked } from "../ownership.ts";
@@ -48,12 +49,6 @@ export abstract class Optimizer {
    * since one last used them.
    */
   readonly #scalars = new Map<string, { tensor: Tensor; used: boolean; idle: number; }>();
-  /**
-   * The views of them this step made, disposed when it ends: a slice of a one-value tensor is
-   * that tensor, and its handle, dropped, kept a scheduled learning rate's storage after its
-   * dispose until garbage collection (one value more every step).
-   */
-  readonly #views: Tensor[] = [];
   readonly #name: string;
 
   /** `params`: a module's `parameters()` or any iterable of leaf float tensors requiring grad. */
@@ -150,14 +145,17 @@ export abstract class Optimizer {
       updates.push([i, p, g]);
     }
     for (const entry of this.#scalars.values()) entry.used = false;
-    try {
+    // The tensors the updates make (the scalars' views, every term of the update) are the
+    // step's and are disposed when it ends: the assignments hold their graphs, not these
+    // handles. Dropped instead, they lived until garbage collection, and one that hash-consing
+    // had made the same as a tensor of the program (Adam's `g.square()` and a stored
+    // `p.grad.square()`) kept that tensor's storage past its dispose; a scheduled learning
+    // rate's view kept one value more every step.
+    tidy(() =>
       noGrad(() => {
         for (const [i, p, g] of updates) this.update(i, p, g);
-      });
-    } finally {
-      // the updates hold their graphs, not these handles
-      for (const view of this.#views.splice(0)) view.dispose();
-    }
+      })
+    );
     // numbers of steps before the last are done with (an update still reading one is computed
     // first)
     for (const [key, entry] of this.#scalars) {
@@ -212,7 +210,11 @@ export abstract class Optimizer {
     return `${classNameOf(this, "Optimizer")} ${inspect(shown, options)}`;
   }
 
-  /** Updates parameter `index` (`p`) from its gradient `g` with `assign`; runs under noGrad. */
+  /**
+   * Updates parameter `index` (`p`) from its gradient `g` with `assign`; runs under noGrad and
+   * inside a `tidy` scope: the tensors it makes are disposed when the step ends, except state
+   * made with `state` or `zerosLike`.
+   */
   protected abstract update(index: number, p: Tensor, g: Tensor): void;
 
   /** What the state tensors of `stateOf` hold, for errors ("momentum buffer"). */
@@ -232,7 +234,7 @@ export abstract class Optimizer {
    * `values` as 0-D tensors on `p`'s device and dtype: numbers that change between steps enter
    * the plan as data, so one compiled plan serves every step. Their storage is kept until two
    * steps in a row have not used it; the tensors returned are views, for this step's updates
-   * (disposed when the step ends).
+   * (disposed when the step ends, as every tensor `update` makes).
    */
   protected scalarsFor(p: Tensor, values: readonly number[]): Tensor[] {
     const key = `${p.device}:${p.dtype}:${values.join(",")}`;
@@ -251,12 +253,8 @@ export abstract class Optimizer {
     }
     entry.used = true;
     const all = entry.tensor;
-    return values.map((_, i) => {
-      const element = all.slice(0, i, i + 1); // all itself when it holds one value
-      const scalar = element.reshape([]);
-      this.#views.push(element, scalar);
-      return scalar;
-    });
+    // (a slice of a one-value tensor is that tensor)
+    return values.map((_, i) => all.slice(0, i, i + 1).reshape([]));
   }
 
   /** A state tensor of zeros like `p`, owned by the optimizer (no tidy scope disposes it). */

@@ -5,7 +5,8 @@
 import { memory, optim, type Tensor, tensor, tidy } from "../../mod.ts";
 import { assert, assertEquals, assertThrows } from "../assert.ts";
 import { assertClose, testDevices } from "../helpers.ts";
-import { setGradOf } from "../../src/tensor.ts";
+import { nodeOf, setGradOf } from "../../src/tensor.ts";
+import { realizedBuffer, wasReleased } from "../../src/runtime/realize.ts";
 
 const makers: [string, (params: Tensor[]) => optim.SGD | optim.Adam][] = [
   ["SGD", (params) => new optim.SGD(params, { lr: 0.1, momentum: 0.9 })],
@@ -202,4 +203,44 @@ Deno.test("optimizers: per-step numbers are kept one step longer, never more, an
   // the moment estimates (2), and two steps' numbers from each optimizer at most (2 + 2)
   assert(Math.max(...counts) <= 6, `live values over the steps: ${counts}`);
   w.dispose();
+});
+
+Deno.test("optimizers: the tensors a step makes are disposed with it; a stored twin frees at its dispose", async () => {
+  // Adam's update makes g.square() and SGD's with weight decay p.mul(weightDecay). Dropped
+  // without dispose, such a tensor lived until garbage collection, and a program's stored tensor
+  // that hash-consing made the same node (a gradient statistic) kept its storage past its own
+  // dispose (helper-151)
+  const cases: [string, (p: Tensor) => optim.SGD | optim.Adam, (p: Tensor) => Tensor, number[]][] =
+    [
+      // first step: p - lr * m_hat / sqrt(v_hat) = p - lr * sign(g)
+      ["Adam", (p) => new optim.Adam([p], { lr: 0.1 }), (p) => p.grad!.square(), [0.9, 1.9, 2.9]],
+      // p - lr * (g + 0.5 p) with g = 2p: 0.75 p
+      [
+        "SGD",
+        (p) => new optim.SGD([p], { lr: 0.1, weightDecay: 0.5 }),
+        (p) => p.mul(0.5),
+        [0.75, 1.5, 2.25],
+      ],
+    ];
+  for (const device of testDevices) {
+    for (const [name, make, twinOf, want] of cases) {
+      const p = tensor([1, 2, 3], { requiresGrad: true, device });
+      const opt = make(p);
+      tidy(() => p.square().sum().backward());
+      const twin = twinOf(p);
+      await twin.data();
+      const storage = realizedBuffer(nodeOf(twin), device);
+      assert(storage !== undefined, `${device} ${name}: the twin is stored`);
+      const start = memory()[device].liveTensors;
+      opt.step();
+      opt.zeroGrad();
+      assertClose(await p.data(), want, { rtol: 1e-6, msg: `${device} ${name}` });
+      twin.dispose();
+      assertEquals(wasReleased(storage), true, `${device} ${name}: the twin's storage`);
+      // the parameter's new value and the optimizer's state; no handle of the step's terms
+      const grown = memory()[device].liveTensors - start;
+      assert(grown <= (name === "Adam" ? 3 : 1), `${device} ${name}: ${grown} more live values`);
+      p.dispose();
+    }
+  }
 });
