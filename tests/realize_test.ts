@@ -3,7 +3,7 @@
 // per device with constants always inlined (their values are part of the plan key); plans
 // cached within a bound of nodes.
 
-import { grad, kernels, randn, realize, type Tensor, tensor, webgpu } from "../mod.ts";
+import { grad, kernels, optim, randn, realize, type Tensor, tensor, tidy, webgpu } from "../mod.ts";
 import * as ir from "../src/ir/node.ts";
 import type { Kernel } from "../codegen/kernel.ts";
 import { assert, assertEquals, assertThrows } from "./assert.ts";
@@ -14,6 +14,7 @@ import {
   PLAN_CACHE_KEEP,
   PLAN_CACHE_NODES,
   planCacheStats,
+  realizeAttempts,
   realizeNodes,
 } from "../src/runtime/realize.ts";
 import { assertClose, reference, webgpuAvailable } from "./helpers.ts";
@@ -227,4 +228,47 @@ Deno.test("realize: plans are told apart by which node each source of a node is"
       assertEquals(Array.from(await y.data()), want, `${name}, round ${round}`);
     }
   }
+});
+
+Deno.test({
+  name: "realize: realizations waiting for runs in flight try again in order, once each (webgpu)",
+  ignore: !webgpuAvailable,
+  fn: async () => {
+    // an Adam loop that never reads: each step's dispose of old step numbers computes updates,
+    // and on webgpu each such realization waits for the run before it. Every settling run woke
+    // every waiting realization, all but one waiting again: attempts grew with the square of
+    // the steps (100 steps: 4,852 attempts for the read after them, 1.4 s)
+    const steps = 60;
+    const x0 = [0.5, -1, 2, 0.25];
+    const w0 = [1, -2, 0.5, 3];
+    const x = tensor(x0, { device: "webgpu" });
+    const w = tensor(w0, { device: "webgpu", requiresGrad: true });
+    const opt = new optim.Adam([w], { lr: 0.05 });
+    const before = realizeAttempts();
+    for (let i = 0; i < steps; i++) {
+      tidy(() => w.mul(x).square().sum().backward());
+      opt.step();
+      opt.zeroGrad();
+    }
+    const got = await w.data();
+    const attempts = realizeAttempts() - before;
+    assert(attempts <= 3 * steps, `${attempts} attempts for ${steps} steps`);
+    // float64 Adam on loss = sum((w x)^2), gradient 2 x^2 w
+    const want = [...w0];
+    const m = [0, 0, 0, 0];
+    const v = [0, 0, 0, 0];
+    for (let t = 1; t <= steps; t++) {
+      for (let i = 0; i < 4; i++) {
+        const g = 2 * x0[i] * x0[i] * want[i];
+        m[i] = 0.9 * m[i] + 0.1 * g;
+        v[i] = 0.999 * v[i] + 0.001 * g * g;
+        const mHat = m[i] / (1 - 0.9 ** t);
+        const vHat = v[i] / (1 - 0.999 ** t);
+        want[i] -= 0.05 * mHat / (Math.sqrt(vHat) + 1e-8);
+      }
+    }
+    assertClose(got, want, { rtol: 1e-4, atol: 1e-5 });
+    w.dispose();
+    x.dispose();
+  },
 });

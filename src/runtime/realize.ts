@@ -478,6 +478,35 @@ export class InputGoneError extends Error {
  * reaches: rule CHECKPOINT relies on it (no variable waits below a checkpoint).
  */
 export function realizeNodes(outputs: readonly Node[], backend: Backend): void | Promise<void> {
+  return realizeOrWait(outputs, backend, false);
+}
+
+/**
+ * The realizations on each device that found their values being computed by a run in flight,
+ * in the order they did: each tries again once the runs it waits for have settled and the one
+ * before it has finished. Without the order, every run that settled woke every realization
+ * still waiting, all but one of which found the next run in flight and waited again: a webgpu
+ * training loop that read a weight after 100 unread Adam steps made 4,852 attempts for the
+ * read (1.4 s; 200 steps 11 s), now 99 (0.36 s; 200 steps 1.0 s).
+ */
+const waitingInOrder = new Map<DeviceName, Promise<void>>();
+let attempts = 0;
+
+/** How many times realizations have tried to run so far, waits included (for tests). */
+export function realizeAttempts(): number {
+  return attempts;
+}
+
+/**
+ * realizeNodes; `retry`: an attempt after a wait, which waits again only for runs in flight,
+ * never behind the realizations that waited after it (they wait for it to finish).
+ */
+function realizeOrWait(
+  outputs: readonly Node[],
+  backend: Backend,
+  retry: boolean,
+): void | Promise<void> {
+  attempts++;
   const { realized, inFlight } = stateOf(backend.name);
   for (let i = 0; i < outputs.length; i++) {
     // a checkpoint asked for is an ordinary stored value from now on (rule CHECKPOINT)
@@ -501,7 +530,12 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
       // and what a checkpoint was computed from: see the wait below
       return [...checkpointRoots(n, backend.name), ...(b === undefined ? [] : [b])];
     });
-    return holdUntilSettled(sources, Promise.all(busy).then(() => realizeNodes(outputs, backend)));
+    const runs = Promise.all(busy);
+    const before = retry ? undefined : waitingInOrder.get(backend.name);
+    const again = (before === undefined ? runs : runs.then(() => before))
+      .then(() => realizeOrWait(outputs, backend, true));
+    if (!retry) waitingInOrder.set(backend.name, again.then(() => {}, () => {}));
+    return holdUntilSettled(sources, again);
   }
   const { plan, order, checkpoints: deep } = planFor(pending, backend);
   const bound: (DeviceBuffer | undefined)[] = [];
@@ -528,7 +562,7 @@ export function realizeNodes(outputs: readonly Node[], backend: Backend): void |
     const roots = plan.buffers.flatMap((pb) =>
       pb.role === "input" ? checkpointRoots(order[pb.node], backend.name) : []
     );
-    const replan = Promise.all(waits).then(() => realizeNodes(outputs, backend));
+    const replan = Promise.all(waits).then(() => realizeOrWait(outputs, backend, true));
     return holdUntilSettled([...inputs, ...roots], replan);
   }
   const { buffers, ran } = runPlan(plan, bound, backend);
