@@ -155,25 +155,36 @@ function checkInputs(args) {
   });
 }
 
-/** What a wrong argument was, for an Error: an array with its length, a class by name, a type. */
+/**
+ * What a wrong argument was, for an Error: an array with its length, a class by name, a type.
+ * Never throws: a Proxy around a typed array says it is one (its constructor's name) but the
+ * built-in getters refuse it, and a revoked Proxy or a getter that throws has nothing to say.
+ */
 function describeValue(value) {
   if (value === null) return "null";
-  const tag = typedArrayTag.call(value);
-  if (tag !== undefined) {
-    const article = /^[AEIO]/.test(tag) ? "an" : "a"; // a Uint8Array, an Int32Array
-    const length = typedArrayLength.call(value);
-    return \`\${article} \${tag} of \${length} element\${length === 1 ? "" : "s"}\`;
+  try {
+    const tag = typedArrayTag.call(value);
+    if (tag !== undefined) {
+      const article = /^[AEIO]/.test(tag) ? "an" : "a"; // a Uint8Array, an Int32Array
+      const length = typedArrayLength.call(value);
+      return \`\${article} \${tag} of \${length} element\${length === 1 ? "" : "s"}\`;
+    }
+    const kind = ArrayBuffer.isView(value)
+      ? "DataView"
+      : Array.isArray(value)
+      ? "Array"
+      : typeof value === "object"
+      ? value.constructor?.name || "Object"
+      : null;
+    if (kind === null) return typeof value;
+    const article = /^[AEIO]/.test(kind) ? "an" : "a";
+    return "length" in value
+      ? \`\${article} \${kind} of \${value.length} elements\`
+      : \`\${article} \${kind}\`;
+  } catch {
+    return "an object that is not a typed array and cannot be looked into (a Proxy around " +
+      "one? pass the array itself)";
   }
-  const kind = ArrayBuffer.isView(value)
-    ? "DataView"
-    : Array.isArray(value)
-    ? "Array"
-    : typeof value === "object"
-    ? value.constructor?.name || "Object"
-    : null;
-  if (kind === null) return typeof value;
-  const article = /^[AEIO]/.test(kind) ? "an" : "a";
-  return "length" in value ? \`\${article} \${kind} of \${value.length} elements\` : \`\${article} \${kind}\`;
 }
 `;
 

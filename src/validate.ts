@@ -27,6 +27,7 @@ export function registerTensorClass(prototype: object, isTensor: (v: unknown) =>
 
 const isPrototypeOf = (prototype: object, v: object) =>
   Object.prototype.isPrototypeOf.call(prototype, v);
+const typedArrayPrototype: object = Object.getPrototypeOf(Int8Array.prototype);
 
 /** A received value as the library's messages print it: strings quoted, BigInts with `n`. */
 export const fmt = (v: unknown): string => printed(v, new Set(), { left: PRINTED_TOTAL });
@@ -67,6 +68,12 @@ function printed(v: unknown, above: Set<unknown>, budget: { left: number; }): st
     // a Proxy of a tensor, or an object made from Tensor.prototype, passes instanceof and has
     // none of a tensor's state ("x must be a Tensor, got Tensor" said nothing)
     return tensors.isTensor(v) ? "Tensor" : "an imitation of a Tensor (a Proxy or a copy of one)";
+  }
+  if (typeof v === "object" && !ArrayBuffer.isView(v) && isPrototypeOf(typedArrayPrototype, v)) {
+    // a Proxy of a typed array (a reactive store's) passes instanceof, but the built-ins refuse
+    // it: "must be a typed array, got Float32Array" said nothing
+    const name = classNameOf(v, "typed array");
+    return `an imitation of a ${name} (a Proxy or a copy of one: pass the array itself)`;
   }
   // an instance of an anonymous class has a constructor named ""; the library's modules by the
   // names they print by (a minifier renames classes)

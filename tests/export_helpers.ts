@@ -313,6 +313,21 @@ export async function assertInputChecks(target: "js" | "wasm"): Promise<void> {
   const f64 = new Float64Array(6);
   Object.defineProperty(f64, Symbol.toStringTag, { value: "Float32Array" });
   assertThrows(() => m.run(f64, ok), TypeError, "got a Float64Array of 6 elements");
+  // a Proxy of a typed array (a reactive store's), which the built-in getters refuse, a revoked
+  // one and a throwing getter: the Error still says what run expected (it was the engine's
+  // TypeError from describing the value, helper-156)
+  const expected = "run: input x must be a Float32Array of 6 elements (float32[2, 3]), got an " +
+    "object that is not a typed array and cannot be looked into";
+  assertThrows(() => m.run(new Proxy(new Float32Array(6), {}), ok), TypeError, expected);
+  const revocable = Proxy.revocable(new Float32Array(6), {});
+  revocable.revoke();
+  assertThrows(() => m.run(revocable.proxy, ok), TypeError, expected);
+  const throwing = {
+    get length() {
+      throw new Error("a getter that throws");
+    },
+  };
+  assertThrows(() => m.run(throwing, ok), TypeError, expected);
   const [y] = m.run(ok.fill(2), Float32Array.of(1, 2, 3, 4, 5, 6));
   assertEquals(Array.from(y), [2, 4, 6, 8, 10, 12], "a refused call leaves the module usable");
   // the tables run checks against cannot be changed: a shape changed in them had run read past

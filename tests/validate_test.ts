@@ -48,6 +48,23 @@ Deno.test("fail: `fn: expected, got value`, values formatted by kind", () => {
   assertThrows(() => fail("f", "s", new (class {})()), Error, "f: s, got an object");
 });
 
+Deno.test("fail: a Proxy of a typed array is named as an imitation (tensor() refuses it)", () => {
+  // a reactive store's array passes instanceof but the built-ins refuse it: "must be a typed
+  // array, got Float32Array" said nothing
+  const fake = new Proxy(new Float32Array(6), {});
+  const imitation = "an imitation of a Float32Array (a Proxy or a copy of one: pass the array " +
+    "itself)";
+  assertThrows(() => fail("f", "s", fake), Error, `f: s, got ${imitation}`);
+  assertThrows(
+    () => tensor(fake as unknown as Float32Array),
+    Error,
+    `tensor: data must be a number, a (nested) array of numbers or a typed array, got ${imitation}`,
+  );
+  assertThrows(() => tensor([1]).add(fake as never), Error, `got ${imitation}`);
+  // the array itself is still a Float32Array
+  assertThrows(() => fail("f", "s", new Float32Array(2)), Error, "f: s, got Float32Array");
+});
+
 Deno.test("checkShape and shapeArgs: non-negative integers, copied", () => {
   const given = [2, 3];
   const got = checkShape("f", "shape", given);
