@@ -140,6 +140,7 @@ const MIN_HOLDER_LIMIT = 64;
  */
 export function trackCreated(t: Owned, holder?: () => Owned | null): void {
   if (holder !== undefined) noteHolder(t, holder);
+  recording?.push(t);
   if (scopes.length === 0) return;
   const scope = scopes[scopes.length - 1];
   scope.push(t);
@@ -160,6 +161,30 @@ export function trackDropped(t: Owned): void {
   if (scopeOf.get(t) === scope) return;
   scope.push(t);
   scopeOf.set(t, scope);
+}
+
+/** The tensors `recordCreated` is recording, if it is. */
+let recording: Owned[] | null = null;
+
+/**
+ * Runs `fn` and returns what it returned with the tensors it created (scopes track them as
+ * usual; this is not a scope: a gradient that `fn` lets go of goes to the innermost scope).
+ */
+export function recordCreated<T>(fn: () => T): [T, Owned[]] {
+  const outer = recording;
+  const made: Owned[] = [];
+  recording = made;
+  try {
+    return [fn(), made];
+  } finally {
+    recording = outer;
+    outer?.push(...made);
+  }
+}
+
+/** Whether `t` is exempt from every scope (`keep`), or a holder (a leaf's `grad`) holds it now. */
+export function keptOrHeld(t: Owned): boolean {
+  return kept.has(t) || (holders.get(t)?.list ?? []).some((holderOf) => holderOf() !== null);
 }
 
 /** Runs `fn` with no scope tracking what it creates (for tensors the library keeps). */

@@ -17,7 +17,14 @@
 
 import { ignoreRejection, isAsyncFunction, isPromiseLike } from "./autodiff.ts";
 import type { Node } from "./ir/node.ts";
-import { keepForever, lastingHandleCount, openScope, type Owned, tracing } from "./ownership.ts";
+import {
+  keepForever,
+  keptOrHeld,
+  lastingHandleCount,
+  openScope,
+  type Owned,
+  tracing,
+} from "./ownership.ts";
 import { abandonedBy, awaitsStoring } from "./pending.ts";
 import { computeReadersOf } from "./realization.ts";
 import { DEVICES } from "./runtime/device.ts";
@@ -81,6 +88,25 @@ export function tidy<T>(fn: () => T): T {
   }
   closeKeeping(survivors);
   return result;
+}
+
+/**
+ * Disposes each tensor of `made` (the library's temporaries, see ownership.ts's recordCreated)
+ * whose disposal frees nothing: not kept, not held (a gradient), and not the last handle on a
+ * stored value or on an assignment not computed yet. The others are left as they were, to an
+ * enclosing scope or to garbage collection: freeing a value now would compute the lazy values
+ * the library protects that read it (an optimizer's pending update), early, and that frees what
+ * they replace under a lazy loss that still reads it.
+ */
+export function disposeTemporaries(made: readonly Owned[]): void {
+  for (const t of made) {
+    if (!isTensor(t) || t.isDisposed || keptOrHeld(t)) continue;
+    const node = nodeOf(t);
+    if (lastingHandleCount(node, t.device) <= 1) {
+      if (realizedBuffer(node, t.device) !== undefined || awaitsStoring(node)) continue;
+    }
+    t.dispose();
+  }
 }
 
 /** Computes the `results` (and protected lazy values) whose graphs read a `doomed` tensor's storage. */

@@ -5,10 +5,10 @@
 // next forward pass, typically), fused into a few kernels, and it never grows the graph.
 
 import { noGrad } from "../autodiff.ts";
-import { tidy } from "../tidy.ts";
+import { disposeTemporaries } from "../tidy.ts";
 import { tensor, zeros } from "../creation.ts";
 import { isFloat } from "../ir/dtype.ts";
-import { keepForever, tracing, untracked } from "../ownership.ts";
+import { keepForever, recordCreated, tracing, untracked } from "../ownership.ts";
 import { gradOf, isTensor, nodeOf, type Tensor } from "../tensor.ts";
 import { backendFor } from "../runtime/backends.ts";
 import { realizedBuffer } from "../runtime/realize.ts";
@@ -145,17 +145,20 @@ export abstract class Optimizer {
       updates.push([i, p, g]);
     }
     for (const entry of this.#scalars.values()) entry.used = false;
-    // The tensors the updates make (the scalars' views, every term of the update) are the
-    // step's and are disposed when it ends: the assignments hold their graphs, not these
-    // handles. Dropped instead, they lived until garbage collection, and one that hash-consing
-    // had made the same as a tensor of the program (Adam's `g.square()` and a stored
-    // `p.grad.square()`) kept that tensor's storage past its dispose; a scheduled learning
-    // rate's view kept one value more every step.
-    tidy(() =>
+    // The tensors the updates make (the scalars' views, every term of the update) are disposed
+    // when the step ends, where that frees nothing (see disposeTemporaries): the assignments
+    // hold their graphs, not these handles. Dropped instead, they lived until garbage
+    // collection, and one that hash-consing had made the same as a tensor of the program
+    // (Adam's `g.square()` and a stored `p.grad.square()`) kept that tensor's storage past its
+    // dispose; a scheduled learning rate's view kept one value more every step. (A tidy scope
+    // did too much: it disposed a gradient an update let go of, which the program kept, and
+    // a stored tensor an update made, which computed the update at once, early: helper-155.)
+    const [, made] = recordCreated(() =>
       noGrad(() => {
         for (const [i, p, g] of updates) this.update(i, p, g);
       })
     );
+    disposeTemporaries(made);
     // numbers of steps before the last are done with (an update still reading one is computed
     // first)
     for (const [key, entry] of this.#scalars) {
@@ -211,9 +214,10 @@ export abstract class Optimizer {
   }
 
   /**
-   * Updates parameter `index` (`p`) from its gradient `g` with `assign`; runs under noGrad and
-   * inside a `tidy` scope: the tensors it makes are disposed when the step ends, except state
-   * made with `state` or `zerosLike`.
+   * Updates parameter `index` (`p`) from its gradient `g` with `assign`; runs under noGrad.
+   * The tensors it makes are disposed when the step ends where that frees no storage (terms
+   * of the update), except state made with `state` or `zerosLike`; a tensor it stores (noise
+   * from `randn`, say) is left to garbage collection or the program's `tidy`.
    */
   protected abstract update(index: number, p: Tensor, g: Tensor): void;
 
@@ -234,7 +238,7 @@ export abstract class Optimizer {
    * `values` as 0-D tensors on `p`'s device and dtype: numbers that change between steps enter
    * the plan as data, so one compiled plan serves every step. Their storage is kept until two
    * steps in a row have not used it; the tensors returned are views, for this step's updates
-   * (disposed when the step ends, as every tensor `update` makes).
+   * (disposed when the step ends).
    */
   protected scalarsFor(p: Tensor, values: readonly number[]): Tensor[] {
     const key = `${p.device}:${p.dtype}:${values.join(",")}`;

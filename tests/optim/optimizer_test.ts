@@ -244,3 +244,66 @@ Deno.test("optimizers: the tensors a step makes are disposed with it; a stored t
     }
   }
 });
+
+Deno.test("optimizers: a subclass's update may let go of the gradient and store fresh tensors", async () => {
+  // step() ran update inside a tidy scope for a while (helper-155): a gradient update let go of
+  // with p.zeroGrad(), which the program kept, was disposed; a stored tensor update made (noise,
+  // a fresh number) was disposed at the step's end, which computed the update at once and freed
+  // the parameter's old value under the step's lazy loss ("overwritten by assign()")
+  class Consuming extends optim.Optimizer {
+    constructor(params: Tensor[]) {
+      super("Consuming", params, 0.1);
+    }
+    protected override update(_i: number, p: Tensor, g: Tensor): void {
+      p.assign(p.sub(g.mul(this.lrFor(p))));
+      p.zeroGrad();
+    }
+  }
+  class Shifted extends optim.Optimizer {
+    #t = 0;
+    constructor(params: Tensor[]) {
+      super("Shifted", params, 0.1);
+    }
+    protected override update(_i: number, p: Tensor, g: Tensor): void {
+      const shift = tensor(new Float32Array(p.numel).fill(0.01 * ++this.#t), { device: p.device });
+      p.assign(p.sub(g.mul(this.lrFor(p))).add(shift));
+    }
+  }
+  for (const device of testDevices) {
+    const p = tensor([1, 2, 3], { requiresGrad: true, device });
+    const consuming = new Consuming([p]);
+    tidy(() => p.square().sum().backward());
+    const g = p.grad!;
+    await g.data();
+    consuming.step();
+    assertEquals(Array.from(await g.data()), [2, 4, 6], `${device}: the program's gradient`);
+    assertClose(await p.data(), [0.8, 1.6, 2.4], { rtol: 1e-6, msg: device });
+    g.dispose();
+
+    // loss = mean over rows of tanh(x w)^2, read after each step as README's loop does
+    const x = [[1, 2, 3], [0.5, -1, 2]];
+    const want = [0.5, -0.25, 0.1];
+    const w = tensor(want, { requiresGrad: true, device });
+    const xs = tensor(x, { device });
+    const shifted = new Shifted([w]);
+    for (let t = 1; t <= 5; t++) {
+      const loss = xs.mul(w).sum(1).tanh().square().mean();
+      loss.backward();
+      shifted.step();
+      shifted.zeroGrad();
+      const s = x.map((row) => row.reduce((a, v, i) => a + v * want[i], 0));
+      const wantLoss = s.reduce((a, v) => a + Math.tanh(v) ** 2, 0) / 2;
+      assertClose([await loss.item()], [wantLoss], { rtol: 1e-5, msg: `${device} step ${t}` });
+      loss.dispose();
+      for (let i = 0; i < 3; i++) {
+        const grad = s.reduce(
+          (a, v, r) => a + Math.tanh(v) * (1 - Math.tanh(v) ** 2) * x[r][i],
+          0,
+        );
+        want[i] += -0.1 * grad + 0.01 * t;
+      }
+    }
+    assertClose(await w.data(), want, { rtol: 1e-5, msg: device });
+    for (const t of [p, w, xs]) t.dispose();
+  }
+});
