@@ -14,6 +14,7 @@ import type { Node } from "./ir/node.ts";
 import { settleStoredDetach } from "./history.ts";
 import { freeValue, handlesOn } from "./ownership.ts";
 import type { Backend, DeviceName } from "./runtime/device.ts";
+import type { ReleaseReason } from "./runtime/lifetime.ts";
 import { isInFlight, storedAnywhere } from "./runtime/realize.ts";
 import { checkpointBuffer } from "./runtime/checkpoint.ts";
 
@@ -238,7 +239,46 @@ function freeOld(
     else later.push(old);
     return;
   }
-  freeValue(old, backend, "overwritten by assign()");
+  const reason = letGoBecause.get(old);
+  // the gradients reading a value handed over are not always computed with the variable: a
+  // realization computing it may have begun before the hand-over (webgpu: one in flight)
+  if (reason !== undefined && readers.size > 0) computeBeforeFreeing?.(old, backend.name);
+  freeValue(old, backend, reason ?? "overwritten by assign()");
+}
+
+/** realization.ts's computeReadersOf for one value (set there: it imports this module). */
+let computeBeforeFreeing: ((node: Node, device: DeviceName) => void) | null = null;
+
+/** Sets how the protected readers of a value handed to a waiting variable are computed. */
+export function setComputeBeforeFreeing(fn: (node: Node, device: DeviceName) => void): void {
+  computeBeforeFreeing = fn;
+}
+
+/** Why the program let go of a value handed to a waiting variable (see handToWaitingReader). */
+const letGoBecause = new WeakMap<Node, ReleaseReason>();
+
+/**
+ * The program let go of the stored `node` (its last handle went) while an assigned value not
+ * computed yet reads it: that variable frees it once stored, as it frees the value it replaces,
+ * and the gradients reading it are computed with the variable (withWaitingVariables). Computing
+ * the variable now, to free `node` now, freed the value it replaces under a lazy result still
+ * reading that: a step's loss read after `step()`, once the program disposed a tensor that
+ * hash-consing had made one with a term of the update (`w.mul(weightDecay)`: helper-155).
+ * Returns whether it handed `node` over.
+ */
+export function handToWaitingReader(
+  node: Node,
+  device: DeviceName,
+  reason: ReleaseReason,
+): boolean {
+  if (waitingCount === 0) return false;
+  const reader = readersOf(new Set([node]), device).find(awaitsStoring);
+  if (reader === undefined) return false;
+  const later = replaces.get(reader);
+  if (later === undefined) replaces.set(reader, [node]);
+  else later.push(node);
+  letGoBecause.set(node, reason);
+  return true;
 }
 
 /**

@@ -27,9 +27,11 @@ import {
   awaitsSuccessor,
   freeAbandoned,
   freeIfReplaced,
+  handToWaitingReader,
   hasReaders,
   readersOf,
   replacedWhileHeld,
+  setComputeBeforeFreeing,
   stopWaiting,
   withWaitingVariables,
 } from "./pending.ts";
@@ -199,12 +201,15 @@ export function failGone(fn: string, error: unknown, nodes: readonly Node[] = []
 
 /**
  * Before the storage of `stored` (values on `device`) is freed: computes the protected readers
- * that still read it (see pending.ts), and the `lazy` tensors that do.
+ * that still read it (see pending.ts), and the `lazy` tensors that do. `exceptWaiting`: not the
+ * assigned values waiting to be computed, for the caller hands them what they read instead
+ * (pending.ts's freeOld and handToWaitingReader: computed now, they freed what they replace).
  */
 export function computeReadersOf(
   stored: ReadonlySet<Node>,
   device: DeviceName,
   lazy: readonly Tensor[] = [],
+  exceptWaiting = false,
 ): void {
   const isStored = (n: Node) => realizedBuffer(n, device) !== undefined;
   const mine = lazy.filter((t) =>
@@ -212,7 +217,11 @@ export function computeReadersOf(
   );
   const needy = mine.length > 0 &&
     topoSort(mine.map(nodeOf), isStored).some((n) => stored.has(n));
-  const nodes = [...(needy ? mine.map(nodeOf) : []), ...readersOf(stored, device)];
+  const readers = readersOf(stored, device);
+  const nodes = [
+    ...(needy ? mine.map(nodeOf) : []),
+    ...(exceptWaiting ? readers.filter((n) => !awaitsStoring(n)) : readers),
+  ];
   if (nodes.length === 0) return;
   const attempt = (some: Node[]) => {
     const ran = realizeOn(device, some);
@@ -238,6 +247,8 @@ export function computeReadersOf(
   }
 }
 
+setComputeBeforeFreeing((node, device) => computeReadersOf(new Set([node]), device, [], true));
+
 /**
  * Drops one handle on `node` (a tensor's, a read's or a jit call's hold). When it was the last
  * and the value is stored, the lazy values the library protects that read it (an assigned
@@ -259,7 +270,7 @@ export function releaseValue(node: Node, device: DeviceName): void {
 function abandon(node: Node, device: DeviceName): void {
   const stored = abandonAssignment(node);
   if (stored.length === 0) return;
-  if (hasReaders()) computeReadersOf(new Set(stored), device);
+  if (hasReaders()) computeReadersOf(new Set(stored), device, [], true);
   freeAbandoned(stored, backendFor(device));
 }
 
@@ -269,7 +280,11 @@ function freeUnheld(node: Node, device: DeviceName): void {
   // replaced by an assignment while a read held it: freed as the assignment's storing would
   // have (the Error of a graph still reading it said "disposed", though nothing was)
   if (replacedWhileHeld(node)) return freeIfReplaced(node, backendFor(device));
-  if (hasReaders()) computeReadersOf(new Set([node]), device);
+  if (hasReaders()) {
+    // an assignment not computed yet that reads it frees it once stored (not computed now)
+    if (handToWaitingReader(node, device, "disposed")) return;
+    computeReadersOf(new Set([node]), device);
+  }
   freeValue(node, backendFor(device), "disposed");
 }
 
