@@ -478,18 +478,20 @@ export class InputGoneError extends Error {
  * reaches: rule CHECKPOINT relies on it (no variable waits below a checkpoint).
  */
 export function realizeNodes(outputs: readonly Node[], backend: Backend): void | Promise<void> {
-  return realizeOrWait(outputs, backend, false);
+  return realizeOrWait(outputs, backend, undefined);
 }
 
 /**
- * The realizations on each device that found their values being computed by a run in flight,
- * in the order they did: each tries again once the runs it waits for have settled and the one
- * before it has finished. Without the order, every run that settled woke every realization
- * still waiting, all but one of which found the next run in flight and waited again: a webgpu
- * training loop that read a weight after 100 unread Adam steps made 4,852 attempts for the
- * read (1.4 s; 200 steps 11 s), now 99 (0.36 s; 200 steps 1.0 s).
+ * A place in a device's line of realizations waiting for runs in flight (see realizeOrWait):
+ * the next in line tries again once this one is released.
  */
-const waitingInOrder = new Map<DeviceName, Promise<void>>();
+interface Place {
+  readonly released: Promise<void>;
+  release(): void;
+}
+
+/** The last place in each device's line. */
+const lastPlace = new Map<DeviceName, Place>();
 let attempts = 0;
 
 /** How many times realizations have tried to run so far, waits included (for tests). */
@@ -498,15 +500,46 @@ export function realizeAttempts(): number {
 }
 
 /**
- * realizeNodes; `retry`: an attempt after a wait, which waits again only for runs in flight,
- * never behind the realizations that waited after it (they wait for it to finish).
+ * realizeNodes. A realization that finds a value it computes being computed by a run in flight
+ * waits for that run, and takes a place in the device's line: it tries again once the runs it
+ * waits for have settled and the realization before it in line has released its place. A
+ * place is released when its realization has nothing left to wait for but its own run (it ran,
+ * or failed), or waits for something other than runs (a copy arriving, whose source may be a
+ * realization behind it in line: holding the place then closed a cycle, helper-158). A retry
+ * that finds other runs in flight waits for those, keeping its place.
+ *
+ * Without the line, every run that settled woke every realization still waiting, all but one
+ * of which found the next run in flight and waited again: a webgpu training loop that read a
+ * weight after 100 unread Adam steps made 4,852 attempts for the read (1.4 s; 200 steps 11 s),
+ * now 99 (0.3 s; 200 steps 0.7 s).
  */
 function realizeOrWait(
   outputs: readonly Node[],
   backend: Backend,
-  retry: boolean,
+  place: Place | undefined,
 ): void | Promise<void> {
   attempts++;
+  try {
+    const ran = attemptRealization(outputs, backend, place);
+    if (place === undefined) return ran;
+    if (!(ran instanceof Promise)) place.release();
+    else if (!keepsPlace.has(ran)) ran.then(place.release, place.release);
+    return ran;
+  } catch (e) {
+    place?.release();
+    throw e;
+  }
+}
+
+/** The promises of attempts that keep their place in line (they wait for runs again). */
+const keepsPlace = new WeakSet<Promise<void>>();
+
+/** One attempt of realizeOrWait. */
+function attemptRealization(
+  outputs: readonly Node[],
+  backend: Backend,
+  place: Place | undefined,
+): void | Promise<void> {
   const { realized, inFlight } = stateOf(backend.name);
   for (let i = 0; i < outputs.length; i++) {
     // a checkpoint asked for is an ordinary stored value from now on (rule CHECKPOINT)
@@ -523,19 +556,30 @@ function realizeOrWait(
   const busy = pending.flatMap((n) => inFlight.get(n) ?? []);
   if (busy.length > 0) {
     // a pending realization holds its inputs: a dispose meanwhile waits for it
-    const isSource = sourceTest(backend.name);
-    const sources = topoSort(pending, isSource).flatMap((n) => {
-      if (!isSource(n)) return [];
-      const b = sourceBuffer(n, backend.name);
-      // and what a checkpoint was computed from: see the wait below
-      return [...checkpointRoots(n, backend.name), ...(b === undefined ? [] : [b])];
-    });
+    const sources = () => storedSources(pending, backend.name);
     const runs = Promise.all(busy);
-    const before = retry ? undefined : waitingInOrder.get(backend.name);
-    const again = (before === undefined ? runs : runs.then(() => before))
-      .then(() => realizeOrWait(outputs, backend, true));
-    if (!retry) waitingInOrder.set(backend.name, again.then(() => {}, () => {}));
-    return holdUntilSettled(sources, again);
+    if (place !== undefined) {
+      const again = holdUntilSettled(
+        sources(),
+        runs.then(() => realizeOrWait(outputs, backend, place)),
+      );
+      keepsPlace.add(again);
+      return again;
+    }
+    const before = lastPlace.get(backend.name);
+    let release!: () => void;
+    const mine: Place = { released: new Promise<void>((r) => release = r), release };
+    lastPlace.set(backend.name, mine);
+    const again = runs.then(() => {
+      // what the runs stored is held until the retry has run: waiting in line, the program
+      // could dispose it meanwhile (a read issued before a dispose then failed, helper-158)
+      const unhold = holdBuffers(sources());
+      const turn = before === undefined ? Promise.resolve() : before.released;
+      return turn.then(() => realizeOrWait(outputs, backend, mine)).finally(unhold);
+    });
+    // (failing before its turn, it still lets the next one go)
+    again.catch(release);
+    return holdUntilSettled(sources(), again);
   }
   const { plan, order, checkpoints: deep } = planFor(pending, backend);
   const bound: (DeviceBuffer | undefined)[] = [];
@@ -562,7 +606,9 @@ function realizeOrWait(
     const roots = plan.buffers.flatMap((pb) =>
       pb.role === "input" ? checkpointRoots(order[pb.node], backend.name) : []
     );
-    const replan = Promise.all(waits).then(() => realizeOrWait(outputs, backend, true));
+    // (its place in line goes: the copies' sources may be behind it)
+    place?.release();
+    const replan = Promise.all(waits).then(() => realizeOrWait(outputs, backend, undefined));
     return holdUntilSettled([...inputs, ...roots], replan);
   }
   const { buffers, ran } = runPlan(plan, bound, backend);
@@ -592,6 +638,19 @@ function realizeOrWait(
     return done;
   }
   finish();
+}
+
+/**
+ * The stored values realizing `pending` on `device` would load (and what the checkpoints among
+ * them were computed from: see the wait for copies in attemptRealization).
+ */
+function storedSources(pending: readonly Node[], device: DeviceName): DeviceBuffer[] {
+  const isSource = sourceTest(device);
+  return topoSort(pending, isSource).flatMap((n) => {
+    if (!isSource(n)) return [];
+    const b = sourceBuffer(n, device);
+    return [...checkpointRoots(n, device), ...(b === undefined ? [] : [b])];
+  });
 }
 
 /**
