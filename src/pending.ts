@@ -254,6 +254,23 @@ export function setComputeBeforeFreeing(fn: (node: Node, device: DeviceName) => 
   computeBeforeFreeing = fn;
 }
 
+/** Whether handToWaitingReader hands values over (see withoutHandingOver). */
+let handingOver = true;
+
+/**
+ * Runs `fn` (a dispose) with no value handed to a waiting variable: what reads it was computed,
+ * or is being computed, for it to be freed (realization.ts's disposeComputingReaders).
+ */
+export function withoutHandingOver(fn: () => void): void {
+  const before = handingOver;
+  handingOver = false;
+  try {
+    fn();
+  } finally {
+    handingOver = before;
+  }
+}
+
 /** Why the program let go of a value handed to a waiting variable (see handToWaitingReader). */
 const letGoBecause = new WeakMap<Node, ReleaseReason>();
 
@@ -271,8 +288,11 @@ export function handToWaitingReader(
   device: DeviceName,
   reason: ReleaseReason,
 ): boolean {
-  if (waitingCount === 0) return false;
-  const reader = readersOf(new Set([node]), device).find(awaitsStoring);
+  if (waitingCount === 0 || !handingOver) return false;
+  // (not one a run in flight is computing: stored soon, what reads the value is computed now)
+  const reader = readersOf(new Set([node]), device).find((n) =>
+    awaitsStoring(n) && !isInFlight(n, device)
+  );
   if (reader === undefined) return false;
   const later = replaces.get(reader);
   if (later === undefined) replaces.set(reader, [node]);

@@ -17,6 +17,7 @@ import {
   capturedReadsRefusedBelow,
   endHold,
   freeValue,
+  lastingHandleCount,
   releaseHandle,
   tracing,
 } from "./ownership.ts";
@@ -33,6 +34,7 @@ import {
   replacedWhileHeld,
   setComputeBeforeFreeing,
   stopWaiting,
+  withoutHandingOver,
   withWaitingVariables,
 } from "./pending.ts";
 import { backendFor } from "./runtime/backends.ts";
@@ -248,6 +250,24 @@ export function computeReadersOf(
 }
 
 setComputeBeforeFreeing((node, device) => computeReadersOf(new Set([node]), device, [], true));
+
+/**
+ * Disposes `t`, computing first what the library protects that reads its storage, assignments
+ * not computed yet included, rather than handing them the storage (pending.ts's
+ * handToWaitingReader): the optimizers' per-step numbers, whose disposal bounds how many steps
+ * of updates wait uncomputed (README: an update is computed at the latest when the step after
+ * next ends; handed over, a loop that never read piled up every step's update).
+ */
+export function disposeComputingReaders(t: Tensor): void {
+  if (t.isDisposed) return;
+  const node = nodeOf(t);
+  const last = lastingHandleCount(node, t.device) <= 1;
+  if (last && hasReaders() && realizedBuffer(node, t.device) !== undefined) {
+    computeReadersOf(new Set([node]), t.device);
+  }
+  // (one waiting for a run in flight to compute them holds the value until it has)
+  withoutHandingOver(() => t.dispose());
+}
 
 /**
  * Drops one handle on `node` (a tensor's, a read's or a jit call's hold). When it was the last
