@@ -242,16 +242,38 @@ function freeOld(
   const reason = letGoBecause.get(old);
   // the gradients reading a value handed over are not always computed with the variable: a
   // realization computing it may have begun before the hand-over (webgpu: one in flight)
-  if (reason !== undefined && readers.size > 0) computeBeforeFreeing?.(old, backend.name);
+  if (reason !== undefined && readers.size > 0) computeBeforeFreeing?.(old, backend.name, false);
   freeValue(old, backend, reason ?? "overwritten by assign()");
 }
 
-/** realization.ts's computeReadersOf for one value (set there: it imports this module). */
-let computeBeforeFreeing: ((node: Node, device: DeviceName) => void) | null = null;
+/**
+ * realization.ts's computeReadersOf for one value (set there: it imports this module), the
+ * waiting variables among its readers too or not.
+ */
+let computeBeforeFreeing:
+  | ((node: Node, device: DeviceName, waitingToo: boolean) => void)
+  | null = null;
 
 /** Sets how the protected readers of a value handed to a waiting variable are computed. */
-export function setComputeBeforeFreeing(fn: (node: Node, device: DeviceName) => void): void {
+export function setComputeBeforeFreeing(
+  fn: (node: Node, device: DeviceName, waitingToo: boolean) => void,
+): void {
   computeBeforeFreeing = fn;
+}
+
+/**
+ * `next` has just replaced `old` (an assign). If `old` is an assigned value not computed yet
+ * that no handle holds and `next` does not read, nothing but a lazy graph built before can
+ * compute it now, and the values handed to it would wait for `next` to be stored: it is
+ * computed now, which frees them, as disposing them did before values were handed over (a loop
+ * of `e.assign(c.mul(2)); c.dispose()` that never read `e` kept every `c`, helper-159).
+ */
+export function computeIfHandedOver(old: Node, next: Node, device: DeviceName): void {
+  if (!awaitsStoring(old) || handlesOn(old, device) !== 0) return;
+  const handed = (replaces.get(old) ?? []).filter((n) => letGoBecause.has(n) && isStored(n));
+  if (handed.length === 0) return;
+  if (topoSort([next], isStored).includes(old)) return; // computed with `next`
+  computeBeforeFreeing?.(handed[0], device, true);
 }
 
 /** Whether handToWaitingReader hands values over (see withoutHandingOver). */

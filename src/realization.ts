@@ -249,7 +249,9 @@ export function computeReadersOf(
   }
 }
 
-setComputeBeforeFreeing((node, device) => computeReadersOf(new Set([node]), device, [], true));
+setComputeBeforeFreeing((node, device, waitingToo) =>
+  computeReadersOf(new Set([node]), device, [], !waitingToo)
+);
 
 /**
  * Disposes `t`, computing first what the library protects that reads its storage, assignments
@@ -301,6 +303,9 @@ function freeUnheld(node: Node, device: DeviceName): void {
   // have (the Error of a graph still reading it said "disposed", though nothing was)
   if (replacedWhileHeld(node)) return freeIfReplaced(node, backendFor(device));
   if (hasReaders()) {
+    // the assignment replacing it frees it once stored (handed over too, it was tagged
+    // disposed, and a lazy graph reading it was told so rather than that it was overwritten)
+    if (awaitsSuccessor(node)) return;
     // an assignment not computed yet that reads it frees it once stored (not computed now)
     if (handToWaitingReader(node, device, "disposed")) return;
     computeReadersOf(new Set([node]), device);

@@ -33,7 +33,13 @@ import {
   trackCreated,
   trackDropped,
 } from "./ownership.ts";
-import { awaitValue, protectReader, replaceWhenStored, unprotectReader } from "./pending.ts";
+import {
+  awaitValue,
+  computeIfHandedOver,
+  protectReader,
+  replaceWhenStored,
+  unprotectReader,
+} from "./pending.ts";
 import {
   moveTo,
   nest,
@@ -350,6 +356,7 @@ export class Tensor {
     this.#moveTo(next);
     replaceWhenStored(next, old);
     awaitValue(next, this.device);
+    computeIfHandedOver(old, next, this.device);
     if (this.#requiresGrad) leafTensors.set(next, new WeakRef(this));
     gradientTargetsChanged();
     return this;

@@ -701,3 +701,39 @@ Deno.test({
     for (const t of [p0, p1]) t.dispose();
   },
 });
+
+Deno.test("pending: an assignment replaced unread frees what was handed to it (helper-159)", async () => {
+  // `e.assign(c.mul(2)); c.dispose()`: c is handed to e's assignment, which the next assign
+  // replaces without reading it; it waited for the last assignment to be stored, with every c
+  for (const device of testDevices) {
+    const e = tensor(new Float32Array(1024), { device });
+    await e.data();
+    const start = memory()[device].bytesInUse;
+    let last = 0;
+    for (let k = 1; k <= 50; k++) {
+      const c = tensor(new Float32Array(1024).fill(k), { device });
+      await c.data();
+      e.assign(c.mul(2));
+      c.dispose();
+      last = 2 * k;
+    }
+    const grown = memory()[device].bytesInUse - start;
+    assert(grown <= 4 * 4096, `${device}: ${grown} bytes kept over 50 steps`);
+    const got = await e.data();
+    assertEquals([got[0], got[1023]], [last, last], device);
+    e.dispose();
+  }
+});
+
+Deno.test("pending: a value replaced by an assignment is said overwritten, also once disposed (helper-159)", async () => {
+  for (const device of testDevices) {
+    const w = tensor([1, 2, 3], { device });
+    const view = w.reshape(w.shape); // w's value, as long as it holds it
+    const y = w.add(1); // lazy, reads w's old value
+    w.assign(w.mul(2));
+    view.dispose();
+    assertEquals(Array.from(await w.data()), [2, 4, 6], device);
+    await assertRejects(() => y.data(), Error, "overwritten by assign()");
+    w.dispose();
+  }
+});
