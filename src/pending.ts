@@ -262,19 +262,23 @@ export function setComputeBeforeFreeing(
 }
 
 /**
- * `next` has just replaced `old` (an assign). If `old` is an assigned value not computed yet
- * that no handle holds and `next` does not read, nothing but a lazy graph built before can
- * compute it now, and the values handed to it would wait for `next` to be stored: it is
- * computed now, which frees them, as disposing them did before values were handed over (a loop
- * of `e.assign(c.mul(2)); c.dispose()` that never read `e` kept every `c`, helper-159).
+ * `next` has just replaced `old` (an assign). If values were handed to `old`, an assigned value
+ * not computed yet, it is computed now, which frees them: a value is handed over for one step at
+ * most. (Waiting for `old` to be computed with what reads it, a loop that disposed its batch
+ * and never read the weight kept every batch, and each step walked every step before it:
+ * helper-159, helper-160.) The step's loss, read before the next step as README asks, read the
+ * value `old` replaces, which this frees: the same bound as an optimizer's per-step numbers.
  */
-export function computeIfHandedOver(old: Node, next: Node, device: DeviceName): void {
-  if (!awaitsStoring(old) || handlesOn(old, device) !== 0) return;
-  const handed = (replaces.get(old) ?? []).filter((n) => letGoBecause.has(n) && isStored(n));
-  if (handed.length === 0) return;
-  if (topoSort([next], isStored).includes(old)) return; // computed with `next`
-  computeBeforeFreeing?.(handed[0], device, true);
+export function computeIfHandedOver(old: Node, device: DeviceName): void {
+  if (!holdsHandedOver.has(old)) return;
+  holdsHandedOver.delete(old);
+  if (!awaitsStoring(old)) return;
+  const handed = (replaces.get(old) ?? []).find((n) => letGoBecause.has(n) && isStored(n));
+  if (handed !== undefined) computeBeforeFreeing?.(handed, device, true);
 }
+
+/** The assigned values, not computed yet, that values were handed to. */
+const holdsHandedOver = new WeakSet<Node>();
 
 /** Whether handToWaitingReader hands values over (see withoutHandingOver). */
 let handingOver = true;
@@ -303,6 +307,7 @@ const letGoBecause = new WeakMap<Node, ReleaseReason>();
  * the variable now, to free `node` now, freed the value it replaces under a lazy result still
  * reading that: a step's loss read after `step()`, once the program disposed a tensor that
  * hash-consing had made one with a term of the update (`w.mul(weightDecay)`: helper-155).
+ * The variable is computed at the latest when the next assign replaces it (computeIfHandedOver).
  * Returns whether it handed `node` over.
  */
 export function handToWaitingReader(
@@ -311,15 +316,18 @@ export function handToWaitingReader(
   reason: ReleaseReason,
 ): boolean {
   if (waitingCount === 0 || !handingOver) return false;
-  // (not one a run in flight is computing: stored soon, what reads the value is computed now)
+  // an assigned value (one that replaces another: computing a leaf made to require grad frees
+  // nothing), not one a run in flight is computing (stored soon: what reads the value is
+  // computed now)
   const reader = readersOf(new Set([node]), device).find((n) =>
-    awaitsStoring(n) && !isInFlight(n, device)
+    awaitsStoring(n) && replaces.has(n) && !isInFlight(n, device)
   );
   if (reader === undefined) return false;
   const later = replaces.get(reader);
   if (later === undefined) replaces.set(reader, [node]);
   else later.push(node);
   letGoBecause.set(node, reason);
+  holdsHandedOver.add(reader);
   return true;
 }
 

@@ -356,7 +356,7 @@ export class Tensor {
     this.#moveTo(next);
     replaceWhenStored(next, old);
     awaitValue(next, this.device);
-    computeIfHandedOver(old, next, this.device);
+    computeIfHandedOver(old, this.device);
     if (this.#requiresGrad) leafTensors.set(next, new WeakRef(this));
     gradientTargetsChanged();
     return this;

@@ -737,3 +737,33 @@ Deno.test("pending: a value replaced by an assignment is said overwritten, also 
     w.dispose();
   }
 });
+
+Deno.test("pending: a loop that disposes its batch and never reads keeps one step's batch (helper-160)", async () => {
+  // each batch, disposed, is handed to the update reading it: handed over until that update
+  // was computed, which nothing asked for, every batch stayed (2,000 steps: 2,001 tensors)
+  for (const device of testDevices) {
+    for (const inTidy of [false, true]) {
+      const w = tensor([1, 2, 3, 4], { device });
+      await w.data();
+      const start = memory()[device].liveTensors;
+      const want = [1, 2, 3, 4];
+      const counts: number[] = [];
+      for (let k = 1; k <= 60; k++) {
+        const batch = [k, -k, 0.5 * k, 2];
+        const step = () => {
+          const x = tensor(batch, { device });
+          w.assign(w.sub(x.mul(0.01)));
+          return x;
+        };
+        if (inTidy) tidy(() => void step());
+        else step().dispose();
+        for (let i = 0; i < 4; i++) want[i] = Math.fround(want[i] - Math.fround(0.01 * batch[i]));
+        counts.push(memory()[device].liveTensors - start);
+      }
+      const label = `${device}${inTidy ? " in tidy" : ""}`;
+      if (device === "cpu") assert(Math.max(...counts) <= 4, `${label}: live values ${counts}`);
+      assertClose(await w.data(), want, { rtol: 1e-5, msg: label });
+      w.dispose();
+    }
+  }
+});
