@@ -826,6 +826,9 @@ export function jit<R extends JitResult>(
   const inputNames = givenNames === undefined ? undefined : dense(givenNames) as string[];
   if (inputNames !== undefined) {
     checkIdentifiers("jit", "options.inputNames", inputNames);
+    // frozen: `compiled.inputNames` is this copy, and a name written there after the check
+    // went into an export's code as it was (helper-161)
+    Object.freeze(inputNames);
   }
   // several traces per key, each kept while it may serve again: one made for other
   // requiresGrad settings of captured leaves (a GAN's step freezing either network in turn

@@ -156,6 +156,12 @@ Deno.test("jit: bad functions and bad calls give clear Errors; the library stays
     'jit: options.inputNames must be JavaScript identifiers (they name variables of exports), got "a-b"',
   );
   assertThrows(() => jit((v) => v, { inputNames: ["a", "a"] }), Error, "must be distinct");
+  // the names jit checked are the ones it keeps: written into `inputNames` afterwards, code went
+  // into an export's run() (helper-161)
+  const named = jit((v) => v.mul(2), { inputNames: ["v"] });
+  assert(Object.isFrozen(named.inputNames), "inputNames frozen");
+  assertThrows(() => ((named.inputNames as string[])[0] = "v) {} function z("), TypeError);
+  assertEquals(named.inputNames, ["v"]);
   await assertRejects(
     () => jit((v) => v)(3 as never),
     Error,

@@ -111,6 +111,11 @@ export class LocalResponseNorm extends Module {
     this.alpha = alpha;
     this.beta = beta;
     this.k = k;
+    // read-only in fact, not only in TypeScript: written, they took any value past the checks
+    // above, and toString threw a bare RangeError (helper-161). Data properties, not private
+    // fields: a module behind a Proxy reads them.
+    const fixed = { writable: false, configurable: false };
+    Object.defineProperties(this, { size: fixed, alpha: fixed, beta: fixed, k: fixed });
   }
 
   /** Normalizes `x` of shape (N, C, *); rank < 2 input is returned unchanged. */

@@ -62,7 +62,25 @@ function childFields(m: Module): [string, Module][] {
  * stateDict and toString).
  */
 function childrenOf(m: Module): [string, Module][] {
-  return typeof m.namedChildren === "function" ? [...m.namedChildren()] : childFields(m);
+  if (typeof m.namedChildren !== "function") return childFields(m);
+  const fn = `${classNameOf(m, "Module")}.namedChildren`;
+  const given: unknown = m.namedChildren();
+  if (typeof (given as Iterable<unknown>)?.[Symbol.iterator] !== "function") {
+    fail(fn, "an override must return an iterable of [name, Module] pairs", given);
+  }
+  // each entry checked: an override yielding modules, or [name, 5], gave bare TypeErrors from
+  // every walk, or no parameters at all (helper-161)
+  const children: [string, Module][] = [];
+  for (const entry of given as Iterable<unknown>) {
+    if (
+      !Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== "string" ||
+      !(entry[1] instanceof Module)
+    ) {
+      fail(fn, "an override must yield [name, Module] pairs", entry);
+    }
+    children.push([entry[0], entry[1]]);
+  }
+  return children;
 }
 
 /**

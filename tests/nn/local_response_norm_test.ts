@@ -489,3 +489,14 @@ Deno.test("LocalResponseNorm: forward + backward is at most 3 kernels for every 
     }
   }
 });
+
+Deno.test("LocalResponseNorm: its settings cannot be written past the constructor's checks (helper-161)", async () => {
+  const lrn = new nn.LocalResponseNorm(3, 0.5, 0.75, 1);
+  for (const [field, value] of [["size", 2.5], ["alpha", "x"], ["beta", NaN], ["k", -1]] as const) {
+    assertThrows(() => ((lrn as unknown as Record<string, unknown>)[field] = value), TypeError);
+  }
+  assertEquals(String(lrn), "LocalResponseNorm(size=3, alpha=0.5, beta=0.75, k=1.0)");
+  // and it still computes: channel 0 of [1, 2] with size 3 is 1 / (1 + 0.5 * (1 + 4))^0.75
+  const y = await lrn.forward(tensor([1, 2], { shape: [1, 2] })).data();
+  assertClose([y[0]], [1 / 3.5 ** 0.75], { rtol: 1e-6 });
+});

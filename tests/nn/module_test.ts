@@ -673,3 +673,56 @@ Deno.test("Module: overrides of namedChildren, train, toString are followed; ext
     "Sized.toString: extraRepr() to return a string, got 3",
   );
 });
+
+Deno.test("Module: a namedChildren override that gives something else is an Error naming it (helper-161)", () => {
+  class Leaf extends nn.Module {
+    w = tensor([1], { requiresGrad: true });
+    forward(x: Tensor): Tensor {
+      return x;
+    }
+  }
+  class YieldsModules extends nn.Module {
+    a = new Leaf();
+    override *namedChildren(): Generator<[string, nn.Module]> {
+      yield this.a as never; // a module, not [name, module]
+    }
+    forward(x: Tensor): Tensor {
+      return x;
+    }
+  }
+  class ReturnsNull extends nn.Module {
+    a = new Leaf();
+    override namedChildren(): Generator<[string, nn.Module]> {
+      return null as never;
+    }
+    forward(x: Tensor): Tensor {
+      return x;
+    }
+  }
+  class YieldsNumber extends nn.Module {
+    override *namedChildren(): Generator<[string, nn.Module]> {
+      yield ["x", 5] as never;
+    }
+    forward(x: Tensor): Tensor {
+      return x;
+    }
+  }
+  const pairs = "an override must yield [name, Module] pairs";
+  for (
+    const [make, message] of [
+      [() => new YieldsModules(), `YieldsModules.namedChildren: ${pairs}, got Leaf`],
+      [() => new YieldsNumber(), `YieldsNumber.namedChildren: ${pairs}, got ["x", 5]`],
+      [
+        () => new ReturnsNull(),
+        "ReturnsNull.namedChildren: an override must return an iterable of [name, Module] pairs, got null",
+      ],
+    ] as [() => nn.Module, string][]
+  ) {
+    const m = make();
+    assertThrows(() => [...m.parameters()], Error, message);
+    assertThrows(() => m.stateDict(), Error, message);
+    assertThrows(() => String(m), Error, message);
+    assertThrows(() => m.train(), Error, message);
+    assertThrows(() => m.zeroGrad(), Error, message);
+  }
+});
