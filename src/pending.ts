@@ -14,7 +14,6 @@ import type { Node } from "./ir/node.ts";
 import { settleStoredDetach } from "./history.ts";
 import { freeValue, handlesOn } from "./ownership.ts";
 import type { Backend, DeviceName } from "./runtime/device.ts";
-import type { ReleaseReason } from "./runtime/lifetime.ts";
 import { isInFlight, storedAnywhere } from "./runtime/realize.ts";
 import { checkpointBuffer } from "./runtime/checkpoint.ts";
 
@@ -239,96 +238,7 @@ function freeOld(
     else later.push(old);
     return;
   }
-  const reason = letGoBecause.get(old);
-  // the gradients reading a value handed over are not always computed with the variable: a
-  // realization computing it may have begun before the hand-over (webgpu: one in flight)
-  if (reason !== undefined && readers.size > 0) computeBeforeFreeing?.(old, backend.name, false);
-  freeValue(old, backend, reason ?? "overwritten by assign()");
-}
-
-/**
- * realization.ts's computeReadersOf for one value (set there: it imports this module), the
- * waiting variables among its readers too or not.
- */
-let computeBeforeFreeing:
-  | ((node: Node, device: DeviceName, waitingToo: boolean) => void)
-  | null = null;
-
-/** Sets how the protected readers of a value handed to a waiting variable are computed. */
-export function setComputeBeforeFreeing(
-  fn: (node: Node, device: DeviceName, waitingToo: boolean) => void,
-): void {
-  computeBeforeFreeing = fn;
-}
-
-/**
- * `next` has just replaced `old` (an assign). If values were handed to `old`, an assigned value
- * not computed yet, it is computed now, which frees them: a value is handed over for one step at
- * most. (Waiting for `old` to be computed with what reads it, a loop that disposed its batch
- * and never read the weight kept every batch, and each step walked every step before it:
- * helper-159, helper-160.) The step's loss, read before the next step as README asks, read the
- * value `old` replaces, which this frees: the same bound as an optimizer's per-step numbers.
- */
-export function computeIfHandedOver(old: Node, device: DeviceName): void {
-  if (!holdsHandedOver.has(old)) return;
-  holdsHandedOver.delete(old);
-  if (!awaitsStoring(old)) return;
-  const handed = (replaces.get(old) ?? []).find((n) => letGoBecause.has(n) && isStored(n));
-  if (handed !== undefined) computeBeforeFreeing?.(handed, device, true);
-}
-
-/** The assigned values, not computed yet, that values were handed to. */
-const holdsHandedOver = new WeakSet<Node>();
-
-/** Whether handToWaitingReader hands values over (see withoutHandingOver). */
-let handingOver = true;
-
-/**
- * Runs `fn` (a dispose) with no value handed to a waiting variable: what reads it was computed,
- * or is being computed, for it to be freed (realization.ts's disposeComputingReaders).
- */
-export function withoutHandingOver(fn: () => void): void {
-  const before = handingOver;
-  handingOver = false;
-  try {
-    fn();
-  } finally {
-    handingOver = before;
-  }
-}
-
-/** Why the program let go of a value handed to a waiting variable (see handToWaitingReader). */
-const letGoBecause = new WeakMap<Node, ReleaseReason>();
-
-/**
- * The program let go of the stored `node` (its last handle went) while an assigned value not
- * computed yet reads it: that variable frees it once stored, as it frees the value it replaces,
- * and the gradients reading it are computed with the variable (withWaitingVariables). Computing
- * the variable now, to free `node` now, freed the value it replaces under a lazy result still
- * reading that: a step's loss read after `step()`, once the program disposed a tensor that
- * hash-consing had made one with a term of the update (`w.mul(weightDecay)`: helper-155).
- * The variable is computed at the latest when the next assign replaces it (computeIfHandedOver).
- * Returns whether it handed `node` over.
- */
-export function handToWaitingReader(
-  node: Node,
-  device: DeviceName,
-  reason: ReleaseReason,
-): boolean {
-  if (waitingCount === 0 || !handingOver) return false;
-  // an assigned value (one that replaces another: computing a leaf made to require grad frees
-  // nothing), not one a run in flight is computing (stored soon: what reads the value is
-  // computed now)
-  const reader = readersOf(new Set([node]), device).find((n) =>
-    awaitsStoring(n) && replaces.has(n) && !isInFlight(n, device)
-  );
-  if (reader === undefined) return false;
-  const later = replaces.get(reader);
-  if (later === undefined) replaces.set(reader, [node]);
-  else later.push(node);
-  letGoBecause.set(node, reason);
-  holdsHandedOver.add(reader);
-  return true;
+  freeValue(old, backend, "overwritten by assign()");
 }
 
 /**

@@ -17,7 +17,6 @@ import {
   capturedReadsRefusedBelow,
   endHold,
   freeValue,
-  lastingHandleCount,
   releaseHandle,
   tracing,
 } from "./ownership.ts";
@@ -28,13 +27,10 @@ import {
   awaitsSuccessor,
   freeAbandoned,
   freeIfReplaced,
-  handToWaitingReader,
   hasReaders,
   readersOf,
   replacedWhileHeld,
-  setComputeBeforeFreeing,
   stopWaiting,
-  withoutHandingOver,
   withWaitingVariables,
 } from "./pending.ts";
 import { backendFor } from "./runtime/backends.ts";
@@ -203,15 +199,12 @@ export function failGone(fn: string, error: unknown, nodes: readonly Node[] = []
 
 /**
  * Before the storage of `stored` (values on `device`) is freed: computes the protected readers
- * that still read it (see pending.ts), and the `lazy` tensors that do. `exceptWaiting`: not the
- * assigned values waiting to be computed, for the caller hands them what they read instead
- * (pending.ts's freeOld and handToWaitingReader: computed now, they freed what they replace).
+ * that still read it (see pending.ts), and the `lazy` tensors that do.
  */
 export function computeReadersOf(
   stored: ReadonlySet<Node>,
   device: DeviceName,
   lazy: readonly Tensor[] = [],
-  exceptWaiting = false,
 ): void {
   const isStored = (n: Node) => realizedBuffer(n, device) !== undefined;
   const mine = lazy.filter((t) =>
@@ -219,11 +212,7 @@ export function computeReadersOf(
   );
   const needy = mine.length > 0 &&
     topoSort(mine.map(nodeOf), isStored).some((n) => stored.has(n));
-  const readers = readersOf(stored, device);
-  const nodes = [
-    ...(needy ? mine.map(nodeOf) : []),
-    ...(exceptWaiting ? readers.filter((n) => !awaitsStoring(n)) : readers),
-  ];
+  const nodes = [...(needy ? mine.map(nodeOf) : []), ...readersOf(stored, device)];
   if (nodes.length === 0) return;
   const attempt = (some: Node[]) => {
     const ran = realizeOn(device, some);
@@ -249,28 +238,6 @@ export function computeReadersOf(
   }
 }
 
-setComputeBeforeFreeing((node, device, waitingToo) =>
-  computeReadersOf(new Set([node]), device, [], !waitingToo)
-);
-
-/**
- * Disposes `t`, computing first what the library protects that reads its storage, assignments
- * not computed yet included, rather than handing them the storage (pending.ts's
- * handToWaitingReader): the optimizers' per-step numbers, whose disposal bounds how many steps
- * of updates wait uncomputed (README: an update is computed at the latest when the step after
- * next ends; handed over, a loop that never read piled up every step's update).
- */
-export function disposeComputingReaders(t: Tensor): void {
-  if (t.isDisposed) return;
-  const node = nodeOf(t);
-  const last = lastingHandleCount(node, t.device) <= 1;
-  if (last && hasReaders() && realizedBuffer(node, t.device) !== undefined) {
-    computeReadersOf(new Set([node]), t.device);
-  }
-  // (one waiting for a run in flight to compute them holds the value until it has)
-  withoutHandingOver(() => t.dispose());
-}
-
 /**
  * Drops one handle on `node` (a tensor's, a read's or a jit call's hold). When it was the last
  * and the value is stored, the lazy values the library protects that read it (an assigned
@@ -292,7 +259,7 @@ export function releaseValue(node: Node, device: DeviceName): void {
 function abandon(node: Node, device: DeviceName): void {
   const stored = abandonAssignment(node);
   if (stored.length === 0) return;
-  if (hasReaders()) computeReadersOf(new Set(stored), device, [], true);
+  if (hasReaders()) computeReadersOf(new Set(stored), device);
   freeAbandoned(stored, backendFor(device));
 }
 
@@ -302,14 +269,11 @@ function freeUnheld(node: Node, device: DeviceName): void {
   // replaced by an assignment while a read held it: freed as the assignment's storing would
   // have (the Error of a graph still reading it said "disposed", though nothing was)
   if (replacedWhileHeld(node)) return freeIfReplaced(node, backendFor(device));
-  if (hasReaders()) {
-    // the assignment replacing it frees it once stored (handed over too, it was tagged
-    // disposed, and a lazy graph reading it was told so rather than that it was overwritten)
-    if (awaitsSuccessor(node)) return;
-    // an assignment not computed yet that reads it frees it once stored (not computed now)
-    if (handToWaitingReader(node, device, "disposed")) return;
-    computeReadersOf(new Set([node]), device);
-  }
+  // replaced by an assignment not stored yet, which frees it once stored: left to it (freed
+  // here, after computing the assignment, a lazy graph reading it was told on webgpu that it was
+  // disposed, not overwritten, helper-159)
+  if (awaitsSuccessor(node)) return;
+  if (hasReaders()) computeReadersOf(new Set([node]), device);
   freeValue(node, backendFor(device), "disposed");
 }
 

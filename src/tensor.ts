@@ -33,13 +33,7 @@ import {
   trackCreated,
   trackDropped,
 } from "./ownership.ts";
-import {
-  awaitValue,
-  computeIfHandedOver,
-  protectReader,
-  replaceWhenStored,
-  unprotectReader,
-} from "./pending.ts";
+import { awaitValue, protectReader, replaceWhenStored, unprotectReader } from "./pending.ts";
 import {
   moveTo,
   nest,
@@ -356,7 +350,6 @@ export class Tensor {
     this.#moveTo(next);
     replaceWhenStored(next, old);
     awaitValue(next, this.device);
-    computeIfHandedOver(old, this.device);
     if (this.#requiresGrad) leafTensors.set(next, new WeakRef(this));
     gradientTargetsChanged();
     return this;

@@ -141,8 +141,7 @@ function computeWhatNeeds(results: ReadonlySet<Owned>, doomed: readonly Owned[])
         if (lastingHandleCount(old, device) === 0) stored.add(old);
       }
     }
-    // (an assignment not computed yet that reads one is handed it when it is disposed)
-    if (stored.size > 0) computeReadersOf(stored, device, lazy, true);
+    if (stored.size > 0) computeReadersOf(stored, device, lazy);
   }
 }
 

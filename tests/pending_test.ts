@@ -629,57 +629,6 @@ Deno.test("pending: an assigned value still being computed is not freed under th
   }
 });
 
-Deno.test("pending: an assignment reading a disposed value keeps it, not computed early (helper-155)", async () => {
-  // SGD's weight decay term w.mul(0.1) is, by hash-consing, the program's own w.mul(0.1). The
-  // program disposed its tensor after the step: the pending update was computed right there, to
-  // free that value, and storing it freed w's old value under the step's lazy loss ("overwritten
-  // by assign()"). The update now keeps the value and frees it when it is stored.
-  const x = [[1, 2, 3], [0.5, -1, 2]];
-  const w0 = [0.5, -0.25, 0.1];
-  // float64: the loss at w0, and w0 after one step of lr 0.1, weight decay 0.1
-  const s = x.map((row) => row.reduce((a, v, i) => a + v * w0[i], 0));
-  const wantLoss = s.reduce((a, v) => a + Math.tanh(v) ** 2, 0) / 2;
-  const wantW = w0.map((w, i) => {
-    const g = s.reduce((a, v, r) => a + Math.tanh(v) * (1 - Math.tanh(v) ** 2) * x[r][i], 0);
-    return w - 0.1 * (g + 0.1 * w);
-  });
-  for (const device of testDevices) {
-    for (const inTidy of [false, true]) {
-      const w = tensor(w0, { device, requiresGrad: true });
-      const xs = tensor(x, { device });
-      const opt = new optim.SGD([w], { lr: 0.1, weightDecay: 0.1 });
-      const decay = w.mul(0.1); // the program's statistic, the update's term too
-      await decay.data();
-      const storage = realizedBuffer(nodeOf(decay), device)!;
-      const step = () => {
-        const loss = xs.mul(w).sum(1).tanh().square().mean();
-        loss.backward();
-        opt.step();
-        opt.zeroGrad();
-        return loss;
-      };
-      let loss: Tensor;
-      if (inTidy) {
-        // returned lazy, and the twin is the scope's to dispose
-        loss = tidy(() => {
-          const made = w.mul(0.1);
-          decay.dispose();
-          return [step(), made][0];
-        });
-      } else {
-        loss = step();
-        decay.dispose();
-      }
-      const label = `${device}${inTidy ? " in tidy" : ""}`;
-      assertClose([await loss.item()], [wantLoss], { rtol: 1e-5, msg: label });
-      assertEquals(wasReleased(storage), false, `${label}: kept for the update`);
-      assertClose(await w.data(), wantW, { rtol: 1e-5, msg: label });
-      assertEquals(wasReleased(storage), true, `${label}: freed once the update is stored`);
-      for (const t of [w, xs, loss]) t.dispose();
-    }
-  }
-});
-
 Deno.test({
   name: "pending: a gradient reading a value handed to an update in flight is computed first",
   ignore: !webgpuAvailable,

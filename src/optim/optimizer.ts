@@ -6,7 +6,6 @@
 
 import { noGrad } from "../autodiff.ts";
 import { disposeTemporaries } from "../tidy.ts";
-import { disposeComputingReaders } from "../realization.ts";
 import { tensor, zeros } from "../creation.ts";
 import { isFloat } from "../ir/dtype.ts";
 import { keepForever, recordCreated, tracing, untracked } from "../ownership.ts";
@@ -169,7 +168,7 @@ export abstract class Optimizer {
       // realization of their own: Adam's step took 1.3x the time; measured 2026-12-07)
       if (entry.used || ++entry.idle < 2) continue;
       this.#scalars.delete(key);
-      disposeComputingReaders(entry.tensor);
+      entry.tensor.dispose();
     }
   }
 
