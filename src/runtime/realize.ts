@@ -567,8 +567,16 @@ function attemptRealization(
       return again;
     }
     const before = lastPlace.get(backend.name);
-    let release!: () => void;
-    const mine: Place = { released: new Promise<void>((r) => release = r), release };
+    let resolve!: () => void;
+    const released = new Promise<void>((r) => resolve = r);
+    // the line forgets a released place that is still its last: kept, its promise chain held
+    // what the realization read for good (a failed read after a device loss kept a 4 MB batch,
+    // helper-163)
+    const release = () => {
+      resolve();
+      if (lastPlace.get(backend.name) === mine) lastPlace.delete(backend.name);
+    };
+    const mine: Place = { released, release };
     lastPlace.set(backend.name, mine);
     const again = runs.then(() => {
       // what the runs stored is held until the retry has run: waiting in line, the program
