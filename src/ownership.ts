@@ -178,7 +178,8 @@ export function recordCreated<T>(fn: () => T): [T, Owned[]] {
     return [fn(), made];
   } finally {
     recording = outer;
-    outer?.push(...made);
+    // (one by one: spreading a step's tensors over many parameters could overflow the stack)
+    if (outer !== null) { for (const t of made) outer.push(t); }
   }
 }
 

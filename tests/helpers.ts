@@ -278,3 +278,31 @@ export async function assertErrorScopesNest(fn: () => Promise<void>): Promise<st
   }
   return calls;
 }
+
+/**
+ * `w0` after `steps` steps of Adam (PyTorch's form, bias corrections included) on the loss
+ * `sum(c * w^2)`, in float64: the reference of the optimizer tests.
+ */
+export function adamReference(
+  w0: number[],
+  c: number[],
+  steps: number,
+  lr: number,
+  [b1, b2]: [number, number],
+  eps: number,
+  weightDecay: number,
+): number[] {
+  const w = [...w0];
+  const m = w.map(() => 0);
+  const v = w.map(() => 0);
+  for (let t = 1; t <= steps; t++) {
+    for (let i = 0; i < w.length; i++) {
+      const g = 2 * c[i] * w[i] + weightDecay * w[i];
+      m[i] = b1 * m[i] + (1 - b1) * g;
+      v[i] = b2 * v[i] + (1 - b2) * g * g;
+      const denom = Math.sqrt(v[i]) / Math.sqrt(1 - b2 ** t) + eps;
+      w[i] -= (lr / (1 - b1 ** t)) * m[i] / denom;
+    }
+  }
+  return w;
+}

@@ -17,7 +17,7 @@ import {
   realizeAttempts,
   realizeNodes,
 } from "../src/runtime/realize.ts";
-import { assertClose, reference, webgpuAvailable } from "./helpers.ts";
+import { adamReference, assertClose, reference, webgpuAvailable } from "./helpers.ts";
 import { createTensor, nodeOf } from "../src/tensor.ts";
 
 Deno.test("realize: two outputs sharing a subexpression run in one schedule", async () => {
@@ -254,20 +254,8 @@ Deno.test({
     const attempts = realizeAttempts() - before;
     // (a few a step: the step numbers' realizations, each waiting once; 1,770 before)
     assert(attempts <= 5 * steps, `${attempts} attempts for ${steps} steps`);
-    // float64 Adam on loss = sum((w x)^2), gradient 2 x^2 w
-    const want = [...w0];
-    const m = [0, 0, 0, 0];
-    const v = [0, 0, 0, 0];
-    for (let t = 1; t <= steps; t++) {
-      for (let i = 0; i < 4; i++) {
-        const g = 2 * x0[i] * x0[i] * want[i];
-        m[i] = 0.9 * m[i] + 0.1 * g;
-        v[i] = 0.999 * v[i] + 0.001 * g * g;
-        const mHat = m[i] / (1 - 0.9 ** t);
-        const vHat = v[i] / (1 - 0.999 ** t);
-        want[i] -= 0.05 * mHat / (Math.sqrt(vHat) + 1e-8);
-      }
-    }
+    // float64 Adam on loss = sum((w x)^2) = sum(x^2 w^2)
+    const want = adamReference(w0, x0.map((v) => v * v), steps, 0.05, [0.9, 0.999], 1e-8, 0);
     assertClose(got, want, { rtol: 1e-4, atol: 1e-5 });
     w.dispose();
     x.dispose();

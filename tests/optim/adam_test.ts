@@ -5,31 +5,7 @@
 import { optim, type Tensor, tensor, tidy } from "../../mod.ts";
 import { planCacheStats } from "../../src/runtime/realize.ts";
 import { assertEquals, assertThrows } from "../assert.ts";
-import { assertClose, testDevices } from "../helpers.ts";
-
-function reference(
-  w0: number[],
-  c: number[],
-  steps: number,
-  lr: number,
-  [b1, b2]: [number, number],
-  eps: number,
-  weightDecay: number,
-): number[] {
-  const w = [...w0];
-  const m = w.map(() => 0);
-  const v = w.map(() => 0);
-  for (let t = 1; t <= steps; t++) {
-    for (let i = 0; i < w.length; i++) {
-      const g = 2 * c[i] * w[i] + weightDecay * w[i];
-      m[i] = b1 * m[i] + (1 - b1) * g;
-      v[i] = b2 * v[i] + (1 - b2) * g * g;
-      const denom = Math.sqrt(v[i]) / Math.sqrt(1 - b2 ** t) + eps;
-      w[i] -= (lr / (1 - b1 ** t)) * m[i] / denom;
-    }
-  }
-  return w;
-}
+import { adamReference as reference, assertClose, testDevices } from "../helpers.ts";
 
 const lossOf = (w: Tensor, c: Tensor) => w.square().mul(c).sum();
 
