@@ -117,6 +117,14 @@ function parseNumber(option: string, text: string): number {
   if (!/^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(text) || !Number.isFinite(value)) {
     usage(`--${option} must be a finite decimal number, got ${JSON.stringify(text)}`);
   }
+  // a nonzero digit before the exponent that still reads as ±0 underflowed: the model would
+  // get a value the user did not write
+  if (value === 0 && /[1-9]/.test(text.replace(/e.*$/i, ""))) {
+    usage(
+      `--${option} must be a decimal number whose magnitude float64 can hold ` +
+        `(at least 5e-324), got ${JSON.stringify(text)}, which reads as 0`,
+    );
+  }
   return value;
 }
 

@@ -88,6 +88,22 @@ Deno.test("cli: bad options are UsageErrors naming the option and the value", ()
     [[...base, "--beta", "0b1"], '--beta must be a finite decimal number, got "0b1"'],
     [[...base, "--k", "0o7"], '--k must be a finite decimal number, got "0o7"'],
     [[...base, "--beta", "1e999"], '--beta must be a finite decimal number, got "1e999"'],
+    // these read as 0 (and -0): a value the user did not write (helper-163)
+    [
+      [...base, "--alpha", "1e-400"],
+      "--alpha must be a decimal number whose magnitude float64 can hold (at least 5e-324), " +
+      'got "1e-400", which reads as 0',
+    ],
+    [
+      [...base, "--k", "0.0000001e-320"],
+      "--k must be a decimal number whose magnitude float64 can hold (at least 5e-324), " +
+      'got "0.0000001e-320", which reads as 0',
+    ],
+    [
+      [...base, "--beta", "-2e-324"],
+      "--beta must be a decimal number whose magnitude float64 can hold (at least 5e-324), " +
+      'got "-2e-324", which reads as 0',
+    ],
     // the last one silently won
     [[...base, "--shape", "4,5"], "--shape is given twice"],
     [[...base, "--alpha", "1", "--alpha=2"], "--alpha is given twice"],
@@ -105,7 +121,19 @@ Deno.test("cli: bad options are UsageErrors naming the option and the value", ()
     assertThrows(() => parseCli(args), UsageError, message, args.join(" "));
   }
   // decimals as people write them
-  for (const [text, value] of [["-2", -2], ["+.5", 0.5], ["3.", 3], ["1E-3", 1e-3], [" 2 ", 2]]) {
+  for (
+    const [text, value] of [
+      ["-2", -2],
+      ["+.5", 0.5],
+      ["3.", 3],
+      ["1E-3", 1e-3],
+      [" 2 ", 2],
+      ["0", 0],
+      ["0.000e-999", 0],
+      ["-0", -0],
+      ["5e-324", 5e-324],
+    ]
+  ) {
     assertEquals((parseCli([...base, "--k", text as string]) as CliOptions).k, value);
   }
   // digits are digits however many: a window past every channel is clipped to them
