@@ -9,6 +9,7 @@
 import { cpu, graph, kernels, manualSeed, nn, randn, setFusion, tensor } from "../mod.ts";
 import { evaluateReference } from "../src/ir/reference.ts";
 import { nodeOf } from "../src/tensor.ts";
+import { cpuBackend } from "../src/runtime/cpu.ts";
 
 manualSeed(0);
 const lrn = new nn.LocalResponseNorm(5, 1e-4, 0.75, 2);
@@ -39,10 +40,10 @@ for (const form of forms) {
 }
 
 /** Median milliseconds of `runs` realizations of LRN on fresh input of the same structure. */
-async function time(runs: number): Promise<number> {
+async function time(runs: number, values: Float32Array, dims: number[]): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
-    const input = tensor(xData, { shape });
+    const input = tensor(values, { shape: dims });
     const start = performance.now();
     const out = lrn.forward(input);
     await out.realize();
@@ -55,31 +56,54 @@ async function time(runs: number): Promise<number> {
 }
 
 /** `time` after a warm-up (compiling, starting worker threads, filling the memory). */
-async function measure(): Promise<number> {
-  await time(5);
-  return await time(15);
+async function measure(values = xData, dims = shape): Promise<number> {
+  await time(5, values, dims);
+  return await time(15, values, dims);
 }
 
-const rows: [string, number][] = [];
+/** Prints `rows` of [what, ms] with each row's speed-up over the slowest. */
+function printRows(rows: [string, number][]): void {
+  const slowest = Math.max(...rows.map(([, ms]) => ms));
+  for (const [what, ms] of rows) {
+    console.log(
+      `  ${what.padEnd(32)} ${ms.toFixed(2).padStart(7)} ms  ${(slowest / ms).toFixed(1)}x`,
+    );
+  }
+}
+
+// A Wasm kernel writing fewer than cpuBackend.threadMinElements elements (this input's 140K
+// among them) runs on the calling thread alone, so its rows are one-thread rows whatever
+// cpu.threads says; threads are timed below on an input large enough to split.
 const threads = cpu.threads;
+cpu.threads = 1;
+const rows: [string, number][] = [];
 for (const form of forms) {
   cpu.kernels = form;
-  if (form === "wasm" && threads > 1) {
-    cpu.threads = 1;
-    rows.push(["fused, wasm SIMD, 1 thread", await measure()]);
-    cpu.threads = threads;
-    rows.push([`fused, wasm SIMD, ${threads} threads`, await measure()]);
-  } else rows.push([`fused, ${form === "js" ? "JavaScript" : "wasm SIMD"}`, await measure()]);
+  rows.push([`fused, ${form === "js" ? "JavaScript" : "wasm SIMD"}`, await measure()]);
 }
 cpu.kernels = "auto";
 setFusion(false);
 const unfusedKernels = kernels(lrn.forward(tensor(xData, { shape }))).length;
 rows.push([`unfused (${unfusedKernels} kernels)`, await measure()]);
 setFusion(true);
-console.log(`\ntiming (median of 15, this run, ${Deno.build.os} ${Deno.build.arch}):`);
-const slowest = Math.max(...rows.map(([, ms]) => ms));
-for (const [what, ms] of rows) {
+console.log(`\ntiming (median of 15, this run, ${Deno.build.os} ${Deno.build.arch}, 1 thread):`);
+printRows(rows);
+
+if (cpu.simd && threads > 1) {
+  const bigShape = [8, 96, 55, 55];
+  const bigData = randn(bigShape).mul(10).dataSync();
+  const elements = bigData.length;
+  if (elements < cpuBackend.threadMinElements) throw new Error("the threads input does not split");
+  const threadRows: [string, number][] = [];
+  for (const count of [1, threads]) {
+    cpu.threads = count;
+    const label = `fused, wasm SIMD, ${count} thread${count === 1 ? "" : "s"}`;
+    threadRows.push([label, await measure(bigData, bigShape)]);
+  }
   console.log(
-    `  ${what.padEnd(32)} ${ms.toFixed(2).padStart(7)} ms  ${(slowest / ms).toFixed(1)}x`,
+    `\nthreads on (${bigShape.join(", ")}), ${elements} elements (kernels of at least ` +
+      `${cpuBackend.threadMinElements} split over the threads):`,
   );
+  printRows(threadRows);
 }
+cpu.threads = threads;
