@@ -494,6 +494,11 @@ interface Place {
 const lastPlace = new Map<DeviceName, Place>();
 let attempts = 0;
 
+/** How many devices' lines of waiting realizations hold a place now (for tests). */
+export function linesHeld(): number {
+  return lastPlace.size;
+}
+
 /** How many times realizations have tried to run so far, waits included (for tests). */
 export function realizeAttempts(): number {
   return attempts;
