@@ -20,12 +20,19 @@
 //   then discarded). Every other load reads what the program reads, always in its buffer (a
 //   window whose predicate became loop bounds included);
 // - the loop is vectorized only when every op in it has a lane form here, and every loop
-//   nested in it has bounds that do not depend on the variable.
+//   nested in it has bounds that do not depend on the variable;
+// - WHOLE_WINDOWS: a short window unrolled inside it whose bounds do not change along it (a
+//   padded window over an outer axis, as LocalResponseNorm's over the channels) is tested
+//   once, before the loop, which then runs in one of two copies: the windows' trips untested,
+//   or (one window) each trip testing its bounds. Measured, LocalResponseNorm forward kernel
+//   on one thread, four processes each alternating: (2, 96, 27, 27) 165-167 -> 160-161 us,
+//   (8, 96, 55, 55) 2.7-3.2 -> 2.6-2.9 ms; on a busy machine 282-286 -> 256-267 us.
 
 import {
   type Expr,
   exprsInOrder,
   kernelRoots,
+  mentions,
   outputName,
   type ReduceArg,
   reduceBody,
@@ -139,6 +146,8 @@ class KernelEmitter {
   readonly #vectorHigh = new Map<Expr, number>();
   /** The vectorized loop's variable, while its vector body is emitted. */
   #laneVar: Expr | null = null;
+  /** Windows known whole, or known not whole, in the copy of the vectorized loop being emitted. */
+  #knownWindows: ReadonlyMap<LoopStmt, "whole" | "edge"> = new Map();
   /** How each value of the vectorized loop is held (and an affine index's coefficient). */
   #held = new Map<Expr, Held>();
   #coef = new Map<Expr, number>();
@@ -332,8 +341,9 @@ class KernelEmitter {
           if (guarded) this.fn.op("end");
         }
       };
-      if (s.lo.isConst(0) && s.hi.isConst(extent)) {
-        trips(false);
+      const known = this.#knownWindows.get(s);
+      if ((s.lo.isConst(0) && s.hi.isConst(extent)) || known !== undefined) {
+        trips(known === "edge");
         return;
       }
       // a window away from the edges has every trip: one test, then none per trip (measured,
@@ -422,13 +432,36 @@ class KernelEmitter {
     // vectorEnd = lo + ((hi - lo) & -4)
     pushHi();
     this.fn.get(v).op("i32.sub").i32(-LANES).op("i32.and").get(v).op("i32.add").set(vectorEnd);
-    this.fn.open("block").open("loop");
-    this.fn.get(v).get(vectorEnd).op("i32.ge_s").branch("br_if", 1);
-    this.#laneVar = s.v;
-    this.#stmts(s.body, true, false);
-    this.#laneVar = null;
-    this.fn.get(v).i32(LANES).op("i32.add").set(v).branch("br", 0);
-    this.fn.op("end", "end");
+    const vectorLoop = () => {
+      this.fn.open("block").open("loop");
+      this.fn.get(v).get(vectorEnd).op("i32.ge_s").branch("br_if", 1);
+      this.#laneVar = s.v;
+      this.#stmts(s.body, true, false);
+      this.#laneVar = null;
+      this.fn.get(v).i32(LANES).op("i32.add").set(v).branch("br", 0);
+      this.fn.op("end", "end");
+    };
+    const windows = invariantWindows(s);
+    if (windows.length === 0) vectorLoop();
+    else {
+      // rule WHOLE_WINDOWS: one test before the loop, then a copy of it whose windows have no
+      // tests, or one whose window (if one) tests each trip
+      for (const [i, w] of windows.entries()) {
+        this.#pushScalar(w.lo);
+        this.fn.i32(0).op("i32.le_s");
+        this.#pushScalar(w.hi);
+        this.fn.i32((w.v.arg as VarArg).extent).op("i32.ge_s", "i32.and");
+        if (i > 0) this.fn.op("i32.and");
+      }
+      this.fn.open("if");
+      this.#knownWindows = new Map(windows.map((w) => [w, "whole"]));
+      vectorLoop();
+      this.#knownWindows = new Map(windows.length === 1 ? [[windows[0], "edge"]] : []);
+      this.fn.op("else");
+      vectorLoop();
+      this.#knownWindows = new Map();
+      this.fn.op("end");
+    }
     // the tail, scalar
     this.fn.open("block").open("loop");
     this.fn.get(v);
@@ -941,4 +974,28 @@ export function emitWasm(program: Program, sharedMemory: boolean): WasmModule | 
     text: () => `${header}\n${module.toText()}\n`,
     splitExtent: emitter.splitExtent,
   };
+}
+
+/**
+ * The guarded windows (short reductions unrolled with bounds) inside the vectorized loop `s`
+ * whose bounds do not change along it: neither its variable nor any loop inside it reaches
+ * them, so whether they are whole is known before the loop (rule WHOLE_WINDOWS).
+ */
+function invariantWindows(s: LoopStmt): LoopStmt[] {
+  const loops: LoopStmt[] = [];
+  const collect = (stmts: readonly Stmt[]) => {
+    for (const x of stmts) {
+      if (x.kind === "loop") {
+        loops.push(x);
+        collect(x.body);
+      }
+    }
+  };
+  collect(s.body);
+  const vars = [s.v, ...loops.map((l) => l.v)];
+  return loops.filter((l) => {
+    const extent = (l.v.arg as VarArg).extent;
+    if (!unrollable(l, UNROLL_MAX_TRIPS) || (l.lo.isConst(0) && l.hi.isConst(extent))) return false;
+    return !vars.some((v) => mentions(l.lo, v) || mentions(l.hi, v));
+  });
 }

@@ -45,12 +45,44 @@ Deno.test("wasm: LocalResponseNorm's window is tested once per element away from
     const [kernel] = kernels(y);
     assertEquals(kernel.target, "wasm");
     const lines = kernel.source.split("\n").map((l) => l.trim());
-    // the vector body and the scalar tail each hold one window: a whole-window copy (no test
-    // per trip) and an edge copy (one test per trip), chosen by one `if ... else`
-    assertEquals(lines.filter((l) => l === "else").length, 2);
-    const loads = lines.filter((l) => l.startsWith("v128.load")).length;
-    assert(loads >= 10, `expected both copies of the 5 window loads, got ${loads}`);
+    // rule WHOLE_WINDOWS: the window's bounds are known before the vector loop, so one test
+    // there chooses a copy of the loop whose window has no tests (the centre load and five
+    // window loads) or one whose window tests each trip; the scalar tail chooses per element
+    const first = lines.indexOf("if");
+    let depth = 0;
+    let choice = -1;
+    for (let i = first + 1; i < lines.length && choice < 0; i++) {
+      if (["block", "loop", "if"].includes(lines[i])) depth++;
+      else if (lines[i] === "end") depth--;
+      else if (lines[i] === "else" && depth === 0) choice = i;
+    }
+    assert(choice > first, "the test before the vector loop has an else");
+    const whole = lines.slice(first + 1, choice);
+    assertEquals(whole.filter((l) => l === "if").length, 0, "tests in the whole-window copy");
+    assertEquals(whole.filter((l) => l.startsWith("v128.load")).length, 6);
+    const vectorLoads = lines.filter((l) => l.startsWith("v128.load")).length;
+    assertEquals(vectorLoads, 12, "loads of the two copies of the vector loop");
+    assertEquals(lines.filter((l) => l === "else").length, 2, "two choices: loop copy, tail");
   });
+});
+
+Deno.test("wasm: two windows fixed along the vector loop, each whole or cut (WHOLE_WINDOWS)", async () => {
+  for (const backend of wasmBackends) {
+    await onBackend(backend, async () => {
+      // two windows over the channels with their own padding, in one kernel: where one is
+      // whole and the other cut, the copy of the vector loop with per-element tests runs;
+      // innermost lengths give vector loops with and without tails, and none at all
+      for (const [channels, width] of [[9, 8], [6, 7], [2, 5], [12, 3], [4, 1]]) {
+        const what = `${backend.name}, ${channels} channels, width ${width}`;
+        using x = randn([2, channels, 2, width]);
+        using sums = x.pad([[0, 0], [2, 2], [0, 0], [0, 0]]).unfoldDim(1, 5, 1).square().sum(-1);
+        using after = x.pad([[0, 0], [0, 3], [0, 0], [0, 0]]).unfoldDim(1, 4, 1).sum(-1);
+        using y = sums.add(after);
+        assertEquals(kernels(y).map((k) => k.target), ["wasm"], what);
+        assertClose(await y.data(), reference(y), { rtol: 2e-5, atol: 1e-6, msg: what });
+      }
+    });
+  }
 });
 
 Deno.test("wasm: windows along the vectorized axis, with steps, and padded unevenly", async () => {
