@@ -40,7 +40,7 @@ for (const form of forms) {
 }
 
 /** Median milliseconds of `runs` realizations of LRN on fresh input of the same structure. */
-async function time(runs: number, values: Float32Array, dims: number[]): Promise<number> {
+async function time(runs: number, values: typeof xData, dims: number[]): Promise<number> {
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
     const input = tensor(values, { shape: dims });
