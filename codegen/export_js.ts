@@ -69,8 +69,12 @@ function runBody(program: ExportProgram, layout: ExportLayout): string[] {
     const args = [...step.outputs, ...step.inputs].map((i) => names[i]).join(", ");
     lines.push(`  ${kernel}(${args});`);
   });
+  // outputs no kernel writes (inputs, constants, repeats) are copied by the built-in
+  // constructor: an input's own slice() or species constructor would choose what is returned
   program.outputs.forEach(({ name, buffer }, o) => {
-    if (!layout.written[o]) lines.push(`  const ${name} = ${names[buffer]}.slice();`);
+    if (layout.written[o]) return;
+    const type = typedArrayName(plan.buffers[buffer].dtype);
+    lines.push(`  const ${name} = new ${type}(${names[buffer]});`);
   });
   lines.push(`  return [${program.outputs.map((v) => v.name).join(", ")}];`);
   return lines;

@@ -265,6 +265,25 @@ export function assertOutputCopies(run: (x: Float32Array) => Float32Array[]): vo
   const [, twice2, , weights2, scaled2] = run(x);
   assertEquals([Array.from(twice2), Array.from(weights2)], [[2, 4, 6], [1.5, -2, 0.25]]);
   assertEquals(Array.from(scaled2), [1.5, -4, 0.75]);
+  // the copy of an input is made by the built-in constructor: an input's own slice() or
+  // species constructor chose what came back (a string, an array the caller already held,
+  // a throw from its constructor: helper-164)
+  const elsewhere = new Float32Array(3);
+  const oddSlice = new (class extends Float32Array {
+    override slice(): Float32Array<ArrayBuffer> {
+      return "not an array" as unknown as Float32Array<ArrayBuffer>;
+    }
+  })([1, 2, 3]);
+  const oddSpecies = Float32Array.from([1, 2, 3]);
+  Object.defineProperty(oddSpecies, "constructor", {
+    value: { [Symbol.species]: () => elsewhere },
+  });
+  for (const input of [oddSlice, oddSpecies]) {
+    const [copy] = run(input);
+    assertEquals(Object.getPrototypeOf(copy), Float32Array.prototype);
+    assert(copy !== elsewhere && copy !== input, "a new array");
+    assertEquals(Array.from(copy), [1, 2, 3]);
+  }
 }
 
 /** Imports `<name>.js` of an export from its text (a data: URL: it may read no other file). */
