@@ -12,6 +12,7 @@ import {
   inheritedByTrace,
   noteDifferentiated,
   noteGradientChange,
+  tracing,
   trackCreated,
   trackDropped,
   untracked,
@@ -30,6 +31,9 @@ import {
   type Tensor,
 } from "./tensor.ts";
 import { described, fail } from "./validate.ts";
+import { realizeOn } from "./realization.ts";
+import { isInFlight, storedAnywhere } from "./runtime/realize.ts";
+import type { DeviceName } from "./runtime/device.ts";
 
 /** `t.backward(gradient)`: d(t)/d(leaf) added to each leaf's `grad`. */
 export function backward(t: Tensor, gradient?: Tensor): void {
@@ -88,6 +92,10 @@ export function backward(t: Tensor, gradient?: Tensor): void {
     const before = inheritedByTrace(leaf, gradOf(leaf)) ? null : gradOf(leaf);
     const previous = before === null || before.isDisposed ? null : nodeOf(before);
     if (previous !== null) settleIfDead(previous); // built upon: drop a history no one needs
+    // a sum of earlier passes nothing read yet is computed now: left lazy, it read every batch
+    // since zeroGrad, and none of them could be collected (a 40 KB batch kept per step over
+    // 600 steps, helper-166); stored, its history goes (a stored detach keeps none)
+    if (previous !== null && madeByBackward(before!)) computeSoFar(previous, leaf.device);
     // a constant, as it says (requiresGrad false): a later backward pass through it must not
     // reach the graph it was computed from (torch's default, without create_graph)
     const sum = ir.detach(
@@ -116,6 +124,22 @@ export function backward(t: Tensor, gradient?: Tensor): void {
     setGradOf(leaf, gradient);
     // the sum reads the gradient before and is protected in its place
     holdGradient(leaf, gradient);
+  }
+}
+
+/**
+ * Starts computing `sum`, a leaf's gradient so far, unless it is stored or being computed or a
+ * jit trace is under way; once stored, its history is dropped (it is built upon). A failure is
+ * left to the gradient's reads, which report it.
+ */
+function computeSoFar(sum: Node, device: DeviceName): void {
+  if (tracing() || storedAnywhere(sum) !== undefined || isInFlight(sum, device)) return;
+  try {
+    const ran = realizeOn(device, [sum]);
+    if (ran instanceof Promise) ran.then(() => settleIfDead(sum), () => {});
+    else settleIfDead(sum);
+  } catch {
+    // (its read computes it again and says what is missing)
   }
 }
 

@@ -26,6 +26,7 @@ import {
 import { backwardNodes } from "../src/autodiff.ts";
 import * as ir from "../src/ir/node.ts";
 import { nodeOf } from "../src/tensor.ts";
+import { topoSort } from "../src/ir/graph.ts";
 
 manualSeed(2024);
 const f64 = (...shape: number[]) => randn(shape, { dtype: "float64" });
@@ -147,6 +148,36 @@ Deno.test("backward: accumulates across calls until zeroGrad", async () => {
   assertEquals(x.grad, null);
   x.sum().backward();
   assertClose(await x.grad!.data(), [1, 1, 1]);
+});
+
+Deno.test("backward: an unread sum of gradients reads no batch but the last, on every device", async (t) => {
+  // gradients added up over many batches, nothing reading them until the end: the lazy sum
+  // read every batch since zeroGrad, so none of the dropped batches could be collected (one
+  // 40 KB batch kept per step, helper-166); the sum so far is computed at each backward pass
+  for (const device of testDevices) {
+    await t.step(device, async () => {
+      const size = 37;
+      const w = randn([size], { requiresGrad: true, device });
+      const want = new Float64Array(size);
+      const reachable = () => topoSort([nodeOf(w.grad!)], () => false).length;
+      let afterTwo = 0;
+      for (let step = 0; step < 40; step++) {
+        const batch = Array.from({ length: size }, (_, i) => Math.sin(step * 7 + i));
+        batch.forEach((v, i) => want[i] += Math.fround(v));
+        const x = tensor(batch, { device });
+        const loss = w.mul(x).sum();
+        loss.backward();
+        await loss.item();
+        if (step === 1) afterTwo = reachable();
+      }
+      // the gradient's graph: the sum so far (stored) and this step's pass; it grew by a
+      // step's pass each step before
+      assert(reachable() <= afterTwo, `${reachable()} nodes after 40 steps, ${afterTwo} after 2`);
+      assertClose(await w.grad!.data(), want, { rtol: 1e-5, atol: 1e-5 });
+      w.zeroGrad();
+      w.dispose();
+    });
+  }
 });
 
 Deno.test("backward: a grad the program disposed is refused, not taken for none", async () => {
