@@ -605,6 +605,48 @@ Deno.test("plan cache: kernels() plans once and the next realization reuses it",
   assertEquals(planCacheStats().misses, before.misses);
 });
 
+Deno.test("LONG_REDUCTION: axes the value is broadcast along are not cut, on every backend", async () => {
+  // a sum over a broadcast axis is the value times the count (README): cut into chunks on
+  // webgpu, its chunks' sums were added in float32 (3 over 16,777,217 elements gave 50334376,
+  // 682 ulps from the mean's 3; helper-165). Views that keep the broadcast (permute, reshape
+  // adding axes, shrink, elementwise ops) keep it; a pad along the axis does not
+  const ulp = (v: number) => Math.max(2 ** -149, 2 ** (Math.floor(Math.log2(Math.abs(v))) - 23));
+  const n = 16_777_217;
+  for (const backend of testBackends) {
+    await onBackend(backend, async () => {
+      const device = backend.device;
+      const three = tensor([3], { device });
+      const rows = tensor([3, 5], { device }).reshape([2, 1]);
+      const rampValues = Array.from({ length: 300 }, (_, i) => (i % 7) - 2);
+      const rampSum = rampValues.reduce((a, b) => a + b, 0);
+      const ramp = tensor(rampValues, { device });
+      const cases: [string, () => Tensor, number[]][] = [
+        ["sum", () => three.expand([n]).sum(), [3 * n]],
+        ["mean", () => three.expand([n]).mean(), [3]],
+        ["max", () => three.neg().expand([n]).max(), [-3]],
+        ["rows", () => rows.expand([2, 1e8]).sum(1), [3e8, 5e8]],
+        ["permuted", () => rows.expand([2, 70_000]).permute([1, 0]).sum(0), [210_000, 350_000]],
+        ["through ops", () => rows.expand([2, n]).mul(2).add(1).sum(1), [7 * n, 11 * n]],
+        ["shrunk", () => rows.expand([2, 1e8]).slice(1, 5, 1e8 - 5).sum(1), [3e8 - 30, 5e8 - 50]],
+        ["reshaped", () => three.expand([n]).reshape([1, n, 1]).sum([1]), [3 * n]],
+        // broadcast along one reduced axis, not the other (300 values, summed 1,000 times)
+        ["mixed", () => ramp.reshape([1, 300]).expand([1000, 300]).sum(), [1000 * rampSum]],
+        // along a padded axis the values differ: cut as before, within the chunks' rounding
+        ["padded", () => three.expand([100_000]).pad([[0, 7]]).sum(), [300_000]],
+      ];
+      for (const [what, make, want] of cases) {
+        using got = make();
+        const values = Array.from(await got.data());
+        for (let i = 0; i < want.length; i++) {
+          const off = Math.abs(values[i] - want[i]) / ulp(want[i]);
+          assert(off <= 2, `${backend.name} ${what}[${i}]: ${values[i]}, want ${want[i]}`);
+        }
+      }
+      for (const t of [three, rows, ramp]) t.dispose();
+    });
+  }
+});
+
 Deno.test({
   name: "LONG_REDUCTION: a split equal to a value realized before is computed, not loaded",
   ignore: !webgpuAvailable,
