@@ -351,9 +351,17 @@ const UNARY_DECOMPOSITIONS: Partial<Record<KUnaryOp, UnaryRewrite>> = {
 };
 
 /**
+ * The NaN among `a` and `b` (one is): `a` if it is NaN, else `b`. Not `a + b`: a driver that
+ * reassociates folded `x + -x` to 0, so llvmpipe gave maximum(NaN, -NaN) = 0 (helper-164).
+ */
+function nanOf(t: TargetBuilder, a: Expr, b: Expr): Expr {
+  return t.b.select(t.isNan(a), a, b);
+}
+
+/**
  * Math.max / Math.min from a max and min that may return either operand for NaN and for two
- * zeros: NaN if either is (a + b is then NaN); for two zeros the one of the right sign (a is
- * -0 when 1 / a < 0); else the native op.
+ * zeros: NaN if either is (`nanOf`); for two zeros the one of the right sign (a is -0 when
+ * 1 / a < 0); else the native op.
  */
 function floatExtremum(t: TargetBuilder, op: "max" | "min", a: Expr, b: Expr): Expr {
   if (a.type === "i32" || a.type === "index") return t.b.binary(op, a, b);
@@ -363,7 +371,7 @@ function floatExtremum(t: TargetBuilder, op: "max" | "min", a: Expr, b: Expr): E
   const aNegative = t.b.lt(t.unary("recip", a), zero);
   const ofZeros = op === "max" ? t.b.select(aNegative, b, a) : t.b.select(aNegative, a, b);
   const native = t.binary(op === "max" ? "fmax" : "fmin", a, b);
-  return t.b.select(nan, t.binary("add", a, b), t.b.select(zeros, ofZeros, native));
+  return t.b.select(nan, nanOf(t, a, b), t.b.select(zeros, ofZeros, native));
 }
 
 /** Decompositions of binary ops, used by targets that lack them. */
@@ -405,10 +413,10 @@ const BINARY_DECOMPOSITIONS: Partial<Record<KBinaryOp, BinaryRewrite>> = {
     const finite = t.b.lt(t.unary("abs", x), t.c(Infinity, x));
     const nan = t.b.and(t.not(integer), t.b.and(finite, t.not(isZero)));
     const ofNegative = t.b.select(nan, t.c(NaN, x), t.b.select(integer, signed, p));
-    // a NaN operand gives NaN (x + y) whatever the native pow does with it (llvmpipe: 0)
+    // a NaN operand gives NaN whatever the native pow does with it (llvmpipe: 0)
     const ofNumbers = t.b.select(
       t.or(t.isNan(x), t.isNan(y)),
-      t.binary("add", x, y),
+      nanOf(t, x, y),
       t.b.select(negative, ofNegative, p),
     );
     return t.b.select(t.b.binary("eq", y, zero), t.c(1, x), ofNumbers);

@@ -150,6 +150,25 @@ Deno.test("decompose: max and min propagate NaN and order -0 below 0", async () 
   await checkOp("int max", ints, "i32", (b, x, y) => b.binary("max", x, y), Math.max, (v) => v | 0);
 });
 
+Deno.test("decompose: max, min and pow of x and -x give NaN for a NaN x (x + -x folds to 0)", async () => {
+  // the NaN was made as x + y, which llvmpipe folds to 0 when y is -x: maximum(NaN, -NaN) gave 0
+  // on webgpu (helper-164)
+  const pairs: [number, number][] = specials.map((x) => [x, 0]);
+  const round = (v: number) => Math.fround(v);
+  for (const op of ["max", "min", "pow"] as const) {
+    const math = op === "max" ? Math.max : op === "min" ? Math.min : Math.pow;
+    await checkOp(
+      `${op}(x, -x)`,
+      pairs,
+      "f32",
+      (b, x) => b.binary(op, x, b.unary("neg", x)),
+      (x) => math(x, -x),
+      round,
+      op === "pow" ? 128 : 0,
+    );
+  }
+});
+
 Deno.test("decompose: floor division and remainder of negative int32 values, without %", async () => {
   const pairs: [number, number][] = [];
   for (const x of [-7, -6, -1, 0, 1, 5, 6, 7, -2147483647, 2147483647]) {
