@@ -33,6 +33,7 @@ import {
 import { described, fail } from "./validate.ts";
 import { realizeOn } from "./realization.ts";
 import { isInFlight, storedAnywhere } from "./runtime/realize.ts";
+import { withWaitingVariables } from "./pending.ts";
 import type { DeviceName } from "./runtime/device.ts";
 
 /** `t.backward(gradient)`: d(t)/d(leaf) added to each leaf's `grad`. */
@@ -85,22 +86,25 @@ export function backward(t: Tensor, gradient?: Tensor): void {
       );
     }
   }
+  /** The gradient a leaf had before this pass, if it is added to (null in a jit trace). */
+  const before = (leaf: Tensor) => inheritedByTrace(leaf, gradOf(leaf)) ? null : gradOf(leaf);
+  computeLongSums([...gradients.keys()].map((node) => before(leafRequiringGrad(node)!)));
   for (const [node, g] of gradients) {
     const leaf = leafRequiringGrad(node)!;
     // in a jit trace, a gradient from before the call is not this call's: a traced backward
     // pass starts from none (one inherited was baked into every replay as a constant)
-    const before = inheritedByTrace(leaf, gradOf(leaf)) ? null : gradOf(leaf);
-    const previous = before === null || before.isDisposed ? null : nodeOf(before);
+    const held = before(leaf);
+    const previous = held === null || held.isDisposed ? null : nodeOf(held);
     if (previous !== null) settleIfDead(previous); // built upon: drop a history no one needs
-    // a sum of earlier passes nothing read yet is computed now: left lazy, it read every batch
-    // since zeroGrad, and none of them could be collected (a 40 KB batch kept per step over
-    // 600 steps, helper-166); stored, its history goes (a stored detach keeps none)
-    if (previous !== null && madeByBackward(before!)) computeSoFar(previous, leaf.device);
     // a constant, as it says (requiresGrad false): a later backward pass through it must not
     // reach the graph it was computed from (torch's default, without create_graph)
     const sum = ir.detach(
       previous === null ? g : ir.binary("add", previous, ir.castTo(g, previous.dtype)),
     );
+    const lazyBefore = previous === null || !madeByBackward(held!) || !isLazy(previous, leaf.device)
+      ? 0
+      : lazyPasses.get(previous) ?? 1;
+    lazyPasses.set(sum, lazyBefore + 1);
     noteGradientDetach(sum);
     // the leaf owns its gradient: it outlives the tidy() scope the backward pass ran in while
     // the leaf holds it and lives (cleared by zeroGrad, replaced by a later sum, or with its
@@ -120,7 +124,7 @@ export function backward(t: Tensor, gradient?: Tensor): void {
       const held = holder.deref();
       return held !== undefined && gradOf(held) === gradient && !held.isDisposed ? held : null;
     });
-    if (before !== null && madeByBackward(before)) trackDropped(before);
+    if (held !== null && madeByBackward(held)) trackDropped(held);
     setGradOf(leaf, gradient);
     // the sum reads the gradient before and is protected in its place
     holdGradient(leaf, gradient);
@@ -128,18 +132,52 @@ export function backward(t: Tensor, gradient?: Tensor): void {
 }
 
 /**
- * Starts computing `sum`, a leaf's gradient so far, unless it is stored or being computed or a
- * jit trace is under way; once stored, its history is dropped (it is built upon). A failure is
- * left to the gradient's reads, which report it.
+ * Rule GRADIENT_SUM_PASSES: a gradient adding up this many backward passes nothing has computed
+ * yet is computed at the next pass. Left lazy, the sum read every batch since zeroGrad, and no
+ * dropped batch could be collected (a 40 KB batch kept per step over 600 steps, helper-166);
+ * computed at every pass, a loop of micro-batches computed each pass's backward graph apart
+ * instead of all of them together at the step (a 12-layer MLP, 8 micro-batches a step: 31 ->
+ * 108 ms a step, helper-167). So a sum keeps at most this many batches.
  */
-function computeSoFar(sum: Node, device: DeviceName): void {
-  if (tracing() || storedAnywhere(sum) !== undefined || isInFlight(sum, device)) return;
-  try {
-    const ran = realizeOn(device, [sum]);
-    if (ran instanceof Promise) ran.then(() => settleIfDead(sum), () => {});
-    else settleIfDead(sum);
-  } catch {
-    // (its read computes it again and says what is missing)
+export const GRADIENT_SUM_PASSES = 8;
+
+/** How many lazy backward passes a gradient sum made by backward() adds up. */
+const lazyPasses = new WeakMap<Node, number>();
+
+function isLazy(node: Node, device: DeviceName): boolean {
+  return storedAnywhere(node) === undefined && !isInFlight(node, device);
+}
+
+/**
+ * Starts computing the gradients in `held` (a leaf's gradient before a backward pass, or null)
+ * that add up GRADIENT_SUM_PASSES passes, together on each device (their passes share work);
+ * once stored, their histories are dropped (they are built upon). Not in a jit trace, and not
+ * a sum whose computing would compute more: a waiting variable (a parameter's pending update,
+ * whose storing frees the value lazy losses still read: helper-167) or a value a run in flight
+ * is computing (webgpu: recomputed below it, pass after pass). A failure is left to the
+ * gradient's reads, which report it.
+ */
+function computeLongSums(held: readonly (Tensor | null)[]): void {
+  if (tracing()) return;
+  const byDevice = new Map<DeviceName, Node[]>();
+  for (const t of held) {
+    if (t === null || t.isDisposed || !madeByBackward(t)) continue;
+    const sum = nodeOf(t);
+    if ((lazyPasses.get(sum) ?? 0) < GRADIENT_SUM_PASSES || !isLazy(sum, t.device)) continue;
+    const below = topoSort([sum], (n) => storedAnywhere(n) !== undefined);
+    if (below.some((n) => isInFlight(n, t.device))) continue;
+    if (withWaitingVariables([sum], t.device).length > 1) continue;
+    byDevice.set(t.device, [...(byDevice.get(t.device) ?? []), sum]);
+  }
+  for (const [device, sums] of byDevice) {
+    const settle = () => sums.forEach(settleIfDead);
+    try {
+      const ran = realizeOn(device, sums);
+      if (ran instanceof Promise) ran.then(settle, () => {});
+      else settle();
+    } catch {
+      // (their reads compute them again and say what is missing)
+    }
   }
 }
 
