@@ -33,6 +33,7 @@ import {
   described,
   fail,
   hasMemory,
+  isArray,
   shapeArgs,
   typedArrayExtent,
   typedArrayKind,
@@ -132,7 +133,7 @@ function inferNested(fn: string, data: unknown): { flat: number[]; shape: number
   const shapeOf = (x: unknown): number[] => {
     const shape: number[] = [];
     const seen = new Set<unknown>();
-    while (Array.isArray(x)) {
+    while (isArray(x)) {
       // an array holding itself nests forever
       if (seen.has(x)) containsItself();
       seen.add(x);
@@ -166,7 +167,7 @@ function inferNested(fn: string, data: unknown): { flat: number[]; shape: number
       flat.push(x);
       return;
     }
-    if (!Array.isArray(x)) fail(fn, notNumbers, x);
+    if (!isArray(x)) fail(fn, notNumbers, x);
     if (path.has(x)) containsItself();
     const length = x.length;
     if (depth === shape.length || length !== shape[depth]) ragged(depth, x);
@@ -296,7 +297,7 @@ export function tensor(
 export type ShapeAndOptions = number[] | [readonly number[], TensorOptions?];
 
 function splitShapeArgs(fn: string, args: unknown[]): { shape: number[]; options: TensorOptions; } {
-  if (args.length > 0 && Array.isArray(args[0])) {
+  if (args.length > 0 && isArray(args[0])) {
     if (args.length > 2) fail(fn, "takes a shape array and at most an options object", args);
     return { shape: checkShape(fn, "shape", args[0]), options: checkOptions(fn, args[1]) };
   }

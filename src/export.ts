@@ -52,6 +52,7 @@ import {
   described,
   fail,
   hasMemory,
+  isArray,
   typedArrayKind,
 } from "./validate.ts";
 import { VERSION } from "./version.ts";
@@ -144,7 +145,7 @@ const FILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
  * device was read twice, so a getter could name one device when checked and another when used).
  */
 function readExamples(given: unknown): unknown[] {
-  if (!Array.isArray(given)) {
+  if (!isArray(given)) {
     fail("exportCompiled", "exampleInputs must be an array of tensors or {shape, dtype}", given);
   }
   return dense(given).map((e, i) => {
@@ -205,9 +206,9 @@ function specsOf(examples: readonly unknown[], device: DeviceName): InputSpec[] 
     // copied, each axis read once (what was checked is what is used), holes as undefined
     // (every() skips them); and a count of elements a tensor can have: [1e9, 1e9] failed
     // inside, as an op named "buffer"
-    const shape = Array.isArray(given) ? dense(given) : given;
+    const shape = isArray(given) ? dense(given) : given;
     if (
-      !Array.isArray(shape) || !shape.every(isAxisLength) ||
+      !isArray(shape) || !shape.every(isAxisLength) ||
       !Number.isSafeInteger(shape.reduce((n: number, d: number) => n * d, 1))
     ) {
       fail(
@@ -505,7 +506,7 @@ export async function writeExport(exported: ExportedFiles, dir: string): Promise
   // each field read once, into plain values checked and then used: a getter giving a file name
   // when checked and "../x.js" when read again wrote outside `dir`
   const given = exported === null || typeof exported !== "object" ? undefined : exported.files;
-  if (!Array.isArray(given)) {
+  if (!isArray(given)) {
     fail("writeExport", "exported must be what exportCompiled() returned", exported);
   }
   if (typeof dir !== "string" || dir === "") {

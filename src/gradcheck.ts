@@ -6,7 +6,14 @@ import { tensor } from "./creation.ts";
 import { privateUniforms } from "./random.ts";
 import { grad } from "./grad.ts";
 import { isTensor, type Tensor } from "./tensor.ts";
-import { checkKnownKeys, checkOptionsObject, dense, fail, failDisposed } from "./validate.ts";
+import {
+  checkKnownKeys,
+  checkOptionsObject,
+  dense,
+  fail,
+  failDisposed,
+  isArray,
+} from "./validate.ts";
 
 /**
  * The weights of the checked sum: the same every call, from a generator of gradcheck's own (it
@@ -65,7 +72,7 @@ export function gradcheck(
   // a copy, each element read once (a getter read again after its check gave a number to use),
   // holes as undefined (every() skips them: a hole reached grad(), which named itself)
   const given = inputs;
-  if (!Array.isArray(given) || !(inputs = dense(given) as Tensor[]).every((t) => isTensor(t))) {
+  if (!isArray(given) || !(inputs = dense(given) as Tensor[]).every((t) => isTensor(t))) {
     fail("gradcheck", "inputs must be an array of Tensors", given);
   }
   inputs.forEach((t, i) => {

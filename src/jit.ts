@@ -66,6 +66,7 @@ import {
   dense,
   described,
   fail,
+  isArray,
   isPlainObject,
 } from "./validate.ts";
 import { ignoreRejection } from "./autodiff.ts";
@@ -256,7 +257,7 @@ function flattenResult(
   if (isTensor(result)) return { tensors: [result], names: ["y"], kind: "tensor" };
   let entries: [string, unknown][];
   let kind: Trace["resultKind"];
-  if (Array.isArray(result)) {
+  if (isArray(result)) {
     // dense: map() skips holes (`[a, , b]` destructured an empty slot, a bare TypeError)
     entries = dense(result).map((t, i) => [`y${i}`, t]);
     kind = "array";
@@ -820,7 +821,7 @@ export function jit<R extends JitResult>(
   checkKnownKeys("jit", "options", options, ["inputNames"]);
   // read once, then checked and copied (a getter read again after its check gave a number)
   const givenNames: unknown = options.inputNames;
-  if (givenNames !== undefined && !Array.isArray(givenNames)) {
+  if (givenNames !== undefined && !isArray(givenNames)) {
     fail("jit", "options.inputNames must be an array of strings", givenNames);
   }
   const inputNames = givenNames === undefined ? undefined : dense(givenNames) as string[];

@@ -6,14 +6,14 @@ import * as ir from "./ir/node.ts";
 import { numelOf } from "./ir/node.ts";
 import { broadcastTo } from "./elementwise.ts";
 import { derive, liveNode, nodeOf, shapeOf, type Tensor } from "./tensor.ts";
-import { checkInt32, dense, described, fail, normalizeAxis } from "./validate.ts";
+import { checkInt32, dense, described, fail, isArray, normalizeAxis } from "./validate.ts";
 
 /** A shape given as varargs `(2, 3)` or as one array `([2, 3])`, unchecked. */
 export type ShapeLike = number[] | [readonly number[]];
 
 // holes as undefined (every() and map() skip them: permute([1, , 0]) passed its checks)
 const unpack = (args: ShapeLike): unknown[] =>
-  dense((args.length === 1 && Array.isArray(args[0]) ? args[0] : args) as unknown[]) as unknown[];
+  dense((args.length === 1 && isArray(args[0]) ? args[0] : args) as unknown[]) as unknown[];
 
 /** `t.reshape(...shape)`: one axis may be -1 (inferred). */
 export function reshape(t: Tensor, shape: ShapeLike): Tensor {
@@ -149,12 +149,12 @@ export function pad(
   liveNode("pad", t);
   // copied, each element read once, holes as undefined: the checks see the holes (every() skips
   // them), and what was checked is what is used
-  if (Array.isArray(pads)) {
-    pads = dense(pads).map((p) => Array.isArray(p) ? dense(p) : p) as [number, number][];
+  if (isArray(pads)) {
+    pads = dense(pads).map((p) => isArray(p) ? dense(p) : p) as [number, number][];
   }
   if (
-    !Array.isArray(pads) || pads.length !== t.ndim ||
-    !pads.every((p) => Array.isArray(p) && p.length === 2 && p.every((v) => Number.isInteger(v)))
+    !isArray(pads) || pads.length !== t.ndim ||
+    !pads.every((p) => isArray(p) && p.length === 2 && p.every((v) => Number.isInteger(v)))
   ) {
     fail("pad", `pads must be ${t.ndim} pairs [before, after] of integers, one per axis`, pads);
   }
@@ -181,17 +181,17 @@ export function pad(
 export function shrink(t: Tensor, ranges: readonly (readonly [number, number] | null)[]): Tensor {
   liveNode("shrink", t);
   // a hole is not null (which keeps an axis): undefined, refused below
-  if (Array.isArray(ranges)) {
+  if (isArray(ranges)) {
     ranges = dense(ranges) as (readonly [number, number] | null)[];
   }
-  if (!Array.isArray(ranges) || ranges.length !== t.ndim) {
+  if (!isArray(ranges) || ranges.length !== t.ndim) {
     fail("shrink", `ranges must have one [start, end] or null per axis (${t.ndim})`, ranges);
   }
   const full = ranges.map((given, i) => {
     if (given === null) return [0, shapeOf(t)[i]] as [number, number];
-    const r = Array.isArray(given) ? dense(given) : given; // read once, as above
+    const r = isArray(given) ? dense(given) : given; // read once, as above
     if (
-      !Array.isArray(r) || r.length !== 2 || !Number.isInteger(r[0]) || !Number.isInteger(r[1]) ||
+      !isArray(r) || r.length !== 2 || !Number.isInteger(r[0]) || !Number.isInteger(r[1]) ||
       r[0] < 0 || r[0] > r[1] || r[1] > shapeOf(t)[i]
     ) {
       fail("shrink", `range of axis ${i} must satisfy 0 <= start <= end <= ${shapeOf(t)[i]}`, r);

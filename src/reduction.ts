@@ -5,7 +5,7 @@ import { floatOf } from "./ir/dtype.ts";
 import * as ir from "./ir/node.ts";
 import type { ReduceOp } from "./ir/ops.ts";
 import { derive, liveNode, nodeOf, shapeOf, type Tensor } from "./tensor.ts";
-import { dense, described, fail, normalizeAxis } from "./validate.ts";
+import { dense, described, fail, isArray, normalizeAxis } from "./validate.ts";
 import { broadcastTo } from "./elementwise.ts";
 
 /** An axis argument of a reduction: one axis, several, or all (undefined or null). */
@@ -14,7 +14,7 @@ export type Axes = number | number[] | null | undefined;
 /** The validated, non-negative axes of a reduction (all axes when omitted). */
 function reduceAxes(fn: string, t: Tensor, axis: unknown): number[] {
   if (axis === undefined || axis === null) return shapeOf(t).map((_, i) => i);
-  const list = Array.isArray(axis) ? dense(axis) : [axis];
+  const list = isArray(axis) ? dense(axis) : [axis];
   const axes = list.map((a) => normalizeAxis(fn, a, t.ndim));
   if (axes.length > 1 && new Set(axes).size !== axes.length) {
     fail(fn, "axes must be distinct", axis);

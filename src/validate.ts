@@ -47,10 +47,11 @@ const PRINTED_TOTAL = 200;
  * `budget.left` more array elements.
  */
 function printed(v: unknown, above: Set<unknown>, budget: { left: number; }): string {
+  if (isRevokedProxy(v)) return "a revoked Proxy";
   if (v instanceof Described) return v.text;
   if (typeof v === "string") return JSON.stringify(v);
   if (typeof v === "bigint") return `${v}n`; // 1n is not the number 1 it would print as
-  if (Array.isArray(v)) {
+  if (isArray(v)) {
     // holes print as empty (map() kept them, and join() hid them); a cycle overflowed the stack,
     // and so did arrays nested 20,000 deep: past PRINTED_DEPTH an array prints as [...]
     if (above.has(v) || above.size >= PRINTED_DEPTH || budget.left <= 0) return "[...]";
@@ -81,6 +82,27 @@ function printed(v: unknown, above: Set<unknown>, budget: { left: number; }): st
   return String(v);
 }
 
+/**
+ * Whether `v` is a Proxy whose handler was revoked: every question asked of it (is it an
+ * array, its prototype, its keys) throws V8's bare TypeError, so checks ask this first.
+ */
+export function isRevokedProxy(v: unknown): boolean {
+  if ((typeof v !== "object" && typeof v !== "function") || v === null) return false;
+  try {
+    Array.isArray(v);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** `Array.isArray(v)`, false for a revoked Proxy (which it would throw for). */
+// (any[], as Array.isArray's own guard: callers narrow from their own types)
+// deno-lint-ignore no-explicit-any
+export function isArray(v: unknown): v is any[] {
+  return !isRevokedProxy(v) && Array.isArray(v);
+}
+
 /** Throws the library's standard Error: `fn: what must hold, got value`. */
 export function fail(fn: string, expected: string, got: unknown): never {
   throw new Error(`${fn}: ${expected}, got ${fmt(got)}`);
@@ -91,13 +113,8 @@ export function fail(fn: string, expected: string, got: unknown): never {
  * taken for an object without keys, every setting its default.
  */
 export function checkOptionsObject(fn: string, options: unknown, expected = "an object"): object {
-  let refused: boolean;
-  try {
-    refused = options === null || typeof options !== "object" || Array.isArray(options);
-  } catch {
-    // a revoked Proxy: Array.isArray threw V8's bare TypeError (and printing it would too)
-    fail(fn, `options must be ${expected}`, described("a revoked Proxy"));
-  }
+  const refused = options === null || typeof options !== "object" || isArray(options) ||
+    isRevokedProxy(options);
   if (refused) fail(fn, `options must be ${expected}`, options);
   if (notOptions(options as object)) {
     fail(fn, `options must be ${expected} (not a tensor, a Map or another built-in)`, options);
@@ -291,9 +308,9 @@ export function hasMemory(x: ArrayBufferView): boolean {
 export function checkShape(fn: string, name: string, given: unknown): number[] {
   // a copy (holes as undefined: every() skips them, and a shape with one passed as NaN
   // elements); errors show what was given
-  const shape = Array.isArray(given) ? dense(given) : given;
+  const shape = isArray(given) ? dense(given) : given;
   if (
-    !Array.isArray(shape) ||
+    !isArray(shape) ||
     !shape.every((d) => typeof d === "number" && Number.isInteger(d) && d >= 0)
   ) {
     fail(fn, `${name} must be an array of non-negative integers`, given);
@@ -332,7 +349,7 @@ export function normalizeAxis(fn: string, axis: unknown, ndim: number, name = "a
 
 /** Shape arguments as varargs `(2, 3)` or one array `([2, 3])`. */
 export function shapeArgs(fn: string, args: unknown[]): number[] {
-  if (args.length === 1 && Array.isArray(args[0])) return checkShape(fn, "shape", args[0]);
+  if (args.length === 1 && isArray(args[0])) return checkShape(fn, "shape", args[0]);
   return checkShape(fn, "shape", args);
 }
 

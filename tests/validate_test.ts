@@ -21,16 +21,22 @@ import { nodeOf } from "../src/tensor.ts";
 import vm from "node:vm";
 import {
   arange,
+  cpu,
   type ExampleInput,
   exportCompiled,
   type ExportOptions,
   gradcheck,
+  graph,
   jit,
   keep,
+  kernels,
+  manualSeed,
   nn,
   noGrad,
   optim,
   randn,
+  setDebug,
+  setFusion,
   type Tensor,
   tensor,
   zeros,
@@ -63,6 +69,60 @@ Deno.test("fail: a Proxy of a typed array is named as an imitation (tensor() ref
   assertThrows(() => tensor([1]).add(fake as never), Error, `got ${imitation}`);
   // the array itself is still a Float32Array
   assertThrows(() => fail("f", "s", new Float32Array(2)), Error, "f: s, got Float32Array");
+});
+
+Deno.test("validation: a revoked Proxy is refused by name everywhere (helper-168)", async () => {
+  // every question asked of one throws V8's bare TypeError ("Cannot perform 'IsArray' on a
+  // proxy that has been revoked"), printing it in an Error included
+  const revoked = (target: object = {}): never => {
+    const { proxy, revoke } = Proxy.revocable(target, {});
+    revoke();
+    return proxy as never;
+  };
+  const t = tensor([1, 2]);
+  const param = tensor([1], { requiresGrad: true });
+  const cases: [string, () => unknown][] = [
+    ["tensor", () => tensor(revoked([1]))],
+    ["tensor", () => tensor([1], { shape: revoked([1]) })],
+    ["zeros", () => zeros(revoked([1]))],
+    ["zeros", () => zeros([2], revoked())],
+    ["randn", () => randn(revoked([1]))],
+    ["manualSeed", () => manualSeed(revoked())],
+    ["LocalResponseNorm", () => new nn.LocalResponseNorm(revoked())],
+    ["LocalResponseNorm.forward", () => new nn.LocalResponseNorm(3).forward(revoked())],
+    ["graph", () => graph(revoked())],
+    ["kernels", () => kernels(revoked())],
+    ["setFusion", () => setFusion(revoked())],
+    ["setDebug", () => setDebug(revoked())],
+    ["cpu.threads", () => (cpu as { threads: unknown; }).threads = revoked()],
+    ["add", () => t.add(revoked())],
+    ["reshape", () => t.reshape(revoked([1]))],
+    ["pad", () => t.pad(revoked([1]))],
+    ["sum", () => t.sum(revoked([0]))],
+    ["SGD", () => new optim.SGD([param], revoked())],
+    ["Adam", () => new optim.Adam([param], { betas: revoked([0.9, 0.9]) })],
+    ["arange", () => arange(revoked())],
+  ];
+  for (const [fn, call] of cases) {
+    const error = assertThrows(call, Error, `${fn}`, fn);
+    assertEquals(error.constructor, Error, `${fn}: ${error.message}`);
+    assertStringIncludes(error.message, "a revoked Proxy", fn);
+  }
+  // a module's field holding one is not a member: its walks go on
+  class Holder extends nn.Module {
+    inner = new nn.LocalResponseNorm(3);
+    gone = revoked();
+    forward(x: Tensor): Tensor {
+      return this.inner.forward(x);
+    }
+  }
+  const holder = new Holder();
+  assertEquals([...holder.namedChildren()].map(([name]) => name), ["inner"]);
+  assertEquals([...holder.parameters()].length, 0);
+  assertStringIncludes(String(holder), "LocalResponseNorm");
+  assertEquals(Array.from(await t.add(1).data()), [2, 3]); // the library is still usable
+  t.dispose();
+  param.dispose();
 });
 
 Deno.test("checkShape and shapeArgs: non-negative integers, copied", () => {

@@ -4,7 +4,7 @@
 // state (a buffer).
 
 import { isTensor, type Tensor } from "../tensor.ts";
-import { described, fail } from "../validate.ts";
+import { described, fail, isArray, isRevokedProxy } from "../validate.ts";
 import { classNameOf } from "./names.ts";
 import { checkModuleReceiver } from "./receiver.ts";
 
@@ -17,7 +17,7 @@ const inspect = Symbol.for("Deno.customInspect");
  * parameter at index 10^6 of an empty array cost 20 ms a walk, at 10^8 3 s).
  */
 function forEachMember(array: readonly unknown[], visit: (i: number, v: unknown) => void): void {
-  const isMember = (v: unknown) => v instanceof Module || isTensor(v) || Array.isArray(v);
+  const isMember = (v: unknown) => isModule(v) || isTensor(v) || isArray(v);
   for (let i = 0; i < array.length; i++) {
     const v = array[i];
     if (v === undefined && !(i in array)) {
@@ -42,16 +42,21 @@ function forEachMember(array: readonly unknown[], visit: (i: number, v: unknown)
 function fieldsOf(m: Module): [string, unknown][] {
   const fields: [string, unknown][] = [];
   for (const [name, value] of Object.entries(m)) {
-    if (Array.isArray(value)) walkArray(name, value, fields);
+    if (isArray(value)) walkArray(name, value, fields);
     else fields.push([name, value]);
   }
   return fields;
 }
 
+/** Whether `v` is a Module (a revoked Proxy is not: `instanceof` threw a bare TypeError). */
+function isModule(v: unknown): v is Module {
+  return !isRevokedProxy(v) && v instanceof Module;
+}
+
 /** The child modules of `m` found by its fields, with their names. */
 function childFields(m: Module): [string, Module][] {
   return fieldsOf(m).flatMap(([name, value]) =>
-    value instanceof Module ? [[name, value] as [string, Module]] : []
+    isModule(value) ? [[name, value] as [string, Module]] : []
   );
 }
 
@@ -73,8 +78,8 @@ function childrenOf(m: Module): [string, Module][] {
   const children: [string, Module][] = [];
   for (const entry of given as Iterable<unknown>) {
     if (
-      !Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== "string" ||
-      !(entry[1] instanceof Module)
+      !isArray(entry) || entry.length !== 2 || typeof entry[0] !== "string" ||
+      !isModule(entry[1])
     ) {
       fail(fn, "an override must yield [name, Module] pairs", entry);
     }
@@ -102,7 +107,7 @@ function walkArray(name: string, array: unknown[], fields: [string, unknown][]):
       continue;
     }
     const v = entry.value;
-    if (!Array.isArray(v)) {
+    if (!isArray(v)) {
       fields.push([entry.name, v]);
       continue;
     }

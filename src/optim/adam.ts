@@ -6,7 +6,14 @@
 // computed in float64 on the host), so every step reuses one compiled plan.
 
 import type { Tensor } from "../tensor.ts";
-import { checkKnownKeys, checkOptionsObject, checkRate, dense, fail } from "../validate.ts";
+import {
+  checkKnownKeys,
+  checkOptionsObject,
+  checkRate,
+  dense,
+  fail,
+  isArray,
+} from "../validate.ts";
 import { Optimizer } from "./optimizer.ts";
 import { checkReceiver } from "./receiver.ts";
 import { nameModuleClass } from "../nn/names.ts";
@@ -58,8 +65,8 @@ export class Adam extends Optimizer {
     const { lr = 1e-3, betas: given = [0.9, 0.999], eps = 1e-8, weightDecay = 0 } = options;
     super("Adam", params, lr);
     // copied, each read once: a getter read again after its check gave a beta of 5
-    const betas = Array.isArray(given) ? dense(given) : given;
-    if (!Array.isArray(betas) || betas.length !== 2) {
+    const betas = isArray(given) ? dense(given) : given;
+    if (!isArray(betas) || betas.length !== 2) {
       fail("Adam", "betas must be a pair [beta1, beta2]", betas);
     }
     for (const b of betas) {
