@@ -105,6 +105,7 @@ export function backward(t: Tensor, gradient?: Tensor): void {
       ? 0
       : lazyPasses.get(previous) ?? 1;
     lazyPasses.set(sum, lazyBefore + 1);
+    if (lazyBefore > 0) nextTry.set(sum, nextTry.get(previous!) ?? GRADIENT_SUM_PASSES);
     noteGradientDetach(sum);
     // the leaf owns its gradient: it outlives the tidy() scope the backward pass ran in while
     // the leaf holds it and lives (cleared by zeroGrad, replaced by a later sum, or with its
@@ -137,12 +138,20 @@ export function backward(t: Tensor, gradient?: Tensor): void {
  * dropped batch could be collected (a 40 KB batch kept per step over 600 steps, helper-166);
  * computed at every pass, a loop of micro-batches computed each pass's backward graph apart
  * instead of all of them together at the step (a 12-layer MLP, 8 micro-batches a step: 31 ->
- * 108 ms a step, helper-167). So a sum keeps at most this many batches.
+ * 108 ms a step, helper-167). So a sum keeps about this many batches, unless computing it
+ * would store a pending update or wait for a webgpu run in flight (a loop that never awaits
+ * lets none finish): then it is tried again after twice as many passes.
  */
 export const GRADIENT_SUM_PASSES = 8;
 
 /** How many lazy backward passes a gradient sum made by backward() adds up. */
 const lazyPasses = new WeakMap<Node, number>();
+/**
+ * At how many passes a sum is next looked at: GRADIENT_SUM_PASSES, then twice as many each time
+ * it could not be computed. Looked at every pass, a sum held back by a pending update had its
+ * whole history walked at every pass (4,000 passes: 7 s against 0.12 s, helper-169).
+ */
+const nextTry = new WeakMap<Node, number>();
 
 function isLazy(node: Node, device: DeviceName): boolean {
   return storedAnywhere(node) === undefined && !isInFlight(node, device);
@@ -163,13 +172,21 @@ function computeLongSums(held: readonly (Tensor | null)[]): void {
   for (const t of held) {
     if (t === null || t.isDisposed || !madeByBackward(t)) continue;
     const sum = nodeOf(t);
-    if ((lazyPasses.get(sum) ?? 0) < GRADIENT_SUM_PASSES || !isLazy(sum, t.device)) continue;
-    const below = topoSort([sum], (n) => storedAnywhere(n) !== undefined);
-    if (below.some((n) => isInFlight(n, t.device))) continue;
-    if (withWaitingVariables([sum], t.device).length > 1) continue;
+    const passes = lazyPasses.get(sum) ?? 0;
+    if (passes < (nextTry.get(sum) ?? GRADIENT_SUM_PASSES) || !isLazy(sum, t.device)) continue;
     byDevice.set(t.device, [...(byDevice.get(t.device) ?? []), sum]);
   }
   for (const [device, sums] of byDevice) {
+    // one walk for every leaf's sum (their passes share the backward graphs): one blocked
+    // holds them all back until twice as many passes (parameters step together)
+    const below = topoSort(sums, (n) => storedAnywhere(n) !== undefined);
+    if (
+      below.some((n) => isInFlight(n, device)) ||
+      withWaitingVariables(sums, device).length > sums.length
+    ) {
+      for (const sum of sums) nextTry.set(sum, 2 * lazyPasses.get(sum)!);
+      continue;
+    }
     const settle = () => sums.forEach(settleIfDead);
     try {
       const ran = realizeOn(device, sums);
