@@ -33,7 +33,7 @@ import {
 import { described, fail } from "./validate.ts";
 import { realizeOn } from "./realization.ts";
 import { isInFlight, storedAnywhere } from "./runtime/realize.ts";
-import { withWaitingVariables } from "./pending.ts";
+import { awaitsStoring, withWaitingVariables } from "./pending.ts";
 import type { DeviceName } from "./runtime/device.ts";
 
 /** `t.backward(gradient)`: d(t)/d(leaf) added to each leaf's `grad`. */
@@ -168,32 +168,48 @@ function isLazy(node: Node, device: DeviceName): boolean {
  */
 function computeLongSums(held: readonly (Tensor | null)[]): void {
   if (tracing()) return;
-  const byDevice = new Map<DeviceName, Node[]>();
+  // (a set: equal gradients are one node, and a duplicate hid a pending update from the count
+  // below, helper-170)
+  const byDevice = new Map<DeviceName, Set<Node>>();
   for (const t of held) {
     if (t === null || t.isDisposed || !madeByBackward(t)) continue;
     const sum = nodeOf(t);
     const passes = lazyPasses.get(sum) ?? 0;
     if (passes < (nextTry.get(sum) ?? GRADIENT_SUM_PASSES) || !isLazy(sum, t.device)) continue;
-    byDevice.set(t.device, [...(byDevice.get(t.device) ?? []), sum]);
+    if (!byDevice.has(t.device)) byDevice.set(t.device, new Set());
+    byDevice.get(t.device)!.add(sum);
   }
-  for (const [device, sums] of byDevice) {
-    // one walk for every leaf's sum (their passes share the backward graphs): one blocked
-    // holds them all back until twice as many passes (parameters step together)
-    const below = topoSort(sums, (n) => storedAnywhere(n) !== undefined);
-    if (
-      below.some((n) => isInFlight(n, device)) ||
-      withWaitingVariables(sums, device).length > sums.length
-    ) {
-      for (const sum of sums) nextTry.set(sum, 2 * lazyPasses.get(sum)!);
+  const backOff = (sums: readonly Node[]) => {
+    for (const sum of sums) nextTry.set(sum, 2 * lazyPasses.get(sum)!);
+  };
+  for (const [device, all] of byDevice) {
+    // one walk for every leaf's sum (their passes share the backward graphs), marking what
+    // reaches a waiting variable or a run in flight: only those sums are held back (one held
+    // back them all, and a leaf that read only stored batches kept every batch, helper-170)
+    const isStored = (n: Node) => storedAnywhere(n) !== undefined;
+    const reaches = new Set<Node>();
+    for (const n of topoSort([...all], isStored)) {
+      if (isStored(n)) continue;
+      if (isInFlight(n, device) || awaitsStoring(n) || n.srcs.some((x) => reaches.has(x))) {
+        reaches.add(n);
+      }
+    }
+    backOff([...all].filter((sum) => reaches.has(sum)));
+    const sums = [...all].filter((sum) => !reaches.has(sum));
+    // (the same question as the realization's own: it would pull in nothing else)
+    if (sums.length === 0) continue;
+    if (withWaitingVariables(sums, device).length > sums.length) {
+      backOff(sums);
       continue;
     }
     const settle = () => sums.forEach(settleIfDead);
     try {
       const ran = realizeOn(device, sums);
-      if (ran instanceof Promise) ran.then(settle, () => {});
+      if (ran instanceof Promise) ran.then(settle, () => backOff(sums));
       else settle();
     } catch {
-      // (their reads compute them again and say what is missing)
+      // (their reads compute them again and say what is missing; tried again later)
+      backOff(sums);
     }
   }
 }

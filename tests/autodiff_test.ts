@@ -217,6 +217,47 @@ Deno.test("backward: a long gradient sum is not computed through a pending updat
   }
 });
 
+Deno.test("backward: long gradient sums are held back one by one, shared ones once (helper-170)", async (t) => {
+  for (const device of testDevices) {
+    await t.step(device, async () => {
+      const n = 16;
+      // b's gradient reads only its batches; w's reads w's pending update: w's sum is held
+      // back, b's is computed (both were held back together, and b kept every batch)
+      const w = tensor(new Float32Array(n).fill(1), { requiresGrad: true, device });
+      const b = tensor(new Float32Array(n).fill(1), { requiresGrad: true, device });
+      w.assign(w.mul(0.5));
+      const early: number[] = [];
+      const late: number[] = [];
+      let want = 0;
+      const passes = 6 * GRADIENT_SUM_PASSES;
+      for (let pass = 0; pass < passes; pass++) {
+        const y = tensor(new Float32Array(n).fill(pass % 5), { device }); // dropped
+        w.square().sum().add(b.mul(y).sum()).backward();
+        want += pass % 5;
+        await tensor([0], { device }).data(); // (runs before it settled, on webgpu too)
+        (pass < 3 * GRADIENT_SUM_PASSES ? early : late)
+          .push(topoSort([nodeOf(b.grad!)], () => false).length);
+      }
+      assert(Math.max(...late) <= Math.max(...early), `b's graph grew: ${late}`);
+      assertEquals(Array.from(await b.grad!.data()), new Array(n).fill(want));
+      assertEquals(Array.from(await w.grad!.data()), new Array(n).fill(passes));
+      // two leaves with one gradient node (hash-consing): the duplicate hid w's pending update
+      // from the test, and computing the sum stored it under a lazy loss built before
+      const a = tensor([1, 2, 3], { requiresGrad: true, device });
+      const c = tensor([1, 2, 3], { requiresGrad: true, device });
+      const v = tensor([1, 2, 3], { device });
+      const loss = v.square().sum(); // 14, read at the end
+      v.assign(v.mul(0.5));
+      for (let pass = 0; pass < GRADIENT_SUM_PASSES + 4; pass++) {
+        a.mul(v).sum().add(c.mul(v).sum()).backward();
+      }
+      assertEquals(await loss.item(), 14);
+      assertClose(await c.grad!.data(), [0.5, 1, 1.5].map((x) => x * (GRADIENT_SUM_PASSES + 4)));
+      for (const x of [w, b, a, c, v, loss]) x.dispose();
+    });
+  }
+});
+
 Deno.test("backward: a grad the program disposed is refused, not taken for none", async () => {
   const x = tensor([1, 2, 3], { requiresGrad: true });
   const other = tensor([1, 1, 1], { requiresGrad: true });
