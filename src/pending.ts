@@ -105,11 +105,7 @@ export function unprotectReader(node: Node): void {
 export function replaceWhenStored(next: Node, old: Node): void {
   replaces.set(next, [old]);
   awaitingSuccessor.add(old);
-  assignedValues.add(next);
 }
-
-/** The values given by assign(): their storing frees what they replace (freesWhenStored). */
-const assignedValues = new WeakSet<Node>();
 
 /** Values replaced by an assignment not stored yet (freeReplaced frees them once it is). */
 const awaitingSuccessor = new WeakSet<Node>();
@@ -177,12 +173,11 @@ export function awaitsStoring(node: Node): boolean {
 }
 
 /**
- * Whether `node` is an assigned value not stored yet, whose storing frees what it replaces: a
- * computed leaf made to require grad replaces nothing of its own (an old value handed to it
- * to keep, when the value it reads was assigned, was freed at that assignment but for it).
+ * Whether storing `node`, a variable waited for, frees what it replaces (an assigned value):
+ * a computed leaf made to require grad replaces nothing, and computing it early is harmless.
  */
 export function freesWhenStored(node: Node): boolean {
-  return awaitsStoring(node) && assignedValues.has(node);
+  return awaitsStoring(node) && (replaces.get(node)?.length ?? 0) > 0;
 }
 
 /** Whether `node` was replaced while a handle kept it (freeIfReplaced frees it). */
