@@ -33,7 +33,7 @@ import {
 import { described, fail } from "./validate.ts";
 import { realizeOn } from "./realization.ts";
 import { isInFlight, storedAnywhere } from "./runtime/realize.ts";
-import { freesWhenStored } from "./pending.ts";
+import { awaitsStoring, withWaitingVariables } from "./pending.ts";
 import type { DeviceName } from "./runtime/device.ts";
 
 /** `t.backward(gradient)`: d(t)/d(leaf) added to each leaf's `grad`. */
@@ -161,9 +161,9 @@ function isLazy(node: Node, device: DeviceName): boolean {
  * Starts computing the gradients in `held` (a leaf's gradient before a backward pass, or null)
  * that add up GRADIENT_SUM_PASSES passes, together on each device (their passes share work);
  * once stored, their histories are dropped (they are built upon). Not in a jit trace, and not
- * a sum that reads an assigned value not stored yet (a parameter's pending update, whose
- * storing frees the value lazy losses still read: helper-167) or a value a run in flight is
- * computing (webgpu: recomputed below it, pass after pass). A failure is left to the
+ * a sum whose computing would compute more: a waiting variable (a parameter's pending update,
+ * whose storing frees the value lazy losses still read: helper-167) or a value a run in flight
+ * is computing (webgpu: recomputed below it, pass after pass). A failure is left to the
  * gradient's reads, which report it.
  */
 function computeLongSums(held: readonly (Tensor | null)[]): void {
@@ -184,21 +184,24 @@ function computeLongSums(held: readonly (Tensor | null)[]): void {
   };
   for (const [device, all] of byDevice) {
     // one walk for every leaf's sum (their passes share the backward graphs), marking what
-    // reaches an assigned value waited for or a run in flight: only those sums are held back
-    // (one held back them all, and a leaf that read only stored batches kept every batch,
-    // helper-170). A computed leaf made to require grad is waited for too, but storing it frees
-    // nothing: it is computed with them (it held every sum reading it back, helper-172)
+    // reaches a waiting variable or a run in flight: only those sums are held back (one held
+    // back them all, and a leaf that read only stored batches kept every batch, helper-170)
     const isStored = (n: Node) => storedAnywhere(n) !== undefined;
     const reaches = new Set<Node>();
     for (const n of topoSort([...all], isStored)) {
       if (isStored(n)) continue;
-      if (isInFlight(n, device) || freesWhenStored(n) || n.srcs.some((x) => reaches.has(x))) {
+      if (isInFlight(n, device) || awaitsStoring(n) || n.srcs.some((x) => reaches.has(x))) {
         reaches.add(n);
       }
     }
     backOff([...all].filter((sum) => reaches.has(sum)));
     const sums = [...all].filter((sum) => !reaches.has(sum));
+    // (the same question as the realization's own: it would pull in nothing else)
     if (sums.length === 0) continue;
+    if (withWaitingVariables(sums, device).length > sums.length) {
+      backOff(sums);
+      continue;
+    }
     const settle = () => sums.forEach(settleIfDead);
     try {
       const ran = realizeOn(device, sums);

@@ -172,14 +172,6 @@ export function awaitsStoring(node: Node): boolean {
   return waiting.has(node) && !isStored(node);
 }
 
-/**
- * Whether storing `node`, a variable waited for, frees what it replaces (an assigned value):
- * a computed leaf made to require grad replaces nothing, and computing it early is harmless.
- */
-export function freesWhenStored(node: Node): boolean {
-  return awaitsStoring(node) && (replaces.get(node)?.length ?? 0) > 0;
-}
-
 /** Whether `node` was replaced while a handle kept it (freeIfReplaced frees it). */
 export function replacedWhileHeld(node: Node): boolean {
   return keptByHandle.has(node);

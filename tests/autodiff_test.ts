@@ -217,7 +217,7 @@ Deno.test("backward: a long gradient sum is not computed through a pending updat
   }
 });
 
-Deno.test("backward: long gradient sums are held back one by one, shared ones once, computed leaves not (helper-170, 172)", async (t) => {
+Deno.test("backward: long gradient sums are held back one by one, shared ones once (helper-170)", async (t) => {
   for (const device of testDevices) {
     await t.step(device, async () => {
       const n = 16;
@@ -253,26 +253,7 @@ Deno.test("backward: long gradient sums are held back one by one, shared ones on
       }
       assertEquals(await loss.item(), 14);
       assertClose(await c.grad!.data(), [0.5, 1, 1.5].map((x) => x * (GRADIENT_SUM_PASSES + 4)));
-      // a computed leaf made to require grad waits to be stored, but storing it frees nothing:
-      // the sums reading it are computed (they were held back for good, helper-172)
-      const made = tensor([1, 2, 3], { device }).mul(2).requiresGrad_();
-      const other = tensor([1, 1, 1], { requiresGrad: true, device });
-      const sizes: number[] = [];
-      for (let pass = 0; pass < 6 * GRADIENT_SUM_PASSES; pass++) {
-        const batch = tensor([pass, 1, 2], { device }); // dropped
-        batch.mul(made).mul(other).sum().backward();
-        await tensor([0], { device }).data();
-        sizes.push(topoSort([nodeOf(other.grad!)], () => false).length);
-      }
-      const half = sizes.length / 2;
-      assert(Math.max(...sizes.slice(half)) <= Math.max(...sizes.slice(0, half)), `${sizes}`);
-      const passSum = (6 * GRADIENT_SUM_PASSES - 1) * 3 * GRADIENT_SUM_PASSES; // 0 + 1 + ...
-      assertClose(await other.grad!.data(), [
-        2 * passSum,
-        4 * 6 * GRADIENT_SUM_PASSES,
-        6 * 2 * 6 * GRADIENT_SUM_PASSES,
-      ]);
-      for (const x of [w, b, a, c, v, loss, made, other]) x.dispose();
+      for (const x of [w, b, a, c, v, loss]) x.dispose();
     });
   }
 });
