@@ -619,6 +619,7 @@ function splitLongReduction(
   // the axes x is broadcast along loop not at all (a sum is the body times their count,
   // kernel.ts): only the others count. Cut into chunks, a broadcast sum added its chunks in
   // float32 (3 over 16,777,217 elements gave 50334376 on webgpu, not 50331648: helper-165)
+  if (numelOf(axes.map((a) => x.shape[a])) <= maxExtent) return null; // (every cpu reduction)
   const along = constantAlong(x);
   const extent = numelOf(axes.filter((a) => !along[a]).map((a) => x.shape[a]));
   if (extent <= maxExtent) return null;
