@@ -139,8 +139,10 @@ export function backward(t: Tensor, gradient?: Tensor): void {
  * computed at every pass, a loop of micro-batches computed each pass's backward graph apart
  * instead of all of them together at the step (a 12-layer MLP, 8 micro-batches a step: 31 ->
  * 108 ms a step, helper-167). So a sum keeps about this many batches, unless computing it
- * would store a pending update or wait for a webgpu run in flight (a loop that never awaits
- * lets none finish): then it is tried again after twice as many passes.
+ * would store a value waited for (a pending update, or a computed leaf made to require grad
+ * that nothing read yet: computing those early freed what lazy losses read, helper-174) or
+ * wait for a webgpu run in flight (a loop that never awaits lets none finish): then it is
+ * tried again after twice as many passes.
  */
 export const GRADIENT_SUM_PASSES = 8;
 
